@@ -1,0 +1,174 @@
+/**
+ * Public shapes of the block engine. Everything outside `node/engine` (NBD server, API, CloudSnap) talks to the
+ * engine through these types only.
+ */
+
+/** A byte range. */
+export interface Extent {
+  offset: number;
+  length: number;
+}
+
+/** State of a byte range as NBD `base:allocation` sees it. */
+export type BlockState = 'data' | 'zero';
+
+export interface StatusExtent {
+  length: number;
+  /** 'data': holds written data; 'zero': never written, trimmed or zeroed (reads return zeros, holds no space). */
+  state: BlockState;
+}
+
+export interface WriteOptions {
+  /** Force unit access: the write is durable when the promise resolves. */
+  fua?: boolean;
+}
+
+/**
+ * A volume or snapshot opened for I/O. Offsets and lengths are bytes; any alignment is accepted (sub-4 KiB writes
+ * are read-modify-write inside the engine). Out-of-range I/O rejects with INVALID_ARGUMENT; any write to a read-only
+ * device rejects with PERMISSION_DENIED.
+ */
+export interface BlockDevice {
+  /** Export name: `VOLUME` or `VOLUME@SNAPSHOT`. */
+  readonly name: string;
+  /** Size in bytes at open time. */
+  readonly size: number;
+  readonly readOnly: boolean;
+  /** Minimum I/O block the device prefers (bytes); smaller is accepted. */
+  readonly blockSize: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, data: Buffer, options?: WriteOptions): Promise<void>;
+  /** Makes the range read as zeros; frees the space where it can. */
+  writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void>;
+  /** Discards the range: afterwards it reads as zeros. */
+  trim(offset: number, length: number, options?: WriteOptions): Promise<void>;
+  /** Makes every write completed before this call durable. */
+  flush(): Promise<void>;
+  /** Consecutive extents covering [offset, offset+length) (the last may end early, never past the device). */
+  blockStatus(offset: number, length: number): Promise<StatusExtent[]>;
+  /** Flushes and releases the device (and the writer slot of its volume). */
+  close(): Promise<void>;
+}
+
+/** Finds exports by name for the NBD server. */
+export interface ExportProvider {
+  /** Names of all exports (volumes, and `VOLUME@SNAPSHOT` for each snapshot). */
+  listExports(): Promise<string[]>;
+  /** Size and read-only flag of an export without opening it; NOT_FOUND when there is no such export. */
+  describeExport(name: string): Promise<{ size: number; readOnly: boolean; blockSize: number }>;
+  /**
+   * Opens an export. A snapshot export is always read-only. A volume that is not shared accepts one writer at a
+   * time: a second open for writing rejects with FAILED_PRECONDITION.
+   */
+  openExport(name: string): Promise<BlockDevice>;
+}
+
+export interface VolumeInfo {
+  id: string;
+  name: string;
+  size: number;
+  ha_level: number;
+  labels: Record<string, string>;
+  /** ISO-8601 time of creation. */
+  created: string;
+  /** Number of user-visible snapshots. */
+  snapshot_count: number;
+  /** 'up' when usable; 'restoring' while a restore into it is incomplete (never served as complete). */
+  status: 'up' | 'restoring';
+  /** True while an NBD writer (or another opener) holds the volume. */
+  attached: boolean;
+  /** Whether several writers may attach at once. */
+  shared: boolean;
+  /** The snapshot this volume was cloned from, if any. */
+  parent_snapshot_id?: string;
+  /** Bytes of data held by this volume's writable layer (not counting what it shares with snapshots). */
+  bytes_used: number;
+}
+
+export interface SnapshotInfo {
+  id: string;
+  name: string;
+  volume_id: string;
+  volume_name: string;
+  /** Size of the volume when the snapshot was taken. */
+  size: number;
+  labels: Record<string, string>;
+  created: string;
+}
+
+export interface CreateVolumeRequest {
+  name: string;
+  size: number;
+  ha_level?: number;
+  labels?: Record<string, string>;
+  shared?: boolean;
+}
+
+export interface UpdateVolumeRequest {
+  /** New size in bytes; must not shrink. */
+  size?: number;
+  /** Labels to set (a value of '' removes the label). */
+  labels?: Record<string, string>;
+}
+
+export interface ChangedBlocksRequest {
+  /** Snapshot to diff from; absent means "since the volume was empty" (the allocation map). */
+  base_snapshot_id?: string;
+  /** Snapshot to diff to; absent means the live volume. */
+  target_snapshot_id?: string;
+  /** Resume after this byte offset (from `next_offset` of the previous page). */
+  offset?: number;
+  /** Maximum extents in this page (default 1000). */
+  limit?: number;
+}
+
+export interface ChangedBlocksPage {
+  /** Sorted, non-overlapping, merged extents. */
+  extents: Extent[];
+  /** Granularity of the map in bytes: every extent starts and ends on it (or at the volume end). */
+  block_size: number;
+  /** Offset to pass to get the next page; absent at the end. */
+  next_offset?: number;
+  /** Size in bytes of the target (snapshot or live volume). */
+  size: number;
+}
+
+export interface CloneVolumeRequest {
+  /** A volume id or name (a snapshot of it is taken first) or a snapshot id. */
+  parent_id: string;
+  name: string;
+  labels?: Record<string, string>;
+}
+
+export interface CreateSnapshotRequest {
+  /** Unique among the volume's snapshots; same rules as volume names. */
+  name: string;
+  labels?: Record<string, string>;
+}
+
+/**
+ * The volume and snapshot operations of a node. Every method rejects with a FerryError: INVALID_ARGUMENT (with the
+ * field), NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION, RESOURCE_EXHAUSTED (65th snapshot), never anything else
+ * for bad input, and changes nothing when it rejects.
+ */
+export interface VolumeEngine extends ExportProvider {
+  /** Idempotent by name: the same name and size returns the existing volume with `created: false`. */
+  createVolume(request: CreateVolumeRequest): Promise<{ volume: VolumeInfo; created: boolean }>;
+  listVolumes(): Promise<VolumeInfo[]>;
+  /** By id or by name. */
+  inspectVolume(idOrName: string): Promise<VolumeInfo>;
+  updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo>;
+  /** Deletes the volume and its snapshots; clones made from them keep working. Refused while attached. */
+  deleteVolume(idOrName: string): Promise<void>;
+  cloneVolume(request: CloneVolumeRequest): Promise<VolumeInfo>;
+  createSnapshot(volumeIdOrName: string, request: CreateSnapshotRequest): Promise<SnapshotInfo>;
+  listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]>;
+  /** By snapshot id, or `VOLUME@SNAPSHOT`. */
+  inspectSnapshot(idOrExport: string): Promise<SnapshotInfo>;
+  deleteSnapshot(idOrExport: string): Promise<void>;
+  /** Makes the live volume equal to the snapshot. Refused (FAILED_PRECONDITION) while the volume is attached. */
+  restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void>;
+  changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage>;
+  /** Flushes everything and closes files. */
+  close(): Promise<void>;
+}
