@@ -1,0 +1,12 @@
+/** Engine granule: the unit of allocation, copy-on-write and changed-block tracking. */
+export const GRANULE = 4096;
+/** Granules per map chunk (one chunk covers 16 MiB of a volume). */
+export const CHUNK_GRANULES = 4096;
+/** User-visible snapshots a volume may have. */
+export const MAX_SNAPSHOTS = 64;
+/** Largest volume: 64 TiB. */
+export const MAX_VOLUME_SIZE = 64 * 1024 ** 4;
+/** Volume sizes must be a multiple of this. */
+export const SIZE_ALIGNMENT = 4096;
+/** Longest volume or snapshot name. */
+export const MAX_NAME_LENGTH = 128;

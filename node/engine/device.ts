@@ -1,0 +1,201 @@
+import { FerryError } from '../../common/errors.js';
+import { chainOf, loadChain, resolve, type Segment } from './chain.js';
+import { GRANULE } from './constants.js';
+import type { Gate, KeyedLock } from './gate.js';
+import { ABSENT, DATA, ZERO } from './granule-map.js';
+import type { IoTracker } from './io-tracker.js';
+import type { Layer } from './layer.js';
+import type { BlockDevice, StatusExtent, WriteOptions } from './types.js';
+
+/** What a device needs from the engine: the view's current top layer and the volume's concurrency controls. */
+export interface ViewSource {
+  /** The layer the view reads from (and, for a volume, writes to). */
+  top(): Layer;
+  readonly gate: Gate;
+  readonly locks: KeyedLock;
+  readonly tracker: IoTracker;
+}
+
+/** Reads a resolved segment list into `out`, whose byte 0 is volume offset `base`. */
+async function fill(out: Buffer, base: number, segments: readonly Segment[]): Promise<void> {
+  const end = base + out.length;
+  const reads: Promise<void>[] = [];
+  for (const s of segments) {
+    const from = Math.max(base, s.start * GRANULE);
+    const to = Math.min(end, (s.start + s.count) * GRANULE);
+    if (to <= from) continue;
+    if (s.layer === undefined || s.state !== DATA) out.fill(0, from - base, to - base);
+    else reads.push(s.layer.readData(out, from - base, to - from, from));
+  }
+  await Promise.all(reads);
+}
+
+/** A volume (writable) or snapshot (read-only) opened for I/O through its layer chain. */
+export class LayerDevice implements BlockDevice {
+  readonly blockSize = GRANULE;
+  private closed = false;
+
+  constructor(
+    readonly name: string,
+    readonly size: number,
+    readonly readOnly: boolean,
+    private readonly source: ViewSource,
+    private readonly onClose: () => void,
+  ) {}
+
+  private check(offset: number, length: number, writing: boolean): void {
+    if (this.closed) throw new FerryError('FAILED_PRECONDITION', `export ${this.name} is closed`);
+    if (writing && this.readOnly) {
+      throw new FerryError('PERMISSION_DENIED', `export ${this.name} is read-only (snapshots cannot be written)`);
+    }
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+      throw new FerryError('INVALID_ARGUMENT', `offset and length must be non-negative integers`, { field: 'offset' });
+    }
+    if (offset + length > this.size) {
+      throw new FerryError(
+        'INVALID_ARGUMENT',
+        `I/O at ${offset}+${length} is past the end of ${this.name} (${this.size} bytes)`,
+        { field: 'offset' },
+      );
+    }
+  }
+
+  private async withIo<T>(fn: () => Promise<T>): Promise<T> {
+    await this.source.gate.enterShared();
+    const epoch = this.source.tracker.enter();
+    try {
+      return await fn();
+    } finally {
+      this.source.tracker.leave(epoch);
+      this.source.gate.leaveShared();
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.check(offset, length, false);
+    return this.withIo(async () => {
+      const out = Buffer.allocUnsafe(length);
+      if (length === 0) return out;
+      const chain = chainOf(this.source.top());
+      await loadChain(chain);
+      const segments = resolve(chain, Math.floor(offset / GRANULE), Math.ceil((offset + length) / GRANULE));
+      await fill(out, offset, segments);
+      return out;
+    });
+  }
+
+  async write(offset: number, data: Buffer, options: WriteOptions = {}): Promise<void> {
+    this.check(offset, data.length, true);
+    if (data.length === 0) return;
+    await this.withIo(() => this.writeUnderGate(offset, data));
+    if (options.fua === true) await this.flush();
+  }
+
+  /** The write path: in place where the top layer already holds the granule, read-modify-write where it does not. */
+  private async writeUnderGate(offset: number, data: Buffer): Promise<void> {
+    const top = this.source.top();
+    const chain = chainOf(top);
+    await loadChain(chain);
+    const end = offset + data.length;
+    const g0 = Math.floor(offset / GRANULE);
+    const g1 = Math.ceil(end / GRANULE);
+    const headPartial = offset % GRANULE !== 0 || end < (g0 + 1) * GRANULE;
+    const tailPartial = end % GRANULE !== 0 && g1 - 1 !== g0;
+    const edges: number[] = [];
+    if (headPartial && top.granules.get(g0) !== DATA) edges.push(g0);
+    if (tailPartial && top.granules.get(g1 - 1) !== DATA) edges.push(g1 - 1);
+    if (edges.length === 0) {
+      await top.ensureFiles();
+      await top.writeData(data, 0, data.length, offset);
+      top.mark(g0, g1 - g0, DATA);
+      return;
+    }
+    const releases = [];
+    for (const g of edges) releases.push(await this.source.locks.lock(g));
+    try {
+      const needHead = edges.includes(g0) && top.granules.get(g0) !== DATA;
+      const needTail = edges.includes(g1 - 1) && top.granules.get(g1 - 1) !== DATA;
+      const from = needHead ? g0 * GRANULE : offset;
+      const to = needTail ? g1 * GRANULE : end;
+      const buf = Buffer.allocUnsafe(to - from);
+      if (needHead) await this.readBelow(chain, g0, buf, 0);
+      if (needTail) await this.readBelow(chain, g1 - 1, buf, (g1 - 1) * GRANULE - from);
+      data.copy(buf, offset - from);
+      await top.ensureFiles();
+      await top.writeData(buf, 0, buf.length, from);
+      top.mark(g0, g1 - g0, DATA);
+    } finally {
+      for (const r of releases) r();
+    }
+  }
+
+  /** The current content of one granule as the writable top does not hold it: zeros or the layers below. */
+  private async readBelow(chain: readonly Layer[], g: number, buf: Buffer, at: number): Promise<void> {
+    const top = chain[0] as Layer;
+    if (top.granules.get(g) === ZERO) {
+      buf.fill(0, at, at + GRANULE);
+      return;
+    }
+    const segs = resolve(chain.slice(1), g, g + 1);
+    await fill(buf.subarray(at, at + GRANULE), g * GRANULE, segs);
+  }
+
+  async writeZeroes(offset: number, length: number, options: WriteOptions = {}): Promise<void> {
+    this.check(offset, length, true);
+    if (length === 0) return;
+    const end = offset + length;
+    const f0 = Math.ceil(offset / GRANULE);
+    const f1 = Math.floor(end / GRANULE);
+    if (f1 <= f0) {
+      await this.write(offset, Buffer.alloc(length), options);
+      return;
+    }
+    if (offset < f0 * GRANULE) await this.write(offset, Buffer.alloc(f0 * GRANULE - offset));
+    if (end > f1 * GRANULE) await this.write(f1 * GRANULE, Buffer.alloc(end - f1 * GRANULE));
+    await this.withIo(async () => {
+      const top = this.source.top();
+      await top.load();
+      // A base layer has nothing below to hide: ABSENT reads as zeros and keeps the map small.
+      top.mark(f0, f1 - f0, top.parent === undefined ? ABSENT : ZERO);
+    });
+    if (options.fua === true) await this.flush();
+  }
+
+  trim(offset: number, length: number, options: WriteOptions = {}): Promise<void> {
+    return this.writeZeroes(offset, length, options);
+  }
+
+  async flush(): Promise<void> {
+    if (this.readOnly) return;
+    await this.withIo(() => this.source.top().flush());
+  }
+
+  async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+    this.check(offset, length, false);
+    return this.withIo(async () => {
+      const chain = chainOf(this.source.top());
+      await loadChain(chain);
+      const end = offset + length;
+      const out: StatusExtent[] = [];
+      for (const s of resolve(chain, Math.floor(offset / GRANULE), Math.ceil(end / GRANULE))) {
+        const from = Math.max(offset, s.start * GRANULE);
+        const to = Math.min(end, (s.start + s.count) * GRANULE);
+        const state = s.state === DATA ? 'data' : 'zero';
+        const last = out[out.length - 1];
+        if (last !== undefined && last.state === state) last.length += to - from;
+        else out.push({ length: to - from, state });
+      }
+      return out;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.closed = true;
+      this.onClose();
+    }
+  }
+}

@@ -1,0 +1,545 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FerryError, invalidArgument, notFound } from '../../common/errors.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import type { ClusterStore, StoreOp } from '../store/types.js';
+import { chainOf, loadChain } from './chain.js';
+import { changedPage, diffLayers } from './changed-blocks.js';
+import { MAX_SNAPSHOTS } from './constants.js';
+import { LayerDevice, type ViewSource } from './device.js';
+import { failpoint } from './failpoints.js';
+import { Gate, KeyedLock } from './gate.js';
+import { IoTracker } from './io-tracker.js';
+import type { Layer } from './layer.js';
+import { LayerSet, newId } from './layer-set.js';
+import { Mutex } from './mutex.js';
+import { del, keys, put, type SnapshotRecord, type VolumeRecord } from './records.js';
+import type {
+  BlockDevice,
+  ChangedBlocksPage,
+  ChangedBlocksRequest,
+  CloneVolumeRequest,
+  CreateSnapshotRequest,
+  CreateVolumeRequest,
+  SnapshotInfo,
+  UpdateVolumeRequest,
+  VolumeEngine,
+  VolumeInfo,
+} from './types.js';
+import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
+
+export interface EngineOptions {
+  /** Directory holding the layer files and (with the embedded store) the store file. */
+  dataDir: string;
+  /** The cluster store; default: the embedded SQLite store at `<dataDir>/cluster.db`. */
+  store?: ClusterStore;
+}
+
+interface VolumeState extends ViewSource {
+  record: VolumeRecord;
+  layer: Layer;
+  writers: number;
+}
+
+interface SnapshotState {
+  record: SnapshotRecord;
+  layer: Layer;
+  readers: number;
+}
+
+/** Opens (creating when new) the block engine of a node. */
+export async function openEngine(options: EngineOptions): Promise<VolumeEngine> {
+  const layersDir = join(options.dataDir, 'layers');
+  await mkdir(layersDir, { recursive: true, mode: 0o700 });
+  const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
+  const engine = new Engine(store, layersDir, options.store === undefined);
+  await engine.load();
+  return engine;
+}
+
+class Engine implements VolumeEngine {
+  private readonly volumes = new Map<string, VolumeState>();
+  private readonly snapshots = new Map<string, SnapshotState>();
+  private readonly tracker = new IoTracker();
+  private readonly layers: LayerSet;
+  private readonly meta = new Mutex();
+
+  constructor(
+    private readonly store: ClusterStore,
+    layersDir: string,
+    private readonly ownsStore: boolean,
+  ) {
+    this.layers = new LayerSet(layersDir, store, this.tracker, (layer) => this.volumeTopped(layer)?.gate);
+  }
+
+  async load(): Promise<void> {
+    await this.layers.load();
+    for (const { value } of await this.store.list<VolumeRecord>(keys.volumes)) this.addVolume(value);
+    for (const { value } of await this.store.list<SnapshotRecord>(keys.snapshots)) this.addSnapshot(value);
+    await this.layers.collectAll();
+  }
+
+  private volumeTopped(layer: Layer): VolumeState | undefined {
+    for (const v of this.volumes.values()) if (v.layer === layer) return v;
+    return undefined;
+  }
+
+  private addVolume(record: VolumeRecord): VolumeState {
+    const state: VolumeState = {
+      record,
+      layer: this.layers.get(record.top),
+      writers: 0,
+      gate: new Gate(),
+      locks: new KeyedLock(),
+      tracker: this.tracker,
+      top: () => state.layer,
+    };
+    this.volumes.set(record.id, state);
+    this.layers.ref(state.layer);
+    return state;
+  }
+
+  private addSnapshot(record: SnapshotRecord): SnapshotState {
+    const state: SnapshotState = { record, layer: this.layers.get(record.layer), readers: 0 };
+    this.snapshots.set(record.id, state);
+    this.layers.ref(state.layer);
+    return state;
+  }
+
+  // ---- lookups -------------------------------------------------------------------------------------------------
+
+  private findVolume(idOrName: string, field = 'volume_id'): VolumeState {
+    if (typeof idOrName !== 'string' || idOrName.length === 0)
+      throw invalidArgument(field, 'a volume id or name is required');
+    const byId = this.volumes.get(idOrName);
+    if (byId !== undefined) return byId;
+    for (const v of this.volumes.values()) if (v.record.name === idOrName) return v;
+    throw notFound(`volume ${JSON.stringify(idOrName)} not found: list volumes with 'ferry volume list'`);
+  }
+
+  private findSnapshot(idOrExport: string, volume?: VolumeState, field = 'snapshot_id'): SnapshotState {
+    if (typeof idOrExport !== 'string' || idOrExport.length === 0)
+      throw invalidArgument(field, 'a snapshot id is required');
+    const byId = this.snapshots.get(idOrExport);
+    if (byId !== undefined && (volume === undefined || byId.record.volume_id === volume.record.id)) return byId;
+    let volName: string | undefined;
+    let snapName = idOrExport;
+    const at = idOrExport.indexOf('@');
+    if (at >= 0) {
+      volName = idOrExport.slice(0, at);
+      snapName = idOrExport.slice(at + 1);
+    }
+    const owner = volName !== undefined ? this.findVolume(volName) : volume;
+    if (owner !== undefined && (volume === undefined || owner === volume)) {
+      for (const s of this.snapshots.values()) {
+        if (s.record.volume_id === owner.record.id && s.record.name === snapName) return s;
+      }
+    }
+    const where = volume !== undefined ? ` of volume ${volume.record.name}` : '';
+    throw notFound(
+      `snapshot ${JSON.stringify(idOrExport)}${where} not found: list them with 'ferry volume snapshot list'`,
+    );
+  }
+
+  private snapshotsOf(volume: VolumeState): SnapshotState[] {
+    return [...this.snapshots.values()].filter((s) => s.record.volume_id === volume.record.id);
+  }
+
+  private nameTaken(name: string): VolumeState | undefined {
+    for (const v of this.volumes.values()) if (v.record.name === name) return v;
+    return undefined;
+  }
+
+  private volumeInfo(v: VolumeState): VolumeInfo {
+    const r = v.record;
+    const info: VolumeInfo = {
+      id: r.id,
+      name: r.name,
+      size: r.size,
+      ha_level: r.ha_level,
+      labels: { ...r.labels },
+      created: r.created,
+      snapshot_count: this.snapshotsOf(v).length,
+      status: r.status,
+      attached: v.writers > 0,
+      shared: r.shared,
+      bytes_used: v.layer.bytesUsed,
+    };
+    if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
+    return info;
+  }
+
+  private snapshotInfo(s: SnapshotState): SnapshotInfo {
+    const r = s.record;
+    const volume = this.volumes.get(r.volume_id);
+    return {
+      id: r.id,
+      name: r.name,
+      volume_id: r.volume_id,
+      volume_name: volume?.record.name ?? '',
+      size: r.size,
+      labels: { ...r.labels },
+      created: r.created,
+    };
+  }
+
+  // ---- volumes -------------------------------------------------------------------------------------------------
+
+  createVolume(request: CreateVolumeRequest): Promise<{ volume: VolumeInfo; created: boolean }> {
+    return this.meta.run(async () => {
+      const name = validateName('name', request.name);
+      const size = validateSize('spec.size', request.size);
+      const ha = validateHaLevel('spec.ha_level', request.ha_level);
+      const labels = validateLabels('labels', request.labels);
+      const existing = this.nameTaken(name);
+      if (existing !== undefined) {
+        if (existing.record.size !== size) {
+          throw new FerryError(
+            'ALREADY_EXISTS',
+            `volume ${name} already exists with size ${existing.record.size}; pick another name or use that size`,
+          );
+        }
+        return { volume: this.volumeInfo(existing), created: false };
+      }
+      const layer = this.layers.create(undefined);
+      const record: VolumeRecord = {
+        id: newId(),
+        name,
+        size,
+        ha_level: ha,
+        labels,
+        created: new Date().toISOString(),
+        shared: request.shared === true,
+        top: layer.id,
+        status: 'up',
+      };
+      await this.commitOrDiscard([put.layer(layer.record), put.volume(record)], [layer]);
+      return { volume: this.volumeInfo(this.addVolume(record)), created: true };
+    });
+  }
+
+  async listVolumes(): Promise<VolumeInfo[]> {
+    return [...this.volumes.values()].map((v) => this.volumeInfo(v)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async inspectVolume(idOrName: string): Promise<VolumeInfo> {
+    return this.volumeInfo(this.findVolume(idOrName));
+  }
+
+  updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo> {
+    return this.meta.run(async () => {
+      const v = this.findVolume(idOrName);
+      const next: VolumeRecord = { ...v.record, labels: { ...v.record.labels } };
+      if (request.size !== undefined) {
+        const size = validateSize('spec.size', request.size);
+        if (size < v.record.size) {
+          throw invalidArgument('spec.size', `volumes cannot shrink: ${v.record.name} is ${v.record.size} bytes`);
+        }
+        next.size = size;
+      }
+      if (request.labels !== undefined) {
+        for (const [k, val] of Object.entries(validateLabels('labels', request.labels, true))) {
+          if (val === '') delete next.labels[k];
+          else next.labels[k] = val;
+        }
+        validateLabels('labels', next.labels);
+      }
+      await this.store.commit([put.volume(next)]);
+      v.record = next;
+      return this.volumeInfo(v);
+    });
+  }
+
+  deleteVolume(idOrName: string): Promise<void> {
+    return this.meta.run(async () => {
+      const v = this.findVolume(idOrName);
+      if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
+      const snaps = this.snapshotsOf(v);
+      const open = snaps.find((s) => s.readers > 0);
+      if (open !== undefined) {
+        throw precondition(`snapshot ${v.record.name}@${open.record.name} is open for reading; disconnect it first`);
+      }
+      const top = v.layer;
+      await this.store.commit([
+        del.volume(v.record.id),
+        del.layer(top.id),
+        ...snaps.map((s) => del.snapshot(s.record.id)),
+      ]);
+      failpoint('volume-delete.after-commit');
+      this.volumes.delete(v.record.id);
+      this.layers.unref(top);
+      for (const s of snaps) {
+        this.snapshots.delete(s.record.id);
+        this.layers.unref(s.layer);
+      }
+      const parent = top.parent;
+      this.layers.discard(top);
+      await this.tracker.drain();
+      await top.destroy();
+      const orphans = snaps.map((s) => s.layer);
+      if (parent !== undefined) orphans.push(parent);
+      for (const l of orphans) await this.layers.collect(l);
+    });
+  }
+
+  cloneVolume(request: CloneVolumeRequest): Promise<VolumeInfo> {
+    return this.meta.run(async () => {
+      const name = validateName('name', request.name);
+      const labels = validateLabels('labels', request.labels);
+      if (this.nameTaken(name) !== undefined) {
+        throw new FerryError('ALREADY_EXISTS', `volume ${name} already exists; pick another name for the clone`);
+      }
+      if (typeof request.parent_id !== 'string' || request.parent_id.length === 0) {
+        throw invalidArgument('parent_id', 'the volume or snapshot to clone is required');
+      }
+      const snap = this.trySnapshot(request.parent_id);
+      if (snap !== undefined) {
+        const top = this.layers.create(snap.layer);
+        const record = this.newVolumeRecord(name, snap.record.size, labels, top, snap.record.id);
+        await this.commitOrDiscard([put.layer(top.record), put.volume(record)], [top]);
+        return this.volumeInfo(this.addVolume(record));
+      }
+      const source = this.findVolume(request.parent_id, 'parent_id');
+      return source.gate.withExclusive(async () => {
+        const frozen = source.layer;
+        await frozen.flush();
+        const sourceTop = this.layers.create(frozen);
+        const cloneTop = this.layers.create(frozen);
+        const record = this.newVolumeRecord(name, source.record.size, labels, cloneTop, undefined);
+        const sourceRecord = { ...source.record, top: sourceTop.id };
+        await this.commitOrDiscard(
+          [
+            put.layer({ ...frozen.record, frozen: true }),
+            put.layer(sourceTop.record),
+            put.layer(cloneTop.record),
+            put.volume(sourceRecord),
+            put.volume(record),
+          ],
+          [sourceTop, cloneTop],
+        );
+        frozen.frozen = true;
+        this.layers.unref(frozen);
+        source.record = sourceRecord;
+        source.layer = sourceTop;
+        this.layers.ref(sourceTop);
+        return this.volumeInfo(this.addVolume(record));
+      });
+    });
+  }
+
+  private trySnapshot(idOrExport: string): SnapshotState | undefined {
+    try {
+      return this.findSnapshot(idOrExport);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private newVolumeRecord(
+    name: string,
+    size: number,
+    labels: Record<string, string>,
+    top: Layer,
+    parentSnapshot: string | undefined,
+  ): VolumeRecord {
+    const record: VolumeRecord = {
+      id: newId(),
+      name,
+      size,
+      ha_level: 1,
+      labels,
+      created: new Date().toISOString(),
+      shared: false,
+      top: top.id,
+      status: 'up',
+    };
+    if (parentSnapshot !== undefined) record.parent_snapshot_id = parentSnapshot;
+    return record;
+  }
+
+  private async commitOrDiscard(ops: StoreOp[], created: Layer[]): Promise<void> {
+    try {
+      await this.store.commit(ops);
+    } catch (err: unknown) {
+      for (const l of created) this.layers.discard(l);
+      throw err;
+    }
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------------------------------
+
+  createSnapshot(volumeIdOrName: string, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
+    return this.meta.run(async () => {
+      const v = this.findVolume(volumeIdOrName);
+      const name = validateName('name', request.name);
+      const labels = validateLabels('labels', request.labels);
+      const snaps = this.snapshotsOf(v);
+      if (snaps.some((s) => s.record.name === name)) {
+        throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
+      }
+      if (snaps.length >= MAX_SNAPSHOTS) {
+        throw new FerryError(
+          'RESOURCE_EXHAUSTED',
+          `volume ${v.record.name} has ${snaps.length} snapshots, the most a volume may have; delete one first`,
+        );
+      }
+      return v.gate.withExclusive(async () => {
+        const frozen = v.layer;
+        await frozen.flush();
+        const top = this.layers.create(frozen);
+        const record: SnapshotRecord = {
+          id: newId(),
+          name,
+          volume_id: v.record.id,
+          layer: frozen.id,
+          size: v.record.size,
+          labels,
+          created: new Date().toISOString(),
+        };
+        const volumeRecord = { ...v.record, top: top.id };
+        failpoint('snapshot.before-commit');
+        await this.commitOrDiscard(
+          [
+            put.layer({ ...frozen.record, frozen: true }),
+            put.layer(top.record),
+            put.volume(volumeRecord),
+            put.snapshot(record),
+          ],
+          [top],
+        );
+        failpoint('snapshot.after-commit');
+        frozen.frozen = true;
+        this.layers.unref(frozen);
+        v.record = volumeRecord;
+        v.layer = top;
+        this.layers.ref(top);
+        return this.snapshotInfo(this.addSnapshot(record));
+      });
+    });
+  }
+
+  async listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]> {
+    const v = this.findVolume(volumeIdOrName);
+    return this.snapshotsOf(v)
+      .map((s) => this.snapshotInfo(s))
+      .sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
+  }
+
+  async inspectSnapshot(idOrExport: string): Promise<SnapshotInfo> {
+    return this.snapshotInfo(this.findSnapshot(idOrExport));
+  }
+
+  deleteSnapshot(idOrExport: string): Promise<void> {
+    return this.meta.run(async () => {
+      const s = this.findSnapshot(idOrExport);
+      if (s.readers > 0) throw precondition(`snapshot ${s.record.name} is open for reading; disconnect it first`);
+      await this.store.commit([del.snapshot(s.record.id)]);
+      failpoint('snapshot-delete.after-commit');
+      this.snapshots.delete(s.record.id);
+      this.layers.unref(s.layer);
+      await this.layers.collect(s.layer);
+    });
+  }
+
+  restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void> {
+    return this.meta.run(async () => {
+      const v = this.findVolume(volumeIdOrName);
+      const s = this.findSnapshot(snapshotIdOrExport, v);
+      if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
+      const old = v.layer;
+      const top = this.layers.create(s.layer);
+      const record = { ...v.record, top: top.id };
+      await this.commitOrDiscard([put.layer(top.record), put.volume(record), del.layer(old.id)], [top]);
+      failpoint('restore.after-commit');
+      const parent = old.parent;
+      this.layers.unref(old);
+      this.layers.discard(old);
+      v.record = record;
+      v.layer = top;
+      this.layers.ref(top);
+      await this.tracker.drain();
+      await old.destroy();
+      if (parent !== undefined) await this.layers.collect(parent);
+    });
+  }
+
+  async changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage> {
+    const v = this.findVolume(volumeIdOrName);
+    const offset = request.offset ?? 0;
+    const limit = request.limit ?? 1000;
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'must be a non-negative integer');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 100_000) {
+      throw invalidArgument('limit', 'must be between 1 and 100000');
+    }
+    const target =
+      request.target_snapshot_id !== undefined
+        ? this.findSnapshot(request.target_snapshot_id, v, 'target_snapshot_id')
+        : undefined;
+    const base =
+      request.base_snapshot_id !== undefined
+        ? this.findSnapshot(request.base_snapshot_id, v, 'base_snapshot_id')
+        : undefined;
+    if (base !== undefined && target !== undefined && base.record.created > target.record.created) {
+      throw invalidArgument('base_snapshot_id', 'the base snapshot must be older than the target snapshot');
+    }
+    const targetLayer = target?.layer ?? v.layer;
+    const size = target?.record.size ?? v.record.size;
+    const targetChain = chainOf(targetLayer);
+    await loadChain(targetChain);
+    if (base === undefined) return changedPage(targetChain, 'data', size, offset, limit);
+    await loadChain(chainOf(base.layer));
+    return changedPage(diffLayers(base.layer, targetLayer), 'union', size, offset, limit);
+  }
+
+  // ---- exports -------------------------------------------------------------------------------------------------
+
+  async listExports(): Promise<string[]> {
+    const names: string[] = [];
+    for (const v of this.volumes.values()) {
+      names.push(v.record.name);
+      for (const s of this.snapshotsOf(v)) names.push(`${v.record.name}@${s.record.name}`);
+    }
+    return names.sort();
+  }
+
+  async describeExport(name: string): Promise<{ size: number; readOnly: boolean; blockSize: number }> {
+    if (name.includes('@')) {
+      const s = this.findSnapshot(name);
+      return { size: s.record.size, readOnly: true, blockSize: 4096 };
+    }
+    const v = this.findVolume(name);
+    return { size: v.record.size, readOnly: false, blockSize: 4096 };
+  }
+
+  async openExport(name: string): Promise<BlockDevice> {
+    if (name.includes('@')) {
+      const s = this.findSnapshot(name);
+      const owner = this.volumes.get(s.record.volume_id);
+      if (owner === undefined) throw notFound(`snapshot ${name} has no volume`);
+      s.readers++;
+      const source: ViewSource = { top: () => s.layer, gate: owner.gate, locks: owner.locks, tracker: this.tracker };
+      return new LayerDevice(name, s.record.size, true, source, () => {
+        s.readers--;
+      });
+    }
+    const v = this.findVolume(name);
+    if (v.record.status !== 'up')
+      throw precondition(`volume ${v.record.name} is ${v.record.status}; it cannot be attached`);
+    if (v.writers > 0 && !v.record.shared) {
+      throw precondition(
+        `volume ${v.record.name} is already attached by another writer; disconnect it first (or create the volume with --shared)`,
+      );
+    }
+    v.writers++;
+    return new LayerDevice(v.record.name, v.record.size, false, v, () => {
+      v.writers--;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.meta.run(async () => {
+      await this.layers.closeAll();
+      if (this.ownsStore) await this.store.close();
+    });
+  }
+}

@@ -1,0 +1,122 @@
+import { CHUNK_GRANULES } from './constants.js';
+
+/**
+ * Per-layer state of every granule, stored sparsely: one byte per granule in chunks of CHUNK_GRANULES, allocated
+ * only for chunks that hold something. Memory follows what was written, not the size of the volume.
+ */
+export const ABSENT = 0;
+export const DATA = 1;
+export const ZERO = 2;
+export type GranuleState = typeof ABSENT | typeof DATA | typeof ZERO;
+
+/** A run of consecutive granules with one state. */
+export interface Run {
+  start: number;
+  count: number;
+  state: GranuleState;
+}
+
+interface Chunk {
+  states: Uint8Array;
+  /** Granules in this chunk that are not ABSENT. */
+  present: number;
+  /** Granules in this chunk that are DATA. */
+  data: number;
+}
+
+export class GranuleMap {
+  private readonly chunks = new Map<number, Chunk>();
+  private sortedKeys: number[] | undefined;
+  private dataGranules = 0;
+
+  /** Number of granules in the DATA state. */
+  get dataCount(): number {
+    return this.dataGranules;
+  }
+
+  get isEmpty(): boolean {
+    return this.chunks.size === 0;
+  }
+
+  get(granule: number): GranuleState {
+    const chunk = this.chunks.get(Math.floor(granule / CHUNK_GRANULES));
+    return chunk === undefined ? ABSENT : (chunk.states[granule % CHUNK_GRANULES] as GranuleState);
+  }
+
+  /** Sets `count` granules from `start` to `state`. */
+  set(start: number, count: number, state: GranuleState): void {
+    let g = start;
+    const end = start + count;
+    while (g < end) {
+      const key = Math.floor(g / CHUNK_GRANULES);
+      const from = g % CHUNK_GRANULES;
+      const to = Math.min(CHUNK_GRANULES, from + (end - g));
+      let chunk = this.chunks.get(key);
+      if (chunk === undefined) {
+        if (state === ABSENT) {
+          g += to - from;
+          continue;
+        }
+        chunk = { states: new Uint8Array(CHUNK_GRANULES), present: 0, data: 0 };
+        this.chunks.set(key, chunk);
+        this.sortedKeys = undefined;
+      }
+      const states = chunk.states;
+      for (let i = from; i < to; i++) {
+        const old = states[i];
+        if (old === state) continue;
+        if (old === ABSENT) chunk.present++;
+        else if (state === ABSENT) chunk.present--;
+        if (old === DATA) {
+          chunk.data--;
+          this.dataGranules--;
+        } else if (state === DATA) {
+          chunk.data++;
+          this.dataGranules++;
+        }
+        states[i] = state;
+      }
+      if (chunk.present === 0) {
+        this.chunks.delete(key);
+        this.sortedKeys = undefined;
+      }
+      g += to - from;
+    }
+  }
+
+  /** Chunk indexes holding something, ascending. */
+  chunkKeys(): readonly number[] {
+    if (this.sortedKeys === undefined) this.sortedKeys = [...this.chunks.keys()].sort((a, b) => a - b);
+    return this.sortedKeys;
+  }
+
+  /** The raw states of one chunk (do not modify), or undefined when the chunk is empty. */
+  chunkStates(key: number): Uint8Array | undefined {
+    return this.chunks.get(key)?.states;
+  }
+
+  /** Runs of non-ABSENT granules in [start, end), ascending. */
+  *presentRuns(start = 0, end = Number.MAX_SAFE_INTEGER): Generator<Run> {
+    for (const key of this.chunkKeys()) {
+      const base = key * CHUNK_GRANULES;
+      if (base + CHUNK_GRANULES <= start) continue;
+      if (base >= end) return;
+      const states = this.chunks.get(key)?.states;
+      if (states === undefined) continue;
+      const from = Math.max(0, start - base);
+      const to = Math.min(CHUNK_GRANULES, end - base);
+      let i = from;
+      while (i < to) {
+        const s = states[i] as GranuleState;
+        if (s === ABSENT) {
+          i++;
+          continue;
+        }
+        let j = i + 1;
+        while (j < to && states[j] === s) j++;
+        yield { start: base + i, count: j - i, state: s };
+        i = j;
+      }
+    }
+  }
+}

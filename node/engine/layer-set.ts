@@ -1,0 +1,180 @@
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import type { ClusterStore } from '../store/types.js';
+import { GRANULE } from './constants.js';
+import { failpoint } from './failpoints.js';
+import type { Gate } from './gate.js';
+import { ABSENT, DATA, ZERO } from './granule-map.js';
+import type { IoTracker } from './io-tracker.js';
+import { Layer, type LayerRecord, removeLayerFiles } from './layer.js';
+import { del, keys, put } from './records.js';
+
+/** Granules copied per step of a merge (1 MiB): the writer of the child is held back only this long. */
+const MERGE_STEP = 256;
+
+export function newId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/**
+ * All layers of the node, their tree, and the rule that keeps it small: a layer that no volume tops and no
+ * snapshot names is garbage; with no child it is deleted, with one child it is merged into that child (the child
+ * takes every granule it lacks, then the layer is unlinked), with two or more it stays, hidden, until it has one.
+ * Every step is idempotent, so the same rule run at start-up finishes whatever a crash interrupted.
+ */
+export class LayerSet {
+  readonly byId = new Map<string, Layer>();
+  private readonly refs = new Map<Layer, number>();
+
+  constructor(
+    readonly dir: string,
+    private readonly store: ClusterStore,
+    private readonly tracker: IoTracker,
+    /** The gate of the volume whose writable top is `layer`, if any. */
+    private readonly gateOfTop: (layer: Layer) => Gate | undefined,
+  ) {}
+
+  /** Builds the tree from the store's records and removes files that no record names. */
+  async load(): Promise<void> {
+    const records = await this.store.list<LayerRecord>(keys.layers);
+    for (const { value } of records) this.byId.set(value.id, new Layer(value.id, this.dir, value.frozen));
+    for (const { value } of records) {
+      const layer = this.byId.get(value.id) as Layer;
+      if (value.parent === null) continue;
+      const parent = this.byId.get(value.parent);
+      if (parent === undefined) throw new Error(`layer ${value.id} names a missing parent ${value.parent}`);
+      layer.parent = parent;
+      parent.children.add(layer);
+    }
+    for (const file of await readdir(this.dir)) {
+      const id = file.split('.')[0] ?? '';
+      if (!this.byId.has(id)) await removeLayerFiles(this.dir, id);
+    }
+  }
+
+  get(id: string): Layer {
+    const l = this.byId.get(id);
+    if (l === undefined) throw new Error(`unknown layer ${id}`);
+    return l;
+  }
+
+  /** A new, empty layer (not yet in the store: commit `put.layer(layer.record)` with the change that uses it). */
+  create(parent: Layer | undefined, frozen = false): Layer {
+    const layer = new Layer(newId(), this.dir, frozen);
+    if (parent !== undefined) {
+      layer.parent = parent;
+      parent.children.add(layer);
+    }
+    this.byId.set(layer.id, layer);
+    return layer;
+  }
+
+  /** Forgets a layer created in memory whose commit failed. */
+  discard(layer: Layer): void {
+    layer.parent?.children.delete(layer);
+    this.byId.delete(layer.id);
+  }
+
+  ref(layer: Layer): void {
+    this.refs.set(layer, (this.refs.get(layer) ?? 0) + 1);
+  }
+
+  unref(layer: Layer): void {
+    const n = (this.refs.get(layer) ?? 0) - 1;
+    if (n <= 0) this.refs.delete(layer);
+    else this.refs.set(layer, n);
+  }
+
+  isReferenced(layer: Layer): boolean {
+    return (this.refs.get(layer) ?? 0) > 0;
+  }
+
+  /** Applies the garbage rule to every layer (start-up). */
+  async collectAll(): Promise<void> {
+    for (const layer of [...this.byId.values()]) {
+      if (this.byId.has(layer.id)) await this.collect(layer);
+    }
+  }
+
+  /** Applies the garbage rule to `layer`, then to its parent if that changed. */
+  async collect(layer: Layer): Promise<void> {
+    let current: Layer | undefined = layer;
+    while (current !== undefined && this.byId.has(current.id) && !this.isReferenced(current)) {
+      if (current.children.size >= 2) return;
+      const parent: Layer | undefined = current.parent;
+      if (current.children.size === 0) {
+        await this.store.commit([del.layer(current.id)]);
+        failpoint('layer-delete.after-commit');
+        this.unlink(current);
+        await this.retire(current);
+        current = parent;
+        continue;
+      }
+      const child = [...current.children][0] as Layer;
+      await this.merge(current, child);
+      const childRecord = { ...child.record, parent: parent?.id ?? null };
+      await this.store.commit([put.layer(childRecord), del.layer(current.id)]);
+      failpoint('merge.after-commit');
+      this.unlink(current);
+      child.parent = parent;
+      parent?.children.add(child);
+      await this.retire(current);
+      return;
+    }
+  }
+
+  private unlink(layer: Layer): void {
+    layer.parent?.children.delete(layer);
+    for (const c of layer.children) c.parent = undefined;
+    this.byId.delete(layer.id);
+  }
+
+  /** Closes and removes a layer's files once no I/O can still be reading it. */
+  private async retire(layer: Layer): Promise<void> {
+    await this.tracker.drain();
+    await layer.destroy();
+  }
+
+  /** Copies into `child` every granule of `layer` that `child` does not hold, durably. */
+  private async merge(layer: Layer, child: Layer): Promise<void> {
+    await layer.load();
+    await child.load();
+    const isBase = layer.parent === undefined;
+    const runs = [...layer.granules.presentRuns()];
+    let merged = 0;
+    for (const run of runs) {
+      if (run.state === ZERO && isBase) continue;
+      for (let s = run.start; s < run.start + run.count; s += MERGE_STEP) {
+        const count = Math.min(MERGE_STEP, run.start + run.count - s);
+        const buf = run.state === DATA ? Buffer.allocUnsafe(count * GRANULE) : undefined;
+        if (buf !== undefined) await layer.readData(buf, 0, buf.length, s * GRANULE);
+        const gate = this.gateOfTop(child);
+        if (gate !== undefined) await gate.enterExclusive();
+        try {
+          let g = s;
+          while (g < s + count) {
+            if (child.granules.get(g) !== ABSENT) {
+              g++;
+              continue;
+            }
+            let e = g + 1;
+            while (e < s + count && child.granules.get(e) === ABSENT) e++;
+            if (buf !== undefined) await child.writeData(buf, (g - s) * GRANULE, (e - g) * GRANULE, g * GRANULE);
+            child.mark(g, e - g, run.state);
+            g = e;
+          }
+        } finally {
+          gate?.leaveExclusive();
+        }
+        merged += count;
+        if (merged >= 4 * MERGE_STEP) failpoint('merge.midway');
+      }
+    }
+    await child.flush();
+  }
+
+  /** Closes every layer's files. */
+  async closeAll(): Promise<void> {
+    for (const l of this.byId.values()) await l.close();
+  }
+}

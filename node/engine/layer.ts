@@ -1,0 +1,201 @@
+import { access, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GRANULE } from './constants.js';
+import { closeFd, datasyncFd, openFd, pread, pwrite } from './fileio.js';
+import { fsyncDir } from './fsutil.js';
+import { GranuleMap, type GranuleState, type Run } from './granule-map.js';
+import { MapLog } from './map-log.js';
+
+/** What the cluster store keeps about a layer. */
+export interface LayerRecord {
+  id: string;
+  /** The layer below this one, or null for a base layer. */
+  parent: string | null;
+  /** A frozen layer never changes content again (it backs a snapshot or a clone). */
+  frozen: boolean;
+}
+
+/**
+ * One copy-on-write layer: a sparse data file addressed by volume offset, plus the map of which granules this
+ * layer holds (DATA), hides as zero (ZERO), or leaves to the layers below (ABSENT). Files are created on the first
+ * write, so an empty layer (every snapshot of an idle volume) costs nothing on disk.
+ *
+ * Write ordering for durability: data goes to the data file in place; the map changes of completed writes are
+ * queued and, on flush, appended to the map log only after the data file is synced. A crash before that leaves
+ * the layer as of the previous flush.
+ */
+export class Layer {
+  parent: Layer | undefined;
+  frozen: boolean;
+  readonly children = new Set<Layer>();
+  private map: GranuleMap | undefined;
+  private log: MapLog | undefined;
+  private fd: number | undefined;
+  private pending: Run[] = [];
+  private dataDirty = false;
+  private flushing: Promise<void> | undefined;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly dir: string,
+    frozen: boolean,
+  ) {
+    this.frozen = frozen;
+  }
+
+  get record(): LayerRecord {
+    return { id: this.id, parent: this.parent?.id ?? null, frozen: this.frozen };
+  }
+
+  private get dataPath(): string {
+    return join(this.dir, `${this.id}.data`);
+  }
+
+  private get mapPath(): string {
+    return join(this.dir, `${this.id}.map`);
+  }
+
+  /** The loaded map; call `load()` first. */
+  get granules(): GranuleMap {
+    if (this.map === undefined) throw new Error(`layer ${this.id} used before load()`);
+    return this.map;
+  }
+
+  get loaded(): boolean {
+    return this.map !== undefined;
+  }
+
+  /** Loads the map (replaying its log) once. */
+  load(): Promise<void> {
+    if (this.map !== undefined) return Promise.resolve();
+    this.loading ??= this.doLoad();
+    return this.loading;
+  }
+
+  private async doLoad(): Promise<void> {
+    try {
+      const exists = await access(this.mapPath).then(
+        () => true,
+        () => false,
+      );
+      if (!exists) {
+        this.map = new GranuleMap();
+        return;
+      }
+      const { log, map } = await MapLog.open(this.mapPath, GRANULE);
+      this.log = log;
+      this.map = map;
+      if (await this.dataFileExists()) this.fd = await openFd(this.dataPath, false);
+    } finally {
+      this.loading = undefined;
+    }
+  }
+
+  private dataFileExists(): Promise<boolean> {
+    return access(this.dataPath).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Creates the layer's files if this is its first write. */
+  async ensureFiles(): Promise<void> {
+    await this.load();
+    if (this.fd !== undefined && this.log !== undefined) return;
+    if (this.fd === undefined) this.fd = await openFd(this.dataPath, true);
+    if (this.log === undefined) this.log = (await MapLog.open(this.mapPath, GRANULE)).log;
+    await fsyncDir(this.dataPath);
+  }
+
+  /** Reads bytes of this layer's data file (only meaningful where the map says DATA). */
+  async readData(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
+    if (this.fd === undefined) {
+      buf.fill(0, bufOffset, bufOffset + length);
+      return;
+    }
+    await pread(this.fd, buf, bufOffset, length, position);
+  }
+
+  /** Writes bytes into the data file; the caller marks the map afterwards with `mark`. */
+  async writeData(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
+    if (this.fd === undefined) await this.ensureFiles();
+    this.dataDirty = true;
+    await pwrite(this.fd as number, buf, bufOffset, length, position);
+  }
+
+  /** Records a state change of granules (in memory now, durable at the next flush). */
+  mark(start: number, count: number, state: GranuleState): void {
+    if (count <= 0) return;
+    this.granules.set(start, count, state);
+    const last = this.pending[this.pending.length - 1];
+    if (last !== undefined && last.state === state && last.start + last.count === start) last.count += count;
+    else this.pending.push({ start, count, state });
+  }
+
+  get hasUnflushed(): boolean {
+    return this.pending.length > 0 || this.dataDirty;
+  }
+
+  /** Makes every write and mark completed before this call durable. */
+  async flush(): Promise<void> {
+    while (this.flushing !== undefined) await this.flushing;
+    if (!this.hasUnflushed) return;
+    const runs = this.pending;
+    const syncData = this.dataDirty;
+    this.pending = [];
+    this.dataDirty = false;
+    this.flushing = (async () => {
+      try {
+        if (runs.length > 0) await this.ensureFiles();
+        if (syncData && this.fd !== undefined) await datasyncFd(this.fd);
+        if (this.log !== undefined) {
+          await this.log.append(runs);
+          await this.log.maybeCompact(this.granules);
+        }
+      } catch (err: unknown) {
+        this.pending = runs.concat(this.pending);
+        this.dataDirty ||= syncData;
+        throw err;
+      }
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  /** Bytes of data this layer holds. */
+  get bytesUsed(): number {
+    return this.map === undefined ? 0 : this.map.dataCount * GRANULE;
+  }
+
+  /** Closes the files (after a flush). */
+  async close(): Promise<void> {
+    await this.flush();
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) await closeFd(fd);
+    await this.log?.close();
+    this.log = undefined;
+    this.map = undefined;
+  }
+
+  /** Closes and removes the files. */
+  async destroy(): Promise<void> {
+    this.pending = [];
+    this.dataDirty = false;
+    await this.close();
+    await removeLayerFiles(this.dir, this.id);
+  }
+}
+
+/** Removes a layer's files (those present). */
+export async function removeLayerFiles(dir: string, id: string): Promise<void> {
+  for (const suffix of ['.data', '.map', '.map.tmp']) {
+    await unlink(join(dir, `${id}${suffix}`)).catch((err: unknown) => {
+      if (!(err instanceof Error && 'code' in err && err.code === 'ENOENT')) throw err;
+    });
+  }
+}

@@ -1,0 +1,54 @@
+import Database from 'better-sqlite3';
+import { FerryError } from '../../common/errors.js';
+import type { ClusterStore, KeyValue, StoreOp } from './types.js';
+
+/** The embedded cluster store: one SQLite file in WAL mode with full fsync on commit. */
+export class SqliteStore implements ClusterStore {
+  private readonly db: Database.Database;
+  private readonly getStmt: Database.Statement<[string], { value: string }>;
+  private readonly listStmt: Database.Statement<[string, string], { key: string; value: string }>;
+  private readonly putStmt: Database.Statement<[string, string]>;
+  private readonly delStmt: Database.Statement<[string]>;
+
+  constructor(path: string) {
+    try {
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
+    } catch (err: unknown) {
+      throw new FerryError('UNAVAILABLE', `cannot open the cluster store at ${path}: check the data directory`, {
+        cause: err,
+      });
+    }
+    this.getStmt = this.db.prepare('SELECT value FROM kv WHERE key = ?');
+    this.listStmt = this.db.prepare('SELECT key, value FROM kv WHERE key >= ? AND key < ? ORDER BY key');
+    this.putStmt = this.db.prepare(
+      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    );
+    this.delStmt = this.db.prepare('DELETE FROM kv WHERE key = ?');
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    const row = this.getStmt.get(key);
+    return row === undefined ? undefined : (JSON.parse(row.value) as T);
+  }
+
+  async list<T>(prefix: string): Promise<KeyValue<T>[]> {
+    return this.listStmt.all(prefix, `${prefix}\uffff`).map((r) => ({ key: r.key, value: JSON.parse(r.value) as T }));
+  }
+
+  async commit(ops: readonly StoreOp[]): Promise<void> {
+    const apply = this.db.transaction((all: readonly StoreOp[]) => {
+      for (const o of all) {
+        if (o.op === 'put') this.putStmt.run(o.key, JSON.stringify(o.value));
+        else this.delStmt.run(o.key);
+      }
+    });
+    apply(ops);
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}
