@@ -39,6 +39,8 @@ interface VolumeState extends ViewSource {
   record: VolumeRecord;
   layer: Layer;
   writers: number;
+  /** This volume's snapshots by name. */
+  snaps: Map<string, SnapshotState>;
 }
 
 interface SnapshotState {
@@ -59,6 +61,7 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
 
 class Engine implements VolumeEngine {
   private readonly volumes = new Map<string, VolumeState>();
+  private readonly volumesByName = new Map<string, VolumeState>();
   private readonly snapshots = new Map<string, SnapshotState>();
   private readonly tracker = new IoTracker();
   private readonly layers: LayerSet;
@@ -89,12 +92,14 @@ class Engine implements VolumeEngine {
       record,
       layer: this.layers.get(record.top),
       writers: 0,
+      snaps: new Map(),
       gate: new Gate(),
       locks: new KeyedLock(),
       tracker: this.tracker,
       top: () => state.layer,
     };
     this.volumes.set(record.id, state);
+    this.volumesByName.set(record.name, state);
     this.layers.ref(state.layer);
     return state;
   }
@@ -102,6 +107,7 @@ class Engine implements VolumeEngine {
   private addSnapshot(record: SnapshotRecord): SnapshotState {
     const state: SnapshotState = { record, layer: this.layers.get(record.layer), readers: 0 };
     this.snapshots.set(record.id, state);
+    this.volumes.get(record.volume_id)?.snaps.set(record.name, state);
     this.layers.ref(state.layer);
     return state;
   }
@@ -113,7 +119,8 @@ class Engine implements VolumeEngine {
       throw invalidArgument(field, 'a volume id or name is required');
     const byId = this.volumes.get(idOrName);
     if (byId !== undefined) return byId;
-    for (const v of this.volumes.values()) if (v.record.name === idOrName) return v;
+    const byName = this.volumesByName.get(idOrName);
+    if (byName !== undefined) return byName;
     throw notFound(`volume ${JSON.stringify(idOrName)} not found: list volumes with 'ferry volume list'`);
   }
 
@@ -131,9 +138,8 @@ class Engine implements VolumeEngine {
     }
     const owner = volName !== undefined ? this.findVolume(volName) : volume;
     if (owner !== undefined && (volume === undefined || owner === volume)) {
-      for (const s of this.snapshots.values()) {
-        if (s.record.volume_id === owner.record.id && s.record.name === snapName) return s;
-      }
+      const s = owner.snaps.get(snapName);
+      if (s !== undefined) return s;
     }
     const where = volume !== undefined ? ` of volume ${volume.record.name}` : '';
     throw notFound(
@@ -142,12 +148,11 @@ class Engine implements VolumeEngine {
   }
 
   private snapshotsOf(volume: VolumeState): SnapshotState[] {
-    return [...this.snapshots.values()].filter((s) => s.record.volume_id === volume.record.id);
+    return [...volume.snaps.values()];
   }
 
   private nameTaken(name: string): VolumeState | undefined {
-    for (const v of this.volumes.values()) if (v.record.name === name) return v;
-    return undefined;
+    return this.volumesByName.get(name);
   }
 
   private volumeInfo(v: VolumeState): VolumeInfo {
@@ -159,7 +164,7 @@ class Engine implements VolumeEngine {
       ha_level: r.ha_level,
       labels: { ...r.labels },
       created: r.created,
-      snapshot_count: this.snapshotsOf(v).length,
+      snapshot_count: v.snaps.size,
       status: r.status,
       attached: v.writers > 0,
       shared: r.shared,
@@ -244,7 +249,9 @@ class Engine implements VolumeEngine {
         }
         validateLabels('labels', next.labels);
       }
+      failpoint('update.before-commit');
       await this.store.commit([put.volume(next)]);
+      failpoint('update.after-commit');
       v.record = next;
       return this.volumeInfo(v);
     });
@@ -267,6 +274,7 @@ class Engine implements VolumeEngine {
       ]);
       failpoint('volume-delete.after-commit');
       this.volumes.delete(v.record.id);
+      this.volumesByName.delete(v.record.name);
       this.layers.unref(top);
       for (const s of snaps) {
         this.snapshots.delete(s.record.id);
@@ -296,7 +304,9 @@ class Engine implements VolumeEngine {
       if (snap !== undefined) {
         const top = this.layers.create(snap.layer);
         const record = this.newVolumeRecord(name, snap.record.size, labels, top, snap.record.id);
+        failpoint('clone.before-commit');
         await this.commitOrDiscard([put.layer(top.record), put.volume(record)], [top]);
+        failpoint('clone.after-commit');
         return this.volumeInfo(this.addVolume(record));
       }
       const source = this.findVolume(request.parent_id, 'parent_id');
@@ -374,7 +384,7 @@ class Engine implements VolumeEngine {
       const name = validateName('name', request.name);
       const labels = validateLabels('labels', request.labels);
       const snaps = this.snapshotsOf(v);
-      if (snaps.some((s) => s.record.name === name)) {
+      if (v.snaps.has(name)) {
         throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
       }
       if (snaps.length >= MAX_SNAPSHOTS) {
@@ -436,6 +446,7 @@ class Engine implements VolumeEngine {
       await this.store.commit([del.snapshot(s.record.id)]);
       failpoint('snapshot-delete.after-commit');
       this.snapshots.delete(s.record.id);
+      this.volumes.get(s.record.volume_id)?.snaps.delete(s.record.name);
       this.layers.unref(s.layer);
       await this.layers.collect(s.layer);
     });
@@ -449,6 +460,7 @@ class Engine implements VolumeEngine {
       const old = v.layer;
       const top = this.layers.create(s.layer);
       const record = { ...v.record, top: top.id };
+      failpoint('restore.before-commit');
       await this.commitOrDiscard([put.layer(top.record), put.volume(record), del.layer(old.id)], [top]);
       failpoint('restore.after-commit');
       const parent = old.parent;
