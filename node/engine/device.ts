@@ -155,8 +155,10 @@ export class LayerDevice implements BlockDevice {
     await this.withIo(async () => {
       const top = this.source.top();
       await top.load();
+      const held = [...top.granules.presentRuns(f0, f1)].filter((r) => r.state === DATA);
       // A base layer has nothing below to hide: ABSENT reads as zeros and keeps the map small.
       top.mark(f0, f1 - f0, top.parent === undefined ? ABSENT : ZERO);
+      for (const r of held) await top.release(r.start, r.count);
     });
     if (options.fua === true) await this.flush();
   }

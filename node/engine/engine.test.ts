@@ -242,3 +242,33 @@ describe('engine', () => {
     await dev.close();
   });
 });
+
+describe('trim', () => {
+  it('gives the disk space of trimmed data back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-trim-'));
+    const engine = await openEngine({ dataDir: dir });
+    try {
+      const { execFileSync } = await import('node:child_process');
+      const du = (): number =>
+        Number(
+          execFileSync('du', ['-sk', join(dir, 'layers')])
+            .toString()
+            .split('\t')[0],
+        ) * 1024;
+      await engine.createVolume({ name: 't', size: 256 * MiB });
+      const dev = await engine.openExport('t');
+      await dev.write(0, Buffer.alloc(64 * MiB, 5));
+      await dev.flush();
+      expect(du()).toBeGreaterThan(60 * MiB);
+      await dev.trim(0, 64 * MiB);
+      await dev.flush();
+      expect(du()).toBeLessThan(4 * MiB);
+      expect((await dev.read(0, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+      expect(await dev.blockStatus(0, 64 * MiB)).toEqual([{ length: 64 * MiB, state: 'zero' }]);
+      await dev.close();
+    } finally {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

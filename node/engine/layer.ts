@@ -5,6 +5,7 @@ import { closeFd, datasyncFd, openFd, pread, pwrite } from './fileio.js';
 import { fsyncDir } from './fsutil.js';
 import { GranuleMap, type GranuleState, type Run } from './granule-map.js';
 import { MapLog } from './map-log.js';
+import { punchHole } from './punch.js';
 
 /** What the cluster store keeps about a layer. */
 export interface LayerRecord {
@@ -122,6 +123,12 @@ export class Layer {
     if (this.fd === undefined) await this.ensureFiles();
     this.dataDirty = true;
     await pwrite(this.fd as number, buf, bufOffset, length, position);
+  }
+
+  /** Frees the disk space of granules this layer no longer holds data for (after `mark` moved them off DATA). */
+  async release(start: number, count: number): Promise<void> {
+    if (this.fd === undefined || count <= 0) return;
+    await punchHole(this.fd, start * GRANULE, count * GRANULE);
   }
 
   /** Records a state change of granules (in memory now, durable at the next flush). */
