@@ -1,0 +1,50 @@
+/**
+ * The HTTP API application: one Hono app per node, routes under `/v1`, every error shaped `{ code, message, field? }`.
+ */
+import { Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { VolumeEngine } from '../node/index.js';
+import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
+import { identityRoutes } from './routes/identities.js';
+import { snapshotRoutes } from './routes/snapshots.js';
+import { volumeRoutes } from './routes/volumes.js';
+
+/** Largest accepted request body by default: 1 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppOptions {
+  /** The node's volume engine; every route works through it. */
+  engine: VolumeEngine;
+  /**
+   * Authentication seam: middleware run before every `/v1` route (e.g. bearer tokens, later). It should throw a
+   * FerryError UNAUTHENTICATED or PERMISSION_DENIED to refuse. Default: none (no authentication yet).
+   */
+  authenticate?: MiddlewareHandler;
+  /** Largest request body in bytes; larger bodies get 413. Default DEFAULT_MAX_BODY_BYTES (1 MiB). */
+  maxBodyBytes?: number;
+  /** Where unexpected errors (answered as 500 INTERNAL) are logged, with their stack. Default: a JSON line on stderr. */
+  logError?: ApiErrorLogger;
+}
+
+/** Builds the API application for `options.engine`. */
+export function createApp(options: AppOptions): Hono {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const logError = options.logError ?? logToStderr;
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(c, err, logError));
+  app.notFound(routeNotFound);
+  // onError sees only Error instances; this catches anything else a handler throws.
+  app.use('*', async (c, next) => {
+    try {
+      await next();
+    } catch (err: unknown) {
+      c.res = errorResponse(c, err, logError);
+    }
+  });
+  app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
+  if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
+  app.route('/v1', identityRoutes());
+  app.route('/v1', volumeRoutes(options.engine));
+  app.route('/v1', snapshotRoutes(options.engine));
+  return app;
+}

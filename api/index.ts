@@ -1,0 +1,13 @@
+/** Public face of the HTTP API. */
+export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
+export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';
+export {
+  MAX_HA_LEVEL,
+  MAX_LABELS,
+  MAX_VOLUME_SIZE,
+  NAME_MAX_LENGTH,
+  SIZE_ALIGNMENT,
+} from './schemas/index.js';
+export { type RunningApiServer, startApiServer } from './server.js';
+export { FERRY_VERSION, OPENSTORAGE_SDK_VERSION } from './version.js';
+export type { InspectView, VolumeStateName, VolumeStatusName, VolumeView } from './views.js';

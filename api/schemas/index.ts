@@ -1,0 +1,3 @@
+export * from './common.js';
+export * from './snapshots.js';
+export * from './volumes.js';

@@ -1,0 +1,88 @@
+/**
+ * Engine records -> OpenStorage-shaped JSON. A volume becomes an SdkVolumeInspectResponse `{ volume, name, labels }`
+ * whose `volume` follows OpenStorage's Volume message (id, source, readonly, locator, ctime, spec, usage, status,
+ * state) plus Ferry extras (snapshot_count, attached, bytes_used, export_name). A snapshot is a read-only Volume
+ * whose `source.parent` is its volume's id, as in OpenStorage.
+ */
+import type { SnapshotInfo, VolumeInfo } from '../node/index.js';
+
+/** OpenStorage VolumeStatus names. */
+export type VolumeStatusName = 'VOLUME_STATUS_UP' | 'VOLUME_STATUS_DOWN';
+/** OpenStorage VolumeState names. */
+export type VolumeStateName = 'VOLUME_STATE_AVAILABLE' | 'VOLUME_STATE_ATTACHED' | 'VOLUME_STATE_RESTORE';
+
+/** The `volume` object of an inspect response. */
+export interface VolumeView {
+  id: string;
+  /** For clones: the snapshot they came from; for snapshots: their volume. Absent otherwise. */
+  source?: { parent: string };
+  readonly: boolean;
+  locator: { name: string; volume_labels: Record<string, string> };
+  /** Creation time, RFC 3339. */
+  ctime: string;
+  spec: { size: number; ha_level: number; shared: boolean };
+  /** Bytes held by this volume's own layer (OpenStorage `usage`; same as `bytes_used`). */
+  usage: number;
+  status: VolumeStatusName;
+  state: VolumeStateName;
+  /** Ferry: user-visible snapshots of this volume (0 for a snapshot). */
+  snapshot_count: number;
+  /** Ferry: whether an NBD client holds the volume. */
+  attached: boolean;
+  /** Ferry: bytes of data held by the writable layer. */
+  bytes_used: number;
+  /** Ferry: the NBD export name (`VOLUME` or `VOLUME@SNAPSHOT`). */
+  export_name: string;
+}
+
+/** SdkVolumeInspectResponse. */
+export interface InspectView {
+  volume: VolumeView;
+  name: string;
+  labels: Record<string, string>;
+}
+
+function stateOf(info: VolumeInfo): VolumeStateName {
+  if (info.status === 'restoring') return 'VOLUME_STATE_RESTORE';
+  return info.attached ? 'VOLUME_STATE_ATTACHED' : 'VOLUME_STATE_AVAILABLE';
+}
+
+/** Presents a live volume. */
+export function volumeView(info: VolumeInfo): InspectView {
+  const volume: VolumeView = {
+    id: info.id,
+    readonly: false,
+    locator: { name: info.name, volume_labels: { ...info.labels } },
+    ctime: info.created,
+    spec: { size: info.size, ha_level: info.ha_level, shared: info.shared },
+    usage: info.bytes_used,
+    status: info.status === 'up' ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
+    state: stateOf(info),
+    snapshot_count: info.snapshot_count,
+    attached: info.attached,
+    bytes_used: info.bytes_used,
+    export_name: info.name,
+  };
+  if (info.parent_snapshot_id !== undefined) volume.source = { parent: info.parent_snapshot_id };
+  return { volume, name: info.name, labels: { ...info.labels } };
+}
+
+/** Presents a snapshot; `parent` (its volume), when known, supplies ha_level and shared. */
+export function snapshotView(snap: SnapshotInfo, parent?: VolumeInfo): InspectView {
+  const volume: VolumeView = {
+    id: snap.id,
+    source: { parent: snap.volume_id },
+    readonly: true,
+    locator: { name: snap.name, volume_labels: { ...snap.labels } },
+    ctime: snap.created,
+    spec: { size: snap.size, ha_level: parent?.ha_level ?? 1, shared: false },
+    usage: 0,
+    status: 'VOLUME_STATUS_UP',
+    state: 'VOLUME_STATE_AVAILABLE',
+    snapshot_count: 0,
+    attached: false,
+    bytes_used: 0,
+    export_name: `${snap.volume_name}@${snap.name}`,
+  };
+  return { volume, name: snap.name, labels: { ...snap.labels } };
+}

@@ -1,0 +1,173 @@
+/** `ferry volume create|list|inspect|delete|resize|clone|diff` (pxctl-like), and the `snapshot` group below it. */
+import type { Command } from 'commander';
+import type { InspectView } from '../../api/index.js';
+import type { Extent } from '../../node/index.js';
+import type { FerryClient } from '../client.js';
+import { clientFor, output } from '../context.js';
+import { formatLabels, formatSize, parseLabel, parseSize, parseWholeNumber, renderTable } from '../format.js';
+import { registerSnapshotCommands, resolveSnapshotId } from './snapshot.js';
+
+interface CreateOptions {
+  size: number;
+  haLevel?: number;
+  label?: Record<string, string>;
+  shared?: boolean;
+}
+
+function statusText(view: InspectView): string {
+  const { status, state } = view.volume;
+  if (state === 'VOLUME_STATE_RESTORE') return 'restoring';
+  const health = status === 'VOLUME_STATUS_UP' ? 'up' : 'down';
+  return `${health} - ${state === 'VOLUME_STATE_ATTACHED' ? 'attached' : 'detached'}`;
+}
+
+/** One line per field, like `pxctl volume inspect`. */
+export function describeVolume(view: InspectView): string {
+  const v = view.volume;
+  const rows: [string, string][] = [
+    [v.readonly ? 'Snapshot' : 'Volume', v.id],
+    ['Name', v.locator.name],
+    ['Size', `${formatSize(v.spec.size)} (${v.spec.size} bytes)`],
+    ['HA', String(v.spec.ha_level)],
+    ['Shared', v.spec.shared ? 'yes' : 'no'],
+    ['Labels', formatLabels(v.locator.volume_labels)],
+    ['Status', statusText(view)],
+    ['Created', v.ctime],
+    ['Export', v.export_name],
+  ];
+  if (!v.readonly) rows.push(['Snapshots', String(v.snapshot_count)], ['Bytes used', formatSize(v.bytes_used)]);
+  if (v.source !== undefined) rows.push([v.readonly ? 'Volume' : 'Parent snapshot', v.source.parent]);
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
+}
+
+/** Table of volumes: ID NAME SIZE HA SNAPSHOTS STATUS. */
+export function volumeTable(views: readonly InspectView[]): string {
+  const rows = views.map((view) => [
+    view.volume.id,
+    view.volume.locator.name,
+    formatSize(view.volume.spec.size),
+    String(view.volume.spec.ha_level),
+    String(view.volume.snapshot_count),
+    statusText(view),
+  ]);
+  return renderTable(['ID', 'NAME', 'SIZE', 'HA', 'SNAPSHOTS', 'STATUS'], rows);
+}
+
+async function collectChangedBlocks(
+  client: FerryClient,
+  volume: string,
+  query: { base_snapshot_id?: string; target_snapshot_id?: string },
+): Promise<{ extents: Extent[]; block_size: number; size: number }> {
+  const extents: Extent[] = [];
+  let offset: number | undefined;
+  for (;;) {
+    const page = await client.changedBlocks(volume, { ...query, ...(offset !== undefined && { offset }) });
+    extents.push(...page.extents);
+    if (page.next_offset === undefined) return { extents, block_size: page.block_size, size: page.size };
+    offset = page.next_offset;
+  }
+}
+
+/** Adds `volume` and its subcommands to `program`. */
+export function registerVolumeCommands(program: Command): void {
+  const volume = program.command('volume').description('manage volumes and their snapshots');
+
+  volume
+    .command('create')
+    .description('create a volume (idempotent: the same name and size returns the existing volume)')
+    .argument('<name>', 'volume name (also its NBD export name)')
+    .requiredOption('--size <size>', 'size, e.g. 10G, 10GiB, 1T or bytes', parseSize)
+    .option('--ha-level <n>', 'number of copies of the data (1-3)', parseWholeNumber)
+    .option('--label <key=value>', 'label to set (repeatable)', parseLabel)
+    .option('--shared', 'allow several writers at once')
+    .action(async (name: string, options: CreateOptions, command: Command) => {
+      const response = await clientFor(command).createVolume({
+        name,
+        spec: {
+          size: options.size,
+          ...(options.haLevel !== undefined && { ha_level: options.haLevel }),
+          ...(options.shared === true && { shared: true }),
+        },
+        ...(options.label !== undefined && { labels: options.label }),
+      });
+      output(command, response, () => `Volume successfully created: ${response.volume_id}`);
+    });
+
+  volume
+    .command('list')
+    .description('list volumes')
+    .action(async (_options: object, command: Command) => {
+      const response = await clientFor(command).inspectVolumes();
+      output(command, response, () => volumeTable(response.volumes));
+    });
+
+  volume
+    .command('inspect')
+    .description('show a volume (or a snapshot)')
+    .argument('<volume>', 'volume id or name, or snapshot id or VOLUME@SNAPSHOT')
+    .action(async (ref: string, _options: object, command: Command) => {
+      const view = await clientFor(command).inspect(ref);
+      output(command, view, () => describeVolume(view));
+    });
+
+  volume
+    .command('delete')
+    .description('delete a volume and its snapshots (clones made from them keep working)')
+    .argument('<volume>', 'volume id or name')
+    .action(async (ref: string, _options: object, command: Command) => {
+      const client = clientFor(command);
+      const view = await client.inspect(ref);
+      const response = await client.delete(view.volume.id);
+      const kind = view.volume.readonly ? 'Snapshot' : 'Volume';
+      output(command, response, () => `${kind} ${view.volume.export_name} successfully deleted`);
+    });
+
+  volume
+    .command('resize')
+    .description('grow a volume (volumes cannot shrink)')
+    .argument('<volume>', 'volume id or name')
+    .requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)
+    .action(async (ref: string, options: { size: number }, command: Command) => {
+      const response = await clientFor(command).updateVolume(ref, { spec: { size: options.size } });
+      output(command, response, () => `Volume ${ref} resized to ${formatSize(options.size)}`);
+    });
+
+  volume
+    .command('clone')
+    .description('create a writable volume from a snapshot, or from a volume as it is now')
+    .argument('<parent>', 'snapshot id, VOLUME@SNAPSHOT, or volume id or name')
+    .requiredOption('--name <name>', 'name of the new volume')
+    .option('--label <key=value>', 'label to add to the clone (repeatable)', parseLabel)
+    .action(async (parent: string, options: { name: string; label?: Record<string, string> }, command: Command) => {
+      const response = await clientFor(command).cloneVolume({
+        name: options.name,
+        parent_id: parent,
+        ...(options.label !== undefined && { additional_labels: options.label }),
+      });
+      output(command, response, () => `Volume clone successful: ${response.volume_id}`);
+    });
+
+  volume
+    .command('diff')
+    .description('list the byte ranges that changed between two snapshots (or since a snapshot, or ever written)')
+    .argument('<volume>', 'volume id or name')
+    .option('--base <snapshot>', 'snapshot to diff from (id, name or VOLUME@SNAPSHOT); default: empty volume')
+    .option('--target <snapshot>', 'snapshot to diff to; default: the live volume')
+    .action(async (ref: string, options: { base?: string; target?: string }, command: Command) => {
+      const client = clientFor(command);
+      const query: { base_snapshot_id?: string; target_snapshot_id?: string } = {};
+      if (options.base !== undefined) query.base_snapshot_id = await resolveSnapshotId(client, ref, options.base);
+      if (options.target !== undefined) query.target_snapshot_id = await resolveSnapshotId(client, ref, options.target);
+      const diff = await collectChangedBlocks(client, ref, query);
+      output(command, diff, () => {
+        const changed = diff.extents.reduce((sum, extent) => sum + extent.length, 0);
+        const rows = diff.extents.map((e) => [String(e.offset), String(e.length), formatSize(e.length)]);
+        const count = diff.extents.length;
+        const summary = `${count} extent${count === 1 ? '' : 's'}, ${formatSize(changed)} changed of ${formatSize(diff.size)} (block size ${formatSize(diff.block_size)})`;
+        return rows.length === 0 ? summary : `${renderTable(['OFFSET', 'LENGTH', 'SIZE'], rows)}\n${summary}`;
+      });
+    });
+
+  registerSnapshotCommands(volume);
+}

@@ -1,0 +1,105 @@
+/**
+ * `ferry node start`: opens the engine, serves it over NBD and HTTP, logs one JSON line per event on stdout, and on
+ * SIGTERM/SIGINT closes the API, then NBD, then the engine.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { createApp, startApiServer } from '../api/index.js';
+import { NbdServer, openEngine } from '../node/index.js';
+import { type HostPort, hostForUrl, parseHostPort } from './format.js';
+
+/** Where and how the node runs. */
+export interface NodeOptions {
+  /** Data directory. Default env FERRY_DATA_DIR, else /var/lib/ferry as root, else ~/.ferry. */
+  dataDir?: string;
+  /** API listen address `HOST:PORT`. Default env FERRY_API_ADDR, else 127.0.0.1:9001. */
+  apiAddr?: string;
+  /** NBD listen address `HOST:PORT`. Default env FERRY_NBD_ADDR, else 127.0.0.1:10809. */
+  nbdAddr?: string;
+}
+
+/** Writes one JSON log line. */
+export function log(level: 'info' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
+}
+
+function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? '/var/lib/ferry' : join(homedir(), '.ferry');
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Steps to undo, last first. */
+type Closer = { name: string; close: () => Promise<void> };
+
+async function closeAll(closers: Closer[]): Promise<boolean> {
+  let clean = true;
+  for (const closer of closers.reverse()) {
+    try {
+      await closer.close();
+      log('info', `${closer.name} closed`);
+    } catch (err: unknown) {
+      clean = false;
+      log('error', `closing ${closer.name} failed`, { error: describe(err) });
+    }
+  }
+  return clean;
+}
+
+function listenAddress(flag: string | undefined, envName: string, fallback: string): HostPort {
+  if (flag !== undefined) return parseHostPort(flag);
+  const fromEnv = process.env[envName];
+  if (fromEnv === undefined || fromEnv === '') return parseHostPort(fallback);
+  try {
+    return parseHostPort(fromEnv);
+  } catch (err: unknown) {
+    throw new InvalidArgumentError(`${envName}: ${describe(err)}`);
+  }
+}
+
+/**
+ * Runs a node until SIGTERM or SIGINT. Rejects when it cannot start (bad address: InvalidArgumentError; port taken,
+ * engine failure: Error), after closing whatever it had opened, or when it did not close cleanly.
+ */
+export async function runNode(options: NodeOptions): Promise<void> {
+  const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
+  const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
+  const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
+
+  // Opened in order engine, NBD, API; closed in reverse: API, NBD, engine.
+  const closers: Closer[] = [];
+  let apiUrl: string;
+  let nbdUrl: string;
+  try {
+    log('info', 'opening engine', { data_dir: dataDir });
+    const engine = await openEngine({ dataDir });
+    closers.push({ name: 'engine', close: () => engine.close() });
+
+    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
+    const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
+    closers.push({ name: 'nbd server', close: () => nbd.close() });
+    nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
+
+    const app = createApp({ engine, logError: (msg, fields) => log('error', msg, fields) });
+    const api = await startApiServer(app, apiAddr.host, apiAddr.port);
+    closers.push({ name: 'api server', close: () => api.close() });
+    apiUrl = api.url;
+  } catch (err: unknown) {
+    log('error', 'ferry node failed to start', { error: describe(err) });
+    await closeAll(closers);
+    throw new Error(`ferry node failed to start: ${describe(err)}`, { cause: err });
+  }
+
+  log('info', 'ferry node ready', { api: apiUrl, nbd: nbdUrl, data_dir: dataDir });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log('info', 'ferry node stopping', { signal });
+  const clean = await closeAll(closers);
+  log('info', 'ferry node stopped', { clean });
+  if (!clean) throw new Error('ferry node did not stop cleanly; see the log lines above');
+}

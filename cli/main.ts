@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+/** Entry point of the `ferry` command (package.json `bin`: dist/cli/main.js). */
+import { run } from './program.js';
+
+// Exit explicitly: idle keep-alive sockets of the API client must not hold the command open.
+process.exit(await run(process.argv));
