@@ -18,6 +18,11 @@ export function chainOf(top: Layer): Layer[] {
   return chain;
 }
 
+export function chainLoaded(chain: readonly Layer[]): boolean {
+  for (const l of chain) if (!l.loaded) return false;
+  return true;
+}
+
 /** Loads the maps of every layer in the chain. */
 export async function loadChain(chain: readonly Layer[]): Promise<void> {
   for (const l of chain) if (!l.loaded) await l.load();

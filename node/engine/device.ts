@@ -1,5 +1,5 @@
 import { FerryError } from '../../common/errors.js';
-import { chainOf, loadChain, resolve, type Segment } from './chain.js';
+import { chainLoaded, chainOf, loadChain, resolve, type Segment } from './chain.js';
 import { GRANULE } from './constants.js';
 import type { Gate, KeyedLock } from './gate.js';
 import { ABSENT, DATA, ZERO } from './granule-map.js';
@@ -61,7 +61,7 @@ export class LayerDevice implements BlockDevice {
   }
 
   private async withIo<T>(fn: () => Promise<T>): Promise<T> {
-    await this.source.gate.enterShared();
+    if (!this.source.gate.tryEnterShared()) await this.source.gate.enterShared();
     const epoch = this.source.tracker.enter();
     try {
       return await fn();
@@ -77,7 +77,7 @@ export class LayerDevice implements BlockDevice {
       const out = Buffer.allocUnsafe(length);
       if (length === 0) return out;
       const chain = chainOf(this.source.top());
-      await loadChain(chain);
+      if (!chainLoaded(chain)) await loadChain(chain);
       const segments = resolve(chain, Math.floor(offset / GRANULE), Math.ceil((offset + length) / GRANULE));
       await fill(out, offset, segments);
       return out;
@@ -95,7 +95,7 @@ export class LayerDevice implements BlockDevice {
   private async writeUnderGate(offset: number, data: Buffer): Promise<void> {
     const top = this.source.top();
     const chain = chainOf(top);
-    await loadChain(chain);
+    if (!chainLoaded(chain)) await loadChain(chain);
     const end = offset + data.length;
     const g0 = Math.floor(offset / GRANULE);
     const g1 = Math.ceil(end / GRANULE);
@@ -105,7 +105,6 @@ export class LayerDevice implements BlockDevice {
     if (headPartial && top.granules.get(g0) !== DATA) edges.push(g0);
     if (tailPartial && top.granules.get(g1 - 1) !== DATA) edges.push(g1 - 1);
     if (edges.length === 0) {
-      await top.ensureFiles();
       await top.writeData(data, 0, data.length, offset);
       top.mark(g0, g1 - g0, DATA);
       return;

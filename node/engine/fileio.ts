@@ -1,4 +1,10 @@
-import { close, constants, fdatasync, open, read, write } from 'node:fs';
+import { close, constants, fdatasync, open, read, readSync, write, writeSync } from 'node:fs';
+
+/**
+ * Small transfers are done synchronously: for page-cache hits the syscall takes a few microseconds, less than a
+ * round trip through libuv's thread pool, and the event loop is the bottleneck of a busy node.
+ */
+const SYNC_LIMIT = 64 * 1024;
 
 /** Thin promise wrappers over positional fd I/O (cheaper than FileHandle on the hot path). */
 export function openFd(path: string, create: boolean): Promise<number> {
@@ -8,6 +14,22 @@ export function openFd(path: string, create: boolean): Promise<number> {
 
 /** Reads exactly `length` bytes at `position` into `buf[offset..]`; bytes past the end of the file read as zeros. */
 export function pread(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+  if (length <= SYNC_LIMIT) {
+    try {
+      let done = 0;
+      while (done < length) {
+        const n = readSync(fd, buf, offset + done, length - done, position + done);
+        if (n === 0) {
+          buf.fill(0, offset + done, offset + length);
+          break;
+        }
+        done += n;
+      }
+      return Promise.resolve();
+    } catch (err: unknown) {
+      return Promise.reject(err);
+    }
+  }
   return new Promise((resolve, reject) => {
     const step = (done: number): void => {
       if (done === length) {
@@ -33,6 +55,15 @@ export function pread(fd: number, buf: Buffer, offset: number, length: number, p
 
 /** Writes all of `buf[offset..offset+length)` at `position`. */
 export function pwrite(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
+  if (length <= SYNC_LIMIT) {
+    try {
+      let done = 0;
+      while (done < length) done += writeSync(fd, buf, offset + done, length - done, position + done);
+      return Promise.resolve();
+    } catch (err: unknown) {
+      return Promise.reject(err);
+    }
+  }
   return new Promise((resolve, reject) => {
     const step = (done: number): void => {
       if (done === length) {

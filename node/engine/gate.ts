@@ -8,11 +8,15 @@ export class Gate {
   private readonly waitingExclusive: Array<() => void> = [];
   private readonly waitingShared: Array<() => void> = [];
 
+  /** Enters shared without waiting when nothing exclusive is held or waiting; returns false otherwise. */
+  tryEnterShared(): boolean {
+    if (this.exclusive || this.waitingExclusive.length > 0) return false;
+    this.shared++;
+    return true;
+  }
+
   async enterShared(): Promise<void> {
-    if (!this.exclusive && this.waitingExclusive.length === 0) {
-      this.shared++;
-      return;
-    }
+    if (this.tryEnterShared()) return;
     await new Promise<void>((resolve) => this.waitingShared.push(resolve));
   }
 

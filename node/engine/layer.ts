@@ -36,6 +36,7 @@ export class Layer {
   private dataDirty = false;
   private flushing: Promise<void> | undefined;
   private loading: Promise<void> | undefined;
+  private creating: Promise<void> | undefined;
 
   constructor(
     readonly id: string,
@@ -102,8 +103,15 @@ export class Layer {
 
   /** Creates the layer's files if this is its first write. */
   async ensureFiles(): Promise<void> {
-    await this.load();
     if (this.fd !== undefined && this.log !== undefined) return;
+    this.creating ??= this.createFiles().finally(() => {
+      this.creating = undefined;
+    });
+    await this.creating;
+  }
+
+  private async createFiles(): Promise<void> {
+    await this.load();
     if (this.fd === undefined) this.fd = await openFd(this.dataPath, true);
     if (this.log === undefined) this.log = (await MapLog.open(this.mapPath, GRANULE)).log;
     await fsyncDir(this.dataPath);
@@ -120,7 +128,7 @@ export class Layer {
 
   /** Writes bytes into the data file; the caller marks the map afterwards with `mark`. */
   async writeData(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
-    if (this.fd === undefined) await this.ensureFiles();
+    if (this.fd === undefined || this.log === undefined) await this.ensureFiles();
     this.dataDirty = true;
     await pwrite(this.fd as number, buf, bufOffset, length, position);
   }
