@@ -1,0 +1,124 @@
+/**
+ * One client connection from accept to close: handshake, transmission, then closing the device (which flushes it and
+ * frees the volume's writer slot) before the socket is ended.
+ */
+import type { Socket } from 'node:net';
+import type { ExportProvider } from '../engine/types.js';
+import { messageOf } from './errors.js';
+import { negotiate } from './handshake.js';
+import { SocketReader, StreamClosedError } from './socket-reader.js';
+import { Transmission, type TransmissionEnd } from './transmission.js';
+
+export interface ConnectionOptions {
+  maxPayload: number;
+  log: (event: string, fields: Record<string, unknown>) => void;
+  shuttingDown: () => boolean;
+}
+
+/** How long an ended socket may take to flush its last bytes before it is destroyed. */
+const END_GRACE_MS = 5000;
+
+export class Connection {
+  /** Resolves when the socket is closed and the device (if any) is closed. Never rejects. */
+  readonly done: Promise<void>;
+  private readonly reader: SocketReader;
+  private readonly remote: string;
+  private transmission: Transmission | undefined;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly provider: ExportProvider,
+    private readonly options: ConnectionOptions,
+  ) {
+    this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    socket.setNoDelay(true);
+    socket.on('error', (err: Error) => this.log('nbd.connection.error', { error: err.message }));
+    this.reader = new SocketReader(socket, options.maxPayload + 64 * 1024);
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    this.done = this.serve()
+      .catch((err: unknown) => {
+        this.log('nbd.connection.error', { error: messageOf(err) });
+        socket.destroy();
+      })
+      .then(() => closed);
+  }
+
+  /** Server shutdown: drops a connection still negotiating; lets one in transmission finish what it has read. */
+  shutdown(): void {
+    if (this.transmission) this.transmission.stop();
+    else {
+      this.reader.stop();
+      this.socket.destroy();
+    }
+  }
+
+  private log(event: string, fields: Record<string, unknown>): void {
+    this.options.log(event, { remote: this.remote, ...fields });
+  }
+
+  private async serve(): Promise<void> {
+    this.log('nbd.connection.open', {});
+    const { socket, reader } = this;
+    let negotiated: Awaited<ReturnType<typeof negotiate>>;
+    try {
+      negotiated = await negotiate({
+        socket,
+        reader,
+        provider: this.provider,
+        maxPayload: this.options.maxPayload,
+        log: (event, fields) => this.log(event, fields),
+        shuttingDown: this.options.shuttingDown,
+      });
+    } catch (err: unknown) {
+      if (!(err instanceof StreamClosedError)) throw err;
+      negotiated = undefined;
+    }
+    if (!negotiated) {
+      this.log('nbd.connection.close', { phase: 'handshake' });
+      // After NBD_OPT_ABORT the socket is already ending with the ACK in flight; anything else is a hard disconnect.
+      if (socket.writableEnded) this.endGracefully();
+      else socket.destroy();
+      return;
+    }
+    const { device, exportName } = negotiated;
+    this.log('nbd.export.open', { export: exportName, read_only: device.readOnly, structured: negotiated.structured });
+    const transmission = new Transmission({
+      ...negotiated,
+      socket,
+      reader,
+      maxPayload: this.options.maxPayload,
+      log: (event, fields) => this.log(event, { export: exportName, ...fields }),
+    });
+    this.transmission = transmission;
+    if (this.options.shuttingDown() || socket.destroyed) transmission.stop();
+    let end: TransmissionEnd | 'error';
+    try {
+      end = await transmission.run();
+    } catch (err: unknown) {
+      this.log('nbd.connection.error', { export: exportName, error: messageOf(err) });
+      end = 'error';
+    }
+    try {
+      await device.close();
+    } catch (err: unknown) {
+      this.log('nbd.export.close.failed', { export: exportName, error: messageOf(err) });
+    }
+    this.log('nbd.connection.close', { export: exportName, reason: end });
+    if (end === 'protocol-error' || end === 'error') socket.destroy();
+    else this.endGracefully();
+  }
+
+  private endGracefully(): void {
+    const { socket } = this;
+    if (socket.destroyed) return;
+    if (socket.writableFinished) {
+      socket.destroy();
+      return;
+    }
+    const timer = setTimeout(() => socket.destroy(), END_GRACE_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.once('finish', () => socket.destroy());
+    if (!socket.writableEnded) socket.end();
+  }
+}

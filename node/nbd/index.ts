@@ -1,0 +1,2 @@
+/** The NBD export of a storage node: serves an ExportProvider's volumes and snapshots to NBD clients. */
+export { NbdServer, type NbdServerOptions } from './server.js';
