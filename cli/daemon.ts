@@ -61,7 +61,23 @@ function listenAddress(flag: string | undefined, envName: string, fallback: stri
 }
 
 /**
- * Runs a node until SIGTERM or SIGINT. Rejects when it cannot start (bad address: InvalidArgumentError; port taken,
+ * Resolves on the first SIGTERM or SIGINT. Both handlers go away then, so a second signal ends the process at once
+ * (the way out of a close that hangs).
+ */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+/**
+ * Runs a node until SIGTERM or SIGINT (one arriving during start-up stops the node as soon as it is up). Rejects when it cannot start (bad address: InvalidArgumentError; port taken,
  * engine failure: Error), after closing whatever it had opened, or when it did not close cleanly.
  */
 export async function runNode(options: NodeOptions): Promise<void> {
@@ -69,6 +85,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
 
+  const stop = stopSignal();
   // Opened in order engine, NBD, API; closed in reverse: API, NBD, engine.
   const closers: Closer[] = [];
   let apiUrl: string;
@@ -94,10 +111,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   }
 
   log('info', 'ferry node ready', { api: apiUrl, nbd: nbdUrl, data_dir: dataDir });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stop;
   log('info', 'ferry node stopping', { signal });
   const clean = await closeAll(closers);
   log('info', 'ferry node stopped', { clean });
