@@ -1,9 +1,9 @@
 #!/bin/sh
-# Installs everything the test suite needs on Debian (run as root): the NBD clients and peers the tests drive,
-# then the npm dependencies from the lock file (which also builds Ferry).
+# Installs everything the test suite needs on Debian (run as root): the NBD clients and peers the tests drive and
+# the toolchain for the native addons, then the npm dependencies from the lock file (which also builds Ferry).
 set -eu
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libnbd-bin python3-libnbd qemu-utils nbdkit fio >/dev/null
+apt-get install -y -qq --no-install-recommends libnbd-bin python3-libnbd qemu-utils nbdkit fio g++ make python3 >/dev/null
 npm ci --no-audit --no-fund
