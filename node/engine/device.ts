@@ -190,13 +190,18 @@ export class LayerDevice implements BlockDevice {
     });
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    try {
-      await this.flush();
-    } finally {
-      this.closed = true;
-      this.onClose();
-    }
+  /** Set once close() has started: resolves when the device is closed and its writer slot released. */
+  closing: Promise<void> | undefined;
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.flush();
+      } finally {
+        this.closed = true;
+        this.onClose();
+      }
+    })();
+    return this.closing;
   }
 }

@@ -272,3 +272,23 @@ describe('trim', () => {
     }
   });
 });
+
+describe('reconnect', () => {
+  it('lets a writer in at once while the previous one is still closing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-reopen-'));
+    const engine = await openEngine({ dataDir: dir });
+    try {
+      await engine.createVolume({ name: 'r', size: MiB });
+      const first = await engine.openExport('r');
+      await first.write(0, Buffer.alloc(4096, 1));
+      const closing = first.close();
+      const second = await engine.openExport('r');
+      await closing;
+      expect((await second.read(0, 1))[0]).toBe(1);
+      await second.close();
+    } finally {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

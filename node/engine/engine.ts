@@ -39,6 +39,8 @@ interface VolumeState extends ViewSource {
   record: VolumeRecord;
   layer: Layer;
   writers: number;
+  /** The open writable devices (more than one only for shared volumes). */
+  devices: Set<LayerDevice>;
   /** This volume's snapshots by name. */
   snaps: Map<string, SnapshotState>;
 }
@@ -92,6 +94,7 @@ class Engine implements VolumeEngine {
       record,
       layer: this.layers.get(record.top),
       writers: 0,
+      devices: new Set(),
       snaps: new Map(),
       gate: new Gate(),
       locks: new KeyedLock(),
@@ -537,15 +540,21 @@ class Engine implements VolumeEngine {
     const v = this.findVolume(name);
     if (v.record.status !== 'up')
       throw precondition(`volume ${v.record.name} is ${v.record.status}; it cannot be attached`);
+    // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
+    const leaving = [...v.devices].map((d) => d.closing).filter((p) => p !== undefined);
+    if (leaving.length > 0 && leaving.length === v.devices.size) await Promise.allSettled(leaving);
     if (v.writers > 0 && !v.record.shared) {
       throw precondition(
         `volume ${v.record.name} is already attached by another writer; disconnect it first (or create the volume with --shared)`,
       );
     }
     v.writers++;
-    return new LayerDevice(v.record.name, v.record.size, false, v, () => {
+    const device: LayerDevice = new LayerDevice(v.record.name, v.record.size, false, v, () => {
       v.writers--;
+      v.devices.delete(device);
     });
+    v.devices.add(device);
+    return device;
   }
 
   async close(): Promise<void> {
