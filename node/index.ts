@@ -1,3 +1,13 @@
+export {
+  MAX_HA_LEVEL,
+  MAX_LABEL_KEY_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_LABELS,
+  MAX_NAME_LENGTH,
+  MAX_SNAPSHOTS,
+  MAX_VOLUME_SIZE,
+  SIZE_ALIGNMENT,
+} from './engine/constants.js';
 export { type EngineOptions, openEngine } from './engine/engine.js';
 export * from './engine/types.js';
 export { NbdServer, type NbdServerOptions } from './nbd/index.js';

@@ -9,38 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdServer, openEngine, type VolumeEngine } from '../node/index.js';
+import { ok, run, TOOL_ENV } from './support/run.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 256 * MiB;
-const ENV = { ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ''}` };
+const ENV = TOOL_ENV;
 const DATA: [number, number][] = [
   [0, 2 * MiB],
   [40 * MiB + 8192, 300 * 1024],
   [128 * MiB, 5 * MiB],
   [SIZE - 64 * 1024, 64 * 1024],
 ];
-
-function run(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: ENV });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(cmd: string, args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
 
 interface MapEntry {
   offset: number;

@@ -9,39 +9,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdServer } from '../node/nbd/index.js';
 import { MemoryProvider } from './support/memory-provider.js';
+import { ok, run, TOOL_ENV } from './support/run.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
-/** nbdsh needs Debian's python3 (with the libnbd module) first on PATH. */
-const ENV = { ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ''}` };
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = ENV): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function ok(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
-  const result = await run(command, args, env);
-  if (result.code !== 0) throw new Error(`${command} ${args.join(' ')} failed (${result.code}): ${result.stderr}`);
-  return result.stdout;
-}
+const ENV = TOOL_ENV;
 
 /** Source image layout: data in these [offset, length] ranges, holes elsewhere. */
 const DATA_RANGES: [number, number][] = [

@@ -3,16 +3,25 @@
  */
 import { z } from 'zod';
 
-/** Longest volume or snapshot name, in characters. */
-export const NAME_MAX_LENGTH = 128;
-/** Volume sizes are whole multiples of this many bytes. */
-export const SIZE_ALIGNMENT = 4096;
-/** Largest volume size the API accepts: 64 TiB. */
-export const MAX_VOLUME_SIZE = 64 * 2 ** 40;
-/** Most labels on one volume or snapshot. */
-export const MAX_LABELS = 64;
-/** Highest replication level. */
-export const MAX_HA_LEVEL = 3;
+import {
+  MAX_HA_LEVEL,
+  MAX_LABEL_KEY_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_LABELS,
+  MAX_VOLUME_SIZE,
+  MAX_NAME_LENGTH as NAME_MAX_LENGTH,
+  SIZE_ALIGNMENT,
+} from '../../node/index.js';
+
+export {
+  MAX_HA_LEVEL,
+  MAX_LABEL_KEY_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_LABELS,
+  MAX_VOLUME_SIZE,
+  NAME_MAX_LENGTH,
+  SIZE_ALIGNMENT,
+};
 
 /** Error text for a wrong type, or `is required` when the field is missing. */
 export function typeError(expected: string): { error: (issue: { input?: unknown }) => string } {
@@ -61,9 +70,7 @@ export const haLevelSchema = z
 
 const LABEL_KEY = /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
 /** Longest label key (as Kubernetes label keys with a prefix). */
-export const MAX_LABEL_KEY_LENGTH = 253;
 /** Longest label value. */
-export const MAX_LABEL_VALUE_LENGTH = 1024;
 
 function labels(allowEmptyValues: boolean) {
   return z

@@ -10,3 +10,10 @@ export const MAX_VOLUME_SIZE = 64 * 1024 ** 4;
 export const SIZE_ALIGNMENT = 4096;
 /** Longest volume or snapshot name. */
 export const MAX_NAME_LENGTH = 128;
+/** Most labels on a volume or snapshot. */
+export const MAX_LABELS = 64;
+/** Highest replication level (`ha_level`). */
+export const MAX_HA_LEVEL = 3;
+/** Longest label key and value. */
+export const MAX_LABEL_KEY_LENGTH = 253;
+export const MAX_LABEL_VALUE_LENGTH = 1024;

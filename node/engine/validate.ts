@@ -1,5 +1,13 @@
 import { FerryError, invalidArgument } from '../../common/errors.js';
-import { MAX_NAME_LENGTH, MAX_VOLUME_SIZE, SIZE_ALIGNMENT } from './constants.js';
+import {
+  MAX_HA_LEVEL,
+  MAX_LABEL_KEY_LENGTH,
+  MAX_LABEL_VALUE_LENGTH,
+  MAX_LABELS,
+  MAX_NAME_LENGTH,
+  MAX_VOLUME_SIZE,
+  SIZE_ALIGNMENT,
+} from './constants.js';
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const LABEL_KEY_RE = /^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/;
@@ -36,8 +44,8 @@ export function validateSize(field: string, size: unknown): number {
 
 export function validateHaLevel(field: string, ha: unknown): number {
   if (ha === undefined) return 1;
-  if (typeof ha !== 'number' || !Number.isInteger(ha) || ha < 1 || ha > 3) {
-    throw invalidArgument(field, 'ha_level must be 1, 2 or 3');
+  if (typeof ha !== 'number' || !Number.isInteger(ha) || ha < 1 || ha > MAX_HA_LEVEL) {
+    throw invalidArgument(field, `ha_level must be between 1 and ${MAX_HA_LEVEL}`);
   }
   return ha;
 }
@@ -49,10 +57,11 @@ export function validateLabels(field: string, labels: unknown, allowEmptyValues 
     throw invalidArgument(field, 'labels must be an object of string keys and string values');
   }
   const entries = Object.entries(labels);
-  if (entries.length > 64) throw invalidArgument(field, 'at most 64 labels');
+  if (entries.length > MAX_LABELS) throw invalidArgument(field, `at most ${MAX_LABELS} labels`);
   for (const [k, v] of entries) {
-    if (k.length > 253 || !LABEL_KEY_RE.test(k)) throw invalidArgument(`${field}.${k}`, 'invalid label key');
-    if (typeof v !== 'string' || v.length > 1024 || (!allowEmptyValues && v.length === 0)) {
+    if (k.length > MAX_LABEL_KEY_LENGTH || !LABEL_KEY_RE.test(k))
+      throw invalidArgument(`${field}.${k}`, 'invalid label key');
+    if (typeof v !== 'string' || v.length > MAX_LABEL_VALUE_LENGTH || (!allowEmptyValues && v.length === 0)) {
       throw invalidArgument(`${field}.${k}`, 'label values must be non-empty strings of at most 1024 characters');
     }
     if (/[\p{Cc}]/u.test(v)) throw invalidArgument(`${field}.${k}`, 'label values must not contain control characters');
