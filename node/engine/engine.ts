@@ -219,7 +219,7 @@ class Engine implements VolumeEngine {
         created: new Date().toISOString(),
         shared: request.shared === true,
         top: layer.id,
-        status: 'up',
+        status: request.restoring === true ? 'restoring' : 'up',
       };
       await this.commitOrDiscard([put.layer(layer.record), put.volume(record)], [layer]);
       return { volume: this.volumeInfo(this.addVolume(record)), created: true };
@@ -526,6 +526,24 @@ class Engine implements VolumeEngine {
     return { size: v.record.size, readOnly: false, blockSize: 4096 };
   }
 
+  async openForRestore(idOrName: string): Promise<BlockDevice> {
+    const v = this.findVolume(idOrName);
+    if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
+    return this.openWriter(v);
+  }
+
+  completeRestore(idOrName: string): Promise<VolumeInfo> {
+    return this.meta.run(async () => {
+      const v = this.findVolume(idOrName);
+      if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
+      await v.layer.flush();
+      const record: VolumeRecord = { ...v.record, status: 'up' };
+      await this.store.commit([put.volume(record)]);
+      v.record = record;
+      return this.volumeInfo(v);
+    });
+  }
+
   async openExport(name: string): Promise<BlockDevice> {
     if (name.includes('@')) {
       const s = this.findSnapshot(name);
@@ -538,8 +556,15 @@ class Engine implements VolumeEngine {
       });
     }
     const v = this.findVolume(name);
-    if (v.record.status !== 'up')
-      throw precondition(`volume ${v.record.name} is ${v.record.status}; it cannot be attached`);
+    if (v.record.status !== 'up') {
+      throw precondition(
+        `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`,
+      );
+    }
+    return this.openWriter(v);
+  }
+
+  private async openWriter(v: VolumeState): Promise<BlockDevice> {
     // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
     const leaving = [...v.devices].map((d) => d.closing).filter((p) => p !== undefined);
     if (leaving.length > 0 && leaving.length === v.devices.size) await Promise.allSettled(leaving);

@@ -102,6 +102,8 @@ export interface CreateVolumeRequest {
   ha_level?: number;
   labels?: Record<string, string>;
   shared?: boolean;
+  /** Create the volume in the 'restoring' state: not attachable until `completeRestore`. */
+  restoring?: boolean;
 }
 
 export interface UpdateVolumeRequest {
@@ -169,6 +171,10 @@ export interface VolumeEngine extends ExportProvider {
   /** Makes the live volume equal to the snapshot. Refused (FAILED_PRECONDITION) while the volume is attached. */
   restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void>;
   changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage>;
+  /** Opens a volume for writing even while it is 'restoring' (for the restore job that fills it). */
+  openForRestore(idOrName: string): Promise<BlockDevice>;
+  /** Marks a volume created with `restoring` complete: it becomes 'up' and attachable. */
+  completeRestore(idOrName: string): Promise<VolumeInfo>;
   /** Flushes everything and closes files. */
   close(): Promise<void>;
 }

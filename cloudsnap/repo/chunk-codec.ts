@@ -1,0 +1,40 @@
+/**
+ * One chunk inside a pack: AES-256-GCM(K_pack, nonce = the blob's number in its pack, aad = chunk id) of
+ * codec byte (0 raw, 1 zstd) | payload. Compression is kept only where it shrinks the chunk.
+ */
+import { compress, decompress } from 'zstd-napi';
+import { FerryError } from '../../common/errors.js';
+import { open, type RepoKeys, seal } from './crypto.js';
+
+const RAW = 0;
+const ZSTD = 1;
+
+export function encodeChunk(key: Buffer, counter: number, id: Buffer, plaintext: Buffer): Buffer {
+  const z = compress(plaintext, { compressionLevel: 3 });
+  const body =
+    z.length < plaintext.length ? Buffer.concat([Buffer.of(ZSTD), z]) : Buffer.concat([Buffer.of(RAW), plaintext]);
+  return seal(key, counter, body, id);
+}
+
+/** Decrypts, decompresses and checks the keyed hash: returns the chunk or throws DATA_CORRUPTION naming `where`. */
+export function decodeChunk(
+  keys: RepoKeys,
+  key: Buffer,
+  counter: number,
+  id: Buffer,
+  sealed: Buffer,
+  where: string,
+): Buffer {
+  const body = open(key, counter, sealed, id, where);
+  let data: Buffer;
+  if (body[0] === RAW) data = body.subarray(1);
+  else if (body[0] === ZSTD) {
+    try {
+      data = decompress(body.subarray(1));
+    } catch (err: unknown) {
+      throw new FerryError('DATA_CORRUPTION', `${where} does not decompress`, { cause: err });
+    }
+  } else throw new FerryError('DATA_CORRUPTION', `${where} has an unknown codec ${body[0]}`);
+  if (!keys.id(data).equals(id)) throw new FerryError('DATA_CORRUPTION', `${where} does not match its chunk id`);
+  return data;
+}

@@ -1,0 +1,84 @@
+/**
+ * Repository cryptography. One 32-byte master secret per repository (wrapped by a KeyProvider, see FORMAT.md);
+ * every other key is derived from it with HKDF-SHA256:
+ *   chunk ids      HMAC-SHA256(K_id, plaintext)        K_id = HKDF(master, salt="", info="ferry/v1/chunk-id")
+ *   object keys    AES-256-GCM key per object            K_obj = HKDF(master, salt=<32 random bytes of the object>,
+ *                                                                     info="ferry/v1/object")
+ * Each object (pack, index, manifest page, backup record) has its own random salt, hence its own key, and numbers
+ * the nonces it uses 0, 1, 2, ... (96-bit big-endian counters): no key ever sees more than 2^32 nonces, and no
+ * nonce repeats under a key.
+ */
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { FerryError } from '../../common/errors.js';
+
+export const KEY_SIZE = 32;
+export const SALT_SIZE = 32;
+export const TAG_SIZE = 16;
+export const ID_SIZE = 32;
+
+function hkdf(master: Buffer, salt: Buffer, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', master, salt, info, KEY_SIZE));
+}
+
+function nonce(counter: number): Buffer {
+  const n = Buffer.alloc(12);
+  n.writeUInt32BE(Math.floor(counter / 2 ** 32), 4);
+  n.writeUInt32BE(counter >>> 0, 8);
+  return n;
+}
+
+/** Keys of one repository, derived from its master secret. */
+export class RepoKeys {
+  private readonly idKey: Buffer;
+  private readonly objectKeys = new Map<string, Buffer>();
+
+  constructor(private readonly master: Buffer) {
+    if (master.length !== KEY_SIZE) throw new FerryError('INTERNAL', 'repository master secret must be 32 bytes');
+    this.idKey = hkdf(master, Buffer.alloc(0), 'ferry/v1/chunk-id');
+  }
+
+  /** The keyed id of a chunk or manifest page: nobody without the key can confirm known content. */
+  id(data: Buffer): Buffer {
+    return createHmac('sha256', this.idKey).update(data).digest();
+  }
+
+  /** The AES-256-GCM key of the object with this salt (cached: a restore decrypts many blobs of one pack). */
+  objectKey(salt: Buffer): Buffer {
+    const k = salt.toString('hex');
+    let key = this.objectKeys.get(k);
+    if (key === undefined) {
+      key = hkdf(this.master, salt, 'ferry/v1/object');
+      if (this.objectKeys.size > 4096) this.objectKeys.clear();
+      this.objectKeys.set(k, key);
+    }
+    return key;
+  }
+}
+
+/** Encrypts with AES-256-GCM; returns ciphertext followed by the 16-byte tag. */
+export function seal(key: Buffer, counter: number, plaintext: Buffer, aad: Buffer): Buffer {
+  const c = createCipheriv('aes-256-gcm', key, nonce(counter));
+  c.setAAD(aad);
+  return Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
+}
+
+/** Decrypts what `seal` produced; `what` names the object for the DATA_CORRUPTION message. */
+export function open(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, what: string): Buffer {
+  if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is truncated`);
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, nonce(counter));
+    d.setAAD(aad);
+    d.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
+    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_SIZE)), d.final()]);
+  } catch (err: unknown) {
+    throw new FerryError(
+      'DATA_CORRUPTION',
+      `${what} failed authentication: it was altered, truncated, or belongs to another repository or key`,
+      { cause: err },
+    );
+  }
+}
+
+export function newSalt(): Buffer {
+  return randomBytes(SALT_SIZE);
+}

@@ -1,0 +1,82 @@
+/**
+ * Manifests: which chunk holds each chunk-sized piece of a backed-up volume, as a two-level tree of
+ * content-addressed pages, so a backup writes only the pages its changes touch and shares the rest.
+ *
+ * Leaf page (covers `leafChunks` consecutive chunks): "FRYLEAF1" | count u32 | entries sorted by position:
+ *   position in the leaf u32 | chunk id (32). Chunks not listed are all zeros (holes).
+ * Root page: "FRYROOT1" | volume size u64 | chunk size u32 | leaf chunks u32 | count u32 | entries sorted:
+ *   leaf number u32 | page id (32). Leaves not listed are all zeros.
+ * A page's id is HMAC(K_id, "FRYPAGE1" | plaintext); it is stored sealed at manifests/<id[0:2]>/<id>.
+ */
+import { FerryError } from '../../common/errors.js';
+import type { RepoKeys } from './crypto.js';
+
+const LEAF = Buffer.from('FRYLEAF1', 'ascii');
+const ROOT = Buffer.from('FRYROOT1', 'ascii');
+const PAGE = Buffer.from('FRYPAGE1', 'ascii');
+
+/** Position in leaf -> chunk id. */
+export type Leaf = Map<number, Buffer>;
+
+export interface Root {
+  size: number;
+  chunkSize: number;
+  leafChunks: number;
+  /** Leaf number -> page id. */
+  leaves: Map<number, Buffer>;
+}
+
+export function pageId(keys: RepoKeys, plaintext: Buffer): Buffer {
+  return keys.id(Buffer.concat([PAGE, plaintext]));
+}
+
+function encodePairs(magic: Buffer, head: Buffer, pairs: Map<number, Buffer>): Buffer {
+  const sorted = [...pairs.entries()].sort((a, b) => a[0] - b[0]);
+  const body = Buffer.alloc(4 + sorted.length * 36);
+  body.writeUInt32LE(sorted.length, 0);
+  sorted.forEach(([k, id], i) => {
+    body.writeUInt32LE(k, 4 + i * 36);
+    id.copy(body, 8 + i * 36);
+  });
+  return Buffer.concat([magic, head, body]);
+}
+
+function decodePairs(b: Buffer, at: number, what: string): Map<number, Buffer> {
+  const n = b.readUInt32LE(at);
+  if (b.length !== at + 4 + n * 36) throw new FerryError('DATA_CORRUPTION', `${what} has a bad length`);
+  const out = new Map<number, Buffer>();
+  for (let i = 0; i < n; i++) {
+    const o = at + 4 + i * 36;
+    out.set(b.readUInt32LE(o), Buffer.from(b.subarray(o + 4, o + 36)));
+  }
+  return out;
+}
+
+export function encodeLeaf(leaf: Leaf): Buffer {
+  return encodePairs(LEAF, Buffer.alloc(0), leaf);
+}
+
+export function decodeLeaf(b: Buffer, what: string): Leaf {
+  if (b.length < 12 || !b.subarray(0, 8).equals(LEAF))
+    throw new FerryError('DATA_CORRUPTION', `${what} is not a leaf page`);
+  return decodePairs(b, 8, what);
+}
+
+export function encodeRoot(root: Root): Buffer {
+  const head = Buffer.alloc(16);
+  head.writeBigUInt64LE(BigInt(root.size), 0);
+  head.writeUInt32LE(root.chunkSize, 8);
+  head.writeUInt32LE(root.leafChunks, 12);
+  return encodePairs(ROOT, head, root.leaves);
+}
+
+export function decodeRoot(b: Buffer, what: string): Root {
+  if (b.length < 28 || !b.subarray(0, 8).equals(ROOT))
+    throw new FerryError('DATA_CORRUPTION', `${what} is not a root page`);
+  return {
+    size: Number(b.readBigUInt64LE(8)),
+    chunkSize: b.readUInt32LE(16),
+    leafChunks: b.readUInt32LE(20),
+    leaves: decodePairs(b, 24, what),
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * Pack objects: many chunks in one object, so a backup costs few requests.
+ *
+ * Layout: "FRYPACK1" (8) | salt (32) | blob 1 | blob 2 | ... | sealed header | header length u32 LE | "FRYPACKE" (8)
+ * Blob i is a chunk sealed with K_obj(salt) and nonce i (chunk-codec.ts). The header (nonce 0, aad = magic | salt)
+ * lists, per blob: chunk id (32) | offset u32 | length u32 | nonce u32, so a pack can be read back on its own (verify,
+ * index rebuild). Index objects repeat the same entries so a restore needs only ranged reads of blobs.
+ */
+import { randomBytes } from 'node:crypto';
+import { FerryError } from '../../common/errors.js';
+import { encodeChunk } from './chunk-codec.js';
+import { newSalt, open, type RepoKeys, seal } from './crypto.js';
+
+const MAGIC = Buffer.from('FRYPACK1', 'ascii');
+const END = Buffer.from('FRYPACKE', 'ascii');
+const ENTRY = 44;
+
+export interface PackRef {
+  id: string;
+  salt: Buffer;
+}
+
+export interface BlobEntry {
+  id: Buffer;
+  offset: number;
+  length: number;
+  nonce: number;
+}
+
+export class PackBuilder {
+  readonly ref: PackRef = { id: randomBytes(32).toString('hex'), salt: newSalt() };
+  readonly entries: BlobEntry[] = [];
+  private readonly parts: Buffer[] = [MAGIC];
+  private bytes: number;
+  private readonly key: Buffer;
+
+  constructor(keys: RepoKeys) {
+    this.parts.push(this.ref.salt);
+    this.bytes = MAGIC.length + this.ref.salt.length;
+    this.key = keys.objectKey(this.ref.salt);
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  get count(): number {
+    return this.entries.length;
+  }
+
+  /** Compresses (where it helps), encrypts and appends a chunk. */
+  add(id: Buffer, plaintext: Buffer): BlobEntry {
+    const nonce = this.entries.length + 1;
+    const blob = encodeChunk(this.key, nonce, id, plaintext);
+    const entry = { id, offset: this.bytes, length: blob.length, nonce };
+    this.parts.push(blob);
+    this.bytes += blob.length;
+    this.entries.push(entry);
+    return entry;
+  }
+
+  /** The whole pack object. */
+  finish(): Buffer {
+    const header = encodeEntries(this.entries);
+    const sealed = seal(this.key, 0, header, Buffer.concat([MAGIC, this.ref.salt]));
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(sealed.length);
+    return Buffer.concat([...this.parts, sealed, len, END]);
+  }
+}
+
+export function encodeEntries(entries: readonly BlobEntry[]): Buffer {
+  const b = Buffer.alloc(entries.length * ENTRY);
+  entries.forEach((e, i) => {
+    const o = i * ENTRY;
+    e.id.copy(b, o);
+    b.writeUInt32LE(e.offset, o + 32);
+    b.writeUInt32LE(e.length, o + 36);
+    b.writeUInt32LE(e.nonce, o + 40);
+  });
+  return b;
+}
+
+export function decodeEntries(b: Buffer, what: string): BlobEntry[] {
+  if (b.length % ENTRY !== 0) throw new FerryError('DATA_CORRUPTION', `${what} has a malformed blob list`);
+  const out: BlobEntry[] = [];
+  for (let o = 0; o < b.length; o += ENTRY) {
+    out.push({
+      id: Buffer.from(b.subarray(o, o + 32)),
+      offset: b.readUInt32LE(o + 32),
+      length: b.readUInt32LE(o + 36),
+      nonce: b.readUInt32LE(o + 40),
+    });
+  }
+  return out;
+}
+
+/** Reads a whole pack's header (for verify and index rebuild). */
+export function readPackHeader(keys: RepoKeys, pack: Buffer, what: string): { salt: Buffer; entries: BlobEntry[] } {
+  if (pack.length < MAGIC.length + 32 + 12 || !pack.subarray(0, 8).equals(MAGIC) || !pack.subarray(-8).equals(END)) {
+    throw new FerryError('DATA_CORRUPTION', `${what} is not a complete pack (bad header or trailer, or truncated)`);
+  }
+  const salt = pack.subarray(8, 40);
+  const len = pack.readUInt32LE(pack.length - 12);
+  const start = pack.length - 12 - len;
+  if (start < 40) throw new FerryError('DATA_CORRUPTION', `${what} has a bad header length`);
+  const header = open(
+    keys.objectKey(salt),
+    0,
+    pack.subarray(start, pack.length - 12),
+    Buffer.concat([MAGIC, salt]),
+    what,
+  );
+  return { salt: Buffer.from(salt), entries: decodeEntries(header, what) };
+}

@@ -1,0 +1,285 @@
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { FerryError, isFerryError } from '../../common/errors.js';
+import type { EncryptionContext, KeyProvider, WrappedKey } from '../../kms/types.js';
+import type { ObjectStore } from '../store/types.js';
+import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack } from './chunk-index.js';
+import { RepoKeys } from './crypto.js';
+import { openJson, openObject, sealJson, sealObject } from './envelope.js';
+import { backupKey, CONFIG_KEY, indexKey, pageKey } from './layout.js';
+import { pageId } from './manifest.js';
+
+/** The plaintext `config` object: parameters and the wrapped master secret. */
+export interface RepoConfig {
+  format: 'ferry-repository';
+  version: 1;
+  id: string;
+  created: string;
+  chunk_size: number;
+  leaf_chunks: number;
+  pack_size: number;
+  key: { wrapped: WrappedKey; context: EncryptionContext };
+  /** HMAC-SHA256 of the rest under a key derived from the master secret: the config cannot be altered unnoticed. */
+  mac: string;
+}
+
+export interface RepoOptions {
+  /** Chunk size in bytes; default 64 KiB (the engine's changed-block granularity is 4 KiB, so chunks align). */
+  chunkSize?: number;
+  /** Target pack size in bytes; default 16 MiB. */
+  packSize?: number;
+  /** Chunks per manifest leaf page; default 4096 (256 MiB of volume with 64 KiB chunks). */
+  leafChunks?: number;
+}
+
+/** What a completed backup is: its record is the commit point. */
+export interface BackupRecord {
+  id: string;
+  volume_id: string;
+  volume_name: string;
+  size: number;
+  labels: Record<string, string>;
+  created: string;
+  completed: string;
+  /** Root manifest page id (hex). */
+  root: string;
+  chunk_size: number;
+  /** Non-zero chunks the backup holds (what a restore writes). */
+  chunks_total: number;
+  full: boolean;
+  /** The backup whose snapshot this one was diffed against (informational: restores never need it). */
+  base_backup?: string;
+  stats: {
+    bytes_scanned: number;
+    bytes_new: number;
+    bytes_uploaded: number;
+    chunks: number;
+    chunks_new: number;
+    chunks_zero: number;
+    packs: number;
+    duration_ms: number;
+  };
+}
+
+function canonical(config: Omit<RepoConfig, 'mac'>): string {
+  return JSON.stringify(config, Object.keys(config).sort());
+}
+
+function configMac(master: Buffer, config: Omit<RepoConfig, 'mac'>): string {
+  const k = Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'ferry/v1/config', 32));
+  return createHmac('sha256', k).update(canonical(config)).update(JSON.stringify(config.key)).digest('hex');
+}
+
+/**
+ * A CloudSnap repository on an object store: its keys, its chunk index, manifest pages and backup records.
+ * Open one with `Repository.openOrInit`.
+ */
+export class Repository {
+  readonly index = new ChunkIndex();
+  private readonly knownPages = new Set<string>();
+  private readonly records = new Map<string, BackupRecord>();
+
+  private constructor(
+    readonly store: ObjectStore,
+    readonly config: RepoConfig,
+    readonly keys: RepoKeys,
+  ) {}
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get chunkSize(): number {
+    return this.config.chunk_size;
+  }
+
+  get packSize(): number {
+    return this.config.pack_size;
+  }
+
+  get leafChunks(): number {
+    return this.config.leaf_chunks;
+  }
+
+  /** Opens the repository in `store`, creating it (with a new master secret wrapped by `kek`) when there is none. */
+  static async openOrInit(
+    store: ObjectStore,
+    provider: KeyProvider,
+    kek: string,
+    options: RepoOptions = {},
+    signal?: AbortSignal,
+  ): Promise<Repository> {
+    const existing = await store.head(CONFIG_KEY, { signal });
+    if (existing === undefined) {
+      try {
+        return await Repository.init(store, provider, kek, options, signal);
+      } catch (err: unknown) {
+        if (!isFerryError(err, 'ALREADY_EXISTS')) throw err;
+      }
+    }
+    return Repository.open(store, provider, signal);
+  }
+
+  static async init(
+    store: ObjectStore,
+    provider: KeyProvider,
+    kek: string,
+    options: RepoOptions,
+    signal?: AbortSignal,
+  ): Promise<Repository> {
+    const id = randomBytes(16).toString('hex');
+    const context = { repository: id };
+    const master = randomBytes(32);
+    const wrapped = await provider.wrap(kek, master, context);
+    const body: Omit<RepoConfig, 'mac'> = {
+      format: 'ferry-repository',
+      version: 1,
+      id,
+      created: new Date().toISOString(),
+      chunk_size: options.chunkSize ?? 64 * 1024,
+      leaf_chunks: options.leafChunks ?? 4096,
+      pack_size: options.packSize ?? 16 * 1024 * 1024,
+      key: { wrapped, context },
+    };
+    const config: RepoConfig = { ...body, mac: configMac(master, body) };
+    await store.put(CONFIG_KEY, Buffer.from(JSON.stringify(config, null, 2)), { ifNoneMatch: true, signal });
+    return new Repository(store, config, new RepoKeys(master));
+  }
+
+  static async open(store: ObjectStore, provider: KeyProvider, signal?: AbortSignal): Promise<Repository> {
+    const raw = await store.get(CONFIG_KEY, { signal });
+    let config: RepoConfig;
+    try {
+      config = JSON.parse(raw.toString('utf8')) as RepoConfig;
+    } catch (err: unknown) {
+      throw new FerryError('DATA_CORRUPTION', `repository config at ${store.location} is not valid JSON`, {
+        cause: err,
+      });
+    }
+    if (config.format !== 'ferry-repository' || config.version !== 1) {
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `${store.location} holds no Ferry repository of a version this node reads (format ${String(config.format)}, version ${String(config.version)})`,
+      );
+    }
+    const master = await provider.unwrap(config.key.wrapped, config.key.context);
+    const { mac, ...body } = config;
+    if (configMac(master, body) !== mac) {
+      throw new FerryError(
+        'DATA_CORRUPTION',
+        `repository config at ${store.location} was altered (its MAC does not match)`,
+      );
+    }
+    return new Repository(store, config, new RepoKeys(master));
+  }
+
+  /** Loads index objects written since the last call. */
+  async refreshIndex(signal?: AbortSignal): Promise<void> {
+    let token: string | undefined;
+    do {
+      const page = await this.store.list('index/', { continuationToken: token, signal });
+      for (const o of page.objects) {
+        if (this.index.loaded.has(o.key)) continue;
+        const body = openObject(this.keys, o.key, await this.store.get(o.key, { signal }));
+        for (const p of decodeIndex(body, `index object ${o.key}`)) this.index.add(p);
+        this.index.loaded.add(o.key);
+      }
+      token = page.continuationToken;
+    } while (token !== undefined);
+  }
+
+  /** Writes an index object describing `packs` (after they are uploaded). */
+  async writeIndex(packs: readonly IndexedPack[], signal?: AbortSignal): Promise<void> {
+    if (packs.length === 0) return;
+    const key = indexKey(randomBytes(16).toString('hex'));
+    await this.store.put(key, sealObject(this.keys, key, encodeIndex(packs)), { signal });
+    this.index.loaded.add(key);
+    for (const p of packs) this.index.add(p);
+  }
+
+  /** Stores a manifest page (once) and returns its id. */
+  async putPage(plaintext: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    const id = pageId(this.keys, plaintext);
+    const hex = id.toString('hex');
+    if (!this.knownPages.has(hex)) {
+      const key = pageKey(hex);
+      await this.store.put(key, sealObject(this.keys, key, plaintext), { signal });
+      this.knownPages.add(hex);
+    }
+    return id;
+  }
+
+  async getPage(id: Buffer, signal?: AbortSignal): Promise<Buffer> {
+    const hex = id.toString('hex');
+    const key = pageKey(hex);
+    const plaintext = openObject(this.keys, key, await this.getOrCorrupt(key, 'manifest page', signal));
+    if (!pageId(this.keys, plaintext).equals(id)) {
+      throw new FerryError('DATA_CORRUPTION', `manifest page ${key} does not match its id`);
+    }
+    this.knownPages.add(hex);
+    return plaintext;
+  }
+
+  /** A GET where a missing object means the repository is damaged, not that the caller asked for something absent. */
+  async getOrCorrupt(
+    key: string,
+    what: string,
+    signal?: AbortSignal,
+    range?: { offset: number; length: number },
+  ): Promise<Buffer> {
+    try {
+      return await this.store.get(key, range === undefined ? { signal } : { signal, range });
+    } catch (err: unknown) {
+      if (isFerryError(err, 'NOT_FOUND')) {
+        throw new FerryError('DATA_CORRUPTION', `${what} ${key} is missing from ${this.store.location}`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** Commits a backup: after this resolves it is listed and restorable. */
+  async putBackup(record: BackupRecord, signal?: AbortSignal): Promise<void> {
+    const key = backupKey(record.id);
+    await this.store.put(key, sealJson(this.keys, key, record), { signal });
+    this.records.set(record.id, record);
+  }
+
+  async getBackup(id: string, signal?: AbortSignal): Promise<BackupRecord> {
+    const cached = this.records.get(id);
+    if (cached !== undefined) return cached;
+    const key = backupKey(id);
+    let sealed: Buffer;
+    try {
+      sealed = await this.store.get(key, { signal });
+    } catch (err: unknown) {
+      if (isFerryError(err, 'NOT_FOUND')) {
+        throw new FerryError('NOT_FOUND', `backup ${id} not found in ${this.store.location}`, { cause: err });
+      }
+      throw err;
+    }
+    const record = openJson<BackupRecord>(this.keys, key, sealed);
+    if (record.id !== id) throw new FerryError('DATA_CORRUPTION', `backup record ${key} names another backup`);
+    this.records.set(id, record);
+    return record;
+  }
+
+  /** Every committed backup, oldest first: reads only the small records, never data. */
+  async listBackups(signal?: AbortSignal): Promise<BackupRecord[]> {
+    const out: BackupRecord[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.store.list('backups/', { continuationToken: token, signal });
+      for (const o of page.objects) out.push(await this.getBackup(o.key.slice('backups/'.length), signal));
+      token = page.continuationToken;
+    } while (token !== undefined);
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  /** Removes a backup's record (its commit point): it is no longer listed; data goes at the next collection. */
+  async deleteBackupRecord(id: string, signal?: AbortSignal): Promise<void> {
+    await this.getBackup(id, signal);
+    await this.store.delete([backupKey(id)], { signal });
+    this.records.delete(id);
+  }
+}

@@ -1,0 +1,155 @@
+import PQueue from 'p-queue';
+import { FerryError, isFerryError } from '../common/errors.js';
+import type { BlockDevice, VolumeEngine, VolumeInfo } from '../node/index.js';
+import { type Progress, ProgressTracker } from './progress.js';
+import { decodeChunk } from './repo/chunk-codec.js';
+import type { ChunkLocation } from './repo/chunk-index.js';
+import { packKey } from './repo/layout.js';
+import { decodeLeaf, decodeRoot } from './repo/manifest.js';
+import type { BackupRecord, Repository } from './repo/repository.js';
+
+export interface RestoreContext {
+  engine: VolumeEngine;
+  repo: Repository;
+}
+
+export interface RestoreOptions {
+  backupId: string;
+  /** Name of the new volume. */
+  volumeName: string;
+  labels?: Record<string, string>;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  /** Ranged reads in flight; default 8. */
+  concurrency?: number;
+}
+
+/** Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. */
+const MAX_RANGE = 8 * 1024 * 1024;
+
+interface Piece {
+  chunk: number;
+  id: Buffer;
+  loc: ChunkLocation;
+}
+
+/**
+ * Restores a backup into a new volume: manifest -> chunk locations -> ranged reads of packs in parallel -> verify
+ * (AES-GCM and keyed hash), decrypt, decompress -> write. The volume stays 'restoring' (never attachable) until
+ * every chunk is written and flushed. Holes stay holes: chunks the backup does not list are never written.
+ */
+export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions): Promise<VolumeInfo> {
+  const { engine, repo } = ctx;
+  const signal = options.signal;
+  const progress = new ProgressTracker(options.onProgress);
+  progress.phase('preparing');
+  const record = await repo.getBackup(options.backupId, signal);
+  const root = decodeRoot(await repo.getPage(Buffer.from(record.root, 'hex'), signal), `root of backup ${record.id}`);
+  await repo.refreshIndex(signal);
+  const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
+  const { volume } = await openTarget(engine, options.volumeName, record, labels);
+  const device = await engine.openForRestore(volume.id);
+  try {
+    progress.setTotal(record.chunks_total * root.chunkSize);
+    const queue = new PQueue({ concurrency: options.concurrency ?? 8 });
+    let failure: unknown;
+    const run = (pieces: Piece[]): void => {
+      queue
+        .add(() => fetchAndWrite(repo, record, root.chunkSize, root.size, device, pieces, signal, progress))
+        .catch((err: unknown) => {
+          failure ??= err;
+        });
+    };
+    for (const [leafNo, pageId] of [...root.leaves.entries()].sort((a, b) => a[0] - b[0])) {
+      signal?.throwIfAborted();
+      const leaf = decodeLeaf(await repo.getPage(pageId, signal), `leaf ${leafNo} of backup ${record.id}`);
+      let group: Piece[] = [];
+      for (const [pos, id] of [...leaf.entries()].sort((a, b) => a[0] - b[0])) {
+        const loc = repo.index.get(id);
+        if (loc === undefined) {
+          throw new FerryError(
+            'DATA_CORRUPTION',
+            `backup ${record.id} needs chunk ${id.toString('hex')} that no pack in ${repo.store.location} holds`,
+          );
+        }
+        const prev = group[group.length - 1];
+        const joins =
+          prev !== undefined &&
+          prev.loc.pack.id === loc.pack.id &&
+          prev.loc.offset + prev.loc.length === loc.offset &&
+          loc.offset + loc.length - (group[0] as Piece).loc.offset <= MAX_RANGE;
+        if (!joins && group.length > 0) {
+          await queue.onSizeLessThan(queue.concurrency * 2);
+          if (failure !== undefined) throw failure;
+          run(group);
+          group = [];
+        }
+        group.push({ chunk: leafNo * root.leafChunks + pos, id, loc });
+      }
+      if (group.length > 0) run(group);
+    }
+    await queue.onIdle();
+    if (failure !== undefined) throw failure;
+    progress.phase('committing');
+    await device.flush();
+    await device.close();
+    const done = await engine.completeRestore(volume.id);
+    progress.phase('done');
+    return done;
+  } catch (err: unknown) {
+    await device.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The new volume in the 'restoring' state; a restore that was interrupted is resumed into the same volume. */
+async function openTarget(
+  engine: VolumeEngine,
+  name: string,
+  record: BackupRecord,
+  labels: Record<string, string>,
+): Promise<{ volume: VolumeInfo }> {
+  try {
+    const existing = await engine.inspectVolume(name);
+    if (existing.status === 'restoring' && existing.labels['ferry.io/restored-from'] === record.id) {
+      return { volume: existing };
+    }
+    throw new FerryError('ALREADY_EXISTS', `volume ${name} already exists; restore into a new name`);
+  } catch (err: unknown) {
+    if (!isFerryError(err, 'NOT_FOUND')) throw err;
+  }
+  const { volume } = await engine.createVolume({ name, size: record.size, labels, restoring: true });
+  return { volume };
+}
+
+async function fetchAndWrite(
+  repo: Repository,
+  record: BackupRecord,
+  chunkSize: number,
+  size: number,
+  device: BlockDevice,
+  pieces: readonly Piece[],
+  signal: AbortSignal | undefined,
+  progress: ProgressTracker,
+): Promise<void> {
+  const first = pieces[0] as Piece;
+  const lastPiece = pieces[pieces.length - 1] as Piece;
+  const start = first.loc.offset;
+  const key = packKey(first.loc.pack.id);
+  const body = await repo.getOrCorrupt(key, `pack (needed by backup ${record.id})`, signal, {
+    offset: start,
+    length: lastPiece.loc.offset + lastPiece.loc.length - start,
+  });
+  const packKeyBytes = repo.keys.objectKey(first.loc.pack.salt);
+  for (const p of pieces) {
+    const sealed = body.subarray(p.loc.offset - start, p.loc.offset - start + p.loc.length);
+    const where = `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${record.id} in ${key}`;
+    const data = decodeChunk(repo.keys, packKeyBytes, p.loc.nonce, p.id, sealed, where);
+    const offset = p.chunk * chunkSize;
+    const expected = Math.min(chunkSize, size - offset);
+    if (data.length !== expected)
+      throw new FerryError('DATA_CORRUPTION', `${where} has ${data.length} bytes, expected ${expected}`);
+    await device.write(offset, data);
+    progress.add(data.length);
+  }
+}
