@@ -94,6 +94,12 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       },
     );
     await repo.refreshIndex(signal);
+    // Condemned packs may be deleted by garbage collection: never dedup against them.
+    const condemned = await repo.condemned(signal);
+    const stored = (chunkId: Buffer): boolean => {
+      const loc = repo.index.get(chunkId);
+      return loc !== undefined && !condemned.has(loc.pack.id);
+    };
     const C = repo.chunkSize;
     const L = repo.leafChunks;
     const runs: Array<[number, number]> = [];
@@ -136,7 +142,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     const ship = async (builder: PackBuilder): Promise<void> => {
       if (builder.count === 0) return;
       const indexed: IndexedPack = { ref: builder.ref, entries: builder.entries };
-      repo.index.add(indexed);
+      // New copies win over condemned ones, so restores of this backup never read a pack about to be deleted.
+      repo.index.add(indexed, true);
       pending.push(indexed);
       const body = builder.finish();
       stats.packs++;
@@ -206,7 +213,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
           }
           const chunkId = repo.keys.id(data);
           leaf.set(pos, chunkId);
-          if (repo.index.has(chunkId)) continue;
+          if (stored(chunkId)) continue;
           pack.add(chunkId, data);
           stats.chunks_new++;
           stats.bytes_new += data.length;

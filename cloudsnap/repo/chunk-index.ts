@@ -23,8 +23,8 @@ export interface IndexedPack {
 export class ChunkIndex {
   private readonly chunks = new Map<string, ChunkLocation>();
   readonly packs = new Map<string, PackRef>();
-  /** Index objects already merged in. */
-  readonly loaded = new Set<string>();
+  /** Index objects already merged in, with the packs each describes. */
+  readonly loaded = new Map<string, IndexedPack[]>();
 
   get size(): number {
     return this.chunks.size;
@@ -38,12 +38,14 @@ export class ChunkIndex {
     return this.chunks.get(id.toString('hex'));
   }
 
-  add(pack: IndexedPack): void {
+  /** Adds a pack's chunks; a chunk already indexed elsewhere keeps its location unless `prefer` is set. */
+  add(pack: IndexedPack, prefer = false): void {
     this.packs.set(pack.ref.id, pack.ref);
     for (const e of pack.entries) {
       const k = e.id.toString('hex');
-      if (!this.chunks.has(k))
+      if (prefer || !this.chunks.has(k)) {
         this.chunks.set(k, { pack: pack.ref, offset: e.offset, length: e.length, nonce: e.nonce });
+      }
     }
   }
 

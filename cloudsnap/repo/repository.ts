@@ -180,9 +180,30 @@ export class Repository {
       for (const o of page.objects) {
         if (this.index.loaded.has(o.key)) continue;
         const body = openObject(this.keys, o.key, await this.store.get(o.key, { signal }));
-        for (const p of decodeIndex(body, `index object ${o.key}`)) this.index.add(p);
-        this.index.loaded.add(o.key);
+        const packs = decodeIndex(body, `index object ${o.key}`);
+        for (const p of packs) this.index.add(p);
+        this.index.loaded.set(o.key, packs);
       }
+      token = page.continuationToken;
+    } while (token !== undefined);
+  }
+
+  /** Packs condemned by garbage collection (pack id -> time of condemnation). */
+  async condemned(signal?: AbortSignal): Promise<Map<string, Date>> {
+    const out = new Map<string, Date>();
+    for await (const o of this.keysUnder('condemned/', signal)) {
+      const body = openJson<{ pack: string; time: string }>(this.keys, o, await this.store.get(o, { signal }));
+      out.set(body.pack, new Date(body.time));
+    }
+    return out;
+  }
+
+  /** Every key under a prefix, page by page. */
+  async *keysUnder(prefix: string, signal?: AbortSignal): AsyncGenerator<string> {
+    let token: string | undefined;
+    do {
+      const page = await this.store.list(prefix, { continuationToken: token, signal });
+      for (const o of page.objects) yield o.key;
       token = page.continuationToken;
     } while (token !== undefined);
   }
@@ -192,7 +213,7 @@ export class Repository {
     if (packs.length === 0) return;
     const key = indexKey(randomBytes(16).toString('hex'));
     await this.store.put(key, sealObject(this.keys, key, encodeIndex(packs)), { signal });
-    this.index.loaded.add(key);
+    this.index.loaded.set(key, [...packs]);
     for (const p of packs) this.index.add(p);
   }
 

@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto';
+import { liveChunks } from './live-set.js';
+import { encodeIndex } from './repo/chunk-index.js';
+import { openJson, sealJson, sealObject } from './repo/envelope.js';
+import { condemnedKey, indexKey, packKey } from './repo/layout.js';
+import type { Repository } from './repo/repository.js';
+
+export interface GcOptions {
+  /** How long a pack stays condemned before it may be deleted; default 1 hour. */
+  graceMs?: number;
+  /** `running/` markers older than this belong to backups that died; default 24 hours. */
+  staleMs?: number;
+  /** The clock (tests inject one). */
+  now?: () => Date;
+  signal?: AbortSignal;
+}
+
+export interface GcResult {
+  live_chunks: number;
+  packs: number;
+  condemned: number;
+  deleted: number;
+  reprieved: number;
+  bytes_deleted: number;
+}
+
+/**
+ * Two-phase collection of unreferenced packs, safe while backups run (docs/FORMAT.md, "Deleting backups and
+ * collecting garbage"): condemn what no backup references, delete in a later run only what stayed unreferenced for
+ * the grace period and that no backup started before the condemnation can still be using.
+ */
+export async function collectGarbage(repo: Repository, options: GcOptions = {}): Promise<GcResult> {
+  const signal = options.signal;
+  const now = (options.now ?? (() => new Date()))();
+  const grace = options.graceMs ?? 3_600_000;
+  const stale = options.staleMs ?? 86_400_000;
+  await repo.refreshIndex(signal);
+  const running: Date[] = [];
+  for await (const key of repo.keysUnder('running/', signal)) {
+    const marker = openJson<{ started: string }>(repo.keys, key, await repo.store.get(key, { signal }));
+    const started = new Date(marker.started);
+    if (now.getTime() - started.getTime() > stale) await repo.store.delete([key], { signal });
+    else running.push(started);
+  }
+  const live = await liveChunks(repo, signal);
+  const condemned = await repo.condemned(signal);
+  const packChunks = new Map<string, string[]>();
+  for (const packs of repo.index.loaded.values()) {
+    for (const p of packs) {
+      const ids = packChunks.get(p.ref.id) ?? [];
+      for (const e of p.entries) ids.push(e.id.toString('hex'));
+      packChunks.set(p.ref.id, ids);
+    }
+  }
+  const result: GcResult = {
+    live_chunks: live.size,
+    packs: packChunks.size,
+    condemned: 0,
+    deleted: 0,
+    reprieved: 0,
+    bytes_deleted: 0,
+  };
+  const deleted = new Set<string>();
+  for (const [packId, ids] of packChunks) {
+    signal?.throwIfAborted();
+    const isLive = ids.some((id) => live.has(id));
+    const since = condemned.get(packId);
+    if (isLive) {
+      if (since !== undefined) {
+        await repo.store.delete([condemnedKey(packId)], { signal });
+        result.reprieved++;
+      }
+      continue;
+    }
+    if (since === undefined) {
+      const key = condemnedKey(packId);
+      await repo.store.put(key, sealJson(repo.keys, key, { pack: packId, time: now.toISOString() }), { signal });
+      result.condemned++;
+      continue;
+    }
+    const oldEnough = now.getTime() - since.getTime() >= grace;
+    const noOlderBackup = running.every((started) => started.getTime() > since.getTime());
+    if (!oldEnough || !noOlderBackup) continue;
+    const head = await repo.store.head(packKey(packId), { signal });
+    await repo.store.delete([packKey(packId)], { signal });
+    await repo.store.delete([condemnedKey(packId)], { signal });
+    deleted.add(packId);
+    result.deleted++;
+    result.bytes_deleted += head?.size ?? 0;
+  }
+  if (deleted.size > 0) await rewriteIndex(repo, deleted, signal);
+  return result;
+}
+
+/** Rewrites the index objects that describe deleted packs (new object first, then the old ones go). */
+async function rewriteIndex(repo: Repository, deleted: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
+  const touched = [...repo.index.loaded.entries()].filter(([, packs]) => packs.some((p) => deleted.has(p.ref.id)));
+  const keep = touched.flatMap(([, packs]) => packs.filter((p) => !deleted.has(p.ref.id)));
+  if (keep.length > 0) {
+    const key = indexKey(randomBytes(16).toString('hex'));
+    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(keep)), { signal });
+    repo.index.loaded.set(key, keep);
+  }
+  const oldKeys = touched.map(([key]) => key);
+  await repo.store.delete(oldKeys, { signal });
+  for (const key of oldKeys) repo.index.loaded.delete(key);
+  repo.index.dropPacks(deleted);
+}
