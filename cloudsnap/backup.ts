@@ -10,6 +10,7 @@ import { decodeLeaf, decodeRoot, encodeLeaf, encodeRoot, type Leaf, type Root } 
 import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { type LastBackup, lastBackupKey } from './state.js';
+import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
 
 export interface BackupContext {
   engine: VolumeEngine;
@@ -34,6 +35,8 @@ export interface BackupOptions {
 
 /** Bytes read from the snapshot per request. */
 const READ_SIZE = 4 * 1024 * 1024;
+/** Batches read and hashed ahead of the one being packed. */
+const LOOKAHEAD = 4;
 const PREFIX = 'cloudsnap-';
 
 /** Chunk-aligned runs [start, end) of chunk numbers covering the extents. */
@@ -83,6 +86,9 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   });
   const marker = runningKey(id);
   let device: BlockDevice | undefined;
+  const workers = ChunkWorkers.shared();
+  type Batch = { c: number; from: number; to: number };
+  const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
   const pending: IndexedPack[] = [];
   const uploaded: IndexedPack[] = [];
   try {
@@ -190,42 +196,64 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     };
 
     device = await engine.openExport(`${volume.name}@${snapshot.name}`);
-    const zero = Buffer.alloc(C);
+    const source = device;
+    // Batches of whole chunks, never crossing a leaf, read and hashed ahead of the consumer (bounded lookahead).
+    const batches: Batch[] = [];
     for (const [s, t] of runs) {
-      for (let c = s; c < t; ) {
-        signal?.throwIfAborted();
-        if (failure !== undefined) throw failure;
+      for (let c = s; c < t && c * C < size; ) {
         const n = Math.min(t - c, Math.max(1, Math.floor(READ_SIZE / C)), L - (c % L));
-        const from = c * C;
-        const to = Math.min((c + n) * C, size);
-        if (from >= size) break;
-        await enterLeaf(Math.floor(c / L));
-        const buf = await device.read(from, to - from);
-        for (let i = 0; i < n && i * C < buf.length; i++) {
-          const data = buf.subarray(i * C, Math.min((i + 1) * C, buf.length));
-          const pos = (c + i) % L;
-          stats.chunks++;
-          stats.bytes_scanned += data.length;
-          if (data.equals(zero.subarray(0, data.length))) {
-            leaf.delete(pos);
-            stats.chunks_zero++;
-            continue;
-          }
-          const chunkId = repo.keys.id(data);
-          leaf.set(pos, chunkId);
-          if (stored(chunkId)) continue;
-          pack.add(chunkId, data);
-          stats.chunks_new++;
-          stats.bytes_new += data.length;
-          if (pack.size >= repo.packSize) {
-            const full = pack;
-            pack = new PackBuilder(repo.keys);
-            await ship(full);
-          }
-        }
-        progress.add(buf.length);
+        batches.push({ c, from: c * C, to: Math.min((c + n) * C, size) });
         c += n;
       }
+    }
+    let launched = 0;
+    const startNext = (): void => {
+      const batch = batches[launched++];
+      if (batch === undefined) return;
+      const p = (async () => {
+        const buf = await source.read(batch.from, batch.to - batch.from);
+        return { batch, length: buf.length, hashed: await workers.hash(repo.keys.idKeyBytes, buf, C) };
+      })();
+      p.catch(() => undefined);
+      ahead.push(p);
+    };
+    while (launched < batches.length && ahead.length < LOOKAHEAD) startNext();
+    for (let k = 0; k < batches.length; k++) {
+      signal?.throwIfAborted();
+      if (failure !== undefined) throw failure;
+      const { batch, length, hashed } = await (ahead.shift() as (typeof ahead)[number]);
+      startNext();
+      await enterLeaf(Math.floor(batch.c / L));
+      const fresh: number[] = [];
+      const freshIds: Buffer[] = [];
+      const count = Math.ceil(length / C);
+      for (let i = 0; i < count; i++) {
+        const pos = (batch.c + i) % L;
+        stats.chunks++;
+        stats.bytes_scanned += Math.min(C, length - i * C);
+        if (hashed.zero[i] === 1) {
+          leaf.delete(pos);
+          stats.chunks_zero++;
+          continue;
+        }
+        const chunkId = Buffer.from(hashed.ids.subarray(i * 32, i * 32 + 32));
+        leaf.set(pos, chunkId);
+        if (stored(chunkId) || pack.has(chunkId) || freshIds.some((f) => f.equals(chunkId))) continue;
+        fresh.push(i);
+        freshIds.push(chunkId);
+      }
+      const bodies = await workers.compress(hashed, fresh);
+      for (let f = 0; f < fresh.length; f++) {
+        pack.addEncoded(freshIds[f] as Buffer, bodies[f] as Buffer);
+        stats.chunks_new++;
+        stats.bytes_new += Math.min(C, length - (fresh[f] as number) * C);
+        if (pack.size >= repo.packSize) {
+          const full = pack;
+          pack = new PackBuilder(repo.keys);
+          await ship(full);
+        }
+      }
+      progress.add(length);
     }
     await finishLeaf();
     await ship(pack);
@@ -260,6 +288,10 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   } catch (err: unknown) {
     const lost = new Set(pending.filter((p) => !uploaded.includes(p)).map((p) => p.ref.id));
     repo.index.dropPacks(lost);
+    // Batches read ahead are still held by the workers: release them.
+    for (const p of ahead.splice(0)) {
+      await p.then(({ hashed }) => workers.compress(hashed, [])).catch(() => undefined);
+    }
     await device?.close().catch(() => undefined);
     await engine.deleteSnapshot(snapshot.id).catch(() => undefined);
     await repo.store.delete([marker]).catch(() => undefined);

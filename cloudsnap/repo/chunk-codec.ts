@@ -13,6 +13,11 @@ export function encodeChunk(key: Buffer, counter: number, id: Buffer, plaintext:
   const z = compress(plaintext, { compressionLevel: 3 });
   const body =
     z.length < plaintext.length ? Buffer.concat([Buffer.of(ZSTD), z]) : Buffer.concat([Buffer.of(RAW), plaintext]);
+  return sealBody(key, counter, id, body);
+}
+
+/** Seals a body already in `codec | payload` form (compressed by a worker). */
+export function sealBody(key: Buffer, counter: number, id: Buffer, body: Buffer): Buffer {
   return seal(key, counter, body, id);
 }
 

@@ -37,6 +37,11 @@ export class RepoKeys {
     this.idKey = hkdf(master, Buffer.alloc(0), 'ferry/v1/chunk-id');
   }
 
+  /** The HMAC key of chunk ids, for worker threads that compute ids off the main thread. */
+  get idKeyBytes(): Buffer {
+    return this.idKey;
+  }
+
   /** The keyed id of a chunk or manifest page: nobody without the key can confirm known content. */
   id(data: Buffer): Buffer {
     return createHmac('sha256', this.idKey).update(data).digest();

@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FerryError } from '../../common/errors.js';
-import { encodeChunk } from './chunk-codec.js';
+import { encodeChunk, sealBody } from './chunk-codec.js';
 import { newSalt, open, type RepoKeys, seal } from './crypto.js';
 
 const MAGIC = Buffer.from('FRYPACK1', 'ascii');
@@ -48,14 +48,29 @@ export class PackBuilder {
     return this.entries.length;
   }
 
+  private readonly ids = new Set<string>();
+
+  /** Whether this pack already holds the chunk. */
+  has(id: Buffer): boolean {
+    return this.ids.has(id.toString('hex'));
+  }
+
   /** Compresses (where it helps), encrypts and appends a chunk. */
   add(id: Buffer, plaintext: Buffer): BlobEntry {
-    const nonce = this.entries.length + 1;
-    const blob = encodeChunk(this.key, nonce, id, plaintext);
-    const entry = { id, offset: this.bytes, length: blob.length, nonce };
+    return this.append(id, encodeChunk(this.key, this.entries.length + 1, id, plaintext));
+  }
+
+  /** Encrypts and appends a chunk already compressed by a worker (`codec | payload`). */
+  addEncoded(id: Buffer, body: Buffer): BlobEntry {
+    return this.append(id, sealBody(this.key, this.entries.length + 1, id, body));
+  }
+
+  private append(id: Buffer, blob: Buffer): BlobEntry {
+    const entry = { id, offset: this.bytes, length: blob.length, nonce: this.entries.length + 1 };
     this.parts.push(blob);
     this.bytes += blob.length;
     this.entries.push(entry);
+    this.ids.add(id.toString('hex'));
     return entry;
   }
 
