@@ -1,0 +1,8 @@
+/**
+ * Public face of the key providers. The conformance suite (`kms/conformance.ts`) is not exported here: it registers
+ * vitest tests, so only test files import it, directly.
+ */
+export { canonicalJson, checkKekName, MAX_KEK_NAME_LENGTH, MAX_WRAP_BYTES } from './context.js';
+export { DEFAULT_KEK, openDefaultKeyring } from './default-keyring.js';
+export { LOCAL_PROVIDER, type LocalKekInfo, LocalKeyring, type LocalKeyringOptions } from './local-keyring.js';
+export type { DataKey, EncryptionContext, KekInfo, KeyProvider, WrappedKey } from './types.js';
