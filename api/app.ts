@@ -3,8 +3,10 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { VolumeEngine } from '../node/index.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
+import { credentialRoutes } from './routes/credentials.js';
 import { identityRoutes } from './routes/identities.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
@@ -15,6 +17,8 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 export interface AppOptions {
   /** The node's volume engine; every route works through it. */
   engine: VolumeEngine;
+  /** Cloud credentials (`/v1/credentials`). Default: none; those routes then answer 503 UNAVAILABLE. */
+  credentials?: CredentialStore;
   /**
    * Authentication seam: middleware run before every `/v1` route (e.g. bearer tokens, later). It should throw a
    * FerryError UNAUTHENTICATED or PERMISSION_DENIED to refuse. Default: none (no authentication yet).
@@ -46,5 +50,6 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', identityRoutes());
   app.route('/v1', volumeRoutes(options.engine));
   app.route('/v1', snapshotRoutes(options.engine));
+  app.route('/v1', credentialRoutes(options.credentials));
   return app;
 }

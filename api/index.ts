@@ -1,4 +1,6 @@
 /** Public face of the HTTP API. */
+
+export type { CreateCredentialRequest, CredentialInfo, CredentialProvider } from '../cloudsnap/credentials/index.js';
 export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
 export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';
 export {

@@ -1,12 +1,16 @@
 /**
- * `ferry node start`: opens the engine, serves it over NBD and HTTP, logs one JSON line per event on stdout, and on
- * SIGTERM/SIGINT closes the API, then NBD, then the engine.
+ * `ferry node start`: opens the cluster store, the engine and the default keyring (`<dataDir>/keyring`), serves them
+ * over NBD and HTTP (volumes and credentials), logs one JSON line per event on stdout, and on SIGTERM/SIGINT closes the
+ * API, then NBD, then the engine with the keyring and the cluster store.
  */
+import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { createApp, startApiServer } from '../api/index.js';
-import { NbdServer, openEngine } from '../node/index.js';
+import { CredentialStore } from '../cloudsnap/credentials/index.js';
+import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
+import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort } from './format.js';
 
 /** Where and how the node runs. */
@@ -92,15 +96,32 @@ export async function runNode(options: NodeOptions): Promise<void> {
   let nbdUrl: string;
   try {
     log('info', 'opening engine', { data_dir: dataDir });
-    const engine = await openEngine({ dataDir });
-    closers.push({ name: 'engine', close: () => engine.close() });
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const store = new SqliteStore(join(dataDir, 'cluster.db'));
+    let engine: VolumeEngine | undefined;
+    let keyring: LocalKeyring | undefined;
+    // One closer for the engine and what it stands on (the default keyring, the cluster store), closed after it.
+    closers.push({
+      name: 'engine',
+      close: async () => {
+        try {
+          await engine?.close();
+        } finally {
+          await keyring?.close();
+          await store.close();
+        }
+      },
+    });
+    engine = await openEngine({ dataDir, store });
+    keyring = await openDefaultKeyring(dataDir);
+    const credentials = new CredentialStore(store, keyring);
 
     const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    const app = createApp({ engine, logError: (msg, fields) => log('error', msg, fields) });
+    const app = createApp({ engine, credentials, logError: (msg, fields) => log('error', msg, fields) });
     const api = await startApiServer(app, apiAddr.host, apiAddr.port);
     closers.push({ name: 'api server', close: () => api.close() });
     apiUrl = api.url;

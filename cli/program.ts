@@ -2,6 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { FERRY_VERSION } from '../api/index.js';
 import { ApiError } from './client.js';
+import { registerCredentialCommands } from './commands/credentials.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerVolumeCommands } from './commands/volume.js';
 
@@ -38,6 +39,7 @@ export function createProgram(): Command {
     .addHelpText('after', EPILOGUE);
   registerNodeCommands(program);
   registerVolumeCommands(program);
+  registerCredentialCommands(program);
   return program;
 }
 

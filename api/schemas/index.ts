@@ -1,3 +1,4 @@
 export * from './common.js';
+export * from './credentials.js';
 export * from './snapshots.js';
 export * from './volumes.js';

@@ -1,0 +1,52 @@
+/**
+ * OpenStorageCredentials rpcs (libopenstorage/openstorage api/api.proto, google.api.http options):
+ * Create POST /v1/credentials, Enumerate GET /v1/credentials, Inspect GET /v1/credentials/inspect/{credential_id},
+ * Delete DELETE /v1/credentials/{credential_id}, Validate GET /v1/credentials/validate/{credential_id}.
+ * `{credential_id}` may also be the credential's name. Inspect never returns a secret.
+ */
+import { Hono } from 'hono';
+import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
+import { FerryError } from '../../common/index.js';
+import { createCredentialSchema, credentialRefSchema } from '../schemas/index.js';
+import { readJsonBody, readParam } from '../validate.js';
+
+/** Routes of the credential rpcs, to mount under `/v1`; without a store they answer UNAVAILABLE. */
+export function credentialRoutes(credentials: CredentialStore | undefined): Hono {
+  const routes = new Hono();
+
+  if (credentials === undefined) {
+    const unavailable = (): never => {
+      throw new FerryError('UNAVAILABLE', 'this node serves no credential store; start it with `ferry node start`');
+    };
+    routes.all('/credentials', unavailable);
+    routes.all('/credentials/*', unavailable);
+    return routes;
+  }
+
+  routes.post('/credentials', async (c) => {
+    const body = await readJsonBody(c, createCredentialSchema);
+    const created = await credentials.create(body);
+    return c.json({ credential_id: created.credential_id });
+  });
+
+  routes.get('/credentials', async (c) => c.json({ credential_ids: await credentials.enumerate() }));
+
+  routes.get('/credentials/inspect/:credential_id', async (c) => {
+    const ref = readParam(c, 'credential_id', credentialRefSchema);
+    return c.json(await credentials.inspect(ref));
+  });
+
+  routes.delete('/credentials/:credential_id', async (c) => {
+    const ref = readParam(c, 'credential_id', credentialRefSchema);
+    await credentials.delete(ref);
+    return c.json({});
+  });
+
+  routes.get('/credentials/validate/:credential_id', async (c) => {
+    const ref = readParam(c, 'credential_id', credentialRefSchema);
+    await credentials.validate(ref, { signal: c.req.raw.signal });
+    return c.json({});
+  });
+
+  return routes;
+}

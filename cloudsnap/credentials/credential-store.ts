@@ -1,0 +1,167 @@
+/**
+ * Cloud credentials in the cluster store, one record per credential under `/ferry/credentials/<id>`. The record holds
+ * the shown fields in clear and the secret fields sealed (see sealing.ts), so the cluster store never holds a secret
+ * in clear. `inspect` never returns a secret; `resolve` (internal) does.
+ */
+import { randomUUID } from 'node:crypto';
+import { FerryError, isFerryError, notFound } from '../../common/index.js';
+import { DEFAULT_KEK, type KeyProvider } from '../../kms/index.js';
+import type { ClusterStore } from '../../node/index.js';
+import type { CallOptions } from '../store/index.js';
+import { checkAccess, type OpenObjectStore, storeCredential } from './access.js';
+import { checkCreateRequest } from './check.js';
+import { openSecrets, type SealedSecrets, sealSecrets } from './sealing.js';
+import type { CreateCredentialRequest, Credential, CredentialInfo } from './types.js';
+
+/** Key prefix of credential records in the cluster store. */
+export const CREDENTIALS_PREFIX = '/ferry/credentials/';
+
+/** A stored credential: its shown fields and its sealed secrets. */
+export interface CredentialRecord extends CredentialInfo {
+  sealed: SealedSecrets;
+}
+
+export interface CredentialStoreOptions {
+  /** KEK that protects credentials' secrets at rest. Default `default`. */
+  secretsKek?: string;
+  /**
+   * Opens the object store `validate` checks. Default: cloudsnap/store's `openObjectStore`, loaded on first use so
+   * that processes which never validate do not load the cloud SDKs.
+   */
+  openStore?: OpenObjectStore;
+}
+
+function infoOf(record: CredentialRecord): CredentialInfo {
+  const { sealed: _sealed, ...info } = record;
+  return info;
+}
+
+/** Create, enumerate, inspect, delete, resolve and validate cloud credentials. */
+export class CredentialStore {
+  private readonly secretsKek: string;
+  private readonly openStore: OpenObjectStore | undefined;
+  /** Serialises create and delete, so two creates of one name cannot both succeed. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly store: ClusterStore,
+    private readonly keys: KeyProvider,
+    options: CredentialStoreOptions = {},
+  ) {
+    this.secretsKek = options.secretsKek ?? DEFAULT_KEK;
+    this.openStore = options.openStore;
+  }
+
+  /**
+   * Stores a new credential and returns it without secrets. INVALID_ARGUMENT naming the field for bad input
+   * (including a `kek` the key provider does not know), ALREADY_EXISTS when the name is taken; nothing is stored then.
+   */
+  create(request: CreateCredentialRequest): Promise<CredentialInfo> {
+    return this.serialised(async () => {
+      const checked = checkCreateRequest(request);
+      await this.checkKek(checked.info.kek);
+      const records = await this.records();
+      if (records.some((r) => r.name === checked.info.name)) {
+        throw new FerryError('ALREADY_EXISTS', `a credential named "${checked.info.name}" already exists`);
+      }
+      const id = randomUUID();
+      const info: CredentialInfo = { credential_id: id, ...checked.info, created: new Date().toISOString() };
+      const sealed = await sealSecrets(this.keys, this.secretsKek, id, checked.secrets);
+      const record: CredentialRecord = { ...info, sealed };
+      await this.store.commit([{ op: 'put', key: `${CREDENTIALS_PREFIX}${id}`, value: record }]);
+      return info;
+    });
+  }
+
+  /** Ids of every credential, in name order (SdkCredentialEnumerateResponse). */
+  async enumerate(): Promise<string[]> {
+    return (await this.list()).map((c) => c.credential_id);
+  }
+
+  /** Every credential without secrets, in name order. */
+  async list(): Promise<CredentialInfo[]> {
+    const records = await this.records();
+    return records.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)).map(infoOf);
+  }
+
+  /** One credential by id or name, without secrets. NOT_FOUND when there is none. */
+  async inspect(idOrName: string): Promise<CredentialInfo> {
+    return infoOf(await this.find(idOrName));
+  }
+
+  /** Deletes a credential by id or name. NOT_FOUND when there is none. */
+  delete(idOrName: string): Promise<void> {
+    return this.serialised(async () => {
+      const record = await this.find(idOrName);
+      await this.store.commit([{ op: 'delete', key: `${CREDENTIALS_PREFIX}${record.credential_id}` }]);
+    });
+  }
+
+  /** For internal use only: the credential with its secrets decrypted. Never send this to a client or a log. */
+  async resolve(idOrName: string): Promise<Credential> {
+    const record = await this.find(idOrName);
+    const secrets = await openSecrets(this.keys, record.credential_id, record.sealed, `"${record.name}"`);
+    const {
+      sealed: _sealed,
+      aws_credential: aws,
+      azure_credential: azure,
+      google_credential: google,
+      ...rest
+    } = record;
+    const credential: Credential = rest;
+    if (aws !== undefined) credential.aws_credential = { ...aws, secret_key: secrets.secret_key ?? '' };
+    if (azure !== undefined) credential.azure_credential = { ...azure, account_key: secrets.account_key ?? '' };
+    if (google !== undefined) {
+      credential.google_credential = {
+        ...google,
+        secret_key: secrets.secret_key ?? '',
+        ...(secrets.json_key !== undefined && { json_key: secrets.json_key }),
+      };
+    }
+    return credential;
+  }
+
+  /**
+   * Checks that the credential reaches its bucket for real: lists one page, then writes, reads and deletes a probe
+   * object under its prefix. Rejects with the object store's FerryError (NOT_FOUND for a missing bucket or
+   * directory, UNAUTHENTICATED / PERMISSION_DENIED for bad keys, UNAVAILABLE when unreachable).
+   */
+  async validate(idOrName: string, options: CallOptions = {}): Promise<void> {
+    const credential = await this.resolve(idOrName);
+    const open = this.openStore ?? (await import('../store/index.js')).openObjectStore;
+    await checkAccess(open(storeCredential(credential)), options);
+  }
+
+  private async checkKek(kek: string): Promise<void> {
+    try {
+      await this.keys.describeKek(kek);
+    } catch (err: unknown) {
+      if (isFerryError(err, 'NOT_FOUND') || isFerryError(err, 'PERMISSION_DENIED')) {
+        throw new FerryError('INVALID_ARGUMENT', `kek: ${err.message}`, { field: 'kek', cause: err });
+      }
+      throw err;
+    }
+  }
+
+  private async records(): Promise<CredentialRecord[]> {
+    return (await this.store.list<CredentialRecord>(CREDENTIALS_PREFIX)).map((kv) => kv.value);
+  }
+
+  private async find(idOrName: string): Promise<CredentialRecord> {
+    const byId = idOrName.includes('/')
+      ? undefined
+      : await this.store.get<CredentialRecord>(CREDENTIALS_PREFIX + idOrName);
+    if (byId !== undefined) return byId;
+    const byName = (await this.records()).find((r) => r.name === idOrName);
+    if (byName === undefined) {
+      throw notFound(`no credential with id or name "${idOrName}"; list them with GET /v1/credentials`);
+    }
+    return byName;
+  }
+
+  private serialised<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(task, task);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}
