@@ -5,5 +5,5 @@ set -eu
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libnbd-bin python3-libnbd qemu-utils nbdkit fio g++ make python3 >/dev/null
+apt-get install -y -qq --no-install-recommends libnbd-bin python3-libnbd qemu-utils nbdkit fio g++ make python3 ceph-mon ceph-osd radosgw >/dev/null
 npm ci --no-audit --no-fund

@@ -1,0 +1,262 @@
+/**
+ * The one conformance suite every ObjectStore backend passes (run with vitest from a test file; not part of the
+ * store's public face). Each backend gets an empty bucket/container/directory from `setup`.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ErrorCode, isFerryError } from '../../common/errors.js';
+import { compareKeys } from './keys.js';
+import type { ObjectStore } from './types.js';
+
+/** What a backend's test file hands the suite. */
+export interface ConformanceSetup {
+  /** A store on an empty bucket (or prefix) the suite may fill and empty. */
+  store: ObjectStore;
+  /** The same endpoint and bucket with a wrong secret. */
+  badCredentials?: ObjectStore;
+  /** The same endpoint and credentials, pointed at a bucket that does not exist. */
+  missingBucket?: ObjectStore;
+  cleanup(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err: unknown) {
+    return err;
+  }
+  throw new Error('expected the call to reject, it resolved');
+}
+
+async function expectCode(p: Promise<unknown>, ...codes: ErrorCode[]): Promise<Error> {
+  const err = await rejection(p);
+  if (!isFerryError(err)) throw new Error(`expected a FerryError, got ${String(err)}`, { cause: err });
+  expect(codes).toContain(err.code);
+  return err;
+}
+
+/** Every key under `prefix`, page by page. */
+async function listAll(store: ObjectStore, prefix: string, maxKeys?: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  let token: string | undefined;
+  do {
+    const page = await store.list(prefix, { continuationToken: token, maxKeys });
+    pages.push(page.objects.map((o) => o.key));
+    token = page.continuationToken;
+  } while (token !== undefined);
+  return pages;
+}
+
+async function putAll(store: ObjectStore, keys: string[], body: (k: string) => Buffer): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const key = keys[next++]!;
+      await store.put(key, body(key));
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+}
+
+/** The bucket, container or directory a location names (`s3://b/p` -> 'b', `file:///x/y` -> '/x/y'). */
+function bucketOf(location: string): string {
+  const url = new URL(location);
+  return url.protocol === 'file:' ? decodeURIComponent(url.pathname) : url.host;
+}
+
+export function describeObjectStoreConformance(name: string, setup: () => Promise<ConformanceSetup>): void {
+  describe(`ObjectStore conformance: ${name}`, () => {
+    let ctx: ConformanceSetup;
+    let store: ObjectStore;
+    const run = randomBytes(4).toString('hex');
+    const k = (key: string) => `c-${run}/${key}`;
+
+    beforeAll(async () => {
+      ctx = await setup();
+      store = ctx.store;
+    });
+
+    afterAll(async () => {
+      if (ctx === undefined) return;
+      for (const page of await listAll(store, `c-${run}/`)) await store.delete(page);
+      await ctx.cleanup();
+    });
+
+    it('round-trips an empty object, one byte and 20 MiB, and heads their sizes', async () => {
+      const big = randomBytes(20 * MiB);
+      for (const [key, body] of [
+        [k('rt/empty'), Buffer.alloc(0)],
+        [k('rt/one'), Buffer.from([0xa5])],
+        [k('rt/big'), big],
+      ] as const) {
+        await store.put(key, body);
+        const back = await store.get(key);
+        expect(back.length).toBe(body.length);
+        expect(back.equals(body)).toBe(true);
+        expect((await store.head(key))?.size).toBe(body.length);
+      }
+    });
+
+    it('reads ranges at the start, middle and end, and rejects ranges past the end', async () => {
+      const body = randomBytes(1000);
+      await store.put(k('range/obj'), body);
+      for (const [offset, length] of [
+        [0, 10],
+        [400, 100],
+        [990, 10],
+        [0, 1000],
+      ] as const) {
+        const part = await store.get(k('range/obj'), { range: { offset, length } });
+        expect(part.equals(body.subarray(offset, offset + length))).toBe(true);
+      }
+      await expectCode(store.get(k('range/obj'), { range: { offset: 995, length: 10 } }), 'INVALID_ARGUMENT');
+      await expectCode(store.get(k('range/obj'), { range: { offset: 1000, length: 1 } }), 'INVALID_ARGUMENT');
+      await expectCode(store.get(k('range/obj'), { range: { offset: 5000, length: 1 } }), 'INVALID_ARGUMENT');
+      await expectCode(store.get(k('range/obj'), { range: { offset: 0, length: 0 } }), 'INVALID_ARGUMENT');
+    });
+
+    it('heads present and absent keys', async () => {
+      await store.put(k('head/present'), Buffer.from('hello'));
+      const info = await store.head(k('head/present'));
+      expect(info?.key).toBe(k('head/present'));
+      expect(info?.size).toBe(5);
+      expect(await store.head(k('head/absent'))).toBeUndefined();
+    });
+
+    it('overwrites an existing key', async () => {
+      await store.put(k('over/obj'), Buffer.from('first version'));
+      await store.put(k('over/obj'), Buffer.from('second'));
+      expect((await store.get(k('over/obj'))).toString()).toBe('second');
+      expect((await store.head(k('over/obj')))?.size).toBe(6);
+    });
+
+    it('creates only when absent with ifNoneMatch (atomically when conditionalCreate)', async () => {
+      await store.put(k('cc/new'), Buffer.from('one'), { ifNoneMatch: true });
+      await expectCode(store.put(k('cc/new'), Buffer.from('two'), { ifNoneMatch: true }), 'ALREADY_EXISTS');
+      expect((await store.get(k('cc/new'))).toString()).toBe('one');
+      if (!store.conditionalCreate) return; // documented: a head then a put, racy under concurrency
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => store.put(k('cc/race'), Buffer.from(`writer ${i}`), { ifNoneMatch: true })),
+      );
+      const winners = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      expect(winners).toHaveLength(1);
+      for (const r of results) {
+        if (r.status === 'rejected') expect(isFerryError(r.reason, 'ALREADY_EXISTS')).toBe(true);
+      }
+      expect((await store.get(k('cc/race'))).toString()).toBe(`writer ${winners[0]}`);
+    });
+
+    it('lists under a prefix in byte order, with sizes', async () => {
+      const keys = ['p/a-b', 'p/a/c', 'p/a/d/e', 'p/b', 'p/B', 'p/a b', 'p/ab', 'px', 'p0'].map(k);
+      await putAll(store, keys, (key) => Buffer.from(key));
+      const under = (prefix: string) => keys.filter((key) => key.startsWith(prefix)).sort(compareKeys);
+      for (const prefix of [k('p/'), k('p/a'), k('p/a/'), k('p'), k('nothing/')]) {
+        const pages = await listAll(store, prefix);
+        expect(pages.flat()).toEqual(under(prefix));
+      }
+      const page = await store.list(k('p/b'));
+      expect(page.objects).toHaveLength(1);
+      expect(page.objects[0]?.size).toBe(k('p/b').length);
+      expect(page.continuationToken).toBeUndefined();
+    });
+
+    const many = Array.from({ length: 2500 }, (_, i) => k(`many/${String(i).padStart(5, '0')}`));
+
+    it('pages through 2,500 keys with maxKeys 1000: 3 pages, none lost or repeated', async () => {
+      await putAll(store, many, () => Buffer.from('x'));
+      const pages = await listAll(store, k('many/'), 1000);
+      expect(pages.map((p) => p.length)).toEqual([1000, 1000, 500]);
+      expect(pages.flat()).toEqual(many);
+      const small = await listAll(store, k('many/0000'), 3);
+      expect(small.flat()).toEqual(many.slice(0, 10));
+    });
+
+    it('deletes 2,500 keys plus missing ones in one call', async () => {
+      const missing = Array.from({ length: 50 }, (_, i) => k(`many/missing-${i}`));
+      await store.delete([...many, ...missing]);
+      expect((await listAll(store, k('many/'))).flat()).toEqual([]);
+      expect(await store.head(many[0]!)).toBeUndefined();
+      await store.delete([]);
+      await store.delete([k('many/never-there')]);
+    });
+
+    it('rejects a get of a missing key with NOT_FOUND', async () => {
+      await expectCode(store.get(k('missing/key')), 'NOT_FOUND');
+      await expectCode(store.get(k('missing/key'), { range: { offset: 0, length: 1 } }), 'NOT_FOUND');
+    });
+
+    it('round-trips keys with spaces, unicode, +, % and other punctuation', async () => {
+      const odd = [
+        'odd/with space/file name.bin',
+        'odd/ünïcødé/日本語/🚀',
+        'odd/plus+sign+',
+        'odd/per%cent%20and%2F',
+        "odd/punct~!*()'=;:@&$,[]",
+        'odd/a.b/.hidden',
+      ].map(k);
+      for (const key of odd) {
+        await store.put(key, Buffer.from(key));
+        expect((await store.get(key)).toString()).toBe(key);
+        expect((await store.head(key))?.size).toBe(Buffer.byteLength(key));
+      }
+      expect((await listAll(store, k('odd/'))).flat().sort()).toEqual([...odd].sort());
+      await store.delete(odd);
+      expect((await listAll(store, k('odd/'))).flat()).toEqual([]);
+    });
+
+    it('rejects malformed keys with INVALID_ARGUMENT', async () => {
+      for (const key of ['', '../escape', 'a/../../b', '/absolute', 'a//b', 'trailing/', 'back\\slash', 'nul\0x']) {
+        await expectCode(store.put(key, Buffer.from('x')), 'INVALID_ARGUMENT');
+        await expectCode(store.get(key), 'INVALID_ARGUMENT');
+      }
+    });
+
+    it('rejects promptly when the signal is aborted', async () => {
+      const signal = AbortSignal.abort();
+      const started = Date.now();
+      for (const call of [
+        () => store.put(k('abort/a'), Buffer.from('x'), { signal }),
+        () => store.get(k('rt/one'), { signal }),
+        () => store.head(k('rt/one'), { signal }),
+        () => store.list(k(''), { signal }),
+        () => store.delete([k('abort/a')], { signal }),
+      ]) {
+        expect(await rejection(call())).toBe(signal.reason);
+      }
+      const controller = new AbortController();
+      const inFlight = store.put(k('abort/big'), randomBytes(20 * MiB), { signal: controller.signal });
+      setTimeout(() => controller.abort(), 1);
+      expect(await rejection(inFlight)).toBe(controller.signal.reason);
+      expect(Date.now() - started).toBeLessThan(5000);
+    });
+
+    it('rejects wrong credentials with UNAUTHENTICATED or PERMISSION_DENIED', async (t) => {
+      const bad = ctx.badCredentials;
+      if (bad === undefined) return t.skip();
+      await expectCode(bad.put(k('auth/x'), Buffer.from('x')), 'UNAUTHENTICATED', 'PERMISSION_DENIED');
+      await expectCode(bad.get(k('rt/one')), 'UNAUTHENTICATED', 'PERMISSION_DENIED');
+      await expectCode(bad.head(k('rt/one')), 'UNAUTHENTICATED', 'PERMISSION_DENIED');
+      await expectCode(bad.list(k('')), 'UNAUTHENTICATED', 'PERMISSION_DENIED');
+      await expectCode(bad.delete([k('rt/one')]), 'UNAUTHENTICATED', 'PERMISSION_DENIED');
+    });
+
+    it('rejects every call on a missing bucket with NOT_FOUND naming it', async (t) => {
+      const missing = ctx.missingBucket;
+      if (missing === undefined) return t.skip();
+      const bucket = bucketOf(missing.location);
+      for (const call of [
+        () => missing.put('x', Buffer.from('x')),
+        () => missing.put('x', Buffer.from('x'), { ifNoneMatch: true }),
+        () => missing.get('x'),
+        () => missing.head('x'),
+        () => missing.list(''),
+        () => missing.delete(['x']),
+      ]) {
+        const err = await expectCode(call(), 'NOT_FOUND');
+        expect(err.message).toContain(bucket);
+      }
+    });
+  });
+}

@@ -1,0 +1,22 @@
+export type { AzureBlobStoreOptions } from './azure.js';
+export { AzureBlobStore } from './azure.js';
+export type { RequestCounts } from './counting.js';
+export { CountingStore } from './counting.js';
+export { DirectoryStore } from './directory.js';
+export type { GcsClientSettings, GcsStoreOptions } from './gcs.js';
+export { createGcsClient, createGcsStore, GCS_XML_ENDPOINT } from './gcs.js';
+export type { StoreCredential } from './open.js';
+export { openObjectStore } from './open.js';
+export type { S3CreateOnly, S3StoreOptions } from './s3.js';
+export { S3Store } from './s3.js';
+export type { S3ClientSettings } from './s3-client.js';
+export { createS3Client } from './s3-client.js';
+export type {
+  CallOptions,
+  GetOptions,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+} from './types.js';

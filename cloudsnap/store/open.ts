@@ -1,0 +1,74 @@
+import { join } from 'node:path';
+import { ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { invalidArgument } from '../../common/errors.js';
+import { AzureBlobStore } from './azure.js';
+import { DirectoryStore } from './directory.js';
+import { createGcsClient, createGcsStore } from './gcs.js';
+import { normalizeStorePrefix } from './keys.js';
+import { S3Store } from './s3.js';
+import { createS3Client } from './s3-client.js';
+import type { ObjectStore } from './types.js';
+
+/** A stored credential, with the API's snake_case field names. */
+export interface StoreCredential {
+  provider: 'directory' | 's3' | 'azure' | 'google';
+  /** Bucket (S3, Google), container (Azure) or directory path (directory). */
+  bucket: string;
+  /** S3-compatible endpoint URL; Azure blob endpoint including the account for Azurite. Provider default if absent. */
+  endpoint?: string;
+  /** S3 region; default 'us-east-1'. */
+  region?: string;
+  /** S3 access key, Google HMAC access ID, or Azure account name. */
+  access_key?: string;
+  /** S3 secret key, Google HMAC secret, or Azure account key. */
+  secret_key?: string;
+  /** S3 path-style URLs; default true when an endpoint is set. */
+  path_style?: boolean;
+  /** Key prefix inside the bucket (a subdirectory for the directory store). */
+  prefix?: string;
+}
+
+/** Opens the object store a credential names, with each provider's defaults. */
+export function openObjectStore(credential: StoreCredential): ObjectStore {
+  const { provider, bucket, prefix } = credential;
+  if (bucket === '') throw invalidArgument('bucket', 'must not be empty');
+  switch (provider) {
+    case 'directory':
+      return new DirectoryStore(join(bucket, normalizeStorePrefix(prefix)));
+    case 's3': {
+      const client = createS3Client({
+        endpoint: credential.endpoint,
+        region: credential.region ?? 'us-east-1',
+        accessKeyId: required(credential.access_key, 'access_key'),
+        secretAccessKey: required(credential.secret_key, 'secret_key'),
+        forcePathStyle: credential.path_style,
+      });
+      return new S3Store(client, bucket, { prefix });
+    }
+    case 'google': {
+      const client = createGcsClient({
+        endpoint: credential.endpoint,
+        accessId: required(credential.access_key, 'access_key'),
+        secret: required(credential.secret_key, 'secret_key'),
+      });
+      return createGcsStore(client, bucket, { prefix });
+    }
+    case 'azure': {
+      const account = required(credential.access_key, 'access_key');
+      const endpoint = (credential.endpoint ?? `https://${account}.blob.core.windows.net`).replace(/\/+$/, '');
+      const container = new ContainerClient(
+        `${endpoint}/${encodeURIComponent(bucket)}`,
+        new StorageSharedKeyCredential(account, required(credential.secret_key, 'secret_key')),
+        { retryOptions: { maxTries: 4, tryTimeoutInMs: 60_000 } },
+      );
+      return new AzureBlobStore(container, { prefix });
+    }
+    default:
+      throw invalidArgument('provider', `must be directory, s3, azure or google (got ${String(provider)})`);
+  }
+}
+
+function required(value: string | undefined, field: string): string {
+  if (value === undefined || value === '') throw invalidArgument(field, 'is required for this provider');
+  return value;
+}

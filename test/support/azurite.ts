@@ -1,0 +1,98 @@
+/** Azurite's blob service (npm devDependency) on a free loopback port, in memory, for the Azure Blob store's tests. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+/** A running Azurite blob service. */
+export interface Azurite {
+  connectionString: string;
+  /** Blob endpoint including the account, e.g. `http://127.0.0.1:41234/devstoreaccount1`. */
+  endpoint: string;
+  accountName: string;
+  accountKey: string;
+  /** Stops the process; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/** Azurite's well-known development account (public, documented by Microsoft; not a secret). */
+const ACCOUNT_NAME = 'devstoreaccount1';
+const ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const HOST = '127.0.0.1';
+
+export async function startAzurite(options: { timeoutMs?: number } = {}): Promise<Azurite> {
+  const port = await freePort();
+  const bin = join(process.cwd(), 'node_modules', '.bin', 'azurite-blob');
+  const args = [
+    '--silent',
+    '--inMemoryPersistence',
+    '--disableTelemetry',
+    '--skipApiVersionCheck',
+    '--blobHost',
+    HOST,
+    '--blobPort',
+    String(port),
+  ];
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const collect = (d: Buffer) => {
+    output = (output + d.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  child.on('error', (err) => {
+    output += `\n${err.message}`;
+  });
+  const kill = (): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', kill);
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    process.removeListener('exit', kill);
+    await exited(child);
+  };
+  const endpoint = `http://${HOST}:${port}/${ACCOUNT_NAME}`;
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  try {
+    for (;;) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`azurite-blob exited: ${output}`);
+      if (Date.now() > deadline) throw new Error(`azurite-blob did not answer on ${endpoint} in time: ${output}`);
+      try {
+        await fetch(`${endpoint}?comp=list`, { signal: AbortSignal.timeout(1000) });
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  } catch (err: unknown) {
+    await stop();
+    throw err;
+  }
+  const connectionString =
+    `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT_NAME};AccountKey=${ACCOUNT_KEY};` +
+    `BlobEndpoint=${endpoint};`;
+  return { connectionString, endpoint, accountName: ACCOUNT_NAME, accountKey: ACCOUNT_KEY, stop };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+}
