@@ -95,8 +95,10 @@ describe('crash consistency (kill -9 of a process running the engine)', () => {
     ['snapshot-create', 'snapshot.before-commit', snapshotCreated],
     ['snapshot-create', 'snapshot.after-commit', snapshotCreated],
     ['snapshot-delete', 'snapshot-delete.after-commit', snapshotDeleted],
-    ['snapshot-delete', 'merge.midway', snapshotDeleted],
-    ['snapshot-delete', 'merge.after-commit', snapshotDeleted],
+    ['snapshot-delete', 'absorb.midway', snapshotDeleted],
+    ['snapshot-delete', 'absorb.after-commit', snapshotDeleted],
+    ['snapshot-delete-newest', 'merge.midway', newestDeleted],
+    ['snapshot-delete-newest', 'merge.after-commit', newestDeleted],
     ['clone', 'clone.before-commit', cloned],
     ['clone', 'clone.after-commit', cloned],
     ['resize', 'update.before-commit', resized],
@@ -142,6 +144,18 @@ describe('crash consistency (kill -9 of a process running the engine)', () => {
       return 'old';
     }
     expect(names).toEqual(['b']);
+    return 'new';
+  }
+
+  async function newestDeleted(e: VolumeEngine, want: Expect): Promise<'old' | 'new'> {
+    expect(await digest(await e.openExport('vol'))).toBe(want.live);
+    expect(await digest(await e.openExport('vol@a'))).toBe(want.a);
+    const names = (await e.listSnapshots('vol')).map((s) => s.name);
+    if (names.includes('b')) {
+      expect(await digest(await e.openExport('vol@b'))).toBe(want.b);
+      return 'old';
+    }
+    expect(names).toEqual(['a']);
     return 'new';
   }
 

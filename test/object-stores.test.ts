@@ -48,14 +48,18 @@ async function createBucket(client: S3Client, bucket: string): Promise<void> {
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
 }
 
-describeObjectStoreConformance('DirectoryStore', async () => {
-  const root = await mkdtemp(join(tmpdir(), 'ferry-dirstore-'));
-  return {
-    store: new DirectoryStore(root),
-    missingBucket: new DirectoryStore(join(root, 'does-not-exist')),
-    cleanup: () => rm(root, { recursive: true, force: true }),
-  };
-});
+describeObjectStoreConformance(
+  'DirectoryStore',
+  async () => {
+    const root = await mkdtemp(join(tmpdir(), 'ferry-dirstore-'));
+    return {
+      store: new DirectoryStore(root),
+      missingBucket: new DirectoryStore(join(root, 'does-not-exist')),
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
+  },
+  { credentialed: false },
+);
 
 describeObjectStoreConformance('S3Store on Ceph RGW', async () => {
   const client = rgwClient();

@@ -74,7 +74,24 @@ class Engine implements VolumeEngine {
     layersDir: string,
     private readonly ownsStore: boolean,
   ) {
-    this.layers = new LayerSet(layersDir, store, this.tracker, (layer) => this.volumeTopped(layer)?.gate);
+    this.layers = new LayerSet(
+      layersDir,
+      store,
+      this.tracker,
+      (layer) => this.volumeTopped(layer)?.gate,
+      (from, to) => {
+        const moving = [...this.snapshots.values()].filter((s) => s.layer === from);
+        return {
+          ops: moving.map((s) => put.snapshot({ ...s.record, layer: to.id })),
+          apply: () => {
+            for (const s of moving) {
+              s.record = { ...s.record, layer: to.id };
+              s.layer = to;
+            }
+          },
+        };
+      },
+    );
   }
 
   async load(): Promise<void> {

@@ -29,6 +29,13 @@ export class GranuleMap {
   private sortedKeys: number[] | undefined;
   private dataGranules = 0;
 
+  /** Number of granules not ABSENT. */
+  get presentCount(): number {
+    let n = 0;
+    for (const c of this.chunks.values()) n += c.present;
+    return n;
+  }
+
   /** Number of granules in the DATA state. */
   get dataCount(): number {
     return this.dataGranules;

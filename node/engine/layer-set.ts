@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import type { ClusterStore } from '../store/types.js';
+import type { ClusterStore, StoreOp } from '../store/types.js';
 import { GRANULE } from './constants.js';
 import { failpoint } from './failpoints.js';
 import type { Gate } from './gate.js';
@@ -32,6 +32,8 @@ export class LayerSet {
     private readonly tracker: IoTracker,
     /** The gate of the volume whose writable top is `layer`, if any. */
     private readonly gateOfTop: (layer: Layer) => Gate | undefined,
+    /** The store changes that make every snapshot naming `from` name `to`, and their in-memory counterpart. */
+    private readonly retarget: (from: Layer, to: Layer) => { ops: StoreOp[]; apply: () => void },
   ) {}
 
   /** Builds the tree from the store's records and removes files that no record names. */
@@ -111,6 +113,12 @@ export class LayerSet {
         continue;
       }
       const child = [...current.children][0] as Layer;
+      await current.load();
+      await child.load();
+      if (child.frozen && child.granules.presentCount < current.granules.presentCount) {
+        await this.absorbChild(current, child);
+        return;
+      }
       await this.merge(current, child);
       const childRecord = { ...child.record, parent: parent?.id ?? null };
       await this.store.commit([put.layer(childRecord), del.layer(current.id)]);
@@ -121,6 +129,50 @@ export class LayerSet {
       await this.retire(current);
       return;
     }
+  }
+
+  /**
+   * The cheap direction when the only child is frozen and smaller (the snapshot of the next backup, say): copy the
+   * child's granules up into the garbage layer, which then takes the child's place. While copying, the child's view
+   * is unchanged: it reads its own granules first, and only granules it holds are overwritten below it.
+   */
+  private async absorbChild(layer: Layer, child: Layer): Promise<void> {
+    const isBase = layer.parent === undefined;
+    for (const run of [...child.granules.presentRuns()]) {
+      for (let s = run.start; s < run.start + run.count; s += MERGE_STEP) {
+        const count = Math.min(MERGE_STEP, run.start + run.count - s);
+        if (run.state === DATA) {
+          const buf = Buffer.allocUnsafe(count * GRANULE);
+          await child.readData(buf, 0, buf.length, s * GRANULE);
+          await layer.writeData(buf, 0, buf.length, s * GRANULE);
+          layer.mark(s, count, DATA);
+        } else {
+          const held = [...layer.granules.presentRuns(s, s + count)].filter((r) => r.state === DATA);
+          layer.mark(s, count, isBase ? ABSENT : ZERO);
+          for (const r of held) await layer.release(r.start, r.count);
+        }
+      }
+      failpoint('absorb.midway');
+    }
+    await layer.flush();
+    const moved = this.retarget(child, layer);
+    const ops: StoreOp[] = [put.layer({ ...layer.record, frozen: true }), del.layer(child.id), ...moved.ops];
+    for (const grandchild of child.children) ops.push(put.layer({ ...grandchild.record, parent: layer.id }));
+    await this.store.commit(ops);
+    failpoint('absorb.after-commit');
+    layer.frozen = true;
+    layer.children.delete(child);
+    for (const grandchild of [...child.children]) {
+      grandchild.parent = layer;
+      layer.children.add(grandchild);
+    }
+    child.children.clear();
+    this.byId.delete(child.id);
+    const refs = this.refs.get(child) ?? 0;
+    this.refs.delete(child);
+    if (refs > 0) this.refs.set(layer, (this.refs.get(layer) ?? 0) + refs);
+    moved.apply();
+    await this.retire(child);
   }
 
   private unlink(layer: Layer): void {

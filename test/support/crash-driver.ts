@@ -65,6 +65,12 @@ async function main(): Promise<void> {
       await engine.deleteSnapshot('vol@a');
       break;
     }
+    case 'snapshot-delete-newest': {
+      report({});
+      armFailpoints([point]);
+      await engine.deleteSnapshot('vol@b');
+      break;
+    }
     case 'clone': {
       report({});
       armFailpoints([point]);
