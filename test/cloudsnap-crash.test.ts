@@ -1,0 +1,106 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Repository } from '../cloudsnap/index.js';
+import { DirectoryStore } from '../cloudsnap/store/index.js';
+import { isFerryError } from '../common/errors.js';
+import { openDefaultKeyring } from '../kms/index.js';
+import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
+
+const driver = join(import.meta.dirname, 'support', 'cloudsnap-crash-driver.ts');
+
+/** Runs the driver; kills it with SIGKILL once it reports `killAt` of its work done (or lets it finish). */
+function drive(dir: string, args: string[], killAt?: number): Promise<{ killed: boolean; finished?: unknown }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', driver, dir, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    let killed = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const m of out.matchAll(/PROGRESS (\d+) (\d+)\n/g)) {
+        const done = Number(m[1]);
+        const total = Number(m[2]);
+        if (killAt !== undefined && !killed && total > 0 && done >= total * killAt) {
+          killed = true;
+          child.kill('SIGKILL');
+        }
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const fin = /FINISHED (.*)\n/.exec(out);
+      if (fin !== null) resolve({ killed, finished: JSON.parse(fin[1] as string) });
+      else if (killed) resolve({ killed });
+      else reject(new Error(`driver exited ${code}: ${err}`));
+    });
+  });
+}
+
+async function digest(engine: VolumeEngine, name: string): Promise<string> {
+  const dev = await engine.openExport(name);
+  const h = createHash('sha256');
+  for (let o = 0; o < dev.size; o += 8 * 1024 * 1024)
+    h.update(await dev.read(o, Math.min(8 * 1024 * 1024, dev.size - o)));
+  await dev.close();
+  return h.digest('hex');
+}
+
+describe('CloudSnap survives kill -9 mid-backup and mid-restore', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-cs-crash-'));
+    await drive(dir, ['setup']);
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('an interrupted backup is never listed, and the next backup reuses what was uploaded', async () => {
+    const first = await drive(dir, ['backup'], 0.6);
+    expect(first.killed).toBe(true);
+    const keys = await openDefaultKeyring(dir);
+    const repo = await Repository.open(new DirectoryStore(join(dir, 'bucket')), keys);
+    expect(await repo.listBackups()).toEqual([]);
+    const second = await drive(dir, ['backup']);
+    const record = second.finished as { id: string; stats: { bytes_new: number; chunks_new: number; chunks: number } };
+    // Chunks uploaded and checkpointed before the kill were not uploaded again.
+    expect(record.stats.chunks_new).toBeLessThan(record.stats.chunks * 0.7);
+    const listed = await (await Repository.open(new DirectoryStore(join(dir, 'bucket')), keys)).listBackups();
+    expect(listed.map((b) => b.id)).toEqual([record.id]);
+  });
+
+  it('an interrupted restore leaves a volume marked restoring that cannot be attached, and restoring again completes it', async () => {
+    const keys = await openDefaultKeyring(dir);
+    const repo = await Repository.open(new DirectoryStore(join(dir, 'bucket')), keys);
+    const [backup] = await repo.listBackups();
+    const id = (backup as { id: string }).id;
+    const killed = await drive(dir, ['restore', id], 0.5);
+    expect(killed.killed).toBe(true);
+    let store = new SqliteStore(join(dir, 'cluster.db'));
+    let engine = await openEngine({ dataDir: dir, store });
+    expect((await engine.inspectVolume('copy')).status).toBe('restoring');
+    const attach = await engine.openExport('copy').catch((e: unknown) => e);
+    expect(isFerryError(attach, 'FAILED_PRECONDITION')).toBe(true);
+    await engine.close();
+    await store.close();
+    const done = await drive(dir, ['restore', id]);
+    expect((done.finished as { status: string }).status).toBe('up');
+    store = new SqliteStore(join(dir, 'cluster.db'));
+    engine = await openEngine({ dataDir: dir, store });
+    const snapshot = (await engine.listSnapshots('vol')).find((s) => s.name.startsWith('cloudsnap-'));
+    expect(await digest(engine, 'copy')).toBe(await digest(engine, `vol@${snapshot?.name}`));
+    await engine.close();
+    await store.close();
+  });
+});

@@ -1,0 +1,55 @@
+/**
+ * Child process for CloudSnap crash tests. Prints "PROGRESS <bytes_done> <bytes_total>" lines while it transfers data and
+ * "FINISHED <json>" at the end; the test SIGKILLs it half-way.
+ *
+ * usage: node --import tsx test/support/cloudsnap-crash-driver.ts DATA_DIR setup|backup|restore [BACKUP_ID]
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { backupVolume, Repository, restoreBackup } from '../../cloudsnap/index.js';
+import { DirectoryStore } from '../../cloudsnap/store/index.js';
+import { openDefaultKeyring } from '../../kms/index.js';
+import { openEngine, SqliteStore } from '../../node/index.js';
+
+const MiB = 1024 * 1024;
+const [dataDir, action, backupId] = process.argv.slice(2) as [string, string, string | undefined];
+
+async function main(): Promise<void> {
+  const store = new SqliteStore(join(dataDir, 'cluster.db'));
+  const engine = await openEngine({ dataDir, store });
+  const keys = await openDefaultKeyring(dataDir);
+  await mkdir(join(dataDir, 'bucket'), { recursive: true });
+  const repo = await Repository.openOrInit(new DirectoryStore(join(dataDir, 'bucket')), keys, 'default', {
+    packSize: MiB,
+  });
+  const onProgress = (p: { bytes_done: number; bytes_total: number; phase: string }): void => {
+    if (p.phase === 'transferring') process.stdout.write(`PROGRESS ${p.bytes_done} ${p.bytes_total}\n`);
+  };
+  let result: unknown;
+  if (action === 'setup') {
+    await engine.createVolume({ name: 'vol', size: 96 * MiB });
+    const dev = await engine.openExport('vol');
+    for (let o = 0; o < 96 * MiB; o += 4 * MiB) await dev.write(o, randomBytes(4 * MiB));
+    await dev.close();
+    result = {};
+  } else if (action === 'backup') {
+    result = await backupVolume(
+      { engine, repo, store },
+      { volume: 'vol', onProgress, indexEvery: 2, uploadConcurrency: 2 },
+    );
+  } else {
+    result = await restoreBackup(
+      { engine, repo },
+      { backupId: backupId as string, volumeName: 'copy', onProgress, concurrency: 2 },
+    );
+  }
+  await engine.close();
+  process.stdout.write(`FINISHED ${JSON.stringify(result)}\n`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(3);
+});
