@@ -109,3 +109,31 @@ describe('delete, garbage collection and verify', () => {
     expect(missing.problems.some((p) => p.message.includes('missing'))).toBe(true);
   });
 });
+
+describe('index consolidation', () => {
+  it('merges many index objects into one, and every backup still restores', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-gc-index-'));
+    const store = new SqliteStore(join(dir, 'cluster.db'));
+    const engine = await openEngine({ dataDir: dir, store });
+    try {
+      const keys = await openDefaultKeyring(dir);
+      const bucket = join(dir, 'bucket');
+      await mkdir(bucket);
+      const repo = await Repository.openOrInit(new DirectoryStore(bucket), keys, 'default', { packSize: 64 * 1024 });
+      await engine.createVolume({ name: 'v', size: 8 * MiB });
+      const dev = await engine.openExport('v');
+      await dev.write(0, randomBytes(5 * MiB));
+      await dev.close();
+      const rec = await backupVolume({ engine, repo, store }, { volume: 'v', indexEvery: 1 });
+      expect((await readdir(join(bucket, 'index'))).length).toBeGreaterThan(64);
+      await collectGarbage(repo);
+      expect((await readdir(join(bucket, 'index'))).length).toBe(1);
+      const fresh = await Repository.open(new DirectoryStore(bucket), keys);
+      expect((await restoreBackup({ engine, repo: fresh }, { backupId: rec.id, volumeName: 'r' })).status).toBe('up');
+    } finally {
+      await engine.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

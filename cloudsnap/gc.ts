@@ -89,7 +89,28 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     result.bytes_deleted += head?.size ?? 0;
   }
   if (deleted.size > 0) await rewriteIndex(repo, deleted, signal);
+  if (repo.index.loaded.size > CONSOLIDATE_ABOVE) await consolidateIndex(repo, signal);
   return result;
+}
+
+/** Index objects beyond which collection merges them, so listing the index stays one request. */
+const CONSOLIDATE_ABOVE = 64;
+/** Packs per consolidated index object (about 45 MiB of index with 16 MiB packs of 64 KiB chunks). */
+const PACKS_PER_INDEX = 4096;
+
+/** Merges many small index objects into few large ones (written first; the old ones are deleted after). */
+async function consolidateIndex(repo: Repository, signal?: AbortSignal): Promise<void> {
+  const old = [...repo.index.loaded.entries()];
+  const packs = old.flatMap(([, p]) => p);
+  for (let i = 0; i < packs.length; i += PACKS_PER_INDEX) {
+    const part = packs.slice(i, i + PACKS_PER_INDEX);
+    const key = indexKey(randomBytes(16).toString('hex'));
+    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(part)), { signal });
+    repo.index.loaded.set(key, part);
+  }
+  const oldKeys = old.map(([key]) => key);
+  await repo.store.delete(oldKeys, { signal });
+  for (const key of oldKeys) repo.index.loaded.delete(key);
 }
 
 /** Rewrites the index objects that describe deleted packs (new object first, then the old ones go). */
