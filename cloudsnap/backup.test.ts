@@ -158,3 +158,44 @@ describe('cloudsnap backup and restore (directory store, local keyring)', () => 
     expect(isFerryError(err)).toBe(true);
   });
 });
+
+describe('restore on another node', () => {
+  it('restores bit-identical on a second node that has the credential and the key', async () => {
+    const { cp } = await import('node:fs/promises');
+    const root = await mkdtemp(join(tmpdir(), 'ferry-two-nodes-'));
+    const bucket = join(root, 'bucket');
+    await mkdir(bucket);
+    const nodeA = join(root, 'a');
+    const nodeB = join(root, 'b');
+    const storeA = new SqliteStore(join(root, 'a.db'));
+    const storeB = new SqliteStore(join(root, 'b.db'));
+    const a = await openEngine({ dataDir: nodeA, store: storeA });
+    const b = await openEngine({ dataDir: nodeB, store: storeB });
+    try {
+      const keysA = await openDefaultKeyring(nodeA);
+      const repoA = await Repository.openOrInit(new DirectoryStore(bucket), keysA, 'default');
+      await a.createVolume({ name: 'src', size: 16 * MiB });
+      const dev = await a.openExport('src');
+      await dev.write(MiB, randomBytes(3 * MiB));
+      await dev.write(9 * MiB, text(2 * MiB, 7));
+      await dev.close();
+      const rec = await backupVolume({ engine: a, repo: repoA, store: storeA }, { volume: 'src' });
+      // Node B gets the key the operator's way: the keyring (key file and keyring) copied to it.
+      await cp(join(nodeA, 'keyring'), join(nodeB, 'keyring'), { recursive: true });
+      const keysB = await openDefaultKeyring(nodeB);
+      const repoB = await Repository.open(new DirectoryStore(bucket), keysB);
+      await restoreBackup({ engine: b, repo: repoB }, { backupId: rec.id, volumeName: 'dst' });
+      expect(await digest(b, 'dst')).toBe(await digest(a, 'src'));
+      // A node without the key cannot open the repository.
+      const stranger = await openDefaultKeyring(join(root, 'c'));
+      const refused = await Repository.open(new DirectoryStore(bucket), stranger).catch((e: unknown) => e);
+      expect(isFerryError(refused)).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+      await storeA.close();
+      await storeB.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
