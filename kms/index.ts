@@ -2,7 +2,12 @@
  * Public face of the key providers. The conformance suite (`kms/conformance.ts`) is not exported here: it registers
  * vitest tests, so only test files import it, directly.
  */
+export { AWS_KMS_PROVIDER, AwsKmsProvider, type AwsKmsProviderOptions, checkKmsKeyId } from './aws-kms.js';
+export { createKmsClient, type KmsClientOptions } from './aws-kms-client.js';
 export { canonicalJson, checkKekName, MAX_KEK_NAME_LENGTH, MAX_WRAP_BYTES } from './context.js';
 export { DEFAULT_KEK, openDefaultKeyring } from './default-keyring.js';
 export { LOCAL_PROVIDER, type LocalKekInfo, LocalKeyring, type LocalKeyringOptions } from './local-keyring.js';
 export type { DataKey, EncryptionContext, KekInfo, KeyProvider, WrappedKey } from './types.js';
+export { createVaultClient, type NodeVaultClient, type VaultClient, type VaultClientOptions } from './vault-client.js';
+export { type VaultAuth, VaultSession } from './vault-session.js';
+export { VAULT_PROVIDER, VaultTransitProvider } from './vault-transit.js';
