@@ -1,7 +1,17 @@
 /** Public face of the HTTP API. */
 
 export type { CreateCredentialRequest, CredentialInfo, CredentialProvider } from '../cloudsnap/credentials/index.js';
+export type {
+  BackupCatalog,
+  GcResult,
+  JobOpType,
+  JobStatus,
+  JobStatusType,
+  VerifyProblem,
+  VerifyResult,
+} from '../cloudsnap/jobs/index.js';
 export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
+export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-views.js';
 export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';
 export {
   MAX_HA_LEVEL,

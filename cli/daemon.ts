@@ -1,7 +1,7 @@
 /**
  * `ferry node start`: opens the cluster store, the engine and the default keyring (`<dataDir>/keyring`), serves them
- * over NBD and HTTP (volumes and credentials), logs one JSON line per event on stdout, and on SIGTERM/SIGINT closes the
- * API, then NBD, then the engine with the keyring and the cluster store.
+ * over NBD and HTTP (volumes, credentials, cloud backups), logs one JSON line per event on stdout, and on SIGTERM/SIGINT
+ * closes the API, then NBD, then the backup jobs, the engine, the keyring and the cluster store.
  */
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { createApp, startApiServer } from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
+import { CloudBackups } from '../cloudsnap/jobs/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort } from './format.js';
@@ -100,11 +101,14 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const store = new SqliteStore(join(dataDir, 'cluster.db'));
     let engine: VolumeEngine | undefined;
     let keyring: LocalKeyring | undefined;
-    // One closer for the engine and what it stands on (the default keyring, the cluster store), closed after it.
+    let cloudBackups: CloudBackups | undefined;
+    // One closer for the engine, the backup jobs that run on it (ended first: they become Failed, "interrupted by a
+    // node shutdown"), and what the engine stands on (the default keyring, the cluster store), closed after it.
     closers.push({
       name: 'engine',
       close: async () => {
         try {
+          await cloudBackups?.close();
           await engine?.close();
         } finally {
           await keyring?.close();
@@ -115,13 +119,14 @@ export async function runNode(options: NodeOptions): Promise<void> {
     engine = await openEngine({ dataDir, store });
     keyring = await openDefaultKeyring(dataDir);
     const credentials = new CredentialStore(store, keyring);
+    cloudBackups = await CloudBackups.open({ engine, store, credentials, keys: keyring });
 
     const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    const app = createApp({ engine, credentials, logError: (msg, fields) => log('error', msg, fields) });
+    const app = createApp({ engine, credentials, cloudBackups, logError: (msg, fields) => log('error', msg, fields) });
     const api = await startApiServer(app, apiAddr.host, apiAddr.port);
     closers.push({ name: 'api server', close: () => api.close() });
     apiUrl = api.url;

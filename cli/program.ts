@@ -2,6 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { FERRY_VERSION } from '../api/index.js';
 import { ApiError } from './client.js';
+import { registerCloudsnapCommands } from './commands/cloudsnap.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerVolumeCommands } from './commands/volume.js';
@@ -40,6 +41,7 @@ export function createProgram(): Command {
   registerNodeCommands(program);
   registerVolumeCommands(program);
   registerCredentialCommands(program);
+  registerCloudsnapCommands(program);
   return program;
 }
 

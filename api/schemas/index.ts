@@ -1,3 +1,4 @@
+export * from './cloudbackups.js';
 export * from './common.js';
 export * from './credentials.js';
 export * from './snapshots.js';

@@ -1,0 +1,91 @@
+/** Typed calls of the cloud backup routes for `ferry cloudsnap`, and waiting for a job to end. */
+import type {
+  CloudBackupCatalogView,
+  CloudBackupInfoView,
+  GcResult,
+  JobStatus,
+  VerifyResult,
+} from '../../api/index.js';
+import type { FerryClient } from '../client.js';
+
+/** Statuses after which a job never changes. */
+export const ENDED: ReadonlySet<string> = new Set(['Done', 'Failed', 'Aborted', 'Stopped']);
+
+/** POST /v1/cloudbackups/status for one task. */
+export async function jobStatus(client: FerryClient, taskId: string): Promise<JobStatus> {
+  const { statuses } = await client.request<{ statuses: Record<string, JobStatus> }>(
+    'POST',
+    '/v1/cloudbackups/status',
+    { task_id: taskId },
+  );
+  const status = statuses[taskId];
+  if (status === undefined) throw new Error(`the API answered no status for task ${taskId}`);
+  return status;
+}
+
+/** POST /v1/cloudbackups/status for every task (or one volume's). */
+export async function jobStatuses(client: FerryClient, volume?: string): Promise<JobStatus[]> {
+  const { statuses } = await client.request<{ statuses: Record<string, JobStatus> }>(
+    'POST',
+    '/v1/cloudbackups/status',
+    volume === undefined ? {} : { volume_id: volume },
+  );
+  return Object.values(statuses);
+}
+
+/** Polls a task every `intervalMs` until it ends, calling `onUpdate` with each status; resolves with the last. */
+export async function waitForJob(
+  client: FerryClient,
+  taskId: string,
+  onUpdate: (status: JobStatus) => void,
+  intervalMs = 250,
+): Promise<JobStatus> {
+  for (;;) {
+    const status = await jobStatus(client, taskId);
+    onUpdate(status);
+    if (ENDED.has(status.status)) return status;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Every backup in a credential's repository (all pages of POST /v1/cloudbackups/enumerate/filters). */
+export async function listBackups(
+  client: FerryClient,
+  credential: string,
+  volume?: string,
+): Promise<CloudBackupInfoView[]> {
+  const out: CloudBackupInfoView[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.request<{ backups: CloudBackupInfoView[]; continuation_token?: string }>(
+      'POST',
+      '/v1/cloudbackups/enumerate/filters',
+      {
+        credential_id: credential,
+        ...(volume !== undefined && { src_volume_id: volume }),
+        ...(token !== undefined && { continuation_token: token }),
+      },
+    );
+    out.push(...page.backups);
+    token = page.continuation_token;
+  } while (token !== undefined);
+  return out;
+}
+
+/** POST /v1/cloudbackups/catalog. */
+export function catalog(client: FerryClient, credential: string, backupId: string): Promise<CloudBackupCatalogView> {
+  return client.request('POST', '/v1/cloudbackups/catalog', { backup_id: backupId, credential_id: credential });
+}
+
+/** POST /v1/cloudbackups/verify. */
+export function verify(
+  client: FerryClient,
+  body: { credential_id: string; backup_id?: string; data_percent?: number },
+): Promise<VerifyResult> {
+  return client.request('POST', '/v1/cloudbackups/verify', body);
+}
+
+/** POST /v1/cloudbackups/gc. */
+export function gc(client: FerryClient, body: { credential_id: string; grace_seconds?: number }): Promise<GcResult> {
+  return client.request('POST', '/v1/cloudbackups/gc', body);
+}

@@ -1,0 +1,272 @@
+/**
+ * `ferry cloudsnap backup|restore|list|status|catalog|delete|verify|gc` (pxctl-like). Backups and restores return at
+ * once with a task id; `--wait` (or `status TASK --watch`) follows the job to its end and exits 1 when it fails.
+ */
+import { type Command, InvalidArgumentError } from 'commander';
+import type { CloudBackupInfoView, JobStatus } from '../../api/index.js';
+import type { FerryClient } from '../client.js';
+import { clientFor, globalOptions, output } from '../context.js';
+import { formatLabels, formatSize, parseLabel, parseWholeNumber, renderTable } from '../format.js';
+import { catalog, gc, jobStatus, jobStatuses, listBackups, verify, waitForJob } from './cloudsnap-api.js';
+import { progressReporter, progressText, statusLine } from './cloudsnap-progress.js';
+
+interface BackupOptions {
+  cred: string;
+  full?: boolean;
+  label?: Record<string, string>;
+  taskId?: string;
+  wait?: boolean;
+}
+
+interface RestoreOptions {
+  cred: string;
+  name: string;
+  taskId?: string;
+  wait?: boolean;
+}
+
+/** Follows a job to its end (progress on stderr); rejects when it did not end Done. */
+async function follow(command: Command, taskId: string): Promise<JobStatus> {
+  const quiet = globalOptions(command).json === true;
+  const final = await waitForJob(clientFor(command), taskId, progressReporter(process.stderr, quiet));
+  if (final.status !== 'Done') {
+    const why = final.info.length > 0 ? `: ${final.info.join('; ')}` : '';
+    if (quiet) output(command, final, () => '');
+    throw new Error(`${final.optype.toLowerCase()} task ${taskId} ended ${final.status}${why}`);
+  }
+  return final;
+}
+
+function duration(s: JobStatus): string {
+  if (s.start_time === undefined || s.completed_time === undefined) return '';
+  const ms = Date.parse(s.completed_time) - Date.parse(s.start_time);
+  return ` in ${(ms / 1000).toFixed(1)} s`;
+}
+
+/** One line per field of a job. */
+export function describeJob(s: JobStatus): string {
+  const rows: [string, string][] = [
+    ['Task', s.task_id],
+    ['Type', s.optype],
+    ['Status', s.status + (s.phase !== undefined && s.status === 'Active' ? ` (${s.phase})` : '')],
+    ['Volume', `${s.volume_name} (${s.src_volume_id})`],
+    ['Backup', s.backup_id ?? '-'],
+    ['Credential', s.credential_id],
+    ['Progress', progressText(s)],
+    ['Started', s.start_time ?? '-'],
+    ['Completed', s.completed_time ?? '-'],
+  ];
+  if (s.eta_seconds !== undefined) rows.push(['ETA', `${s.eta_seconds} s`]);
+  if (s.info.length > 0) rows.push(['Info', s.info.join('; ')]);
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
+}
+
+function backupTable(
+  list: readonly (CloudBackupInfoView & { credential?: string })[],
+  withCredential: boolean,
+): string {
+  const header = ['BACKUP ID', 'VOLUME', 'COMPLETED', 'SIZE', 'TYPE', 'LABELS'];
+  const rows = list.map((b) => {
+    const row = [b.id, b.src_volume_name, b.timestamp, formatSize(b.size), b.full ? 'full' : 'incremental'];
+    row.push(formatLabels(b.metadata));
+    if (withCredential) row.push(b.credential ?? '-');
+    return row;
+  });
+  return renderTable(withCredential ? [...header, 'CREDENTIAL'] : header, rows);
+}
+
+async function credentialNames(client: FerryClient): Promise<string[]> {
+  const { credential_ids } = await client.request<{ credential_ids: string[] }>('GET', '/v1/credentials');
+  const infos = await Promise.all(
+    credential_ids.map((id) => client.request<{ name: string }>('GET', `/v1/credentials/inspect/${id}`)),
+  );
+  return infos.map((c) => c.name);
+}
+
+function parsePercent(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
+    throw new InvalidArgumentError(`"${text}" is not a percentage from 0 to 100`);
+  }
+  return n;
+}
+
+/** Adds `cloudsnap` and its subcommands to `program`. */
+export function registerCloudsnapCommands(program: Command): void {
+  const cloudsnap = program
+    .command('cloudsnap')
+    .description('back volumes up to an object store (deduplicated, compressed, encrypted) and restore them');
+
+  cloudsnap
+    .command('backup')
+    .description('back a volume up (incremental after the first backup); returns a task id at once')
+    .argument('<volume>', 'volume id or name')
+    .requiredOption('--cred <credential>', 'credential id or name (where the backup goes)')
+    .option('--full', 'read every allocated block, not only the changes since the last backup')
+    .option('--label <key=value>', 'label to add to the backup (repeatable)', parseLabel)
+    .option('--task-id <id>', 'idempotency key: asking again with it returns the same job')
+    .option('--wait', 'wait until the backup ends (progress on stderr); exit 1 if it fails')
+    .action(async (volume: string, options: BackupOptions, command: Command) => {
+      const response = await clientFor(command).request<{ task_id: string }>('POST', '/v1/cloudbackups', {
+        volume_id: volume,
+        credential_id: options.cred,
+        ...(options.full === true && { full: true }),
+        ...(options.label !== undefined && { labels: options.label }),
+        ...(options.taskId !== undefined && { task_id: options.taskId }),
+      });
+      if (options.wait !== true) {
+        output(command, response, () => `Cloud backup of ${volume} started: task ${response.task_id}`);
+        return;
+      }
+      const s = await follow(command, response.task_id);
+      output(command, s, () => `Cloud backup ${s.backup_id} of ${volume} done: ${progressText(s)}${duration(s)}`);
+    });
+
+  cloudsnap
+    .command('restore')
+    .description('restore a backup into a new volume; returns a task id at once')
+    .argument('<backup>', 'backup id (see `ferry cloudsnap list`)')
+    .requiredOption('--cred <credential>', 'credential id or name (where the backup is)')
+    .requiredOption('--name <volume>', 'name of the new volume')
+    .option('--task-id <id>', 'idempotency key: asking again with it returns the same job')
+    .option('--wait', 'wait until the restore ends (progress on stderr); exit 1 if it fails')
+    .action(async (backupId: string, options: RestoreOptions, command: Command) => {
+      const response = await clientFor(command).request<{ task_id: string; restore_volume_id: string }>(
+        'POST',
+        '/v1/cloudbackups/restore',
+        {
+          backup_id: backupId,
+          restore_volume_name: options.name,
+          credential_id: options.cred,
+          ...(options.taskId !== undefined && { task_id: options.taskId }),
+        },
+      );
+      if (options.wait !== true) {
+        output(
+          command,
+          response,
+          () => `Restore of ${backupId} into ${options.name} started: task ${response.task_id}`,
+        );
+        return;
+      }
+      const s = await follow(command, response.task_id);
+      output(command, s, () => `Restore of ${backupId} into ${options.name} done: ${progressText(s)}${duration(s)}`);
+    });
+
+  cloudsnap
+    .command('list')
+    .description('list the backups in a credential’s bucket (default: every credential’s)')
+    .option('--cred <credential>', 'credential id or name')
+    .option('--volume <volume>', 'only backups of this volume (id or name)')
+    .action(async (options: { cred?: string; volume?: string }, command: Command) => {
+      const client = clientFor(command);
+      if (options.cred !== undefined) {
+        const backups = await listBackups(client, options.cred, options.volume);
+        output(command, { backups }, () => backupTable(backups, false));
+        return;
+      }
+      const backups: (CloudBackupInfoView & { credential: string })[] = [];
+      for (const credential of await credentialNames(client)) {
+        for (const b of await listBackups(client, credential, options.volume)) backups.push({ ...b, credential });
+      }
+      output(command, { backups }, () => backupTable(backups, true));
+    });
+
+  cloudsnap
+    .command('status')
+    .description('show backup and restore jobs, or one job (--watch follows it to its end)')
+    .argument('[task]', 'task id')
+    .option('--volume <volume>', 'only jobs of this volume (id or name)')
+    .option('--watch', 'with a task id: show live progress until the job ends; exit 1 if it fails')
+    .action(async (taskId: string | undefined, options: { volume?: string; watch?: boolean }, command: Command) => {
+      const client = clientFor(command);
+      if (taskId === undefined) {
+        if (options.watch === true) throw new InvalidArgumentError('--watch needs a task id');
+        const list = await jobStatuses(client, options.volume);
+        output(command, { statuses: Object.fromEntries(list.map((s) => [s.task_id, s])) }, () =>
+          renderTable(
+            ['TASK', 'TYPE', 'VOLUME', 'STATUS', 'PROGRESS', 'BACKUP'],
+            list.map((s) => [s.task_id, s.optype, s.volume_name, s.status, progressText(s), s.backup_id ?? '-']),
+          ),
+        );
+        return;
+      }
+      const s = options.watch === true ? await follow(command, taskId) : await jobStatus(client, taskId);
+      output(command, s, () => (options.watch === true ? statusLine(s) : describeJob(s)));
+    });
+
+  cloudsnap
+    .command('catalog')
+    .description('show what a backup holds: the byte ranges with data, chunks and bytes')
+    .argument('<backup>', 'backup id')
+    .requiredOption('--cred <credential>', 'credential id or name')
+    .action(async (backupId: string, options: { cred: string }, command: Command) => {
+      const view = await catalog(clientFor(command), options.cred, backupId);
+      output(command, view, () => {
+        const s = view.summary;
+        const rows = view.contents.map((c) => {
+          const [offset = '0', length = '0'] = c.split('+');
+          return [offset, length, formatSize(Number(length))];
+        });
+        const more = s.truncated ? ` (first ${view.contents.length} shown)` : '';
+        const summary = `Backup ${s.backup_id} of ${s.volume_name}: ${formatSize(s.bytes)} of ${formatSize(s.size)} in ${s.chunks} chunks of ${formatSize(s.chunk_size)}, ${s.extent_count} extents${more}, ${s.leaves} manifest leaves`;
+        return rows.length === 0 ? summary : `${renderTable(['OFFSET', 'LENGTH', 'SIZE'], rows)}\n${summary}`;
+      });
+    });
+
+  cloudsnap
+    .command('delete')
+    .description('delete a backup (its record at once; its data at the next garbage collections)')
+    .argument('<backup>', 'backup id')
+    .requiredOption('--cred <credential>', 'credential id or name')
+    .action(async (backupId: string, options: { cred: string }, command: Command) => {
+      const response = await clientFor(command).request<Record<string, never>>(
+        'DELETE',
+        `/v1/cloudbackups/backup/${encodeURIComponent(backupId)}?credential_id=${encodeURIComponent(options.cred)}`,
+      );
+      output(command, response, () => `Cloud backup ${backupId} deleted; \`ferry cloudsnap gc\` gives its space back`);
+    });
+
+  cloudsnap
+    .command('verify')
+    .description('check backups: every record, manifest page and pack; optionally decrypt and re-hash data')
+    .requiredOption('--cred <credential>', 'credential id or name')
+    .option('--backup <id>', 'only this backup (default: all)')
+    .option('--data-percent <n>', 'also read and check this share of the chunks (0-100, default 0)', parsePercent)
+    .action(async (options: { cred: string; backup?: string; dataPercent?: number }, command: Command) => {
+      const result = await verify(clientFor(command), {
+        credential_id: options.cred,
+        ...(options.backup !== undefined && { backup_id: options.backup }),
+        ...(options.dataPercent !== undefined && { data_percent: options.dataPercent }),
+      });
+      output(command, result, () => {
+        const head = `Verified ${result.backups} backups: ${result.pages} manifest pages, ${result.chunks} chunks (${result.chunks_read} read and checked)`;
+        if (result.problems.length === 0) return `${head}: no problems`;
+        const table = renderTable(
+          ['BACKUP', 'OBJECT', 'PROBLEM'],
+          result.problems.map((p) => [p.backup, p.object, p.message]),
+        );
+        return `${head}: ${result.problems.length} problems\n${table}`;
+      });
+      if (result.problems.length > 0) throw new Error(`verify found ${result.problems.length} problems`);
+    });
+
+  cloudsnap
+    .command('gc')
+    .description('collect garbage: condemn unreferenced packs, delete those condemned longer than the grace period')
+    .requiredOption('--cred <credential>', 'credential id or name')
+    .option('--grace <seconds>', 'grace period of condemned packs (default 3600)', parseWholeNumber)
+    .action(async (options: { cred: string; grace?: number }, command: Command) => {
+      const result = await gc(clientFor(command), {
+        credential_id: options.cred,
+        ...(options.grace !== undefined && { grace_seconds: options.grace }),
+      });
+      output(
+        command,
+        result,
+        () =>
+          `${result.packs} packs, ${result.live_chunks} live chunks: ${result.condemned} packs condemned, ${result.deleted} deleted (${formatSize(result.bytes_deleted)}), ${result.reprieved} reprieved`,
+      );
+    });
+}

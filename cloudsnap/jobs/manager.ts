@@ -1,0 +1,409 @@
+/**
+ * The node's backup and restore jobs: accepted at once with a task id, queued, run at most `concurrency` at a time
+ * (and one at a time per volume), their status kept in the cluster store so it survives a restart, stoppable
+ * through an AbortSignal. Jobs that a dead process left unfinished end Failed at the next start.
+ */
+import { randomUUID } from 'node:crypto';
+import { FerryError, isFerryError } from '../../common/index.js';
+import type { KeyProvider } from '../../kms/index.js';
+import type { ClusterStore, VolumeEngine } from '../../node/index.js';
+import { backupVolume } from '../backup.js';
+import type { CredentialStore, OpenObjectStore } from '../credentials/index.js';
+import type { Progress } from '../progress.js';
+import type { RepoOptions, Repository } from '../repo/repository.js';
+import { restoreBackup } from '../restore.js';
+import { JobStore } from './job-store.js';
+import { RepositoryPool } from './repo-pool.js';
+import { KeyedScheduler } from './scheduler.js';
+import { isFinal, type JobStatus, type RequestedState } from './types.js';
+
+/** What `info` says of a job that the node's shutdown cut short. */
+export const SHUTDOWN_MESSAGE = 'interrupted by a node shutdown; run it again (uploaded data is reused)';
+/** What `info` says of a job stopped with StateChange Stop. */
+export const STOPPED_MESSAGE = 'stopped by request';
+
+export interface JobManagerOptions {
+  engine: VolumeEngine;
+  /** The cluster store: job records live under `/ferry/jobs/`. */
+  store: ClusterStore;
+  credentials: CredentialStore;
+  /** Key provider for repositories' master secrets (the node's keyring). */
+  keys: KeyProvider;
+  /** Jobs Active at once on this node; default 2. The rest wait Queued. */
+  concurrency?: number;
+  /** Opens a credential's object store. Default: cloudsnap/store's `openObjectStore`. */
+  openStore?: OpenObjectStore;
+  /** Parameters of repositories this node creates. Default: the format's defaults. */
+  repoOptions?: RepoOptions;
+  /** Finished job records kept in the cluster store (the oldest go at start-up); default 1000. */
+  keepFinished?: number;
+  /** Least time between two writes of a running job's progress to the cluster store; default 1000 ms. */
+  persistEveryMs?: number;
+}
+
+/** SdkCloudBackupCreateRequest (the fields Ferry uses). */
+export interface BackupJobRequest {
+  /** Volume id or name. */
+  volume_id: string;
+  /** Credential id or name. */
+  credential_id: string;
+  full?: boolean;
+  task_id?: string;
+  labels?: Record<string, string>;
+}
+
+/** SdkCloudBackupRestoreRequest (the fields Ferry uses). */
+export interface RestoreJobRequest {
+  backup_id: string;
+  /** Name of the new volume; default `restore-<backup_id>`. */
+  restore_volume_name?: string;
+  credential_id: string;
+  task_id?: string;
+}
+
+interface LiveJob {
+  status: JobStatus;
+  controller: AbortController;
+  stopReason?: 'stop' | 'shutdown';
+  /** Resolves when the job has ended and its final record is stored. */
+  done: Promise<void>;
+  /** Writes of the record, in order. */
+  persisting: Promise<void>;
+  lastPersist: number;
+  /** Set when the job has taken a slot, or has been ended while it waited (then it never runs). */
+  started: boolean;
+  /** Marks the job ended and gone from the live set. */
+  finish: () => void;
+}
+
+type Work = (repo: Repository, signal: AbortSignal, onProgress: (p: Progress) => void) => Promise<void>;
+
+export class JobManager {
+  readonly repositories: RepositoryPool;
+  private readonly jobs: JobStore;
+  private readonly scheduler: KeyedScheduler;
+  private readonly live = new Map<string, LiveJob>();
+  private readonly persistEveryMs: number;
+  private submitting: Promise<unknown> = Promise.resolve();
+  private closing = false;
+
+  private constructor(private readonly options: JobManagerOptions) {
+    this.jobs = new JobStore(options.store);
+    this.scheduler = new KeyedScheduler(options.concurrency ?? 2);
+    this.persistEveryMs = options.persistEveryMs ?? 1000;
+    this.repositories = new RepositoryPool({
+      credentials: options.credentials,
+      keys: options.keys,
+      ...(options.openStore !== undefined && { openStore: options.openStore }),
+      ...(options.repoOptions !== undefined && { repoOptions: options.repoOptions }),
+    });
+  }
+
+  /** Opens the manager: jobs left Active or Queued by a process that died end Failed (RESTART_MESSAGE). */
+  static async open(options: JobManagerOptions): Promise<JobManager> {
+    const manager = new JobManager(options);
+    await manager.jobs.recover(options.keepFinished ?? 1000);
+    return manager;
+  }
+
+  /**
+   * Accepts a backup: checks that the volume and the credential exist, then queues the job and returns its status
+   * (Queued). The same `task_id` again returns the existing job; used for another operation it is ALREADY_EXISTS.
+   */
+  submitBackup(request: BackupJobRequest): Promise<JobStatus> {
+    return this.serialised(async () => {
+      const existing = await this.existing(request.task_id, 'Backup', (job) =>
+        [job.src_volume_id, job.volume_name].includes(request.volume_id),
+      );
+      if (existing !== undefined) return existing;
+      const volume = await this.options.engine.inspectVolume(request.volume_id);
+      if (volume.status === 'restoring') {
+        throw new FerryError(
+          'FAILED_PRECONDITION',
+          `volume ${volume.name} is being restored; back it up when it is up`,
+        );
+      }
+      const credential = await this.options.credentials.inspect(request.credential_id);
+      const status = this.newStatus(request.task_id, 'Backup', credential.credential_id, volume.id, volume.name);
+      status.full = request.full === true;
+      if (request.labels !== undefined) status.labels = request.labels;
+      const work: Work = async (repo, signal, onProgress) => {
+        const record = await backupVolume(
+          { engine: this.options.engine, repo, store: this.options.store },
+          {
+            volume: volume.id,
+            full: request.full === true,
+            ...(request.labels !== undefined && { labels: request.labels }),
+            signal,
+            onProgress,
+          },
+        );
+        status.backup_id = record.id;
+      };
+      return this.enqueue(status, [`volume/${volume.id}`], work);
+    });
+  }
+
+  /**
+   * Accepts a restore into a new volume and returns its status (Queued). ALREADY_EXISTS when a volume of that name
+   * exists, unless it is the unfinished restore of the same backup (then the restore resumes into it).
+   */
+  submitRestore(request: RestoreJobRequest): Promise<JobStatus> {
+    return this.serialised(async () => {
+      const existing = await this.existing(request.task_id, 'Restore', (job) => job.backup_id === request.backup_id);
+      if (existing !== undefined) return existing;
+      const name = request.restore_volume_name ?? `restore-${request.backup_id}`;
+      const target = `name/${name}`;
+      for (const job of this.live.values()) {
+        if (job.status.optype === 'Restore' && job.status.volume_name === name) {
+          throw new FerryError('ALREADY_EXISTS', `task ${job.status.task_id} is already restoring into ${name}`);
+        }
+      }
+      let volumeId = name;
+      try {
+        const volume = await this.options.engine.inspectVolume(name);
+        if (volume.status !== 'restoring' || volume.labels['ferry.io/restored-from'] !== request.backup_id) {
+          throw new FerryError('ALREADY_EXISTS', `volume ${name} already exists; restore into a new name`);
+        }
+        volumeId = volume.id;
+      } catch (err: unknown) {
+        if (!isFerryError(err, 'NOT_FOUND')) throw err;
+      }
+      const credential = await this.options.credentials.inspect(request.credential_id);
+      const status = this.newStatus(request.task_id, 'Restore', credential.credential_id, volumeId, name);
+      status.backup_id = request.backup_id;
+      const work: Work = async (repo, signal, onProgress) => {
+        const volume = await restoreBackup(
+          { engine: this.options.engine, repo },
+          { backupId: request.backup_id, volumeName: name, signal, onProgress },
+        );
+        status.src_volume_id = volume.id;
+      };
+      return this.enqueue(status, [target], work);
+    });
+  }
+
+  /** One job's status; NOT_FOUND for an unknown task id. */
+  async get(taskId: string): Promise<JobStatus> {
+    const live = this.live.get(taskId);
+    if (live !== undefined) return { ...live.status };
+    const stored = await this.jobs.get(taskId);
+    if (stored === undefined) {
+      throw new FerryError(
+        'NOT_FOUND',
+        `no backup or restore task ${taskId}; list them with POST /v1/cloudbackups/status`,
+      );
+    }
+    return stored;
+  }
+
+  /** Every job this node knows (running, queued and finished), oldest first. */
+  async list(): Promise<JobStatus[]> {
+    const byId = new Map((await this.jobs.list()).map((j) => [j.task_id, j]));
+    for (const [id, job] of this.live) byId.set(id, { ...job.status });
+    return [...byId.values()].sort((a, b) => a.create_time.localeCompare(b.create_time));
+  }
+
+  /** Whether a restore of `backupId` is queued or running (deleting that backup is refused then). */
+  restoring(backupId: string): boolean {
+    return [...this.live.values()].some((j) => j.status.optype === 'Restore' && j.status.backup_id === backupId);
+  }
+
+  /**
+   * StateChange: Stop aborts a queued or running job (it ends Aborted). Pause and Resume are FAILED_PRECONDITION
+   * (not supported yet), as is any change to a job that has ended.
+   */
+  async stateChange(taskId: string, requested: RequestedState): Promise<void> {
+    const job = await this.get(taskId);
+    if (requested !== 'Stop') {
+      throw new FerryError('FAILED_PRECONDITION', `${requested} is not supported yet; only Stop is`);
+    }
+    const live = this.live.get(taskId);
+    if (live === undefined || isFinal(job)) {
+      throw new FerryError('FAILED_PRECONDITION', `task ${taskId} has already ended (${job.status})`);
+    }
+    live.stopReason ??= 'stop';
+    live.controller.abort(new Error(STOPPED_MESSAGE));
+    await this.endQueued(live);
+  }
+
+  /** Resolves with a job's final status (for in-process callers; HTTP clients poll the status route). */
+  async wait(taskId: string): Promise<JobStatus> {
+    await this.live.get(taskId)?.done;
+    return this.get(taskId);
+  }
+
+  /** Stops taking jobs, aborts the running and queued ones (they end Failed: SHUTDOWN_MESSAGE) and waits for them. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.submitting.catch(() => undefined);
+    const jobs = [...this.live.values()];
+    for (const job of jobs) {
+      job.stopReason ??= 'shutdown';
+      job.controller.abort(new Error(SHUTDOWN_MESSAGE));
+    }
+    await Promise.all(jobs.map((j) => this.endQueued(j)));
+    await Promise.all(jobs.map((j) => j.done));
+  }
+
+  private async existing(
+    taskId: string | undefined,
+    optype: JobStatus['optype'],
+    same: (job: JobStatus) => boolean,
+  ): Promise<JobStatus | undefined> {
+    if (this.closing) throw new FerryError('UNAVAILABLE', 'the node is shutting down; ask again when it is back');
+    if (taskId === undefined) return undefined;
+    const job = this.live.get(taskId)?.status ?? (await this.jobs.get(taskId));
+    if (job === undefined) return undefined;
+    if (job.optype !== optype || !same(job)) {
+      throw new FerryError(
+        'ALREADY_EXISTS',
+        `task_id ${taskId} is already used by another ${job.optype.toLowerCase()}`,
+        {
+          field: 'task_id',
+        },
+      );
+    }
+    return { ...job };
+  }
+
+  private newStatus(
+    taskId: string | undefined,
+    optype: JobStatus['optype'],
+    credentialId: string,
+    volumeId: string,
+    volumeName: string,
+  ): JobStatus {
+    return {
+      task_id: taskId ?? randomUUID(),
+      optype,
+      status: 'Queued',
+      bytes_done: 0,
+      bytes_total: 0,
+      src_volume_id: volumeId,
+      info: [],
+      credential_id: credentialId,
+      create_time: new Date().toISOString(),
+      volume_name: volumeName,
+    };
+  }
+
+  private async enqueue(status: JobStatus, keys: readonly string[], work: Work): Promise<JobStatus> {
+    let resolveDone: () => void = () => undefined;
+    const live: LiveJob = {
+      status,
+      controller: new AbortController(),
+      done: new Promise((resolve) => {
+        resolveDone = resolve;
+      }),
+      persisting: Promise.resolve(),
+      lastPersist: 0,
+      started: false,
+      finish: () => {
+        this.live.delete(status.task_id);
+        resolveDone();
+      },
+    };
+    // Stored before it is accepted: a job the cluster store does not hold would be lost by a restart.
+    await this.jobs.put(status);
+    live.lastPersist = Date.now();
+    this.live.set(status.task_id, live);
+    this.scheduler.add(keys, async () => {
+      if (live.started) return;
+      live.started = true;
+      try {
+        await this.run(live, work);
+      } finally {
+        await live.persisting;
+        live.finish();
+      }
+    });
+    return { ...status };
+  }
+
+  /** A job stopped while it waits for a slot ends now, not when a slot frees. */
+  private async endQueued(live: LiveJob): Promise<void> {
+    if (live.started) return;
+    live.started = true;
+    await this.end(live, live.controller.signal.reason);
+    live.finish();
+  }
+
+  private async run(live: LiveJob, work: Work): Promise<void> {
+    const { status, controller } = live;
+    const signal = controller.signal;
+    status.status = 'Active';
+    status.start_time = new Date().toISOString();
+    status.phase = 'preparing';
+    void this.persist(live);
+    const onProgress = (p: Progress): void => {
+      status.bytes_done = p.bytes_done;
+      status.bytes_total = p.bytes_total;
+      status.phase = p.phase;
+      if (p.eta_seconds === undefined) delete status.eta_seconds;
+      else status.eta_seconds = p.eta_seconds;
+      if (Date.now() - live.lastPersist >= this.persistEveryMs) void this.persist(live);
+    };
+    let lease: Awaited<ReturnType<RepositoryPool['acquire']>> | undefined;
+    try {
+      lease = await this.repositories.acquire(status.credential_id, signal);
+      await work(lease.repo, signal, onProgress);
+      lease.release(true);
+      // Restore totals are whole chunks; the last chunk of a volume may be shorter: at the end all of it is done.
+      status.bytes_done = status.bytes_total;
+      await this.end(live, undefined);
+    } catch (err: unknown) {
+      lease?.release(false);
+      await this.end(live, err);
+    }
+  }
+
+  /** Records how a job ended: `err` undefined means its work completed. */
+  private async end(live: LiveJob, err: unknown): Promise<void> {
+    const { status } = live;
+    delete status.eta_seconds;
+    delete status.phase;
+    status.completed_time = new Date().toISOString();
+    // A job whose work completed is Done even if a Stop arrived meanwhile: its backup is committed.
+    if (err === undefined) {
+      status.status = 'Done';
+    } else if (live.stopReason === 'stop') {
+      status.status = 'Aborted';
+      status.info = [STOPPED_MESSAGE];
+      if (status.optype === 'Restore') await this.dropPartialRestore(status);
+    } else if (live.stopReason === 'shutdown') {
+      status.status = 'Failed';
+      status.info = [SHUTDOWN_MESSAGE];
+    } else {
+      status.status = 'Failed';
+      status.info = [err instanceof Error ? err.message : String(err)];
+    }
+    await this.persist(live);
+  }
+
+  /** A stopped restore leaves no half-written volume behind (a failed one stays, so that a retry resumes). */
+  private async dropPartialRestore(status: JobStatus): Promise<void> {
+    try {
+      const volume = await this.options.engine.inspectVolume(status.volume_name);
+      if (volume.status === 'restoring' && volume.labels['ferry.io/restored-from'] === status.backup_id) {
+        await this.options.engine.deleteVolume(volume.id);
+      }
+    } catch (err: unknown) {
+      if (!isFerryError(err, 'NOT_FOUND')) status.info.push(`the partial volume could not be deleted: ${String(err)}`);
+    }
+  }
+
+  private persist(live: LiveJob): Promise<void> {
+    live.lastPersist = Date.now();
+    const snapshot = { ...live.status, info: [...live.status.info] };
+    // Writes are chained so that a late progress write never lands after the final one.
+    live.persisting = live.persisting.then(() => this.jobs.put(snapshot)).catch(() => undefined);
+    return live.persisting;
+  }
+
+  private serialised<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.submitting.then(task, task);
+    this.submitting = result.catch(() => undefined);
+    return result;
+  }
+}

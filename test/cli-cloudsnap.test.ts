@@ -1,0 +1,179 @@
+/**
+ * End to end through the built CLI against a real `ferry node start` (temp data dir, free loopback ports): a
+ * directory credential, a volume written with `nbdcopy`, `ferry cloudsnap backup --wait`, `list`, `status`,
+ * `catalog`, `restore --wait`, then `qemu-img compare` of both volumes over NBD. Needs `npm run build` first.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const MiB = 1024 * 1024;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let dataDir: string;
+let node: ChildProcess | undefined;
+let apiUrl: string;
+let nbdUrl: string;
+
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(file, args, { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function ferry(...args: string[]): Promise<Result> {
+  return run(process.execPath, [MAIN, ...args], { FERRY_API_URL: apiUrl });
+}
+
+async function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+  const result = await ferry('--json', ...args);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
+
+beforeAll(async () => {
+  expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
+  dataDir = await mkdtemp(join(tmpdir(), 'ferry-cli-cloudsnap-'));
+  await mkdir(join(dataDir, 'objects', 'backups'), { recursive: true });
+  const [apiPort, nbdPort] = [await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'node',
+      'start',
+      '--data-dir',
+      join(dataDir, 'node'),
+      '--api-addr',
+      `127.0.0.1:${apiPort}`,
+      '--nbd-addr',
+      `127.0.0.1:${nbdPort}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  node = child;
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const event = JSON.parse(line) as Record<string, unknown>;
+      if (event.msg === 'ferry node ready') resolve(event);
+    });
+  });
+  apiUrl = String(ready.api);
+  nbdUrl = String(ready.nbd);
+});
+
+afterAll(async () => {
+  const child = node;
+  if (child !== undefined && child.exitCode === null) {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('ferry cloudsnap', () => {
+  it('backs a volume up, lists it, restores it, and the copy compares equal over NBD', async () => {
+    const created = await ferry(
+      'credentials',
+      'create',
+      'local',
+      '--provider',
+      'directory',
+      '--path',
+      join(dataDir, 'objects'),
+      '--bucket',
+      'backups',
+    );
+    expect(created.code, created.stderr).toBe(0);
+    expect((await ferry('volume', 'create', 'src', '--size', '16M')).code).toBe(0);
+
+    // An image with data, text and holes; nbdcopy keeps the holes as holes.
+    const image = Buffer.alloc(16 * MiB);
+    randomBytes(3 * MiB).copy(image, 0);
+    Buffer.from('ferry cloudsnap '.repeat(65536)).copy(image, 9 * MiB);
+    randomBytes(4096).copy(image, 16 * MiB - 4096);
+    const raw = join(dataDir, 'src.raw');
+    await writeFile(raw, image);
+    const copy = await run('nbdcopy', [raw, `${nbdUrl}/src`]);
+    expect(copy.code, copy.stderr).toBe(0);
+
+    const backup = await ferryJson<{ status: string; backup_id: string; task_id: string; bytes_done: number }>(
+      'cloudsnap',
+      'backup',
+      'src',
+      '--cred',
+      'local',
+      '--label',
+      'app=test',
+      '--wait',
+    );
+    expect(backup.status).toBe('Done');
+    expect(backup.bytes_done).toBeGreaterThanOrEqual(4 * MiB);
+
+    const list = await ferry('cloudsnap', 'list', '--cred', 'local');
+    expect(list.code).toBe(0);
+    const [header, row] = list.stdout.trimEnd().split('\n');
+    expect(header).toMatch(/^BACKUP ID\s+VOLUME\s+COMPLETED\s+SIZE\s+TYPE\s+LABELS$/);
+    expect(row?.split(/\s{2,}/).slice(0, 2)).toEqual([backup.backup_id, 'src']);
+    expect(row).toMatch(/16 MiB\s+full\s+app=test$/);
+    const all = await ferryJson<{ backups: { id: string; credential: string }[] }>('cloudsnap', 'list');
+    expect(all.backups.map((b) => [b.id, b.credential])).toEqual([[backup.backup_id, 'local']]);
+
+    const status = await ferry('cloudsnap', 'status', backup.task_id);
+    expect(status.stdout).toMatch(/^Status\s+:\s+Done$/m);
+    const watched = await ferry('cloudsnap', 'status', backup.task_id, '--watch');
+    expect(watched.code).toBe(0);
+    expect(watched.stderr).toMatch(new RegExp(`^Backup ${backup.task_id} Done`, 'm'));
+    const catalog = await ferry('cloudsnap', 'catalog', backup.backup_id, '--cred', 'local');
+    expect(catalog.stdout).toMatch(/^0\s+3145728\s+3 MiB$/m);
+    expect(catalog.stdout).toMatch(/3 extents/);
+
+    const restore = await ferry('cloudsnap', 'restore', backup.backup_id, '--cred', 'local', '--name', 'dst', '--wait');
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(restore.stdout).toMatch(new RegExp(`^Restore of ${backup.backup_id} into dst done: `));
+    const compare = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', `${nbdUrl}/src`, `${nbdUrl}/dst`]);
+    expect(compare.stdout + compare.stderr).toMatch(/Images are identical/);
+    expect(compare.code).toBe(0);
+
+    const again = await ferry('cloudsnap', 'restore', backup.backup_id, '--cred', 'local', '--name', 'dst', '--wait');
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^error: volume dst already exists/);
+
+    const verify = await ferry('cloudsnap', 'verify', '--cred', 'local', '--data-percent', '100');
+    expect(verify.stdout).toMatch(/^Verified 1 backups: .*: no problems$/m);
+    const deleted = await ferry('cloudsnap', 'delete', backup.backup_id, '--cred', 'local');
+    expect(deleted.code).toBe(0);
+    expect((await ferryJson<{ backups: unknown[] }>('cloudsnap', 'list', '--cred', 'local')).backups).toEqual([]);
+  });
+});
