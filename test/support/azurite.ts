@@ -1,7 +1,7 @@
 /** Azurite's blob service (npm devDependency) on a free loopback port, in memory, for the Azure Blob store's tests. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /** A running Azurite blob service. */
 export interface Azurite {
@@ -20,7 +20,7 @@ const ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I
 const HOST = '127.0.0.1';
 
 export async function startAzurite(options: { timeoutMs?: number } = {}): Promise<Azurite> {
-  const port = await freePort();
+  const port = await freePort(HOST);
   const bin = join(process.cwd(), 'node_modules', '.bin', 'azurite-blob');
   const args = [
     '--silent',
@@ -74,18 +74,6 @@ export async function startAzurite(options: { timeoutMs?: number } = {}): Promis
     `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT_NAME};AccountKey=${ACCOUNT_KEY};` +
     `BlobEndpoint=${endpoint};`;
   return { connectionString, endpoint, accountName: ACCOUNT_NAME, accountKey: ACCOUNT_KEY, stop };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function exited(child: ChildProcess): Promise<void> {

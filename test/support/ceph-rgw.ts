@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /** A running single-host Ceph RGW. */
 export interface CephRgw {
@@ -188,21 +189,7 @@ async function waitForHttp(url: string, deadline: number, children: ChildProcess
 }
 
 function freePorts(n: number): Promise<number[]> {
-  return Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<number>((resolve, reject) => {
-          const server = createServer();
-          server.once('error', reject);
-          server.listen(0, LOOPBACK, () => {
-            const address = server.address();
-            const port = typeof address === 'object' && address !== null ? address.port : 0;
-            server.close(() => resolve(port));
-          });
-        }),
-    ),
-  );
+  return Promise.all(Array.from({ length: n }, () => freePort(LOOPBACK)));
 }
 
 /** Rejects when something listens on the port already: a second gateway would fail to bind while the first answers. */
