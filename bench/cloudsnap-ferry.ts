@@ -1,0 +1,113 @@
+/**
+ * The Ferry side of the CloudSnap benchmark: a node (engine, cluster store, default keyring) in this process, the
+ * image loaded through NBD with nbdcopy, volume digests, and repository sizes (directory and bucket).
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { type KeyProvider, openDefaultKeyring } from '../kms/index.js';
+import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
+import { type Change, MiB } from './cloudsnap-workload.js';
+
+const run = promisify(execFile);
+
+/** A storage node's parts, in this process. */
+export interface BenchNode {
+  engine: VolumeEngine;
+  store: SqliteStore;
+  keys: KeyProvider;
+  close(): Promise<void>;
+}
+
+export async function openNode(dataDir: string): Promise<BenchNode> {
+  await mkdir(dataDir, { recursive: true });
+  const store = new SqliteStore(join(dataDir, 'cluster.db'));
+  const engine = await openEngine({ dataDir, store });
+  const keys = await openDefaultKeyring(dataDir);
+  return {
+    engine,
+    store,
+    keys,
+    close: async () => {
+      await engine.close();
+      await store.close();
+    },
+  };
+}
+
+/**
+ * Creates volume `name` and copies `image` into it with `nbdcopy FILE nbd://127.0.0.1:PORT/name` through an NBD
+ * server in this process. nbdcopy reads the file's extents and sends holes as zero requests, which the engine keeps
+ * as holes. Returns the milliseconds the copy took.
+ */
+export async function loadThroughNbd(engine: VolumeEngine, name: string, size: number, image: string): Promise<number> {
+  await engine.createVolume({ name, size });
+  const server = new NbdServer(engine);
+  const { port } = await server.listen('127.0.0.1', 0);
+  try {
+    const t0 = performance.now();
+    await run('nbdcopy', [image, `nbd://127.0.0.1:${port}/${name}`]);
+    return performance.now() - t0;
+  } finally {
+    await server.close();
+  }
+}
+
+/** Writes the changed blocks into the live volume (the same writes an NBD client would send). */
+export async function applyToVolume(engine: VolumeEngine, name: string, changes: readonly Change[]): Promise<void> {
+  const dev = await engine.openExport(name);
+  try {
+    for (const c of changes) await dev.write(c.offset, c.data);
+    await dev.flush();
+  } finally {
+    await dev.close();
+  }
+}
+
+/** SHA-256 of a volume's bytes read through the engine. */
+export async function sha256Volume(engine: VolumeEngine, name: string): Promise<string> {
+  const dev = await engine.openExport(name);
+  const h = createHash('sha256');
+  try {
+    for (let o = 0; o < dev.size; o += 4 * MiB) h.update(await dev.read(o, Math.min(4 * MiB, dev.size - o)));
+  } finally {
+    await dev.close();
+  }
+  return h.digest('hex');
+}
+
+/** `sync`: writes dirty pages back, so a timed step does not pay for the write-back of the step before it. */
+export async function syncDisks(): Promise<void> {
+  await run('sync');
+}
+
+/** `du -sb DIR`: apparent bytes of every file under a directory. */
+export async function duBytes(dir: string): Promise<number> {
+  const { stdout } = await run('du', ['-sb', dir]);
+  return Number(stdout.split(/\s/)[0]);
+}
+
+/** `du -sB1 PATH`: bytes the file system allocated (holes cost nothing). */
+export async function allocatedBytes(path: string): Promise<number> {
+  const { stdout } = await run('du', ['-sB1', path]);
+  return Number(stdout.split(/\s/)[0]);
+}
+
+/** Sum of the sizes of every object in a bucket (ListObjectsV2, page by page) and the object count. */
+export async function bucketBytes(client: S3Client, bucket: string): Promise<{ bytes: number; objects: number }> {
+  let bytes = 0;
+  let objects = 0;
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) {
+      bytes += o.Size ?? 0;
+      objects++;
+    }
+    token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+  } while (token !== undefined);
+  return { bytes, objects };
+}

@@ -1,0 +1,115 @@
+/**
+ * Child process of the CloudSnap benchmark's memory measurement: one step per process, so each step's peak RSS is its
+ * own. It prints one line `RESULT {json}` with the step's figures and `process.resourceUsage().maxRSS`.
+ *
+ *   node --import tsx bench/cloudsnap-memory.ts fill    --dir DIR --size 16G   volume 'vol' with the region mix
+ *   node --import tsx bench/cloudsnap-memory.ts idle    --dir DIR              open the node and repository only
+ *   node --import tsx bench/cloudsnap-memory.ts backup  --dir DIR              full backup of 'vol' to DIR/repo
+ *   node --import tsx bench/cloudsnap-memory.ts restore --dir DIR --backup ID  restore into a new volume 'restored'
+ *
+ * The repository is a DirectoryStore at DIR/repo; the node's data directory is DIR/node.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
+import { DirectoryStore } from '../cloudsnap/store/index.js';
+import { DEFAULT_KEK } from '../kms/index.js';
+import { openNode } from './cloudsnap-ferry.js';
+import { MiB, parseSize, REGION, type RegionKind, regionBytes, regionKinds } from './cloudsnap-workload.js';
+
+const { values: opts, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    dir: { type: 'string' },
+    size: { type: 'string', default: '16G' },
+    backup: { type: 'string' },
+    /** Pack uploads in flight during the backup step (backupVolume's default when absent). */
+    'upload-concurrency': { type: 'string' },
+  },
+});
+const step = positionals[0];
+const dir = opts.dir;
+if (dir === undefined || step === undefined)
+  throw new Error('usage: cloudsnap-memory.ts fill|idle|backup|restore --dir DIR');
+
+/** Peak resident set so far, from the kernel (VmHWM), in bytes. */
+function vmHwm(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m === null ? 0 : Number(m[1]) * 1024;
+}
+
+async function main(dataDir: string, what: string): Promise<Record<string, unknown>> {
+  const node = await openNode(join(dataDir, 'node'));
+  const out: Record<string, unknown> = { step: what };
+  const t0 = performance.now();
+  try {
+    if (what === 'fill') {
+      const size = parseSize(opts.size ?? '16G');
+      await node.engine.createVolume({ name: 'vol', size });
+      const dev = await node.engine.openExport('vol');
+      const kinds = regionKinds(size);
+      let data = 0;
+      for (let i = 0; i < kinds.length; i++) {
+        const bytes = regionBytes(kinds[i] as RegionKind, i, Math.min(REGION, size - i * REGION));
+        if (bytes === undefined) continue;
+        await dev.write(i * REGION, bytes);
+        data += bytes.length;
+      }
+      await dev.flush();
+      await dev.close();
+      out.size = size;
+      out.data_bytes = data;
+      out.bytes_used = (await node.engine.inspectVolume('vol')).bytes_used;
+      return out;
+    }
+    await mkdir(join(dataDir, 'repo'), { recursive: true });
+    const repo = await Repository.openOrInit(new DirectoryStore(join(dataDir, 'repo')), node.keys, DEFAULT_KEK);
+    if (what === 'backup') {
+      const uploadConcurrency =
+        opts['upload-concurrency'] === undefined ? undefined : Number(opts['upload-concurrency']);
+      const record = await backupVolume(
+        { engine: node.engine, repo, store: node.store },
+        { volume: 'vol', uploadConcurrency },
+      );
+      out.backup = record.id;
+      out.stats = record.stats;
+      out.size = record.size;
+    } else if (what === 'restore') {
+      if (opts.backup === undefined) throw new Error('restore needs --backup ID');
+      const info = await restoreBackup(
+        { engine: node.engine, repo },
+        { backupId: opts.backup, volumeName: 'restored' },
+      );
+      out.bytes_used = info.bytes_used;
+      out.size = info.size;
+    } else if (what !== 'idle') {
+      throw new Error(`unknown step ${what}`);
+    }
+    return out;
+  } finally {
+    out.ms = performance.now() - t0;
+    await node.close();
+  }
+}
+
+/** Largest values of process.memoryUsage() seen, sampled every 50 ms: where the peak lives (heap or buffers). */
+const sampled = { rss: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
+const sampler = setInterval(() => {
+  const m = process.memoryUsage();
+  sampled.rss = Math.max(sampled.rss, m.rss);
+  sampled.heapUsed = Math.max(sampled.heapUsed, m.heapUsed);
+  sampled.external = Math.max(sampled.external, m.external);
+  sampled.arrayBuffers = Math.max(sampled.arrayBuffers, m.arrayBuffers);
+}, 50);
+const result = await main(dir, step);
+clearInterval(sampler);
+result.sampled_peaks = sampled;
+result.max_rss = process.resourceUsage().maxRSS * 1024;
+result.vm_hwm = vmHwm();
+result.rss_end = process.memoryUsage().rss;
+process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
+process.stderr.write(`${step}: peak RSS ${(vmHwm() / MiB).toFixed(1)} MiB\n`);
+// The chunk workers' ports keep the process alive (see bench/cloudsnap.ts): leave explicitly.
+process.exit(0);

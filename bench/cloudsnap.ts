@@ -1,0 +1,525 @@
+/**
+ * CloudSnap benchmark (issue 3): Ferry against restic 0.14 on the same volume image, to a local directory and to a
+ * Ceph RADOS Gateway on loopback, in one run. Prints tables and writes JSON.
+ *
+ *   node --import tsx bench/cloudsnap.ts [--size 1G] [--only dir,rgw,memory] [--memory-size 16G] [--dir DIR]
+ *                                        [--out bench/results/cloudsnap.json]
+ *
+ * Workload (bench/cloudsnap-workload.ts): an image of 1 MiB regions, 30% random, 30% text-like, 40% holes; then 1%
+ * of its 64 KiB blocks overwritten with random bytes. Ferry loads the image through NBD (nbdcopy into an in-process
+ * engine's export) and backs the volume up with backupVolume; restic backs up the image file itself.
+ *
+ * dir, rgw: full backup, the 1% change, incremental backup, restore of the incremental into a new volume (Ferry,
+ *           through a freshly opened repository, as another cluster would) or a new directory (restic), both verified
+ *           by SHA-256 against the changed image; repository sizes; Ferry's object-store requests (CountingStore).
+ * Every timed step starts after `sync`, so it never pays for the write-back of the step before it.
+ *
+ * memory:   peak RSS of a child process running one Ferry step each (fill, idle, full backup, restore) of a
+ *           `--memory-size` volume with the same region mix, and of a `--size` one, to a directory repository.
+ */
+import { spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type BackupRecord, backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
+import {
+  CountingStore,
+  createS3Client,
+  DirectoryStore,
+  type ObjectStore,
+  type RequestCounts,
+  S3Store,
+} from '../cloudsnap/store/index.js';
+import { DEFAULT_KEK } from '../kms/index.js';
+import { type CephRgw, startCephRgw } from '../test/support/ceph-rgw.js';
+import {
+  allocatedBytes,
+  applyToVolume,
+  type BenchNode,
+  bucketBytes,
+  duBytes,
+  loadThroughNbd,
+  openNode,
+  sha256Volume,
+  syncDisks,
+} from './cloudsnap-ferry.js';
+import { RESTIC_PASSWORD, type ResticTarget, restic, resticBackup } from './cloudsnap-restic.js';
+import {
+  applyToFile,
+  BLOCK,
+  type Change,
+  formatSize,
+  GiB,
+  type ImageInfo,
+  MiB,
+  parseSize,
+  pickChanges,
+  sha256File,
+  writeImage,
+} from './cloudsnap-workload.js';
+import { printTable, type Row, writeJson } from './report.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1G' },
+    only: { type: 'string', default: 'dir,rgw,memory' },
+    'memory-size': { type: 'string', default: '16G' },
+    dir: { type: 'string', default: tmpdir() },
+    out: { type: 'string', default: 'bench/results/cloudsnap.json' },
+  },
+});
+const only = new Set((opts.only ?? '').split(','));
+const size = parseSize(opts.size ?? '1G');
+const memorySize = parseSize(opts['memory-size'] ?? '16G');
+const fromSource = import.meta.url.endsWith('.ts');
+const invocation = fromSource
+  ? `node --import tsx bench/cloudsnap.ts ${process.argv.slice(2).join(' ')}`.trim()
+  : `node dist/bench/cloudsnap.js ${process.argv.slice(2).join(' ')}`.trim();
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  command: invocation,
+  node: process.version,
+  uv_threadpool_size: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
+};
+
+const say = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const s = (ms: number): number => ms / 1000;
+const mib = (bytes: number): number => bytes / MiB;
+const ratio = (a: number, b: number): number => (b === 0 ? Number.NaN : a / b);
+const verdict = (ok: boolean): string => (ok ? 'yes' : 'NO');
+
+function diffCounts(after: RequestCounts, before: RequestCounts): RequestCounts {
+  return {
+    put: after.put - before.put,
+    get: after.get - before.get,
+    head: after.head - before.head,
+    list: after.list - before.list,
+    delete: after.delete - before.delete,
+    bytesUp: after.bytesUp - before.bytesUp,
+    bytesDown: after.bytesDown - before.bytesDown,
+  };
+}
+
+/** Where one scenario's repositories live: a directory, or a gateway per tool. */
+interface Place {
+  label: string;
+  /** A new, empty Ferry object store (each call the same place). */
+  ferryStore(): ObjectStore;
+  ferrySize(): Promise<number>;
+  restic: ResticTarget;
+  resticSize(): Promise<number>;
+  resticCommand: string;
+  stop(): Promise<void>;
+}
+
+async function dirPlace(base: string): Promise<Place> {
+  const ferryRoot = join(base, 'ferry-repo');
+  const resticRoot = join(base, 'restic-repo');
+  await mkdir(ferryRoot);
+  return {
+    label: 'local directory',
+    ferryStore: () => new DirectoryStore(ferryRoot),
+    ferrySize: () => duBytes(ferryRoot),
+    restic: { repo: resticRoot, cacheDir: join(base, 'restic-cache') },
+    resticSize: () => duBytes(resticRoot),
+    resticCommand: `restic -r ${resticRoot}`,
+    stop: async () => undefined,
+  };
+}
+
+async function bucketOn(gw: CephRgw, bucket: string): Promise<S3Client> {
+  const client = createS3Client({
+    endpoint: gw.endpoint,
+    region: 'us-east-1',
+    accessKeyId: gw.accessKeyId,
+    secretAccessKey: gw.secretAccessKey,
+  });
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return client;
+}
+
+/** Two single-host Ceph RGWs (memstore, 2 GiB each): one per tool, so neither fills the other's OSD. */
+async function rgwPlace(base: string): Promise<Place> {
+  const [gwFerry, gwRestic] = await Promise.all([
+    startCephRgw({ timeoutMs: 60_000 }),
+    startCephRgw({ timeoutMs: 60_000 }),
+  ]);
+  const ferryClient = await bucketOn(gwFerry, 'ferry-bench');
+  const resticClient = await bucketOn(gwRestic, 'restic-bench');
+  const resticRepo = `s3:${gwRestic.endpoint}/restic-bench`;
+  return {
+    label: 'Ceph RGW (memstore) on loopback',
+    ferryStore: () => new S3Store(ferryClient, 'ferry-bench'),
+    ferrySize: async () => (await bucketBytes(ferryClient, 'ferry-bench')).bytes,
+    restic: {
+      repo: resticRepo,
+      cacheDir: join(base, 'restic-cache'),
+      env: { AWS_ACCESS_KEY_ID: gwRestic.accessKeyId, AWS_SECRET_ACCESS_KEY: gwRestic.secretAccessKey },
+    },
+    resticSize: async () => (await bucketBytes(resticClient, 'restic-bench')).bytes,
+    resticCommand: `restic -r ${resticRepo}`,
+    stop: async () => {
+      ferryClient.destroy();
+      resticClient.destroy();
+      await Promise.all([gwFerry.stop(), gwRestic.stop()]);
+    },
+  };
+}
+
+interface Workload {
+  image: string;
+  info: ImageInfo;
+  changes: Change[];
+  changedBytes: number;
+}
+
+function requestRow(what: string, c: RequestCounts, newBytes: number | undefined): Row {
+  const row: Row = {
+    operation: what,
+    PUT: c.put,
+    GET: c.get,
+    HEAD: c.head,
+    LIST: c.list,
+    DELETE: c.delete,
+    'MiB up': mib(c.bytesUp),
+    'MiB down': mib(c.bytesDown),
+  };
+  if (newBytes !== undefined) {
+    row['new data MiB'] = mib(newBytes);
+    row['PUTs per GiB new'] = newBytes === 0 ? '-' : c.put / (newBytes / GiB);
+  } else {
+    row['new data MiB'] = '-';
+    row['PUTs per GiB new'] = '-';
+  }
+  return row;
+}
+
+async function scenario(kind: 'dir' | 'rgw', base: string, w: Workload): Promise<void> {
+  const dir = join(base, kind);
+  await mkdir(dir);
+  const place = kind === 'dir' ? await dirPlace(dir) : await rgwPlace(dir);
+  let node: BenchNode | undefined;
+  try {
+    say(`\n== ${kind}: ${place.label}`);
+    // restic backs up its own copy of the image (the Ferry volume is loaded from the original).
+    const work = join(dir, 'image.raw');
+    await cp(w.image, work);
+    node = await openNode(join(dir, 'ferry-node'));
+    const { engine, store, keys } = node;
+    const loadMs = await loadThroughNbd(engine, 'vol', size, w.image);
+    const loaded = await engine.inspectVolume('vol');
+    say(
+      `nbdcopy ${w.image} nbd://127.0.0.1:PORT/vol: ${s(loadMs).toFixed(1)} s, volume holds ${mib(loaded.bytes_used).toFixed(0)} MiB`,
+    );
+
+    const counting = new CountingStore(place.ferryStore());
+    const repo = await Repository.openOrInit(counting, keys, DEFAULT_KEK);
+    await restic(place.restic, ['init']);
+
+    // Full backups.
+    let before = { ...counting.counts };
+    await syncDisks();
+    let t0 = performance.now();
+    const full: BackupRecord = await backupVolume({ engine, repo, store }, { volume: 'vol' });
+    const ferryFullMs = performance.now() - t0;
+    const fullReq = diffCounts(counting.counts, before);
+    const ferryFullSize = await place.ferrySize();
+    say(`ferry full: ${s(ferryFullMs).toFixed(1)} s`);
+    await syncDisks();
+    const rFull = await resticBackup(place.restic, work);
+    const resticFullSize = await place.resticSize();
+    say(`restic full: ${s(rFull.ms).toFixed(1)} s`);
+
+    // The 1% change, then incrementals.
+    await applyToVolume(engine, 'vol', w.changes);
+    await applyToFile(work, w.changes);
+    await syncDisks();
+    before = { ...counting.counts };
+    t0 = performance.now();
+    const incr: BackupRecord = await backupVolume({ engine, repo, store }, { volume: 'vol' });
+    const ferryIncrMs = performance.now() - t0;
+    const incrReq = diffCounts(counting.counts, before);
+    const ferryIncrSize = await place.ferrySize();
+    say(`ferry incremental: ${s(ferryIncrMs).toFixed(2)} s`);
+    await syncDisks();
+    const rIncr = await resticBackup(place.restic, work);
+    const resticIncrSize = await place.resticSize();
+    say(`restic incremental: ${s(rIncr.ms).toFixed(1)} s`);
+    const expected = await sha256File(work);
+
+    // Restores of the incremental: Ferry through a freshly opened repository (cold index, like another cluster).
+    const coldCounting = new CountingStore(place.ferryStore());
+    await syncDisks();
+    const cold = await Repository.open(coldCounting, keys);
+    t0 = performance.now();
+    const restored = await restoreBackup({ engine, repo: cold }, { backupId: incr.id, volumeName: 'restored' });
+    const ferryRestoreMs = performance.now() - t0;
+    const ferryOk = (await sha256Volume(engine, 'restored')) === expected;
+    say(`ferry restore: ${s(ferryRestoreMs).toFixed(1)} s, bit-identical: ${ferryOk}`);
+    const target = join(dir, 'restic-restore');
+    await syncDisks();
+    const rRestore = await restic(place.restic, ['restore', 'latest', '--target', target]);
+    const restoredFile = join(target, work);
+    const resticOk = (await sha256File(restoredFile)) === expected;
+    const resticRestoredAlloc = await allocatedBytes(restoredFile);
+    say(`restic restore: ${s(rRestore.ms).toFixed(1)} s, bit-identical: ${resticOk}`);
+    await rm(target, { recursive: true, force: true });
+
+    const ferryIncrUp = incrReq.bytesUp;
+    const resticIncrUp = resticIncrSize - resticFullSize;
+    const rows: Row[] = [
+      {
+        measure: 'full backup, s',
+        ferry: s(ferryFullMs),
+        restic: s(rFull.ms),
+        'ferry/restic': ratio(ferryFullMs, rFull.ms),
+        goal: '<= 0.5x',
+        met: verdict(ferryFullMs <= 0.5 * rFull.ms),
+      },
+      {
+        measure: 'repository after full, MiB',
+        ferry: mib(ferryFullSize),
+        restic: mib(resticFullSize),
+        'ferry/restic': ratio(ferryFullSize, resticFullSize),
+        goal: '<= 1.05x',
+        met: verdict(ferryFullSize <= 1.05 * resticFullSize),
+      },
+      {
+        measure: 'incremental backup, s',
+        ferry: s(ferryIncrMs),
+        restic: s(rIncr.ms),
+        'ferry/restic': ratio(ferryIncrMs, rIncr.ms),
+        goal: '<= 0.1x',
+        met: verdict(ferryIncrMs <= 0.1 * rIncr.ms),
+      },
+      {
+        measure: 'incremental uploaded, MiB (restic: repo growth)',
+        ferry: mib(ferryIncrUp),
+        restic: mib(resticIncrUp),
+        'ferry/restic': ratio(ferryIncrUp, resticIncrUp),
+        goal: `ferry <= 2x changed (${mib(w.changedBytes).toFixed(2)} MiB)`,
+        met: verdict(ferryIncrUp <= 2 * w.changedBytes),
+      },
+      {
+        measure: 'incremental uploaded / changed bytes',
+        ferry: ratio(ferryIncrUp, w.changedBytes),
+        restic: ratio(resticIncrUp, w.changedBytes),
+        'ferry/restic': ratio(ferryIncrUp, resticIncrUp),
+        goal: '<= 2',
+        met: verdict(ferryIncrUp <= 2 * w.changedBytes),
+      },
+      {
+        measure: 'restore of the incremental, s',
+        ferry: s(ferryRestoreMs),
+        restic: s(rRestore.ms),
+        'ferry/restic': ratio(ferryRestoreMs, rRestore.ms),
+        goal: '<= 0.5x',
+        met: verdict(ferryRestoreMs <= 0.5 * rRestore.ms),
+      },
+      {
+        measure: 'restored bit-identical (sha256)',
+        ferry: String(ferryOk),
+        restic: String(resticOk),
+        'ferry/restic': '-',
+        goal: 'both',
+        met: verdict(ferryOk && resticOk),
+      },
+      {
+        measure: 'restored allocation, MiB (holes kept?)',
+        ferry: mib(restored.bytes_used),
+        restic: mib(resticRestoredAlloc),
+        'ferry/restic': ratio(restored.bytes_used, resticRestoredAlloc),
+        goal: '-',
+        met: '-',
+      },
+    ];
+    printTable(`${invocation}\n${formatSize(size)} image, ${place.label}: Ferry vs restic 0.14`, rows);
+    const commands = [
+      `nbdcopy ${w.image} nbd://127.0.0.1:PORT/vol   (Ferry NBD server in this process)`,
+      `backupVolume({ engine, repo, store }, { volume: 'vol' })   twice; repo on ${counting.location}`,
+      `restoreBackup({ engine, repo }, { backupId: '${incr.id}', volumeName: 'restored' })`,
+      `${place.resticCommand} --cache-dir ${place.restic.cacheDir} init | backup --json ${work} (twice) | restore latest --target ${target}`,
+    ];
+    say(commands.map((c) => `  ${c}`).join('\n'));
+
+    const reqRows: Row[] = [
+      requestRow('full backup', fullReq, full.stats.bytes_new),
+      requestRow('incremental backup', incrReq, incr.stats.bytes_new),
+      requestRow('restore (fresh repository)', coldCounting.counts, undefined),
+    ];
+    printTable(
+      `${invocation}\nFerry object-store requests, ${place.label} (CountingStore; goal: <= 100 PUTs per GiB of new data)`,
+      reqRows,
+    );
+
+    results[kind] = {
+      store: place.label,
+      ferry: {
+        nbdcopy_load_ms: loadMs,
+        volume_bytes_used: loaded.bytes_used,
+        full: { ms: ferryFullMs, repo_bytes: ferryFullSize, stats: full.stats, requests: fullReq },
+        incremental: {
+          ms: ferryIncrMs,
+          repo_bytes: ferryIncrSize,
+          uploaded_bytes: ferryIncrUp,
+          stats: incr.stats,
+          requests: incrReq,
+        },
+        restore: {
+          ms: ferryRestoreMs,
+          verified: ferryOk,
+          bytes_used: restored.bytes_used,
+          requests: coldCounting.counts,
+        },
+      },
+      restic: {
+        full: { ms: rFull.ms, repo_bytes: resticFullSize, summary: rFull.summary },
+        incremental: { ms: rIncr.ms, repo_bytes: resticIncrSize, growth_bytes: resticIncrUp, summary: rIncr.summary },
+        restore: { ms: rRestore.ms, verified: resticOk, allocated_bytes: resticRestoredAlloc },
+      },
+      table: rows,
+      requests: reqRows,
+      commands,
+    };
+  } finally {
+    await node?.close().catch(() => undefined);
+    await place.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface StepResult {
+  step: string;
+  ms: number;
+  max_rss: number;
+  vm_hwm: number;
+  backup?: string;
+  stats?: BackupRecord['stats'];
+  data_bytes?: number;
+  bytes_used?: number;
+}
+
+/** Runs one step of bench/cloudsnap-memory in a child process and returns what it printed. */
+function memoryStep(args: string[]): Promise<{ result: StepResult; command: string }> {
+  const script = fileURLToPath(
+    new URL(fromSource ? './cloudsnap-memory.ts' : './cloudsnap-memory.js', import.meta.url),
+  );
+  const argv = fromSource ? ['--import', 'tsx', script, ...args] : [script, ...args];
+  const command = `node ${argv.join(' ')}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString()).slice(-4000);
+    });
+    child.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || line === undefined) reject(new Error(`${command} exited ${String(code)}: ${err}`));
+      else resolve({ result: JSON.parse(line.slice('RESULT '.length)) as StepResult, command });
+    });
+  });
+}
+
+async function benchMemory(base: string): Promise<void> {
+  const rows: Row[] = [];
+  const commands: string[] = [];
+  const raw: Record<string, StepResult[]> = {};
+  for (const volSize of [...new Set([size, memorySize])].sort((a, b) => a - b)) {
+    const dir = join(base, `memory-${volSize}`);
+    await mkdir(dir);
+    const steps: StepResult[] = [];
+    try {
+      const run = async (args: string[]): Promise<StepResult> => {
+        await syncDisks();
+        const { result, command } = await memoryStep(args);
+        commands.push(command);
+        steps.push(result);
+        say(
+          `memory ${formatSize(volSize)} ${result.step}: ${s(result.ms).toFixed(1)} s, peak RSS ${mib(result.vm_hwm).toFixed(0)} MiB`,
+        );
+        return result;
+      };
+      const fill = await run(['fill', '--dir', dir, '--size', String(volSize)]);
+      const idle = await run(['idle', '--dir', dir]);
+      const backup = await run(['backup', '--dir', dir]);
+      if (backup.backup === undefined) throw new Error('the backup step named no backup');
+      const restore = await run(['restore', '--dir', dir, '--backup', backup.backup]);
+      const data = fill.data_bytes ?? 0;
+      for (const r of [idle, backup, restore]) {
+        rows.push({
+          volume: formatSize(volSize),
+          'data GiB': data / GiB,
+          step: r.step === 'idle' ? 'open node + repository only' : r.step === 'backup' ? 'full backup' : 'restore',
+          s: s(r.ms),
+          'MiB/s of data': r.step === 'idle' ? '-' : mib(data) / s(r.ms),
+          'peak RSS MiB': mib(r.vm_hwm),
+          goal: r.step === 'idle' ? '-' : '<= 256 MiB',
+          met: r.step === 'idle' ? '-' : verdict(r.vm_hwm <= 256 * MiB),
+        });
+      }
+    } finally {
+      raw[formatSize(volSize)] = steps;
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  printTable(
+    `${invocation}\nFerry node peak memory (VmHWM of a child process per step; directory repository; same region mix)`,
+    rows,
+  );
+  say([...new Set(commands.map((c) => c.replace(/memory-\d+/g, 'memory-N')))].map((c) => `  ${c}`).join('\n'));
+  results.memory = { table: rows, steps: raw, commands };
+}
+
+async function main(): Promise<void> {
+  const base = await mkdtemp(join(opts.dir ?? tmpdir(), 'ferry-cloudsnap-bench-'));
+  say(invocation);
+  try {
+    if (only.has('dir') || only.has('rgw')) {
+      const image = join(base, 'image.raw');
+      const t0 = performance.now();
+      const info = await writeImage(image, size);
+      const changes = pickChanges(size);
+      const changedBytes = changes.length * BLOCK;
+      const w: Workload = { image, info, changes, changedBytes };
+      const workload: Row[] = [
+        { what: 'image size', value: formatSize(size) },
+        {
+          what: 'regions random / text / hole (1 MiB each)',
+          value: `${info.regions.random} / ${info.regions.text} / ${info.regions.hole}`,
+        },
+        { what: 'data written, MiB', value: mib(info.dataBytes) },
+        { what: 'image file allocation (du), MiB', value: mib(await allocatedBytes(image)) },
+        { what: 'changed 64 KiB blocks (1%)', value: changes.length },
+        { what: 'changed bytes, MiB', value: mib(changedBytes) },
+        { what: 'generation time, s', value: s(performance.now() - t0) },
+      ];
+      printTable(`${invocation}\nworkload`, workload);
+      results.workload = {
+        ...info,
+        changed_blocks: changes.length,
+        changed_bytes: changedBytes,
+        restic_password: RESTIC_PASSWORD,
+      };
+      if (only.has('dir')) await scenario('dir', base, w);
+      if (only.has('rgw')) await scenario('rgw', base, w);
+    }
+    if (only.has('memory')) await benchMemory(base);
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+  await writeJson(opts.out ?? 'bench/results/cloudsnap.json', results);
+}
+
+await main();
+// CloudSnap's chunk workers keep the process alive (ChunkWorkers unrefs each Worker before adding its 'message'
+// listener, which refs its port again): leave explicitly once everything is written.
+process.exit(0);
