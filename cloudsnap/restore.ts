@@ -2,11 +2,11 @@ import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
 import type { BlockDevice, VolumeEngine, VolumeInfo } from '../node/index.js';
 import { type Progress, ProgressTracker } from './progress.js';
-import { decodeChunk } from './repo/chunk-codec.js';
 import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
+import { ChunkWorkers } from './workers/pool.js';
 
 export interface RestoreContext {
   engine: VolumeEngine;
@@ -140,16 +140,37 @@ async function fetchAndWrite(
     offset: start,
     length: lastPiece.loc.offset + lastPiece.loc.length - start,
   });
-  const packKeyBytes = repo.keys.objectKey(first.loc.pack.salt);
-  for (const p of pieces) {
-    const sealed = body.subarray(p.loc.offset - start, p.loc.offset - start + p.loc.length);
-    const where = `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${record.id} in ${key}`;
-    const data = decodeChunk(repo.keys, packKeyBytes, p.loc.nonce, p.id, sealed, where);
-    const offset = p.chunk * chunkSize;
-    const expected = Math.min(chunkSize, size - offset);
-    if (data.length !== expected)
-      throw new FerryError('DATA_CORRUPTION', `${where} has ${data.length} bytes, expected ${expected}`);
+  const blobs = pieces.map((p) => ({
+    offset: p.loc.offset - start,
+    length: p.loc.length,
+    nonce: p.loc.nonce,
+    id: new Uint8Array(p.id),
+    where: `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${record.id} in ${key}`,
+  }));
+  const chunks = await ChunkWorkers.shared().decode(
+    repo.keys.idKeyBytes,
+    repo.keys.objectKey(first.loc.pack.salt),
+    body,
+    blobs,
+  );
+  // Consecutive chunks of the volume go down in one write.
+  let runStart = 0;
+  for (let i = 1; i <= pieces.length; i++) {
+    const prev = pieces[i - 1] as Piece;
+    if (i < pieces.length && (pieces[i] as Piece).chunk === prev.chunk + 1) continue;
+    const offset = (pieces[runStart] as Piece).chunk * chunkSize;
+    for (let k = runStart; k < i; k++) {
+      const expected = Math.min(chunkSize, size - (pieces[k] as Piece).chunk * chunkSize);
+      if ((chunks[k] as Buffer).length !== expected) {
+        throw new FerryError(
+          'DATA_CORRUPTION',
+          `${blobs[k]?.where} has ${(chunks[k] as Buffer).length} bytes, expected ${expected}`,
+        );
+      }
+    }
+    const data = i - runStart === 1 ? (chunks[runStart] as Buffer) : Buffer.concat(chunks.slice(runStart, i));
     await device.write(offset, data);
     progress.add(data.length);
+    runStart = i;
   }
 }

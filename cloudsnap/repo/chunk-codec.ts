@@ -23,7 +23,7 @@ export function sealBody(key: Buffer, counter: number, id: Buffer, body: Buffer)
 
 /** Decrypts, decompresses and checks the keyed hash: returns the chunk or throws DATA_CORRUPTION naming `where`. */
 export function decodeChunk(
-  keys: RepoKeys,
+  keys: Pick<RepoKeys, 'id'>,
   key: Buffer,
   counter: number,
   id: Buffer,

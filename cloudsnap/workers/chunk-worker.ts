@@ -2,7 +2,9 @@
 import { createHmac } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { compress } from 'zstd-napi';
-import type { WorkerReply, WorkerRequest } from './protocol.js';
+import { isFerryError } from '../../common/errors.js';
+import { decodeChunk } from '../repo/chunk-codec.js';
+import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
 
 const RAW = 0;
 const ZSTD = 1;
@@ -37,6 +39,10 @@ parentPort?.on('message', (msg: WorkerRequest) => {
       reply({ type: 'hashed', batch: msg.batch, zero, ids });
       return;
     }
+    if (msg.type === 'decode') {
+      decode(msg);
+      return;
+    }
     const held = batches.get(msg.batch);
     batches.delete(msg.batch);
     if (held === undefined) throw new Error(`unknown batch ${msg.batch}`);
@@ -56,8 +62,27 @@ parentPort?.on('message', (msg: WorkerRequest) => {
   } catch (err: unknown) {
     reply({
       type: 'error',
-      batch: 'batch' in msg ? msg.batch : -1,
+      batch: msg.batch,
       message: err instanceof Error ? err.message : String(err),
+      corrupt: isFerryError(err, 'DATA_CORRUPTION'),
     });
   }
 });
+
+function decode(msg: DecodeRequest): void {
+  const body = Buffer.from(msg.data);
+  const key = Buffer.from(msg.key);
+  const idKey = Buffer.from(msg.idKey);
+  const hasher = { id: (data: Buffer): Buffer => createHmac('sha256', idKey).update(data).digest() };
+  const parts: Buffer[] = [];
+  const lengths: number[] = [];
+  for (const b of msg.blobs) {
+    const sealed = body.subarray(b.offset, b.offset + b.length);
+    const data = decodeChunk(hasher, key, b.nonce, Buffer.from(b.id), sealed, b.where);
+    parts.push(data);
+    lengths.push(data.length);
+  }
+  const out = Buffer.concat(parts);
+  const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.length) as ArrayBuffer;
+  reply({ type: 'decoded', batch: msg.batch, data: ab, lengths }, [ab]);
+}

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
-import type { CompressReply, HashReply, WorkerReply, WorkerRequest } from './protocol.js';
+import type { CompressReply, DecodeReply, DecodeRequest, HashReply, WorkerReply, WorkerRequest } from './protocol.js';
 
 /** Starts a chunk worker: the compiled .js in dist; the .ts source (tests, tsx) through tsx's loader. */
 function startWorker(): Worker {
@@ -10,6 +10,18 @@ function startWorker(): Worker {
   const source = new URL('./chunk-worker.ts', self).href;
   const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(source)}); });`;
   return new Worker(boot, { eval: true });
+}
+
+/**
+ * An ArrayBuffer holding exactly `buf` that may be transferred: the buffer's own when it has one to itself, else a
+ * copy (never Node's shared pool, which small Buffers live in).
+ */
+function transferable(buf: Buffer): ArrayBuffer {
+  if (buf.byteOffset === 0 && buf.buffer.byteLength === buf.length && buf.buffer instanceof ArrayBuffer)
+    return buf.buffer;
+  const ab = new ArrayBuffer(buf.length);
+  new Uint8Array(ab).set(buf);
+  return ab;
 }
 
 interface Slot {
@@ -52,8 +64,14 @@ export class ChunkWorkers {
       worker.on('message', (msg: WorkerReply) => {
         const waiter = slot.waiting.get(msg.batch);
         slot.waiting.delete(msg.batch);
-        if (msg.type === 'error') waiter?.reject(new FerryError('INTERNAL', `chunk worker failed: ${msg.message}`));
-        else waiter?.resolve(msg);
+        if (msg.type === 'error') {
+          waiter?.reject(
+            msg.corrupt
+              ? new FerryError('DATA_CORRUPTION', msg.message)
+              : new FerryError('INTERNAL', `chunk worker failed: ${msg.message}`),
+          );
+        }
+        if (msg.type !== 'error') waiter?.resolve(msg);
       });
       worker.on('error', (err: Error) => {
         for (const p of slot.waiting.values())
@@ -89,8 +107,7 @@ export class ChunkWorkers {
     for (let i = 1; i < this.slots.length; i++)
       if ((this.slots[i] as Slot).busy < (this.slots[slot] as Slot).busy) slot = i;
     const batch = this.next++;
-    const own = data.byteOffset === 0 && data.buffer.byteLength === data.length && data.buffer instanceof ArrayBuffer;
-    const ab = own ? (data.buffer as ArrayBuffer) : (Buffer.from(data).buffer as ArrayBuffer);
+    const ab = transferable(data);
     const reply = await this.call<HashReply>(
       slot,
       { type: 'hash', batch, idKey: new Uint8Array(idKey), data: ab, length: data.length, chunkSize },
@@ -107,6 +124,32 @@ export class ChunkWorkers {
   /** Compressed bodies (codec byte first) of the chosen chunks; releases the batch in the worker. */
   async compress(batch: HashedBatch, chunks: number[]): Promise<Buffer[]> {
     const reply = await this.call<CompressReply>(batch.slot, { type: 'compress', batch: batch.batch, chunks }, []);
+    const all = Buffer.from(reply.data);
+    const out: Buffer[] = [];
+    let o = 0;
+    for (const len of reply.lengths) {
+      out.push(all.subarray(o, o + len));
+      o += len;
+    }
+    return out;
+  }
+
+  /** Verified plaintexts of blobs within `body` (a ranged read of one pack), in order. */
+  async decode(idKey: Buffer, key: Buffer, body: Buffer, blobs: DecodeRequest['blobs']): Promise<Buffer[]> {
+    let slot = 0;
+    for (let i = 1; i < this.slots.length; i++)
+      if ((this.slots[i] as Slot).busy < (this.slots[slot] as Slot).busy) slot = i;
+    const batch = this.next++;
+    const ab = transferable(body);
+    const msg: DecodeRequest = {
+      type: 'decode',
+      batch,
+      idKey: new Uint8Array(idKey),
+      key: new Uint8Array(key),
+      data: ab,
+      blobs,
+    };
+    const reply = await this.call<DecodeReply>(slot, msg, [ab]);
     const all = Buffer.from(reply.data);
     const out: Buffer[] = [];
     let o = 0;

@@ -35,11 +35,32 @@ export interface CompressReply {
   lengths: number[];
 }
 
+/** Restore: authenticate, decrypt, decompress and re-hash the blobs of one ranged read of a pack. */
+export interface DecodeRequest {
+  type: 'decode';
+  batch: number;
+  idKey: Uint8Array;
+  /** The pack's object key. */
+  key: Uint8Array;
+  data: ArrayBuffer;
+  blobs: Array<{ offset: number; length: number; nonce: number; id: Uint8Array; where: string }>;
+}
+
+export interface DecodeReply {
+  type: 'decoded';
+  batch: number;
+  /** Concatenated plaintext chunks. */
+  data: ArrayBuffer;
+  lengths: number[];
+}
+
 export interface ErrorReply {
   type: 'error';
   batch: number;
   message: string;
+  /** The data failed verification (DATA_CORRUPTION), as opposed to a fault of the worker. */
+  corrupt: boolean;
 }
 
-export type WorkerRequest = HashRequest | CompressRequest;
-export type WorkerReply = HashReply | CompressReply | ErrorReply;
+export type WorkerRequest = HashRequest | CompressRequest | DecodeRequest;
+export type WorkerReply = HashReply | CompressReply | DecodeReply | ErrorReply;
