@@ -66,7 +66,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const id = newBackupId(started, randomBytes(4).toString('hex'));
   const lastKey = lastBackupKey(repo.id, volume.id);
   const last = await store.get<LastBackup>(lastKey);
-  await removeOrphanSnapshots(engine, volume.id, last?.snapshot_id);
+  await removeOrphanSnapshots(engine, volume.id, repo.id, last?.snapshot_id);
 
   let base: { record: BackupRecord; snapshotId: string } | undefined;
   if (options.full !== true && last !== undefined) {
@@ -82,7 +82,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
 
   const snapshot = await engine.createSnapshot(volume.id, {
     name: `${PREFIX}${id}`,
-    labels: { 'ferry.io/backup': id },
+    labels: { 'ferry.io/backup': id, 'ferry.io/repository': repo.id },
   });
   const marker = runningKey(id);
   let device: BlockDevice | undefined;
@@ -154,7 +154,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       const body = builder.finish();
       stats.packs++;
       stats.bytes_uploaded += body.length;
-      await queue.onSizeLessThan(queue.concurrency);
+      // At most `concurrency` packs in memory beyond the one being built: uploading or waiting together.
+      while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
       if (failure !== undefined) throw failure;
       queue
         .add(async () => {
@@ -306,9 +307,16 @@ function ignoreNotFound(err: unknown): void {
   if (!isFerryError(err, 'NOT_FOUND')) throw err;
 }
 
-/** Snapshots left by backups that never committed (a crash): everything named cloudsnap-* but the last one. */
-async function removeOrphanSnapshots(engine: VolumeEngine, volumeId: string, keep: string | undefined): Promise<void> {
+/** Snapshots left by backups to this repository that never committed (a crash): all of them but the last one. */
+async function removeOrphanSnapshots(
+  engine: VolumeEngine,
+  volumeId: string,
+  repositoryId: string,
+  keep: string | undefined,
+): Promise<void> {
   for (const s of await engine.listSnapshots(volumeId)) {
-    if (s.name.startsWith(PREFIX) && s.id !== keep) await engine.deleteSnapshot(s.id).catch(ignoreNotFound);
+    // Only this repository's: another repository's last backup snapshot is the base of its next incremental.
+    const mine = s.labels['ferry.io/repository'] === repositoryId;
+    if (s.name.startsWith(PREFIX) && mine && s.id !== keep) await engine.deleteSnapshot(s.id).catch(ignoreNotFound);
   }
 }

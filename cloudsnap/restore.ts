@@ -20,12 +20,12 @@ export interface RestoreOptions {
   labels?: Record<string, string>;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
-  /** Ranged reads in flight; default 8. */
+  /** Ranged reads in flight; default 6. Memory is bounded by about this times 3 x 4 MiB. */
   concurrency?: number;
 }
 
 /** Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. */
-const MAX_RANGE = 8 * 1024 * 1024;
+const MAX_RANGE = 4 * 1024 * 1024;
 
 interface Piece {
   chunk: number;
@@ -51,7 +51,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
   const device = await engine.openForRestore(volume.id);
   try {
     progress.setTotal(record.chunks_total * root.chunkSize);
-    const queue = new PQueue({ concurrency: options.concurrency ?? 8 });
+    const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
     let failure: unknown;
     const run = (pieces: Piece[]): void => {
       queue
@@ -79,7 +79,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
           prev.loc.offset + prev.loc.length === loc.offset &&
           loc.offset + loc.length - (group[0] as Piece).loc.offset <= MAX_RANGE;
         if (!joins && group.length > 0) {
-          await queue.onSizeLessThan(queue.concurrency * 2);
+          while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
           if (failure !== undefined) throw failure;
           run(group);
           group = [];

@@ -58,7 +58,6 @@ export class ChunkWorkers {
   constructor(count = Math.max(1, Math.min(2, availableParallelism()))) {
     for (let i = 0; i < count; i++) {
       const worker = startWorker();
-      worker.unref();
       const slot: Slot = { worker, busy: 0, waiting: new Map() };
       // A batch has at most one request outstanding (hash, then compress), so replies are matched by batch.
       worker.on('message', (msg: WorkerReply) => {
@@ -78,22 +77,25 @@ export class ChunkWorkers {
           p.reject(new FerryError('INTERNAL', `chunk worker died: ${err.message}`, { cause: err }));
         slot.waiting.clear();
       });
+      // After the listeners (adding a 'message' listener re-refs the worker's port); `call` refs it while busy.
+      worker.unref();
       this.slots.push(slot);
     }
   }
 
   private call<T extends WorkerReply>(slotIndex: number, msg: WorkerRequest, transfer: ArrayBuffer[]): Promise<T> {
     const slot = this.slots[slotIndex] as Slot;
-    slot.busy++;
+    // Referenced only while it owes a reply: an idle pool never keeps the process alive, a busy one always does.
+    if (slot.busy++ === 0) slot.worker.ref();
     return new Promise<T>((resolve, reject) => {
       const batch = 'batch' in msg ? msg.batch : -1;
       slot.waiting.set(batch, {
         resolve: (r) => {
-          slot.busy--;
+          if (--slot.busy === 0) slot.worker.unref();
           resolve(r as T);
         },
         reject: (e) => {
-          slot.busy--;
+          if (--slot.busy === 0) slot.worker.unref();
           reject(e);
         },
       });
