@@ -7,12 +7,50 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { backupVolume, Repository, restoreBackup } from '../../cloudsnap/index.js';
-import { DirectoryStore } from '../../cloudsnap/store/index.js';
+import {
+  type CallOptions,
+  DirectoryStore,
+  type GetOptions,
+  type ListOptions,
+  type ListPage,
+  type ObjectInfo,
+  type ObjectStore,
+  type PutOptions,
+} from '../../cloudsnap/store/index.js';
 import { openDefaultKeyring } from '../../kms/index.js';
 import { openEngine, SqliteStore } from '../../node/index.js';
 
 const MiB = 1024 * 1024;
+
+/** Adds 40 ms to every data transfer of a store. */
+class SlowStore implements ObjectStore {
+  constructor(private readonly inner: ObjectStore) {}
+  get location(): string {
+    return this.inner.location;
+  }
+  get conditionalCreate(): boolean {
+    return this.inner.conditionalCreate;
+  }
+  async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+    await delay(40);
+    await this.inner.put(key, body, options);
+  }
+  async get(key: string, options?: GetOptions): Promise<Buffer> {
+    await delay(40);
+    return this.inner.get(key, options);
+  }
+  head(key: string, options?: CallOptions): Promise<ObjectInfo | undefined> {
+    return this.inner.head(key, options);
+  }
+  list(prefix: string, options?: ListOptions): Promise<ListPage> {
+    return this.inner.list(prefix, options);
+  }
+  delete(keys: readonly string[], options?: CallOptions): Promise<void> {
+    return this.inner.delete(keys, options);
+  }
+}
 const [dataDir, action, backupId] = process.argv.slice(2) as [string, string, string | undefined];
 
 async function main(): Promise<void> {
@@ -20,9 +58,9 @@ async function main(): Promise<void> {
   const engine = await openEngine({ dataDir, store });
   const keys = await openDefaultKeyring(dataDir);
   await mkdir(join(dataDir, 'bucket'), { recursive: true });
-  const repo = await Repository.openOrInit(new DirectoryStore(join(dataDir, 'bucket')), keys, 'default', {
-    packSize: MiB,
-  });
+  // A store with some latency, like a remote one: the transfer takes long enough to be killed half-way.
+  const slow = new SlowStore(new DirectoryStore(join(dataDir, 'bucket')));
+  const repo = await Repository.openOrInit(slow, keys, 'default', { packSize: MiB });
   const onProgress = (p: { bytes_done: number; bytes_total: number; phase: string }): void => {
     if (p.phase === 'transferring') process.stdout.write(`PROGRESS ${p.bytes_done} ${p.bytes_total}\n`);
   };
