@@ -37,6 +37,8 @@ export interface BackupOptions {
 const READ_SIZE = 4 * 1024 * 1024;
 /** Batches read and hashed ahead of the one being packed. */
 const LOOKAHEAD = 4;
+/** Batches being compressed while later ones are decided. */
+const COMPRESS_AHEAD = 2;
 const PREFIX = 'cloudsnap-';
 
 /** Chunk-aligned runs [start, end) of chunk numbers covering the extents. */
@@ -89,6 +91,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const workers = ChunkWorkers.shared();
   type Batch = { c: number; from: number; to: number };
   const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
+  /** The in-order chain that appends compressed chunks to packs. */
+  let appendTail: Promise<void> = Promise.resolve();
   const pending: IndexedPack[] = [];
   const uploaded: IndexedPack[] = [];
   try {
@@ -219,6 +223,9 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       ahead.push(p);
     };
     while (launched < batches.length && ahead.length < LOOKAHEAD) startNext();
+    /** Ids being compressed, not yet in a pack: later batches must not add them again. */
+    const compressing = new Set<string>();
+    const appends: Promise<void>[] = [];
     for (let k = 0; k < batches.length; k++) {
       signal?.throwIfAborted();
       if (failure !== undefined) throw failure;
@@ -239,23 +246,38 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
         }
         const chunkId = Buffer.from(hashed.ids.subarray(i * 32, i * 32 + 32));
         leaf.set(pos, chunkId);
-        if (stored(chunkId) || pack.has(chunkId) || freshIds.some((f) => f.equals(chunkId))) continue;
+        const hex = chunkId.toString('hex');
+        if (stored(chunkId) || pack.has(chunkId) || compressing.has(hex)) continue;
+        compressing.add(hex);
         fresh.push(i);
         freshIds.push(chunkId);
       }
-      const bodies = await workers.compress(hashed, fresh);
-      for (let f = 0; f < fresh.length; f++) {
-        pack.addEncoded(freshIds[f] as Buffer, bodies[f] as Buffer);
-        stats.chunks_new++;
-        stats.bytes_new += Math.min(C, length - (fresh[f] as number) * C);
-        if (pack.size >= repo.packSize) {
-          const full = pack;
-          pack = new PackBuilder(repo.keys);
-          await ship(full);
+      // Compression runs in the workers while the next batches are hashed and decided; packs are appended in order.
+      const bodies = workers.compress(hashed, fresh);
+      bodies.catch(() => undefined);
+      appendTail = appendTail.then(async () => {
+        const done = await bodies;
+        for (let f = 0; f < fresh.length; f++) {
+          const chunkId = freshIds[f] as Buffer;
+          pack.addEncoded(chunkId, done[f] as Buffer);
+          compressing.delete(chunkId.toString('hex'));
+          stats.chunks_new++;
+          stats.bytes_new += Math.min(C, length - (fresh[f] as number) * C);
+          if (pack.size >= repo.packSize) {
+            const full = pack;
+            pack = new PackBuilder(repo.keys);
+            await ship(full);
+          }
         }
-      }
+      });
+      appendTail.catch((err: unknown) => {
+        failure ??= err;
+      });
+      appends.push(appendTail);
+      if (appends.length > COMPRESS_AHEAD) await appends.shift();
       progress.add(length);
     }
+    await appendTail;
     await finishLeaf();
     await ship(pack);
     await queue.onIdle();
@@ -287,6 +309,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     progress.phase('done');
     return record;
   } catch (err: unknown) {
+    await appendTail.catch(() => undefined);
     const lost = new Set(pending.filter((p) => !uploaded.includes(p)).map((p) => p.ref.id));
     repo.index.dropPacks(lost);
     // Batches read ahead are still held by the workers: release them.
