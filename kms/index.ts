@@ -5,8 +5,19 @@
 export { AWS_KMS_PROVIDER, AwsKmsProvider, type AwsKmsProviderOptions, checkKmsKeyId } from './aws-kms.js';
 export { createKmsClient, type KmsClientOptions } from './aws-kms-client.js';
 export { canonicalJson, checkKekName, MAX_KEK_NAME_LENGTH, MAX_WRAP_BYTES } from './context.js';
+export { CountingKeyProvider, type KeyProviderCalls } from './counting.js';
 export { DEFAULT_KEK, openDefaultKeyring } from './default-keyring.js';
+export { KEY_PROVIDER_ENV, keyProvidersFromEnv, vaultOptionsFromEnv } from './env.js';
 export { LOCAL_PROVIDER, type LocalKekInfo, LocalKeyring, type LocalKeyringOptions } from './local-keyring.js';
+export {
+  KEY_PROVIDER_NAMES,
+  type KeyProviderLookup,
+  type KeyProviderName,
+  KeyProviders,
+  type KeySource,
+  lookupOf,
+  providerMissing,
+} from './registry.js';
 export type { DataKey, EncryptionContext, KekInfo, KeyProvider, WrappedKey } from './types.js';
 export { createVaultClient, type NodeVaultClient, type VaultClient, type VaultClientOptions } from './vault-client.js';
 export { type VaultAuth, VaultSession } from './vault-session.js';
