@@ -4,12 +4,13 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { CredentialStore } from '../cloudsnap/credentials/index.js';
-import type { CloudBackups } from '../cloudsnap/jobs/index.js';
+import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import type { VolumeEngine } from '../node/index.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { identityRoutes } from './routes/identities.js';
+import { keyRoutes } from './routes/keys.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
 
@@ -23,6 +24,8 @@ export interface AppOptions {
   credentials?: CredentialStore;
   /** Cloud backups and restores (`/v1/cloudbackups`). Default: none; those routes then answer 503 UNAVAILABLE. */
   cloudBackups?: CloudBackups;
+  /** KEK operations (`/v1/keys`: list, create, rotate, destroy). Default: none; those routes then answer 503. */
+  keys?: KeyService;
   /**
    * Authentication seam: middleware run before every `/v1` route (e.g. bearer tokens, later). It should throw a
    * FerryError UNAUTHENTICATED or PERMISSION_DENIED to refuse. Default: none (no authentication yet).
@@ -56,5 +59,6 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', snapshotRoutes(options.engine));
   app.route('/v1', credentialRoutes(options.credentials));
   app.route('/v1', cloudBackupRoutes(options.cloudBackups));
+  app.route('/v1', keyRoutes(options.keys));
   return app;
 }

@@ -3,13 +3,17 @@
 export type { CreateCredentialRequest, CredentialInfo, CredentialProvider } from '../cloudsnap/credentials/index.js';
 export type {
   BackupCatalog,
+  DestroyKeyResult,
   GcResult,
   JobOpType,
   JobStatus,
   JobStatusType,
+  RotatedRepository,
+  RotateKeyResult,
   VerifyProblem,
   VerifyResult,
 } from '../cloudsnap/jobs/index.js';
+export type { LocalKekInfo } from '../kms/index.js';
 export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
 export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-views.js';
 export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';

@@ -1,5 +1,6 @@
 /**
- * `ferry node start`: opens the cluster store, the engine and the default keyring (`<dataDir>/keyring`), serves them
+ * `ferry node start`: opens the cluster store, the engine, the default keyring (`<dataDir>/keyring`) and the key
+ * providers the environment configures (FERRY_VAULT_*, FERRY_KMS_*: see docs/KEYS.md), serves them
  * over NBD and HTTP (volumes, credentials, cloud backups), logs one JSON line per event on stdout, and on SIGTERM/SIGINT
  * closes the API, then NBD, then the backup jobs, the engine, the keyring and the cluster store.
  */
@@ -9,8 +10,8 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { createApp, startApiServer } from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
-import { CloudBackups } from '../cloudsnap/jobs/index.js';
-import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
+import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
+import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort } from './format.js';
 
@@ -118,15 +119,24 @@ export async function runNode(options: NodeOptions): Promise<void> {
     });
     engine = await openEngine({ dataDir, store });
     keyring = await openDefaultKeyring(dataDir);
-    const credentials = new CredentialStore(store, keyring);
-    cloudBackups = await CloudBackups.open({ engine, store, credentials, keys: keyring });
+    const providers = keyProvidersFromEnv(keyring);
+    log('info', 'key providers', { providers: providers.names });
+    const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
+    cloudBackups = await CloudBackups.open({ engine, store, credentials, keys: keyring, providers: providers.lookup });
+    const keys = new KeyService({ keyring, providers, credentials, repositories: cloudBackups.jobs.repositories });
 
     const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    const app = createApp({ engine, credentials, cloudBackups, logError: (msg, fields) => log('error', msg, fields) });
+    const app = createApp({
+      engine,
+      credentials,
+      cloudBackups,
+      keys,
+      logError: (msg, fields) => log('error', msg, fields),
+    });
     const api = await startApiServer(app, apiAddr.host, apiAddr.port);
     closers.push({ name: 'api server', close: () => api.close() });
     apiUrl = api.url;

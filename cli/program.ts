@@ -4,6 +4,7 @@ import { FERRY_VERSION } from '../api/index.js';
 import { ApiError } from './client.js';
 import { registerCloudsnapCommands } from './commands/cloudsnap.js';
 import { registerCredentialCommands } from './commands/credentials.js';
+import { registerKeyCommands } from './commands/keys.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerVolumeCommands } from './commands/volume.js';
 
@@ -18,6 +19,7 @@ Environment:
   FERRY_DATA_DIR   data directory of \`ferry node start\` (default /var/lib/ferry as root, else ~/.ferry)
   FERRY_API_ADDR   API listen address of \`ferry node start\` (default 127.0.0.1:9001)
   FERRY_NBD_ADDR   NBD listen address of \`ferry node start\` (default 127.0.0.1:10809)
+  FERRY_VAULT_*, FERRY_KMS_*  key providers of \`ferry node start\` besides the local keyring (docs/KEYS.md)
 
 Sizes take bytes or binary units: 4096, 10G, 10GiB, 1T (K/M/G/T/P are powers of 1024).
 --json prints the API's JSON responses unchanged.
@@ -42,6 +44,7 @@ export function createProgram(): Command {
   registerVolumeCommands(program);
   registerCredentialCommands(program);
   registerCloudsnapCommands(program);
+  registerKeyCommands(program);
   return program;
 }
 

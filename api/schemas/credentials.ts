@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { CREDENTIAL_PROVIDERS } from '../../cloudsnap/credentials/index.js';
+import { KEY_PROVIDER_NAMES } from '../../kms/index.js';
 import { labelsSchema, nameSchema, typeError } from './common.js';
 
 const text = z.string(typeError('a string'));
@@ -45,7 +46,8 @@ const directoryCredentialSchema = z.strictObject({ path: text }, typeError('an o
 
 /**
  * SdkCredentialCreateRequest: `{ name, bucket, aws_credential | azure_credential | google_credential }`, plus
- * Ferry's `directory_credential`, `provider` (optional when one block is given), `prefix`, `kek` and `labels`.
+ * Ferry's `directory_credential`, `provider` (optional when one block is given), `prefix`, `kek`, `key_provider` and
+ * `labels`.
  */
 export const createCredentialSchema = z.strictObject(
   {
@@ -60,6 +62,9 @@ export const createCredentialSchema = z.strictObject(
     directory_credential: directoryCredentialSchema.optional(),
     prefix: text.optional(),
     kek: text.optional(),
+    key_provider: z
+      .enum(KEY_PROVIDER_NAMES, { error: () => `must be one of ${KEY_PROVIDER_NAMES.join(', ')}` })
+      .optional(),
     labels: labelsSchema.optional(),
   },
   typeError('a JSON object'),

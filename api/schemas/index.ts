@@ -1,5 +1,6 @@
 export * from './cloudbackups.js';
 export * from './common.js';
 export * from './credentials.js';
+export * from './keys.js';
 export * from './snapshots.js';
 export * from './volumes.js';

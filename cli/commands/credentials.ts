@@ -21,6 +21,7 @@ interface CreateOptions {
   path?: string;
   prefix?: string;
   kek?: string;
+  keyProvider?: 'local' | 'vault' | 'aws-kms';
   label?: Record<string, string>;
 }
 
@@ -76,6 +77,7 @@ export function createRequest(name: string, o: CreateOptions): CreateCredentialR
   }
   if (o.prefix !== undefined) request.prefix = o.prefix;
   if (o.kek !== undefined) request.kek = o.kek;
+  if (o.keyProvider !== undefined) request.key_provider = o.keyProvider;
   if (o.label !== undefined) request.labels = o.label;
   return request;
 }
@@ -102,7 +104,12 @@ export function describeCredential(c: CredentialInfo): string {
   if (c.aws_credential?.region !== undefined) rows.push(['Region', c.aws_credential.region]);
   if (c.azure_credential !== undefined) rows.push(['Account', c.azure_credential.account_name]);
   if (c.google_credential?.project_id !== undefined) rows.push(['Project', c.google_credential.project_id]);
-  rows.push(['KEK', c.kek], ['Labels', formatLabels(c.labels)], ['Created', c.created]);
+  rows.push(
+    ['KEK', c.kek],
+    ['Key provider', c.key_provider ?? 'local'],
+    ['Labels', formatLabels(c.labels)],
+    ['Created', c.created],
+  );
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
 }
@@ -143,6 +150,13 @@ export function registerCredentialCommands(program: Command): void {
     .option('--path <dir>', 'directory provider: absolute path of a directory on the node')
     .option('--prefix <prefix>', 'key prefix inside the bucket, e.g. cluster-a')
     .option('--kek <name>', 'KEK protecting backups written with this credential (default: default)')
+    .addOption(
+      new Option('--key-provider <provider>', 'provider holding the KEK (default local)').choices([
+        'local',
+        'vault',
+        'aws-kms',
+      ]),
+    )
     .option('--label <key=value>', 'label to set (repeatable)', parseLabel)
     .addHelpText('after', HELP)
     .action(async (name: string, options: CreateOptions, command: Command) => {

@@ -4,7 +4,15 @@
  */
 import { isAbsolute } from 'node:path';
 import { invalidArgument } from '../../common/index.js';
-import { checkKekName, DEFAULT_KEK } from '../../kms/index.js';
+import {
+  AWS_KMS_PROVIDER,
+  checkKekName,
+  checkKmsKeyId,
+  DEFAULT_KEK,
+  KEY_PROVIDER_NAMES,
+  type KeyProviderName,
+  LOCAL_PROVIDER,
+} from '../../kms/index.js';
 import {
   CREDENTIAL_PROVIDERS,
   type CredentialInfo,
@@ -202,6 +210,25 @@ function providerBlock(request: Fields, p: CredentialProvider, checked: CheckedC
   }
 }
 
+/** `key_provider`: one of KEY_PROVIDER_NAMES; default 'local'. */
+function keyProvider(request: Record<string, unknown>): KeyProviderName {
+  const value = request.key_provider ?? LOCAL_PROVIDER;
+  if (typeof value !== 'string' || !(KEY_PROVIDER_NAMES as readonly string[]).includes(value)) {
+    throw invalidArgument('key_provider', `must be one of ${KEY_PROVIDER_NAMES.join(', ')}`);
+  }
+  return value as KeyProviderName;
+}
+
+/** `kek`: a KEK name (local, Vault) or a KMS key id, ARN or alias (aws-kms); default `default`. */
+function kek(request: Record<string, unknown>): string {
+  const provider = keyProvider(request);
+  if (request.kek === undefined) {
+    if (provider !== LOCAL_PROVIDER) throw invalidArgument('kek', `is required with key_provider ${provider}`);
+    return DEFAULT_KEK;
+  }
+  return provider === AWS_KMS_PROVIDER ? checkKmsKeyId(request.kek, 'kek') : checkKekName(request.kek, 'kek');
+}
+
 /** Checks a create request (of unknown shape: it may come from anywhere) and splits it. */
 export function checkCreateRequest(request: unknown): CheckedCredential {
   if (!isRecord(request)) throw invalidArgument('body', 'must be an object');
@@ -211,11 +238,12 @@ export function checkCreateRequest(request: unknown): CheckedCredential {
       name: name(request),
       provider: chosen,
       bucket: bucket(request),
-      kek: request.kek === undefined ? DEFAULT_KEK : checkKekName(request.kek, 'kek'),
+      kek: kek(request),
       labels: labels(request),
     },
     secrets: {},
   };
+  if (request.key_provider !== undefined) checked.info.key_provider = keyProvider(request);
   const p = prefix(request);
   if (p !== undefined) checked.info.prefix = p;
   providerBlock(request, chosen, checked);

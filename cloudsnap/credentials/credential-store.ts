@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FerryError, isFerryError, notFound } from '../../common/index.js';
-import { DEFAULT_KEK, type KeyProvider } from '../../kms/index.js';
+import { DEFAULT_KEK, type KeyProvider, type KeySource, LOCAL_PROVIDER, lookupOf } from '../../kms/index.js';
 import type { ClusterStore } from '../../node/index.js';
 import type { CallOptions } from '../store/index.js';
 import { checkAccess, type OpenObjectStore, storeCredential } from './access.js';
@@ -29,6 +29,11 @@ export interface CredentialStoreOptions {
    * that processes which never validate do not load the cloud SDKs.
    */
   openStore?: OpenObjectStore;
+  /**
+   * The node's key providers, to check that a new credential's `kek` exists in its `key_provider`. Default: the
+   * provider given to the constructor only (so only 'local' credentials can be created).
+   */
+  providers?: KeySource;
 }
 
 function infoOf(record: CredentialRecord): CredentialInfo {
@@ -40,6 +45,7 @@ function infoOf(record: CredentialRecord): CredentialInfo {
 export class CredentialStore {
   private readonly secretsKek: string;
   private readonly openStore: OpenObjectStore | undefined;
+  private readonly providers: KeySource;
   /** Serialises create and delete, so two creates of one name cannot both succeed. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -50,6 +56,7 @@ export class CredentialStore {
   ) {
     this.secretsKek = options.secretsKek ?? DEFAULT_KEK;
     this.openStore = options.openStore;
+    this.providers = options.providers ?? keys;
   }
 
   /**
@@ -59,7 +66,7 @@ export class CredentialStore {
   create(request: CreateCredentialRequest): Promise<CredentialInfo> {
     return this.serialised(async () => {
       const checked = checkCreateRequest(request);
-      await this.checkKek(checked.info.kek);
+      await this.checkKek(checked.info.kek, checked.info.key_provider ?? LOCAL_PROVIDER);
       const records = await this.records();
       if (records.some((r) => r.name === checked.info.name)) {
         throw new FerryError('ALREADY_EXISTS', `a credential named "${checked.info.name}" already exists`);
@@ -132,9 +139,16 @@ export class CredentialStore {
     await checkAccess(open(storeCredential(credential)), options);
   }
 
-  private async checkKek(kek: string): Promise<void> {
+  private async checkKek(kek: string, providerName: string): Promise<void> {
+    let provider: KeyProvider;
     try {
-      await this.keys.describeKek(kek);
+      provider = lookupOf(this.providers)(providerName);
+    } catch (err: unknown) {
+      if (!isFerryError(err, 'FAILED_PRECONDITION')) throw err;
+      throw new FerryError('INVALID_ARGUMENT', `key_provider: ${err.message}`, { field: 'key_provider', cause: err });
+    }
+    try {
+      await provider.describeKek(kek);
     } catch (err: unknown) {
       if (isFerryError(err, 'NOT_FOUND') || isFerryError(err, 'PERMISSION_DENIED')) {
         throw new FerryError('INVALID_ARGUMENT', `kek: ${err.message}`, { field: 'kek', cause: err });

@@ -3,10 +3,13 @@
  * (libopenstorage/openstorage api/api.proto): a name, a bucket, and one provider block. Ferry adds the `directory`
  * provider (the embedded local object store), an explicit `provider`, an `endpoint` for Azure and Google, S3-interop
  * HMAC keys for Google (`access_key`/`secret_key`: Ferry reaches GCS through its S3-compatible XML API), `prefix`
- * (where in the bucket Ferry writes), `kek` (the KEK protecting backups written with the credential) and labels.
+ * (where in the bucket Ferry writes), `kek` (the KEK protecting backups written with the credential), `key_provider`
+ * (which provider holds that KEK: 'local', 'vault' or 'aws-kms') and labels.
  *
  * Secret fields (`secret_key`, `account_key`, `json_key`) are never returned by inspect and never stored in clear.
  */
+
+import type { KeyProviderName } from '../../kms/index.js';
 
 /** The object-store kinds a credential can point at. */
 export const CREDENTIAL_PROVIDERS = ['s3', 'azure', 'google', 'directory'] as const;
@@ -79,8 +82,10 @@ export interface CreateCredentialRequest {
   directory_credential?: DirectoryCredential;
   /** Key prefix inside the bucket under which Ferry writes, e.g. `cluster-a`. Default: the bucket's root. */
   prefix?: string;
-  /** Name of the KEK protecting backups written with this credential. Default `default`. */
+  /** Name of the KEK protecting backups written with this credential. Default `default` (required for vault, aws-kms). */
   kek?: string;
+  /** The key provider holding `kek`: 'local', 'vault' or 'aws-kms'. Default 'local'. */
+  key_provider?: KeyProviderName;
   labels?: Record<string, string>;
 }
 
@@ -93,6 +98,8 @@ export interface Credential {
   /** Normalised: no leading or trailing '/'; absent for the bucket's root. */
   prefix?: string;
   kek: string;
+  /** The provider holding `kek`; absent means 'local' (records written before providers were selectable). */
+  key_provider?: KeyProviderName;
   labels: Record<string, string>;
   /** RFC 3339. */
   created: string;
@@ -117,6 +124,8 @@ export interface CredentialInfo {
   bucket: string;
   prefix?: string;
   kek: string;
+  /** The provider holding `kek`; absent means 'local'. */
+  key_provider?: KeyProviderName;
   labels: Record<string, string>;
   created: string;
   aws_credential?: AwsCredentialView;
@@ -130,4 +139,12 @@ export interface CredentialSecrets {
   secret_key?: string;
   account_key?: string;
   json_key?: string;
+}
+
+/** The KEK a credential names and the provider holding it (records without `key_provider` are 'local'). */
+export function credentialKek(credential: Pick<CredentialInfo, 'kek' | 'key_provider'>): {
+  provider: KeyProviderName;
+  kek: string;
+} {
+  return { provider: credential.key_provider ?? 'local', kek: credential.kek };
 }

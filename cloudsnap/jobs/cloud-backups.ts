@@ -5,8 +5,9 @@
  */
 import { FerryError } from '../../common/index.js';
 import { type BackupCatalog, catalogBackup } from '../catalog.js';
+import type { Credential } from '../credentials/index.js';
 import { collectGarbage, type GcResult } from '../gc.js';
-import type { BackupRecord } from '../repo/repository.js';
+import type { BackupRecord, KekRef, Repository } from '../repo/repository.js';
 import { type VerifyResult, verifyBackups } from '../verify.js';
 import { JobManager, type JobManagerOptions } from './manager.js';
 import type { JobStatus, JobStatusType } from './types.js';
@@ -62,10 +63,11 @@ export class CloudBackups {
     return Object.fromEntries(list.map((j) => [j.task_id, j]));
   }
 
-  /** Committed backups in a credential's repository, filtered and paged. */
+  /** Committed backups in a credential's repositories (its own and its KEK overrides'), filtered and paged. */
   async enumerate(filters: EnumerateFilters, signal?: AbortSignal): Promise<EnumeratePage> {
     if (filters.status_filter !== undefined && filters.status_filter !== 'Done') return { backups: [] };
-    const all = await this.jobs.repositories.use(filters.credential_id, (repo) => repo.listBackups(signal), signal);
+    const lists = await this.eachRepository(filters.credential_id, (repo) => repo.listBackups(signal), signal);
+    const all = lists.flat().sort((a, b) => a.id.localeCompare(b.id));
     const volume = filters.src_volume_id;
     const labels = Object.entries(filters.metadata_filter ?? {});
     const after = filters.continuation_token;
@@ -85,12 +87,12 @@ export class CloudBackups {
 
   /** What a backup holds (from its manifest). */
   catalog(credentialId: string, backupId: string, signal?: AbortSignal): Promise<BackupCatalog> {
-    return this.jobs.repositories.use(credentialId, (repo) => catalogBackup(repo, backupId, { signal }), signal);
+    return this.withBackup(credentialId, backupId, (repo) => catalogBackup(repo, backupId, { signal }), signal);
   }
 
   /** A backup's record. */
   inspect(credentialId: string, backupId: string, signal?: AbortSignal): Promise<BackupRecord> {
-    return this.jobs.repositories.use(credentialId, (repo) => repo.getBackup(backupId, signal), signal);
+    return this.withBackup(credentialId, backupId, (repo) => repo.getBackup(backupId, signal), signal);
   }
 
   /** The backup jobs this node ran for a volume (id or name), oldest first. */
@@ -108,8 +110,9 @@ export class CloudBackups {
     if (this.jobs.restoring(backupId)) {
       throw new FerryError('FAILED_PRECONDITION', `backup ${backupId} is being restored; delete it when that ends`);
     }
-    await this.jobs.repositories.use(
+    await this.withBackup(
       credentialId,
+      backupId,
       async (repo, credential) => {
         await repo.deleteBackupRecord(backupId, signal);
         // Other open instances may still hold the record in their cache.
@@ -127,21 +130,28 @@ export class CloudBackups {
   }
 
   /** Checks backups (metadata, and `dataPercent` of the chunks for real). */
-  verify(
+  async verify(
     credentialId: string,
     options: { backupIds?: string[]; dataPercent?: number },
     signal?: AbortSignal,
   ): Promise<VerifyResult> {
-    return this.jobs.repositories.use(
-      credentialId,
-      (repo) => verifyBackups(repo, { ...options, ...(signal !== undefined && { signal }) }),
-      signal,
-    );
+    const run = (repo: Repository): Promise<VerifyResult> =>
+      verifyBackups(repo, { ...options, ...(signal !== undefined && { signal }) });
+    const only = options.backupIds?.length === 1 ? options.backupIds[0] : undefined;
+    if (only !== undefined) return this.withBackup(credentialId, only, run, signal);
+    const results = await this.eachRepository(credentialId, run, signal);
+    return results.reduce((a, b) => ({
+      backups: a.backups + b.backups,
+      pages: a.pages + b.pages,
+      chunks: a.chunks + b.chunks,
+      chunks_read: a.chunks_read + b.chunks_read,
+      problems: [...a.problems, ...b.problems],
+    }));
   }
 
   /** One run of two-phase garbage collection (docs/FORMAT.md); `graceMs` defaults to one hour. */
   async gc(credentialId: string, options: { graceMs?: number }, signal?: AbortSignal): Promise<GcResult> {
-    return this.jobs.repositories.use(
+    const results = await this.eachRepository(
       credentialId,
       async (repo, credential) => {
         try {
@@ -153,6 +163,38 @@ export class CloudBackups {
       },
       signal,
     );
+    return results.reduce((a, b) => ({
+      live_chunks: a.live_chunks + b.live_chunks,
+      packs: a.packs + b.packs,
+      condemned: a.condemned + b.condemned,
+      deleted: a.deleted + b.deleted,
+      reprieved: a.reprieved + b.reprieved,
+      bytes_deleted: a.bytes_deleted + b.bytes_deleted,
+    }));
+  }
+
+  /** Runs `fn` on the credential's repository that holds `backupId` (its own, or a KEK override's). */
+  private async withBackup<T>(
+    credentialId: string,
+    backupId: string,
+    fn: (repo: Repository, credential: Credential) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const where = await this.jobs.repositories.locate(credentialId, backupId, signal);
+    return this.jobs.repositories.use(credentialId, fn, signal, where);
+  }
+
+  /** Runs `fn` on each of the credential's repositories: its own first, then its KEK overrides', one at a time. */
+  private async eachRepository<T>(
+    credentialId: string,
+    fn: (repo: Repository, credential: Credential) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<[T, ...T[]]> {
+    const first = await this.jobs.repositories.use(credentialId, fn, signal);
+    const rest: T[] = [];
+    const overrides: KekRef[] = await this.jobs.repositories.overrides(credentialId, signal);
+    for (const ref of overrides) rest.push(await this.jobs.repositories.use(credentialId, fn, signal, ref));
+    return [first, ...rest];
   }
 
   /** Stops taking jobs and ends the running ones. */

@@ -5,6 +5,16 @@ export type { BackupRecord } from '../repo/repository.js';
 export type { VerifyProblem, VerifyResult } from '../verify.js';
 export { CloudBackups, type EnumerateFilters, type EnumeratePage, type HistoryItem } from './cloud-backups.js';
 export { jobKey } from './job-store.js';
+export { KEK_LABEL, KEY_PROVIDER_LABEL, kekPrefix } from './kek-repos.js';
+export {
+  type DestroyKeyResult,
+  KeyService,
+  type KeyServiceOptions,
+  type LocalKekAdmin,
+  type RotatedRepository,
+  type RotateKeyRequest,
+  type RotateKeyResult,
+} from './keys.js';
 export {
   type BackupJobRequest,
   JobManager,
@@ -13,6 +23,8 @@ export {
   SHUTDOWN_MESSAGE,
   STOPPED_MESSAGE,
 } from './manager.js';
+export { KEY_CACHE_TTL_MS, type RepositoryLease, RepositoryPool, type RepositoryPoolOptions } from './repo-pool.js';
+export type { RetryOptions } from './retry.js';
 export {
   FINAL_STATUSES,
   isFinal,

@@ -5,15 +5,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/index.js';
-import type { KeyProvider } from '../../kms/index.js';
+import type { KeyProvider, KeySource } from '../../kms/index.js';
 import type { ClusterStore, VolumeEngine } from '../../node/index.js';
 import { backupVolume } from '../backup.js';
 import type { CredentialStore, OpenObjectStore } from '../credentials/index.js';
 import type { Progress } from '../progress.js';
-import type { RepoOptions, Repository } from '../repo/repository.js';
+import type { KekRef, RepoOptions, Repository } from '../repo/repository.js';
 import { restoreBackup } from '../restore.js';
 import { JobStore } from './job-store.js';
+import { kekFromLabels } from './kek-repos.js';
 import { RepositoryPool } from './repo-pool.js';
+import { type RetryOptions, withRetry } from './retry.js';
 import { KeyedScheduler } from './scheduler.js';
 import { isFinal, type JobStatus, type RequestedState } from './types.js';
 
@@ -27,8 +29,20 @@ export interface JobManagerOptions {
   /** The cluster store: job records live under `/ferry/jobs/`. */
   store: ClusterStore;
   credentials: CredentialStore;
-  /** Key provider for repositories' master secrets (the node's keyring). */
+  /** The node's local keyring. */
   keys: KeyProvider;
+  /**
+   * The node's key providers, by name: repositories are unwrapped by the provider their config names, created under
+   * the credential's (or the volume's `ferry.io/kek`) KEK and provider. Default: `keys` alone.
+   */
+  providers?: KeySource;
+  /** How long an unwrapped master secret stays cached with its open repository; default 15 minutes. */
+  keyCacheTtlMs?: number;
+  /**
+   * Retries of a job whose repository cannot be opened because its key provider (or object store) is unreachable
+   * (UNAVAILABLE): default 3 more attempts after waits of 1 s, 2 s, 4 s; then the job ends Failed with the error.
+   */
+  retry?: RetryOptions;
   /** Jobs Active at once on this node; default 2. The rest wait Queued. */
   concurrency?: number;
   /** Opens a credential's object store. Default: cloudsnap/store's `openObjectStore`. */
@@ -76,6 +90,13 @@ interface LiveJob {
   finish: () => void;
 }
 
+/** Which of the credential's repositories a job works on: undefined for its own, else a KEK override. */
+type Where = (signal: AbortSignal) => Promise<KekRef | undefined>;
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 type Work = (repo: Repository, signal: AbortSignal, onProgress: (p: Progress) => void) => Promise<void>;
 
 export class JobManager {
@@ -93,7 +114,8 @@ export class JobManager {
     this.persistEveryMs = options.persistEveryMs ?? 1000;
     this.repositories = new RepositoryPool({
       credentials: options.credentials,
-      keys: options.keys,
+      keys: options.providers ?? options.keys,
+      ...(options.keyCacheTtlMs !== undefined && { ttlMs: options.keyCacheTtlMs }),
       ...(options.openStore !== undefined && { openStore: options.openStore }),
       ...(options.repoOptions !== undefined && { repoOptions: options.repoOptions }),
     });
@@ -124,6 +146,7 @@ export class JobManager {
         );
       }
       const credential = await this.options.credentials.inspect(request.credential_id);
+      const override = kekFromLabels(volume.labels, credential.key_provider ?? 'local');
       const status = this.newStatus(request.task_id, 'Backup', credential.credential_id, volume.id, volume.name);
       status.full = request.full === true;
       if (request.labels !== undefined) status.labels = request.labels;
@@ -140,7 +163,7 @@ export class JobManager {
         );
         status.backup_id = record.id;
       };
-      return this.enqueue(status, [`volume/${volume.id}`], work);
+      return this.enqueue(status, [`volume/${volume.id}`], work, async () => override);
     });
   }
 
@@ -179,7 +202,8 @@ export class JobManager {
         );
         status.src_volume_id = volume.id;
       };
-      return this.enqueue(status, [target], work);
+      const where: Where = (signal) => this.repositories.locate(credential.credential_id, request.backup_id, signal);
+      return this.enqueue(status, [target], work, where);
     });
   }
 
@@ -244,6 +268,7 @@ export class JobManager {
     }
     await Promise.all(jobs.map((j) => this.endQueued(j)));
     await Promise.all(jobs.map((j) => j.done));
+    this.repositories.close();
   }
 
   private async existing(
@@ -288,7 +313,7 @@ export class JobManager {
     };
   }
 
-  private async enqueue(status: JobStatus, keys: readonly string[], work: Work): Promise<JobStatus> {
+  private async enqueue(status: JobStatus, keys: readonly string[], work: Work, where: Where): Promise<JobStatus> {
     let resolveDone: () => void = () => undefined;
     const live: LiveJob = {
       status,
@@ -312,7 +337,7 @@ export class JobManager {
       if (live.started) return;
       live.started = true;
       try {
-        await this.run(live, work);
+        await this.run(live, work, where);
       } finally {
         await live.persisting;
         live.finish();
@@ -329,7 +354,7 @@ export class JobManager {
     live.finish();
   }
 
-  private async run(live: LiveJob, work: Work): Promise<void> {
+  private async run(live: LiveJob, work: Work, where: Where): Promise<void> {
     const { status, controller } = live;
     const signal = controller.signal;
     status.status = 'Active';
@@ -346,7 +371,18 @@ export class JobManager {
     };
     let lease: Awaited<ReturnType<RepositoryPool['acquire']>> | undefined;
     try {
-      lease = await this.repositories.acquire(status.credential_id, signal);
+      lease = await withRetry(
+        async () => this.repositories.acquire(status.credential_id, signal, await where(signal)),
+        this.options.retry ?? {},
+        {
+          signal,
+          onRetry: (err, attempt, delayMs) => {
+            status.info = [`attempt ${attempt} failed, retrying in ${delayMs} ms: ${messageOf(err)}`];
+            void this.persist(live);
+          },
+        },
+      );
+      status.info = [];
       await work(lease.repo, signal, onProgress);
       lease.release(true);
       // Restore totals are whole chunks; the last chunk of a volume may be shorter: at the end all of it is done.
@@ -376,7 +412,7 @@ export class JobManager {
       status.info = [SHUTDOWN_MESSAGE];
     } else {
       status.status = 'Failed';
-      status.info = [err instanceof Error ? err.message : String(err)];
+      status.info = [messageOf(err)];
     }
     await this.persist(live);
   }

@@ -1,28 +1,42 @@
 /**
- * Open repositories, kept per credential so that jobs do not unwrap the master secret and reload the whole chunk
- * index each time. A repository instance is lent to one user at a time: backup.ts adds a pack to the in-memory index
- * before the pack is uploaded (and drops it if the upload fails), so two jobs sharing one instance could dedup
- * against, or restore from, a pack that never lands. Idle instances are reused; one whose user failed is dropped.
+ * Open repositories, kept per credential (and per KEK override, see kek-repos.ts) so that jobs do not unwrap the
+ * master secret and reload the whole chunk index each time. This is the only place unwrapped master secrets are
+ * kept, in memory only, for at most `ttlMs` from the unwrap (default 15 minutes): an idle instance is wiped when its
+ * time is up, a lent one is not taken back after it. A repository instance is lent to one user at a time: backup.ts
+ * adds a pack to the in-memory index before the pack is uploaded (and drops it if the upload fails), so two jobs
+ * sharing one instance could dedup against, or restore from, a pack that never lands. Idle instances are reused; one
+ * whose user failed is dropped.
  */
-import type { KeyProvider } from '../../kms/index.js';
+import type { KeySource } from '../../kms/index.js';
 import type { Credential, CredentialStore, OpenObjectStore } from '../credentials/index.js';
-import { storeCredential } from '../credentials/index.js';
-import { type RepoOptions, Repository } from '../repo/repository.js';
+import { credentialKek, storeCredential } from '../credentials/index.js';
+import { backupKey } from '../repo/layout.js';
+import { type KekRef, type RepoOptions, Repository } from '../repo/repository.js';
+import type { ObjectStore } from '../store/index.js';
+import { PrefixedStore } from '../store/prefixed.js';
+import { kekPrefix, readMarkers, writeMarker } from './kek-repos.js';
+
+/** Default time an unwrapped master secret stays cached: 15 minutes. */
+export const KEY_CACHE_TTL_MS = 15 * 60_000;
 
 export interface RepositoryPoolOptions {
   credentials: CredentialStore;
-  /** Unwraps (and, for a new repository, wraps) the master secret under the credential's `kek`. */
-  keys: KeyProvider;
+  /**
+   * The node's key providers (or one): a repository's master secret is unwrapped by the provider its config names;
+   * a new one is wrapped under the credential's `kek` in its `key_provider`.
+   */
+  keys: KeySource;
   /** Opens the object store of a credential. Default: cloudsnap/store's `openObjectStore`, loaded on first use. */
   openStore?: OpenObjectStore;
   /** Parameters of repositories this node creates (chunk and pack sizes). Default: the format's defaults. */
   repoOptions?: RepoOptions;
   /**
-   * How long an instance is kept, from when it was opened; default 10 minutes. Its index only ever grows, so a
-   * fresh open now and then also forgets packs that another node's garbage collection deleted.
+   * How long an open instance, and so its unwrapped master secret, is kept from when it was opened; default
+   * KEY_CACHE_TTL_MS (15 minutes). Its index only ever grows, so a fresh open now and then also forgets packs that
+   * another node's garbage collection deleted.
    */
-  maxAgeMs?: number;
-  /** Idle instances kept per credential; default 2. */
+  ttlMs?: number;
+  /** Idle instances kept per repository; default 2. */
   maxIdle?: number;
 }
 
@@ -30,6 +44,8 @@ export interface RepositoryPoolOptions {
 export interface RepositoryLease {
   repo: Repository;
   credential: Credential;
+  /** The KEK override this repository is for; undefined for the credential's own repository. */
+  override: KekRef | undefined;
   /** Returns the instance; `reusable` false (after a failure) closes it instead. */
   release(reusable: boolean): void;
 }
@@ -37,53 +53,88 @@ export interface RepositoryLease {
 interface Idle {
   repo: Repository;
   opened: number;
+  timer?: NodeJS.Timeout;
+}
+
+function same(a: KekRef, b: KekRef): boolean {
+  return a.provider === b.provider && a.kek === b.kek;
 }
 
 export class RepositoryPool {
   private readonly idle = new Map<string, Idle[]>();
   /** Bumped by `invalidate`, so instances lent out before it are not taken back. */
   private readonly generation = new Map<string, number>();
-  private readonly maxAgeMs: number;
+  /** Bumped by `invalidateAll`. */
+  private epoch = 0;
+  private readonly ttlMs: number;
   private readonly maxIdle: number;
 
   constructor(private readonly options: RepositoryPoolOptions) {
-    this.maxAgeMs = options.maxAgeMs ?? 600_000;
+    this.ttlMs = options.ttlMs ?? KEY_CACHE_TTL_MS;
     this.maxIdle = options.maxIdle ?? 2;
   }
 
-  /** Lends an open repository of the credential (id or name); NOT_FOUND for an unknown credential. */
-  async acquire(credentialRef: string, signal?: AbortSignal): Promise<RepositoryLease> {
+  /** Idle open instances (each holds an unwrapped master secret). */
+  get cached(): number {
+    let n = 0;
+    for (const list of this.idle.values()) n += list.length;
+    return n;
+  }
+
+  /**
+   * Lends an open repository of the credential (id or name): its own, or the one for `override` (a volume's
+   * `ferry.io/kek`) when that names another KEK. NOT_FOUND for an unknown credential.
+   */
+  async acquire(credentialRef: string, signal?: AbortSignal, override?: KekRef): Promise<RepositoryLease> {
     const credential = await this.options.credentials.resolve(credentialRef);
     const id = credential.credential_id;
+    const target = override === undefined || same(override, credentialKek(credential)) ? undefined : override;
+    const key = `${id}\u0000${target === undefined ? '' : kekPrefix(target)}`;
     const generation = this.generation.get(id) ?? 0;
-    const now = Date.now();
-    const list = (this.idle.get(id) ?? []).filter((i) => now - i.opened < this.maxAgeMs);
-    let entry = list.pop();
-    this.idle.set(id, list);
+    const epoch = this.epoch;
+    const list = this.idle.get(key) ?? [];
+    let entry: Idle | undefined;
+    for (let e = list.pop(); e !== undefined; e = list.pop()) {
+      clearTimeout(e.timer);
+      if (Date.now() - e.opened < this.ttlMs) {
+        entry = e;
+        break;
+      }
+      e.repo.forget();
+    }
     if (entry === undefined) {
-      const open = this.options.openStore ?? (await import('../store/index.js')).openObjectStore;
-      const store = open(storeCredential(credential));
+      const opened = Date.now();
       const repo = await Repository.openOrInit(
-        store,
+        await this.storeFor(credential, target),
         this.options.keys,
-        credential.kek,
+        target ?? credentialKek(credential),
         this.options.repoOptions,
         signal,
       );
-      entry = { repo, opened: now };
+      if (target !== undefined) await writeMarker(await this.storeFor(credential), target, signal);
+      entry = { repo, opened };
     }
     const lent = entry;
     let released = false;
     return {
       repo: lent.repo,
       credential,
+      override: target,
       release: (reusable: boolean) => {
         if (released) return;
         released = true;
-        if (!reusable || (this.generation.get(id) ?? 0) !== generation) return;
-        const idle = this.idle.get(id) ?? [];
-        if (idle.length < this.maxIdle) idle.push(lent);
-        this.idle.set(id, idle);
+        // A dropped instance is not wiped here: its failed user may still have work settling that reads its keys.
+        if (!reusable || (this.generation.get(id) ?? 0) !== generation || this.epoch !== epoch) return;
+        const idle = this.idle.get(key) ?? [];
+        const left = this.ttlMs - (Date.now() - lent.opened);
+        if (idle.length >= this.maxIdle || left <= 0) {
+          lent.repo.forget();
+          return;
+        }
+        lent.timer = setTimeout(() => this.expire(key, lent), left);
+        lent.timer.unref();
+        idle.push(lent);
+        this.idle.set(key, idle);
       },
     };
   }
@@ -93,8 +144,9 @@ export class RepositoryPool {
     credentialRef: string,
     fn: (repo: Repository, credential: Credential) => Promise<T>,
     signal?: AbortSignal,
+    override?: KekRef,
   ): Promise<T> {
-    const lease = await this.acquire(credentialRef, signal);
+    const lease = await this.acquire(credentialRef, signal, override);
     let ok = false;
     try {
       const result = await fn(lease.repo, lease.credential);
@@ -105,9 +157,69 @@ export class RepositoryPool {
     }
   }
 
+  /**
+   * The object store of a credential's own repository (its root), or of the KEK-override repository for `override`
+   * (a sub-prefix of the root). Opens no repository and unwraps nothing.
+   */
+  async storeFor(credential: Credential, override?: KekRef): Promise<ObjectStore> {
+    const open = this.options.openStore ?? (await import('../store/index.js')).openObjectStore;
+    const root = open(storeCredential(credential));
+    return override === undefined ? root : new PrefixedStore(root, kekPrefix(override));
+  }
+
+  /** The KEK-override repositories under a credential's root (from their markers). */
+  async overrides(credentialRef: string, signal?: AbortSignal): Promise<KekRef[]> {
+    const credential = await this.options.credentials.resolve(credentialRef);
+    return readMarkers(await this.storeFor(credential), signal);
+  }
+
+  /**
+   * Which of a credential's repositories holds backup `backupId`: undefined for its own (also when none does, so
+   * that opening it answers NOT_FOUND), else the KEK override. Looks at object names only: unwraps nothing.
+   */
+  async locate(credentialRef: string, backupId: string, signal?: AbortSignal): Promise<KekRef | undefined> {
+    const credential = await this.options.credentials.resolve(credentialRef);
+    const root = await this.storeFor(credential);
+    if ((await root.head(backupKey(backupId), { signal })) !== undefined) return undefined;
+    for (const ref of await readMarkers(root, signal)) {
+      const store = await this.storeFor(credential, ref);
+      if ((await store.head(backupKey(backupId), { signal })) !== undefined) return ref;
+    }
+    return undefined;
+  }
+
   /** Forgets every instance of a credential (after garbage collection deleted packs they may still index). */
   invalidate(credentialId: string): void {
-    this.idle.delete(credentialId);
+    for (const [key, list] of this.idle) {
+      if (key.startsWith(`${credentialId}\u0000`)) this.drop(key, list);
+    }
     this.generation.set(credentialId, (this.generation.get(credentialId) ?? 0) + 1);
+  }
+
+  /** Forgets every instance (after a KEK was destroyed or rotated: no unwrapped secret outlives it here). */
+  invalidateAll(): void {
+    for (const [key, list] of this.idle) this.drop(key, list);
+    this.epoch++;
+  }
+
+  /** Wipes every idle instance and stops the expiry timers. */
+  close(): void {
+    this.invalidateAll();
+  }
+
+  private drop(key: string, list: Idle[]): void {
+    for (const e of list) {
+      clearTimeout(e.timer);
+      e.repo.forget();
+    }
+    this.idle.delete(key);
+  }
+
+  private expire(key: string, entry: Idle): void {
+    const list = this.idle.get(key);
+    const at = list?.indexOf(entry) ?? -1;
+    if (list === undefined || at < 0) return;
+    list.splice(at, 1);
+    entry.repo.forget();
   }
 }

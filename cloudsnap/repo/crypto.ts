@@ -37,6 +37,14 @@ export class RepoKeys {
     this.idKey = hkdf(master, Buffer.alloc(0), 'ferry/v1/chunk-id');
   }
 
+  /** Overwrites the master secret and every derived key with zeros (when an open repository is dropped). */
+  wipe(): void {
+    this.master.fill(0);
+    this.idKey.fill(0);
+    for (const key of this.objectKeys.values()) key.fill(0);
+    this.objectKeys.clear();
+  }
+
   /** The HMAC key of chunk ids, for worker threads that compute ids off the main thread. */
   get idKeyBytes(): Buffer {
     return this.idKey;

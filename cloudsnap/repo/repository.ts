@@ -1,26 +1,13 @@
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/errors.js';
-import type { EncryptionContext, KeyProvider, WrappedKey } from '../../kms/types.js';
+import { type KeyProvider, type KeySource, LOCAL_PROVIDER, lookupOf } from '../../kms/index.js';
 import type { ObjectStore } from '../store/types.js';
 import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack } from './chunk-index.js';
+import { configMac, parseConfig, type RepoConfig, unwrapMaster } from './config.js';
 import { RepoKeys } from './crypto.js';
 import { openJson, openObject, sealJson, sealObject } from './envelope.js';
 import { backupKey, CONFIG_KEY, indexKey, pageKey } from './layout.js';
 import { pageId } from './manifest.js';
-
-/** The plaintext `config` object: parameters and the wrapped master secret. */
-export interface RepoConfig {
-  format: 'ferry-repository';
-  version: 1;
-  id: string;
-  created: string;
-  chunk_size: number;
-  leaf_chunks: number;
-  pack_size: number;
-  key: { wrapped: WrappedKey; context: EncryptionContext };
-  /** HMAC-SHA256 of the rest under a key derived from the master secret: the config cannot be altered unnoticed. */
-  mac: string;
-}
 
 export interface RepoOptions {
   /** Chunk size in bytes; default 64 KiB (the engine's changed-block granularity is 4 KiB, so chunks align). */
@@ -60,13 +47,14 @@ export interface BackupRecord {
   };
 }
 
-function canonical(config: Omit<RepoConfig, 'mac'>): string {
-  return JSON.stringify(config, Object.keys(config).sort());
-}
+export type { RepoConfig } from './config.js';
 
-function configMac(master: Buffer, config: Omit<RepoConfig, 'mac'>): string {
-  const k = Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'ferry/v1/config', 32));
-  return createHmac('sha256', k).update(canonical(config)).update(JSON.stringify(config.key)).digest('hex');
+/** The KEK that wraps a new repository's master secret, and the provider that holds it. */
+export interface KekRef {
+  /** Provider name: 'local', 'vault', 'aws-kms'. */
+  provider: string;
+  /** The KEK as that provider names it. */
+  kek: string;
 }
 
 /**
@@ -100,23 +88,29 @@ export class Repository {
     return this.config.leaf_chunks;
   }
 
-  /** Opens the repository in `store`, creating it (with a new master secret wrapped by `kek`) when there is none. */
+  /**
+   * Opens the repository in `store`, creating it (with a new master secret wrapped by `kek`) when there is none.
+   * `keys` is one provider or a lookup of the node's providers; a plain `kek` name means the local keyring (or the
+   * one provider given). An existing repository is unwrapped with the provider its config names, whatever `kek` says.
+   */
   static async openOrInit(
     store: ObjectStore,
-    provider: KeyProvider,
-    kek: string,
+    keys: KeySource,
+    kek: string | KekRef,
     options: RepoOptions = {},
     signal?: AbortSignal,
   ): Promise<Repository> {
     const existing = await store.head(CONFIG_KEY, { signal });
     if (existing === undefined) {
+      const ref =
+        typeof kek === 'string' ? { provider: typeof keys === 'function' ? LOCAL_PROVIDER : keys.name, kek } : kek;
       try {
-        return await Repository.init(store, provider, kek, options, signal);
+        return await Repository.init(store, lookupOf(keys)(ref.provider), ref.kek, options, signal);
       } catch (err: unknown) {
         if (!isFerryError(err, 'ALREADY_EXISTS')) throw err;
       }
     }
-    return Repository.open(store, provider, signal);
+    return Repository.open(store, keys, signal);
   }
 
   static async init(
@@ -145,31 +139,20 @@ export class Repository {
     return new Repository(store, config, new RepoKeys(master));
   }
 
-  static async open(store: ObjectStore, provider: KeyProvider, signal?: AbortSignal): Promise<Repository> {
-    const raw = await store.get(CONFIG_KEY, { signal });
-    let config: RepoConfig;
-    try {
-      config = JSON.parse(raw.toString('utf8')) as RepoConfig;
-    } catch (err: unknown) {
-      throw new FerryError('DATA_CORRUPTION', `repository config at ${store.location} is not valid JSON`, {
-        cause: err,
-      });
-    }
-    if (config.format !== 'ferry-repository' || config.version !== 1) {
-      throw new FerryError(
-        'FAILED_PRECONDITION',
-        `${store.location} holds no Ferry repository of a version this node reads (format ${String(config.format)}, version ${String(config.version)})`,
-      );
-    }
-    const master = await provider.unwrap(config.key.wrapped, config.key.context);
-    const { mac, ...body } = config;
-    if (configMac(master, body) !== mac) {
-      throw new FerryError(
-        'DATA_CORRUPTION',
-        `repository config at ${store.location} was altered (its MAC does not match)`,
-      );
-    }
+  /**
+   * Opens the repository in `store`: the master secret is unwrapped by the provider its config names (looked up in
+   * `keys`), and the config's MAC checked. PERMISSION_DENIED says the backups are unreadable (KEK destroyed or access
+   * revoked); UNAVAILABLE names the provider that could not be reached.
+   */
+  static async open(store: ObjectStore, keys: KeySource, signal?: AbortSignal): Promise<Repository> {
+    const config = parseConfig(await store.get(CONFIG_KEY, { signal }), store.location);
+    const master = await unwrapMaster(keys, config, store.location);
     return new Repository(store, config, new RepoKeys(master));
+  }
+
+  /** Wipes the master secret and every key derived from it from memory; the instance is unusable afterwards. */
+  forget(): void {
+    this.keys.wipe();
   }
 
   /** Loads index objects written since the last call. */

@@ -16,6 +16,8 @@ export interface ConformanceSetup {
   badCredentials?: ObjectStore;
   /** The same endpoint and credentials, pointed at a bucket that does not exist. */
   missingBucket?: ObjectStore;
+  /** What missingBucket's NOT_FOUND messages must name. Default: the bucket (or directory) of its location. */
+  missingBucketName?: string;
   cleanup(): Promise<void>;
 }
 
@@ -255,7 +257,7 @@ export function describeObjectStoreConformance(
     it('rejects every call on a missing bucket with NOT_FOUND naming it', async () => {
       const missing = ctx.missingBucket;
       if (missing === undefined) throw new Error(`${name}: setup must provide missingBucket`);
-      const bucket = bucketOf(missing.location);
+      const bucket = ctx.missingBucketName ?? bucketOf(missing.location);
       for (const call of [
         () => missing.put('x', Buffer.from('x')),
         () => missing.put('x', Buffer.from('x'), { ifNoneMatch: true }),

@@ -7,6 +7,7 @@ export type { GcsClientSettings, GcsStoreOptions } from './gcs.js';
 export { createGcsClient, createGcsStore, GCS_XML_ENDPOINT } from './gcs.js';
 export type { StoreCredential } from './open.js';
 export { openObjectStore } from './open.js';
+export { PrefixedStore } from './prefixed.js';
 export type { S3CreateOnly, S3StoreOptions } from './s3.js';
 export { S3Store } from './s3.js';
 export type { S3ClientSettings } from './s3-client.js';

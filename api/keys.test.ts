@@ -1,0 +1,125 @@
+/**
+ * The key routes (Ferry's addition under /v1): list, create, rotate, destroy through `app.request`, against a node in
+ * this process (local keyring, directory-store credentials); credentials with `key_provider`; bad input; and the
+ * routes answering 503 when the node serves no key operations.
+ */
+import type { Hono } from 'hono';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { backup, type KeyHarness, openHarness, volumeWithData } from '../test/support/key-harness.js';
+import { createApp } from './app.js';
+
+let h: KeyHarness;
+let app: Hono;
+
+beforeEach(async () => {
+  h = await openHarness();
+  app = createApp({ engine: h.engine, credentials: h.credentials, cloudBackups: h.backups, keys: h.keys });
+});
+
+afterEach(async () => {
+  await h.close();
+});
+
+async function call<T = Record<string, unknown>>(
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { 'content-type': 'application/json' };
+  }
+  const response = await app.request(path, init);
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+describe('/v1/keys', () => {
+  it('creates, lists, rotates (rewrapping the repository) and destroys a KEK', async () => {
+    const created = await call('POST', '/v1/keys', { kek: 'team-a' });
+    expect(created).toMatchObject({ status: 200, body: { id: 'team-a', version: 1, destroyed: false } });
+    expect((await call('POST', '/v1/keys', { kek: 'team-a' })).status).toBe(409);
+
+    const cred = await call('POST', '/v1/credentials', {
+      name: 'a',
+      bucket: 'backups',
+      directory_credential: { path: h.objects },
+      kek: 'team-a',
+      key_provider: 'local',
+    });
+    expect(cred.status).toBe(200);
+    expect((await call('GET', '/v1/credentials/inspect/a')).body).toMatchObject({
+      kek: 'team-a',
+      key_provider: 'local',
+    });
+    await h.credential('unused', { prefix: 'x' });
+    await volumeWithData(h.engine, 'v');
+    expect((await backup(h, 'v', 'a')).status).toBe('Done');
+
+    const rotated = await call<{ version: number; repositories: { credential_id: string; to_version: number }[] }>(
+      'POST',
+      '/v1/keys/rotate',
+      { kek: 'team-a', credential_id: 'a' },
+    );
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.version).toBe(2);
+    expect(rotated.body.repositories).toEqual([
+      expect.objectContaining({ credential_id: cred.body.credential_id, from_version: 1, to_version: 2 }),
+    ]);
+
+    const list = await call<{ keks: { id: string; version: number }[]; providers: string[] }>('GET', '/v1/keys');
+    expect(list.body.providers).toEqual(['local']);
+    expect(list.body.keks.map((k) => [k.id, k.version])).toEqual([
+      ['default', 1],
+      ['team-a', 2],
+    ]);
+
+    const destroyed = await call('POST', '/v1/keys/destroy', { kek: 'team-a' });
+    expect(destroyed).toMatchObject({
+      status: 200,
+      body: { kek: { id: 'team-a', destroyed: true }, credentials: ['a'] },
+    });
+    const listed = await call('POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 'a' });
+    expect(listed.status).toBe(403);
+    expect(listed.body).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/destroyed/) });
+  });
+
+  it('rejects bad input and refusals with the right status', async () => {
+    const cases: [string, string, unknown, number, string?][] = [
+      ['POST', '/v1/keys', {}, 400, 'kek'],
+      ['POST', '/v1/keys', { kek: 'a b' }, 400, 'kek'],
+      ['POST', '/v1/keys/rotate', { kek: 'x', key_provider: 'hsm' }, 400, 'key_provider'],
+      ['POST', '/v1/keys/rotate', { kek: 'x', extra: 1 }, 400, 'extra'],
+      ['POST', '/v1/keys/rotate', { kek: 'missing' }, 404],
+      ['POST', '/v1/keys/rotate', { kek: 'default', key_provider: 'vault' }, 412],
+      ['POST', '/v1/keys/destroy', { kek: 'default' }, 412],
+      ['POST', '/v1/keys/destroy', { kek: 'missing' }, 404],
+    ];
+    for (const [method, path, body, status, field] of cases) {
+      const response = await call(method, path, body);
+      expect([path, response.status], JSON.stringify(response.body)).toEqual([path, status]);
+      if (field !== undefined) expect(response.body.field).toBe(field);
+    }
+    const cred = await call('POST', '/v1/credentials', {
+      name: 'v',
+      bucket: 'backups',
+      directory_credential: { path: h.objects },
+      kek: 'backups',
+      key_provider: 'vault',
+    });
+    expect([cred.status, cred.body.field]).toEqual([400, 'key_provider']);
+    const noKek = await call('POST', '/v1/credentials', {
+      name: 'v',
+      bucket: 'backups',
+      directory_credential: { path: h.objects },
+      key_provider: 'aws-kms',
+    });
+    expect([noKek.status, noKek.body.field]).toEqual([400, 'kek']);
+  });
+
+  it('answers 503 UNAVAILABLE when the node serves no key operations', async () => {
+    app = createApp({ engine: h.engine });
+    const response = await call('GET', '/v1/keys');
+    expect([response.status, response.body.code]).toEqual([503, 'UNAVAILABLE']);
+  });
+});

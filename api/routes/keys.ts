@@ -1,0 +1,44 @@
+/**
+ * Ferry's key routes (an addition under /v1): List GET /v1/keys (KEKs of the local keyring with their versions, and
+ * the node's key providers), Create POST /v1/keys {kek}, Rotate POST /v1/keys/rotate {kek, key_provider?,
+ * credential_id?} (rotates the KEK and rewraps the master secret of every repository under it), Destroy POST
+ * /v1/keys/destroy {kek} (crypto-shredding of a local KEK: backups under it become unreadable).
+ */
+import { Hono } from 'hono';
+import type { KeyService } from '../../cloudsnap/jobs/index.js';
+import { FerryError } from '../../common/index.js';
+import { createKeySchema, destroyKeySchema, rotateKeySchema } from '../schemas/index.js';
+import { readJsonBody } from '../validate.js';
+
+/** Routes of the key operations, to mount under `/v1`; without the service they answer UNAVAILABLE. */
+export function keyRoutes(keys: KeyService | undefined): Hono {
+  const routes = new Hono();
+
+  if (keys === undefined) {
+    const unavailable = (): never => {
+      throw new FerryError('UNAVAILABLE', 'this node serves no key operations; start it with `ferry node start`');
+    };
+    routes.all('/keys', unavailable);
+    routes.all('/keys/*', unavailable);
+    return routes;
+  }
+
+  routes.get('/keys', async (c) => c.json(await keys.list()));
+
+  routes.post('/keys', async (c) => {
+    const body = await readJsonBody(c, createKeySchema);
+    return c.json(await keys.create(body.kek));
+  });
+
+  routes.post('/keys/rotate', async (c) => {
+    const body = await readJsonBody(c, rotateKeySchema);
+    return c.json(await keys.rotate(body, c.req.raw.signal));
+  });
+
+  routes.post('/keys/destroy', async (c) => {
+    const body = await readJsonBody(c, destroyKeySchema);
+    return c.json(await keys.destroy(body.kek));
+  });
+
+  return routes;
+}

@@ -1,0 +1,119 @@
+/**
+ * `ferry keys list|create|rotate|destroy`: the KEKs that protect backups. `rotate` gives a local KEK a new version
+ * (Vault and KMS keys are rotated there) and rewraps every repository under it; `destroy` shreds a local KEK, which
+ * makes every backup under it unreadable for good, so it asks for `--yes`.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { DestroyKeyResult, LocalKekInfo, RotateKeyResult } from '../../api/index.js';
+import { clientFor, output } from '../context.js';
+import { renderTable } from '../format.js';
+
+interface RotateOptions {
+  cred?: string;
+  keyProvider?: string;
+}
+
+const ROTATE_HELP = `
+Rotation rewraps each repository's master secret (its small config object) under the KEK's newest version; no
+backup data is read or re-uploaded, and backups restore as before. For vault and aws-kms, rotate the key in Vault
+or KMS first: Ferry then rewraps under the newest version there.`;
+
+const DESTROY_HELP = `
+Crypto-shredding: the KEK's key material is removed from the node's keyring. Every backup whose repository it
+protects becomes unreadable, on every cluster, for good. Copies of the keyring file (backups of the node's data
+directory) still hold it: destroy those too.`;
+
+/** The table of `ferry keys list`. */
+export function keksTable(keks: readonly LocalKekInfo[]): string {
+  return renderTable(
+    ['KEK', 'VERSION', 'STATE', 'CREATED'],
+    keks.map((k) => [
+      k.id,
+      String(k.version),
+      k.destroyed ? `destroyed ${k.destroyed_at ?? ''}`.trim() : 'active',
+      k.created,
+    ]),
+  );
+}
+
+/** The text of `ferry keys rotate`. */
+export function rotationText(result: RotateKeyResult): string {
+  const head = `KEK ${result.kek} (${result.key_provider}) is at version ${result.version}`;
+  if (result.repositories.length === 0) return `${head}; no repository uses it yet`;
+  const table = renderTable(
+    ['CREDENTIAL', 'LOCATION', 'FROM', 'TO', 'RESULT'],
+    result.repositories.map((r) => [
+      r.credential_id,
+      r.location,
+      r.from_version === undefined ? '-' : String(r.from_version),
+      r.to_version === undefined ? '-' : String(r.to_version),
+      r.error === undefined ? 'rewrapped' : `failed: ${r.error}`,
+    ]),
+  );
+  return `${head}\n${table}`;
+}
+
+/** Adds `keys` and its subcommands to `program`. */
+export function registerKeyCommands(program: Command): void {
+  const keys = program.command('keys').description('manage the KEKs that protect backups (rotate, crypto-shred)');
+
+  keys
+    .command('list')
+    .description("list the local keyring's KEKs with their versions, and the node's key providers")
+    .action(async (_options: object, command: Command) => {
+      const list = await clientFor(command).request<{ keks: LocalKekInfo[]; providers: string[] }>('GET', '/v1/keys');
+      output(command, list, () => `${keksTable(list.keks)}\nKey providers: ${list.providers.join(', ')}`);
+    });
+
+  keys
+    .command('create')
+    .description('create a KEK in the local keyring')
+    .argument('<kek>', 'KEK name')
+    .action(async (kek: string, _options: object, command: Command) => {
+      const info = await clientFor(command).request<LocalKekInfo>('POST', '/v1/keys', { kek });
+      output(command, info, () => `KEK ${info.id} created (version ${info.version})`);
+    });
+
+  keys
+    .command('rotate')
+    .description('rotate a KEK and rewrap the master secret of every repository under it')
+    .argument('<kek>', 'KEK name (or KMS key id, ARN or alias)')
+    .option('--cred <credential>', 'only the repositories of this credential (id or name)')
+    .addOption(
+      new Option('--key-provider <provider>', 'provider holding the KEK (default local)').choices([
+        'local',
+        'vault',
+        'aws-kms',
+      ]),
+    )
+    .addHelpText('after', ROTATE_HELP)
+    .action(async (kek: string, options: RotateOptions, command: Command) => {
+      const result = await clientFor(command).request<RotateKeyResult>('POST', '/v1/keys/rotate', {
+        kek,
+        ...(options.keyProvider !== undefined && { key_provider: options.keyProvider }),
+        ...(options.cred !== undefined && { credential_id: options.cred }),
+      });
+      output(command, result, () => rotationText(result));
+      const failed = result.repositories.filter((r) => r.error !== undefined);
+      if (failed.length > 0) {
+        throw new Error(`${failed.length} repositories were not rewrapped (they still open with the old version)`);
+      }
+    });
+
+  keys
+    .command('destroy')
+    .description('destroy a local KEK (crypto-shredding): every backup under it becomes unreadable, for good')
+    .argument('<kek>', 'KEK name')
+    .option('--yes', 'confirm: the backups under this KEK are lost')
+    .addHelpText('after', DESTROY_HELP)
+    .action(async (kek: string, options: { yes?: boolean }, command: Command) => {
+      if (options.yes !== true) {
+        throw new InvalidArgumentError(
+          `destroying KEK ${kek} makes every backup under it unreadable, for good; add --yes to confirm`,
+        );
+      }
+      const result = await clientFor(command).request<DestroyKeyResult>('POST', '/v1/keys/destroy', { kek });
+      const who = result.credentials.length > 0 ? ` (credentials: ${result.credentials.join(', ')})` : '';
+      output(command, result, () => `KEK ${kek} destroyed: the backups under it${who} are unreadable`);
+    });
+}
