@@ -1,7 +1,7 @@
 /**
  * The key-provider contract: envelope encryption of small secrets (data keys, repository master secrets) under a
  * named key-encryption key (KEK) that never leaves the provider. Providers: the local keyring (embedded default),
- * HashiCorp Vault Transit and AWS KMS (later). An encryption context is bound into every wrap: unwrapping with a
+ * HashiCorp Vault Transit and AWS KMS. An encryption context is bound into every wrap: unwrapping with a
  * different context fails, so a wrapped key copied elsewhere is useless. Rejections are FerryErrors: NOT_FOUND
  * (unknown KEK), PERMISSION_DENIED (KEK destroyed or access revoked: the message says the data is unreadable),
  * DATA_CORRUPTION (wrapped key tampered or context mismatch), UNAVAILABLE (provider unreachable, naming it).
