@@ -3,32 +3,22 @@
  * directory credential, a volume written with `nbdcopy`, `ferry cloudsnap backup --wait`, `list`, `status`,
  * `catalog`, `restore --wait`, then `qemu-img compare` of both volumes over NBD. Needs `npm run build` first.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './support/ports.js';
+import { type CliResult, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const MiB = 1024 * 1024;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 let dataDir: string;
-let node: ChildProcess | undefined;
+let testNode: TestNode | undefined;
 let apiUrl: string;
 let nbdUrl: string;
 
-function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(file, args, { env: { ...process.env, ...env }, timeout: 30_000 }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
@@ -37,56 +27,24 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise
   });
 }
 
-function ferry(...args: string[]): Promise<Result> {
-  return run(process.execPath, [MAIN, ...args], { FERRY_API_URL: apiUrl });
+function ferry(...args: string[]): Promise<CliResult> {
+  return runFerry(apiUrl, args);
 }
 
-async function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  const result = await ferry('--json', ...args);
-  expect(result.stderr).toBe('');
-  expect(result.code).toBe(0);
-  return JSON.parse(result.stdout) as T;
+function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+  return runFerryJson<T>(apiUrl, args);
 }
 
 beforeAll(async () => {
-  expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
   dataDir = await mkdtemp(join(tmpdir(), 'ferry-cli-cloudsnap-'));
   await mkdir(join(dataDir, 'objects', 'backups'), { recursive: true });
-  const [apiPort, nbdPort] = [await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    [
-      MAIN,
-      'node',
-      'start',
-      '--data-dir',
-      join(dataDir, 'node'),
-      '--api-addr',
-      `127.0.0.1:${apiPort}`,
-      '--nbd-addr',
-      `127.0.0.1:${nbdPort}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  node = child;
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const event = JSON.parse(line) as Record<string, unknown>;
-      if (event.msg === 'ferry node ready') resolve(event);
-    });
-  });
-  apiUrl = String(ready.api);
-  nbdUrl = String(ready.nbd);
+  testNode = await startTestNode(join(dataDir, 'node'));
+  apiUrl = testNode.apiUrl;
+  nbdUrl = testNode.nbdUrl;
 });
 
 afterAll(async () => {
-  const child = node;
-  if (child !== undefined && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await testNode?.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 

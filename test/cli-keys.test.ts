@@ -4,87 +4,33 @@
  * empty volume under each, rotation of team-b (its restore still works), and destruction of team-a (its restore fails
  * saying the key was destroyed). Needs `npm run build` first.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './support/ports.js';
-
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+import { type CliResult, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
 let dataDir: string;
-let node: ChildProcess | undefined;
+let testNode: TestNode | undefined;
 let apiUrl: string;
 
-function ferry(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: { ...process.env, FERRY_API_URL: apiUrl }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function ferry(...args: string[]): Promise<CliResult> {
+  return runFerry(apiUrl, args);
 }
 
-async function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  const result = await ferry('--json', ...args);
-  expect(result.stderr).toBe('');
-  expect(result.code).toBe(0);
-  return JSON.parse(result.stdout) as T;
+function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+  return runFerryJson<T>(apiUrl, args);
 }
 
 beforeAll(async () => {
-  expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
   dataDir = await mkdtemp(join(tmpdir(), 'ferry-cli-keys-'));
   for (const team of ['team-a', 'team-b']) await mkdir(join(dataDir, 'objects', 'shared', team), { recursive: true });
-  const [apiPort, nbdPort] = [await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    [
-      MAIN,
-      'node',
-      'start',
-      '--data-dir',
-      dataDir,
-      '--api-addr',
-      `127.0.0.1:${apiPort}`,
-      '--nbd-addr',
-      `127.0.0.1:${nbdPort}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FERRY_VAULT_ADDR: '', FERRY_KMS_REGION: '' } },
-  );
-  node = child;
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const event = JSON.parse(line) as Record<string, unknown>;
-      if (event.msg === 'ferry node ready') resolve(event);
-    });
-  });
-  apiUrl = String(ready.api);
+  testNode = await startTestNode(dataDir, { FERRY_VAULT_ADDR: '', FERRY_KMS_REGION: '' });
+  apiUrl = testNode.apiUrl;
 });
 
 afterAll(async () => {
-  const child = node;
-  if (child !== undefined && child.exitCode === null) {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
+  await testNode?.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 

@@ -2,91 +2,41 @@
  * End to end through the built CLI: `node dist/cli/main.js node start` on free loopback ports and a temp data dir,
  * then `ferry volume ...` commands against it. Needs `npm run build` first (the test script does it).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 import { freePort } from './support/ports.js';
 
-const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const GiB = 1024 ** 3;
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 let dataDir: string;
-let node: ChildProcess;
+let testNode: TestNode | undefined;
 let apiUrl: string;
 let nbdUrl: string;
 
-/** Runs `ferry ...args` against the test node. */
-function ferry(...args: string[]): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: { ...process.env, FERRY_API_URL: apiUrl }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function ferry(...args: string[]): Promise<CliResult> {
+  return runFerry(apiUrl, args);
 }
 
-/** Runs `ferry --json ...args`, expects success, parses stdout. */
-async function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
-  const result = await ferry('--json', ...args);
-  expect(result.stderr).toBe('');
-  expect(result.code).toBe(0);
-  return JSON.parse(result.stdout) as T;
+function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+  return runFerryJson<T>(apiUrl, args);
 }
 
 beforeAll(async () => {
-  expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
   dataDir = await mkdtemp(join(tmpdir(), 'ferry-cli-volume-'));
-  const [apiPort, nbdPort] = [await freePort(), await freePort()];
-  node = spawn(
-    process.execPath,
-    [
-      MAIN,
-      'node',
-      'start',
-      '--data-dir',
-      dataDir,
-      '--api-addr',
-      `127.0.0.1:${apiPort}`,
-      '--nbd-addr',
-      `127.0.0.1:${nbdPort}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    node.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
-    createInterface({ input: node.stdout! }).on('line', (line) => {
-      const event = JSON.parse(line) as Record<string, unknown>;
-      if (event.msg === 'ferry node ready') resolve(event);
-    });
-  });
-  apiUrl = String(ready.api);
-  nbdUrl = String(ready.nbd);
-  expect(apiUrl).toBe(`http://127.0.0.1:${apiPort}`);
-  expect(nbdUrl).toBe(`nbd://127.0.0.1:${nbdPort}`);
+  testNode = await startTestNode(dataDir);
+  apiUrl = testNode.apiUrl;
+  nbdUrl = testNode.nbdUrl;
+  expect(apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  expect(nbdUrl).toMatch(/^nbd:\/\/127\.0\.0\.1:\d+$/);
 });
 
 afterAll(async () => {
-  if (node !== undefined && node.exitCode === null) {
-    const exited = new Promise((resolve) => node.once('exit', resolve));
-    node.kill('SIGTERM');
-    await exited;
-  }
+  await testNode?.stop();
   await rm(dataDir, { recursive: true, force: true });
 });
 

@@ -1,0 +1,81 @@
+/**
+ * A real `ferry node start` for CLI tests (built CLI, temp data dir, free loopback ports), and a runner for the
+ * built `ferry` command against it. Needs `npm run build` first.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { freePort } from './ports.js';
+
+export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestNode {
+  apiUrl: string;
+  nbdUrl: string;
+  /** Every line the node printed. */
+  log: string[];
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */
+export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<TestNode> {
+  expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
+  const [apiPort, nbdPort] = [await freePort(), await freePort()];
+  const args = ['node', 'start', '--data-dir', dataDir, '--api-addr', `127.0.0.1:${apiPort}`];
+  const child = spawn(process.execPath, [MAIN, ...args, '--nbd-addr', `127.0.0.1:${nbdPort}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+  const log: string[] = [];
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      log.push(line);
+      const event = JSON.parse(line) as Record<string, unknown>;
+      if (event.msg === 'ferry node ready') resolve(event);
+    });
+  });
+  return {
+    apiUrl: String(ready.api),
+    nbdUrl: String(ready.nbd),
+    log,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Runs the built `ferry ...args` against `apiUrl`. */
+export function runFerry(apiUrl: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env: { ...process.env, FERRY_API_URL: apiUrl, ...env }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs `ferry --json ...args`, expects success and nothing on stderr, parses stdout. */
+export async function runFerryJson<T>(apiUrl: string, args: string[]): Promise<T> {
+  const result = await runFerry(apiUrl, ['--json', ...args]);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout) as T;
+}
