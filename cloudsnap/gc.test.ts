@@ -137,3 +137,30 @@ describe('index consolidation', () => {
     }
   });
 });
+
+describe('unindexed packs', () => {
+  it('collects a pack that no index names (a backup died before its checkpoint), after the grace period', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-gc-orphan-'));
+    try {
+      const keys = await openDefaultKeyring(dir);
+      const bucket = join(dir, 'bucket');
+      await mkdir(bucket);
+      const repo = await Repository.openOrInit(new DirectoryStore(bucket), keys, 'default');
+      const { PackBuilder } = await import('./repo/pack.js');
+      const { packKey } = await import('./repo/layout.js');
+      const orphan = new PackBuilder(repo.keys);
+      const data = randomBytes(65536);
+      orphan.add(repo.keys.id(data), data);
+      await repo.store.put(packKey(orphan.ref.id), orphan.finish());
+      let t = Date.now();
+      const clock = (): Date => new Date(t);
+      expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).condemned).toBe(1);
+      t += 2000;
+      const sweep = await collectGarbage(repo, { now: clock, graceMs: 1000 });
+      expect(sweep.deleted).toBe(1);
+      expect(await repo.store.head(packKey(orphan.ref.id))).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -52,6 +52,12 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
       packChunks.set(p.ref.id, ids);
     }
   }
+  // Packs no index names: uploaded by a backup that died before its index checkpoint. They hold nothing any backup
+  // can reference, so the same two-phase rule applies (a running backup that uploaded one protects it until it ends).
+  for await (const key of repo.keysUnder('packs/', signal)) {
+    const packId = key.slice(key.lastIndexOf('/') + 1);
+    if (!packChunks.has(packId)) packChunks.set(packId, []);
+  }
   const result: GcResult = {
     live_chunks: live.size,
     packs: packChunks.size,
