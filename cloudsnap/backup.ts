@@ -39,6 +39,10 @@ const READ_SIZE = 4 * 1024 * 1024;
 const LOOKAHEAD = 4;
 /** Batches being compressed while later ones are decided. */
 const COMPRESS_AHEAD = 2;
+/** Base leaf pages fetched ahead of the leaf being processed. */
+const LEAF_PREFETCH = 4;
+/** Leaf page uploads in flight. */
+const LEAF_PUTS = 8;
 const PREFIX = 'cloudsnap-';
 
 /** Chunk-aligned runs [start, end) of chunk numbers covering the extents. */
@@ -96,16 +100,16 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const pending: IndexedPack[] = [];
   const uploaded: IndexedPack[] = [];
   try {
-    await repo.store.put(
-      marker,
-      sealJson(repo.keys, marker, { id, volume: volume.id, started: started.toISOString() }),
-      {
+    // Independent requests at the start go out together: a remote store's latency is paid once, not four times.
+    const [, , condemned, basePage] = await Promise.all([
+      repo.store.put(marker, sealJson(repo.keys, marker, { id, volume: volume.id, started: started.toISOString() }), {
         signal,
-      },
-    );
-    await repo.refreshIndex(signal);
-    // Condemned packs may be deleted by garbage collection: never dedup against them.
-    const condemned = await repo.condemned(signal);
+      }),
+      repo.refreshIndex(signal),
+      // Condemned packs may be deleted by garbage collection: never dedup against them.
+      repo.condemned(signal),
+      base === undefined ? undefined : repo.getPage(Buffer.from(base.record.root, 'hex'), signal),
+    ]);
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);
       return loc !== undefined && !condemned.has(loc.pack.id);
@@ -128,9 +132,33 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     const totalChunks = Math.ceil(size / C);
     progress.setTotal(runs.reduce((n, [s, t]) => n + Math.min(t * C, size) - s * C, 0));
 
-    const baseRoot: Root | undefined = base
-      ? decodeRoot(await repo.getPage(Buffer.from(base.record.root, 'hex'), signal), `root of backup ${base.record.id}`)
-      : undefined;
+    const baseRoot: Root | undefined =
+      base !== undefined && basePage !== undefined
+        ? decodeRoot(basePage, `root of backup ${base.record.id}`)
+        : undefined;
+    // The base leaves this backup changes are fetched ahead, a few at a time, while earlier leaves are processed.
+    const touched: number[] = [];
+    for (const [s0, t0] of runs) {
+      for (let n = Math.floor(s0 / L); n <= Math.floor((t0 - 1) / L); n++)
+        if (touched[touched.length - 1] !== n) touched.push(n);
+    }
+    const leafFetches = new Map<number, Promise<Leaf>>();
+    let fetchedUpTo = 0;
+    const prefetchLeaves = (): void => {
+      while (fetchedUpTo < touched.length && leafFetches.size < LEAF_PREFETCH) {
+        const n = touched[fetchedUpTo++] as number;
+        const pageId = baseRoot?.leaves.get(n);
+        if (pageId === undefined || base === undefined) continue;
+        const p = repo
+          .getPage(pageId, signal)
+          .then((page) => decodeLeaf(page, `leaf ${n} of backup ${base.record.id}`));
+        p.catch(() => undefined);
+        leafFetches.set(n, p);
+      }
+    };
+    prefetchLeaves();
+    /** Leaf pages being uploaded; the root is written once they all are. */
+    const leafPuts: Promise<void>[] = [];
     const root: Root = { size, chunkSize: C, leafChunks: L, leaves: new Map(baseRoot?.leaves ?? []) };
     for (const leafNo of [...root.leaves.keys()]) if (leafNo * L >= totalChunks) root.leaves.delete(leafNo);
     let chunksTotal = base?.record.chunks_total ?? 0;
@@ -184,8 +212,17 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     const finishLeaf = async (): Promise<void> => {
       if (leafNo < 0) return;
       chunksTotal += leaf.size - baseLeafSize;
-      if (leaf.size === 0) root.leaves.delete(leafNo);
-      else root.leaves.set(leafNo, await repo.putPage(encodeLeaf(leaf), signal));
+      if (leaf.size === 0) {
+        root.leaves.delete(leafNo);
+        return;
+      }
+      const n = leafNo;
+      const put = repo.putPage(encodeLeaf(leaf), signal).then((pageId) => {
+        root.leaves.set(n, pageId);
+      });
+      put.catch(() => undefined);
+      leafPuts.push(put);
+      if (leafPuts.length >= LEAF_PUTS) await leafPuts.shift();
     };
     const enterLeaf = async (n: number): Promise<void> => {
       if (n === leafNo) return;
@@ -193,11 +230,13 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       leafNo = n;
       leaf = new Map();
       baseLeafSize = 0;
-      const pageId = baseRoot?.leaves.get(n);
-      if (pageId !== undefined && base !== undefined) {
-        leaf = decodeLeaf(await repo.getPage(pageId, signal), `leaf ${n} of backup ${base.record.id}`);
+      const fetched = leafFetches.get(n);
+      if (fetched !== undefined) {
+        leafFetches.delete(n);
+        leaf = await fetched;
         baseLeafSize = leaf.size;
       }
+      prefetchLeaves();
     };
 
     device = await engine.openExport(`${volume.name}@${snapshot.name}`);
@@ -284,6 +323,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     if (failure !== undefined) throw failure;
     await checkpoint();
     progress.phase('committing');
+    await Promise.all(leafPuts);
     const rootId = await repo.putPage(encodeRoot(root), signal);
     const record: BackupRecord = {
       id,
@@ -304,8 +344,10 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     await store.commit([{ op: 'put', key: lastKey, value: { backup_id: id, snapshot_id: snapshot.id } }]);
     await device.close();
     device = undefined;
-    if (last !== undefined) await engine.deleteSnapshot(last.snapshot_id).catch(ignoreNotFound);
-    await repo.store.delete([marker]).catch(() => undefined);
+    await Promise.all([
+      last === undefined ? undefined : engine.deleteSnapshot(last.snapshot_id).catch(ignoreNotFound),
+      repo.store.delete([marker]).catch(() => undefined),
+    ]);
     progress.phase('done');
     return record;
   } catch (err: unknown) {
