@@ -23,6 +23,7 @@ import {
 } from '../cloudsnap/store/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
+import { requestJson } from '../test/support/app-request.js';
 import { createApp } from './app.js';
 
 const MiB = 1024 * 1024;
@@ -110,18 +111,12 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function call<T = Record<string, unknown>>(
+function call<T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'content-type': 'application/json' };
-  }
-  const response = await app.request(path, init);
-  return { status: response.status, body: (await response.json()) as T };
+  return requestJson<T>(app, method, path, body);
 }
 
 async function ok<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {

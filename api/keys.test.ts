@@ -5,6 +5,7 @@
  */
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requestJson } from '../test/support/app-request.js';
 import { backup, type KeyHarness, openHarness, volumeWithData } from '../test/support/key-harness.js';
 import { createApp } from './app.js';
 
@@ -20,18 +21,12 @@ afterEach(async () => {
   await h.close();
 });
 
-async function call<T = Record<string, unknown>>(
+function call<T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'content-type': 'application/json' };
-  }
-  const response = await app.request(path, init);
-  return { status: response.status, body: (await response.json()) as T };
+  return requestJson<T>(app, method, path, body);
 }
 
 describe('/v1/keys', () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openEngine, type VolumeEngine } from '../node/index.js';
+import { requestJson } from '../test/support/app-request.js';
 import { createApp } from './app.js';
 import type { InspectView } from './views.js';
 
@@ -24,18 +25,12 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function call<T = Record<string, unknown>>(
+function call<T = Record<string, unknown>>(
   method: string,
   path: string,
   body?: unknown,
 ): Promise<{ status: number; body: T }> {
-  const init: RequestInit = { method };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { 'content-type': 'application/json' };
-  }
-  const response = await app.request(path, init);
-  return { status: response.status, body: (await response.json()) as T };
+  return requestJson<T>(app, method, path, body);
 }
 
 async function create(name: string, size: number | string = GiB, extra: Record<string, unknown> = {}): Promise<string> {
