@@ -1,4 +1,5 @@
 import { type ErrorCode, FerryError } from '../../common/errors.js';
+import { NETWORK_ERRNOS } from './network-errors.js';
 
 /** What a failed Azure Blob call was about, for the message. */
 export interface AzureErrorContext {
@@ -11,17 +12,8 @@ export interface AzureErrorContext {
   signal?: AbortSignal;
 }
 
-const NETWORK_CODES = new Set([
-  'REQUEST_SEND_ERROR',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
+/** The Azure SDK's own code for a request that never got an answer, besides the errnos. */
+const NETWORK_CODES: ReadonlySet<string> = new Set(['REQUEST_SEND_ERROR', ...NETWORK_ERRNOS]);
 
 /** Error code (x-ms-error-code or errno) and HTTP status of an Azure SDK error, read through type guards. */
 export function describeAzureError(err: unknown): { code?: string; status?: number; name: string } {

@@ -1,4 +1,5 @@
 import { type ErrorCode, FerryError } from '../../common/errors.js';
+import { NETWORK_ERRNOS } from './network-errors.js';
 
 /** What a failed S3 call was about, for the message. */
 export interface S3ErrorContext {
@@ -11,16 +12,6 @@ export interface S3ErrorContext {
   signal?: AbortSignal;
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
 
 /** Name, HTTP status and errno code of an SDK or network error, read through type guards. */
 export function describeS3Error(err: unknown): { name: string; status?: number; errno?: string } {
@@ -83,7 +74,7 @@ export function classifyS3Error(
     case 'RequestTimeoutException':
       return { code: 'UNAVAILABLE', message: `the endpoint did not serve ${what} (${name}): retry later` };
   }
-  if (errno !== undefined && NETWORK_CODES.has(errno)) {
+  if (errno !== undefined && NETWORK_ERRNOS.has(errno)) {
     return { code: 'UNAVAILABLE', message: `cannot reach the S3 endpoint (${errno}): check the endpoint and network` };
   }
   switch (status) {
