@@ -12,7 +12,6 @@ export interface S3ErrorContext {
   signal?: AbortSignal;
 }
 
-
 /** Name, HTTP status and errno code of an SDK or network error, read through type guards. */
 export function describeS3Error(err: unknown): { name: string; status?: number; errno?: string } {
   if (typeof err !== 'object' || err === null) return { name: String(err) };
