@@ -17,12 +17,14 @@ export {
 } from './keys.js';
 export {
   type BackupJobRequest,
+  type JobEndedListener,
   JobManager,
   type JobManagerOptions,
   type RestoreJobRequest,
   SHUTDOWN_MESSAGE,
   STOPPED_MESSAGE,
 } from './manager.js';
+export { MeteredStore, type StoreObserver, type StoreOperation, type StoreRequest } from './metered-store.js';
 export { KEY_CACHE_TTL_MS, type RepositoryLease, RepositoryPool, type RepositoryPoolOptions } from './repo-pool.js';
 export type { RetryOptions } from './retry.js';
 export {

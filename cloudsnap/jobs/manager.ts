@@ -14,6 +14,7 @@ import type { KekRef, RepoOptions, Repository } from '../repo/repository.js';
 import { restoreBackup } from '../restore.js';
 import { JobStore } from './job-store.js';
 import { kekFromLabels } from './kek-repos.js';
+import type { StoreObserver } from './metered-store.js';
 import { RepositoryPool } from './repo-pool.js';
 import { type RetryOptions, withRetry } from './retry.js';
 import { KeyedScheduler } from './scheduler.js';
@@ -53,7 +54,12 @@ export interface JobManagerOptions {
   keepFinished?: number;
   /** Least time between two writes of a running job's progress to the cluster store; default 1000 ms. */
   persistEveryMs?: number;
+  /** Sees every object-store request of the node's repositories (for metrics). Default: none. */
+  observeStore?: StoreObserver;
 }
+
+/** A job ended (Done, Failed or Aborted); `status` is its final status. Heard by `onJobEnded` listeners. */
+export type JobEndedListener = (status: JobStatus) => void;
 
 /** SdkCloudBackupCreateRequest (the fields Ferry uses). */
 export interface BackupJobRequest {
@@ -107,6 +113,7 @@ export class JobManager {
   private readonly persistEveryMs: number;
   private submitting: Promise<unknown> = Promise.resolve();
   private closing = false;
+  private readonly endedListeners = new Set<JobEndedListener>();
 
   private constructor(private readonly options: JobManagerOptions) {
     this.jobs = new JobStore(options.store);
@@ -118,7 +125,25 @@ export class JobManager {
       ...(options.keyCacheTtlMs !== undefined && { ttlMs: options.keyCacheTtlMs }),
       ...(options.openStore !== undefined && { openStore: options.openStore }),
       ...(options.repoOptions !== undefined && { repoOptions: options.repoOptions }),
+      ...(options.observeStore !== undefined && { observeStore: options.observeStore }),
     });
+  }
+
+  /** Calls `listener` with each job's final status when it ends; returns the unsubscribe function. */
+  onJobEnded(listener: JobEndedListener): () => void {
+    this.endedListeners.add(listener);
+    return () => this.endedListeners.delete(listener);
+  }
+
+  /** Jobs waiting for a slot (Queued) and jobs running (Active) on this node, now. */
+  liveCounts(): { queued: number; active: number } {
+    let queued = 0;
+    let active = 0;
+    for (const job of this.live.values()) {
+      if (job.status.status === 'Active') active++;
+      else if (job.status.status === 'Queued') queued++;
+    }
+    return { queued, active };
   }
 
   /** Opens the manager: jobs left Active or Queued by a process that died end Failed (RESTART_MESSAGE). */
@@ -415,6 +440,13 @@ export class JobManager {
       status.info = [messageOf(err)];
     }
     await this.persist(live);
+    for (const listener of this.endedListeners) {
+      try {
+        listener({ ...status, info: [...status.info] });
+      } catch {
+        // A listener (metrics) never changes how a job ends.
+      }
+    }
   }
 
   /** A stopped restore leaves no half-written volume behind (a failed one stays, so that a retry resumes). */

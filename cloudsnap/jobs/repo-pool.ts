@@ -15,6 +15,7 @@ import { type KekRef, type RepoOptions, Repository } from '../repo/repository.js
 import type { ObjectStore } from '../store/index.js';
 import { PrefixedStore } from '../store/prefixed.js';
 import { kekPrefix, readMarkers, writeMarker } from './kek-repos.js';
+import { MeteredStore, type StoreObserver } from './metered-store.js';
 
 /** Default time an unwrapped master secret stays cached: 15 minutes. */
 export const KEY_CACHE_TTL_MS = 15 * 60_000;
@@ -38,6 +39,8 @@ export interface RepositoryPoolOptions {
   ttlMs?: number;
   /** Idle instances kept per repository; default 2. */
   maxIdle?: number;
+  /** Sees every request to the object stores this pool opens (for metrics). Default: none. */
+  observeStore?: StoreObserver;
 }
 
 /** A repository lent to one user; give it back with `release`. */
@@ -163,7 +166,9 @@ export class RepositoryPool {
    */
   async storeFor(credential: Credential, override?: KekRef): Promise<ObjectStore> {
     const open = this.options.openStore ?? (await import('../store/index.js')).openObjectStore;
-    const root = open(storeCredential(credential));
+    const opened = open(storeCredential(credential));
+    const observe = this.options.observeStore;
+    const root = observe === undefined ? opened : new MeteredStore(opened, credential.provider, observe);
     return override === undefined ? root : new PrefixedStore(root, kekPrefix(override));
   }
 
