@@ -48,6 +48,18 @@ export class SqliteStore implements ClusterStore {
     apply(ops);
   }
 
+  async compareAndSet(key: string, expected: unknown, value: unknown): Promise<boolean> {
+    const swap = this.db.transaction((): boolean => {
+      const row = this.getStmt.get(key);
+      const current = row === undefined ? undefined : JSON.stringify(JSON.parse(row.value));
+      if (current !== (expected === undefined ? undefined : JSON.stringify(expected))) return false;
+      if (value === undefined) this.delStmt.run(key);
+      else this.putStmt.run(key, JSON.stringify(value));
+      return true;
+    });
+    return swap.immediate();
+  }
+
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }

@@ -16,5 +16,11 @@ export interface ClusterStore {
   list<T>(prefix: string): Promise<KeyValue<T>[]>;
   /** Applies all ops atomically and durably: after it resolves, a crash keeps all of them; before, none. */
   commit(ops: readonly StoreOp[]): Promise<void>;
+  /**
+   * Compare-and-set of one key, atomically: when the key's current value equals `expected` (compared as JSON;
+   * `undefined` means "absent"), sets it to `value` (`undefined` deletes it) and resolves true; otherwise changes
+   * nothing and resolves false. Leases and "run once" decisions shared by several nodes are built on it.
+   */
+  compareAndSet(key: string, expected: unknown, value: unknown): Promise<boolean>;
   close(): Promise<void>;
 }
