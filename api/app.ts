@@ -7,10 +7,12 @@ import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import type { VolumeEngine } from '../node/index.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
+import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { identityRoutes } from './routes/identities.js';
 import { keyRoutes } from './routes/keys.js';
+import { type ScheduleApi, schedulePolicyRoutes } from './routes/schedule-policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
 
@@ -26,6 +28,8 @@ export interface AppOptions {
   cloudBackups?: CloudBackups;
   /** KEK operations (`/v1/keys`: list, create, rotate, destroy). Default: none; those routes then answer 503. */
   keys?: KeyService;
+  /** Schedule policies and cloud backup schedules (`/v1/schedulepolicies`, `/v1/cloudbackups/schedules`); default none. */
+  schedules?: ScheduleApi;
   /**
    * Authentication seam: middleware run before every `/v1` route (e.g. bearer tokens, later). It should throw a
    * FerryError UNAUTHENTICATED or PERMISSION_DENIED to refuse. Default: none (no authentication yet).
@@ -58,6 +62,8 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', volumeRoutes(options.engine));
   app.route('/v1', snapshotRoutes(options.engine));
   app.route('/v1', credentialRoutes(options.credentials));
+  app.route('/v1', schedulePolicyRoutes(options.schedules));
+  app.route('/v1', cloudBackupScheduleRoutes(options.schedules, options.engine, options.credentials));
   app.route('/v1', cloudBackupRoutes(options.cloudBackups));
   app.route('/v1', keyRoutes(options.keys));
   return app;

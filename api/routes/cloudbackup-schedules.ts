@@ -1,0 +1,83 @@
+/**
+ * Cloud backup schedule rpcs of OpenStorageCloudBackup (libopenstorage/openstorage api/api.proto): SchedCreate POST
+ * /v1/cloudbackups/schedules (SdkCloudBackupSchedCreateResponse `backup_schedule_id`), SchedEnumerate GET
+ * /v1/cloudbackups/schedules (`cloud_sched_list`: id -> SdkCloudBackupScheduleInfo plus Ferry's `next_run` and the
+ * last run's outcome), SchedDelete DELETE /v1/cloudbackups/schedules/{backup_schedule_id}.
+ */
+import { Hono } from 'hono';
+import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
+import type { VolumeEngine } from '../../node/index.js';
+import { type CloudBackupSchedule, nextRun, type SchedulePolicy, type ScheduleState } from '../schedules/index.js';
+import { createCloudBackupScheduleSchema, scheduleIdSchema } from '../schemas/index.js';
+import { readJsonBody, readParam } from '../validate.js';
+import { ownerOf, type ScheduleApi, schedulesUnavailable } from './schedule-policies.js';
+
+/** A schedule as SchedEnumerate shows it. */
+export type CloudBackupScheduleView = CloudBackupSchedule & {
+  /** When it runs next (RFC 3339); absent when its policy is gone. */
+  next_run?: string;
+} & Omit<ScheduleState, 'last_fired'>;
+
+function view(
+  schedule: CloudBackupSchedule,
+  policies: ReadonlyMap<string, SchedulePolicy>,
+  state: ScheduleState | undefined,
+  now: number,
+): CloudBackupScheduleView {
+  const intervals =
+    schedule.policy_name === undefined ? schedule.schedules : (policies.get(schedule.policy_name)?.schedules ?? []);
+  const next = nextRun(intervals, Date.parse(schedule.create_time), now);
+  const { last_fired: _fired, ...outcome } = state ?? { last_fired: {} };
+  return { ...schedule, ...(next !== undefined && { next_run: new Date(next).toISOString() }), ...outcome };
+}
+
+/** Routes of the schedule rpcs, to mount under `/v1` (before the other cloud backup routes). */
+export function cloudBackupScheduleRoutes(
+  api: ScheduleApi | undefined,
+  engine: VolumeEngine,
+  credentials: CredentialStore | undefined,
+): Hono {
+  const routes = new Hono();
+  if (api === undefined || credentials === undefined) {
+    routes.all('/cloudbackups/schedules', schedulesUnavailable);
+    routes.all('/cloudbackups/schedules/*', schedulesUnavailable);
+    return routes;
+  }
+  const { records } = api;
+  const now = api.now ?? Date.now;
+
+  routes.post('/cloudbackups/schedules', async (c) => {
+    const { cloud_sched_info: info } = await readJsonBody(c, createCloudBackupScheduleSchema);
+    const volume = await engine.inspectVolume(info.src_volume_id);
+    const credential = await credentials.inspect(info.credential_id);
+    const { schedules, ...rest } = info;
+    const schedule = await records.createSchedule(
+      { ...rest, schedules: schedules ?? [], src_volume_id: volume.id, credential_id: credential.credential_id },
+      ownerOf(c),
+    );
+    api.changed?.();
+    return c.json({ backup_schedule_id: schedule.id });
+  });
+
+  routes.get('/cloudbackups/schedules', async (c) => {
+    const [schedules, policies, states] = await Promise.all([
+      records.listSchedules(),
+      records.listPolicies(),
+      records.states(),
+    ]);
+    const byName = new Map(policies.map((p) => [p.name, p]));
+    const at = now();
+    return c.json({
+      cloud_sched_list: Object.fromEntries(schedules.map((s) => [s.id, view(s, byName, states.get(s.id), at)])),
+    });
+  });
+
+  routes.delete('/cloudbackups/schedules/:backup_schedule_id', async (c) => {
+    const id = readParam(c, 'backup_schedule_id', scheduleIdSchema);
+    await records.deleteSchedule(id);
+    api.changed?.();
+    return c.json({});
+  });
+
+  return routes;
+}
