@@ -7,6 +7,10 @@ import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import type { VolumeEngine } from '../node/index.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
+import { engineCheck, healthRoutes, type ReadinessCheck } from './health.js';
+import type { Logger } from './log.js';
+import type { NodeMetrics } from './metrics.js';
+import { requestLog } from './request-log.js';
 import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
 import { credentialRoutes } from './routes/credentials.js';
@@ -39,6 +43,12 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Where unexpected errors (answered as 500 INTERNAL) are logged, with their stack. Default: a JSON line on stderr. */
   logError?: ApiErrorLogger;
+  /** Access log (one line per request, with its `x-request-id`). Default: none (request ids are still set). */
+  logger?: Logger;
+  /** Served at `GET /metrics` (outside `/v1`), and fed with each request. Default: no `/metrics` route. */
+  metrics?: NodeMetrics;
+  /** What `GET /readyz` checks besides the engine (e.g. the cluster store, the API serving). Default: none. */
+  readiness?: readonly ReadinessCheck[];
 }
 
 /** Builds the API application for `options.engine`. */
@@ -48,6 +58,14 @@ export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   app.onError((err, c) => errorResponse(c, err, logError));
   app.notFound(routeNotFound);
+  const metrics = options.metrics;
+  app.use(
+    '*',
+    requestLog({
+      ...(options.logger !== undefined && { logger: options.logger }),
+      ...(metrics !== undefined && { onFinished: metrics.observeRequest }),
+    }),
+  );
   // onError sees only Error instances; this catches anything else a handler throws.
   app.use('*', async (c, next) => {
     try {
@@ -57,6 +75,14 @@ export function createApp(options: AppOptions): Hono {
     }
   });
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
+  // Probes and scrapes stay outside /v1: no authentication.
+  app.route('/', healthRoutes({ checks: [engineCheck(options.engine), ...(options.readiness ?? [])] }));
+  if (metrics !== undefined) {
+    app.get('/metrics', async (c) => {
+      const { contentType, body } = await metrics.scrape();
+      return c.body(body, 200, { 'content-type': contentType });
+    });
+  }
   if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.route('/v1', identityRoutes());
   app.route('/v1', volumeRoutes(options.engine));

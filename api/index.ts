@@ -18,6 +18,29 @@ export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
 export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-views.js';
 export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';
 export {
+  checkReadiness,
+  engineCheck,
+  type HealthOptions,
+  healthRoutes,
+  type ReadinessCheck,
+  type ReadinessReport,
+} from './health.js';
+export {
+  createLogger,
+  LOG_LEVELS,
+  type LogContext,
+  type Logger,
+  type LoggerSettings,
+  type LogLevel,
+  logContext,
+  REDACTED,
+  redactPaths,
+  SECRET_FIELDS,
+  scrubText,
+} from './log.js';
+export { type JobSource, NodeMetrics, type NodeMetricsOptions } from './metrics.js';
+export { type FinishedRequest, REQUEST_ID_HEADER, type RequestLogOptions, requestLog } from './request-log.js';
+export {
   MAX_HA_LEVEL,
   MAX_LABELS,
   MAX_VOLUME_SIZE,

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { createApp, startApiServer } from '../api/index.js';
+import { createApp, createLogger, type Logger, NodeMetrics, startApiServer } from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
@@ -25,9 +25,21 @@ export interface NodeOptions {
   nbdAddr?: string;
 }
 
+let nodeLogger: Logger | undefined;
+
+/** The node's logger: JSON lines on stdout (pino; secrets redacted; level from FERRY_LOG_LEVEL, default info). */
+function logger(): Logger {
+  nodeLogger ??= createLogger();
+  return nodeLogger;
+}
+
 /** Writes one JSON log line. */
 export function log(level: 'info' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
+  logger()[level](fields, msg);
+}
+
+function assertServing(serving: boolean): void {
+  if (!serving) throw new Error('the API is not serving (starting or stopping)');
 }
 
 function defaultDataDir(): string {
@@ -94,6 +106,8 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const stop = stopSignal();
   // Opened in order engine, NBD, API; closed in reverse: API, NBD, engine.
   const closers: Closer[] = [];
+  // Readiness: false until the API listens and again once it starts closing.
+  let serving = false;
   let apiUrl: string;
   let nbdUrl: string;
   try {
@@ -122,7 +136,27 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
-    cloudBackups = await CloudBackups.open({ engine, store, credentials, keys: keyring, providers: providers.lookup });
+    const metrics = new NodeMetrics();
+    cloudBackups = await CloudBackups.open({
+      engine,
+      store,
+      credentials,
+      keys: keyring,
+      providers: providers.lookup,
+      observeStore: metrics.observeStore,
+    });
+    metrics.watchJobs(cloudBackups.jobs);
+    cloudBackups.jobs.onJobEnded((job) =>
+      log(job.status === 'Failed' ? 'error' : 'info', 'job ended', {
+        task_id: job.task_id,
+        optype: job.optype,
+        status: job.status,
+        volume: job.volume_name,
+        backup_id: job.backup_id,
+        bytes: job.bytes_done,
+        info: job.info,
+      }),
+    );
     const keys = new KeyService({ keyring, providers, credentials, repositories: cloudBackups.jobs.repositories });
 
     const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
@@ -136,9 +170,22 @@ export async function runNode(options: NodeOptions): Promise<void> {
       cloudBackups,
       keys,
       logError: (msg, fields) => log('error', msg, fields),
+      logger: logger(),
+      metrics,
+      readiness: [
+        { name: 'cluster_store', check: async () => void (await store.get('/ferry/readyz')) },
+        { name: 'api', check: async () => assertServing(serving) },
+      ],
     });
     const api = await startApiServer(app, apiAddr.host, apiAddr.port);
-    closers.push({ name: 'api server', close: () => api.close() });
+    serving = true;
+    closers.push({
+      name: 'api server',
+      close: () => {
+        serving = false;
+        return api.close();
+      },
+    });
     apiUrl = api.url;
   } catch (err: unknown) {
     log('error', 'ferry node failed to start', { error: describe(err) });

@@ -19,7 +19,15 @@ const ACCOUNT_NAME = 'devstoreaccount1';
 const ACCOUNT_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const HOST = '127.0.0.1';
 
-export async function startAzurite(options: { timeoutMs?: number } = {}): Promise<Azurite> {
+/**
+ * Starts Azurite. `account` replaces the well-known development account with one of the test's own (AZURITE_ACCOUNTS;
+ * the key must be base64), e.g. to check that a distinctive key never reaches a log.
+ */
+export async function startAzurite(
+  options: { timeoutMs?: number; account?: { name: string; key: string } } = {},
+): Promise<Azurite> {
+  const accountName = options.account?.name ?? ACCOUNT_NAME;
+  const accountKey = options.account?.key ?? ACCOUNT_KEY;
   const port = await freePort(HOST);
   const bin = join(process.cwd(), 'node_modules', '.bin', 'azurite-blob');
   const args = [
@@ -32,7 +40,9 @@ export async function startAzurite(options: { timeoutMs?: number } = {}): Promis
     '--blobPort',
     String(port),
   ];
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env =
+    options.account === undefined ? process.env : { ...process.env, AZURITE_ACCOUNTS: `${accountName}:${accountKey}` };
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   const collect = (d: Buffer) => {
     output = (output + d.toString()).slice(-4000);
@@ -53,7 +63,7 @@ export async function startAzurite(options: { timeoutMs?: number } = {}): Promis
     process.removeListener('exit', kill);
     await exited(child);
   };
-  const endpoint = `http://${HOST}:${port}/${ACCOUNT_NAME}`;
+  const endpoint = `http://${HOST}:${port}/${accountName}`;
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   try {
     for (;;) {
@@ -71,9 +81,8 @@ export async function startAzurite(options: { timeoutMs?: number } = {}): Promis
     throw err;
   }
   const connectionString =
-    `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT_NAME};AccountKey=${ACCOUNT_KEY};` +
-    `BlobEndpoint=${endpoint};`;
-  return { connectionString, endpoint, accountName: ACCOUNT_NAME, accountKey: ACCOUNT_KEY, stop };
+    `DefaultEndpointsProtocol=http;AccountName=${accountName};AccountKey=${accountKey};` + `BlobEndpoint=${endpoint};`;
+  return { connectionString, endpoint, accountName, accountKey, stop };
 }
 
 function exited(child: ChildProcess): Promise<void> {

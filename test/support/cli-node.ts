@@ -20,8 +20,10 @@ export interface CliResult {
 export interface TestNode {
   apiUrl: string;
   nbdUrl: string;
-  /** Every line the node printed. */
+  /** Every line the node printed on stdout. */
   log: string[];
+  /** Everything the node printed on stderr (also passed on to this process's stderr). */
+  stderr: string[];
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
 }
@@ -32,10 +34,15 @@ export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}
   const [apiPort, nbdPort] = [await freePort(), await freePort()];
   const args = ['node', 'start', '--data-dir', dataDir, '--api-addr', `127.0.0.1:${apiPort}`];
   const child = spawn(process.execPath, [MAIN, ...args, '--nbd-addr', `127.0.0.1:${nbdPort}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
   const log: string[] = [];
+  const stderr: string[] = [];
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr.push(chunk.toString('utf8'));
+    process.stderr.write(chunk);
+  });
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
     createInterface({ input: child.stdout }).on('line', (line) => {
@@ -48,6 +55,7 @@ export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}
     apiUrl: String(ready.api),
     nbdUrl: String(ready.nbd),
     log,
+    stderr,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -1,0 +1,95 @@
+/**
+ * Liveness and readiness, outside `/v1` (no authentication; probes and load balancers call them):
+ * - `GET /healthz`: 200 `{ status: "ok" }` while the process answers at all.
+ * - `GET /readyz`: runs every readiness check at once (each bounded by a timeout); 200 `{ status: "ready", checks }`
+ *   when all pass, else 503 `{ code: "UNAVAILABLE", message, checks }` naming the failed ones. `checks` maps each
+ *   check's name to `ok` or the reason it failed.
+ */
+import { Hono } from 'hono';
+import type { VolumeEngine } from '../node/index.js';
+
+/** One condition the node needs to serve: resolves when it holds, rejects (saying why) when it does not. */
+export interface ReadinessCheck {
+  /** Short name shown in the answer, e.g. `engine`, `cluster_store`, `api`. */
+  name: string;
+  /** Rejects when the condition does not hold; should stop early when `signal` aborts. */
+  check(signal: AbortSignal): Promise<void>;
+}
+
+export interface HealthOptions {
+  /** What `/readyz` checks. Default: none (ready whenever the process answers). */
+  checks?: readonly ReadinessCheck[];
+  /** How long one check may take before it counts as failed; default 2000 ms. */
+  timeoutMs?: number;
+}
+
+/** The answer of `/readyz`. */
+export interface ReadinessReport {
+  ready: boolean;
+  /** Each check's name -> `ok`, or why it failed. */
+  checks: Record<string, string>;
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<string> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+      controller.abort();
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([check.check(controller.signal), timeout]);
+    return 'ok';
+  } catch (err: unknown) {
+    return reason(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs every check at once and reports which failed. */
+export async function checkReadiness(checks: readonly ReadinessCheck[], timeoutMs = 2000): Promise<ReadinessReport> {
+  const results = await Promise.all(checks.map((c) => runCheck(c, timeoutMs)));
+  const report: ReadinessReport = { ready: true, checks: {} };
+  checks.forEach((c, i) => {
+    const result = results[i] ?? 'not run';
+    report.checks[c.name] = result;
+    if (result !== 'ok') report.ready = false;
+  });
+  return report;
+}
+
+/** Readiness check: the engine answers (lists its volumes). */
+export function engineCheck(engine: Pick<VolumeEngine, 'listVolumes'>): ReadinessCheck {
+  return {
+    name: 'engine',
+    check: async () => {
+      await engine.listVolumes();
+    },
+  };
+}
+
+/** Routes `/healthz` and `/readyz`; mount at the root of the app. */
+export function healthRoutes(options: HealthOptions = {}): Hono {
+  const checks = options.checks ?? [];
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const app = new Hono();
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const report = await checkReadiness(checks, timeoutMs);
+    if (report.ready) return c.json({ status: 'ready', checks: report.checks });
+    const failed = Object.entries(report.checks)
+      .filter(([, result]) => result !== 'ok')
+      .map(([name, result]) => `${name} (${result})`);
+    return c.json({ code: 'UNAVAILABLE', message: `not ready: ${failed.join(', ')}`, checks: report.checks }, 503, {
+      'retry-after': '1',
+    });
+  });
+  return app;
+}
