@@ -20,7 +20,10 @@ export interface VolumeView {
   locator: { name: string; volume_labels: Record<string, string> };
   /** Creation time, RFC 3339. */
   ctime: string;
-  spec: { size: number; ha_level: number; shared: boolean };
+  /** `encrypted` (OpenStorage VolumeSpec): data encrypted at rest on the node. */
+  spec: { size: number; ha_level: number; shared: boolean; encrypted: boolean };
+  /** Ferry: for encrypted volumes (and their snapshots), the KEK wrapping the data key and its provider. */
+  encryption?: { kek: string; key_provider: string };
   /** Bytes held by this volume's own layer (OpenStorage `usage`; same as `bytes_used`). */
   usage: number;
   status: VolumeStatusName;
@@ -54,7 +57,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     readonly: false,
     locator: { name: info.name, volume_labels: { ...info.labels } },
     ctime: info.created,
-    spec: { size: info.size, ha_level: info.ha_level, shared: info.shared },
+    spec: { size: info.size, ha_level: info.ha_level, shared: info.shared, encrypted: info.encrypted },
     usage: info.bytes_used,
     status: info.status === 'up' ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
     state: stateOf(info),
@@ -64,6 +67,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     export_name: info.name,
   };
   if (info.parent_snapshot_id !== undefined) volume.source = { parent: info.parent_snapshot_id };
+  if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 
@@ -75,7 +79,7 @@ export function snapshotView(snap: SnapshotInfo, parent?: VolumeInfo): InspectVi
     readonly: true,
     locator: { name: snap.name, volume_labels: { ...snap.labels } },
     ctime: snap.created,
-    spec: { size: snap.size, ha_level: parent?.ha_level ?? 1, shared: false },
+    spec: { size: snap.size, ha_level: parent?.ha_level ?? 1, shared: false, encrypted: parent?.encrypted ?? false },
     usage: 0,
     status: 'VOLUME_STATUS_UP',
     state: 'VOLUME_STATE_AVAILABLE',
@@ -84,5 +88,6 @@ export function snapshotView(snap: SnapshotInfo, parent?: VolumeInfo): InspectVi
     bytes_used: 0,
     export_name: `${snap.volume_name}@${snap.name}`,
   };
+  if (parent?.encryption !== undefined) volume.encryption = { ...parent.encryption };
   return { volume, name: snap.name, labels: { ...snap.labels } };
 }

@@ -1,11 +1,14 @@
 /**
  * Engine benchmarks (issue 2). Prints tables and writes JSON.
  *
- *   npm run bench:engine -- [--only fio,cbt,scale] [--dir DIR] [--seconds 8] [--volumes 1000] [--snapshots 64]
+ *   npm run bench:engine -- [--only fio,xts,cbt,scale] [--dir DIR] [--seconds 8] [--volumes 1000] [--snapshots 64]
  *
  * fio:   fio --ioengine=nbd against Ferry's NBD export and against `nbdkit file` on a file in the same directory,
  *        same jobs, two rounds in opposite order, best of each, in one run; ratios are Ferry / nbdkit. A third
  *        column runs the same job against Ferry's NBD server with a null device: the protocol's own ceiling.
+ * xts:   the cost of encryption at rest: the same fio jobs against a plaintext and an encrypted volume (AES-256-XTS
+ *        per 4 KiB granule, data key from a local keyring) of one engine, two rounds in opposite order, best of
+ *        each; ratios are encrypted / plaintext.
  * cbt:   changed-block diff of a 64 GiB thin volume after 1% of its 64 KiB blocks were rewritten since a snapshot.
  * scale: 1,000 volumes with 64 snapshots each on one engine: create and list times, memory (RSS after GC).
  */
@@ -15,6 +18,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { KeyProviders, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import { NbdServer, openEngine, type VolumeEngine } from '../node/index.js';
 import { type FioJob, type FioResult, runFio } from './fio.js';
 import { NullProvider } from './null-provider.js';
@@ -25,7 +29,7 @@ const MiB = 1024 ** 2;
 
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'fio,cbt,scale' },
+    only: { type: 'string', default: 'fio,xts,cbt,scale' },
     dir: { type: 'string', default: tmpdir() },
     seconds: { type: 'string', default: '8' },
     volumes: { type: 'string', default: '1000' },
@@ -94,12 +98,7 @@ async function benchFio(base: string): Promise<void> {
   );
   try {
     await waitForPort(kitPort);
-    const jobs: FioJob[] = [
-      { name: 'seq-write-1M', rw: 'write', bs: '1M', iodepth: 16 },
-      { name: 'seq-read-1M', rw: 'read', bs: '1M', iodepth: 16 },
-      { name: 'rand-write-4k', rw: 'randwrite', bs: '4k', iodepth: 16 },
-      { name: 'rand-read-4k', rw: 'randread', bs: '4k', iodepth: 16 },
-    ];
+    const jobs = FIO_JOBS;
     const rows: Row[] = [];
     const best = (a: FioResult, b: FioResult): FioResult => (a.bw >= b.bw ? a : b);
     for (const job of jobs) {
@@ -133,6 +132,55 @@ async function benchFio(base: string): Promise<void> {
     await server.close();
     await nullServer.close();
     await engine.close();
+  }
+}
+
+const FIO_JOBS: FioJob[] = [
+  { name: 'seq-write-1M', rw: 'write', bs: '1M', iodepth: 16 },
+  { name: 'seq-read-1M', rw: 'read', bs: '1M', iodepth: 16 },
+  { name: 'rand-write-4k', rw: 'randwrite', bs: '4k', iodepth: 16 },
+  { name: 'rand-read-4k', rw: 'randread', bs: '4k', iodepth: 16 },
+];
+
+async function benchXts(base: string): Promise<void> {
+  const seconds = Number(opts.seconds);
+  const dataDir = join(base, 'xts');
+  const keyring = await openDefaultKeyring(dataDir);
+  const engine = await openEngine({ dataDir, keys: volumeKeys({ providers: new KeyProviders([keyring]).lookup }) });
+  await engine.createVolume({ name: 'plain', size: 2 * GiB });
+  await engine.createVolume({ name: 'xts', size: 2 * GiB, encrypted: true });
+  const server = new NbdServer(engine);
+  const { port } = await server.listen('127.0.0.1', 0);
+  try {
+    const rows: Row[] = [];
+    const best = (a: FioResult, b: FioResult): FioResult => (a.bw >= b.bw ? a : b);
+    for (const job of FIO_JOBS) {
+      const plain1 = await runFio(`nbd://127.0.0.1:${port}/plain`, job, '1G', seconds);
+      const xts1 = await runFio(`nbd://127.0.0.1:${port}/xts`, job, '1G', seconds);
+      const xts2 = await runFio(`nbd://127.0.0.1:${port}/xts`, job, '1G', seconds);
+      const plain2 = await runFio(`nbd://127.0.0.1:${port}/plain`, job, '1G', seconds);
+      const plain = best(plain1, plain2);
+      const xts = best(xts1, xts2);
+      rows.push({
+        job: `${job.name} qd${job.iodepth}`,
+        'plaintext MiB/s': plain.bw / MiB,
+        'plaintext IOPS': Math.round(plain.iops),
+        'encrypted MiB/s': xts.bw / MiB,
+        'encrypted IOPS': Math.round(xts.iops),
+        'encrypted/plaintext': xts.bw / plain.bw,
+        'plaintext lat us': plain.latUs,
+        'encrypted lat us': xts.latUs,
+      });
+    }
+    printTable(
+      `encryption at rest: fio through NBD, ${seconds}s per job, 1 GiB region, plaintext vs AES-256-XTS`,
+      rows,
+    );
+    results.xts = rows;
+  } finally {
+    await server.close();
+    await engine.close();
+    await keyring.close();
   }
 }
 
@@ -239,6 +287,7 @@ async function main(): Promise<void> {
   const base = await mkdtemp(join(opts.dir ?? tmpdir(), 'ferry-bench-'));
   try {
     if (only.has('fio')) await benchFio(base);
+    if (only.has('xts')) await benchXts(base);
     if (only.has('cbt')) await benchCbt(base);
     if (only.has('scale')) await benchScale(base);
   } finally {

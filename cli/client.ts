@@ -26,7 +26,7 @@ export class ApiError extends Error {
 /** SdkVolumeCreateRequest. */
 export interface CreateVolumeBody {
   name: string;
-  spec: { size: number; ha_level?: number; shared?: boolean };
+  spec: { size: number; ha_level?: number; shared?: boolean; encrypted?: boolean };
   labels?: Record<string, string>;
 }
 

@@ -11,7 +11,7 @@ import { InvalidArgumentError } from 'commander';
 import { createApp, createLogger, type Logger, NodeMetrics, startApiServer } from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
-import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
+import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort } from './format.js';
 
@@ -131,10 +131,11 @@ export async function runNode(options: NodeOptions): Promise<void> {
         }
       },
     });
-    engine = await openEngine({ dataDir, store });
     keyring = await openDefaultKeyring(dataDir);
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
+    // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
+    engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup }) });
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({

@@ -22,3 +22,10 @@ export type { DataKey, EncryptionContext, KekInfo, KeyProvider, WrappedKey } fro
 export { createVaultClient, type NodeVaultClient, type VaultClient, type VaultClientOptions } from './vault-client.js';
 export { type VaultAuth, VaultSession } from './vault-session.js';
 export { VAULT_PROVIDER, VaultTransitProvider } from './vault-transit.js';
+export {
+  VOLUME_CONTEXT_KEY,
+  type VolumeKeyRecord,
+  type VolumeKeys,
+  type VolumeKeysOptions,
+  volumeKeys,
+} from './volume-keys.js';

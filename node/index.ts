@@ -9,6 +9,12 @@ export {
   SIZE_ALIGNMENT,
 } from './engine/constants.js';
 export { type EngineOptions, openEngine } from './engine/engine.js';
+export {
+  ENCRYPTED_LABEL,
+  type VolumeEncryption,
+  type VolumeKeyResolver,
+  type WrappedVolumeKey,
+} from './engine/keys.js';
 export * from './engine/types.js';
 export { NbdServer, type NbdServerOptions } from './nbd/index.js';
 export { SqliteStore } from './store/sqlite-store.js';

@@ -42,6 +42,7 @@ export function volumeRoutes(engine: VolumeEngine): Hono {
         size: body.spec.size,
         ...(body.spec.ha_level !== undefined && { ha_level: body.spec.ha_level }),
         ...(body.spec.shared !== undefined && { shared: body.spec.shared }),
+        ...(body.spec.encrypted !== undefined && { encrypted: body.spec.encrypted }),
         ...(body.labels !== undefined && { labels: body.labels }),
       })
       .catch(renameFields(CREATE_FIELDS));

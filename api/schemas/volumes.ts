@@ -10,7 +10,10 @@ import {
   typeError,
 } from './common.js';
 
-/** SdkVolumeCreateRequest: `{ name, spec: { size, ha_level?, shared? }, labels? }`. */
+/**
+ * SdkVolumeCreateRequest: `{ name, spec: { size, ha_level?, shared?, encrypted? }, labels? }`. `spec.encrypted`
+ * (OpenStorage VolumeSpec) encrypts the data at rest under the KEK named by the label `ferry.io/kek`.
+ */
 export const createVolumeSchema = z.strictObject(
   {
     name: nameSchema,
@@ -19,6 +22,7 @@ export const createVolumeSchema = z.strictObject(
         size: sizeSchema,
         ha_level: haLevelSchema.optional(),
         shared: z.boolean(typeError('true or false')).optional(),
+        encrypted: z.boolean(typeError('true or false')).optional(),
       },
       typeError('an object'),
     ),

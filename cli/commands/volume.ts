@@ -12,6 +12,9 @@ interface CreateOptions {
   haLevel?: number;
   label?: Record<string, string>;
   shared?: boolean;
+  encrypted?: boolean;
+  kek?: string;
+  keyProvider?: string;
 }
 
 function statusText(view: InspectView): string {
@@ -19,6 +22,12 @@ function statusText(view: InspectView): string {
   if (state === 'VOLUME_STATE_RESTORE') return 'restoring';
   const health = status === 'VOLUME_STATUS_UP' ? 'up' : 'down';
   return `${health} - ${state === 'VOLUME_STATE_ATTACHED' ? 'attached' : 'detached'}`;
+}
+
+function encryptionText(v: InspectView['volume']): string {
+  if (v.spec.encrypted !== true) return 'no';
+  if (v.encryption === undefined) return 'yes';
+  return `yes (AES-256-XTS, KEK ${v.encryption.kek} of ${v.encryption.key_provider})`;
 }
 
 /** One line per field, like `pxctl volume inspect`. */
@@ -30,6 +39,7 @@ export function describeVolume(view: InspectView): string {
     ['Size', `${formatSize(v.spec.size)} (${v.spec.size} bytes)`],
     ['HA', String(v.spec.ha_level)],
     ['Shared', v.spec.shared ? 'yes' : 'no'],
+    ['Encrypted', encryptionText(v)],
     ['Labels', formatLabels(v.locator.volume_labels)],
     ['Status', statusText(view)],
     ['Created', v.ctime],
@@ -81,15 +91,22 @@ export function registerVolumeCommands(program: Command): void {
     .option('--ha-level <n>', 'number of copies of the data (1-3)', parseWholeNumber)
     .option('--label <key=value>', 'label to set (repeatable)', parseLabel)
     .option('--shared', 'allow several writers at once')
+    .option('--encrypted', 'encrypt the data at rest (AES-256-XTS, a per-volume key wrapped by a KEK)')
+    .option('--kek <name>', 'KEK wrapping the volume key, also used for its backups (label ferry.io/kek)')
+    .option('--key-provider <name>', 'provider of --kek: local, vault or aws-kms (label ferry.io/key-provider)')
     .action(async (name: string, options: CreateOptions, command: Command) => {
+      const labels: Record<string, string> = { ...options.label };
+      if (options.kek !== undefined) labels['ferry.io/kek'] = options.kek;
+      if (options.keyProvider !== undefined) labels['ferry.io/key-provider'] = options.keyProvider;
       const response = await clientFor(command).createVolume({
         name,
         spec: {
           size: options.size,
           ...(options.haLevel !== undefined && { ha_level: options.haLevel }),
           ...(options.shared === true && { shared: true }),
+          ...(options.encrypted === true && { encrypted: true }),
         },
-        ...(options.label !== undefined && { labels: options.label }),
+        ...(Object.keys(labels).length > 0 && { labels }),
       });
       output(command, response, () => `Volume successfully created: ${response.volume_id}`);
     });

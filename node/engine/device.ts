@@ -6,6 +6,7 @@ import { ABSENT, DATA, ZERO } from './granule-map.js';
 import type { IoTracker } from './io-tracker.js';
 import type { Layer } from './layer.js';
 import type { BlockDevice, StatusExtent, WriteOptions } from './types.js';
+import type { GranuleCipher } from './xts.js';
 
 /** What a device needs from the engine: the view's current top layer and the volume's concurrency controls. */
 export interface ViewSource {
@@ -16,8 +17,16 @@ export interface ViewSource {
   readonly tracker: IoTracker;
 }
 
-/** Reads a resolved segment list into `out`, whose byte 0 is volume offset `base`. */
-async function fill(out: Buffer, base: number, segments: readonly Segment[]): Promise<void> {
+/**
+ * Reads a resolved segment list into `out`, whose byte 0 is volume offset `base`. With a cipher, DATA is read in
+ * whole granules and decrypted; zeros (holes, ZERO and unallocated granules) are never decrypted.
+ */
+async function fill(
+  out: Buffer,
+  base: number,
+  segments: readonly Segment[],
+  cipher: GranuleCipher | undefined,
+): Promise<void> {
   const end = base + out.length;
   const reads: Promise<void>[] = [];
   for (const s of segments) {
@@ -25,9 +34,32 @@ async function fill(out: Buffer, base: number, segments: readonly Segment[]): Pr
     const to = Math.min(end, (s.start + s.count) * GRANULE);
     if (to <= from) continue;
     if (s.layer === undefined || s.state !== DATA) out.fill(0, from - base, to - base);
-    else reads.push(s.layer.readData(out, from - base, to - from, from));
+    else if (cipher === undefined) reads.push(s.layer.readData(out, from - base, to - from, from));
+    else reads.push(readDecrypted(s.layer, cipher, out, base, from, to));
   }
   await Promise.all(reads);
+}
+
+/** Reads volume bytes [from, to) of `layer` into `out` (byte 0 = volume offset `base`), decrypting whole granules. */
+async function readDecrypted(
+  layer: Layer,
+  cipher: GranuleCipher,
+  out: Buffer,
+  base: number,
+  from: number,
+  to: number,
+): Promise<void> {
+  const a0 = Math.floor(from / GRANULE) * GRANULE;
+  const a1 = Math.ceil(to / GRANULE) * GRANULE;
+  if (a0 === from && a1 === to) {
+    await layer.readData(out, from - base, to - from, from);
+    cipher.decryptInPlace(out, from - base, to - from, from / GRANULE);
+    return;
+  }
+  const tmp = Buffer.allocUnsafe(a1 - a0);
+  await layer.readData(tmp, 0, tmp.length, a0);
+  cipher.decryptInPlace(tmp, 0, tmp.length, a0 / GRANULE);
+  tmp.copy(out, from - base, from - a0, to - a0);
 }
 
 /** A volume (writable) or snapshot (read-only) opened for I/O through its layer chain. */
@@ -41,6 +73,8 @@ export class LayerDevice implements BlockDevice {
     readonly readOnly: boolean,
     private readonly source: ViewSource,
     private readonly onClose: () => void,
+    /** The volume's cipher when it is encrypted; released on close. */
+    private readonly cipher?: GranuleCipher,
   ) {}
 
   private check(offset: number, length: number, writing: boolean): void {
@@ -79,7 +113,7 @@ export class LayerDevice implements BlockDevice {
       const chain = chainOf(this.source.top());
       if (!chainLoaded(chain)) await loadChain(chain);
       const segments = resolve(chain, Math.floor(offset / GRANULE), Math.ceil((offset + length) / GRANULE));
-      await fill(out, offset, segments);
+      await fill(out, offset, segments, this.cipher);
       return out;
     });
   }
@@ -93,6 +127,7 @@ export class LayerDevice implements BlockDevice {
 
   /** The write path: in place where the top layer already holds the granule, read-modify-write where it does not. */
   private async writeUnderGate(offset: number, data: Buffer): Promise<void> {
+    if (this.cipher !== undefined) return this.writeEncrypted(offset, data, this.cipher);
     const top = this.source.top();
     const chain = chainOf(top);
     if (!chainLoaded(chain)) await loadChain(chain);
@@ -136,7 +171,46 @@ export class LayerDevice implements BlockDevice {
       return;
     }
     const segs = resolve(chain.slice(1), g, g + 1);
-    await fill(buf.subarray(at, at + GRANULE), g * GRANULE, segs);
+    await fill(buf.subarray(at, at + GRANULE), g * GRANULE, segs, this.cipher);
+  }
+
+  /**
+   * The write path of an encrypted volume: whole granules are encrypted and written in place; a granule the write
+   * covers only partly is read (from the top if it holds it, else from below), decrypted, merged, re-encrypted and
+   * written whole, under the granule's lock, wherever it is.
+   */
+  private async writeEncrypted(offset: number, data: Buffer, cipher: GranuleCipher): Promise<void> {
+    const top = this.source.top();
+    const chain = chainOf(top);
+    if (!chainLoaded(chain)) await loadChain(chain);
+    const end = offset + data.length;
+    const g0 = Math.floor(offset / GRANULE);
+    const g1 = Math.ceil(end / GRANULE);
+    const edges: number[] = [];
+    if (offset % GRANULE !== 0 || end < (g0 + 1) * GRANULE) edges.push(g0);
+    if (end % GRANULE !== 0 && g1 - 1 !== g0) edges.push(g1 - 1);
+    if (edges.length === 0) {
+      await top.writeData(cipher.encrypt(data, 0, data.length, g0), 0, data.length, offset);
+      top.mark(g0, g1 - g0, DATA);
+      return;
+    }
+    const releases = [];
+    for (const g of edges) releases.push(await this.source.locks.lock(g));
+    try {
+      const from = g0 * GRANULE;
+      const plain = Buffer.allocUnsafe((g1 - g0) * GRANULE);
+      for (const g of edges) {
+        const at = (g - g0) * GRANULE;
+        if (top.granules.get(g) !== DATA) await this.readBelow(chain, g, plain, at);
+        else await readDecrypted(top, cipher, plain, from, g * GRANULE, (g + 1) * GRANULE);
+      }
+      data.copy(plain, offset - from);
+      await top.ensureFiles();
+      await top.writeData(cipher.encrypt(plain, 0, plain.length, g0), 0, plain.length, from);
+      top.mark(g0, g1 - g0, DATA);
+    } finally {
+      for (const r of releases) r();
+    }
   }
 
   async writeZeroes(offset: number, length: number, options: WriteOptions = {}): Promise<void> {
@@ -199,6 +273,7 @@ export class LayerDevice implements BlockDevice {
         await this.flush();
       } finally {
         this.closed = true;
+        this.cipher?.release();
         this.onClose();
       }
     })();

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFerryError } from '../../common/errors.js';
+import { memoryVolumeKeys } from '../../test/support/memory-volume-keys.js';
 import { openEngine } from './engine.js';
-import type { BlockDevice, Extent, VolumeEngine } from './types.js';
+import type { BlockDevice, CreateVolumeRequest, Extent, VolumeEngine } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -40,208 +41,214 @@ async function allChanged(engine: VolumeEngine, vol: string, base?: string, targ
   return out;
 }
 
-describe('engine', () => {
-  let dir: string;
-  let engine: VolumeEngine;
+// Every case runs twice: plaintext volumes, and volumes encrypted at rest (AES-XTS per granule).
+for (const encrypted of [false, true]) {
+  describe(encrypted ? 'engine (encrypted volumes)' : 'engine', () => {
+    let dir: string;
+    let engine: VolumeEngine;
+    const keys = memoryVolumeKeys();
+    const open = (): Promise<VolumeEngine> => openEngine({ dataDir: dir, keys });
+    const create = (request: CreateVolumeRequest) => engine.createVolume({ ...request, encrypted });
 
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ferry-engine-'));
-    engine = await openEngine({ dataDir: dir });
-  });
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'ferry-engine-'));
+      engine = await open();
+    });
 
-  afterEach(async () => {
-    await engine.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+    afterEach(async () => {
+      await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    });
 
-  it('reads zeros where nothing was written and returns what was written, at any alignment', async () => {
-    await engine.createVolume({ name: 'v', size: 8 * MiB });
-    const dev = await engine.openExport('v');
-    expect((await dev.read(0, 8192)).equals(Buffer.alloc(8192))).toBe(true);
-    const data = Buffer.from('hello, ferry');
-    await dev.write(4095, data);
-    const back = await dev.read(4090, 20);
-    expect(back.subarray(5, 5 + data.length).equals(data)).toBe(true);
-    expect(back.subarray(0, 5).equals(Buffer.alloc(5))).toBe(true);
-    await dev.close();
-  });
+    it('reads zeros where nothing was written and returns what was written, at any alignment', async () => {
+      await create({ name: 'v', size: 8 * MiB });
+      const dev = await engine.openExport('v');
+      expect((await dev.read(0, 8192)).equals(Buffer.alloc(8192))).toBe(true);
+      const data = Buffer.from('hello, ferry');
+      await dev.write(4095, data);
+      const back = await dev.read(4090, 20);
+      expect(back.subarray(5, 5 + data.length).equals(data)).toBe(true);
+      expect(back.subarray(0, 5).equals(Buffer.alloc(5))).toBe(true);
+      await dev.close();
+    });
 
-  it('matches a byte-for-byte model through random writes, zeroes, snapshots, restores, clones and deletes', async () => {
-    const size = 4 * MiB;
-    const rand = rng(42);
-    await engine.createVolume({ name: 'm', size });
-    const model = Buffer.alloc(size);
-    const snapModels = new Map<string, Buffer>();
-    let dev: BlockDevice = await engine.openExport('m');
-    let seq = 0;
-    for (let step = 0; step < 400; step++) {
-      const r = rand();
-      if (r < 0.5) {
-        const len = 1 + Math.floor(rand() * 3 * 4096 * (rand() < 0.2 ? 40 : 1));
-        const off = Math.floor(rand() * (size - len));
-        const buf = Buffer.alloc(len, step % 251);
-        buf.writeUInt32LE(step, 0);
-        await dev.write(off, buf);
-        buf.copy(model, off);
-      } else if (r < 0.6) {
-        const len = Math.floor(rand() * 20 * 4096);
-        const off = Math.floor(rand() * (size - len));
-        await dev.writeZeroes(off, len);
-        model.fill(0, off, off + len);
-      } else if (r < 0.7 && snapModels.size < 64) {
-        const name = `s${seq++}`;
-        await engine.createSnapshot('m', { name });
-        snapModels.set(name, Buffer.from(model));
-      } else if (r < 0.78 && snapModels.size > 0) {
-        const names = [...snapModels.keys()];
-        const name = names[Math.floor(rand() * names.length)] as string;
-        await engine.deleteSnapshot(`m@${name}`);
-        snapModels.delete(name);
-      } else if (r < 0.82 && snapModels.size > 0) {
-        const names = [...snapModels.keys()];
-        const name = names[Math.floor(rand() * names.length)] as string;
-        await dev.close();
-        await engine.restoreSnapshot('m', `m@${name}`);
-        (snapModels.get(name) as Buffer).copy(model);
-        dev = await engine.openExport('m');
-      } else if (r < 0.85 && snapModels.size > 0) {
-        const names = [...snapModels.keys()];
-        const name = names[Math.floor(rand() * names.length)] as string;
-        const clone = `c${seq++}`;
-        await engine.cloneVolume({ parent_id: `m@${name}`, name: clone });
-        const cdev = await engine.openExport(clone);
-        expect((await cdev.read(0, size)).equals(snapModels.get(name) as Buffer)).toBe(true);
-        await cdev.write(0, Buffer.alloc(4096, 7));
-        await cdev.close();
-        if (rand() < 0.5) await engine.deleteVolume(clone);
-      } else {
-        const len = 1 + Math.floor(rand() * 64 * 4096);
-        const off = Math.floor(rand() * (size - len));
-        expect((await dev.read(off, len)).equals(model.subarray(off, off + len))).toBe(true);
-      }
-      if (step % 50 === 49) {
-        expect((await dev.read(0, size)).equals(model)).toBe(true);
-        for (const [name, m] of snapModels) {
-          const sdev = await engine.openExport(`m@${name}`);
-          expect((await sdev.read(0, size)).equals(m), `snapshot ${name} at step ${step}`).toBe(true);
-          await sdev.close();
+    it('matches a byte-for-byte model through random writes, zeroes, snapshots, restores, clones and deletes', async () => {
+      const size = 4 * MiB;
+      const rand = rng(42);
+      await create({ name: 'm', size });
+      const model = Buffer.alloc(size);
+      const snapModels = new Map<string, Buffer>();
+      let dev: BlockDevice = await engine.openExport('m');
+      let seq = 0;
+      for (let step = 0; step < 400; step++) {
+        const r = rand();
+        if (r < 0.5) {
+          const len = 1 + Math.floor(rand() * 3 * 4096 * (rand() < 0.2 ? 40 : 1));
+          const off = Math.floor(rand() * (size - len));
+          const buf = Buffer.alloc(len, step % 251);
+          buf.writeUInt32LE(step, 0);
+          await dev.write(off, buf);
+          buf.copy(model, off);
+        } else if (r < 0.6) {
+          const len = Math.floor(rand() * 20 * 4096);
+          const off = Math.floor(rand() * (size - len));
+          await dev.writeZeroes(off, len);
+          model.fill(0, off, off + len);
+        } else if (r < 0.7 && snapModels.size < 64) {
+          const name = `s${seq++}`;
+          await engine.createSnapshot('m', { name });
+          snapModels.set(name, Buffer.from(model));
+        } else if (r < 0.78 && snapModels.size > 0) {
+          const names = [...snapModels.keys()];
+          const name = names[Math.floor(rand() * names.length)] as string;
+          await engine.deleteSnapshot(`m@${name}`);
+          snapModels.delete(name);
+        } else if (r < 0.82 && snapModels.size > 0) {
+          const names = [...snapModels.keys()];
+          const name = names[Math.floor(rand() * names.length)] as string;
+          await dev.close();
+          await engine.restoreSnapshot('m', `m@${name}`);
+          (snapModels.get(name) as Buffer).copy(model);
+          dev = await engine.openExport('m');
+        } else if (r < 0.85 && snapModels.size > 0) {
+          const names = [...snapModels.keys()];
+          const name = names[Math.floor(rand() * names.length)] as string;
+          const clone = `c${seq++}`;
+          await engine.cloneVolume({ parent_id: `m@${name}`, name: clone });
+          const cdev = await engine.openExport(clone);
+          expect((await cdev.read(0, size)).equals(snapModels.get(name) as Buffer)).toBe(true);
+          await cdev.write(0, Buffer.alloc(4096, 7));
+          await cdev.close();
+          if (rand() < 0.5) await engine.deleteVolume(clone);
+        } else {
+          const len = 1 + Math.floor(rand() * 64 * 4096);
+          const off = Math.floor(rand() * (size - len));
+          expect((await dev.read(off, len)).equals(model.subarray(off, off + len))).toBe(true);
+        }
+        if (step % 50 === 49) {
+          expect((await dev.read(0, size)).equals(model)).toBe(true);
+          for (const [name, m] of snapModels) {
+            const sdev = await engine.openExport(`m@${name}`);
+            expect((await sdev.read(0, size)).equals(m), `snapshot ${name} at step ${step}`).toBe(true);
+            await sdev.close();
+          }
         }
       }
-    }
-    await dev.close();
-    // Reopen from disk: everything flushed on close must be there.
-    await engine.close();
-    engine = await openEngine({ dataDir: dir });
-    const again = await engine.openExport('m');
-    expect((await again.read(0, size)).equals(model)).toBe(true);
-    await again.close();
-  });
+      await dev.close();
+      // Reopen from disk: everything flushed on close must be there.
+      await engine.close();
+      engine = await open();
+      const again = await engine.openExport('m');
+      expect((await again.read(0, size)).equals(model)).toBe(true);
+      await again.close();
+    });
 
-  it('reports exactly the changed granules between snapshots and against the live volume', async () => {
-    const size = 64 * MiB;
-    await engine.createVolume({ name: 'cbt', size });
-    const dev = await engine.openExport('cbt');
-    await dev.write(0, Buffer.alloc(3 * MiB, 1));
-    const s1 = await engine.createSnapshot('cbt', { name: 's1' });
-    const writes: Extent[] = [
-      { offset: 5 * 4096, length: 512 },
-      { offset: 10 * MiB + 100, length: 70_000 },
-      { offset: 63 * MiB, length: MiB },
-    ];
-    for (const w of writes) await dev.write(w.offset, Buffer.alloc(w.length, 9));
-    await dev.writeZeroes(20 * MiB, 2 * 4096);
-    const s2 = await engine.createSnapshot('cbt', { name: 's2' });
-    const diff = await allChanged(engine, 'cbt', s1.id, s2.id);
-    for (const w of writes) {
-      expect(covered(diff, w.offset)).toBe(true);
-      expect(covered(diff, w.offset + w.length - 1)).toBe(true);
-    }
-    expect(covered(diff, 20 * MiB)).toBe(true);
-    const total = diff.reduce((n, e) => n + e.length, 0);
-    // 1 granule + 18 granules (70,000 bytes straddling) + 256 granules + 2 zeroed granules
-    expect(total).toBe((1 + 18 + 256 + 2) * 4096);
-    expect(await allChanged(engine, 'cbt', s2.id)).toEqual([]);
-    await dev.write(40 * MiB, Buffer.alloc(4096, 3));
-    expect(await allChanged(engine, 'cbt', s2.id)).toEqual([{ offset: 40 * MiB, length: 4096 }]);
-    // Deleting the snapshot in the middle keeps the diff of the others exact.
-    const s3 = await engine.createSnapshot('cbt', { name: 's3' });
-    await engine.deleteSnapshot(s2.id);
-    const merged = await allChanged(engine, 'cbt', s1.id, s3.id);
-    expect(merged.reduce((n, e) => n + e.length, 0)).toBe(total + 4096);
-    // No base: the allocation map.
-    const alloc = await allChanged(engine, 'cbt');
-    expect(alloc[0]).toEqual({ offset: 0, length: 3 * MiB });
-    await dev.close();
-  });
+    it('reports exactly the changed granules between snapshots and against the live volume', async () => {
+      const size = 64 * MiB;
+      await create({ name: 'cbt', size });
+      const dev = await engine.openExport('cbt');
+      await dev.write(0, Buffer.alloc(3 * MiB, 1));
+      const s1 = await engine.createSnapshot('cbt', { name: 's1' });
+      const writes: Extent[] = [
+        { offset: 5 * 4096, length: 512 },
+        { offset: 10 * MiB + 100, length: 70_000 },
+        { offset: 63 * MiB, length: MiB },
+      ];
+      for (const w of writes) await dev.write(w.offset, Buffer.alloc(w.length, 9));
+      await dev.writeZeroes(20 * MiB, 2 * 4096);
+      const s2 = await engine.createSnapshot('cbt', { name: 's2' });
+      const diff = await allChanged(engine, 'cbt', s1.id, s2.id);
+      for (const w of writes) {
+        expect(covered(diff, w.offset)).toBe(true);
+        expect(covered(diff, w.offset + w.length - 1)).toBe(true);
+      }
+      expect(covered(diff, 20 * MiB)).toBe(true);
+      const total = diff.reduce((n, e) => n + e.length, 0);
+      // 1 granule + 18 granules (70,000 bytes straddling) + 256 granules + 2 zeroed granules
+      expect(total).toBe((1 + 18 + 256 + 2) * 4096);
+      expect(await allChanged(engine, 'cbt', s2.id)).toEqual([]);
+      await dev.write(40 * MiB, Buffer.alloc(4096, 3));
+      expect(await allChanged(engine, 'cbt', s2.id)).toEqual([{ offset: 40 * MiB, length: 4096 }]);
+      // Deleting the snapshot in the middle keeps the diff of the others exact.
+      const s3 = await engine.createSnapshot('cbt', { name: 's3' });
+      await engine.deleteSnapshot(s2.id);
+      const merged = await allChanged(engine, 'cbt', s1.id, s3.id);
+      expect(merged.reduce((n, e) => n + e.length, 0)).toBe(total + 4096);
+      // No base: the allocation map.
+      const alloc = await allChanged(engine, 'cbt');
+      expect(alloc[0]).toEqual({ offset: 0, length: 3 * MiB });
+      await dev.close();
+    });
 
-  it('refuses bad input with INVALID_ARGUMENT naming the field and changes nothing', async () => {
-    const bad: Array<[string, () => Promise<unknown>, string]> = [
-      ['empty name', () => engine.createVolume({ name: '', size: MiB }), 'name'],
-      ['slash', () => engine.createVolume({ name: 'a/b', size: MiB }), 'name'],
-      ['dotdot', () => engine.createVolume({ name: 'a..b', size: MiB }), 'name'],
-      ['control', () => engine.createVolume({ name: 'a\nb', size: MiB }), 'name'],
-      ['long', () => engine.createVolume({ name: 'x'.repeat(129), size: MiB }), 'name'],
-      ['zero', () => engine.createVolume({ name: 'a', size: 0 }), 'spec.size'],
-      ['negative', () => engine.createVolume({ name: 'a', size: -4096 }), 'spec.size'],
-      ['unaligned', () => engine.createVolume({ name: 'a', size: 4097 }), 'spec.size'],
-      ['huge', () => engine.createVolume({ name: 'a', size: 2 ** 52 }), 'spec.size'],
-    ];
-    for (const [what, fn, field] of bad) {
-      const err = await fn().catch((e: unknown) => e);
-      expect(isFerryError(err, 'INVALID_ARGUMENT'), what).toBe(true);
-      expect(isFerryError(err) && err.field, what).toBe(field);
-    }
-    expect(await engine.listVolumes()).toEqual([]);
-    await engine.createVolume({ name: 'a', size: MiB });
-    const again = await engine.createVolume({ name: 'a', size: MiB });
-    expect(again.created).toBe(false);
-    const dup = await engine.createVolume({ name: 'a', size: 2 * MiB }).catch((e: unknown) => e);
-    expect(isFerryError(dup, 'ALREADY_EXISTS')).toBe(true);
-    const shrink = await engine.updateVolume('a', { size: 4096 }).catch((e: unknown) => e);
-    expect(isFerryError(shrink, 'INVALID_ARGUMENT')).toBe(true);
-    expect((await engine.inspectVolume('a')).size).toBe(MiB);
-    const missing = await engine.inspectVolume('nope').catch((e: unknown) => e);
-    expect(isFerryError(missing, 'NOT_FOUND')).toBe(true);
-    const dev = await engine.openExport('a');
-    const past = await dev.write(MiB - 10, Buffer.alloc(20)).catch((e: unknown) => e);
-    expect(isFerryError(past, 'INVALID_ARGUMENT')).toBe(true);
-    await dev.close();
-  });
+    it('refuses bad input with INVALID_ARGUMENT naming the field and changes nothing', async () => {
+      const bad: Array<[string, () => Promise<unknown>, string]> = [
+        ['empty name', () => create({ name: '', size: MiB }), 'name'],
+        ['slash', () => create({ name: 'a/b', size: MiB }), 'name'],
+        ['dotdot', () => create({ name: 'a..b', size: MiB }), 'name'],
+        ['control', () => create({ name: 'a\nb', size: MiB }), 'name'],
+        ['long', () => create({ name: 'x'.repeat(129), size: MiB }), 'name'],
+        ['zero', () => create({ name: 'a', size: 0 }), 'spec.size'],
+        ['negative', () => create({ name: 'a', size: -4096 }), 'spec.size'],
+        ['unaligned', () => create({ name: 'a', size: 4097 }), 'spec.size'],
+        ['huge', () => create({ name: 'a', size: 2 ** 52 }), 'spec.size'],
+      ];
+      for (const [what, fn, field] of bad) {
+        const err = await fn().catch((e: unknown) => e);
+        expect(isFerryError(err, 'INVALID_ARGUMENT'), what).toBe(true);
+        expect(isFerryError(err) && err.field, what).toBe(field);
+      }
+      expect(await engine.listVolumes()).toEqual([]);
+      await create({ name: 'a', size: MiB });
+      const again = await create({ name: 'a', size: MiB });
+      expect(again.created).toBe(false);
+      const dup = await create({ name: 'a', size: 2 * MiB }).catch((e: unknown) => e);
+      expect(isFerryError(dup, 'ALREADY_EXISTS')).toBe(true);
+      const shrink = await engine.updateVolume('a', { size: 4096 }).catch((e: unknown) => e);
+      expect(isFerryError(shrink, 'INVALID_ARGUMENT')).toBe(true);
+      expect((await engine.inspectVolume('a')).size).toBe(MiB);
+      const missing = await engine.inspectVolume('nope').catch((e: unknown) => e);
+      expect(isFerryError(missing, 'NOT_FOUND')).toBe(true);
+      const dev = await engine.openExport('a');
+      const past = await dev.write(MiB - 10, Buffer.alloc(20)).catch((e: unknown) => e);
+      expect(isFerryError(past, 'INVALID_ARGUMENT')).toBe(true);
+      await dev.close();
+    });
 
-  it('enforces 64 snapshots, one writer, read-only snapshots, and grows online', async () => {
-    await engine.createVolume({ name: 'lim', size: MiB });
-    for (let i = 0; i < 64; i++) await engine.createSnapshot('lim', { name: `s${i}` });
-    const err = await engine.createSnapshot('lim', { name: 's64' }).catch((e: unknown) => e);
-    expect(isFerryError(err, 'RESOURCE_EXHAUSTED')).toBe(true);
-    expect((err as Error).message).toContain('delete one first');
-    const w1 = await engine.openExport('lim');
-    const w2 = await engine.openExport('lim').catch((e: unknown) => e);
-    expect(isFerryError(w2, 'FAILED_PRECONDITION')).toBe(true);
-    const ro = await engine.openExport('lim@s3');
-    const wr = await ro.write(0, Buffer.alloc(512)).catch((e: unknown) => e);
-    expect(isFerryError(wr, 'PERMISSION_DENIED')).toBe(true);
-    await ro.close();
-    await engine.updateVolume('lim', { size: 2 * MiB });
-    expect((await engine.inspectVolume('lim')).size).toBe(2 * MiB);
-    await w1.close();
-    const big = await engine.openExport('lim');
-    await big.write(2 * MiB - 4096, Buffer.alloc(4096, 1));
-    await big.close();
-  });
+    it('enforces 64 snapshots, one writer, read-only snapshots, and grows online', async () => {
+      await create({ name: 'lim', size: MiB });
+      for (let i = 0; i < 64; i++) await engine.createSnapshot('lim', { name: `s${i}` });
+      const err = await engine.createSnapshot('lim', { name: 's64' }).catch((e: unknown) => e);
+      expect(isFerryError(err, 'RESOURCE_EXHAUSTED')).toBe(true);
+      expect((err as Error).message).toContain('delete one first');
+      const w1 = await engine.openExport('lim');
+      const w2 = await engine.openExport('lim').catch((e: unknown) => e);
+      expect(isFerryError(w2, 'FAILED_PRECONDITION')).toBe(true);
+      const ro = await engine.openExport('lim@s3');
+      const wr = await ro.write(0, Buffer.alloc(512)).catch((e: unknown) => e);
+      expect(isFerryError(wr, 'PERMISSION_DENIED')).toBe(true);
+      await ro.close();
+      await engine.updateVolume('lim', { size: 2 * MiB });
+      expect((await engine.inspectVolume('lim')).size).toBe(2 * MiB);
+      await w1.close();
+      const big = await engine.openExport('lim');
+      await big.write(2 * MiB - 4096, Buffer.alloc(4096, 1));
+      await big.close();
+    });
 
-  it('stays thin: a large volume with little written uses little disk', async () => {
-    await engine.createVolume({ name: 'thin', size: 1024 ** 4 });
-    const dev = await engine.openExport('thin');
-    for (let i = 0; i < 10; i++) await dev.write(i * 97 * 1024 ** 3, Buffer.alloc(MiB, 1));
-    await dev.flush();
-    const info = await engine.inspectVolume('thin');
-    expect(info.bytes_used).toBe(10 * MiB);
-    const { execFileSync } = await import('node:child_process');
-    const used = Number(execFileSync('du', ['-sk', dir]).toString().split('\t')[0]) * 1024;
-    expect(used).toBeLessThan(20 * MiB);
-    await dev.close();
+    it('stays thin: a large volume with little written uses little disk', async () => {
+      await create({ name: 'thin', size: 1024 ** 4 });
+      const dev = await engine.openExport('thin');
+      for (let i = 0; i < 10; i++) await dev.write(i * 97 * 1024 ** 3, Buffer.alloc(MiB, 1));
+      await dev.flush();
+      const info = await engine.inspectVolume('thin');
+      expect(info.bytes_used).toBe(10 * MiB);
+      const { execFileSync } = await import('node:child_process');
+      const used = Number(execFileSync('du', ['-sk', dir]).toString().split('\t')[0]) * 1024;
+      expect(used).toBeLessThan(20 * MiB);
+      await dev.close();
+    });
   });
-});
+}
 
 describe('trim', () => {
   it('gives the disk space of trimmed data back', async () => {

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError, invalidArgument, notFound } from '../../common/errors.js';
+import { FerryError, invalidArgument, isFerryError, notFound } from '../../common/errors.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../store/types.js';
 import { chainOf, loadChain } from './chain.js';
@@ -10,6 +10,15 @@ import { LayerDevice, type ViewSource } from './device.js';
 import { failpoint } from './failpoints.js';
 import { Gate, KeyedLock } from './gate.js';
 import { IoTracker } from './io-tracker.js';
+import {
+  ENCRYPTED_LABEL,
+  KEK_LABEL,
+  KEY_PROVIDER_LABEL,
+  keyUnavailable,
+  noResolver,
+  type VolumeEncryption,
+  type VolumeKeyResolver,
+} from './keys.js';
 import type { Layer } from './layer.js';
 import { LayerSet, newId } from './layer-set.js';
 import { Mutex } from './mutex.js';
@@ -27,12 +36,18 @@ import type {
   VolumeInfo,
 } from './types.js';
 import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
+import { GranuleCipher } from './xts.js';
 
 export interface EngineOptions {
   /** Directory holding the layer files and (with the embedded store) the store file. */
   dataDir: string;
   /** The cluster store; default: the embedded SQLite store at `<dataDir>/cluster.db`. */
   store?: ClusterStore;
+  /**
+   * Makes and unwraps the data keys of encrypted volumes (the node wires one over its key providers). Default none:
+   * creating or opening an encrypted volume is then FAILED_PRECONDITION.
+   */
+  keys?: VolumeKeyResolver;
 }
 
 interface VolumeState extends ViewSource {
@@ -56,7 +71,7 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const layersDir = join(options.dataDir, 'layers');
   await mkdir(layersDir, { recursive: true, mode: 0o700 });
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
-  const engine = new Engine(store, layersDir, options.store === undefined);
+  const engine = new Engine(store, layersDir, options.store === undefined, options.keys);
   await engine.load();
   return engine;
 }
@@ -73,6 +88,7 @@ class Engine implements VolumeEngine {
     private readonly store: ClusterStore,
     layersDir: string,
     private readonly ownsStore: boolean,
+    private readonly keys: VolumeKeyResolver | undefined,
   ) {
     this.layers = new LayerSet(
       layersDir,
@@ -189,8 +205,12 @@ class Engine implements VolumeEngine {
       attached: v.writers > 0,
       shared: r.shared,
       bytes_used: v.layer.bytesUsed,
+      encrypted: r.encryption !== undefined,
     };
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
+    if (r.encryption !== undefined) {
+      info.encryption = { kek: r.encryption.kek, key_provider: r.encryption.key_provider };
+    }
     return info;
   }
 
@@ -210,12 +230,20 @@ class Engine implements VolumeEngine {
 
   // ---- volumes -------------------------------------------------------------------------------------------------
 
-  createVolume(request: CreateVolumeRequest): Promise<{ volume: VolumeInfo; created: boolean }> {
+  async createVolume(request: CreateVolumeRequest): Promise<{ volume: VolumeInfo; created: boolean }> {
+    const name = validateName('name', request.name);
+    const size = validateSize('spec.size', request.size);
+    const ha = validateHaLevel('spec.ha_level', request.ha_level);
+    const labels = validateLabels('labels', request.labels);
+    const encrypted = wantsEncryption(request.encrypted === true, labels);
+    if (encrypted && labels[ENCRYPTED_LABEL] === undefined) {
+      labels[ENCRYPTED_LABEL] = 'true';
+      validateLabels('labels', labels);
+    }
+    // The provider is called outside the metadata lock (a slow KMS holds up nothing else), and only for a new name.
+    let prepared: { id: string; encryption: VolumeEncryption } | undefined;
+    if (encrypted && this.nameTaken(name) === undefined) prepared = await this.newVolumeKey(name, labels);
     return this.meta.run(async () => {
-      const name = validateName('name', request.name);
-      const size = validateSize('spec.size', request.size);
-      const ha = validateHaLevel('spec.ha_level', request.ha_level);
-      const labels = validateLabels('labels', request.labels);
       const existing = this.nameTaken(name);
       if (existing !== undefined) {
         if (existing.record.size !== size) {
@@ -224,11 +252,18 @@ class Engine implements VolumeEngine {
             `volume ${name} already exists with size ${existing.record.size}; pick another name or use that size`,
           );
         }
+        if ((existing.record.encryption !== undefined) !== encrypted) {
+          throw new FerryError(
+            'ALREADY_EXISTS',
+            `volume ${name} already exists ${encrypted ? 'unencrypted' : 'encrypted'}; pick another name`,
+          );
+        }
         return { volume: this.volumeInfo(existing), created: false };
       }
+      if (encrypted && prepared === undefined) prepared = await this.newVolumeKey(name, labels);
       const layer = this.layers.create(undefined);
       const record: VolumeRecord = {
-        id: newId(),
+        id: prepared?.id ?? newId(),
         name,
         size,
         ha_level: ha,
@@ -238,9 +273,58 @@ class Engine implements VolumeEngine {
         top: layer.id,
         status: request.restoring === true ? 'restoring' : 'up',
       };
+      if (prepared !== undefined) record.encryption = prepared.encryption;
       await this.commitOrDiscard([put.layer(layer.record), put.volume(record)], [layer]);
       return { volume: this.volumeInfo(this.addVolume(record)), created: true };
     });
+  }
+
+  /** A wrapped data key for a new volume (its id is made here: the wrap binds it), under the KEK its labels name. */
+  private async newVolumeKey(
+    name: string,
+    labels: Record<string, string>,
+  ): Promise<{ id: string; encryption: VolumeEncryption }> {
+    if (this.keys === undefined) throw noResolver(`volume ${name} cannot be created encrypted`);
+    const id = newId();
+    const kek = labels[KEK_LABEL];
+    const keyProvider = labels[KEY_PROVIDER_LABEL];
+    try {
+      const { key, encryption } = await this.keys.createKey({
+        volumeId: id,
+        ...(kek !== undefined && { kek }),
+        ...(keyProvider !== undefined && { keyProvider }),
+      });
+      key.fill(0);
+      return { id, encryption };
+    } catch (err: unknown) {
+      if (isFerryError(err, 'INVALID_ARGUMENT') && (err.field === 'kek' || err.field === 'key_provider')) {
+        const label = err.field === 'kek' ? KEK_LABEL : KEY_PROVIDER_LABEL;
+        throw new FerryError('INVALID_ARGUMENT', `labels.${label}: ${err.message}`, {
+          field: `labels.${label}`,
+          cause: err,
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** The cipher of an encrypted volume's tree (its data key unwrapped now), or undefined for a plaintext one. */
+  private async cipherFor(name: string, encryption: VolumeEncryption | undefined): Promise<GranuleCipher | undefined> {
+    if (encryption === undefined) return undefined;
+    if (this.keys === undefined) throw noResolver(`volume ${name} is encrypted and cannot be opened`);
+    let key: Buffer;
+    try {
+      key = await this.keys.unwrapKey(encryption);
+    } catch (err: unknown) {
+      throw keyUnavailable(name, encryption, err);
+    }
+    try {
+      return new GranuleCipher(key);
+    } catch (err: unknown) {
+      throw keyUnavailable(name, encryption, err);
+    } finally {
+      key.fill(0);
+    }
   }
 
   async listVolumes(): Promise<VolumeInfo[]> {
@@ -263,6 +347,11 @@ class Engine implements VolumeEngine {
         next.size = size;
       }
       if (request.labels !== undefined) {
+        const asked = request.labels[ENCRYPTED_LABEL];
+        const current = v.record.labels[ENCRYPTED_LABEL];
+        if (asked !== undefined && asked !== (current ?? '')) {
+          throw invalidArgument(`labels.${ENCRYPTED_LABEL}`, 'is set when a volume is created and cannot change');
+        }
         for (const [k, val] of Object.entries(validateLabels('labels', request.labels, true))) {
           if (val === '') delete next.labels[k];
           else next.labels[k] = val;
@@ -322,20 +411,25 @@ class Engine implements VolumeEngine {
       }
       const snap = this.trySnapshot(request.parent_id);
       if (snap !== undefined) {
+        const origin = this.volumes.get(snap.record.volume_id);
+        const encryption = origin?.record.encryption;
+        const cloneLabels = cloneLabelsOf(labels, origin?.record, encryption);
         const top = this.layers.create(snap.layer);
-        const record = this.newVolumeRecord(name, snap.record.size, labels, top, snap.record.id);
+        const record = this.newVolumeRecord(name, snap.record.size, cloneLabels, top, snap.record.id, encryption);
         failpoint('clone.before-commit');
         await this.commitOrDiscard([put.layer(top.record), put.volume(record)], [top]);
         failpoint('clone.after-commit');
         return this.volumeInfo(this.addVolume(record));
       }
       const source = this.findVolume(request.parent_id, 'parent_id');
+      const encryption = source.record.encryption;
+      const cloneLabels = cloneLabelsOf(labels, source.record, encryption);
       return source.gate.withExclusive(async () => {
         const frozen = source.layer;
         await frozen.flush();
         const sourceTop = this.layers.create(frozen);
         const cloneTop = this.layers.create(frozen);
-        const record = this.newVolumeRecord(name, source.record.size, labels, cloneTop, undefined);
+        const record = this.newVolumeRecord(name, source.record.size, cloneLabels, cloneTop, undefined, encryption);
         const sourceRecord = { ...source.record, top: sourceTop.id };
         await this.commitOrDiscard(
           [
@@ -371,6 +465,7 @@ class Engine implements VolumeEngine {
     labels: Record<string, string>,
     top: Layer,
     parentSnapshot: string | undefined,
+    encryption: VolumeEncryption | undefined,
   ): VolumeRecord {
     const record: VolumeRecord = {
       id: newId(),
@@ -384,6 +479,7 @@ class Engine implements VolumeEngine {
       status: 'up',
     };
     if (parentSnapshot !== undefined) record.parent_snapshot_id = parentSnapshot;
+    if (encryption !== undefined) record.encryption = encryption;
     return record;
   }
 
@@ -563,14 +659,28 @@ class Engine implements VolumeEngine {
 
   async openExport(name: string): Promise<BlockDevice> {
     if (name.includes('@')) {
+      const found = this.findSnapshot(name);
+      const encryption = this.volumes.get(found.record.volume_id)?.record.encryption;
+      const cipher = await this.cipherFor(name, encryption);
+      // Looked up again: the snapshot may have gone while the key was being unwrapped.
       const s = this.findSnapshot(name);
       const owner = this.volumes.get(s.record.volume_id);
-      if (owner === undefined) throw notFound(`snapshot ${name} has no volume`);
+      if (owner === undefined || s !== found) {
+        cipher?.release();
+        throw notFound(`snapshot ${name} has no volume`);
+      }
       s.readers++;
       const source: ViewSource = { top: () => s.layer, gate: owner.gate, locks: owner.locks, tracker: this.tracker };
-      return new LayerDevice(name, s.record.size, true, source, () => {
-        s.readers--;
-      });
+      return new LayerDevice(
+        name,
+        s.record.size,
+        true,
+        source,
+        () => {
+          s.readers--;
+        },
+        cipher,
+      );
     }
     const v = this.findVolume(name);
     if (v.record.status !== 'up') {
@@ -582,19 +692,27 @@ class Engine implements VolumeEngine {
   }
 
   private async openWriter(v: VolumeState): Promise<BlockDevice> {
-    // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
-    const leaving = [...v.devices].map((d) => d.closing).filter((p) => p !== undefined);
-    if (leaving.length > 0 && leaving.length === v.devices.size) await Promise.allSettled(leaving);
-    if (v.writers > 0 && !v.record.shared) {
-      throw precondition(
-        `volume ${v.record.name} is already attached by another writer; disconnect it first (or create the volume with --shared)`,
-      );
+    const cipher = await this.cipherFor(v.record.name, v.record.encryption);
+    try {
+      // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
+      const leaving = [...v.devices].map((d) => d.closing).filter((p) => p !== undefined);
+      if (leaving.length > 0 && leaving.length === v.devices.size) await Promise.allSettled(leaving);
+      if (this.volumes.get(v.record.id) !== v) throw notFound(`volume ${v.record.name} was deleted`);
+      if (v.writers > 0 && !v.record.shared) {
+        throw precondition(
+          `volume ${v.record.name} is already attached by another writer; disconnect it first (or create the volume with --shared)`,
+        );
+      }
+    } catch (err: unknown) {
+      cipher?.release();
+      throw err;
     }
     v.writers++;
-    const device: LayerDevice = new LayerDevice(v.record.name, v.record.size, false, v, () => {
+    const onClose = (): void => {
       v.writers--;
       v.devices.delete(device);
-    });
+    };
+    const device: LayerDevice = new LayerDevice(v.record.name, v.record.size, false, v, onClose, cipher);
     v.devices.add(device);
     return device;
   }
@@ -605,4 +723,40 @@ class Engine implements VolumeEngine {
       if (this.ownsStore) await this.store.close();
     });
   }
+}
+
+/** Whether a new volume is to be encrypted: asked by the request or by its `ferry.io/encrypted` label. */
+function wantsEncryption(asked: boolean, labels: Record<string, string>): boolean {
+  const label = labels[ENCRYPTED_LABEL];
+  if (label !== undefined && label !== 'true') {
+    throw invalidArgument(`labels.${ENCRYPTED_LABEL}`, 'must be "true" (or absent: use spec.encrypted to choose)');
+  }
+  return asked || label === 'true';
+}
+
+/**
+ * A clone's labels: the ones asked for, plus, when its origin is encrypted (the clone shares its origin's layers and
+ * so its key), `ferry.io/encrypted=true` and the origin's KEK labels unless given. A plaintext origin gives a
+ * plaintext clone: asking for encryption then is INVALID_ARGUMENT.
+ */
+function cloneLabelsOf(
+  asked: Record<string, string>,
+  origin: VolumeRecord | undefined,
+  encryption: VolumeEncryption | undefined,
+): Record<string, string> {
+  if (encryption === undefined) {
+    if (asked[ENCRYPTED_LABEL] !== undefined) {
+      throw invalidArgument(
+        `labels.${ENCRYPTED_LABEL}`,
+        'a clone is encrypted exactly when its origin is, and this origin is not',
+      );
+    }
+    return asked;
+  }
+  const labels: Record<string, string> = { ...asked, [ENCRYPTED_LABEL]: 'true' };
+  for (const key of [KEK_LABEL, KEY_PROVIDER_LABEL]) {
+    const value = origin?.labels[key];
+    if (value !== undefined && labels[key] === undefined) labels[key] = value;
+  }
+  return validateLabels('labels', labels);
 }

@@ -1,4 +1,5 @@
 import type { StoreOp } from '../store/types.js';
+import type { VolumeEncryption } from './keys.js';
 import type { LayerRecord } from './layer.js';
 
 /** What the cluster store keeps about a volume. */
@@ -14,6 +15,8 @@ export interface VolumeRecord {
   top: string;
   parent_snapshot_id?: string;
   status: 'up' | 'restoring';
+  /** Present on encrypted volumes: the wrapped data key of the volume's layer tree (docs/ENGINE.md, Encryption). */
+  encryption?: VolumeEncryption;
 }
 
 /** What the cluster store keeps about a snapshot. */

@@ -83,6 +83,10 @@ export interface VolumeInfo {
   parent_snapshot_id?: string;
   /** Bytes of data held by this volume's writable layer (not counting what it shares with snapshots). */
   bytes_used: number;
+  /** Whether the volume's data is encrypted at rest (AES-256-XTS under a per-volume key). */
+  encrypted: boolean;
+  /** For encrypted volumes: the KEK wrapping the volume's data key, and its key provider. */
+  encryption?: { kek: string; key_provider: string };
 }
 
 export interface SnapshotInfo {
@@ -104,6 +108,13 @@ export interface CreateVolumeRequest {
   shared?: boolean;
   /** Create the volume in the 'restoring' state: not attachable until `completeRestore`. */
   restoring?: boolean;
+  /**
+   * Encrypt the volume's data at rest. Also asked by the label `ferry.io/encrypted=true`, which an encrypted volume
+   * always carries (so a backup of it restores into an encrypted volume). The KEK is the label `ferry.io/kek` (default:
+   * the key resolver's, the local keyring's `default`) of the provider in `ferry.io/key-provider` (default `local`):
+   * the same labels that choose the KEK of the volume's backups. Default false.
+   */
+  encrypted?: boolean;
 }
 
 export interface UpdateVolumeRequest {
