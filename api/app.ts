@@ -6,16 +6,29 @@ import { bodyLimit } from 'hono/body-limit';
 import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import type { VolumeEngine } from '../node/index.js';
+import {
+  authRoutes,
+  BackupAccess,
+  MemoryOwnershipBackend,
+  type OwnershipBackend,
+  OwnershipStore,
+  ResourceAccess,
+} from './auth/index.js';
+import type { ClusterDirectory } from './cluster-directory.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
 import { engineCheck, healthRoutes, type ReadinessCheck } from './health.js';
 import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
+import { openApiRoutes } from './openapi/index.js';
 import { requestLog } from './request-log.js';
+import { cloudBackupGroupRoutes } from './routes/cloudbackup-group.js';
 import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { credentialRoutes } from './routes/credentials.js';
-import { identityRoutes } from './routes/identities.js';
+import { identityRoutes, servedServices } from './routes/identities.js';
 import { keyRoutes } from './routes/keys.js';
+import { nodeRoutes } from './routes/nodes.js';
 import { type ScheduleApi, schedulePolicyRoutes } from './routes/schedule-policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
@@ -34,11 +47,18 @@ export interface AppOptions {
   keys?: KeyService;
   /** Schedule policies and cloud backup schedules (`/v1/schedulepolicies`, `/v1/cloudbackups/schedules`); default none. */
   schedules?: ScheduleApi;
+  /** This node and its cluster (`/v1/clusters`, `/v1/nodes`). Default: none; those routes then answer 503. */
+  cluster?: ClusterDirectory;
   /**
    * Authentication seam: middleware run before every `/v1` route (e.g. bearer tokens, later). It should throw a
    * FerryError UNAUTHENTICATED or PERMISSION_DENIED to refuse. Default: none (no authentication yet).
    */
   authenticate?: MiddlewareHandler;
+  /**
+   * Where ownership records live (`/ferry/ownership/...`, see docs/AUTH.md): the node's cluster store. Default: in
+   * memory (lost at exit). Ownership is enforced only when `authenticate` leaves a principal on the request.
+   */
+  ownership?: OwnershipBackend;
   /** Largest request body in bytes; larger bodies get 413. Default DEFAULT_MAX_BODY_BYTES (1 MiB). */
   maxBodyBytes?: number;
   /** Where unexpected errors (answered as 500 INTERNAL) are logged, with their stack. Default: a JSON line on stderr. */
@@ -56,6 +76,7 @@ export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logError = options.logError ?? logToStderr;
   const app = new Hono();
+  const access = new ResourceAccess(new OwnershipStore(options.ownership ?? new MemoryOwnershipBackend()));
   app.onError((err, c) => errorResponse(c, err, logError));
   app.notFound(routeNotFound);
   const metrics = options.metrics;
@@ -83,14 +104,23 @@ export function createApp(options: AppOptions): Hono {
       return c.body(body, 200, { 'content-type': contentType });
     });
   }
+  // The API document and reference page describe no data: served before authentication.
+  app.route('/v1', openApiRoutes());
   if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
-  app.route('/v1', identityRoutes());
-  app.route('/v1', volumeRoutes(options.engine));
-  app.route('/v1', snapshotRoutes(options.engine));
-  app.route('/v1', credentialRoutes(options.credentials));
+  app.route('/v1', identityRoutes(servedServices(options)));
+  app.route('/v1', clusterRoutes(options.cluster));
+  app.route('/v1', nodeRoutes(options.cluster));
+  app.route('/v1', volumeRoutes(options.engine, access));
+  app.route('/v1', snapshotRoutes(options.engine, access));
+  app.route('/v1', credentialRoutes(options.credentials, access));
   app.route('/v1', schedulePolicyRoutes(options.schedules));
   app.route('/v1', cloudBackupScheduleRoutes(options.schedules, options.engine, options.credentials));
-  app.route('/v1', cloudBackupRoutes(options.cloudBackups));
-  app.route('/v1', keyRoutes(options.keys));
+  app.route('/v1', cloudBackupGroupRoutes(options.cloudBackups));
+  app.route(
+    '/v1',
+    cloudBackupRoutes(options.cloudBackups, new BackupAccess(access, options.engine, options.credentials)),
+  );
+  app.route('/v1', keyRoutes(options.keys, access));
+  app.route('/v1', authRoutes(access, options.engine, options.credentials));
   return app;
 }

@@ -13,9 +13,40 @@ export type {
   VerifyProblem,
   VerifyResult,
 } from '../cloudsnap/jobs/index.js';
+export type { RetentionRules } from '../cloudsnap/retention.js';
 export type { LocalKekInfo } from '../kms/index.js';
 export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
+export {
+  type AccessControl,
+  type AccessType,
+  adminSecretPath,
+  bearerAuth,
+  createTokenVerifier,
+  ensureAdminSecret,
+  LOCAL_ISSUER,
+  MAX_TTL_SECONDS,
+  mintToken,
+  type NodeAuthOptions,
+  OWNERSHIP_PREFIX,
+  type Ownership,
+  type Principal,
+  parseTtl,
+  ROLE_ADMIN,
+  ROLE_USER,
+  ROLE_VIEW,
+  readAdminSecret,
+  setUpNodeAuth,
+  type TokenClaims,
+  type TokenVerifier,
+  type TokenVerifierOptions,
+} from './auth/index.js';
 export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-views.js';
+export {
+  type ClusterDirectory,
+  type ClusterRecord,
+  type NodeRecord,
+  StoreClusterDirectory,
+} from './cluster-directory.js';
 export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';
 export {
   checkReadiness,
@@ -27,6 +58,7 @@ export {
 } from './health.js';
 export {
   createLogger,
+  isSecretField,
   LOG_LEVELS,
   type LogContext,
   type Logger,
@@ -34,12 +66,22 @@ export {
   type LogLevel,
   logContext,
   REDACTED,
-  redactPaths,
+  redact,
   SECRET_FIELDS,
   scrubText,
 } from './log.js';
 export { type JobSource, NodeMetrics, type NodeMetricsOptions } from './metrics.js';
 export { type FinishedRequest, REQUEST_ID_HEADER, type RequestLogOptions, requestLog } from './request-log.js';
+export type { CloudBackupScheduleView } from './routes/cloudbackup-schedules.js';
+export {
+  BackupScheduler,
+  type CloudBackupSchedule,
+  cloudBackupsRunner,
+  type ScheduleInterval,
+  type SchedulePolicy,
+  ScheduleRecords,
+  WEEKDAYS,
+} from './schedules/index.js';
 export {
   MAX_HA_LEVEL,
   MAX_LABELS,

@@ -52,17 +52,31 @@ function describeFetchFailure(err: unknown): string {
 export class FerryClient {
   readonly baseUrl: string;
 
-  constructor(baseUrl: string = DEFAULT_API_URL) {
+  /** Where the bearer token comes from (asked once, on the first request); undefined sends no Authorization. */
+  private readonly tokenSource: (() => Promise<string | undefined>) | undefined;
+  private token: Promise<string | undefined> | undefined;
+
+  constructor(baseUrl: string = DEFAULT_API_URL, options: { token?: () => Promise<string | undefined> } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.tokenSource = options.token;
+  }
+
+  private async headers(body: unknown): Promise<Record<string, string>> {
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+    this.token ??= this.tokenSource?.() ?? Promise.resolve(undefined);
+    const token = await this.token;
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
+    return headers;
   }
 
   /** Sends one request; a non-2xx answer becomes an ApiError carrying the body's code, message and field. */
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {
     let response: Response;
+    const headers = await this.headers(body);
     try {
       response = await fetch(`${this.baseUrl}${path}`, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        headers,
         ...(body !== undefined && { body: JSON.stringify(body) }),
       });
     } catch (err: unknown) {

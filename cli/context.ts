@@ -1,6 +1,7 @@
 /** What every command shares: the global options, the API client, and how results are printed. */
 import type { Command } from 'commander';
 import { DEFAULT_API_URL, FerryClient } from './client.js';
+import { cliToken } from './commands/auth-token.js';
 
 /** Options the root command defines for every command. */
 export interface GlobalOptions {
@@ -8,6 +9,8 @@ export interface GlobalOptions {
   api?: string;
   /** Print the API's JSON instead of text for people (`--json`). */
   json?: boolean;
+  /** Bearer token (`--token`); default env FERRY_TOKEN, then one minted from a readable admin secret. */
+  token?: string;
 }
 
 /** The global options as seen from `command`. */
@@ -17,7 +20,10 @@ export function globalOptions(command: Command): GlobalOptions {
 
 /** A client for the API the user pointed at. */
 export function clientFor(command: Command): FerryClient {
-  return new FerryClient(globalOptions(command).api ?? process.env.FERRY_API_URL ?? DEFAULT_API_URL);
+  const options = globalOptions(command);
+  return new FerryClient(options.api ?? process.env.FERRY_API_URL ?? DEFAULT_API_URL, {
+    token: () => cliToken(options.token),
+  });
 }
 
 /** Prints `json` (pretty, for `--json`) or the text `human()` builds. */

@@ -4,11 +4,24 @@
  * over NBD and HTTP (volumes, credentials, cloud backups), logs one JSON line per event on stdout, and on SIGTERM/SIGINT
  * closes the API, then NBD, then the backup jobs, the engine, the keyring and the cluster store.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
-import { createApp, createLogger, type Logger, NodeMetrics, startApiServer } from '../api/index.js';
+import {
+  BackupScheduler,
+  cloudBackupsRunner,
+  createApp,
+  createLogger,
+  type Logger,
+  type NodeAuthOptions,
+  NodeMetrics,
+  ScheduleRecords,
+  StoreClusterDirectory,
+  setUpNodeAuth,
+  startApiServer,
+} from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
@@ -23,6 +36,12 @@ export interface NodeOptions {
   apiAddr?: string;
   /** NBD listen address `HOST:PORT`. Default env FERRY_NBD_ADDR, else 127.0.0.1:10809. */
   nbdAddr?: string;
+  /**
+   * Authentication (docs/AUTH.md): on by default with the admin secret `<dataDir>/auth/admin.secret`; `off`
+   * (`--auth-off`, env FERRY_AUTH=off) turns it off with a warning; RS256 key, JWKS URL, issuer and audience fall
+   * back to FERRY_AUTH_PUBLIC_KEY_FILE, FERRY_AUTH_JWKS_URL, FERRY_AUTH_ISSUER, FERRY_AUTH_AUDIENCE.
+   */
+  auth?: Omit<NodeAuthOptions, 'dataDir' | 'log' | 'env'>;
 }
 
 let nodeLogger: Logger | undefined;
@@ -34,7 +53,7 @@ function logger(): Logger {
 }
 
 /** Writes one JSON log line. */
-export function log(level: 'info' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
+export function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
   logger()[level](fields, msg);
 }
 
@@ -42,7 +61,8 @@ function assertServing(serving: boolean): void {
   if (!serving) throw new Error('the API is not serving (starting or stopping)');
 }
 
-function defaultDataDir(): string {
+/** The data directory when neither --data-dir nor FERRY_DATA_DIR says: /var/lib/ferry as root, else ~/.ferry. */
+export function defaultDataDir(): string {
   return process.getuid?.() === 0 ? '/var/lib/ferry' : join(homedir(), '.ferry');
 }
 
@@ -159,17 +179,32 @@ export async function runNode(options: NodeOptions): Promise<void> {
       }),
     );
     const keys = new KeyService({ keyring, providers, credentials, repositories: cloudBackups.jobs.repositories });
+    // Schedules live in the cluster store; every node runs a scheduler, and leases there keep runs single.
+    const scheduleRecords = new ScheduleRecords(store);
+    const scheduler = new BackupScheduler({
+      records: scheduleRecords,
+      runner: cloudBackupsRunner(cloudBackups),
+      nodeId: randomUUID(),
+      log: (level, msg, fields) => log(level, msg, fields),
+    });
 
     const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
+    const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
+    // The node id lives in <dataDir>/node-id, the cluster record in the cluster store (api/cluster-directory.ts).
+    const cluster = await StoreClusterDirectory.open({ dataDir, store });
     const app = createApp({
+      ...auth,
+      ownership: store,
       engine,
       credentials,
       cloudBackups,
       keys,
+      schedules: { records: scheduleRecords, changed: () => scheduler.poke() },
+      cluster,
       logError: (msg, fields) => log('error', msg, fields),
       logger: logger(),
       metrics,
@@ -188,6 +223,10 @@ export async function runNode(options: NodeOptions): Promise<void> {
       },
     });
     apiUrl = api.url;
+    // Closed first: no new scheduled run starts while the node stops (the job manager ends the running ones).
+    scheduler.start();
+    closers.push({ name: 'backup scheduler', close: () => scheduler.stop() });
+    await cluster.announce(api.url);
   } catch (err: unknown) {
     log('error', 'ferry node failed to start', { error: describe(err) });
     await closeAll(closers);

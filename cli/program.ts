@@ -2,10 +2,12 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { FERRY_VERSION } from '../api/index.js';
 import { ApiError } from './client.js';
+import { registerAuthCommands } from './commands/auth.js';
 import { registerCloudsnapCommands } from './commands/cloudsnap.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerNodeCommands } from './commands/node.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerVolumeCommands } from './commands/volume.js';
 
 /** Exit status for a usage error or an INVALID_ARGUMENT answer. */
@@ -16,6 +18,7 @@ export const EXIT_FAILURE = 1;
 const EPILOGUE = `
 Environment:
   FERRY_API_URL    API base URL used by client commands (default http://127.0.0.1:9001)
+  FERRY_TOKEN      API bearer token (else one is minted from FERRY_DATA_DIR/auth/admin.secret when readable)
   FERRY_DATA_DIR   data directory of \`ferry node start\` (default /var/lib/ferry as root, else ~/.ferry)
   FERRY_API_ADDR   API listen address of \`ferry node start\` (default 127.0.0.1:9001)
   FERRY_NBD_ADDR   NBD listen address of \`ferry node start\` (default 127.0.0.1:10809)
@@ -37,6 +40,7 @@ export function createProgram(): Command {
     .version(FERRY_VERSION, '-V, --version', 'print the version')
     .option('--api <url>', 'Ferry API base URL (env FERRY_API_URL, default http://127.0.0.1:9001)')
     .option('--json', 'print machine-readable JSON (the API responses)')
+    .option('--token <jwt>', 'API bearer token (env FERRY_TOKEN; default: an admin token from a readable admin secret)')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
     .addHelpText('after', EPILOGUE);
@@ -44,7 +48,9 @@ export function createProgram(): Command {
   registerVolumeCommands(program);
   registerCredentialCommands(program);
   registerCloudsnapCommands(program);
+  registerPolicyCommands(program);
   registerKeyCommands(program);
+  registerAuthCommands(program);
   return program;
 }
 

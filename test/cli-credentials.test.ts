@@ -36,7 +36,8 @@ function ferry(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
     execFile(
       process.execPath,
       [MAIN, ...args],
-      { env: { ...process.env, FERRY_API_URL: apiUrl, ...env }, timeout: 30_000 },
+      // FERRY_DATA_DIR: the CLI mints its admin token from the node's admin secret (authentication is on).
+      { env: { ...process.env, FERRY_API_URL: apiUrl, FERRY_DATA_DIR: dataDir, ...env }, timeout: 30_000 },
       (error, stdout, stderr) => {
         printed.push(stdout, stderr);
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;

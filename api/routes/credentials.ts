@@ -7,11 +7,17 @@
 import { Hono } from 'hono';
 import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
 import { FerryError } from '../../common/index.js';
+import type { ResourceAccess } from '../auth/access.js';
+import { credentialRef } from '../auth/refs.js';
 import { createCredentialSchema, credentialRefSchema } from '../schemas/index.js';
 import { readJsonBody, readParam } from '../validate.js';
 
-/** Routes of the credential rpcs, to mount under `/v1`; without a store they answer UNAVAILABLE. */
-export function credentialRoutes(credentials: CredentialStore | undefined): Hono {
+/**
+ * Routes of the credential rpcs, to mount under `/v1`; without a store they answer UNAVAILABLE. Ownership
+ * (`access`): create records the caller as owner, enumerate lists what the caller may read, inspect and validate
+ * need Read, delete Admin.
+ */
+export function credentialRoutes(credentials: CredentialStore | undefined, access: ResourceAccess): Hono {
   const routes = new Hono();
 
   if (credentials === undefined) {
@@ -26,24 +32,34 @@ export function credentialRoutes(credentials: CredentialStore | undefined): Hono
   routes.post('/credentials', async (c) => {
     const body = await readJsonBody(c, createCredentialSchema);
     const created = await credentials.create(body);
+    await access.own(c, credentialRef(created));
     return c.json({ credential_id: created.credential_id });
   });
 
-  routes.get('/credentials', async (c) => c.json({ credential_ids: await credentials.enumerate() }));
+  routes.get('/credentials', async (c) => {
+    const visible = await access.filter(c, await credentials.list(), credentialRef);
+    return c.json({ credential_ids: visible.map((info) => info.credential_id) });
+  });
 
   routes.get('/credentials/inspect/:credential_id', async (c) => {
     const ref = readParam(c, 'credential_id', credentialRefSchema);
-    return c.json(await credentials.inspect(ref));
+    const info = await credentials.inspect(ref);
+    await access.require(c, credentialRef(info), 'Read');
+    return c.json(info);
   });
 
   routes.delete('/credentials/:credential_id', async (c) => {
     const ref = readParam(c, 'credential_id', credentialRefSchema);
-    await credentials.delete(ref);
+    const info = await credentials.inspect(ref);
+    await access.require(c, credentialRef(info), 'Admin');
+    await credentials.delete(info.credential_id);
+    await access.forget(credentialRef(info));
     return c.json({});
   });
 
   routes.get('/credentials/validate/:credential_id', async (c) => {
     const ref = readParam(c, 'credential_id', credentialRefSchema);
+    await access.require(c, credentialRef(await credentials.inspect(ref)), 'Read');
     await credentials.validate(ref, { signal: c.req.raw.signal });
     return c.json({});
   });

@@ -7,12 +7,24 @@
 import { Hono } from 'hono';
 import type { KeyService } from '../../cloudsnap/jobs/index.js';
 import { FerryError } from '../../common/index.js';
+import type { ResourceAccess } from '../auth/access.js';
 import { createKeySchema, destroyKeySchema, rotateKeySchema } from '../schemas/index.js';
 import { readJsonBody } from '../validate.js';
 
-/** Routes of the key operations, to mount under `/v1`; without the service they answer UNAVAILABLE. */
-export function keyRoutes(keys: KeyService | undefined): Hono {
+/**
+ * Routes of the key operations, to mount under `/v1`; without the service they answer UNAVAILABLE. For
+ * `system.admin` only (checked here as well as by the authentication middleware).
+ */
+export function keyRoutes(keys: KeyService | undefined, access: ResourceAccess): Hono {
   const routes = new Hono();
+  routes.use('/keys', async (c, next) => {
+    access.requireAdmin(c);
+    await next();
+  });
+  routes.use('/keys/*', async (c, next) => {
+    access.requireAdmin(c);
+    await next();
+  });
 
   if (keys === undefined) {
     const unavailable = (): never => {

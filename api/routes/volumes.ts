@@ -8,6 +8,8 @@
 import { Hono } from 'hono';
 import { FerryError } from '../../common/index.js';
 import type { ChangedBlocksRequest, VolumeEngine, VolumeInfo } from '../../node/index.js';
+import type { ResourceAccess } from '../auth/access.js';
+import { resolvedRef, volumeRef } from '../auth/refs.js';
 import { renameFields, resolveVolumeOrSnapshot } from '../resolve.js';
 import {
   changedBlocksQuerySchema,
@@ -30,13 +32,17 @@ function matchesFilters(volume: VolumeInfo, filters: VolumeFiltersBody): boolean
   return Object.entries(labels).every(([key, value]) => volume.labels[key] === value);
 }
 
-/** Routes of the volume rpcs, to mount under `/v1`. */
-export function volumeRoutes(engine: VolumeEngine): Hono {
+/**
+ * Routes of the volume rpcs, to mount under `/v1`. Ownership (`access`): lists show what the caller may read;
+ * inspect and changed blocks need Read, update Write, delete Admin (a snapshot: Write on its volume); create records
+ * the caller as owner; clone needs Read on the parent and the caller owns the clone.
+ */
+export function volumeRoutes(engine: VolumeEngine, access: ResourceAccess): Hono {
   const routes = new Hono();
 
   routes.post('/volumes', async (c) => {
     const body = await readJsonBody(c, createVolumeSchema);
-    const { volume } = await engine
+    const { volume, created } = await engine
       .createVolume({
         name: body.name,
         size: body.spec.size,
@@ -46,29 +52,33 @@ export function volumeRoutes(engine: VolumeEngine): Hono {
         ...(body.labels !== undefined && { labels: body.labels }),
       })
       .catch(renameFields(CREATE_FIELDS));
+    // An existing volume of that name and spec is answered, as OpenStorage does, only to whoever may read it.
+    if (created) await access.own(c, volumeRef(volume));
+    else await access.require(c, volumeRef(volume), 'Read');
     return c.json({ volume_id: volume.id });
   });
 
   routes.get('/volumes', async (c) => {
-    const volumes = await engine.listVolumes();
+    const volumes = await access.filter(c, await engine.listVolumes(), volumeRef);
     return c.json({ volume_ids: volumes.map((v) => v.id) });
   });
 
   routes.post('/volumes/filters', async (c) => {
     const filters = await readJsonBody(c, volumeFiltersSchema);
-    const volumes = await engine.listVolumes();
+    const volumes = await access.filter(c, await engine.listVolumes(), volumeRef);
     return c.json({ volume_ids: volumes.filter((v) => matchesFilters(v, filters)).map((v) => v.id) });
   });
 
   routes.post('/volumes/inspectwithfilters', async (c) => {
     const filters = await readJsonBody(c, volumeFiltersSchema);
-    const volumes = await engine.listVolumes();
+    const volumes = await access.filter(c, await engine.listVolumes(), volumeRef);
     return c.json({ volumes: volumes.filter((v) => matchesFilters(v, filters)).map(volumeView) });
   });
 
   routes.get('/volumes/inspect/:volume_id', async (c) => {
     const ref = readParam(c, 'volume_id', resourceRefSchema);
     const found = await resolveVolumeOrSnapshot(engine, ref);
+    await access.require(c, resolvedRef(found), 'Read');
     if (found.kind === 'volume') return c.json(volumeView(found.volume));
     const parent = await engine.inspectVolume(found.snapshot.volume_id).catch(() => undefined);
     return c.json(snapshotView(found.snapshot, parent));
@@ -82,6 +92,7 @@ export function volumeRoutes(engine: VolumeEngine): Hono {
         field: 'volume_id',
       });
     }
+    await access.require(c, volumeRef(await engine.inspectVolume(ref)), 'Write');
     const size = body.spec?.size;
     const labels = { ...body.locator?.volume_labels, ...body.labels };
     // The engine refuses a shrink atomically, naming spec.size.
@@ -97,13 +108,20 @@ export function volumeRoutes(engine: VolumeEngine): Hono {
   routes.delete('/volumes/:volume_id', async (c) => {
     const ref = readParam(c, 'volume_id', resourceRefSchema);
     const found = await resolveVolumeOrSnapshot(engine, ref);
-    if (found.kind === 'volume') await engine.deleteVolume(found.volume.id);
-    else await engine.deleteSnapshot(found.snapshot.id);
+    // OpenStorage: deleting a volume takes Admin access; a snapshot is deleted with Write on its volume.
+    await access.require(c, resolvedRef(found), found.kind === 'volume' ? 'Admin' : 'Write');
+    if (found.kind === 'volume') {
+      await engine.deleteVolume(found.volume.id);
+      await access.forget(volumeRef(found.volume));
+    } else await engine.deleteSnapshot(found.snapshot.id);
     return c.json({});
   });
 
   routes.post('/volumes/clone', async (c) => {
     const body = await readJsonBody(c, cloneVolumeSchema);
+    // A parent that does not exist is left to the engine, which names it in its NOT_FOUND.
+    const parent = await resolveVolumeOrSnapshot(engine, body.parent_id).catch(() => undefined);
+    if (parent !== undefined) await access.require(c, resolvedRef(parent), 'Read');
     const volume = await engine
       .cloneVolume({
         name: body.name,
@@ -111,12 +129,14 @@ export function volumeRoutes(engine: VolumeEngine): Hono {
         ...(body.additional_labels !== undefined && { labels: body.additional_labels }),
       })
       .catch(renameFields({ labels: 'additional_labels' }));
+    await access.own(c, volumeRef(volume));
     return c.json({ volume_id: volume.id });
   });
 
   routes.get('/volumes/:volume_id/changed_blocks', async (c) => {
     const ref = readParam(c, 'volume_id', resourceRefSchema);
     const query = readQuery(c, changedBlocksQuerySchema);
+    await access.require(c, volumeRef(await engine.inspectVolume(ref)), 'Read');
     const request: ChangedBlocksRequest = {};
     if (query.base_snapshot_id !== undefined) request.base_snapshot_id = query.base_snapshot_id;
     if (query.target_snapshot_id !== undefined) request.target_snapshot_id = query.target_snapshot_id;

@@ -7,6 +7,11 @@ interface StartOptions {
   dataDir?: string;
   apiAddr?: string;
   nbdAddr?: string;
+  authOff?: boolean;
+  authPublicKey?: string;
+  authJwksUrl?: string;
+  authIssuer?: string;
+  authAudience?: string;
 }
 
 function checkHostPort(text: string): string {
@@ -27,7 +32,25 @@ export function registerNodeCommands(program: Command): void {
       checkHostPort,
     )
     .option('--nbd-addr <host:port>', 'NBD listen address (env FERRY_NBD_ADDR; default 127.0.0.1:10809)', checkHostPort)
+    .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
+    .option(
+      '--auth-public-key <file>',
+      'accept RS256 tokens signed for this PEM public key (env FERRY_AUTH_PUBLIC_KEY_FILE)',
+    )
+    .option('--auth-jwks-url <url>', 'accept RS256 tokens signed by a key of this JWKS (env FERRY_AUTH_JWKS_URL)')
+    .option('--auth-issuer <iss>', 'the iss RS256 tokens must carry (env FERRY_AUTH_ISSUER)')
+    .option('--auth-audience <aud>', 'the aud RS256 tokens must carry (env FERRY_AUTH_AUDIENCE)')
     .action(async (options: StartOptions) => {
-      await runNode(options);
+      const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, ...rest } = options;
+      await runNode({
+        ...rest,
+        auth: {
+          ...(authOff === true && { off: true }),
+          ...(authPublicKey !== undefined && { publicKeyFile: authPublicKey }),
+          ...(authJwksUrl !== undefined && { jwksUrl: authJwksUrl }),
+          ...(authIssuer !== undefined && { issuer: authIssuer }),
+          ...(authAudience !== undefined && { audience: authAudience }),
+        },
+      });
     });
 }

@@ -28,6 +28,12 @@ export interface TestNode {
   stop(): Promise<void>;
 }
 
+/**
+ * Data directory of each node started here, by API URL: runFerry passes it as FERRY_DATA_DIR, so the CLI mints its
+ * admin token from that node's admin secret (authentication is on by default).
+ */
+const dataDirs = new Map<string, string>();
+
 /** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */
 export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<TestNode> {
   expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
@@ -51,6 +57,7 @@ export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}
       if (event.msg === 'ferry node ready') resolve(event);
     });
   });
+  dataDirs.set(String(ready.api), dataDir);
   return {
     apiUrl: String(ready.api),
     nbdUrl: String(ready.nbd),
@@ -71,7 +78,15 @@ export function runFerry(apiUrl: string, args: string[], env: NodeJS.ProcessEnv 
     execFile(
       process.execPath,
       [MAIN, ...args],
-      { env: { ...process.env, FERRY_API_URL: apiUrl, ...env }, timeout: 30_000 },
+      {
+        env: {
+          ...process.env,
+          FERRY_API_URL: apiUrl,
+          ...(dataDirs.has(apiUrl) && { FERRY_DATA_DIR: dataDirs.get(apiUrl) }),
+          ...env,
+        },
+        timeout: 30_000,
+      },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
         resolve({ code, stdout, stderr });

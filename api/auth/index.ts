@@ -1,0 +1,30 @@
+/** Public face of API authentication: token verification, minting, the admin secret, roles and ownership. */
+
+export { ResourceAccess } from './access.js';
+export {
+  type AdminSecret,
+  adminSecretPath,
+  ensureAdminSecret,
+  readAdminSecret,
+  readSecretFile,
+} from './admin-secret.js';
+export { BackupAccess } from './backup-access.js';
+export { principalOf } from './context.js';
+export { MemoryOwnershipBackend } from './memory-store.js';
+export { bearerAuth, bearerToken } from './middleware.js';
+export { MAX_TTL_SECONDS, type MintOptions, mintToken, parseTtl, type TokenClaims } from './mint.js';
+export { type NodeAuth, type NodeAuthOptions, setUpNodeAuth } from './node-auth.js';
+export {
+  ACCESS_TYPES,
+  type AccessControl,
+  type AccessType,
+  type Ownership,
+  permits,
+  type ResourceKind,
+  type ResourceRef,
+} from './ownership.js';
+export { OWNERSHIP_PREFIX, type OwnershipBackend, OwnershipStore } from './ownership-store.js';
+export { PUBLIC_PATHS, type RouteAction, routeAction } from './policy.js';
+export { type Principal, ROLE_ADMIN, ROLE_USER, ROLE_VIEW, ROLES } from './principal.js';
+export { authRoutes } from './routes.js';
+export { createTokenVerifier, LOCAL_ISSUER, type TokenVerifier, type TokenVerifierOptions } from './verifier.js';
