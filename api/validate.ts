@@ -37,12 +37,18 @@ export async function readJsonBody<S extends z.ZodType>(c: Context, schema: S): 
   if (text.trim() === '')
     throw new FerryError('INVALID_ARGUMENT', 'body: a JSON object is required', { field: 'body' });
   let data: unknown;
+  let protoKey = false;
   try {
-    data = JSON.parse(text);
+    data = JSON.parse(text, (key, value: unknown) => {
+      if (key === '__proto__') protoKey = true;
+      return value;
+    });
   } catch (err: unknown) {
     const detail = err instanceof Error ? err.message : 'parse error';
     throw new FerryError('INVALID_ARGUMENT', `body: not valid JSON (${detail})`, { field: 'body', cause: err });
   }
+  // zod drops a "__proto__" key without a word (it cannot be assigned as data): refuse it instead.
+  if (protoKey) throw new FerryError('INVALID_ARGUMENT', 'body: no field may be named "__proto__"', { field: 'body' });
   return parseWith(schema, data, 'body');
 }
 

@@ -1,4 +1,5 @@
 export * from './cloudbackups.js';
+export * from './cluster.js';
 export * from './common.js';
 export * from './credentials.js';
 export * from './keys.js';

@@ -1,0 +1,23 @@
+/**
+ * OpenStorageCluster rpcs (libopenstorage/openstorage api/api.proto): InspectCurrent GET /v1/clusters/inspectcurrent
+ * (SdkClusterInspectCurrentResponse `{ cluster: { status, id, name } }`).
+ */
+import { Hono } from 'hono';
+import { FerryError } from '../../common/index.js';
+import type { ClusterDirectory } from '../cluster-directory.js';
+
+/** Answers UNAVAILABLE: this server is not a storage node (e.g. the serverless handler). */
+export function notANode(): never {
+  throw new FerryError('UNAVAILABLE', 'this server is not a storage node; ask a node started with `ferry node start`');
+}
+
+/** Routes of the cluster rpcs, to mount under `/v1`; without a directory they answer UNAVAILABLE. */
+export function clusterRoutes(directory: ClusterDirectory | undefined): Hono {
+  const routes = new Hono();
+  routes.get('/clusters/inspectcurrent', async (c) => {
+    if (directory === undefined) notANode();
+    const { id, name } = await directory.cluster();
+    return c.json({ cluster: { status: 'STATUS_OK', id, name } });
+  });
+  return routes;
+}

@@ -1,0 +1,82 @@
+/**
+ * Schemas of the OpenStorageIdentity, OpenStorageCluster and OpenStorageNode rpcs (libopenstorage/openstorage
+ * api/api.proto, snake_case): the one path parameter they take (`node_id`), and their responses, which the OpenAPI
+ * document shows and a test checks the routes against.
+ */
+import { z } from 'zod';
+import { typeError } from './common.js';
+
+/** `{node_id}` in a path: a node id (a UUID) as `GET /v1/nodes` lists it. */
+export const nodeIdSchema = z
+  .string(typeError('a string'))
+  .min(1, 'must not be empty')
+  .max(128, 'is too long')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a node id as GET /v1/nodes lists it');
+
+/** api.proto's `Status` enum as the REST gateway writes it (the states Ferry reports). */
+export const NODE_STATUSES = ['STATUS_NONE', 'STATUS_INIT', 'STATUS_OK', 'STATUS_OFFLINE', 'STATUS_ERROR'] as const;
+export type NodeStatus = (typeof NODE_STATUSES)[number];
+
+/** OpenStorageService.Type values Ferry can serve. */
+export const SERVICE_TYPES = [
+  'CLUSTER',
+  'CLOUD_BACKUP',
+  'CREDENTIALS',
+  'NODE',
+  'SCHEDULE_POLICY',
+  'VOLUME',
+  'IDENTITY',
+] as const;
+export type ServiceType = (typeof SERVICE_TYPES)[number];
+
+/** SdkIdentityVersionResponse. */
+export const versionResponseSchema = z.strictObject({
+  sdk_version: z.strictObject({ major: z.number(), minor: z.number(), patch: z.number(), version: z.string() }),
+  version: z.strictObject({ driver: z.string(), version: z.string(), details: z.record(z.string(), z.string()) }),
+});
+
+/** SdkIdentityCapabilitiesResponse: one SdkServiceCapability per service this server answers. */
+export const capabilitiesResponseSchema = z.strictObject({
+  capabilities: z.array(z.strictObject({ service: z.strictObject({ type: z.enum(SERVICE_TYPES) }) })),
+});
+
+/** StorageCluster (SdkClusterInspectCurrentResponse.cluster). */
+export const storageClusterSchema = z.strictObject({
+  status: z.enum(NODE_STATUSES),
+  id: z.string(),
+  name: z.string(),
+});
+
+/** SdkClusterInspectCurrentResponse. */
+export const clusterInspectResponseSchema = z.strictObject({ cluster: storageClusterSchema });
+
+/**
+ * StorageNode: the api.proto fields Ferry fills (ids, status, host and memory figures), plus Ferry's `api_url`,
+ * `version` and `start_time`, and `last_seen` (when the node last announced itself in the cluster store).
+ */
+export const storageNodeSchema = z.strictObject({
+  id: z.string(),
+  status: z.enum(NODE_STATUSES),
+  hostname: z.string(),
+  mgmt_ip: z.string(),
+  data_ip: z.string(),
+  cpu: z.number(),
+  mem_total: z.number(),
+  mem_used: z.number(),
+  mem_free: z.number(),
+  avg_load: z.number(),
+  node_labels: z.record(z.string(), z.string()),
+  api_url: z.string(),
+  version: z.string(),
+  start_time: z.string(),
+  last_seen: z.string(),
+});
+
+/** SdkNodeEnumerateResponse. */
+export const nodeEnumerateResponseSchema = z.strictObject({ node_ids: z.array(z.string()) });
+
+/** SdkNodeInspectResponse and SdkNodeInspectCurrentResponse. */
+export const nodeInspectResponseSchema = z.strictObject({ node: storageNodeSchema });
+
+export type StorageNodeView = z.output<typeof storageNodeSchema>;
+export type StorageClusterView = z.output<typeof storageClusterSchema>;
