@@ -262,7 +262,7 @@ describe('cloud backups: backup, status, enumerate, restore, delete', () => {
     expect([clash.status, clash.body.code, clash.body.field]).toEqual([409, 'ALREADY_EXISTS', 'task_id']);
   });
 
-  it('Stop aborts a running backup: Aborted, nothing listed, no snapshot left; Pause is not supported', async () => {
+  it('Stop aborts a running backup: Aborted, nothing listed, no snapshot left; Resume of a running job is refused', async () => {
     await volumeWithData('db');
     GatedStore.held = true;
     const { task_id } = await ok<{ task_id: string }>('POST', '/v1/cloudbackups', {
@@ -280,8 +280,8 @@ describe('cloud backups: backup, status, enumerate, restore, delete', () => {
     await ok('POST', '/v1/cloudbackups/statechange', { task_id: queued.task_id, requested_state: 'Stop' });
     expect(await until(queued.task_id, ended)).toMatchObject({ status: 'Aborted', info: ['stopped by request'] });
     expect((await statusOf(task_id)).status).toBe('Active');
-    const pause = await call('POST', '/v1/cloudbackups/statechange', { task_id, requested_state: 'Pause' });
-    expect([pause.status, pause.body.code]).toEqual([412, 'FAILED_PRECONDITION']);
+    const resume = await call('POST', '/v1/cloudbackups/statechange', { task_id, requested_state: 'Resume' });
+    expect([resume.status, resume.body.code]).toEqual([412, 'FAILED_PRECONDITION']);
     await ok('POST', '/v1/cloudbackups/statechange', {
       task_id,
       requested_state: 'SdkCloudBackupRequestedStateStop',

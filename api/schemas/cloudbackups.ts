@@ -146,6 +146,26 @@ export const cloudBackupGcSchema = z.strictObject(
   typeError('a JSON object'),
 );
 
+/** SdkCloudBackupGroupCreateRequest: `{ group_id?, volume_ids, credential_id, full?, labels? }`. */
+export const groupCloudBackupSchema = z.strictObject(
+  {
+    group_id: z
+      .string(typeError('a string'))
+      .min(1, 'must not be empty')
+      .max(64, 'must be at most 64 characters')
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'must start with a letter or digit and hold only letters, digits, "_", "-"')
+      .optional(),
+    volume_ids: z
+      .array(volumeRefSchema, typeError('an array of volume ids or names'))
+      .min(1, 'must name at least one volume')
+      .max(64, 'must name at most 64 volumes'),
+    credential_id: credentialRefSchema,
+    full: flag.optional(),
+    labels: labelsSchema.optional(),
+  },
+  typeError('a JSON object'),
+);
+
 export type CreateCloudBackupBody = z.output<typeof createCloudBackupSchema>;
 export type RestoreCloudBackupBody = z.output<typeof restoreCloudBackupSchema>;
 export type EnumerateCloudBackupsBody = z.output<typeof enumerateCloudBackupsSchema>;

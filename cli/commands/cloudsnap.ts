@@ -9,9 +9,12 @@ import { clientFor, globalOptions, output } from '../context.js';
 import { formatLabels, formatSize, parseLabel, parseWholeNumber, renderTable } from '../format.js';
 import { catalog, gc, jobStatus, jobStatuses, listBackups, verify, waitForJob } from './cloudsnap-api.js';
 import { progressReporter, progressText, statusLine } from './cloudsnap-progress.js';
+import { registerCloudsnapScheduleCommands } from './cloudsnap-schedules.js';
 
 interface BackupOptions {
   cred: string;
+  group?: string[];
+  groupId?: string;
   full?: boolean;
   label?: Record<string, string>;
   taskId?: string;
@@ -92,6 +95,34 @@ function parsePercent(text: string): number {
   return n;
 }
 
+/** `cloudsnap backup --group`: POST /v1/cloudbackups/group, then (with --wait) follows every job. */
+async function backupGroup(command: Command, options: BackupOptions): Promise<void> {
+  const response = await clientFor(command).request<{ group_cloud_backup_id: string; task_ids: string[] }>(
+    'POST',
+    '/v1/cloudbackups/group',
+    {
+      volume_ids: options.group,
+      credential_id: options.cred,
+      ...(options.groupId !== undefined && { group_id: options.groupId }),
+      ...(options.full === true && { full: true }),
+      ...(options.label !== undefined && { labels: options.label }),
+    },
+  );
+  if (options.wait !== true) {
+    output(
+      command,
+      response,
+      () => `Group backup ${response.group_cloud_backup_id} started: tasks ${response.task_ids.join(', ')}`,
+    );
+    return;
+  }
+  const finals: JobStatus[] = [];
+  for (const taskId of response.task_ids) finals.push(await follow(command, taskId));
+  output(command, { ...response, statuses: finals }, () =>
+    finals.map((s) => `Cloud backup ${s.backup_id} of ${s.volume_name} done: ${progressText(s)}`).join('\n'),
+  );
+}
+
 /** Adds `cloudsnap` and its subcommands to `program`. */
 export function registerCloudsnapCommands(program: Command): void {
   const cloudsnap = program
@@ -100,14 +131,24 @@ export function registerCloudsnapCommands(program: Command): void {
 
   cloudsnap
     .command('backup')
-    .description('back a volume up (incremental after the first backup); returns a task id at once')
-    .argument('<volume>', 'volume id or name')
+    .description('back a volume (or, with --group, several at one point in time) up; returns task ids at once')
+    .argument('[volume]', 'volume id or name')
+    .option('--group <volumes>', 'back these volumes (comma-separated) up from snapshots of one point in time', (v) =>
+      v.split(',').filter((s) => s !== ''),
+    )
+    .option('--group-id <id>', 'with --group: the group’s id (default a new one); asking again with it is idempotent')
     .requiredOption('--cred <credential>', 'credential id or name (where the backup goes)')
     .option('--full', 'read every allocated block, not only the changes since the last backup')
     .option('--label <key=value>', 'label to add to the backup (repeatable)', parseLabel)
     .option('--task-id <id>', 'idempotency key: asking again with it returns the same job')
     .option('--wait', 'wait until the backup ends (progress on stderr); exit 1 if it fails')
-    .action(async (volume: string, options: BackupOptions, command: Command) => {
+    .action(async (volume: string | undefined, options: BackupOptions, command: Command) => {
+      if (options.group !== undefined) {
+        if (volume !== undefined) throw new InvalidArgumentError('give either a volume or --group, not both');
+        await backupGroup(command, options);
+        return;
+      }
+      if (volume === undefined) throw new InvalidArgumentError('give a volume, or --group VOL1,VOL2');
       const response = await clientFor(command).request<{ task_id: string }>('POST', '/v1/cloudbackups', {
         volume_id: volume,
         credential_id: options.cred,
@@ -269,4 +310,6 @@ export function registerCloudsnapCommands(program: Command): void {
           `${result.packs} packs, ${result.live_chunks} live chunks: ${result.condemned} packs condemned, ${result.deleted} deleted (${formatSize(result.bytes_deleted)}), ${result.reprieved} reprieved`,
       );
     });
+
+  registerCloudsnapScheduleCommands(cloudsnap);
 }

@@ -17,6 +17,7 @@ export {
 } from './keys.js';
 export {
   type BackupJobRequest,
+  type GroupBackupRequest,
   type JobEndedListener,
   JobManager,
   type JobManagerOptions,

@@ -6,12 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/index.js';
 import type { KeyProvider, KeySource } from '../../kms/index.js';
-import type { ClusterStore, VolumeEngine } from '../../node/index.js';
+import type { ClusterStore, SnapshotInfo, VolumeEngine, VolumeInfo } from '../../node/index.js';
 import { backupVolume } from '../backup.js';
 import type { CredentialStore, OpenObjectStore } from '../credentials/index.js';
 import type { Progress } from '../progress.js';
 import type { KekRef, RepoOptions, Repository } from '../repo/repository.js';
 import { restoreBackup } from '../restore.js';
+import { jobEngine, PauseGate } from './job-engine.js';
 import { JobStore } from './job-store.js';
 import { kekFromLabels } from './kek-repos.js';
 import type { StoreObserver } from './metered-store.js';
@@ -72,6 +73,17 @@ export interface BackupJobRequest {
   labels?: Record<string, string>;
 }
 
+/** SdkCloudBackupGroupCreateRequest (the fields Ferry uses). */
+export interface GroupBackupRequest {
+  /** The group's id; default a new UUID. Also the prefix of its task ids. */
+  group_id?: string;
+  /** Volume ids or names, each once. */
+  volume_ids: string[];
+  credential_id: string;
+  full?: boolean;
+  labels?: Record<string, string>;
+}
+
 /** SdkCloudBackupRestoreRequest (the fields Ferry uses). */
 export interface RestoreJobRequest {
   backup_id: string;
@@ -94,6 +106,10 @@ interface LiveJob {
   started: boolean;
   /** Marks the job ended and gone from the live set. */
   finish: () => void;
+  /** Holds the job's block I/O while it is Paused. */
+  gate: PauseGate;
+  /** Group backups: the group's snapshot of the volume, used instead of a new one. */
+  snapshot?: SnapshotInfo;
 }
 
 /** Which of the credential's repositories a job works on: undefined for its own, else a KEK override. */
@@ -103,7 +119,13 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-type Work = (repo: Repository, signal: AbortSignal, onProgress: (p: Progress) => void) => Promise<void>;
+/** A job's work, given its repository and its view of the engine (paused I/O, a group's snapshot). */
+type Work = (
+  repo: Repository,
+  signal: AbortSignal,
+  onProgress: (p: Progress) => void,
+  engine: VolumeEngine,
+) => Promise<void>;
 
 export class JobManager {
   readonly repositories: RepositoryPool;
@@ -158,37 +180,114 @@ export class JobManager {
    * (Queued). The same `task_id` again returns the existing job; used for another operation it is ALREADY_EXISTS.
    */
   submitBackup(request: BackupJobRequest): Promise<JobStatus> {
-    return this.serialised(async () => {
-      const existing = await this.existing(request.task_id, 'Backup', (job) =>
-        [job.src_volume_id, job.volume_name].includes(request.volume_id),
+    return this.serialised(() => this.acceptBackup(request));
+  }
+
+  /** submitBackup's work (callers serialise); `group` makes it one backup of a group, from the group's snapshot. */
+  private async acceptBackup(
+    request: BackupJobRequest,
+    group?: { id: string; snapshot: SnapshotInfo },
+  ): Promise<JobStatus> {
+    const existing = await this.existing(request.task_id, 'Backup', (job) =>
+      [job.src_volume_id, job.volume_name].includes(request.volume_id),
+    );
+    if (existing !== undefined) return existing;
+    const volume = await this.options.engine.inspectVolume(request.volume_id);
+    if (volume.status === 'restoring') {
+      throw new FerryError('FAILED_PRECONDITION', `volume ${volume.name} is being restored; back it up when it is up`);
+    }
+    const credential = await this.options.credentials.inspect(request.credential_id);
+    const override = kekFromLabels(volume.labels, credential.key_provider ?? 'local');
+    const status = this.newStatus(request.task_id, 'Backup', credential.credential_id, volume.id, volume.name);
+    status.full = request.full === true;
+    if (request.labels !== undefined) status.labels = request.labels;
+    if (group !== undefined) status.group_id = group.id;
+    const work: Work = async (repo, signal, onProgress, engine) => {
+      const record = await backupVolume(
+        { engine, repo, store: this.options.store },
+        {
+          volume: volume.id,
+          full: request.full === true,
+          ...(request.labels !== undefined && { labels: request.labels }),
+          signal,
+          onProgress,
+        },
       );
-      if (existing !== undefined) return existing;
-      const volume = await this.options.engine.inspectVolume(request.volume_id);
-      if (volume.status === 'restoring') {
-        throw new FerryError(
-          'FAILED_PRECONDITION',
-          `volume ${volume.name} is being restored; back it up when it is up`,
-        );
+      status.backup_id = record.id;
+    };
+    return this.enqueue(status, [`volume/${volume.id}`], work, async () => override, group?.snapshot);
+  }
+
+  /**
+   * SdkCloudBackupGroupCreateRequest: backs several volumes up from snapshots taken at one point in time (one
+   * engine transaction), one job per volume (task ids `<group_id>:<volume name>`), all carrying `group_id` and the
+   * label `ferry.io/group`. The same `group_id` again returns the group's existing jobs.
+   */
+  submitGroup(request: GroupBackupRequest): Promise<{ group_id: string; jobs: JobStatus[] }> {
+    return this.serialised(async () => {
+      const engine = this.options.engine;
+      const groupId = request.group_id ?? randomUUID();
+      const volumes: VolumeInfo[] = [];
+      for (const ref of request.volume_ids) {
+        const volume = await engine.inspectVolume(ref);
+        if (volumes.some((v) => v.id === volume.id)) {
+          throw new FerryError('INVALID_ARGUMENT', `volume_ids: ${ref} is named twice`, { field: 'volume_ids' });
+        }
+        if (volume.status === 'restoring') {
+          throw new FerryError(
+            'FAILED_PRECONDITION',
+            `volume ${volume.name} is being restored; back it up when it is up`,
+          );
+        }
+        volumes.push(volume);
+      }
+      const taskId = (v: VolumeInfo): string => `${groupId}:${v.name}`;
+      const earlier = await Promise.all(volumes.map((v) => this.existing(taskId(v), 'Backup', () => true)));
+      if (earlier.every((j) => j !== undefined)) return { group_id: groupId, jobs: earlier as JobStatus[] };
+      if (engine.createSnapshots === undefined) {
+        throw new FerryError('FAILED_PRECONDITION', 'this engine cannot snapshot several volumes at one point in time');
       }
       const credential = await this.options.credentials.inspect(request.credential_id);
-      const override = kekFromLabels(volume.labels, credential.key_provider ?? 'local');
-      const status = this.newStatus(request.task_id, 'Backup', credential.credential_id, volume.id, volume.name);
-      status.full = request.full === true;
-      if (request.labels !== undefined) status.labels = request.labels;
-      const work: Work = async (repo, signal, onProgress) => {
-        const record = await backupVolume(
-          { engine: this.options.engine, repo, store: this.options.store },
-          {
-            volume: volume.id,
-            full: request.full === true,
-            ...(request.labels !== undefined && { labels: request.labels }),
-            signal,
-            onProgress,
-          },
+      // Each snapshot is labelled with the repository its backup goes to, as backups label theirs: if the node dies
+      // before a job takes its snapshot over, the next backup of that volume removes it as an orphan.
+      const repositories: string[] = [];
+      for (const v of volumes) {
+        const lease = await this.repositories.acquire(
+          credential.credential_id,
+          undefined,
+          kekFromLabels(v.labels, credential.key_provider ?? 'local'),
         );
-        status.backup_id = record.id;
-      };
-      return this.enqueue(status, [`volume/${volume.id}`], work, async () => override);
+        repositories.push(lease.repo.id);
+        lease.release(true);
+      }
+      const snapshots = await engine.createSnapshots(
+        volumes.map((v, i) => ({
+          volume_id: v.id,
+          name: `cloudsnap-group-${groupId}`,
+          labels: { 'ferry.io/group': groupId, 'ferry.io/repository': repositories[i] ?? '' },
+        })),
+      );
+      const jobs: JobStatus[] = [];
+      try {
+        for (const [i, v] of volumes.entries()) {
+          const snapshot = snapshots[i] as SnapshotInfo;
+          const job = await this.acceptBackup(
+            {
+              volume_id: v.id,
+              credential_id: credential.credential_id,
+              task_id: taskId(v),
+              ...(request.full === true && { full: true }),
+              labels: { ...(request.labels ?? {}), 'ferry.io/group': groupId },
+            },
+            { id: groupId, snapshot },
+          );
+          jobs.push(job);
+        }
+      } catch (err: unknown) {
+        for (const s of snapshots.slice(jobs.length)) await engine.deleteSnapshot(s.id).catch(() => undefined);
+        throw err;
+      }
+      return { group_id: groupId, jobs };
     });
   }
 
@@ -220,9 +319,9 @@ export class JobManager {
       const credential = await this.options.credentials.inspect(request.credential_id);
       const status = this.newStatus(request.task_id, 'Restore', credential.credential_id, volumeId, name);
       status.backup_id = request.backup_id;
-      const work: Work = async (repo, signal, onProgress) => {
+      const work: Work = async (repo, signal, onProgress, engine) => {
         const volume = await restoreBackup(
-          { engine: this.options.engine, repo },
+          { engine, repo },
           { backupId: request.backup_id, volumeName: name, signal, onProgress },
         );
         status.src_volume_id = volume.id;
@@ -259,17 +358,25 @@ export class JobManager {
   }
 
   /**
-   * StateChange: Stop aborts a queued or running job (it ends Aborted). Pause and Resume are FAILED_PRECONDITION
-   * (not supported yet), as is any change to a job that has ended.
+   * StateChange. Stop aborts a queued, running or paused job (it ends Aborted). Pause holds the job's place (its
+   * slot, or its place in the queue) and stops its block I/O at the next chunk batch; Resume continues it there.
+   * Any change to a job that has ended, and Resume of a job that is not paused, is FAILED_PRECONDITION.
    */
   async stateChange(taskId: string, requested: RequestedState): Promise<void> {
     const job = await this.get(taskId);
-    if (requested !== 'Stop') {
-      throw new FerryError('FAILED_PRECONDITION', `${requested} is not supported yet; only Stop is`);
-    }
     const live = this.live.get(taskId);
     if (live === undefined || isFinal(job)) {
       throw new FerryError('FAILED_PRECONDITION', `task ${taskId} has already ended (${job.status})`);
+    }
+    if (requested === 'Pause' || requested === 'Resume') {
+      if (requested === 'Resume' && !live.gate.paused) {
+        throw new FerryError('FAILED_PRECONDITION', `task ${taskId} is not paused (${job.status})`);
+      }
+      if (requested === 'Pause') live.gate.pause();
+      else live.gate.resume();
+      live.status.status = requested === 'Pause' ? 'Paused' : live.started ? 'Active' : 'Queued';
+      await this.persist(live);
+      return;
     }
     live.stopReason ??= 'stop';
     live.controller.abort(new Error(STOPPED_MESSAGE));
@@ -338,7 +445,13 @@ export class JobManager {
     };
   }
 
-  private async enqueue(status: JobStatus, keys: readonly string[], work: Work, where: Where): Promise<JobStatus> {
+  private async enqueue(
+    status: JobStatus,
+    keys: readonly string[],
+    work: Work,
+    where: Where,
+    snapshot?: SnapshotInfo,
+  ): Promise<JobStatus> {
     let resolveDone: () => void = () => undefined;
     const live: LiveJob = {
       status,
@@ -349,6 +462,8 @@ export class JobManager {
       persisting: Promise.resolve(),
       lastPersist: 0,
       started: false,
+      gate: new PauseGate(),
+      ...(snapshot !== undefined && { snapshot }),
       finish: () => {
         this.live.delete(status.task_id);
         resolveDone();
@@ -382,7 +497,7 @@ export class JobManager {
   private async run(live: LiveJob, work: Work, where: Where): Promise<void> {
     const { status, controller } = live;
     const signal = controller.signal;
-    status.status = 'Active';
+    status.status = live.gate.paused ? 'Paused' : 'Active';
     status.start_time = new Date().toISOString();
     status.phase = 'preparing';
     void this.persist(live);
@@ -408,7 +523,12 @@ export class JobManager {
         },
       );
       status.info = [];
-      await work(lease.repo, signal, onProgress);
+      const engine = jobEngine(this.options.engine, {
+        gate: live.gate,
+        signal,
+        ...(live.snapshot !== undefined && { snapshot: live.snapshot }),
+      });
+      await work(lease.repo, signal, onProgress, engine);
       lease.release(true);
       // Restore totals are whole chunks; the last chunk of a volume may be shorter: at the end all of it is done.
       status.bytes_done = status.bytes_total;

@@ -69,6 +69,8 @@ export interface JobStatus {
   full?: boolean;
   /** Ferry, backups only: labels asked for (added to the volume's own). */
   labels?: Record<string, string>;
+  /** Backups of a group (SdkCloudBackupStatus `group_id`): the group they belong to. */
+  group_id?: string;
 }
 
 /** Whether a job has ended. */

@@ -30,6 +30,7 @@ import type {
   CloneVolumeRequest,
   CreateSnapshotRequest,
   CreateVolumeRequest,
+  GroupSnapshotRequest,
   SnapshotInfo,
   UpdateVolumeRequest,
   VolumeEngine,
@@ -541,6 +542,75 @@ class Engine implements VolumeEngine {
         this.layers.ref(top);
         return this.snapshotInfo(this.addSnapshot(record));
       });
+    });
+  }
+
+  createSnapshots(requests: readonly GroupSnapshotRequest[]): Promise<SnapshotInfo[]> {
+    return this.meta.run(async () => {
+      const planned = requests.map((request, i) => {
+        const v = this.findVolume(request.volume_id, `[${i}].volume_id`);
+        const name = validateName(`[${i}].name`, request.name);
+        const labels = validateLabels(`[${i}].labels`, request.labels);
+        if (v.snaps.has(name)) {
+          throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
+        }
+        if (this.snapshotsOf(v).length >= MAX_SNAPSHOTS) {
+          throw new FerryError(
+            'RESOURCE_EXHAUSTED',
+            `volume ${v.record.name} has ${MAX_SNAPSHOTS} snapshots, the most a volume may have; delete one first`,
+          );
+        }
+        return { v, name, labels };
+      });
+      if (new Set(planned.map((p) => p.v)).size !== planned.length) {
+        throw invalidArgument('volume_id', 'a group names each volume once');
+      }
+      // Exclusive on every volume, always in id order (no deadlock with another group), so writes to all are held
+      // at the same moment: the snapshots are of one point in time.
+      const ordered = [...planned].sort((a, b) => a.v.record.id.localeCompare(b.v.record.id));
+      const entered: VolumeState[] = [];
+      try {
+        for (const p of ordered) {
+          await p.v.gate.enterExclusive();
+          entered.push(p.v);
+        }
+        const created = new Date().toISOString();
+        const staged = [];
+        for (const p of planned) {
+          const frozen = p.v.layer;
+          await frozen.flush();
+          const top = this.layers.create(frozen);
+          const record: SnapshotRecord = {
+            id: newId(),
+            name: p.name,
+            volume_id: p.v.record.id,
+            layer: frozen.id,
+            size: p.v.record.size,
+            labels: p.labels,
+            created,
+          };
+          staged.push({ p, frozen, top, record, volumeRecord: { ...p.v.record, top: top.id } });
+        }
+        await this.commitOrDiscard(
+          staged.flatMap((s) => [
+            put.layer({ ...s.frozen.record, frozen: true }),
+            put.layer(s.top.record),
+            put.volume(s.volumeRecord),
+            put.snapshot(s.record),
+          ]),
+          staged.map((s) => s.top),
+        );
+        return staged.map((s) => {
+          s.frozen.frozen = true;
+          this.layers.unref(s.frozen);
+          s.p.v.record = s.volumeRecord;
+          s.p.v.layer = s.top;
+          this.layers.ref(s.top);
+          return this.snapshotInfo(this.addSnapshot(s.record));
+        });
+      } finally {
+        for (const v of entered) v.gate.leaveExclusive();
+      }
     });
   }
 

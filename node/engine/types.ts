@@ -153,6 +153,12 @@ export interface CloneVolumeRequest {
   labels?: Record<string, string>;
 }
 
+/** One snapshot of a group: the volume and the snapshot's name and labels. */
+export interface GroupSnapshotRequest extends CreateSnapshotRequest {
+  /** Volume id or name. */
+  volume_id: string;
+}
+
 export interface CreateSnapshotRequest {
   /** Unique among the volume's snapshots; same rules as volume names. */
   name: string;
@@ -175,6 +181,12 @@ export interface VolumeEngine extends ExportProvider {
   deleteVolume(idOrName: string): Promise<void>;
   cloneVolume(request: CloneVolumeRequest): Promise<VolumeInfo>;
   createSnapshot(volumeIdOrName: string, request: CreateSnapshotRequest): Promise<SnapshotInfo>;
+  /**
+   * Snapshots of several volumes at one point in time: writes to all of them are held while every snapshot is taken,
+   * and all are committed in one store transaction (all or none). Volumes must be distinct. Optional: an engine
+   * without it (e.g. a stand-in) cannot take group backups.
+   */
+  createSnapshots?(requests: readonly GroupSnapshotRequest[]): Promise<SnapshotInfo[]>;
   listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]>;
   /** By snapshot id, or `VOLUME@SNAPSHOT`. */
   inspectSnapshot(idOrExport: string): Promise<SnapshotInfo>;

@@ -1,0 +1,185 @@
+/**
+ * `ferry policy ...`, `ferry cloudsnap schedules ...` and `ferry cloudsnap backup --group` through the built CLI
+ * against a real `ferry node start` (temp data dir, free loopback ports). The scheduler's timing is covered by
+ * api/schedules/scheduler.test.ts with a hand-driven clock; here: the commands, their output and exit codes.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
+
+let dataDir: string;
+let testNode: TestNode | undefined;
+let apiUrl: string;
+
+function ferry(...args: string[]): Promise<CliResult> {
+  return runFerry(apiUrl, args);
+}
+
+function ferryJson<T = Record<string, unknown>>(...args: string[]): Promise<T> {
+  return runFerryJson<T>(apiUrl, args);
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'ferry-cli-schedules-'));
+  await mkdir(join(dataDir, 'objects', 'backups'), { recursive: true });
+  testNode = await startTestNode(join(dataDir, 'node'));
+  apiUrl = testNode.apiUrl;
+  const cred = await ferry(
+    'credentials',
+    'create',
+    'local',
+    '--provider',
+    'directory',
+    '--path',
+    join(dataDir, 'objects'),
+    '--bucket',
+    'backups',
+  );
+  expect(cred.code, cred.stderr).toBe(0);
+  for (const name of ['db', 'logs']) expect((await ferry('volume', 'create', name, '--size', '4M')).code).toBe(0);
+});
+
+afterAll(async () => {
+  await testNode?.stop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('ferry policy', () => {
+  it('creates, lists, inspects, updates and deletes a policy with pxctl-style flags', async () => {
+    const created = await ferry(
+      'policy',
+      'create',
+      'nightly',
+      '--daily',
+      '02:00,7',
+      '--weekly',
+      'sun@03:30,4',
+      '--keep-monthly',
+      '12',
+    );
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain('Schedule policy nightly created');
+    const { policy } = await ferryJson<{ policy: Record<string, unknown> }>('policy', 'inspect', 'nightly');
+    expect(policy).toMatchObject({
+      name: 'nightly',
+      schedules: [
+        { daily: { hour: 2, minute: 0 }, retain: 7 },
+        { weekly: { day: 'Sunday', hour: 3, minute: 30 }, retain: 4 },
+      ],
+      retention: { monthly: 12 },
+    });
+    const table = await ferry('policy', 'list');
+    expect(table.stdout).toMatch(/NAME\s+INTERVALS\s+GFS/);
+    expect(table.stdout).toContain('daily 02:00 keep 7; weekly Sun 03:30 keep 4');
+    expect(table.stdout).toContain('monthly 12');
+    expect((await ferry('policy', 'update', 'nightly', '--periodic', '60,24')).code).toBe(0);
+    const inspect = await ferry('policy', 'inspect', 'nightly');
+    expect(inspect.stdout).toContain('every 60 min keep 24');
+    expect((await ferry('policy', 'delete', 'nightly')).code).toBe(0);
+    const gone = await ferry('policy', 'inspect', 'nightly');
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/^error: no schedule policy nightly/);
+  });
+
+  it('rejects bad flags as usage errors (exit 2)', async () => {
+    for (const args of [
+      ['policy', 'create', 'p'],
+      ['policy', 'create', 'p', '--daily', '25:00,7'],
+      ['policy', 'create', 'p', '--daily', '02:00'],
+      ['policy', 'create', 'p', '--weekly', 'someday@02:00,1'],
+      ['policy', 'create', 'p', '--periodic', '60,0'],
+      ['policy', 'create', 'p', '--monthly', '32@00:00,1'],
+    ]) {
+      const r = await ferry(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/error/);
+    }
+  });
+});
+
+describe('ferry cloudsnap schedules', () => {
+  it('creates schedules with intervals or a policy, lists them with the next run, deletes them', async () => {
+    expect((await ferry('policy', 'create', 'hourly', '--periodic', '60,24', '--keep-daily', '7')).code).toBe(0);
+    const own = await ferryJson<{ backup_schedule_id: string }>(
+      'cloudsnap',
+      'schedules',
+      'create',
+      'db',
+      '--cred',
+      'local',
+      '--daily',
+      '01:15,3',
+      '--max-backups',
+      '5',
+      '--label',
+      'tier=gold',
+    );
+    const viaPolicy = await ferryJson<{ backup_schedule_id: string }>(
+      'cloudsnap',
+      'schedules',
+      'create',
+      'logs',
+      '--cred',
+      'local',
+      '--policy',
+      'hourly',
+    );
+    const { cloud_sched_list } = await ferryJson<{ cloud_sched_list: Record<string, Record<string, unknown>> }>(
+      'cloudsnap',
+      'schedules',
+      'list',
+    );
+    expect(cloud_sched_list[own.backup_schedule_id]).toMatchObject({ max_backups: 5, labels: { tier: 'gold' } });
+    expect(String(cloud_sched_list[own.backup_schedule_id]?.next_run)).toMatch(/T01:15:00.000Z$/);
+    expect(cloud_sched_list[viaPolicy.backup_schedule_id]).toMatchObject({ policy_name: 'hourly' });
+    const table = await ferry('cloudsnap', 'schedules', 'list');
+    expect(table.stdout).toMatch(/ID\s+VOLUME\s+CREDENTIAL\s+INTERVALS/);
+    expect(table.stdout).toContain('daily 01:15 keep 3');
+    expect(table.stdout).toContain('policy hourly');
+    const inUse = await ferry('policy', 'delete', 'hourly');
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toContain('is used by 1 schedule');
+    for (const id of [own.backup_schedule_id, viaPolicy.backup_schedule_id]) {
+      expect((await ferry('cloudsnap', 'schedules', 'delete', id)).code).toBe(0);
+    }
+    expect(
+      Object.keys((await ferryJson<{ cloud_sched_list: object }>('cloudsnap', 'schedules', 'list')).cloud_sched_list),
+    ).toEqual([]);
+    const both = await ferry(
+      'cloudsnap',
+      'schedules',
+      'create',
+      'db',
+      '--cred',
+      'local',
+      '--policy',
+      'hourly',
+      '--daily',
+      '01:00,1',
+    );
+    expect(both.code).toBe(2);
+  });
+});
+
+describe('ferry cloudsnap backup --group', () => {
+  it('backs several volumes up at one point in time and waits for all of them', async () => {
+    const result = await ferryJson<{
+      group_cloud_backup_id: string;
+      task_ids: string[];
+      statuses: Array<Record<string, unknown>>;
+    }>('cloudsnap', 'backup', '--group', 'db,logs', '--group-id', 'g1', '--cred', 'local', '--wait');
+    expect(result.group_cloud_backup_id).toBe('g1');
+    expect(result.task_ids).toEqual(['g1:db', 'g1:logs']);
+    expect(result.statuses.map((s) => [s.status, s.group_id])).toEqual([
+      ['Done', 'g1'],
+      ['Done', 'g1'],
+    ]);
+    const text = await ferry('cloudsnap', 'backup', '--group', 'db,logs', '--cred', 'local');
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^Group backup \S+ started: tasks \S+:db, \S+:logs/);
+    const neither = await ferry('cloudsnap', 'backup', '--cred', 'local');
+    expect(neither.code).toBe(2);
+  });
+});
