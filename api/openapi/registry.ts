@@ -6,6 +6,7 @@
  * To add a route: add it to its route file, then an entry here with the schemas it reads.
  */
 import type { z } from 'zod';
+import { ownershipUpdateSchema } from '../auth/ownership.js';
 import {
   backupIdSchema,
   capabilitiesResponseSchema,
@@ -515,6 +516,48 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     summary: 'Deletes a backup schedule.',
     rpc: 'OpenStorageCloudBackup.SchedDelete',
     params: { backup_schedule_id: scheduleIdSchema },
+  },
+  // Authentication and ownership
+  {
+    method: 'get',
+    path: '/v1/auth/whoami',
+    operationId: 'authWhoami',
+    tag: 'Auth',
+    summary: "The caller's principal (or that authentication is off).",
+  },
+  {
+    method: 'get',
+    path: '/v1/ownership/volumes/{id}',
+    operationId: 'ownershipVolumeInspect',
+    tag: 'Auth',
+    summary: "A volume's owner and ACLs (a snapshot shows its volume's).",
+    params: { id: resourceRefSchema },
+  },
+  {
+    method: 'put',
+    path: '/v1/ownership/volumes/{id}',
+    operationId: 'ownershipVolumeUpdate',
+    tag: 'Auth',
+    summary: "Sets a volume's owner (system.admin only) and ACLs.",
+    params: { id: resourceRefSchema },
+    body: ownershipUpdateSchema,
+  },
+  {
+    method: 'get',
+    path: '/v1/ownership/credentials/{id}',
+    operationId: 'ownershipCredentialInspect',
+    tag: 'Auth',
+    summary: "A credential's owner and ACLs.",
+    params: { id: credentialRefSchema },
+  },
+  {
+    method: 'put',
+    path: '/v1/ownership/credentials/{id}',
+    operationId: 'ownershipCredentialUpdate',
+    tag: 'Auth',
+    summary: "Sets a credential's owner (system.admin only) and ACLs.",
+    params: { id: credentialRefSchema },
+    body: ownershipUpdateSchema,
   },
   // Keys
   {
