@@ -2,14 +2,16 @@
  * No secret in any log line: a real `ferry node start` (temp data dir, free loopback ports) with its key provider in
  * the Vault stand-in (AppRole login with a distinctive secret id) and a full run through the built CLI: an Azure
  * credential on Azurite with a distinctive account key (the key from FERRY_SECRET_KEY), an S3 credential whose store
- * cannot be reached (validation fails: error paths log too; then it is deleted), a volume written over NBD, backup, list, status,
- * restore, verify, keys create/list/rotate (a local KEK), requests carrying a bearer token and a Vault token, probes and a scrape.
- * Then everything the node printed (stdout and stderr, through shutdown) and everything the CLI printed is searched
- * for each secret and for anything shaped like a bearer token, JWT or Vault token. Needs `npm run build` first.
+ * cannot be reached (validation fails, so error paths log too; then it is deleted), a volume written over NBD,
+ * backup, list, status, restore, verify, keys create/list/rotate (a local KEK), requests carrying a bearer token and
+ * a Vault token, probes and a scrape. Then everything the node printed (stdout and stderr, through shutdown) and
+ * everything the CLI printed is searched for each secret, the node's admin secret, and anything shaped like a bearer
+ * token, JWT or Vault token. Needs `npm run build` first.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
@@ -194,6 +196,13 @@ describe('logs of a full run', () => {
     expect(nodeOutput.join('\n')).toContain(backup.backup_id);
 
     const everything = [...nodeOutput, ...printed].join('\n');
+    // The node's admin secret (when authentication is on, the CLI mints its tokens from it).
+    const adminSecret = join(dataDir, 'node', 'auth', 'admin.secret');
+    if (existsSync(adminSecret)) {
+      const secret = (await readFile(adminSecret, 'utf8')).trim();
+      expect(secret.length).toBeGreaterThanOrEqual(16);
+      expect(everything.includes(secret), 'the admin secret was printed').toBe(false);
+    }
     for (const [name, secret] of Object.entries(SECRETS)) {
       expect(everything.includes(secret), `${name} was printed`).toBe(false);
     }
