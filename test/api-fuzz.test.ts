@@ -75,6 +75,8 @@ const ODD_STRINGS = [
   '<script>',
 ];
 
+const KEY_STRINGS = ODD_STRINGS.filter((k) => k !== '__proto__');
+
 /** Path segments as they appear raw in a URL (percent-encoded or not). */
 const ODD_SEGMENTS = [
   '%00',
@@ -166,7 +168,8 @@ function randomJson(depth: number): unknown {
       return Array.from({ length: int(5) }, () => randomJson(depth - 1));
     default: {
       const out: Record<string, unknown> = {};
-      for (let i = int(5); i > 0; i--) out[pick(ODD_STRINGS).slice(0, 40) || 'k'] = randomJson(depth - 1);
+      // "__proto__" keys have their own case (ODD_OBJECTS): they are refused on `body`, before any field.
+      for (let i = int(5); i > 0; i--) out[pick(KEY_STRINGS).slice(0, 40) || 'k'] = randomJson(depth - 1);
       return out;
     }
   }
@@ -243,6 +246,7 @@ function validSample(schema: import('zod').ZodType): unknown {
 const BASE_BODIES: Readonly<Record<string, Record<string, unknown>>> = {
   schedulePolicyCreate: { schedule_policy: { name: 'p1', schedules: [{ retain: 1, periodic: { seconds: 3600 } }] } },
   schedulePolicyUpdate: { schedule_policy: { name: 'p1', schedules: [{ retain: 1, periodic: { seconds: 3600 } }] } },
+  cloudBackupGroupCreate: { volume_ids: ['vol1'], credential_id: 'cred1' },
   cloudBackupSchedCreate: {
     cloud_sched_info: {
       src_volume_id: 'vol1',

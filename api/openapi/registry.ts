@@ -29,6 +29,7 @@ import {
   deleteCloudBackupQuerySchema,
   destroyKeySchema,
   enumerateCloudBackupsSchema,
+  groupCloudBackupSchema,
   nameSchema,
   nodeEnumerateResponseSchema,
   nodeIdSchema,
@@ -347,6 +348,15 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     summary: 'Starts a backup of a volume; answers at once with a task id.',
     rpc: 'OpenStorageCloudBackup.Create',
     body: createCloudBackupSchema,
+  },
+  {
+    method: 'post',
+    path: '/v1/cloudbackups/group',
+    operationId: 'cloudBackupGroupCreate',
+    tag: 'Cloud backups',
+    summary: 'Backs several volumes up from snapshots taken at one point in time; one task per volume.',
+    rpc: 'OpenStorageCloudBackup.GroupCreate',
+    body: groupCloudBackupSchema,
   },
   {
     method: 'post',
