@@ -80,7 +80,7 @@ async function openService(): Promise<CloudBackups> {
     credentials,
     keys: keyring,
     repoOptions: { packSize: MiB },
-    openStore: (c: ObjectStoreCredential) => new GatedStore(openObjectStore(c)),
+    openStore: async (c: ObjectStoreCredential) => new GatedStore(await openObjectStore(c)),
   });
 }
 

@@ -14,7 +14,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
-import { DirectoryStore } from '../cloudsnap/store/index.js';
+// The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
+import { DirectoryStore } from '../cloudsnap/store/directory.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { openNode } from './cloudsnap-ferry.js';
 import { MiB, parseSize, REGION, type RegionKind, regionBytes, regionKinds } from './cloudsnap-workload.js';
@@ -25,6 +26,8 @@ const { values: opts, positionals } = parseArgs({
     dir: { type: 'string' },
     size: { type: 'string', default: '16G' },
     backup: { type: 'string' },
+    /** Name of the volume the restore step creates; default 'restored'. */
+    name: { type: 'string', default: 'restored' },
     /** Pack uploads in flight during the backup step (backupVolume's default when absent). */
     'upload-concurrency': { type: 'string' },
   },
@@ -80,7 +83,7 @@ async function main(dataDir: string, what: string): Promise<Record<string, unkno
       if (opts.backup === undefined) throw new Error('restore needs --backup ID');
       const info = await restoreBackup(
         { engine: node.engine, repo },
-        { backupId: opts.backup, volumeName: 'restored' },
+        { backupId: opts.backup, volumeName: opts.name ?? 'restored' },
       );
       out.bytes_used = info.bytes_used;
       out.size = info.size;

@@ -3,7 +3,7 @@ import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
 import type { BlockDevice, ClusterStore, Extent, VolumeEngine } from '../node/index.js';
 import { type Progress, ProgressTracker } from './progress.js';
-import type { IndexedPack } from './repo/chunk-index.js';
+import { type IndexedPack, indexedPack } from './repo/chunk-index.js';
 import { sealJson } from './repo/envelope.js';
 import { newBackupId, packKey, runningKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot, encodeLeaf, encodeRoot, type Leaf, type Root } from './repo/manifest.js';
@@ -11,6 +11,7 @@ import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { type LastBackup, lastBackupKey } from './state.js';
 import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
+import { Reclaimer } from './workers/reclaim.js';
 
 export interface BackupContext {
   engine: VolumeEngine;
@@ -27,18 +28,18 @@ export interface BackupOptions {
   labels?: Record<string, string>;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
-  /** Pack uploads in flight; default 4. Memory is bounded by this times the pack size. */
+  /** Pack uploads in flight; default 2. Memory is bounded by this (plus the pack being built) times the pack size. */
   uploadConcurrency?: number;
   /** Packs between index checkpoints (a crash re-uploads at most these); default 8. */
   indexEvery?: number;
 }
 
 /** Bytes read from the snapshot per request. */
-const READ_SIZE = 4 * 1024 * 1024;
+const READ_SIZE = 2 * 1024 * 1024;
 /** Batches read and hashed ahead of the one being packed. */
 const LOOKAHEAD = 4;
 /** Batches being compressed while later ones are decided. */
-const COMPRESS_AHEAD = 2;
+const COMPRESS_AHEAD = 3;
 /** Base leaf pages fetched ahead of the leaf being processed. */
 const LEAF_PREFETCH = 4;
 /** Leaf page uploads in flight. */
@@ -93,6 +94,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const marker = runningKey(id);
   let device: BlockDevice | undefined;
   const workers = ChunkWorkers.shared();
+  const reclaimer = new Reclaimer();
   type Batch = { c: number; from: number; to: number };
   const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
   /** The in-order chain that appends compressed chunks to packs. */
@@ -163,10 +165,15 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     for (const leafNo of [...root.leaves.keys()]) if (leafNo * L >= totalChunks) root.leaves.delete(leafNo);
     let chunksTotal = base?.record.chunks_total ?? 0;
 
-    const queue = new PQueue({ concurrency: options.uploadConcurrency ?? 4 });
+    const queue = new PQueue({ concurrency: options.uploadConcurrency ?? 2 });
     const indexEvery = options.indexEvery ?? 8;
     let failure: unknown;
-    let pack = new PackBuilder(repo.keys);
+    // A pack closes once it reaches packSize, so it never holds more than that plus one chunk and its header.
+    const packCapacity = repo.packSize + repo.chunkSize + 64 * 1024;
+    // Buffers of stored packs are reused: a backup allocates (concurrency + 1) packs' worth, not one per pack.
+    const spareBuffers: Buffer[] = [];
+    const newPack = (): PackBuilder => new PackBuilder(repo.keys, spareBuffers.pop() ?? packCapacity);
+    let pack = newPack();
     const stats = {
       bytes_scanned: 0,
       bytes_new: 0,
@@ -179,19 +186,20 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
 
     const ship = async (builder: PackBuilder): Promise<void> => {
       if (builder.count === 0) return;
-      const indexed: IndexedPack = { ref: builder.ref, entries: builder.entries };
+      const indexed = indexedPack(builder.ref, builder.entries);
       // New copies win over condemned ones, so restores of this backup never read a pack about to be deleted.
       repo.index.add(indexed, true);
       pending.push(indexed);
       const body = builder.finish();
       stats.packs++;
       stats.bytes_uploaded += body.length;
-      // At most `concurrency` packs in memory beyond the one being built: uploading or waiting together.
+      // At most `concurrency` packs uploading, plus the one being built: the builder waits here for a free slot.
       while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
       if (failure !== undefined) throw failure;
       queue
         .add(async () => {
           await repo.store.put(packKey(builder.ref.id), body, { signal });
+          spareBuffers.push(builder.buffer);
           uploaded.push(indexed);
           if (uploaded.length % indexEvery === 0) await checkpoint();
         })
@@ -296,17 +304,22 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       bodies.catch(() => undefined);
       appendTail = appendTail.then(async () => {
         const done = await bodies;
-        for (let f = 0; f < fresh.length; f++) {
-          const chunkId = freshIds[f] as Buffer;
-          pack.addEncoded(chunkId, done[f] as Buffer);
-          compressing.delete(chunkId.toString('hex'));
-          stats.chunks_new++;
-          stats.bytes_new += Math.min(C, length - (fresh[f] as number) * C);
-          if (pack.size >= repo.packSize) {
-            const full = pack;
-            pack = new PackBuilder(repo.keys);
-            await ship(full);
+        try {
+          for (let f = 0; f < fresh.length; f++) {
+            const chunkId = freshIds[f] as Buffer;
+            pack.addEncoded(chunkId, done.bodies[f] as Buffer);
+            reclaimer.processed((done.bodies[f] as Buffer).length);
+            compressing.delete(chunkId.toString('hex'));
+            stats.chunks_new++;
+            stats.bytes_new += Math.min(C, length - (fresh[f] as number) * C);
+            if (pack.size >= repo.packSize) {
+              // The next pack starts once this one is queued, in the buffer of an upload that has finished.
+              await ship(pack);
+              pack = newPack();
+            }
           }
+        } finally {
+          done.release();
         }
       });
       appendTail.catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { liveChunks } from './live-set.js';
-import { encodeIndex } from './repo/chunk-index.js';
+import { encodeIndex, packChunkIds } from './repo/chunk-index.js';
 import { openJson, sealJson, sealObject } from './repo/envelope.js';
 import { condemnedKey, indexKey, packKey } from './repo/layout.js';
 import type { Repository } from './repo/repository.js';
@@ -47,9 +47,7 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   const packChunks = new Map<string, string[]>();
   for (const packs of repo.index.loaded.values()) {
     for (const p of packs) {
-      const ids = packChunks.get(p.ref.id) ?? [];
-      for (const e of p.entries) ids.push(e.id.toString('hex'));
-      packChunks.set(p.ref.id, ids);
+      packChunks.set(p.ref.id, [...(packChunks.get(p.ref.id) ?? []), ...packChunkIds(p)]);
     }
   }
   // Packs no index names: uploaded by a backup that died before its index checkpoint. They hold nothing any backup

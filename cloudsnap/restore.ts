@@ -20,12 +20,12 @@ export interface RestoreOptions {
   labels?: Record<string, string>;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
-  /** Ranged reads in flight; default 6. Memory is bounded by about this times 3 x 4 MiB. */
+  /** Ranged reads in flight; default 6. Memory is bounded by about this times 2 MiB and its plaintext. */
   concurrency?: number;
 }
 
 /** Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. */
-const MAX_RANGE = 4 * 1024 * 1024;
+const MAX_RANGE = 2 * 1024 * 1024;
 
 interface Piece {
   chunk: number;
@@ -147,30 +147,48 @@ async function fetchAndWrite(
     id: new Uint8Array(p.id),
     where: `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${record.id} in ${key}`,
   }));
-  const chunks = await ChunkWorkers.shared().decode(
+  const expected = pieces.map((p) => Math.min(chunkSize, size - p.chunk * chunkSize));
+  const decoded = await ChunkWorkers.shared().decode(
     repo.keys.idKeyBytes,
     repo.keys.objectKey(first.loc.pack.salt),
     body,
     blobs,
+    expected.reduce((a, b) => a + b, 0),
   );
-  // Consecutive chunks of the volume go down in one write.
-  let runStart = 0;
-  for (let i = 1; i <= pieces.length; i++) {
-    const prev = pieces[i - 1] as Piece;
-    if (i < pieces.length && (pieces[i] as Piece).chunk === prev.chunk + 1) continue;
-    const offset = (pieces[runStart] as Piece).chunk * chunkSize;
-    for (let k = runStart; k < i; k++) {
-      const expected = Math.min(chunkSize, size - (pieces[k] as Piece).chunk * chunkSize);
-      if ((chunks[k] as Buffer).length !== expected) {
-        throw new FerryError(
-          'DATA_CORRUPTION',
-          `${blobs[k]?.where} has ${(chunks[k] as Buffer).length} bytes, expected ${expected}`,
-        );
+  try {
+    const { chunks } = decoded;
+    // Consecutive chunks of the volume go down in one write.
+    let runStart = 0;
+    for (let i = 1; i <= pieces.length; i++) {
+      const prev = pieces[i - 1] as Piece;
+      if (i < pieces.length && (pieces[i] as Piece).chunk === prev.chunk + 1) continue;
+      const offset = (pieces[runStart] as Piece).chunk * chunkSize;
+      for (let k = runStart; k < i; k++) {
+        if ((chunks[k] as Buffer).length !== expected[k]) {
+          throw new FerryError(
+            'DATA_CORRUPTION',
+            `${blobs[k]?.where} has ${(chunks[k] as Buffer).length} bytes, expected ${expected[k]}`,
+          );
+        }
       }
+      const data = joined(chunks.slice(runStart, i));
+      await device.write(offset, data);
+      progress.add(data.length);
+      runStart = i;
     }
-    const data = i - runStart === 1 ? (chunks[runStart] as Buffer) : Buffer.concat(chunks.slice(runStart, i));
-    await device.write(offset, data);
-    progress.add(data.length);
-    runStart = i;
+  } finally {
+    decoded.release();
   }
+}
+
+/** The chunks as one buffer: a view when they already lie end to end in one buffer (a worker's reply), else a copy. */
+function joined(chunks: readonly Buffer[]): Buffer {
+  const first = chunks[0] as Buffer;
+  let end = first.byteOffset + first.length;
+  for (let k = 1; k < chunks.length; k++) {
+    const c = chunks[k] as Buffer;
+    if (c.buffer !== first.buffer || c.byteOffset !== end) return Buffer.concat(chunks);
+    end += c.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }

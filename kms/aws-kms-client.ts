@@ -3,7 +3,8 @@
  * region from AWS_REGION / the shared config file, credentials from the environment, shared files, SSO, web identity
  * or container/instance metadata.
  */
-import { KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import { kmsSdk } from './sdk.js';
 
 /** Where KMS is and how to reach it. */
 export interface KmsClientOptions {
@@ -23,7 +24,8 @@ export interface KmsClientOptions {
 
 /** A KMSClient with bounded timeouts; the SDK's chains fill in what `options` leaves out. */
 export function createKmsClient(options: KmsClientOptions = {}): KMSClient {
-  return new KMSClient({
+  const { KMSClient: Client } = kmsSdk();
+  return new Client({
     ...(options.region !== undefined && { region: options.region }),
     ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
     ...(options.credentials !== undefined && { credentials: options.credentials }),

@@ -12,18 +12,11 @@
  * high, which is harmless because unwrap never uses it. This needs kms:ListKeyRotations, which KMS allows only in the
  * key's own account; for a key in another account use `versions: 'fixed'` (always 1).
  */
-import {
-  DecryptCommand,
-  DescribeKeyCommand,
-  EncryptCommand,
-  GenerateDataKeyCommand,
-  type KMSClient,
-  ListKeyRotationsCommand,
-  ReEncryptCommand,
-} from '@aws-sdk/client-kms';
+import type { KMSClient } from '@aws-sdk/client-kms';
 import { FerryError, invalidArgument } from '../common/index.js';
 import { kmsError } from './aws-kms-errors.js';
 import { checkContext, checkPlaintext, checkWrappedKey, wrappedKeyMismatch } from './context.js';
+import { kmsSdk } from './sdk.js';
 import type { DataKey, EncryptionContext, KekInfo, KeyProvider, WrappedKey } from './types.js';
 
 /** The provider name in every WrappedKey this provider makes. */
@@ -66,7 +59,9 @@ export class AwsKmsProvider implements KeyProvider {
 
   async describeKek(kek: string): Promise<KekInfo> {
     checkKmsKeyId(kek);
-    const out = await this.run('DescribeKey', kek, () => this.client.send(new DescribeKeyCommand({ KeyId: kek })));
+    const out = await this.run('DescribeKey', kek, () =>
+      this.client.send(new (kmsSdk().DescribeKeyCommand)({ KeyId: kek })),
+    );
     const meta = out.KeyMetadata;
     const state = meta?.KeyState;
     if (state === 'Disabled' || state === 'PendingDeletion' || state === 'PendingReplicaDeletion') {
@@ -89,7 +84,9 @@ export class AwsKmsProvider implements KeyProvider {
   async generateDataKey(kek: string, context: EncryptionContext): Promise<DataKey> {
     checkKmsKeyId(kek);
     const input = { KeyId: kek, KeySpec: 'AES_256' as const, EncryptionContext: contextOf(context) };
-    const out = await this.run('GenerateDataKey', kek, () => this.client.send(new GenerateDataKeyCommand(input)));
+    const out = await this.run('GenerateDataKey', kek, () =>
+      this.client.send(new (kmsSdk().GenerateDataKeyCommand)(input)),
+    );
     const plaintext = Buffer.from(out.Plaintext ?? new Uint8Array());
     out.Plaintext?.fill(0);
     if (plaintext.length !== 32) {
@@ -101,14 +98,14 @@ export class AwsKmsProvider implements KeyProvider {
   async wrap(kek: string, plaintext: Buffer, context: EncryptionContext): Promise<WrappedKey> {
     checkKmsKeyId(kek);
     const input = { KeyId: kek, Plaintext: checkPlaintext(plaintext), EncryptionContext: contextOf(context) };
-    const out = await this.run('Encrypt', kek, () => this.client.send(new EncryptCommand(input)));
+    const out = await this.run('Encrypt', kek, () => this.client.send(new (kmsSdk().EncryptCommand)(input)));
     return this.wrappedFrom(kek, out.CiphertextBlob, out.KeyId);
   }
 
   async unwrap(wrapped: WrappedKey, context: EncryptionContext): Promise<Buffer> {
     const w = this.ours(wrapped);
     const input = { CiphertextBlob: this.blob(w), KeyId: w.kek_id, EncryptionContext: contextOf(context) };
-    const out = await this.run('Decrypt', w.kek_id, () => this.client.send(new DecryptCommand(input)));
+    const out = await this.run('Decrypt', w.kek_id, () => this.client.send(new (kmsSdk().DecryptCommand)(input)));
     const plaintext = Buffer.from(out.Plaintext ?? new Uint8Array());
     out.Plaintext?.fill(0);
     return plaintext;
@@ -124,7 +121,7 @@ export class AwsKmsProvider implements KeyProvider {
       DestinationKeyId: w.kek_id,
       DestinationEncryptionContext: ctx,
     };
-    const out = await this.run('ReEncrypt', w.kek_id, () => this.client.send(new ReEncryptCommand(input)));
+    const out = await this.run('ReEncrypt', w.kek_id, () => this.client.send(new (kmsSdk().ReEncryptCommand)(input)));
     return this.wrappedFrom(w.kek_id, out.CiphertextBlob, out.KeyId);
   }
 
@@ -162,7 +159,9 @@ export class AwsKmsProvider implements KeyProvider {
     let marker: string | undefined;
     for (let page = 0; page < 1000; page++) {
       const input = { KeyId: arn, ...(marker !== undefined && { Marker: marker }) };
-      const out = await this.run('ListKeyRotations', kek, () => this.client.send(new ListKeyRotationsCommand(input)));
+      const out = await this.run('ListKeyRotations', kek, () =>
+        this.client.send(new (kmsSdk().ListKeyRotationsCommand)(input)),
+      );
       rotations += out.Rotations?.length ?? 0;
       if (out.Truncated !== true || out.NextMarker === undefined) return rotations + 1;
       marker = out.NextMarker;

@@ -3,8 +3,9 @@
  * lifecycle (a given token, or AppRole login) in a VaultSession. The options are the whole truth: node-vault's own
  * fallbacks to VAULT_TOKEN, VAULT_NAMESPACE and VAULT_PREFIX are switched off here.
  */
-import nodeVault from 'node-vault';
+import type nodeVault from 'node-vault';
 import { FerryError, invalidArgument } from '../common/index.js';
+import { nodeVaultSdk } from './sdk.js';
 import { type VaultAuth, VaultSession } from './vault-session.js';
 
 /** Where Vault is and how to authenticate. Give `token`, or `roleId` and `secretId`. */
@@ -86,7 +87,7 @@ export function createVaultClient(options: VaultClientOptions): VaultClient {
   const namespace = (options.namespace ?? '').replace(/^\/+|\/+$/g, '');
   const auth = authOf(options);
   const endpoint = options.endpoint.replace(/\/+$/, '');
-  const api = nodeVault({
+  const api = nodeVaultSdk()({
     apiVersion: 'v1',
     endpoint,
     // node-vault would log request bodies (base64 plaintexts) through `debug` when DEBUG=node-vault is set.

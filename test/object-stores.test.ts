@@ -120,7 +120,7 @@ it('openObjectStore wires each provider from a credential', async () => {
     const s3 = rgwClient();
     await createBucket(s3, 'ferry-open');
     await BlobServiceClient.fromConnectionString(azurite.connectionString).getContainerClient('ferry-open').create();
-    const stores = [
+    const stores = await Promise.all([
       openObjectStore({ provider: 'directory', bucket: root }),
       openObjectStore({
         provider: 's3',
@@ -137,7 +137,7 @@ it('openObjectStore wires each provider from a credential', async () => {
         access_key: azurite.accountName,
         secret_key: azurite.accountKey,
       }),
-    ];
+    ]);
     for (const store of stores) {
       await store.put('hello/world', Buffer.from('hi'));
       expect((await store.get('hello/world')).toString()).toBe('hi');
@@ -145,7 +145,7 @@ it('openObjectStore wires each provider from a credential', async () => {
       await store.delete(['hello/world']);
     }
     expect(stores.map((s) => s.location)).toEqual([`file://${root}`, 's3://ferry-open/p/', 'azure://ferry-open/']);
-    const google = openObjectStore({ provider: 'google', bucket: 'b', access_key: 'GOOG1E', secret_key: 's' });
+    const google = await openObjectStore({ provider: 'google', bucket: 'b', access_key: 'GOOG1E', secret_key: 's' });
     expect(google.location).toBe('gs://b/');
     expect(google.conditionalCreate).toBe(true);
   } finally {

@@ -12,7 +12,7 @@ import type { Credential } from './types.js';
 export type ObjectStoreCredential = StoreCredential;
 
 /** Opens an object store for a credential (default: cloudsnap/store's openObjectStore). */
-export type OpenObjectStore = (credential: ObjectStoreCredential) => ObjectStore;
+export type OpenObjectStore = (credential: ObjectStoreCredential) => ObjectStore | Promise<ObjectStore>;
 
 function withScheme(endpoint: string, disableSsl: boolean | undefined): string {
   return endpoint.includes('://') ? endpoint : `${disableSsl === true ? 'http' : 'https'}://${endpoint}`;

@@ -135,8 +135,8 @@ export class CredentialStore {
    */
   async validate(idOrName: string, options: CallOptions = {}): Promise<void> {
     const credential = await this.resolve(idOrName);
-    const open = this.openStore ?? (await import('../store/index.js')).openObjectStore;
-    await checkAccess(open(storeCredential(credential)), options);
+    const open = this.openStore ?? (await import('../store/open.js')).openObjectStore;
+    await checkAccess(await open(storeCredential(credential)), options);
   }
 
   private async checkKek(kek: string, providerName: string): Promise<void> {

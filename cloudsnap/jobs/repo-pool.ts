@@ -165,8 +165,8 @@ export class RepositoryPool {
    * (a sub-prefix of the root). Opens no repository and unwraps nothing.
    */
   async storeFor(credential: Credential, override?: KekRef): Promise<ObjectStore> {
-    const open = this.options.openStore ?? (await import('../store/index.js')).openObjectStore;
-    const opened = open(storeCredential(credential));
+    const open = this.options.openStore ?? (await import('../store/open.js')).openObjectStore;
+    const opened = await open(storeCredential(credential));
     const observe = this.options.observeStore;
     const root = observe === undefined ? opened : new MeteredStore(opened, credential.provider, observe);
     return override === undefined ? root : new PrefixedStore(root, kekPrefix(override));

@@ -8,8 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FerryError } from '../../common/errors.js';
-import { encodeChunk, sealBody } from './chunk-codec.js';
-import { newSalt, open, type RepoKeys, seal } from './crypto.js';
+import { encodeChunk } from './chunk-codec.js';
+import { newSalt, open, type RepoKeys, SALT_SIZE, seal, sealInto, TAG_SIZE } from './crypto.js';
 
 const MAGIC = Buffer.from('FRYPACK1', 'ascii');
 const END = Buffer.from('FRYPACKE', 'ascii');
@@ -30,12 +30,20 @@ export interface BlobEntry {
 export class PackBuilder {
   readonly ref: PackRef = { id: randomBytes(32).toString('hex'), salt: newSalt() };
   readonly entries: BlobEntry[] = [];
-  private readonly parts: Buffer[] = [MAGIC];
+  /** The pack being written: blobs are sealed straight into it, so finishing copies nothing but the header. */
+  private buf: Buffer;
   private bytes: number;
   private readonly key: Buffer;
+  private readonly ids = new Set<string>();
 
-  constructor(keys: RepoKeys) {
-    this.parts.push(this.ref.salt);
+  /**
+   * @param space Bytes to reserve up front, or a buffer to write into (one a finished pack no longer needs: see
+   *   `buffer`); the pack grows past it when needed. Default 1 MiB.
+   */
+  constructor(keys: RepoKeys, space: number | Buffer = 1024 * 1024) {
+    this.buf = typeof space === 'number' ? Buffer.allocUnsafe(Math.max(space, 1024)) : space;
+    MAGIC.copy(this.buf, 0);
+    this.ref.salt.copy(this.buf, MAGIC.length);
     this.bytes = MAGIC.length + this.ref.salt.length;
     this.key = keys.objectKey(this.ref.salt);
   }
@@ -48,7 +56,10 @@ export class PackBuilder {
     return this.entries.length;
   }
 
-  private readonly ids = new Set<string>();
+  /** The buffer the pack is written in, for reuse by a later pack once this one's object is stored. */
+  get buffer(): Buffer {
+    return this.buf;
+  }
 
   /** Whether this pack already holds the chunk. */
   has(id: Buffer): boolean {
@@ -60,27 +71,47 @@ export class PackBuilder {
     return this.append(id, encodeChunk(this.key, this.entries.length + 1, id, plaintext));
   }
 
-  /** Encrypts and appends a chunk already compressed by a worker (`codec | payload`). */
+  /** Encrypts and appends a chunk already compressed by a worker (`codec | payload`), sealing it in place. */
   addEncoded(id: Buffer, body: Buffer): BlobEntry {
-    return this.append(id, sealBody(this.key, this.entries.length + 1, id, body));
+    const nonce = this.entries.length + 1;
+    this.reserve(body.length + TAG_SIZE);
+    const length = sealInto(this.key, nonce, body, id, this.buf, this.bytes);
+    return this.record(id, length);
+  }
+
+  private reserve(more: number): void {
+    if (this.bytes + more <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.bytes + more));
+    this.buf.copy(grown, 0, 0, this.bytes);
+    this.buf = grown;
   }
 
   private append(id: Buffer, blob: Buffer): BlobEntry {
-    const entry = { id, offset: this.bytes, length: blob.length, nonce: this.entries.length + 1 };
-    this.parts.push(blob);
-    this.bytes += blob.length;
+    this.reserve(blob.length);
+    blob.copy(this.buf, this.bytes);
+    return this.record(id, blob.length);
+  }
+
+  /** Books the blob of `length` bytes just written at the end. */
+  private record(id: Buffer, length: number): BlobEntry {
+    const entry = { id, offset: this.bytes, length, nonce: this.entries.length + 1 };
+    this.bytes += length;
     this.entries.push(entry);
     this.ids.add(id.toString('hex'));
     return entry;
   }
 
-  /** The whole pack object. */
+  /** The whole pack object (a view of the builder's buffer: add nothing after this). */
   finish(): Buffer {
     const header = encodeEntries(this.entries);
-    const sealed = seal(this.key, 0, header, Buffer.concat([MAGIC, this.ref.salt]));
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(sealed.length);
-    return Buffer.concat([...this.parts, sealed, len, END]);
+    const sealed = seal(this.key, 0, header, this.buf.subarray(0, MAGIC.length + SALT_SIZE));
+    this.reserve(sealed.length + 4 + END.length);
+    sealed.copy(this.buf, this.bytes);
+    this.bytes += sealed.length;
+    this.buf.writeUInt32LE(sealed.length, this.bytes);
+    END.copy(this.buf, this.bytes + 4);
+    this.bytes += 4 + END.length;
+    return this.buf.subarray(0, this.bytes);
   }
 }
 

@@ -1,12 +1,7 @@
 import { join } from 'node:path';
-import { ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { invalidArgument } from '../../common/errors.js';
-import { AzureBlobStore } from './azure.js';
 import { DirectoryStore } from './directory.js';
-import { createGcsClient, createGcsStore } from './gcs.js';
 import { normalizeStorePrefix } from './keys.js';
-import { S3Store } from './s3.js';
-import { createS3Client } from './s3-client.js';
 import type { ObjectStore } from './types.js';
 
 /** A stored credential, with the API's snake_case field names. */
@@ -28,14 +23,18 @@ export interface StoreCredential {
   prefix?: string;
 }
 
-/** Opens the object store a credential names, with each provider's defaults. */
-export function openObjectStore(credential: StoreCredential): ObjectStore {
+/**
+ * Opens the object store a credential names, with each provider's defaults. A cloud provider's SDK is loaded on its
+ * first use (tens of MiB each): a node that backs up to a directory never loads them.
+ */
+export async function openObjectStore(credential: StoreCredential): Promise<ObjectStore> {
   const { provider, bucket, prefix } = credential;
   if (bucket === '') throw invalidArgument('bucket', 'must not be empty');
   switch (provider) {
     case 'directory':
       return new DirectoryStore(join(bucket, normalizeStorePrefix(prefix)));
     case 's3': {
+      const [{ createS3Client }, { S3Store }] = await Promise.all([import('./s3-client.js'), import('./s3.js')]);
       const client = createS3Client({
         endpoint: credential.endpoint,
         region: credential.region ?? 'us-east-1',
@@ -46,6 +45,7 @@ export function openObjectStore(credential: StoreCredential): ObjectStore {
       return new S3Store(client, bucket, { prefix });
     }
     case 'google': {
+      const { createGcsClient, createGcsStore } = await import('./gcs.js');
       const client = createGcsClient({
         endpoint: credential.endpoint,
         accessId: required(credential.access_key, 'access_key'),
@@ -54,6 +54,10 @@ export function openObjectStore(credential: StoreCredential): ObjectStore {
       return createGcsStore(client, bucket, { prefix });
     }
     case 'azure': {
+      const [{ ContainerClient, StorageSharedKeyCredential }, { AzureBlobStore }] = await Promise.all([
+        import('@azure/storage-blob'),
+        import('./azure.js'),
+      ]);
       const account = required(credential.access_key, 'access_key');
       const endpoint = (credential.endpoint ?? `https://${account}.blob.core.windows.net`).replace(/\/+$/, '');
       const container = new ContainerClient(

@@ -1,25 +1,31 @@
 /** A chunk worker: keyed hashing and zstd off the main thread (see protocol.ts). */
 import { createHmac } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { compress } from 'zstd-napi';
-import { isFerryError } from '../../common/errors.js';
+import { Compressor } from 'zstd-napi';
+import { FerryError, isFerryError } from '../../common/errors.js';
 import { decodeChunk } from '../repo/chunk-codec.js';
 import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
+import { Reclaimer } from './reclaim.js';
 
 const RAW = 0;
 const ZSTD = 1;
 /** zstd level: 3 is zstd's default, a good balance of speed and ratio for block data. */
 const LEVEL = 3;
-const batches = new Map<number, { data: Buffer; chunkSize: number }>();
+/** One compression context for the thread's life: zstd reuses its tables instead of allocating them per chunk. */
+const compressor = new Compressor();
+compressor.setParameters({ compressionLevel: LEVEL });
 
 function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(message, transfer);
 }
 
+const reclaimer = new Reclaimer();
+
 parentPort?.on('message', (msg: WorkerRequest) => {
   try {
     if (msg.type === 'hash') {
-      const data = Buffer.from(msg.data, 0, msg.length);
+      const data = Buffer.from(msg.shared, 0, msg.length);
+      data.set(new Uint8Array(msg.data, 0, msg.length));
       const n = Math.ceil(msg.length / msg.chunkSize);
       const zero = new Uint8Array(n);
       const ids = Buffer.alloc(n * 32);
@@ -35,7 +41,6 @@ parentPort?.on('message', (msg: WorkerRequest) => {
           .digest()
           .copy(ids, i * 32);
       }
-      batches.set(msg.batch, { data, chunkSize: msg.chunkSize });
       reply({ type: 'hashed', batch: msg.batch, zero, ids });
       return;
     }
@@ -43,22 +48,21 @@ parentPort?.on('message', (msg: WorkerRequest) => {
       decode(msg);
       return;
     }
-    const held = batches.get(msg.batch);
-    batches.delete(msg.batch);
-    if (held === undefined) throw new Error(`unknown batch ${msg.batch}`);
-    const parts: Buffer[] = [];
+    const data = Buffer.from(msg.shared, 0, msg.length);
+    const out = Buffer.from(msg.out);
+    let at = msg.outOffset;
     const lengths: number[] = [];
     for (const i of msg.chunks) {
-      const chunk = held.data.subarray(i * held.chunkSize, Math.min((i + 1) * held.chunkSize, held.data.length));
-      const z = compress(chunk, { compressionLevel: LEVEL });
-      const body =
-        z.length < chunk.length ? Buffer.concat([Buffer.of(ZSTD), z]) : Buffer.concat([Buffer.of(RAW), chunk]);
-      parts.push(body);
-      lengths.push(body.length);
+      const chunk = data.subarray(i * msg.chunkSize, Math.min((i + 1) * msg.chunkSize, msg.length));
+      const z = compressor.compress(chunk);
+      const zstd = z.length < chunk.length;
+      out[at] = zstd ? ZSTD : RAW;
+      (zstd ? z : chunk).copy(out, at + 1);
+      const length = 1 + (zstd ? z.length : chunk.length);
+      lengths.push(length);
+      at += length;
     }
-    const out = Buffer.concat(parts);
-    const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.length) as ArrayBuffer;
-    reply({ type: 'compressed', batch: msg.batch, data: ab, lengths }, [ab]);
+    reply({ type: 'compressed', batch: msg.batch, lengths });
   } catch (err: unknown) {
     reply({
       type: 'error',
@@ -66,6 +70,10 @@ parentPort?.on('message', (msg: WorkerRequest) => {
       message: err instanceof Error ? err.message : String(err),
       corrupt: isFerryError(err, 'DATA_CORRUPTION'),
     });
+  } finally {
+    // After the handler returns, when the request's buffers are garbage.
+    const bytes = msg.type === 'compress' ? msg.chunks.length * msg.chunkSize : msg.data.byteLength;
+    setImmediate(() => reclaimer.processed(bytes));
   }
 });
 
@@ -74,15 +82,16 @@ function decode(msg: DecodeRequest): void {
   const key = Buffer.from(msg.key);
   const idKey = Buffer.from(msg.idKey);
   const hasher = { id: (data: Buffer): Buffer => createHmac('sha256', idKey).update(data).digest() };
-  const parts: Buffer[] = [];
+  const out = Buffer.from(msg.out, 0, msg.capacity);
+  let at = 0;
   const lengths: number[] = [];
   for (const b of msg.blobs) {
     const sealed = body.subarray(b.offset, b.offset + b.length);
     const data = decodeChunk(hasher, key, b.nonce, Buffer.from(b.id), sealed, b.where);
-    parts.push(data);
+    if (at + data.length > out.length) throw new FerryError('DATA_CORRUPTION', `${b.where} is longer than a chunk`);
+    data.copy(out, at);
+    at += data.length;
     lengths.push(data.length);
   }
-  const out = Buffer.concat(parts);
-  const ab = out.buffer.slice(out.byteOffset, out.byteOffset + out.length) as ArrayBuffer;
-  reply({ type: 'decoded', batch: msg.batch, data: ab, lengths }, [ab]);
+  reply({ type: 'decoded', batch: msg.batch, lengths });
 }

@@ -1,15 +1,29 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
-import type { CompressReply, DecodeReply, DecodeRequest, HashReply, WorkerReply, WorkerRequest } from './protocol.js';
+import type {
+  CompressReply,
+  CompressRequest,
+  DecodeReply,
+  DecodeRequest,
+  HashReply,
+  WorkerReply,
+  WorkerRequest,
+} from './protocol.js';
+
+/**
+ * A worker's JS heap stays small (its data lives in ArrayBuffers); a small young generation also means its dropped
+ * buffers are found sooner. V8's default would let each worker's young generation alone reach tens of MiB.
+ */
+const LIMITS = { maxYoungGenerationSizeMb: 4 };
 
 /** Starts a chunk worker: the compiled .js in dist; the .ts source (tests, tsx) through tsx's loader. */
 function startWorker(): Worker {
   const self = import.meta.url;
-  if (!self.endsWith('.ts')) return new Worker(new URL('./chunk-worker.js', self));
+  if (!self.endsWith('.ts')) return new Worker(new URL('./chunk-worker.js', self), { resourceLimits: LIMITS });
   const source = new URL('./chunk-worker.ts', self).href;
   const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(source)}); });`;
-  return new Worker(boot, { eval: true });
+  return new Worker(boot, { eval: true, resourceLimits: LIMITS });
 }
 
 /**
@@ -30,18 +44,40 @@ interface Slot {
   waiting: Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>;
 }
 
-/** A batch hashed by a worker, which still holds its data for `compress`. */
+/** A batch hashed by a worker; its data waits in a shared buffer for `compress`, which any worker may do. */
 export interface HashedBatch {
-  slot: number;
   batch: number;
+  shared: SharedArrayBuffer;
+  length: number;
+  chunkSize: number;
   zero: Uint8Array;
   ids: Buffer;
 }
 
+/** Compressed bodies of a batch, views of a shared buffer: call `release` once they are consumed. */
+export interface CompressedBatch {
+  bodies: Buffer[];
+  release(): void;
+}
+
+/** Plaintexts of a restore's blobs, views of a shared buffer: call `release` once they are written. */
+export interface DecodedBlobs {
+  chunks: Buffer[];
+  release(): void;
+}
+
+/** Bytes of shared buffers kept for reuse: enough for a backup's batches in flight (about a dozen of 2 MiB). */
+const SPARE_BYTES = 28 * 1024 * 1024;
+/** Extra bytes of each new shared buffer. */
+const SLACK = 64 * 1024;
+/** A compress request is split over the workers when it has at least this many chunks. */
+const SPLIT_MIN = 8;
+
 /**
- * Worker threads for the CPU work of a backup (keyed hashing, zstd), so the main thread only reads, dedups,
- * encrypts and uploads, and both cores work. Batches go to the least busy worker; phase 2 of a batch goes back to
- * the worker that holds its data.
+ * Worker threads for the CPU work of a backup (keyed hashing, zstd) and a restore (decrypt, decompress, re-hash), so
+ * the main thread only reads, dedups, encrypts and does I/O, and every core works. Requests go to the least busy
+ * worker. A batch's data waits for phase 2 in a shared buffer (reused: a backup does not allocate one per batch),
+ * so its compression is split over all workers instead of queueing behind the one that hashed it.
  */
 export class ChunkWorkers {
   private readonly slots: Slot[] = [];
@@ -59,7 +95,7 @@ export class ChunkWorkers {
     for (let i = 0; i < count; i++) {
       const worker = startWorker();
       const slot: Slot = { worker, busy: 0, waiting: new Map() };
-      // A batch has at most one request outstanding (hash, then compress), so replies are matched by batch.
+      // Every request has its own number, so replies are matched by it.
       worker.on('message', (msg: WorkerReply) => {
         const waiter = slot.waiting.get(msg.batch);
         slot.waiting.delete(msg.batch);
@@ -83,6 +119,20 @@ export class ChunkWorkers {
     }
   }
 
+  /** The worker owing the fewest replies; ties go round-robin so equal load spreads over all of them. */
+  private leastBusy(): number {
+    const n = this.slots.length;
+    const start = this.turn++ % n;
+    let best = start;
+    for (let k = 1; k < n; k++) {
+      const i = (start + k) % n;
+      if ((this.slots[i] as Slot).busy < (this.slots[best] as Slot).busy) best = i;
+    }
+    return best;
+  }
+
+  private turn = 0;
+
   private call<T extends WorkerReply>(slotIndex: number, msg: WorkerRequest, transfer: ArrayBuffer[]): Promise<T> {
     const slot = this.slots[slotIndex] as Slot;
     // Referenced only while it owes a reply: an idle pool never keeps the process alive, a busy one always does.
@@ -103,63 +153,124 @@ export class ChunkWorkers {
     });
   }
 
+  private readonly spare: SharedArrayBuffer[] = [];
+
+  private sharedBuffer(length: number): SharedArrayBuffer {
+    const i = this.spare.findIndex((b) => b.byteLength >= length);
+    if (i >= 0) return this.spare.splice(i, 1)[0] as SharedArrayBuffer;
+    // A little over: a batch's buffer then also fits its compressed bodies (up to one byte more per chunk).
+    return new SharedArrayBuffer(length + SLACK);
+  }
+
+  private release(shared: SharedArrayBuffer): void {
+    const spareBytes = this.spare.reduce((n, b) => n + b.byteLength, 0);
+    if (spareBytes + shared.byteLength <= SPARE_BYTES) this.spare.push(shared);
+  }
+
   /** Zero flags and keyed ids of the chunks of `data` (which is handed over to the worker: do not reuse it). */
   async hash(idKey: Buffer, data: Buffer, chunkSize: number): Promise<HashedBatch> {
-    let slot = 0;
-    for (let i = 1; i < this.slots.length; i++)
-      if ((this.slots[i] as Slot).busy < (this.slots[slot] as Slot).busy) slot = i;
+    const slot = this.leastBusy();
     const batch = this.next++;
     const ab = transferable(data);
-    const reply = await this.call<HashReply>(
-      slot,
-      { type: 'hash', batch, idKey: new Uint8Array(idKey), data: ab, length: data.length, chunkSize },
-      [ab],
-    );
-    return {
-      slot,
-      batch,
-      zero: reply.zero,
-      ids: Buffer.from(reply.ids.buffer, reply.ids.byteOffset, reply.ids.length),
-    };
-  }
-
-  /** Compressed bodies (codec byte first) of the chosen chunks; releases the batch in the worker. */
-  async compress(batch: HashedBatch, chunks: number[]): Promise<Buffer[]> {
-    const reply = await this.call<CompressReply>(batch.slot, { type: 'compress', batch: batch.batch, chunks }, []);
-    const all = Buffer.from(reply.data);
-    const out: Buffer[] = [];
-    let o = 0;
-    for (const len of reply.lengths) {
-      out.push(all.subarray(o, o + len));
-      o += len;
+    const shared = this.sharedBuffer(data.length);
+    const length = data.length;
+    try {
+      const reply = await this.call<HashReply>(
+        slot,
+        { type: 'hash', batch, idKey: new Uint8Array(idKey), data: ab, length, chunkSize, shared },
+        [ab],
+      );
+      const ids = Buffer.from(reply.ids.buffer, reply.ids.byteOffset, reply.ids.length);
+      return { batch, shared, length, chunkSize, zero: reply.zero, ids };
+    } catch (err: unknown) {
+      this.release(shared);
+      throw err;
     }
-    return out;
   }
 
-  /** Verified plaintexts of blobs within `body` (a ranged read of one pack), in order. */
-  async decode(idKey: Buffer, key: Buffer, body: Buffer, blobs: DecodeRequest['blobs']): Promise<Buffer[]> {
-    let slot = 0;
-    for (let i = 1; i < this.slots.length; i++)
-      if ((this.slots[i] as Slot).busy < (this.slots[slot] as Slot).busy) slot = i;
-    const batch = this.next++;
+  /**
+   * Compressed bodies (codec byte first) of the chosen chunks, in order; the work is split over the workers. Frees
+   * the batch's shared buffer: call it exactly once per hashed batch (with no chunks to just free it), and release
+   * the result once its bodies are used.
+   */
+  async compress(hashed: HashedBatch, chunks: number[]): Promise<CompressedBatch> {
+    if (chunks.length === 0) {
+      this.release(hashed.shared);
+      return { bodies: [], release: () => undefined };
+    }
+    const out = this.sharedBuffer(chunks.length * (hashed.chunkSize + 1));
+    try {
+      const parts = chunks.length >= SPLIT_MIN ? this.slots.length : 1;
+      const per = Math.ceil(chunks.length / parts);
+      const replies = await Promise.all(
+        Array.from({ length: parts }, (_, k) => {
+          const msg: CompressRequest = {
+            type: 'compress',
+            batch: this.next++,
+            shared: hashed.shared,
+            length: hashed.length,
+            chunkSize: hashed.chunkSize,
+            chunks: chunks.slice(k * per, (k + 1) * per),
+            out,
+            outOffset: k * per * (hashed.chunkSize + 1),
+          };
+          return this.call<CompressReply>(this.leastBusy(), msg, []);
+        }),
+      );
+      const bodies: Buffer[] = [];
+      replies.forEach((reply, k) => {
+        let o = k * per * (hashed.chunkSize + 1);
+        for (const len of reply.lengths) {
+          bodies.push(Buffer.from(out, o, len));
+          o += len;
+        }
+      });
+      return { bodies, release: () => this.release(out) };
+    } catch (err: unknown) {
+      this.release(out);
+      throw err;
+    } finally {
+      this.release(hashed.shared);
+    }
+  }
+
+  /**
+   * Verified plaintexts of blobs within `body` (a ranged read of one pack), in order, as views of a shared buffer of
+   * `capacity` bytes (a plaintext longer than its share is DATA_CORRUPTION): call `release` once they are consumed.
+   */
+  async decode(
+    idKey: Buffer,
+    key: Buffer,
+    body: Buffer,
+    blobs: DecodeRequest['blobs'],
+    capacity: number,
+  ): Promise<DecodedBlobs> {
+    const slot = this.leastBusy();
     const ab = transferable(body);
+    const out = this.sharedBuffer(capacity);
     const msg: DecodeRequest = {
       type: 'decode',
-      batch,
+      batch: this.next++,
       idKey: new Uint8Array(idKey),
       key: new Uint8Array(key),
       data: ab,
       blobs,
+      out,
+      capacity,
     };
-    const reply = await this.call<DecodeReply>(slot, msg, [ab]);
-    const all = Buffer.from(reply.data);
-    const out: Buffer[] = [];
-    let o = 0;
-    for (const len of reply.lengths) {
-      out.push(all.subarray(o, o + len));
-      o += len;
+    try {
+      const reply = await this.call<DecodeReply>(slot, msg, [ab]);
+      const chunks: Buffer[] = [];
+      let o = 0;
+      for (const len of reply.lengths) {
+        chunks.push(Buffer.from(out, o, len));
+        o += len;
+      }
+      return { chunks, release: () => this.release(out) };
+    } catch (err: unknown) {
+      this.release(out);
+      throw err;
     }
-    return out;
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,9 @@
 /** Messages between the backup pipeline and its chunk workers. */
 
-/** Phase 1: zero check and keyed id of every chunk of a batch; the worker keeps the batch for phase 2. */
+/**
+ * Phase 1: zero check and keyed id of every chunk of a batch. The worker copies the batch into `shared` (a buffer
+ * from the pool's shared batch buffers) first, so phase 2 can run on any worker, split over several.
+ */
 export interface HashRequest {
   type: 'hash';
   batch: number;
@@ -9,6 +12,8 @@ export interface HashRequest {
   data: ArrayBuffer;
   length: number;
   chunkSize: number;
+  /** Where the batch is kept for phase 2 (at least `length` bytes). */
+  shared: SharedArrayBuffer;
 }
 
 export interface HashReply {
@@ -20,22 +25,32 @@ export interface HashReply {
   ids: Uint8Array;
 }
 
-/** Phase 2: compress the chunks the repository lacks (codec byte first), then forget the batch. */
+/**
+ * Phase 2: compress the chosen chunks (codec byte first) of a batch held in a shared buffer, writing the bodies one
+ * after another into `out` from `outOffset` (room for chunkSize + 1 bytes per chunk).
+ */
 export interface CompressRequest {
   type: 'compress';
   batch: number;
+  shared: SharedArrayBuffer;
+  length: number;
+  chunkSize: number;
   chunks: number[];
+  out: SharedArrayBuffer;
+  outOffset: number;
 }
 
 export interface CompressReply {
   type: 'compressed';
   batch: number;
-  /** Concatenated bodies: codec u8 | payload. */
-  data: ArrayBuffer;
+  /** Length of each body written to the request's `out`, in order. */
   lengths: number[];
 }
 
-/** Restore: authenticate, decrypt, decompress and re-hash the blobs of one ranged read of a pack. */
+/**
+ * Restore: authenticate, decrypt, decompress and re-hash the blobs of one ranged read of a pack, writing the
+ * plaintexts one after another into `out` (which has room for `capacity` bytes).
+ */
 export interface DecodeRequest {
   type: 'decode';
   batch: number;
@@ -44,13 +59,14 @@ export interface DecodeRequest {
   key: Uint8Array;
   data: ArrayBuffer;
   blobs: Array<{ offset: number; length: number; nonce: number; id: Uint8Array; where: string }>;
+  out: SharedArrayBuffer;
+  capacity: number;
 }
 
 export interface DecodeReply {
   type: 'decoded';
   batch: number;
-  /** Concatenated plaintext chunks. */
-  data: ArrayBuffer;
+  /** Length of each plaintext written to the request's `out`, in order. */
   lengths: number[];
 }
 

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack, indexedPack, packChunkIds } from './chunk-index.js';
+import type { BlobEntry } from './pack.js';
+
+function pack(count: number, ids: Buffer[] = []): { p: IndexedPack; entries: BlobEntry[] } {
+  const entries: BlobEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    entries.push({ id: ids[i] ?? randomBytes(32), offset: 40 + i * 1000, length: 900 + i, nonce: i + 1 });
+  }
+  return { p: indexedPack({ id: randomBytes(32).toString('hex'), salt: randomBytes(32) }, entries), entries };
+}
+
+describe('ChunkIndex', () => {
+  it('finds every chunk of many packs after the table has grown many times', () => {
+    const index = new ChunkIndex();
+    const packs = Array.from({ length: 50 }, () => pack(1000));
+    for (const { p } of packs) index.add(p);
+    expect(index.size).toBe(50_000);
+    for (const { p, entries } of packs) {
+      for (const e of entries) {
+        expect(index.get(e.id)).toEqual({ pack: p.ref, offset: e.offset, length: e.length, nonce: e.nonce });
+      }
+    }
+    expect(index.get(randomBytes(32))).toBeUndefined();
+    expect(index.has(randomBytes(32))).toBe(false);
+  });
+
+  it('keeps the first location of a chunk unless the new one is preferred', () => {
+    const index = new ChunkIndex();
+    const shared = randomBytes(32);
+    const a = pack(3, [shared]);
+    const b = pack(2, [shared]);
+    const c = pack(1, [shared]);
+    index.add(a.p);
+    index.add(b.p);
+    expect(index.get(shared)?.pack.id).toBe(a.p.ref.id);
+    index.add(c.p, true);
+    expect(index.get(shared)?.pack.id).toBe(c.p.ref.id);
+    expect(index.size).toBe(4);
+  });
+
+  it('forgets dropped packs and keeps the rest', () => {
+    const index = new ChunkIndex();
+    const a = pack(2000);
+    const b = pack(2000);
+    index.add(a.p);
+    index.add(b.p);
+    index.dropPacks(new Set([a.p.ref.id]));
+    expect(index.size).toBe(2000);
+    expect(index.packs.has(a.p.ref.id)).toBe(false);
+    for (const e of a.entries) expect(index.get(e.id)).toBeUndefined();
+    for (const e of b.entries) expect(index.get(e.id)?.offset).toBe(e.offset);
+  });
+
+  it('round-trips packs through an index object', () => {
+    const packs = [pack(3).p, pack(0).p, pack(5).p];
+    const decoded = decodeIndex(encodeIndex(packs), 'index object x');
+    expect(decoded.map((p) => p.ref.id)).toEqual(packs.map((p) => p.ref.id));
+    expect(decoded.map((p) => packChunkIds(p))).toEqual(packs.map((p) => packChunkIds(p)));
+    expect(() => decodeIndex(encodeIndex(packs).subarray(0, 100), 'index object x')).toThrow(/truncated/);
+  });
+});
