@@ -10,6 +10,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,23 +42,46 @@ interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** A loopback port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Starts a node and waits for /healthz (not for its "ready" line: below info, e.g. --log-level warn, there is none). */
 async function startNode(dataDir: string): Promise<RunningNode> {
-  const args = ['node', 'start', '--data-dir', dataDir, '--api-addr', '127.0.0.1:0', '--nbd-addr', '127.0.0.1:0'];
+  const apiUrl = `http://127.0.0.1:${await freePort()}`;
+  const apiAddr = apiUrl.slice('http://'.length);
+  const args = ['node', 'start', '--data-dir', dataDir, '--api-addr', apiAddr, '--nbd-addr', '127.0.0.1:0'];
   const child = spawn(process.execPath, [MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, FERRY_LOG_LEVEL: LOG_LEVEL },
   });
   let count = 0;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const apiUrl = await new Promise<string>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
-    // Read every line, so that the node never waits on a full pipe.
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      count++;
-      const event = JSON.parse(line) as Record<string, unknown>;
-      if (event.msg === 'ferry node ready') resolve(String(event.api));
-    });
+  // Read every line, so that the node never waits on a full pipe.
+  createInterface({ input: child.stdout }).on('line', () => {
+    count++;
   });
+  let up = false;
+  child.once('exit', (code) => {
+    if (!up) throw new Error(`ferry node exited early with ${code}`);
+  });
+  for (const deadline = Date.now() + 30_000; !up; ) {
+    if (Date.now() > deadline) throw new Error(`ferry node did not answer on ${apiUrl}/healthz within 30 s`);
+    up = await fetch(`${apiUrl}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (!up) await new Promise((r) => setTimeout(r, 100));
+  }
   return {
     apiUrl,
     lines: () => count,
