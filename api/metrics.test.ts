@@ -22,9 +22,9 @@ afterAll(async () => {
 
 /** A job source whose counts and endings the test sets. */
 class FakeJobs implements JobSource {
-  counts = { queued: 0, active: 0 };
+  counts = { queued: 0, active: 0, paused: 0 };
   private listener: ((status: JobStatus) => void) | undefined;
-  liveCounts(): { queued: number; active: number } {
+  liveCounts(): { queued: number; active: number; paused: number } {
     return this.counts;
   }
   onJobEnded(listener: (status: JobStatus) => void): () => void {
@@ -86,12 +86,12 @@ describe('NodeMetrics', () => {
     const jobs = new FakeJobs();
     expect(sample((await metrics.scrape()).body, 'ferry_cloudsnap_jobs_queued')).toBe(0);
     metrics.watchJobs(jobs);
-    jobs.counts = { queued: 3, active: 2 };
-    let body = (await metrics.scrape()).body;
-    expect([sample(body, 'ferry_cloudsnap_jobs_queued'), sample(body, 'ferry_cloudsnap_jobs_active')]).toEqual([3, 2]);
-    jobs.counts = { queued: 0, active: 1 };
-    body = (await metrics.scrape()).body;
-    expect([sample(body, 'ferry_cloudsnap_jobs_queued'), sample(body, 'ferry_cloudsnap_jobs_active')]).toEqual([0, 1]);
+    const depth = (body: string) =>
+      ['queued', 'active', 'paused'].map((s) => sample(body, `ferry_cloudsnap_jobs_${s}`));
+    jobs.counts = { queued: 3, active: 2, paused: 1 };
+    expect(depth((await metrics.scrape()).body)).toEqual([3, 2, 1]);
+    jobs.counts = { queued: 0, active: 1, paused: 0 };
+    expect(depth((await metrics.scrape()).body)).toEqual([0, 1, 0]);
     metrics.close();
     jobs.end({ volume_name: 'late' });
     expect((await metrics.scrape()).body).not.toContain('volume="late"');

@@ -4,7 +4,7 @@
  * - Backup and restore jobs: `ferry_cloudsnap_jobs_total{optype,status}` (ended jobs), bytes of completed jobs and
  *   failures per volume (`ferry_cloudsnap_bytes_total{optype,volume}`, `ferry_cloudsnap_failures_total{optype,volume}`),
  *   durations (`ferry_cloudsnap_job_duration_seconds{optype,status}`), and the queue read at scrape time
- *   (`ferry_cloudsnap_jobs_queued`, `ferry_cloudsnap_jobs_active`).
+ *   (`ferry_cloudsnap_jobs_queued`, `ferry_cloudsnap_jobs_active`, `ferry_cloudsnap_jobs_paused`).
  * - Object stores, per provider and operation: requests, errors by code, bytes up and down, request durations.
  * - The HTTP API, per method and route pattern: requests by status, and durations.
  * - Node.js process defaults (CPU, memory, event loop lag, ...), unless turned off.
@@ -15,8 +15,8 @@ import type { FinishedRequest } from './request-log.js';
 
 /** What the metrics read from the job manager (JobManager has both). */
 export interface JobSource {
-  /** Jobs waiting for a slot and jobs running, now. */
-  liveCounts(): { queued: number; active: number };
+  /** Jobs waiting for a slot, running and paused, now (`paused` absent: none). */
+  liveCounts(): { queued: number; active: number; paused?: number };
   /** Calls the listener with each job's final status; returns the unsubscribe function. */
   onJobEnded(listener: (status: JobStatus) => void): () => void;
 }
@@ -96,6 +96,14 @@ export class NodeMetrics {
       registers,
       collect() {
         this.set(jobs()?.liveCounts().active ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'ferry_cloudsnap_jobs_paused',
+      help: 'Backup and restore jobs paused by a StateChange Pause (Paused).',
+      registers,
+      collect() {
+        this.set(jobs()?.liveCounts().paused ?? 0);
       },
     });
     this.storeRequests = new Counter({

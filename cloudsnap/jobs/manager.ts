@@ -157,15 +157,17 @@ export class JobManager {
     return () => this.endedListeners.delete(listener);
   }
 
-  /** Jobs waiting for a slot (Queued) and jobs running (Active) on this node, now. */
-  liveCounts(): { queued: number; active: number } {
+  /** Jobs waiting for a slot (Queued), running (Active) and paused (Paused) on this node, now. */
+  liveCounts(): { queued: number; active: number; paused: number } {
     let queued = 0;
     let active = 0;
+    let paused = 0;
     for (const job of this.live.values()) {
       if (job.status.status === 'Active') active++;
       else if (job.status.status === 'Queued') queued++;
+      else if (job.status.status === 'Paused') paused++;
     }
-    return { queued, active };
+    return { queued, active, paused };
   }
 
   /** Opens the manager: jobs left Active or Queued by a process that died end Failed (RESTART_MESSAGE). */
