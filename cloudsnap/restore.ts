@@ -26,6 +26,8 @@ export interface RestoreOptions {
 
 /** Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. */
 const MAX_RANGE = 2 * 1024 * 1024;
+/** Bytes written between background flushes of the new volume. */
+const FLUSH_EVERY = 64 * 1024 * 1024;
 
 interface Piece {
   chunk: number;
@@ -53,9 +55,24 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     progress.setTotal(record.chunks_total * root.chunkSize);
     const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
     let failure: unknown;
+    // Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short.
+    let unflushed = 0;
+    let flushing: Promise<void> | undefined;
+    const written = (bytes: number): void => {
+      progress.add(bytes);
+      unflushed += bytes;
+      if (unflushed < FLUSH_EVERY || flushing !== undefined) return;
+      unflushed = 0;
+      flushing = device.flush().finally(() => {
+        flushing = undefined;
+      });
+      flushing.catch((err: unknown) => {
+        failure ??= err;
+      });
+    };
     const run = (pieces: Piece[]): void => {
       queue
-        .add(() => fetchAndWrite(repo, record, root.chunkSize, root.size, device, pieces, signal, progress))
+        .add(() => fetchAndWrite(repo, record, root.chunkSize, root.size, device, pieces, signal, written))
         .catch((err: unknown) => {
           failure ??= err;
         });
@@ -89,6 +106,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
       if (group.length > 0) run(group);
     }
     await queue.onIdle();
+    await flushing?.catch(() => undefined);
     if (failure !== undefined) throw failure;
     progress.phase('committing');
     await device.flush();
@@ -130,7 +148,7 @@ async function fetchAndWrite(
   device: BlockDevice,
   pieces: readonly Piece[],
   signal: AbortSignal | undefined,
-  progress: ProgressTracker,
+  written: (bytes: number) => void,
 ): Promise<void> {
   const first = pieces[0] as Piece;
   const lastPiece = pieces[pieces.length - 1] as Piece;
@@ -173,7 +191,7 @@ async function fetchAndWrite(
       }
       const data = joined(chunks.slice(runStart, i));
       await device.write(offset, data);
-      progress.add(data.length);
+      written(data.length);
       runStart = i;
     }
   } finally {

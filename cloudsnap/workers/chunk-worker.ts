@@ -9,8 +9,11 @@ import { Reclaimer } from './reclaim.js';
 
 const RAW = 0;
 const ZSTD = 1;
-/** zstd level: 3 is zstd's default, a good balance of speed and ratio for block data. */
-const LEVEL = 3;
+/**
+ * zstd level 2: on 64 KiB chunks of text-like data about 15% faster than level 3 (zstd's default) for under 1% more
+ * bytes; compression is most of a backup's CPU.
+ */
+const LEVEL = 2;
 /** One compression context for the thread's life: zstd reuses its tables instead of allocating them per chunk. */
 const compressor = new Compressor();
 compressor.setParameters({ compressionLevel: LEVEL });
