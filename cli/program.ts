@@ -8,6 +8,7 @@ import { registerCredentialCommands } from './commands/credentials.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerPolicyCommands } from './commands/policy.js';
+import { registerStatusCommand } from './commands/status.js';
 import { registerVolumeCommands } from './commands/volume.js';
 
 /** Exit status for a usage error or an INVALID_ARGUMENT answer. */
@@ -50,6 +51,7 @@ export function createProgram(): Command {
   registerCloudsnapCommands(program);
   registerPolicyCommands(program);
   registerKeyCommands(program);
+  registerStatusCommand(program);
   registerAuthCommands(program);
   return program;
 }
