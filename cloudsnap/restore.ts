@@ -26,6 +26,10 @@ export interface RestoreOptions {
 
 /** Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. */
 const MAX_RANGE = 2 * 1024 * 1024;
+/** Largest stretch of unneeded blobs a ranged read reads over rather than splitting in two. */
+const MAX_GAP = 256 * 1024;
+/** Packs with a group of pieces being gathered at once. */
+const MAX_OPEN_GROUPS = 8;
 /** Bytes written between background flushes of the new volume. */
 const FLUSH_EVERY = 64 * 1024 * 1024;
 
@@ -77,10 +81,17 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
           failure ??= err;
         });
     };
+    const launch = async (group: Piece[]): Promise<void> => {
+      while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
+      if (failure !== undefined) throw failure;
+      run(group);
+    };
     for (const [leafNo, pageId] of [...root.leaves.entries()].sort((a, b) => a[0] - b[0])) {
       signal?.throwIfAborted();
       const leaf = decodeLeaf(await repo.getPage(pageId, signal), `leaf ${leafNo} of backup ${record.id}`);
-      let group: Piece[] = [];
+      // One group being gathered per pack: an incremental's chunks from new packs interleave with runs of an old
+      // pack, and the old pack's run continues past them (over the few old blobs it no longer needs) in one read.
+      const open = new Map<string, Piece[]>();
       for (const [pos, id] of [...leaf.entries()].sort((a, b) => a[0] - b[0])) {
         const loc = repo.index.get(id);
         if (loc === undefined) {
@@ -89,21 +100,24 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
             `backup ${record.id} needs chunk ${id.toString('hex')} that no pack in ${repo.store.location} holds`,
           );
         }
-        const prev = group[group.length - 1];
-        const joins =
-          prev !== undefined &&
-          prev.loc.pack.id === loc.pack.id &&
-          prev.loc.offset + prev.loc.length === loc.offset &&
-          loc.offset + loc.length - (group[0] as Piece).loc.offset <= MAX_RANGE;
-        if (!joins && group.length > 0) {
-          while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
-          if (failure !== undefined) throw failure;
-          run(group);
-          group = [];
+        const piece = { chunk: leafNo * root.leafChunks + pos, id, loc };
+        const group = open.get(loc.pack.id);
+        if (group !== undefined && joins(group, loc)) {
+          group.push(piece);
+          continue;
         }
-        group.push({ chunk: leafNo * root.leafChunks + pos, id, loc });
+        if (group !== undefined) {
+          open.delete(loc.pack.id);
+          await launch(group);
+        }
+        open.set(loc.pack.id, [piece]);
+        if (open.size > MAX_OPEN_GROUPS) {
+          const [oldest, pieces] = open.entries().next().value as [string, Piece[]];
+          open.delete(oldest);
+          await launch(pieces);
+        }
       }
-      if (group.length > 0) run(group);
+      for (const group of open.values()) await launch(group);
     }
     await queue.onIdle();
     await flushing?.catch(() => undefined);
@@ -197,6 +211,14 @@ async function fetchAndWrite(
   } finally {
     decoded.release();
   }
+}
+
+/** Whether a chunk at `loc` extends `group` (same pack, further on, within MAX_GAP and MAX_RANGE). */
+function joins(group: readonly Piece[], loc: ChunkLocation): boolean {
+  const first = group[0] as Piece;
+  const last = group[group.length - 1] as Piece;
+  const end = last.loc.offset + last.loc.length;
+  return loc.offset >= end && loc.offset - end <= MAX_GAP && loc.offset + loc.length - first.loc.offset <= MAX_RANGE;
 }
 
 /** The chunks as one buffer: a view when they already lie end to end in one buffer (a worker's reply), else a copy. */

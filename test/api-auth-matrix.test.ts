@@ -241,6 +241,14 @@ const ROWS: Row[] = [
     need: 'Read',
   },
   {
+    name: 'group backup',
+    method: 'POST',
+    path: () => '/v1/cloudbackups/group',
+    body: (f) => ({ volume_ids: [f.volId], credential_id: f.credId }),
+    action: 'write',
+    need: 'Read',
+  },
+  {
     name: 'cloudbackup restore',
     method: 'POST',
     path: () => '/v1/cloudbackups/restore',
@@ -383,15 +391,6 @@ const ROWS: Row[] = [
     action: 'write',
     need: 'none',
     ok: [503],
-  },
-  {
-    name: 'group backup',
-    method: 'POST',
-    path: () => '/v1/cloudbackups/group',
-    body: () => ({}),
-    action: 'write',
-    need: 'none',
-    ok: [400],
   },
   // Keys: system.admin only.
   { name: 'keys list', method: 'GET', path: () => '/v1/keys', action: 'admin', need: 'none' },
