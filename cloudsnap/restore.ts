@@ -7,6 +7,7 @@ import { packKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { ChunkWorkers } from './workers/pool.js';
+import { Reclaimer } from './workers/reclaim.js';
 
 export interface RestoreContext {
   engine: VolumeEngine;
@@ -26,6 +27,8 @@ export interface RestoreOptions {
 
 /** Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. */
 const MAX_RANGE = 2 * 1024 * 1024;
+/** Largest plaintext of one ranged read (what a worker decodes into one shared buffer). */
+const MAX_PLAIN = 4 * 1024 * 1024;
 /** Largest stretch of unneeded blobs a ranged read reads over rather than splitting in two. */
 const MAX_GAP = 256 * 1024;
 /** Packs with a group of pieces being gathered at once. */
@@ -62,8 +65,10 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     // Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short.
     let unflushed = 0;
     let flushing: Promise<void> | undefined;
+    const reclaimer = new Reclaimer();
     const written = (bytes: number): void => {
       progress.add(bytes);
+      reclaimer.processed(bytes);
       unflushed += bytes;
       if (unflushed < FLUSH_EVERY || flushing !== undefined) return;
       unflushed = 0;
@@ -102,7 +107,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
         }
         const piece = { chunk: leafNo * root.leafChunks + pos, id, loc };
         const group = open.get(loc.pack.id);
-        if (group !== undefined && joins(group, loc)) {
+        if (group !== undefined && joins(group, loc, root.chunkSize)) {
           group.push(piece);
           continue;
         }
@@ -213,12 +218,20 @@ async function fetchAndWrite(
   }
 }
 
-/** Whether a chunk at `loc` extends `group` (same pack, further on, within MAX_GAP and MAX_RANGE). */
-function joins(group: readonly Piece[], loc: ChunkLocation): boolean {
+/**
+ * Whether a chunk at `loc` extends `group`: same pack, further on, within MAX_GAP and MAX_RANGE, and the group's
+ * plaintext stays within MAX_PLAIN (chunks of `chunkSize` at most).
+ */
+function joins(group: readonly Piece[], loc: ChunkLocation, chunkSize: number): boolean {
   const first = group[0] as Piece;
   const last = group[group.length - 1] as Piece;
   const end = last.loc.offset + last.loc.length;
-  return loc.offset >= end && loc.offset - end <= MAX_GAP && loc.offset + loc.length - first.loc.offset <= MAX_RANGE;
+  return (
+    (group.length + 1) * chunkSize <= MAX_PLAIN &&
+    loc.offset >= end &&
+    loc.offset - end <= MAX_GAP &&
+    loc.offset + loc.length - first.loc.offset <= MAX_RANGE
+  );
 }
 
 /** The chunks as one buffer: a view when they already lie end to end in one buffer (a worker's reply), else a copy. */

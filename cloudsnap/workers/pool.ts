@@ -66,10 +66,13 @@ export interface DecodedBlobs {
   release(): void;
 }
 
-/** Bytes of shared buffers kept for reuse: enough for a backup's batches in flight (about a dozen of 2 MiB). */
-const SPARE_BYTES = 28 * 1024 * 1024;
-/** Extra bytes of each new shared buffer. */
-const SLACK = 64 * 1024;
+/** Slabs kept for reuse: enough for a backup's batches in flight. */
+const SPARE_SLABS = 12;
+/**
+ * Size of the reused shared buffers: a backup's read batch (2 MiB) or its compressed bodies (a byte more per chunk),
+ * a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 4 MiB).
+ */
+export const SLAB = 4 * 1024 * 1024 + 64 * 1024;
 /** A compress request is split over the workers when it has at least this many chunks. */
 const SPLIT_MIN = 8;
 
@@ -155,16 +158,17 @@ export class ChunkWorkers {
 
   private readonly spare: SharedArrayBuffer[] = [];
 
+  /**
+   * A shared buffer of at least `length` bytes. Up to SLAB bytes it is a slab, all of one size, reused: a buffer
+   * dropped instead waits for a collection of the main thread's heap, and over a long backup those add up.
+   */
   private sharedBuffer(length: number): SharedArrayBuffer {
-    const i = this.spare.findIndex((b) => b.byteLength >= length);
-    if (i >= 0) return this.spare.splice(i, 1)[0] as SharedArrayBuffer;
-    // A little over: a batch's buffer then also fits its compressed bodies (up to one byte more per chunk).
-    return new SharedArrayBuffer(length + SLACK);
+    if (length > SLAB) return new SharedArrayBuffer(length);
+    return this.spare.pop() ?? new SharedArrayBuffer(SLAB);
   }
 
   private release(shared: SharedArrayBuffer): void {
-    const spareBytes = this.spare.reduce((n, b) => n + b.byteLength, 0);
-    if (spareBytes + shared.byteLength <= SPARE_BYTES) this.spare.push(shared);
+    if (shared.byteLength === SLAB && this.spare.length < SPARE_SLABS) this.spare.push(shared);
   }
 
   /** Zero flags and keyed ids of the chunks of `data` (which is handed over to the worker: do not reuse it). */
