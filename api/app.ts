@@ -114,8 +114,8 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', snapshotRoutes(options.engine, access));
   app.route('/v1', credentialRoutes(options.credentials, access));
   app.route('/v1', schedulePolicyRoutes(options.schedules));
-  app.route('/v1', cloudBackupScheduleRoutes(options.schedules, options.engine, options.credentials));
   const backupAccess = new BackupAccess(access, options.engine, options.credentials);
+  app.route('/v1', cloudBackupScheduleRoutes(options.schedules, backupAccess, access, options.credentials));
   app.route('/v1', cloudBackupGroupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', cloudBackupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', keyRoutes(options.keys, access));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { isFerryError } from '../common/errors.js';
 import { liveChunks } from './live-set.js';
 import { encodeIndex, packChunkIds } from './repo/chunk-index.js';
 import { openJson, sealJson, sealObject } from './repo/envelope.js';
@@ -37,7 +38,13 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   await repo.refreshIndex(signal);
   const running: Date[] = [];
   for await (const key of repo.keysUnder('running/', signal)) {
-    const marker = openJson<{ started: string }>(repo.keys, key, await repo.store.get(key, { signal }));
+    // A backup that ends between the listing and this read has removed its marker: it no longer runs.
+    const body = await repo.store.get(key, { signal }).catch((err: unknown) => {
+      if (isFerryError(err, 'NOT_FOUND')) return undefined;
+      throw err;
+    });
+    if (body === undefined) continue;
+    const marker = openJson<{ started: string }>(repo.keys, key, body);
     const started = new Date(marker.started);
     if (now.getTime() - started.getTime() > stale) await repo.store.delete([key], { signal });
     else running.push(started);

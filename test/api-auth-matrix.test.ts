@@ -12,6 +12,8 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js';
 import { createApp } from '../api/index.js';
+import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
+import { ScheduleRecords } from '../api/schedules/index.js';
 import type { JobStatus } from '../cloudsnap/jobs/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 
@@ -32,6 +34,8 @@ interface Fixture {
   backupId: string;
   taskId: string;
   bobVolId: string;
+  /** Alice's backup schedule of her volume. */
+  schedId: string;
 }
 
 interface Row {
@@ -249,6 +253,21 @@ const ROWS: Row[] = [
     need: 'Read',
   },
   {
+    name: 'schedule create',
+    method: 'POST',
+    path: () => '/v1/cloudbackups/schedules',
+    body: (f) => ({ cloud_sched_info: { ...scheduleInfo(f), labels: { by: 'matrix' } } }),
+    action: 'write',
+    need: 'Read',
+  },
+  {
+    name: 'schedule delete',
+    method: 'DELETE',
+    path: (f) => `/v1/cloudbackups/schedules/${f.schedId}`,
+    action: 'write',
+    need: 'TaskOwner',
+  },
+  {
     name: 'cloudbackup restore',
     method: 'POST',
     path: () => '/v1/cloudbackups/restore',
@@ -365,8 +384,8 @@ const ROWS: Row[] = [
     // A backup or restore submitted above may still hold it.
     ok: [200, 412],
   },
-  // Schedules and group backups: role checks only (see docs/AUTH.md); this app runs no schedules (503).
-  { name: 'policies', method: 'GET', path: () => '/v1/schedulepolicies', action: 'read', need: 'none', ok: [503] },
+  // Schedule policies are shared templates: role checks only. Schedules have owners.
+  { name: 'policies', method: 'GET', path: () => '/v1/schedulepolicies', action: 'read', need: 'none' },
   {
     name: 'policy create',
     method: 'POST',
@@ -374,24 +393,9 @@ const ROWS: Row[] = [
     body: () => ({}),
     action: 'write',
     need: 'none',
-    ok: [503],
+    ok: [400],
   },
-  {
-    name: 'schedules',
-    method: 'GET',
-    path: () => '/v1/cloudbackups/schedules',
-    action: 'read',
-    need: 'none',
-    ok: [503],
-  },
-  {
-    name: 'schedule delete',
-    method: 'DELETE',
-    path: () => '/v1/cloudbackups/schedules/x',
-    action: 'write',
-    need: 'none',
-    ok: [503],
-  },
+  { name: 'schedules', method: 'GET', path: () => '/v1/cloudbackups/schedules', action: 'read', need: 'none' },
   // Keys: system.admin only.
   { name: 'keys list', method: 'GET', path: () => '/v1/keys', action: 'admin', need: 'none' },
   {
@@ -471,7 +475,11 @@ async function waitForTask(taskId: string, who: Who = 'alice'): Promise<JobStatu
   }
 }
 
-/** Alice's volume (with a snapshot), credential and backup, shared as ACLS says; bob's own volume. */
+function scheduleInfo(f: Pick<Fixture, 'volId' | 'credId'>) {
+  return { src_volume_id: f.volId, credential_id: f.credId, schedules: [{ periodic: { seconds: 3600 }, retain: 2 }] };
+}
+
+/** Alice's volume (with a snapshot), credential, backup and schedule, shared as ACLS says; bob's own volume. */
 async function fixture(tag: string): Promise<Fixture> {
   const vol = `vol-${tag}`;
   const { volume_id: volId } = await ok<{ volume_id: string }>('alice', 'POST', '/v1/volumes', {
@@ -502,7 +510,13 @@ async function fixture(tag: string): Promise<Fixture> {
     name: `bob-${tag}`,
     spec: { size: MiB },
   });
-  return { tag, vol, volId, snap: 's1', cred, credId, backupId: job.backup_id ?? '', taskId, bobVolId };
+  const { backup_schedule_id: schedId } = await ok<{ backup_schedule_id: string }>(
+    'alice',
+    'POST',
+    '/v1/cloudbackups/schedules',
+    { cloud_sched_info: scheduleInfo({ volId, credId }) },
+  );
+  return { tag, vol, volId, snap: 's1', cred, credId, backupId: job.backup_id ?? '', taskId, bobVolId, schedId };
 }
 
 /** Waits until no job is queued or running, so the next test starts from quiet. */
@@ -522,6 +536,7 @@ beforeAll(async () => {
     credentials: h.credentials,
     cloudBackups: h.backups,
     keys: h.keys,
+    schedules: { records: new ScheduleRecords(new InMemoryClusterStore()) },
     authenticate: bearerAuth(verifier),
   });
   const mint = (sub: string, roles: string[], groups: string[] = []) => mintToken(SECRET, { sub, roles, groups });
@@ -576,6 +591,20 @@ describe('every route as every principal', () => {
     }
     await settle();
     expect(failures).toEqual([]);
+  });
+});
+
+describe('schedules', () => {
+  it('lists only the schedules a caller may read: no leak to another tenant or a reader of the volume', async () => {
+    const f = await fixture('sched-list');
+    const listed = async (who: Who) =>
+      Object.keys(
+        (await ok<{ cloud_sched_list: Record<string, unknown> }>(who, 'GET', '/v1/cloudbackups/schedules'))
+          .cloud_sched_list,
+      );
+    expect(await listed('alice')).toContain(f.schedId);
+    expect(await listed('admin')).toContain(f.schedId);
+    for (const who of ['bob', 'carol', 'dave', 'vic'] as const) expect(await listed(who)).not.toContain(f.schedId);
   });
 });
 

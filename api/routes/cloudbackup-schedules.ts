@@ -6,7 +6,7 @@
  */
 import { Hono } from 'hono';
 import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
-import type { VolumeEngine } from '../../node/index.js';
+import type { BackupAccess, ResourceAccess, ResourceRef } from '../auth/index.js';
 import { type CloudBackupSchedule, nextRun, type SchedulePolicy, type ScheduleState } from '../schedules/index.js';
 import { createCloudBackupScheduleSchema, scheduleIdSchema } from '../schemas/index.js';
 import { readJsonBody, readParam } from '../validate.js';
@@ -31,10 +31,19 @@ function view(
   return { ...schedule, ...(next !== undefined && { next_run: new Date(next).toISOString() }), ...outcome };
 }
 
-/** Routes of the schedule rpcs, to mount under `/v1` (before the other cloud backup routes). */
+function scheduleRef(id: string): ResourceRef {
+  return { kind: 'schedule', id };
+}
+
+/**
+ * Routes of the schedule rpcs, to mount under `/v1` (before the other cloud backup routes). Creating a schedule
+ * takes Read on its volume and credential (what a backup takes) and makes the caller its owner; a caller lists the
+ * schedules it may read and deletes those it may write.
+ */
 export function cloudBackupScheduleRoutes(
   api: ScheduleApi | undefined,
-  engine: VolumeEngine,
+  guard: BackupAccess,
+  access: ResourceAccess,
   credentials: CredentialStore | undefined,
 ): Hono {
   const routes = new Hono();
@@ -48,23 +57,25 @@ export function cloudBackupScheduleRoutes(
 
   routes.post('/cloudbackups/schedules', async (c) => {
     const { cloud_sched_info: info } = await readJsonBody(c, createCloudBackupScheduleSchema);
-    const volume = await engine.inspectVolume(info.src_volume_id);
-    const credential = await credentials.inspect(info.credential_id);
+    const volume = await guard.volume(c, info.src_volume_id, 'Read');
+    const credential = await guard.credential(c, info.credential_id, 'Read');
     const { schedules, ...rest } = info;
     const schedule = await records.createSchedule(
       { ...rest, schedules: schedules ?? [], src_volume_id: volume.id, credential_id: credential.credential_id },
       ownerOf(c),
     );
+    await access.own(c, scheduleRef(schedule.id));
     api.changed?.();
     return c.json({ backup_schedule_id: schedule.id });
   });
 
   routes.get('/cloudbackups/schedules', async (c) => {
-    const [schedules, policies, states] = await Promise.all([
+    const [all, policies, states] = await Promise.all([
       records.listSchedules(),
       records.listPolicies(),
       records.states(),
     ]);
+    const schedules = await access.filter(c, all, (s) => scheduleRef(s.id));
     const byName = new Map(policies.map((p) => [p.name, p]));
     const at = now();
     return c.json({
@@ -74,6 +85,7 @@ export function cloudBackupScheduleRoutes(
 
   routes.delete('/cloudbackups/schedules/:backup_schedule_id', async (c) => {
     const id = readParam(c, 'backup_schedule_id', scheduleIdSchema);
+    await access.require(c, scheduleRef(id), 'Write');
     await records.deleteSchedule(id);
     api.changed?.();
     return c.json({});

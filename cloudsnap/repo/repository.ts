@@ -162,7 +162,9 @@ export class Repository {
       const page = await this.store.list('index/', { continuationToken: token, signal });
       for (const o of page.objects) {
         if (this.index.loaded.has(o.key)) continue;
-        const body = openObject(this.keys, o.key, await this.store.get(o.key, { signal }));
+        const sealed = await this.getIfPresent(o.key, signal);
+        if (sealed === undefined) continue;
+        const body = openObject(this.keys, o.key, sealed);
         const packs = decodeIndex(body, `index object ${o.key}`);
         for (const p of packs) this.index.add(p);
         this.index.loaded.set(o.key, packs);
@@ -171,11 +173,26 @@ export class Repository {
     } while (token !== undefined);
   }
 
+  /**
+   * An object that was listed a moment ago, or undefined when it is gone since: garbage collection may delete a
+   * condemned marker or merge index objects between a listing and the read (what they said lives on elsewhere).
+   */
+  private async getIfPresent(key: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    try {
+      return await this.store.get(key, { signal });
+    } catch (err: unknown) {
+      if (isFerryError(err, 'NOT_FOUND')) return undefined;
+      throw err;
+    }
+  }
+
   /** Packs condemned by garbage collection (pack id -> time of condemnation). */
   async condemned(signal?: AbortSignal): Promise<Map<string, Date>> {
     const out = new Map<string, Date>();
     for await (const o of this.keysUnder('condemned/', signal)) {
-      const body = openJson<{ pack: string; time: string }>(this.keys, o, await this.store.get(o, { signal }));
+      const sealed = await this.getIfPresent(o, signal);
+      if (sealed === undefined) continue;
+      const body = openJson<{ pack: string; time: string }>(this.keys, o, sealed);
       out.set(body.pack, new Date(body.time));
     }
     return out;
