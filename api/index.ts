@@ -57,6 +57,12 @@ export {
   type ReadinessReport,
 } from './health.js';
 export {
+  createServerlessApp,
+  type ServerlessApp,
+  type ServerlessOptions,
+  serverlessOptionsFromEnv,
+} from './lambda/serverless-app.js';
+export {
   createLogger,
   isSecretField,
   LOG_LEVELS,

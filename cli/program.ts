@@ -2,6 +2,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { FERRY_VERSION } from '../api/index.js';
 import { ApiError } from './client.js';
+import { registerApiCommands } from './commands/api.js';
 import { registerAuthCommands } from './commands/auth.js';
 import { registerCloudsnapCommands } from './commands/cloudsnap.js';
 import { registerCredentialCommands } from './commands/credentials.js';
@@ -52,6 +53,7 @@ export function createProgram(): Command {
   registerPolicyCommands(program);
   registerKeyCommands(program);
   registerStatusCommand(program);
+  registerApiCommands(program);
   registerAuthCommands(program);
   return program;
 }

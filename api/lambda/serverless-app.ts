@@ -12,7 +12,7 @@
  */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { CredentialStore } from '../../cloudsnap/credentials/index.js';
 import { CloudBackups } from '../../cloudsnap/jobs/index.js';
@@ -68,6 +68,11 @@ export interface ServerlessOptions {
   maxBodyBytes?: number;
   /** Where unexpected errors are logged. Default: a JSON line on stderr (CloudWatch Logs). */
   logError?: ApiErrorLogger;
+  /**
+   * Bearer-token check run before every `/v1` request (the stand-alone process, `ferry api serve`, uses the node's).
+   * Default none: in Lambda the API gateway's JWT authorizer checks tokens, and the node checks forwarded ones again.
+   */
+  authenticate?: MiddlewareHandler;
 }
 
 /** The function's app and what it opened. */
@@ -147,6 +152,7 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
     const app = new Hono();
     app.onError((err, c) => errorResponse(c, err, logError));
     app.notFound(routeNotFound);
+    if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
     for (const op of API_OPERATIONS) {
       if (!LOCAL_OPERATIONS.has(op.operationId)) continue;
       const path = op.path.replace(/\{([^}]+)\}/g, ':$1');
