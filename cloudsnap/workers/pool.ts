@@ -96,30 +96,44 @@ export class ChunkWorkers {
 
   constructor(count = Math.max(1, Math.min(2, availableParallelism()))) {
     for (let i = 0; i < count; i++) {
-      const worker = startWorker();
-      const slot: Slot = { worker, busy: 0, waiting: new Map() };
-      // Every request has its own number, so replies are matched by it.
-      worker.on('message', (msg: WorkerReply) => {
-        const waiter = slot.waiting.get(msg.batch);
-        slot.waiting.delete(msg.batch);
-        if (msg.type === 'error') {
-          waiter?.reject(
-            msg.corrupt
-              ? new FerryError('DATA_CORRUPTION', msg.message)
-              : new FerryError('INTERNAL', `chunk worker failed: ${msg.message}`),
-          );
-        }
-        if (msg.type !== 'error') waiter?.resolve(msg);
-      });
-      worker.on('error', (err: Error) => {
-        for (const p of slot.waiting.values())
-          p.reject(new FerryError('INTERNAL', `chunk worker died: ${err.message}`, { cause: err }));
-        slot.waiting.clear();
-      });
-      // After the listeners (adding a 'message' listener re-refs the worker's port); `call` refs it while busy.
-      worker.unref();
+      const slot: Slot = { worker: startWorker(), busy: 0, waiting: new Map() };
       this.slots.push(slot);
+      this.attach(slot);
     }
+  }
+
+  private closing = false;
+
+  /** Wires a slot's worker; one that dies fails what it owed and is replaced, so later requests still get answers. */
+  private attach(slot: Slot): void {
+    const { worker } = slot;
+    // Every request has its own number, so replies are matched by it.
+    worker.on('message', (msg: WorkerReply) => {
+      const waiter = slot.waiting.get(msg.batch);
+      slot.waiting.delete(msg.batch);
+      if (msg.type === 'error') {
+        waiter?.reject(
+          msg.corrupt
+            ? new FerryError('DATA_CORRUPTION', msg.message)
+            : new FerryError('INTERNAL', `chunk worker failed: ${msg.message}`),
+        );
+      }
+      if (msg.type !== 'error') waiter?.resolve(msg);
+    });
+    const died = (why: string, cause?: Error): void => {
+      if (slot.worker !== worker) return;
+      for (const p of slot.waiting.values())
+        p.reject(new FerryError('INTERNAL', `chunk worker died: ${why}`, { cause }));
+      slot.waiting.clear();
+      slot.busy = 0;
+      if (this.closing) return;
+      slot.worker = startWorker();
+      this.attach(slot);
+    };
+    worker.on('error', (err: Error) => died(err.message, err));
+    worker.on('exit', (code) => died(`exited with ${code}`));
+    // After the listeners (adding a 'message' listener re-refs the worker's port); `call` refs it while busy.
+    worker.unref();
   }
 
   /** The worker owing the fewest replies; ties go round-robin so equal load spreads over all of them. */
@@ -206,7 +220,8 @@ export class ChunkWorkers {
     try {
       const parts = chunks.length >= SPLIT_MIN ? this.slots.length : 1;
       const per = Math.ceil(chunks.length / parts);
-      const replies = await Promise.all(
+      // Settled, not raced: a part still running when another fails must not have its buffers handed out again.
+      const settled = await Promise.allSettled(
         Array.from({ length: parts }, (_, k) => {
           const msg: CompressRequest = {
             type: 'compress',
@@ -221,6 +236,10 @@ export class ChunkWorkers {
           return this.call<CompressReply>(this.leastBusy(), msg, []);
         }),
       );
+      const replies = settled.map((r) => {
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      });
       const bodies: Buffer[] = [];
       replies.forEach((reply, k) => {
         let o = k * per * (hashed.chunkSize + 1);
@@ -278,6 +297,7 @@ export class ChunkWorkers {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

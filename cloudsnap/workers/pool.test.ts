@@ -1,0 +1,48 @@
+import type { Worker } from 'node:worker_threads';
+import { afterEach, expect, it } from 'vitest';
+import { decompress } from 'zstd-napi';
+import { ChunkWorkers } from './pool.js';
+
+let pool: ChunkWorkers | undefined;
+
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+});
+
+function workersOf(p: ChunkWorkers): Worker[] {
+  return (p as unknown as { slots: Array<{ worker: Worker }> }).slots.map((s) => s.worker);
+}
+
+it('hashes, compresses (split over the workers) and gives every body back in order', async () => {
+  pool = new ChunkWorkers(2);
+  const chunk = 4096;
+  const data = Buffer.alloc(16 * chunk);
+  for (let i = 0; i < 16; i++) if (i !== 3) data.fill(`chunk ${i} `, i * chunk, (i + 1) * chunk);
+  const copy = Buffer.from(data);
+  const hashed = await pool.hash(Buffer.alloc(32, 1), data, chunk);
+  expect([...hashed.zero]).toEqual(Array.from({ length: 16 }, (_, i) => (i === 3 ? 1 : 0)));
+  const wanted = [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+  const compressed = await pool.compress(hashed, wanted);
+  expect(compressed.bodies).toHaveLength(wanted.length);
+  // Codec 1 (zstd) for these repetitive chunks (the first byte of each body), and each body is its own chunk.
+  compressed.bodies.forEach((body, k) => {
+    const i = wanted[k] as number;
+    expect(body[0]).toBe(1);
+    expect(decompress(body.subarray(1)).equals(copy.subarray(i * chunk, (i + 1) * chunk))).toBe(true);
+  });
+  compressed.release();
+});
+
+it('replaces a worker that died: what it owed fails, later requests are answered', async () => {
+  pool = new ChunkWorkers(1);
+  const [first] = workersOf(pool);
+  const owed = pool.hash(Buffer.alloc(32), Buffer.alloc(1024 * 1024, 7), 65536);
+  await first?.terminate();
+  await expect(owed).rejects.toThrow(/chunk worker died/);
+  const [second] = workersOf(pool);
+  expect(second).not.toBe(first);
+  const hashed = await pool.hash(Buffer.alloc(32), Buffer.alloc(65536, 9), 65536);
+  expect(hashed.zero[0]).toBe(0);
+  (await pool.compress(hashed, [])).release();
+});
