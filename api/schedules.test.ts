@@ -166,6 +166,43 @@ describe('/v1/cloudbackups/schedules', () => {
     expect((await call('DELETE', `/v1/cloudbackups/schedules/${viaPolicy.body.backup_schedule_id}`)).status).toBe(404);
   });
 
+  it('updates a schedule in place (SchedUpdate): same id and owner, new intervals; unknown ids are 404', async () => {
+    const created = await call<{ backup_schedule_id: string }>('POST', '/v1/cloudbackups/schedules', {
+      cloud_sched_info: { src_volume_id: 'db', credential_id: 'local', schedules: [{ daily: { hour: 2 }, retain: 7 }] },
+    });
+    const id = created.body.backup_schedule_id;
+    const updated = await call('PUT', '/v1/cloudbackups/schedules', {
+      sched_uuid: id,
+      cloud_sched_info: {
+        src_volume_id: 'db',
+        credential_id: 'local',
+        schedules: [{ daily: { hour: 4, minute: 15 }, retain: 3 }],
+        labels: { tier: 'gold' },
+      },
+    });
+    expect(updated.status).toBe(200);
+    const list = await call<{ cloud_sched_list: Record<string, Record<string, unknown>> }>(
+      'GET',
+      '/v1/cloudbackups/schedules',
+    );
+    expect(Object.keys(list.body.cloud_sched_list)).toEqual([id]);
+    expect(list.body.cloud_sched_list[id]).toMatchObject({
+      labels: { tier: 'gold' },
+      next_run: '2024-03-11T04:15:00.000Z',
+      schedules: [{ daily: { hour: 4, minute: 15 }, retain: 3 }],
+    });
+    const missing = await call('PUT', '/v1/cloudbackups/schedules', {
+      sched_uuid: '00000000-0000-0000-0000-000000000000',
+      cloud_sched_info: { src_volume_id: 'db', credential_id: 'local', policy_name: 'nope' },
+    });
+    expect(missing.status).toBe(404);
+    const bad = await call<{ field: string }>('PUT', '/v1/cloudbackups/schedules', {
+      sched_uuid: 'x',
+      cloud_sched_info: {},
+    });
+    expect(bad.status).toBe(400);
+  });
+
   it('refuses unknown volumes, credentials and policies, and schedules with both or neither kind of interval', async () => {
     const base = { src_volume_id: 'db', credential_id: 'local' };
     const daily = [{ daily: {}, retain: 1 }];

@@ -261,6 +261,14 @@ const ROWS: Row[] = [
     need: 'Read',
   },
   {
+    name: 'schedule update',
+    method: 'PUT',
+    path: () => '/v1/cloudbackups/schedules',
+    body: (f) => ({ sched_uuid: f.schedId, cloud_sched_info: scheduleInfo(f) }),
+    action: 'write',
+    need: 'TaskOwner',
+  },
+  {
     name: 'schedule delete',
     method: 'DELETE',
     path: (f) => `/v1/cloudbackups/schedules/${f.schedId}`,

@@ -254,6 +254,14 @@ const BASE_BODIES: Readonly<Record<string, Record<string, unknown>>> = {
       schedules: [{ retain: 1, daily: { hour: 1, minute: 0 } }],
     },
   },
+  cloudBackupSchedUpdate: {
+    sched_uuid: '00000000-0000-0000-0000-000000000000',
+    cloud_sched_info: {
+      src_volume_id: 'vol1',
+      credential_id: 'cred1',
+      schedules: [{ retain: 1, daily: { hour: 1, minute: 0 } }],
+    },
+  },
 };
 
 // --- requests ---

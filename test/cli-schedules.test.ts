@@ -138,9 +138,30 @@ describe('ferry cloudsnap schedules', () => {
     expect(table.stdout).toMatch(/ID\s+VOLUME\s+CREDENTIAL\s+INTERVALS/);
     expect(table.stdout).toContain('daily 01:15 keep 3');
     expect(table.stdout).toContain('policy hourly');
+    // Update moves the schedule to the policy: same id, its intervals now the policy's.
+    const updated = await ferry(
+      'cloudsnap',
+      'schedules',
+      'update',
+      own.backup_schedule_id,
+      '--volume',
+      'db',
+      '--cred',
+      'local',
+      '--policy',
+      'hourly',
+    );
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toContain(`Backup schedule ${own.backup_schedule_id} updated`);
+    const after = await ferryJson<{ cloud_sched_list: Record<string, Record<string, unknown>> }>(
+      'cloudsnap',
+      'schedules',
+      'list',
+    );
+    expect(after.cloud_sched_list[own.backup_schedule_id]).toMatchObject({ policy_name: 'hourly', schedules: [] });
     const inUse = await ferry('policy', 'delete', 'hourly');
     expect(inUse.code).toBe(1);
-    expect(inUse.stderr).toContain('is used by 1 schedule');
+    expect(inUse.stderr).toContain('is used by 2 schedule');
     for (const id of [own.backup_schedule_id, viaPolicy.backup_schedule_id]) {
       expect((await ferry('cloudsnap', 'schedules', 'delete', id)).code).toBe(0);
     }

@@ -41,6 +41,7 @@ import {
   scheduleIdSchema,
   schedulePolicyRequestSchema,
   snapshotFiltersSchema,
+  updateCloudBackupScheduleSchema,
   updateVolumeSchema,
   verifyCloudBackupsSchema,
   versionResponseSchema,
@@ -509,6 +510,15 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     summary: 'Schedules backups of a volume (its own intervals or a policy).',
     rpc: 'OpenStorageCloudBackup.SchedCreate',
     body: createCloudBackupScheduleSchema,
+  },
+  {
+    method: 'put',
+    path: '/v1/cloudbackups/schedules',
+    operationId: 'cloudBackupSchedUpdate',
+    tag: 'Schedules',
+    summary: 'Replaces what a backup schedule runs (intervals or policy, retention, labels); keeps its id and owner.',
+    rpc: 'OpenStorageCloudBackup.SchedUpdate',
+    body: updateCloudBackupScheduleSchema,
   },
   {
     method: 'get',

@@ -2,13 +2,18 @@
  * Cloud backup schedule rpcs of OpenStorageCloudBackup (libopenstorage/openstorage api/api.proto): SchedCreate POST
  * /v1/cloudbackups/schedules (SdkCloudBackupSchedCreateResponse `backup_schedule_id`), SchedEnumerate GET
  * /v1/cloudbackups/schedules (`cloud_sched_list`: id -> SdkCloudBackupScheduleInfo plus Ferry's `next_run` and the
- * last run's outcome), SchedDelete DELETE /v1/cloudbackups/schedules/{backup_schedule_id}.
+ * last run's outcome), SchedUpdate PUT /v1/cloudbackups/schedules, SchedDelete DELETE
+ * /v1/cloudbackups/schedules/{backup_schedule_id}.
  */
 import { Hono } from 'hono';
 import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
 import type { BackupAccess, ResourceAccess, ResourceRef } from '../auth/index.js';
 import { type CloudBackupSchedule, nextRun, type SchedulePolicy, type ScheduleState } from '../schedules/index.js';
-import { createCloudBackupScheduleSchema, scheduleIdSchema } from '../schemas/index.js';
+import {
+  createCloudBackupScheduleSchema,
+  scheduleIdSchema,
+  updateCloudBackupScheduleSchema,
+} from '../schemas/index.js';
 import { readJsonBody, readParam } from '../validate.js';
 import { ownerOf, type ScheduleApi, schedulesUnavailable } from './schedule-policies.js';
 
@@ -67,6 +72,22 @@ export function cloudBackupScheduleRoutes(
     await access.own(c, scheduleRef(schedule.id));
     api.changed?.();
     return c.json({ backup_schedule_id: schedule.id });
+  });
+
+  routes.put('/cloudbackups/schedules', async (c) => {
+    const { cloud_sched_info: info, sched_uuid: id } = await readJsonBody(c, updateCloudBackupScheduleSchema);
+    await access.require(c, scheduleRef(id), 'Write');
+    const volume = await guard.volume(c, info.src_volume_id, 'Read');
+    const credential = await guard.credential(c, info.credential_id, 'Read');
+    const { schedules, ...rest } = info;
+    await records.updateSchedule(id, {
+      ...rest,
+      schedules: schedules ?? [],
+      src_volume_id: volume.id,
+      credential_id: credential.credential_id,
+    });
+    api.changed?.();
+    return c.json({});
   });
 
   routes.get('/cloudbackups/schedules', async (c) => {

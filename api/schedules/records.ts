@@ -113,6 +113,15 @@ export class ScheduleRecords {
     return schedule;
   }
 
+  /** Replaces what schedule `id` runs; its id, owner and creation time stay (so do its runs' history and backups). */
+  async updateSchedule(id: string, input: ScheduleInput): Promise<CloudBackupSchedule> {
+    const old = await this.inspectSchedule(id);
+    if (input.policy_name !== undefined) await this.inspectPolicy(input.policy_name);
+    const schedule: CloudBackupSchedule = { ...input, id, owner: old.owner, create_time: old.create_time };
+    await this.store.commit([{ op: 'put', key: scheduleKey(id), value: schedule }]);
+    return schedule;
+  }
+
   async listSchedules(): Promise<CloudBackupSchedule[]> {
     return (await this.store.list<CloudBackupSchedule>(SCHEDULES_PREFIX)).map((kv) => kv.value);
   }

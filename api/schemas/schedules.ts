@@ -132,5 +132,11 @@ export const scheduleIdSchema = z
   .string(typeError('a string'))
   .regex(/^[0-9a-f-]{36}$/, 'must be a schedule id as GET /v1/cloudbackups/schedules lists it');
 
+/** SdkCloudBackupSchedUpdateRequest: `{ cloud_sched_info, sched_uuid }` (the whole info replaces the schedule's). */
+export const updateCloudBackupScheduleSchema = z.strictObject(
+  { cloud_sched_info: cloudBackupScheduleInfoSchema, sched_uuid: scheduleIdSchema },
+  typeError('a JSON object'),
+);
+
 export type SchedulePolicyBody = z.output<typeof schedulePolicySchema>;
 export type CloudBackupScheduleInfoBody = z.output<typeof cloudBackupScheduleInfoSchema>;

@@ -1,5 +1,5 @@
 /**
- * `ferry cloudsnap schedules create|list|delete`: per-volume cloud backup schedules, with their own intervals
+ * `ferry cloudsnap schedules create|update|list|delete`: per-volume cloud backup schedules, with their own intervals
  * (`--daily 02:00,7`) or a policy (`--policy nightly`); retention runs after each scheduled backup.
  */
 import { type Command, InvalidArgumentError } from 'commander';
@@ -23,6 +23,35 @@ interface CreateOptions extends ScheduleFlagValues {
   label?: Record<string, string>;
 }
 
+/** The options create and update share (besides the interval flags). */
+function withScheduleOptions(command: Command): Command {
+  return command
+    .requiredOption('--cred <credential>', 'credential id or name (where the backups go)')
+    .option('--policy <name>', 'take intervals and GFS rules from this schedule policy')
+    .option('--max-backups <n>', 'also keep the newest N backups of this schedule', parseWholeNumber)
+    .option('--full', 'every scheduled backup reads all allocated blocks')
+    .option('--label <key=value>', 'label added to each backup (repeatable)', parseLabel);
+}
+
+/** SdkCloudBackupScheduleInfo from the flags. */
+function scheduleInfo(volume: string, options: CreateOptions): Record<string, unknown> {
+  const intervals = intervalsOf(options);
+  if (intervals.length > 0 === (options.policy !== undefined)) {
+    throw new InvalidArgumentError('give either --policy or intervals (--periodic, --daily, --weekly, --monthly)');
+  }
+  const retention = retentionOf(options);
+  return {
+    src_volume_id: volume,
+    credential_id: options.cred,
+    ...(intervals.length > 0 && { schedules: intervals }),
+    ...(options.policy !== undefined && { policy_name: options.policy }),
+    ...(options.maxBackups !== undefined && { max_backups: options.maxBackups }),
+    ...(options.full === true && { full: true }),
+    ...(options.label !== undefined && { labels: options.label }),
+    ...(retention !== undefined && { retention }),
+  };
+}
+
 /** Adds `schedules` under `cloudsnap`. */
 export function registerCloudsnapScheduleCommands(cloudsnap: Command): void {
   const schedules = cloudsnap
@@ -30,38 +59,33 @@ export function registerCloudsnapScheduleCommands(cloudsnap: Command): void {
     .description('scheduled backups of a volume (times in UTC); retention expires old ones after each run');
 
   addScheduleFlags(
-    schedules
-      .command('create')
-      .description('schedule backups of a volume, with intervals of its own or a policy’s')
-      .argument('<volume>', 'volume id or name')
-      .requiredOption('--cred <credential>', 'credential id or name (where the backups go)')
-      .option('--policy <name>', 'take intervals and GFS rules from this schedule policy')
-      .option('--max-backups <n>', 'also keep the newest N backups of this schedule', parseWholeNumber)
-      .option('--full', 'every scheduled backup reads all allocated blocks')
-      .option('--label <key=value>', 'label added to each backup (repeatable)', parseLabel),
+    withScheduleOptions(
+      schedules
+        .command('create')
+        .description('schedule backups of a volume, with intervals of its own or a policy’s')
+        .argument('<volume>', 'volume id or name'),
+    ),
   ).action(async (volume: string, options: CreateOptions, command: Command) => {
-    const intervals = intervalsOf(options);
-    if (intervals.length > 0 === (options.policy !== undefined)) {
-      throw new InvalidArgumentError('give either --policy or intervals (--periodic, --daily, --weekly, --monthly)');
-    }
-    const retention = retentionOf(options);
     const response = await clientFor(command).request<{ backup_schedule_id: string }>(
       'POST',
       '/v1/cloudbackups/schedules',
-      {
-        cloud_sched_info: {
-          src_volume_id: volume,
-          credential_id: options.cred,
-          ...(intervals.length > 0 && { schedules: intervals }),
-          ...(options.policy !== undefined && { policy_name: options.policy }),
-          ...(options.maxBackups !== undefined && { max_backups: options.maxBackups }),
-          ...(options.full === true && { full: true }),
-          ...(options.label !== undefined && { labels: options.label }),
-          ...(retention !== undefined && { retention }),
-        },
-      },
+      { cloud_sched_info: scheduleInfo(volume, options) },
     );
     output(command, response, () => `Backup schedule ${response.backup_schedule_id} created for ${volume}`);
+  });
+
+  addScheduleFlags(
+    withScheduleOptions(
+      schedules
+        .command('update')
+        .description('replace what a schedule runs (give everything again, as for create); its id and owner stay')
+        .argument('<id>', 'schedule id (ferry cloudsnap schedules list)')
+        .requiredOption('--volume <volume>', 'volume id or name'),
+    ),
+  ).action(async (id: string, options: CreateOptions & { volume: string }, command: Command) => {
+    const body = { sched_uuid: id, cloud_sched_info: scheduleInfo(options.volume, options) };
+    const response = await clientFor(command).request('PUT', '/v1/cloudbackups/schedules', body);
+    output(command, response, () => `Backup schedule ${id} updated`);
   });
 
   schedules
