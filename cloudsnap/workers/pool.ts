@@ -66,13 +66,13 @@ export interface DecodedBlobs {
   release(): void;
 }
 
-/** Slabs kept for reuse: enough for a backup's batches in flight. */
-const SPARE_SLABS = 12;
 /**
- * Size of the reused shared buffers: a backup's read batch (2 MiB) or its compressed bodies (a byte more per chunk),
- * a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 4 MiB).
+ * Sizes of the reused shared buffers: a backup's read batch (2 MiB) or its compressed bodies (a byte more per chunk)
+ * fit the small one; a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 4 MiB) the large one.
  */
-export const SLAB = 4 * 1024 * 1024 + 64 * 1024;
+export const SLABS = [2 * 1024 * 1024 + 64 * 1024, 4 * 1024 * 1024 + 64 * 1024] as const;
+/** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
+const SPARE_SLABS = 12;
 /** A compress request is split over the workers when it has at least this many chunks. */
 const SPLIT_MIN = 8;
 
@@ -170,19 +170,21 @@ export class ChunkWorkers {
     });
   }
 
-  private readonly spare: SharedArrayBuffer[] = [];
+  private readonly spare = new Map<number, SharedArrayBuffer[]>(SLABS.map((size) => [size, []]));
 
   /**
-   * A shared buffer of at least `length` bytes. Up to SLAB bytes it is a slab, all of one size, reused: a buffer
-   * dropped instead waits for a collection of the main thread's heap, and over a long backup those add up.
+   * A shared buffer of at least `length` bytes: up to the largest slab size, a slab of the smallest size that fits,
+   * reused. A buffer dropped instead waits for a collection of the main thread's heap; over a long backup those add up.
    */
   private sharedBuffer(length: number): SharedArrayBuffer {
-    if (length > SLAB) return new SharedArrayBuffer(length);
-    return this.spare.pop() ?? new SharedArrayBuffer(SLAB);
+    const size = SLABS.find((s) => s >= length);
+    if (size === undefined) return new SharedArrayBuffer(length);
+    return this.spare.get(size)?.pop() ?? new SharedArrayBuffer(size);
   }
 
   private release(shared: SharedArrayBuffer): void {
-    if (shared.byteLength === SLAB && this.spare.length < SPARE_SLABS) this.spare.push(shared);
+    const spare = this.spare.get(shared.byteLength);
+    if (spare !== undefined && spare.length < SPARE_SLABS) spare.push(shared);
   }
 
   /** Zero flags and keyed ids of the chunks of `data` (which is handed over to the worker: do not reuse it). */
