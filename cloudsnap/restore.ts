@@ -58,13 +58,13 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
   const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
   const { volume } = await openTarget(engine, options.volumeName, record, labels);
   const device = await engine.openForRestore(volume.id);
+  const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
+  // Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short.
+  let flushing: Promise<void> | undefined;
   try {
     progress.setTotal(record.chunks_total * root.chunkSize);
-    const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
     let failure: unknown;
-    // Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short.
     let unflushed = 0;
-    let flushing: Promise<void> | undefined;
     const reclaimer = new Reclaimer();
     const written = (bytes: number): void => {
       progress.add(bytes);
@@ -134,6 +134,10 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     progress.phase('done');
     return done;
   } catch (err: unknown) {
+    // Reads still queued never start; those running finish (their errors are moot) before the device closes.
+    queue.clear();
+    await queue.onIdle().catch(() => undefined);
+    await flushing?.catch(() => undefined);
     await device.close().catch(() => undefined);
     throw err;
   }
