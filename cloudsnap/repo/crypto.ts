@@ -106,7 +106,10 @@ export function open(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, 
     const d = createDecipheriv('aes-256-gcm', key, nonce(counter));
     d.setAAD(aad);
     d.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
-    return Buffer.concat([d.update(sealed.subarray(0, sealed.length - TAG_SIZE)), d.final()]);
+    const head = d.update(sealed.subarray(0, sealed.length - TAG_SIZE));
+    const tail = d.final();
+    // GCM is a stream mode: final() yields nothing more, so the plaintext needs no second copy.
+    return tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch (err: unknown) {
     throw new FerryError(
       'DATA_CORRUPTION',
