@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -82,6 +82,21 @@ export async function sha256Volume(engine: VolumeEngine, name: string): Promise<
 /** `sync`: writes dirty pages back, so a timed step does not pay for the write-back of the step before it. */
 export async function syncDisks(): Promise<void> {
   await run('sync');
+}
+
+/**
+ * `sync`, then empties the page cache when allowed (root): each scenario starts from the same cold cache. On the VM
+ * this was measured on, a page cache left full by earlier steps made restores of both tools about 1.6x slower.
+ * Returns whether the cache was dropped.
+ */
+export async function dropCaches(): Promise<boolean> {
+  await syncDisks();
+  try {
+    await writeFile('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** `du -sb DIR`: apparent bytes of every file under a directory. */

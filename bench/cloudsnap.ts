@@ -40,6 +40,7 @@ import {
   applyToVolume,
   type BenchNode,
   bucketBytes,
+  dropCaches,
   duBytes,
   loadThroughNbd,
   openNode,
@@ -205,7 +206,8 @@ async function scenario(kind: 'dir' | 'rgw', base: string, w: Workload): Promise
   const place = kind === 'dir' ? await dirPlace(dir) : await rgwPlace(dir);
   let node: BenchNode | undefined;
   try {
-    say(`\n== ${kind}: ${place.label}`);
+    const dropped = await dropCaches();
+    say(`\n== ${kind}: ${place.label}${dropped ? ' (page cache dropped first)' : ''}`);
     // restic backs up its own copy of the image (the Ferry volume is loaded from the original).
     const work = join(dir, 'image.raw');
     await cp(w.image, work);
