@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -114,11 +115,17 @@ export class S3Store implements ObjectStore {
         }),
         { abortSignal },
       );
-      const bytes = res.Body === undefined ? new Uint8Array(0) : await res.Body.transformToByteArray();
+      const expected = range?.length ?? res.ContentLength;
+      const bytes =
+        res.Body === undefined
+          ? Buffer.alloc(0)
+          : expected !== undefined && res.Body instanceof Readable
+            ? await readExactly(res.Body, expected)
+            : Buffer.from(await res.Body.transformToByteArray());
       abortSignal?.throwIfAborted();
       // S3 answers a range that starts inside the object but ends past it with the bytes it has.
       if (range !== undefined && bytes.length !== range.length) throw rangePastEnd(key, range);
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      return bytes;
     } catch (err: unknown) {
       throw this.translate(err, Key, abortSignal);
     }
@@ -247,4 +254,25 @@ function unquote(etag: string | undefined): string | undefined {
 
 function isNoSuchBucket(err: unknown): boolean {
   return typeof err === 'object' && err !== null && 'name' in err && err.name === 'NoSuchBucket';
+}
+
+/**
+ * A response body read into one buffer of the length the response announced (a ranged read's length), as it
+ * arrives: no list of chunks and no second copy, as the SDK's `transformToByteArray` makes. A body of another length
+ * comes back at its true length, for the caller's checks.
+ */
+async function readExactly(body: Readable, length: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(length);
+  let at = 0;
+  let extra: Buffer[] | undefined;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (extra === undefined && at + chunk.length <= length) {
+      chunk.copy(out, at);
+      at += chunk.length;
+    } else {
+      extra ??= [out.subarray(0, at)];
+      extra.push(chunk);
+    }
+  }
+  return extra === undefined ? out.subarray(0, at) : Buffer.concat(extra);
 }
