@@ -4,6 +4,13 @@ export const GRANULE = 4096;
 export const CHUNK_GRANULES = 4096;
 /** User-visible snapshots a volume may have. */
 export const MAX_SNAPSHOTS = 64;
+/**
+ * Label of the snapshots CloudSnap keeps as the base of each repository's next incremental backup. They do not count
+ * against MAX_SNAPSHOTS (users should not lose snapshot slots to backups) but have their own bound.
+ */
+export const BACKUP_SNAPSHOT_LABEL = 'ferry.io/backup';
+/** Backup snapshots a volume may have: one per repository it is backed up to, plus those of running backups. */
+export const MAX_BACKUP_SNAPSHOTS = 16;
 /** Largest volume: 64 TiB. */
 export const MAX_VOLUME_SIZE = 64 * 1024 ** 4;
 /** Volume sizes must be a multiple of this. */

@@ -220,6 +220,17 @@ for (const encrypted of [false, true]) {
       const err = await engine.createSnapshot('lim', { name: 's64' }).catch((e: unknown) => e);
       expect(isFerryError(err, 'RESOURCE_EXHAUSTED')).toBe(true);
       expect((err as Error).message).toContain('delete one first');
+      // The snapshots backups keep do not take the user's slots; they have a bound of their own.
+      for (let i = 0; i < 16; i++) {
+        await engine.createSnapshot('lim', { name: `b${i}`, labels: { 'ferry.io/backup': `backup-${i}` } });
+      }
+      const full = await engine
+        .createSnapshot('lim', { name: 'b16', labels: { 'ferry.io/backup': 'backup-16' } })
+        .catch((e: unknown) => e);
+      expect(isFerryError(full, 'RESOURCE_EXHAUSTED')).toBe(true);
+      expect((full as Error).message).toContain('16 backup snapshots');
+      await engine.deleteSnapshot('lim@b0');
+      await engine.createSnapshot('lim', { name: 'b16', labels: { 'ferry.io/backup': 'backup-16' } });
       const w1 = await engine.openExport('lim');
       const w2 = await engine.openExport('lim').catch((e: unknown) => e);
       expect(isFerryError(w2, 'FAILED_PRECONDITION')).toBe(true);

@@ -5,7 +5,7 @@ import { SqliteStore } from '../store/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../store/types.js';
 import { chainOf, loadChain } from './chain.js';
 import { changedPage, diffLayers } from './changed-blocks.js';
-import { MAX_SNAPSHOTS } from './constants.js';
+import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
 import { LayerDevice, type ViewSource } from './device.js';
 import { failpoint } from './failpoints.js';
 import { Gate, KeyedLock } from './gate.js';
@@ -186,6 +186,24 @@ class Engine implements VolumeEngine {
 
   private snapshotsOf(volume: VolumeState): SnapshotState[] {
     return [...volume.snaps.values()];
+  }
+
+  /**
+   * RESOURCE_EXHAUSTED when `volume` has no room for one more snapshot of this kind: MAX_SNAPSHOTS of the user's,
+   * MAX_BACKUP_SNAPSHOTS of those backups keep (labelled BACKUP_SNAPSHOT_LABEL), each counted on its own.
+   */
+  private checkSnapshotRoom(volume: VolumeState, labels: Readonly<Record<string, string>> | undefined): void {
+    const isBackup = (l: Readonly<Record<string, string>> | undefined) => l?.[BACKUP_SNAPSHOT_LABEL] !== undefined;
+    const backup = isBackup(labels);
+    const count = this.snapshotsOf(volume).filter((s) => isBackup(s.record.labels) === backup).length;
+    const limit = backup ? MAX_BACKUP_SNAPSHOTS : MAX_SNAPSHOTS;
+    if (count < limit) return;
+    throw new FerryError(
+      'RESOURCE_EXHAUSTED',
+      backup
+        ? `volume ${volume.record.name} has ${count} backup snapshots (one per repository it is backed up to), the most it may have; stop backing it up to some repositories`
+        : `volume ${volume.record.name} has ${count} snapshots, the most a volume may have; delete one first`,
+    );
   }
 
   private nameTaken(name: string): VolumeState | undefined {
@@ -500,16 +518,10 @@ class Engine implements VolumeEngine {
       const v = this.findVolume(volumeIdOrName);
       const name = validateName('name', request.name);
       const labels = validateLabels('labels', request.labels);
-      const snaps = this.snapshotsOf(v);
       if (v.snaps.has(name)) {
         throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
       }
-      if (snaps.length >= MAX_SNAPSHOTS) {
-        throw new FerryError(
-          'RESOURCE_EXHAUSTED',
-          `volume ${v.record.name} has ${snaps.length} snapshots, the most a volume may have; delete one first`,
-        );
-      }
+      this.checkSnapshotRoom(v, labels);
       return v.gate.withExclusive(async () => {
         const frozen = v.layer;
         await frozen.flush();
@@ -554,12 +566,7 @@ class Engine implements VolumeEngine {
         if (v.snaps.has(name)) {
           throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
         }
-        if (this.snapshotsOf(v).length >= MAX_SNAPSHOTS) {
-          throw new FerryError(
-            'RESOURCE_EXHAUSTED',
-            `volume ${v.record.name} has ${MAX_SNAPSHOTS} snapshots, the most a volume may have; delete one first`,
-          );
-        }
+        this.checkSnapshotRoom(v, labels);
         return { v, name, labels };
       });
       if (new Set(planned.map((p) => p.v)).size !== planned.length) {
