@@ -82,30 +82,21 @@ export class NodeMetrics {
       registers,
     });
     const jobs = (): JobSource | undefined => this.jobSource;
-    new Gauge({
-      name: 'ferry_cloudsnap_jobs_queued',
-      help: 'Backup and restore jobs waiting for a slot (Queued).',
-      registers,
-      collect() {
-        this.set(jobs()?.liveCounts().queued ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'ferry_cloudsnap_jobs_active',
-      help: 'Backup and restore jobs running (Active).',
-      registers,
-      collect() {
-        this.set(jobs()?.liveCounts().active ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'ferry_cloudsnap_jobs_paused',
-      help: 'Backup and restore jobs paused by a StateChange Pause (Paused).',
-      registers,
-      collect() {
-        this.set(jobs()?.liveCounts().paused ?? 0);
-      },
-    });
+    const live: Array<[keyof ReturnType<JobSource['liveCounts']>, string]> = [
+      ['queued', 'Backup and restore jobs waiting for a slot (Queued).'],
+      ['active', 'Backup and restore jobs running (Active).'],
+      ['paused', 'Backup and restore jobs paused by a StateChange Pause (Paused).'],
+    ];
+    for (const [state, help] of live) {
+      new Gauge({
+        name: `ferry_cloudsnap_jobs_${state}`,
+        help,
+        registers,
+        collect() {
+          this.set(jobs()?.liveCounts()[state] ?? 0);
+        },
+      });
+    }
     this.storeRequests = new Counter({
       name: 'ferry_object_store_requests_total',
       help: 'Object-store requests, by provider and operation (put, get, head, list, delete).',

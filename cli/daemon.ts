@@ -102,7 +102,7 @@ function listenAddress(flag: string | undefined, envName: string, fallback: stri
  * Resolves on the first SIGTERM or SIGINT. Both handlers go away then, so a second signal ends the process at once
  * (the way out of a close that hangs).
  */
-function stopSignal(): Promise<NodeJS.Signals> {
+export function stopSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', onSignal);

@@ -6,14 +6,8 @@
  * FERRY_DATA_DIR, FERRY_AUTH_* for RS256); `--auth-off` turns that off with a warning.
  */
 import type { Command } from 'commander';
-import {
-  createLogger,
-  createServerlessApp,
-  serverlessOptionsFromEnv,
-  setUpNodeAuth,
-  startApiServer,
-} from '../../api/index.js';
-import { defaultDataDir } from '../daemon.js';
+import { createServerlessApp, serverlessOptionsFromEnv, setUpNodeAuth, startApiServer } from '../../api/index.js';
+import { defaultDataDir, log, stopSignal } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
 interface ServeOptions {
@@ -22,11 +16,9 @@ interface ServeOptions {
   authOff?: boolean;
 }
 
-/** Runs until SIGTERM or SIGINT. */
+/** Runs until SIGTERM or SIGINT (one arriving during start-up stops it as soon as it is up). */
 async function serve(options: ServeOptions): Promise<void> {
-  const logger = createLogger();
-  const log = (level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void =>
-    logger[level](fields, msg);
+  const stop = stopSignal();
   const addr = parseHostPort(options.apiAddr);
   const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
   const auth = await setUpNodeAuth({ dataDir, ...(options.authOff === true && { off: true }), log });
@@ -38,11 +30,7 @@ async function serve(options: ServeOptions): Promise<void> {
   try {
     const server = await startApiServer(serverless.app, addr.host, addr.port);
     log('info', 'ferry api ready', { api: server.url, node_api: process.env.FERRY_NODE_API_URL ?? null });
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', resolve);
-      process.once('SIGINT', resolve);
-    });
-    log('info', 'ferry api stopping', { signal });
+    log('info', 'ferry api stopping', { signal: await stop });
     await server.close();
   } finally {
     await serverless.close();
