@@ -2,13 +2,11 @@
  * `ferry api serve`: the API as a stand-alone process next to a real node. It lists the node's backups straight from
  * the object store, forwards the rest (here a volume list and a restore) to the node, and checks tokens like the node.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { MAIN, runFerry, startTestNode, type TestNode } from './support/cli-node.js';
+import { runFerry, spawnFerryUntilReady, startTestNode, type TestNode } from './support/cli-node.js';
 import { freePort } from './support/ports.js';
 
 let dataDir: string;
@@ -29,23 +27,9 @@ afterAll(async () => {
 /** Starts `ferry api serve` and resolves with its URL once it logs "ferry api ready". */
 async function serve(env: NodeJS.ProcessEnv): Promise<string> {
   const port = await freePort();
-  const child = spawn(process.execPath, [MAIN, 'api', 'serve', '--api-addr', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  });
-  stopServe = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  };
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`ferry api serve exited early with ${code}`)));
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; api?: string };
-      if (entry.msg === 'ferry api ready' && entry.api !== undefined) resolve(entry.api);
-    });
-  });
+  const api = await spawnFerryUntilReady(['api', 'serve', '--api-addr', `127.0.0.1:${port}`], 'ferry api ready', env);
+  stopServe = api.stop;
+  return String(api.ready.api);
 }
 
 it('answers the catalog from the bucket, forwards the rest to the node, and wants a token', async () => {

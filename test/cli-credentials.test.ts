@@ -3,15 +3,14 @@
  * `ferry credentials ...` against it with a directory credential, and an S3 credential whose secret comes from the
  * environment. Needs `npm run build` first (the test script does it).
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './support/ports.js';
+import { startTestNode, type TestNode } from './support/cli-node.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const SECRET = 'cli-secret-key-that-must-never-be-printed-0042';
@@ -24,10 +23,10 @@ interface Result {
 
 let dataDir: string;
 let objects: string;
-let node: ChildProcess | undefined;
+let node: TestNode | undefined;
 let apiUrl: string;
-/** Everything the node logged, to check that no secret reaches the log. */
-const nodeLog: string[] = [];
+/** Everything each node printed (restarts included), checked for the secret at the end. */
+const nodeOutput: string[][] = [];
 /** Everything the CLI printed. */
 const printed: string[] = [];
 
@@ -55,40 +54,9 @@ async function ferryJson<T = Record<string, unknown>>(...args: string[]): Promis
 }
 
 async function startNode(): Promise<void> {
-  const [apiPort, nbdPort] = [await freePort(), await freePort()];
-  const child = spawn(
-    process.execPath,
-    [
-      MAIN,
-      'node',
-      'start',
-      '--data-dir',
-      dataDir,
-      '--api-addr',
-      `127.0.0.1:${apiPort}`,
-      '--nbd-addr',
-      `127.0.0.1:${nbdPort}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  node = child;
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      nodeLog.push(line);
-      const event = JSON.parse(line) as Record<string, unknown>;
-      if (event.msg === 'ferry node ready') resolve(event);
-    });
-  });
-  apiUrl = String(ready.api);
-}
-
-async function stopNode(): Promise<void> {
-  const child = node;
-  if (child === undefined || child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
+  node = await startTestNode(dataDir);
+  apiUrl = node.apiUrl;
+  nodeOutput.push(node.log, node.stderr);
 }
 
 beforeAll(async () => {
@@ -100,8 +68,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stopNode();
-  for (const text of [...nodeLog, ...printed]) expect(text).not.toContain(SECRET);
+  await node?.stop();
+  for (const text of [...nodeOutput.flat(), ...printed]) expect(text).not.toContain(SECRET);
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -186,7 +154,7 @@ describe('ferry credentials', () => {
     expect(info.aws_credential).toEqual({ access_key: 'AKIACLI', endpoint: '127.0.0.1:1', disable_ssl: true });
     expect(JSON.stringify(info)).not.toContain(SECRET);
 
-    await stopNode();
+    await node?.stop();
     await startNode();
     expect((await ferryJson<Record<string, unknown>>('credentials', 'inspect', 'offsite')).name).toBe('offsite');
     // Nothing listens on port 1: validation reaches the S3 client with the decrypted keys and fails as UNAVAILABLE.

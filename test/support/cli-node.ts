@@ -34,12 +34,26 @@ export interface TestNode {
  */
 const dataDirs = new Map<string, string>();
 
-/** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */
-export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<TestNode> {
+/** A long-running `ferry` process (node start, api serve) that has logged its ready line. */
+export interface ReadyProcess {
+  /** The ready line's fields. */
+  ready: Record<string, unknown>;
+  /** Every line it printed on stdout. */
+  log: string[];
+  /** What it printed on stderr (also passed through). */
+  stderr: string[];
+  /** SIGTERM, then waits for the exit. */
+  stop(): Promise<void>;
+}
+
+/** Runs the built `ferry ...args` and resolves once it logs a JSON line whose `msg` is `readyMsg`. */
+export async function spawnFerryUntilReady(
+  args: string[],
+  readyMsg: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ReadyProcess> {
   expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
-  const [apiPort, nbdPort] = [await freePort(), await freePort()];
-  const args = ['node', 'start', '--data-dir', dataDir, '--api-addr', `127.0.0.1:${apiPort}`];
-  const child = spawn(process.execPath, [MAIN, ...args, '--nbd-addr', `127.0.0.1:${nbdPort}`], {
+  const child = spawn(process.execPath, [MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -50,17 +64,15 @@ export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}
     process.stderr.write(chunk);
   });
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`ferry node exited early with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`ferry ${args.slice(0, 2).join(' ')} exited early with ${code}`)));
     createInterface({ input: child.stdout }).on('line', (line) => {
       log.push(line);
       const event = JSON.parse(line) as Record<string, unknown>;
-      if (event.msg === 'ferry node ready') resolve(event);
+      if (event.msg === readyMsg) resolve(event);
     });
   });
-  dataDirs.set(String(ready.api), dataDir);
   return {
-    apiUrl: String(ready.api),
-    nbdUrl: String(ready.nbd),
+    ready,
     log,
     stderr,
     stop: async () => {
@@ -69,6 +81,21 @@ export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}
       child.kill('SIGTERM');
       await exited;
     },
+  };
+}
+
+/** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */
+export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<TestNode> {
+  const [apiPort, nbdPort] = [await freePort(), await freePort()];
+  const args = ['node', 'start', '--data-dir', dataDir, '--api-addr', `127.0.0.1:${apiPort}`];
+  const node = await spawnFerryUntilReady([...args, '--nbd-addr', `127.0.0.1:${nbdPort}`], 'ferry node ready', env);
+  dataDirs.set(String(node.ready.api), dataDir);
+  return {
+    apiUrl: String(node.ready.api),
+    nbdUrl: String(node.ready.nbd),
+    log: node.log,
+    stderr: node.stderr,
+    stop: node.stop,
   };
 }
 
