@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { type KeyProvider, openDefaultKeyring } from '../kms/index.js';
-import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
+import { NbdServer, openEngine, SqliteStore, tuneAllocator, type VolumeEngine } from '../node/index.js';
 import { type Change, MiB } from './cloudsnap-workload.js';
 
 const run = promisify(execFile);
@@ -22,7 +22,9 @@ export interface BenchNode {
   close(): Promise<void>;
 }
 
+/** Opens the parts of a node the benchmark drives, in a process set up as `ferry node start` sets up its own. */
 export async function openNode(dataDir: string): Promise<BenchNode> {
+  tuneAllocator();
   await mkdir(dataDir, { recursive: true });
   const store = new SqliteStore(join(dataDir, 'cluster.db'));
   const engine = await openEngine({ dataDir, store });

@@ -6,6 +6,7 @@
  *   node --import tsx bench/cloudsnap-memory.ts idle    --dir DIR              open the node and repository only
  *   node --import tsx bench/cloudsnap-memory.ts backup  --dir DIR              full backup of 'vol' to DIR/repo
  *   node --import tsx bench/cloudsnap-memory.ts restore --dir DIR --backup ID  restore into a new volume 'restored'
+ * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr.
  *
  * The repository is a DirectoryStore at DIR/repo; the node's data directory is DIR/node.
  */
@@ -30,6 +31,8 @@ const { values: opts, positionals } = parseArgs({
     name: { type: 'string', default: 'restored' },
     /** Pack uploads in flight during the backup step (backupVolume's default when absent). */
     'upload-concurrency': { type: 'string' },
+    /** Prints process.memoryUsage() in MiB every this many ms to stderr (to see where the peak comes from). */
+    timeline: { type: 'string' },
   },
 });
 const step = positionals[0];
@@ -106,8 +109,20 @@ const sampler = setInterval(() => {
   sampled.external = Math.max(sampled.external, m.external);
   sampled.arrayBuffers = Math.max(sampled.arrayBuffers, m.arrayBuffers);
 }, 50);
+const started = performance.now();
+const timeline =
+  opts.timeline === undefined
+    ? undefined
+    : setInterval(() => {
+        const m = process.memoryUsage();
+        const f = (n: number): string => (n / MiB).toFixed(0);
+        process.stderr.write(
+          `${((performance.now() - started) / 1000).toFixed(1)}s rss ${f(m.rss)} heap ${f(m.heapUsed)}/${f(m.heapTotal)} external ${f(m.external)} arrayBuffers ${f(m.arrayBuffers)}\n`,
+        );
+      }, Number(opts.timeline));
 const result = await main(dir, step);
 clearInterval(sampler);
+clearInterval(timeline);
 result.sampled_peaks = sampled;
 result.max_rss = process.resourceUsage().maxRSS * 1024;
 result.vm_hwm = vmHwm();

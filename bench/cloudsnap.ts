@@ -406,20 +406,17 @@ interface StepResult {
   bytes_used?: number;
 }
 
-const NODE_MALLOC_ARENAS = '2';
-
 /** Runs one step of bench/cloudsnap-memory in a child process and returns what it printed. */
 function memoryStep(args: string[]): Promise<{ result: StepResult; command: string }> {
   const script = fileURLToPath(
     new URL(fromSource ? './cloudsnap-memory.ts' : './cloudsnap-memory.js', import.meta.url),
   );
   const argv = fromSource ? ['--import', 'tsx', script, ...args] : [script, ...args];
-  // The node's own setting (npm start, infra/systemd/ferry.service): two malloc arenas, not one per thread.
-  const command = `MALLOC_ARENA_MAX=${NODE_MALLOC_ARENAS} node ${argv.join(' ')}`;
+  // The child sets up its allocator as a node does (node/native/allocator.ts).
+  const command = `node ${argv.join(' ')}`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, MALLOC_ARENA_MAX: NODE_MALLOC_ARENAS },
     });
     let out = '';
     let err = '';

@@ -25,7 +25,7 @@ import {
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
-import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
+import { NbdServer, openEngine, SqliteStore, tuneAllocator, type VolumeEngine } from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort } from './format.js';
 
 /** Where and how the node runs. */
@@ -123,6 +123,8 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
 
+  // Before the engine and the chunk workers allocate: see node/native/malloc.c.
+  if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');
   const stop = stopSignal();
   // Opened in order engine, NBD, API; closed in reverse: API, NBD, engine.
   const closers: Closer[] = [];

@@ -99,8 +99,10 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
   /** The in-order chain that appends compressed chunks to packs. */
   let appendTail: Promise<void> = Promise.resolve();
-  const pending: IndexedPack[] = [];
-  const uploaded: IndexedPack[] = [];
+  /** Packs shipped and not yet stored, and stored packs no index object names yet (only those: a backup's new packs
+   * are in the repository's on-disk index, so memory does not grow with the backup). */
+  const inFlight = new Set<string>();
+  let unindexed: IndexedPack[] = [];
   try {
     // Independent requests at the start go out together: a remote store's latency is paid once, not four times.
     const [, , condemned, basePage] = await Promise.all([
@@ -189,7 +191,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       const indexed = indexedPack(builder.ref, builder.entries);
       // New copies win over condemned ones, so restores of this backup never read a pack about to be deleted.
       repo.index.add(indexed, true);
-      pending.push(indexed);
+      inFlight.add(indexed.ref.id);
       const body = builder.finish();
       stats.packs++;
       stats.bytes_uploaded += body.length;
@@ -200,17 +202,17 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
         .add(async () => {
           await repo.store.put(packKey(builder.ref.id), body, { signal });
           spareBuffers.push(builder.buffer);
-          uploaded.push(indexed);
-          if (uploaded.length % indexEvery === 0) await checkpoint();
+          inFlight.delete(indexed.ref.id);
+          unindexed.push(indexed);
+          if (unindexed.length >= indexEvery) await checkpoint();
         })
         .catch((err: unknown) => {
           failure ??= err;
         });
     };
-    let indexed = 0;
     const checkpoint = async (): Promise<void> => {
-      const batch = uploaded.slice(indexed);
-      indexed = uploaded.length;
+      const batch = unindexed;
+      unindexed = [];
       await repo.writeIndex(batch, signal);
     };
 
@@ -365,8 +367,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     return record;
   } catch (err: unknown) {
     await appendTail.catch(() => undefined);
-    const lost = new Set(pending.filter((p) => !uploaded.includes(p)).map((p) => p.ref.id));
-    repo.index.dropPacks(lost);
+    repo.index.dropPacks(inFlight);
     // Batches read ahead are still held by the workers: release them.
     for (const p of ahead.splice(0)) {
       await p.then(({ hashed }) => workers.compress(hashed, [])).catch(() => undefined);

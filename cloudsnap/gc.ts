@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { isFerryError } from '../common/errors.js';
+import { FerryError, isFerryError } from '../common/errors.js';
 import { liveChunks } from './live-set.js';
-import { encodeIndex, packChunkIds } from './repo/chunk-index.js';
+import { encodeIndex, type IndexedPack, packChunkIds } from './repo/chunk-index.js';
 import { openJson, sealJson, sealObject } from './repo/envelope.js';
 import { condemnedKey, indexKey, packKey } from './repo/layout.js';
 import type { Repository } from './repo/repository.js';
@@ -52,9 +52,10 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   const live = await liveChunks(repo, signal);
   const condemned = await repo.condemned(signal);
   const packChunks = new Map<string, string[]>();
-  for (const packs of repo.index.loaded.values()) {
-    for (const p of packs) {
-      packChunks.set(p.ref.id, [...(packChunks.get(p.ref.id) ?? []), ...packChunkIds(p)]);
+  for (const packIds of repo.index.loaded.values()) {
+    for (const packId of packIds) {
+      const pack = repo.index.pack(packId);
+      if (pack !== undefined && !packChunks.has(packId)) packChunks.set(packId, packChunkIds(pack));
     }
   }
   // Packs no index names: uploaded by a backup that died before its index checkpoint. They hold nothing any backup
@@ -112,11 +113,11 @@ const PACKS_PER_INDEX = 4096;
 /** Merges many small index objects into few large ones (written first; the old ones are deleted after). */
 async function consolidateIndex(repo: Repository, signal?: AbortSignal): Promise<void> {
   const old = [...repo.index.loaded.entries()];
-  const packs = old.flatMap(([, p]) => p);
-  for (let i = 0; i < packs.length; i += PACKS_PER_INDEX) {
-    const part = packs.slice(i, i + PACKS_PER_INDEX);
+  const packIds = [...new Set(old.flatMap(([, ids]) => ids))];
+  for (let i = 0; i < packIds.length; i += PACKS_PER_INDEX) {
+    const part = packIds.slice(i, i + PACKS_PER_INDEX);
     const key = indexKey(randomBytes(16).toString('hex'));
-    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(part)), { signal });
+    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(indexedPacks(repo, part))), { signal });
     repo.index.loaded.set(key, part);
   }
   const oldKeys = old.map(([key]) => key);
@@ -126,15 +127,26 @@ async function consolidateIndex(repo: Repository, signal?: AbortSignal): Promise
 
 /** Rewrites the index objects that describe deleted packs (new object first, then the old ones go). */
 async function rewriteIndex(repo: Repository, deleted: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
-  const touched = [...repo.index.loaded.entries()].filter(([, packs]) => packs.some((p) => deleted.has(p.ref.id)));
-  const keep = touched.flatMap(([, packs]) => packs.filter((p) => !deleted.has(p.ref.id)));
+  const touched = [...repo.index.loaded.entries()].filter(([, ids]) => ids.some((id) => deleted.has(id)));
+  const keep = [...new Set(touched.flatMap(([, ids]) => ids.filter((id) => !deleted.has(id))))];
   if (keep.length > 0) {
     const key = indexKey(randomBytes(16).toString('hex'));
-    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(keep)), { signal });
+    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(indexedPacks(repo, keep))), { signal });
     repo.index.loaded.set(key, keep);
   }
   const oldKeys = touched.map(([key]) => key);
   await repo.store.delete(oldKeys, { signal });
   for (const key of oldKeys) repo.index.loaded.delete(key);
   repo.index.dropPacks(deleted);
+}
+
+/** The index entries of packs the index knows, read back from its on-disk copy. */
+function indexedPacks(repo: Repository, packIds: readonly string[]): IndexedPack[] {
+  const out: IndexedPack[] = [];
+  for (const id of packIds) {
+    const pack = repo.index.pack(id);
+    if (pack === undefined) throw new FerryError('INTERNAL', `the chunk index lost pack ${id}`);
+    out.push(pack);
+  }
+  return out;
 }

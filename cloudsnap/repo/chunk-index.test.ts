@@ -12,7 +12,7 @@ function pack(count: number, ids: Buffer[] = []): { p: IndexedPack; entries: Blo
 }
 
 describe('ChunkIndex', () => {
-  it('finds every chunk of many packs after the table has grown many times', () => {
+  it('finds every chunk of many packs', () => {
     const index = new ChunkIndex();
     const packs = Array.from({ length: 50 }, () => pack(1000));
     for (const { p } of packs) index.add(p);
@@ -51,6 +51,33 @@ describe('ChunkIndex', () => {
     expect(index.packs.has(a.p.ref.id)).toBe(false);
     for (const e of a.entries) expect(index.get(e.id)).toBeUndefined();
     for (const e of b.entries) expect(index.get(e.id)?.offset).toBe(e.offset);
+  });
+
+  it("gives back a pack's blob entries from its on-disk copy until the pack is dropped", () => {
+    const index = new ChunkIndex();
+    const a = pack(300);
+    const b = pack(5);
+    index.add(a.p);
+    index.add(b.p);
+    expect(index.pack(a.p.ref.id)?.blobs.equals(a.p.blobs)).toBe(true);
+    expect(index.pack(b.p.ref.id)?.ref).toBe(b.p.ref);
+    index.dropPacks(new Set([a.p.ref.id]));
+    expect(index.pack(a.p.ref.id)).toBeUndefined();
+    expect(index.pack(b.p.ref.id)?.blobs.equals(b.p.blobs)).toBe(true);
+  });
+
+  it('is empty after close and usable again', () => {
+    const index = new ChunkIndex();
+    const a = pack(10);
+    index.add(a.p);
+    index.loaded.set('index/x', [a.p.ref.id]);
+    index.close();
+    expect(index.size).toBe(0);
+    expect(index.loaded.size).toBe(0);
+    expect(index.get(a.entries[0]?.id as Buffer)).toBeUndefined();
+    index.add(a.p);
+    expect(index.get(a.entries[3]?.id as Buffer)?.offset).toBe(a.entries[3]?.offset);
+    index.close();
   });
 
   it('round-trips packs through an index object', () => {

@@ -3,19 +3,21 @@
  *   per pack: pack id (32) | salt (32) | blob count u32 LE | blob entries (pack.ts, 44 bytes each)
  * A backup writes one every few packs, so a crash loses track of at most those packs.
  *
- * In memory the chunk locations sit in one open-addressing hash table in a Buffer, 48 bytes a slot:
- *   chunk id (32) | pack number u32 | offset u32 | length u32 | nonce u32      (pack number 0 = empty slot)
- * and each pack keeps its blob list in the encoded form, so a chunk costs about 110 bytes, not a JS object or two.
+ * The index of an open repository is kept on disk, not in memory, so a node's memory does not grow with the size of
+ * what it backs up: an anonymous temporary SQLite database (created in SQLITE_TMPDIR, TMPDIR or /var/tmp, deleted
+ * when closed or when the process dies), with a page cache of CACHE_KIB. Tables:
+ *   chunk: chunk id -> pack number, offset, length, nonce      (one row per chunk)
+ *   pack:  pack number -> the pack's encoded blob entries       (for garbage collection's rewrites)
+ * Pack references (id and salt) and which index object names which packs stay in memory: a few hundred bytes a pack.
  */
+import Database from 'better-sqlite3';
 import { FerryError } from '../../common/errors.js';
 import { type BlobEntry, encodeEntries, type PackRef } from './pack.js';
 
 /** Bytes of one blob entry in an index object or a pack header. */
 export const ENTRY = 44;
-const SLOT = 48;
-const INITIAL_SLOTS = 1024;
-/** The table grows when more than this share of its slots is used. */
-const MAX_LOAD = 0.7;
+/** SQLite page cache of one index, in KiB: beyond it, pages live in the temporary file (and the OS page cache). */
+const CACHE_KIB = 2048;
 
 export interface ChunkLocation {
   pack: PackRef;
@@ -42,57 +44,69 @@ export function packChunkIds(pack: IndexedPack): string[] {
   return ids;
 }
 
+type LocationRow = [pack: number, offset: number, length: number, nonce: number];
+
 export class ChunkIndex {
-  private table = Buffer.alloc(INITIAL_SLOTS * SLOT);
-  private used = 0;
-  /** Packs by number (number 0 is never used: it marks an empty slot); undefined once dropped. */
+  private db: Database.Database | undefined;
+  private statements: ReturnType<typeof prepare> | undefined;
+  /** Packs by number (number 0 is never used); undefined once dropped. */
   private readonly byNumber: Array<PackRef | undefined> = [undefined];
   private readonly numbers = new Map<string, number>();
   readonly packs = new Map<string, PackRef>();
-  /** Index objects already merged in, with the packs each describes. */
-  readonly loaded = new Map<string, IndexedPack[]>();
+  /** Index objects already merged in, with the ids of the packs each describes. */
+  readonly loaded = new Map<string, string[]>();
 
-  get size(): number {
-    return this.used;
-  }
-
-  private get slots(): number {
-    return this.table.length / SLOT;
-  }
-
-  /** The slot holding `id` (found) or the empty slot where it would go. */
-  private find(id: Buffer, idOffset = 0): { slot: number; found: boolean } {
-    const mask = this.slots - 1;
-    let slot = id.readUInt32LE(idOffset) & mask;
-    for (;;) {
-      const at = slot * SLOT;
-      if (this.table.readUInt32LE(at + 32) === 0) return { slot, found: false };
-      if (this.table.compare(id, idOffset, idOffset + 32, at, at + 32) === 0) return { slot, found: true };
-      slot = (slot + 1) & mask;
+  /** The database, opened on first use (a repository that never loads its index costs no file). */
+  private get sql(): ReturnType<typeof prepare> {
+    if (this.statements === undefined) {
+      const db = new Database('');
+      db.pragma('journal_mode = OFF');
+      db.pragma('synchronous = OFF');
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma(`cache_size = -${CACHE_KIB}`);
+      db.exec(
+        'CREATE TABLE chunk (id BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, ' +
+          'length INTEGER NOT NULL, nonce INTEGER NOT NULL) WITHOUT ROWID;' +
+          'CREATE TABLE pack (num INTEGER PRIMARY KEY, blobs BLOB NOT NULL);',
+      );
+      this.db = db;
+      this.statements = prepare(db);
     }
+    return this.statements;
+  }
+
+  /** Chunks indexed. */
+  get size(): number {
+    if (this.statements === undefined) return 0;
+    return this.statements.count.pluck().get() as number;
   }
 
   has(id: Buffer): boolean {
-    return this.find(id).found;
+    return this.get(id) !== undefined;
   }
 
   get(id: Buffer): ChunkLocation | undefined {
-    const { slot, found } = this.find(id);
-    if (!found) return undefined;
-    const at = slot * SLOT;
-    const pack = this.byNumber[this.table.readUInt32LE(at + 32)];
+    if (this.statements === undefined) return undefined;
+    const row = this.statements.get.get(id);
+    if (row === undefined) return undefined;
+    const pack = this.byNumber[row[0]];
     if (pack === undefined) return undefined;
-    return {
-      pack,
-      offset: this.table.readUInt32LE(at + 36),
-      length: this.table.readUInt32LE(at + 40),
-      nonce: this.table.readUInt32LE(at + 44),
-    };
+    return { pack, offset: row[1], length: row[2], nonce: row[3] };
+  }
+
+  /** The blob entries of an indexed pack, or undefined when the index does not know it. */
+  pack(id: string): IndexedPack | undefined {
+    const number = this.numbers.get(id);
+    const ref = this.packs.get(id);
+    if (number === undefined || ref === undefined) return undefined;
+    const blobs = this.sql.blobs.pluck().get(number) as Buffer | undefined;
+    return blobs === undefined ? undefined : { ref, blobs };
   }
 
   /** Adds a pack's chunks; a chunk already indexed elsewhere keeps its location unless `prefer` is set. */
   add(pack: IndexedPack, prefer = false): void {
     if (pack.blobs.length % ENTRY !== 0) throw new FerryError('INTERNAL', `pack ${pack.ref.id} has a bad blob list`);
+    const sql = this.sql;
     let number = this.numbers.get(pack.ref.id);
     if (number === undefined) {
       number = this.byNumber.length;
@@ -100,52 +114,69 @@ export class ChunkIndex {
       this.numbers.set(pack.ref.id, number);
     }
     this.packs.set(pack.ref.id, pack.ref);
-    for (let o = 0; o < pack.blobs.length; o += ENTRY) this.put(pack.blobs, o, number, prefer);
-  }
-
-  private put(blobs: Buffer, o: number, number: number, prefer: boolean): void {
-    if ((this.used + 1) / this.slots > MAX_LOAD) this.grow();
-    const { slot, found } = this.find(blobs, o);
-    if (found && !prefer) return;
-    const at = slot * SLOT;
-    blobs.copy(this.table, at, o, o + 32);
-    this.table.writeUInt32LE(number, at + 32);
-    blobs.copy(this.table, at + 36, o + 32, o + ENTRY);
-    if (!found) this.used++;
-  }
-
-  /** Rehashes every live slot into a table of `slots` slots, leaving out packs no longer known. */
-  private rebuild(slots: number): void {
-    const old = this.table;
-    this.table = Buffer.alloc(slots * SLOT);
-    this.used = 0;
-    for (let at = 0; at < old.length; at += SLOT) {
-      const number = old.readUInt32LE(at + 32);
-      if (number === 0 || this.byNumber[number] === undefined) continue;
-      const { slot } = this.find(old, at);
-      old.copy(this.table, slot * SLOT, at, at + SLOT);
-      this.used++;
-    }
-  }
-
-  private grow(): void {
-    this.rebuild(this.slots * 2);
+    sql.addPack(pack.blobs, number, prefer);
   }
 
   /** Forgets packs (garbage collection or condemned packs): their chunks count as absent. */
   dropPacks(ids: ReadonlySet<string>): void {
-    let dropped = false;
+    const numbers: number[] = [];
     for (const id of ids) {
       const number = this.numbers.get(id);
       if (number !== undefined) {
         this.byNumber[number] = undefined;
         this.numbers.delete(id);
-        dropped = true;
+        numbers.push(number);
       }
       this.packs.delete(id);
     }
-    if (dropped) this.rebuild(this.slots);
+    if (numbers.length > 0) this.sql.drop(JSON.stringify(numbers));
   }
+
+  /** Deletes the on-disk index; the instance is empty afterwards and reopens a new one on next use. */
+  close(): void {
+    this.db?.close();
+    this.db = undefined;
+    this.statements = undefined;
+    this.byNumber.length = 1;
+    this.numbers.clear();
+    this.packs.clear();
+    this.loaded.clear();
+  }
+}
+
+function prepare(db: Database.Database) {
+  const get = db.prepare<[Buffer], LocationRow>('SELECT pack, offset, length, nonce FROM chunk WHERE id = ?').raw();
+  const keep = db.prepare<[Buffer, number, number, number, number]>(
+    'INSERT OR IGNORE INTO chunk (id, pack, offset, length, nonce) VALUES (?, ?, ?, ?, ?)',
+  );
+  const replace = db.prepare<[Buffer, number, number, number, number]>(
+    'INSERT OR REPLACE INTO chunk (id, pack, offset, length, nonce) VALUES (?, ?, ?, ?, ?)',
+  );
+  const putBlobs = db.prepare<[number, Buffer]>('INSERT OR REPLACE INTO pack (num, blobs) VALUES (?, ?)');
+  const dropChunks = db.prepare<[string]>('DELETE FROM chunk WHERE pack IN (SELECT value FROM json_each(?))');
+  const dropBlobs = db.prepare<[string]>('DELETE FROM pack WHERE num IN (SELECT value FROM json_each(?))');
+  return {
+    get,
+    count: db.prepare<[], number>('SELECT count(*) FROM chunk'),
+    blobs: db.prepare<[number], Buffer>('SELECT blobs FROM pack WHERE num = ?'),
+    addPack: db.transaction((blobs: Buffer, number: number, prefer: boolean) => {
+      putBlobs.run(number, blobs);
+      const insert = prefer ? replace : keep;
+      for (let o = 0; o < blobs.length; o += ENTRY) {
+        insert.run(
+          blobs.subarray(o, o + 32),
+          number,
+          blobs.readUInt32LE(o + 32),
+          blobs.readUInt32LE(o + 36),
+          blobs.readUInt32LE(o + 40),
+        );
+      }
+    }),
+    drop: db.transaction((numbers: string) => {
+      dropChunks.run(numbers);
+      dropBlobs.run(numbers);
+    }),
+  };
 }
 
 export function encodeIndex(packs: readonly IndexedPack[]): Buffer {

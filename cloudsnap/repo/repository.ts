@@ -150,9 +150,13 @@ export class Repository {
     return new Repository(store, config, new RepoKeys(master));
   }
 
-  /** Wipes the master secret and every key derived from it from memory; the instance is unusable afterwards. */
+  /**
+   * Wipes the master secret and every key derived from it from memory, and deletes the on-disk chunk index; the
+   * instance is unusable afterwards.
+   */
   forget(): void {
     this.keys.wipe();
+    this.index.close();
   }
 
   /** Loads index objects written since the last call. */
@@ -167,7 +171,10 @@ export class Repository {
         const body = openObject(this.keys, o.key, sealed);
         const packs = decodeIndex(body, `index object ${o.key}`);
         for (const p of packs) this.index.add(p);
-        this.index.loaded.set(o.key, packs);
+        this.index.loaded.set(
+          o.key,
+          packs.map((p) => p.ref.id),
+        );
       }
       token = page.continuationToken;
     } while (token !== undefined);
@@ -213,7 +220,10 @@ export class Repository {
     if (packs.length === 0) return;
     const key = indexKey(randomBytes(16).toString('hex'));
     await this.store.put(key, sealObject(this.keys, key, encodeIndex(packs)), { signal });
-    this.index.loaded.set(key, [...packs]);
+    this.index.loaded.set(
+      key,
+      packs.map((p) => p.ref.id),
+    );
     for (const p of packs) this.index.add(p);
   }
 

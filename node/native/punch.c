@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "ferry_native.h"
+
 typedef struct {
   int fd;
   int64_t offset;
@@ -37,7 +39,7 @@ static void complete(napi_env env, napi_status status, void *data) {
 }
 
 /* punchHole(fd, offset, length): Promise<number> resolving to 0 or an errno. */
-static napi_value punch_hole(napi_env env, napi_callback_info info) {
+napi_value ferry_punch_hole(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value args[3], promise, name;
   if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 3) {
@@ -61,12 +63,3 @@ static napi_value punch_hole(napi_env env, napi_callback_info info) {
   napi_queue_async_work(env, job->work);
   return promise;
 }
-
-static napi_value init(napi_env env, napi_value exports) {
-  napi_value fn;
-  napi_create_function(env, "punchHole", NAPI_AUTO_LENGTH, punch_hole, NULL, &fn);
-  napi_set_named_property(env, exports, "punchHole", fn);
-  return exports;
-}
-
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

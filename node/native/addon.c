@@ -1,0 +1,18 @@
+/* Registers the functions of the ferry_native addon. */
+#include <node_api.h>
+
+#include "ferry_native.h"
+
+static void export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  export_function(env, exports, "punchHole", ferry_punch_hole);
+  export_function(env, exports, "tuneMalloc", ferry_tune_malloc);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

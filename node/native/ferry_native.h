@@ -1,0 +1,11 @@
+/* The functions of the ferry_native addon; addon.c registers them. */
+#ifndef FERRY_NATIVE_H
+#define FERRY_NATIVE_H
+#include <node_api.h>
+
+/* punchHole(fd, offset, length): Promise<number> (punch.c). */
+napi_value ferry_punch_hole(napi_env env, napi_callback_info info);
+/* tuneMalloc(mmapThreshold, arenaMax): boolean (malloc.c). */
+napi_value ferry_tune_malloc(napi_env env, napi_callback_info info);
+
+#endif
