@@ -6,7 +6,7 @@ import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
-import { ChunkWorkers } from './workers/pool.js';
+import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
 import { Reclaimer } from './workers/reclaim.js';
 
 export interface RestoreContext {
@@ -33,6 +33,11 @@ const MAX_PLAIN = 4 * 1024 * 1024;
 const MAX_GAP = 256 * 1024;
 /** Packs with a group of pieces being gathered at once. */
 const MAX_OPEN_GROUPS = 8;
+/**
+ * Decoded reads waiting for or in their write to the new volume. A read's slot frees once its write is queued, so the
+ * network stays busy while the disk is slow (a background flush stalls writes); each holds up to MAX_PLAIN.
+ */
+const WRITES_AHEAD = 2;
 /** Bytes written between background flushes of the new volume. */
 const FLUSH_EVERY = 64 * 1024 * 1024;
 
@@ -52,20 +57,29 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
   const signal = options.signal;
   const progress = new ProgressTracker(options.onProgress);
   progress.phase('preparing');
-  const record = await repo.getBackup(options.backupId, signal);
-  const root = decodeRoot(await repo.getPage(Buffer.from(record.root, 'hex'), signal), `root of backup ${record.id}`);
-  await repo.refreshIndex(signal);
+  // Independent round trips go out together: on a remote store each costs a few tens of ms.
+  // The volume is created only once the backup's record and root have been read and checked.
+  const [{ record, root }] = await Promise.all([
+    repo.getBackup(options.backupId, signal).then(async (r) => ({
+      record: r,
+      root: decodeRoot(await repo.getPage(Buffer.from(r.root, 'hex'), signal), `root of backup ${r.id}`),
+    })),
+    repo.refreshIndex(signal),
+  ]);
   const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
   const { volume } = await openTarget(engine, options.volumeName, record, labels);
   const device = await engine.openForRestore(volume.id);
   const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
+  const writes = new PQueue({ concurrency: WRITES_AHEAD });
   // Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short.
   let flushing: Promise<void> | undefined;
   try {
     progress.setTotal(record.chunks_total * root.chunkSize);
     let failure: unknown;
     let unflushed = 0;
-    const reclaimer = new Reclaimer();
+    // Reads and plaintexts live in reused buffers, so mostly small objects are left for the collector: a young
+    // collection every 16 MiB and a full one every 256 MiB keep the heap flat at little cost to the main thread.
+    const reclaimer = new Reclaimer(16 * 1024 * 1024, 16);
     const written = (bytes: number): void => {
       progress.add(bytes);
       reclaimer.processed(bytes);
@@ -79,21 +93,42 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
         failure ??= err;
       });
     };
+    const fail = (err: unknown): void => {
+      failure ??= err;
+    };
     const run = (pieces: Piece[]): void => {
       queue
-        .add(() => fetchAndWrite(repo, record, root.chunkSize, root.size, device, pieces, signal, written))
-        .catch((err: unknown) => {
-          failure ??= err;
-        });
+        .add(async () => {
+          const decoded = await fetchAndDecode(repo, record, root.chunkSize, root.size, pieces, signal);
+          while (writes.size + writes.pending >= WRITES_AHEAD) await new Promise((r) => writes.once('next', r));
+          writes
+            .add(() =>
+              writePieces(device, pieces, decoded, root.chunkSize, root.size, written, `of backup ${record.id}`),
+            )
+            .catch(fail);
+        })
+        .catch(fail);
     };
     const launch = async (group: Piece[]): Promise<void> => {
       while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
       if (failure !== undefined) throw failure;
       run(group);
     };
-    for (const [leafNo, pageId] of [...root.leaves.entries()].sort((a, b) => a[0] - b[0])) {
+    const leaves = [...root.leaves.entries()].sort((a, b) => a[0] - b[0]);
+    // The next leaf page is fetched while this one's reads go out.
+    const fetchLeaf = (k: number): Promise<Buffer> | undefined => {
+      const entry = leaves[k];
+      if (entry === undefined) return undefined;
+      const p = repo.getPage(entry[1], signal);
+      p.catch(() => undefined);
+      return p;
+    };
+    let nextLeaf = fetchLeaf(0);
+    for (const [k, [leafNo]] of leaves.entries()) {
       signal?.throwIfAborted();
-      const leaf = decodeLeaf(await repo.getPage(pageId, signal), `leaf ${leafNo} of backup ${record.id}`);
+      const page = await (nextLeaf as Promise<Buffer>);
+      nextLeaf = fetchLeaf(k + 1);
+      const leaf = decodeLeaf(page, `leaf ${leafNo} of backup ${record.id}`);
       // One group being gathered per pack: an incremental's chunks from new packs interleave with runs of an old
       // pack, and the old pack's run continues past them (over the few old blobs it no longer needs) in one read.
       const open = new Map<string, Piece[]>();
@@ -125,6 +160,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
       for (const group of open.values()) await launch(group);
     }
     await queue.onIdle();
+    await writes.onIdle();
     await flushing?.catch(() => undefined);
     if (failure !== undefined) throw failure;
     progress.phase('committing');
@@ -137,6 +173,8 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     // Reads still queued never start; those running finish (their errors are moot) before the device closes.
     queue.clear();
     await queue.onIdle().catch(() => undefined);
+    writes.clear();
+    await writes.onIdle().catch(() => undefined);
     await flushing?.catch(() => undefined);
     await device.close().catch(() => undefined);
     throw err;
@@ -163,39 +201,76 @@ async function openTarget(
   return { volume };
 }
 
-async function fetchAndWrite(
+/** One ranged read of a pack, decoded by a worker: the pieces' plaintexts, to be written and released. */
+async function fetchAndDecode(
   repo: Repository,
   record: BackupRecord,
   chunkSize: number,
   size: number,
-  device: BlockDevice,
   pieces: readonly Piece[],
   signal: AbortSignal | undefined,
-  written: (bytes: number) => void,
-): Promise<void> {
+): Promise<DecodedBlobs> {
   const first = pieces[0] as Piece;
   const lastPiece = pieces[pieces.length - 1] as Piece;
   const start = first.loc.offset;
   const key = packKey(first.loc.pack.id);
-  const body = await repo.getOrCorrupt(key, `pack (needed by backup ${record.id})`, signal, {
-    offset: start,
-    length: lastPiece.loc.offset + lastPiece.loc.length - start,
-  });
+  const length = lastPiece.loc.offset + lastPiece.loc.length - start;
+  const workers = ChunkWorkers.shared();
+  // The range lands in a reused buffer that goes to a worker and back: no buffer per read for the GC to find.
+  const buffer = workers.borrow(length);
+  try {
+    const body = await repo.getOrCorrupt(
+      key,
+      `pack (needed by backup ${record.id})`,
+      signal,
+      { offset: start, length },
+      buffer,
+    );
+    return await decode(repo, workers, first, pieces, body, record.id, key, chunkSize, size);
+  } finally {
+    workers.giveBack(buffer);
+  }
+}
+
+async function decode(
+  repo: Repository,
+  workers: ChunkWorkers,
+  first: Piece,
+  pieces: readonly Piece[],
+  body: Buffer,
+  backupId: string,
+  key: string,
+  chunkSize: number,
+  size: number,
+): Promise<DecodedBlobs> {
+  const start = first.loc.offset;
   const blobs = pieces.map((p) => ({
     offset: p.loc.offset - start,
     length: p.loc.length,
     nonce: p.loc.nonce,
     id: new Uint8Array(p.id),
-    where: `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${record.id} in ${key}`,
+    where: `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${backupId} in ${key}`,
   }));
-  const expected = pieces.map((p) => Math.min(chunkSize, size - p.chunk * chunkSize));
-  const decoded = await ChunkWorkers.shared().decode(
+  return workers.decode(
     repo.keys.idKeyBytes,
     repo.keys.objectKey(first.loc.pack.salt),
     body,
     blobs,
-    expected.reduce((a, b) => a + b, 0),
+    pieces.reduce((a, p) => a + Math.min(chunkSize, size - p.chunk * chunkSize), 0),
   );
+}
+
+/** Writes decoded chunks, consecutive ones in one write, after checking each has its expected length. */
+async function writePieces(
+  device: BlockDevice,
+  pieces: readonly Piece[],
+  decoded: DecodedBlobs,
+  chunkSize: number,
+  size: number,
+  written: (bytes: number) => void,
+  place: string,
+): Promise<void> {
+  const expected = pieces.map((p) => Math.min(chunkSize, size - p.chunk * chunkSize));
   try {
     const { chunks } = decoded;
     // Consecutive chunks of the volume go down in one write.
@@ -208,7 +283,7 @@ async function fetchAndWrite(
         if ((chunks[k] as Buffer).length !== expected[k]) {
           throw new FerryError(
             'DATA_CORRUPTION',
-            `${blobs[k]?.where} has ${(chunks[k] as Buffer).length} bytes, expected ${expected[k]}`,
+            `chunk ${(pieces[k] as Piece).id.toString('hex').slice(0, 16)} ${place} has ${(chunks[k] as Buffer).length} bytes, expected ${expected[k]}`,
           );
         }
       }

@@ -3,12 +3,13 @@
  * directory, S3Store on single-host Ceph RGW, AzureBlobStore on Azurite, and the Google Cloud Storage helper (the S3
  * code path) pointed at the same radosgw. Each server starts once for the file.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateBucketCommand, DeleteBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BlobServiceClient, ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeObjectStoreConformance } from '../cloudsnap/store/conformance.js';
 import {
   AzureBlobStore,
@@ -19,6 +20,7 @@ import {
   openObjectStore,
   S3Store,
 } from '../cloudsnap/store/index.js';
+import { DirectGet } from '../cloudsnap/store/s3-direct-get.js';
 import { type Azurite, startAzurite } from './support/azurite.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';
 
@@ -151,4 +153,62 @@ it('openObjectStore wires each provider from a credential', async () => {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+});
+
+describe('S3Store direct GETs on Ceph RGW (s3-direct-get.ts)', () => {
+  /** SDK GetObject calls a client made, so a test can tell the direct path answered (or did not). */
+  function countSdkGets(client: S3Client): { count: number } {
+    const seen = { count: 0 };
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'GetObjectCommand') seen.count++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countGets' },
+    );
+    return seen;
+  }
+
+  it('signs for itself: whole objects and ranges of odd keys come back without the SDK, into the given buffer', async () => {
+    const client = rgwClient();
+    await createBucket(client, 'ferry-direct');
+    const direct = await DirectGet.for(client);
+    expect(direct).toBeDefined();
+    const body = randomBytes(3 * 1024 * 1024 + 17);
+    const keys = ['plain/key', "odd/with space/ünï 日本/+%20~!*()'=;:@&$,[]"];
+    for (const key of keys) {
+      await client.send(new PutObjectCommand({ Bucket: 'ferry-direct', Key: key, Body: body }));
+      expect((await direct?.get('ferry-direct', key, undefined, undefined, undefined))?.equals(body)).toBe(true);
+      const into = Buffer.alloc(2 * 1024 * 1024);
+      const range = { offset: 1024 * 1024 + 5, length: 2 * 1024 * 1024 };
+      const part = await direct?.get('ferry-direct', key, range, into, undefined);
+      expect(part?.equals(body.subarray(range.offset, range.offset + range.length))).toBe(true);
+      expect(part?.buffer).toBe(into.buffer);
+    }
+    // Anything but a complete success is left to the SDK path.
+    expect(await direct?.get('ferry-direct', 'missing', undefined, undefined, undefined)).toBeUndefined();
+    const pastEnd = { offset: body.length - 10, length: 20 };
+    expect(await direct?.get('ferry-direct', 'plain/key', pastEnd, undefined, undefined)).toBeUndefined();
+    const wrong = await DirectGet.for(rgwClient('wrong-secret'));
+    expect(await wrong?.get('ferry-direct', 'plain/key', undefined, undefined, undefined)).toBeUndefined();
+    // An AWS S3 client (no endpoint, virtual-hosted style) gets no direct path.
+    const aws = createS3Client({ region: 'us-east-1', accessKeyId: 'a', secretAccessKey: 'b' });
+    expect(await DirectGet.for(aws)).toBeUndefined();
+    aws.destroy();
+  });
+
+  it('is what S3Store.get uses; errors still come from the SDK path', async () => {
+    const client = rgwClient();
+    const sdkGets = countSdkGets(client);
+    const store = new S3Store(client, 'ferry-direct', { prefix: 'store' });
+    const body = randomBytes(100_000);
+    await store.put('a/b', body);
+    expect((await store.get('a/b')).equals(body)).toBe(true);
+    expect((await store.get('a/b', { range: { offset: 10, length: 50_000 } })).equals(body.subarray(10, 50_010))).toBe(
+      true,
+    );
+    expect(sdkGets.count).toBe(0);
+    await expect(store.get('a/missing')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(sdkGets.count).toBe(1);
+  });
 });

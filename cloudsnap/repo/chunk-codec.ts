@@ -3,6 +3,7 @@
  * codec byte (0 raw, 1 zstd) | payload. Compression is kept only where it shrinks the chunk.
  */
 import { compress, decompress } from 'zstd-napi';
+import type { DCtx } from 'zstd-napi/binding.js';
 import { FerryError } from '../../common/errors.js';
 import { open, type RepoKeys, seal } from './crypto.js';
 
@@ -42,4 +43,37 @@ export function decodeChunk(
   } else throw new FerryError('DATA_CORRUPTION', `${where} has an unknown codec ${body[0]}`);
   if (!keys.id(data).equals(id)) throw new FerryError('DATA_CORRUPTION', `${where} does not match its chunk id`);
   return data;
+}
+
+/**
+ * As `decodeChunk`, writing the chunk into `out` (a chunk longer than `out` is DATA_CORRUPTION) and returning its
+ * length: zstd decompresses straight into `out` with the caller's context, so no buffer is allocated for it.
+ */
+export function decodeChunkInto(
+  keys: Pick<RepoKeys, 'id'>,
+  dctx: DCtx,
+  key: Buffer,
+  counter: number,
+  id: Buffer,
+  sealed: Buffer,
+  where: string,
+  out: Buffer,
+): number {
+  const body = open(key, counter, sealed, id, where);
+  let length: number;
+  if (body[0] === RAW) {
+    length = body.length - 1;
+    if (length > out.length) throw new FerryError('DATA_CORRUPTION', `${where} is longer than a chunk`);
+    body.copy(out, 0, 1);
+  } else if (body[0] === ZSTD) {
+    try {
+      length = dctx.decompress(out, body.subarray(1));
+    } catch (err: unknown) {
+      throw new FerryError('DATA_CORRUPTION', `${where} does not decompress into a chunk`, { cause: err });
+    }
+  } else throw new FerryError('DATA_CORRUPTION', `${where} has an unknown codec ${body[0]}`);
+  if (!keys.id(out.subarray(0, length)).equals(id)) {
+    throw new FerryError('DATA_CORRUPTION', `${where} does not match its chunk id`);
+  }
+  return length;
 }

@@ -57,6 +57,9 @@ export interface KekRef {
   kek: string;
 }
 
+/** Index objects fetched at once when the index is refreshed. */
+const INDEX_FETCHES = 8;
+
 /**
  * A CloudSnap repository on an object store: its keys, its chunk index, manifest pages and backup records.
  * Open one with `Repository.openOrInit`.
@@ -164,9 +167,20 @@ export class Repository {
     let token: string | undefined;
     do {
       const page = await this.store.list('index/', { continuationToken: token, signal });
-      for (const o of page.objects) {
-        if (this.index.loaded.has(o.key)) continue;
-        const sealed = await this.getIfPresent(o.key, signal);
+      const fresh = page.objects.filter((o) => !this.index.loaded.has(o.key));
+      // Fetched INDEX_FETCHES at a time (one round trip each on a remote store), merged in listing order.
+      const fetches: Array<Promise<Buffer | undefined>> = [];
+      const fetchNext = (): void => {
+        const o = fresh[fetches.length];
+        if (o === undefined) return;
+        const p = this.getIfPresent(o.key, signal);
+        p.catch(() => undefined);
+        fetches.push(p);
+      };
+      while (fetches.length < Math.min(INDEX_FETCHES, fresh.length)) fetchNext();
+      for (const [i, o] of fresh.entries()) {
+        const sealed = await fetches[i];
+        fetchNext();
         if (sealed === undefined) continue;
         const body = openObject(this.keys, o.key, sealed);
         const packs = decodeIndex(body, `index object ${o.key}`);
@@ -256,9 +270,14 @@ export class Repository {
     what: string,
     signal?: AbortSignal,
     range?: { offset: number; length: number },
+    into?: Buffer,
   ): Promise<Buffer> {
     try {
-      return await this.store.get(key, range === undefined ? { signal } : { signal, range });
+      return await this.store.get(key, {
+        signal,
+        ...(range !== undefined && { range }),
+        ...(into !== undefined && { into }),
+      });
     } catch (err: unknown) {
       if (isFerryError(err, 'NOT_FOUND')) {
         throw new FerryError('DATA_CORRUPTION', `${what} ${key} is missing from ${this.store.location}`, {

@@ -127,6 +127,18 @@ export function describeObjectStoreConformance(
       await expectCode(store.get(k('range/obj'), { range: { offset: 0, length: 0 } }), 'INVALID_ARGUMENT');
     });
 
+    it("reads into a caller's buffer: the same bytes, whether or not the store uses the buffer", async () => {
+      const body = randomBytes(5000);
+      await store.put(k('into/obj'), body);
+      const into = Buffer.alloc(8192, 0xee);
+      const part = await store.get(k('into/obj'), { range: { offset: 1000, length: 3000 }, into });
+      expect(part.equals(body.subarray(1000, 4000))).toBe(true);
+      // Too small a buffer is not used.
+      const small = Buffer.alloc(10);
+      expect((await store.get(k('into/obj'), { into: small })).equals(body)).toBe(true);
+      expect(small.equals(Buffer.alloc(10))).toBe(true);
+    });
+
     it('heads present and absent keys', async () => {
       await store.put(k('head/present'), Buffer.from('hello'));
       const info = await store.head(k('head/present'));

@@ -65,7 +65,11 @@ export class DirectoryStore implements ObjectStore {
       if (!st.isFile()) throw await this.missingKey(key);
       if (range !== undefined && range.offset + range.length > st.size) throw rangePastEnd(key, range, st.size);
       const offset = range?.offset ?? 0;
-      const buf = Buffer.alloc(range?.length ?? st.size);
+      const length = range?.length ?? st.size;
+      const buf =
+        options.into !== undefined && options.into.length >= length
+          ? options.into.subarray(0, length)
+          : Buffer.alloc(length);
       let done = 0;
       while (done < buf.length) {
         options.signal?.throwIfAborted();

@@ -12,6 +12,7 @@ import {
 import { FerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
 import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
+import { DirectGet } from './s3-direct-get.js';
 import { classifyS3Error, translateS3Error } from './s3-errors.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
@@ -38,6 +39,8 @@ export interface S3StoreOptions {
 }
 
 const BATCH = 1000;
+/** Direct GETs that the SDK then completed, after which a store stops trying the direct path. */
+const DIRECT_MISSES = 3;
 const BUCKET_CHECK_TTL_MS = 30_000;
 
 /** An object store in an S3 (or S3-compatible) bucket, through a client the caller builds (see createS3Client). */
@@ -49,6 +52,9 @@ export class S3Store implements ObjectStore {
   private readonly multiObjectDelete: boolean;
   private readonly deleteConcurrency: number;
   private bucketSeenAt = 0;
+  /** The SDK-free GET path (s3-direct-get.ts), found on first use; undefined where it does not apply or was dropped. */
+  private direct: Promise<DirectGet | undefined> | undefined;
+  private directMisses = 0;
 
   constructor(
     private readonly client: S3Client,
@@ -106,6 +112,12 @@ export class S3Store implements ObjectStore {
     const range = checkRange(options);
     const Key = this.prefix + key;
     const abortSignal = options.signal;
+    this.direct ??= DirectGet.for(this.client).catch(() => undefined);
+    const direct = await this.direct;
+    if (direct !== undefined) {
+      const bytes = await direct.get(this.bucket, Key, range, options.into, abortSignal);
+      if (bytes !== undefined) return bytes;
+    }
     try {
       const res = await this.client.send(
         new GetObjectCommand({
@@ -120,11 +132,12 @@ export class S3Store implements ObjectStore {
         res.Body === undefined
           ? Buffer.alloc(0)
           : expected !== undefined && res.Body instanceof Readable
-            ? await readExactly(res.Body, expected)
+            ? await readExactly(res.Body, expected, options.into)
             : Buffer.from(await res.Body.transformToByteArray());
       abortSignal?.throwIfAborted();
       // S3 answers a range that starts inside the object but ends past it with the bytes it has.
       if (range !== undefined && bytes.length !== range.length) throw rangePastEnd(key, range);
+      if (direct !== undefined && ++this.directMisses >= DIRECT_MISSES) this.direct = Promise.resolve(undefined);
       return bytes;
     } catch (err: unknown) {
       throw this.translate(err, Key, abortSignal);
@@ -261,8 +274,8 @@ function isNoSuchBucket(err: unknown): boolean {
  * arrives: no list of chunks and no second copy, as the SDK's `transformToByteArray` makes. A body of another length
  * comes back at its true length, for the caller's checks.
  */
-async function readExactly(body: Readable, length: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(length);
+async function readExactly(body: Readable, length: number, into?: Buffer): Promise<Buffer> {
+  const out = into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
   let at = 0;
   let extra: Buffer[] | undefined;
   for await (const chunk of body as AsyncIterable<Buffer>) {

@@ -27,6 +27,11 @@ export interface PutOptions extends CallOptions {
 export interface GetOptions extends CallOptions {
   /** Byte range to read; the whole object when absent. A range past the end rejects with INVALID_ARGUMENT. */
   range?: { offset: number; length: number };
+  /**
+   * A buffer to read the body into when it fits (the result is then a view of its start), so a caller that reads
+   * many ranges can reuse one buffer. A store may ignore it and return a new buffer.
+   */
+  into?: Buffer;
 }
 
 export interface ListOptions extends CallOptions {

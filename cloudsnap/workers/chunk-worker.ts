@@ -1,9 +1,10 @@
 /** A chunk worker: keyed hashing and zstd off the main thread (see protocol.ts). */
 import { createHmac } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
-import { Compressor } from 'zstd-napi';
-import { FerryError, isFerryError } from '../../common/errors.js';
-import { decodeChunk } from '../repo/chunk-codec.js';
+// The low-level binding (CommonJS, no named exports for ESM): contexts that write into a caller's buffer.
+import zstd from 'zstd-napi/binding.js';
+import { isFerryError } from '../../common/errors.js';
+import { decodeChunkInto } from '../repo/chunk-codec.js';
 import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
 import { Reclaimer } from './reclaim.js';
 
@@ -14,9 +15,13 @@ const ZSTD = 1;
  * bytes; compression is most of a backup's CPU.
  */
 const LEVEL = 2;
-/** One compression context for the thread's life: zstd reuses its tables instead of allocating them per chunk. */
-const compressor = new Compressor();
-compressor.setParameters({ compressionLevel: LEVEL });
+/**
+ * One compression context for the thread's life (zstd reuses its tables instead of allocating them per chunk); it
+ * compresses straight into the shared output buffer.
+ */
+const cctx = new zstd.CCtx();
+/** One decompression context likewise; it decompresses straight into the shared output buffer. */
+const dctx = new zstd.DCtx();
 
 function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(message, transfer);
@@ -57,11 +62,7 @@ parentPort?.on('message', (msg: WorkerRequest) => {
     const lengths: number[] = [];
     for (const i of msg.chunks) {
       const chunk = data.subarray(i * msg.chunkSize, Math.min((i + 1) * msg.chunkSize, msg.length));
-      const z = compressor.compress(chunk);
-      const zstd = z.length < chunk.length;
-      out[at] = zstd ? ZSTD : RAW;
-      (zstd ? z : chunk).copy(out, at + 1);
-      const length = 1 + (zstd ? z.length : chunk.length);
+      const length = 1 + compressInto(chunk, out.subarray(at));
       lengths.push(length);
       at += length;
     }
@@ -81,7 +82,7 @@ parentPort?.on('message', (msg: WorkerRequest) => {
 });
 
 function decode(msg: DecodeRequest): void {
-  const body = Buffer.from(msg.data);
+  const body = Buffer.from(msg.data, 0, msg.dataLength);
   const key = Buffer.from(msg.key);
   const idKey = Buffer.from(msg.idKey);
   const hasher = { id: (data: Buffer): Buffer => createHmac('sha256', idKey).update(data).digest() };
@@ -90,11 +91,29 @@ function decode(msg: DecodeRequest): void {
   const lengths: number[] = [];
   for (const b of msg.blobs) {
     const sealed = body.subarray(b.offset, b.offset + b.length);
-    const data = decodeChunk(hasher, key, b.nonce, Buffer.from(b.id), sealed, b.where);
-    if (at + data.length > out.length) throw new FerryError('DATA_CORRUPTION', `${b.where} is longer than a chunk`);
-    data.copy(out, at);
-    at += data.length;
-    lengths.push(data.length);
+    const length = decodeChunkInto(hasher, dctx, key, b.nonce, Buffer.from(b.id), sealed, b.where, out.subarray(at));
+    at += length;
+    lengths.push(length);
   }
-  reply({ type: 'decoded', batch: msg.batch, lengths });
+  reply({ type: 'decoded', batch: msg.batch, lengths, data: msg.data }, [msg.data]);
+}
+
+/**
+ * Writes codec byte | payload of `chunk` at the start of `out` and returns the payload's length: zstd when it
+ * shrinks the chunk (zstd is given room for one byte less than the chunk, and fails when it needs more), else raw.
+ */
+function compressInto(chunk: Buffer, out: Buffer): number {
+  let n = 0;
+  try {
+    n = cctx.compress(out.subarray(1, chunk.length), chunk, LEVEL);
+  } catch {
+    n = 0;
+  }
+  if (n > 0) {
+    out[0] = ZSTD;
+    return n;
+  }
+  out[0] = RAW;
+  chunk.copy(out, 1);
+  return chunk.length;
 }

@@ -71,6 +71,8 @@ export interface DecodedBlobs {
  * fit the small one; a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 4 MiB) the large one.
  */
 export const SLABS = [2 * 1024 * 1024 + 64 * 1024, 4 * 1024 * 1024 + 64 * 1024] as const;
+/** Size of a restore's reused read buffers: a ranged read is at most MAX_RANGE of restore.ts, 2 MiB. */
+const READ_BUFFER = 2 * 1024 * 1024;
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
 const SPARE_SLABS = 12;
 /** A compress request is split over the workers when it has at least this many chunks. */
@@ -187,6 +189,32 @@ export class ChunkWorkers {
     if (spare !== undefined && spare.length < SPARE_SLABS) spare.push(shared);
   }
 
+  private readonly spareReads: ArrayBuffer[] = [];
+  private readonly lent = new WeakSet<ArrayBuffer>();
+
+  /**
+   * A buffer of `length` bytes for a restore's ranged read, reused: `decode` hands it to a worker without a copy and
+   * the worker hands it back. (A shared slab would spare the hand-over, but V8 copies into shared memory several
+   * times slower than into plain memory, and a read is copied in from the socket.) Pass it to `giveBack` after.
+   */
+  borrow(length: number): Buffer {
+    if (length > READ_BUFFER) return Buffer.allocUnsafe(length);
+    const ab = this.spareReads.pop() ?? new ArrayBuffer(READ_BUFFER);
+    this.lent.add(ab);
+    return Buffer.from(ab, 0, length);
+  }
+
+  /** Takes back a borrowed buffer that was not decoded (one that was comes back from the worker by itself). */
+  giveBack(buf: Buffer): void {
+    const ab = buf.buffer;
+    if (ab instanceof ArrayBuffer && this.lent.has(ab) && ab.byteLength === READ_BUFFER) this.keepRead(ab);
+  }
+
+  private keepRead(ab: ArrayBuffer): void {
+    this.lent.add(ab);
+    if (this.spareReads.length < SPARE_SLABS) this.spareReads.push(ab);
+  }
+
   /** Zero flags and keyed ids of the chunks of `data` (which is handed over to the worker: do not reuse it). */
   async hash(idKey: Buffer, data: Buffer, chunkSize: number): Promise<HashedBatch> {
     const slot = this.leastBusy();
@@ -271,7 +299,9 @@ export class ChunkWorkers {
     capacity: number,
   ): Promise<DecodedBlobs> {
     const slot = this.leastBusy();
-    const ab = transferable(body);
+    // A borrowed buffer is handed over whole; any other body as a copy of its bytes.
+    const own = body.byteOffset === 0 && body.buffer instanceof ArrayBuffer && this.lent.has(body.buffer);
+    const ab = own ? (body.buffer as ArrayBuffer) : transferable(body);
     const out = this.sharedBuffer(capacity);
     const msg: DecodeRequest = {
       type: 'decode',
@@ -279,12 +309,14 @@ export class ChunkWorkers {
       idKey: new Uint8Array(idKey),
       key: new Uint8Array(key),
       data: ab,
+      dataLength: body.length,
       blobs,
       out,
       capacity,
     };
     try {
       const reply = await this.call<DecodeReply>(slot, msg, [ab]);
+      if (reply.data.byteLength === READ_BUFFER) this.keepRead(reply.data);
       const chunks: Buffer[] = [];
       let o = 0;
       for (const len of reply.lengths) {

@@ -57,7 +57,9 @@ export interface DecodeRequest {
   idKey: Uint8Array;
   /** The pack's object key. */
   key: Uint8Array;
+  /** The ranged read, handed over (its first `dataLength` bytes); the reply hands it back for reuse. */
   data: ArrayBuffer;
+  dataLength: number;
   blobs: Array<{ offset: number; length: number; nonce: number; id: Uint8Array; where: string }>;
   out: SharedArrayBuffer;
   capacity: number;
@@ -68,6 +70,8 @@ export interface DecodeReply {
   batch: number;
   /** Length of each plaintext written to the request's `out`, in order. */
   lengths: number[];
+  /** The request's `data`, handed back. */
+  data: ArrayBuffer;
 }
 
 export interface ErrorReply {

@@ -1,0 +1,231 @@
+/**
+ * A minimal HTTP/1.1 client for bodies of known length over plain TCP, reading each socket into one reused buffer
+ * (net's `onread`), for the direct GETs of s3-direct-get.ts on `http:` endpoints.
+ *
+ * Why not node:http: every socket read there allocates a new 64 KiB buffer. Those count as external memory, and V8
+ * answers each 64 MiB of it with a full collection of the main thread's heap: a 450 MiB restore ran 14 of them
+ * (about 200 ms of a 2 s restore). Here a connection copies from its one read buffer straight into the caller's.
+ *
+ * It handles what such a GET needs and nothing more: a status line, headers, and a Content-Length body. Anything
+ * else (chunked encoding, an early close, a timeout, an over-long answer) ends the exchange with undefined and the
+ * connection is dropped; the caller then takes its slow path.
+ */
+import net from 'node:net';
+
+/** Largest response head accepted. */
+const MAX_HEAD = 32 * 1024;
+const READ_BUFFER = 64 * 1024;
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** Idle keep-alive connections kept per pool. */
+const MAX_IDLE = 16;
+
+export interface RawResponse {
+  status: number;
+  /** Header names in lower case. */
+  headers: Map<string, string>;
+  body: Buffer;
+}
+
+interface Exchange {
+  /** The body's destination once the head is known: given the status, headers and length, or undefined to stop. */
+  sink: (status: number, headers: Map<string, string>, length: number) => Buffer | undefined;
+  done: (response: RawResponse | undefined) => void;
+  head: Buffer[];
+  headBytes: number;
+  status: number;
+  headers: Map<string, string>;
+  body: Buffer | undefined;
+  at: number;
+  /** Bytes received for this exchange (a reused connection that fails before any may be retried). */
+  received: number;
+}
+
+class Connection {
+  readonly socket: net.Socket;
+  private exchange: Exchange | undefined;
+  private readonly buffer = Buffer.allocUnsafe(READ_BUFFER);
+  closed = false;
+
+  constructor(host: string, port: number, timeoutMs: number) {
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: { buffer: this.buffer, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) },
+    });
+    this.socket.setTimeout(timeoutMs, () => this.socket.destroy());
+    this.socket.on('error', () => undefined);
+    this.socket.on('close', () => {
+      this.closed = true;
+      this.finish(undefined);
+    });
+    this.socket.on('end', () => this.socket.destroy());
+  }
+
+  get busy(): boolean {
+    return this.exchange !== undefined;
+  }
+
+  send(
+    request: string,
+    exchange: Omit<Exchange, 'head' | 'headBytes' | 'status' | 'headers' | 'body' | 'at' | 'received'>,
+  ) {
+    this.exchange = {
+      ...exchange,
+      head: [],
+      headBytes: 0,
+      status: 0,
+      headers: new Map(),
+      body: undefined,
+      at: 0,
+      received: 0,
+    };
+    this.socket.write(request);
+  }
+
+  /** Bytes of the current exchange received so far. */
+  get received(): number {
+    return this.exchange?.received ?? 0;
+  }
+
+  private onRead(n: number, buf: Uint8Array): boolean {
+    const ex = this.exchange;
+    if (ex === undefined) {
+      // Bytes nobody asked for: the connection is out of step.
+      this.socket.destroy();
+      return false;
+    }
+    ex.received += n;
+    let data = Buffer.from(buf.buffer, buf.byteOffset, n);
+    if (ex.body === undefined) {
+      const headSoFar = ex.headBytes;
+      ex.head.push(Buffer.from(data));
+      ex.headBytes += n;
+      const head = Buffer.concat(ex.head, ex.headBytes);
+      const end = head.indexOf(CRLFCRLF, Math.max(0, headSoFar - 3));
+      if (end < 0) {
+        if (ex.headBytes > MAX_HEAD) this.socket.destroy();
+        return true;
+      }
+      if (!this.parseHead(ex, head.subarray(0, end))) {
+        this.socket.destroy();
+        return false;
+      }
+      data = head.subarray(end + 4);
+    }
+    const body = ex.body as Buffer;
+    if (ex.at + data.length > body.length) {
+      this.socket.destroy();
+      return false;
+    }
+    data.copy(body, ex.at);
+    ex.at += data.length;
+    if (ex.at === body.length) {
+      const keep = ex.headers.get('connection')?.toLowerCase() !== 'close';
+      this.finish({ status: ex.status, headers: ex.headers, body });
+      if (!keep) this.socket.destroy();
+    }
+    return true;
+  }
+
+  private parseHead(ex: Exchange, head: Buffer): boolean {
+    const lines = head.toString('latin1').split('\r\n');
+    const status = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
+    if (status === null) return false;
+    ex.status = Number(status[1]);
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      if (colon > 0) ex.headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    if (ex.headers.has('transfer-encoding')) return false;
+    const length = Number(ex.headers.get('content-length'));
+    if (!Number.isSafeInteger(length) || length < 0) return false;
+    const sink = ex.sink(ex.status, ex.headers, length);
+    if (sink === undefined) return false;
+    ex.body = sink;
+    return true;
+  }
+
+  private finish(response: RawResponse | undefined): void {
+    const ex = this.exchange;
+    this.exchange = undefined;
+    ex?.done(response);
+  }
+}
+
+/** Keep-alive connections to one host and port. */
+export class RawHttpPool {
+  private readonly idle: Connection[] = [];
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /**
+   * Sends `request` (a whole request head, no body) and reads the answer whose body `sink` places, or undefined when
+   * the exchange did not complete. A reused connection that the server closed meanwhile is replaced once.
+   */
+  async exchange(
+    request: string,
+    sink: Exchange['sink'],
+    signal: AbortSignal | undefined,
+  ): Promise<RawResponse | undefined> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const reused = this.take();
+      const conn = reused ?? new Connection(this.host, this.port, this.timeoutMs);
+      const response = await this.once(conn, request, sink, signal);
+      if (response !== undefined) {
+        if (!conn.closed) this.put(conn);
+        return response;
+      }
+      conn.socket.destroy();
+      // Only a reused connection that failed before any answer (closed while idle) is worth a fresh try.
+      if (reused === undefined || conn.received > 0 || signal?.aborted) return undefined;
+    }
+    return undefined;
+  }
+
+  private once(
+    conn: Connection,
+    request: string,
+    sink: Exchange['sink'],
+    signal: AbortSignal | undefined,
+  ): Promise<RawResponse | undefined> {
+    if (signal?.aborted || conn.closed) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        conn.socket.destroy();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      conn.send(request, {
+        sink,
+        done: (response) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(response);
+        },
+      });
+    });
+  }
+
+  private take(): Connection | undefined {
+    for (let c = this.idle.pop(); c !== undefined; c = this.idle.pop()) {
+      if (!c.closed && !c.busy) {
+        c.socket.ref();
+        return c;
+      }
+    }
+    return undefined;
+  }
+
+  private put(conn: Connection): void {
+    if (this.idle.length >= MAX_IDLE) {
+      conn.socket.destroy();
+      return;
+    }
+    // An idle connection does not keep the process alive.
+    conn.socket.unref();
+    this.idle.push(conn);
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * GETs from a path-style S3 endpoint without the SDK: a SigV4-signed request (AWS Signature Version 4, unsigned
+ * payload) on a keep-alive agent, the body read straight into the caller's buffer.
+ *
+ * Why: a restore is hundreds of 2 MiB ranged reads, and the SDK's middleware stack and body stream cost about 40% more
+ * CPU per read than the HTTP exchange itself (measured against radosgw: 268 reads, 1.2-1.6 s of CPU through the
+ * SDK, 0.8-1.1 s without). On the two cores of a small node that CPU is what a restore waits for.
+ *
+ * Only the success path lives here: any other answer (an error status, a short body, a network fault) returns
+ * undefined and the store repeats the call through the SDK, which retries and translates errors as for every other
+ * call. A store turns this path off once the SDK has succeeded where it failed a few times (an endpoint that wants
+ * something this signer does not do).
+ */
+import { createHash, createHmac } from 'node:crypto';
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { RawHttpPool } from './raw-http.js';
+
+/** Milliseconds a response may stay silent before the direct path gives up (and the SDK takes over). */
+const IDLE_TIMEOUT_MS = 30_000;
+const UNSIGNED = 'UNSIGNED-PAYLOAD';
+
+interface Target {
+  protocol: 'http:' | 'https:';
+  hostname: string;
+  port: number | undefined;
+  /** Path of the endpoint, '/' or '/some/base/'. */
+  basePath: string;
+}
+
+export class DirectGet {
+  private readonly agent: http.Agent;
+  /** Plain-http endpoints: the lean client, no allocation per socket read. */
+  private readonly raw: RawHttpPool | undefined;
+  private signingKey: { day: string; secret: string; region: string; key: Buffer } | undefined;
+
+  private constructor(
+    private readonly client: S3Client,
+    private readonly target: Target,
+  ) {
+    const options = { keepAlive: true, maxSockets: 64 };
+    this.agent = target.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    if (target.protocol === 'http:') this.raw = new RawHttpPool(target.hostname, target.port ?? 80, IDLE_TIMEOUT_MS);
+  }
+
+  /** A direct path for the client's endpoint, or undefined when it has none (AWS S3 itself) or is not path-style. */
+  static async for(client: S3Client): Promise<DirectGet | undefined> {
+    const config = client.config;
+    if (config.endpoint === undefined || config.forcePathStyle !== true) return undefined;
+    const endpoint = await config.endpoint();
+    if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') return undefined;
+    if (endpoint.query !== undefined && Object.keys(endpoint.query).length > 0) return undefined;
+    const basePath = endpoint.path.endsWith('/') ? endpoint.path : `${endpoint.path}/`;
+    return new DirectGet(client, {
+      protocol: endpoint.protocol,
+      hostname: endpoint.hostname,
+      port: endpoint.port,
+      basePath,
+    });
+  }
+
+  /**
+   * The object's bytes (of `range` when given) read into `into` when they fit, or undefined when the answer was not
+   * a complete success (the caller then asks through the SDK, which also reports an abort).
+   */
+  async get(
+    bucket: string,
+    key: string,
+    range: { offset: number; length: number } | undefined,
+    into: Buffer | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Buffer | undefined> {
+    const credentials = await this.client.config.credentials();
+    const region = await this.client.config.region();
+    const path = `${this.target.basePath}${encodePath(bucket)}/${encodePath(key)}`;
+    const host = hostHeader(this.target);
+    const amzDate = new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
+    const headers: Record<string, string> = { host, 'x-amz-content-sha256': UNSIGNED, 'x-amz-date': amzDate };
+    if (range !== undefined) headers.range = `bytes=${range.offset}-${range.offset + range.length - 1}`;
+    if (credentials.sessionToken !== undefined) headers['x-amz-security-token'] = credentials.sessionToken;
+    headers.authorization = this.authorization(
+      'GET',
+      path,
+      headers,
+      amzDate,
+      region,
+      credentials.accessKeyId,
+      credentials.secretAccessKey,
+    );
+    const fits = (length: number): Buffer =>
+      into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+    if (this.raw !== undefined) {
+      const head = `GET ${path} HTTP/1.1\r\n${Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n`;
+      const answer = await this.raw.exchange(
+        head,
+        (status, _headers, length) =>
+          status === (range === undefined ? 200 : 206) && (range === undefined || length === range.length)
+            ? fits(length)
+            : undefined,
+        signal,
+      );
+      return answer?.body;
+    }
+    const res = await this.send(path, headers, signal);
+    if (res === undefined) return undefined;
+    const ok = range === undefined ? res.statusCode === 200 : res.statusCode === 206;
+    const length = Number(res.headers['content-length']);
+    if (!ok || !Number.isSafeInteger(length) || (range !== undefined && length !== range.length)) {
+      res.resume();
+      return undefined;
+    }
+    return readBody(res, length, into);
+  }
+
+  private send(
+    path: string,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<IncomingMessage | undefined> {
+    if (signal?.aborted) return Promise.resolve(undefined);
+    const request = this.target.protocol === 'https:' ? https.request : http.request;
+    return new Promise((resolve) => {
+      const req = request(
+        {
+          protocol: this.target.protocol,
+          hostname: this.target.hostname,
+          port: this.target.port,
+          method: 'GET',
+          path,
+          headers,
+          agent: this.agent,
+          signal,
+        },
+        resolve,
+      );
+      req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error('idle timeout')));
+      req.on('error', () => resolve(undefined));
+      req.end();
+    });
+  }
+
+  /** The Authorization header of SigV4 for a request without a body (every header given is signed). */
+  private authorization(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    amzDate: string,
+    region: string,
+    accessKeyId: string,
+    secretAccessKey: string,
+  ): string {
+    const day = amzDate.slice(0, 8);
+    const scope = `${day}/${region}/s3/aws4_request`;
+    const names = Object.keys(headers)
+      .map((h) => h.toLowerCase())
+      .sort();
+    const lower = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v.trim()]));
+    const canonical = [method, path, '', ...names.map((n) => `${n}:${lower[n]}`), '', names.join(';'), UNSIGNED].join(
+      '\n',
+    );
+    const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join(
+      '\n',
+    );
+    const signature = createHmac('sha256', this.key(day, region, secretAccessKey))
+      .update(toSign)
+      .digest('hex');
+    return `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${signature}`;
+  }
+
+  /** The signing key of a day, region and secret (kept: it changes once a day). */
+  private key(day: string, region: string, secret: string): Buffer {
+    const k = this.signingKey;
+    if (k !== undefined && k.day === day && k.region === region && k.secret === secret) return k.key;
+    const hmac = (key: string | Buffer, data: string): Buffer => createHmac('sha256', key).update(data).digest();
+    const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), 's3'), 'aws4_request');
+    this.signingKey = { day, secret, region, key };
+    return key;
+  }
+}
+
+/** Host header: the port only where it is not the scheme's default. */
+function hostHeader(t: Target): string {
+  const defaultPort = t.protocol === 'https:' ? 443 : 80;
+  return t.port === undefined || t.port === defaultPort ? t.hostname : `${t.hostname}:${t.port}`;
+}
+
+/** URI-encodes each segment of a path as SigV4 wants for S3: every byte but A-Z a-z 0-9 - _ . ~, slashes kept. */
+export function encodePath(path: string): string {
+  return path
+    .split('/')
+    .map((segment) =>
+      encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`),
+    )
+    .join('/');
+}
+
+/** The body, `length` bytes, into `into` when it fits; undefined when it ends short, runs long or fails. */
+function readBody(res: IncomingMessage, length: number, into: Buffer | undefined): Promise<Buffer | undefined> {
+  const out = into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+  let at = 0;
+  return new Promise((resolve) => {
+    res.on('data', (chunk: Buffer) => {
+      if (at + chunk.length > length) {
+        at = -1;
+        res.destroy();
+        return;
+      }
+      chunk.copy(out, at);
+      at += chunk.length;
+    });
+    res.on('end', () => resolve(at === length ? out : undefined));
+    // An aborted or broken response resolves undefined too: the SDK call that follows reports it as such.
+    res.on('error', () => resolve(undefined));
+    res.on('close', () => {
+      if (at !== length) resolve(undefined);
+    });
+  });
+}
