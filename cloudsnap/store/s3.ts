@@ -115,7 +115,8 @@ export class S3Store implements ObjectStore {
     this.direct ??= DirectGet.for(this.client).catch(() => undefined);
     const direct = await this.direct;
     if (direct !== undefined) {
-      const bytes = await direct.get(this.bucket, Key, range, options.into, abortSignal);
+      // A fault of the direct path itself (a credential provider that throws) also falls through to the SDK.
+      const bytes = await direct.get(this.bucket, Key, range, options.into, abortSignal).catch(() => undefined);
       if (bytes !== undefined) return bytes;
     }
     try {
