@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { FerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
 import { errnoCode, translateFsError } from './directory-errors.js';
-import { checkKey, checkPrefix, checkRange, compareKeys, pageSize, rangePastEnd } from './keys.js';
+import { bodyBuffer, checkKey, checkPrefix, checkRange, compareKeys, pageSize, rangePastEnd } from './keys.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
 /** Temp files carry a backslash, which keys cannot contain: they never collide with a key and never list. */
@@ -66,10 +66,7 @@ export class DirectoryStore implements ObjectStore {
       if (range !== undefined && range.offset + range.length > st.size) throw rangePastEnd(key, range, st.size);
       const offset = range?.offset ?? 0;
       const length = range?.length ?? st.size;
-      const buf =
-        options.into !== undefined && options.into.length >= length
-          ? options.into.subarray(0, length)
-          : Buffer.alloc(length);
+      const buf = bodyBuffer(length, options.into);
       let done = 0;
       while (done < buf.length) {
         options.signal?.throwIfAborted();

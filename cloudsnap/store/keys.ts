@@ -44,6 +44,11 @@ export function compareKeys(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
+/** Where a body of `length` bytes is read: the start of the caller's `into` when it fits (GetOptions.into), else new. */
+export function bodyBuffer(length: number, into: Buffer | undefined): Buffer {
+  return into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+}
+
 /** Validates a range and returns it, or undefined for a whole-object read. */
 export function checkRange(options: GetOptions | undefined): { offset: number; length: number } | undefined {
   const range = options?.range;

@@ -15,6 +15,7 @@ import { createHash, createHmac } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { bodyBuffer } from './keys.js';
 import { RawHttpPool } from './raw-http.js';
 
 /** Milliseconds a response may stay silent before the direct path gives up (and the SDK takes over). */
@@ -91,8 +92,6 @@ export class DirectGet {
       credentials.accessKeyId,
       credentials.secretAccessKey,
     );
-    const fits = (length: number): Buffer =>
-      into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     if (this.raw !== undefined) {
       const head = `GET ${path} HTTP/1.1\r\n${Object.entries(headers)
         .map(([k, v]) => `${k}: ${v}\r\n`)
@@ -101,7 +100,7 @@ export class DirectGet {
         head,
         (status, _headers, length) =>
           status === (range === undefined ? 200 : 206) && (range === undefined || length === range.length)
-            ? fits(length)
+            ? bodyBuffer(length, into)
             : undefined,
         signal,
       );
@@ -202,7 +201,7 @@ export function encodePath(path: string): string {
 
 /** The body, `length` bytes, into `into` when it fits; undefined when it ends short, runs long or fails. */
 function readBody(res: IncomingMessage, length: number, into: Buffer | undefined): Promise<Buffer | undefined> {
-  const out = into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+  const out = bodyBuffer(length, into);
   let at = 0;
   return new Promise((resolve) => {
     res.on('data', (chunk: Buffer) => {

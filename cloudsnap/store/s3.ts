@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { FerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
-import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
+import { bodyBuffer, checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
 import { DirectGet } from './s3-direct-get.js';
 import { classifyS3Error, translateS3Error } from './s3-errors.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
@@ -276,7 +276,7 @@ function isNoSuchBucket(err: unknown): boolean {
  * comes back at its true length, for the caller's checks.
  */
 async function readExactly(body: Readable, length: number, into?: Buffer): Promise<Buffer> {
-  const out = into !== undefined && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+  const out = bodyBuffer(length, into);
   let at = 0;
   let extra: Buffer[] | undefined;
   for await (const chunk of body as AsyncIterable<Buffer>) {
