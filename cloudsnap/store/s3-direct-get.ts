@@ -12,7 +12,7 @@
  * something this signer does not do).
  */
 import { createHash, createHmac } from 'node:crypto';
-import http, { type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { bodyBuffer } from './keys.js';
@@ -31,7 +31,8 @@ interface Target {
 }
 
 export class DirectGet {
-  private readonly agent: http.Agent;
+  /** `https:` endpoints: node:https on a keep-alive agent (TLS sockets have no `onread`). */
+  private readonly agent: https.Agent | undefined;
   /** Plain-http endpoints: the lean client, no allocation per socket read. */
   private readonly raw: RawHttpPool | undefined;
   private signingKey: { day: string; secret: string; region: string; key: Buffer } | undefined;
@@ -41,8 +42,8 @@ export class DirectGet {
     private readonly target: Target,
   ) {
     const options = { keepAlive: true, maxSockets: 64 };
-    this.agent = target.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
-    if (target.protocol === 'http:') this.raw = new RawHttpPool(target.hostname, target.port ?? 80, IDLE_TIMEOUT_MS);
+    if (target.protocol === 'https:') this.agent = new https.Agent(options);
+    else this.raw = new RawHttpPool(target.hostname, target.port ?? 80, IDLE_TIMEOUT_MS);
   }
 
   /** A direct path for the client's endpoint, or undefined when it has none (AWS S3 itself) or is not path-style. */
@@ -123,9 +124,8 @@ export class DirectGet {
     signal: AbortSignal | undefined,
   ): Promise<IncomingMessage | undefined> {
     if (signal?.aborted) return Promise.resolve(undefined);
-    const request = this.target.protocol === 'https:' ? https.request : http.request;
     return new Promise((resolve) => {
-      const req = request(
+      const req = https.request(
         {
           protocol: this.target.protocol,
           hostname: this.target.hostname,
