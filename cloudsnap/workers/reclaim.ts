@@ -1,14 +1,21 @@
 /**
- * Prompt release of dropped buffers. Backups and restores allocate a few MiB of ArrayBuffers per batch in every
- * thread; V8 frees one only when a collection finds its (tiny) JS handle dead, and a thread whose heap is small waits
- * until tens of MiB of buffers have piled up. A young-generation collection every few MiB of data (well under a
- * millisecond each) and a full one every few hundred MiB keep each thread's garbage to a few MiB, which is what
- * bounds a node's peak memory.
+ * Prompt release of dropped buffers and objects. Backups and restores allocate a few MiB of ArrayBuffers per batch in
+ * every thread; V8 frees one only when a collection finds its (tiny) JS handle dead, and a thread whose heap is small
+ * waits until tens of MiB of buffers have piled up. A young-generation collection every few MiB of data (well under
+ * a millisecond each) keeps each thread's young garbage to a few MiB. Objects that lived through two of those (a
+ * leaf's pieces, a pack waiting for its upload) are promoted and die in the old generation, which V8 lets grow to
+ * tens of MiB before collecting it; so a full collection runs whenever the heap has grown a few MiB past what the
+ * last full one left alive. That bounds a thread's heap by its live objects plus a constant, however long the job:
+ * a 16 GiB volume's backup peaks where a 1 GiB one does.
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-type Gc = (options: { type: 'minor' | 'major' }) => void;
+/**
+ * V8's `gc` extension: with `{ type: 'minor' }` a young-generation collection; with no argument a full one. (Node
+ * 20's V8 takes `{ type: 'major' }` for a young collection too, so a full one must be asked for with no argument.)
+ */
+type Gc = (options?: { type: 'minor' }) => void;
 
 let collect: Gc | undefined;
 
@@ -21,21 +28,24 @@ function gc(): Gc {
 }
 
 /**
- * Counts bytes processed and runs a young-generation collection every `every` bytes, and a full one every
- * `majorEvery` of those: buffers that lived long enough to be promoted (a pack waiting for its upload) are otherwise
- * freed only when V8 next collects the old generation, which on a long backup would make memory follow its length.
+ * Counts bytes processed and runs a young-generation collection every `every` bytes; a full one instead when the
+ * heap holds more than `headroom` bytes beyond what the last full collection left, or every `majorEvery` collections.
  */
 export class Reclaimer {
   private since = 0;
   private minors = 0;
+  /** Heap in use just after the last full collection (its live objects); until the first one, the heap at start. */
+  private live = getHeapStatistics().used_heap_size;
 
   /**
    * @param every Bytes between collections; default 8 MiB.
-   * @param majorEvery Collections between full ones; default 32 (a full collection every 256 MiB, a few ms each).
+   * @param majorEvery Collections between full ones at most; default 32 (a full collection every 256 MiB, a few ms).
+   * @param headroom Heap growth past the last full collection's live size that triggers a full one; default 6 MiB.
    */
   constructor(
     private readonly every = 8 * 1024 * 1024,
     private readonly majorEvery = 32,
+    private readonly headroom = 6 * 1024 * 1024,
   ) {}
 
   /** Notes `bytes` processed, collecting when enough have gone by since the last collection. */
@@ -44,6 +54,11 @@ export class Reclaimer {
     if (this.since < this.every) return;
     this.since = 0;
     this.minors = (this.minors + 1) % this.majorEvery;
-    gc()({ type: this.minors === 0 ? 'major' : 'minor' });
+    const full = this.minors === 0 || getHeapStatistics().used_heap_size > this.live + this.headroom;
+    if (full) gc()();
+    else gc()({ type: 'minor' });
+    if (!full) return;
+    this.minors = 0;
+    this.live = getHeapStatistics().used_heap_size;
   }
 }
