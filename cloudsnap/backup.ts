@@ -265,8 +265,14 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       const batch = batches[launched++];
       if (batch === undefined) return;
       const p = (async () => {
-        const buf = await source.read(batch.from, batch.to - batch.from);
-        return { batch, length: buf.length, hashed: await workers.hash(repo.keys.idKeyBytes, buf, C) };
+        const length = batch.to - batch.from;
+        // The snapshot is read straight into the shared buffer the batch is hashed and compressed from.
+        const hashed = await workers.readAndHash(repo.keys.idKeyBytes, length, C, async (into) => {
+          const got = await source.read(batch.from, length, into);
+          // `into` is optional for a BlockDevice: one that returns the bytes elsewhere has them copied in.
+          if (got.buffer !== into.buffer || got.byteOffset !== into.byteOffset) got.copy(into, 0, 0, length);
+        });
+        return { batch, length, hashed };
       })();
       p.catch(() => undefined);
       ahead.push(p);

@@ -55,9 +55,9 @@ function gatedDevice(device: BlockDevice, gate: PauseGate, signal: AbortSignal):
     get blockSize() {
       return device.blockSize;
     },
-    read: async (offset, length) => {
+    read: async (offset, length, into) => {
       await gate.wait(signal);
-      return device.read(offset, length);
+      return device.read(offset, length, into);
     },
     write: async (offset, data, options) => {
       await gate.wait(signal);

@@ -5,7 +5,7 @@
 import { compress, decompress } from 'zstd-napi';
 import type { DCtx } from 'zstd-napi/binding.js';
 import { FerryError } from '../../common/errors.js';
-import { open, type RepoKeys, seal } from './crypto.js';
+import { open, openInto, type RepoKeys, seal } from './crypto.js';
 
 const RAW = 0;
 const ZSTD = 1;
@@ -47,7 +47,8 @@ export function decodeChunk(
 
 /**
  * As `decodeChunk`, writing the chunk into `out` (a chunk longer than `out` is DATA_CORRUPTION) and returning its
- * length: zstd decompresses straight into `out` with the caller's context, so no buffer is allocated for it.
+ * length. Nothing is allocated: the blob is decrypted into `scratch` (room for the sealed length less the tag, that
+ * is a chunk and its codec byte) and zstd decompresses from there straight into `out` with the caller's context.
  */
 export function decodeChunkInto(
   keys: Pick<RepoKeys, 'id'>,
@@ -58,8 +59,9 @@ export function decodeChunkInto(
   sealed: Buffer,
   where: string,
   out: Buffer,
+  scratch: Buffer,
 ): number {
-  const body = open(key, counter, sealed, id, where);
+  const body = scratch.subarray(0, openInto(key, counter, sealed, id, scratch, where));
   let length: number;
   if (body[0] === RAW) {
     length = body.length - 1;

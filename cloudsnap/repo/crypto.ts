@@ -10,6 +10,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { FerryError } from '../../common/errors.js';
+import { native } from '../../node/native/addon.js';
 
 export const KEY_SIZE = 32;
 export const SALT_SIZE = 32;
@@ -77,7 +78,8 @@ export function seal(key: Buffer, counter: number, plaintext: Buffer, aad: Buffe
 
 /**
  * `seal` written straight into `target` at `at` (which must have room for plaintext + TAG_SIZE bytes); returns the
- * sealed length. Saves a copy per blob when many are sealed into one object.
+ * sealed length. Saves a buffer and a copy per blob when many are sealed into one object (OpenSSL through the native
+ * addon, node/native/gcm.c: Node's cipher would return each blob in a new buffer).
  */
 export function sealInto(
   key: Buffer,
@@ -87,19 +89,29 @@ export function sealInto(
   target: Buffer,
   at: number,
 ): number {
-  const c = createCipheriv('aes-256-gcm', key, nonce(counter));
-  c.setAAD(aad);
-  const body = c.update(plaintext);
-  body.copy(target, at);
-  let n = body.length;
-  const rest = c.final();
-  rest.copy(target, at + n);
-  n += rest.length;
-  c.getAuthTag().copy(target, at + n);
-  return n + TAG_SIZE;
+  return native.gcmSealInto(key, counter, plaintext, aad, target, at);
 }
 
-/** Decrypts what `seal` produced; `what` names the object for the DATA_CORRUPTION message. */
+/**
+ * `open` writing the plaintext at the start of `out` (room for sealed.length - TAG_SIZE bytes) and returning its
+ * length: no buffer per blob (node/native/gcm.c). Throws DATA_CORRUPTION naming `what` when authentication fails.
+ */
+export function openInto(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, out: Buffer, what: string): number {
+  if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is truncated`);
+  if (out.length < sealed.length - TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is longer than a chunk`);
+  const n = native.gcmOpenInto(key, counter, sealed, aad, out);
+  if (n < 0) throw unauthentic(what);
+  return n;
+}
+
+function unauthentic(what: string, cause?: unknown): FerryError {
+  return new FerryError(
+    'DATA_CORRUPTION',
+    `${what} failed authentication: it was altered, truncated, or belongs to another repository or key`,
+    { cause },
+  );
+}
+
 export function open(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, what: string): Buffer {
   if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is truncated`);
   try {
@@ -111,11 +123,7 @@ export function open(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, 
     // GCM is a stream mode: final() yields nothing more, so the plaintext needs no second copy.
     return tail.length === 0 ? head : Buffer.concat([head, tail]);
   } catch (err: unknown) {
-    throw new FerryError(
-      'DATA_CORRUPTION',
-      `${what} failed authentication: it was altered, truncated, or belongs to another repository or key`,
-      { cause: err },
-    );
+    throw unauthentic(what, err);
   }
 }
 

@@ -23,6 +23,9 @@ const cctx = new zstd.CCtx();
 /** One decompression context likewise; it decompresses straight into the shared output buffer. */
 const dctx = new zstd.DCtx();
 
+/** Where a blob is decrypted before it is decompressed into the output; grown to the largest blob seen. */
+let scratch = Buffer.allocUnsafe(64 * 1024 + 64);
+
 function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(message, transfer);
 }
@@ -33,7 +36,6 @@ parentPort?.on('message', (msg: WorkerRequest) => {
   try {
     if (msg.type === 'hash') {
       const data = Buffer.from(msg.shared, 0, msg.length);
-      data.set(new Uint8Array(msg.data, 0, msg.length));
       const n = Math.ceil(msg.length / msg.chunkSize);
       const zero = new Uint8Array(n);
       const ids = Buffer.alloc(n * 32);
@@ -76,7 +78,12 @@ parentPort?.on('message', (msg: WorkerRequest) => {
     });
   } finally {
     // After the handler returns, when the request's buffers are garbage.
-    const bytes = msg.type === 'compress' ? msg.chunks.length * msg.chunkSize : msg.data.byteLength;
+    const bytes =
+      msg.type === 'compress'
+        ? msg.chunks.length * msg.chunkSize
+        : msg.type === 'hash'
+          ? msg.length
+          : msg.data.byteLength;
     setImmediate(() => reclaimer.processed(bytes));
   }
 });
@@ -91,7 +98,9 @@ function decode(msg: DecodeRequest): void {
   const lengths: number[] = [];
   for (const b of msg.blobs) {
     const sealed = body.subarray(b.offset, b.offset + b.length);
-    const length = decodeChunkInto(hasher, dctx, key, b.nonce, Buffer.from(b.id), sealed, b.where, out.subarray(at));
+    if (scratch.length < sealed.length) scratch = Buffer.allocUnsafe(sealed.length);
+    const id = Buffer.from(b.id.buffer, b.id.byteOffset, b.id.length);
+    const length = decodeChunkInto(hasher, dctx, key, b.nonce, id, sealed, b.where, out.subarray(at), scratch);
     at += length;
     lengths.push(length);
   }

@@ -71,6 +71,7 @@ export interface DecodedBlobs {
  * fit the small one; a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 4 MiB) the large one.
  */
 export const SLABS = [2 * 1024 * 1024 + 64 * 1024, 4 * 1024 * 1024 + 64 * 1024] as const;
+const LARGE_SLAB = SLABS[1];
 /** Size of a restore's reused read buffers: a ranged read is at most MAX_RANGE of restore.ts, 2 MiB. */
 const READ_BUFFER = 2 * 1024 * 1024;
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
@@ -215,18 +216,32 @@ export class ChunkWorkers {
     if (this.spareReads.length < SPARE_SLABS) this.spareReads.push(ab);
   }
 
-  /** Zero flags and keyed ids of the chunks of `data` (which is handed over to the worker: do not reuse it). */
-  async hash(idKey: Buffer, data: Buffer, chunkSize: number): Promise<HashedBatch> {
-    const slot = this.leastBusy();
-    const batch = this.next++;
-    const ab = transferable(data);
-    const shared = this.sharedBuffer(data.length);
-    const length = data.length;
+  /** Zero flags and keyed ids of the chunks of `data` (copied into a shared buffer: `data` stays the caller's). */
+  hash(idKey: Buffer, data: Buffer, chunkSize: number): Promise<HashedBatch> {
+    return this.readAndHash(idKey, data.length, chunkSize, async (into) => {
+      data.copy(into);
+    });
+  }
+
+  /**
+   * A batch of `length` bytes that `read` writes straight into a reused shared buffer (a backup reads the snapshot
+   * into it: no buffer per batch), then its zero flags and keyed ids from a worker. The batch waits in that buffer
+   * for `compress`.
+   */
+  async readAndHash(
+    idKey: Buffer,
+    length: number,
+    chunkSize: number,
+    read: (into: Buffer) => Promise<void>,
+  ): Promise<HashedBatch> {
+    const shared = this.sharedBuffer(length);
     try {
+      await read(Buffer.from(shared, 0, length));
+      const batch = this.next++;
       const reply = await this.call<HashReply>(
-        slot,
-        { type: 'hash', batch, idKey: new Uint8Array(idKey), data: ab, length, chunkSize, shared },
-        [ab],
+        this.leastBusy(),
+        { type: 'hash', batch, idKey: new Uint8Array(idKey), length, chunkSize, shared },
+        [],
       );
       const ids = Buffer.from(reply.ids.buffer, reply.ids.byteOffset, reply.ids.length);
       return { batch, shared, length, chunkSize, zero: reply.zero, ids };
@@ -302,7 +317,9 @@ export class ChunkWorkers {
     // A borrowed buffer is handed over whole; any other body as a copy of its bytes.
     const own = body.byteOffset === 0 && body.buffer instanceof ArrayBuffer && this.lent.has(body.buffer);
     const ab = own ? (body.buffer as ArrayBuffer) : transferable(body);
-    const out = this.sharedBuffer(capacity);
+    // Always a large slab, even for a short read: a restore then keeps one set of slabs (as many as its reads and
+    // writes in flight), which it reaches in its first seconds, instead of two sets whose mix drifts with its length.
+    const out = this.sharedBuffer(Math.max(capacity, LARGE_SLAB));
     const msg: DecodeRequest = {
       type: 'decode',
       batch: this.next++,

@@ -9,10 +9,9 @@ export interface HashRequest {
   batch: number;
   /** The repository's chunk-id key (HMAC key). */
   idKey: Uint8Array;
-  data: ArrayBuffer;
   length: number;
   chunkSize: number;
-  /** Where the batch is kept for phase 2 (at least `length` bytes). */
+  /** The batch's data (its first `length` bytes), kept there for phase 2. */
   shared: SharedArrayBuffer;
 }
 

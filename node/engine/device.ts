@@ -105,10 +105,13 @@ export class LayerDevice implements BlockDevice {
     }
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.check(offset, length, false);
+    if (into !== undefined && into.length < length) {
+      throw new FerryError('INVALID_ARGUMENT', `a read of ${length} bytes does not fit a ${into.length}-byte buffer`);
+    }
     return this.withIo(async () => {
-      const out = Buffer.allocUnsafe(length);
+      const out = into === undefined ? Buffer.allocUnsafe(length) : into.subarray(0, length);
       if (length === 0) return out;
       const chain = chainOf(this.source.top());
       if (!chainLoaded(chain)) await loadChain(chain);

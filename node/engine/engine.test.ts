@@ -69,6 +69,16 @@ for (const encrypted of [false, true]) {
       const back = await dev.read(4090, 20);
       expect(back.subarray(5, 5 + data.length).equals(data)).toBe(true);
       expect(back.subarray(0, 5).equals(Buffer.alloc(5))).toBe(true);
+      // Into a caller's (dirty) buffer: holes come back as zeros there too, and bytes past the read stay untouched.
+      const into = Buffer.alloc(12288, 0xab);
+      const got = await dev.read(0, 8192, into);
+      expect(got.buffer).toBe(into.buffer);
+      expect(got.length).toBe(8192);
+      const want = Buffer.alloc(8192);
+      data.copy(want, 4095);
+      expect(into.subarray(0, 8192).equals(want)).toBe(true);
+      expect(into.subarray(8192).equals(Buffer.alloc(4096, 0xab))).toBe(true);
+      await expect(dev.read(0, 8192, Buffer.alloc(4096))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
       await dev.close();
     });
 

@@ -36,7 +36,8 @@ export interface BlockDevice {
   readonly readOnly: boolean;
   /** Minimum I/O block the device prefers (bytes); smaller is accepted. */
   readonly blockSize: number;
-  read(offset: number, length: number): Promise<Buffer>;
+  /** The bytes at [offset, offset+length): in `into` (its first `length` bytes) when given, else a new buffer. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   write(offset: number, data: Buffer, options?: WriteOptions): Promise<void>;
   /** Makes the range read as zeros; frees the space where it can. */
   writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void>;

@@ -5,9 +5,32 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FerryError } from '../../common/errors.js';
 
+/** glibc's malloc over all arenas (mallinfo2), in bytes. */
+export interface MallocStats {
+  /** Obtained from the system for the arenas (not counting blocks mapped on their own). */
+  heap: number;
+  inUse: number;
+  /** Held by the arenas, free. */
+  free: number;
+  /** In blocks mapped on their own. */
+  mapped: number;
+}
+
 export interface NativeAddon {
   punchHole(fd: number, offset: number, length: number): Promise<number>;
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
+  mallocStats(): MallocStats | null;
+  /** AES-256-GCM of plaintext written as ciphertext | tag into target at `at`; returns its length. */
+  gcmSealInto(
+    key: Uint8Array,
+    counter: number,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+    target: Uint8Array,
+    at: number,
+  ): number;
+  /** The plaintext of ciphertext | tag written at the start of out; its length, or -1 when authentication fails. */
+  gcmOpenInto(key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
 }
 
 function findAddon(): string {

@@ -32,3 +32,25 @@ napi_value ferry_tune_malloc(napi_env env, napi_callback_info info) {
   napi_get_boolean(env, ok, &result);
   return result;
 }
+
+/* mallocStats(): { heap, inUse, free, mapped } in bytes over all arenas (mallinfo2), or null without glibc. */
+napi_value ferry_malloc_stats(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  struct mallinfo2 mi = mallinfo2();
+  napi_value v;
+  napi_create_object(env, &result);
+  napi_create_double(env, (double)mi.arena, &v);
+  napi_set_named_property(env, result, "heap", v);
+  napi_create_double(env, (double)mi.uordblks, &v);
+  napi_set_named_property(env, result, "inUse", v);
+  napi_create_double(env, (double)mi.fordblks, &v);
+  napi_set_named_property(env, result, "free", v);
+  napi_create_double(env, (double)mi.hblkhd, &v);
+  napi_set_named_property(env, result, "mapped", v);
+#else
+  napi_get_null(env, &result);
+#endif
+  return result;
+}

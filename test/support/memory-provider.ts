@@ -102,9 +102,9 @@ export class MemoryDevice implements BlockDevice {
     this.readOnly = image.readOnly;
   }
 
-  async read(offset: number, length: number): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.check(offset, length, false);
-    const out = Buffer.alloc(length);
+    const out = into === undefined ? Buffer.alloc(length) : into.fill(0, 0, length).subarray(0, length);
     this.forEachBlock(offset, length, (index, from, to, at) => {
       this.image.blocks.get(index)?.copy(out, at, from, to);
     });
