@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { NODE_V8_FLAGS } from '../node/index.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
@@ -39,8 +40,8 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-function startNode(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(process.execPath, [MAIN, 'node', 'start', ...args], {
+function startNode(args: string[], env: Record<string, string> = {}, v8Flags: readonly string[] = NODE_V8_FLAGS): Run {
+  const child = spawn(process.execPath, [...v8Flags, MAIN, 'node', 'start', ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -93,6 +94,23 @@ afterEach(async () => {
 });
 
 describe('ferry node start', () => {
+  it('warns, naming the flag, when started without the V8 flags a node runs with; not with them', async () => {
+    for (const flags of [[], NODE_V8_FLAGS]) {
+      const [apiPort, nbdPort] = [await freePort(), await freePort()];
+      const run = startNode(
+        [],
+        { FERRY_DATA_DIR: dataDir, FERRY_API_ADDR: `127.0.0.1:${apiPort}`, FERRY_NBD_ADDR: `127.0.0.1:${nbdPort}` },
+        flags,
+      );
+      running.push(run);
+      await run.waitFor('ferry node ready');
+      const warned = run.lines.filter((l) => l.level === 'warn' && String(l.msg).includes('--max-semi-space-size=1'));
+      expect(warned).toHaveLength(flags.length === 0 ? 1 : 0);
+      run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(0);
+    }
+  });
+
   it.each(['SIGTERM', 'SIGINT'] as const)(
     'logs JSON lines, serves, and on %s closes API, NBD, engine and exits 0',
     async (signal) => {

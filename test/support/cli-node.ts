@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { NODE_V8_FLAGS } from '../../node/index.js';
 import { freePort } from './ports.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -53,7 +54,8 @@ export async function spawnFerryUntilReady(
   env: NodeJS.ProcessEnv = {},
 ): Promise<ReadyProcess> {
   expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
-  const child = spawn(process.execPath, [MAIN, ...args], {
+  // With the V8 flags a node is started with (npm start, the systemd unit, the `ferry` shebang).
+  const child = spawn(process.execPath, [...NODE_V8_FLAGS, MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
