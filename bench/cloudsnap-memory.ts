@@ -18,6 +18,7 @@ import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
 // The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
 import { DirectoryStore } from '../cloudsnap/store/directory.js';
 import { DEFAULT_KEK } from '../kms/index.js';
+import { allocatorStats } from '../node/index.js';
 import { openNode } from './cloudsnap-ferry.js';
 import { MiB, parseSize, REGION, type RegionKind, regionBytes, regionKinds } from './cloudsnap-workload.js';
 
@@ -42,8 +43,13 @@ if (dir === undefined || step === undefined)
 
 /** Peak resident set so far, from the kernel (VmHWM), in bytes. */
 function vmHwm(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m === null ? 0 : Number(m[1]) * 1024;
+  return statusKb('VmHWM') * 1024;
+}
+
+/** A `kB` field of /proc/self/status (VmHWM, RssAnon, RssFile, RssShmem), in kB; 0 where the kernel lacks it. */
+function statusKb(field: string, status = readFileSync('/proc/self/status', 'utf8')): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
+  return m === null ? 0 : Number(m[1]);
 }
 
 async function main(dataDir: string, what: string): Promise<Record<string, unknown>> {
@@ -116,8 +122,12 @@ const timeline =
     : setInterval(() => {
         const m = process.memoryUsage();
         const f = (n: number): string => (n / MiB).toFixed(0);
+        const status = readFileSync('/proc/self/status', 'utf8');
+        const kb = (field: string): string => (statusKb(field, status) / 1024).toFixed(0);
+        const heap = allocatorStats();
+        const malloc = heap === null ? '' : ` malloc ${f(heap.inUse)} used ${f(heap.free)} free`;
         process.stderr.write(
-          `${((performance.now() - started) / 1000).toFixed(1)}s rss ${f(m.rss)} heap ${f(m.heapUsed)}/${f(m.heapTotal)} external ${f(m.external)} arrayBuffers ${f(m.arrayBuffers)}\n`,
+          `${((performance.now() - started) / 1000).toFixed(1)}s rss ${f(m.rss)} (anon ${kb('RssAnon')} file ${kb('RssFile')} shmem ${kb('RssShmem')}) heap ${f(m.heapUsed)}/${f(m.heapTotal)} external ${f(m.external)} arrayBuffers ${f(m.arrayBuffers)}${malloc}\n`,
         );
       }, Number(opts.timeline));
 const result = await main(dir, step);
