@@ -173,6 +173,8 @@ describe('cloudsnap backup and restore (directory store, local keyring)', () => 
     expect(isFerryError(err, 'DATA_CORRUPTION')).toBe(true);
     expect((err as Error).message).toContain(rec.id);
     expect((err as Error).message).toContain('packs/');
+    // It names the chunk too, and says what failed.
+    expect((err as Error).message).toMatch(/^chunk [0-9a-f]{16} of backup \S+ in packs\/\S+ failed authentication/);
     // The partial volume is marked and cannot be attached.
     expect((await engine.inspectVolume('bad')).status).toBe('restoring');
     const attach = await engine.openExport('bad').catch((e: unknown) => e);

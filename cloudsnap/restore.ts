@@ -244,18 +244,20 @@ async function decode(
   size: number,
 ): Promise<DecodedBlobs> {
   const start = first.loc.offset;
-  const blobs = pieces.map((p) => ({
-    offset: p.loc.offset - start,
-    length: p.loc.length,
-    nonce: p.loc.nonce,
-    id: new Uint8Array(p.id),
-    where: `chunk ${p.id.toString('hex').slice(0, 16)} of backup ${backupId} in ${key}`,
-  }));
+  // Two typed arrays and one string per read, not an object per blob: they cross to the worker by structured clone.
+  const spans = new Uint32Array(pieces.length * 3);
+  const ids = new Uint8Array(pieces.length * 32);
+  pieces.forEach((p, i) => {
+    spans[i * 3] = p.loc.offset - start;
+    spans[i * 3 + 1] = p.loc.length;
+    spans[i * 3 + 2] = p.loc.nonce;
+    ids.set(p.id, i * 32);
+  });
   return workers.decode(
     repo.keys.idKeyBytes,
     repo.keys.objectKey(first.loc.pack.salt),
     body,
-    blobs,
+    { spans, ids, where: `of backup ${backupId} in ${key}` },
     pieces.reduce((a, p) => a + Math.min(chunkSize, size - p.chunk * chunkSize), 0),
   );
 }

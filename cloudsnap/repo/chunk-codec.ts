@@ -47,7 +47,8 @@ export function decodeChunk(
 
 /**
  * As `decodeChunk`, writing the chunk into `out` (a chunk longer than `out` is DATA_CORRUPTION) and returning its
- * length. Nothing is allocated: the blob is decrypted into `scratch` (room for the sealed length less the tag, that
+ * length (`where` names the blob in errors; it is called only then). Nothing is allocated: the blob is decrypted into
+ * `scratch` (room for the sealed length less the tag, that
  * is a chunk and its codec byte) and zstd decompresses from there straight into `out` with the caller's context.
  */
 export function decodeChunkInto(
@@ -57,7 +58,7 @@ export function decodeChunkInto(
   counter: number,
   id: Buffer,
   sealed: Buffer,
-  where: string,
+  where: () => string,
   out: Buffer,
   scratch: Buffer,
 ): number {
@@ -65,17 +66,17 @@ export function decodeChunkInto(
   let length: number;
   if (body[0] === RAW) {
     length = body.length - 1;
-    if (length > out.length) throw new FerryError('DATA_CORRUPTION', `${where} is longer than a chunk`);
+    if (length > out.length) throw new FerryError('DATA_CORRUPTION', `${where()} is longer than a chunk`);
     body.copy(out, 0, 1);
   } else if (body[0] === ZSTD) {
     try {
       length = dctx.decompress(out, body.subarray(1));
     } catch (err: unknown) {
-      throw new FerryError('DATA_CORRUPTION', `${where} does not decompress into a chunk`, { cause: err });
+      throw new FerryError('DATA_CORRUPTION', `${where()} does not decompress into a chunk`, { cause: err });
     }
-  } else throw new FerryError('DATA_CORRUPTION', `${where} has an unknown codec ${body[0]}`);
+  } else throw new FerryError('DATA_CORRUPTION', `${where()} has an unknown codec ${body[0]}`);
   if (!keys.id(out.subarray(0, length)).equals(id)) {
-    throw new FerryError('DATA_CORRUPTION', `${where} does not match its chunk id`);
+    throw new FerryError('DATA_CORRUPTION', `${where()} does not match its chunk id`);
   }
   return length;
 }

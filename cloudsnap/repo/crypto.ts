@@ -94,13 +94,23 @@ export function sealInto(
 
 /**
  * `open` writing the plaintext at the start of `out` (room for sealed.length - TAG_SIZE bytes) and returning its
- * length: no buffer per blob (node/native/gcm.c). Throws DATA_CORRUPTION naming `what` when authentication fails.
+ * length: no buffer per blob (node/native/gcm.c). Throws DATA_CORRUPTION naming `what` (a function is called only
+ * then) when authentication fails.
  */
-export function openInto(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, out: Buffer, what: string): number {
-  if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is truncated`);
-  if (out.length < sealed.length - TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is longer than a chunk`);
+export function openInto(
+  key: Buffer,
+  counter: number,
+  sealed: Buffer,
+  aad: Buffer,
+  out: Buffer,
+  what: string | (() => string),
+): number {
+  const name = (): string => (typeof what === 'string' ? what : what());
+  if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${name()} is truncated`);
+  if (out.length < sealed.length - TAG_SIZE)
+    throw new FerryError('DATA_CORRUPTION', `${name()} is longer than a chunk`);
   const n = native.gcmOpenInto(key, counter, sealed, aad, out);
-  if (n < 0) throw unauthentic(what);
+  if (n < 0) throw unauthentic(name());
   return n;
 }
 

@@ -94,13 +94,17 @@ function decode(msg: DecodeRequest): void {
   const idKey = Buffer.from(msg.idKey);
   const hasher = { id: (data: Buffer): Buffer => createHmac('sha256', idKey).update(data).digest() };
   const out = Buffer.from(msg.out, 0, msg.capacity);
+  const ids = Buffer.from(msg.ids.buffer, msg.ids.byteOffset, msg.ids.length);
   let at = 0;
   const lengths: number[] = [];
-  for (const b of msg.blobs) {
-    const sealed = body.subarray(b.offset, b.offset + b.length);
+  for (let i = 0; i < msg.spans.length / 3; i++) {
+    const offset = msg.spans[i * 3] as number;
+    const sealed = body.subarray(offset, offset + (msg.spans[i * 3 + 1] as number));
     if (scratch.length < sealed.length) scratch = Buffer.allocUnsafe(sealed.length);
-    const id = Buffer.from(b.id.buffer, b.id.byteOffset, b.id.length);
-    const length = decodeChunkInto(hasher, dctx, key, b.nonce, id, sealed, b.where, out.subarray(at), scratch);
+    const id = ids.subarray(i * 32, i * 32 + 32);
+    const where = (): string => `chunk ${id.toString('hex', 0, 8)} ${msg.where}`;
+    const nonce = msg.spans[i * 3 + 2] as number;
+    const length = decodeChunkInto(hasher, dctx, key, nonce, id, sealed, where, out.subarray(at), scratch);
     at += length;
     lengths.push(length);
   }

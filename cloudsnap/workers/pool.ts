@@ -310,7 +310,7 @@ export class ChunkWorkers {
     idKey: Buffer,
     key: Buffer,
     body: Buffer,
-    blobs: DecodeRequest['blobs'],
+    blobs: Pick<DecodeRequest, 'spans' | 'ids' | 'where'>,
     capacity: number,
   ): Promise<DecodedBlobs> {
     const slot = this.leastBusy();
@@ -327,7 +327,7 @@ export class ChunkWorkers {
       key: new Uint8Array(key),
       data: ab,
       dataLength: body.length,
-      blobs,
+      ...blobs,
       out,
       capacity,
     };

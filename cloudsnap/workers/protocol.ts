@@ -59,7 +59,12 @@ export interface DecodeRequest {
   /** The ranged read, handed over (its first `dataLength` bytes); the reply hands it back for reuse. */
   data: ArrayBuffer;
   dataLength: number;
-  blobs: Array<{ offset: number; length: number; nonce: number; id: Uint8Array; where: string }>;
+  /** Per blob: its offset in `data`, its length and its nonce (three numbers each, in order). */
+  spans: Uint32Array;
+  /** Per blob, its chunk id (32 bytes each, in order). */
+  ids: Uint8Array;
+  /** Where the blobs are, for error messages: "chunk <id> " is put before it. */
+  where: string;
   out: SharedArrayBuffer;
   capacity: number;
 }
