@@ -216,7 +216,7 @@ async function fetchAndDecode(
   const key = packKey(first.loc.pack.id);
   const length = lastPiece.loc.offset + lastPiece.loc.length - start;
   const workers = ChunkWorkers.shared();
-  // The range lands in a reused buffer that goes to a worker and back: no buffer per read for the GC to find.
+  // The range lands in a reused shared buffer a worker decodes in place: no buffer per read for the GC to find.
   const buffer = workers.borrow(length);
   try {
     const body = await repo.getOrCorrupt(

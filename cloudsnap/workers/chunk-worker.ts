@@ -79,17 +79,13 @@ parentPort?.on('message', (msg: WorkerRequest) => {
   } finally {
     // After the handler returns, when the request's buffers are garbage.
     const bytes =
-      msg.type === 'compress'
-        ? msg.chunks.length * msg.chunkSize
-        : msg.type === 'hash'
-          ? msg.length
-          : msg.data.byteLength;
+      msg.type === 'compress' ? msg.chunks.length * msg.chunkSize : msg.type === 'hash' ? msg.length : msg.dataLength;
     setImmediate(() => reclaimer.processed(bytes));
   }
 });
 
 function decode(msg: DecodeRequest): void {
-  const body = Buffer.from(msg.data, 0, msg.dataLength);
+  const body = Buffer.from(msg.data, msg.dataOffset, msg.dataLength);
   const key = Buffer.from(msg.key);
   const idKey = Buffer.from(msg.idKey);
   const hasher = { id: (data: Buffer): Buffer => createHmac('sha256', idKey).update(data).digest() };
@@ -108,7 +104,7 @@ function decode(msg: DecodeRequest): void {
     at += length;
     lengths.push(length);
   }
-  reply({ type: 'decoded', batch: msg.batch, lengths, data: msg.data }, [msg.data]);
+  reply({ type: 'decoded', batch: msg.batch, lengths });
 }
 
 /**

@@ -190,30 +190,27 @@ export class ChunkWorkers {
     if (spare !== undefined && spare.length < SPARE_SLABS) spare.push(shared);
   }
 
-  private readonly spareReads: ArrayBuffer[] = [];
-  private readonly lent = new WeakSet<ArrayBuffer>();
+  private readonly spareReads: SharedArrayBuffer[] = [];
+  private readonly lent = new WeakSet<SharedArrayBuffer>();
 
   /**
-   * A buffer of `length` bytes for a restore's ranged read, reused: `decode` hands it to a worker without a copy and
-   * the worker hands it back. (A shared slab would spare the hand-over, but V8 copies into shared memory several
-   * times slower than into plain memory, and a read is copied in from the socket.) Pass it to `giveBack` after.
+   * A buffer of `length` bytes for a restore's ranged read: up to READ_BUFFER a reused shared one, which `decode`
+   * has a worker read in place. (Not an ArrayBuffer moved to the worker and back: each move counts as a new external
+   * allocation, and V8 answers every 64 MiB of those with a full collection, a dozen per GiB restored.) Pass it to
+   * `giveBack` once it is decoded or given up.
    */
   borrow(length: number): Buffer {
     if (length > READ_BUFFER) return Buffer.allocUnsafe(length);
-    const ab = this.spareReads.pop() ?? new ArrayBuffer(READ_BUFFER);
-    this.lent.add(ab);
-    return Buffer.from(ab, 0, length);
+    const sab = this.spareReads.pop() ?? new SharedArrayBuffer(READ_BUFFER);
+    this.lent.add(sab);
+    return Buffer.from(sab, 0, length);
   }
 
-  /** Takes back a borrowed buffer that was not decoded (one that was comes back from the worker by itself). */
+  /** Takes back a borrowed buffer (once; anything else is ignored). */
   giveBack(buf: Buffer): void {
-    const ab = buf.buffer;
-    if (ab instanceof ArrayBuffer && this.lent.has(ab) && ab.byteLength === READ_BUFFER) this.keepRead(ab);
-  }
-
-  private keepRead(ab: ArrayBuffer): void {
-    this.lent.add(ab);
-    if (this.spareReads.length < SPARE_SLABS) this.spareReads.push(ab);
+    const sab = buf.buffer;
+    if (!(sab instanceof SharedArrayBuffer) || !this.lent.delete(sab)) return;
+    if (this.spareReads.length < SPARE_SLABS) this.spareReads.push(sab);
   }
 
   /** Zero flags and keyed ids of the chunks of `data` (copied into a shared buffer: `data` stays the caller's). */
@@ -314,9 +311,9 @@ export class ChunkWorkers {
     capacity: number,
   ): Promise<DecodedBlobs> {
     const slot = this.leastBusy();
-    // A borrowed buffer is handed over whole; any other body as a copy of its bytes.
-    const own = body.byteOffset === 0 && body.buffer instanceof ArrayBuffer && this.lent.has(body.buffer);
-    const ab = own ? (body.buffer as ArrayBuffer) : transferable(body);
+    // A borrowed buffer is read in place; any other body is handed over (its own buffer, or a copy of its bytes).
+    const borrowed = body.buffer instanceof SharedArrayBuffer && this.lent.has(body.buffer);
+    const data = borrowed ? (body.buffer as SharedArrayBuffer) : transferable(body);
     // Always a large slab, even for a short read: a restore then keeps one set of slabs (as many as its reads and
     // writes in flight), which it reaches in its first seconds, instead of two sets whose mix drifts with its length.
     const out = this.sharedBuffer(Math.max(capacity, LARGE_SLAB));
@@ -325,15 +322,15 @@ export class ChunkWorkers {
       batch: this.next++,
       idKey: new Uint8Array(idKey),
       key: new Uint8Array(key),
-      data: ab,
+      data,
+      dataOffset: borrowed ? body.byteOffset : 0,
       dataLength: body.length,
       ...blobs,
       out,
       capacity,
     };
     try {
-      const reply = await this.call<DecodeReply>(slot, msg, [ab]);
-      if (reply.data.byteLength === READ_BUFFER) this.keepRead(reply.data);
+      const reply = await this.call<DecodeReply>(slot, msg, data instanceof ArrayBuffer ? [data] : []);
       const chunks: Buffer[] = [];
       let o = 0;
       for (const len of reply.lengths) {

@@ -56,8 +56,9 @@ export interface DecodeRequest {
   idKey: Uint8Array;
   /** The pack's object key. */
   key: Uint8Array;
-  /** The ranged read, handed over (its first `dataLength` bytes); the reply hands it back for reuse. */
-  data: ArrayBuffer;
+  /** The ranged read: `dataLength` bytes from `dataOffset`, shared (read in place) or handed over. */
+  data: SharedArrayBuffer | ArrayBuffer;
+  dataOffset: number;
   dataLength: number;
   /** Per blob: its offset in `data`, its length and its nonce (three numbers each, in order). */
   spans: Uint32Array;
@@ -74,8 +75,6 @@ export interface DecodeReply {
   batch: number;
   /** Length of each plaintext written to the request's `out`, in order. */
   lengths: number[];
-  /** The request's `data`, handed back. */
-  data: ArrayBuffer;
 }
 
 export interface ErrorReply {
