@@ -1,5 +1,5 @@
 import { CHUNK_GRANULES } from './constants.js';
-import { ABSENT, DATA, ZERO } from './granule-map.js';
+import { ABSENT, DATA, stateAt, ZERO } from './granule-map.js';
 import type { Layer } from './layer.js';
 
 /** A run of granules whose content comes from one place: a layer's data, or zeros. */
@@ -62,7 +62,8 @@ export function resolve(chain: readonly Layer[], g0: number, g1: number): Segmen
       let layer: Layer | undefined;
       let state: typeof DATA | typeof ZERO = ZERO;
       for (let j = 0; j < chain.length; j++) {
-        const s = arrays[j]?.[i] ?? ABSENT;
+        const a = arrays[j];
+        const s = a === undefined ? ABSENT : stateAt(a, i);
         if (s === ABSENT) continue;
         if (s === DATA) {
           layer = chain[j];

@@ -1,5 +1,5 @@
 import { CHUNK_GRANULES, GRANULE } from './constants.js';
-import { ABSENT, DATA } from './granule-map.js';
+import { ABSENT, DATA, stateAt } from './granule-map.js';
 import type { Layer } from './layer.js';
 import type { ChangedBlocksPage, Extent } from './types.js';
 
@@ -33,7 +33,8 @@ export function* changedRuns(
     for (let i = Math.max(0, g0 - base); i < to; i++) {
       let changed = false;
       for (let j = 0; j < arrays.length; j++) {
-        const s = arrays[j]?.[i] ?? ABSENT;
+        const a = arrays[j];
+        const s = a === undefined ? ABSENT : stateAt(a, i);
         if (s === ABSENT) continue;
         changed = mode === 'union' || s === DATA;
         if (changed || mode === 'data') break;

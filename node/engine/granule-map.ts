@@ -1,8 +1,9 @@
 import { CHUNK_GRANULES } from './constants.js';
 
 /**
- * Per-layer state of every granule, stored sparsely: one byte per granule in chunks of CHUNK_GRANULES, allocated
- * only for chunks that hold something. Memory follows what was written, not the size of the volume.
+ * Per-layer state of every granule, stored sparsely: two bits per granule (four to a byte) in chunks of
+ * CHUNK_GRANULES, allocated only for chunks that hold something. Memory follows what was written, not the size of
+ * the volume: 1 KiB per 16 MiB region that holds data (256 KiB for a 4 GiB spread).
  */
 export const ABSENT = 0;
 export const DATA = 1;
@@ -16,7 +17,16 @@ export interface Run {
   state: GranuleState;
 }
 
+/** Bytes of a chunk's packed states. */
+const CHUNK_BYTES = CHUNK_GRANULES / 4;
+
+/** The state of granule `i` of a chunk from its packed states (as `chunkStates` returns them). */
+export function stateAt(packed: Uint8Array, i: number): GranuleState {
+  return (((packed[i >> 2] as number) >> ((i & 3) << 1)) & 3) as GranuleState;
+}
+
 interface Chunk {
+  /** Two bits per granule, granule i in bits 2(i%4)..2(i%4)+1 of byte i/4. */
   states: Uint8Array;
   /** Granules in this chunk that are not ABSENT. */
   present: number;
@@ -47,7 +57,7 @@ export class GranuleMap {
 
   get(granule: number): GranuleState {
     const chunk = this.chunks.get(Math.floor(granule / CHUNK_GRANULES));
-    return chunk === undefined ? ABSENT : (chunk.states[granule % CHUNK_GRANULES] as GranuleState);
+    return chunk === undefined ? ABSENT : stateAt(chunk.states, granule % CHUNK_GRANULES);
   }
 
   /** Sets `count` granules from `start` to `state`. */
@@ -64,13 +74,13 @@ export class GranuleMap {
           g += to - from;
           continue;
         }
-        chunk = { states: new Uint8Array(CHUNK_GRANULES), present: 0, data: 0 };
+        chunk = { states: new Uint8Array(CHUNK_BYTES), present: 0, data: 0 };
         this.chunks.set(key, chunk);
         this.sortedKeys = undefined;
       }
       const states = chunk.states;
       for (let i = from; i < to; i++) {
-        const old = states[i];
+        const old = stateAt(states, i);
         if (old === state) continue;
         if (old === ABSENT) chunk.present++;
         else if (state === ABSENT) chunk.present--;
@@ -81,7 +91,8 @@ export class GranuleMap {
           chunk.data++;
           this.dataGranules++;
         }
-        states[i] = state;
+        const shift = (i & 3) << 1;
+        states[i >> 2] = ((states[i >> 2] as number) & ~(3 << shift)) | (state << shift);
       }
       if (chunk.present === 0) {
         this.chunks.delete(key);
@@ -97,7 +108,7 @@ export class GranuleMap {
     return this.sortedKeys;
   }
 
-  /** The raw states of one chunk (do not modify), or undefined when the chunk is empty. */
+  /** The packed states of one chunk (read them with `stateAt`; do not modify), or undefined when it is empty. */
   chunkStates(key: number): Uint8Array | undefined {
     return this.chunks.get(key)?.states;
   }
@@ -114,13 +125,13 @@ export class GranuleMap {
       const to = Math.min(CHUNK_GRANULES, end - base);
       let i = from;
       while (i < to) {
-        const s = states[i] as GranuleState;
+        const s = stateAt(states, i);
         if (s === ABSENT) {
           i++;
           continue;
         }
         let j = i + 1;
-        while (j < to && states[j] === s) j++;
+        while (j < to && stateAt(states, j) === s) j++;
         yield { start: base + i, count: j - i, state: s };
         i = j;
       }
