@@ -4,7 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -84,6 +84,32 @@ export async function sha256Volume(engine: VolumeEngine, name: string): Promise<
 /** `sync`: writes dirty pages back, so a timed step does not pay for the write-back of the step before it. */
 export async function syncDisks(): Promise<void> {
   await run('sync');
+}
+
+/** Busy and total jiffies of all CPUs so far (/proc/stat). */
+async function cpuJiffies(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  // idle + iowait
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
+}
+
+/**
+ * `sync`, then waits (up to `maxMs`) until the machine has been idle for a quarter second: under 10% of its CPUs
+ * busy. A step that follows another (restic's backup, say) then does not share the cores with the gateway's
+ * background work that step left behind. Returns how long it waited.
+ */
+export async function quiesce(maxMs = 15_000): Promise<number> {
+  await syncDisks();
+  const started = performance.now();
+  while (performance.now() - started < maxMs) {
+    const a = await cpuJiffies();
+    await new Promise((r) => setTimeout(r, 250));
+    const b = await cpuJiffies();
+    if (b.total > a.total && (b.busy - a.busy) / (b.total - a.total) < 0.1) break;
+  }
+  return performance.now() - started;
 }
 
 /**
