@@ -5,7 +5,7 @@
 import { compress, decompress } from 'zstd-napi';
 import type { DCtx } from 'zstd-napi/binding.js';
 import { FerryError } from '../../common/errors.js';
-import { open, openInto, type RepoKeys, seal } from './crypto.js';
+import { open, openChunk, type RepoKeys, seal } from './crypto.js';
 
 const RAW = 0;
 const ZSTD = 1;
@@ -47,8 +47,8 @@ export function decodeChunk(
 
 /**
  * As `decodeChunk`, writing the chunk into `out` (a chunk longer than `out` is DATA_CORRUPTION) and returning its
- * length (`where` names the blob in errors; it is called only then). Nothing is allocated: the blob is decrypted into
- * `scratch` (room for the sealed length less the tag, that
+ * length (`where` names the blob in errors; it is called only then). Nothing is allocated or copied: a raw chunk is
+ * decrypted straight into `out`; a compressed one into `scratch` (room for the sealed length less the tag, that
  * is a chunk and its codec byte) and zstd decompresses from there straight into `out` with the caller's context.
  */
 export function decodeChunkInto(
@@ -62,19 +62,18 @@ export function decodeChunkInto(
   out: Buffer,
   scratch: Buffer,
 ): number {
-  const body = scratch.subarray(0, openInto(key, counter, sealed, id, scratch, where));
+  const opened = openChunk(key, counter, sealed, id, out, scratch, where);
+  const codec = opened % 256;
+  const payload = (opened - codec) / 256;
   let length: number;
-  if (body[0] === RAW) {
-    length = body.length - 1;
-    if (length > out.length) throw new FerryError('DATA_CORRUPTION', `${where()} is longer than a chunk`);
-    body.copy(out, 0, 1);
-  } else if (body[0] === ZSTD) {
+  if (codec === RAW) length = payload;
+  else if (codec === ZSTD) {
     try {
-      length = dctx.decompress(out, body.subarray(1));
+      length = dctx.decompress(out, scratch.subarray(0, payload));
     } catch (err: unknown) {
       throw new FerryError('DATA_CORRUPTION', `${where()} does not decompress into a chunk`, { cause: err });
     }
-  } else throw new FerryError('DATA_CORRUPTION', `${where()} has an unknown codec ${body[0]}`);
+  } else throw new FerryError('DATA_CORRUPTION', `${where()} has an unknown codec ${codec}`);
   if (!keys.id(out.subarray(0, length)).equals(id)) {
     throw new FerryError('DATA_CORRUPTION', `${where()} does not match its chunk id`);
   }

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isFerryError } from '../../common/errors.js';
-import { open, openInto, seal, sealInto, TAG_SIZE } from './crypto.js';
+import { open, openChunk, seal, sealInto, TAG_SIZE } from './crypto.js';
 
 /** Blob sealing and opening in place (OpenSSL through the native addon) against Node's own AES-GCM. */
-describe('sealInto / openInto', () => {
+describe('sealInto / openChunk', () => {
   const key = randomBytes(32);
   const aad = randomBytes(32);
+  const where = (): string => 'chunk X';
 
-  it('writes exactly what Node crypto seals, at the offset, and opens what Node crypto sealed', () => {
+  it('sealInto writes exactly what Node crypto seals, at the offset, and nothing around it', () => {
     for (const [size, counter] of [
       [0, 0],
       [1, 1],
@@ -23,33 +24,50 @@ describe('sealInto / openInto', () => {
       expect(target.subarray(0, 5).equals(Buffer.alloc(5, 0xee))).toBe(true);
       expect(target.subarray(5 + size + TAG_SIZE).equals(Buffer.alloc(5, 0xee))).toBe(true);
       expect(open(key, counter, target.subarray(5, 5 + size + TAG_SIZE), aad, 'blob').equals(plain)).toBe(true);
-      const out = Buffer.alloc(size + 3);
-      expect(openInto(key, counter, reference, aad, out, 'blob')).toBe(size);
-      expect(out.subarray(0, size).equals(plain)).toBe(true);
     }
   });
 
-  it('fails authentication as DATA_CORRUPTION naming the blob: altered byte, tag, aad, nonce or key', () => {
-    const plain = randomBytes(4096);
-    const sealed = seal(key, 3, plain, aad);
-    const out = Buffer.alloc(4096);
-    const attempts: Array<() => number> = [
-      () => {
-        const s = Buffer.from(sealed);
-        s[100] = (s[100] as number) ^ 1;
-        return openInto(key, 3, s, aad, out, 'chunk X');
-      },
-      () => {
-        const s = Buffer.from(sealed);
-        s[s.length - 1] = (s[s.length - 1] as number) ^ 1;
-        return openInto(key, 3, s, aad, out, 'chunk X');
-      },
-      () => openInto(key, 3, sealed, randomBytes(32), out, 'chunk X'),
-      () => openInto(key, 4, sealed, aad, out, 'chunk X'),
-      () => openInto(randomBytes(32), 3, sealed, aad, out, 'chunk X'),
-      () => openInto(key, 3, sealed.subarray(0, sealed.length - 1), aad, out, 'chunk X'),
+  it('openChunk puts a raw payload (codec 0) in `out` and any other in `scratch`, sealed by Node crypto', () => {
+    for (const [codec, size, counter] of [
+      [0, 0, 3],
+      [0, 65536, 2 ** 33],
+      [1, 1, 9],
+      [1, 40_000, 1],
+      [7, 10, 2],
+    ] as const) {
+      const payload = randomBytes(size);
+      const sealed = seal(key, counter, Buffer.concat([Buffer.of(codec), payload]), aad);
+      const out = Buffer.alloc(65536, 0xaa);
+      const scratch = Buffer.alloc(65536, 0xbb);
+      const opened = openChunk(key, counter, sealed, aad, out, scratch, where);
+      expect(opened % 256).toBe(codec);
+      expect((opened - codec) / 256).toBe(size);
+      const [into, untouched] = codec === 0 ? [out, scratch] : [scratch, out];
+      expect(into.subarray(0, size).equals(payload)).toBe(true);
+      expect(untouched.every((b) => b === (codec === 0 ? 0xbb : 0xaa))).toBe(true);
+    }
+  });
+
+  it('fails as DATA_CORRUPTION naming the blob: altered byte, codec byte, tag, aad, nonce or key; truncated', () => {
+    const sealed = seal(key, 3, Buffer.concat([Buffer.of(0), randomBytes(4096)]), aad);
+    const out = Buffer.alloc(8192);
+    const flip = (at: number): Buffer => {
+      const s = Buffer.from(sealed);
+      s[at] = (s[at] as number) ^ 1;
+      return s;
+    };
+    const attempts: Array<[() => number, RegExp]> = [
+      [() => openChunk(key, 3, flip(100), aad, out, out, where), /failed authentication/],
+      [() => openChunk(key, 3, flip(0), aad, out, out, where), /failed authentication/],
+      [() => openChunk(key, 3, flip(sealed.length - 1), aad, out, out, where), /failed authentication/],
+      [() => openChunk(key, 3, sealed, randomBytes(32), out, out, where), /failed authentication/],
+      [() => openChunk(key, 4, sealed, aad, out, out, where), /failed authentication/],
+      [() => openChunk(randomBytes(32), 3, sealed, aad, out, out, where), /failed authentication/],
+      [() => openChunk(key, 3, sealed.subarray(0, sealed.length - 1), aad, out, out, where), /failed authentication/],
+      [() => openChunk(key, 3, sealed.subarray(0, TAG_SIZE), aad, out, out, where), /truncated/],
+      [() => openChunk(key, 3, sealed, aad, Buffer.alloc(4095), out, where), /longer than a chunk/],
     ];
-    for (const attempt of attempts) {
+    for (const [attempt, reason] of attempts) {
       let caught: unknown;
       try {
         attempt();
@@ -57,14 +75,9 @@ describe('sealInto / openInto', () => {
         caught = err;
       }
       expect(isFerryError(caught, 'DATA_CORRUPTION')).toBe(true);
-      expect(String((caught as Error).message)).toContain('chunk X');
+      expect(String((caught as Error).message)).toMatch(/^chunk X /);
+      expect(String((caught as Error).message)).toMatch(reason);
     }
-  });
-
-  it('rejects a blob shorter than a tag, or one whose plaintext would not fit, before decrypting', () => {
-    const out = Buffer.alloc(10);
-    expect(() => openInto(key, 0, Buffer.alloc(TAG_SIZE - 1), aad, out, 'b')).toThrow(/truncated/);
-    expect(() => openInto(key, 0, seal(key, 0, randomBytes(11), aad), aad, out, 'b')).toThrow(/longer than a chunk/);
   });
 
   it('refuses a target without room, a bad counter or a wrong-sized key, leaving the target as it was', () => {

@@ -93,25 +93,25 @@ export function sealInto(
 }
 
 /**
- * `open` writing the plaintext at the start of `out` (room for sealed.length - TAG_SIZE bytes) and returning its
- * length: no buffer per blob (node/native/gcm.c). Throws DATA_CORRUPTION naming `what` (a function is called only
- * then) when authentication fails.
+ * Opens a blob sealed as codec byte | payload, with no buffer allocated and no copy: a raw payload (codec 0) is
+ * decrypted straight into `out`, any other into `scratch` (to be decompressed from there) (node/native/gcm.c).
+ * Returns payload length * 256 + codec. DATA_CORRUPTION naming `what` (called only then) when authentication fails
+ * or the payload does not fit where its codec sends it; what was written there must not be used.
  */
-export function openInto(
+export function openChunk(
   key: Buffer,
   counter: number,
   sealed: Buffer,
   aad: Buffer,
   out: Buffer,
-  what: string | (() => string),
+  scratch: Buffer,
+  what: () => string,
 ): number {
-  const name = (): string => (typeof what === 'string' ? what : what());
-  if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${name()} is truncated`);
-  if (out.length < sealed.length - TAG_SIZE)
-    throw new FerryError('DATA_CORRUPTION', `${name()} is longer than a chunk`);
-  const n = native.gcmOpenInto(key, counter, sealed, aad, out);
-  if (n < 0) throw unauthentic(name());
-  return n;
+  if (sealed.length < TAG_SIZE + 1) throw new FerryError('DATA_CORRUPTION', `${what()} is truncated`);
+  const opened = native.gcmOpenChunk(key, counter, sealed, aad, out, scratch);
+  if (opened === -2) throw new FerryError('DATA_CORRUPTION', `${what()} is longer than a chunk`);
+  if (opened < 0) throw unauthentic(what());
+  return opened;
 }
 
 function unauthentic(what: string, cause?: unknown): FerryError {

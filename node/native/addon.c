@@ -14,7 +14,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_function(env, exports, "tuneMalloc", ferry_tune_malloc);
   export_function(env, exports, "mallocStats", ferry_malloc_stats);
   export_function(env, exports, "gcmSealInto", ferry_gcm_seal_into);
-  export_function(env, exports, "gcmOpenInto", ferry_gcm_open_into);
+  export_function(env, exports, "gcmOpenChunk", ferry_gcm_open_chunk);
   return exports;
 }
 

@@ -29,8 +29,18 @@ export interface NativeAddon {
     target: Uint8Array,
     at: number,
   ): number;
-  /** The plaintext of ciphertext | tag written at the start of out; its length, or -1 when authentication fails. */
-  gcmOpenInto(key: Uint8Array, counter: number, sealed: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
+  /**
+   * A blob's codec | payload opened with the payload in `out` (raw) or `scratch` (any other codec): length * 256 +
+   * codec, -1 when authentication fails, -2 when the payload does not fit.
+   */
+  gcmOpenChunk(
+    key: Uint8Array,
+    counter: number,
+    sealed: Uint8Array,
+    aad: Uint8Array,
+    out: Uint8Array,
+    scratch: Uint8Array,
+  ): number;
 }
 
 function findAddon(): string {

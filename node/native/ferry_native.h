@@ -11,7 +11,7 @@ napi_value ferry_tune_malloc(napi_env env, napi_callback_info info);
 napi_value ferry_malloc_stats(napi_env env, napi_callback_info info);
 /* gcmSealInto(key, counter, plaintext, aad, target, at): number (gcm.c). */
 napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info);
-/* gcmOpenInto(key, counter, sealed, aad, out): number, -1 when authentication fails (gcm.c). */
-napi_value ferry_gcm_open_into(napi_env env, napi_callback_info info);
+/* gcmOpenChunk(key, counter, sealed, aad, out, scratch): number (gcm.c). */
+napi_value ferry_gcm_open_chunk(napi_env env, napi_callback_info info);
 
 #endif

@@ -50,30 +50,22 @@ static napi_value number(napi_env env, double n) {
   return v;
 }
 
-/*
- * Runs one GCM pass. encrypt: `in` -> `out`, then the tag after it. decrypt: `in` (ciphertext then tag) -> `out`.
- * Returns the bytes written (with the tag when sealing), or -1 when the tag does not match or OpenSSL fails.
- */
-static long gcm(int encrypt, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len,
-                const uint8_t *in, size_t in_len, uint8_t *out) {
+/* Seals `in` into `out` as ciphertext then tag; returns the bytes written, or -1 when OpenSSL fails. */
+static long gcm_seal(const uint8_t *key, const uint8_t *nonce, const uint8_t *aad, size_t aad_len, const uint8_t *in,
+                     size_t in_len, uint8_t *out) {
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   if (ctx == NULL) return -1;
   long result = -1;
   int n = 0, tail = 0, aad_done = 0;
-  size_t text = encrypt ? in_len : in_len - TAG_SIZE;
-  if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, encrypt) != 1) goto done;
+  if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) goto done;
   if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_SIZE, NULL) != 1) goto done;
-  if (EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, encrypt) != 1) goto done;
-  if (aad_len > 0 && EVP_CipherUpdate(ctx, NULL, &aad_done, aad, (int)aad_len) != 1) goto done;
-  if (text > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)text) != 1) goto done;
-  if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_SIZE, (void *)(in + text)) != 1) goto done;
-  if (EVP_CipherFinal_ex(ctx, out + n, &tail) != 1) goto done;
+  if (EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1) goto done;
+  if (aad_len > 0 && EVP_EncryptUpdate(ctx, NULL, &aad_done, aad, (int)aad_len) != 1) goto done;
+  if (in_len > 0 && EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len) != 1) goto done;
+  if (EVP_EncryptFinal_ex(ctx, out + n, &tail) != 1) goto done;
   n += tail;
-  if (encrypt) {
-    if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_SIZE, out + n) != 1) goto done;
-    n += TAG_SIZE;
-  }
-  result = n;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_SIZE, out + n) != 1) goto done;
+  result = n + TAG_SIZE;
 done:
   EVP_CIPHER_CTX_free(ctx);
   return result;
@@ -108,7 +100,7 @@ napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "target has no room for the sealed plaintext at that offset");
     return NULL;
   }
-  long n = gcm(1, key, nonce, aad, aad_len, plain, plain_len, target + (size_t)at);
+  long n = gcm_seal(key, nonce, aad, aad_len, plain, plain_len, target + (size_t)at);
   if (n < 0) {
     napi_throw_error(env, NULL, "AES-256-GCM encryption failed");
     return NULL;
@@ -117,35 +109,57 @@ napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info) {
 }
 
 /*
- * gcmOpenInto(key, counter, sealed, aad, out): writes the plaintext of sealed (ciphertext | tag) at the start of out
- * and returns its length, or -1 when authentication fails (out then holds nothing to use). Throws when out is too
- * small or sealed shorter than a tag.
+ * gcmOpenChunk(key, counter, sealed, aad, out, scratch): opens a CloudSnap blob (codec byte | payload) whose payload
+ * goes straight into `out` when the codec says raw, else into `scratch` (to be decompressed from there), so a raw
+ * chunk is never copied. Returns length * 256 + codec, -1 when authentication fails, or -2 when the payload does not
+ * fit where its codec sends it (a corrupt blob; nothing it wrote may be used in either case).
  */
-napi_value ferry_gcm_open_into(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value args[5];
-  uint8_t *key, *sealed, *aad, *out, nonce[NONCE_SIZE];
-  size_t key_len, sealed_len, aad_len, out_len;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 5) {
-    napi_throw_type_error(env, NULL, "gcmOpenInto(key, counter, sealed, aad, out)");
+napi_value ferry_gcm_open_chunk(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6];
+  uint8_t *key, *sealed, *aad, *out, *scratch, nonce[NONCE_SIZE];
+  size_t key_len, sealed_len, aad_len, out_len, scratch_len;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) {
+    napi_throw_type_error(env, NULL, "gcmOpenChunk(key, counter, sealed, aad, out, scratch)");
     return NULL;
   }
   if (!bytes_of(env, args[0], "key must be a Uint8Array", &key, &key_len) || !nonce_of(env, args[1], nonce) ||
       !bytes_of(env, args[2], "sealed must be a Uint8Array", &sealed, &sealed_len) ||
       !bytes_of(env, args[3], "aad must be a Uint8Array", &aad, &aad_len) ||
-      !bytes_of(env, args[4], "out must be a Uint8Array", &out, &out_len))
+      !bytes_of(env, args[4], "out must be a Uint8Array", &out, &out_len) ||
+      !bytes_of(env, args[5], "scratch must be a Uint8Array", &scratch, &scratch_len))
     return NULL;
   if (key_len != KEY_SIZE) {
     napi_throw_range_error(env, NULL, "the key must be 32 bytes");
     return NULL;
   }
-  if (sealed_len < TAG_SIZE || sealed_len > INT32_MAX || aad_len > INT32_MAX) {
-    napi_throw_range_error(env, NULL, "sealed is shorter than a tag");
+  if (sealed_len < TAG_SIZE + 1 || sealed_len > INT32_MAX || aad_len > INT32_MAX) {
+    napi_throw_range_error(env, NULL, "sealed is shorter than a codec byte and a tag");
     return NULL;
   }
-  if (out_len < sealed_len - TAG_SIZE) {
-    napi_throw_range_error(env, NULL, "out has no room for the plaintext");
-    return NULL;
+  size_t payload = sealed_len - TAG_SIZE - 1;
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  if (ctx == NULL) return number(env, -1);
+  double result = -1;
+  int n = 0;
+  uint8_t codec = 0;
+  uint8_t *dest;
+  if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1) goto done;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_SIZE, NULL) != 1) goto done;
+  if (EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1) goto done;
+  if (aad_len > 0 && EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1) goto done;
+  if (EVP_DecryptUpdate(ctx, &codec, &n, sealed, 1) != 1 || n != 1) goto done;
+  dest = codec == 0 ? out : scratch;
+  if ((codec == 0 ? out_len : scratch_len) < payload) {
+    result = -2;
+    goto done;
   }
-  return number(env, (double)gcm(0, key, nonce, aad, aad_len, sealed, sealed_len, out));
+  if (payload > 0 && (EVP_DecryptUpdate(ctx, dest, &n, sealed + 1, (int)payload) != 1 || (size_t)n != payload))
+    goto done;
+  if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_SIZE, (void *)(sealed + 1 + payload)) != 1) goto done;
+  if (EVP_DecryptFinal_ex(ctx, dest + payload, &n) != 1) goto done;
+  result = (double)payload * 256 + codec;
+done:
+  EVP_CIPHER_CTX_free(ctx);
+  return number(env, result);
 }
