@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
 // The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
 import { DirectoryStore } from '../cloudsnap/store/directory.js';
+import { ChunkWorkers } from '../cloudsnap/workers/pool.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { allocatorStats } from '../node/index.js';
 import { openNode } from './cloudsnap-ferry.js';
@@ -134,6 +135,8 @@ const result = await main(dir, step);
 clearInterval(sampler);
 clearInterval(timeline);
 result.sampled_peaks = sampled;
+// The reusable buffers the step made (slabs by size, read buffers): what bounds its buffer memory.
+result.buffers_created = ChunkWorkers.shared().created;
 result.max_rss = process.resourceUsage().maxRSS * 1024;
 result.vm_hwm = vmHwm();
 result.rss_end = process.memoryUsage().rss;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import type { BlockDevice, ClusterStore, Extent, VolumeEngine } from '../node/index.js';
+import { type BlockDevice, type ClusterStore, type Extent, trimAllocator, type VolumeEngine } from '../node/index.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import { type IndexedPack, indexedPack } from './repo/chunk-index.js';
 import { sealJson } from './repo/envelope.js';
@@ -114,6 +114,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       repo.condemned(signal),
       base === undefined ? undefined : repo.getPage(Buffer.from(base.record.root, 'hex'), signal),
     ]);
+    // Loading the index freed its temporaries into malloc's arenas: give them back before the data buffers come.
+    trimAllocator();
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);
       return loc !== undefined && !condemned.has(loc.pack.id);

@@ -1,6 +1,6 @@
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import type { BlockDevice, VolumeEngine, VolumeInfo } from '../node/index.js';
+import { type BlockDevice, trimAllocator, type VolumeEngine, type VolumeInfo } from '../node/index.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
@@ -66,6 +66,8 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     })),
     repo.refreshIndex(signal),
   ]);
+  // Loading the index freed its temporaries into malloc's arenas: give them back before the data buffers come.
+  trimAllocator();
   const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
   const { volume } = await openTarget(engine, options.volumeName, record, labels);
   const device = await engine.openForRestore(volume.id);
@@ -79,7 +81,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     let unflushed = 0;
     // Reads and plaintexts live in reused buffers, so mostly small objects are left for the collector: a young
     // collection every 16 MiB and a full one every 256 MiB keep the heap flat at little cost to the main thread.
-    const reclaimer = new Reclaimer(16 * 1024 * 1024, 16);
+    const reclaimer = new Reclaimer(16 * 1024 * 1024, 16, undefined, trimAllocator);
     const written = (bytes: number): void => {
       progress.add(bytes);
       reclaimer.processed(bytes);

@@ -174,6 +174,8 @@ export class ChunkWorkers {
   }
 
   private readonly spare = new Map<number, SharedArrayBuffer[]>(SLABS.map((size) => [size, []]));
+  /** Reusable buffers made so far: slabs by size, and read buffers (what bounds a job's buffer memory). */
+  readonly created: { slabs: Record<number, number>; reads: number } = { slabs: {}, reads: 0 };
 
   /**
    * A shared buffer of at least `length` bytes: up to the largest slab size, a slab of the smallest size that fits,
@@ -182,7 +184,10 @@ export class ChunkWorkers {
   private sharedBuffer(length: number): SharedArrayBuffer {
     const size = SLABS.find((s) => s >= length);
     if (size === undefined) return new SharedArrayBuffer(length);
-    return this.spare.get(size)?.pop() ?? new SharedArrayBuffer(size);
+    const reused = this.spare.get(size)?.pop();
+    if (reused !== undefined) return reused;
+    this.created.slabs[size] = (this.created.slabs[size] ?? 0) + 1;
+    return new SharedArrayBuffer(size);
   }
 
   private release(shared: SharedArrayBuffer): void {
@@ -201,7 +206,11 @@ export class ChunkWorkers {
    */
   borrow(length: number): Buffer {
     if (length > READ_BUFFER) return Buffer.allocUnsafe(length);
-    const sab = this.spareReads.pop() ?? new SharedArrayBuffer(READ_BUFFER);
+    let sab = this.spareReads.pop();
+    if (sab === undefined) {
+      sab = new SharedArrayBuffer(READ_BUFFER);
+      this.created.reads++;
+    }
     this.lent.add(sab);
     return Buffer.from(sab, 0, length);
   }

@@ -41,11 +41,13 @@ export class Reclaimer {
    * @param every Bytes between collections; default 8 MiB.
    * @param majorEvery Collections between full ones at most; default 32 (a full collection every 256 MiB, a few ms).
    * @param headroom Heap growth past the last full collection's live size that triggers a full one; default 6 MiB.
+   * @param afterFull Called after each full collection (the main thread returns freed malloc memory there).
    */
   constructor(
     private readonly every = 8 * 1024 * 1024,
     private readonly majorEvery = 32,
     private readonly headroom = 6 * 1024 * 1024,
+    private readonly afterFull?: () => void,
   ) {}
 
   /** Notes `bytes` processed, collecting when enough have gone by since the last collection. */
@@ -60,5 +62,6 @@ export class Reclaimer {
     if (!full) return;
     this.minors = 0;
     this.live = getHeapStatistics().used_heap_size;
+    this.afterFull?.();
   }
 }

@@ -12,6 +12,7 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
 static napi_value init(napi_env env, napi_value exports) {
   export_function(env, exports, "punchHole", ferry_punch_hole);
   export_function(env, exports, "tuneMalloc", ferry_tune_malloc);
+  export_function(env, exports, "trimMalloc", ferry_trim_malloc);
   export_function(env, exports, "mallocStats", ferry_malloc_stats);
   export_function(env, exports, "gcmSealInto", ferry_gcm_seal_into);
   export_function(env, exports, "gcmOpenChunk", ferry_gcm_open_chunk);

@@ -19,6 +19,7 @@ export interface MallocStats {
 export interface NativeAddon {
   punchHole(fd: number, offset: number, length: number): Promise<number>;
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean;
+  trimMalloc(): boolean;
   mallocStats(): MallocStats | null;
   /** AES-256-GCM of plaintext written as ciphertext | tag into target at `at`; returns its length. */
   gcmSealInto(

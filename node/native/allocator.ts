@@ -27,6 +27,14 @@ export function missingV8Flags(): string[] {
   return NODE_V8_FLAGS.filter((flag) => !given.includes(flag));
 }
 
+/**
+ * Returns the free memory malloc's arenas hold to the kernel (after a job's setup, and after full collections);
+ * false where nothing was released or the C library is not glibc.
+ */
+export function trimAllocator(): boolean {
+  return native.trimMalloc();
+}
+
 /** malloc's figures over all arenas, or null where the C library is not glibc 2.33 or later. */
 export function allocatorStats(): MallocStats | null {
   return native.mallocStats();

@@ -7,6 +7,8 @@
 napi_value ferry_punch_hole(napi_env env, napi_callback_info info);
 /* tuneMalloc(mmapThreshold, arenaMax): boolean (malloc.c). */
 napi_value ferry_tune_malloc(napi_env env, napi_callback_info info);
+/* trimMalloc(): boolean (malloc.c). */
+napi_value ferry_trim_malloc(napi_env env, napi_callback_info info);
 /* mallocStats(): { heap, inUse, free, mapped } | null (malloc.c). */
 napi_value ferry_malloc_stats(napi_env env, napi_callback_info info);
 /* gcmSealInto(key, counter, plaintext, aad, target, at): number (gcm.c). */

@@ -33,6 +33,22 @@ napi_value ferry_tune_malloc(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * trimMalloc(): returns the free memory all arenas hold to the kernel (malloc_trim(0) also releases whole free pages
+ * inside an arena, not only at its top). A job's setup (loading a repository's index, say) frees its temporaries
+ * into the arenas, which would otherwise keep them resident for the rest of the job. True when memory was released.
+ */
+napi_value ferry_trim_malloc(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifdef __GLIBC__
+  napi_get_boolean(env, malloc_trim(0) == 1, &result);
+#else
+  napi_get_boolean(env, 0, &result);
+#endif
+  return result;
+}
+
 /* mallocStats(): { heap, inUse, free, mapped } in bytes over all arenas (mallinfo2), or null without glibc. */
 napi_value ferry_malloc_stats(napi_env env, napi_callback_info info) {
   (void)info;
