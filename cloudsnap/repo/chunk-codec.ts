@@ -7,8 +7,9 @@ import type { DCtx } from 'zstd-napi/binding.js';
 import { FerryError } from '../../common/errors.js';
 import { open, openChunk, type RepoKeys, seal } from './crypto.js';
 
-const RAW = 0;
-const ZSTD = 1;
+/** Codec bytes: the payload as is, or zstd-compressed. */
+export const RAW = 0;
+export const ZSTD = 1;
 
 export function encodeChunk(key: Buffer, counter: number, id: Buffer, plaintext: Buffer): Buffer {
   const z = compress(plaintext, { compressionLevel: 3 });

@@ -122,6 +122,7 @@ function unauthentic(what: string, cause?: unknown): FerryError {
   );
 }
 
+/** Decrypts what `seal` produced; `what` names the object for the DATA_CORRUPTION message. */
 export function open(key: Buffer, counter: number, sealed: Buffer, aad: Buffer, what: string): Buffer {
   if (sealed.length < TAG_SIZE) throw new FerryError('DATA_CORRUPTION', `${what} is truncated`);
   try {

@@ -4,12 +4,10 @@ import { parentPort } from 'node:worker_threads';
 // The low-level binding (CommonJS, no named exports for ESM): contexts that write into a caller's buffer.
 import zstd from 'zstd-napi/binding.js';
 import { isFerryError } from '../../common/errors.js';
-import { decodeChunkInto } from '../repo/chunk-codec.js';
+import { decodeChunkInto, RAW, ZSTD } from '../repo/chunk-codec.js';
 import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
 import { Reclaimer } from './reclaim.js';
 
-const RAW = 0;
-const ZSTD = 1;
 /**
  * zstd level 2: on 64 KiB chunks of text-like data about 15% faster than level 3 (zstd's default) for under 1% more
  * bytes; compression is most of a backup's CPU.

@@ -55,11 +55,12 @@ export class Reclaimer {
     this.since += bytes;
     if (this.since < this.every) return;
     this.since = 0;
-    this.minors = (this.minors + 1) % this.majorEvery;
-    const full = this.minors === 0 || getHeapStatistics().used_heap_size > this.live + this.headroom;
-    if (full) gc()();
-    else gc()({ type: 'minor' });
-    if (!full) return;
+    this.minors++;
+    if (this.minors < this.majorEvery && getHeapStatistics().used_heap_size <= this.live + this.headroom) {
+      gc()({ type: 'minor' });
+      return;
+    }
+    gc()();
     this.minors = 0;
     this.live = getHeapStatistics().used_heap_size;
     this.afterFull?.();

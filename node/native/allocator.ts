@@ -1,6 +1,7 @@
 /**
- * The allocator settings of a node process (node/native/malloc.c explains them). A node calls this once at start;
- * so do the benchmarks that stand in for a node.
+ * How a node process sets up its memory: glibc's allocator (node/native/malloc.c explains the settings; a node, and
+ * the benchmarks that stand in for one, call `tuneAllocator` once at start), the V8 flags it is started with, and
+ * malloc's figures and trimming.
  */
 import { type MallocStats, native } from './addon.js';
 
