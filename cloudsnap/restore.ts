@@ -292,7 +292,8 @@ async function writePieces(
         }
       }
       const data = joined(chunks.slice(runStart, i));
-      await device.write(offset, data);
+      // Restored data is not read back soon: past the page cache where the engine can (see WriteOptions).
+      await device.write(offset, data, { uncached: true });
       written(data.length);
       runStart = i;
     }

@@ -87,7 +87,7 @@ function decode(msg: DecodeRequest): void {
   const key = Buffer.from(msg.key);
   const idKey = Buffer.from(msg.idKey);
   const hasher = { id: (data: Buffer): Buffer => createHmac('sha256', idKey).update(data).digest() };
-  const out = Buffer.from(msg.out, 0, msg.capacity);
+  const out = Buffer.from(msg.out, msg.outOffset, msg.capacity);
   const ids = Buffer.from(msg.ids.buffer, msg.ids.byteOffset, msg.ids.length);
   let at = 0;
   const lengths: number[] = [];

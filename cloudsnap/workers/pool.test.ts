@@ -1,6 +1,9 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, expect, it } from 'vitest';
 import { decompress } from 'zstd-napi';
+import { native } from '../../node/native/addon.js';
+import { encodeChunk } from '../repo/chunk-codec.js';
 import { ChunkWorkers } from './pool.js';
 
 let pool: ChunkWorkers | undefined;
@@ -45,4 +48,42 @@ it('replaces a worker that died: what it owed fails, later requests are answered
   const hashed = await pool.hash(Buffer.alloc(32), Buffer.alloc(65536, 9), 65536);
   expect(hashed.zero[0]).toBe(0);
   (await pool.compress(hashed, [])).release();
+});
+
+it('decodes a ranged read into plaintexts that start on a page boundary (for direct writes), checking each id', async () => {
+  pool = new ChunkWorkers(1);
+  const idKey = Buffer.alloc(32, 5);
+  const key = Buffer.alloc(32, 6);
+  const chunk = 65536;
+  const plains = [Buffer.alloc(chunk, 'text '), randomBytes(chunk), Buffer.alloc(chunk, 'more text ')];
+  const ids = plains.map((p) => createHmac('sha256', idKey).update(p).digest());
+  const sealed = plains.map((p, i) => encodeChunk(key, 100 + i, ids[i] as Buffer, p));
+  const body = Buffer.concat(sealed);
+  const spans = new Uint32Array(plains.length * 3);
+  let at = 0;
+  sealed.forEach((s, i) => {
+    spans.set([at, s.length, 100 + i], i * 3);
+    at += s.length;
+  });
+  const read = pool.borrow(body.length);
+  body.copy(read);
+  const decoded = await pool.decode(
+    idKey,
+    key,
+    read,
+    { spans, ids: Buffer.concat(ids), where: 'in a test' },
+    plains.length * chunk,
+  );
+  decoded.chunks.forEach((c, i) => {
+    expect(c.equals(plains[i] as Buffer)).toBe(true);
+    expect(native.alignmentGap(c, 4096)).toBe(0);
+  });
+  decoded.release();
+  // A wrong id is DATA_CORRUPTION, whatever the alignment.
+  const wrong = Buffer.concat(ids);
+  wrong[40] = (wrong[40] as number) ^ 1;
+  await expect(
+    pool.decode(idKey, key, read, { spans, ids: wrong, where: 'in a test' }, plains.length * chunk),
+  ).rejects.toMatchObject({ code: 'DATA_CORRUPTION' });
+  pool.giveBack(read);
 });

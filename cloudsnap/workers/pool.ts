@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
+import { native } from '../../node/native/addon.js';
 import type {
   CompressReply,
   CompressRequest,
@@ -74,6 +75,8 @@ export const SLABS = [2 * 1024 * 1024 + 64 * 1024, 4 * 1024 * 1024 + 64 * 1024] 
 const LARGE_SLAB = SLABS[1];
 /** Size of a restore's reused read buffers: a ranged read is at most MAX_RANGE of restore.ts, 2 MiB. */
 const READ_BUFFER = 2 * 1024 * 1024;
+/** A memory page: decoded plaintexts start on one. */
+const PAGE = 4096;
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
 const SPARE_SLABS = 12;
 /** A compress request is split over the workers when it has at least this many chunks. */
@@ -188,6 +191,18 @@ export class ChunkWorkers {
     if (reused !== undefined) return reused;
     this.created.slabs[size] = (this.created.slabs[size] ?? 0) + 1;
     return new SharedArrayBuffer(size);
+  }
+
+  private readonly gaps = new WeakMap<SharedArrayBuffer, number>();
+
+  /** Bytes from the start of a shared buffer to its first page boundary (they do not move: looked up once). */
+  private pageGap(shared: SharedArrayBuffer): number {
+    let gap = this.gaps.get(shared);
+    if (gap === undefined) {
+      gap = native.alignmentGap(new Uint8Array(shared), PAGE);
+      this.gaps.set(shared, gap);
+    }
+    return gap;
   }
 
   private release(shared: SharedArrayBuffer): void {
@@ -325,7 +340,9 @@ export class ChunkWorkers {
     const data = borrowed ? (body.buffer as SharedArrayBuffer) : transferable(body);
     // Always a large slab, even for a short read: a restore then keeps one set of slabs (as many as its reads and
     // writes in flight), which it reaches in its first seconds, instead of two sets whose mix drifts with its length.
-    const out = this.sharedBuffer(Math.max(capacity, LARGE_SLAB));
+    // The plaintexts start at a page boundary, so the engine can write them with direct I/O.
+    const out = this.sharedBuffer(Math.max(capacity + PAGE, LARGE_SLAB));
+    const outOffset = this.pageGap(out);
     const msg: DecodeRequest = {
       type: 'decode',
       batch: this.next++,
@@ -336,12 +353,13 @@ export class ChunkWorkers {
       dataLength: body.length,
       ...blobs,
       out,
+      outOffset,
       capacity,
     };
     try {
       const reply = await this.call<DecodeReply>(slot, msg, data instanceof ArrayBuffer ? [data] : []);
       const chunks: Buffer[] = [];
-      let o = 0;
+      let o = outOffset;
       for (const len of reply.lengths) {
         chunks.push(Buffer.from(out, o, len));
         o += len;

@@ -66,7 +66,9 @@ export interface DecodeRequest {
   ids: Uint8Array;
   /** Where the blobs are, for error messages: "chunk <id> " is put before it. */
   where: string;
+  /** The plaintexts go end to end into `capacity` bytes of `out` from `outOffset`. */
   out: SharedArrayBuffer;
+  outOffset: number;
   capacity: number;
 }
 

@@ -124,12 +124,12 @@ export class LayerDevice implements BlockDevice {
   async write(offset: number, data: Buffer, options: WriteOptions = {}): Promise<void> {
     this.check(offset, data.length, true);
     if (data.length === 0) return;
-    await this.withIo(() => this.writeUnderGate(offset, data));
+    await this.withIo(() => this.writeUnderGate(offset, data, options.uncached === true));
     if (options.fua === true) await this.flush();
   }
 
   /** The write path: in place where the top layer already holds the granule, read-modify-write where it does not. */
-  private async writeUnderGate(offset: number, data: Buffer): Promise<void> {
+  private async writeUnderGate(offset: number, data: Buffer, uncached: boolean): Promise<void> {
     if (this.cipher !== undefined) return this.writeEncrypted(offset, data, this.cipher);
     const top = this.source.top();
     const chain = chainOf(top);
@@ -143,7 +143,7 @@ export class LayerDevice implements BlockDevice {
     if (headPartial && top.granules.get(g0) !== DATA) edges.push(g0);
     if (tailPartial && top.granules.get(g1 - 1) !== DATA) edges.push(g1 - 1);
     if (edges.length === 0) {
-      await top.writeData(data, 0, data.length, offset);
+      await top.writeData(data, 0, data.length, offset, uncached);
       top.mark(g0, g1 - g0, DATA);
       return;
     }

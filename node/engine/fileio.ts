@@ -67,6 +67,11 @@ export function pwrite(fd: number, buf: Buffer, offset: number, length: number, 
       return Promise.reject(err);
     }
   }
+  return pwriteAsync(fd, buf, offset, length, position);
+}
+
+/** `pwrite` always through libuv's thread pool (a direct write waits for the device, whatever its size). */
+export function pwriteAsync(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (done: number): void => {
       if (done === length) {
@@ -83,6 +88,20 @@ export function pwrite(fd: number, buf: Buffer, offset: number, length: number, 
     };
     step(0);
   });
+}
+
+/**
+ * Opens an existing file for direct writes (O_DIRECT: past the page cache), or resolves undefined where the file
+ * system does not offer them (tmpfs, for one, refuses the flag with EINVAL).
+ */
+export function openDirectFd(path: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) =>
+    open(path, constants.O_WRONLY | constants.O_DIRECT, (err, fd) => {
+      if (err === null) resolve(fd);
+      else if (err.code === 'EINVAL' || err.code === 'EOPNOTSUPP') resolve(undefined);
+      else reject(err);
+    }),
+  );
 }
 
 export function datasyncFd(fd: number): Promise<void> {

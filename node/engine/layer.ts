@@ -1,7 +1,8 @@
 import { access, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { native } from '../native/addon.js';
 import { GRANULE } from './constants.js';
-import { closeFd, datasyncFd, openFd, pread, pwrite } from './fileio.js';
+import { closeFd, datasyncFd, openDirectFd, openFd, pread, pwrite, pwriteAsync } from './fileio.js';
 import { fsyncDir } from './fsutil.js';
 import { GranuleMap, type GranuleState, type Run } from './granule-map.js';
 import { MapLog } from './map-log.js';
@@ -32,6 +33,11 @@ export class Layer {
   private map: GranuleMap | undefined;
   private log: MapLog | undefined;
   private fd: number | undefined;
+  /** The data file opened for direct writes: undefined until first asked for, null where they are not offered. */
+  private directFd: number | null | undefined;
+  private openingDirect: Promise<number | null> | undefined;
+  /** Bytes written past the page cache (uncached writes that were aligned, on a file system that allows it). */
+  directBytes = 0;
   private pending: Run[] = [];
   private dataDirty = false;
   private flushing: Promise<void> | undefined;
@@ -126,11 +132,36 @@ export class Layer {
     await pread(this.fd, buf, bufOffset, length, position);
   }
 
-  /** Writes bytes into the data file; the caller marks the map afterwards with `mark`. */
-  async writeData(buf: Buffer, bufOffset: number, length: number, position: number): Promise<void> {
+  /**
+   * Writes bytes into the data file; the caller marks the map afterwards with `mark`. `uncached` (data not read back
+   * soon, as a restore's) writes past the page cache where the buffer, the position and the length are aligned to
+   * DIRECT_ALIGN and the file system offers direct I/O: no copy into the cache and no write-back to follow.
+   */
+  async writeData(buf: Buffer, bufOffset: number, length: number, position: number, uncached = false): Promise<void> {
     if (this.fd === undefined || this.log === undefined) await this.ensureFiles();
     this.dataDirty = true;
+    if (uncached && directAligned(buf, bufOffset, length, position)) {
+      const direct = this.directFd ?? (await this.openDirect());
+      if (direct !== null) {
+        try {
+          await pwriteAsync(direct, buf, bufOffset, length, position);
+          this.directBytes += length;
+          return;
+        } catch (err: unknown) {
+          // A device with a larger sector than DIRECT_ALIGN refuses the write: it goes through the cache instead.
+          if (!(err instanceof Error && 'code' in err && err.code === 'EINVAL')) throw err;
+        }
+      }
+    }
     await pwrite(this.fd as number, buf, bufOffset, length, position);
+  }
+
+  private openDirect(): Promise<number | null> {
+    this.openingDirect ??= openDirectFd(this.dataPath).then((fd) => {
+      this.directFd = fd ?? null;
+      return this.directFd;
+    });
+    return this.openingDirect;
   }
 
   /** Frees the disk space of granules this layer no longer holds data for (after `mark` moved them off DATA). */
@@ -192,6 +223,10 @@ export class Layer {
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) await closeFd(fd);
+    const direct = await this.openingDirect?.catch(() => null);
+    this.directFd = undefined;
+    this.openingDirect = undefined;
+    if (direct !== undefined && direct !== null) await closeFd(direct);
     await this.log?.close();
     this.log = undefined;
     this.map = undefined;
@@ -204,6 +239,18 @@ export class Layer {
     await this.close();
     await removeLayerFiles(this.dir, this.id);
   }
+}
+
+/** Alignment of direct writes in memory, in the file and in length: a page, a multiple of any disk's sector. */
+const DIRECT_ALIGN = 4096;
+
+function directAligned(buf: Buffer, bufOffset: number, length: number, position: number): boolean {
+  return (
+    length > 0 &&
+    length % DIRECT_ALIGN === 0 &&
+    position % DIRECT_ALIGN === 0 &&
+    native.alignmentGap(buf.subarray(bufOffset, bufOffset + length), DIRECT_ALIGN) === 0
+  );
 }
 
 /** Removes a layer's files (those present). */

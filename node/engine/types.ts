@@ -21,6 +21,12 @@ export interface StatusExtent {
 export interface WriteOptions {
   /** Force unit access: the write is durable when the promise resolves. */
   fua?: boolean;
+  /**
+   * The data will not be read back soon (a restore's): the engine may write it past the page cache (direct I/O
+   * where buffer, offset and length are 4 KiB-aligned), sparing the copy and the write-back. Durable only on flush,
+   * as any write.
+   */
+  uncached?: boolean;
 }
 
 /**

@@ -42,6 +42,8 @@ export interface NativeAddon {
     out: Uint8Array,
     scratch: Uint8Array,
   ): number;
+  /** Bytes from the start of `view` to the next address that is a multiple of `alignment` (a power of two). */
+  alignmentGap(view: Uint8Array, alignment: number): number;
 }
 
 function findAddon(): string {

@@ -15,5 +15,7 @@ napi_value ferry_malloc_stats(napi_env env, napi_callback_info info);
 napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info);
 /* gcmOpenChunk(key, counter, sealed, aad, out, scratch): number (gcm.c). */
 napi_value ferry_gcm_open_chunk(napi_env env, napi_callback_info info);
+/* alignmentGap(view, alignment): number (align.c). */
+napi_value ferry_alignment_gap(napi_env env, napi_callback_info info);
 
 #endif
