@@ -94,7 +94,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const marker = runningKey(id);
   let device: BlockDevice | undefined;
   const workers = ChunkWorkers.shared();
-  const reclaimer = new Reclaimer();
+  // Full collections also hand malloc's free memory back, as in restores (measured: no slower, a lower peak).
+  const reclaimer = new Reclaimer(undefined, undefined, undefined, trimAllocator);
   type Batch = { c: number; from: number; to: number };
   const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
   /** The in-order chain that appends compressed chunks to packs. */

@@ -16,8 +16,11 @@ import { type BlobEntry, encodeEntries, type PackRef } from './pack.js';
 
 /** Bytes of one blob entry in an index object or a pack header. */
 export const ENTRY = 44;
-/** SQLite page cache of one index, in KiB: beyond it, pages live in the temporary file (and the OS page cache). */
-const CACHE_KIB = 2048;
+/**
+ * SQLite page cache of one index, in KiB: beyond it, pages live in the temporary file (and the OS page cache). A
+ * 1 GiB volume's index already fills this much, so a larger volume's backup does not hold more.
+ */
+const CACHE_KIB = 512;
 
 export interface ChunkLocation {
   pack: PackRef;

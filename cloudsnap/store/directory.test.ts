@@ -61,6 +61,14 @@ describe('DirectoryStore specifics', () => {
     expect(isFerryError(err2, 'FAILED_PRECONDITION')).toBe(true);
     expect(await store.head('a')).toBeUndefined();
     await expect(store.get('a')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(store.get('a', { range: { offset: 0, length: 1 } })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('reads ranges without looking up the size first, yet names a range past the end as one', async () => {
+    await store.put('p', Buffer.from('0123456789'));
+    expect((await store.get('p', { range: { offset: 8, length: 2 } })).toString()).toBe('89');
+    await expect(store.get('p', { range: { offset: 8, length: 3 } })).rejects.toThrow(/past the end.*10 bytes/);
+    await expect(store.get('q', { range: { offset: 0, length: 1 } })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
   it('says how to fix a missing root, and never creates it', async () => {
