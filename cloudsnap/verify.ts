@@ -1,5 +1,6 @@
+import zstd from 'zstd-napi/binding.js';
 import { isFerryError } from '../common/errors.js';
-import { decodeChunk } from './repo/chunk-codec.js';
+import { decodeChunkInto } from './repo/chunk-codec.js';
 import { packKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
@@ -35,6 +36,7 @@ export async function verifyBackups(repo: Repository, options: VerifyOptions = {
   const signal = options.signal;
   const share = Math.max(0, Math.min(100, options.dataPercent ?? 0)) / 100;
   const result: VerifyResult = { backups: 0, pages: 0, chunks: 0, chunks_read: 0, problems: [] };
+  const dctx = new zstd.DCtx();
   await repo.refreshIndex(signal);
   const packSizes = new Map<string, number | undefined>();
   const records: BackupRecord[] =
@@ -78,7 +80,18 @@ export async function verifyBackups(repo: Repository, options: VerifyOptions = {
           if (share > 0 && Math.random() < share) {
             try {
               const body = await repo.store.get(key, { signal, range: { offset: loc.offset, length: loc.length } });
-              decodeChunk(repo.keys, repo.keys.objectKey(loc.pack.salt), loc.nonce, id, body, `${chunkName} in ${key}`);
+              // The restore's decoder, with buffers of this blob's size: one chunk, and its sealed length as scratch.
+              decodeChunkInto(
+                repo.keys,
+                dctx,
+                repo.keys.objectKey(loc.pack.salt),
+                loc.nonce,
+                id,
+                body,
+                () => `${chunkName} in ${key}`,
+                Buffer.allocUnsafe(root.chunkSize),
+                Buffer.allocUnsafe(body.length),
+              );
             } catch (err: unknown) {
               if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
               problem(key, err.message);

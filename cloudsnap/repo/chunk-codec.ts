@@ -2,10 +2,10 @@
  * One chunk inside a pack: AES-256-GCM(K_pack, nonce = the blob's number in its pack, aad = chunk id) of
  * codec byte (0 raw, 1 zstd) | payload. Compression is kept only where it shrinks the chunk.
  */
-import { compress, decompress } from 'zstd-napi';
+import { compress } from 'zstd-napi';
 import type { DCtx } from 'zstd-napi/binding.js';
 import { FerryError } from '../../common/errors.js';
-import { open, openChunk, type RepoKeys, seal } from './crypto.js';
+import { openChunk, type RepoKeys, seal } from './crypto.js';
 
 /** Codec bytes: the payload as is, or zstd-compressed. */
 export const RAW = 0;
@@ -23,32 +23,10 @@ export function sealBody(key: Buffer, counter: number, id: Buffer, body: Buffer)
   return seal(key, counter, body, id);
 }
 
-/** Decrypts, decompresses and checks the keyed hash: returns the chunk or throws DATA_CORRUPTION naming `where`. */
-export function decodeChunk(
-  keys: Pick<RepoKeys, 'id'>,
-  key: Buffer,
-  counter: number,
-  id: Buffer,
-  sealed: Buffer,
-  where: string,
-): Buffer {
-  const body = open(key, counter, sealed, id, where);
-  let data: Buffer;
-  if (body[0] === RAW) data = body.subarray(1);
-  else if (body[0] === ZSTD) {
-    try {
-      data = decompress(body.subarray(1));
-    } catch (err: unknown) {
-      throw new FerryError('DATA_CORRUPTION', `${where} does not decompress`, { cause: err });
-    }
-  } else throw new FerryError('DATA_CORRUPTION', `${where} has an unknown codec ${body[0]}`);
-  if (!keys.id(data).equals(id)) throw new FerryError('DATA_CORRUPTION', `${where} does not match its chunk id`);
-  return data;
-}
-
 /**
- * As `decodeChunk`, writing the chunk into `out` (a chunk longer than `out` is DATA_CORRUPTION) and returning its
- * length (`where` names the blob in errors; it is called only then). Nothing is allocated or copied: a raw chunk is
+ * Decrypts, decompresses and checks the keyed hash of a blob, writing the chunk into `out` (a chunk longer than `out`
+ * is DATA_CORRUPTION) and returning its length; any failure is DATA_CORRUPTION naming the blob by `where` (called
+ * only then). Nothing is allocated or copied: a raw chunk is
  * decrypted straight into `out`; a compressed one into `scratch` (room for the sealed length less the tag, that
  * is a chunk and its codec byte) and zstd decompresses from there straight into `out` with the caller's context.
  */
