@@ -2,8 +2,8 @@
  * One chunk inside a pack: AES-256-GCM(K_pack, nonce = the blob's number in its pack, aad = chunk id) of
  * codec byte (0 raw, 1 zstd) | payload. Compression is kept only where it shrinks the chunk.
  */
-import { compress } from 'zstd-napi';
-import type { DCtx } from 'zstd-napi/binding.js';
+// The low-level binding (CommonJS, no named exports for ESM): contexts that write into a caller's buffer.
+import zstd, { type CCtx, type DCtx } from 'zstd-napi/binding.js';
 import { FerryError } from '../../common/errors.js';
 import { openChunk, type RepoKeys, seal } from './crypto.js';
 
@@ -11,11 +11,41 @@ import { openChunk, type RepoKeys, seal } from './crypto.js';
 export const RAW = 0;
 export const ZSTD = 1;
 
+/**
+ * zstd level 2: on 64 KiB chunks of text-like data about 15% faster than level 3 (zstd's default) for under 1% more
+ * bytes; compression is most of a backup's CPU.
+ */
+export const LEVEL = 2;
+
+/**
+ * Writes codec byte | payload of `chunk` at the start of `out` (room for the chunk and a byte) and returns the
+ * payload's length: zstd when it shrinks the chunk (zstd is given room for one byte less than the chunk, and fails
+ * when it needs more), else raw. The one place that decides how a chunk is stored.
+ */
+export function compressInto(cctx: CCtx, chunk: Buffer, out: Buffer): number {
+  let n = 0;
+  try {
+    n = cctx.compress(out.subarray(1, chunk.length), chunk, LEVEL);
+  } catch {
+    n = 0;
+  }
+  if (n > 0) {
+    out[0] = ZSTD;
+    return n;
+  }
+  out[0] = RAW;
+  chunk.copy(out, 1);
+  return chunk.length;
+}
+
+let ownCctx: CCtx | undefined;
+
+/** A chunk compressed where that helps and sealed (a single chunk's path, outside the workers). */
 export function encodeChunk(key: Buffer, counter: number, id: Buffer, plaintext: Buffer): Buffer {
-  const z = compress(plaintext, { compressionLevel: 3 });
-  const body =
-    z.length < plaintext.length ? Buffer.concat([Buffer.of(ZSTD), z]) : Buffer.concat([Buffer.of(RAW), plaintext]);
-  return sealBody(key, counter, id, body);
+  ownCctx ??= new zstd.CCtx();
+  const body = Buffer.allocUnsafe(plaintext.length + 1);
+  const n = compressInto(ownCctx, plaintext, body);
+  return sealBody(key, counter, id, body.subarray(0, n + 1));
 }
 
 /** Seals a body already in `codec | payload` form (compressed by a worker). */

@@ -4,15 +4,10 @@ import { parentPort } from 'node:worker_threads';
 // The low-level binding (CommonJS, no named exports for ESM): contexts that write into a caller's buffer.
 import zstd from 'zstd-napi/binding.js';
 import { isFerryError } from '../../common/errors.js';
-import { decodeChunkInto, RAW, ZSTD } from '../repo/chunk-codec.js';
+import { compressInto, decodeChunkInto } from '../repo/chunk-codec.js';
 import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
 import { Reclaimer } from './reclaim.js';
 
-/**
- * zstd level 2: on 64 KiB chunks of text-like data about 15% faster than level 3 (zstd's default) for under 1% more
- * bytes; compression is most of a backup's CPU.
- */
-const LEVEL = 2;
 /**
  * One compression context for the thread's life (zstd reuses its tables instead of allocating them per chunk); it
  * compresses straight into the shared output buffer.
@@ -62,7 +57,7 @@ parentPort?.on('message', (msg: WorkerRequest) => {
     const lengths: number[] = [];
     for (const i of msg.chunks) {
       const chunk = data.subarray(i * msg.chunkSize, Math.min((i + 1) * msg.chunkSize, msg.length));
-      const length = 1 + compressInto(chunk, out.subarray(at));
+      const length = 1 + compressInto(cctx, chunk, out.subarray(at));
       lengths.push(length);
       at += length;
     }
@@ -103,24 +98,4 @@ function decode(msg: DecodeRequest): void {
     lengths.push(length);
   }
   reply({ type: 'decoded', batch: msg.batch, lengths });
-}
-
-/**
- * Writes codec byte | payload of `chunk` at the start of `out` and returns the payload's length: zstd when it
- * shrinks the chunk (zstd is given room for one byte less than the chunk, and fails when it needs more), else raw.
- */
-function compressInto(chunk: Buffer, out: Buffer): number {
-  let n = 0;
-  try {
-    n = cctx.compress(out.subarray(1, chunk.length), chunk, LEVEL);
-  } catch {
-    n = 0;
-  }
-  if (n > 0) {
-    out[0] = ZSTD;
-    return n;
-  }
-  out[0] = RAW;
-  chunk.copy(out, 1);
-  return chunk.length;
 }
