@@ -64,6 +64,29 @@ describe('RawHttpPool', () => {
     expect(server.connections()).toBe(1);
   });
 
+  it("reads a body straight into the caller's buffer, piece by piece, touching nothing around it", async () => {
+    const body = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 251));
+    const server = await serve((_n, s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+      let at = 0;
+      const next = (): void => {
+        s.write(body.subarray(at, at + 30_000));
+        at += 30_000;
+        if (at < body.length) setTimeout(next, 2);
+      };
+      next();
+    });
+    stop = server.close;
+    const shared = Buffer.from(new SharedArrayBuffer(body.length + 200)).fill(0xee);
+    const place = shared.subarray(100, 100 + body.length);
+    const pool = new RawHttpPool('127.0.0.1', server.port, 5000);
+    const res = await pool.exchange('GET / HTTP/1.1\r\n\r\n', () => place, undefined);
+    expect(res?.body).toBe(place);
+    expect(place.equals(body)).toBe(true);
+    expect(shared.subarray(0, 100).every((b) => b === 0xee)).toBe(true);
+    expect(shared.subarray(100 + body.length).every((b) => b === 0xee)).toBe(true);
+  });
+
   it('gives up (undefined) on an error status, chunked encoding, a short body and an over-long one', async () => {
     const answers = [
       'HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnah',
