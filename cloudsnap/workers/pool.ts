@@ -69,12 +69,23 @@ export interface DecodedBlobs {
 
 /**
  * Sizes of the reused shared buffers: a backup's read batch (2 MiB) or its compressed bodies (a byte more per chunk)
- * fit the small one; a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 4 MiB) the large one.
+ * fit the small one; a restore's plaintexts of one ranged read (at most MAX_PLAIN of restore.ts, 8 MiB) the large one.
  */
-export const SLABS = [2 * 1024 * 1024 + 64 * 1024, 4 * 1024 * 1024 + 64 * 1024] as const;
+export const SLABS = [2 * 1024 * 1024 + 64 * 1024, 8 * 1024 * 1024 + 64 * 1024] as const;
 const LARGE_SLAB = SLABS[1];
-/** Size of a restore's reused read buffers: a ranged read is at most MAX_RANGE of restore.ts, 2 MiB. */
-const READ_BUFFER = 2 * 1024 * 1024;
+/** Size of a restore's reused read buffers: a ranged read is at most MAX_RANGE of restore.ts, 4 MiB. */
+const READ_BUFFER = 4 * 1024 * 1024;
+/**
+ * A new reusable buffer with all its pages in memory (written once). The kernel gives a buffer's pages only when
+ * first written, and how much of each one a job writes depends on its data (text decodes to twice the bytes of
+ * random data): left to that, a long job's buffers would fill in over minutes and its memory creep up to where a
+ * short job's never gets. Touched at creation, the buffers cost their full size from the start, however long the job.
+ */
+function resident(shared: SharedArrayBuffer): SharedArrayBuffer {
+  new Uint8Array(shared).fill(0);
+  return shared;
+}
+
 /** A memory page: decoded plaintexts start on one. */
 const PAGE = 4096;
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
@@ -190,7 +201,7 @@ export class ChunkWorkers {
     const reused = this.spare.get(size)?.pop();
     if (reused !== undefined) return reused;
     this.created.slabs[size] = (this.created.slabs[size] ?? 0) + 1;
-    return new SharedArrayBuffer(size);
+    return resident(new SharedArrayBuffer(size));
   }
 
   private readonly gaps = new WeakMap<SharedArrayBuffer, number>();
@@ -223,7 +234,7 @@ export class ChunkWorkers {
     if (length > READ_BUFFER) return Buffer.allocUnsafe(length);
     let sab = this.spareReads.pop();
     if (sab === undefined) {
-      sab = new SharedArrayBuffer(READ_BUFFER);
+      sab = resident(new SharedArrayBuffer(READ_BUFFER));
       this.created.reads++;
     }
     this.lent.add(sab);
