@@ -28,7 +28,7 @@ export interface RestoreOptions {
 /**
  * Largest ranged read: neighbouring blobs of one pack are fetched together up to this size. 4 MiB rather than 2 made
  * restores about 12% faster from a Ceph RGW and 8% from a directory (half the requests, each of which costs the
- * gateway and this node a fixed share of CPU), for about 35 MiB more buffers (MAX_PLAIN's slabs with it).
+ * gateway and this node a fixed share of CPU), for about 45 MiB more buffers (MAX_PLAIN's slabs with it).
  */
 const MAX_RANGE = 4 * 1024 * 1024;
 /** Largest plaintext of one ranged read (what a worker decodes into one shared buffer). */

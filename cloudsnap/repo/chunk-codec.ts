@@ -56,9 +56,9 @@ export function sealBody(key: Buffer, counter: number, id: Buffer, body: Buffer)
 /**
  * Decrypts, decompresses and checks the keyed hash of a blob, writing the chunk into `out` (a chunk longer than `out`
  * is DATA_CORRUPTION) and returning its length; any failure is DATA_CORRUPTION naming the blob by `where` (called
- * only then). Nothing is allocated or copied: a raw chunk is
- * decrypted straight into `out`; a compressed one into `scratch` (room for the sealed length less the tag, that
- * is a chunk and its codec byte) and zstd decompresses from there straight into `out` with the caller's context.
+ * only then). Nothing is allocated or copied: a raw chunk is decrypted straight into `out`; a compressed one into
+ * `scratch` (room for the sealed length less the tag, that is a chunk and its codec byte) and zstd decompresses from
+ * there straight into `out` with the caller's context.
  */
 export function decodeChunkInto(
   keys: Pick<RepoKeys, 'id'>,

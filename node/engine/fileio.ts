@@ -92,7 +92,7 @@ export function pwriteAsync(fd: number, buf: Buffer, offset: number, length: num
 
 /**
  * Opens an existing file for direct writes (O_DIRECT: past the page cache), or resolves undefined where the file
- * system does not offer them (tmpfs, for one, refuses the flag with EINVAL).
+ * system does not offer them (tmpfs before Linux 6.6, for one, refuses the flag with EINVAL).
  */
 export function openDirectFd(path: string): Promise<number | undefined> {
   return new Promise((resolve, reject) =>
