@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import { type BlockDevice, type ClusterStore, type Extent, trimAllocator, type VolumeEngine } from '../node/index.js';
+import { type BlockDevice, type ClusterStore, trimAllocator, type VolumeEngine } from '../node/index.js';
+import { type Batch, batchesOf, chunkRuns, type DiffSource, surveyDiff } from './backup-plan.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import { type IndexedPack, indexedPack } from './repo/chunk-index.js';
 import { sealJson } from './repo/envelope.js';
@@ -46,17 +47,6 @@ const LEAF_PREFETCH = 4;
 const LEAF_PUTS = 8;
 const PREFIX = 'cloudsnap-';
 
-/** Chunk-aligned runs [start, end) of chunk numbers covering the extents. */
-function chunkRuns(extents: readonly Extent[], chunk: number, into: Array<[number, number]>): void {
-  for (const e of extents) {
-    const s = Math.floor(e.offset / chunk);
-    const t = Math.ceil((e.offset + e.length) / chunk);
-    const last = into[into.length - 1];
-    if (last !== undefined && s <= last[1]) last[1] = Math.max(last[1], t);
-    else into.push([s, t]);
-  }
-}
-
 /**
  * Backs a volume up: snapshot, changed blocks since the last backup's snapshot (or the allocation map), chunks,
  * keyed ids, dedup against the repository, zstd, AES-GCM, packs uploaded with bounded concurrency, index
@@ -96,7 +86,6 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   const workers = ChunkWorkers.shared();
   // Full collections also hand malloc's free memory back, as in restores (measured: no slower, a lower peak).
   const reclaimer = new Reclaimer(undefined, undefined, undefined, trimAllocator);
-  type Batch = { c: number; from: number; to: number };
   const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
   /** The in-order chain that appends compressed chunks to packs. */
   let appendTail: Promise<void> = Promise.resolve();
@@ -123,32 +112,23 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     };
     const C = repo.chunkSize;
     const L = repo.leafChunks;
-    const runs: Array<[number, number]> = [];
-    let offset: number | undefined = 0;
-    while (offset !== undefined) {
-      const page = await engine.changedBlocks(volume.id, {
-        base_snapshot_id: base?.snapshotId,
-        target_snapshot_id: snapshot.id,
-        offset,
-        limit: 10_000,
-      });
-      chunkRuns(page.extents, C, runs);
-      offset = page.next_offset;
-    }
+    const diff: DiffSource = {
+      engine,
+      volumeId: volume.id,
+      baseSnapshotId: base?.snapshotId,
+      targetSnapshotId: snapshot.id,
+    };
     const size = snapshot.size;
     const totalChunks = Math.ceil(size / C);
-    progress.setTotal(runs.reduce((n, [s, t]) => n + Math.min(t * C, size) - s * C, 0));
+    // A first pass over the diff for the total and the leaves it touches; the reads then stream from a second one.
+    const { bytes: totalBytes, leaves: touched } = await surveyDiff(diff, { chunkSize: C, leafChunks: L, size });
+    progress.setTotal(totalBytes);
 
     const baseRoot: Root | undefined =
       base !== undefined && basePage !== undefined
         ? decodeRoot(basePage, `root of backup ${base.record.id}`)
         : undefined;
     // The base leaves this backup changes are fetched ahead, a few at a time, while earlier leaves are processed.
-    const touched: number[] = [];
-    for (const [s0, t0] of runs) {
-      for (let n = Math.floor(s0 / L); n <= Math.floor((t0 - 1) / L); n++)
-        if (touched[touched.length - 1] !== n) touched.push(n);
-    }
     const leafFetches = new Map<number, Promise<Leaf>>();
     let fetchedUpTo = 0;
     const prefetchLeaves = (): void => {
@@ -254,19 +234,11 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
 
     device = await engine.openExport(`${volume.name}@${snapshot.name}`);
     const source = device;
-    // Batches of whole chunks, never crossing a leaf, read and hashed ahead of the consumer (bounded lookahead).
-    const batches: Batch[] = [];
-    for (const [s, t] of runs) {
-      for (let c = s; c < t && c * C < size; ) {
-        const n = Math.min(t - c, Math.max(1, Math.floor(READ_SIZE / C)), L - (c % L));
-        batches.push({ c, from: c * C, to: Math.min((c + n) * C, size) });
-        c += n;
-      }
-    }
-    let launched = 0;
-    const startNext = (): void => {
-      const batch = batches[launched++];
-      if (batch === undefined) return;
+    // Batches of whole chunks, never crossing a leaf, read and hashed ahead of the consumer (bounded lookahead),
+    // pulled from the diff as the backup goes.
+    const batches = batchesOf(chunkRuns(diff, C), { chunkSize: C, leafChunks: L, readSize: READ_SIZE, size });
+    let exhausted = false;
+    const launch = (batch: Batch): void => {
       const p = (async () => {
         const length = batch.to - batch.from;
         // The snapshot is read straight into the shared buffer the batch is hashed and compressed from.
@@ -280,15 +252,22 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       p.catch(() => undefined);
       ahead.push(p);
     };
-    while (launched < batches.length && ahead.length < LOOKAHEAD) startNext();
+    const readAhead = async (): Promise<void> => {
+      while (!exhausted && ahead.length < LOOKAHEAD) {
+        const next = await batches.next();
+        if (next.done === true) exhausted = true;
+        else launch(next.value);
+      }
+    };
+    await readAhead();
     /** Ids being compressed, not yet in a pack: later batches must not add them again. */
     const compressing = new Set<string>();
     const appends: Promise<void>[] = [];
-    for (let k = 0; k < batches.length; k++) {
+    while (ahead.length > 0) {
       signal?.throwIfAborted();
       if (failure !== undefined) throw failure;
       const { batch, length, hashed } = await (ahead.shift() as (typeof ahead)[number]);
-      startNext();
+      await readAhead();
       await enterLeaf(Math.floor(batch.c / L));
       const fresh: number[] = [];
       const freshIds: Buffer[] = [];
