@@ -12,7 +12,7 @@ import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { type LastBackup, lastBackupKey } from './state.js';
 import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
-import { Reclaimer } from './workers/reclaim.js';
+import { collectAll, Reclaimer } from './workers/reclaim.js';
 
 export interface BackupContext {
   engine: VolumeEngine;
@@ -104,7 +104,9 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       repo.condemned(signal),
       base === undefined ? undefined : repo.getPage(Buffer.from(base.record.root, 'hex'), signal),
     ]);
-    // Loading the index freed its temporaries into malloc's arenas: give them back before the data buffers come.
+    // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data
+    // buffers come.
+    collectAll();
     trimAllocator();
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);

@@ -7,7 +7,7 @@ import { packKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
-import { Reclaimer } from './workers/reclaim.js';
+import { collectAll, Reclaimer } from './workers/reclaim.js';
 
 export interface RestoreContext {
   engine: VolumeEngine;
@@ -70,7 +70,9 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     })),
     repo.refreshIndex(signal),
   ]);
-  // Loading the index freed its temporaries into malloc's arenas: give them back before the data buffers come.
+  // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data buffers
+  // come (measured: a 16 GiB backup's restore peaked in its first second, its index garbage still there).
+  collectAll();
   trimAllocator();
   const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
   const { volume } = await openTarget(engine, options.volumeName, record, labels);

@@ -1,6 +1,6 @@
 import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { Reclaimer } from './reclaim.js';
+import { collectAll, Reclaimer } from './reclaim.js';
 
 /** Kinds of the collections `fn` caused, as Node's performance timeline reports them. */
 async function collections(fn: () => void): Promise<number[]> {
@@ -50,5 +50,9 @@ describe('Reclaimer', () => {
     });
     expect(kept.length).toBe(0);
     expect(kinds.filter((k) => k === MAJOR).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('collectAll runs one full collection at once (a job calls it after its setup)', async () => {
+    expect((await collections(() => collectAll())).filter((k) => k === MAJOR)).toHaveLength(1);
   });
 });

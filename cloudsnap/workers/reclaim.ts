@@ -28,6 +28,14 @@ function gc(): Gc {
 }
 
 /**
+ * A full collection now: after a job's setup (loading a repository's index leaves megabytes of dead objects), so
+ * they are gone before the job's buffers are made rather than adding to its peak.
+ */
+export function collectAll(): void {
+  gc()();
+}
+
+/**
  * Counts bytes processed and runs a young-generation collection every `every` bytes; a full one instead when the
  * heap holds more than `headroom` bytes beyond what the last full collection left, or every `majorEvery` collections.
  */
