@@ -12,7 +12,8 @@
  * dir, rgw: full backup, the 1% change, incremental backup, restore of the incremental into a new volume (Ferry,
  *           through a freshly opened repository, as another cluster would) or a new directory (restic), both verified
  *           by SHA-256 against the changed image; repository sizes; Ferry's object-store requests (CountingStore).
- *           The restores run `--restores` times per tool, taking turns to go first, and their medians are compared.
+ *           The restores run `--restores` times per tool, taking turns to go first, and their medians are compared;
+ *           a restore during which the host took over 3% of the VM's CPU time (steal) is run again (up to 3 runs).
  * Every timed step starts after `sync` on an idle machine (bench/cloudsnap-ferry.ts quiesce), so it never pays for
  * the write-back or the gateway's background work of the step before it.
  *
@@ -50,6 +51,7 @@ import {
   quiesce,
   sha256Volume,
   syncDisks,
+  timedWithSteal,
 } from './cloudsnap-ferry.js';
 import { RESTIC_PASSWORD, type ResticTarget, restic, resticBackup } from './cloudsnap-restic.js';
 import {
@@ -82,6 +84,10 @@ const only = new Set((opts.only ?? '').split(','));
 const size = parseSize(opts.size ?? '1G');
 const memorySize = parseSize(opts['memory-size'] ?? '16G');
 const restores = Math.max(1, Number(opts.restores ?? '3'));
+/** A restore during which the host took more than this share of the VM's CPU time (steal) is run again... */
+const STEAL_LIMIT = 0.03;
+/** ...up to this many runs in all. */
+const STEAL_TRIES = 3;
 const fromSource = import.meta.url.endsWith('.ts');
 const invocation = fromSource
   ? `node --import tsx bench/cloudsnap.ts ${process.argv.slice(2).join(' ')}`.trim()
@@ -284,33 +290,60 @@ async function scenario(kind: 'dir' | 'rgw', base: string, w: Workload): Promise
     let coldCounting: CountingStore | undefined;
     let restoredBytes = 0;
     let resticRestoredAlloc = 0;
+    let stealReruns = 0;
+    /**
+     * Whether a restore that ran while the host took more than STEAL_LIMIT of this VM's CPU time (another guest's
+     * burst) is run again: whichever tool was running would otherwise pay for it. Up to STEAL_TRIES runs each.
+     */
+    const rerun = (who: string, k: number, steal: number, attempt: number): boolean => {
+      if (steal <= STEAL_LIMIT) return false;
+      const pct = (steal * 100).toFixed(0);
+      if (attempt >= STEAL_TRIES) {
+        say(`${who} restore ${k + 1}: the host took ${pct}% of the CPU time; kept after ${attempt} runs`);
+        return false;
+      }
+      stealReruns++;
+      say(`${who} restore ${k + 1}: the host took ${pct}% of the CPU time; run again`);
+      return true;
+    };
     const ferryRestore = async (k: number): Promise<void> => {
-      const counting = new CountingStore(place.ferryStore());
-      coldCounting ??= counting;
-      await quiesce();
-      const cold = await Repository.open(counting, keys);
-      const started = performance.now();
-      const info = await restoreBackup({ engine, repo: cold }, { backupId: incr.id, volumeName: `restored-${k}` });
-      ferryRestores.push(performance.now() - started);
-      restoredBytes = info.bytes_used;
-      const same = (await sha256Volume(engine, `restored-${k}`)) === expected;
-      ferryOk &&= same;
-      await engine.deleteVolume(`restored-${k}`);
-      say(`ferry restore ${k + 1}: ${s(ferryRestores[k] as number).toFixed(2)} s, bit-identical: ${same}`);
+      for (let attempt = 1; ; attempt++) {
+        const counting = new CountingStore(place.ferryStore());
+        coldCounting ??= counting;
+        await quiesce();
+        const cold = await Repository.open(counting, keys);
+        const t = await timedWithSteal(() =>
+          restoreBackup({ engine, repo: cold }, { backupId: incr.id, volumeName: `restored-${k}` }),
+        );
+        restoredBytes = t.value.bytes_used;
+        const same = (await sha256Volume(engine, `restored-${k}`)) === expected;
+        ferryOk &&= same;
+        await engine.deleteVolume(`restored-${k}`);
+        if (rerun('ferry', k, t.steal, attempt)) continue;
+        ferryRestores.push(t.ms);
+        say(`ferry restore ${k + 1}: ${s(t.ms).toFixed(2)} s, bit-identical: ${same}`);
+        return;
+      }
     };
     const resticRestore = async (k: number): Promise<void> => {
-      await quiesce();
-      const r = await restic(place.restic, ['restore', 'latest', '--target', target]);
-      resticRestores.push(r.ms);
-      // restic returns with the restored file still in the page cache; Ferry only once its volume is flushed.
-      const syncStart = performance.now();
-      await syncDisks();
-      resticDurable.push(r.ms + performance.now() - syncStart);
-      const same = (await sha256File(restoredFile)) === expected;
-      resticOk &&= same;
-      resticRestoredAlloc = await allocatedBytes(restoredFile);
-      await rm(target, { recursive: true, force: true });
-      say(`restic restore ${k + 1}: ${s(r.ms).toFixed(2)} s, bit-identical: ${same}`);
+      for (let attempt = 1; ; attempt++) {
+        await quiesce();
+        const t = await timedWithSteal(() => restic(place.restic, ['restore', 'latest', '--target', target]));
+        const r = t.value;
+        // restic returns with the restored file still in the page cache; Ferry only once its volume is flushed.
+        const syncStart = performance.now();
+        await syncDisks();
+        const durable = r.ms + performance.now() - syncStart;
+        const same = (await sha256File(restoredFile)) === expected;
+        resticOk &&= same;
+        resticRestoredAlloc = await allocatedBytes(restoredFile);
+        await rm(target, { recursive: true, force: true });
+        if (rerun('restic', k, t.steal, attempt)) continue;
+        resticRestores.push(r.ms);
+        resticDurable.push(durable);
+        say(`restic restore ${k + 1}: ${s(r.ms).toFixed(2)} s, bit-identical: ${same}`);
+        return;
+      }
     };
     for (let k = 0; k < restores; k++) {
       if (k % 2 === 0) {
@@ -435,6 +468,7 @@ async function scenario(kind: 'dir' | 'rgw', base: string, w: Workload): Promise
         restore: {
           ms: ferryRestoreMs,
           samples_ms: ferryRestores,
+          steal_reruns: stealReruns,
           verified: ferryOk,
           bytes_used: restoredBytes,
           requests: (coldCounting as CountingStore).counts,
