@@ -468,7 +468,6 @@ async function scenario(kind: 'dir' | 'rgw', base: string, w: Workload): Promise
         restore: {
           ms: ferryRestoreMs,
           samples_ms: ferryRestores,
-          steal_reruns: stealReruns,
           verified: ferryOk,
           bytes_used: restoredBytes,
           requests: (coldCounting as CountingStore).counts,
@@ -485,6 +484,8 @@ async function scenario(kind: 'dir' | 'rgw', base: string, w: Workload): Promise
           allocated_bytes: resticRestoredAlloc,
         },
       },
+      /** Restores of either tool run again because the host took CPU time meanwhile (steal). */
+      restore_steal_reruns: stealReruns,
       table: rows,
       requests: reqRows,
       commands,
