@@ -44,6 +44,28 @@ static int nonce_of(napi_env env, napi_value value, uint8_t nonce[NONCE_SIZE]) {
   return 1;
 }
 
+/*
+ * The arguments both functions start with, checked in order: six of them (else a TypeError naming `usage`), the key
+ * (a Uint8Array of 32 bytes), the counter (into `nonce`), then `count` Uint8Arrays from args[2] on, named by `what`.
+ * False after throwing.
+ */
+static int gcm_args(napi_env env, napi_callback_info info, const char *usage, napi_value args[6], uint8_t **key,
+                    uint8_t nonce[NONCE_SIZE], int count, const char *const what[], uint8_t *bufs[], size_t lens[]) {
+  size_t argc = 6, key_len = 0;
+  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
+  }
+  if (!bytes_of(env, args[0], "key must be a Uint8Array", key, &key_len) || !nonce_of(env, args[1], nonce)) return 0;
+  for (int i = 0; i < count; i++)
+    if (!bytes_of(env, args[2 + i], what[i], &bufs[i], &lens[i])) return 0;
+  if (key_len != KEY_SIZE) {
+    napi_throw_range_error(env, NULL, "the key must be 32 bytes");
+    return 0;
+  }
+  return 1;
+}
+
 static napi_value number(napi_env env, double n) {
   napi_value v;
   napi_create_double(env, n, &v);
@@ -76,25 +98,18 @@ done:
  * length (plaintext + 16). Throws when target is too small.
  */
 napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
+  static const char *const what[] = {"plaintext must be a Uint8Array", "aad must be a Uint8Array",
+                                     "target must be a Uint8Array"};
   napi_value args[6];
-  uint8_t *key, *plain, *aad, *target, nonce[NONCE_SIZE];
-  size_t key_len, plain_len, aad_len, target_len;
+  uint8_t *key, *bufs[3], nonce[NONCE_SIZE];
+  size_t lens[3];
+  if (!gcm_args(env, info, "gcmSealInto(key, counter, plaintext, aad, target, at)", args, &key, nonce, 3, what, bufs,
+                lens))
+    return NULL;
+  uint8_t *plain = bufs[0], *aad = bufs[1], *target = bufs[2];
+  size_t plain_len = lens[0], aad_len = lens[1], target_len = lens[2];
   double at = -1;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) {
-    napi_throw_type_error(env, NULL, "gcmSealInto(key, counter, plaintext, aad, target, at)");
-    return NULL;
-  }
-  if (!bytes_of(env, args[0], "key must be a Uint8Array", &key, &key_len) || !nonce_of(env, args[1], nonce) ||
-      !bytes_of(env, args[2], "plaintext must be a Uint8Array", &plain, &plain_len) ||
-      !bytes_of(env, args[3], "aad must be a Uint8Array", &aad, &aad_len) ||
-      !bytes_of(env, args[4], "target must be a Uint8Array", &target, &target_len))
-    return NULL;
   napi_get_value_double(env, args[5], &at);
-  if (key_len != KEY_SIZE) {
-    napi_throw_range_error(env, NULL, "the key must be 32 bytes");
-    return NULL;
-  }
   if (!(at >= 0) || floor(at) != at || at > (double)target_len || target_len - (size_t)at < plain_len + TAG_SIZE ||
       plain_len > INT32_MAX || aad_len > INT32_MAX) {
     napi_throw_range_error(env, NULL, "target has no room for the sealed plaintext at that offset");
@@ -115,24 +130,17 @@ napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info) {
  * fit where its codec sends it (a corrupt blob; nothing it wrote may be used in either case).
  */
 napi_value ferry_gcm_open_chunk(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
+  static const char *const what[] = {"sealed must be a Uint8Array", "aad must be a Uint8Array",
+                                     "out must be a Uint8Array", "scratch must be a Uint8Array"};
   napi_value args[6];
-  uint8_t *key, *sealed, *aad, *out, *scratch, nonce[NONCE_SIZE];
-  size_t key_len, sealed_len, aad_len, out_len, scratch_len;
-  if (napi_get_cb_info(env, info, &argc, args, NULL, NULL) != napi_ok || argc != 6) {
-    napi_throw_type_error(env, NULL, "gcmOpenChunk(key, counter, sealed, aad, out, scratch)");
+  uint8_t *key, *bufs[4], nonce[NONCE_SIZE];
+  size_t lens[4];
+  if (!gcm_args(env, info, "gcmOpenChunk(key, counter, sealed, aad, out, scratch)", args, &key, nonce, 4, what, bufs,
+                lens))
     return NULL;
-  }
-  if (!bytes_of(env, args[0], "key must be a Uint8Array", &key, &key_len) || !nonce_of(env, args[1], nonce) ||
-      !bytes_of(env, args[2], "sealed must be a Uint8Array", &sealed, &sealed_len) ||
-      !bytes_of(env, args[3], "aad must be a Uint8Array", &aad, &aad_len) ||
-      !bytes_of(env, args[4], "out must be a Uint8Array", &out, &out_len) ||
-      !bytes_of(env, args[5], "scratch must be a Uint8Array", &scratch, &scratch_len))
-    return NULL;
-  if (key_len != KEY_SIZE) {
-    napi_throw_range_error(env, NULL, "the key must be 32 bytes");
-    return NULL;
-  }
+  const uint8_t *sealed = bufs[0], *aad = bufs[1];
+  uint8_t *out = bufs[2], *scratch = bufs[3];
+  size_t sealed_len = lens[0], aad_len = lens[1], out_len = lens[2], scratch_len = lens[3];
   if (sealed_len < TAG_SIZE + 1 || sealed_len > INT32_MAX || aad_len > INT32_MAX) {
     napi_throw_range_error(env, NULL, "sealed is shorter than a codec byte and a tag");
     return NULL;
