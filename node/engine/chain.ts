@@ -62,8 +62,7 @@ export function resolve(chain: readonly Layer[], g0: number, g1: number): Segmen
       let layer: Layer | undefined;
       let state: typeof DATA | typeof ZERO = ZERO;
       for (let j = 0; j < chain.length; j++) {
-        const a = arrays[j];
-        const s = a === undefined ? ABSENT : stateAt(a, i);
+        const s = stateAt(arrays[j], i);
         if (s === ABSENT) continue;
         if (s === DATA) {
           layer = chain[j];

@@ -33,8 +33,7 @@ export function* changedRuns(
     for (let i = Math.max(0, g0 - base); i < to; i++) {
       let changed = false;
       for (let j = 0; j < arrays.length; j++) {
-        const a = arrays[j];
-        const s = a === undefined ? ABSENT : stateAt(a, i);
+        const s = stateAt(arrays[j], i);
         if (s === ABSENT) continue;
         changed = mode === 'union' || s === DATA;
         if (changed || mode === 'data') break;

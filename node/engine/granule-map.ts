@@ -20,9 +20,9 @@ export interface Run {
 /** Bytes of a chunk's packed states. */
 const CHUNK_BYTES = CHUNK_GRANULES / 4;
 
-/** The state of granule `i` of a chunk from its packed states (as `chunkStates` returns them). */
-export function stateAt(packed: Uint8Array, i: number): GranuleState {
-  return (((packed[i >> 2] as number) >> ((i & 3) << 1)) & 3) as GranuleState;
+/** The state of granule `i` of a chunk from its packed states (as `chunkStates` returns them; none: ABSENT). */
+export function stateAt(packed: Uint8Array | undefined, i: number): GranuleState {
+  return packed === undefined ? ABSENT : ((((packed[i >> 2] as number) >> ((i & 3) << 1)) & 3) as GranuleState);
 }
 
 interface Chunk {
@@ -57,7 +57,7 @@ export class GranuleMap {
 
   get(granule: number): GranuleState {
     const chunk = this.chunks.get(Math.floor(granule / CHUNK_GRANULES));
-    return chunk === undefined ? ABSENT : stateAt(chunk.states, granule % CHUNK_GRANULES);
+    return stateAt(chunk?.states, granule % CHUNK_GRANULES);
   }
 
   /** Sets `count` granules from `start` to `state`. */
