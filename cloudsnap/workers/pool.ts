@@ -204,18 +204,6 @@ export class ChunkWorkers {
     return resident(new SharedArrayBuffer(size));
   }
 
-  private readonly gaps = new WeakMap<SharedArrayBuffer, number>();
-
-  /** Bytes from the start of a shared buffer to its first page boundary (they do not move: looked up once). */
-  private pageGap(shared: SharedArrayBuffer): number {
-    let gap = this.gaps.get(shared);
-    if (gap === undefined) {
-      gap = native.alignmentGap(new Uint8Array(shared), PAGE);
-      this.gaps.set(shared, gap);
-    }
-    return gap;
-  }
-
   private release(shared: SharedArrayBuffer): void {
     const spare = this.spare.get(shared.byteLength);
     if (spare !== undefined && spare.length < SPARE_SLABS) spare.push(shared);
@@ -353,7 +341,7 @@ export class ChunkWorkers {
     // writes in flight), which it reaches in its first seconds, instead of two sets whose mix drifts with its length.
     // The plaintexts start at a page boundary, so the engine can write them with direct I/O.
     const out = this.sharedBuffer(Math.max(capacity + PAGE, LARGE_SLAB));
-    const outOffset = this.pageGap(out);
+    const outOffset = native.alignmentGap(new Uint8Array(out), PAGE);
     const msg: DecodeRequest = {
       type: 'decode',
       batch: this.next++,

@@ -33,9 +33,8 @@ export class Layer {
   private map: GranuleMap | undefined;
   private log: MapLog | undefined;
   private fd: number | undefined;
-  /** The data file opened for direct writes: undefined until first asked for, null where they are not offered. */
-  private directFd: number | null | undefined;
-  private openingDirect: Promise<number | null> | undefined;
+  /** The data file opened for direct writes (undefined where they are not offered), once first asked for. */
+  private directFd: Promise<number | undefined> | undefined;
   /** Bytes written past the page cache (uncached writes that were aligned, on a file system that allows it). */
   directBytes = 0;
   private pending: Run[] = [];
@@ -141,8 +140,9 @@ export class Layer {
     if (this.fd === undefined || this.log === undefined) await this.ensureFiles();
     this.dataDirty = true;
     if (uncached && directAligned(buf, bufOffset, length, position)) {
-      const direct = this.directFd ?? (await this.openDirect());
-      if (direct !== null) {
+      this.directFd ??= openDirectFd(this.dataPath);
+      const direct = await this.directFd;
+      if (direct !== undefined) {
         try {
           await pwriteAsync(direct, buf, bufOffset, length, position);
           this.directBytes += length;
@@ -154,14 +154,6 @@ export class Layer {
       }
     }
     await pwrite(this.fd as number, buf, bufOffset, length, position);
-  }
-
-  private openDirect(): Promise<number | null> {
-    this.openingDirect ??= openDirectFd(this.dataPath).then((fd) => {
-      this.directFd = fd ?? null;
-      return this.directFd;
-    });
-    return this.openingDirect;
   }
 
   /** Frees the disk space of granules this layer no longer holds data for (after `mark` moved them off DATA). */
@@ -223,10 +215,9 @@ export class Layer {
     const fd = this.fd;
     this.fd = undefined;
     if (fd !== undefined) await closeFd(fd);
-    const direct = await this.openingDirect?.catch(() => null);
+    const direct = await this.directFd?.catch(() => undefined);
     this.directFd = undefined;
-    this.openingDirect = undefined;
-    if (direct !== undefined && direct !== null) await closeFd(direct);
+    if (direct !== undefined) await closeFd(direct);
     await this.log?.close();
     this.log = undefined;
     this.map = undefined;
