@@ -54,6 +54,9 @@ export async function verifyBackups(repo: Repository, options: VerifyOptions = {
         `root of backup ${record.id}`,
       );
       result.pages++;
+      // The restore's decoder, into one chunk's room, with room for the largest blob seen as scratch.
+      const out = Buffer.allocUnsafe(root.chunkSize);
+      let scratch = Buffer.alloc(0);
       for (const [n, pageId] of root.leaves) {
         signal?.throwIfAborted();
         const leaf = decodeLeaf(await repo.getPage(pageId, signal), `leaf ${n} of backup ${record.id}`);
@@ -80,7 +83,7 @@ export async function verifyBackups(repo: Repository, options: VerifyOptions = {
           if (share > 0 && Math.random() < share) {
             try {
               const body = await repo.store.get(key, { signal, range: { offset: loc.offset, length: loc.length } });
-              // The restore's decoder, with buffers of this blob's size: one chunk, and its sealed length as scratch.
+              if (scratch.length < body.length) scratch = Buffer.allocUnsafe(body.length);
               decodeChunkInto(
                 repo.keys,
                 dctx,
@@ -89,8 +92,8 @@ export async function verifyBackups(repo: Repository, options: VerifyOptions = {
                 id,
                 body,
                 () => `${chunkName} in ${key}`,
-                Buffer.allocUnsafe(root.chunkSize),
-                Buffer.allocUnsafe(body.length),
+                out,
+                scratch,
               );
             } catch (err: unknown) {
               if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
