@@ -86,29 +86,22 @@ export async function syncDisks(): Promise<void> {
   await run('sync');
 }
 
-/** Busy and total jiffies of all CPUs so far (/proc/stat). */
-async function cpuJiffies(): Promise<{ busy: number; total: number }> {
+/** Busy, stolen (the host gave them to other guests) and total jiffies of all CPUs so far (/proc/stat). */
+async function cpuJiffies(): Promise<{ busy: number; steal: number; total: number }> {
   const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
   const f = line.trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
-  // idle + iowait
-  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), total };
-}
-
-/** Steal (jiffies the host gave other guests) and all jiffies of all CPUs so far (/proc/stat). */
-async function stealJiffies(): Promise<{ steal: number; total: number }> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0] ?? '';
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  // busy: all but idle and iowait
+  return { busy: total - (f[3] ?? 0) - (f[4] ?? 0), steal: f[7] ?? 0, total };
 }
 
 /** `fn`'s result, how long it took and the share of this VM's CPU time the host took meanwhile (steal, 0-1). */
 export async function timedWithSteal<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; steal: number }> {
-  const a = await stealJiffies();
+  const a = await cpuJiffies();
   const started = performance.now();
   const value = await fn();
   const ms = performance.now() - started;
-  const b = await stealJiffies();
+  const b = await cpuJiffies();
   return { value, ms, steal: b.total > a.total ? (b.steal - a.steal) / (b.total - a.total) : 0 };
 }
 
