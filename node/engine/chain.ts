@@ -1,5 +1,5 @@
 import { CHUNK_GRANULES } from './constants.js';
-import { ABSENT, DATA, stateAt, ZERO } from './granule-map.js';
+import { ABSENT, CHUNK_BYTES, DATA, stateAt, ZERO } from './granule-map.js';
 import type { Layer } from './layer.js';
 
 /** A run of granules whose content comes from one place: a layer's data, or zeros. */
@@ -28,6 +28,9 @@ export async function loadChain(chain: readonly Layer[]): Promise<void> {
   for (const l of chain) if (!l.loaded) await l.load();
 }
 
+/** Where `resolve` writes out chunks kept as run lists, one per layer of the longest chain yet (it never yields). */
+const scratch: Uint8Array[] = [];
+
 /**
  * Where granules [g0, g1) of the view come from: the topmost layer that is not ABSENT decides. Cost is per
  * touched granule only inside chunks some layer holds; empty chunks cost one lookup per layer.
@@ -43,13 +46,14 @@ export function resolve(chain: readonly Layer[], g0: number, g1: number): Segmen
     }
   };
   const arrays: (Uint8Array | undefined)[] = new Array(chain.length);
+  while (scratch.length < chain.length) scratch.push(new Uint8Array(CHUNK_BYTES));
   for (let key = Math.floor(g0 / CHUNK_GRANULES); key * CHUNK_GRANULES < g1; key++) {
     const base = key * CHUNK_GRANULES;
     const from = Math.max(g0, base);
     const to = Math.min(g1, base + CHUNK_GRANULES);
     let any = false;
     for (let j = 0; j < chain.length; j++) {
-      const a = (chain[j] as Layer).granules.chunkStates(key);
+      const a = (chain[j] as Layer).granules.chunkStates(key, scratch[j] as Uint8Array);
       arrays[j] = a;
       if (a !== undefined) any = true;
     }

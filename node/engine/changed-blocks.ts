@@ -1,5 +1,5 @@
 import { CHUNK_GRANULES, GRANULE } from './constants.js';
-import { ABSENT, DATA, stateAt } from './granule-map.js';
+import { ABSENT, CHUNK_BYTES, DATA, stateAt } from './granule-map.js';
 import type { Layer } from './layer.js';
 import type { ChangedBlocksPage, Extent } from './types.js';
 
@@ -24,11 +24,14 @@ export function* changedRuns(
 ): Generator<{ start: number; count: number }> {
   let open: { start: number; count: number } | undefined;
   const arrays: (Uint8Array | undefined)[] = new Array(layers.length);
+  // This generator's own (it yields midway through a chunk, so another one may run in between).
+  const scratch = layers.map(() => new Uint8Array(CHUNK_BYTES));
   for (const key of unionKeys(layers)) {
     const base = key * CHUNK_GRANULES;
     if (base + CHUNK_GRANULES <= g0) continue;
     if (base >= gEnd) break;
-    for (let j = 0; j < layers.length; j++) arrays[j] = (layers[j] as Layer).granules.chunkStates(key);
+    for (let j = 0; j < layers.length; j++)
+      arrays[j] = (layers[j] as Layer).granules.chunkStates(key, scratch[j] as Uint8Array);
     const to = Math.min(CHUNK_GRANULES, gEnd - base);
     for (let i = Math.max(0, g0 - base); i < to; i++) {
       let changed = false;

@@ -1,9 +1,13 @@
 import { CHUNK_GRANULES } from './constants.js';
 
 /**
- * Per-layer state of every granule, stored sparsely: two bits per granule (four to a byte) in chunks of
- * CHUNK_GRANULES, allocated only for chunks that hold something. Memory follows what was written, not the size of
- * the volume: 1 KiB per 16 MiB region that holds data (256 KiB for a 4 GiB spread).
+ * Per-layer state of every granule, stored sparsely in chunks of CHUNK_GRANULES, allocated only for chunks that hold
+ * something. A chunk is kept in whichever of two forms is smaller:
+ *   - a run list: two bytes per run of one state (a filesystem's extents, a restore's sequential writes: a fully
+ *     written 16 MiB chunk is one run);
+ *   - packed states: two bits per granule (four to a byte, 1 KiB a chunk), once its runs outnumber MAX_RUNS (small
+ *     random writes).
+ * Memory follows the number of extents written, up to 1 KiB per 16 MiB region that holds data.
  */
 export const ABSENT = 0;
 export const DATA = 1;
@@ -18,16 +22,57 @@ export interface Run {
 }
 
 /** Bytes of a chunk's packed states. */
-const CHUNK_BYTES = CHUNK_GRANULES / 4;
+export const CHUNK_BYTES = CHUNK_GRANULES / 4;
+/** Runs a run-list chunk may hold (their list is then 128 bytes); one more and it is packed instead. */
+const MAX_RUNS = 64;
 
 /** The state of granule `i` of a chunk from its packed states (as `chunkStates` returns them; none: ABSENT). */
 export function stateAt(packed: Uint8Array | undefined, i: number): GranuleState {
   return packed === undefined ? ABSENT : ((((packed[i >> 2] as number) >> ((i & 3) << 1)) & 3) as GranuleState);
 }
 
+/** Writes `state` into packed states for granules [from, to): whole bytes at once, the edges granule by granule. */
+function fillStates(packed: Uint8Array, from: number, to: number, state: GranuleState): void {
+  let i = from;
+  for (; i < to && (i & 3) !== 0; i++) setState(packed, i, state);
+  const wholeEnd = to & ~3;
+  if (i < wholeEnd) {
+    packed.fill(state * 0x55, i >> 2, wholeEnd >> 2);
+    i = wholeEnd;
+  }
+  for (; i < to; i++) setState(packed, i, state);
+}
+
+function setState(packed: Uint8Array, i: number, state: GranuleState): void {
+  const shift = (i & 3) << 1;
+  packed[i >> 2] = ((packed[i >> 2] as number) & ~(3 << shift)) | (state << shift);
+}
+
+/**
+ * A run list: entry k is (start << 2) | state, starts ascending from 0; run k ends where run k + 1 starts, the last
+ * at CHUNK_GRANULES. Neighbouring runs differ in state.
+ */
+const runStart = (runs: Uint16Array, k: number): number => (runs[k] as number) >> 2;
+const runState = (runs: Uint16Array, k: number): GranuleState => ((runs[k] as number) & 3) as GranuleState;
+const runEnd = (runs: Uint16Array, k: number): number => (k + 1 < runs.length ? runStart(runs, k + 1) : CHUNK_GRANULES);
+
+/** Index of the run holding granule `i`. */
+function runAt(runs: Uint16Array, i: number): number {
+  let lo = 0;
+  let hi = runs.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (runStart(runs, mid) <= i) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 interface Chunk {
-  /** Two bits per granule, granule i in bits 2(i%4)..2(i%4)+1 of byte i/4. */
-  states: Uint8Array;
+  /** The run list, or undefined once the chunk is packed. */
+  runs: Uint16Array | undefined;
+  /** Packed states, two bits per granule, granule i in bits 2(i%4)..2(i%4)+1 of byte i/4; undefined as a run list. */
+  packed: Uint8Array | undefined;
   /** Granules in this chunk that are not ABSENT. */
   present: number;
   /** Granules in this chunk that are DATA. */
@@ -57,7 +102,9 @@ export class GranuleMap {
 
   get(granule: number): GranuleState {
     const chunk = this.chunks.get(Math.floor(granule / CHUNK_GRANULES));
-    return stateAt(chunk?.states, granule % CHUNK_GRANULES);
+    if (chunk === undefined) return ABSENT;
+    const i = granule % CHUNK_GRANULES;
+    return chunk.runs === undefined ? stateAt(chunk.packed, i) : runState(chunk.runs, runAt(chunk.runs, i));
   }
 
   /** Sets `count` granules from `start` to `state`. */
@@ -68,37 +115,22 @@ export class GranuleMap {
       const key = Math.floor(g / CHUNK_GRANULES);
       const from = g % CHUNK_GRANULES;
       const to = Math.min(CHUNK_GRANULES, from + (end - g));
+      g += to - from;
       let chunk = this.chunks.get(key);
       if (chunk === undefined) {
-        if (state === ABSENT) {
-          g += to - from;
-          continue;
-        }
-        chunk = { states: new Uint8Array(CHUNK_BYTES), present: 0, data: 0 };
+        if (state === ABSENT) continue;
+        chunk = { runs: Uint16Array.of(ABSENT), packed: undefined, present: 0, data: 0 };
         this.chunks.set(key, chunk);
         this.sortedKeys = undefined;
       }
-      const states = chunk.states;
-      for (let i = from; i < to; i++) {
-        const old = stateAt(states, i);
-        if (old === state) continue;
-        if (old === ABSENT) chunk.present++;
-        else if (state === ABSENT) chunk.present--;
-        if (old === DATA) {
-          chunk.data--;
-          this.dataGranules--;
-        } else if (state === DATA) {
-          chunk.data++;
-          this.dataGranules++;
-        }
-        const shift = (i & 3) << 1;
-        states[i >> 2] = ((states[i >> 2] as number) & ~(3 << shift)) | (state << shift);
-      }
+      const before = chunk.data;
+      if (chunk.runs === undefined) setPacked(chunk, from, to, state);
+      else setRuns(chunk, from, to, state);
+      this.dataGranules += chunk.data - before;
       if (chunk.present === 0) {
         this.chunks.delete(key);
         this.sortedKeys = undefined;
       }
-      g += to - from;
     }
   }
 
@@ -108,9 +140,17 @@ export class GranuleMap {
     return this.sortedKeys;
   }
 
-  /** The packed states of one chunk (read them with `stateAt`; do not modify), or undefined when it is empty. */
-  chunkStates(key: number): Uint8Array | undefined {
-    return this.chunks.get(key)?.states;
+  /**
+   * The packed states of one chunk (read them with `stateAt`; do not modify), or undefined when it is empty. A chunk
+   * kept as a run list is written out into `scratch` (CHUNK_BYTES long), which is returned.
+   */
+  chunkStates(key: number, scratch: Uint8Array): Uint8Array | undefined {
+    const chunk = this.chunks.get(key);
+    if (chunk === undefined) return undefined;
+    if (chunk.runs === undefined) return chunk.packed;
+    const runs = chunk.runs;
+    for (let k = 0; k < runs.length; k++) fillStates(scratch, runStart(runs, k), runEnd(runs, k), runState(runs, k));
+    return scratch;
   }
 
   /** Runs of non-ABSENT granules in [start, end), ascending. */
@@ -119,22 +159,87 @@ export class GranuleMap {
       const base = key * CHUNK_GRANULES;
       if (base + CHUNK_GRANULES <= start) continue;
       if (base >= end) return;
-      const states = this.chunks.get(key)?.states;
-      if (states === undefined) continue;
+      const chunk = this.chunks.get(key);
+      if (chunk === undefined) continue;
       const from = Math.max(0, start - base);
       const to = Math.min(CHUNK_GRANULES, end - base);
+      const runs = chunk.runs;
+      if (runs !== undefined) {
+        for (let k = runAt(runs, from); k < runs.length && runStart(runs, k) < to; k++) {
+          const s = runState(runs, k);
+          if (s === ABSENT) continue;
+          const a = Math.max(from, runStart(runs, k));
+          yield { start: base + a, count: Math.min(to, runEnd(runs, k)) - a, state: s };
+        }
+        continue;
+      }
+      const packed = chunk.packed;
       let i = from;
       while (i < to) {
-        const s = stateAt(states, i);
+        const s = stateAt(packed, i);
         if (s === ABSENT) {
           i++;
           continue;
         }
         let j = i + 1;
-        while (j < to && stateAt(states, j) === s) j++;
+        while (j < to && stateAt(packed, j) === s) j++;
         yield { start: base + i, count: j - i, state: s };
         i = j;
       }
     }
   }
+}
+
+/** Counts the change of granules [from, to) from `old` to `state` into the chunk's totals. */
+function count(chunk: Chunk, old: GranuleState, state: GranuleState, n: number): void {
+  if (old === state) return;
+  if (old === ABSENT) chunk.present += n;
+  else if (state === ABSENT) chunk.present -= n;
+  if (old === DATA) chunk.data -= n;
+  else if (state === DATA) chunk.data += n;
+}
+
+/** Sets granules [from, to) of a packed chunk; one whose granules all share a state becomes a run list again. */
+function setPacked(chunk: Chunk, from: number, to: number, state: GranuleState): void {
+  const packed = chunk.packed as Uint8Array;
+  for (let i = from; i < to; i++) count(chunk, stateAt(packed, i), state, 1);
+  fillStates(packed, from, to, state);
+  if (chunk.present === CHUNK_GRANULES && (chunk.data === 0 || chunk.data === CHUNK_GRANULES)) {
+    chunk.runs = Uint16Array.of(chunk.data === 0 ? ZERO : DATA);
+    chunk.packed = undefined;
+  }
+}
+
+/** Sets granules [from, to) of a run-list chunk; one with more than MAX_RUNS runs is packed instead. */
+function setRuns(chunk: Chunk, from: number, to: number, state: GranuleState): void {
+  const runs = chunk.runs as Uint16Array;
+  const out: number[] = [];
+  const push = (start: number, s: GranuleState): void => {
+    if (out.length > 0 && ((out[out.length - 1] as number) & 3) === s) return;
+    out.push((start << 2) | s);
+  };
+  let k = 0;
+  for (; k < runs.length && runStart(runs, k) < from; k++) push(runStart(runs, k), runState(runs, k));
+  // The run that holds `from` (k - 1, if it started before it) now ends there.
+  let after: GranuleState = k > 0 ? runState(runs, k - 1) : ABSENT;
+  if (k > 0) count(chunk, after, state, Math.min(to, runEnd(runs, k - 1)) - from);
+  push(from, state);
+  for (; k < runs.length && runStart(runs, k) < to; k++) {
+    after = runState(runs, k);
+    count(chunk, after, state, Math.min(to, runEnd(runs, k)) - runStart(runs, k));
+  }
+  // What lay under [from, to) resumes at `to` unless a run starts there.
+  if (to < CHUNK_GRANULES && (k === runs.length || runStart(runs, k) > to)) push(to, after);
+  for (; k < runs.length; k++) push(runStart(runs, k), runState(runs, k));
+  if (out.length <= MAX_RUNS) {
+    chunk.runs = Uint16Array.from(out);
+    return;
+  }
+  const packed = new Uint8Array(CHUNK_BYTES);
+  for (let j = 0; j < out.length; j++) {
+    const end = j + 1 < out.length ? (out[j + 1] as number) >> 2 : CHUNK_GRANULES;
+    fillStates(packed, (out[j] as number) >> 2, end, ((out[j] as number) & 3) as GranuleState);
+  }
+  chunk.packed = packed;
+  chunk.runs = undefined;
 }
