@@ -37,7 +37,7 @@ import {
   S3Store,
 } from '../cloudsnap/store/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
-import { NODE_V8_FLAGS } from '../node/index.js';
+import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../node/index.js';
 import { type CephRgw, startCephRgw } from '../test/support/ceph-rgw.js';
 import {
   allocatedBytes,
@@ -513,12 +513,17 @@ function memoryStep(args: string[]): Promise<{ result: StepResult; command: stri
   const script = fileURLToPath(
     new URL(fromSource ? './cloudsnap-memory.ts' : './cloudsnap-memory.js', import.meta.url),
   );
-  // The child starts with a node's V8 flags and sets up its allocator as a node does (node/native/allocator.ts).
+  // The child starts with a node's V8 flags and environment and sets up its allocator as a node does
+  // (node/native/allocator.ts).
   const argv = [...NODE_V8_FLAGS, ...(fromSource ? ['--import', 'tsx', script] : [script]), ...args];
-  const command = `node ${argv.join(' ')}`;
+  const envText = Object.entries(NODE_ENV_SETTINGS)
+    .map(([k, v]) => `${k}=${v} `)
+    .join('');
+  const command = `${envText}node ${argv.join(' ')}`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...NODE_ENV_SETTINGS },
     });
     let out = '';
     let err = '';

@@ -25,7 +25,15 @@ import {
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
-import { missingV8Flags, NbdServer, openEngine, SqliteStore, tuneAllocator, type VolumeEngine } from '../node/index.js';
+import {
+  missingEnvSettings,
+  missingV8Flags,
+  NbdServer,
+  openEngine,
+  SqliteStore,
+  tuneAllocator,
+  type VolumeEngine,
+} from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort } from './format.js';
 
 /** Where and how the node runs. */
@@ -130,6 +138,12 @@ export async function runNode(options: NodeOptions): Promise<void> {
     log(
       'warn',
       `started without ${missing.join(' ')} (npm start and the systemd unit pass it): about 30 MiB more memory`,
+    );
+  const unset = missingEnvSettings();
+  if (unset.length > 0)
+    log(
+      'warn',
+      `started without ${unset.join(' ')} in the environment (npm start and the systemd unit set it): a malloc arena per thread, a few MiB more memory`,
     );
   const stop = stopSignal();
   // Opened in order engine, NBD, API; closed in reverse: API, NBD, engine.

@@ -16,7 +16,15 @@ export {
   type WrappedVolumeKey,
 } from './engine/keys.js';
 export * from './engine/types.js';
-export { allocatorStats, missingV8Flags, NODE_V8_FLAGS, trimAllocator, tuneAllocator } from './native/allocator.js';
+export {
+  allocatorStats,
+  missingEnvSettings,
+  missingV8Flags,
+  NODE_ENV_SETTINGS,
+  NODE_V8_FLAGS,
+  trimAllocator,
+  tuneAllocator,
+} from './native/allocator.js';
 export { NbdServer, type NbdServerOptions } from './nbd/index.js';
 export { SqliteStore } from './store/sqlite-store.js';
 export type { ClusterStore, KeyValue, StoreOp } from './store/types.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NODE_V8_FLAGS } from '../node/index.js';
+import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../node/index.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
@@ -40,9 +40,16 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-function startNode(args: string[], env: Record<string, string> = {}, v8Flags: readonly string[] = NODE_V8_FLAGS): Run {
+function startNode(
+  args: string[],
+  env: Record<string, string> = {},
+  v8Flags: readonly string[] = NODE_V8_FLAGS,
+  startEnv: Record<string, string> = NODE_ENV_SETTINGS,
+): Run {
+  const base = { ...process.env };
+  for (const name of Object.keys(NODE_ENV_SETTINGS)) delete base[name];
   const child = spawn(process.execPath, [...v8Flags, MAIN, 'node', 'start', ...args], {
-    env: { ...process.env, ...env },
+    env: { ...base, ...startEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Record<string, unknown>[] = [];
@@ -94,18 +101,20 @@ afterEach(async () => {
 });
 
 describe('ferry node start', () => {
-  it('warns, naming the flag, when started without the V8 flags a node runs with; not with them', async () => {
-    for (const flags of [[], NODE_V8_FLAGS]) {
+  it('warns, naming the flag or variable, when started without the V8 flags or environment a node runs with; not with them', async () => {
+    for (const bare of [true, false]) {
       const [apiPort, nbdPort] = [await freePort(), await freePort()];
       const run = startNode(
         [],
         { FERRY_DATA_DIR: dataDir, FERRY_API_ADDR: `127.0.0.1:${apiPort}`, FERRY_NBD_ADDR: `127.0.0.1:${nbdPort}` },
-        flags,
+        bare ? [] : NODE_V8_FLAGS,
+        bare ? {} : NODE_ENV_SETTINGS,
       );
       running.push(run);
       await run.waitFor('ferry node ready');
-      const warned = run.lines.filter((l) => l.level === 'warn' && String(l.msg).includes('--max-semi-space-size=1'));
-      expect(warned).toHaveLength(flags.length === 0 ? 1 : 0);
+      const warnings = run.lines.filter((l) => l.level === 'warn').map((l) => String(l.msg));
+      expect(warnings.filter((m) => m.includes('--max-semi-space-size=1'))).toHaveLength(bare ? 1 : 0);
+      expect(warnings.filter((m) => m.includes('MALLOC_ARENA_MAX=2'))).toHaveLength(bare ? 1 : 0);
       run.child.kill('SIGTERM');
       expect(await run.exited).toBe(0);
     }

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { allocatorStats, missingV8Flags, NODE_V8_FLAGS, trimAllocator, tuneAllocator } from './allocator.js';
+import {
+  allocatorStats,
+  missingEnvSettings,
+  missingV8Flags,
+  NODE_ENV_SETTINGS,
+  NODE_V8_FLAGS,
+  trimAllocator,
+  tuneAllocator,
+} from './allocator.js';
 
 describe('tuneAllocator', () => {
   it('has glibc take the node allocator settings (this machine runs glibc)', () => {
@@ -26,5 +34,14 @@ describe('missingV8Flags', () => {
   it('names the node V8 flags this process was not started with', () => {
     const started = process.execArgv.includes(NODE_V8_FLAGS[0]) || (process.env.NODE_OPTIONS ?? '').includes('semi');
     expect(missingV8Flags()).toEqual(started ? [] : [...NODE_V8_FLAGS]);
+  });
+});
+
+describe('missingEnvSettings', () => {
+  it('names each variable a node starts with that is unset or set otherwise, as NAME=value', () => {
+    expect(NODE_ENV_SETTINGS.MALLOC_ARENA_MAX).toBe('2');
+    expect(missingEnvSettings({})).toEqual(['MALLOC_ARENA_MAX=2']);
+    expect(missingEnvSettings({ MALLOC_ARENA_MAX: '8' })).toEqual(['MALLOC_ARENA_MAX=2']);
+    expect(missingEnvSettings({ ...NODE_ENV_SETTINGS, PATH: '/bin' })).toEqual([]);
   });
 });

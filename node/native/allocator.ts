@@ -7,12 +7,31 @@ import { type MallocStats, native } from './addon.js';
 
 /** Blocks of 1 MiB and more (read ranges, pack and slab buffers) are mapped on their own and unmapped when freed. */
 export const MMAP_THRESHOLD = 1024 * 1024;
-/** Malloc arenas shared by the node's threads (as `MALLOC_ARENA_MAX=2`). */
+/** Malloc arenas shared by the node's threads. */
 export const ARENA_MAX = 2;
 
-/** Applies the settings; false where the C library is not glibc (they are then left as they are). */
+/**
+ * Applies the settings; false where the C library is not glibc (they are then left as they are). The arena limit
+ * only stops new arenas from here on: the threads Node starts before any JavaScript runs (V8's platform workers,
+ * libuv's pool) have each taken one already. NODE_ENV_SETTINGS sets it from the start.
+ */
 export function tuneAllocator(): boolean {
   return native.tuneMalloc(MMAP_THRESHOLD, ARENA_MAX);
+}
+
+/**
+ * Environment a node process starts with (`npm start`, the systemd unit and the `ferry` command's shebang set it):
+ * glibc reads MALLOC_ARENA_MAX before the first thread starts, so every thread shares the two arenas. Without it a
+ * node has one arena per early thread (7 to 9 here), each holding freed memory of its own: 3-4 MiB more at a
+ * backup's peak (`npm run bench:cloudsnap -- --only memory`).
+ */
+export const NODE_ENV_SETTINGS = { MALLOC_ARENA_MAX: String(ARENA_MAX) } as const;
+
+/** The settings of NODE_ENV_SETTINGS this process was started without, as `NAME=value`. */
+export function missingEnvSettings(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.entries(NODE_ENV_SETTINGS)
+    .filter(([name, value]) => env[name] !== value)
+    .map(([name, value]) => `${name}=${value}`);
 }
 
 /**

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import { NODE_V8_FLAGS } from '../../node/index.js';
+import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../../node/index.js';
 import { freePort } from './ports.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -54,10 +54,10 @@ export async function spawnFerryUntilReady(
   env: NodeJS.ProcessEnv = {},
 ): Promise<ReadyProcess> {
   expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
-  // With the V8 flags a node is started with (npm start, the systemd unit, the `ferry` shebang).
+  // With the V8 flags and environment a node is started with (npm start, the systemd unit, the `ferry` shebang).
   const child = spawn(process.execPath, [...NODE_V8_FLAGS, MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...NODE_ENV_SETTINGS, ...env },
   });
   const log: string[] = [];
   const stderr: string[] = [];
