@@ -23,7 +23,16 @@ function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
   parentPort?.postMessage(message, transfer);
 }
 
-const reclaimer = new Reclaimer();
+/**
+ * Young collections every 8 MiB of data, and a full one only when the heap outgrows the last one's live objects by
+ * the headroom: not every 32 collections as on the main thread. A worker's garbage dies young (its handler returns
+ * before the next collection), and each full collection threw away the optimized code of its hot paths (compiled
+ * against objects of messages since gone), to be compiled again: a 16 GiB backup recompiled them some 230 times,
+ * each compilation a burst of malloc memory and new code space, so a long job peaked higher than a short one.
+ */
+const reclaimer = new Reclaimer(undefined, Number.POSITIVE_INFINITY);
+/** All zeros, as long as the longest chunk hashed so far: what a chunk is compared with to find it is all zero. */
+let zeros = Buffer.alloc(64 * 1024);
 
 parentPort?.on('message', (msg: WorkerRequest) => {
   try {
@@ -32,7 +41,7 @@ parentPort?.on('message', (msg: WorkerRequest) => {
       const n = Math.ceil(msg.length / msg.chunkSize);
       const zero = new Uint8Array(n);
       const ids = Buffer.alloc(n * 32);
-      const zeros = Buffer.alloc(msg.chunkSize);
+      if (zeros.length < msg.chunkSize) zeros = Buffer.alloc(msg.chunkSize);
       for (let i = 0; i < n; i++) {
         const chunk = data.subarray(i * msg.chunkSize, Math.min((i + 1) * msg.chunkSize, msg.length));
         if (chunk.equals(zeros.subarray(0, chunk.length))) {
