@@ -25,7 +25,7 @@ function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
 
 /**
  * Young collections every 8 MiB of data, and a full one only when the heap outgrows the last one's live objects by
- * the headroom: not every 32 collections as on the main thread. A worker's garbage dies young (its handler returns
+ * the headroom, not also every 256 MiB as on the main thread. A worker's garbage dies young (its handler returns
  * before the next collection), and each full collection threw away the optimized code of its hot paths (compiled
  * against objects of messages since gone), to be compiled again: a 16 GiB backup recompiled them some 230 times,
  * each compilation a burst of malloc memory and new code space, so a long job peaked higher than a short one.

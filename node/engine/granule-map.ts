@@ -2,11 +2,10 @@ import { CHUNK_GRANULES } from './constants.js';
 
 /**
  * Per-layer state of every granule, stored sparsely in chunks of CHUNK_GRANULES, allocated only for chunks that hold
- * something. A chunk is kept in whichever of two forms is smaller:
- *   - a run list: two bytes per run of one state (a filesystem's extents, a restore's sequential writes: a fully
- *     written 16 MiB chunk is one run);
- *   - packed states: two bits per granule (four to a byte, 1 KiB a chunk), once its runs outnumber MAX_RUNS (small
- *     random writes).
+ * something. A chunk is kept in one of two forms:
+ *   - a run list, while it has at most MAX_RUNS runs: two bytes per run of one state (a filesystem's extents, a
+ *     restore's sequential writes: a fully written 16 MiB chunk is one run);
+ *   - packed states, once it has more (small random writes): two bits per granule, four to a byte, 1 KiB a chunk.
  * Memory follows the number of extents written, up to 1 KiB per 16 MiB region that holds data.
  */
 export const ABSENT = 0;
@@ -190,7 +189,7 @@ export class GranuleMap {
   }
 }
 
-/** Counts the change of granules [from, to) from `old` to `state` into the chunk's totals. */
+/** Adds the change of `n` granules from state `old` to `state` to the chunk's totals. */
 function count(chunk: Chunk, old: GranuleState, state: GranuleState, n: number): void {
   if (old === state) return;
   if (old === ABSENT) chunk.present += n;
