@@ -4,7 +4,7 @@ import { GRANULE } from './constants.js';
 import type { Gate, KeyedLock } from './gate.js';
 import { ABSENT, DATA, ZERO } from './granule-map.js';
 import type { IoTracker } from './io-tracker.js';
-import type { Layer } from './layer.js';
+import { directBuffer, type Layer } from './layer.js';
 import type { BlockDevice, StatusExtent, WriteOptions } from './types.js';
 import type { GranuleCipher } from './xts.js';
 
@@ -130,7 +130,7 @@ export class LayerDevice implements BlockDevice {
 
   /** The write path: in place where the top layer already holds the granule, read-modify-write where it does not. */
   private async writeUnderGate(offset: number, data: Buffer, uncached: boolean): Promise<void> {
-    if (this.cipher !== undefined) return this.writeEncrypted(offset, data, this.cipher);
+    if (this.cipher !== undefined) return this.writeEncrypted(offset, data, this.cipher, uncached);
     const top = this.source.top();
     const chain = chainOf(top);
     if (!chainLoaded(chain)) await loadChain(chain);
@@ -180,9 +180,10 @@ export class LayerDevice implements BlockDevice {
   /**
    * The write path of an encrypted volume: whole granules are encrypted and written in place; a granule the write
    * covers only partly is read (from the top if it holds it, else from below), decrypted, merged, re-encrypted and
-   * written whole, under the granule's lock, wherever it is.
+   * written whole, under the granule's lock, wherever it is. An `uncached` write of whole granules is encrypted into
+   * page-aligned memory, so the layer can write it past the page cache as it does a plain volume's.
    */
-  private async writeEncrypted(offset: number, data: Buffer, cipher: GranuleCipher): Promise<void> {
+  private async writeEncrypted(offset: number, data: Buffer, cipher: GranuleCipher, uncached: boolean): Promise<void> {
     const top = this.source.top();
     const chain = chainOf(top);
     if (!chainLoaded(chain)) await loadChain(chain);
@@ -193,7 +194,8 @@ export class LayerDevice implements BlockDevice {
     if (offset % GRANULE !== 0 || end < (g0 + 1) * GRANULE) edges.push(g0);
     if (end % GRANULE !== 0 && g1 - 1 !== g0) edges.push(g1 - 1);
     if (edges.length === 0) {
-      await top.writeData(cipher.encrypt(data, 0, data.length, g0), 0, data.length, offset);
+      const sealed = cipher.encrypt(data, 0, data.length, g0, uncached ? directBuffer(data.length) : undefined);
+      await top.writeData(sealed, 0, data.length, offset, uncached);
       top.mark(g0, g1 - g0, DATA);
       return;
     }

@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isFerryError } from '../../common/errors.js';
 import { type MemoryVolumeKeys, memoryVolumeKeys } from '../../test/support/memory-volume-keys.js';
+import { native } from '../native/addon.js';
 import { openEngine } from './engine.js';
+import { Layer } from './layer.js';
 import type { VolumeEngine } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -89,6 +91,32 @@ describe('encryption at rest', () => {
     const copy = await engine.openExport('copy');
     expect((await copy.read(0, 32 * MiB)).equals(model)).toBe(true);
     await copy.close();
+  });
+
+  it('writes an uncached write of whole granules as page-aligned ciphertext past the page cache', async () => {
+    await engine.createVolume({ name: 'sec', size: 8 * MiB, encrypted: true });
+    const dev = await engine.openExport('sec');
+    const writes = vi.spyOn(Layer.prototype, 'writeData');
+    try {
+      const data = markerData(MiB);
+      await dev.write(MiB, data, { uncached: true });
+      expect(writes).toHaveBeenCalledTimes(1);
+      const [sealed, at, length, position, uncached] = writes.mock.calls[0] as Parameters<Layer['writeData']>;
+      expect([at, length, position, uncached]).toEqual([0, MiB, MiB, true]);
+      expect(native.alignmentGap(sealed.subarray(0, length), 4096)).toBe(0);
+      expect(sealed.includes(MARKER)).toBe(false);
+      // This machine's file systems take O_DIRECT (node/engine/layer.test.ts): the bytes went past the cache.
+      expect((writes.mock.contexts[0] as Layer).directBytes).toBe(MiB);
+      // A write that is not whole granules still goes through the cache, read-modify-write.
+      await dev.write(3 * MiB + 100, markerData(10_000), { uncached: true });
+      expect(writes.mock.calls[1]?.[4]).toBeUndefined();
+      expect((await dev.read(MiB, MiB)).equals(data)).toBe(true);
+      expect((await dev.read(3 * MiB + 100, 10_000)).equals(markerData(10_000))).toBe(true);
+    } finally {
+      writes.mockRestore();
+      await dev.close();
+    }
+    for (const file of await allFiles(dir)) expect(file.includes(MARKER)).toBe(false);
   });
 
   it('reads holes and zeroed granules as zeros, and gives trimmed space back', async () => {

@@ -235,6 +235,13 @@ export class Layer {
 /** Alignment of direct writes in memory, in the file and in length: a page, a multiple of any disk's sector. */
 const DIRECT_ALIGN = 4096;
 
+/** A new buffer of `length` bytes whose memory starts on a DIRECT_ALIGN boundary, so it can be written uncached. */
+export function directBuffer(length: number): Buffer {
+  const raw = Buffer.allocUnsafeSlow(length + DIRECT_ALIGN);
+  const gap = native.alignmentGap(raw, DIRECT_ALIGN);
+  return raw.subarray(gap, gap + length);
+}
+
 function directAligned(buf: Buffer, bufOffset: number, length: number, position: number): boolean {
   return (
     length > 0 &&

@@ -45,12 +45,18 @@ export class GranuleCipher {
   }
 
   /**
-   * Encrypts `length` bytes (whole granules) of `src` from `srcOffset`, whose first granule is `granule`, into a
-   * new Buffer (the source, often the caller's write buffer, is left as it is).
+   * Encrypts `length` bytes (whole granules) of `src` from `srcOffset`, whose first granule is `granule`, into `out`
+   * (a new Buffer unless given; the source, often the caller's write buffer, is left as it is). Returns `out`.
    */
-  encrypt(src: Buffer, srcOffset: number, length: number, granule: number): Buffer {
+  encrypt(
+    src: Buffer,
+    srcOffset: number,
+    length: number,
+    granule: number,
+    out: Buffer = Buffer.allocUnsafe(length),
+  ): Buffer {
     checkWhole(length);
-    const out = Buffer.allocUnsafe(length);
+    if (out.length < length) throw new FerryError('INTERNAL', `encryption of ${length} bytes into ${out.length}`);
     for (let at = 0; at < length; at += GRANULE) {
       const g = granule + at / GRANULE;
       const c = createCipheriv(XTS_CIPHER, this.keyFor(g), this.tweak);
