@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
+import { DIRECT_ALIGN } from '../../node/engine/constants.js';
 import { native } from '../../node/native/addon.js';
 import type {
   CompressReply,
@@ -86,8 +87,6 @@ function resident(shared: SharedArrayBuffer): SharedArrayBuffer {
   return shared;
 }
 
-/** A memory page: decoded plaintexts start on one. */
-const PAGE = 4096;
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
 const SPARE_SLABS = 12;
 /** A compress request is split over the workers when it has at least this many chunks. */
@@ -339,9 +338,9 @@ export class ChunkWorkers {
     const data = borrowed ? (body.buffer as SharedArrayBuffer) : transferable(body);
     // Always a large slab, even for a short read: a restore then keeps one set of slabs (as many as its reads and
     // writes in flight), which it reaches in its first seconds, instead of two sets whose mix drifts with its length.
-    // The plaintexts start at a page boundary, so the engine can write them with direct I/O.
-    const out = this.sharedBuffer(Math.max(capacity + PAGE, LARGE_SLAB));
-    const outOffset = native.alignmentGap(new Uint8Array(out), PAGE);
+    // The plaintexts start on the engine's DIRECT_ALIGN boundary (a page), so it can write them with direct I/O.
+    const out = this.sharedBuffer(Math.max(capacity + DIRECT_ALIGN, LARGE_SLAB));
+    const outOffset = native.alignmentGap(new Uint8Array(out), DIRECT_ALIGN);
     const msg: DecodeRequest = {
       type: 'decode',
       batch: this.next++,

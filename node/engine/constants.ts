@@ -1,5 +1,10 @@
 /** Engine granule: the unit of allocation, copy-on-write and changed-block tracking. */
 export const GRANULE = 4096;
+/**
+ * Alignment of direct (uncached) writes in memory, in the file and in length: a page, a multiple of any disk's
+ * sector. Whoever hands the engine data to write uncached (a restore's decoded slabs) lays it out on this.
+ */
+export const DIRECT_ALIGN = 4096;
 /** Granules per map chunk (one chunk covers 16 MiB of a volume). */
 export const CHUNK_GRANULES = 4096;
 /** User-visible snapshots a volume may have. */

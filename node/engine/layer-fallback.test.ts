@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
-import { native } from '../native/addon.js';
 
 const refuse = vi.hoisted(() => ({ open: false, write: false, opens: 0, directFds: new Set<number>() }));
 
@@ -30,7 +29,7 @@ vi.mock('./fileio.js', async (importOriginal) => {
   };
 });
 
-const { Layer } = await import('./layer.js');
+const { Layer, directBuffer } = await import('./layer.js');
 
 let dir: string;
 beforeEach(async () => {
@@ -44,17 +43,12 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function pageAligned(length: number, fill: number): Buffer {
-  const shared = new SharedArrayBuffer(length + 4096);
-  return Buffer.from(shared, native.alignmentGap(new Uint8Array(shared), 4096), length).fill(fill);
-}
-
 it('writes through the cache, asking once, where the file system refuses O_DIRECT', async () => {
   refuse.open = true;
   const layer = new Layer('l', dir, false);
   await layer.load();
-  await layer.writeData(pageAligned(8192, 1), 0, 8192, 0, true);
-  await layer.writeData(pageAligned(8192, 2), 0, 8192, 8192, true);
+  await layer.writeData(directBuffer(8192).fill(1), 0, 8192, 0, true);
+  await layer.writeData(directBuffer(8192).fill(2), 0, 8192, 8192, true);
   expect(layer.directBytes).toBe(0);
   expect(refuse.opens).toBe(1);
   const out = Buffer.alloc(16384);
@@ -67,7 +61,7 @@ it('writes through the cache a direct write the device refuses (EINVAL), with th
   refuse.write = true;
   const layer = new Layer('l', dir, false);
   await layer.load();
-  await layer.writeData(pageAligned(65536, 3), 0, 65536, 65536, true);
+  await layer.writeData(directBuffer(65536).fill(3), 0, 65536, 65536, true);
   expect(layer.directBytes).toBe(0);
   const out = Buffer.alloc(65536);
   await layer.readData(out, 0, out.length, 65536);

@@ -2,9 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { native } from '../native/addon.js';
 import { DATA } from './granule-map.js';
-import { Layer } from './layer.js';
+import { directBuffer, Layer } from './layer.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -19,13 +18,6 @@ async function newLayer(): Promise<Layer> {
   return layer;
 }
 
-/** `length` bytes of `fill` starting on a page boundary in memory (what a restore's decoded slabs give). */
-function pageAligned(length: number, fill: number): Buffer {
-  const shared = new SharedArrayBuffer(length + 4096);
-  const gap = native.alignmentGap(new Uint8Array(shared), 4096);
-  return Buffer.from(shared, gap, length).fill(fill);
-}
-
 async function read(layer: Layer, position: number, length: number): Promise<Buffer> {
   const out = Buffer.alloc(length);
   await layer.readData(out, 0, length, position);
@@ -34,7 +26,7 @@ async function read(layer: Layer, position: number, length: number): Promise<Buf
 
 it('writes uncached, aligned data past the page cache and reads it back, also after a reopen', async () => {
   const layer = await newLayer();
-  await layer.writeData(pageAligned(65536, 0xab), 0, 65536, 131072, true);
+  await layer.writeData(directBuffer(65536).fill(0xab), 0, 65536, 131072, true);
   expect(layer.directBytes).toBe(65536);
   expect((await read(layer, 131072, 65536)).equals(Buffer.alloc(65536, 0xab))).toBe(true);
   layer.mark(32, 16, DATA);
@@ -48,11 +40,11 @@ it('writes uncached, aligned data past the page cache and reads it back, also af
 
 it('writes through the page cache what is not aligned (memory, position or length) or not asked to be uncached', async () => {
   const layer = await newLayer();
-  const aligned = pageAligned(8192 + 16, 1);
+  const aligned = directBuffer(8192 + 16).fill(1);
   await layer.writeData(aligned, 16, 8192, 0, true); // memory off a page boundary
-  await layer.writeData(pageAligned(8192, 2), 0, 8192, 512, true); // position
-  await layer.writeData(pageAligned(8192, 3), 0, 4000, 16384, true); // length
-  await layer.writeData(pageAligned(8192, 4), 0, 8192, 32768); // not asked
+  await layer.writeData(directBuffer(8192).fill(2), 0, 8192, 512, true); // position
+  await layer.writeData(directBuffer(8192).fill(3), 0, 4000, 16384, true); // length
+  await layer.writeData(directBuffer(8192).fill(4), 0, 8192, 32768); // not asked
   expect(layer.directBytes).toBe(0);
   expect((await read(layer, 0, 512)).equals(Buffer.alloc(512, 1))).toBe(true);
   expect((await read(layer, 512, 8192)).equals(Buffer.alloc(8192, 2))).toBe(true);
@@ -64,7 +56,7 @@ it('writes through the page cache what is not aligned (memory, position or lengt
 it('keeps cached and direct writes of the same bytes in order: the last write wins', async () => {
   const layer = await newLayer();
   await layer.writeData(Buffer.alloc(16384, 5), 0, 16384, 0); // cached, still dirty
-  await layer.writeData(pageAligned(8192, 6), 0, 8192, 4096, true); // direct over part of it
+  await layer.writeData(directBuffer(8192).fill(6), 0, 8192, 4096, true); // direct over part of it
   await layer.writeData(Buffer.alloc(100, 7), 0, 100, 6000); // cached over the direct bytes
   expect(layer.directBytes).toBe(8192);
   const expected = Buffer.alloc(16384, 5);

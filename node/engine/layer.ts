@@ -1,7 +1,7 @@
 import { access, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { native } from '../native/addon.js';
-import { GRANULE } from './constants.js';
+import { DIRECT_ALIGN, GRANULE } from './constants.js';
 import { closeFd, datasyncFd, openDirectFd, openFd, pread, pwrite, pwriteAsync } from './fileio.js';
 import { fsyncDir } from './fsutil.js';
 import { GranuleMap, type GranuleState, type Run } from './granule-map.js';
@@ -231,9 +231,6 @@ export class Layer {
     await removeLayerFiles(this.dir, this.id);
   }
 }
-
-/** Alignment of direct writes in memory, in the file and in length: a page, a multiple of any disk's sector. */
-const DIRECT_ALIGN = 4096;
 
 /** A new buffer of `length` bytes whose memory starts on a DIRECT_ALIGN boundary, so it can be written uncached. */
 export function directBuffer(length: number): Buffer {
