@@ -23,7 +23,7 @@ export function tuneAllocator(): boolean {
  * Environment a node process starts with (`npm start`, the systemd unit and the `ferry` command's shebang set it):
  * glibc reads MALLOC_ARENA_MAX before the first thread starts, so every thread shares the two arenas. Without it a
  * node has one arena per early thread (7 to 9 here), each holding freed memory of its own: 3-4 MiB more at a
- * backup's peak (`npm run bench:cloudsnap -- --only memory`).
+ * backup's peak (runs of `bench/cloudsnap-memory.ts backup` with and without it, alternated).
  */
 export const NODE_ENV_SETTINGS = { MALLOC_ARENA_MAX: String(ARENA_MAX) } as const;
 
