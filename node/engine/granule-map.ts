@@ -3,10 +3,11 @@ import { CHUNK_GRANULES } from './constants.js';
 /**
  * Per-layer state of every granule, stored sparsely in chunks of CHUNK_GRANULES, allocated only for chunks that hold
  * something. A chunk is kept in one of two forms:
- *   - a run list, while it has at most MAX_RUNS runs: two bytes per run of one state (a filesystem's extents, a
- *     restore's sequential writes: a fully written 16 MiB chunk is one run);
+ *   - a run list, while it has at most MAX_RUNS runs: a string of two bytes per run of one state (a filesystem's
+ *     extents, a restore's sequential writes); a 16 MiB chunk of one state is one run, shared by every such chunk;
  *   - packed states, once it has more (small random writes): two bits per granule, four to a byte, 1 KiB a chunk.
- * Memory follows the number of extents written, up to 1 KiB per 16 MiB region that holds data.
+ * Memory follows the number of extents written: an entry in the chunk table per 16 MiB region that holds something,
+ * plus its runs, up to 1 KiB.
  */
 export const ABSENT = 0;
 export const DATA = 1;
@@ -48,15 +49,20 @@ function setState(packed: Uint8Array, i: number, state: GranuleState): void {
 }
 
 /**
- * A run list: entry k is (start << 2) | state, starts ascending from 0; run k ends where run k + 1 starts, the last
- * at CHUNK_GRANULES. Neighbouring runs differ in state.
+ * A run list, kept as a string of 16-bit code units (immutable, and held inline by the string: about 16 bytes plus
+ * two a run, with no typed array, array buffer and backing store per chunk). Unit k is (start << 2) | state, starts
+ * ascending from 0; run k ends where run k + 1 starts, the last at CHUNK_GRANULES. Neighbouring runs differ in
+ * state. A chunk of one state is a one-unit string, which V8 keeps once for the whole process: a fully written or
+ * zeroed chunk costs only its entry in the chunk table.
  */
-const runStart = (runs: Uint16Array, k: number): number => (runs[k] as number) >> 2;
-const runState = (runs: Uint16Array, k: number): GranuleState => ((runs[k] as number) & 3) as GranuleState;
-const runEnd = (runs: Uint16Array, k: number): number => (k + 1 < runs.length ? runStart(runs, k + 1) : CHUNK_GRANULES);
+type RunList = string;
+
+const runStart = (runs: RunList, k: number): number => runs.charCodeAt(k) >> 2;
+const runState = (runs: RunList, k: number): GranuleState => (runs.charCodeAt(k) & 3) as GranuleState;
+const runEnd = (runs: RunList, k: number): number => (k + 1 < runs.length ? runStart(runs, k + 1) : CHUNK_GRANULES);
 
 /** Index of the run holding granule `i`. */
-function runAt(runs: Uint16Array, i: number): number {
+function runAt(runs: RunList, i: number): number {
   let lo = 0;
   let hi = runs.length - 1;
   while (lo < hi) {
@@ -67,16 +73,30 @@ function runAt(runs: Uint16Array, i: number): number {
   return lo;
 }
 
-interface Chunk {
-  /** The run list, or undefined once the chunk is packed. */
-  runs: Uint16Array | undefined;
-  /** Packed states, two bits per granule, granule i in bits 2(i%4)..2(i%4)+1 of byte i/4; undefined as a run list. */
-  packed: Uint8Array | undefined;
+/** Granules of a run list that are not ABSENT, and that are DATA. */
+function runTotals(runs: RunList): { present: number; data: number } {
+  let present = 0;
+  let data = 0;
+  for (let k = 0; k < runs.length; k++) {
+    const s = runState(runs, k);
+    const n = runEnd(runs, k) - runStart(runs, k);
+    if (s !== ABSENT) present += n;
+    if (s === DATA) data += n;
+  }
+  return { present, data };
+}
+
+/** A chunk with more than MAX_RUNS runs. */
+interface PackedChunk {
+  /** Two bits per granule, granule i in bits 2(i%4)..2(i%4)+1 of byte i/4. */
+  packed: Uint8Array;
   /** Granules in this chunk that are not ABSENT. */
   present: number;
   /** Granules in this chunk that are DATA. */
   data: number;
 }
+
+type Chunk = RunList | PackedChunk;
 
 export class GranuleMap {
   private readonly chunks = new Map<number, Chunk>();
@@ -86,7 +106,7 @@ export class GranuleMap {
   /** Number of granules not ABSENT. */
   get presentCount(): number {
     let n = 0;
-    for (const c of this.chunks.values()) n += c.present;
+    for (const c of this.chunks.values()) n += typeof c === 'string' ? runTotals(c).present : c.present;
     return n;
   }
 
@@ -103,7 +123,7 @@ export class GranuleMap {
     const chunk = this.chunks.get(Math.floor(granule / CHUNK_GRANULES));
     if (chunk === undefined) return ABSENT;
     const i = granule % CHUNK_GRANULES;
-    return chunk.runs === undefined ? stateAt(chunk.packed, i) : runState(chunk.runs, runAt(chunk.runs, i));
+    return typeof chunk === 'string' ? runState(chunk, runAt(chunk, i)) : stateAt(chunk.packed, i);
   }
 
   /** Sets `count` granules from `start` to `state`. */
@@ -115,21 +135,26 @@ export class GranuleMap {
       const from = g % CHUNK_GRANULES;
       const to = Math.min(CHUNK_GRANULES, from + (end - g));
       g += to - from;
-      let chunk = this.chunks.get(key);
-      if (chunk === undefined) {
-        if (state === ABSENT) continue;
-        chunk = { runs: Uint16Array.of(ABSENT), packed: undefined, present: 0, data: 0 };
-        this.chunks.set(key, chunk);
-        this.sortedKeys = undefined;
+      const chunk = this.chunks.get(key);
+      if (chunk === undefined && state === ABSENT) continue;
+      let next: Chunk;
+      if (typeof chunk === 'object') {
+        this.dataGranules -= chunk.data;
+        next = setPacked(chunk, from, to, state);
+      } else {
+        const runs = chunk ?? EMPTY;
+        this.dataGranules -= runTotals(runs).data;
+        next = setRuns(runs, from, to, state);
       }
-      const before = chunk.data;
-      if (chunk.runs === undefined) setPacked(chunk, from, to, state);
-      else setRuns(chunk, from, to, state);
-      this.dataGranules += chunk.data - before;
-      if (chunk.present === 0) {
+      const totals = typeof next === 'string' ? runTotals(next) : next;
+      this.dataGranules += totals.data;
+      if (totals.present === 0) {
         this.chunks.delete(key);
         this.sortedKeys = undefined;
+        continue;
       }
+      if (chunk === undefined) this.sortedKeys = undefined;
+      if (next !== chunk) this.chunks.set(key, next);
     }
   }
 
@@ -146,9 +171,9 @@ export class GranuleMap {
   chunkStates(key: number, scratch: Uint8Array): Uint8Array | undefined {
     const chunk = this.chunks.get(key);
     if (chunk === undefined) return undefined;
-    if (chunk.runs === undefined) return chunk.packed;
-    const runs = chunk.runs;
-    for (let k = 0; k < runs.length; k++) fillStates(scratch, runStart(runs, k), runEnd(runs, k), runState(runs, k));
+    if (typeof chunk === 'object') return chunk.packed;
+    for (let k = 0; k < chunk.length; k++)
+      fillStates(scratch, runStart(chunk, k), runEnd(chunk, k), runState(chunk, k));
     return scratch;
   }
 
@@ -162,13 +187,12 @@ export class GranuleMap {
       if (chunk === undefined) continue;
       const from = Math.max(0, start - base);
       const to = Math.min(CHUNK_GRANULES, end - base);
-      const runs = chunk.runs;
-      if (runs !== undefined) {
-        for (let k = runAt(runs, from); k < runs.length && runStart(runs, k) < to; k++) {
-          const s = runState(runs, k);
+      if (typeof chunk === 'string') {
+        for (let k = runAt(chunk, from); k < chunk.length && runStart(chunk, k) < to; k++) {
+          const s = runState(chunk, k);
           if (s === ABSENT) continue;
-          const a = Math.max(from, runStart(runs, k));
-          yield { start: base + a, count: Math.min(to, runEnd(runs, k)) - a, state: s };
+          const a = Math.max(from, runStart(chunk, k));
+          yield { start: base + a, count: Math.min(to, runEnd(chunk, k)) - a, state: s };
         }
         continue;
       }
@@ -189,8 +213,11 @@ export class GranuleMap {
   }
 }
 
+/** The run list of a chunk with nothing in it (never kept in the map: a chunk that empties is dropped). */
+const EMPTY: RunList = String.fromCharCode(ABSENT);
+
 /** Adds the change of `n` granules from state `old` to `state` to the chunk's totals. */
-function count(chunk: Chunk, old: GranuleState, state: GranuleState, n: number): void {
+function count(chunk: PackedChunk, old: GranuleState, state: GranuleState, n: number): void {
   if (old === state) return;
   if (old === ABSENT) chunk.present += n;
   else if (state === ABSENT) chunk.present -= n;
@@ -199,19 +226,19 @@ function count(chunk: Chunk, old: GranuleState, state: GranuleState, n: number):
 }
 
 /** Sets granules [from, to) of a packed chunk; one whose granules all share a state becomes a run list again. */
-function setPacked(chunk: Chunk, from: number, to: number, state: GranuleState): void {
-  const packed = chunk.packed as Uint8Array;
+function setPacked(chunk: PackedChunk, from: number, to: number, state: GranuleState): Chunk {
+  const packed = chunk.packed;
   for (let i = from; i < to; i++) count(chunk, stateAt(packed, i), state, 1);
   fillStates(packed, from, to, state);
+  if (chunk.present === 0) return EMPTY;
   if (chunk.present === CHUNK_GRANULES && (chunk.data === 0 || chunk.data === CHUNK_GRANULES)) {
-    chunk.runs = Uint16Array.of(chunk.data === 0 ? ZERO : DATA);
-    chunk.packed = undefined;
+    return String.fromCharCode(chunk.data === 0 ? ZERO : DATA);
   }
+  return chunk;
 }
 
-/** Sets granules [from, to) of a run-list chunk; one with more than MAX_RUNS runs is packed instead. */
-function setRuns(chunk: Chunk, from: number, to: number, state: GranuleState): void {
-  const runs = chunk.runs as Uint16Array;
+/** Granules [from, to) of a run list set to `state`: a new run list, or packed states past MAX_RUNS runs. */
+function setRuns(runs: RunList, from: number, to: number, state: GranuleState): Chunk {
   const out: number[] = [];
   const push = (start: number, s: GranuleState): void => {
     if (out.length > 0 && ((out[out.length - 1] as number) & 3) === s) return;
@@ -221,24 +248,19 @@ function setRuns(chunk: Chunk, from: number, to: number, state: GranuleState): v
   for (; k < runs.length && runStart(runs, k) < from; k++) push(runStart(runs, k), runState(runs, k));
   // The run that holds `from` (k - 1, if it started before it) now ends there.
   let after: GranuleState = k > 0 ? runState(runs, k - 1) : ABSENT;
-  if (k > 0) count(chunk, after, state, Math.min(to, runEnd(runs, k - 1)) - from);
   push(from, state);
-  for (; k < runs.length && runStart(runs, k) < to; k++) {
-    after = runState(runs, k);
-    count(chunk, after, state, Math.min(to, runEnd(runs, k)) - runStart(runs, k));
-  }
+  for (; k < runs.length && runStart(runs, k) < to; k++) after = runState(runs, k);
   // What lay under [from, to) resumes at `to` unless a run starts there.
   if (to < CHUNK_GRANULES && (k === runs.length || runStart(runs, k) > to)) push(to, after);
   for (; k < runs.length; k++) push(runStart(runs, k), runState(runs, k));
-  if (out.length <= MAX_RUNS) {
-    chunk.runs = Uint16Array.from(out);
-    return;
-  }
-  const packed = new Uint8Array(CHUNK_BYTES);
+  if (out.length <= MAX_RUNS) return String.fromCharCode(...out);
+  const chunk: PackedChunk = { packed: new Uint8Array(CHUNK_BYTES), present: 0, data: 0 };
   for (let j = 0; j < out.length; j++) {
+    const start = (out[j] as number) >> 2;
     const end = j + 1 < out.length ? (out[j + 1] as number) >> 2 : CHUNK_GRANULES;
-    fillStates(packed, (out[j] as number) >> 2, end, ((out[j] as number) & 3) as GranuleState);
+    const s = ((out[j] as number) & 3) as GranuleState;
+    fillStates(chunk.packed, start, end, s);
+    count(chunk, ABSENT, s, end - start);
   }
-  chunk.packed = packed;
-  chunk.runs = undefined;
+  return chunk;
 }
