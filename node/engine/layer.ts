@@ -189,7 +189,11 @@ export class Layer {
         if (syncData && this.fd !== undefined) await datasyncFd(this.fd);
         if (this.log !== undefined) {
           await this.log.append(runs);
-          await this.log.maybeCompact(this.granules);
+          // A rewrite of the log reads the map as it is by then, with marks of writes that completed since this
+          // flush began: their data is made durable before the new log counts.
+          await this.log.maybeCompact(this.granules, async () => {
+            if (this.fd !== undefined) await datasyncFd(this.fd);
+          });
         }
       } catch (err: unknown) {
         this.pending = runs.concat(this.pending);

@@ -28,15 +28,20 @@ function encodeHeader(granule: number): Buffer {
   return b;
 }
 
+/** Records written per write while compacting: the rewrite holds this many at a time, whatever the map's size. */
+const COMPACT_BATCH = 4096;
+
+function encodeRecord(b: Buffer, o: number, r: Run): void {
+  b.writeUInt32LE(r.state, o);
+  b.writeUInt32LE(r.count, o + 4);
+  b.writeBigUInt64LE(BigInt(r.start), o + 8);
+  b.writeUInt32LE(0, o + 16);
+  b.writeUInt32LE(crc32(b.subarray(o, o + 20)), o + 20);
+}
+
 function encodeRecords(runs: readonly Run[]): Buffer {
   const b = Buffer.alloc(runs.length * RECORD_SIZE);
-  runs.forEach((r, i) => {
-    const o = i * RECORD_SIZE;
-    b.writeUInt32LE(r.state, o);
-    b.writeUInt32LE(r.count, o + 4);
-    b.writeBigUInt64LE(BigInt(r.start), o + 8);
-    b.writeUInt32LE(crc32(b.subarray(o, o + 20)), o + 20);
-  });
+  for (let i = 0; i < runs.length; i++) encodeRecord(b, i * RECORD_SIZE, runs[i] as Run);
   return b;
 }
 
@@ -101,16 +106,34 @@ export class MapLog {
     this.records += runs.length;
   }
 
-  /** Rewrites the log from `map` when it has grown well past what the map needs. */
-  async maybeCompact(map: GranuleMap): Promise<void> {
+  /**
+   * Rewrites the log from `map` when it has grown well past what the map needs, COMPACT_BATCH records at a time.
+   * Writes may mark the map meanwhile, so the new log can hold states that are newer than the last flush:
+   * `syncData` makes the data of every write marked so far durable, and runs before the new log replaces the old.
+   */
+  async maybeCompact(map: GranuleMap, syncData: () => Promise<void>): Promise<void> {
     if (this.records < COMPACT_MIN_RECORDS) return;
-    const runs = [...map.presentRuns()];
-    if (this.records < runs.length * 2) return;
+    let needed = 0;
+    for (const _run of map.presentRuns()) needed++;
+    if (this.records < needed * 2) return;
     const tmp = `${this.path}.tmp`;
     const out = await open(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC, 0o600);
+    let size = HEADER_SIZE;
     try {
-      const body = Buffer.concat([encodeHeader(this.granule), encodeRecords(runs)]);
-      await out.write(body, 0, body.length, 0);
+      await out.write(encodeHeader(this.granule), 0, HEADER_SIZE, 0);
+      const batch = Buffer.alloc(COMPACT_BATCH * RECORD_SIZE);
+      let n = 0;
+      const writeBatch = async (): Promise<void> => {
+        await out.write(batch, 0, n * RECORD_SIZE, size);
+        size += n * RECORD_SIZE;
+        n = 0;
+      };
+      for (const run of map.presentRuns()) {
+        encodeRecord(batch, n * RECORD_SIZE, run);
+        if (++n === COMPACT_BATCH) await writeBatch();
+      }
+      if (n > 0) await writeBatch();
+      await syncData();
       await out.datasync();
     } catch (err: unknown) {
       await out.close();
@@ -121,8 +144,8 @@ export class MapLog {
     await fsyncDir(this.path);
     await this.handle.close();
     this.handle = out;
-    this.size = HEADER_SIZE + runs.length * RECORD_SIZE;
-    this.records = runs.length;
+    this.size = size;
+    this.records = (size - HEADER_SIZE) / RECORD_SIZE;
   }
 
   async close(): Promise<void> {
