@@ -140,7 +140,8 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
       // One group being gathered per pack: an incremental's chunks from new packs interleave with runs of an old
       // pack, and the old pack's run continues past them (over the few old blobs it no longer needs) in one read.
       const open = new Map<string, Piece[]>();
-      for (const [pos, id] of [...leaf.entries()].sort((a, b) => a[0] - b[0])) {
+      // A leaf's entries come in position order (decodeLeaf checks it).
+      for (const [pos, id] of leaf) {
         const loc = repo.index.get(id);
         if (loc === undefined) {
           throw new FerryError(

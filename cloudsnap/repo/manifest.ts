@@ -45,9 +45,14 @@ function decodePairs(b: Buffer, at: number, what: string): Map<number, Buffer> {
   const n = b.readUInt32LE(at);
   if (b.length !== at + 4 + n * 36) throw new FerryError('DATA_CORRUPTION', `${what} has a bad length`);
   const out = new Map<number, Buffer>();
+  let last = -1;
   for (let i = 0; i < n; i++) {
     const o = at + 4 + i * 36;
-    out.set(b.readUInt32LE(o), Buffer.from(b.subarray(o + 4, o + 36)));
+    const k = b.readUInt32LE(o);
+    // Pages are written sorted: readers rely on the order (a restore reads a leaf's chunks in volume order).
+    if (k <= last) throw new FerryError('DATA_CORRUPTION', `${what} has entries out of order`);
+    last = k;
+    out.set(k, Buffer.from(b.subarray(o + 4, o + 36)));
   }
   return out;
 }
