@@ -6,12 +6,14 @@
  *   node --import tsx bench/cloudsnap-memory.ts idle    --dir DIR              open the node and repository only
  *   node --import tsx bench/cloudsnap-memory.ts backup  --dir DIR              full backup of 'vol' to DIR/repo
  *   node --import tsx bench/cloudsnap-memory.ts restore --dir DIR --backup ID  restore into a new volume 'restored'
- * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr.
+ * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr. To repeat a step: `backup
+ * --fresh` first deletes DIR/repo and the volume's snapshots, so the backup is a full one again; `restore --name N
+ * --drop` deletes the new volume once the peak is read.
  *
  * The repository is a DirectoryStore at DIR/repo; the node's data directory is DIR/node.
  */
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
@@ -33,6 +35,10 @@ const { values: opts, positionals } = parseArgs({
     name: { type: 'string', default: 'restored' },
     /** Pack uploads in flight during the backup step (backupVolume's default when absent). */
     'upload-concurrency': { type: 'string' },
+    /** backup: start from an empty repository and no backup snapshots (a repeat of the step). */
+    fresh: { type: 'boolean', default: false },
+    /** restore: delete the restored volume after reading the peak. */
+    drop: { type: 'boolean', default: false },
     /** Prints process.memoryUsage() in MiB every this many ms to stderr (to see where the peak comes from). */
     timeline: { type: 'string' },
   },
@@ -77,6 +83,11 @@ async function main(dataDir: string, what: string): Promise<Record<string, unkno
       out.bytes_used = (await node.engine.inspectVolume('vol')).bytes_used;
       return out;
     }
+    if (what === 'backup' && opts.fresh) {
+      await rm(join(dataDir, 'repo'), { recursive: true, force: true });
+      const vol = await node.engine.inspectVolume('vol');
+      for (const snap of await node.engine.listSnapshots(vol.id)) await node.engine.deleteSnapshot(snap.id);
+    }
     await mkdir(join(dataDir, 'repo'), { recursive: true });
     const repo = await Repository.openOrInit(new DirectoryStore(join(dataDir, 'repo')), node.keys, DEFAULT_KEK);
     if (what === 'backup') {
@@ -97,6 +108,10 @@ async function main(dataDir: string, what: string): Promise<Record<string, unkno
       );
       out.bytes_used = info.bytes_used;
       out.size = info.size;
+      if (opts.drop) {
+        out.vm_hwm = vmHwm();
+        await node.engine.deleteVolume(info.id);
+      }
     } else if (what !== 'idle') {
       throw new Error(`unknown step ${what}`);
     }
@@ -138,9 +153,9 @@ result.sampled_peaks = sampled;
 // The reusable buffers the step made (slabs by size, read buffers): what bounds its buffer memory.
 result.buffers_created = ChunkWorkers.shared().created;
 result.max_rss = process.resourceUsage().maxRSS * 1024;
-result.vm_hwm = vmHwm();
+result.vm_hwm ??= vmHwm();
 result.rss_end = process.memoryUsage().rss;
 process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
-process.stderr.write(`${step}: peak RSS ${(vmHwm() / MiB).toFixed(1)} MiB\n`);
+process.stderr.write(`${step}: peak RSS ${(Number(result.vm_hwm) / MiB).toFixed(1)} MiB\n`);
 // The chunk workers' ports keep the process alive (see bench/cloudsnap.ts): leave explicitly.
 process.exit(0);

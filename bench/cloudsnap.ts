@@ -18,7 +18,9 @@
  * the write-back or the gateway's background work of the step before it.
  *
  * memory:   peak RSS of a child process running one Ferry step each (fill, idle, full backup, restore) of a
- *           `--memory-size` volume with the same region mix, and of a `--size` one, to a directory repository.
+ *           `--memory-size` volume with the same region mix, and of a `--size` one, to a directory repository. The
+ *           backup and the restore run `--memory-runs` times each (a new process, repository and volume every time);
+ *           their medians are compared between the two sizes.
  */
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -76,6 +78,8 @@ const { values: opts } = parseArgs({
     'memory-size': { type: 'string', default: '16G' },
     /** Restores per tool in the dir and rgw scenarios; their medians are compared. */
     restores: { type: 'string', default: '3' },
+    /** Runs of each memory step (backup, restore) per volume size; their medians are compared. */
+    'memory-runs': { type: 'string', default: '3' },
     dir: { type: 'string', default: tmpdir() },
     out: { type: 'string', default: 'bench/results/cloudsnap.json' },
   },
@@ -84,6 +88,7 @@ const only = new Set((opts.only ?? '').split(','));
 const size = parseSize(opts.size ?? '1G');
 const memorySize = parseSize(opts['memory-size'] ?? '16G');
 const restores = Math.max(1, Number(opts.restores ?? '3'));
+const memoryRuns = Math.max(1, Number(opts['memory-runs'] ?? '3'));
 /** A restore during which the host took more than this share of the VM's CPU time (steal) is run again... */
 const STEAL_LIMIT = 0.03;
 /** ...up to this many runs in all. */
@@ -545,7 +550,10 @@ async function benchMemory(base: string): Promise<void> {
   const rows: Row[] = [];
   const commands: string[] = [];
   const raw: Record<string, StepResult[]> = {};
-  for (const volSize of [...new Set([size, memorySize])].sort((a, b) => a - b)) {
+  /** Median peak of each step, by volume size. */
+  const peaks = new Map<number, { backup: number; restore: number }>();
+  const sizes = [...new Set([size, memorySize])].sort((a, b) => a - b);
+  for (const volSize of sizes) {
     const dir = join(base, `memory-${volSize}`);
     await mkdir(dir);
     const steps: StepResult[] = [];
@@ -556,38 +564,75 @@ async function benchMemory(base: string): Promise<void> {
         commands.push(command);
         steps.push(result);
         say(
-          `memory ${formatSize(volSize)} ${result.step}: ${s(result.ms).toFixed(1)} s, peak RSS ${mib(result.vm_hwm).toFixed(0)} MiB`,
+          `memory ${formatSize(volSize)} ${result.step}: ${s(result.ms).toFixed(1)} s, peak RSS ${mib(result.vm_hwm).toFixed(1)} MiB`,
         );
         return result;
       };
       const fill = await run(['fill', '--dir', dir, '--size', String(volSize)]);
       const idle = await run(['idle', '--dir', dir]);
-      const backup = await run(['backup', '--dir', dir]);
-      if (backup.backup === undefined) throw new Error('the backup step named no backup');
-      const restore = await run(['restore', '--dir', dir, '--backup', backup.backup]);
+      const backups: StepResult[] = [];
+      for (let k = 0; k < memoryRuns; k++) backups.push(await run(['backup', '--dir', dir, '--fresh']));
+      const backupId = backups[backups.length - 1]?.backup;
+      if (backupId === undefined) throw new Error('the backup step named no backup');
+      const restored: StepResult[] = [];
+      for (let k = 0; k < memoryRuns; k++) {
+        restored.push(await run(['restore', '--dir', dir, '--backup', backupId, '--name', `restored-${k}`, '--drop']));
+      }
       const data = fill.data_bytes ?? 0;
-      for (const r of [idle, backup, restore]) {
+      const row = (step: string, runs: StepResult[]): number => {
+        const peak = median(runs.map((r) => r.vm_hwm));
+        const lo = Math.min(...runs.map((r) => r.vm_hwm));
+        const hi = Math.max(...runs.map((r) => r.vm_hwm));
+        const ms = median(runs.map((r) => r.ms));
         rows.push({
           volume: formatSize(volSize),
           'data GiB': data / GiB,
-          step: r.step === 'idle' ? 'open node + repository only' : r.step === 'backup' ? 'full backup' : 'restore',
-          s: s(r.ms),
-          'MiB/s of data': r.step === 'idle' ? '-' : mib(data) / s(r.ms),
-          'peak RSS MiB': mib(r.vm_hwm),
-          goal: r.step === 'idle' ? '-' : '<= 256 MiB',
-          met: r.step === 'idle' ? '-' : verdict(r.vm_hwm <= 256 * MiB),
+          step,
+          runs: runs.length,
+          s: s(ms),
+          'MiB/s of data': step === 'open node + repository only' ? '-' : mib(data) / s(ms),
+          'peak RSS MiB (median)': mib(peak),
+          'lowest-highest': runs.length === 1 ? '-' : `${mib(lo).toFixed(1)}-${mib(hi).toFixed(1)}`,
+          goal: step === 'open node + repository only' ? '-' : '<= 256 MiB',
+          met: step === 'open node + repository only' ? '-' : verdict(peak <= 256 * MiB),
         });
-      }
+        return peak;
+      };
+      row('open node + repository only', [idle]);
+      peaks.set(volSize, { backup: row('full backup', backups), restore: row('restore', restored) });
     } finally {
       raw[formatSize(volSize)] = steps;
       await rm(dir, { recursive: true, force: true });
+    }
+  }
+  // The goal: a larger volume's job peaks no higher than a smaller one's (medians compared).
+  const small = peaks.get(sizes[0] as number);
+  const large = peaks.get(sizes[sizes.length - 1] as number);
+  if (sizes.length > 1 && small !== undefined && large !== undefined) {
+    for (const step of ['backup', 'restore'] as const) {
+      rows.push({
+        volume: `${formatSize(memorySize)} vs ${formatSize(size)}`,
+        'data GiB': '-',
+        step: step === 'backup' ? 'full backup' : 'restore',
+        runs: '-',
+        s: '-',
+        'MiB/s of data': '-',
+        'peak RSS MiB (median)': `${mib(large[step] - small[step]) >= 0 ? '+' : ''}${mib(large[step] - small[step]).toFixed(1)}`,
+        'lowest-highest': '-',
+        goal: `no larger than ${formatSize(size)}`,
+        met: verdict(large[step] <= small[step]),
+      });
     }
   }
   printTable(
     `${invocation}\nFerry node peak memory (VmHWM of a child process per step; directory repository; same region mix)`,
     rows,
   );
-  say([...new Set(commands.map((c) => c.replace(/memory-\d+/g, 'memory-N')))].map((c) => `  ${c}`).join('\n'));
+  say(
+    [...new Set(commands.map((c) => c.replace(/memory-\d+/g, 'memory-N').replace(/restored-\d+/g, 'restored-K')))]
+      .map((c) => `  ${c}`)
+      .join('\n'),
+  );
   results.memory = { table: rows, steps: raw, commands };
 }
 
