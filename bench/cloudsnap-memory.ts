@@ -6,9 +6,10 @@
  *   node --import tsx bench/cloudsnap-memory.ts idle    --dir DIR              open the node and repository only
  *   node --import tsx bench/cloudsnap-memory.ts backup  --dir DIR              full backup of 'vol' to DIR/repo
  *   node --import tsx bench/cloudsnap-memory.ts restore --dir DIR --backup ID  restore into a new volume 'restored'
- * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr. To repeat a step: `backup
- * --fresh` first deletes DIR/repo and the volume's snapshots, so the backup is a full one again; `restore --name N
- * --drop` deletes the new volume once the peak is read.
+ *   node --import tsx bench/cloudsnap-memory.ts reset   --dir DIR              delete DIR/repo and vol's snapshots
+ * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr. To repeat a step: `reset`
+ * before another `backup` (a full one again, its cleanup not in the measured process); `restore --name N --drop`
+ * deletes the new volume once the peak is read.
  *
  * The repository is a DirectoryStore at DIR/repo; the node's data directory is DIR/node.
  */
@@ -35,8 +36,6 @@ const { values: opts, positionals } = parseArgs({
     name: { type: 'string', default: 'restored' },
     /** Pack uploads in flight during the backup step (backupVolume's default when absent). */
     'upload-concurrency': { type: 'string' },
-    /** backup: start from an empty repository and no backup snapshots (a repeat of the step). */
-    fresh: { type: 'boolean', default: false },
     /** restore: delete the restored volume after reading the peak. */
     drop: { type: 'boolean', default: false },
     /** Prints process.memoryUsage() in MiB every this many ms to stderr (to see where the peak comes from). */
@@ -46,7 +45,7 @@ const { values: opts, positionals } = parseArgs({
 const step = positionals[0];
 const dir = opts.dir;
 if (dir === undefined || step === undefined)
-  throw new Error('usage: cloudsnap-memory.ts fill|idle|backup|restore --dir DIR');
+  throw new Error('usage: cloudsnap-memory.ts fill|idle|backup|restore|reset --dir DIR');
 
 /** Peak resident set so far, from the kernel (VmHWM), in bytes. */
 function vmHwm(): number {
@@ -83,10 +82,12 @@ async function main(dataDir: string, what: string): Promise<Record<string, unkno
       out.bytes_used = (await node.engine.inspectVolume('vol')).bytes_used;
       return out;
     }
-    if (what === 'backup' && opts.fresh) {
+    if (what === 'reset') {
+      // Deleting the backup's snapshot folds its layer into the volume's: seconds of I/O kept out of the next step.
       await rm(join(dataDir, 'repo'), { recursive: true, force: true });
       const vol = await node.engine.inspectVolume('vol');
       for (const snap of await node.engine.listSnapshots(vol.id)) await node.engine.deleteSnapshot(snap.id);
+      return out;
     }
     await mkdir(join(dataDir, 'repo'), { recursive: true });
     const repo = await Repository.openOrInit(new DirectoryStore(join(dataDir, 'repo')), node.keys, DEFAULT_KEK);

@@ -19,7 +19,8 @@
  *
  * memory:   peak RSS of a child process running one Ferry step each (fill, idle, full backup, restore) of a
  *           `--memory-size` volume with the same region mix, and of a `--size` one, to a directory repository. The
- *           backup and the restore run `--memory-runs` times each (a new process, repository and volume every time);
+ *           backup and the restore run `--memory-runs` times each (a new process, repository and volume every time,
+ *           the cleanup between backups in a process of its own);
  *           their medians are compared between the two sizes.
  */
 import { spawn } from 'node:child_process';
@@ -571,7 +572,10 @@ async function benchMemory(base: string): Promise<void> {
       const fill = await run(['fill', '--dir', dir, '--size', String(volSize)]);
       const idle = await run(['idle', '--dir', dir]);
       const backups: StepResult[] = [];
-      for (let k = 0; k < memoryRuns; k++) backups.push(await run(['backup', '--dir', dir, '--fresh']));
+      for (let k = 0; k < memoryRuns; k++) {
+        if (k > 0) await memoryStep(['reset', '--dir', dir]);
+        backups.push(await run(['backup', '--dir', dir]));
+      }
       const backupId = backups[backups.length - 1]?.backup;
       if (backupId === undefined) throw new Error('the backup step named no backup');
       const restored: StepResult[] = [];
