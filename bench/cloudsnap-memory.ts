@@ -9,7 +9,8 @@
  *   node --import tsx bench/cloudsnap-memory.ts reset   --dir DIR              delete DIR/repo and vol's snapshots
  * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr. To repeat a step: `reset`
  * before another `backup` (a full one again, its cleanup not in the measured process); `restore --name N --drop`
- * deletes the new volume once the peak is read.
+ * deletes the new volume once the peak is read. `--after-idle` waits, after the step, until the chunk workers' pool
+ * drops the buffers it kept for reuse, and reports the RSS then (`rss_after_idle`).
  *
  * The repository is a DirectoryStore at DIR/repo; the node's data directory is DIR/node.
  */
@@ -20,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
 // The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
 import { DirectoryStore } from '../cloudsnap/store/directory.js';
-import { ChunkWorkers } from '../cloudsnap/workers/pool.js';
+import { ChunkWorkers, IDLE_RELEASE_MS } from '../cloudsnap/workers/pool.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { allocatorStats } from '../node/index.js';
 import { openNode } from './cloudsnap-ferry.js';
@@ -38,6 +39,8 @@ const { values: opts, positionals } = parseArgs({
     'upload-concurrency': { type: 'string' },
     /** restore: delete the restored volume after reading the peak. */
     drop: { type: 'boolean', default: false },
+    /** After the step, wait until the chunk workers' pool has dropped its idle buffers; report the RSS then. */
+    'after-idle': { type: 'boolean', default: false },
     /** Prints process.memoryUsage() in MiB every this many ms to stderr (to see where the peak comes from). */
     timeline: { type: 'string' },
   },
@@ -148,6 +151,11 @@ const timeline =
         );
       }, Number(opts.timeline));
 const result = await main(dir, step);
+if (opts['after-idle']) {
+  // The pool drops its spare buffers IDLE_RELEASE_MS after its last use, and the threads collect.
+  await new Promise((r) => setTimeout(r, IDLE_RELEASE_MS + 1000));
+  result.rss_after_idle = process.memoryUsage().rss;
+}
 clearInterval(sampler);
 clearInterval(timeline);
 result.sampled_peaks = sampled;

@@ -6,7 +6,7 @@ import zstd from 'zstd-napi/binding.js';
 import { isFerryError } from '../../common/errors.js';
 import { compressInto, decodeChunkInto } from '../repo/chunk-codec.js';
 import type { DecodeRequest, WorkerReply, WorkerRequest } from './protocol.js';
-import { Reclaimer } from './reclaim.js';
+import { collectAll, Reclaimer } from './reclaim.js';
 
 /**
  * One compression context for the thread's life (zstd reuses its tables instead of allocating them per chunk); it
@@ -35,6 +35,11 @@ const reclaimer = new Reclaimer(undefined, Number.POSITIVE_INFINITY);
 let zeros = Buffer.alloc(64 * 1024);
 
 parentPort?.on('message', (msg: WorkerRequest) => {
+  // The pool dropped its spare buffers: this heap's handles on them go now, not at some later collection.
+  if (msg.type === 'collect') {
+    collectAll();
+    return;
+  }
   try {
     if (msg.type === 'hash') {
       const data = Buffer.from(msg.shared, 0, msg.length);

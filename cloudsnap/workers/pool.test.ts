@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { decompress } from 'zstd-napi';
 import { native } from '../../node/native/addon.js';
 import { encodeChunk } from '../repo/chunk-codec.js';
@@ -86,4 +86,39 @@ it('decodes a ranged read into plaintexts that start on a page boundary (for dir
     pool.decode(idKey, key, read, { spans, ids: wrong, where: 'in a test' }, plains.length * chunk),
   ).rejects.toMatchObject({ code: 'DATA_CORRUPTION' });
   pool.giveBack(read);
+});
+
+it('drops the buffers it keeps for reuse once idle, and works on afterwards with new ones', async () => {
+  // The pool's clock and timers are faked; the workers' replies are real.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+  try {
+    pool = new ChunkWorkers(1, 1000);
+    const p = pool;
+    const roundTrip = async (): Promise<void> => {
+      const hashed = await p.hash(Buffer.alloc(32), Buffer.alloc(65536, 9), 65536);
+      (await p.compress(hashed, [0])).release();
+      p.giveBack(p.borrow(4096));
+    };
+    const slabsMade = (): number => Object.values(p.created.slabs).reduce((a, b) => a + b, 0) + p.created.reads;
+    await roundTrip();
+    const made = slabsMade();
+    expect(p.spareBytes).toBeGreaterThan(0);
+    // Activity within the idle time keeps them.
+    for (let k = 0; k < 3; k++) {
+      vi.advanceTimersByTime(900);
+      await roundTrip();
+    }
+    expect(p.spareBytes).toBeGreaterThan(0);
+    expect(slabsMade()).toBe(made);
+    vi.advanceTimersByTime(999);
+    expect(p.spareBytes).toBeGreaterThan(0);
+    vi.advanceTimersByTime(1);
+    expect(p.spareBytes).toBe(0);
+    // The worker still answers (after its collection), and the next job makes its buffers again.
+    await roundTrip();
+    expect(p.spareBytes).toBeGreaterThan(0);
+    expect(slabsMade()).toBe(2 * made);
+  } finally {
+    vi.useRealTimers();
+  }
 });

@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
 import { DIRECT_ALIGN } from '../../node/engine/constants.js';
 import { native } from '../../node/native/addon.js';
+import { trimAllocator } from '../../node/native/allocator.js';
 import type {
   CompressReply,
   CompressRequest,
@@ -12,6 +13,7 @@ import type {
   WorkerReply,
   WorkerRequest,
 } from './protocol.js';
+import { collectAll } from './reclaim.js';
 
 /**
  * A worker's JS heap stays small (its data lives in ArrayBuffers); a small young generation also means its dropped
@@ -89,6 +91,11 @@ function resident(shared: SharedArrayBuffer): SharedArrayBuffer {
 
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
 const SPARE_SLABS = 12;
+/**
+ * The reusable buffers kept for the next job are dropped once the pool has had nothing to do for this long, and every
+ * thread collects, so an idle node does not keep the buffers of its last backup or restore (100 MiB and more).
+ */
+export const IDLE_RELEASE_MS = 5000;
 /** A compress request is split over the workers when it has at least this many chunks. */
 const SPLIT_MIN = 8;
 
@@ -110,7 +117,14 @@ export class ChunkWorkers {
     return ChunkWorkers.instance;
   }
 
-  constructor(count = Math.max(1, Math.min(2, availableParallelism()))) {
+  /**
+   * @param count Worker threads.
+   * @param idleMs Quiet time after which the buffers kept for reuse are dropped (IDLE_RELEASE_MS).
+   */
+  constructor(
+    count = Math.max(1, Math.min(2, availableParallelism())),
+    private readonly idleMs = IDLE_RELEASE_MS,
+  ) {
     for (let i = 0; i < count; i++) {
       const slot: Slot = { worker: startWorker(), busy: 0, waiting: new Map() };
       this.slots.push(slot);
@@ -195,6 +209,7 @@ export class ChunkWorkers {
    * reused. A buffer dropped instead waits for a collection of the main thread's heap; over a long backup those add up.
    */
   private sharedBuffer(length: number): SharedArrayBuffer {
+    this.active();
     const size = SLABS.find((s) => s >= length);
     if (size === undefined) return new SharedArrayBuffer(length);
     const reused = this.spare.get(size)?.pop();
@@ -203,7 +218,49 @@ export class ChunkWorkers {
     return resident(new SharedArrayBuffer(size));
   }
 
+  /** When the pool last handed out or took back a buffer. */
+  private lastActive = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+
+  /** Notes activity; the idle check runs idleMs after the last of it (one timer, re-armed only when it fires). */
+  private active(): void {
+    this.lastActive = performance.now();
+    if (this.idleTimer !== undefined || this.closing) return;
+    const check = (): void => {
+      const quiet = performance.now() - this.lastActive;
+      if (quiet < this.idleMs) {
+        this.idleTimer = setTimeout(check, this.idleMs - quiet).unref();
+        return;
+      }
+      this.idleTimer = undefined;
+      this.dropSpares();
+    };
+    this.idleTimer = setTimeout(check, this.idleMs).unref();
+  }
+
+  /** Bytes of buffers kept for reuse (dropped when the pool has been idle for idleMs). */
+  get spareBytes(): number {
+    let bytes = 0;
+    for (const list of this.spare.values()) for (const b of list) bytes += b.byteLength;
+    for (const b of this.spareReads) bytes += b.byteLength;
+    return bytes;
+  }
+
+  /**
+   * Drops the buffers kept for reuse and has every thread collect, so their memory goes back to the kernel (a shared
+   * buffer is freed once no thread's heap holds it). Buffers lent out now are still taken back later.
+   */
+  private dropSpares(): void {
+    if (this.spareBytes === 0) return;
+    for (const list of this.spare.values()) list.length = 0;
+    this.spareReads.length = 0;
+    for (const slot of this.slots) slot.worker.postMessage({ type: 'collect' } satisfies WorkerRequest);
+    collectAll();
+    trimAllocator();
+  }
+
   private release(shared: SharedArrayBuffer): void {
+    this.active();
     const spare = this.spare.get(shared.byteLength);
     if (spare !== undefined && spare.length < SPARE_SLABS) spare.push(shared);
   }
@@ -218,6 +275,7 @@ export class ChunkWorkers {
    * `giveBack` once it is decoded or given up.
    */
   borrow(length: number): Buffer {
+    this.active();
     if (length > READ_BUFFER) return Buffer.allocUnsafe(length);
     let sab = this.spareReads.pop();
     if (sab === undefined) {
@@ -230,6 +288,7 @@ export class ChunkWorkers {
 
   /** Takes back a borrowed buffer (once; anything else is ignored). */
   giveBack(buf: Buffer): void {
+    this.active();
     const sab = buf.buffer;
     if (!(sab instanceof SharedArrayBuffer) || !this.lent.delete(sab)) return;
     if (this.spareReads.length < SPARE_SLABS) this.spareReads.push(sab);
@@ -371,6 +430,8 @@ export class ChunkWorkers {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

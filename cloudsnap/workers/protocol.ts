@@ -87,5 +87,10 @@ export interface ErrorReply {
   corrupt: boolean;
 }
 
-export type WorkerRequest = HashRequest | CompressRequest | DecodeRequest;
+/** Collect the whole heap now (no reply): the pool dropped its spare buffers, which this thread's heap may hold. */
+export interface CollectRequest {
+  type: 'collect';
+}
+
+export type WorkerRequest = HashRequest | CompressRequest | DecodeRequest | CollectRequest;
 export type WorkerReply = HashReply | CompressReply | DecodeReply | ErrorReply;
