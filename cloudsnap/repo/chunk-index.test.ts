@@ -48,7 +48,8 @@ describe('ChunkIndex', () => {
     index.add(b.p);
     index.dropPacks(new Set([a.p.ref.id]));
     expect(index.size).toBe(2000);
-    expect(index.packs.has(a.p.ref.id)).toBe(false);
+    expect(index.hasPack(a.p.ref.id)).toBe(false);
+    expect(index.hasPack(b.p.ref.id)).toBe(true);
     for (const e of a.entries) expect(index.get(e.id)).toBeUndefined();
     for (const e of b.entries) expect(index.get(e.id)?.offset).toBe(e.offset);
   });
@@ -60,7 +61,7 @@ describe('ChunkIndex', () => {
     index.add(a.p);
     index.add(b.p);
     expect(index.pack(a.p.ref.id)?.blobs.equals(a.p.blobs)).toBe(true);
-    expect(index.pack(b.p.ref.id)?.ref).toBe(b.p.ref);
+    expect(index.pack(b.p.ref.id)?.ref).toEqual(b.p.ref);
     index.dropPacks(new Set([a.p.ref.id]));
     expect(index.pack(a.p.ref.id)).toBeUndefined();
     expect(index.pack(b.p.ref.id)?.blobs.equals(b.p.blobs)).toBe(true);
@@ -77,6 +78,45 @@ describe('ChunkIndex', () => {
     expect(index.get(a.entries[0]?.id as Buffer)).toBeUndefined();
     index.add(a.p);
     expect(index.get(a.entries[3]?.id as Buffer)?.offset).toBe(a.entries[3]?.offset);
+    index.close();
+  });
+
+  it('finds the right pack for chunks of more packs than it keeps references of in memory', () => {
+    const index = new ChunkIndex();
+    const packs = Array.from({ length: 600 }, () => pack(3));
+    for (const { p } of packs) index.add(p);
+    // Back and forth over all of them, so references leave the cache and come back from disk.
+    for (const k of [0, 599, 1, 300, 598, 0, 257, 2]) {
+      const { p, entries } = packs[k] as { p: IndexedPack; entries: BlobEntry[] };
+      expect(index.get(entries[2]?.id as Buffer)).toEqual({
+        pack: p.ref,
+        offset: entries[2]?.offset,
+        length: entries[2]?.length,
+        nonce: entries[2]?.nonce,
+      });
+    }
+    index.dropPacks(new Set([(packs[0] as { p: IndexedPack }).p.ref.id]));
+    expect(index.get((packs[0] as { entries: BlobEntry[] }).entries[0]?.id as Buffer)).toBeUndefined();
+    index.close();
+  });
+
+  it('records which index objects are merged in, with their packs in order, on disk', () => {
+    const index = new ChunkIndex();
+    const [a, b, c] = [pack(1).p.ref.id, pack(1).p.ref.id, pack(1).p.ref.id];
+    index.loaded.set('index/2', [c, a]);
+    index.loaded.set('index/1', [b]);
+    expect(index.loaded.size).toBe(2);
+    expect(index.loaded.has('index/1')).toBe(true);
+    expect(index.loaded.has('index/3')).toBe(false);
+    expect(index.loaded.entries()).toEqual([
+      ['index/1', [b]],
+      ['index/2', [c, a]],
+    ]);
+    index.loaded.set('index/2', [a]);
+    expect(index.loaded.values()).toEqual([[b], [a]]);
+    expect(index.loaded.delete('index/1')).toBe(true);
+    expect(index.loaded.delete('index/1')).toBe(false);
+    expect(index.loaded.entries()).toEqual([['index/2', [a]]]);
     index.close();
   });
 

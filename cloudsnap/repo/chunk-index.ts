@@ -3,12 +3,13 @@
  *   per pack: pack id (32) | salt (32) | blob count u32 LE | blob entries (pack.ts, 44 bytes each)
  * A backup writes one every few packs, so a crash loses track of at most those packs.
  *
- * The index of an open repository is kept on disk, not in memory, so a node's memory does not grow with the size of
- * what it backs up: an anonymous temporary SQLite database (created in SQLITE_TMPDIR, TMPDIR or /var/tmp, deleted
- * when closed or when the process dies), with a page cache of CACHE_KIB. Tables:
- *   chunk: chunk id -> pack number, offset, length, nonce      (one row per chunk)
- *   pack:  pack number -> the pack's encoded blob entries       (for garbage collection's rewrites)
- * Pack references (id and salt) and which index object names which packs stay in memory: a few hundred bytes a pack.
+ * The index of an open repository is kept on disk, not in memory, so a node's memory grows neither with the size of
+ * what it backs up nor with the repository's: an anonymous temporary SQLite database (created in SQLITE_TMPDIR,
+ * TMPDIR or /var/tmp, deleted when closed or when the process dies), with a page cache of CACHE_KIB. Tables:
+ *   chunk:  chunk id -> pack number, offset, length, nonce                  (one row per chunk)
+ *   pack:   pack number -> pack id, salt, the pack's encoded blob entries  (one row per pack)
+ *   source: index object -> the ids of the packs it describes, in order   (which index objects are merged in)
+ * In memory: the references of up to PACK_CACHE packs looked up lately by number (a restore reads pack after pack).
  */
 import Database from 'better-sqlite3';
 import { FerryError } from '../../common/errors.js';
@@ -21,6 +22,8 @@ export const ENTRY = 44;
  * 1 GiB volume's index already fills this much, so a larger volume's backup does not hold more.
  */
 const CACHE_KIB = 512;
+/** Pack references kept in memory, the most recently used: chunk lookups name packs by number. */
+const PACK_CACHE = 256;
 
 export interface ChunkLocation {
   pack: PackRef;
@@ -49,18 +52,58 @@ export function packChunkIds(pack: IndexedPack): string[] {
 
 type LocationRow = [pack: number, offset: number, length: number, nonce: number];
 
+/**
+ * The index objects merged into an index, each with the ids of the packs it describes (kept in the index's database;
+ * shaped like the Map it replaces).
+ */
+export class IndexObjects {
+  /** @param sql The index's statements (opening its database on first use). */
+  constructor(private readonly sql: () => Statements) {}
+
+  get size(): number {
+    return this.sql().sourceCount.pluck().get() as number;
+  }
+
+  has(key: string): boolean {
+    return this.sql().sourceHas.get(key) !== undefined;
+  }
+
+  /** Records (or replaces) the packs an index object describes. */
+  set(key: string, packIds: readonly string[]): this {
+    this.sql().setSource(key, packIds);
+    return this;
+  }
+
+  delete(key: string): boolean {
+    return this.sql().sourceDelete.run(key).changes > 0;
+  }
+
+  /** Every index object with its packs, read from disk now. */
+  entries(): Array<[string, string[]]> {
+    const out = new Map<string, string[]>();
+    for (const [key, pack] of this.sql().sourceAll.iterate()) {
+      const ids = out.get(key) ?? [];
+      ids.push(pack.toString('hex'));
+      out.set(key, ids);
+    }
+    return [...out.entries()];
+  }
+
+  values(): string[][] {
+    return this.entries().map(([, ids]) => ids);
+  }
+}
+
 export class ChunkIndex {
   private db: Database.Database | undefined;
-  private statements: ReturnType<typeof prepare> | undefined;
-  /** Packs by number (number 0 is never used); undefined once dropped. */
-  private readonly byNumber: Array<PackRef | undefined> = [undefined];
-  private readonly numbers = new Map<string, number>();
-  readonly packs = new Map<string, PackRef>();
+  private statements: Statements | undefined;
+  /** References of packs looked up by number lately (at most PACK_CACHE). */
+  private readonly refs = new Map<number, PackRef>();
   /** Index objects already merged in, with the ids of the packs each describes. */
-  readonly loaded = new Map<string, string[]>();
+  readonly loaded = new IndexObjects(() => this.sql);
 
   /** The database, opened on first use (a repository that never loads its index costs no file). */
-  private get sql(): ReturnType<typeof prepare> {
+  private get sql(): Statements {
     if (this.statements === undefined) {
       const db = new Database('');
       db.pragma('journal_mode = OFF');
@@ -70,7 +113,10 @@ export class ChunkIndex {
       db.exec(
         'CREATE TABLE chunk (id BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, ' +
           'length INTEGER NOT NULL, nonce INTEGER NOT NULL) WITHOUT ROWID;' +
-          'CREATE TABLE pack (num INTEGER PRIMARY KEY, blobs BLOB NOT NULL);',
+          'CREATE TABLE pack (num INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL UNIQUE, salt BLOB NOT NULL, ' +
+          'blobs BLOB NOT NULL);' +
+          'CREATE TABLE source (key TEXT NOT NULL, pos INTEGER NOT NULL, pack BLOB NOT NULL, PRIMARY KEY (key, pos)) ' +
+          'WITHOUT ROWID;',
       );
       this.db = db;
       this.statements = prepare(db);
@@ -92,47 +138,49 @@ export class ChunkIndex {
     if (this.statements === undefined) return undefined;
     const row = this.statements.get.get(id);
     if (row === undefined) return undefined;
-    const pack = this.byNumber[row[0]];
+    const pack = this.ref(row[0]);
     if (pack === undefined) return undefined;
     return { pack, offset: row[1], length: row[2], nonce: row[3] };
   }
 
+  /**
+   * The reference of pack number `num`, from the cache or the database. A hit changes nothing (a lookup per chunk
+   * must not churn the cache's table); a full cache is emptied and fills again with the packs now in use.
+   */
+  private ref(num: number): PackRef | undefined {
+    const cached = this.refs.get(num);
+    if (cached !== undefined) return cached;
+    const row = this.sql.refByNumber.get(num);
+    if (row === undefined) return undefined;
+    const ref = { id: row[0].toString('hex'), salt: row[1] };
+    if (this.refs.size >= PACK_CACHE) this.refs.clear();
+    this.refs.set(num, ref);
+    return ref;
+  }
+
+  /** Whether the index knows pack `id`. */
+  hasPack(id: string): boolean {
+    return this.statements?.numberOf.get(Buffer.from(id, 'hex')) !== undefined;
+  }
+
   /** The blob entries of an indexed pack, or undefined when the index does not know it. */
   pack(id: string): IndexedPack | undefined {
-    const number = this.numbers.get(id);
-    const ref = this.packs.get(id);
-    if (number === undefined || ref === undefined) return undefined;
-    const blobs = this.sql.blobs.pluck().get(number) as Buffer | undefined;
-    return blobs === undefined ? undefined : { ref, blobs };
+    const row = this.statements?.packById.get(Buffer.from(id, 'hex'));
+    if (row === undefined) return undefined;
+    return { ref: { id, salt: row[0] }, blobs: row[1] };
   }
 
   /** Adds a pack's chunks; a chunk already indexed elsewhere keeps its location unless `prefer` is set. */
   add(pack: IndexedPack, prefer = false): void {
     if (pack.blobs.length % ENTRY !== 0) throw new FerryError('INTERNAL', `pack ${pack.ref.id} has a bad blob list`);
-    const sql = this.sql;
-    let number = this.numbers.get(pack.ref.id);
-    if (number === undefined) {
-      number = this.byNumber.length;
-      this.byNumber.push(pack.ref);
-      this.numbers.set(pack.ref.id, number);
-    }
-    this.packs.set(pack.ref.id, pack.ref);
-    sql.addPack(pack.blobs, number, prefer);
+    this.sql.addPack(pack, prefer);
   }
 
   /** Forgets packs (garbage collection or condemned packs): their chunks count as absent. */
   dropPacks(ids: ReadonlySet<string>): void {
-    const numbers: number[] = [];
-    for (const id of ids) {
-      const number = this.numbers.get(id);
-      if (number !== undefined) {
-        this.byNumber[number] = undefined;
-        this.numbers.delete(id);
-        numbers.push(number);
-      }
-      this.packs.delete(id);
-    }
-    if (numbers.length > 0) this.sql.drop(JSON.stringify(numbers));
+    if (ids.size === 0 || this.statements === undefined) return;
+    const numbers = this.statements.dropPacks([...ids]);
+    for (const n of numbers) this.refs.delete(n);
   }
 
   /** Deletes the on-disk index; the instance is empty afterwards and reopens a new one on next use. */
@@ -140,12 +188,11 @@ export class ChunkIndex {
     this.db?.close();
     this.db = undefined;
     this.statements = undefined;
-    this.byNumber.length = 1;
-    this.numbers.clear();
-    this.packs.clear();
-    this.loaded.clear();
+    this.refs.clear();
   }
 }
+
+type Statements = ReturnType<typeof prepare>;
 
 function prepare(db: Database.Database) {
   const get = db.prepare<[Buffer], LocationRow>('SELECT pack, offset, length, nonce FROM chunk WHERE id = ?').raw();
@@ -155,15 +202,26 @@ function prepare(db: Database.Database) {
   const replace = db.prepare<[Buffer, number, number, number, number]>(
     'INSERT OR REPLACE INTO chunk (id, pack, offset, length, nonce) VALUES (?, ?, ?, ?, ?)',
   );
-  const putBlobs = db.prepare<[number, Buffer]>('INSERT OR REPLACE INTO pack (num, blobs) VALUES (?, ?)');
-  const dropChunks = db.prepare<[string]>('DELETE FROM chunk WHERE pack IN (SELECT value FROM json_each(?))');
-  const dropBlobs = db.prepare<[string]>('DELETE FROM pack WHERE num IN (SELECT value FROM json_each(?))');
+  const putPack = db
+    .prepare<[Buffer, Buffer, Buffer], number>(
+      'INSERT INTO pack (id, salt, blobs) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET blobs = excluded.blobs ' +
+        'RETURNING num',
+    )
+    .pluck();
+  const numberOf = db.prepare<[Buffer], number>('SELECT num FROM pack WHERE id = ?').pluck();
+  const dropChunks = db.prepare<[number]>('DELETE FROM chunk WHERE pack = ?');
+  const dropPack = db.prepare<[number]>('DELETE FROM pack WHERE num = ?');
+  const sourceDelete = db.prepare<[string]>('DELETE FROM source WHERE key = ?');
+  const sourceAdd = db.prepare<[string, number, Buffer]>('INSERT INTO source (key, pos, pack) VALUES (?, ?, ?)');
   return {
     get,
     count: db.prepare<[], number>('SELECT count(*) FROM chunk'),
-    blobs: db.prepare<[number], Buffer>('SELECT blobs FROM pack WHERE num = ?'),
-    addPack: db.transaction((blobs: Buffer, number: number, prefer: boolean) => {
-      putBlobs.run(number, blobs);
+    numberOf,
+    refByNumber: db.prepare<[number], [Buffer, Buffer]>('SELECT id, salt FROM pack WHERE num = ?').raw(),
+    packById: db.prepare<[Buffer], [Buffer, Buffer]>('SELECT salt, blobs FROM pack WHERE id = ?').raw(),
+    addPack: db.transaction((pack: IndexedPack, prefer: boolean) => {
+      const { blobs } = pack;
+      const number = putPack.get(Buffer.from(pack.ref.id, 'hex'), pack.ref.salt, blobs) as number;
       const insert = prefer ? replace : keep;
       for (let o = 0; o < blobs.length; o += ENTRY) {
         insert.run(
@@ -175,9 +233,27 @@ function prepare(db: Database.Database) {
         );
       }
     }),
-    drop: db.transaction((numbers: string) => {
-      dropChunks.run(numbers);
-      dropBlobs.run(numbers);
+    /** Deletes packs and their chunks; returns the numbers the packs had. */
+    dropPacks: db.transaction((ids: string[]): number[] => {
+      const numbers: number[] = [];
+      for (const id of ids) {
+        const number = numberOf.get(Buffer.from(id, 'hex')) as number | undefined;
+        if (number === undefined) continue;
+        dropChunks.run(number);
+        dropPack.run(number);
+        numbers.push(number);
+      }
+      return numbers;
+    }),
+    sourceCount: db.prepare<[], number>('SELECT count(DISTINCT key) FROM source'),
+    sourceHas: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM source WHERE key = ? LIMIT 1'),
+    sourceDelete,
+    sourceAll: db.prepare<[], [string, Buffer]>('SELECT key, pack FROM source ORDER BY key, pos').raw(),
+    setSource: db.transaction((key: string, packIds: readonly string[]) => {
+      sourceDelete.run(key);
+      packIds.forEach((id, pos) => {
+        sourceAdd.run(key, pos, Buffer.from(id, 'hex'));
+      });
     }),
   };
 }
