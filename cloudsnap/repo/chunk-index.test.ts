@@ -117,6 +117,13 @@ describe('ChunkIndex', () => {
     expect(index.loaded.delete('index/1')).toBe(true);
     expect(index.loaded.delete('index/1')).toBe(false);
     expect(index.loaded.entries()).toEqual([['index/2', [a]]]);
+    // One that describes no pack still counts as merged in.
+    index.loaded.set('index/0', []);
+    expect(index.loaded.has('index/0')).toBe(true);
+    expect(index.loaded.entries()).toEqual([
+      ['index/0', []],
+      ['index/2', [a]],
+    ]);
     index.close();
   });
 

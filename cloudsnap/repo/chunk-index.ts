@@ -22,7 +22,7 @@ export const ENTRY = 44;
  * 1 GiB volume's index already fills this much, so a larger volume's backup does not hold more.
  */
 const CACHE_KIB = 512;
-/** Pack references kept in memory, the most recently used: chunk lookups name packs by number. */
+/** Pack references kept in memory (chunk lookups name packs by number); a full cache starts over. */
 const PACK_CACHE = 256;
 
 export interface ChunkLocation {
@@ -81,9 +81,9 @@ export class IndexObjects {
   /** Every index object with its packs, read from disk now. */
   entries(): Array<[string, string[]]> {
     const out = new Map<string, string[]>();
-    for (const [key, pack] of this.sql().sourceAll.iterate()) {
+    for (const [key, pos, pack] of this.sql().sourceAll.iterate()) {
       const ids = out.get(key) ?? [];
-      ids.push(pack.toString('hex'));
+      if (pos >= 0) ids.push(pack.toString('hex'));
       out.set(key, ids);
     }
     return [...out.entries()];
@@ -248,9 +248,11 @@ function prepare(db: Database.Database) {
     sourceCount: db.prepare<[], number>('SELECT count(DISTINCT key) FROM source'),
     sourceHas: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM source WHERE key = ? LIMIT 1'),
     sourceDelete,
-    sourceAll: db.prepare<[], [string, Buffer]>('SELECT key, pack FROM source ORDER BY key, pos').raw(),
+    sourceAll: db.prepare<[], [string, number, Buffer]>('SELECT key, pos, pack FROM source ORDER BY key, pos').raw(),
     setSource: db.transaction((key: string, packIds: readonly string[]) => {
       sourceDelete.run(key);
+      // An index object that describes no pack is still merged in: a row at position -1 says so.
+      if (packIds.length === 0) sourceAdd.run(key, -1, Buffer.alloc(0));
       packIds.forEach((id, pos) => {
         sourceAdd.run(key, pos, Buffer.from(id, 'hex'));
       });
