@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { FerryError, isFerryError } from '../common/errors.js';
-import { liveChunks } from './live-set.js';
-import { encodeIndex, type IndexedPack, packChunkIds } from './repo/chunk-index.js';
+import { type LiveSet, liveChunks } from './live-set.js';
+import { encodeIndex, type IndexedPack } from './repo/chunk-index.js';
 import { openJson, sealJson, sealObject } from './repo/envelope.js';
 import { condemnedKey, indexKey, packKey } from './repo/layout.js';
 import type { Repository } from './repo/repository.js';
@@ -50,32 +50,48 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
     else running.push(started);
   }
   const live = await liveChunks(repo, signal);
+  try {
+    return await sweep(repo, live, running, now, grace, signal);
+  } finally {
+    live.close();
+  }
+}
+
+/** Condemns, reprieves and deletes packs against the live set (the second half of collectGarbage). */
+async function sweep(
+  repo: Repository,
+  live: LiveSet,
+  running: readonly Date[],
+  now: Date,
+  grace: number,
+  signal: AbortSignal | undefined,
+): Promise<GcResult> {
   const condemned = await repo.condemned(signal);
-  const packChunks = new Map<string, string[]>();
+  // Pack ids only: each pack's chunks are read back from the index's disk copy when its turn comes.
+  const indexed = new Set<string>();
   for (const packIds of repo.index.loaded.values()) {
-    for (const packId of packIds) {
-      const pack = repo.index.pack(packId);
-      if (pack !== undefined && !packChunks.has(packId)) packChunks.set(packId, packChunkIds(pack));
-    }
+    for (const packId of packIds) if (repo.index.hasPack(packId)) indexed.add(packId);
   }
   // Packs no index names: uploaded by a backup that died before its index checkpoint. They hold nothing any backup
   // can reference, so the same two-phase rule applies (a running backup that uploaded one protects it until it ends).
+  const orphans = new Set<string>();
   for await (const key of repo.keysUnder('packs/', signal)) {
     const packId = key.slice(key.lastIndexOf('/') + 1);
-    if (!packChunks.has(packId)) packChunks.set(packId, []);
+    if (!indexed.has(packId)) orphans.add(packId);
   }
   const result: GcResult = {
     live_chunks: live.size,
-    packs: packChunks.size,
+    packs: indexed.size + orphans.size,
     condemned: 0,
     deleted: 0,
     reprieved: 0,
     bytes_deleted: 0,
   };
   const deleted = new Set<string>();
-  for (const [packId, ids] of packChunks) {
+  for (const packId of [...indexed, ...orphans]) {
     signal?.throwIfAborted();
-    const isLive = ids.some((id) => live.has(id));
+    const pack = indexed.has(packId) ? repo.index.pack(packId) : undefined;
+    const isLive = pack !== undefined && live.holdsAnyOf(pack);
     const since = condemned.get(packId);
     if (isLive) {
       if (since !== undefined) {
