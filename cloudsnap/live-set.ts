@@ -1,21 +1,16 @@
-import Database from 'better-sqlite3';
-import { ENTRY, type IndexedPack } from './repo/chunk-index.js';
+import { ENTRY, type IndexedPack, scratchDatabase } from './repo/chunk-index.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
 import type { Repository } from './repo/repository.js';
 
 /**
- * A set of chunk ids kept in an anonymous temporary SQLite database (like the chunk index), with the manifest pages
+ * A set of chunk ids kept in a scratch database on disk (as the chunk index is), with the manifest pages
  * already read: garbage collection's memory does not grow with the repository. Close it when done.
  */
 export class LiveSet {
-  private readonly db = new Database('');
+  private readonly db = scratchDatabase();
   private readonly statements;
 
   constructor() {
-    this.db.pragma('journal_mode = OFF');
-    this.db.pragma('synchronous = OFF');
-    this.db.pragma('locking_mode = EXCLUSIVE');
-    this.db.pragma('cache_size = -512');
     this.db.exec(
       'CREATE TABLE live (id BLOB PRIMARY KEY) WITHOUT ROWID; CREATE TABLE page (id BLOB PRIMARY KEY) WITHOUT ROWID;',
     );

@@ -50,6 +50,19 @@ export function packChunkIds(pack: IndexedPack): string[] {
   return ids;
 }
 
+/**
+ * An anonymous temporary SQLite database (in SQLITE_TMPDIR, TMPDIR or /var/tmp; gone when closed or when the process
+ * dies) for data that must not live in memory: no journal, no syncs, one user, a page cache of CACHE_KIB.
+ */
+export function scratchDatabase(): Database.Database {
+  const db = new Database('');
+  db.pragma('journal_mode = OFF');
+  db.pragma('synchronous = OFF');
+  db.pragma('locking_mode = EXCLUSIVE');
+  db.pragma(`cache_size = -${CACHE_KIB}`);
+  return db;
+}
+
 type LocationRow = [pack: number, offset: number, length: number, nonce: number];
 
 /**
@@ -105,11 +118,7 @@ export class ChunkIndex {
   /** The database, opened on first use (a repository that never loads its index costs no file). */
   private get sql(): Statements {
     if (this.statements === undefined) {
-      const db = new Database('');
-      db.pragma('journal_mode = OFF');
-      db.pragma('synchronous = OFF');
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma(`cache_size = -${CACHE_KIB}`);
+      const db = scratchDatabase();
       db.exec(
         'CREATE TABLE chunk (id BLOB PRIMARY KEY, pack INTEGER NOT NULL, offset INTEGER NOT NULL, ' +
           'length INTEGER NOT NULL, nonce INTEGER NOT NULL) WITHOUT ROWID;' +
