@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack, indexedPack, packChunkIds } from './chunk-index.js';
+import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack, indexedPack } from './chunk-index.js';
 import type { BlobEntry } from './pack.js';
 
 function pack(count: number, ids: Buffer[] = []): { p: IndexedPack; entries: BlobEntry[] } {
@@ -131,7 +131,7 @@ describe('ChunkIndex', () => {
     const packs = [pack(3).p, pack(0).p, pack(5).p];
     const decoded = decodeIndex(encodeIndex(packs), 'index object x');
     expect(decoded.map((p) => p.ref.id)).toEqual(packs.map((p) => p.ref.id));
-    expect(decoded.map((p) => packChunkIds(p))).toEqual(packs.map((p) => packChunkIds(p)));
+    expect(decoded.map((p) => p.blobs)).toEqual(packs.map((p) => p.blobs));
     expect(() => decodeIndex(encodeIndex(packs).subarray(0, 100), 'index object x')).toThrow(/truncated/);
   });
 });

@@ -43,13 +43,6 @@ export function indexedPack(ref: PackRef, entries: readonly BlobEntry[]): Indexe
   return { ref, blobs: encodeEntries(entries) };
 }
 
-/** Chunk ids (hex) of a pack's blobs. */
-export function packChunkIds(pack: IndexedPack): string[] {
-  const ids: string[] = [];
-  for (let o = 0; o < pack.blobs.length; o += ENTRY) ids.push(pack.blobs.toString('hex', o, o + 32));
-  return ids;
-}
-
 /**
  * An anonymous temporary SQLite database (in SQLITE_TMPDIR, TMPDIR or /var/tmp; gone when closed or when the process
  * dies) for data that must not live in memory: no journal, no syncs, one user, a page cache of CACHE_KIB.
