@@ -1,4 +1,6 @@
 import { constants, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { collectAll, Reclaimer } from './reclaim.js';
 
@@ -54,5 +56,22 @@ describe('Reclaimer', () => {
 
   it('collectAll runs one full collection at once (a job calls it after its setup)', async () => {
     expect((await collections(() => collectAll())).filter((k) => k === MAJOR)).toHaveLength(1);
+  });
+
+  it('compacts: the partly used pages an ordinary full collection keeps are emptied and handed back', () => {
+    setFlagsFromString('--expose-gc');
+    const ordinary = runInNewContext('gc') as () => void;
+    // Promoted objects of which one in 20 stays alive: after an ordinary collection, pages mostly free but kept.
+    const kept: object[] = [];
+    for (let i = 0; i < 400_000; i++) {
+      const o = { i, s: `x${i}`, a: [i] };
+      if (i % 20 === 0) kept.push(o);
+    }
+    ordinary();
+    const fragmented = getHeapStatistics().total_heap_size;
+    collectAll();
+    const compacted = getHeapStatistics().total_heap_size;
+    expect(kept).toHaveLength(20_000);
+    expect(fragmented - compacted).toBeGreaterThan(1024 * 1024);
   });
 });

@@ -6,16 +6,15 @@
  * leaf's pieces, a pack waiting for its upload) are promoted and die in the old generation, which V8 lets grow to
  * tens of MiB before collecting it; so a full collection runs whenever the heap has grown a few MiB past what the
  * last full one left alive. That bounds a thread's heap by its live objects plus a constant, however long the job:
- * a 16 GiB volume's backup peaks where a 1 GiB one does.
+ * a 16 GiB volume's backup peaks where a 1 GiB one does. Full collections compact (compactHeap): after hundreds of
+ * them, a heap otherwise keeps the partly used pages each one left, and a long job's heap ends MiB larger.
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { compactHeap } from '../../node/native/allocator.js';
 
-/**
- * V8's `gc` extension: with `{ type: 'minor' }` a young-generation collection; with no argument a full one. (Node
- * 20's V8 takes `{ type: 'major' }` for a young collection too, so a full one must be asked for with no argument.)
- */
-type Gc = (options?: { type: 'minor' }) => void;
+/** V8's `gc` extension, for young-generation collections (`{ type: 'minor' }`); full ones are compactHeap's. */
+type Gc = (options: { type: 'minor' }) => void;
 
 let collect: Gc | undefined;
 
@@ -32,7 +31,7 @@ function gc(): Gc {
  * they are gone before the job's buffers are made rather than adding to its peak.
  */
 export function collectAll(): void {
-  gc()();
+  compactHeap();
 }
 
 /**
@@ -68,7 +67,7 @@ export class Reclaimer {
       gc()({ type: 'minor' });
       return;
     }
-    gc()();
+    compactHeap();
     this.minors = 0;
     this.live = getHeapStatistics().used_heap_size;
     this.afterFull?.();

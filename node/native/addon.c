@@ -17,6 +17,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_function(env, exports, "gcmSealInto", ferry_gcm_seal_into);
   export_function(env, exports, "gcmOpenChunk", ferry_gcm_open_chunk);
   export_function(env, exports, "alignmentGap", ferry_alignment_gap);
+  export_function(env, exports, "reduceHeap", ferry_reduce_heap);
   return exports;
 }
 

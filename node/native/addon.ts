@@ -44,6 +44,8 @@ export interface NativeAddon {
   ): number;
   /** Bytes from the start of `view` to the next address that is a multiple of `alignment` (a power of two). */
   alignmentGap(view: Uint8Array, alignment: number): number;
+  /** A full collection of the calling thread's V8 heap that also compacts it (heap.cc). */
+  reduceHeap(): void;
 }
 
 function findAddon(): string {

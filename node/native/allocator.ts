@@ -55,6 +55,16 @@ export function trimAllocator(): boolean {
   return native.trimMalloc();
 }
 
+/**
+ * A full collection of the calling thread's V8 heap in V8's memory-reducing mode: unlike the `gc` extension's, it
+ * moves the objects of fragmented pages together and returns the emptied pages. A heap that went through hundreds
+ * of collections otherwise keeps the partly used pages of each, and a long job's heap ends a few MiB larger than a
+ * short one's. Costs about what an ordinary full collection does (16-18 ms in a 16 GiB restore's main thread).
+ */
+export function compactHeap(): void {
+  native.reduceHeap();
+}
+
 /** malloc's figures over all arenas, or null where the C library is not glibc 2.33 or later. */
 export function allocatorStats(): MallocStats | null {
   return native.mallocStats();

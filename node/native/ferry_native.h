@@ -3,6 +3,10 @@
 #define FERRY_NATIVE_H
 #include <node_api.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* punchHole(fd, offset, length): Promise<number> (punch.c). */
 napi_value ferry_punch_hole(napi_env env, napi_callback_info info);
 /* tuneMalloc(mmapThreshold, arenaMax): boolean (malloc.c). */
@@ -17,5 +21,11 @@ napi_value ferry_gcm_seal_into(napi_env env, napi_callback_info info);
 napi_value ferry_gcm_open_chunk(napi_env env, napi_callback_info info);
 /* alignmentGap(view, alignment): number (align.c). */
 napi_value ferry_alignment_gap(napi_env env, napi_callback_info info);
+/* reduceHeap(): undefined (heap.cc). */
+napi_value ferry_reduce_heap(napi_env env, napi_callback_info info);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
