@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/errors.js';
 import { type KeyProvider, type KeySource, LOCAL_PROVIDER, lookupOf } from '../../kms/index.js';
 import type { ObjectStore } from '../store/types.js';
+import { Reclaimer } from '../workers/reclaim.js';
 import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack } from './chunk-index.js';
 import { configMac, parseConfig, type RepoConfig, unwrapMaster } from './config.js';
 import { RepoKeys } from './crypto.js';
@@ -59,6 +60,8 @@ export interface KekRef {
 
 /** Index objects fetched at once when the index is refreshed. */
 const INDEX_FETCHES = 8;
+/** Bytes of index objects merged between young-generation collections while loading an index. */
+const INDEX_RECLAIM = 2 * 1024 * 1024;
 
 /**
  * A CloudSnap repository on an object store: its keys, its chunk index, manifest pages and backup records.
@@ -165,21 +168,29 @@ export class Repository {
   /** Loads index objects written since the last call. */
   async refreshIndex(signal?: AbortSignal): Promise<void> {
     let token: string | undefined;
+    // Each object read and opened is garbage once merged, held in malloc's arena until a collection finds its small
+    // handle dead: collected every INDEX_RECLAIM bytes, not after the whole index (which grew the arena by megabytes
+    // for a large repository, and a job's malloc memory never shrank back to a small repository's).
+    const reclaimer = new Reclaimer(INDEX_RECLAIM, undefined, INDEX_RECLAIM);
     do {
       const page = await this.store.list('index/', { continuationToken: token, signal });
       const fresh = page.objects.filter((o) => !this.index.loaded.has(o.key));
-      // Fetched INDEX_FETCHES at a time (one round trip each on a remote store), merged in listing order.
-      const fetches: Array<Promise<Buffer | undefined>> = [];
+      // Fetched INDEX_FETCHES at a time (one round trip each on a remote store), merged in listing order. Only the
+      // fetches in flight are held: a list of all of them kept every object read until the page was done, megabytes
+      // for a large repository, which left malloc's arena that much larger for the rest of the job.
+      const window: Array<Promise<Buffer | undefined>> = [];
+      let requested = 0;
       const fetchNext = (): void => {
-        const o = fresh[fetches.length];
+        const o = fresh[requested];
         if (o === undefined) return;
+        requested++;
         const p = this.getIfPresent(o.key, signal);
         p.catch(() => undefined);
-        fetches.push(p);
+        window.push(p);
       };
-      while (fetches.length < Math.min(INDEX_FETCHES, fresh.length)) fetchNext();
-      for (const [i, o] of fresh.entries()) {
-        const sealed = await fetches[i];
+      while (window.length < INDEX_FETCHES && requested < fresh.length) fetchNext();
+      for (const o of fresh) {
+        const sealed = await window.shift();
         fetchNext();
         if (sealed === undefined) continue;
         const body = openObject(this.keys, o.key, sealed);
@@ -189,6 +200,7 @@ export class Repository {
           o.key,
           packs.map((p) => p.ref.id),
         );
+        reclaimer.processed(sealed.length);
       }
       token = page.continuationToken;
     } while (token !== undefined);

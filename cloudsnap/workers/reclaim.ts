@@ -35,19 +35,30 @@ export function collectAll(): void {
 }
 
 /**
+ * The thread's heap in use plus the buffers its objects own. Buffers count: a dead buffer promoted to the old
+ * generation (an object read while a few others were in flight) is freed only by a full collection, and its handle
+ * is too small for the heap's growth to show it; loading a large repository's index piled up megabytes of them.
+ */
+function held(): number {
+  const s = getHeapStatistics();
+  return s.used_heap_size + s.external_memory;
+}
+
+/**
  * Counts bytes processed and runs a young-generation collection every `every` bytes; a full one instead when the
  * heap holds more than `headroom` bytes beyond what the last full collection left, or every `majorEvery` collections.
  */
 export class Reclaimer {
   private since = 0;
   private minors = 0;
-  /** Heap in use just after the last full collection (its live objects); until the first one, the heap at start. */
-  private live = getHeapStatistics().used_heap_size;
+  /** Held just after the last full collection (its live objects and buffers); until the first one, at start. */
+  private live = held();
 
   /**
    * @param every Bytes between collections; default 8 MiB.
    * @param majorEvery Collections between full ones at most; default 32 (a full collection every 256 MiB, a few ms).
-   * @param headroom Heap growth past the last full collection's live size that triggers a full one; default 6 MiB.
+   * @param headroom Growth of the heap and buffers together past what the last full collection left that triggers
+   *   a full one; default 6 MiB.
    * @param afterFull Called after each full collection (the main thread returns freed malloc memory there).
    */
   constructor(
@@ -63,13 +74,13 @@ export class Reclaimer {
     if (this.since < this.every) return;
     this.since = 0;
     this.minors++;
-    if (this.minors < this.majorEvery && getHeapStatistics().used_heap_size <= this.live + this.headroom) {
+    if (this.minors < this.majorEvery && held() <= this.live + this.headroom) {
       gc()({ type: 'minor' });
       return;
     }
     compactHeap();
     this.minors = 0;
-    this.live = getHeapStatistics().used_heap_size;
+    this.live = held();
     this.afterFull?.();
   }
 }
