@@ -618,21 +618,24 @@ async function benchMemory(base: string): Promise<void> {
     }
   }
   // The goal: a larger volume's job peaks no higher than a smaller one's (medians compared).
-  const small = peaks.get(sizes[0] as number);
-  const large = peaks.get(sizes[sizes.length - 1] as number);
+  const smallSize = sizes[0] as number;
+  const largeSize = sizes[sizes.length - 1] as number;
+  const small = peaks.get(smallSize);
+  const large = peaks.get(largeSize);
   if (sizes.length > 1 && small !== undefined && large !== undefined) {
     for (const step of ['backup', 'restore'] as const) {
+      const diff = mib(large[step] - small[step]);
       rows.push({
-        volume: `${formatSize(memorySize)} vs ${formatSize(size)}`,
+        volume: `${formatSize(largeSize)} vs ${formatSize(smallSize)}`,
         'data GiB': '-',
         step: step === 'backup' ? 'full backup' : 'restore',
         runs: '-',
         s: '-',
         'MiB/s of data': '-',
-        'peak RSS MiB (median)': `${mib(large[step] - small[step]) >= 0 ? '+' : ''}${mib(large[step] - small[step]).toFixed(1)}`,
+        'peak RSS MiB (median)': `${diff >= 0 ? '+' : ''}${diff.toFixed(1)}`,
         'lowest-highest': '-',
         'RSS idle after, MiB': '-',
-        goal: `no larger than ${formatSize(size)}`,
+        goal: `no larger than ${formatSize(smallSize)}`,
         met: verdict(large[step] <= small[step]),
       });
     }
