@@ -22,8 +22,12 @@ export const ENTRY = 44;
  * 1 GiB volume's index already fills this much, so a larger volume's backup does not hold more.
  */
 const CACHE_KIB = 512;
-/** Pack references kept in memory (chunk lookups name packs by number); a full cache starts over. */
-const PACK_CACHE = 256;
+/**
+ * Pack references kept in memory (chunk lookups name packs by number); a full cache starts over. A restore reads from
+ * a few packs at a time; 256 kept a large repository's references (and their salts' buffers) where a small one kept
+ * its 40.
+ */
+const PACK_CACHE = 64;
 
 export interface ChunkLocation {
   pack: PackRef;

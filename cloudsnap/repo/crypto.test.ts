@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { isFerryError } from '../../common/errors.js';
-import { open, openChunk, seal, sealInto, TAG_SIZE } from './crypto.js';
+import { OBJECT_KEYS, open, openChunk, RepoKeys, seal, sealInto, TAG_SIZE } from './crypto.js';
 
 /** Blob sealing and opening in place (OpenSSL through the native addon) against Node's own AES-GCM. */
 describe('sealInto / openChunk', () => {
@@ -88,5 +88,22 @@ describe('sealInto / openChunk', () => {
     expect(() => sealInto(key, 1.5, randomBytes(8), aad, target, 0)).toThrow(RangeError);
     expect(() => sealInto(randomBytes(16), 0, randomBytes(8), aad, target, 0)).toThrow(RangeError);
     expect(target.equals(Buffer.alloc(40, 1))).toBe(true);
+  });
+});
+
+describe('RepoKeys.objectKey', () => {
+  it('keeps at most OBJECT_KEYS keys, and a key derived again after making room is the same key', () => {
+    const keys = new RepoKeys(randomBytes(32));
+    const salts = Array.from({ length: OBJECT_KEYS * 3 }, () => randomBytes(32));
+    const first = salts.map((s) => Buffer.from(keys.objectKey(s)));
+    expect(keys.cachedObjectKeys).toBe(OBJECT_KEYS);
+    expect(new Set(first.map((k) => k.toString('hex'))).size).toBe(salts.length);
+    salts.forEach((s, i) => {
+      expect(keys.objectKey(s).equals(first[i] as Buffer)).toBe(true);
+    });
+    expect(keys.cachedObjectKeys).toBe(OBJECT_KEYS);
+    // A hit returns the cached buffer itself.
+    const last = salts[salts.length - 1] as Buffer;
+    expect(keys.objectKey(last)).toBe(keys.objectKey(last));
   });
 });
