@@ -4,10 +4,10 @@ import { type BlockDevice, trimAllocator, type VolumeEngine, type VolumeInfo } f
 import { type Progress, ProgressTracker } from './progress.js';
 import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
-import { decodeLeaf, decodeRoot } from './repo/manifest.js';
+import { decodeRoot, leafEntries } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
-import { collectAll, Reclaimer } from './workers/reclaim.js';
+import { collectAll, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
 
 export interface RestoreContext {
   engine: VolumeEngine;
@@ -85,9 +85,9 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     progress.setTotal(record.chunks_total * root.chunkSize);
     let failure: unknown;
     let unflushed = 0;
-    // Reads and plaintexts live in reused buffers, so mostly small objects are left for the collector: a young
-    // collection every 16 MiB and a full one every 256 MiB keep the heap flat at little cost to the main thread.
-    const reclaimer = new Reclaimer(16 * 1024 * 1024, 16, undefined, trimAllocator);
+    // Reads and plaintexts live in reused buffers: a full collection every MAIN_THREAD_RECLAIM bytes keeps the heap
+    // flat, and V8's own young collections take the small objects left (see MAIN_THREAD_RECLAIM).
+    const reclaimer = new Reclaimer(MAIN_THREAD_RECLAIM, 1, undefined, trimAllocator);
     const written = (bytes: number): void => {
       progress.add(bytes);
       reclaimer.processed(bytes);
@@ -136,12 +136,13 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
       signal?.throwIfAborted();
       const page = await (nextLeaf as Promise<Buffer>);
       nextLeaf = fetchLeaf(k + 1);
-      const leaf = decodeLeaf(page, `leaf ${leafNo} of backup ${record.id}`);
+      const leaf = leafEntries(page, `leaf ${leafNo} of backup ${record.id}`);
       // One group being gathered per pack: an incremental's chunks from new packs interleave with runs of an old
       // pack, and the old pack's run continues past them (over the few old blobs it no longer needs) in one read.
       const open = new Map<string, Piece[]>();
-      // A leaf's entries come in position order (decodeLeaf checks it).
-      for (const [pos, id] of leaf) {
+      // A leaf's entries come in position order (leafEntries checks it).
+      for (let e = 0; e < leaf.count; e++) {
+        const id = leaf.id(e);
         const loc = repo.index.get(id);
         if (loc === undefined) {
           throw new FerryError(
@@ -149,7 +150,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
             `backup ${record.id} needs chunk ${id.toString('hex')} that no pack in ${repo.store.location} holds`,
           );
         }
-        const piece = { chunk: leafNo * root.leafChunks + pos, id, loc };
+        const piece = { chunk: leafNo * root.leafChunks + leaf.position(e), id, loc };
         const group = open.get(loc.pack.id);
         if (group !== undefined && joins(group, loc, root.chunkSize)) {
           group.push(piece);

@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { decodeLeaf, decodeRoot, encodeLeaf, encodeRoot, type Leaf } from './manifest.js';
+import { decodeLeaf, decodeRoot, encodeLeaf, encodeRoot, type Leaf, leafEntries } from './manifest.js';
 
 const id = (n: number): Buffer => Buffer.alloc(32, n);
 
@@ -37,4 +37,25 @@ it('refuses a page whose entries are out of order or repeated (a restore relies 
   const repeated = Buffer.from(page);
   repeated.writeUInt32LE(1, 12 + 36);
   expect(() => decodeLeaf(repeated, 'leaf 3')).toThrow(/out of order/);
+  expect(() => leafEntries(swapped, 'leaf 3')).toThrow(/out of order/);
+  expect(() => leafEntries(repeated, 'leaf 3')).toThrow(/out of order/);
+  expect(() => leafEntries(page.subarray(0, page.length - 1), 'leaf 3')).toThrow(/bad length/);
+  expect(() => leafEntries(encodeRoot({ size: 1, chunkSize: 1, leafChunks: 1, leaves: new Map() }), 'leaf 3')).toThrow(
+    /not a leaf page/,
+  );
+});
+
+it('leafEntries reads the entries decodeLeaf does, in place', () => {
+  const leaf: Leaf = new Map([
+    [9, id(9)],
+    [0, id(100)],
+    [4000, id(40)],
+  ]);
+  const page = encodeLeaf(leaf);
+  const entries = leafEntries(page, 'leaf 1');
+  const read = Array.from({ length: entries.count }, (_, i) => [entries.position(i), entries.id(i)] as const);
+  expect(read.map(([p]) => p)).toEqual([...decodeLeaf(page, 'leaf 1').keys()]);
+  for (const [p, chunk] of read) expect(chunk.equals(leaf.get(p) as Buffer)).toBe(true);
+  // A view of the page, not a copy.
+  expect(entries.id(0).buffer).toBe(page.buffer);
 });

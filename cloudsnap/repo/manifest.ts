@@ -41,18 +41,26 @@ function encodePairs(magic: Buffer, head: Buffer, pairs: Map<number, Buffer>): B
   return Buffer.concat([magic, head, body]);
 }
 
-function decodePairs(b: Buffer, at: number, what: string): Map<number, Buffer> {
+/** The number of pairs from `at`, after checking the page's length and that their keys ascend. */
+function checkPairs(b: Buffer, at: number, what: string): number {
   const n = b.readUInt32LE(at);
   if (b.length !== at + 4 + n * 36) throw new FerryError('DATA_CORRUPTION', `${what} has a bad length`);
-  const out = new Map<number, Buffer>();
   let last = -1;
   for (let i = 0; i < n; i++) {
-    const o = at + 4 + i * 36;
-    const k = b.readUInt32LE(o);
+    const k = b.readUInt32LE(at + 4 + i * 36);
     // Pages are written sorted: readers rely on the order (a restore reads a leaf's chunks in volume order).
     if (k <= last) throw new FerryError('DATA_CORRUPTION', `${what} has entries out of order`);
     last = k;
-    out.set(k, Buffer.from(b.subarray(o + 4, o + 36)));
+  }
+  return n;
+}
+
+function decodePairs(b: Buffer, at: number, what: string): Map<number, Buffer> {
+  const n = checkPairs(b, at, what);
+  const out = new Map<number, Buffer>();
+  for (let i = 0; i < n; i++) {
+    const o = at + 4 + i * 36;
+    out.set(b.readUInt32LE(o), Buffer.from(b.subarray(o + 4, o + 36)));
   }
   return out;
 }
@@ -65,6 +73,28 @@ export function decodeLeaf(b: Buffer, what: string): Leaf {
   if (b.length < 12 || !b.subarray(0, 8).equals(LEAF))
     throw new FerryError('DATA_CORRUPTION', `${what} is not a leaf page`);
   return decodePairs(b, 8, what);
+}
+
+/**
+ * A leaf page's entries read in place, in position order: what a restore walks, one chunk at a time, instead of a
+ * Map with a copied id per chunk (decodeLeaf), which made a third of the garbage of a restore's main thread.
+ */
+export interface LeafEntries {
+  readonly count: number;
+  /** Position in the leaf of entry `i`. */
+  position(i: number): number;
+  /** Chunk id of entry `i`: a view of the page, which it keeps alive. */
+  id(i: number): Buffer;
+}
+
+export function leafEntries(b: Buffer, what: string): LeafEntries {
+  if (b.length < 12 || !b.subarray(0, 8).equals(LEAF))
+    throw new FerryError('DATA_CORRUPTION', `${what} is not a leaf page`);
+  return {
+    count: checkPairs(b, 8, what),
+    position: (i) => b.readUInt32LE(12 + i * 36),
+    id: (i) => b.subarray(16 + i * 36, 48 + i * 36),
+  };
 }
 
 export function encodeRoot(root: Root): Buffer {
