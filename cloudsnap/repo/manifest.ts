@@ -41,40 +41,6 @@ function encodePairs(magic: Buffer, head: Buffer, pairs: Map<number, Buffer>): B
   return Buffer.concat([magic, head, body]);
 }
 
-/** The number of pairs from `at`, after checking the page's length and that their keys ascend. */
-function checkPairs(b: Buffer, at: number, what: string): number {
-  const n = b.readUInt32LE(at);
-  if (b.length !== at + 4 + n * 36) throw new FerryError('DATA_CORRUPTION', `${what} has a bad length`);
-  let last = -1;
-  for (let i = 0; i < n; i++) {
-    const k = b.readUInt32LE(at + 4 + i * 36);
-    // Pages are written sorted: readers rely on the order (a restore reads a leaf's chunks in volume order).
-    if (k <= last) throw new FerryError('DATA_CORRUPTION', `${what} has entries out of order`);
-    last = k;
-  }
-  return n;
-}
-
-function decodePairs(b: Buffer, at: number, what: string): Map<number, Buffer> {
-  const n = checkPairs(b, at, what);
-  const out = new Map<number, Buffer>();
-  for (let i = 0; i < n; i++) {
-    const o = at + 4 + i * 36;
-    out.set(b.readUInt32LE(o), Buffer.from(b.subarray(o + 4, o + 36)));
-  }
-  return out;
-}
-
-export function encodeLeaf(leaf: Leaf): Buffer {
-  return encodePairs(LEAF, Buffer.alloc(0), leaf);
-}
-
-export function decodeLeaf(b: Buffer, what: string): Leaf {
-  if (b.length < 12 || !b.subarray(0, 8).equals(LEAF))
-    throw new FerryError('DATA_CORRUPTION', `${what} is not a leaf page`);
-  return decodePairs(b, 8, what);
-}
-
 /**
  * A leaf page's entries read in place, in position order: what a restore walks, one chunk at a time, instead of a
  * Map with a copied id per chunk (decodeLeaf), which made a third of the garbage of a restore's main thread.
@@ -87,14 +53,46 @@ export interface LeafEntries {
   id(i: number): Buffer;
 }
 
-export function leafEntries(b: Buffer, what: string): LeafEntries {
+/** The pairs from `at`, read in place, after checking the page's length and that their keys ascend. */
+function pairsAt(b: Buffer, at: number, what: string): LeafEntries {
+  const n = b.readUInt32LE(at);
+  if (b.length !== at + 4 + n * 36) throw new FerryError('DATA_CORRUPTION', `${what} has a bad length`);
+  const key = (i: number): number => b.readUInt32LE(at + 4 + i * 36);
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    const k = key(i);
+    // Pages are written sorted: readers rely on the order (a restore reads a leaf's chunks in volume order).
+    if (k <= last) throw new FerryError('DATA_CORRUPTION', `${what} has entries out of order`);
+    last = k;
+  }
+  return { count: n, position: key, id: (i) => b.subarray(at + 8 + i * 36, at + 40 + i * 36) };
+}
+
+function decodePairs(b: Buffer, at: number, what: string): Map<number, Buffer> {
+  const pairs = pairsAt(b, at, what);
+  const out = new Map<number, Buffer>();
+  for (let i = 0; i < pairs.count; i++) out.set(pairs.position(i), Buffer.from(pairs.id(i)));
+  return out;
+}
+
+export function encodeLeaf(leaf: Leaf): Buffer {
+  return encodePairs(LEAF, Buffer.alloc(0), leaf);
+}
+
+/** Throws DATA_CORRUPTION unless `b` begins as a leaf page does. */
+function checkLeaf(b: Buffer, what: string): void {
   if (b.length < 12 || !b.subarray(0, 8).equals(LEAF))
     throw new FerryError('DATA_CORRUPTION', `${what} is not a leaf page`);
-  return {
-    count: checkPairs(b, 8, what),
-    position: (i) => b.readUInt32LE(12 + i * 36),
-    id: (i) => b.subarray(16 + i * 36, 48 + i * 36),
-  };
+}
+
+export function decodeLeaf(b: Buffer, what: string): Leaf {
+  checkLeaf(b, what);
+  return decodePairs(b, 8, what);
+}
+
+export function leafEntries(b: Buffer, what: string): LeafEntries {
+  checkLeaf(b, what);
+  return pairsAt(b, 8, what);
 }
 
 export function encodeRoot(root: Root): Buffer {
