@@ -136,38 +136,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
       signal?.throwIfAborted();
       const page = await (nextLeaf as Promise<Buffer>);
       nextLeaf = fetchLeaf(k + 1);
-      const leaf = leafEntries(page, `leaf ${leafNo} of backup ${record.id}`);
-      // One group being gathered per pack: an incremental's chunks from new packs interleave with runs of an old
-      // pack, and the old pack's run continues past them (over the few old blobs it no longer needs) in one read.
-      const open = new Map<string, Piece[]>();
-      // A leaf's entries come in position order (leafEntries checks it).
-      for (let e = 0; e < leaf.count; e++) {
-        const id = leaf.id(e);
-        const loc = repo.index.get(id);
-        if (loc === undefined) {
-          throw new FerryError(
-            'DATA_CORRUPTION',
-            `backup ${record.id} needs chunk ${id.toString('hex')} that no pack in ${repo.store.location} holds`,
-          );
-        }
-        const piece = { chunk: leafNo * root.leafChunks + leaf.position(e), id, loc };
-        const group = open.get(loc.pack.id);
-        if (group !== undefined && joins(group, loc, root.chunkSize)) {
-          group.push(piece);
-          continue;
-        }
-        if (group !== undefined) {
-          open.delete(loc.pack.id);
-          await launch(group);
-        }
-        open.set(loc.pack.id, [piece]);
-        if (open.size > MAX_OPEN_GROUPS) {
-          const [oldest, pieces] = open.entries().next().value as [string, Piece[]];
-          open.delete(oldest);
-          await launch(pieces);
-        }
-      }
-      for (const group of open.values()) await launch(group);
+      await launchLeaf(repo, record.id, page, leafNo, root.leafChunks, root.chunkSize, launch);
     }
     await queue.onIdle();
     await writes.onIdle();
@@ -189,6 +158,55 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     await device.close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Groups the chunks of one leaf page into ranged reads (see `joins`) and hands each group to `launch`, in the order
+ * they close. A function of its own, too large for TurboFan to inline: the job's main loop and this one are compiled
+ * apart, so neither compilation is as large as both together (each is a burst of compiler memory), and this one's
+ * rarely taken branches cost a recompilation of this alone.
+ */
+async function launchLeaf(
+  repo: Repository,
+  backupId: string,
+  page: Buffer,
+  leafNo: number,
+  leafChunks: number,
+  chunkSize: number,
+  launch: (group: Piece[]) => Promise<void>,
+): Promise<void> {
+  const leaf = leafEntries(page, `leaf ${leafNo} of backup ${backupId}`);
+  // One group being gathered per pack: an incremental's chunks from new packs interleave with runs of an old pack,
+  // and the old pack's run continues past them (over the few old blobs it no longer needs) in one read.
+  const open = new Map<string, Piece[]>();
+  // A leaf's entries come in position order (leafEntries checks it).
+  for (let e = 0; e < leaf.count; e++) {
+    const id = leaf.id(e);
+    const loc = repo.index.get(id);
+    if (loc === undefined) {
+      throw new FerryError(
+        'DATA_CORRUPTION',
+        `backup ${backupId} needs chunk ${id.toString('hex')} that no pack in ${repo.store.location} holds`,
+      );
+    }
+    const piece = { chunk: leafNo * leafChunks + leaf.position(e), id, loc };
+    const group = open.get(loc.pack.id);
+    if (group !== undefined && joins(group, loc, chunkSize)) {
+      group.push(piece);
+      continue;
+    }
+    if (group !== undefined) {
+      open.delete(loc.pack.id);
+      await launch(group);
+    }
+    open.set(loc.pack.id, [piece]);
+    if (open.size > MAX_OPEN_GROUPS) {
+      const [oldest, pieces] = open.entries().next().value as [string, Piece[]];
+      open.delete(oldest);
+      await launch(pieces);
+    }
+  }
+  for (const group of open.values()) await launch(group);
 }
 
 /** The new volume in the 'restoring' state; a restore that was interrupted is resumed into the same volume. */
@@ -257,18 +275,23 @@ async function decode(
   // Two typed arrays and one string per read, not an object per blob: they cross to the worker by structured clone.
   const spans = new Uint32Array(pieces.length * 3);
   const ids = new Uint8Array(pieces.length * 32);
-  pieces.forEach((p, i) => {
+  // Plain loops here and in writePieces, not callbacks: a closure made per read loses its optimized code at every
+  // full collection that finds none of its instances alive, and was compiled again after each (20 times a job).
+  let capacity = 0;
+  for (let i = 0; i < pieces.length; i++) {
+    const p = pieces[i] as Piece;
     spans[i * 3] = p.loc.offset - start;
     spans[i * 3 + 1] = p.loc.length;
     spans[i * 3 + 2] = p.loc.nonce;
     ids.set(p.id, i * 32);
-  });
+    capacity += Math.min(chunkSize, size - p.chunk * chunkSize);
+  }
   return workers.decode(
     repo.keys.idKeyBytes,
     repo.keys.objectKey(first.loc.pack.salt),
     body,
     { spans, ids, where: `of backup ${backupId} in ${key}` },
-    pieces.reduce((a, p) => a + Math.min(chunkSize, size - p.chunk * chunkSize), 0),
+    capacity,
   );
 }
 
@@ -282,7 +305,6 @@ async function writePieces(
   written: (bytes: number) => void,
   place: string,
 ): Promise<void> {
-  const expected = pieces.map((p) => Math.min(chunkSize, size - p.chunk * chunkSize));
   try {
     const { chunks } = decoded;
     // Consecutive chunks of the volume go down in one write.
@@ -292,10 +314,11 @@ async function writePieces(
       if (i < pieces.length && (pieces[i] as Piece).chunk === prev.chunk + 1) continue;
       const offset = (pieces[runStart] as Piece).chunk * chunkSize;
       for (let k = runStart; k < i; k++) {
-        if ((chunks[k] as Buffer).length !== expected[k]) {
+        const expected = Math.min(chunkSize, size - (pieces[k] as Piece).chunk * chunkSize);
+        if ((chunks[k] as Buffer).length !== expected) {
           throw new FerryError(
             'DATA_CORRUPTION',
-            `chunk ${(pieces[k] as Piece).id.toString('hex').slice(0, 16)} ${place} has ${(chunks[k] as Buffer).length} bytes, expected ${expected[k]}`,
+            `chunk ${(pieces[k] as Piece).id.toString('hex').slice(0, 16)} ${place} has ${(chunks[k] as Buffer).length} bytes, expected ${expected}`,
           );
         }
       }

@@ -26,6 +26,26 @@ describe('ChunkIndex', () => {
     expect(index.has(randomBytes(32))).toBe(false);
   });
 
+  it('finds chunks of more packs than it caches references of, in any order', () => {
+    const index = new ChunkIndex();
+    const packs = Array.from({ length: 200 }, () => pack(4));
+    for (const { p } of packs) index.add(p);
+    // Packs k and k + 64 (and k + 128...) share a slot of the reference cache: alternate between them.
+    for (let round = 0; round < 2; round++) {
+      for (let k = 0; k < 64; k++) {
+        for (let j = k; j < packs.length; j += 64) {
+          const { p, entries } = packs[j] as { p: IndexedPack; entries: BlobEntry[] };
+          for (const e of entries) expect(index.get(e.id)?.pack).toEqual(p.ref);
+        }
+      }
+    }
+    const dropped = packs[70] as { p: IndexedPack; entries: BlobEntry[] };
+    index.dropPacks(new Set([dropped.p.ref.id]));
+    for (const e of dropped.entries) expect(index.get(e.id)).toBeUndefined();
+    const kept = packs[6] as { p: IndexedPack; entries: BlobEntry[] };
+    for (const e of kept.entries) expect(index.get(e.id)?.pack).toEqual(kept.p.ref);
+  });
+
   it('keeps the first location of a chunk unless the new one is preferred', () => {
     const index = new ChunkIndex();
     const shared = randomBytes(32);

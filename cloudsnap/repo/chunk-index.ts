@@ -9,7 +9,7 @@
  *   chunk:  chunk id -> pack number, offset, length, nonce                  (one row per chunk)
  *   pack:   pack number -> pack id, salt, the pack's encoded blob entries  (one row per pack)
  *   source: index object -> the ids of the packs it describes, in order   (which index objects are merged in)
- * In memory: the references of up to PACK_CACHE packs looked up lately by number (a restore reads pack after pack).
+ * In memory: the references of up to PACK_CACHE packs looked up lately, by number (a restore reads pack after pack).
  */
 import Database from 'better-sqlite3';
 import { FerryError } from '../../common/errors.js';
@@ -23,9 +23,11 @@ export const ENTRY = 44;
  */
 const CACHE_KIB = 512;
 /**
- * Pack references kept in memory (chunk lookups name packs by number); a full cache starts over. A restore reads from
- * a few packs at a time; 256 kept a large repository's references (and their salts' buffers) where a small one kept
- * its 40.
+ * Pack references kept in memory (chunk lookups name packs by number), in slots chosen by number: a miss replaces the
+ * slot's last reference. A restore reads from a few packs at a time, and packs are numbered in the order they were
+ * indexed, so neighbours fall in different slots. 256 kept a large repository's references (and their salts'
+ * buffers) where a small one kept its 40. Slots, not a map emptied when full: the same code runs from the first miss
+ * on, where a branch first taken after PACK_CACHE packs cost a long job a recompilation a short one never makes.
  */
 const PACK_CACHE = 64;
 
@@ -107,8 +109,10 @@ export class IndexObjects {
 export class ChunkIndex {
   private db: Database.Database | undefined;
   private statements: Statements | undefined;
-  /** References of packs looked up by number lately (at most PACK_CACHE). */
-  private readonly refs = new Map<number, PackRef>();
+  /** Pack numbers of the cached references, by slot (-1: empty). */
+  private readonly refNumbers = new Float64Array(PACK_CACHE).fill(-1);
+  /** Cached references of packs looked up by number, by slot (`num % PACK_CACHE`). */
+  private readonly refs: Array<PackRef | undefined> = new Array<PackRef | undefined>(PACK_CACHE).fill(undefined);
   /** Index objects already merged in, with the ids of the packs each describes. */
   readonly loaded = new IndexObjects(() => this.sql);
 
@@ -151,16 +155,16 @@ export class ChunkIndex {
 
   /**
    * The reference of pack number `num`, from the cache or the database. A hit changes nothing (a lookup per chunk
-   * must not churn the cache's table); a full cache is emptied and fills again with the packs now in use.
+   * must not churn the cache); a miss takes the slot of `num`.
    */
   private ref(num: number): PackRef | undefined {
-    const cached = this.refs.get(num);
-    if (cached !== undefined) return cached;
+    const slot = num % PACK_CACHE;
+    if (this.refNumbers[slot] === num) return this.refs[slot];
     const row = this.sql.refByNumber.get(num);
     if (row === undefined) return undefined;
     const ref = { id: row[0].toString('hex'), salt: row[1] };
-    if (this.refs.size >= PACK_CACHE) this.refs.clear();
-    this.refs.set(num, ref);
+    this.refNumbers[slot] = num;
+    this.refs[slot] = ref;
     return ref;
   }
 
@@ -186,7 +190,12 @@ export class ChunkIndex {
   dropPacks(ids: ReadonlySet<string>): void {
     if (ids.size === 0 || this.statements === undefined) return;
     const numbers = this.statements.dropPacks([...ids]);
-    for (const n of numbers) this.refs.delete(n);
+    for (const n of numbers) {
+      const slot = n % PACK_CACHE;
+      if (this.refNumbers[slot] !== n) continue;
+      this.refNumbers[slot] = -1;
+      this.refs[slot] = undefined;
+    }
   }
 
   /** Deletes the on-disk index; the instance is empty afterwards and reopens a new one on next use. */
@@ -194,7 +203,8 @@ export class ChunkIndex {
     this.db?.close();
     this.db = undefined;
     this.statements = undefined;
-    this.refs.clear();
+    this.refNumbers.fill(-1);
+    this.refs.fill(undefined);
   }
 }
 
