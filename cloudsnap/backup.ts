@@ -12,7 +12,7 @@ import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { type LastBackup, lastBackupKey } from './state.js';
 import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
-import { collectAll, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
+import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
 
 export interface BackupContext {
   engine: VolumeEngine;
@@ -108,8 +108,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     ]);
     // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data
     // buffers come.
-    collectAll();
-    trimAllocator();
+    collectAndTrim();
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);
       return loc !== undefined && !condemned.has(loc.pack.id);

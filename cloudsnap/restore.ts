@@ -7,7 +7,7 @@ import { packKey } from './repo/layout.js';
 import { decodeRoot, leafEntries } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
-import { collectAll, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
+import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
 
 export interface RestoreContext {
   engine: VolumeEngine;
@@ -72,8 +72,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
   ]);
   // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data buffers
   // come (measured: a 16 GiB backup's restore peaked in its first second, its index garbage still there).
-  collectAll();
-  trimAllocator();
+  collectAndTrim();
   const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
   const { volume } = await openTarget(engine, options.volumeName, record, labels);
   const device = await engine.openForRestore(volume.id);
@@ -285,7 +284,7 @@ async function decode(
     spans[i * 3 + 1] = p.loc.length;
     spans[i * 3 + 2] = p.loc.nonce;
     ids.set(p.id, i * 32);
-    capacity += Math.min(chunkSize, size - p.chunk * chunkSize);
+    capacity += chunkLength(p.chunk, chunkSize, size);
   }
   return workers.decode(
     repo.keys.idKeyBytes,
@@ -294,6 +293,11 @@ async function decode(
     { spans, ids, where: `of backup ${backupId} in ${key}` },
     capacity,
   );
+}
+
+/** Bytes of chunk `chunk` of a volume of `size` bytes: `chunkSize`, less for a last chunk cut short. */
+function chunkLength(chunk: number, chunkSize: number, size: number): number {
+  return Math.min(chunkSize, size - chunk * chunkSize);
 }
 
 /** Writes decoded chunks, consecutive ones in one write, after checking each has its expected length. */
@@ -315,7 +319,7 @@ async function writePieces(
       if (i < pieces.length && (pieces[i] as Piece).chunk === prev.chunk + 1) continue;
       const offset = (pieces[runStart] as Piece).chunk * chunkSize;
       for (let k = runStart; k < i; k++) {
-        const expected = Math.min(chunkSize, size - (pieces[k] as Piece).chunk * chunkSize);
+        const expected = chunkLength((pieces[k] as Piece).chunk, chunkSize, size);
         if ((chunks[k] as Buffer).length !== expected) {
           throw new FerryError(
             'DATA_CORRUPTION',

@@ -109,10 +109,8 @@ export class IndexObjects {
 export class ChunkIndex {
   private db: Database.Database | undefined;
   private statements: Statements | undefined;
-  /** Pack numbers of the cached references, by slot (-1: empty). */
-  private readonly refNumbers = new Float64Array(PACK_CACHE).fill(-1);
   /** Cached references of packs looked up by number, by slot (`num % PACK_CACHE`). */
-  private readonly refs: Array<PackRef | undefined> = new Array<PackRef | undefined>(PACK_CACHE).fill(undefined);
+  private readonly refs = new Array<{ num: number; ref: PackRef } | undefined>(PACK_CACHE).fill(undefined);
   /** Index objects already merged in, with the ids of the packs each describes. */
   readonly loaded = new IndexObjects(() => this.sql);
 
@@ -158,13 +156,12 @@ export class ChunkIndex {
    * must not churn the cache); a miss takes the slot of `num`.
    */
   private ref(num: number): PackRef | undefined {
-    const slot = num % PACK_CACHE;
-    if (this.refNumbers[slot] === num) return this.refs[slot];
+    const cached = this.refs[num % PACK_CACHE];
+    if (cached?.num === num) return cached.ref;
     const row = this.sql.refByNumber.get(num);
     if (row === undefined) return undefined;
     const ref = { id: row[0].toString('hex'), salt: row[1] };
-    this.refNumbers[slot] = num;
-    this.refs[slot] = ref;
+    this.refs[num % PACK_CACHE] = { num, ref };
     return ref;
   }
 
@@ -190,12 +187,7 @@ export class ChunkIndex {
   dropPacks(ids: ReadonlySet<string>): void {
     if (ids.size === 0 || this.statements === undefined) return;
     const numbers = this.statements.dropPacks([...ids]);
-    for (const n of numbers) {
-      const slot = n % PACK_CACHE;
-      if (this.refNumbers[slot] !== n) continue;
-      this.refNumbers[slot] = -1;
-      this.refs[slot] = undefined;
-    }
+    for (const n of numbers) if (this.refs[n % PACK_CACHE]?.num === n) this.refs[n % PACK_CACHE] = undefined;
   }
 
   /** Deletes the on-disk index; the instance is empty afterwards and reopens a new one on next use. */
@@ -203,7 +195,6 @@ export class ChunkIndex {
     this.db?.close();
     this.db = undefined;
     this.statements = undefined;
-    this.refNumbers.fill(-1);
     this.refs.fill(undefined);
   }
 }

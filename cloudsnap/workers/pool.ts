@@ -3,7 +3,6 @@ import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
 import { DIRECT_ALIGN } from '../../node/engine/constants.js';
 import { native } from '../../node/native/addon.js';
-import { trimAllocator } from '../../node/native/allocator.js';
 import type {
   CompressReply,
   CompressRequest,
@@ -13,7 +12,7 @@ import type {
   WorkerReply,
   WorkerRequest,
 } from './protocol.js';
-import { collectAll } from './reclaim.js';
+import { collectAndTrim } from './reclaim.js';
 
 /**
  * A worker's JS heap stays small (its data lives in ArrayBuffers); a small young generation also means its dropped
@@ -276,8 +275,7 @@ export class ChunkWorkers {
     for (const list of this.spare.values()) list.length = 0;
     this.spareReads.length = 0;
     for (const slot of this.slots) slot.worker.postMessage({ type: 'collect' } satisfies WorkerRequest);
-    collectAll();
-    trimAllocator();
+    collectAndTrim();
   }
 
   private release(shared: SharedArrayBuffer): void {
