@@ -20,8 +20,8 @@
  * memory:   peak RSS of a child process running one Ferry step each (fill, idle, full backup, restore) of a
  *           `--memory-size` volume with the same region mix, and of a `--size` one, to a directory repository. The
  *           backup and the restore run `--memory-runs` times each (a new process, repository and volume every time,
- *           the cleanup between backups in a process of its own);
- *           their medians are compared between the two sizes.
+ *           the cleanup between backups in a process of its own), the two sizes taking turns run by run; their
+ *           medians are compared between the two sizes.
  */
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -556,66 +556,94 @@ async function benchMemory(base: string): Promise<void> {
   /** Median peak of each step, by volume size. */
   const peaks = new Map<number, { backup: number; restore: number }>();
   const sizes = [...new Set([size, memorySize])].sort((a, b) => a - b);
-  for (const volSize of sizes) {
-    const dir = join(base, `memory-${volSize}`);
-    await mkdir(dir);
-    const steps: StepResult[] = [];
-    try {
-      const run = async (args: string[]): Promise<StepResult> => {
-        await syncDisks();
-        const { result, command } = await memoryStep(args);
-        commands.push(command);
-        steps.push(result);
-        say(
-          `memory ${formatSize(volSize)} ${result.step}: ${s(result.ms).toFixed(1)} s, peak RSS ${mib(result.vm_hwm).toFixed(1)} MiB`,
-        );
-        return result;
-      };
-      const fill = await run(['fill', '--dir', dir, '--size', String(volSize)]);
-      const opened = await run(['idle', '--dir', dir]);
-      const backups: StepResult[] = [];
-      // The last run of each step also waits for the pool to drop its idle buffers: what a node keeps after a job.
-      const idle = (k: number): string[] => (k === memoryRuns - 1 ? ['--after-idle'] : []);
-      for (let k = 0; k < memoryRuns; k++) {
-        if (k > 0) await memoryStep(['reset', '--dir', dir]);
-        backups.push(await run(['backup', '--dir', dir, ...idle(k)]));
-      }
-      const backupId = backups[backups.length - 1]?.backup;
-      if (backupId === undefined) throw new Error('the backup step named no backup');
-      const restored: StepResult[] = [];
-      for (let k = 0; k < memoryRuns; k++) {
-        restored.push(
-          await run(['restore', '--dir', dir, '--backup', backupId, '--name', `restored-${k}`, '--drop', ...idle(k)]),
-        );
-      }
-      const data = fill.data_bytes ?? 0;
-      const row = (step: string, runs: StepResult[]): number => {
-        const peak = median(runs.map((r) => r.vm_hwm));
-        const lo = Math.min(...runs.map((r) => r.vm_hwm));
-        const hi = Math.max(...runs.map((r) => r.vm_hwm));
-        const ms = median(runs.map((r) => r.ms));
-        const afterIdle = runs[runs.length - 1]?.rss_after_idle;
-        rows.push({
-          volume: formatSize(volSize),
-          'data GiB': data / GiB,
-          step,
-          runs: runs.length,
-          s: s(ms),
-          'MiB/s of data': step === 'open node + repository only' ? '-' : mib(data) / s(ms),
-          'peak RSS MiB (median)': mib(peak),
-          'lowest-highest': runs.length === 1 ? '-' : `${mib(lo).toFixed(1)}-${mib(hi).toFixed(1)}`,
-          'RSS idle after, MiB': afterIdle === undefined ? '-' : mib(afterIdle),
-          goal: step === 'open node + repository only' ? '-' : '<= 256 MiB',
-          met: step === 'open node + repository only' ? '-' : verdict(peak <= 256 * MiB),
-        });
-        return peak;
-      };
-      row('open node + repository only', [opened]);
-      peaks.set(volSize, { backup: row('full backup', backups), restore: row('restore', restored) });
-    } finally {
-      raw[formatSize(volSize)] = steps;
-      await rm(dir, { recursive: true, force: true });
+  interface Volume {
+    size: number;
+    dir: string;
+    fill?: StepResult;
+    opened?: StepResult;
+    backups: StepResult[];
+    restored: StepResult[];
+  }
+  const volumes: Volume[] = sizes.map((volSize) => ({
+    size: volSize,
+    dir: join(base, `memory-${volSize}`),
+    backups: [],
+    restored: [],
+  }));
+  for (const v of volumes) raw[formatSize(v.size)] = [];
+  const run = async (v: Volume, args: string[]): Promise<StepResult> => {
+    await syncDisks();
+    const { result, command } = await memoryStep(args);
+    commands.push(command);
+    raw[formatSize(v.size)]?.push(result);
+    say(
+      `memory ${formatSize(v.size)} ${result.step}: ${s(result.ms).toFixed(1)} s, peak RSS ${mib(result.vm_hwm).toFixed(1)} MiB`,
+    );
+    return result;
+  };
+  try {
+    for (const v of volumes) {
+      await mkdir(v.dir);
+      v.fill = await run(v, ['fill', '--dir', v.dir, '--size', String(v.size)]);
+      v.opened = await run(v, ['idle', '--dir', v.dir]);
     }
+    // The sizes take turns, run by run: whatever the machine does over the minutes of the bench (page cache, the
+    // disk's write-back, other tenants) then falls on both alike instead of on whichever size runs last.
+    // The last run of each step also waits for the pool to drop its idle buffers: what a node keeps after a job.
+    const idle = (k: number): string[] => (k === memoryRuns - 1 ? ['--after-idle'] : []);
+    for (let k = 0; k < memoryRuns; k++) {
+      for (const v of volumes) {
+        if (k > 0) await memoryStep(['reset', '--dir', v.dir]);
+        v.backups.push(await run(v, ['backup', '--dir', v.dir, ...idle(k)]));
+      }
+    }
+    for (let k = 0; k < memoryRuns; k++) {
+      for (const v of volumes) {
+        const backupId = v.backups[v.backups.length - 1]?.backup;
+        if (backupId === undefined) throw new Error('the backup step named no backup');
+        v.restored.push(
+          await run(v, [
+            'restore',
+            '--dir',
+            v.dir,
+            '--backup',
+            backupId,
+            '--name',
+            `restored-${k}`,
+            '--drop',
+            ...idle(k),
+          ]),
+        );
+      }
+    }
+  } finally {
+    for (const v of volumes) await rm(v.dir, { recursive: true, force: true });
+  }
+  for (const v of volumes) {
+    const data = v.fill?.data_bytes ?? 0;
+    const row = (step: string, runs: StepResult[]): number => {
+      const peak = median(runs.map((r) => r.vm_hwm));
+      const lo = Math.min(...runs.map((r) => r.vm_hwm));
+      const hi = Math.max(...runs.map((r) => r.vm_hwm));
+      const ms = median(runs.map((r) => r.ms));
+      const afterIdle = runs[runs.length - 1]?.rss_after_idle;
+      rows.push({
+        volume: formatSize(v.size),
+        'data GiB': data / GiB,
+        step,
+        runs: runs.length,
+        s: s(ms),
+        'MiB/s of data': step === 'open node + repository only' ? '-' : mib(data) / s(ms),
+        'peak RSS MiB (median)': mib(peak),
+        'lowest-highest': runs.length === 1 ? '-' : `${mib(lo).toFixed(1)}-${mib(hi).toFixed(1)}`,
+        'RSS idle after, MiB': afterIdle === undefined ? '-' : mib(afterIdle),
+        goal: step === 'open node + repository only' ? '-' : '<= 256 MiB',
+        met: step === 'open node + repository only' ? '-' : verdict(peak <= 256 * MiB),
+      });
+      return peak;
+    };
+    if (v.opened !== undefined) row('open node + repository only', [v.opened]);
+    peaks.set(v.size, { backup: row('full backup', v.backups), restore: row('restore', v.restored) });
   }
   // The goal: a larger volume's job peaks no higher than a smaller one's (medians compared).
   const smallSize = sizes[0] as number;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import { type BlockDevice, type ClusterStore, trimAllocator, type VolumeEngine } from '../node/index.js';
+import type { BlockDevice, ClusterStore, VolumeEngine } from '../node/index.js';
 import { type Batch, batchesOf, chunkRuns, type DiffSource, surveyDiff } from './backup-plan.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import { type IndexedPack, indexedPack } from './repo/chunk-index.js';
@@ -12,7 +12,7 @@ import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { type LastBackup, lastBackupKey } from './state.js';
 import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
-import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
+import { collectAndTrim } from './workers/reclaim.js';
 
 export interface BackupContext {
   engine: VolumeEngine;
@@ -87,7 +87,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   // Batches, compressed bodies and packs live in reused buffers: a full collection every 256 MiB read keeps the heap
   // flat, and hands malloc's free memory back, as in restores. No forced young collections, for the same reason as
   // there (restore.ts): they moved every batch's objects in flight to the old generation.
-  const reclaimer = new Reclaimer(MAIN_THREAD_RECLAIM, 1, undefined, trimAllocator);
+  const reclaimer = workers.jobReclaimer();
   const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
   /** The in-order chain that appends compressed chunks to packs. */
   let appendTail: Promise<void> = Promise.resolve();

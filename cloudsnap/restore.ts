@@ -1,13 +1,13 @@
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import { type BlockDevice, trimAllocator, type VolumeEngine, type VolumeInfo } from '../node/index.js';
+import type { BlockDevice, VolumeEngine, VolumeInfo } from '../node/index.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
 import { decodeRoot, leafEntries } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
 import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
-import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './workers/reclaim.js';
+import { collectAndTrim } from './workers/reclaim.js';
 
 export interface RestoreContext {
   engine: VolumeEngine;
@@ -86,7 +86,7 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
     let unflushed = 0;
     // Reads and plaintexts live in reused buffers: a full collection every MAIN_THREAD_RECLAIM bytes keeps the heap
     // flat, and V8's own young collections take the small objects left (see MAIN_THREAD_RECLAIM).
-    const reclaimer = new Reclaimer(MAIN_THREAD_RECLAIM, 1, undefined, trimAllocator);
+    const reclaimer = ChunkWorkers.shared().jobReclaimer();
     const written = (bytes: number): void => {
       progress.add(bytes);
       reclaimer.processed(bytes);

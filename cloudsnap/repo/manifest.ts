@@ -30,14 +30,19 @@ export function pageId(keys: RepoKeys, plaintext: Buffer): Buffer {
   return keys.id(Buffer.concat([PAGE, plaintext]));
 }
 
+const byKey = (a: [number, Buffer], b: [number, Buffer]): number => a[0] - b[0];
+
 function encodePairs(magic: Buffer, head: Buffer, pairs: Map<number, Buffer>): Buffer {
-  const sorted = [...pairs.entries()].sort((a, b) => a[0] - b[0]);
+  // One comparator for the process and a loop, not closures made per call: those lose their optimized code at every
+  // full collection (restore.ts), and a backup writes pages all along.
+  const sorted = [...pairs.entries()].sort(byKey);
   const body = Buffer.alloc(4 + sorted.length * 36);
   body.writeUInt32LE(sorted.length, 0);
-  sorted.forEach(([k, id], i) => {
+  for (let i = 0; i < sorted.length; i++) {
+    const [k, id] = sorted[i] as [number, Buffer];
     body.writeUInt32LE(k, 4 + i * 36);
     id.copy(body, 8 + i * 36);
-  });
+  }
   return Buffer.concat([magic, head, body]);
 }
 

@@ -122,3 +122,28 @@ it('drops the buffers it keeps for reuse once idle, and works on afterwards with
     vi.useRealTimers();
   }
 });
+
+it('hashes each batch under its own id key (the worker keeps one hasher, made again when the key changes)', async () => {
+  pool = new ChunkWorkers(1);
+  const data = Buffer.alloc(4096, 'abc');
+  const keys = [Buffer.alloc(32, 1), Buffer.alloc(32, 2), Buffer.alloc(32, 1)];
+  for (const key of keys) {
+    const hashed = await pool.hash(key, data, 4096);
+    expect(hashed.ids.equals(createHmac('sha256', key).update(data).digest())).toBe(true);
+    (await pool.compress(hashed, [])).release();
+  }
+});
+
+it("has every worker collect with a job's main thread, and they answer on afterwards", async () => {
+  pool = new ChunkWorkers(2);
+  const posted = workersOf(pool).map((w) => vi.spyOn(w, 'postMessage'));
+  const reclaimer = pool.jobReclaimer();
+  reclaimer.processed(128 * 1024 * 1024);
+  for (const spy of posted) expect(spy).not.toHaveBeenCalled();
+  reclaimer.processed(128 * 1024 * 1024);
+  for (const spy of posted) expect(spy).toHaveBeenCalledWith({ type: 'collect' });
+  const hashed = await pool.hash(Buffer.alloc(32, 3), Buffer.alloc(16 * 4096, 'xyz'), 4096);
+  const compressed = await pool.compress(hashed, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  expect(compressed.bodies).toHaveLength(10);
+  compressed.release();
+});

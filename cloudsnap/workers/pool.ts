@@ -3,6 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/errors.js';
 import { DIRECT_ALIGN } from '../../node/engine/constants.js';
 import { native } from '../../node/native/addon.js';
+import { trimAllocator } from '../../node/native/allocator.js';
 import type {
   CompressReply,
   CompressRequest,
@@ -12,7 +13,8 @@ import type {
   WorkerReply,
   WorkerRequest,
 } from './protocol.js';
-import { collectAndTrim } from './reclaim.js';
+import { ownReply } from './protocol.js';
+import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './reclaim.js';
 
 /**
  * A worker's JS heap stays small (its data lives in ArrayBuffers); a small young generation also means its dropped
@@ -39,26 +41,6 @@ function transferable(buf: Buffer): ArrayBuffer {
   const ab = new ArrayBuffer(buf.length);
   new Uint8Array(ab).set(buf);
   return ab;
-}
-
-/**
- * The reply in an object literal of its type. Structured clone builds a reply's hidden class by adding properties to
- * a plain object's, and V8 drops such a class at any full collection that finds no object using it; the code
- * optimized against it (ChunkWorkers.decode with everything it inlines) is then thrown away and compiled again. A
- * 16 GiB restore compiled decode 9 to 12 times, 40-50 ms each, every time a burst of several MiB of compiler
- * memory. A literal's class lives as long as the code that creates it, so the code compiled against it stays.
- */
-function ownShape(raw: WorkerReply): WorkerReply {
-  switch (raw.type) {
-    case 'hashed':
-      return { type: 'hashed', batch: raw.batch, zero: raw.zero, ids: raw.ids };
-    case 'compressed':
-      return { type: 'compressed', batch: raw.batch, lengths: raw.lengths };
-    case 'decoded':
-      return { type: 'decoded', batch: raw.batch, lengths: raw.lengths };
-    case 'error':
-      return { type: 'error', batch: raw.batch, message: raw.message, corrupt: raw.corrupt };
-  }
 }
 
 interface Slot {
@@ -106,6 +88,12 @@ const READ_BUFFER = 4 * 1024 * 1024;
 function resident(shared: SharedArrayBuffer): SharedArrayBuffer {
   new Uint8Array(shared).fill(0);
   return shared;
+}
+
+/** The smallest slab size that holds `length` bytes, if any (a loop: no closure per call, see `compress`). */
+function slabFor(length: number): number | undefined {
+  for (const size of SLABS) if (size >= length) return size;
+  return undefined;
 }
 
 /** Slabs of each size kept for reuse: enough for a backup's or a restore's buffers in flight. */
@@ -158,7 +146,7 @@ export class ChunkWorkers {
     const { worker } = slot;
     // Every request has its own number, so replies are matched by it.
     worker.on('message', (raw: WorkerReply) => {
-      const msg = ownShape(raw);
+      const msg = ownReply(raw);
       const waiter = slot.waiting.get(msg.batch);
       slot.waiting.delete(msg.batch);
       if (msg.type === 'error') {
@@ -230,7 +218,7 @@ export class ChunkWorkers {
    */
   private sharedBuffer(length: number): SharedArrayBuffer {
     this.active();
-    const size = SLABS.find((s) => s >= length);
+    const size = slabFor(length);
     if (size === undefined) return new SharedArrayBuffer(length);
     const reused = this.spare.get(size)?.pop();
     if (reused !== undefined) return reused;
@@ -274,8 +262,26 @@ export class ChunkWorkers {
     if (this.spareBytes === 0) return;
     for (const list of this.spare.values()) list.length = 0;
     this.spareReads.length = 0;
-    for (const slot of this.slots) slot.worker.postMessage({ type: 'collect' } satisfies WorkerRequest);
+    this.collect();
     collectAndTrim();
+  }
+
+  /** Has every worker run a full collection (no reply). */
+  collect(): void {
+    for (const slot of this.slots) slot.worker.postMessage({ type: 'collect' } satisfies WorkerRequest);
+  }
+
+  /**
+   * The reclaimer of a backup's or a restore's main thread: a full collection every MAIN_THREAD_RECLAIM bytes, after
+   * which malloc's free memory goes back to the kernel and every worker collects too. A worker's own reclaimer
+   * collects its whole heap only once it has grown by its headroom, so without this a worker's old generation kept
+   * what a long job promoted into it (1.5 MiB each over a 16 GiB restore), and a long job ended higher than a short one.
+   */
+  jobReclaimer(): Reclaimer {
+    return new Reclaimer(MAIN_THREAD_RECLAIM, 1, undefined, () => {
+      trimAllocator();
+      this.collect();
+    });
   }
 
   private release(shared: SharedArrayBuffer): void {
@@ -362,34 +368,34 @@ export class ChunkWorkers {
     try {
       const parts = chunks.length >= SPLIT_MIN ? this.slots.length : 1;
       const per = Math.ceil(chunks.length / parts);
+      // Loops, not callbacks per batch (Array.from, map, forEach): a closure made per call loses its optimized code at
+      // every full collection, and a 16 GiB backup compiled each again some 30 times.
+      const calls: Promise<CompressReply>[] = [];
+      for (let k = 0; k < parts; k++) {
+        const msg: CompressRequest = {
+          type: 'compress',
+          batch: this.next++,
+          shared: hashed.shared,
+          length: hashed.length,
+          chunkSize: hashed.chunkSize,
+          chunks: chunks.slice(k * per, (k + 1) * per),
+          out,
+          outOffset: k * per * (hashed.chunkSize + 1),
+        };
+        calls.push(this.call<CompressReply>(this.leastBusy(), msg, []));
+      }
       // Settled, not raced: a part still running when another fails must not have its buffers handed out again.
-      const settled = await Promise.allSettled(
-        Array.from({ length: parts }, (_, k) => {
-          const msg: CompressRequest = {
-            type: 'compress',
-            batch: this.next++,
-            shared: hashed.shared,
-            length: hashed.length,
-            chunkSize: hashed.chunkSize,
-            chunks: chunks.slice(k * per, (k + 1) * per),
-            out,
-            outOffset: k * per * (hashed.chunkSize + 1),
-          };
-          return this.call<CompressReply>(this.leastBusy(), msg, []);
-        }),
-      );
-      const replies = settled.map((r) => {
-        if (r.status === 'rejected') throw r.reason;
-        return r.value;
-      });
+      const settled = await Promise.allSettled(calls);
       const bodies: Buffer[] = [];
-      replies.forEach((reply, k) => {
+      for (let k = 0; k < settled.length; k++) {
+        const r = settled[k] as PromiseSettledResult<CompressReply>;
+        if (r.status === 'rejected') throw r.reason;
         let o = k * per * (hashed.chunkSize + 1);
-        for (const len of reply.lengths) {
+        for (const len of r.value.lengths) {
           bodies.push(Buffer.from(out, o, len));
           o += len;
         }
-      });
+      }
       return { bodies, release: () => this.release(out) };
     } catch (err: unknown) {
       this.release(out);
@@ -419,7 +425,7 @@ export class ChunkWorkers {
     // The plaintexts start on the engine's DIRECT_ALIGN boundary (a page), so it can write them with direct I/O.
     const out = this.sharedBuffer(Math.max(capacity + DIRECT_ALIGN, LARGE_SLAB));
     const outOffset = native.alignmentGap(new Uint8Array(out), DIRECT_ALIGN);
-    // Every field named in the literal: a spread adds its fields by transitions that die like a reply's (ownShape).
+    // Every field named in the literal: a spread adds its fields by transitions that die like a reply's (ownReply).
     const msg: DecodeRequest = {
       type: 'decode',
       batch: this.next++,
