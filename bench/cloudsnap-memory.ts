@@ -10,7 +10,9 @@
  * Add `--timeline MS` to print the process's memory use every MS milliseconds on stderr. To repeat a step: `reset`
  * before another `backup` (a full one again, its cleanup not in the measured process); `restore --name N --drop`
  * deletes the new volume once the peak is read. `--after-idle` waits, after the step, until the chunk workers' pool
- * drops the buffers it kept for reuse, and reports the RSS then (`rss_after_idle`).
+ * drops the buffers it kept for reuse, and reports the RSS then (`rss_after_idle`). `--mark BYTES` (backup, restore)
+ * also reports the peak RSS when the job's progress first reports at least BYTES done (`vm_hwm_at_mark`, with the
+ * bytes done then): what the rest of a long job added to its peak, beyond the part a shorter job does.
  *
  * The repository is a DirectoryStore at DIR/repo; the node's data directory is DIR/node.
  */
@@ -18,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
+import { backupVolume, type Progress, Repository, restoreBackup } from '../cloudsnap/index.js';
 // The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
 import { DirectoryStore } from '../cloudsnap/store/directory.js';
 import { ChunkWorkers, IDLE_RELEASE_MS } from '../cloudsnap/workers/pool.js';
@@ -41,6 +43,8 @@ const { values: opts, positionals } = parseArgs({
     drop: { type: 'boolean', default: false },
     /** After the step, wait until the chunk workers' pool has dropped its idle buffers; report the RSS then. */
     'after-idle': { type: 'boolean', default: false },
+    /** backup, restore: also report the peak when progress first reaches this many bytes done. */
+    mark: { type: 'string' },
     /** Prints process.memoryUsage() in MiB every this many ms to stderr (to see where the peak comes from). */
     timeline: { type: 'string' },
   },
@@ -59,6 +63,20 @@ function vmHwm(): number {
 function statusKb(field: string, status = readFileSync('/proc/self/status', 'utf8')): number {
   const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
   return m === null ? 0 : Number(m[1]);
+}
+
+/**
+ * A progress callback that records, in `out`, the peak RSS when the job first reports `--mark` bytes done (progress
+ * reports come every 250 ms, so a little later than the mark itself).
+ */
+function markPeak(out: Record<string, unknown>): ((p: Progress) => void) | undefined {
+  if (opts.mark === undefined) return undefined;
+  const mark = Number(opts.mark);
+  return (p) => {
+    if (out.vm_hwm_at_mark !== undefined || p.bytes_done < mark) return;
+    out.vm_hwm_at_mark = vmHwm();
+    out.bytes_at_mark = p.bytes_done;
+  };
 }
 
 async function main(dataDir: string, what: string): Promise<Record<string, unknown>> {
@@ -99,7 +117,7 @@ async function main(dataDir: string, what: string): Promise<Record<string, unkno
         opts['upload-concurrency'] === undefined ? undefined : Number(opts['upload-concurrency']);
       const record = await backupVolume(
         { engine: node.engine, repo, store: node.store },
-        { volume: 'vol', uploadConcurrency },
+        { volume: 'vol', uploadConcurrency, onProgress: markPeak(out) },
       );
       out.backup = record.id;
       out.stats = record.stats;
@@ -108,7 +126,7 @@ async function main(dataDir: string, what: string): Promise<Record<string, unkno
       if (opts.backup === undefined) throw new Error('restore needs --backup ID');
       const info = await restoreBackup(
         { engine: node.engine, repo },
-        { backupId: opts.backup, volumeName: opts.name ?? 'restored' },
+        { backupId: opts.backup, volumeName: opts.name ?? 'restored', onProgress: markPeak(out) },
       );
       out.bytes_used = info.bytes_used;
       out.size = info.size;

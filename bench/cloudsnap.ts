@@ -514,6 +514,9 @@ interface StepResult {
   bytes_used?: number;
   /** RSS once the pool dropped its idle buffers (`--after-idle`). */
   rss_after_idle?: number;
+  /** Peak RSS when progress first reported `--mark` bytes done, and the bytes done then. */
+  vm_hwm_at_mark?: number;
+  bytes_at_mark?: number;
 }
 
 /** Runs one step of bench/cloudsnap-memory in a child process and returns what it printed. */
@@ -591,10 +594,13 @@ async function benchMemory(base: string): Promise<void> {
     // disk's write-back, other tenants) then falls on both alike instead of on whichever size runs last.
     // The last run of each step also waits for the pool to drop its idle buffers: what a node keeps after a job.
     const idle = (k: number): string[] => (k === memoryRuns - 1 ? ['--after-idle'] : []);
+    // A larger volume's jobs note their peak when they have done as many bytes as the smallest volume's whole job.
+    const smallData = volumes[0]?.fill?.data_bytes ?? 0;
+    const mark = (v: Volume): string[] => (v === volumes[0] ? [] : ['--mark', String(smallData)]);
     for (let k = 0; k < memoryRuns; k++) {
       for (const v of volumes) {
         if (k > 0) await memoryStep(['reset', '--dir', v.dir]);
-        v.backups.push(await run(v, ['backup', '--dir', v.dir, ...idle(k)]));
+        v.backups.push(await run(v, ['backup', '--dir', v.dir, ...mark(v), ...idle(k)]));
       }
     }
     for (let k = 0; k < memoryRuns; k++) {
@@ -611,6 +617,7 @@ async function benchMemory(base: string): Promise<void> {
             '--name',
             `restored-${k}`,
             '--drop',
+            ...mark(v),
             ...idle(k),
           ]),
         );
@@ -665,6 +672,29 @@ async function benchMemory(base: string): Promise<void> {
         'RSS idle after, MiB': '-',
         goal: `no larger than ${formatSize(smallSize)}`,
         met: verdict(large[step] <= small[step]),
+      });
+    }
+  }
+  // Within each run of a larger volume's job: how much its peak rose after it had done the smallest job's bytes.
+  for (const v of volumes.slice(1)) {
+    for (const [step, runs] of [
+      ['full backup', v.backups],
+      ['restore', v.restored],
+    ] as const) {
+      const growth = runs.map((r) => (r.vm_hwm_at_mark === undefined ? Number.NaN : r.vm_hwm - r.vm_hwm_at_mark));
+      const at = median(runs.map((r) => r.bytes_at_mark ?? Number.NaN));
+      rows.push({
+        volume: formatSize(v.size),
+        'data GiB': '-',
+        step: `${step}: peak added after ${(at / GiB).toFixed(2)} GiB done`,
+        runs: runs.length,
+        s: '-',
+        'MiB/s of data': '-',
+        'peak RSS MiB (median)': `+${mib(median(growth)).toFixed(1)}`,
+        'lowest-highest': `${mib(Math.min(...growth)).toFixed(1)}-${mib(Math.max(...growth)).toFixed(1)}`,
+        'RSS idle after, MiB': '-',
+        goal: '-',
+        met: '-',
       });
     }
   }
