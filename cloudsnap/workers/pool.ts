@@ -4,16 +4,16 @@ import { FerryError } from '../../common/errors.js';
 import { DIRECT_ALIGN } from '../../node/engine/constants.js';
 import { native } from '../../node/native/addon.js';
 import { trimAllocator } from '../../node/native/allocator.js';
-import type {
-  CompressReply,
-  CompressRequest,
-  DecodeReply,
-  DecodeRequest,
-  HashReply,
-  WorkerReply,
-  WorkerRequest,
+import {
+  type CompressReply,
+  type CompressRequest,
+  type DecodeReply,
+  type DecodeRequest,
+  type HashReply,
+  ownReply,
+  type WorkerReply,
+  type WorkerRequest,
 } from './protocol.js';
-import { ownReply } from './protocol.js';
 import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './reclaim.js';
 
 /**
