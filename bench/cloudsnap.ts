@@ -594,13 +594,13 @@ async function benchMemory(base: string): Promise<void> {
     // disk's write-back, other tenants) then falls on both alike instead of on whichever size runs last.
     // The last run of each step also waits for the pool to drop its idle buffers: what a node keeps after a job.
     const idle = (k: number): string[] => (k === memoryRuns - 1 ? ['--after-idle'] : []);
-    // A larger volume's jobs note their peak when they have done as many bytes as the smallest volume's whole job.
-    const smallData = volumes[0]?.fill?.data_bytes ?? 0;
-    const mark = (v: Volume): string[] => (v === volumes[0] ? [] : ['--mark', String(smallData)]);
+    // A larger volume's jobs note their peak when they have done as many bytes as the smallest volume's whole job
+    // (the smallest volume's jobs get the same mark, reached at their end if at all, so every process runs alike).
+    const mark = ['--mark', String(volumes[0]?.fill?.data_bytes ?? 0)];
     for (let k = 0; k < memoryRuns; k++) {
       for (const v of volumes) {
         if (k > 0) await memoryStep(['reset', '--dir', v.dir]);
-        v.backups.push(await run(v, ['backup', '--dir', v.dir, ...mark(v), ...idle(k)]));
+        v.backups.push(await run(v, ['backup', '--dir', v.dir, ...mark, ...idle(k)]));
       }
     }
     for (let k = 0; k < memoryRuns; k++) {
@@ -617,7 +617,7 @@ async function benchMemory(base: string): Promise<void> {
             '--name',
             `restored-${k}`,
             '--drop',
-            ...mark(v),
+            ...mark,
             ...idle(k),
           ]),
         );

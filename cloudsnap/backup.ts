@@ -106,9 +106,6 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       repo.condemned(signal),
       base === undefined ? undefined : repo.getPage(Buffer.from(base.record.root, 'hex'), signal),
     ]);
-    // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data
-    // buffers come.
-    collectAndTrim();
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);
       return loc !== undefined && !condemned.has(loc.pack.id);
@@ -126,6 +123,11 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     // A first pass over the diff for the total and the leaves it touches; the reads then stream from a second one.
     const { bytes: totalBytes, leaves: touched } = await surveyDiff(diff, { chunkSize: C, leafChunks: L, size });
     progress.setTotal(totalBytes);
+    // Loading the index and the survey (a pass over the whole volume's diff) left dead objects and freed temporaries
+    // in the heap and malloc's arenas: both go before the data buffers come. Collected before the survey, its garbage
+    // stayed until the data phase's first collection (after 256 MiB), around when a job's memory peaks, and only a
+    // large volume's survey makes much of it.
+    collectAndTrim();
 
     const baseRoot: Root | undefined =
       base !== undefined && basePage !== undefined
