@@ -46,11 +46,23 @@ export async function* chunkRuns(source: DiffSource, chunkSize: number): AsyncGe
   if (pending !== undefined) yield pending;
 }
 
-/** One read of whole chunks: chunk number `c`, bytes [from, to) of the volume, never crossing a leaf. */
-export interface Batch {
+/** Chunks [c, ...) of one run that a batch reads: bytes [from, to) of the volume, whole chunks but the volume's last. */
+export interface Piece {
   c: number;
   from: number;
   to: number;
+}
+
+/**
+ * One read buffer's worth of chunks of one leaf: the pieces of the diff it covers, read back to back into the buffer,
+ * so a diff of scattered small changes makes a few batches (one hash and one compression request each), not one per
+ * changed chunk. Only the batch's last chunk may be short (the volume's end).
+ */
+export interface Batch {
+  leaf: number;
+  pieces: Piece[];
+  /** Bytes of all the pieces. */
+  length: number;
 }
 
 /** The shape of a backup's reads: chunk and leaf sizes, the size of a read, the volume's size. */
@@ -61,17 +73,32 @@ export interface BatchShape {
   size: number;
 }
 
-/** The reads that cover `runs`, in order: at most `readSize` (but at least one chunk) each. */
+/** The batches that cover `runs`, in order: at most `readSize` (but at least one chunk) each, never across a leaf. */
 export async function* batchesOf(runs: AsyncIterable<[number, number]>, shape: BatchShape): AsyncGenerator<Batch> {
   const { chunkSize: C, leafChunks: L, size } = shape;
   const perRead = Math.max(1, Math.floor(shape.readSize / C));
+  let open: Batch | undefined;
+  let chunks = 0;
   for await (const [s, t] of runs) {
     for (let c = s; c < t && c * C < size; ) {
-      const n = Math.min(t - c, perRead, L - (c % L));
-      yield { c, from: c * C, to: Math.min((c + n) * C, size) };
+      const leaf = Math.floor(c / L);
+      if (open !== undefined && (open.leaf !== leaf || chunks === perRead)) {
+        yield open;
+        open = undefined;
+      }
+      if (open === undefined) {
+        open = { leaf, pieces: [], length: 0 };
+        chunks = 0;
+      }
+      const n = Math.min(t - c, perRead - chunks, L - (c % L));
+      const piece = { c, from: c * C, to: Math.min((c + n) * C, size) };
+      open.pieces.push(piece);
+      open.length += piece.to - piece.from;
+      chunks += n;
       c += n;
     }
   }
+  if (open !== undefined) yield open;
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
 import type { BlockDevice, ClusterStore, VolumeEngine } from '../node/index.js';
-import { type Batch, batchesOf, chunkRuns, type DiffSource, surveyDiff } from './backup-plan.js';
+import { type Batch, batchesOf, chunkRuns, type DiffSource, type Piece, surveyDiff } from './backup-plan.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import { type IndexedPack, indexedPack } from './repo/chunk-index.js';
 import { sealJson } from './repo/envelope.js';
@@ -123,11 +123,6 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     // A first pass over the diff for the total and the leaves it touches; the reads then stream from a second one.
     const { bytes: totalBytes, leaves: touched } = await surveyDiff(diff, { chunkSize: C, leafChunks: L, size });
     progress.setTotal(totalBytes);
-    // Loading the index and the survey (a pass over the whole volume's diff) left dead objects and freed temporaries
-    // in the heap and malloc's arenas: both go before the data buffers come. Collected before the survey, its garbage
-    // stayed until the data phase's first collection (after 256 MiB), around when a job's memory peaks, and only a
-    // large volume's survey makes much of it.
-    collectAndTrim();
 
     const baseRoot: Root | undefined =
       base !== undefined && basePage !== undefined
@@ -149,6 +144,11 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       }
     };
     prefetchLeaves();
+    // Loading the index and the survey (a pass over the whole volume's diff) left dead objects and freed temporaries
+    // in the heap and malloc's arenas: both go before the data buffers come. Collected before the survey, its garbage
+    // stayed until the data phase's first collection (after 256 MiB), around when a job's memory peaks, and only a
+    // large volume's survey makes much of it. The first base leaves are being fetched meanwhile.
+    collectAndTrim();
     /** Leaf pages being uploaded; the root is written once they all are. */
     const leafPuts: Promise<void>[] = [];
     const root: Root = { size, chunkSize: C, leafChunks: L, leaves: new Map(baseRoot?.leaves ?? []) };
@@ -245,13 +245,11 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     let exhausted = false;
     const launch = (batch: Batch): void => {
       const p = (async () => {
-        const length = batch.to - batch.from;
+        const length = batch.length;
         // The snapshot is read straight into the shared buffer the batch is hashed and compressed from.
-        const hashed = await workers.readAndHash(repo.keys.idKeyBytes, length, C, async (into) => {
-          const got = await source.read(batch.from, length, into);
-          // `into` is optional for a BlockDevice: one that returns the bytes elsewhere has them copied in.
-          if (got.buffer !== into.buffer || got.byteOffset !== into.byteOffset) got.copy(into, 0, 0, length);
-        });
+        const hashed = await workers.readAndHash(repo.keys.idKeyBytes, length, C, (into) =>
+          readPieces(source, batch.pieces, into),
+        );
         return { batch, length, hashed };
       })();
       p.catch(() => undefined);
@@ -273,26 +271,29 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       if (failure !== undefined) throw failure;
       const { batch, length, hashed } = await (ahead.shift() as (typeof ahead)[number]);
       await readAhead();
-      await enterLeaf(Math.floor(batch.c / L));
+      await enterLeaf(batch.leaf);
       const fresh: number[] = [];
       const freshIds: Buffer[] = [];
-      const count = Math.ceil(length / C);
-      for (let i = 0; i < count; i++) {
-        const pos = (batch.c + i) % L;
-        stats.chunks++;
-        stats.bytes_scanned += Math.min(C, length - i * C);
-        if (hashed.zero[i] === 1) {
-          leaf.delete(pos);
-          stats.chunks_zero++;
-          continue;
+      // Chunk i of the batch's buffer is chunk c of the volume, piece after piece.
+      let i = 0;
+      for (const piece of batch.pieces) {
+        for (let c = piece.c; c * C < piece.to; c++, i++) {
+          const pos = c % L;
+          stats.chunks++;
+          stats.bytes_scanned += Math.min(C, length - i * C);
+          if (hashed.zero[i] === 1) {
+            leaf.delete(pos);
+            stats.chunks_zero++;
+            continue;
+          }
+          const chunkId = Buffer.from(hashed.ids.subarray(i * 32, i * 32 + 32));
+          leaf.set(pos, chunkId);
+          const hex = chunkId.toString('hex');
+          if (stored(chunkId) || pack.has(chunkId) || compressing.has(hex)) continue;
+          compressing.add(hex);
+          fresh.push(i);
+          freshIds.push(chunkId);
         }
-        const chunkId = Buffer.from(hashed.ids.subarray(i * 32, i * 32 + 32));
-        leaf.set(pos, chunkId);
-        const hex = chunkId.toString('hex');
-        if (stored(chunkId) || pack.has(chunkId) || compressing.has(hex)) continue;
-        compressing.add(hex);
-        fresh.push(i);
-        freshIds.push(chunkId);
       }
       // Compression runs in the workers while the next batches are hashed and decided; packs are appended in order.
       const bodies = workers.compress(hashed, fresh);
@@ -373,6 +374,27 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       throw new FerryError('FAILED_PRECONDITION', `backup ${id} of ${volume.name} was stopped`, { cause: err });
     throw new FerryError('INTERNAL', `backup ${id} of ${volume.name} failed: ${String(err)}`, { cause: err });
   }
+}
+
+/**
+ * Reads a batch's pieces back to back into `into`, all at once. Every read has ended when this settles, failed or not:
+ * the buffer goes back to the pool on failure, and no read may still be writing into it then.
+ */
+async function readPieces(source: BlockDevice, pieces: readonly Piece[], into: Buffer): Promise<void> {
+  const reads: Promise<void>[] = [];
+  let at = 0;
+  for (const piece of pieces) {
+    const length = piece.to - piece.from;
+    reads.push(readInto(source, piece.from, into.subarray(at, at + length)));
+    at += length;
+  }
+  for (const r of await Promise.allSettled(reads)) if (r.status === 'rejected') throw r.reason;
+}
+
+async function readInto(source: BlockDevice, from: number, into: Buffer): Promise<void> {
+  const got = await source.read(from, into.length, into);
+  // `into` is optional for a BlockDevice: one that returns the bytes elsewhere has them copied in.
+  if (got.buffer !== into.buffer || got.byteOffset !== into.byteOffset) got.copy(into, 0, 0, into.length);
 }
 
 function ignoreNotFound(err: unknown): void {
