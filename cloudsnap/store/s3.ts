@@ -195,7 +195,9 @@ export class S3Store implements ObjectStore {
     const abortSignal = options.signal;
     abortSignal?.throwIfAborted();
     const full = keys.map((k) => this.prefix + k);
-    if (!this.multiObjectDelete) {
+    // One key: a plain DELETE, which a Ceph RGW answered in a fraction of the time of a multi-object delete (about
+    // 50 ms for one key on loopback), and a backup deletes its running marker on its way out.
+    if (!this.multiObjectDelete || full.length === 1) {
       await forEachLimit(full, this.deleteConcurrency, (Key) => this.deleteOne(Key, abortSignal), abortSignal);
       return;
     }
