@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -188,6 +188,45 @@ for (const encrypted of [false, true]) {
       const alloc = await allChanged(engine, 'cbt');
       expect(alloc[0]).toEqual({ offset: 0, length: 3 * MiB });
       await dev.close();
+    });
+
+    it('deletes a snapshot at once and reclaims its layer in the background, which close waits for', async () => {
+      await create({ name: 'bg', size: 16 * MiB });
+      const dev = await engine.openExport('bg');
+      await dev.write(0, Buffer.alloc(4 * MiB, 1));
+      await engine.createSnapshot('bg', { name: 'a' });
+      await dev.write(MiB, Buffer.alloc(64 * 1024, 2));
+      await engine.createSnapshot('bg', { name: 'b' });
+      await dev.write(2 * MiB, Buffer.alloc(4096, 3));
+      await dev.flush();
+      const layerFiles = async (): Promise<number> => (await readdir(join(dir, 'layers'))).length;
+      const before = await layerFiles();
+      const first = await engine.openExport('bg@b');
+      const wantB = await first.read(0, 4 * MiB);
+      await first.close();
+      await engine.deleteSnapshot('bg@a');
+      // Gone from lists and exports as soon as the call returns, whatever the background still does.
+      expect((await engine.listSnapshots('bg')).map((s) => s.name)).toEqual(['b']);
+      await expect(engine.openExport('bg@a')).rejects.toSatisfy((e: unknown) => isFerryError(e, 'NOT_FOUND'));
+      await engine.settled?.();
+      // Snapshot a's layer absorbed its only child (b's, smaller): one layer's files fewer, every view unchanged.
+      expect(await layerFiles()).toBeLessThan(before);
+      const b = await engine.openExport('bg@b');
+      expect((await b.read(0, 4 * MiB)).equals(wantB)).toBe(true);
+      await b.close();
+      const live = await dev.read(0, 4 * MiB);
+      expect(live.readUInt8(MiB)).toBe(2);
+      expect(live.readUInt8(2 * MiB)).toBe(3);
+      expect(live.readUInt8(3 * MiB)).toBe(1);
+      // A collection still pending when the engine closes is finished first.
+      await engine.createSnapshot('bg', { name: 'c' });
+      await engine.deleteSnapshot('bg@b');
+      await dev.close();
+      await engine.close();
+      const closedWith = await layerFiles();
+      engine = await open();
+      expect(await layerFiles()).toBe(closedWith);
+      expect((await engine.listSnapshots('bg')).map((s) => s.name)).toEqual(['c']);
     });
 
     it('refuses bad input with INVALID_ARGUMENT naming the field and changes nothing', async () => {

@@ -11,6 +11,8 @@ import { del, keys, put } from './records.js';
 
 /** Granules copied per step of a merge (1 MiB): the writer of the child is held back only this long. */
 const MERGE_STEP = 256;
+/** Copies in flight while a layer absorbs its child. */
+const ABSORB_COPIES = 8;
 
 export function newId(): string {
   return randomBytes(8).toString('hex');
@@ -138,22 +140,39 @@ export class LayerSet {
    */
   private async absorbChild(layer: Layer, child: Layer): Promise<void> {
     const isBase = layer.parent === undefined;
+    // Copies of the child's data run ABSORB_COPIES at a time: a backup's snapshot of scattered small writes is
+    // hundreds of short runs, and copied one by one they cost a round trip to the disk each. Runs never overlap.
+    const copies = new Set<Promise<void>>();
+    let failure: unknown;
+    const copy = async (s: number, count: number): Promise<void> => {
+      const buf = Buffer.allocUnsafe(count * GRANULE);
+      await child.readData(buf, 0, buf.length, s * GRANULE);
+      await layer.writeData(buf, 0, buf.length, s * GRANULE);
+      layer.mark(s, count, DATA);
+    };
     for (const run of [...child.granules.presentRuns()]) {
-      for (let s = run.start; s < run.start + run.count; s += MERGE_STEP) {
+      for (let s = run.start; s < run.start + run.count && failure === undefined; s += MERGE_STEP) {
         const count = Math.min(MERGE_STEP, run.start + run.count - s);
         if (run.state === DATA) {
-          const buf = Buffer.allocUnsafe(count * GRANULE);
-          await child.readData(buf, 0, buf.length, s * GRANULE);
-          await layer.writeData(buf, 0, buf.length, s * GRANULE);
-          layer.mark(s, count, DATA);
+          while (copies.size >= ABSORB_COPIES) await Promise.race(copies);
+          const p: Promise<void> = copy(s, count)
+            .catch((err: unknown) => {
+              failure ??= err;
+            })
+            .finally(() => copies.delete(p));
+          copies.add(p);
         } else {
           const held = [...layer.granules.presentRuns(s, s + count)].filter((r) => r.state === DATA);
           layer.mark(s, count, isBase ? ABSENT : ZERO);
           for (const r of held) await layer.release(r.start, r.count);
         }
       }
+      if (failure !== undefined) break;
       failpoint('absorb.midway');
     }
+    // Every copy has ended before this returns or throws: none may still write into the layer afterwards.
+    await Promise.all(copies);
+    if (failure !== undefined) throw failure;
     await layer.flush();
     const moved = this.retarget(child, layer);
     const ops: StoreOp[] = [put.layer({ ...layer.record, frozen: true }), del.layer(child.id), ...moved.ops];

@@ -197,7 +197,13 @@ export interface VolumeEngine extends ExportProvider {
   listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]>;
   /** By snapshot id, or `VOLUME@SNAPSHOT`. */
   inspectSnapshot(idOrExport: string): Promise<SnapshotInfo>;
+  /**
+   * Deletes the snapshot's record: it is gone from lists and exports once this resolves. The space only it held is
+   * reclaimed in the background (folding its layer into a neighbour's); `settled` waits for that.
+   */
   deleteSnapshot(idOrExport: string): Promise<void>;
+  /** Resolves once background work started so far (the space of deleted snapshots) has ended. Optional. */
+  settled?(): Promise<void>;
   /** Makes the live volume equal to the snapshot. Refused (FAILED_PRECONDITION) while the volume is attached. */
   restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void>;
   changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage>;

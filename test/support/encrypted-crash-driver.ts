@@ -54,6 +54,8 @@ async function main(): Promise<void> {
   process.stdout.write(`EXPECT ${JSON.stringify({ live, a, b })}\n`);
   armFailpoints(['merge.midway']);
   await engine.deleteSnapshot('vol@b');
+  // The merge runs in the background once the snapshot is deleted.
+  await engine.settled?.();
   process.stdout.write('FINISHED\n');
   process.exit(0);
 }
