@@ -204,6 +204,16 @@ export function describeObjectStoreConformance(
       await store.delete([k('many/never-there')]);
     });
 
+    it('deletes one key alone (S3: a plain DELETE, not a multi-object one)', async () => {
+      await store.put(k('one/a'), Buffer.from('a'));
+      await store.put(k('one/b'), Buffer.from('b'));
+      await store.delete([k('one/a')]);
+      expect(await store.head(k('one/a'))).toBeUndefined();
+      expect(await store.head(k('one/b'))).toBeDefined();
+      await store.delete([k('one/b')]);
+      expect((await listAll(store, k('one/'))).flat()).toEqual([]);
+    });
+
     it('rejects a get of a missing key with NOT_FOUND', async () => {
       await expectCode(store.get(k('missing/key')), 'NOT_FOUND');
       await expectCode(store.get(k('missing/key'), { range: { offset: 0, length: 1 } }), 'NOT_FOUND');
