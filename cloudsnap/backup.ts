@@ -88,7 +88,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   // flat, and hands malloc's free memory back, as in restores. No forced young collections, for the same reason as
   // there (restore.ts): they moved every batch's objects in flight to the old generation.
   const reclaimer = workers.jobReclaimer();
-  const ahead: Array<Promise<{ batch: Batch; length: number; hashed: HashedBatch }>> = [];
+  const ahead: Array<Promise<{ batch: Batch; hashed: HashedBatch }>> = [];
   /** The in-order chain that appends compressed chunks to packs. */
   let appendTail: Promise<void> = Promise.resolve();
   /** Packs shipped and not yet stored, and stored packs no index object names yet (only those: a backup's new packs
@@ -245,12 +245,11 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     let exhausted = false;
     const launch = (batch: Batch): void => {
       const p = (async () => {
-        const length = batch.length;
         // The snapshot is read straight into the shared buffer the batch is hashed and compressed from.
-        const hashed = await workers.readAndHash(repo.keys.idKeyBytes, length, C, (into) =>
+        const hashed = await workers.readAndHash(repo.keys.idKeyBytes, batch.length, C, (into) =>
           readPieces(source, batch.pieces, into),
         );
-        return { batch, length, hashed };
+        return { batch, hashed };
       })();
       p.catch(() => undefined);
       ahead.push(p);
@@ -269,7 +268,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     while (ahead.length > 0) {
       signal?.throwIfAborted();
       if (failure !== undefined) throw failure;
-      const { batch, length, hashed } = await (ahead.shift() as (typeof ahead)[number]);
+      const { batch, hashed } = await (ahead.shift() as (typeof ahead)[number]);
+      const length = batch.length;
       await readAhead();
       await enterLeaf(batch.leaf);
       const fresh: number[] = [];
