@@ -7,3 +7,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends libnbd-bin python3-libnbd qemu-utils nbdkit fio g++ make python3 ceph-mon ceph-osd radosgw >/dev/null
 npm ci --no-audit --no-fund
+# The suite also runs on the other supported Node.js LTS majors (20 and 24, less the one running this): fetch them
+# from the npm registry and build the native addons for them once.
+sh test/other-node.sh prepare

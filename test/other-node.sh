@@ -1,0 +1,74 @@
+#!/bin/sh
+# Runs the test suite again on other Node.js LTS majors than the one running this script (Ferry supports 20, 22 and
+# 24). Usage:
+#   sh test/other-node.sh prepare   fetch each Node.js from the npm registry (package node-linux-<arch>) and build the
+#                                   native addons against it, once (test/install.sh calls this)
+#   sh test/other-node.sh test      build Ferry and run Vitest on each of them, in a copy of this checkout
+# FERRY_TEST_NODES lists the majors (default "20 24"); the one running this script is left out (its suite is
+# `npm run test:here`). Everything lives under .cache/node-<major>/ (git-ignored).
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+action=${1:-test}
+current=$(node -p 'process.versions.node.split(".")[0]')
+arch=$(node -p 'process.arch')
+majors=${FERRY_TEST_NODES:-20 24}
+
+say() { printf '%s\n' "other-node: $*"; }
+
+# .cache/node-M/node: the Node.js binary tree (bin/node, include/node for node-gyp)
+# .cache/node-M/modules/node_modules: a copy of node_modules with the native addons built for it
+# .cache/node-M/modules/lock: the package-lock.json it was made from
+prepare() {
+  m=$1
+  dir="$root/.cache/node-$m"
+  mkdir -p "$dir"
+  if [ ! -x "$dir/node/bin/node" ]; then
+    say "fetching Node.js $m (npm package node-linux-$arch@$m)"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "node-linux-$arch@$m" >/dev/null && tar xzf ./*.tgz)
+    rm -rf "$dir/node" && mv "$tmp/package" "$dir/node" && rm -rf "$tmp"
+  fi
+  if ! cmp -s package-lock.json "$dir/modules/lock" 2>/dev/null; then
+    say "building the native addons for Node.js $("$dir/node/bin/node" --version) (a copy of node_modules; about 2 minutes)"
+    rm -rf "$dir/modules" && mkdir -p "$dir/modules"
+    cp -a node_modules "$dir/modules/node_modules"
+    # npm rebuild runs the install scripts of the packages with native code, with this Node.js and its headers
+    # (better-sqlite3 compiles SQLite). Ferry's own addon is built in the copy of the checkout, at test time.
+    (cd "$dir/modules" && cp "$root/package.json" "$root/package-lock.json" . &&
+      PATH="$dir/node/bin:$PATH" npm rebuild better-sqlite3 zstd-napi --nodedir="$dir/node" >/dev/null)
+    cp package-lock.json "$dir/modules/lock"
+  fi
+}
+
+run() {
+  m=$1
+  dir="$root/.cache/node-$m"
+  if [ ! -x "$dir/node/bin/node" ] || ! cmp -s package-lock.json "$dir/modules/lock" 2>/dev/null; then
+    prepare "$m"
+  fi
+  work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-node$m-XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$work"
+  ln -s "$dir/modules/node_modules" "$work/node_modules"
+  say "Node.js $("$dir/node/bin/node" --version): building Ferry and its addon in $work"
+  cd "$work"
+  PATH="$dir/node/bin:$PATH"
+  export PATH
+  npm run --silent install --nodedir="$dir/node" >/dev/null
+  npm run --silent build
+  say "Node.js $(node --version): running the test suite"
+  npx vitest run
+  cd "$root"
+  rm -rf "$work"
+  trap - EXIT
+}
+
+for m in $majors; do
+  [ "$m" = "$current" ] && continue
+  case $action in
+    prepare) prepare "$m" ;;
+    test) run "$m" ;;
+    *) echo "usage: sh test/other-node.sh prepare|test" >&2; exit 2 ;;
+  esac
+done
