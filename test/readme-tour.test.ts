@@ -120,6 +120,10 @@ describe('README tour output comparison', () => {
     ];
     ids.pair(readme.map((s) => s.text).join('\n'), actual.join('\n'));
     expect(compareOutput(readme, actual, ids)).toBeUndefined();
+    const changed = (from: string, to: string) => actual.map((l) => l.replace(from, to));
+    expect(compareOutput(readme, changed('10 MiB / 10 MiB', '10 MiB / 11 MiB'), ids)).toContain('+ actual');
+    expect(compareOutput(readme, changed('in 12.3 s', 'in 12 s'), ids)).toContain('+ actual');
+    expect(compareOutput(readme, changed('2026-12-06T14:28:53.184Z', '2026-12-06 14:28'), ids)).toContain('+ actual');
     expect(ids.command('ferry cloudsnap restore 20261128T101500.123Z-1a2b3c4d')).toEqual({
       command: 'ferry cloudsnap restore 20261206T142852.857Z-be71619e',
       unpaired: [],
