@@ -3,13 +3,15 @@
 # 24). Usage:
 #   sh test/other-node.sh prepare   fetch each Node.js from the npm registry (package node-linux-<arch>) and build the
 #                                   native addons against it, once (test/install.sh calls this)
-#   sh test/other-node.sh test      build Ferry and run Vitest on each of them, in a copy of this checkout
+#   sh test/other-node.sh test [FILE...]  build Ferry and run Vitest (on FILEs, or all) on each of them, in a copy
+#                                   of this checkout
 # FERRY_TEST_NODES lists the majors (default "20 24"); the one running this script is left out (its suite is
 # `npm run test:here`). Everything lives under .cache/node-<major>/ (git-ignored).
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 action=${1:-test}
+[ $# -gt 0 ] && shift
 current=$(node -p 'process.versions.node.split(".")[0]')
 arch=$(node -p 'process.arch')
 majors=${FERRY_TEST_NODES:-20 24}
@@ -23,6 +25,9 @@ prepare() {
   m=$1
   dir="$root/.cache/node-$m"
   mkdir -p "$dir"
+  # One preparation at a time (two runs of this script would otherwise rebuild the same copy at once).
+  exec 9>"$dir/.lock"
+  flock 9
   if [ ! -x "$dir/node/bin/node" ]; then
     say "fetching Node.js $m (npm package node-linux-$arch@$m)"
     tmp=$(mktemp -d)
@@ -39,6 +44,7 @@ prepare() {
       PATH="$dir/node/bin:$PATH" npm rebuild better-sqlite3 zstd-napi --nodedir="$dir/node" >/dev/null)
     cp package-lock.json "$dir/modules/lock"
   fi
+  flock -u 9
 }
 
 run() {
@@ -58,7 +64,7 @@ run() {
   npm run --silent install --nodedir="$dir/node" >/dev/null
   npm run --silent build
   say "Node.js $(node --version): running the test suite"
-  npx vitest run
+  npx vitest run "$@"
   cd "$root"
   rm -rf "$work"
   trap - EXIT
