@@ -10,13 +10,20 @@ export class SqliteStore implements ClusterStore {
   private readonly putStmt: Database.Statement<[string, string]>;
   private readonly delStmt: Database.Statement<[string]>;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
     try {
       this.db = new Database(path);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     } catch (err: unknown) {
+      if (isFull(err)) {
+        throw new FerryError(
+          'RESOURCE_EXHAUSTED',
+          `cannot open the cluster store at ${path}: its file system is full; free space in the data directory`,
+          { cause: err },
+        );
+      }
       throw new FerryError('UNAVAILABLE', `cannot open the cluster store at ${path}: check the data directory`, {
         cause: err,
       });
@@ -39,6 +46,26 @@ export class SqliteStore implements ClusterStore {
   }
 
   async commit(ops: readonly StoreOp[]): Promise<void> {
+    this.writing(() => this.apply(ops));
+  }
+
+  /** Runs a write, turning SQLite's "database or disk is full" into RESOURCE_EXHAUSTED (the cause kept). */
+  private writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err: unknown) {
+      if (isFull(err)) {
+        throw new FerryError(
+          'RESOURCE_EXHAUSTED',
+          `the cluster store ${this.path} cannot be written: its file system is full; free space in the data directory`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private apply(ops: readonly StoreOp[]): void {
     const apply = this.db.transaction((all: readonly StoreOp[]) => {
       for (const o of all) {
         if (o.op === 'put') this.putStmt.run(o.key, JSON.stringify(o.value));
@@ -57,10 +84,15 @@ export class SqliteStore implements ClusterStore {
       else this.putStmt.run(key, JSON.stringify(value));
       return true;
     });
-    return swap.immediate();
+    return this.writing(() => swap.immediate());
   }
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
+}
+
+/** SQLite's "database or disk is full". */
+function isFull(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === 'SQLITE_FULL';
 }
