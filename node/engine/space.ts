@@ -106,7 +106,8 @@ export class SpaceGuard {
   private readonly explicitMinFree: boolean;
   private sample: Sample | undefined;
   private sampling: Promise<Sample> | undefined;
-  private held = false;
+  /** Whether the reserve file is in place (true until `open` has looked, so no sample starts making one). */
+  private held = true;
   private remaking: Promise<void> | undefined;
 
   private constructor(options: SpaceOptions) {
@@ -143,7 +144,7 @@ export class SpaceGuard {
     const existing = await guard.reserveFileSize();
     guard.held = existing >= guard.reserveBytes;
     if (guard.held && s.free < guard.minFreeBytes) await guard.release();
-    else if (!guard.held) await guard.remake();
+    else if (!guard.held) await guard.maybeRemake();
     return guard;
   }
 
@@ -166,8 +167,18 @@ export class SpaceGuard {
     this.sampling ??= statfsOf(this.dataDir).finally(() => {
       this.sampling = undefined;
     });
-    this.sample = await this.sampling;
-    return this.sample;
+    const sample = await this.sampling;
+    this.sample = sample;
+    // Space came back (a delete elsewhere, a file removed by hand): make the reserve again.
+    if (
+      !this.held &&
+      this.reserveBytes > 0 &&
+      this.remaking === undefined &&
+      sample.free >= this.reserveBytes + this.minFreeBytes
+    ) {
+      void this.maybeRemake();
+    }
+    return sample;
   }
 
   /** The state as of the last sample (sync: the write path asks it); starts a new sample when that one is old. */
