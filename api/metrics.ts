@@ -102,7 +102,6 @@ export class NodeMetrics {
         },
       });
     }
-    this.spaceGauges(registers);
     this.storeRequests = new Counter({
       name: 'ferry_object_store_requests_total',
       help: 'Object-store requests, by provider and operation (put, get, head, list, delete).',
@@ -143,7 +142,7 @@ export class NodeMetrics {
     });
   }
 
-  /** The data directory's gauges, read from the space source at scrape time (absent source: not set). */
+  /** The data directory's gauges, read from the space source at scrape time. */
   private spaceGauges(registers: Registry[]): void {
     const space = async (): Promise<SpaceStatus | undefined> => this.spaceSource?.().catch(() => undefined);
     const values: Array<[string, string, (s: SpaceStatus) => number]> = [
@@ -183,6 +182,7 @@ export class NodeMetrics {
 
   /** Reads the data directory's space gauges from `source` at each scrape (the engine's `spaceStatus`). */
   watchSpace(source: () => Promise<SpaceStatus>): void {
+    if (this.spaceSource === undefined) this.spaceGauges([this.registry]);
     this.spaceSource = source;
   }
 
