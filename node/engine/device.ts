@@ -138,7 +138,7 @@ export class LayerDevice implements BlockDevice {
     this.check(offset, data.length, true);
     if (data.length === 0) return;
     await this.withIo(async () => {
-      await this.checkRoom(offset, data.length);
+      if (this.source.space?.full === true) await this.checkRoom(offset, data.length);
       try {
         await this.writeUnderGate(offset, data, options.uncached === true);
       } catch (err: unknown) {
@@ -154,7 +154,7 @@ export class LayerDevice implements BlockDevice {
    */
   private async checkRoom(offset: number, length: number): Promise<void> {
     const space = this.source.space;
-    if (space === undefined || !space.full) return;
+    if (space === undefined) return;
     const top = this.source.top();
     await top.load();
     if (allHeld(top, Math.floor(offset / GRANULE), Math.ceil((offset + length) / GRANULE))) return;

@@ -17,10 +17,11 @@ export class SqliteStore implements ClusterStore {
       this.db.pragma('synchronous = FULL');
       this.db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     } catch (err: unknown) {
-      if (isFull(err)) {
+      // Opening in WAL mode sizes the shared-memory index file: on a full file system that fails as SHMSIZE.
+      if (isFull(err) || (isSqliteError(err) && err.code === 'SQLITE_IOERR_SHMSIZE')) {
         throw new FerryError(
           'RESOURCE_EXHAUSTED',
-          `cannot open the cluster store at ${path}: its file system is full; free space in the data directory`,
+          `cannot open the cluster store at ${path}: its file system is full; free a few MiB on it (docs/OPERATIONS.md, "When the disk fills")`,
           { cause: err },
         );
       }
@@ -92,7 +93,11 @@ export class SqliteStore implements ClusterStore {
   }
 }
 
+function isSqliteError(err: unknown): err is { code: unknown } {
+  return typeof err === 'object' && err !== null && 'code' in err;
+}
+
 /** SQLite's "database or disk is full". */
 function isFull(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && 'code' in err && err.code === 'SQLITE_FULL';
+  return isSqliteError(err) && err.code === 'SQLITE_FULL';
 }
