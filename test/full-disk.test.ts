@@ -61,10 +61,22 @@ async function fillToTheBrim(name: string): Promise<void> {
   expect(await freeBytes()).toBeLessThan(MiB);
 }
 
+let token: string | undefined;
+
+/** An admin token minted with the node's admin secret (the same secret across restarts: the data dir keeps it). */
 async function adminToken(): Promise<string> {
-  const result = await runFerry((node as TestNode).apiUrl, ['auth', 'token', '--sub', 'admin', '--roles', 'system.admin']);
+  if (token !== undefined) return token;
+  const result = await runFerry((node as TestNode).apiUrl, [
+    'auth',
+    'token',
+    '--sub',
+    'admin',
+    '--roles',
+    'system.admin',
+  ]);
   expect(result.code, result.stderr).toBe(0);
-  return result.stdout.trim();
+  token = result.stdout.trim();
+  return token;
 }
 
 async function api(
