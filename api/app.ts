@@ -16,7 +16,7 @@ import {
 } from './auth/index.js';
 import type { ClusterDirectory } from './cluster-directory.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
-import { engineCheck, healthRoutes, type ReadinessCheck } from './health.js';
+import { engineCheck, healthRoutes, type ReadinessCheck, spaceCheck } from './health.js';
 import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
 import { openApiRoutes } from './openapi/index.js';
@@ -97,7 +97,12 @@ export function createApp(options: AppOptions): Hono {
   });
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
   // Probes and scrapes stay outside /v1: no authentication.
-  app.route('/', healthRoutes({ checks: [engineCheck(options.engine), ...(options.readiness ?? [])] }));
+  const space = options.engine.spaceStatus?.bind(options.engine);
+  const checks = [engineCheck(options.engine), ...(space !== undefined ? [spaceCheck(space)] : [])];
+  app.route(
+    '/',
+    healthRoutes({ checks: [...checks, ...(options.readiness ?? [])], ...(space !== undefined && { space }) }),
+  );
   if (metrics !== undefined) {
     app.get('/metrics', async (c) => {
       const { contentType, body } = await metrics.scrape();

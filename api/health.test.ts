@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../common/index.js';
-import { openEngine, type VolumeEngine } from '../node/index.js';
+import { openEngine, type SpaceStatus, type VolumeEngine } from '../node/index.js';
 import { createApp } from './app.js';
 import { checkReadiness, type ReadinessCheck } from './health.js';
 
@@ -72,7 +72,14 @@ describe('GET /healthz and /readyz', () => {
     const health = await app.request('/healthz');
     expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
     const ready = await app.request('/readyz');
-    expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready', checks: { engine: 'ok', ok: 'ok' } }]);
+    expect([ready.status, await ready.json()]).toEqual([
+      200,
+      {
+        status: 'ready',
+        checks: { engine: 'ok', data_dir: 'ok', ok: 'ok' },
+        space: expect.objectContaining({ state: 'ok', path: dataDir, warn_percent: 90 }),
+      },
+    ]);
   });
 
   it('/readyz answers 503 UNAVAILABLE naming the failed check while /healthz stays 200', async () => {
@@ -83,7 +90,8 @@ describe('GET /healthz and /readyz', () => {
     expect(await ready.json()).toEqual({
       code: 'UNAVAILABLE',
       message: 'not ready: cluster_store (database is closed)',
-      checks: { engine: 'ok', cluster_store: 'database is closed' },
+      checks: { engine: 'ok', data_dir: 'ok', cluster_store: 'database is closed' },
+      space: expect.objectContaining({ state: 'ok' }),
     });
     expect((await app.request('/healthz')).status).toBe(200);
   });
@@ -98,5 +106,37 @@ describe('GET /healthz and /readyz', () => {
     const ready = await createApp({ engine: failing }).request('/readyz');
     expect(ready.status).toBe(503);
     expect(await ready.json()).toMatchObject({ checks: { engine: 'engine is closed' } });
+  });
+
+  it('/readyz is 503 while the data directory is full, saying how full, with the space in the answer', async () => {
+    const space: SpaceStatus = {
+      state: 'full',
+      path: '/var/lib/ferry',
+      size_bytes: 256 * 1024 * 1024,
+      free_bytes: 3 * 1024 * 1024,
+      used_percent: 98.8,
+      warn_percent: 90,
+      min_free_bytes: 16 * 1024 * 1024,
+      reserve_bytes: 16 * 1024 * 1024,
+      reserve_held: true,
+      reason: 'fewer than 16.0 MiB are free',
+    };
+    const full = { listVolumes: async () => [], spaceStatus: async () => space } as unknown as VolumeEngine;
+    const ready = await createApp({ engine: full }).request('/readyz');
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({
+      code: 'UNAVAILABLE',
+      message:
+        'not ready: data_dir (out of space: /var/lib/ferry has 3.0 MiB free of 256.0 MiB (98.8% used; fewer than 16.0 MiB are free); delete snapshots or volumes, or grow the file system)',
+      checks: { engine: 'ok', data_dir: expect.stringMatching(/^out of space/) },
+      space,
+    });
+    const warn = { ...space, state: 'warn' as const, free_bytes: 20 * 1024 * 1024 };
+    const warned = { listVolumes: async () => [], spaceStatus: async () => warn } as unknown as VolumeEngine;
+    const ok = await createApp({ engine: warned }).request('/readyz');
+    expect([ok.status, await ok.json()]).toEqual([
+      200,
+      { status: 'ready', checks: { engine: 'ok', data_dir: 'ok' }, space: warn },
+    ]);
   });
 });

@@ -3,10 +3,12 @@
  * - `GET /healthz`: 200 `{ status: "ok" }` while the process answers at all.
  * - `GET /readyz`: runs every readiness check at once (each bounded by a timeout); 200 `{ status: "ready", checks }`
  *   when all pass, else 503 `{ code: "UNAVAILABLE", message, checks }` naming the failed ones. `checks` maps each
- *   check's name to `ok` or the reason it failed.
+ *   check's name to `ok` or the reason it failed. With a space source, both answers also carry `space`: the data
+ *   directory's size, free bytes, thresholds and state (`ok`, `warn`, `full`), and the `data_dir` check fails while
+ *   it is `full`.
  */
 import { Hono } from 'hono';
-import type { VolumeEngine } from '../node/index.js';
+import { humanBytes, type SpaceStatus, type VolumeEngine } from '../node/index.js';
 
 /** One condition the node needs to serve: resolves when it holds, rejects (saying why) when it does not. */
 export interface ReadinessCheck {
@@ -21,6 +23,8 @@ export interface HealthOptions {
   checks?: readonly ReadinessCheck[];
   /** How long one check may take before it counts as failed; default 2000 ms. */
   timeoutMs?: number;
+  /** The data directory's space, reported as `space` in both answers of `/readyz`. Default: not reported. */
+  space?: () => Promise<SpaceStatus>;
 }
 
 /** The answer of `/readyz`. */
@@ -75,6 +79,20 @@ export function engineCheck(engine: Pick<VolumeEngine, 'listVolumes'>): Readines
   };
 }
 
+/** Readiness check `data_dir`: fails while the data directory is full (new data refused), saying how full. */
+export function spaceCheck(space: () => Promise<SpaceStatus>): ReadinessCheck {
+  return {
+    name: 'data_dir',
+    check: async () => {
+      const s = await space();
+      if (s.state !== 'full') return;
+      throw new Error(
+        `out of space: ${s.path} has ${humanBytes(s.free_bytes)} free of ${humanBytes(s.size_bytes)} (${s.used_percent}% used; ${s.reason ?? 'full'}); delete snapshots or volumes, or grow the file system`,
+      );
+    },
+  };
+}
+
 /** Routes `/healthz` and `/readyz`; mount at the root of the app. */
 export function healthRoutes(options: HealthOptions = {}): Hono {
   const checks = options.checks ?? [];
@@ -82,12 +100,17 @@ export function healthRoutes(options: HealthOptions = {}): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
-    const report = await checkReadiness(checks, timeoutMs);
-    if (report.ready) return c.json({ status: 'ready', checks: report.checks });
+    const [report, space] = await Promise.all([
+      checkReadiness(checks, timeoutMs),
+      options.space?.().catch(() => undefined),
+    ]);
+    const extra = space === undefined ? {} : { space };
+    if (report.ready) return c.json({ status: 'ready', checks: report.checks, ...extra });
     const failed = Object.entries(report.checks)
       .filter(([, result]) => result !== 'ok')
       .map(([name, result]) => `${name} (${result})`);
-    return c.json({ code: 'UNAVAILABLE', message: `not ready: ${failed.join(', ')}`, checks: report.checks }, 503, {
+    const body = { code: 'UNAVAILABLE', message: `not ready: ${failed.join(', ')}`, checks: report.checks, ...extra };
+    return c.json(body, 503, {
       'retry-after': '1',
     });
   });

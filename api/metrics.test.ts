@@ -142,3 +142,27 @@ describe('GET /metrics', () => {
     expect((await createApp({ engine }).request('/metrics')).status).toBe(404);
   });
 });
+
+describe('data directory space', () => {
+  it('reads the engine space at each scrape: size, free, thresholds, reserve and the state', async () => {
+    const metrics = new NodeMetrics({ processMetrics: false });
+    expect((await metrics.scrape()).body).not.toMatch(/^ferry_data_dir_free_bytes \d/m);
+    const spaceStatus = engine.spaceStatus?.bind(engine);
+    expect(spaceStatus).toBeDefined();
+    if (spaceStatus === undefined) return;
+    metrics.watchSpace(spaceStatus);
+    const real = await spaceStatus();
+    const body = (await metrics.scrape()).body;
+    expect(body).toContain(`ferry_data_dir_size_bytes ${real.size_bytes}`);
+    expect(body).toMatch(/^ferry_data_dir_free_bytes \d+$/m);
+    expect(body).toContain(`ferry_data_dir_min_free_bytes ${real.min_free_bytes}`);
+    expect(body).toContain('ferry_data_dir_warn_percent 90');
+    expect(body).toContain(`ferry_data_dir_state{state="${real.state}"} 1`);
+    metrics.watchSpace(async () => ({ ...real, state: 'full', free_bytes: 0, reserve_held: false }));
+    const full = (await metrics.scrape()).body;
+    expect(full).toContain('ferry_data_dir_state{state="full"} 1');
+    expect(full).toContain('ferry_data_dir_state{state="ok"} 0');
+    expect(full).toContain('ferry_data_dir_free_bytes 0');
+    expect(full).toContain('ferry_data_dir_reserve_held 0');
+  });
+});

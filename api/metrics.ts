@@ -7,10 +7,14 @@
  *   (`ferry_cloudsnap_jobs_queued`, `ferry_cloudsnap_jobs_active`, `ferry_cloudsnap_jobs_paused`).
  * - Object stores, per provider and operation: requests, errors by code, bytes up and down, request durations.
  * - The HTTP API, per method and route pattern: requests by status, and durations.
+ * - The data directory's space, read at scrape time (`watchSpace`): `ferry_data_dir_size_bytes`,
+ *   `ferry_data_dir_free_bytes`, the thresholds `ferry_data_dir_min_free_bytes` and `ferry_data_dir_warn_percent`,
+ *   `ferry_data_dir_reserve_held`, and `ferry_data_dir_state{state}` (1 for the current of ok, warn, full).
  * - Node.js process defaults (CPU, memory, event loop lag, ...), unless turned off.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobStatus, StoreRequest } from '../cloudsnap/jobs/index.js';
+import type { SpaceStatus } from '../node/index.js';
 import type { FinishedRequest } from './request-log.js';
 
 /** What the metrics read from the job manager (JobManager has both). */
@@ -51,6 +55,7 @@ export class NodeMetrics {
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
   private jobSource: JobSource | undefined;
+  private spaceSource: (() => Promise<SpaceStatus>) | undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(options: NodeMetricsOptions = {}) {
@@ -135,6 +140,50 @@ export class NodeMetrics {
       buckets: REQUEST_BUCKETS,
       registers,
     });
+  }
+
+  /** The data directory's gauges, read from the space source at scrape time. */
+  private spaceGauges(registers: Registry[]): void {
+    const space = async (): Promise<SpaceStatus | undefined> => this.spaceSource?.().catch(() => undefined);
+    const values: Array<[string, string, (s: SpaceStatus) => number]> = [
+      ['size_bytes', 'Size of the file system holding the data directory.', (s) => s.size_bytes],
+      ['free_bytes', 'Bytes free in the data directory (its metadata reserve counts as used).', (s) => s.free_bytes],
+      ['min_free_bytes', 'The node refuses new data (state full) below this many free bytes.', (s) => s.min_free_bytes],
+      ['warn_percent', 'The state is warn at or above this percentage of the file system used.', (s) => s.warn_percent],
+      [
+        'reserve_held',
+        '1 while the node holds its metadata reserve file, 0 while it is released.',
+        (s) => (s.reserve_held ? 1 : 0),
+      ],
+    ];
+    for (const [name, help, value] of values) {
+      new Gauge({
+        name: `ferry_data_dir_${name}`,
+        help,
+        registers,
+        async collect() {
+          const s = await space();
+          if (s !== undefined) this.set(value(s));
+        },
+      });
+    }
+    new Gauge({
+      name: 'ferry_data_dir_state',
+      help: 'The data directory: 1 for its current state (ok, warn: used at or above the warn threshold, full: new data refused).',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const s = await space();
+        if (s === undefined) return;
+        for (const state of ['ok', 'warn', 'full'] as const) this.set({ state }, s.state === state ? 1 : 0);
+      },
+    });
+  }
+
+  /** Reads the data directory's space gauges from `source` at each scrape (the engine's `spaceStatus`). */
+  watchSpace(source: () => Promise<SpaceStatus>): void {
+    if (this.spaceSource === undefined) this.spaceGauges([this.registry]);
+    this.spaceSource = source;
   }
 
   /** Feeds the job metrics from `jobs` (replacing any earlier source). */

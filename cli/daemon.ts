@@ -30,11 +30,12 @@ import {
   missingV8Flags,
   NbdServer,
   openEngine,
+  SpaceGuard,
   SqliteStore,
   tuneAllocator,
   type VolumeEngine,
 } from '../node/index.js';
-import { type HostPort, hostForUrl, parseHostPort } from './format.js';
+import { type HostPort, hostForUrl, parseHostPort, parseSize } from './format.js';
 
 /** Where and how the node runs. */
 export interface NodeOptions {
@@ -50,6 +51,8 @@ export interface NodeOptions {
    * back to FERRY_AUTH_PUBLIC_KEY_FILE, FERRY_AUTH_JWKS_URL, FERRY_AUTH_ISSUER, FERRY_AUTH_AUDIENCE.
    */
   auth?: Omit<NodeAuthOptions, 'dataDir' | 'log' | 'env'>;
+  /** Warn (readyz stays ready; status and metrics say `warn`) at this percentage used. Default env FERRY_SPACE_WARN_PERCENT, else 90. */
+  spaceWarnPercent?: number;
 }
 
 let nodeLogger: Logger | undefined;
@@ -93,6 +96,37 @@ async function closeAll(closers: Closer[]): Promise<boolean> {
     }
   }
   return clean;
+}
+
+/** Space thresholds from options and env (FERRY_SPACE_WARN_PERCENT, FERRY_SPACE_MIN_FREE, FERRY_SPACE_RESERVE). */
+function spaceSettings(options: NodeOptions): { warnPercent?: number; minFreeBytes?: number; reserveBytes?: number } {
+  const env = (name: string): string | undefined => {
+    const v = process.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const size = (name: string): number | undefined => {
+    const v = env(name);
+    if (v === undefined) return undefined;
+    try {
+      return parseSize(v);
+    } catch (err: unknown) {
+      throw new InvalidArgumentError(`${name}: ${describe(err)}`);
+    }
+  };
+  const warnText = env('FERRY_SPACE_WARN_PERCENT');
+  const warnPercent = options.spaceWarnPercent ?? (warnText === undefined ? undefined : Number(warnText));
+  if (warnPercent !== undefined && !(warnPercent > 0 && warnPercent <= 100)) {
+    throw new InvalidArgumentError(
+      `the space warn threshold must be a percentage in (0, 100], not ${warnText ?? warnPercent}`,
+    );
+  }
+  const minFreeBytes = size('FERRY_SPACE_MIN_FREE');
+  const reserveBytes = size('FERRY_SPACE_RESERVE');
+  return {
+    ...(warnPercent !== undefined && { warnPercent }),
+    ...(minFreeBytes !== undefined && { minFreeBytes }),
+    ...(reserveBytes !== undefined && { reserveBytes }),
+  };
 }
 
 function listenAddress(flag: string | undefined, envName: string, fallback: string): HostPort {
@@ -155,6 +189,10 @@ export async function runNode(options: NodeOptions): Promise<void> {
   try {
     log('info', 'opening engine', { data_dir: dataDir });
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    // Before the store: on a full disk this releases the metadata reserve, so the store can open (docs/OPERATIONS.md).
+    const space = await SpaceGuard.open({ dataDir, ...spaceSettings(options) });
+    const started = await space.status();
+    log(started.state === 'ok' ? 'info' : 'warn', 'data directory space', { ...started });
     const store = new SqliteStore(join(dataDir, 'cluster.db'));
     let engine: VolumeEngine | undefined;
     let keyring: LocalKeyring | undefined;
@@ -177,7 +215,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
-    engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup }) });
+    engine = await openEngine({ dataDir, store, space, keys: volumeKeys({ providers: providers.lookup }) });
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
@@ -189,6 +227,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       observeStore: metrics.observeStore,
     });
     metrics.watchJobs(cloudBackups.jobs);
+    metrics.watchSpace(() => space.status());
     cloudBackups.jobs.onJobEnded((job) =>
       log(job.status === 'Failed' ? 'error' : 'info', 'job ended', {
         task_id: job.task_id,

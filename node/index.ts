@@ -15,6 +15,14 @@ export {
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
+export {
+  humanBytes,
+  isNoSpace,
+  SpaceGuard,
+  type SpaceOptions,
+  type SpaceState,
+  type SpaceStatus,
+} from './engine/space.js';
 export * from './engine/types.js';
 export {
   allocatorStats,

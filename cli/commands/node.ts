@@ -12,6 +12,7 @@ interface StartOptions {
   authJwksUrl?: string;
   authIssuer?: string;
   authAudience?: string;
+  spaceWarnPercent?: number;
 }
 
 function checkHostPort(text: string): string {
@@ -40,6 +41,11 @@ export function registerNodeCommands(program: Command): void {
     .option('--auth-jwks-url <url>', 'accept RS256 tokens signed by a key of this JWKS (env FERRY_AUTH_JWKS_URL)')
     .option('--auth-issuer <iss>', 'the iss RS256 tokens must carry (env FERRY_AUTH_ISSUER)')
     .option('--auth-audience <aud>', 'the aud RS256 tokens must carry (env FERRY_AUTH_AUDIENCE)')
+    .option(
+      '--space-warn-percent <n>',
+      'report the data directory as warn at this percentage used (env FERRY_SPACE_WARN_PERCENT; default 90)',
+      Number,
+    )
     .action(async (options: StartOptions) => {
       const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, ...rest } = options;
       await runNode({

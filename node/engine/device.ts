@@ -5,6 +5,7 @@ import type { Gate, KeyedLock } from './gate.js';
 import { ABSENT, DATA, ZERO } from './granule-map.js';
 import type { IoTracker } from './io-tracker.js';
 import { directBuffer, type Layer } from './layer.js';
+import { isNoSpace, type SpaceGuard } from './space.js';
 import type { BlockDevice, StatusExtent, WriteOptions } from './types.js';
 import type { GranuleCipher } from './xts.js';
 
@@ -15,6 +16,18 @@ export interface ViewSource {
   readonly gate: Gate;
   readonly locks: KeyedLock;
   readonly tracker: IoTracker;
+  /** The data directory's space guard (a writable view's): writes that need new blocks stop when it is full. */
+  readonly space?: SpaceGuard;
+}
+
+/** Whether the top layer holds every granule of [g0, g1) already (a write there overwrites blocks it has). */
+function allHeld(top: Layer, g0: number, g1: number): boolean {
+  let next = g0;
+  for (const r of top.granules.presentRuns(g0, g1)) {
+    if (r.state !== DATA || r.start !== next) return false;
+    next = r.start + r.count;
+  }
+  return next >= g1;
 }
 
 /**
@@ -124,8 +137,43 @@ export class LayerDevice implements BlockDevice {
   async write(offset: number, data: Buffer, options: WriteOptions = {}): Promise<void> {
     this.check(offset, data.length, true);
     if (data.length === 0) return;
-    await this.withIo(() => this.writeUnderGate(offset, data, options.uncached === true));
+    await this.withIo(async () => {
+      if (this.source.space?.full === true) await this.checkRoom(offset, data.length);
+      try {
+        await this.writeUnderGate(offset, data, options.uncached === true);
+      } catch (err: unknown) {
+        throw await this.noSpace(err, `a write of ${data.length} bytes at ${offset} to ${this.name}`);
+      }
+    });
     if (options.fua === true) await this.flush();
+  }
+
+  /**
+   * When the data directory is full, RESOURCE_EXHAUSTED (ENOSPC to an NBD client) for a write that would need new
+   * blocks; overwrites of granules the top layer holds go on (they allocate nothing).
+   */
+  private async checkRoom(offset: number, length: number): Promise<void> {
+    const space = this.source.space;
+    if (space === undefined) return;
+    const top = this.source.top();
+    await top.load();
+    if (allHeld(top, Math.floor(offset / GRANULE), Math.ceil((offset + length) / GRANULE))) return;
+    throw space.exhausted(
+      `a write of ${length} bytes at ${offset} to ${this.name} cannot be stored`,
+      await space.status(),
+    );
+  }
+
+  /** `err` as RESOURCE_EXHAUSTED naming the space when it says the file system is full; else `err` itself. */
+  private async noSpace(err: unknown, what: string): Promise<unknown> {
+    if (!isNoSpace(err)) return err;
+    const space = this.source.space;
+    if (space === undefined) {
+      return new FerryError('RESOURCE_EXHAUSTED', `${what} cannot be stored: the data directory is full`, {
+        cause: err,
+      });
+    }
+    return space.exhaustedNow(`${what} cannot be stored`, err);
   }
 
   /** The write path: in place where the top layer already holds the granule, read-modify-write where it does not. */
@@ -247,7 +295,13 @@ export class LayerDevice implements BlockDevice {
 
   async flush(): Promise<void> {
     if (this.readOnly) return;
-    await this.withIo(() => this.source.top().flush());
+    await this.withIo(async () => {
+      try {
+        await this.source.top().flush();
+      } catch (err: unknown) {
+        throw await this.noSpace(err, `a flush of ${this.name}`);
+      }
+    });
   }
 
   async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {

@@ -23,6 +23,7 @@ import type { Layer } from './layer.js';
 import { LayerSet, newId } from './layer-set.js';
 import { Mutex } from './mutex.js';
 import { del, keys, put, type SnapshotRecord, type VolumeRecord } from './records.js';
+import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import type {
   BlockDevice,
   ChangedBlocksPage,
@@ -49,6 +50,11 @@ export interface EngineOptions {
    * creating or opening an encrypted volume is then FAILED_PRECONDITION.
    */
   keys?: VolumeKeyResolver;
+  /**
+   * The data directory's space guard (the daemon opens it before the store, see node/engine/space.ts). Default: one
+   * opened here without a reserve file (new data still stops below its minimum free space).
+   */
+  space?: SpaceGuard;
 }
 
 interface VolumeState extends ViewSource {
@@ -71,8 +77,9 @@ interface SnapshotState {
 export async function openEngine(options: EngineOptions): Promise<VolumeEngine> {
   const layersDir = join(options.dataDir, 'layers');
   await mkdir(layersDir, { recursive: true, mode: 0o700 });
+  const space = options.space ?? (await SpaceGuard.open({ dataDir: options.dataDir, reserveBytes: 0 }));
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
-  const engine = new Engine(store, layersDir, options.store === undefined, options.keys);
+  const engine = new Engine(store, layersDir, options.store === undefined, options.keys, space);
   await engine.load();
   return engine;
 }
@@ -92,6 +99,7 @@ class Engine implements VolumeEngine {
     layersDir: string,
     private readonly ownsStore: boolean,
     private readonly keys: VolumeKeyResolver | undefined,
+    private readonly guard: SpaceGuard,
   ) {
     this.layers = new LayerSet(
       layersDir,
@@ -110,6 +118,7 @@ class Engine implements VolumeEngine {
           },
         };
       },
+      () => guard.tight,
     );
   }
 
@@ -117,7 +126,18 @@ class Engine implements VolumeEngine {
     await this.layers.load();
     for (const { value } of await this.store.list<VolumeRecord>(keys.volumes)) this.addVolume(value);
     for (const { value } of await this.store.list<SnapshotRecord>(keys.snapshots)) this.addSnapshot(value);
-    await this.layers.collectAll();
+    // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
+    // node still starts (its deletes are what frees the disk).
+    try {
+      await this.guard.withReserve(() => this.layers.collectAll());
+    } catch (err: unknown) {
+      if (!isNoSpace(err)) throw err;
+      process.emitWarning(`collecting layers at start-up failed: ${String(err)}`, 'FerryEngineWarning');
+    }
+  }
+
+  spaceStatus(): Promise<SpaceStatus> {
+    return this.guard.status();
   }
 
   private volumeTopped(layer: Layer): VolumeState | undefined {
@@ -135,6 +155,7 @@ class Engine implements VolumeEngine {
       gate: new Gate(),
       locks: new KeyedLock(),
       tracker: this.tracker,
+      space: this.guard,
       top: () => state.layer,
     };
     this.volumes.set(record.id, state);
@@ -281,6 +302,8 @@ class Engine implements VolumeEngine {
         }
         return { volume: this.volumeInfo(existing), created: false };
       }
+      const what = `volume ${name} cannot be created`;
+      await this.guard.checkRoom(what);
       if (encrypted && prepared === undefined) prepared = await this.newVolumeKey(name, labels);
       const layer = this.layers.create(undefined);
       const record: VolumeRecord = {
@@ -295,7 +318,7 @@ class Engine implements VolumeEngine {
         status: request.restoring === true ? 'restoring' : 'up',
       };
       if (prepared !== undefined) record.encryption = prepared.encryption;
-      await this.commitOrDiscard([put.layer(layer.record), put.volume(record)], [layer]);
+      await this.commitOrDiscard([put.layer(layer.record), put.volume(record)], [layer], what);
       return { volume: this.volumeInfo(this.addVolume(record)), created: true };
     });
   }
@@ -397,11 +420,9 @@ class Engine implements VolumeEngine {
         throw precondition(`snapshot ${v.record.name}@${open.record.name} is open for reading; disconnect it first`);
       }
       const top = v.layer;
-      await this.store.commit([
-        del.volume(v.record.id),
-        del.layer(top.id),
-        ...snaps.map((s) => del.snapshot(s.record.id)),
-      ]);
+      await this.guard.withReserve(() =>
+        this.store.commit([del.volume(v.record.id), del.layer(top.id), ...snaps.map((s) => del.snapshot(s.record.id))]),
+      );
       failpoint('volume-delete.after-commit');
       this.volumes.delete(v.record.id);
       this.volumesByName.delete(v.record.name);
@@ -416,7 +437,16 @@ class Engine implements VolumeEngine {
       await top.destroy();
       const orphans = snaps.map((s) => s.layer);
       if (parent !== undefined) orphans.push(parent);
-      for (const l of orphans) await this.layers.collect(l);
+      try {
+        await this.collectFreeing(orphans);
+      } catch (err: unknown) {
+        // The volume is gone (its records are); what its layers still hold is collected at the next start.
+        if (!isNoSpace(err)) throw err;
+        process.emitWarning(
+          `collecting the layers of volume ${v.record.name} failed: ${String(err)}`,
+          'FerryEngineWarning',
+        );
+      }
     });
   }
 
@@ -430,6 +460,8 @@ class Engine implements VolumeEngine {
       if (typeof request.parent_id !== 'string' || request.parent_id.length === 0) {
         throw invalidArgument('parent_id', 'the volume or snapshot to clone is required');
       }
+      const what = `clone ${name} cannot be created`;
+      await this.guard.checkRoom(what);
       const snap = this.trySnapshot(request.parent_id);
       if (snap !== undefined) {
         const origin = this.volumes.get(snap.record.volume_id);
@@ -438,7 +470,7 @@ class Engine implements VolumeEngine {
         const top = this.layers.create(snap.layer);
         const record = this.newVolumeRecord(name, snap.record.size, cloneLabels, top, snap.record.id, encryption);
         failpoint('clone.before-commit');
-        await this.commitOrDiscard([put.layer(top.record), put.volume(record)], [top]);
+        await this.commitOrDiscard([put.layer(top.record), put.volume(record)], [top], what);
         failpoint('clone.after-commit');
         return this.volumeInfo(this.addVolume(record));
       }
@@ -461,6 +493,7 @@ class Engine implements VolumeEngine {
             put.volume(record),
           ],
           [sourceTop, cloneTop],
+          what,
         );
         frozen.frozen = true;
         this.layers.unref(frozen);
@@ -504,11 +537,13 @@ class Engine implements VolumeEngine {
     return record;
   }
 
-  private async commitOrDiscard(ops: StoreOp[], created: Layer[]): Promise<void> {
+  /** Commits a create; on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. */
+  private async commitOrDiscard(ops: StoreOp[], created: Layer[], what: string): Promise<void> {
     try {
       await this.store.commit(ops);
     } catch (err: unknown) {
       for (const l of created) this.layers.discard(l);
+      if (isNoSpace(err)) throw await this.guard.exhaustedNow(what, err);
       throw err;
     }
   }
@@ -524,6 +559,8 @@ class Engine implements VolumeEngine {
         throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
       }
       this.checkSnapshotRoom(v, labels);
+      const what = `snapshot ${name} of volume ${v.record.name} cannot be taken`;
+      await this.guard.checkRoom(what);
       return v.gate.withExclusive(async () => {
         const frozen = v.layer;
         await frozen.flush();
@@ -547,6 +584,7 @@ class Engine implements VolumeEngine {
             put.snapshot(record),
           ],
           [top],
+          what,
         );
         failpoint('snapshot.after-commit');
         frozen.frozen = true;
@@ -574,6 +612,8 @@ class Engine implements VolumeEngine {
       if (new Set(planned.map((p) => p.v)).size !== planned.length) {
         throw invalidArgument('volume_id', 'a group names each volume once');
       }
+      const what = `snapshots of ${planned.map((p) => p.v.record.name).join(', ')} cannot be taken`;
+      await this.guard.checkRoom(what);
       // Exclusive on every volume, always in id order (no deadlock with another group), so writes to all are held
       // at the same moment: the snapshots are of one point in time.
       const ordered = [...planned].sort((a, b) => a.v.record.id.localeCompare(b.v.record.id));
@@ -608,6 +648,7 @@ class Engine implements VolumeEngine {
             put.snapshot(s.record),
           ]),
           staged.map((s) => s.top),
+          what,
         );
         return staged.map((s) => {
           s.frozen.frozen = true;
@@ -638,7 +679,7 @@ class Engine implements VolumeEngine {
     return this.meta.run(async () => {
       const s = this.findSnapshot(idOrExport);
       if (s.readers > 0) throw precondition(`snapshot ${s.record.name} is open for reading; disconnect it first`);
-      await this.store.commit([del.snapshot(s.record.id)]);
+      await this.guard.withReserve(() => this.store.commit([del.snapshot(s.record.id)]));
       failpoint('snapshot-delete.after-commit');
       this.snapshots.delete(s.record.id);
       this.volumes.get(s.record.volume_id)?.snaps.delete(s.record.name);
@@ -656,11 +697,23 @@ class Engine implements VolumeEngine {
    */
   private collectLater(layer: Layer): void {
     this.collecting = this.collecting
-      .then(() => this.meta.run(() => this.layers.collect(layer)))
+      .then(() => this.meta.run(() => this.collectFreeing([layer])))
       .catch((err: unknown) => {
         // The layer stays, unreferenced: the next start collects it again.
         process.emitWarning(`collecting layer ${layer.id} failed: ${String(err)}`, 'FerryEngineWarning');
       });
+  }
+
+  /**
+   * The garbage rule on `layers`, with the reserve to fall back on: it gives space back, so a full disk must not stop
+   * it. Then the reserve is made again if it was used and there is room.
+   */
+  private async collectFreeing(layers: readonly Layer[]): Promise<void> {
+    try {
+      for (const l of layers) await this.guard.withReserve(() => this.layers.collect(l));
+    } finally {
+      void this.guard.maybeRemake();
+    }
   }
 
   async settled(): Promise<void> {
@@ -672,11 +725,13 @@ class Engine implements VolumeEngine {
       const v = this.findVolume(volumeIdOrName);
       const s = this.findSnapshot(snapshotIdOrExport, v);
       if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
+      const what = `volume ${v.record.name} cannot be restored from snapshot ${s.record.name}`;
+      await this.guard.checkRoom(what);
       const old = v.layer;
       const top = this.layers.create(s.layer);
       const record = { ...v.record, top: top.id };
       failpoint('restore.before-commit');
-      await this.commitOrDiscard([put.layer(top.record), put.volume(record), del.layer(old.id)], [top]);
+      await this.commitOrDiscard([put.layer(top.record), put.volume(record), del.layer(old.id)], [top], what);
       failpoint('restore.after-commit');
       const parent = old.parent;
       this.layers.unref(old);
@@ -818,6 +873,7 @@ class Engine implements VolumeEngine {
 
   async close(): Promise<void> {
     await this.collecting;
+    await this.guard.settled();
     await this.meta.run(async () => {
       await this.layers.closeAll();
       if (this.ownsStore) await this.store.close();

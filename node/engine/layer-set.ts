@@ -4,7 +4,7 @@ import type { ClusterStore, StoreOp } from '../store/types.js';
 import { GRANULE } from './constants.js';
 import { failpoint } from './failpoints.js';
 import type { Gate } from './gate.js';
-import { ABSENT, DATA, ZERO } from './granule-map.js';
+import { ABSENT, DATA, type Run, ZERO } from './granule-map.js';
 import type { IoTracker } from './io-tracker.js';
 import { Layer, type LayerRecord, removeLayerFiles } from './layer.js';
 import { del, keys, put } from './records.js';
@@ -13,6 +13,11 @@ import { del, keys, put } from './records.js';
 const MERGE_STEP = 256;
 /** Copies in flight while a layer absorbs its child. */
 const ABSORB_COPIES = 8;
+/**
+ * While space is short, a merge makes what it copied durable in the child every this many granules (4 MiB) and gives
+ * the merged layer's blocks of that range back at once, so it needs no more than this much free space.
+ */
+const TIGHT_MERGE_BATCH = 1024;
 
 export function newId(): string {
   return randomBytes(8).toString('hex');
@@ -36,6 +41,8 @@ export class LayerSet {
     private readonly gateOfTop: (layer: Layer) => Gate | undefined,
     /** The store changes that make every snapshot naming `from` name `to`, and their in-memory counterpart. */
     private readonly retarget: (from: Layer, to: Layer) => { ops: StoreOp[]; apply: () => void },
+    /** Whether the data directory is short of space (the rule then frees as it copies, and never absorbs). */
+    private readonly tight: () => boolean = () => false,
   ) {}
 
   /** Builds the tree from the store's records and removes files that no record names. */
@@ -117,7 +124,9 @@ export class LayerSet {
       const child = [...current.children][0] as Layer;
       await current.load();
       await child.load();
-      if (child.frozen && child.granules.presentCount < current.granules.presentCount) {
+      // An absorb copies first and frees only at its commit; a merge can free as it goes (see merge), so it is the
+      // one taken when space is short.
+      if (!this.tight() && child.frozen && child.granules.presentCount < current.granules.presentCount) {
         await this.absorbChild(current, child);
         return;
       }
@@ -213,6 +222,18 @@ export class LayerSet {
     const isBase = layer.parent === undefined;
     const runs = [...layer.granules.presentRuns()];
     let merged = 0;
+    // Granule ranges of `layer` copied (or already held by the child) since the child was last flushed.
+    let unfreed: Run[] = [];
+    let unfreedCount = 0;
+    const free = async (): Promise<void> => {
+      // The child holds every granule of these ranges durably once flushed, and no read still in flight can be
+      // reading them from `layer` once the tracker has drained: their blocks in `layer` are dead.
+      await child.flush();
+      await this.tracker.drain();
+      for (const r of unfreed) await layer.release(r.start, r.count);
+      unfreed = [];
+      unfreedCount = 0;
+    };
     for (const run of runs) {
       if (run.state === ZERO && isBase) continue;
       for (let s = run.start; s < run.start + run.count; s += MERGE_STEP) {
@@ -239,6 +260,11 @@ export class LayerSet {
         }
         merged += count;
         if (merged >= 4 * MERGE_STEP) failpoint('merge.midway');
+        if (buf !== undefined) {
+          unfreed.push({ start: s, count, state: DATA });
+          unfreedCount += count;
+          if (unfreedCount >= TIGHT_MERGE_BATCH && this.tight()) await free();
+        }
       }
     }
     await child.flush();

@@ -2,6 +2,7 @@
  * Public shapes of the block engine. Everything outside `node/engine` (NBD server, API, CloudSnap) talks to the
  * engine through these types only.
  */
+import type { SpaceStatus } from './space.js';
 
 /** A byte range. */
 export interface Extent {
@@ -211,6 +212,11 @@ export interface VolumeEngine extends ExportProvider {
   openForRestore(idOrName: string): Promise<BlockDevice>;
   /** Marks a volume created with `restoring` complete: it becomes 'up' and attachable. */
   completeRestore(idOrName: string): Promise<VolumeInfo>;
+  /**
+   * The data directory's space: size, free bytes, thresholds and state (`ok`, `warn`, `full`: new data refused).
+   * Optional: an engine without a data directory (a stand-in) has none.
+   */
+  spaceStatus?(): Promise<SpaceStatus>;
   /** Flushes everything and closes files. */
   close(): Promise<void>;
 }

@@ -21,10 +21,13 @@ export class NbdRequestError extends Error {
   }
 }
 
-/** NBD error value for an engine failure: INVALID_ARGUMENT->EINVAL, PERMISSION_DENIED->EPERM, RESOURCE_EXHAUSTED->ENOSPC, else EIO. */
+/**
+ * NBD error value for an engine failure: INVALID_ARGUMENT->EINVAL, PERMISSION_DENIED->EPERM, RESOURCE_EXHAUSTED->ENOSPC
+ * (a full data directory among others), a file system's ENOSPC/EDQUOT->ENOSPC, else EIO.
+ */
 export function errnoFor(err: unknown): number {
   if (err instanceof NbdRequestError) return err.errno;
-  if (!isFerryError(err)) return EIO;
+  if (!isFerryError(err)) return isNoSpaceCode(err) ? ENOSPC : EIO;
   switch (err.code) {
     case 'INVALID_ARGUMENT':
       return EINVAL;
@@ -53,6 +56,11 @@ export function optionErrorFor(err: unknown, shuttingDown: boolean): number {
     default:
       return REP_ERR_POLICY;
   }
+}
+
+function isNoSpaceCode(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return false;
+  return err.code === 'ENOSPC' || err.code === 'EDQUOT';
 }
 
 export function messageOf(err: unknown): string {

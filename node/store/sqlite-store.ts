@@ -10,13 +10,21 @@ export class SqliteStore implements ClusterStore {
   private readonly putStmt: Database.Statement<[string, string]>;
   private readonly delStmt: Database.Statement<[string]>;
 
-  constructor(path: string) {
+  constructor(private readonly path: string) {
     try {
       this.db = new Database(path);
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = FULL');
       this.db.exec('CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID');
     } catch (err: unknown) {
+      // Opening in WAL mode sizes the shared-memory index file: on a full file system that fails as SHMSIZE.
+      if (isFull(err) || (isSqliteError(err) && err.code === 'SQLITE_IOERR_SHMSIZE')) {
+        throw new FerryError(
+          'RESOURCE_EXHAUSTED',
+          `cannot open the cluster store at ${path}: its file system is full; free a few MiB on it (docs/OPERATIONS.md, "When the disk fills")`,
+          { cause: err },
+        );
+      }
       throw new FerryError('UNAVAILABLE', `cannot open the cluster store at ${path}: check the data directory`, {
         cause: err,
       });
@@ -39,6 +47,26 @@ export class SqliteStore implements ClusterStore {
   }
 
   async commit(ops: readonly StoreOp[]): Promise<void> {
+    this.writing(() => this.apply(ops));
+  }
+
+  /** Runs a write, turning SQLite's "database or disk is full" into RESOURCE_EXHAUSTED (the cause kept). */
+  private writing<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err: unknown) {
+      if (isFull(err)) {
+        throw new FerryError(
+          'RESOURCE_EXHAUSTED',
+          `the cluster store ${this.path} cannot be written: its file system is full; free space in the data directory`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private apply(ops: readonly StoreOp[]): void {
     const apply = this.db.transaction((all: readonly StoreOp[]) => {
       for (const o of all) {
         if (o.op === 'put') this.putStmt.run(o.key, JSON.stringify(o.value));
@@ -57,10 +85,19 @@ export class SqliteStore implements ClusterStore {
       else this.putStmt.run(key, JSON.stringify(value));
       return true;
     });
-    return swap.immediate();
+    return this.writing(() => swap.immediate());
   }
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
+}
+
+function isSqliteError(err: unknown): err is { code: unknown } {
+  return typeof err === 'object' && err !== null && 'code' in err;
+}
+
+/** SQLite's "database or disk is full". */
+function isFull(err: unknown): boolean {
+  return isSqliteError(err) && err.code === 'SQLITE_FULL';
 }
