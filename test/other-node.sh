@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 action=${1:-test}
 [ $# -gt 0 ] && shift
+files="$*" # Vitest file filters for 'test' (paths without spaces)
 current=$(node -p 'process.versions.node.split(".")[0]')
 arch=$(node -p 'process.arch')
 majors=${FERRY_TEST_NODES:-20 24}
@@ -64,7 +65,8 @@ run() {
   npm run --silent install --nodedir="$dir/node" >/dev/null
   npm run --silent build
   say "Node.js $(node --version): running the test suite"
-  npx vitest run "$@"
+  # shellcheck disable=SC2086 # one word per file
+  npx vitest run $files
   cd "$root"
   rm -rf "$work"
   trap - EXIT
