@@ -1,10 +1,10 @@
 /** `ferry node start`. */
 import type { Command } from 'commander';
+import { globalOptions } from '../context.js';
 import { runNode } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
 interface StartOptions {
-  dataDir?: string;
   apiAddr?: string;
   nbdAddr?: string;
   authOff?: boolean;
@@ -25,7 +25,6 @@ export function registerNodeCommands(program: Command): void {
   node
     .command('start')
     .description('run the storage node in the foreground (engine, NBD export, HTTP API) until SIGTERM or SIGINT')
-    .option('--data-dir <dir>', 'data directory (env FERRY_DATA_DIR; default /var/lib/ferry as root, else ~/.ferry)')
     .option(
       '--api-addr <host:port>',
       'HTTP API listen address (env FERRY_API_ADDR; default 127.0.0.1:9001)',
@@ -40,10 +39,12 @@ export function registerNodeCommands(program: Command): void {
     .option('--auth-jwks-url <url>', 'accept RS256 tokens signed by a key of this JWKS (env FERRY_AUTH_JWKS_URL)')
     .option('--auth-issuer <iss>', 'the iss RS256 tokens must carry (env FERRY_AUTH_ISSUER)')
     .option('--auth-audience <aud>', 'the aud RS256 tokens must carry (env FERRY_AUTH_AUDIENCE)')
-    .action(async (options: StartOptions) => {
+    .action(async (options: StartOptions, command: Command) => {
       const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, ...rest } = options;
+      const { dataDir } = globalOptions(command);
       await runNode({
         ...rest,
+        ...(dataDir !== undefined && { dataDir }),
         auth: {
           ...(authOff === true && { off: true }),
           ...(authPublicKey !== undefined && { publicKeyFile: authPublicKey }),
