@@ -23,6 +23,8 @@ interface CommandInfo {
   path: string;
   /** Subcommands: name, aliases, description. */
   commands: { name: string; aliases: string[]; description: string }[];
+  /** The values the command's positional arguments may take, where they are fixed (`completion <shell>`). */
+  values: string[];
   /** The command's own options plus the root's (inherited everywhere) and --help. */
   options: OptionInfo[];
 }
@@ -50,7 +52,8 @@ export function commandTree(root: Command): CommandInfo[] {
       aliases: c.aliases(),
       description: c.description(),
     }));
-    out.push({ path, commands, options: [...own, ...globals, HELP_OPTION] });
+    const values = command.registeredArguments.flatMap((a) => a.argChoices ?? []);
+    out.push({ path, commands, values, options: [...own, ...globals, HELP_OPTION] });
     for (const sub of command.commands) walk(sub, path === '' ? sub.name() : `${path} ${sub.name()}`);
   };
   walk(root, '');
@@ -83,7 +86,8 @@ function bashScript(name: string, tree: readonly CommandInfo[]): string {
       const child = node.path === '' ? c.name : `${node.path} ${c.name}`;
       children.push([[c.name, ...c.aliases].map((w) => quote(`${node.path}|${w}`)).join('|'), child]);
     }
-    if (node.commands.length > 0) commands.push([quote(node.path), node.commands.map((c) => c.name).join(' ')]);
+    const words = [...node.commands.map((c) => c.name), ...node.values];
+    if (words.length > 0) commands.push([quote(node.path), words.join(' ')]);
     options.push([quote(node.path), node.options.flatMap((o) => o.flags.filter((f) => f.startsWith('--'))).join(' ')]);
     valued.push([
       quote(node.path),
@@ -168,6 +172,9 @@ function fishScript(name: string, tree: readonly CommandInfo[]): string {
       children.push(`        case ${[c.name, ...c.aliases].map((w) => fishQuote(`${node.path}|${w}`)).join(' ')}`);
       children.push(`            echo ${fishQuote(child)}`);
       lines.push(`complete -c ${name} -n ${fishQuote(at)} -f -a ${fishQuote(c.name)} -d ${fishQuote(c.description)}`);
+    }
+    if (node.values.length > 0) {
+      lines.push(`complete -c ${name} -n ${fishQuote(at)} -f -a ${fishQuote(node.values.join(' '))}`);
     }
     const takes = node.options.filter((o) => o.takesValue).flatMap((o) => o.flags);
     if (takes.length > 0) valued.push(`        case ${fishQuote(node.path)}`, `            echo ${takes.join(' ')}`);

@@ -22,10 +22,16 @@ function scalarString(text: string): string {
   return plain ? text : JSON.stringify(text);
 }
 
+/** `1e+21` as `1.0e+21`: YAML 1.1 parsers read an exponent without a dot as a string. */
+function numberText(n: number): string {
+  const text = String(n);
+  return text.includes('e') && !text.includes('.') ? text.replace('e', '.0e') : text;
+}
+
 function scalar(value: unknown): string | undefined {
   if (value === null || value === undefined) return 'null';
   if (typeof value === 'string') return scalarString(value);
-  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
+  if (typeof value === 'number') return Number.isFinite(value) ? numberText(value) : 'null';
   if (typeof value === 'boolean') return String(value);
   if (Array.isArray(value)) return value.length === 0 ? '[]' : undefined;
   if (typeof value === 'object') return Object.keys(value).length === 0 ? '{}' : undefined;

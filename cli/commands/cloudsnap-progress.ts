@@ -45,6 +45,7 @@ export function progressReporter(
   stream: NodeJS.WriteStream,
   quiet: boolean,
   everyMs: number = progressIntervalMs(),
+  now: () => number = Date.now,
 ): (s: JobStatus) => void {
   let last = '';
   let lastAt = 0;
@@ -56,11 +57,11 @@ export function progressReporter(
       return;
     }
     const key = `${s.status} ${s.phase ?? ''}`;
-    const now = Date.now();
-    if (key !== last || now - lastAt >= everyMs) {
+    const at = now();
+    if (key !== last || at - lastAt >= everyMs) {
       stream.write(`${statusLine(s)}\n`);
       last = key;
-      lastAt = now;
+      lastAt = at;
     }
   };
 }
