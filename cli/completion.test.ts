@@ -32,9 +32,7 @@ describe('ferry completion', () => {
     expect(all.length).toBeGreaterThan(40);
     for (const [path, command] of all) {
       const subs = await bashComplete(bash, ['ferry', ...path, '']);
-      expect(subs, path.join(' ')).toEqual(
-        expect.arrayContaining(command.commands.map((c) => c.name())),
-      );
+      expect(subs, path.join(' ')).toEqual(expect.arrayContaining(command.commands.map((c) => c.name())));
       const options = await bashComplete(bash, ['ferry', ...path, '--']);
       const longs = command.options.map((o) => o.long).filter((l): l is string => l !== undefined);
       expect(options, path.join(' ')).toEqual(expect.arrayContaining([...longs, '--json', '--output', '--help']));

@@ -59,7 +59,13 @@ describe('progress off a terminal', () => {
     progressReporter(stream, true, 3000, () => 0)(job('Queued', 0));
     expect(lines()).toEqual([]);
     let text = '';
-    const tty = { isTTY: true, write: (c: string) => ((text += c), true) } as unknown as NodeJS.WriteStream;
+    const tty = {
+      isTTY: true,
+      write: (c: string) => {
+        text += c;
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
     const report = progressReporter(tty, false, 3000, () => 0);
     report(job('Active', 50 * 1024 * 1024, 'transferring'));
     report(job('Done', 100 * 1024 * 1024));
