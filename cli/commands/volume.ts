@@ -64,7 +64,8 @@ export function volumeTable(views: readonly InspectView[], wide = false): string
       v.id,
       v.locator.name,
       formatSize(v.spec.size),
-      formatSize(v.bytes_used_total),
+      // A node older than bytes_used_total answers without it.
+      formatSize((v.bytes_used_total as number | undefined) ?? v.bytes_used),
       String(v.spec.ha_level),
       String(v.snapshot_count),
       statusText(view),
