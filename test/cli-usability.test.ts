@@ -7,14 +7,17 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { enumerateCloudBackupsResponseSchema } from '../api/schemas/index.js';
 import { type CliResult, MAIN, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
 const MiB = 1024 * 1024;
+
+// Each CLI run starts a Node.js process; on a loaded machine a test of 30 of them outlasts vitest's default.
+vi.setConfig({ testTimeout: 180_000 });
 
 let dir: string;
 let nodeDataDir: string;
@@ -253,6 +256,23 @@ describe('ferry cloudsnap for people', () => {
     const status = await ferry('cloudsnap', 'status', job.backup_id);
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toMatch(new RegExp(`^Task\\s+:\\s+${job.task_id}$`, 'm'));
+    // Another node that reads the same repository (with a copy of the keyring) never ran that job: it shows the
+    // backup itself.
+    await cp(join(nodeDataDir, 'keyring'), join(dir, 'second-node', 'keyring'), { recursive: true });
+    const second = await startTestNode(join(dir, 'second-node'));
+    try {
+      const args = ['--provider', 'directory', '--path', join(dir, 'objects'), '--bucket', 'offsite'];
+      expect((await runFerry(second.apiUrl, ['credentials', 'create', 'mirror', ...args])).code).toBe(0);
+      const elsewhere = await runFerry(second.apiUrl, ['cloudsnap', 'status', job.backup_id]);
+      expect(elsewhere.code, elsewhere.stderr).toBe(0);
+      expect(elsewhere.stdout).toMatch(new RegExp(`^Backup\\s+:\\s+${job.backup_id}$`, 'm'));
+      expect(elsewhere.stdout).toMatch(/^Status\s+:\s+Done \(committed\)$/m);
+      expect(elsewhere.stdout).toMatch(/^Credential\s+:\s+mirror$/m);
+      expect(elsewhere.stdout).toMatch(/^Stored\s+:\s+2 MiB$/m);
+    } finally {
+      await second.stop();
+    }
+
     const unknown = await ferry('cloudsnap', 'catalog', '20260101T000000.000Z-00000000');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('no backup 20260101T000000.000Z-00000000 under any of the 2 credentials');
@@ -291,5 +311,5 @@ describe('ferry cloudsnap for people', () => {
       new RegExp(`^${own.backup_schedule_id}\\s+pg\\s+other\\s+every 60 min\\s+keep 24 periodic; at most 30\\s`, 'm'),
     );
     expect(schedules.stdout).not.toContain(credentialId);
-  });
+  }, 240_000);
 });
