@@ -22,6 +22,13 @@ export interface CloudBackupInfoView {
   full: boolean;
   /** Ferry: the backup this one was diffed against (informational: restores never need it). */
   base_backup?: string;
+  /**
+   * Ferry: bytes of volume data the backup holds (its non-zero chunks, before compression; what a restore writes),
+   * whether this backup or an earlier one uploaded them.
+   */
+  bytes_stored: number;
+  /** Ferry: bytes of volume data this backup added that the repository did not hold (before compression). */
+  bytes_new: number;
   /** Ferry: bytes this backup added to the repository (compressed and encrypted). */
   bytes_uploaded: number;
 }
@@ -37,6 +44,8 @@ export function cloudBackupInfoView(record: BackupRecord): CloudBackupInfoView {
     created: record.created,
     size: record.size,
     full: record.full,
+    bytes_stored: Math.min(record.chunks_total * record.chunk_size, record.size),
+    bytes_new: record.stats.bytes_new,
     bytes_uploaded: record.stats.bytes_uploaded,
   };
   if (record.base_backup !== undefined) view.base_backup = record.base_backup;

@@ -34,6 +34,8 @@ export interface VolumeView {
   attached: boolean;
   /** Ferry: bytes of data held by the writable layer. */
   bytes_used: number;
+  /** Ferry: bytes of data held by the writable layer and the volume's snapshots (0 for a snapshot). */
+  bytes_used_total: number;
   /** Ferry: the NBD export name (`VOLUME` or `VOLUME@SNAPSHOT`). */
   export_name: string;
 }
@@ -64,6 +66,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     snapshot_count: info.snapshot_count,
     attached: info.attached,
     bytes_used: info.bytes_used,
+    bytes_used_total: info.bytes_used_total,
     export_name: info.name,
   };
   if (info.parent_snapshot_id !== undefined) volume.source = { parent: info.parent_snapshot_id };
@@ -86,6 +89,7 @@ export function snapshotView(snap: SnapshotInfo, parent?: VolumeInfo): InspectVi
     snapshot_count: 0,
     attached: false,
     bytes_used: 0,
+    bytes_used_total: 0,
     export_name: `${snap.volume_name}@${snap.name}`,
   };
   if (parent?.encryption !== undefined) volume.encryption = { ...parent.encryption };

@@ -1,6 +1,7 @@
 /** A small typed client for the Ferry HTTP API (the routes of api/routes/*). */
 import type { InspectView } from '../api/index.js';
 import type { ChangedBlocksPage } from '../node/index.js';
+import { inCliWords } from './api-words.js';
 
 /** Where the CLI finds the API when neither `--api` nor FERRY_API_URL says. */
 export const DEFAULT_API_URL = 'http://127.0.0.1:9001';
@@ -21,6 +22,14 @@ export class ApiError extends Error {
     this.status = status;
     this.field = field;
   }
+}
+
+/** The bearer token a client sends, and what to tell the user when the API refuses it. */
+export interface ClientToken {
+  /** Undefined sends no Authorization header. */
+  token: string | undefined;
+  /** Added to an UNAUTHENTICATED answer's message: where the token came from and how to give the right one. */
+  hint?: string;
 }
 
 /** SdkVolumeCreateRequest. */
@@ -53,20 +62,24 @@ export class FerryClient {
   readonly baseUrl: string;
 
   /** Where the bearer token comes from (asked once, on the first request); undefined sends no Authorization. */
-  private readonly tokenSource: (() => Promise<string | undefined>) | undefined;
-  private token: Promise<string | undefined> | undefined;
+  private readonly tokenSource: (() => Promise<ClientToken>) | undefined;
+  private token: Promise<ClientToken> | undefined;
 
-  constructor(baseUrl: string = DEFAULT_API_URL, options: { token?: () => Promise<string | undefined> } = {}) {
+  constructor(baseUrl: string = DEFAULT_API_URL, options: { token?: () => Promise<ClientToken> } = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     this.tokenSource = options.token;
   }
 
   private async headers(body: unknown): Promise<Record<string, string>> {
     const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
-    this.token ??= this.tokenSource?.() ?? Promise.resolve(undefined);
-    const token = await this.token;
+    const { token } = await this.tokenOf();
     if (token !== undefined) headers.authorization = `Bearer ${token}`;
     return headers;
+  }
+
+  private tokenOf(): Promise<ClientToken> {
+    this.token ??= this.tokenSource?.() ?? Promise.resolve({ token: undefined });
+    return this.token;
   }
 
   /** Sends one request; a non-2xx answer becomes an ApiError carrying the body's code, message and field. */
@@ -107,7 +120,9 @@ export class FerryClient {
       const message =
         isRecord(parsed) && typeof parsed.message === 'string' ? parsed.message : `HTTP ${response.status}`;
       const field = isRecord(parsed) && typeof parsed.field === 'string' ? parsed.field : undefined;
-      throw new ApiError(code, message, response.status, field);
+      const hint = code === 'UNAUTHENTICATED' ? (await this.tokenOf()).hint : undefined;
+      const text = hint === undefined ? inCliWords(message) : `${inCliWords(message)} (${hint})`;
+      throw new ApiError(code, text, response.status, field);
     }
     return parsed as T;
   }

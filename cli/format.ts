@@ -3,18 +3,12 @@
  * Parsers throw commander's InvalidArgumentError so a bad value is a usage error (exit 2).
  */
 import { InvalidArgumentError } from 'commander';
+import { formatSize } from '../common/index.js';
+import { MAX_VOLUME_SIZE, SIZE_ALIGNMENT } from '../node/index.js';
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'] as const;
 const UNIT_POWERS: Readonly<Record<string, number>> = { '': 0, b: 0, k: 1, m: 2, g: 3, t: 4, p: 5 };
 
-/** Formats bytes with binary units: `10 GiB`, `1.5 MiB`, `512 B`; exact values show no decimals. */
-export function formatSize(bytes: number): string {
-  let power = 0;
-  while (power < UNITS.length - 1 && bytes >= 1024 ** (power + 1)) power += 1;
-  const value = bytes / 1024 ** power;
-  const text = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
-  return `${text} ${UNITS[power]}`;
-}
+export { formatSize };
 
 /**
  * Parses a size: plain bytes (`4096`, `4096B`) or a number with a binary unit K, M, G, T, P, optionally followed by
@@ -29,7 +23,23 @@ export function parseSize(text: string): number {
     throw new InvalidArgumentError(`"${text}" is not a size; use bytes or a unit, e.g. 10G, 10GiB, 1T`);
   }
   const bytes = Number(match[1]) * 1024 ** power;
+  if (bytes > Number.MAX_SAFE_INTEGER) {
+    throw new InvalidArgumentError(`"${text}" is above the largest size allowed, ${formatSize(MAX_VOLUME_SIZE)}`);
+  }
   if (!Number.isSafeInteger(bytes)) throw new InvalidArgumentError(`"${text}" is not a whole number of bytes`);
+  return bytes;
+}
+
+/** Parses a volume size (`--size`): a size as parseSize reads it, a whole number of 4 KiB, at most 64 TiB. */
+export function parseVolumeSize(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes > MAX_VOLUME_SIZE) {
+    throw new InvalidArgumentError(`"${text}" is above the largest size allowed, ${formatSize(MAX_VOLUME_SIZE)}`);
+  }
+  if (bytes === 0) throw new InvalidArgumentError(`"${text}" is empty; give a size of at least 4 KiB`);
+  if (bytes % SIZE_ALIGNMENT !== 0) {
+    throw new InvalidArgumentError(`"${text}" is not a whole number of ${formatSize(SIZE_ALIGNMENT)} blocks`);
+  }
   return bytes;
 }
 

@@ -9,6 +9,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CloudBackupInfoView } from '../api/index.js';
+import { formatSize } from '../cli/format.js';
 import { type CliResult, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
 const MiB = 1024 * 1024;
@@ -90,9 +92,20 @@ describe('ferry cloudsnap', () => {
     const list = await ferry('cloudsnap', 'list', '--cred', 'local');
     expect(list.code).toBe(0);
     const [header, row] = list.stdout.trimEnd().split('\n');
-    expect(header).toMatch(/^BACKUP ID\s+VOLUME\s+COMPLETED\s+SIZE\s+TYPE\s+LABELS$/);
+    expect(header).toMatch(/^BACKUP ID\s+VOLUME\s+COMPLETED\s+SIZE\s+STORED\s+ADDED\s+TYPE\s+LABELS$/);
     expect(row?.split(/\s{2,}/).slice(0, 2)).toEqual([backup.backup_id, 'src']);
-    expect(row).toMatch(/16 MiB\s+full\s+app=test$/);
+    // STORED: the data the backup holds (3 MiB random, 1 MiB of text, 4 KiB at the end, in whole 64 KiB chunks);
+    // ADDED: what it uploaded, the text compressed to almost nothing.
+    const [listed] = (await ferryJson<{ backups: CloudBackupInfoView[] }>('cloudsnap', 'list', '--cred', 'local'))
+      .backups;
+    expect(listed?.bytes_stored).toBe(4 * MiB + 64 * 1024);
+    expect(listed?.bytes_uploaded).toBeGreaterThan(3 * MiB);
+    expect(listed?.bytes_uploaded).toBeLessThan(4 * MiB);
+    expect(row).toMatch(
+      new RegExp(
+        `16 MiB\\s+4.1 MiB\\s+${formatSize(listed?.bytes_uploaded ?? 0).replace('.', '\\.')}\\s+full\\s+app=test$`,
+      ),
+    );
     const all = await ferryJson<{ backups: { id: string; credential: string }[] }>('cloudsnap', 'list');
     expect(all.backups.map((b) => [b.id, b.credential])).toEqual([[backup.backup_id, 'local']]);
 

@@ -1,6 +1,14 @@
 import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { formatLabels, formatSize, parseHostPort, parseLabel, parseSize, renderTable } from '../cli/format.js';
+import {
+  formatLabels,
+  formatSize,
+  parseHostPort,
+  parseLabel,
+  parseSize,
+  parseVolumeSize,
+  renderTable,
+} from '../cli/format.js';
 
 describe('parseSize', () => {
   it.each([
@@ -23,6 +31,22 @@ describe('parseSize', () => {
 
   it.each(['', 'G', '10X', '-1G', '1.5', '10iB', 'ten', '1e3', '0.1'])('rejects %j as a usage error', (text) => {
     expect(() => parseSize(text)).toThrow(InvalidArgumentError);
+  });
+});
+
+describe('parseVolumeSize', () => {
+  it('takes sizes from 4 KiB to 64 TiB in whole 4 KiB blocks', () => {
+    expect(parseVolumeSize('4096')).toBe(4096);
+    expect(parseVolumeSize('64T')).toBe(64 * 1024 ** 4);
+  });
+
+  it.each([
+    ['100P', '"100P" is above the largest size allowed, 64 TiB'],
+    ['65T', '"65T" is above the largest size allowed, 64 TiB'],
+    ['1.5k', '"1.5k" is not a whole number of 4 KiB blocks'],
+    ['0', '"0" is empty; give a size of at least 4 KiB'],
+  ])('%s: %s', (text, message) => {
+    expect(() => parseVolumeSize(text)).toThrow(new InvalidArgumentError(message));
   });
 });
 

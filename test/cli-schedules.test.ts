@@ -135,9 +135,16 @@ describe('ferry cloudsnap schedules', () => {
     expect(String(cloud_sched_list[own.backup_schedule_id]?.next_run)).toMatch(/T01:15:00.000Z$/);
     expect(cloud_sched_list[viaPolicy.backup_schedule_id]).toMatchObject({ policy_name: 'hourly' });
     const table = await ferry('cloudsnap', 'schedules', 'list');
-    expect(table.stdout).toMatch(/ID\s+VOLUME\s+CREDENTIAL\s+INTERVALS/);
-    expect(table.stdout).toContain('daily 01:15 keep 3');
-    expect(table.stdout).toContain('policy hourly');
+    expect(table.stdout).toMatch(/^ID\s+VOLUME\s+CREDENTIAL\s+SCHEDULE\s+RETENTION\s+NEXT RUN\s+LAST$/m);
+    expect(table.stdout).toMatch(
+      new RegExp(`^${own.backup_schedule_id}\\s+db\\s+local\\s+daily 01:15\\s+keep 3 daily; at most 5\\s`, 'm'),
+    );
+    expect(table.stdout).toMatch(
+      new RegExp(
+        `^${viaPolicy.backup_schedule_id}\\s+logs\\s+local\\s+policy hourly: every 60 min\\s+keep 24 periodic; GFS daily 7\\s`,
+        'm',
+      ),
+    );
     // Update moves the schedule to the policy: same id, its intervals now the policy's.
     const updated = await ferry(
       'cloudsnap',

@@ -84,8 +84,8 @@ describe('ferry volume', () => {
     const list = await ferry('volume', 'list');
     expect(list.code).toBe(0);
     const [header, row, ...rest] = list.stdout.trimEnd().split('\n');
-    expect(header?.split(/\s+/)).toEqual(['ID', 'NAME', 'SIZE', 'HA', 'SNAPSHOTS', 'STATUS']);
-    expect(row).toMatch(new RegExp(`^${id}\\s+vol1\\s+1 GiB\\s+1\\s+0\\s+up - detached$`));
+    expect(header?.split(/\s+/)).toEqual(['ID', 'NAME', 'SIZE', 'USED', 'HA', 'SNAPSHOTS', 'STATUS']);
+    expect(row).toMatch(new RegExp(`^${id}\\s+vol1\\s+1 GiB\\s+0 B\\s+1\\s+0\\s+up - detached$`));
     expect(rest).toEqual([]);
 
     const listJson = await ferryJson<{ volumes: { volume: { id: string } }[] }>('volume', 'list');
@@ -188,7 +188,7 @@ describe('ferry errors and exit codes', () => {
     expect(badName.stderr).toMatch(/^error: name: /);
     const unaligned = await ferry('volume', 'create', 'odd', '--size', '4097');
     expect(unaligned.code).toBe(2);
-    expect(unaligned.stderr).toMatch(/^error: spec\.size: must be a multiple of 4096/);
+    expect(unaligned.stderr).toMatch(/^error: .*"4097" is not a whole number of 4 KiB blocks$/m);
 
     await ferry('volume', 'create', 'taken', '--size', '1G');
     const conflict = await ferry('volume', 'create', 'taken', '--size', '2G');

@@ -113,7 +113,9 @@ describe('the OpenAPI document', () => {
 
   it('documents response schemas that the routes really answer with', async () => {
     for (const op of API_OPERATIONS) {
-      if (op.response === undefined || op.params !== undefined) continue;
+      // GETs without parameters only; a POST's response schema is checked where its body is built (enumerate's in
+      // test/cli-usability.test.ts).
+      if (op.response === undefined || op.params !== undefined || op.method !== 'get') continue;
       const res = await app.request(op.path);
       expect(res.status, op.path).toBe(200);
       const parsed = op.response.safeParse(await res.json());

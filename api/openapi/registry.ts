@@ -28,6 +28,7 @@ import {
   deleteAllCloudBackupsSchema,
   deleteCloudBackupQuerySchema,
   destroyKeySchema,
+  enumerateCloudBackupsResponseSchema,
   enumerateCloudBackupsSchema,
   groupCloudBackupSchema,
   nameSchema,
@@ -376,6 +377,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     summary: "Committed backups in a credential's repository, filtered and paged.",
     rpc: 'OpenStorageCloudBackup.EnumerateWithFilters',
     body: enumerateCloudBackupsSchema,
+    response: enumerateCloudBackupsResponseSchema,
   },
   {
     method: 'post',

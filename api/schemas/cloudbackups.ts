@@ -169,3 +169,31 @@ export const groupCloudBackupSchema = z.strictObject(
 export type CreateCloudBackupBody = z.output<typeof createCloudBackupSchema>;
 export type RestoreCloudBackupBody = z.output<typeof restoreCloudBackupSchema>;
 export type EnumerateCloudBackupsBody = z.output<typeof enumerateCloudBackupsSchema>;
+
+const bytes = (description: string) => z.number().int().min(0).describe(description);
+
+/** SdkCloudBackupInfo plus Ferry's fields, as enumerate answers each backup (api/cloudbackup-views.ts builds it). */
+export const cloudBackupInfoSchema = z.strictObject({
+  id: z.string(),
+  src_volume_id: z.string(),
+  src_volume_name: z.string(),
+  timestamp: z.string().describe('when the backup was committed (RFC 3339)'),
+  metadata: z.record(z.string(), z.string()).describe("the backup's labels"),
+  status: z.literal('Done'),
+  created: z.string().describe("when the backup started: its snapshot's time (RFC 3339)"),
+  size: bytes('volume size in bytes (what a restore creates)'),
+  full: z.boolean().describe('every allocated block was read (first backup of a volume, or full asked for)'),
+  base_backup: z.string().optional().describe('the backup this one was diffed against (restores never need it)'),
+  bytes_stored: bytes(
+    'bytes of volume data the backup holds (its non-zero chunks, before compression; what a restore writes), ' +
+      'in the repository whether this backup or an earlier one uploaded them',
+  ),
+  bytes_new: bytes('bytes of volume data this backup added that the repository did not hold (before compression)'),
+  bytes_uploaded: bytes('bytes this backup added to the repository (compressed and encrypted)'),
+});
+
+/** SdkCloudBackupEnumerateWithFiltersResponse. */
+export const enumerateCloudBackupsResponseSchema = z.strictObject({
+  backups: z.array(cloudBackupInfoSchema),
+  continuation_token: z.string().optional().describe('pass it back to get the next page; absent on the last'),
+});

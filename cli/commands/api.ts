@@ -7,17 +7,17 @@
  */
 import type { Command } from 'commander';
 import { createServerlessApp, serverlessOptionsFromEnv, setUpNodeAuth, startApiServer } from '../../api/index.js';
+import { globalOptions } from '../context.js';
 import { defaultDataDir, log, stopSignal } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
 interface ServeOptions {
   apiAddr: string;
-  dataDir?: string;
   authOff?: boolean;
 }
 
 /** Runs until SIGTERM or SIGINT (one arriving during start-up stops it as soon as it is up). */
-async function serve(options: ServeOptions): Promise<void> {
+async function serve(options: ServeOptions & { dataDir: string | undefined }): Promise<void> {
   const stop = stopSignal();
   const addr = parseHostPort(options.apiAddr);
   const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
@@ -50,9 +50,8 @@ export function registerApiCommands(program: Command): void {
         'POST /v1/credentials takes; FERRY_NODE_API_URL: the node restores go to)',
     )
     .option('--api-addr <host:port>', 'listen address', '127.0.0.1:9101')
-    .option('--data-dir <dir>', 'where the keyring and admin secret are (env FERRY_DATA_DIR; default as the node)')
     .option('--auth-off', 'serve without authentication (logs a warning)')
-    .action(async (options: ServeOptions) => {
-      await serve(options);
+    .action(async (options: ServeOptions, command: Command) => {
+      await serve({ ...options, dataDir: globalOptions(command).dataDir });
     });
 }

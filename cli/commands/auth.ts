@@ -14,7 +14,7 @@ import {
   readAdminSecret,
 } from '../../api/index.js';
 import { isFerryError } from '../../common/index.js';
-import { clientFor, output } from '../context.js';
+import { clientFor, globalOptions, output } from '../context.js';
 import { cliDataDir } from './auth-token.js';
 
 const ROLE_NAMES = ['system.admin', 'system.user', 'system.view'];
@@ -33,7 +33,6 @@ interface TokenOptions {
   roles: string[];
   groups: string[];
   ttl: number;
-  dataDir?: string;
 }
 
 interface ShareOptions {
@@ -140,9 +139,8 @@ export function registerAuthCommands(program: Command): void {
         .argParser(ttl)
         .default(3600, '1h'),
     )
-    .option('--data-dir <dir>', 'node data directory holding auth/admin.secret (env FERRY_DATA_DIR)')
     .action(async (options: TokenOptions, command: Command) => {
-      const dataDir = options.dataDir ?? cliDataDir();
+      const dataDir = cliDataDir(globalOptions(command).dataDir);
       const secret = await readAdminSecret(dataDir);
       if (secret === undefined) {
         throw new Error(

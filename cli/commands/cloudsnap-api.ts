@@ -6,7 +6,7 @@ import type {
   JobStatus,
   VerifyResult,
 } from '../../api/index.js';
-import type { FerryClient } from '../client.js';
+import { ApiError, type FerryClient } from '../client.js';
 
 /** Statuses after which a job never changes. */
 export const ENDED: ReadonlySet<string> = new Set(['Done', 'Failed', 'Aborted', 'Stopped']);
@@ -88,4 +88,55 @@ export function verify(
 /** POST /v1/cloudbackups/gc. */
 export function gc(client: FerryClient, body: { credential_id: string; grace_seconds?: number }): Promise<GcResult> {
   return client.request('POST', '/v1/cloudbackups/gc', body);
+}
+
+/** Every credential's id and name (GET /v1/credentials, then each one's inspect). */
+export async function credentialList(client: FerryClient): Promise<{ credential_id: string; name: string }[]> {
+  const { credential_ids } = await client.request<{ credential_ids: string[] }>('GET', '/v1/credentials');
+  return Promise.all(
+    credential_ids.map((id) =>
+      client.request<{ credential_id: string; name: string }>(
+        'GET',
+        `/v1/credentials/inspect/${encodeURIComponent(id)}`,
+      ),
+    ),
+  );
+}
+
+/**
+ * The credential whose repository holds `backupId`: `given` (from --cred) when given, else the one credential whose
+ * repository has it (GET /v1/cloudbackups/size asks each). NOT_FOUND when none has it, INVALID_ARGUMENT (asking for
+ * --cred) when several do.
+ */
+export async function credentialOfBackup(client: FerryClient, backupId: string, given?: string): Promise<string> {
+  if (given !== undefined) return given;
+  const credentials = await credentialList(client);
+  const holders: string[] = [];
+  const unreadable: string[] = [];
+  for (const c of credentials) {
+    const query = `backup_id=${encodeURIComponent(backupId)}&credential_id=${encodeURIComponent(c.credential_id)}`;
+    try {
+      await client.request('GET', `/v1/cloudbackups/size?${query}`);
+      holders.push(c.name);
+    } catch (err: unknown) {
+      if (!(err instanceof ApiError)) throw err;
+      if (err.code === 'INVALID_ARGUMENT') throw err;
+      if (err.code !== 'NOT_FOUND') unreadable.push(`${c.name} (${err.message})`);
+    }
+  }
+  const [only, ...more] = holders;
+  if (only !== undefined && more.length === 0) return only;
+  if (only !== undefined) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      `backup ${backupId} is in the repositories of credentials ${holders.join(', ')}; say which with --cred`,
+      0,
+    );
+  }
+  const why = unreadable.length > 0 ? `; could not look in ${unreadable.join('; ')}` : '';
+  throw new ApiError(
+    'NOT_FOUND',
+    `no backup ${backupId} under any of the ${credentials.length} credentials${why}; list them with \`ferry cloudsnap list\``,
+    404,
+  );
 }

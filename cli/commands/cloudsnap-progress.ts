@@ -29,12 +29,24 @@ export function progressBar(s: JobStatus): string {
   return `${bar} ${String(Math.floor(share * 100)).padStart(3)}%  ${sizes}${eta}  ${s.status}${s.phase ? ` ${s.phase}` : ''}`;
 }
 
+/** Seconds between progress lines when the stream is not a terminal: FERRY_PROGRESS_SECONDS, default 3. */
+export function progressIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
+  const seconds = Number(env.FERRY_PROGRESS_SECONDS ?? '');
+  return env.FERRY_PROGRESS_SECONDS !== undefined && Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 3000;
+}
+
 /**
  * Returns a status callback that shows progress on `stream`: on a terminal one bar redrawn in place (ended by a
- * newline when the job ends), elsewhere a plain line whenever the status or phase changes, or at most every second
- * while bytes move. `quiet` shows nothing (for `--json`).
+ * newline when the job ends); elsewhere (logs, CI) a plain line whenever the status or phase changes, and one every
+ * `everyMs` whatever the job is doing (queued, paused, or moving bytes), so a log never goes quiet while a job runs.
+ * `quiet` shows nothing (for `--json`).
  */
-export function progressReporter(stream: NodeJS.WriteStream, quiet: boolean): (s: JobStatus) => void {
+export function progressReporter(
+  stream: NodeJS.WriteStream,
+  quiet: boolean,
+  everyMs: number = progressIntervalMs(),
+  now: () => number = Date.now,
+): (s: JobStatus) => void {
   let last = '';
   let lastAt = 0;
   return (s: JobStatus) => {
@@ -45,11 +57,11 @@ export function progressReporter(stream: NodeJS.WriteStream, quiet: boolean): (s
       return;
     }
     const key = `${s.status} ${s.phase ?? ''}`;
-    const now = Date.now();
-    if (key !== last || (s.status === 'Active' && now - lastAt >= 1000)) {
+    const at = now();
+    if (key !== last || at - lastAt >= everyMs) {
       stream.write(`${statusLine(s)}\n`);
       last = key;
-      lastAt = now;
+      lastAt = at;
     }
   };
 }

@@ -3,13 +3,16 @@
  * (`--daily 02:00,7`) or a policy (`--policy nightly`); retention runs after each scheduled backup.
  */
 import { type Command, InvalidArgumentError } from 'commander';
-import type { CloudBackupScheduleView } from '../../api/index.js';
-import { clientFor, output } from '../context.js';
+import type { CloudBackupScheduleView, SchedulePolicy } from '../../api/index.js';
+import type { FerryClient } from '../client.js';
+import { clientFor, globalOptions, output } from '../context.js';
 import { parseLabel, parseWholeNumber, renderTable } from '../format.js';
+import { credentialList } from './cloudsnap-api.js';
 import {
   addScheduleFlags,
-  describeInterval,
+  describeKeep,
   describeRetention,
+  describeWhen,
   intervalsOf,
   retentionOf,
   type ScheduleFlagValues,
@@ -52,6 +55,68 @@ function scheduleInfo(volume: string, options: CreateOptions): Record<string, un
   };
 }
 
+/** What a schedule table shows instead of ids: volume and credential names, and the policies by name. */
+export interface ScheduleNames {
+  /** Volume id -> name. */
+  volumes: ReadonlyMap<string, string>;
+  /** Credential id -> name. */
+  credentials: ReadonlyMap<string, string>;
+  /** Policy name -> policy. */
+  policies: ReadonlyMap<string, SchedulePolicy>;
+}
+
+async function scheduleNames(client: FerryClient): Promise<ScheduleNames> {
+  const [volumes, credentials, policies] = await Promise.all([
+    client.inspectVolumes(),
+    credentialList(client),
+    client.request<{ policies: SchedulePolicy[] }>('GET', '/v1/schedulepolicies'),
+  ]);
+  return {
+    volumes: new Map(volumes.volumes.map((v) => [v.volume.id, v.volume.locator.name])),
+    credentials: new Map(credentials.map((c) => [c.credential_id, c.name])),
+    policies: new Map(policies.policies.map((p) => [p.name, p])),
+  };
+}
+
+/** The retention a schedule applies: each interval's count, GFS rules, --max-backups and days. */
+function retentionText(s: CloudBackupScheduleView, policy: SchedulePolicy | undefined): string {
+  const intervals = s.policy_name === undefined ? s.schedules : (policy?.schedules ?? []);
+  const parts: string[] = [];
+  if (intervals.length > 0) parts.push(`keep ${intervals.map(describeKeep).join(', ')}`);
+  const gfs = describeRetention(s.retention ?? (s.policy_name === undefined ? undefined : policy?.retention));
+  if (gfs !== '-') parts.push(`GFS ${gfs}`);
+  if (s.max_backups !== undefined) parts.push(`at most ${s.max_backups}`);
+  if (s.retention_days !== undefined) parts.push(`${s.retention_days} days`);
+  return parts.length === 0 ? '-' : parts.join('; ');
+}
+
+/** When a schedule runs: its intervals, or its policy's by name. */
+function whenText(s: CloudBackupScheduleView, policy: SchedulePolicy | undefined): string {
+  if (s.policy_name === undefined) return s.schedules.map(describeWhen).join(', ');
+  if (policy === undefined) return `policy ${s.policy_name} (missing)`;
+  return `policy ${s.policy_name}: ${policy.schedules.map(describeWhen).join(', ')}`;
+}
+
+/** Table of schedules: ID VOLUME CREDENTIAL SCHEDULE RETENTION NEXT RUN LAST, with names instead of ids. */
+export function scheduleTable(list: readonly CloudBackupScheduleView[], names: ScheduleNames): string {
+  if (list.length === 0) return 'no schedules';
+  return renderTable(
+    ['ID', 'VOLUME', 'CREDENTIAL', 'SCHEDULE', 'RETENTION', 'NEXT RUN', 'LAST'],
+    list.map((s) => {
+      const policy = s.policy_name === undefined ? undefined : names.policies.get(s.policy_name);
+      return [
+        s.id,
+        names.volumes.get(s.src_volume_id) ?? s.src_volume_id,
+        names.credentials.get(s.credential_id) ?? s.credential_id,
+        whenText(s, policy),
+        retentionText(s, policy),
+        s.next_run ?? '-',
+        s.last_status === undefined ? '-' : `${s.last_status} ${s.last_run ?? ''}`.trim(),
+      ];
+    }),
+  );
+}
+
 /** Adds `schedules` under `cloudsnap`. */
 export function registerCloudsnapScheduleCommands(cloudsnap: Command): void {
   const schedules = cloudsnap
@@ -92,25 +157,18 @@ export function registerCloudsnapScheduleCommands(cloudsnap: Command): void {
     .command('list')
     .description('list backup schedules with their next run and last outcome')
     .action(async (_options: unknown, command: Command) => {
-      const response = await clientFor(command).request<{ cloud_sched_list: Record<string, CloudBackupScheduleView> }>(
+      const client = clientFor(command);
+      const response = await client.request<{ cloud_sched_list: Record<string, CloudBackupScheduleView> }>(
         'GET',
         '/v1/cloudbackups/schedules',
       );
       const list = Object.values(response.cloud_sched_list);
-      output(command, response, () =>
-        renderTable(
-          ['ID', 'VOLUME', 'CREDENTIAL', 'INTERVALS', 'GFS', 'NEXT RUN', 'LAST'],
-          list.map((s) => [
-            s.id,
-            s.src_volume_id,
-            s.credential_id,
-            s.policy_name !== undefined ? `policy ${s.policy_name}` : s.schedules.map(describeInterval).join('; '),
-            describeRetention(s.retention),
-            s.next_run ?? '-',
-            s.last_status === undefined ? '-' : `${s.last_status} ${s.last_run ?? ''}`.trim(),
-          ]),
-        ),
-      );
+      if (globalOptions(command).json === true || list.length === 0) {
+        output(command, response, () => 'no schedules');
+        return;
+      }
+      const names = await scheduleNames(client);
+      output(command, response, () => scheduleTable(list, names));
     });
 
   schedules

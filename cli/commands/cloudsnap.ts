@@ -4,10 +4,20 @@
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CloudBackupInfoView, JobStatus } from '../../api/index.js';
-import type { FerryClient } from '../client.js';
+import { ApiError, type FerryClient } from '../client.js';
 import { clientFor, globalOptions, output } from '../context.js';
 import { formatLabels, formatSize, parseLabel, parseWholeNumber, renderTable } from '../format.js';
-import { catalog, gc, jobStatus, jobStatuses, listBackups, verify, waitForJob } from './cloudsnap-api.js';
+import {
+  catalog,
+  credentialList,
+  credentialOfBackup,
+  gc,
+  jobStatus,
+  jobStatuses,
+  listBackups,
+  verify,
+  waitForJob,
+} from './cloudsnap-api.js';
 import { progressReporter, progressText, statusLine } from './cloudsnap-progress.js';
 import { registerCloudsnapScheduleCommands } from './cloudsnap-schedules.js';
 
@@ -46,6 +56,52 @@ function duration(s: JobStatus): string {
   return ` in ${(ms / 1000).toFixed(1)} s`;
 }
 
+/** A task's job, or else the job on this node that made backup `id`, or else the backup in its repository. */
+async function jobOrBackup(
+  client: FerryClient,
+  id: string,
+): Promise<{ job: JobStatus } | { backup: CloudBackupInfoView & { credential: string } }> {
+  try {
+    return { job: await jobStatus(client, id) };
+  } catch (err: unknown) {
+    if (!(err instanceof ApiError && err.code === 'NOT_FOUND')) throw err;
+    const made = (await jobStatuses(client)).filter((s) => s.backup_id === id && s.optype === 'Backup');
+    const last = made.at(-1);
+    if (last !== undefined) return { job: last };
+    let credential: string;
+    try {
+      credential = await credentialOfBackup(client, id);
+    } catch (lookup: unknown) {
+      if (lookup instanceof ApiError && lookup.code === 'NOT_FOUND') {
+        throw new ApiError('NOT_FOUND', `no backup or restore task ${id}, and ${lookup.message}`, 404);
+      }
+      throw lookup;
+    }
+    const backup = (await listBackups(client, credential)).find((b) => b.id === id);
+    if (backup === undefined) throw err;
+    return { backup: { ...backup, credential } };
+  }
+}
+
+/** One line per field of a committed backup (`cloudsnap status BACKUP` when no job of this node made it). */
+export function describeBackup(b: CloudBackupInfoView & { credential: string }): string {
+  const rows: [string, string][] = [
+    ['Backup', b.id],
+    ['Status', `${b.status} (committed)`],
+    ['Volume', `${b.src_volume_name} (${b.src_volume_id})`],
+    ['Credential', b.credential],
+    ['Type', b.full ? 'full' : 'incremental'],
+    ['Size', formatSize(b.size)],
+    ['Stored', bytesText(b.bytes_stored)],
+    ['Added', bytesText(b.bytes_uploaded)],
+    ['Started', b.created],
+    ['Completed', b.timestamp],
+    ['Labels', formatLabels(b.metadata)],
+  ];
+  const width = Math.max(...rows.map(([key]) => key.length));
+  return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
+}
+
 /** One line per field of a job. */
 export function describeJob(s: JobStatus): string {
   const rows: [string, string][] = [
@@ -65,26 +121,33 @@ export function describeJob(s: JobStatus): string {
   return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
 }
 
-function backupTable(
+/** A byte count of a backup view (`-` when the API that answered does not report it). */
+function bytesText(bytes: number | undefined): string {
+  return bytes === undefined ? '-' : formatSize(bytes);
+}
+
+/**
+ * Table of backups: BACKUP ID, VOLUME, COMPLETED, SIZE (the volume's), STORED (the volume data the backup holds),
+ * ADDED (what it uploaded: new data, compressed and encrypted), TYPE, LABELS, and CREDENTIAL when listing every
+ * credential's; `wide` adds NEW (new data before compression), STARTED and BASE. `no backups` when there are none.
+ */
+export function backupTable(
   list: readonly (CloudBackupInfoView & { credential?: string })[],
   withCredential: boolean,
+  wide = false,
 ): string {
-  const header = ['BACKUP ID', 'VOLUME', 'COMPLETED', 'SIZE', 'TYPE', 'LABELS'];
+  if (list.length === 0) return 'no backups';
+  const header = ['BACKUP ID', 'VOLUME', 'COMPLETED', 'SIZE', 'STORED', 'ADDED', 'TYPE', 'LABELS'];
+  if (wide) header.push('NEW', 'STARTED', 'BASE');
+  if (withCredential) header.push('CREDENTIAL');
   const rows = list.map((b) => {
-    const row = [b.id, b.src_volume_name, b.timestamp, formatSize(b.size), b.full ? 'full' : 'incremental'];
-    row.push(formatLabels(b.metadata));
+    const row = [b.id, b.src_volume_name, b.timestamp, formatSize(b.size), bytesText(b.bytes_stored)];
+    row.push(bytesText(b.bytes_uploaded), b.full ? 'full' : 'incremental', formatLabels(b.metadata));
+    if (wide) row.push(bytesText(b.bytes_new), b.created, b.base_backup ?? '-');
     if (withCredential) row.push(b.credential ?? '-');
     return row;
   });
-  return renderTable(withCredential ? [...header, 'CREDENTIAL'] : header, rows);
-}
-
-async function credentialNames(client: FerryClient): Promise<string[]> {
-  const { credential_ids } = await client.request<{ credential_ids: string[] }>('GET', '/v1/credentials');
-  const infos = await Promise.all(
-    credential_ids.map((id) => client.request<{ name: string }>('GET', `/v1/credentials/inspect/${id}`)),
-  );
-  return infos.map((c) => c.name);
+  return renderTable(header, rows);
 }
 
 function parsePercent(text: string): number {
@@ -204,20 +267,20 @@ export function registerCloudsnapCommands(program: Command): void {
       const client = clientFor(command);
       if (options.cred !== undefined) {
         const backups = await listBackups(client, options.cred, options.volume);
-        output(command, { backups }, () => backupTable(backups, false));
+        output(command, { backups }, (wide) => backupTable(backups, false, wide));
         return;
       }
       const backups: (CloudBackupInfoView & { credential: string })[] = [];
-      for (const credential of await credentialNames(client)) {
+      for (const { name: credential } of await credentialList(client)) {
         for (const b of await listBackups(client, credential, options.volume)) backups.push({ ...b, credential });
       }
-      output(command, { backups }, () => backupTable(backups, true));
+      output(command, { backups }, (wide) => backupTable(backups, true, wide));
     });
 
   cloudsnap
     .command('status')
-    .description('show backup and restore jobs, or one job (--watch follows it to its end)')
-    .argument('[task]', 'task id')
+    .description('show backup and restore jobs, or one job or backup (--watch follows a job to its end)')
+    .argument('[task]', 'task id, or a backup id (its job on this node, else the backup found among the credentials)')
     .option('--volume <volume>', 'only jobs of this volume (id or name)')
     .option('--watch', 'with a task id: show live progress until the job ends; exit 1 if it fails')
     .action(async (taskId: string | undefined, options: { volume?: string; watch?: boolean }, command: Command) => {
@@ -226,14 +289,22 @@ export function registerCloudsnapCommands(program: Command): void {
         if (options.watch === true) throw new InvalidArgumentError('--watch needs a task id');
         const list = await jobStatuses(client, options.volume);
         output(command, { statuses: Object.fromEntries(list.map((s) => [s.task_id, s])) }, () =>
-          renderTable(
-            ['TASK', 'TYPE', 'VOLUME', 'STATUS', 'PROGRESS', 'BACKUP'],
-            list.map((s) => [s.task_id, s.optype, s.volume_name, s.status, progressText(s), s.backup_id ?? '-']),
-          ),
+          list.length === 0
+            ? 'no backup or restore jobs'
+            : renderTable(
+                ['TASK', 'TYPE', 'VOLUME', 'STATUS', 'PROGRESS', 'BACKUP'],
+                list.map((s) => [s.task_id, s.optype, s.volume_name, s.status, progressText(s), s.backup_id ?? '-']),
+              ),
         );
         return;
       }
-      const s = options.watch === true ? await follow(command, taskId) : await jobStatus(client, taskId);
+      const found = await jobOrBackup(client, taskId);
+      if ('backup' in found) {
+        if (options.watch === true) throw new Error(`backup ${taskId} is committed: there is nothing to watch`);
+        output(command, found.backup, () => describeBackup(found.backup));
+        return;
+      }
+      const s = options.watch === true ? await follow(command, found.job.task_id) : found.job;
       output(command, s, () => (options.watch === true ? statusLine(s) : describeJob(s)));
     });
 
@@ -241,9 +312,10 @@ export function registerCloudsnapCommands(program: Command): void {
     .command('catalog')
     .description('show what a backup holds: the byte ranges with data, chunks and bytes')
     .argument('<backup>', 'backup id')
-    .requiredOption('--cred <credential>', 'credential id or name')
-    .action(async (backupId: string, options: { cred: string }, command: Command) => {
-      const view = await catalog(clientFor(command), options.cred, backupId);
+    .option('--cred <credential>', 'credential id or name (default: the one credential whose repository has it)')
+    .action(async (backupId: string, options: { cred?: string }, command: Command) => {
+      const client = clientFor(command);
+      const view = await catalog(client, await credentialOfBackup(client, backupId, options.cred), backupId);
       output(command, view, () => {
         const s = view.summary;
         const rows = view.contents.map((c) => {

@@ -174,16 +174,18 @@ export function registerCredentialCommands(program: Command): void {
     .action(async (_options: object, command: Command) => {
       const list = await listCredentials(clientFor(command));
       output(command, { credentials: list }, () =>
-        renderTable(
-          ['ID', 'NAME', 'PROVIDER', 'BUCKET', 'ENDPOINT'],
-          list.map((c) => [
-            c.credential_id,
-            c.name,
-            c.provider,
-            c.prefix ? `${c.bucket}/${c.prefix}` : c.bucket,
-            whereOf(c),
-          ]),
-        ),
+        list.length === 0
+          ? 'no credentials'
+          : renderTable(
+              ['ID', 'NAME', 'PROVIDER', 'BUCKET', 'ENDPOINT'],
+              list.map((c) => [
+                c.credential_id,
+                c.name,
+                c.provider,
+                c.prefix ? `${c.bucket}/${c.prefix}` : c.bucket,
+                whereOf(c),
+              ]),
+            ),
       );
     });
 

@@ -1,10 +1,10 @@
 /** `ferry node start`. */
 import type { Command } from 'commander';
+import { globalOptions } from '../context.js';
 import { runNode } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
 interface StartOptions {
-  dataDir?: string;
   apiAddr?: string;
   nbdAddr?: string;
   authOff?: boolean;
@@ -26,7 +26,6 @@ export function registerNodeCommands(program: Command): void {
   node
     .command('start')
     .description('run the storage node in the foreground (engine, NBD export, HTTP API) until SIGTERM or SIGINT')
-    .option('--data-dir <dir>', 'data directory (env FERRY_DATA_DIR; default /var/lib/ferry as root, else ~/.ferry)')
     .option(
       '--api-addr <host:port>',
       'HTTP API listen address (env FERRY_API_ADDR; default 127.0.0.1:9001)',
@@ -46,10 +45,12 @@ export function registerNodeCommands(program: Command): void {
       'report the data directory as warn at this percentage used (env FERRY_SPACE_WARN_PERCENT; default 90)',
       Number,
     )
-    .action(async (options: StartOptions) => {
+    .action(async (options: StartOptions, command: Command) => {
       const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, ...rest } = options;
+      const { dataDir } = globalOptions(command);
       await runNode({
         ...rest,
+        ...(dataDir !== undefined && { dataDir }),
         auth: {
           ...(authOff === true && { off: true }),
           ...(authPublicKey !== undefined && { publicKeyFile: authPublicKey }),

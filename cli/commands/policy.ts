@@ -62,15 +62,17 @@ export function registerPolicyCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const response = await clientFor(command).request<{ policies: SchedulePolicy[] }>('GET', '/v1/schedulepolicies');
       output(command, response, () =>
-        renderTable(
-          ['NAME', 'INTERVALS', 'GFS', 'OWNER'],
-          response.policies.map((p) => [
-            p.name,
-            p.schedules.map(describeInterval).join('; '),
-            describeRetention(p.retention),
-            p.owner === '' ? '-' : p.owner,
-          ]),
-        ),
+        response.policies.length === 0
+          ? 'no policies'
+          : renderTable(
+              ['NAME', 'INTERVALS', 'GFS', 'OWNER'],
+              response.policies.map((p) => [
+                p.name,
+                p.schedules.map(describeInterval).join('; '),
+                describeRetention(p.retention),
+                p.owner === '' ? '-' : p.owner,
+              ]),
+            ),
       );
     });
 

@@ -114,13 +114,22 @@ export function retentionOf(v: ScheduleFlagValues): RetentionRules | undefined {
 
 /** One interval for people: `every 60 min`, `daily 02:00`, `weekly Sun 04:00`, `monthly 1 00:00`; `keep N`. */
 export function describeInterval(i: ScheduleInterval): string {
+  return `${describeWhen(i)} keep ${i.retain}`;
+}
+
+/** When an interval runs: `daily 02:00`, `every 60 min`, `weekly sun 03:00`, `monthly 1 04:00`. */
+export function describeWhen(i: ScheduleInterval): string {
   const t = (h: number, m: number): string => `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}`;
-  let when: string;
-  if ('periodic' in i) when = `every ${i.periodic.seconds / 60} min`;
-  else if ('daily' in i) when = `daily ${t(i.daily.hour, i.daily.minute)}`;
-  else if ('weekly' in i) when = `weekly ${i.weekly.day.slice(0, 3)} ${t(i.weekly.hour, i.weekly.minute)}`;
-  else when = `monthly ${i.monthly.day} ${t(i.monthly.hour, i.monthly.minute)}`;
-  return `${when} keep ${i.retain}`;
+  if ('periodic' in i) return `every ${i.periodic.seconds / 60} min`;
+  if ('daily' in i) return `daily ${t(i.daily.hour, i.daily.minute)}`;
+  if ('weekly' in i) return `weekly ${i.weekly.day.slice(0, 3)} ${t(i.weekly.hour, i.weekly.minute)}`;
+  return `monthly ${i.monthly.day} ${t(i.monthly.hour, i.monthly.minute)}`;
+}
+
+/** What an interval keeps: `7 daily`, `24 periodic`. */
+export function describeKeep(i: ScheduleInterval): string {
+  const kind = 'periodic' in i ? 'periodic' : 'daily' in i ? 'daily' : 'weekly' in i ? 'weekly' : 'monthly';
+  return `${i.retain} ${kind}`;
 }
 
 /** GFS rules for people: `last 3, daily 7, weekly 4`, or `-`. */

@@ -21,6 +21,7 @@ export async function resolveSnapshotId(client: FerryClient, volume: string, ref
 }
 
 function snapshotTable(views: readonly InspectView[]): string {
+  if (views.length === 0) return 'no snapshots';
   const rows = views.map((view) => [
     view.volume.id,
     view.volume.locator.name,

@@ -1,10 +1,11 @@
 /** `ferry volume create|list|inspect|delete|resize|clone|diff` (pxctl-like), and the `snapshot` group below it. */
 import type { Command } from 'commander';
 import type { InspectView } from '../../api/index.js';
-import type { Extent } from '../../node/index.js';
+import { BACKUP_SNAPSHOT_LABEL, type Extent } from '../../node/index.js';
 import type { FerryClient } from '../client.js';
+import { confirm } from '../confirm.js';
 import { clientFor, output } from '../context.js';
-import { formatLabels, formatSize, parseLabel, parseSize, parseWholeNumber, renderTable } from '../format.js';
+import { formatLabels, formatSize, parseLabel, parseVolumeSize, parseWholeNumber, renderTable } from '../format.js';
 import { registerSnapshotCommands, resolveSnapshotId } from './snapshot.js';
 
 interface CreateOptions {
@@ -51,17 +52,38 @@ export function describeVolume(view: InspectView): string {
   return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
 }
 
-/** Table of volumes: ID NAME SIZE HA SNAPSHOTS STATUS. */
-export function volumeTable(views: readonly InspectView[]): string {
-  const rows = views.map((view) => [
-    view.volume.id,
-    view.volume.locator.name,
-    formatSize(view.volume.spec.size),
-    String(view.volume.spec.ha_level),
-    String(view.volume.snapshot_count),
-    statusText(view),
-  ]);
-  return renderTable(['ID', 'NAME', 'SIZE', 'HA', 'SNAPSHOTS', 'STATUS'], rows);
+/**
+ * Table of volumes: ID NAME SIZE USED HA SNAPSHOTS STATUS (USED: data the volume holds with its snapshots); `wide` adds
+ * ENCRYPTED, CREATED and LABELS. `no volumes` when there are none.
+ */
+export function volumeTable(views: readonly InspectView[], wide = false): string {
+  if (views.length === 0) return 'no volumes';
+  const rows = views.map((view) => {
+    const v = view.volume;
+    const row = [
+      v.id,
+      v.locator.name,
+      formatSize(v.spec.size),
+      // A node older than bytes_used_total answers without it.
+      formatSize((v.bytes_used_total as number | undefined) ?? v.bytes_used),
+      String(v.spec.ha_level),
+      String(v.snapshot_count),
+      statusText(view),
+    ];
+    if (wide) row.push(v.spec.encrypted === true ? 'yes' : 'no', v.ctime, formatLabels(v.locator.volume_labels));
+    return row;
+  });
+  const header = ['ID', 'NAME', 'SIZE', 'USED', 'HA', 'SNAPSHOTS', 'STATUS'];
+  return renderTable(wide ? [...header, 'ENCRYPTED', 'CREATED', 'LABELS'] : header, rows);
+}
+
+/** Names of the snapshots of a volume that a user took (backup snapshots, which Ferry keeps itself, are left out). */
+async function userSnapshots(client: FerryClient, volumeId: string): Promise<string[]> {
+  const { volume_snapshot_ids: ids } = await client.enumerateSnapshots(volumeId);
+  const views = await Promise.all(ids.map((id) => client.inspect(id)));
+  return views
+    .filter((view) => view.volume.locator.volume_labels[BACKUP_SNAPSHOT_LABEL] === undefined)
+    .map((view) => view.volume.locator.name);
 }
 
 async function collectChangedBlocks(
@@ -87,7 +109,7 @@ export function registerVolumeCommands(program: Command): void {
     .command('create')
     .description('create a volume (idempotent: the same name and size returns the existing volume)')
     .argument('<name>', 'volume name (also its NBD export name)')
-    .requiredOption('--size <size>', 'size, e.g. 10G, 10GiB, 1T or bytes', parseSize)
+    .requiredOption('--size <size>', 'size, e.g. 10G, 10GiB, 1T or bytes', parseVolumeSize)
     .option('--ha-level <n>', 'number of copies of the data (1-3)', parseWholeNumber)
     .option('--label <key=value>', 'label to set (repeatable)', parseLabel)
     .option('--shared', 'allow several writers at once')
@@ -116,7 +138,7 @@ export function registerVolumeCommands(program: Command): void {
     .description('list volumes')
     .action(async (_options: object, command: Command) => {
       const response = await clientFor(command).inspectVolumes();
-      output(command, response, () => volumeTable(response.volumes));
+      output(command, response, (wide) => volumeTable(response.volumes, wide));
     });
 
   volume
@@ -132,9 +154,22 @@ export function registerVolumeCommands(program: Command): void {
     .command('delete')
     .description('delete a volume and its snapshots (clones made from them keep working)')
     .argument('<volume>', 'volume id or name')
-    .action(async (ref: string, _options: object, command: Command) => {
+    .option('--yes', 'do not ask, even when the volume has snapshots (needed when stdin is not a terminal)')
+    .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
       const client = clientFor(command);
       const view = await client.inspect(ref);
+      if (!view.volume.readonly && view.volume.snapshot_count > 0 && options.yes !== true) {
+        const names = await userSnapshots(client, view.volume.id);
+        const name = view.volume.locator.name;
+        const count = `${names.length} snapshot${names.length === 1 ? '' : 's'}`;
+        if (names.length > 0) {
+          await confirm({
+            question: `Delete volume ${name} and its ${count} (${names.join(', ')})?`,
+            what: `volume ${name} has ${count} (${names.join(', ')}), deleted with it`,
+            yes: false,
+          });
+        }
+      }
       const response = await client.delete(view.volume.id);
       const kind = view.volume.readonly ? 'Snapshot' : 'Volume';
       output(command, response, () => `${kind} ${view.volume.export_name} successfully deleted`);
@@ -144,7 +179,7 @@ export function registerVolumeCommands(program: Command): void {
     .command('resize')
     .description('grow a volume (volumes cannot shrink)')
     .argument('<volume>', 'volume id or name')
-    .requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)
+    .requiredOption('--size <size>', 'new size, e.g. 20G', parseVolumeSize)
     .action(async (ref: string, options: { size: number }, command: Command) => {
       const response = await clientFor(command).updateVolume(ref, { spec: { size: options.size } });
       output(command, response, () => `Volume ${ref} resized to ${formatSize(options.size)}`);

@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, invalidArgument, isFerryError, notFound } from '../../common/errors.js';
+import { formatSize } from '../../common/size.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../store/types.js';
 import { chainOf, loadChain } from './chain.js';
@@ -247,6 +248,10 @@ class Engine implements VolumeEngine {
       attached: v.writers > 0,
       shared: r.shared,
       bytes_used: v.layer.bytesUsed,
+      bytes_used_total: [...new Set([v.layer, ...[...v.snaps.values()].map((s) => s.layer)])].reduce(
+        (sum, layer) => sum + layer.bytesUsed,
+        0,
+      ),
       encrypted: r.encryption !== undefined,
     };
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
@@ -291,7 +296,7 @@ class Engine implements VolumeEngine {
         if (existing.record.size !== size) {
           throw new FerryError(
             'ALREADY_EXISTS',
-            `volume ${name} already exists with size ${existing.record.size}; pick another name or use that size`,
+            `volume ${name} already exists with size ${formatSize(existing.record.size)}; pick another name or use that size`,
           );
         }
         if ((existing.record.encryption !== undefined) !== encrypted) {
@@ -386,7 +391,7 @@ class Engine implements VolumeEngine {
       if (request.size !== undefined) {
         const size = validateSize('spec.size', request.size);
         if (size < v.record.size) {
-          throw invalidArgument('spec.size', `volumes cannot shrink: ${v.record.name} is ${v.record.size} bytes`);
+          throw invalidArgument('spec.size', `volumes cannot shrink: ${v.record.name} is ${formatSize(v.record.size)}`);
         }
         next.size = size;
       }

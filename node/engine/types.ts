@@ -91,6 +91,11 @@ export interface VolumeInfo {
   parent_snapshot_id?: string;
   /** Bytes of data held by this volume's writable layer (not counting what it shares with snapshots). */
   bytes_used: number;
+  /**
+   * Bytes of data held by this volume's writable layer and its snapshots' layers: the space the volume takes with its
+   * snapshots (data a clone shares with the snapshot it came from is not counted).
+   */
+  bytes_used_total: number;
   /** Whether the volume's data is encrypted at rest (AES-256-XTS under a per-volume key). */
   encrypted: boolean;
   /** For encrypted volumes: the KEK wrapping the volume's data key, and its key provider. */
