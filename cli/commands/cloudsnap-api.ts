@@ -1,11 +1,5 @@
 /** Typed calls of the cloud backup routes for `ferry cloudsnap`, and waiting for a job to end. */
-import type {
-  CloudBackupCatalogView,
-  CloudBackupInfoView,
-  GcResult,
-  JobStatus,
-  VerifyResult,
-} from '../../api/index.js';
+import type { CloudBackupCatalogView, CloudBackupInfoView, GcResult, JobStatus } from '../../api/index.js';
 import type { FerryClient } from '../client.js';
 
 /** Statuses after which a job never changes. */
@@ -75,14 +69,6 @@ export async function listBackups(
 /** POST /v1/cloudbackups/catalog. */
 export function catalog(client: FerryClient, credential: string, backupId: string): Promise<CloudBackupCatalogView> {
   return client.request('POST', '/v1/cloudbackups/catalog', { backup_id: backupId, credential_id: credential });
-}
-
-/** POST /v1/cloudbackups/verify. */
-export function verify(
-  client: FerryClient,
-  body: { credential_id: string; backup_id?: string; data_percent?: number },
-): Promise<VerifyResult> {
-  return client.request('POST', '/v1/cloudbackups/verify', body);
 }
 
 /** POST /v1/cloudbackups/gc. */
