@@ -21,7 +21,7 @@ import { type BackupRecord, Repository } from './repo/repository.js';
 import { restoreBackup } from './restore.js';
 import { CountingStore } from './store/counting.js';
 import { DirectoryStore } from './store/directory.js';
-import type { GetOptions } from './store/types.js';
+import type { GetOptions, ObjectStore } from './store/types.js';
 import { verifyBackups } from './verify.js';
 
 const MiB = 1024 * 1024;
@@ -81,7 +81,7 @@ describe('verify', () => {
   }
 
   /** A fresh repository instance over `store` (no cached index or records). */
-  function fresh(store = new DirectoryStore(bucket)): Promise<Repository> {
+  function fresh(store: ObjectStore = new DirectoryStore(bucket)): Promise<Repository> {
     return Repository.open(store, keys);
   }
 
@@ -129,7 +129,8 @@ describe('verify', () => {
     // GETs: the config, 2 records, the pages, the index objects and the packs' ranges; nothing twice.
     const indexObjects = (await readdir(join(bucket, 'index'))).length;
     expect(counting.counts.get - before).toBe(1 + 2 + result.pages + indexObjects + packGets);
-    for (const [key, ranges] of recording.reads) if (!key.startsWith('packs/')) expect([key, ranges.length]).toEqual([key, 1]);
+    for (const [key, ranges] of recording.reads)
+      if (!key.startsWith('packs/')) expect([key, ranges.length]).toEqual([key, 1]);
 
     // Verifying A alone reads the same packs: B's extra chunk is in a pack of its own.
     const onlyA = new CountingStore(new DirectoryStore(bucket));
@@ -145,7 +146,12 @@ describe('verify', () => {
     const shared = [...packs.entries()].filter(([, p]) => p.blobs.length / 44 > 1);
     expect(shared.length).toBeGreaterThanOrEqual(4);
     const [chunkPack, trailerPack, truncatedPack, deletedPack] = shared.map(([id, p]) => ({ id, ...p }));
-    if (chunkPack === undefined || trailerPack === undefined || truncatedPack === undefined || deletedPack === undefined)
+    if (
+      chunkPack === undefined ||
+      trailerPack === undefined ||
+      truncatedPack === undefined ||
+      deletedPack === undefined
+    )
       throw new Error('too few packs');
     const path = (id: string): string => join(bucket, packKey(id));
 
@@ -257,7 +263,7 @@ describe('verify', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isFerryError(err, "DATA_CORRUPTION"), String(err)).toBe(true);
+    expect(isFerryError(err, 'DATA_CORRUPTION'), String(err)).toBe(true);
     expect((err as Error).message).toContain(packKey(id));
     expect((err as Error).message).toContain('truncated');
   });
