@@ -268,6 +268,23 @@ describe('verify', () => {
     expect((err as Error).message).toContain('truncated');
   });
 
+  it('checks a backup whose manifest names one leaf page at two places', async () => {
+    const same = randomBytes(MiB);
+    const dev = await engine.openExport('v');
+    await dev.write(0, same);
+    await dev.write(2 * MiB, same);
+    await dev.write(4 * MiB, randomBytes(MiB));
+    await dev.close();
+    const rec = await backupVolume({ engine, repo, store: cluster }, { volume: 'v' });
+    const result = await verifyBackups(await fresh(), { dataPercent: 100 });
+    expect(result.problems).toEqual([]);
+    expect(result.chunks).toBe(rec.chunks_total);
+    expect(result.chunks).toBe(48);
+    expect(result.chunks_unique).toBe(32);
+    expect(result.chunks_read).toBe(32);
+    expect(result.pages).toBe(3);
+  });
+
   it('samples packs at --data-percent', async () => {
     await twoBackups();
     const packs = (await indexedPacks()).size;

@@ -297,7 +297,10 @@ class Verify {
       this.book.affect(n, record.id);
     }
     const leaves = [...root.leaves.entries()].sort((a, b) => a[0] - b[0]);
-    const fresh = leaves.filter(([, id]) => !this.leaves.has(id.toString('hex')));
+    // Pages not read yet, each once (one backup may name the same leaf page at several places).
+    const fresh = [...new Map(leaves.map(([n, id]) => [id.toString('hex'), [n, id] as const])).entries()]
+      .filter(([hex]) => !this.leaves.has(hex))
+      .map(([, entry]) => entry);
     const window: Array<Promise<Buffer | { problem: string }>> = [];
     let next = 0;
     const more = (): void => {

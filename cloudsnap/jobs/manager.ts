@@ -359,7 +359,7 @@ export class JobManager {
       if (existing !== undefined) return existing;
       const credential = await this.options.credentials.inspect(request.credential_id);
       const credentialId = credential.credential_id;
-      const status = this.newStatus(request.task_id, 'Verify', credentialId, '', request.backup_id ?? '');
+      const status = this.newStatus(request.task_id, 'Verify', credentialId, '', '');
       if (request.backup_id !== undefined) status.backup_id = request.backup_id;
       const backupId = request.backup_id;
       const work: Work = async (repo, signal, onProgress, _engine, pause) => {
