@@ -137,11 +137,11 @@ async function until(taskId: string, done: (s: JobStatus) => boolean): Promise<J
 
 const ended = (s: JobStatus): boolean => ['Done', 'Failed', 'Aborted'].includes(s.status);
 
-/** A volume with 3 MiB of data, backed up through the API; returns the backup id. */
-async function backedUp(): Promise<string> {
-  await engine.createVolume({ name: 'db', size: 8 * MiB });
+/** A volume with `mib` MiB of data (in about as many packs), backed up through the API; returns the backup id. */
+async function backedUp(mib = 3): Promise<string> {
+  await engine.createVolume({ name: 'db', size: 16 * MiB });
   const dev = await engine.openExport('db');
-  await dev.write(0, randomBytes(3 * MiB));
+  await dev.write(0, randomBytes(mib * MiB));
   await dev.close();
   const { task_id } = await ok<{ task_id: string }>('POST', '/v1/cloudbackups', {
     volume_id: 'db',
@@ -183,14 +183,26 @@ describe('verify jobs', () => {
     expect(waited.status.verify).toMatchObject({ backups: 1, chunks_read: 0, problems: [] });
   });
 
-  it('stops on StateChange Stop', async () => {
-    await backedUp();
+  it('pauses, resumes and stops on StateChange', async () => {
+    await backedUp(12);
     HeldReads.held = true;
     const { task_id } = await ok<{ task_id: string }>('POST', '/v1/cloudbackups/verify', {
       credential_id: 'local',
       data_percent: 100,
     });
-    await until(task_id, () => HeldReads.reached > 0);
+    // Six packs are read at once, one range each (a pack of 1 MiB is one range): all six wait.
+    await until(task_id, () => HeldReads.reached === 6);
+    await ok('POST', '/v1/cloudbackups/statechange', { task_id, requested_state: 'Pause' });
+    expect((await statusOf(task_id)).status).toBe('Paused');
+    // Paused, it issues no further read once the one in flight returns.
+    const reads = HeldReads.reached;
+    HeldReads.release();
+    HeldReads.held = true;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(HeldReads.reached).toBe(reads);
+    await ok('POST', '/v1/cloudbackups/statechange', { task_id, requested_state: 'Resume' });
+    await until(task_id, () => HeldReads.reached > reads);
+    expect((await statusOf(task_id)).status).toBe('Active');
     await ok('POST', '/v1/cloudbackups/statechange', { task_id, requested_state: 'Stop' });
     const stopped = await until(task_id, ended);
     expect(stopped).toMatchObject({ status: 'Aborted', info: ['stopped by request'] });

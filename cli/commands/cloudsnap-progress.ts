@@ -33,9 +33,9 @@ export function progressBar(s: JobStatus): string {
 /**
  * Returns a status callback that shows progress on `stream`: on a terminal one bar redrawn in place (ended by a
  * newline when the job ends), elsewhere a plain line whenever the status or phase changes, or at most every second
- * while bytes move. `quiet` shows nothing (for `--json`).
+ * while bytes move (every `everyMs`). `quiet` shows nothing (for `--json`).
  */
-export function progressReporter(stream: NodeJS.WriteStream, quiet: boolean): (s: JobStatus) => void {
+export function progressReporter(stream: NodeJS.WriteStream, quiet: boolean, everyMs = 1000): (s: JobStatus) => void {
   let last = '';
   let lastAt = 0;
   return (s: JobStatus) => {
@@ -47,7 +47,7 @@ export function progressReporter(stream: NodeJS.WriteStream, quiet: boolean): (s
     }
     const key = `${s.status} ${s.phase ?? ''}`;
     const now = Date.now();
-    if (key !== last || (s.status === 'Active' && now - lastAt >= 1000)) {
+    if (key !== last || (s.status === 'Active' && now - lastAt >= everyMs)) {
       stream.write(`${statusLine(s)}\n`);
       last = key;
       lastAt = now;

@@ -6,6 +6,9 @@ import { formatSize } from '../format.js';
 import { waitForJob } from './cloudsnap-api.js';
 import { progressReporter } from './cloudsnap-progress.js';
 
+/** Progress lines when stderr is not a terminal: one every few seconds while the verify runs. */
+const LINE_EVERY_MS = 5000;
+
 interface VerifyOptions {
   cred: string;
   backup?: string;
@@ -92,16 +95,18 @@ export function registerCloudsnapVerifyCommand(cloudsnap: Command): void {
         return;
       }
       const quiet = globalOptions(command).json === true;
-      const final: JobStatus = await waitForJob(client, response.task_id, progressReporter(process.stderr, quiet));
-      const report = final.verify;
-      if (final.status !== 'Done' || report === undefined) {
+      // Not on a terminal, a line every few seconds: a verify can run for hours into a log.
+      const report = progressReporter(process.stderr, quiet, LINE_EVERY_MS);
+      const final: JobStatus = await waitForJob(client, response.task_id, report);
+      const found = final.verify;
+      if (final.status !== 'Done' || found === undefined) {
         if (quiet) output(command, final, () => '');
         const why = final.info.length > 0 ? `: ${final.info.join('; ')}` : '';
         throw new Error(`verify task ${final.task_id} ended ${final.status}${why}`);
       }
-      output(command, final, () => verifyReportText(report));
-      if (report.problems_total > 0) {
-        throw new Error(`verify found ${report.problems_total} problem${report.problems_total === 1 ? '' : 's'}`);
+      output(command, final, () => verifyReportText(found));
+      if (found.problems_total > 0) {
+        throw new Error(`verify found ${found.problems_total} problem${found.problems_total === 1 ? '' : 's'}`);
       }
     });
 }
