@@ -22,7 +22,7 @@ import { restoreBackup } from './restore.js';
 import { CountingStore } from './store/counting.js';
 import { DirectoryStore } from './store/directory.js';
 import type { GetOptions, ObjectStore } from './store/types.js';
-import { verifyBackups } from './verify.js';
+import { type VerifyProblem, type VerifyResult, verifyBackups, verifyReport } from './verify.js';
 
 const MiB = 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -291,5 +291,42 @@ describe('verify', () => {
     const half = await verifyBackups(await fresh(), { dataPercent: 50 });
     expect(half.packs_read).toBe(Math.ceil(packs / 2));
     expect(half.problems).toEqual([]);
+  });
+});
+
+describe('verifyReport', () => {
+  it('adds the counts of several repositories and keeps a bounded list of problems', () => {
+    const problem = (n: number): VerifyProblem => ({
+      code: 'DATA_CORRUPTION',
+      kind: 'pack',
+      object: `packs/00/${n}`,
+      message: 'damaged',
+      backups: ['b'],
+      ranges: Array.from({ length: 50 }, (_, i) => ({ backup: 'b', offset: i * 2 * CHUNK, length: CHUNK })),
+      chunks: 50,
+      chunk_ids: Array.from({ length: 20 }, (_, i) => String(i)),
+    });
+    const result = (problems: number): VerifyResult => ({
+      backups: 1,
+      pages: 2,
+      chunks: 3,
+      chunks_unique: 3,
+      chunks_read: 3,
+      index_objects: 1,
+      packs: 1,
+      packs_to_read: 1,
+      packs_read: 1,
+      bytes_to_read: 10,
+      bytes_read: 10,
+      data_percent: 100,
+      problems: Array.from({ length: problems }, (_, i) => problem(i)),
+    });
+    const report = verifyReport([result(150), result(100)]);
+    expect(report).toMatchObject({ backups: 2, pages: 4, bytes_read: 20, problems_total: 250, data_percent: 100 });
+    expect(report.problems).toHaveLength(200);
+    expect(report.problems[0]).toMatchObject({ chunks: 50, ranges_truncated: true });
+    expect(report.problems[0]?.ranges).toHaveLength(20);
+    expect(report.problems[0]?.chunk_ids).toHaveLength(5);
+    expect(JSON.stringify(report).length).toBeLessThan(1024 * 1024);
   });
 });

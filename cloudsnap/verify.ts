@@ -550,7 +550,8 @@ class Verify {
 
 /**
  * The results of verifies of several repositories (a credential's own and its KEK overrides') as one report, with at
- * most `maxProblems` problems kept (`problems_total` counts them all).
+ * most `maxProblems` problems kept (`problems_total` counts them all), each cut to REPORT_RANGES ranges and
+ * REPORT_CHUNK_IDS chunk ids (its `chunks` and `backups` still count and name them all).
  */
 export function verifyReport(
   results: readonly VerifyResult[],
@@ -575,13 +576,27 @@ export function verifyReport(
   for (const r of results) {
     for (const k of COUNT_KEYS) out[k] += r[k];
     out.problems_total += r.problems.length;
-    for (const p of r.problems) if (out.problems.length < maxProblems) out.problems.push(p);
+    for (const p of r.problems) {
+      if (out.problems.length >= maxProblems) break;
+      const cut = p.ranges.length > REPORT_RANGES;
+      out.problems.push({
+        ...p,
+        ranges: p.ranges.slice(0, REPORT_RANGES),
+        ...((cut || p.ranges_truncated === true) && { ranges_truncated: true }),
+        chunk_ids: p.chunk_ids.slice(0, REPORT_CHUNK_IDS),
+      });
+    }
   }
   return out;
 }
 
-/** Problems a report keeps by default (a job's record lives in the cluster store and must stay small). */
-export const MAX_REPORT_PROBLEMS = 500;
+/**
+ * Problems a report keeps by default, and ranges and chunk ids per problem: a job's record lives in the cluster store,
+ * whose values must stay well under etcd's 1.5 MiB (200 problems at most are about 500 KiB).
+ */
+export const MAX_REPORT_PROBLEMS = 200;
+const REPORT_RANGES = 20;
+const REPORT_CHUNK_IDS = 5;
 
 const COUNT_KEYS = [
   'backups',

@@ -75,7 +75,8 @@ export interface JobStatus {
   group_id?: string;
   /**
    * Ferry, verify jobs: what it has checked so far (packs, chunks, bytes), and once it is Done every problem found
-   * (at most 500 are kept in the record, which lives in the cluster store; `problems_total` counts them all).
+   * (at most 200, with 20 ranges each, are kept in the record, which lives in the cluster store; `problems_total`
+   * counts them all).
    */
   verify?: VerifyJobReport;
 }
