@@ -10,6 +10,7 @@ export type {
   JobStatusType,
   RotatedRepository,
   RotateKeyResult,
+  VerifyJobReport,
   VerifyProblem,
   VerifyResult,
 } from '../cloudsnap/jobs/index.js';

@@ -102,7 +102,7 @@ describe('delete, garbage collection and verify', () => {
     await writeFile(packs[0] as string, body);
     const bad = await verifyBackups(repo, { dataPercent: 100 });
     expect(bad.problems.length).toBeGreaterThan(0);
-    expect(bad.problems[0]?.backup).toBe(rec.id);
+    expect(bad.problems[0]?.backups).toEqual([rec.id]);
     expect(bad.problems[0]?.message).toContain('failed authentication');
     await rm(packs[0] as string);
     const missing = await verifyBackups(repo);

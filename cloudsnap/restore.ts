@@ -246,13 +246,24 @@ async function fetchAndDecode(
   // The range lands in a reused shared buffer a worker decodes in place: no buffer per read for the GC to find.
   const buffer = workers.borrow(length);
   try {
-    const body = await repo.getOrCorrupt(
-      key,
-      `pack (needed by backup ${record.id})`,
-      signal,
-      { offset: start, length },
-      buffer,
-    );
+    let body: Buffer;
+    try {
+      body = await repo.getOrCorrupt(
+        key,
+        `pack (needed by backup ${record.id})`,
+        signal,
+        { offset: start, length },
+        buffer,
+      );
+    } catch (err: unknown) {
+      // The index places these blobs past the pack's end: the pack was cut short, which is damage, not a bad request.
+      if (!isFerryError(err, 'INVALID_ARGUMENT')) throw err;
+      throw new FerryError(
+        'DATA_CORRUPTION',
+        `pack ${key} in ${repo.store.location} is truncated: backup ${record.id} needs bytes ${start}..${start + length} of it; run \`ferry cloudsnap verify\` to see what it affects`,
+        { cause: err },
+      );
+    }
     return await decode(repo, workers, first, pieces, body, record.id, key, chunkSize, size);
   } finally {
     workers.giveBack(buffer);

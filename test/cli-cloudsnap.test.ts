@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,8 +129,34 @@ describe('ferry cloudsnap', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^error: volume dst already exists/);
 
-    const verify = await ferry('cloudsnap', 'verify', '--cred', 'local', '--data-percent', '100');
+    const verify = await ferry('cloudsnap', 'verify', '--cred', 'local', '--data-percent', '100', '--wait');
+    expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/^Verified 1 backups: .*: no problems$/m);
+    // Progress on stderr as plain lines (not a terminal), ending with the job's final status.
+    expect(verify.stderr).toMatch(/^Verify \S+ Done: .* packs/m);
+    const started = await ferry('cloudsnap', 'verify', '--cred', 'local');
+    expect(started.stdout).toMatch(/^Verify started: task \S+/);
+
+    // A damaged pack: verify --wait lists it with the backup and volume range it affects, and exits 1.
+    const bucket = join(dataDir, 'objects', 'backups');
+    const packs = (await readdir(join(bucket, 'packs'), { recursive: true, withFileTypes: true })).filter((e) =>
+      e.isFile(),
+    );
+    const pack = packs[0] as (typeof packs)[number];
+    const path = join(pack.parentPath, pack.name);
+    const body = await readFile(path);
+    body[100] = (body[100] ?? 0) ^ 0xff;
+    await writeFile(path, body);
+    const bad = await ferry('cloudsnap', 'verify', '--cred', 'local', '--data-percent', '100', '--wait');
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/: 1 problem$/m);
+    expect(bad.stdout).toContain(`1. pack packs/${pack.name.slice(0, 2)}/${pack.name}: chunks in this pack failed`);
+    expect(bad.stdout).toMatch(
+      new RegExp(`^   affects backup ${backup.backup_id} \\(volume bytes 0 B\\+64 KiB\\); 1 chunk$`, 'm'),
+    );
+    expect(bad.stderr).toMatch(/^error: verify found 1 problem$/m);
+    body[100] = (body[100] ?? 0) ^ 0xff;
+    await writeFile(path, body);
     const deleted = await ferry('cloudsnap', 'delete', backup.backup_id, '--cred', 'local');
     expect(deleted.code).toBe(0);
     expect((await ferryJson<{ backups: unknown[] }>('cloudsnap', 'list', '--cred', 'local')).backups).toEqual([]);

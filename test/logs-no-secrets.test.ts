@@ -163,7 +163,7 @@ describe('logs of a full run', () => {
     expect((await ferry(['cloudsnap', 'status', backup.task_id])).code).toBe(0);
     const restore = await ferry(['cloudsnap', 'restore', backup.backup_id, '--cred', 'az', '--name', 'copy', '--wait']);
     expect(restore.code, restore.stderr).toBe(0);
-    expect((await ferry(['cloudsnap', 'verify', '--cred', 'az'])).code).toBe(0);
+    expect((await ferry(['cloudsnap', 'verify', '--cred', 'az', '--wait'])).code).toBe(0);
     expect((await ferry(['keys', 'create', 'local-canary'])).code).toBe(0);
     expect((await ferry(['keys', 'list'])).code).toBe(0);
     const rotated = await ferry(['keys', 'rotate', 'local-canary']);
@@ -191,7 +191,11 @@ describe('logs of a full run', () => {
     // The search looks at real lines: request lines with ids, the job events, and the shutdown.
     expect(lines.some((l) => l.msg === 'request' && l.path === '/v1/volumes/inspect/vol')).toBe(true);
     expect(lines.filter((l) => l.msg === 'request').every((l) => typeof l.req_id === 'string')).toBe(true);
-    expect(lines.filter((l) => l.msg === 'job ended').map((l) => l.status)).toEqual(['Done', 'Done']);
+    expect(lines.filter((l) => l.msg === 'job ended').map((l) => [l.optype, l.status])).toEqual([
+      ['Backup', 'Done'],
+      ['Restore', 'Done'],
+      ['Verify', 'Done'],
+    ]);
     expect(lines.at(-1)).toMatchObject({ msg: 'ferry node stopped' });
     expect(nodeOutput.join('\n')).toContain(backup.backup_id);
 

@@ -448,7 +448,8 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     path: '/v1/cloudbackups/verify',
     operationId: 'cloudBackupVerify',
     tag: 'Cloud backups',
-    summary: 'Checks backups: metadata always, a share of the chunks read back for real.',
+    summary:
+      'Starts a verify job (task id; progress and report through the status route): metadata always, a share of the packs read back whole and every chunk in them checked.',
     body: verifyCloudBackupsSchema,
   },
   {

@@ -4,8 +4,8 @@
  * /v1/cloudbackups/enumerate/filters, Status POST /v1/cloudbackups/status, Catalog POST /v1/cloudbackups/catalog,
  * History GET /v1/cloudbackups/history/{src_volume_id}, StateChange POST /v1/cloudbackups/statechange, Delete DELETE
  * /v1/cloudbackups/backup/{backup_id}, DeleteAll POST /v1/cloudbackups/deleteall, Size GET /v1/cloudbackups/size.
- * Ferry additions: POST /v1/cloudbackups/verify and POST /v1/cloudbackups/gc. Create and Restore answer at once
- * with a task id; Status shows the job's progress.
+ * Ferry additions: POST /v1/cloudbackups/verify and POST /v1/cloudbackups/gc. Create, Restore and verify answer at
+ * once with a task id; Status shows the job's progress (and a verify's report).
  */
 import { Hono } from 'hono';
 import type { CloudBackups } from '../../cloudsnap/jobs/index.js';
@@ -145,15 +145,11 @@ export function cloudBackupRoutes(backups: CloudBackups | undefined, guard: Back
         backups.inspect(credential.credential_id, backupId, c.req.raw.signal),
       );
     }
-    const result = await backups.verify(
-      body.credential_id,
-      {
-        ...(body.backup_id !== undefined && { backupIds: [body.backup_id] }),
-        ...(body.data_percent !== undefined && { dataPercent: body.data_percent }),
-      },
-      c.req.raw.signal,
-    );
-    return c.json(result);
+    const { wait, ...request } = body;
+    const job = await backups.jobs.submitVerify(request);
+    await guard.ownTask(c, job);
+    if (wait !== true) return c.json({ task_id: job.task_id });
+    return c.json({ task_id: job.task_id, status: await backups.jobs.wait(job.task_id) });
   });
 
   routes.post('/cloudbackups/gc', async (c) => {

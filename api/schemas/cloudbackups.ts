@@ -126,7 +126,10 @@ export const cloudBackupSizeQuerySchema = z.strictObject({
   credential_id: credentialRefSchema,
 });
 
-/** Ferry's `POST /v1/cloudbackups/verify`: `{ credential_id, backup_id?, data_percent? }`. */
+/**
+ * Ferry's `POST /v1/cloudbackups/verify`: `{ credential_id, backup_id?, data_percent?, task_id?, wait? }`. It starts
+ * a verify job and answers its task id at once; `wait: true` answers when the job has ended, with its final status.
+ */
 export const verifyCloudBackupsSchema = z.strictObject(
   {
     credential_id: credentialRefSchema,
@@ -136,6 +139,8 @@ export const verifyCloudBackupsSchema = z.strictObject(
       .min(0, 'must be at least 0')
       .max(100, 'must be at most 100')
       .optional(),
+    task_id: taskIdSchema.optional(),
+    wait: flag.optional(),
   },
   typeError('a JSON object'),
 );

@@ -4,7 +4,6 @@ import type {
   CloudBackupInfoView,
   GcResult,
   JobStatus,
-  VerifyResult,
 } from '../../api/index.js';
 import { ApiError, type FerryClient } from '../client.js';
 
@@ -75,14 +74,6 @@ export async function listBackups(
 /** POST /v1/cloudbackups/catalog. */
 export function catalog(client: FerryClient, credential: string, backupId: string): Promise<CloudBackupCatalogView> {
   return client.request('POST', '/v1/cloudbackups/catalog', { backup_id: backupId, credential_id: credential });
-}
-
-/** POST /v1/cloudbackups/verify. */
-export function verify(
-  client: FerryClient,
-  body: { credential_id: string; backup_id?: string; data_percent?: number },
-): Promise<VerifyResult> {
-  return client.request('POST', '/v1/cloudbackups/verify', body);
 }
 
 /** POST /v1/cloudbackups/gc. */

@@ -16,7 +16,8 @@ export function statusLine(s: JobStatus): string {
   const phase = s.phase !== undefined && s.status === 'Active' ? ` ${s.phase}` : '';
   const eta = s.eta_seconds !== undefined && s.status === 'Active' ? `, ETA ${s.eta_seconds}s` : '';
   const info = s.info.length > 0 ? `: ${s.info.join('; ')}` : '';
-  return `${s.optype} ${s.task_id} ${s.status}${phase}: ${progressText(s)}${eta}${info}`;
+  const checked = s.verify !== undefined ? `, ${s.verify.packs_read}/${s.verify.packs_to_read} packs` : '';
+  return `${s.optype} ${s.task_id} ${s.status}${phase}: ${progressText(s)}${checked}${eta}${info}`;
 }
 
 /** `[#####.....]  45%  3.6 MiB / 8 MiB  ETA 4s  Active`. */

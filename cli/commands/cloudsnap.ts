@@ -1,6 +1,6 @@
 /**
- * `ferry cloudsnap backup|restore|list|status|catalog|delete|verify|gc` (pxctl-like). Backups and restores return at
- * once with a task id; `--wait` (or `status TASK --watch`) follows the job to its end and exits 1 when it fails.
+ * `ferry cloudsnap backup|restore|list|status|catalog|delete|verify|gc` (pxctl-like). Backups, restores and verifies
+ * return at once with a task id; `--wait` (or `status TASK --watch`) follows the job to its end and exits 1 when it fails.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CloudBackupInfoView, JobStatus } from '../../api/index.js';
@@ -15,11 +15,11 @@ import {
   jobStatus,
   jobStatuses,
   listBackups,
-  verify,
   waitForJob,
 } from './cloudsnap-api.js';
 import { progressReporter, progressText, statusLine } from './cloudsnap-progress.js';
 import { registerCloudsnapScheduleCommands } from './cloudsnap-schedules.js';
+import { registerCloudsnapVerifyCommand, verifyProgressText, verifyReportText } from './cloudsnap-verify.js';
 
 interface BackupOptions {
   cred: string;
@@ -108,7 +108,7 @@ export function describeJob(s: JobStatus): string {
     ['Task', s.task_id],
     ['Type', s.optype],
     ['Status', s.status + (s.phase !== undefined && s.status === 'Active' ? ` (${s.phase})` : '')],
-    ['Volume', `${s.volume_name} (${s.src_volume_id})`],
+    ['Volume', s.optype === 'Verify' ? '-' : `${s.volume_name} (${s.src_volume_id})`],
     ['Backup', s.backup_id ?? '-'],
     ['Credential', s.credential_id],
     ['Progress', progressText(s)],
@@ -117,8 +117,10 @@ export function describeJob(s: JobStatus): string {
   ];
   if (s.eta_seconds !== undefined) rows.push(['ETA', `${s.eta_seconds} s`]);
   if (s.info.length > 0) rows.push(['Info', s.info.join('; ')]);
+  if (s.verify !== undefined && s.status !== 'Done') rows.push(['Checked', verifyProgressText(s.verify)]);
   const width = Math.max(...rows.map(([key]) => key.length));
-  return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
+  const text = rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
+  return s.verify !== undefined && s.status === 'Done' ? `${text}\n${verifyReportText(s.verify)}` : text;
 }
 
 /** A byte count of a backup view (`-` when the API that answered does not report it). */
@@ -148,14 +150,6 @@ export function backupTable(
     return row;
   });
   return renderTable(header, rows);
-}
-
-function parsePercent(text: string): number {
-  const n = Number(text);
-  if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 100) {
-    throw new InvalidArgumentError(`"${text}" is not a percentage from 0 to 100`);
-  }
-  return n;
 }
 
 /** `cloudsnap backup --group`: POST /v1/cloudbackups/group, then (with --wait) follows every job. */
@@ -341,29 +335,7 @@ export function registerCloudsnapCommands(program: Command): void {
       output(command, response, () => `Cloud backup ${backupId} deleted; \`ferry cloudsnap gc\` gives its space back`);
     });
 
-  cloudsnap
-    .command('verify')
-    .description('check backups: every record, manifest page and pack; optionally decrypt and re-hash data')
-    .requiredOption('--cred <credential>', 'credential id or name')
-    .option('--backup <id>', 'only this backup (default: all)')
-    .option('--data-percent <n>', 'also read and check this share of the chunks (0-100, default 0)', parsePercent)
-    .action(async (options: { cred: string; backup?: string; dataPercent?: number }, command: Command) => {
-      const result = await verify(clientFor(command), {
-        credential_id: options.cred,
-        ...(options.backup !== undefined && { backup_id: options.backup }),
-        ...(options.dataPercent !== undefined && { data_percent: options.dataPercent }),
-      });
-      output(command, result, () => {
-        const head = `Verified ${result.backups} backups: ${result.pages} manifest pages, ${result.chunks} chunks (${result.chunks_read} read and checked)`;
-        if (result.problems.length === 0) return `${head}: no problems`;
-        const table = renderTable(
-          ['BACKUP', 'OBJECT', 'PROBLEM'],
-          result.problems.map((p) => [p.backup, p.object, p.message]),
-        );
-        return `${head}: ${result.problems.length} problems\n${table}`;
-      });
-      if (result.problems.length > 0) throw new Error(`verify found ${result.problems.length} problems`);
-    });
+  registerCloudsnapVerifyCommand(cloudsnap);
 
   cloudsnap
     .command('gc')

@@ -1,14 +1,13 @@
 /**
  * Everything the OpenStorageCloudBackup API does on a node: jobs (create, restore, status, state change) through
- * the JobManager, and the short operations on a credential's repository (enumerate, catalog, history, delete,
- * size, verify, garbage collection).
+ * the JobManager (verify is a job too), and the short operations on a credential's repository (enumerate, catalog,
+ * history, delete, size, garbage collection).
  */
 import { FerryError } from '../../common/index.js';
 import { type BackupCatalog, catalogBackup } from '../catalog.js';
 import type { Credential } from '../credentials/index.js';
 import { collectGarbage, type GcResult } from '../gc.js';
 import type { BackupRecord, KekRef, Repository } from '../repo/repository.js';
-import { type VerifyResult, verifyBackups } from '../verify.js';
 import { JobManager, type JobManagerOptions } from './manager.js';
 import type { JobStatus, JobStatusType } from './types.js';
 
@@ -127,26 +126,6 @@ export class CloudBackups {
     const { backups } = await this.enumerate({ credential_id: credentialId, src_volume_id: volumeRef }, signal);
     for (const b of backups) await this.delete(credentialId, b.id, signal);
     return backups.length;
-  }
-
-  /** Checks backups (metadata, and `dataPercent` of the chunks for real). */
-  async verify(
-    credentialId: string,
-    options: { backupIds?: string[]; dataPercent?: number },
-    signal?: AbortSignal,
-  ): Promise<VerifyResult> {
-    const run = (repo: Repository): Promise<VerifyResult> =>
-      verifyBackups(repo, { ...options, ...(signal !== undefined && { signal }) });
-    const only = options.backupIds?.length === 1 ? options.backupIds[0] : undefined;
-    if (only !== undefined) return this.withBackup(credentialId, only, run, signal);
-    const results = await this.eachRepository(credentialId, run, signal);
-    return results.reduce((a, b) => ({
-      backups: a.backups + b.backups,
-      pages: a.pages + b.pages,
-      chunks: a.chunks + b.chunks,
-      chunks_read: a.chunks_read + b.chunks_read,
-      problems: [...a.problems, ...b.problems],
-    }));
   }
 
   /** One run of two-phase garbage collection (docs/FORMAT.md); `graceMs` defaults to one hour. */

@@ -2,7 +2,7 @@
 export type { BackupCatalog, CatalogExtent } from '../catalog.js';
 export type { GcResult } from '../gc.js';
 export type { BackupRecord } from '../repo/repository.js';
-export type { VerifyProblem, VerifyResult } from '../verify.js';
+export type { VerifyCounts, VerifyProblem, VerifyProblemKind, VerifyRange, VerifyResult } from '../verify.js';
 export { CloudBackups, type EnumerateFilters, type EnumeratePage, type HistoryItem } from './cloud-backups.js';
 export { jobKey } from './job-store.js';
 export { KEK_LABEL, KEY_PROVIDER_LABEL, kekPrefix } from './kek-repos.js';
@@ -24,6 +24,7 @@ export {
   type RestoreJobRequest,
   SHUTDOWN_MESSAGE,
   STOPPED_MESSAGE,
+  type VerifyJobRequest,
 } from './manager.js';
 export { MeteredStore, type StoreObserver, type StoreOperation, type StoreRequest } from './metered-store.js';
 export { KEY_CACHE_TTL_MS, type RepositoryLease, RepositoryPool, type RepositoryPoolOptions } from './repo-pool.js';
@@ -39,4 +40,5 @@ export {
   REQUESTED_STATES,
   RESTART_MESSAGE,
   type RequestedState,
+  type VerifyJobReport,
 } from './types.js';

@@ -12,6 +12,7 @@ import type { CredentialStore, OpenObjectStore } from '../credentials/index.js';
 import type { Progress } from '../progress.js';
 import type { KekRef, RepoOptions, Repository } from '../repo/repository.js';
 import { restoreBackup } from '../restore.js';
+import { type VerifyResult, verifyBackups, verifyReport } from '../verify.js';
 import { jobEngine, PauseGate } from './job-engine.js';
 import { JobStore } from './job-store.js';
 import { kekFromLabels } from './kek-repos.js';
@@ -84,6 +85,16 @@ export interface GroupBackupRequest {
   labels?: Record<string, string>;
 }
 
+/** Ferry's verify request: one backup or every backup of a credential's repositories. */
+export interface VerifyJobRequest {
+  credential_id: string;
+  /** Only this backup; default every backup. */
+  backup_id?: string;
+  /** Share of the packs to read and check chunk by chunk (0-100); default 0 (metadata only). */
+  data_percent?: number;
+  task_id?: string;
+}
+
 /** SdkCloudBackupRestoreRequest (the fields Ferry uses). */
 export interface RestoreJobRequest {
   backup_id: string;
@@ -119,12 +130,16 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** A job's work, given its repository and its view of the engine (paused I/O, a group's snapshot). */
+/**
+ * A job's work, given its repository and its view of the engine (paused I/O, a group's snapshot); work that does no
+ * block I/O (verify) waits at `pause` while the job is paused.
+ */
 type Work = (
   repo: Repository,
   signal: AbortSignal,
   onProgress: (p: Progress) => void,
   engine: VolumeEngine,
+  pause: () => Promise<void>,
 ) => Promise<void>;
 
 export class JobManager {
@@ -333,6 +348,53 @@ export class JobManager {
     });
   }
 
+  /**
+   * Accepts a verify of a credential's repositories (its own and its KEK overrides', or the one holding `backup_id`)
+   * and returns its status (Queued). It reads everything from the store, not from the node's open repositories; it
+   * ends Done whatever it finds, with the problems in `verify` (and their number in `info`).
+   */
+  submitVerify(request: VerifyJobRequest): Promise<JobStatus> {
+    return this.serialised(async () => {
+      const existing = await this.existing(request.task_id, 'Verify', () => true);
+      if (existing !== undefined) return existing;
+      const credential = await this.options.credentials.inspect(request.credential_id);
+      const credentialId = credential.credential_id;
+      const status = this.newStatus(request.task_id, 'Verify', credentialId, '', '');
+      if (request.backup_id !== undefined) status.backup_id = request.backup_id;
+      const backupId = request.backup_id;
+      const work: Work = async (repo, signal, onProgress, _engine, pause) => {
+        const results: VerifyResult[] = [];
+        const run = async (r: Repository): Promise<VerifyResult> => {
+          const before = { done: status.bytes_done, total: status.bytes_total };
+          const result = await verifyBackups(r, {
+            ...(backupId !== undefined && { backupIds: [backupId] }),
+            ...(request.data_percent !== undefined && { dataPercent: request.data_percent }),
+            signal,
+            pause,
+            onProgress: (p, counts) => {
+              onProgress({ ...p, bytes_done: before.done + p.bytes_done, bytes_total: before.total + p.bytes_total });
+              status.verify = verifyReport([...results, { ...counts, data_percent: 0, problems: [] }]);
+            },
+          });
+          results.push(result);
+          return result;
+        };
+        await run(repo);
+        if (backupId === undefined) {
+          for (const ref of await this.repositories.overrides(credentialId, signal)) {
+            await this.repositories.use(credentialId, run, signal, ref);
+          }
+        }
+        status.verify = verifyReport(results);
+        const found = status.verify.problems_total;
+        status.info = found === 0 ? [] : [`verify found ${found} problem${found === 1 ? '' : 's'}`];
+      };
+      const where: Where = async (signal) =>
+        backupId === undefined ? undefined : this.repositories.locate(credentialId, backupId, signal);
+      return this.enqueue(status, [`verify/${credentialId}`], work, where);
+    });
+  }
+
   /** One job's status; NOT_FOUND for an unknown task id. */
   async get(taskId: string): Promise<JobStatus> {
     const live = this.live.get(taskId);
@@ -530,7 +592,7 @@ export class JobManager {
         signal,
         ...(live.snapshot !== undefined && { snapshot: live.snapshot }),
       });
-      await work(lease.repo, signal, onProgress, engine);
+      await work(lease.repo, signal, onProgress, engine, () => live.gate.wait(signal));
       lease.release(true);
       // Restore totals are whole chunks; the last chunk of a volume may be shorter: at the end all of it is done.
       status.bytes_done = status.bytes_total;

@@ -1,5 +1,7 @@
+import type { VerifyResult } from '../verify.js';
+
 /**
- * Backup and restore jobs in the shape of OpenStorage's SdkCloudBackupStatus (libopenstorage/openstorage
+ * Backup, restore and verify jobs in the shape of OpenStorage's SdkCloudBackupStatus (libopenstorage/openstorage
  * api/api.proto), with the status and op-type enums spelled by their short names (`Done`, `Backup`), as Ferry's API
  * does everywhere, and timestamps as RFC 3339 strings (the protobuf JSON form of google.protobuf.Timestamp).
  */
@@ -20,8 +22,8 @@ export type JobStatusType = (typeof JOB_STATUSES)[number];
 /** Statuses a job never leaves. */
 export const FINAL_STATUSES: ReadonlySet<JobStatusType> = new Set(['Done', 'Failed', 'Aborted', 'Stopped']);
 
-/** SdkCloudBackupOpType without its prefix and `Op` suffix. */
-export type JobOpType = 'Backup' | 'Restore';
+/** SdkCloudBackupOpType without its prefix and `Op` suffix; `Verify` is Ferry's addition. */
+export type JobOpType = 'Backup' | 'Restore' | 'Verify';
 
 /** SdkCloudBackupRequestedState without its prefix. */
 export const REQUESTED_STATES = ['Pause', 'Resume', 'Stop'] as const;
@@ -71,6 +73,17 @@ export interface JobStatus {
   labels?: Record<string, string>;
   /** Backups of a group (SdkCloudBackupStatus `group_id`): the group they belong to. */
   group_id?: string;
+  /**
+   * Ferry, verify jobs: what it has checked so far (packs, chunks, bytes), and once it is Done every problem found
+   * (at most 200, with 20 ranges each, are kept in the record, which lives in the cluster store; `problems_total`
+   * counts them all).
+   */
+  verify?: VerifyJobReport;
+}
+
+/** A verify job's report: its counts and problems, and how many problems there were in all. */
+export interface VerifyJobReport extends VerifyResult {
+  problems_total: number;
 }
 
 /** Whether a job has ended. */
