@@ -1,10 +1,5 @@
 /** Typed calls of the cloud backup routes for `ferry cloudsnap`, and waiting for a job to end. */
-import type {
-  CloudBackupCatalogView,
-  CloudBackupInfoView,
-  GcResult,
-  JobStatus,
-} from '../../api/index.js';
+import type { CloudBackupCatalogView, CloudBackupInfoView, GcResult, JobStatus } from '../../api/index.js';
 import { ApiError, type FerryClient } from '../client.js';
 
 /** Statuses after which a job never changes. */
