@@ -8,6 +8,7 @@ export { createGcsClient, createGcsStore, GCS_XML_ENDPOINT } from './gcs.js';
 export type { StoreCredential } from './open.js';
 export { openObjectStore } from './open.js';
 export { PrefixedStore } from './prefixed.js';
+export type { ReadRetryOptions } from './read-retry.js';
 export type { S3CreateOnly, S3StoreOptions } from './s3.js';
 export { S3Store } from './s3.js';
 export type { S3ClientSettings } from './s3-client.js';
