@@ -11,11 +11,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
-import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
+import { AzureBlobStore, createS3Client, S3Store } from '../cloudsnap/store/index.js';
 import { openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
+import { startAzurite } from './support/azurite.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';
 import { type FaultProxy, type HttpFault, type ProxiedRequest, startFaultProxy } from './support/fault-proxy.js';
 
@@ -166,6 +168,53 @@ describe('a read broken mid-body', () => {
     expect(sdkGets.count).toBe(afterFaults);
     c.destroy();
   });
+});
+
+it('Azure Blob reads resume too: a stall and a reset mid-body complete identical; a changed blob fails loudly', async () => {
+  const azurite = await startAzurite();
+  const plan: (HttpFault | 'pass' | (() => Promise<void>))[] = [];
+  const gets: ProxiedRequest[] = [];
+  const target = new URL(azurite.endpoint);
+  const proxy = await startFaultProxy({
+    mode: 'http',
+    target: { host: target.hostname, port: Number(target.port) },
+    rate: 0,
+    stallMs: 3000,
+    script: async (req) => {
+      if (req.method !== 'GET' || !req.url.includes('/blob')) return undefined;
+      gets.push(req);
+      const step = plan.shift();
+      if (typeof step === 'function') {
+        await step();
+        return 'pass';
+      }
+      return step;
+    },
+  });
+  try {
+    const key = new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey);
+    const straight = new ContainerClient(`${azurite.endpoint}/faults`, key);
+    await straight.create();
+    const viaProxy = new ContainerClient(`${proxy.url}${target.pathname}/faults`, key);
+    const store = new AzureBlobStore(viaProxy, { read: { idleTimeoutMs: 300 } });
+    const body = randomBytes(6 * MiB);
+    await straight.getBlockBlobClient('blob').uploadData(body);
+    plan.push('stall', 'reset');
+    expect((await store.get('blob')).equals(body)).toBe(true);
+    expect(gets.length).toBeGreaterThanOrEqual(3);
+    expect(gets.at(-1)?.headers['if-match']).toBeDefined();
+    expect(proxy.counts.resetMidBody).toBe(1);
+    expect(proxy.counts.stallBefore + proxy.counts.stallMidBody).toBe(1);
+
+    gets.length = 0;
+    plan.push('reset', async () => {
+      await straight.getBlockBlobClient('blob').uploadData(randomBytes(6 * MiB));
+    });
+    await expect(store.get('blob')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+  } finally {
+    await proxy.close();
+    await azurite.stop();
+  }
 });
 
 async function digest(engine: VolumeEngine, name: string): Promise<string> {

@@ -2,7 +2,7 @@
  * How a store retries a read that failed part-way or went silent: bounded attempts with exponential backoff and
  * jitter, and an idle timer that abandons an answer that sends nothing for too long.
  */
-import { FerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/errors.js';
 
 /** Settings of reads that fail or stall (every network backend's `get`). */
 export interface ReadRetryOptions {
@@ -101,5 +101,31 @@ export class IdleTimer {
 
   stop(): void {
     clearTimeout(this.timer);
+  }
+}
+
+/**
+ * Runs `attempt` until it succeeds: UNAVAILABLE failures are retried after a backoff, up to `retry.attempts` attempts
+ * that brought no progress (`progress()`, bytes in place, did not grow); other errors and aborts end it at once.
+ */
+export async function withReadRetry<T>(
+  attempt: () => Promise<T>,
+  progress: () => number,
+  retry: ReadRetry,
+  signal: AbortSignal | undefined,
+): Promise<T> {
+  let failures = 0;
+  for (let round = 1; ; round++) {
+    const before = progress();
+    try {
+      return await attempt();
+    } catch (err: unknown) {
+      if (signal?.aborted) throw signal.reason;
+      if (!isFerryError(err, 'UNAVAILABLE')) throw err;
+      if (progress() === before) failures++;
+      // An attempt that brought bytes is not a failure, but a read does not go on for ever.
+      if (failures >= retry.attempts || round >= retry.attempts * 8) throw err;
+      await sleep(backoffDelay(retry, Math.max(1, failures)), signal);
+    }
   }
 }

@@ -3,6 +3,7 @@
  * an attempt after a broken one asks only for the rest (a Range from the first missing byte, `If-Match` the ETag) and
  * a changed object is refused rather than spliced.
  */
+import type { Readable } from 'node:stream';
 import { FerryError } from '../../common/errors.js';
 import { bodyBuffer } from './keys.js';
 
@@ -24,11 +25,16 @@ export class ResumableRead {
     this.length = range?.length;
   }
 
+  /** The range the next attempt asks for, or undefined for a whole object from its start. */
+  nextRange(): { offset: number; count: number } | undefined {
+    if (this.length === undefined || (this.range === undefined && this.at === 0)) return undefined;
+    return { offset: (this.range?.offset ?? 0) + this.at, count: this.length - this.at };
+  }
+
   /** The Range header value of the next attempt, or undefined for a whole object from its start. */
   rangeHeader(): string | undefined {
-    const base = this.range?.offset ?? 0;
-    if (this.length === undefined || (this.range === undefined && this.at === 0)) return undefined;
-    return `bytes=${base + this.at}-${base + this.length - 1}`;
+    const next = this.nextRange();
+    return next === undefined ? undefined : `bytes=${next.offset}-${next.offset + next.count - 1}`;
   }
 
   /**
@@ -68,5 +74,26 @@ export class ResumableRead {
       'FAILED_PRECONDITION',
       `${this.what} changed while it was being read (ETag ${this.etag ?? 'unknown'} when the read began${seen}): read it again`,
     );
+  }
+}
+
+/**
+ * Reads a response body into `into` as it arrives (no list of chunks and no second copy), reporting each piece
+ * placed. A body that runs past `into` is an error (UNAVAILABLE: the read is retried); one that ends short leaves the
+ * rest to the caller.
+ */
+export async function readBodyInto(body: Readable, into: Buffer, placed: (n: number) => void): Promise<void> {
+  let at = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (at + chunk.length > into.length) {
+      body.destroy();
+      throw new FerryError(
+        'UNAVAILABLE',
+        `an answer ran ${at + chunk.length - into.length} bytes past its length: retry`,
+      );
+    }
+    chunk.copy(into, at);
+    at += chunk.length;
+    placed(chunk.length);
   }
 }

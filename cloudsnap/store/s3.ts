@@ -12,8 +12,8 @@ import {
 import { FerryError, isFerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
 import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
-import { backoffDelay, IdleTimer, type ReadRetry, type ReadRetryOptions, readRetry, sleep } from './read-retry.js';
-import { ResumableRead } from './resumable-read.js';
+import { IdleTimer, type ReadRetry, type ReadRetryOptions, readRetry, withReadRetry } from './read-retry.js';
+import { ResumableRead, readBodyInto } from './resumable-read.js';
 import { DirectGet } from './s3-direct-get.js';
 import { classifyS3Error, describeS3Error, translateS3Error } from './s3-errors.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
@@ -134,20 +134,12 @@ export class S3Store implements ObjectStore {
     this.direct ??= DirectGet.for(this.client, this.read.idleTimeoutMs).catch(() => undefined);
     const direct = await this.direct;
     const state = new ResumableRead(`${Key} in bucket ${this.bucket}`, range, options.into);
-    let failures = 0;
-    for (let round = 1; ; round++) {
-      const before = state.at;
-      try {
-        return await this.readOnce(key, Key, state, direct, signal);
-      } catch (err: unknown) {
-        if (signal?.aborted) throw signal.reason;
-        if (!isFerryError(err, 'UNAVAILABLE')) throw err;
-        if (state.at === before) failures++;
-        // An attempt that brought bytes is not a failure, but a read does not go on for ever.
-        if (failures >= this.read.attempts || round >= this.read.attempts * 8) throw err;
-        await sleep(backoffDelay(this.read, Math.max(1, failures)), signal);
-      }
-    }
+    return withReadRetry(
+      () => this.readOnce(key, Key, state, direct, signal),
+      () => state.at,
+      this.read,
+      signal,
+    );
   }
 
   /** One attempt: the direct path when it is in use, then the SDK for what it left (or for its error). */
@@ -220,7 +212,7 @@ export class S3Store implements ObjectStore {
           all.copy(into);
           state.advance(all.length);
         } else {
-          await readInto(stream, into, (n) => {
+          await readBodyInto(stream, into, (n) => {
             state.advance(n);
             idle.touch();
           });
@@ -366,25 +358,4 @@ function unquote(etag: string | undefined): string | undefined {
 
 function isNoSuchBucket(err: unknown): boolean {
   return typeof err === 'object' && err !== null && 'name' in err && err.name === 'NoSuchBucket';
-}
-
-/**
- * Reads a response body into `into`, as it arrives (no list of chunks and no second copy, as the SDK's
- * `transformToByteArray` makes), reporting each piece placed. A body that runs past `into` is an error (UNAVAILABLE:
- * the read is retried); one that ends short leaves the rest to the caller.
- */
-async function readInto(body: Readable, into: Buffer, placed: (n: number) => void): Promise<void> {
-  let at = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (at + chunk.length > into.length) {
-      body.destroy();
-      throw new FerryError(
-        'UNAVAILABLE',
-        `an answer ran ${at + chunk.length - into.length} bytes past its length: retry`,
-      );
-    }
-    chunk.copy(into, at);
-    at += chunk.length;
-    placed(chunk.length);
-  }
 }
