@@ -213,15 +213,26 @@ function tcpPipe(
   let sent = 0;
   let struck = false;
   let dropped = false;
+  let stalled = false;
+  let ended = false;
+  // Once a fault struck, the server's end or failure no longer reaches the client: the fault decides what it sees.
   client.on('error', () => upstream.destroy());
-  upstream.on('error', () => client.destroy());
   client.on('close', () => upstream.destroy());
-  upstream.on('close', () => client.destroy());
+  client.on('end', () => upstream.end());
+  upstream.on('error', () => {
+    if (!struck) client.destroy();
+  });
+  upstream.on('end', () => {
+    ended = true;
+    if (!struck || (kind === 'stall' && !stalled)) client.end();
+  });
   client.on('data', (d: Buffer) => {
     if (!dropped && !upstream.write(d)) client.pause();
   });
   upstream.on('drain', () => client.resume());
-  client.on('drain', () => upstream.resume());
+  client.on('drain', () => {
+    if (!stalled) upstream.resume();
+  });
   upstream.on('data', (d: Buffer) => {
     if (dropped) return;
     if (kind === undefined || struck || sent + d.length <= after) {
@@ -233,25 +244,40 @@ function tcpPipe(
     const head = d.subarray(0, after - sent);
     const tail = d.subarray(after - sent);
     sent = after;
+    if (kind === 'drop') {
+      dropped = true;
+      client.write(head, () => strike('drop'));
+      return;
+    }
+    stalled = kind === 'stall';
+    upstream.pause();
     client.write(head, () => {
       if (kind === 'reset') {
         strike('reset');
-        client.resetAndDestroy();
+        resetSoon(client);
         upstream.destroy();
-      } else if (kind === 'drop') {
-        strike('drop');
-        dropped = true;
-      } else {
-        strike('stall');
-        upstream.pause();
-        setTimeout(() => {
-          if (client.destroyed) return;
-          client.write(tail);
-          upstream.resume();
-        }, stallMs).unref();
+        return;
       }
+      strike('stall');
+      setTimeout(() => {
+        stalled = false;
+        if (client.destroyed) return;
+        client.write(tail);
+        if (ended) client.end();
+        else upstream.resume();
+      }, stallMs).unref();
     });
   });
+}
+
+/**
+ * Resets a connection (RST). A little later than the write before it: a reset in the very callback of a write was
+ * seen to reach the peer as a plain close (FIN) on loopback.
+ */
+function resetSoon(socket: net.Socket): void {
+  setTimeout(() => {
+    if (!socket.destroyed) socket.resetAndDestroy();
+  }, 5).unref();
 }
 
 const S3_ERRORS: Record<'500' | '503', { status: number; code: string; message: string }> = {
@@ -313,7 +339,7 @@ function httpProxy(
         if (kind === 'reset' && !hasBody) {
           answer.resume();
           strike('resetNoBody', n, `${req.method} ${req.url}`);
-          req.socket.resetAndDestroy();
+          resetSoon(req.socket);
           return;
         }
         const headers = { ...answer.headers };
@@ -344,7 +370,7 @@ function httpProxy(
             if (kind === 'reset') {
               strike('resetMidBody', n, `${req.method} ${req.url}`);
               answer.destroy();
-              req.socket.resetAndDestroy();
+              resetSoon(req.socket);
               return;
             }
             strike('stallMidBody', n, `${req.method} ${req.url}`);
