@@ -170,6 +170,39 @@ describe('a read broken mid-body', () => {
   });
 });
 
+it('a put survives a stall, a 503 SlowDown, a 500 and a reset after the server stored it', async () => {
+  const target = new URL(rgw.endpoint);
+  const plan: HttpFault[] = ['stall', '503', '500', 'reset'];
+  const proxy = await startFaultProxy({
+    mode: 'http',
+    target: { host: target.hostname, port: Number(target.port) },
+    rate: 0,
+    stallMs: 2000,
+    script: (req) => (req.method === 'PUT' ? plan.shift() : undefined),
+  });
+  const c = createS3Client({
+    endpoint: proxy.url,
+    region: 'us-east-1',
+    accessKeyId: rgw.accessKeyId,
+    secretAccessKey: rgw.secretAccessKey,
+    requestTimeoutMs: 500,
+    maxAttempts: 5,
+  });
+  try {
+    const store = new S3Store(c, BUCKET);
+    const body = randomBytes(3 * MiB);
+    await store.put('written', body);
+    await store.put('written-too', body);
+    expect(plan).toEqual([]);
+    expect(proxy.counts).toMatchObject({ stallBefore: 1, slowDown503: 1, status500: 1, resetNoBody: 1 });
+    expect((await store.get('written')).equals(body)).toBe(true);
+    expect((await store.get('written-too')).equals(body)).toBe(true);
+  } finally {
+    c.destroy();
+    await proxy.close();
+  }
+});
+
 it('Azure Blob reads resume too: a stall and a reset mid-body complete identical; a changed blob fails loudly', async () => {
   const azurite = await startAzurite();
   const plan: (HttpFault | 'pass' | (() => Promise<void>))[] = [];
