@@ -177,7 +177,7 @@ it('a put survives a stall, a 503 SlowDown, a 500 and a reset after the server s
     mode: 'http',
     target: { host: target.hostname, port: Number(target.port) },
     rate: 0,
-    stallMs: 2000,
+    stallMs: 3000,
     script: (req) => (req.method === 'PUT' ? plan.shift() : undefined),
   });
   const c = createS3Client({
@@ -185,7 +185,7 @@ it('a put survives a stall, a 503 SlowDown, a 500 and a reset after the server s
     region: 'us-east-1',
     accessKeyId: rgw.accessKeyId,
     secretAccessKey: rgw.secretAccessKey,
-    requestTimeoutMs: 500,
+    requestTimeoutMs: 1500,
     maxAttempts: 5,
   });
   try {

@@ -31,6 +31,7 @@ export interface FaultCounts {
   resetNoBody: number;
   /** Resets of a tcp connection. */
   reset: number;
+  /** Stalls before the answer: before the request is forwarded, or (an answer without a body) after. */
   stallBefore: number;
   stallMidBody: number;
   /** Stalls of a tcp connection. */
@@ -307,10 +308,9 @@ function httpProxy(
     }
     if (kind === '500' || kind === '503') {
       const e = S3_ERRORS[kind];
+      strike(kind === '500' ? 'status500' : 'slowDown503', n, `${req.method} ${req.url}`);
       req.resume();
       req.on('end', () => {
-        if (kind === '500') strike('status500', n, `${req.method} ${req.url}`);
-        else strike('slowDown503', n, `${req.method} ${req.url}`);
         const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${e.code}</Code><Message>${e.message}</Message><Resource>${req.url ?? ''}</Resource><RequestId>fault-proxy</RequestId></Error>`;
         res.writeHead(e.status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
         res.end(body);
@@ -342,8 +342,17 @@ function httpProxy(
           resetSoon(req.socket);
           return;
         }
-        const headers = { ...answer.headers };
-        res.writeHead(answer.statusCode ?? 502, headers);
+        if (stallMidBody && !hasBody) {
+          // No body to stall in: the answer itself is held back (the server has applied the request).
+          strike('stallBefore', n, `${req.method} ${req.url}`);
+          setTimeout(() => {
+            if (req.socket.destroyed) return;
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          }, state.stallMs).unref();
+          return;
+        }
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
         if (kind !== 'reset' && !stallMidBody) {
           answer.pipe(res);
           return;
