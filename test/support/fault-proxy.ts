@@ -303,7 +303,15 @@ function httpProxy(
     let kind = random.kind;
     if (options.script !== undefined) {
       req.pause();
-      const scripted = await options.script({ n, method: req.method ?? '', url: req.url ?? '', headers: req.headers });
+      const scripted = await Promise.resolve()
+        .then(() => options.script?.({ n, method: req.method ?? '', url: req.url ?? '', headers: req.headers }))
+        .catch((err: unknown) => {
+          // A script that fails breaks the request (and says why), rather than the test process.
+          console.error(`fault proxy script failed on request ${n}:`, err);
+          req.socket.destroy();
+          return 'abandon' as const;
+        });
+      if (scripted === 'abandon') return;
       if (scripted !== undefined) kind = scripted === 'pass' ? undefined : scripted;
     }
     if (kind === '500' || kind === '503') {
