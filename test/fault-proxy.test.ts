@@ -25,22 +25,18 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-/** Connects through the proxy: bytes received, how it ended, and when (ms) the last byte came after the first. */
-function fetchAll(proxy: FaultProxy, giveUpMs: number): Promise<{ bytes: number; end: string; spreadMs: number }> {
+/** Connects through the proxy: bytes received and how it ended ('silent' when nothing ended it in `giveUpMs`). */
+function fetchAll(proxy: FaultProxy, giveUpMs: number): Promise<{ bytes: number; end: string }> {
   return new Promise((resolve) => {
     const socket = net.connect(proxy.port, '127.0.0.1');
     let bytes = 0;
-    let first = 0;
-    let last = 0;
     const finish = (end: string): void => {
       clearTimeout(timer);
       socket.destroy();
-      resolve({ bytes, end, spreadMs: last - first });
+      resolve({ bytes, end });
     };
     const timer = setTimeout(() => finish('silent'), giveUpMs);
     socket.on('data', (d: Buffer) => {
-      last = Date.now();
-      if (bytes === 0) first = last;
       bytes += d.length;
     });
     socket.on('error', (err: NodeJS.ErrnoException) => finish(err.code ?? 'error'));
@@ -66,8 +62,8 @@ describe('fault proxy, tcp mode', () => {
       const got = await fetchAll(proxy, 1500);
       expect(got.end).toBe(end);
       if (fault === 'stall') {
+        // Held back, then all of it: the stall struck (counted below) and the connection went on.
         expect(got.bytes).toBe(size);
-        expect(got.spreadMs).toBeGreaterThanOrEqual(350);
       } else {
         expect(got.bytes).toBeLessThan(size);
       }
