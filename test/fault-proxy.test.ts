@@ -74,7 +74,7 @@ describe('fault proxy, tcp mode', () => {
     }
   });
 
-  it('replays: the same seed breaks the same connections after the same bytes; rate 0 lets all through', async () => {
+  it('replays: the same seed breaks the same connections; rate 0 lets all through', async () => {
     const run = async (seed: number, rate: number) => {
       const proxy = await startFaultProxy({
         target: { host: '127.0.0.1', port },
@@ -85,11 +85,14 @@ describe('fault proxy, tcp mode', () => {
       const seen: number[] = [];
       for (let i = 0; i < 12; i++) seen.push((await fetchAll(proxy, 1500)).bytes);
       await proxy.close();
-      return { seen, struck: proxy.struck.map((f) => f.n) };
+      const struck = proxy.struck.map((f) => f.n);
+      // A reset connection got part of the stream (how much of it reached the reader before the RST varies).
+      expect(seen.map((bytes, i) => bytes < size === struck.includes(i))).toEqual(seen.map(() => true));
+      return { seen, struck };
     };
     const a = await run(42, 0.5);
     const b = await run(42, 0.5);
-    expect(b).toEqual(a);
+    expect(b.struck).toEqual(a.struck);
     expect(a.struck.length).toBeGreaterThan(0);
     expect(a.struck.length).toBeLessThan(12);
     const clean = await run(42, 0);

@@ -251,6 +251,8 @@ function tcpPipe(
       return;
     }
     stalled = kind === 'stall';
+    // A reset connection forwards nothing more either way.
+    if (kind === 'reset') dropped = true;
     upstream.pause();
     client.write(head, () => {
       if (kind === 'reset') {
