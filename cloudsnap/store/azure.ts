@@ -1,8 +1,11 @@
+import type { Readable } from 'node:stream';
 import type { BlobClient, ContainerClient } from '@azure/storage-blob';
-import { FerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/errors.js';
 import { classifyAzureError, describeAzureError, translateAzureError } from './azure-errors.js';
 import { forEachLimit } from './concurrency.js';
 import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
+import { IdleTimer, type ReadRetry, type ReadRetryOptions, readRetry, withReadRetry } from './read-retry.js';
+import { ResumableRead, readBodyInto } from './resumable-read.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
 /** Options of an AzureBlobStore. */
@@ -16,6 +19,11 @@ export interface AzureBlobStoreOptions {
   batchDelete?: boolean;
   /** Requests in flight for deletes; default 8. */
   deleteConcurrency?: number;
+  /**
+   * Reads that break or stall (see ReadRetryOptions): attempts without progress (default 5), backoff, and the idle
+   * timeout of a read (default 30000 ms). A read broken mid-body resumes from its first missing byte.
+   */
+  read?: ReadRetryOptions;
 }
 
 const BATCH = 256; // the Blob Batch limit
@@ -29,6 +37,7 @@ export class AzureBlobStore implements ObjectStore {
   private readonly prefix: string;
   private batchDelete: boolean;
   private readonly deleteConcurrency: number;
+  private readonly read: ReadRetry;
   private containerSeenAt = 0;
 
   constructor(
@@ -38,6 +47,7 @@ export class AzureBlobStore implements ObjectStore {
     this.prefix = normalizeStorePrefix(options.prefix);
     this.batchDelete = options.batchDelete ?? true;
     this.deleteConcurrency = options.deleteConcurrency ?? 8;
+    this.read = readRetry(options.read);
     this.location = `azure://${container.containerName}/${this.prefix}`;
   }
 
@@ -55,23 +65,63 @@ export class AzureBlobStore implements ObjectStore {
     }
   }
 
+  /**
+   * Reads a blob or a range of it. Every attempt reads its body too: a break or a stall (no bytes for
+   * `read.idleTimeoutMs`) is retried with backoff from the first missing byte, with If-Match the ETag of the first
+   * answer, so a blob that changed between attempts fails with FAILED_PRECONDITION. (The SDK also resumes a broken
+   * body itself, `maxRetryRequests`, with the same condition.)
+   */
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     checkKey(key);
     const range = checkRange(options);
     const name = this.prefix + key;
-    const abortSignal = options.signal;
+    const signal = options.signal;
+    const state = new ResumableRead(`${name} in container ${this.container.containerName}`, range, options.into);
+    return withReadRetry(
+      () => this.readOnce(key, name, state, signal),
+      () => state.at,
+      this.read,
+      signal,
+    );
+  }
+
+  private async readOnce(key: string, name: string, state: ResumableRead, signal: AbortSignal | undefined) {
+    let body: Readable | undefined;
+    const idle = new IdleTimer(this.read.idleTimeoutMs, `GET ${name}`, signal, (reason) => body?.destroy(reason));
     try {
-      const blob = this.container.getBlobClient(name);
-      const res =
-        range === undefined
-          ? await blob.download(undefined, undefined, { abortSignal })
-          : await blob.download(range.offset, range.length, { abortSignal });
-      const body = await readAll(res.readableStreamBody, abortSignal);
-      // Azure answers a range that starts inside the blob but ends past it with the bytes it has.
-      if (range !== undefined && body.length !== range.length) throw rangePastEnd(key, range);
-      return body;
+      const next = state.nextRange();
+      const res = await this.container.getBlobClient(name).download(next?.offset, next?.count, {
+        abortSignal: idle.signal,
+        conditions: state.etag === undefined ? undefined : { ifMatch: state.etag },
+      });
+      idle.touch();
+      const stream = res.readableStreamBody as Readable | undefined;
+      body = stream;
+      const into = state.accept(res._response.status, res.etag, res.contentLength ?? 0);
+      if (into === undefined) {
+        stream?.destroy();
+        // Azure answers a range that starts inside the blob but ends past it with the bytes it has.
+        if (state.range !== undefined && res._response.status === 206) throw rangePastEnd(key, state.range);
+        throw new FerryError('INTERNAL', `the endpoint answered HTTP ${res._response.status} to a read of ${name}`);
+      }
+      if (into.length > 0 && stream !== undefined) {
+        await readBodyInto(stream, into, (n) => {
+          state.advance(n);
+          idle.touch();
+        });
+      }
+      signal?.throwIfAborted();
+      const bytes = state.result();
+      if (bytes === undefined)
+        throw new FerryError('UNAVAILABLE', `the body of ${name} ended short: the read is retried`);
+      return bytes;
     } catch (err: unknown) {
-      throw this.translate(err, name, abortSignal);
+      if (idle.fired && !signal?.aborted) throw idle.reason;
+      if (isFerryError(err)) throw err;
+      if (state.etag !== undefined && describeAzureError(err).status === 412) throw state.changed();
+      throw this.translate(err, name, signal);
+    } finally {
+      idle.stop();
     }
   }
 
@@ -184,16 +234,6 @@ export class AzureBlobStore implements ObjectStore {
   private translate(err: unknown, blob: string | undefined, signal: AbortSignal | undefined): unknown {
     return translateAzureError(err, { container: this.container.containerName, blob, location: this.location, signal });
   }
-}
-
-async function readAll(stream: NodeJS.ReadableStream | undefined, signal: AbortSignal | undefined): Promise<Buffer> {
-  if (stream === undefined) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) {
-    signal?.throwIfAborted();
-    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 function unquote(etag: string | undefined): string | undefined {

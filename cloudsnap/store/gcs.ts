@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { ReadRetryOptions } from './read-retry.js';
 import { type S3CreateOnly, S3Store } from './s3.js';
 import { createS3Client } from './s3-client.js';
 
@@ -13,6 +14,8 @@ export interface GcsClientSettings {
   secret: string;
   /** XML API endpoint; default https://storage.googleapis.com (tests point it at another S3 server). */
   endpoint?: string;
+  /** Milliseconds a request may stay idle before it fails (and is retried); default 60000. */
+  requestTimeoutMs?: number;
 }
 
 /** Options of a Google Cloud Storage store. */
@@ -24,6 +27,8 @@ export interface GcsStoreOptions {
    * precondition; the XML API honours If-None-Match only on reads). Tests against radosgw set 'if-none-match'.
    */
   createOnly?: S3CreateOnly;
+  /** Reads that break or stall: see S3StoreOptions.read. */
+  read?: ReadRetryOptions;
 }
 
 /** An S3 client for the GCS XML API, signed with SigV4 using an HMAC key (region 'auto'). */
@@ -34,6 +39,7 @@ export function createGcsClient(settings: GcsClientSettings): S3Client {
     accessKeyId: settings.accessId,
     secretAccessKey: settings.secret,
     forcePathStyle: true,
+    requestTimeoutMs: settings.requestTimeoutMs,
   });
 }
 
@@ -48,5 +54,6 @@ export function createGcsStore(client: S3Client, bucket: string, options: GcsSto
     multiObjectDelete: false,
     deleteConcurrency: 16,
     scheme: 'gs',
+    read: options.read,
   });
 }

@@ -120,6 +120,25 @@ describe('RawHttpPool', () => {
     expect(server.connections()).toBe(2);
   });
 
+  it('reports how far a broken answer got, and does not repeat it on a reused connection', async () => {
+    const server = await serve((n, s) => {
+      if (n === 0) s.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx');
+      else {
+        s.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\nabcd', () => s.resetAndDestroy());
+      }
+    });
+    stop = server.close;
+    const pool = new RawHttpPool('127.0.0.1', server.port, 5000);
+    expect((await pool.exchange('GET / HTTP/1.1\r\n\r\n', sink, undefined))?.body.toString()).toBe('x');
+    const place = Buffer.alloc(10);
+    const progress = { status: 0, placed: 0 };
+    expect(await pool.exchange('GET / HTTP/1.1\r\n\r\n', () => place, undefined, progress)).toBeUndefined();
+    expect(progress).toEqual({ status: 206, placed: 4 });
+    expect(place.subarray(0, 4).toString()).toBe('abcd');
+    // The broken exchange was not sent again on a new connection (it used to be, from the start).
+    expect(server.connections()).toBe(1);
+  });
+
   it('stops at an abort and on a silent server', async () => {
     const server = await serve(() => undefined);
     stop = server.close;

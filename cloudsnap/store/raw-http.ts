@@ -30,7 +30,8 @@ export interface RawResponse {
 interface Exchange {
   /** The body's destination once the head is known: given the status, headers and length, or undefined to stop. */
   sink: (status: number, headers: Map<string, string>, length: number) => Buffer | undefined;
-  done: (response: RawResponse | undefined) => void;
+  /** Called once: with the response, or undefined and the status and body bytes placed before the exchange broke. */
+  done: (response: RawResponse | undefined, placed: number, status: number) => void;
   head: Buffer[];
   headBytes: number;
   status: number;
@@ -45,6 +46,7 @@ class Connection {
   readonly socket: net.Socket;
   private exchange: Exchange | undefined;
   private readonly buffer = Buffer.allocUnsafe(READ_BUFFER);
+  private lastReceived = 0;
   closed = false;
 
   constructor(host: string, port: number, timeoutMs: number) {
@@ -84,9 +86,9 @@ class Connection {
     this.socket.write(request);
   }
 
-  /** Bytes of the current exchange received so far. */
+  /** Bytes received for the current exchange, or for the last one once it ended. */
   get received(): number {
-    return this.exchange?.received ?? 0;
+    return this.exchange?.received ?? this.lastReceived;
   }
 
   /**
@@ -168,8 +170,18 @@ class Connection {
   private finish(response: RawResponse | undefined): void {
     const ex = this.exchange;
     this.exchange = undefined;
-    ex?.done(response);
+    // Kept: a failed exchange on a reused connection is repeated only when nothing at all came back.
+    this.lastReceived = ex?.received ?? 0;
+    ex?.done(response, ex.body === undefined ? 0 : ex.at, ex.status);
   }
+}
+
+/** What an exchange that did not complete got as far as (see RawHttpPool.exchange). */
+export interface RawProgress {
+  /** Status of the answer's head, 0 when none was parsed. */
+  status: number;
+  /** Body bytes placed in the sink's buffer before the exchange broke. */
+  placed: number;
 }
 
 /** Keep-alive connections to one host and port. */
@@ -184,17 +196,20 @@ export class RawHttpPool {
 
   /**
    * Sends `request` (a whole request head, no body) and reads the answer whose body `sink` places, or undefined when
-   * the exchange did not complete. A reused connection that the server closed meanwhile is replaced once.
+   * the exchange did not complete (then `progress`, when given, says how far it got). A reused connection that the
+   * server closed meanwhile is replaced once. `timeoutMs` of the pool is an idle timeout: a connection silent for it
+   * is dropped, the exchange with it.
    */
   async exchange(
     request: string,
     sink: Exchange['sink'],
     signal: AbortSignal | undefined,
+    progress?: RawProgress,
   ): Promise<RawResponse | undefined> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const reused = this.take();
       const conn = reused ?? new Connection(this.host, this.port, this.timeoutMs);
-      const response = await this.once(conn, request, sink, signal);
+      const response = await this.once(conn, request, sink, signal, progress);
       if (response !== undefined) {
         if (!conn.closed) this.put(conn);
         return response;
@@ -211,6 +226,7 @@ export class RawHttpPool {
     request: string,
     sink: Exchange['sink'],
     signal: AbortSignal | undefined,
+    progress: RawProgress | undefined,
   ): Promise<RawResponse | undefined> {
     if (signal?.aborted || conn.closed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
@@ -220,8 +236,12 @@ export class RawHttpPool {
       signal?.addEventListener('abort', onAbort, { once: true });
       conn.send(request, {
         sink,
-        done: (response) => {
+        done: (response, placed, status) => {
           signal?.removeEventListener('abort', onAbort);
+          if (progress !== undefined) {
+            progress.placed = placed;
+            progress.status = status;
+          }
           resolve(response);
         },
       });

@@ -6,19 +6,20 @@
  * CPU per read than the HTTP exchange itself (measured against radosgw: 268 reads, 1.2-1.6 s of CPU through the
  * SDK, 0.8-1.1 s without). On the two cores of a small node that CPU is what a restore waits for.
  *
- * Only the success path lives here: any other answer (an error status, a short body, a network fault) returns
- * undefined and the store repeats the call through the SDK, which retries and translates errors as for every other
- * call. A store turns this path off once the SDK has succeeded where it failed a few times (an endpoint that wants
- * something this signer does not do).
+ * Only the success path lives here: any other answer (an error status, a short body, a network fault) ends the
+ * attempt, with the bytes that did arrive kept in the read's state (resumable-read.ts), and the store continues the
+ * read through the SDK, which retries and translates errors as for every other call. A store stops using this path
+ * for a while when the SDK succeeds where this path got an error status (an endpoint that wants something this signer
+ * does not do); network faults and timeouts never count against it.
  */
 import { createHash, createHmac } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { bodyBuffer } from './keys.js';
-import { RawHttpPool } from './raw-http.js';
+import { RawHttpPool, type RawProgress } from './raw-http.js';
+import { ResumableRead } from './resumable-read.js';
 
-/** Milliseconds a response may stay silent before the direct path gives up (and the SDK takes over). */
+/** Milliseconds a response may stay silent before the direct path gives up (and the SDK takes over); default. */
 const IDLE_TIMEOUT_MS = 30_000;
 const UNSIGNED = 'UNSIGNED-PAYLOAD';
 
@@ -30,6 +31,9 @@ interface Target {
   basePath: string;
 }
 
+/** How a direct attempt ended: complete, or not (with the status of the answer, 0 when there was none). */
+export type DirectOutcome = { done: true } | { done: false; status: number };
+
 export class DirectGet {
   /** `https:` endpoints: node:https on a keep-alive agent (TLS sockets have no `onread`). */
   private readonly agent: https.Agent | undefined;
@@ -40,31 +44,34 @@ export class DirectGet {
   private constructor(
     private readonly client: S3Client,
     private readonly target: Target,
+    private readonly idleTimeoutMs: number,
   ) {
     const options = { keepAlive: true, maxSockets: 64 };
     if (target.protocol === 'https:') this.agent = new https.Agent(options);
-    else this.raw = new RawHttpPool(target.hostname, target.port ?? 80, IDLE_TIMEOUT_MS);
+    else this.raw = new RawHttpPool(target.hostname, target.port ?? 80, idleTimeoutMs);
   }
 
-  /** A direct path for the client's endpoint, or undefined when it has none (AWS S3 itself) or is not path-style. */
-  static async for(client: S3Client): Promise<DirectGet | undefined> {
+  /**
+   * A direct path for the client's endpoint, or undefined when it has none (AWS S3 itself) or is not path-style.
+   * `idleTimeoutMs`: how long an answer may send nothing before the attempt is abandoned; default 30000.
+   */
+  static async for(client: S3Client, idleTimeoutMs = IDLE_TIMEOUT_MS): Promise<DirectGet | undefined> {
     const config = client.config;
     if (config.endpoint === undefined || config.forcePathStyle !== true) return undefined;
     const endpoint = await config.endpoint();
     if (endpoint.protocol !== 'http:' && endpoint.protocol !== 'https:') return undefined;
     if (endpoint.query !== undefined && Object.keys(endpoint.query).length > 0) return undefined;
     const basePath = endpoint.path.endsWith('/') ? endpoint.path : `${endpoint.path}/`;
-    return new DirectGet(client, {
-      protocol: endpoint.protocol,
-      hostname: endpoint.hostname,
-      port: endpoint.port,
-      basePath,
-    });
+    return new DirectGet(
+      client,
+      { protocol: endpoint.protocol, hostname: endpoint.hostname, port: endpoint.port, basePath },
+      idleTimeoutMs,
+    );
   }
 
   /**
    * The object's bytes (of `range` when given) read into `into` when they fit, or undefined when the answer was not
-   * a complete success (the caller then asks through the SDK, which also reports an abort).
+   * a complete success. One attempt, for tests; S3Store uses `read`.
    */
   async get(
     bucket: string,
@@ -73,6 +80,22 @@ export class DirectGet {
     into: Buffer | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Buffer | undefined> {
+    const state = new ResumableRead(key, range, into);
+    const outcome = await this.read(bucket, key, state, signal).catch(() => ({ done: false }));
+    return outcome.done ? state.result() : undefined;
+  }
+
+  /**
+   * One attempt at the rest of a read: asks for what `state` still lacks (with If-Match once the ETag is known) and
+   * reads it into place, advancing `state` by every byte that arrives, also when the attempt then breaks. Rejects
+   * with FAILED_PRECONDITION when the object changed since an earlier attempt; any other failure is an outcome.
+   */
+  async read(
+    bucket: string,
+    key: string,
+    state: ResumableRead,
+    signal: AbortSignal | undefined,
+  ): Promise<DirectOutcome> {
     const credentials = await this.client.config.credentials();
     const region = await this.client.config.region();
     const path = `${this.target.basePath}${encodePath(bucket)}/${encodePath(key)}`;
@@ -82,7 +105,9 @@ export class DirectGet {
       .replace(/[-:]/g, '')
       .replace(/\.\d{3}/, '');
     const headers: Record<string, string> = { host, 'x-amz-content-sha256': UNSIGNED, 'x-amz-date': amzDate };
-    if (range !== undefined) headers.range = `bytes=${range.offset}-${range.offset + range.length - 1}`;
+    const range = state.rangeHeader();
+    if (range !== undefined) headers.range = range;
+    if (state.etag !== undefined) headers['if-match'] = state.etag;
     if (credentials.sessionToken !== undefined) headers['x-amz-security-token'] = credentials.sessionToken;
     headers.authorization = this.authorization(
       'GET',
@@ -93,29 +118,51 @@ export class DirectGet {
       credentials.accessKeyId,
       credentials.secretAccessKey,
     );
+    // The sink runs inside a socket callback: an object that changed is kept and thrown here, after the exchange.
+    let changed: unknown;
+    const accept = (status: number, etag: string | undefined, length: number): Buffer | undefined => {
+      try {
+        return state.accept(status, etag, length);
+      } catch (err: unknown) {
+        changed = err;
+        return undefined;
+      }
+    };
     if (this.raw !== undefined) {
       const head = `GET ${path} HTTP/1.1\r\n${Object.entries(headers)
         .map(([k, v]) => `${k}: ${v}\r\n`)
         .join('')}\r\n`;
+      const progress: RawProgress = { status: 0, placed: 0 };
       const answer = await this.raw.exchange(
         head,
-        (status, _headers, length) =>
-          status === (range === undefined ? 200 : 206) && (range === undefined || length === range.length)
-            ? bodyBuffer(length, into)
-            : undefined,
+        (status, answerHeaders, length) => accept(status, answerHeaders.get('etag'), length),
         signal,
+        progress,
       );
-      return answer?.body;
+      if (changed !== undefined) throw changed;
+      if (answer !== undefined) {
+        state.advance(answer.body.length);
+        return { done: true };
+      }
+      state.advance(progress.placed);
+      return { done: false, status: progress.status };
     }
     const res = await this.send(path, headers, signal);
-    if (res === undefined) return undefined;
-    const ok = range === undefined ? res.statusCode === 200 : res.statusCode === 206;
+    if (res === undefined) return { done: false, status: 0 };
     const length = Number(res.headers['content-length']);
-    if (!ok || !Number.isSafeInteger(length) || (range !== undefined && length !== range.length)) {
-      res.resume();
-      return undefined;
+    const etag = res.headers.etag;
+    const into = Number.isSafeInteger(length) ? accept(res.statusCode ?? 0, etag, length) : undefined;
+    if (changed !== undefined) {
+      res.destroy();
+      throw changed;
     }
-    return readBody(res, length, into);
+    if (into === undefined) {
+      res.resume();
+      return { done: false, status: res.statusCode ?? 0 };
+    }
+    const placed = await readBody(res, into, this.idleTimeoutMs);
+    state.advance(placed);
+    return placed === into.length ? { done: true } : { done: false, status: res.statusCode ?? 0 };
   }
 
   private send(
@@ -138,7 +185,7 @@ export class DirectGet {
         },
         resolve,
       );
-      req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error('idle timeout')));
+      req.setTimeout(this.idleTimeoutMs, () => req.destroy(new Error('idle timeout')));
       req.on('error', () => resolve(undefined));
       req.end();
     });
@@ -199,25 +246,27 @@ export function encodePath(path: string): string {
     .join('/');
 }
 
-/** The body, `length` bytes, into `into` when it fits; undefined when it ends short, runs long or fails. */
-function readBody(res: IncomingMessage, length: number, into: Buffer | undefined): Promise<Buffer | undefined> {
-  const out = bodyBuffer(length, into);
+/**
+ * Reads the body into `out` (exactly its length); resolves with the bytes placed, fewer when the body ends short,
+ * breaks or stays silent for `idleMs` (a body that runs long counts for nothing).
+ */
+function readBody(res: IncomingMessage, out: Buffer, idleMs: number): Promise<number> {
   let at = 0;
+  res.setTimeout(idleMs, () => res.destroy());
   return new Promise((resolve) => {
     res.on('data', (chunk: Buffer) => {
-      if (at + chunk.length > length) {
-        at = -1;
+      if (at + chunk.length > out.length) {
+        at = 0;
         res.destroy();
+        resolve(0);
         return;
       }
       chunk.copy(out, at);
       at += chunk.length;
     });
-    res.on('end', () => resolve(at === length ? out : undefined));
-    // An aborted or broken response resolves undefined too: the SDK call that follows reports it as such.
-    res.on('error', () => resolve(undefined));
-    res.on('close', () => {
-      if (at !== length) resolve(undefined);
-    });
+    res.on('end', () => resolve(at));
+    // An aborted or broken response resolves with what arrived: the store resumes from there.
+    res.on('error', () => resolve(at));
+    res.on('close', () => resolve(at));
   });
 }

@@ -9,11 +9,13 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { FerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
-import { bodyBuffer, checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
+import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
+import { IdleTimer, type ReadRetry, type ReadRetryOptions, readRetry, withReadRetry } from './read-retry.js';
+import { ResumableRead, readBodyInto } from './resumable-read.js';
 import { DirectGet } from './s3-direct-get.js';
-import { classifyS3Error, translateS3Error } from './s3-errors.js';
+import { classifyS3Error, describeS3Error, translateS3Error } from './s3-errors.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
 /** How an endpoint is asked to create an object only if it does not exist. */
@@ -36,11 +38,18 @@ export interface S3StoreOptions {
   deleteConcurrency?: number;
   /** URL scheme shown in `location`; default 's3'. */
   scheme?: string;
+  /**
+   * Reads that break or stall (see ReadRetryOptions): attempts without progress (default 5), backoff, and the idle
+   * timeout of a read (default 30000 ms). A read broken mid-body resumes from its first missing byte.
+   */
+  read?: ReadRetryOptions;
 }
 
 const BATCH = 1000;
-/** Direct GETs that the SDK then completed, after which a store stops trying the direct path. */
+/** Direct GETs in a row refused with an error status that the SDK then completed, after which the path rests. */
 const DIRECT_MISSES = 3;
+/** Milliseconds the direct path rests after DIRECT_MISSES before it is tried again. */
+const DIRECT_REST_MS = 10 * 60_000;
 const BUCKET_CHECK_TTL_MS = 30_000;
 
 /** An object store in an S3 (or S3-compatible) bucket, through a client the caller builds (see createS3Client). */
@@ -52,9 +61,12 @@ export class S3Store implements ObjectStore {
   private readonly multiObjectDelete: boolean;
   private readonly deleteConcurrency: number;
   private bucketSeenAt = 0;
-  /** The SDK-free GET path (s3-direct-get.ts), found on first use; undefined where it does not apply or was dropped. */
+  private readonly read: ReadRetry;
+  /** The SDK-free GET path (s3-direct-get.ts), found on first use; undefined where it does not apply. */
   private direct: Promise<DirectGet | undefined> | undefined;
   private directMisses = 0;
+  /** Until when (ms since the epoch) the direct path rests after DIRECT_MISSES. */
+  private directRestsUntil = 0;
 
   constructor(
     private readonly client: S3Client,
@@ -66,6 +78,7 @@ export class S3Store implements ObjectStore {
     this.multiObjectDelete = options.multiObjectDelete ?? true;
     this.deleteConcurrency = options.deleteConcurrency ?? 8;
     this.conditionalCreate = this.createOnly !== 'none';
+    this.read = readRetry(options.read);
     this.location = `${options.scheme ?? 's3'}://${bucket}/${this.prefix}`;
   }
 
@@ -107,41 +120,116 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /**
+   * Reads an object or a range of it. Every attempt reads its body too, so a reset mid-body, a stall (no bytes for
+   * `read.idleTimeoutMs`), a 5xx or SlowDown are retried with backoff; an attempt after a broken body asks only for
+   * the missing bytes, with If-Match the ETag of the first answer, so an object that changed between attempts fails
+   * with FAILED_PRECONDITION instead of mixing two versions.
+   */
   async get(key: string, options: GetOptions = {}): Promise<Buffer> {
     checkKey(key);
     const range = checkRange(options);
     const Key = this.prefix + key;
-    const abortSignal = options.signal;
-    this.direct ??= DirectGet.for(this.client).catch(() => undefined);
+    const signal = options.signal;
+    this.direct ??= DirectGet.for(this.client, this.read.idleTimeoutMs).catch(() => undefined);
     const direct = await this.direct;
-    if (direct !== undefined) {
+    const state = new ResumableRead(`${Key} in bucket ${this.bucket}`, range, options.into);
+    return withReadRetry(
+      () => this.readOnce(key, Key, state, direct, signal),
+      () => state.at,
+      this.read,
+      signal,
+    );
+  }
+
+  /** One attempt: the direct path when it is in use, then the SDK for what it left (or for its error). */
+  private async readOnce(
+    key: string,
+    Key: string,
+    state: ResumableRead,
+    direct: DirectGet | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Buffer> {
+    let refused = 0;
+    if (direct !== undefined && Date.now() >= this.directRestsUntil) {
       // A fault of the direct path itself (a credential provider that throws) also falls through to the SDK.
-      const bytes = await direct.get(this.bucket, Key, range, options.into, abortSignal).catch(() => undefined);
-      if (bytes !== undefined) return bytes;
+      const outcome = await direct.read(this.bucket, Key, state, signal).catch((err: unknown) => {
+        if (isFerryError(err, 'FAILED_PRECONDITION')) throw err;
+        return { done: false, status: 0 } as const;
+      });
+      const bytes = outcome.done ? state.result() : undefined;
+      if (bytes !== undefined) {
+        this.directMisses = 0;
+        return bytes;
+      }
+      if (!outcome.done) refused = outcome.status;
     }
+    const bytes = await this.sdkRead(key, Key, state, signal);
+    // The SDK read what the direct path was refused (a 4xx other than a missing key or range): this signer may not
+    // suit the endpoint. Network faults, timeouts and 5xx say nothing about it.
+    if (refused >= 400 && refused < 500 && ![404, 412, 416].includes(refused) && ++this.directMisses >= DIRECT_MISSES) {
+      this.directMisses = 0;
+      this.directRestsUntil = Date.now() + DIRECT_REST_MS;
+    }
+    return bytes;
+  }
+
+  /** One attempt through the SDK at what `state` still lacks, with an idle timeout over the answer and its body. */
+  private async sdkRead(
+    key: string,
+    Key: string,
+    state: ResumableRead,
+    signal: AbortSignal | undefined,
+  ): Promise<Buffer> {
+    let body: Readable | undefined;
+    const idle = new IdleTimer(this.read.idleTimeoutMs, `GET ${Key}`, signal, (reason) => body?.destroy(reason));
     try {
       const res = await this.client.send(
-        new GetObjectCommand({
-          Bucket: this.bucket,
-          Key,
-          Range: range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`,
-        }),
-        { abortSignal },
+        new GetObjectCommand({ Bucket: this.bucket, Key, Range: state.rangeHeader(), IfMatch: state.etag }),
+        { abortSignal: idle.signal },
       );
-      const expected = range?.length ?? res.ContentLength;
-      const bytes =
-        res.Body === undefined
-          ? Buffer.alloc(0)
-          : expected !== undefined && res.Body instanceof Readable
-            ? await readExactly(res.Body, expected, options.into)
-            : Buffer.from(await res.Body.transformToByteArray());
-      abortSignal?.throwIfAborted();
-      // S3 answers a range that starts inside the object but ends past it with the bytes it has.
-      if (range !== undefined && bytes.length !== range.length) throw rangePastEnd(key, range);
-      if (direct !== undefined && ++this.directMisses >= DIRECT_MISSES) this.direct = Promise.resolve(undefined);
+      idle.touch();
+      const status = res.$metadata.httpStatusCode ?? 0;
+      const stream = res.Body instanceof Readable ? res.Body : undefined;
+      body = stream;
+      const length = res.ContentLength ?? 0;
+      const into = state.accept(status, res.ETag, length);
+      if (into === undefined) {
+        // Not the answer asked for: a range the object does not fully hold (S3 answers with the bytes it has).
+        stream?.destroy();
+        if (state.range !== undefined && status === 206) throw rangePastEnd(key, state.range);
+        throw new FerryError(
+          'INTERNAL',
+          `the endpoint answered HTTP ${status} to a read of ${Key}: expected ${state.rangeHeader() === undefined ? 200 : 206}`,
+        );
+      }
+      if (into.length > 0) {
+        if (stream === undefined) {
+          const all = Buffer.from(
+            await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+          );
+          if (all.length !== into.length) throw new FerryError('UNAVAILABLE', `the body of ${Key} ended short: retry`);
+          all.copy(into);
+          state.advance(all.length);
+        } else {
+          await readBodyInto(stream, into, (n) => {
+            state.advance(n);
+            idle.touch();
+          });
+        }
+      }
+      signal?.throwIfAborted();
+      const bytes = state.result();
+      if (bytes === undefined)
+        throw new FerryError('UNAVAILABLE', `the body of ${Key} ended short: the read is retried`);
       return bytes;
     } catch (err: unknown) {
-      throw this.translate(err, Key, abortSignal);
+      if (idle.fired && !signal?.aborted) throw idle.reason;
+      if (isFerryError(err)) throw err;
+      if (state.etag !== undefined && describeS3Error(err).status === 412) throw state.changed();
+      throw this.translate(err, Key, signal);
+    } finally {
+      idle.stop();
     }
   }
 
@@ -270,25 +358,4 @@ function unquote(etag: string | undefined): string | undefined {
 
 function isNoSuchBucket(err: unknown): boolean {
   return typeof err === 'object' && err !== null && 'name' in err && err.name === 'NoSuchBucket';
-}
-
-/**
- * A response body read into one buffer of the length the response announced (a ranged read's length), as it
- * arrives: no list of chunks and no second copy, as the SDK's `transformToByteArray` makes. A body of another length
- * comes back at its true length, for the caller's checks.
- */
-async function readExactly(body: Readable, length: number, into?: Buffer): Promise<Buffer> {
-  const out = bodyBuffer(length, into);
-  let at = 0;
-  let extra: Buffer[] | undefined;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    if (extra === undefined && at + chunk.length <= length) {
-      chunk.copy(out, at);
-      at += chunk.length;
-    } else {
-      extra ??= [out.subarray(0, at)];
-      extra.push(chunk);
-    }
-  }
-  return extra === undefined ? out.subarray(0, at) : Buffer.concat(extra);
 }

@@ -3,6 +3,9 @@
  * "FINISHED <json>" at the end; the test SIGKILLs it half-way.
  *
  * usage: node --import tsx test/support/cloudsnap-crash-driver.ts DATA_DIR setup|backup|restore [BACKUP_ID]
+ *
+ * The repository is the directory DATA_DIR/bucket, or an S3 bucket when FERRY_CRASH_S3 holds
+ * `{"endpoint","accessKeyId","secretAccessKey","bucket"}` (JSON).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
@@ -11,6 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { backupVolume, Repository, restoreBackup } from '../../cloudsnap/index.js';
 import {
   type CallOptions,
+  createS3Client,
   DirectoryStore,
   type GetOptions,
   type ListOptions,
@@ -18,6 +22,7 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
+  S3Store,
 } from '../../cloudsnap/store/index.js';
 import { openDefaultKeyring } from '../../kms/index.js';
 import { openEngine, SqliteStore } from '../../node/index.js';
@@ -53,13 +58,26 @@ class SlowStore implements ObjectStore {
 }
 const [dataDir, action, backupId] = process.argv.slice(2) as [string, string, string | undefined];
 
+function repositoryStore(): ObjectStore {
+  const s3 = process.env.FERRY_CRASH_S3;
+  if (s3 === undefined) return new DirectoryStore(join(dataDir, 'bucket'));
+  const { endpoint, accessKeyId, secretAccessKey, bucket } = JSON.parse(s3) as Record<string, string>;
+  const client = createS3Client({
+    endpoint,
+    region: 'us-east-1',
+    accessKeyId: accessKeyId as string,
+    secretAccessKey: secretAccessKey as string,
+  });
+  return new S3Store(client, bucket as string);
+}
+
 async function main(): Promise<void> {
   const store = new SqliteStore(join(dataDir, 'cluster.db'));
   const engine = await openEngine({ dataDir, store });
   const keys = await openDefaultKeyring(dataDir);
   await mkdir(join(dataDir, 'bucket'), { recursive: true });
   // A store with some latency, like a remote one: the transfer takes long enough to be killed half-way.
-  const slow = new SlowStore(new DirectoryStore(join(dataDir, 'bucket')));
+  const slow = new SlowStore(repositoryStore());
   const repo = await Repository.openOrInit(slow, keys, 'default', { packSize: MiB });
   const onProgress = (p: { bytes_done: number; bytes_total: number; phase: string }): void => {
     if (p.phase === 'transferring') process.stdout.write(`PROGRESS ${p.bytes_done} ${p.bytes_total}\n`);
