@@ -21,6 +21,17 @@ export class NbdRequestError extends Error {
   }
 }
 
+/** A refusal during the handshake with its own option reply type (e.g. NBD_REP_ERR_TLS_REQD) and message. */
+export class NbdRefusal extends Error {
+  constructor(
+    readonly reply: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NbdRefusal';
+  }
+}
+
 /** NBD error value for an engine failure: INVALID_ARGUMENT->EINVAL, PERMISSION_DENIED->EPERM, RESOURCE_EXHAUSTED->ENOSPC, else EIO. */
 export function errnoFor(err: unknown): number {
   if (err instanceof NbdRequestError) return err.errno;
@@ -44,6 +55,7 @@ export function errnoFor(err: unknown): number {
  */
 export function optionErrorFor(err: unknown, shuttingDown: boolean): number {
   if (shuttingDown) return REP_ERR_SHUTDOWN;
+  if (err instanceof NbdRefusal) return err.reply;
   if (!isFerryError(err)) return REP_ERR_POLICY;
   switch (err.code) {
     case 'NOT_FOUND':

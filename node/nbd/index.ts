@@ -1,2 +1,11 @@
 /** The NBD export of a storage node: serves an ExportProvider's volumes and snapshots to NBD clients. */
 export { NbdServer, type NbdServerOptions } from './server.js';
+export {
+  defaultTlsMode,
+  isLoopback,
+  NBD_TLS_MODES,
+  type NbdAuthorize,
+  type NbdIdentity,
+  type NbdTlsMode,
+  type NbdTlsOptions,
+} from './access.js';
