@@ -14,9 +14,12 @@ import {
   cloudBackupsRunner,
   createApp,
   createLogger,
+  ensureAdminSecret,
   type Logger,
   type NodeAuthOptions,
   NodeMetrics,
+  nbdAuthorizer,
+  nbdPskKey,
   ScheduleRecords,
   StoreClusterDirectory,
   setUpNodeAuth,
@@ -26,9 +29,13 @@ import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
+  defaultTlsMode,
+  isLoopback,
   missingEnvSettings,
   missingV8Flags,
+  NBD_TLS_MODES,
   NbdServer,
+  type NbdTlsMode,
   openEngine,
   SqliteStore,
   tuneAllocator,
@@ -44,6 +51,11 @@ export interface NodeOptions {
   apiAddr?: string;
   /** NBD listen address `HOST:PORT`. Default env FERRY_NBD_ADDR, else 127.0.0.1:10809. */
   nbdAddr?: string;
+  /**
+   * NBD TLS mode (`off`, `optional`, `require`; see docs/NBD.md). Default env FERRY_NBD_TLS, else `require` when the
+   * NBD address is not loopback and `optional` when it is.
+   */
+  nbdTls?: string;
   /**
    * Authentication (docs/AUTH.md): on by default with the admin secret `<dataDir>/auth/admin.secret`; `off`
    * (`--auth-off`, env FERRY_AUTH=off) turns it off with a warning; RS256 key, JWKS URL, issuer and audience fall
@@ -95,6 +107,28 @@ async function closeAll(closers: Closer[]): Promise<boolean> {
   return clean;
 }
 
+/** The NBD TLS mode named by `text` (from `source`, for the message); InvalidArgumentError for anything else. */
+export function parseNbdTlsMode(text: string, source: string): NbdTlsMode {
+  const mode = text.trim().toLowerCase();
+  const known: readonly string[] = NBD_TLS_MODES;
+  if (!known.includes(mode)) {
+    throw new InvalidArgumentError(`${source}: "${text}" is not an NBD TLS mode; use off, optional or require`);
+  }
+  return mode as NbdTlsMode;
+}
+
+function nbdTlsMode(flag: string | undefined, listenHost: string): NbdTlsMode {
+  if (flag !== undefined) return parseNbdTlsMode(flag, '--nbd-tls');
+  const fromEnv = process.env.FERRY_NBD_TLS;
+  if (fromEnv !== undefined && fromEnv !== '') return parseNbdTlsMode(fromEnv, 'FERRY_NBD_TLS');
+  return defaultTlsMode(listenHost);
+}
+
+/** A TLS-PSK identity the node gives a key to: a user name as tokens carry it (1 to 256 characters). */
+function pskIdentityOk(identity: string): boolean {
+  return identity.length > 0 && identity.length <= 256;
+}
+
 function listenAddress(flag: string | undefined, envName: string, fallback: string): HostPort {
   if (flag !== undefined) return parseHostPort(flag);
   const fromEnv = process.env[envName];
@@ -130,6 +164,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
+  const nbdTls = nbdTlsMode(options.nbdTls, nbdAddr.host);
 
   // Before the engine and the chunk workers allocate: see node/native/malloc.c.
   if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');
@@ -210,8 +245,22 @@ export async function runNode(options: NodeOptions): Promise<void> {
       log: (level, msg, fields) => log(level, msg, fields),
     });
 
-    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
+    // NBD TLS-PSK keys derive from the admin secret (nothing more stored); who may open what follows the API's
+    // ownership records (api/auth/nbd-access.ts).
+    const { secret } = await ensureAdminSecret(dataDir);
+    const nbdPsk = (identity: string): Buffer => nbdPskKey(secret, identity);
+    if (nbdTls === 'off' && !isLoopback(nbdAddr.host)) {
+      log('warn', 'NBD TLS is off on a non-loopback address: anyone who reaches the port may open every volume', {
+        nbd_addr: `${nbdAddr.host}:${nbdAddr.port}`,
+      });
+    }
+    const nbd = new NbdServer(engine, {
+      log: (event, fields) => log('info', event, fields),
+      tls: { mode: nbdTls, pskKey: (identity) => (pskIdentityOk(identity) ? nbdPsk(identity) : undefined) },
+      authorize: nbdAuthorizer({ engine, store }),
+    });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
+    log('info', 'nbd tls', { mode: nbdTls });
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
@@ -230,6 +279,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       logError: (msg, fields) => log('error', msg, fields),
       logger: logger(),
       metrics,
+      nbdPsk,
       readiness: [
         { name: 'cluster_store', check: async () => void (await store.get('/ferry/readyz')) },
         { name: 'api', check: async () => assertServing(serving) },

@@ -31,7 +31,7 @@ describe('NBD over TLS-PSK with real clients', () => {
   const events: { event: string; fields: Record<string, unknown> }[] = [];
 
   /** A psk file holding `user`'s key (or `key` instead). */
-  async function pskFile(user: string, key = KEYS.get(user)): Promise<string> {
+  async function pskFile(user: string, key: Buffer | undefined = KEYS.get(user)): Promise<string> {
     const path = join(dir, `${user}-${randomBytes(4).toString('hex')}.psk`);
     await writeFile(path, `${user}:${key?.toString('hex')}\n`, { mode: 0o600 });
     return path;
@@ -50,7 +50,10 @@ describe('NBD over TLS-PSK with real clients', () => {
       tls: { mode: 'require', pskKey: (identity) => KEYS.get(identity) },
       authorize: async (identity, name, write) => {
         if (GRANTS.get(identity.name)?.has(name)) return;
-        throw new FerryError('PERMISSION_DENIED', `${identity.name} has no ${write ? 'Write' : 'Read'} access to ${name}`);
+        throw new FerryError(
+          'PERMISSION_DENIED',
+          `${identity.name} has no ${write ? 'Write' : 'Read'} access to ${name}`,
+        );
       },
     });
     ({ port } = await server.listen('127.0.0.1', 0));

@@ -1,12 +1,13 @@
 /** `ferry node start`. */
 import type { Command } from 'commander';
-import { runNode } from '../daemon.js';
+import { parseNbdTlsMode, runNode } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
 interface StartOptions {
   dataDir?: string;
   apiAddr?: string;
   nbdAddr?: string;
+  nbdTls?: string;
   authOff?: boolean;
   authPublicKey?: string;
   authJwksUrl?: string;
@@ -16,6 +17,11 @@ interface StartOptions {
 
 function checkHostPort(text: string): string {
   parseHostPort(text);
+  return text;
+}
+
+function checkNbdTls(text: string): string {
+  parseNbdTlsMode(text, '--nbd-tls');
   return text;
 }
 
@@ -32,6 +38,11 @@ export function registerNodeCommands(program: Command): void {
       checkHostPort,
     )
     .option('--nbd-addr <host:port>', 'NBD listen address (env FERRY_NBD_ADDR; default 127.0.0.1:10809)', checkHostPort)
+    .option(
+      '--nbd-tls <mode>',
+      'NBD TLS (TLS-PSK, see ferry auth nbd-key): off, optional or require (env FERRY_NBD_TLS; default require unless the NBD address is loopback, where it is optional)',
+      checkNbdTls,
+    )
     .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
     .option(
       '--auth-public-key <file>',

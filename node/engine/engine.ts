@@ -359,6 +359,20 @@ class Engine implements VolumeEngine {
     return this.volumeInfo(this.findVolume(idOrName));
   }
 
+  async openProblem(idOrName: string): Promise<string | undefined> {
+    const v = this.findVolume(idOrName);
+    if (v.record.status !== 'up') {
+      return `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`;
+    }
+    try {
+      // Unwraps the data key as an open would (without taking a writer slot), then forgets it.
+      (await this.cipherFor(v.record.name, v.record.encryption))?.release();
+    } catch (err: unknown) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    return undefined;
+  }
+
   updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo> {
     return this.meta.run(async () => {
       const v = this.findVolume(idOrName);

@@ -219,6 +219,11 @@ export interface VolumeEngine extends ExportProvider {
   deleteSnapshot(idOrExport: string): Promise<void>;
   /** Resolves once background work started so far (the space of deleted snapshots) has ended. Optional. */
   settled?(): Promise<void>;
+  /**
+   * Why the volume cannot be opened right now, apart from a writer holding it (`attached_by` says who): it is
+   * restoring, or its data key cannot be unwrapped (e.g. its KEK was destroyed). Undefined when it can. Optional.
+   */
+  openProblem?(idOrName: string): Promise<string | undefined>;
   /** Makes the live volume equal to the snapshot. Refused (FAILED_PRECONDITION) while the volume is attached. */
   restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void>;
   changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage>;

@@ -15,18 +15,18 @@ export type NbdTlsMode = (typeof NBD_TLS_MODES)[number];
  * - `open`: plaintext from another host on a server whose TLS mode is `off`: trusted, as the operator chose;
  * - `anonymous`: plaintext from another host while TLS is offered: may open nothing until it negotiates TLS.
  */
-export type NbdIdentity =
-  | { kind: 'psk'; name: string }
-  | { kind: 'local' }
-  | { kind: 'open' }
-  | { kind: 'anonymous' };
+export type NbdIdentity = { kind: 'psk'; name: string } | { kind: 'local' } | { kind: 'open' } | { kind: 'anonymous' };
 
 /**
  * Decides whether `identity` may open `exportName` (`write`: as a writer, else read-only). Resolves when it may;
  * rejects with the reason otherwise (a FerryError: PERMISSION_DENIED, or NOT_FOUND to hide what it may not see).
  * Called only for `psk` identities.
  */
-export type NbdAuthorize = (identity: NbdIdentity & { kind: 'psk' }, exportName: string, write: boolean) => Promise<void>;
+export type NbdAuthorize = (
+  identity: NbdIdentity & { kind: 'psk' },
+  exportName: string,
+  write: boolean,
+) => Promise<void>;
 
 /** TLS of an NBD server. */
 export interface NbdTlsOptions {

@@ -261,10 +261,12 @@ async function visibleExports(ctx: HandshakeContext, state: State): Promise<stri
   const names = await ctx.provider.listExports();
   if (state.identity.kind !== 'psk' || !ctx.authorize) return names;
   const allowed = await Promise.all(
-    names.map((name) => permitted(ctx, state, name).then(
-      () => true,
-      () => false,
-    )),
+    names.map((name) =>
+      permitted(ctx, state, name).then(
+        () => true,
+        () => false,
+      ),
+    ),
   );
   return names.filter((_name, i) => allowed[i]);
 }

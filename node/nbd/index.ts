@@ -1,5 +1,5 @@
 /** The NBD export of a storage node: serves an ExportProvider's volumes and snapshots to NBD clients. */
-export { NbdServer, type NbdServerOptions } from './server.js';
+
 export {
   defaultTlsMode,
   isLoopback,
@@ -9,3 +9,4 @@ export {
   type NbdTlsMode,
   type NbdTlsOptions,
 } from './access.js';
+export { NbdServer, type NbdServerOptions } from './server.js';
