@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../common/errors.js';
@@ -147,5 +147,58 @@ describe('NBD over TLS-PSK with real clients', () => {
     expect(established.map((e) => e.fields.identity)).toContain('alice');
     const text = JSON.stringify(events);
     for (const key of KEYS.values()) expect(text).not.toContain(key.toString('hex'));
+  });
+});
+
+/** This host's first non-loopback IPv4 address: a client connecting to it is not on loopback. */
+function externalAddress(): string {
+  const found = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal);
+  if (found === undefined) throw new Error('this test needs a non-loopback IPv4 address on this host');
+  return found.address;
+}
+
+describe('NBD TLS mode optional on every address', () => {
+  let dir: string;
+  let server: NbdServer;
+  let port: number;
+  const external = externalAddress();
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-nbd-tls-optional-'));
+    const provider = new MemoryProvider({ size: 4 * MiB });
+    provider.addVolume('other', 4 * MiB);
+    server = new NbdServer(provider, {
+      tls: { mode: 'optional', pskKey: (identity) => KEYS.get(identity) },
+      authorize: async (identity, name) => {
+        if (!GRANTS.get(identity.name)?.has(name)) throw new FerryError('PERMISSION_DENIED', 'not yours');
+      },
+    });
+    ({ port } = await server.listen('0.0.0.0', 0));
+  });
+
+  afterAll(async () => {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function listing(uri: string): Promise<string[]> {
+    const out = JSON.parse(await ok('nbdinfo', ['--list', '--json', uri])) as { exports: { 'export-name': string }[] };
+    return out.exports.map((e) => e['export-name']).sort();
+  }
+
+  it('trusts plaintext from this host, refuses it from another address, and serves TLS there', async () => {
+    expect(await listing(`nbd://127.0.0.1:${port}`)).toEqual(['disk', 'disk@snap', 'other']);
+
+    const remote = await run('nbdinfo', [`nbd://${external}:${port}/disk`], { ...process.env, LIBNBD_DEBUG: '1' });
+    expect(remote.code).not.toBe(0);
+    expect(remote.stderr).toMatch(/server requires TLS/);
+    const remoteList = await run('nbdinfo', ['--list', `nbd://${external}:${port}`]);
+    expect(remoteList.code).not.toBe(0);
+
+    const psk = join(dir, 'bob.psk');
+    await writeFile(psk, `bob:${KEYS.get('bob')?.toString('hex')}\n`, { mode: 0o600 });
+    expect(await listing(`nbds://bob@${external}:${port}/?tls-psk-file=${psk}`)).toEqual(['other']);
   });
 });
