@@ -14,12 +14,12 @@ import {
   cloudBackupsRunner,
   createApp,
   createLogger,
-  ensureAdminSecret,
   type Logger,
   type NodeAuthOptions,
   NodeMetrics,
   nbdAuthorizer,
   nbdPskKey,
+  readAdminSecret,
   ScheduleRecords,
   StoreClusterDirectory,
   setUpNodeAuth,
@@ -245,10 +245,19 @@ export async function runNode(options: NodeOptions): Promise<void> {
       log: (level, msg, fields) => log(level, msg, fields),
     });
 
-    // NBD TLS-PSK keys derive from the admin secret (nothing more stored); who may open what follows the API's
-    // ownership records (api/auth/nbd-access.ts).
-    const { secret } = await ensureAdminSecret(dataDir);
-    const nbdPsk = (identity: string): Buffer => nbdPskKey(secret, identity);
+    // Authentication first: it creates the admin secret, from which NBD TLS-PSK keys derive (nothing more stored).
+    // Who may open what over NBD follows the API's ownership records (api/auth/nbd-access.ts).
+    const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
+    const secret = await readAdminSecret(dataDir);
+    const nbdPsk = secret === undefined ? undefined : (identity: string): Buffer => nbdPskKey(secret, identity);
+    if (nbdPsk === undefined && nbdTls !== 'off') {
+      if (nbdTls === 'require') {
+        throw new Error(
+          'NBD TLS require needs TLS keys, which derive from the admin secret: start with authentication on once to create it',
+        );
+      }
+      log('warn', 'NBD TLS is not offered: there is no admin secret to derive keys from (authentication is off)');
+    }
     if (nbdTls === 'off' && !isLoopback(nbdAddr.host)) {
       log('warn', 'NBD TLS is off on a non-loopback address: anyone who reaches the port may open every volume', {
         nbd_addr: `${nbdAddr.host}:${nbdAddr.port}`,
@@ -256,15 +265,19 @@ export async function runNode(options: NodeOptions): Promise<void> {
     }
     const nbd = new NbdServer(engine, {
       log: (event, fields) => log('info', event, fields),
-      tls: { mode: nbdTls, pskKey: (identity) => (pskIdentityOk(identity) ? nbdPsk(identity) : undefined) },
+      tls: {
+        mode: nbdTls,
+        ...(nbdPsk !== undefined && {
+          pskKey: (identity: string) => (pskIdentityOk(identity) ? nbdPsk(identity) : undefined),
+        }),
+      },
       authorize: nbdAuthorizer({ engine, store }),
     });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
-    log('info', 'nbd tls', { mode: nbdTls });
+    log('info', 'nbd tls', { mode: nbdTls, psk: nbdPsk !== undefined });
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
     // The node id lives in <dataDir>/node-id, the cluster record in the cluster store (api/cluster-directory.ts).
     const cluster = await StoreClusterDirectory.open({ dataDir, store });
     const app = createApp({
@@ -279,7 +292,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       logError: (msg, fields) => log('error', msg, fields),
       logger: logger(),
       metrics,
-      nbdPsk,
+      ...(nbdPsk !== undefined && { nbdPsk }),
       readiness: [
         { name: 'cluster_store', check: async () => void (await store.get('/ferry/readyz')) },
         { name: 'api', check: async () => assertServing(serving) },

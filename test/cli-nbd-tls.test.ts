@@ -214,4 +214,11 @@ describe('--nbd-tls require', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/"maybe" is not an NBD TLS mode; use off, optional or require/);
   });
+
+  it('refuses to start requiring TLS without an admin secret to derive keys from (authentication off)', async () => {
+    const args = ['node', 'start', '--data-dir', join(dir, 'no-secret'), '--auth-off', '--nbd-tls', 'require'];
+    const bad = await runFerry(node.apiUrl, [...args, '--api-addr', '127.0.0.1:0', '--nbd-addr', '127.0.0.1:0']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/NBD TLS require needs TLS keys, which derive from the admin secret/);
+  });
 });
