@@ -229,9 +229,17 @@ async function startTlsOption(ctx: HandshakeContext, state: State, data: Buffer)
     ctx.log('nbd.handshake.rejected', { reason: 'data after NBD_OPT_STARTTLS before its reply' });
     return undefined;
   }
-  reply(ctx, option, c.REP_ACK);
   const raw = ctx.socket;
+  // The plaintext reader lets go first (so it cannot swallow the client's TLS hello), then the ACK goes out, all
+  // of it, before the TLS layer takes the socket over.
   ctx.reader.detach();
+  const sent = await new Promise<boolean>((resolve) =>
+    raw.write(wire.optionReply(option, c.REP_ACK), (err) => resolve(err === undefined || err === null)),
+  );
+  if (!sent) {
+    raw.destroy();
+    return undefined;
+  }
   let upgraded: Awaited<ReturnType<typeof startTls>>;
   try {
     upgraded = await startTls(raw, pskKey);
