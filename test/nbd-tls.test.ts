@@ -77,6 +77,13 @@ describe('NBD over TLS-PSK with real clients', () => {
     expect(wrong.stderr).toMatch(/gnutls|TLS/i);
     const stranger = await run('nbdinfo', [await uri('mallory', 'disk', randomBytes(32))]);
     expect(stranger.code).not.toBe(0);
+    const copy = await run('nbdcopy', [await uri('alice', 'disk', randomBytes(32)), join(dir, 'never.img')]);
+    expect(copy.code).not.toBe(0);
+    expect(copy.stderr).toMatch(/gnutls|TLS/i);
+    const connect = `h.set_uri_allow_local_file(True)\nh.connect_uri(${JSON.stringify(await uri('alice', 'disk', randomBytes(32)))})`;
+    const nbdsh = await run('nbdsh', ['-c', connect]);
+    expect(nbdsh.code).not.toBe(0);
+    expect(nbdsh.stderr).toMatch(/gnutls|TLS/i);
     expect(events.some((e) => e.event === 'nbd.tls.failed')).toBe(true);
   });
 
