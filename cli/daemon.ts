@@ -17,11 +17,9 @@ import {
   type Logger,
   type NodeAuthOptions,
   NodeMetrics,
-  nbdAuthorizer,
-  nbdPskKey,
-  readAdminSecret,
   ScheduleRecords,
   StoreClusterDirectory,
+  setUpNbdAccess,
   setUpNodeAuth,
   startApiServer,
 } from '../api/index.js';
@@ -29,13 +27,9 @@ import { CredentialStore } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
-  defaultTlsMode,
-  isLoopback,
   missingEnvSettings,
   missingV8Flags,
-  NBD_TLS_MODES,
   NbdServer,
-  type NbdTlsMode,
   openEngine,
   SqliteStore,
   tuneAllocator,
@@ -51,10 +45,7 @@ export interface NodeOptions {
   apiAddr?: string;
   /** NBD listen address `HOST:PORT`. Default env FERRY_NBD_ADDR, else 127.0.0.1:10809. */
   nbdAddr?: string;
-  /**
-   * NBD TLS mode (`off`, `optional`, `require`; see docs/NBD.md). Default env FERRY_NBD_TLS, else `require` when the
-   * NBD address is not loopback and `optional` when it is.
-   */
+  /** NBD TLS mode `off|optional|require` (docs/NBD.md). Default env FERRY_NBD_TLS, else by the NBD address. */
   nbdTls?: string;
   /**
    * Authentication (docs/AUTH.md): on by default with the admin secret `<dataDir>/auth/admin.secret`; `off`
@@ -107,28 +98,6 @@ async function closeAll(closers: Closer[]): Promise<boolean> {
   return clean;
 }
 
-/** The NBD TLS mode named by `text` (from `source`, for the message); InvalidArgumentError for anything else. */
-export function parseNbdTlsMode(text: string, source: string): NbdTlsMode {
-  const mode = text.trim().toLowerCase();
-  const known: readonly string[] = NBD_TLS_MODES;
-  if (!known.includes(mode)) {
-    throw new InvalidArgumentError(`${source}: "${text}" is not an NBD TLS mode; use off, optional or require`);
-  }
-  return mode as NbdTlsMode;
-}
-
-function nbdTlsMode(flag: string | undefined, listenHost: string): NbdTlsMode {
-  if (flag !== undefined) return parseNbdTlsMode(flag, '--nbd-tls');
-  const fromEnv = process.env.FERRY_NBD_TLS;
-  if (fromEnv !== undefined && fromEnv !== '') return parseNbdTlsMode(fromEnv, 'FERRY_NBD_TLS');
-  return defaultTlsMode(listenHost);
-}
-
-/** A TLS-PSK identity the node gives a key to: a user name as tokens carry it (1 to 256 characters). */
-function pskIdentityOk(identity: string): boolean {
-  return identity.length > 0 && identity.length <= 256;
-}
-
 function listenAddress(flag: string | undefined, envName: string, fallback: string): HostPort {
   if (flag !== undefined) return parseHostPort(flag);
   const fromEnv = process.env[envName];
@@ -164,7 +133,6 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
-  const nbdTls = nbdTlsMode(options.nbdTls, nbdAddr.host);
 
   // Before the engine and the chunk workers allocate: see node/native/malloc.c.
   if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');
@@ -246,35 +214,18 @@ export async function runNode(options: NodeOptions): Promise<void> {
     });
 
     // Authentication first: it creates the admin secret, from which NBD TLS-PSK keys derive (nothing more stored).
-    // Who may open what over NBD follows the API's ownership records (api/auth/nbd-access.ts).
     const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
-    const secret = await readAdminSecret(dataDir);
-    const nbdPsk = secret === undefined ? undefined : (identity: string): Buffer => nbdPskKey(secret, identity);
-    if (nbdPsk === undefined && nbdTls !== 'off') {
-      if (nbdTls === 'require') {
-        throw new Error(
-          'NBD TLS require needs TLS keys, which derive from the admin secret: start with authentication on once to create it',
-        );
-      }
-      log('warn', 'NBD TLS is not offered: there is no admin secret to derive keys from (authentication is off)');
-    }
-    if (nbdTls === 'off' && !isLoopback(nbdAddr.host)) {
-      log('warn', 'NBD TLS is off on a non-loopback address: anyone who reaches the port may open every volume', {
-        nbd_addr: `${nbdAddr.host}:${nbdAddr.port}`,
-      });
-    }
-    const nbd = new NbdServer(engine, {
-      log: (event, fields) => log('info', event, fields),
-      tls: {
-        mode: nbdTls,
-        ...(nbdPsk !== undefined && {
-          pskKey: (identity: string) => (pskIdentityOk(identity) ? nbdPsk(identity) : undefined),
-        }),
-      },
-      authorize: nbdAuthorizer({ engine, store }),
+    const nbdAccess = await setUpNbdAccess({
+      dataDir,
+      mode: options.nbdTls,
+      listenHost: nbdAddr.host,
+      engine,
+      store,
+      log,
     });
+    const { tls, authorize } = nbdAccess;
+    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields), tls, authorize });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
-    log('info', 'nbd tls', { mode: nbdTls, psk: nbdPsk !== undefined });
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
@@ -292,7 +243,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       logError: (msg, fields) => log('error', msg, fields),
       logger: logger(),
       metrics,
-      ...(nbdPsk !== undefined && { nbdPsk }),
+      ...(nbdAccess.psk !== undefined && { nbdPsk: nbdAccess.psk }),
       readiness: [
         { name: 'cluster_store', check: async () => void (await store.get('/ferry/readyz')) },
         { name: 'api', check: async () => assertServing(serving) },

@@ -13,7 +13,15 @@ export { principalOf } from './context.js';
 export { MemoryOwnershipBackend } from './memory-store.js';
 export { bearerAuth, bearerToken } from './middleware.js';
 export { MAX_TTL_SECONDS, type MintOptions, mintToken, parseTtl, type TokenClaims } from './mint.js';
-export { NBD_IDENTITY_PREFIX, NbdIdentities, nbdAuthorizer, nbdPskKey } from './nbd-access.js';
+export {
+  NBD_IDENTITY_PREFIX,
+  type NbdAccess,
+  NbdIdentities,
+  nbdAuthorizer,
+  nbdPskKey,
+  parseNbdTlsMode,
+  setUpNbdAccess,
+} from './nbd-access.js';
 export { type NodeAuth, type NodeAuthOptions, setUpNodeAuth } from './node-auth.js';
 export {
   ACCESS_TYPES,

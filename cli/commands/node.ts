@@ -1,6 +1,8 @@
 /** `ferry node start`. */
-import type { Command } from 'commander';
-import { parseNbdTlsMode, runNode } from '../daemon.js';
+import { type Command, InvalidArgumentError } from 'commander';
+import { parseNbdTlsMode } from '../../api/index.js';
+import { isFerryError } from '../../common/index.js';
+import { runNode } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
 interface StartOptions {
@@ -21,7 +23,12 @@ function checkHostPort(text: string): string {
 }
 
 function checkNbdTls(text: string): string {
-  parseNbdTlsMode(text, '--nbd-tls');
+  try {
+    parseNbdTlsMode(text, '--nbd-tls');
+  } catch (err: unknown) {
+    if (isFerryError(err)) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
   return text;
 }
 
