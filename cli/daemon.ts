@@ -17,6 +17,7 @@ import {
   type Logger,
   type NodeAuthOptions,
   NodeMetrics,
+  parseNbdTlsMode,
   ScheduleRecords,
   StoreClusterDirectory,
   setUpNbdAccess,
@@ -133,6 +134,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
+  if (options.nbdTls !== undefined) parseNbdTlsMode(options.nbdTls, '--nbd-tls');
 
   // Before the engine and the chunk workers allocate: see node/native/malloc.c.
   if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');

@@ -1,7 +1,5 @@
 /** `ferry node start`. */
-import { type Command, InvalidArgumentError } from 'commander';
-import { parseNbdTlsMode } from '../../api/index.js';
-import { isFerryError } from '../../common/index.js';
+import type { Command } from 'commander';
 import { runNode } from '../daemon.js';
 import { parseHostPort } from '../format.js';
 
@@ -22,16 +20,6 @@ function checkHostPort(text: string): string {
   return text;
 }
 
-function checkNbdTls(text: string): string {
-  try {
-    parseNbdTlsMode(text, '--nbd-tls');
-  } catch (err: unknown) {
-    if (isFerryError(err)) throw new InvalidArgumentError(err.message);
-    throw err;
-  }
-  return text;
-}
-
 /** Adds `node` and its subcommands to `program`. */
 export function registerNodeCommands(program: Command): void {
   const node = program.command('node').description('run a storage node');
@@ -48,7 +36,6 @@ export function registerNodeCommands(program: Command): void {
     .option(
       '--nbd-tls <mode>',
       'NBD TLS (TLS-PSK, see ferry auth nbd-key): off, optional or require (env FERRY_NBD_TLS; default require unless the NBD address is loopback, where it is optional)',
-      checkNbdTls,
     )
     .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
     .option(

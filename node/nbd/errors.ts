@@ -21,17 +21,6 @@ export class NbdRequestError extends Error {
   }
 }
 
-/** A refusal during the handshake with its own option reply type (e.g. NBD_REP_ERR_TLS_REQD) and message. */
-export class NbdRefusal extends Error {
-  constructor(
-    readonly reply: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'NbdRefusal';
-  }
-}
-
 /** NBD error value for an engine failure: INVALID_ARGUMENT->EINVAL, PERMISSION_DENIED->EPERM, RESOURCE_EXHAUSTED->ENOSPC, else EIO. */
 export function errnoFor(err: unknown): number {
   if (err instanceof NbdRequestError) return err.errno;
@@ -70,4 +59,15 @@ export function optionErrorFor(err: unknown, shuttingDown: boolean): number {
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** A refusal during the handshake with its own option reply type (e.g. NBD_REP_ERR_TLS_REQD) and message. */
+export class NbdRefusal extends Error {
+  constructor(
+    readonly reply: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NbdRefusal';
+  }
 }
