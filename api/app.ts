@@ -10,6 +10,7 @@ import {
   authRoutes,
   BackupAccess,
   MemoryOwnershipBackend,
+  NbdIdentities,
   type OwnershipBackend,
   OwnershipStore,
   ResourceAccess,
@@ -69,6 +70,8 @@ export interface AppOptions {
   metrics?: NodeMetrics;
   /** What `GET /readyz` checks besides the engine (e.g. the cluster store, the API serving). Default: none. */
   readiness?: readonly ReadinessCheck[];
+  /** The NBD TLS-PSK key of an identity (`POST /v1/auth/nbd-key`). Default: none; that route answers 503. */
+  nbdPsk?: (identity: string) => Buffer;
 }
 
 /** Builds the API application for `options.engine`. */
@@ -76,7 +79,8 @@ export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logError = options.logError ?? logToStderr;
   const app = new Hono();
-  const access = new ResourceAccess(new OwnershipStore(options.ownership ?? new MemoryOwnershipBackend()));
+  const ownership = options.ownership ?? new MemoryOwnershipBackend();
+  const access = new ResourceAccess(new OwnershipStore(ownership));
   app.onError((err, c) => errorResponse(c, err, logError));
   app.notFound(routeNotFound);
   const metrics = options.metrics;
@@ -124,6 +128,8 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', cloudBackupGroupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', cloudBackupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', keyRoutes(options.keys, access));
-  app.route('/v1', authRoutes(access, options.engine, options.credentials));
+  const nbdPsk = options.nbdPsk;
+  const nbd = nbdPsk === undefined ? undefined : { psk: nbdPsk, identities: new NbdIdentities(ownership) };
+  app.route('/v1', authRoutes(access, options.engine, options.credentials, nbd));
   return app;
 }

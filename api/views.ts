@@ -32,6 +32,10 @@ export interface VolumeView {
   snapshot_count: number;
   /** Ferry: whether an NBD client holds the volume. */
   attached: boolean;
+  /** Ferry: who holds the volume as a writer (an NBD client's address, or `restore`) and since when. */
+  attached_by?: { client: string; since: string }[];
+  /** Ferry (inspect only): why the volume cannot be opened now (restoring, its KEK unusable), when it cannot. */
+  open_problem?: string;
   /** Ferry: bytes of data held by the writable layer. */
   bytes_used: number;
   /** Ferry: bytes of data held by the writable layer and the volume's snapshots (0 for a snapshot). */
@@ -71,6 +75,7 @@ export function volumeView(info: VolumeInfo): InspectView {
   };
   if (info.parent_snapshot_id !== undefined) volume.source = { parent: info.parent_snapshot_id };
   if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
+  if (info.attached_by !== undefined) volume.attached_by = info.attached_by.map((holder) => ({ ...holder }));
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 

@@ -17,8 +17,10 @@ import {
   type Logger,
   type NodeAuthOptions,
   NodeMetrics,
+  parseNbdTlsMode,
   ScheduleRecords,
   StoreClusterDirectory,
+  setUpNbdAccess,
   setUpNodeAuth,
   startApiServer,
 } from '../api/index.js';
@@ -45,6 +47,8 @@ export interface NodeOptions {
   apiAddr?: string;
   /** NBD listen address `HOST:PORT`. Default env FERRY_NBD_ADDR, else 127.0.0.1:10809. */
   nbdAddr?: string;
+  /** NBD TLS mode `off|optional|require` (docs/NBD.md). Default env FERRY_NBD_TLS, else by the NBD address. */
+  nbdTls?: string;
   /**
    * Authentication (docs/AUTH.md): on by default with the admin secret `<dataDir>/auth/admin.secret`; `off`
    * (`--auth-off`, env FERRY_AUTH=off) turns it off with a warning; RS256 key, JWKS URL, issuer and audience fall
@@ -164,6 +168,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const dataDir = options.dataDir ?? process.env.FERRY_DATA_DIR ?? defaultDataDir();
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
+  if (options.nbdTls !== undefined) parseNbdTlsMode(options.nbdTls, '--nbd-tls');
 
   // Before the engine and the chunk workers allocate: see node/native/malloc.c.
   if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');
@@ -249,12 +254,22 @@ export async function runNode(options: NodeOptions): Promise<void> {
       log: (level, msg, fields) => log(level, msg, fields),
     });
 
-    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
+    // Authentication first: it creates the admin secret, from which NBD TLS-PSK keys derive (nothing more stored).
+    const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
+    const nbdAccess = await setUpNbdAccess({
+      dataDir,
+      mode: options.nbdTls,
+      listenHost: nbdAddr.host,
+      engine,
+      store,
+      log,
+    });
+    const { tls, authorize } = nbdAccess;
+    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields), tls, authorize });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
     // The node id lives in <dataDir>/node-id, the cluster record in the cluster store (api/cluster-directory.ts).
     const cluster = await StoreClusterDirectory.open({ dataDir, store });
     const app = createApp({
@@ -269,6 +284,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       logError: (msg, fields) => log('error', msg, fields),
       logger: logger(),
       metrics,
+      ...(nbdAccess.psk !== undefined && { nbdPsk: nbdAccess.psk }),
       readiness: [
         { name: 'cluster_store', check: async () => void (await store.get('/ferry/readyz')) },
         { name: 'api', check: async () => assertServing(serving) },

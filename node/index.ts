@@ -34,6 +34,16 @@ export {
   trimAllocator,
   tuneAllocator,
 } from './native/allocator.js';
-export { NbdServer, type NbdServerOptions } from './nbd/index.js';
+export {
+  defaultTlsMode,
+  isLoopback,
+  NBD_TLS_MODES,
+  type NbdAuthorize,
+  type NbdIdentity,
+  NbdServer,
+  type NbdServerOptions,
+  type NbdTlsMode,
+  type NbdTlsOptions,
+} from './nbd/index.js';
 export { SqliteStore } from './store/sqlite-store.js';
 export type { ClusterStore, KeyValue, StoreOp } from './store/types.js';

@@ -118,6 +118,23 @@ describe('engine over NBD with real clients', () => {
     await new Promise((r) => holder.on('close', r));
   });
 
+  it('refuses a volume that is restoring with the reason, and the engine says why it cannot open', async () => {
+    await engine.createVolume({ name: 'incoming', size: MiB, restoring: true });
+    const info = await run('nbdinfo', [`${base}/incoming`], { ...ENV, LIBNBD_DEBUG: '1' });
+    expect(info.code).not.toBe(0);
+    expect(info.stderr).toMatch(/server error message: volume incoming is restoring: its restore has not completed/);
+    expect(await engine.openProblem?.('incoming')).toMatch(/volume incoming is restoring/);
+    const writer = await engine.openForRestore('incoming');
+    expect((await engine.inspectVolume('incoming')).attached_by).toEqual([
+      { client: 'restore', since: expect.any(String) },
+    ]);
+    await writer.close();
+    await engine.completeRestore('incoming');
+    expect(await engine.openProblem?.('incoming')).toBeUndefined();
+    expect((await engine.inspectVolume('incoming')).attached_by).toBeUndefined();
+    await engine.deleteVolume('incoming');
+  });
+
   it('clones the snapshot, restores the volume from it, and deletes it without disturbing the clone', async () => {
     await engine.cloneVolume({ parent_id: 'vol@s1', name: 'copy' });
     await ok('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', source, `${base}/copy`]);

@@ -13,6 +13,15 @@ export { principalOf } from './context.js';
 export { MemoryOwnershipBackend } from './memory-store.js';
 export { bearerAuth, bearerToken } from './middleware.js';
 export { MAX_TTL_SECONDS, type MintOptions, mintToken, parseTtl, type TokenClaims } from './mint.js';
+export {
+  NBD_IDENTITY_PREFIX,
+  type NbdAccess,
+  NbdIdentities,
+  nbdAuthorizer,
+  nbdPskKey,
+  parseNbdTlsMode,
+  setUpNbdAccess,
+} from './nbd-access.js';
 export { type NodeAuth, type NodeAuthOptions, setUpNodeAuth } from './node-auth.js';
 export {
   ACCESS_TYPES,
@@ -26,5 +35,5 @@ export {
 export { OWNERSHIP_PREFIX, type OwnershipBackend, OwnershipStore } from './ownership-store.js';
 export { PUBLIC_PATHS, type RouteAction, routeAction } from './policy.js';
 export { type Principal, ROLE_ADMIN, ROLE_USER, ROLE_VIEW, ROLES } from './principal.js';
-export { authRoutes } from './routes.js';
+export { authRoutes, type NbdKeyIssuer } from './routes.js';
 export { createTokenVerifier, LOCAL_ISSUER, type TokenVerifier, type TokenVerifierOptions } from './verifier.js';

@@ -14,6 +14,8 @@ export const PUBLIC_PATHS: ReadonlySet<string> = new Set(['/v1/identities/versio
 
 /** POST routes that change nothing. */
 const READING_POSTS: readonly RegExp[] = [
+  // Hands callers their own NBD key: any role may read its exports over NBD.
+  /^\/v1\/auth\/nbd-key$/,
   /^\/v1\/volumes\/(filters|inspectwithfilters)$/,
   /^\/v1\/volumes\/snapshots\/[^/]+\/filters$/,
   /^\/v1\/cloudbackups\/(enumerate\/filters|status|catalog|verify)$/,

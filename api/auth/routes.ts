@@ -2,7 +2,8 @@
  * Ferry's auth routes (additions under /v1): GET /v1/auth/whoami (the caller's principal), and the ownership of
  * volumes and credentials: GET /v1/ownership/{volumes|credentials}/{id} (Read access) and PUT with
  * `{ ownership: { owner?, acls? } }` (Admin access; `acls` replaces the old ACLs; changing `owner` is for
- * system.admin only). A snapshot's ownership is its volume's: GET shows it, PUT is refused.
+ * system.admin only). A snapshot's ownership is its volume's: GET shows it, PUT is refused. POST /v1/auth/nbd-key:
+ * the caller's NBD TLS-PSK key (nbd-access.ts).
  */
 import type { Context } from 'hono';
 import { Hono } from 'hono';
@@ -13,11 +14,33 @@ import { resolveVolumeOrSnapshot } from '../resolve.js';
 import { credentialRefSchema, resourceRefSchema } from '../schemas/index.js';
 import { readJsonBody, readParam } from '../validate.js';
 import type { ResourceAccess } from './access.js';
+import { AUTH_OFF_PRINCIPAL, type NbdIdentities } from './nbd-access.js';
 import { mayChangeOwner, type Ownership, ownershipUpdateSchema, type ResourceRef } from './ownership.js';
 
+/** What `POST /v1/auth/nbd-key` needs: the key of an identity, and where identities' principals are recorded. */
+export interface NbdKeyIssuer {
+  psk: (identity: string) => Buffer;
+  identities: NbdIdentities;
+}
+
 /** The auth and ownership routes, to mount under `/v1`. */
-export function authRoutes(access: ResourceAccess, engine: VolumeEngine, credentials?: CredentialStore): Hono {
+export function authRoutes(
+  access: ResourceAccess,
+  engine: VolumeEngine,
+  credentials?: CredentialStore,
+  nbd?: NbdKeyIssuer,
+): Hono {
   const routes = new Hono();
+
+  routes.post('/auth/nbd-key', async (c) => {
+    if (nbd === undefined) {
+      throw new FerryError('UNAVAILABLE', 'this node serves no NBD TLS keys; start it with `ferry node start`');
+    }
+    const principal = access.principal(c) ?? AUTH_OFF_PRINCIPAL;
+    await nbd.identities.record(principal);
+    // The key is the caller's own; it is never logged (the request log records no bodies).
+    return c.json({ identity: principal.sub, psk_key: nbd.psk(principal.sub).toString('hex') });
+  });
 
   routes.get('/auth/whoami', (c) => {
     const principal = access.principal(c);

@@ -549,6 +549,14 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     summary: "The caller's principal (or that authentication is off).",
   },
   {
+    method: 'post',
+    path: '/v1/auth/nbd-key',
+    operationId: 'authNbdKey',
+    tag: 'Auth',
+    summary:
+      "The caller's NBD TLS-PSK identity and key (hex), for nbds:// clients; records the caller's roles and groups for NBD access.",
+  },
+  {
     method: 'get',
     path: '/v1/ownership/volumes/{id}',
     operationId: 'ownershipVolumeInspect',

@@ -79,7 +79,12 @@ export function volumeRoutes(engine: VolumeEngine, access: ResourceAccess): Hono
     const ref = readParam(c, 'volume_id', resourceRefSchema);
     const found = await resolveVolumeOrSnapshot(engine, ref);
     await access.require(c, resolvedRef(found), 'Read');
-    if (found.kind === 'volume') return c.json(volumeView(found.volume));
+    if (found.kind === 'volume') {
+      const view = volumeView(found.volume);
+      const problem = await engine.openProblem?.(found.volume.id);
+      if (problem !== undefined) view.volume.open_problem = problem;
+      return c.json(view);
+    }
     const parent = await engine.inspectVolume(found.snapshot.volume_id).catch(() => undefined);
     return c.json(snapshotView(found.snapshot, parent));
   });

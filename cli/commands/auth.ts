@@ -1,5 +1,5 @@
 /**
- * `ferry auth token|whoami|show|share|unshare`: tokens minted from the node's admin secret, the caller's identity,
+ * `ferry auth token|whoami|show|share|unshare` (and `nbd-key`, nbd-key.ts): tokens minted from the node's admin secret, the caller's identity,
  * and the ownership (owner and ACLs) of volumes and credentials. See docs/AUTH.md.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
@@ -16,6 +16,7 @@ import {
 import { isFerryError } from '../../common/index.js';
 import { clientFor, globalOptions, output } from '../context.js';
 import { cliDataDir } from './auth-token.js';
+import { registerNbdKeyCommand } from './nbd-key.js';
 
 const ROLE_NAMES = ['system.admin', 'system.user', 'system.view'];
 const ACCESS_NAMES: readonly AccessType[] = ['Read', 'Write', 'Admin'];
@@ -121,6 +122,7 @@ type OwnershipAnswer = { id: string; ownership?: Ownership };
 /** Adds `auth` and its subcommands to `program`. */
 export function registerAuthCommands(program: Command): void {
   const auth = program.command('auth').description('API tokens, the caller identity, and who owns what');
+  registerNbdKeyCommand(auth);
 
   auth
     .command('token')

@@ -7,6 +7,7 @@ import { parseHostPort } from '../format.js';
 interface StartOptions {
   apiAddr?: string;
   nbdAddr?: string;
+  nbdTls?: string;
   authOff?: boolean;
   authPublicKey?: string;
   authJwksUrl?: string;
@@ -32,6 +33,10 @@ export function registerNodeCommands(program: Command): void {
       checkHostPort,
     )
     .option('--nbd-addr <host:port>', 'NBD listen address (env FERRY_NBD_ADDR; default 127.0.0.1:10809)', checkHostPort)
+    .option(
+      '--nbd-tls <mode>',
+      'NBD TLS (TLS-PSK, see ferry auth nbd-key): off, optional or require (env FERRY_NBD_TLS; default require unless the NBD address is loopback, where it is optional)',
+    )
     .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
     .option(
       '--auth-public-key <file>',

@@ -47,6 +47,8 @@ export function describeVolume(view: InspectView): string {
     ['Export', v.export_name],
   ];
   if (!v.readonly) rows.push(['Snapshots', String(v.snapshot_count)], ['Bytes used', formatSize(v.bytes_used)]);
+  for (const holder of v.attached_by ?? []) rows.push(['Attached by', `${holder.client} since ${holder.since}`]);
+  if (v.open_problem !== undefined) rows.push(['Cannot open', v.open_problem]);
   if (v.source !== undefined) rows.push([v.readonly ? 'Volume' : 'Parent snapshot', v.source.parent]);
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');

@@ -33,9 +33,11 @@ import type {
   CreateSnapshotRequest,
   CreateVolumeRequest,
   GroupSnapshotRequest,
+  OpenExportOptions,
   SnapshotInfo,
   UpdateVolumeRequest,
   VolumeEngine,
+  VolumeHolder,
   VolumeInfo,
 } from './types.js';
 import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
@@ -62,8 +64,8 @@ interface VolumeState extends ViewSource {
   record: VolumeRecord;
   layer: Layer;
   writers: number;
-  /** The open writable devices (more than one only for shared volumes). */
-  devices: Set<LayerDevice>;
+  /** The open writable devices (more than one only for shared volumes), with who opened each and when. */
+  devices: Map<LayerDevice, VolumeHolder>;
   /** This volume's snapshots by name. */
   snaps: Map<string, SnapshotState>;
 }
@@ -151,7 +153,7 @@ class Engine implements VolumeEngine {
       record,
       layer: this.layers.get(record.top),
       writers: 0,
-      devices: new Set(),
+      devices: new Map(),
       snaps: new Map(),
       gate: new Gate(),
       locks: new KeyedLock(),
@@ -246,6 +248,7 @@ class Engine implements VolumeEngine {
       snapshot_count: v.snaps.size,
       status: r.status,
       attached: v.writers > 0,
+      ...(v.devices.size > 0 && { attached_by: [...v.devices.values()].map((holder) => ({ ...holder })) }),
       shared: r.shared,
       bytes_used: v.layer.bytesUsed,
       bytes_used_total: [...new Set([v.layer, ...[...v.snaps.values()].map((s) => s.layer)])].reduce(
@@ -382,6 +385,20 @@ class Engine implements VolumeEngine {
 
   async inspectVolume(idOrName: string): Promise<VolumeInfo> {
     return this.volumeInfo(this.findVolume(idOrName));
+  }
+
+  async openProblem(idOrName: string): Promise<string | undefined> {
+    const v = this.findVolume(idOrName);
+    if (v.record.status !== 'up') {
+      return `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`;
+    }
+    try {
+      // Unwraps the data key as an open would (without taking a writer slot), then forgets it.
+      (await this.cipherFor(v.record.name, v.record.encryption))?.release();
+    } catch (err: unknown) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    return undefined;
   }
 
   updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo> {
@@ -801,7 +818,7 @@ class Engine implements VolumeEngine {
   async openForRestore(idOrName: string): Promise<BlockDevice> {
     const v = this.findVolume(idOrName);
     if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
-    return this.openWriter(v);
+    return this.openWriter(v, 'restore');
   }
 
   completeRestore(idOrName: string): Promise<VolumeInfo> {
@@ -816,7 +833,7 @@ class Engine implements VolumeEngine {
     });
   }
 
-  async openExport(name: string): Promise<BlockDevice> {
+  async openExport(name: string, options: OpenExportOptions = {}): Promise<BlockDevice> {
     if (name.includes('@')) {
       const found = this.findSnapshot(name);
       const encryption = this.volumes.get(found.record.volume_id)?.record.encryption;
@@ -847,19 +864,20 @@ class Engine implements VolumeEngine {
         `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`,
       );
     }
-    return this.openWriter(v);
+    return this.openWriter(v, options.holder ?? 'a local opener');
   }
 
-  private async openWriter(v: VolumeState): Promise<BlockDevice> {
+  private async openWriter(v: VolumeState, holder: string): Promise<BlockDevice> {
     const cipher = await this.cipherFor(v.record.name, v.record.encryption);
     try {
       // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
-      const leaving = [...v.devices].map((d) => d.closing).filter((p) => p !== undefined);
+      const leaving = [...v.devices.keys()].map((d) => d.closing).filter((p) => p !== undefined);
       if (leaving.length > 0 && leaving.length === v.devices.size) await Promise.allSettled(leaving);
       if (this.volumes.get(v.record.id) !== v) throw notFound(`volume ${v.record.name} was deleted`);
       if (v.writers > 0 && !v.record.shared) {
+        const by = [...v.devices.values()].map((h) => `${h.client} since ${h.since}`).join(', ') || 'another writer';
         throw precondition(
-          `volume ${v.record.name} is already attached by another writer; disconnect it first (or create the volume with --shared)`,
+          `volume ${v.record.name} is already attached by ${by}; disconnect it first (or create the volume with --shared)`,
         );
       }
     } catch (err: unknown) {
@@ -872,7 +890,7 @@ class Engine implements VolumeEngine {
       v.devices.delete(device);
     };
     const device: LayerDevice = new LayerDevice(v.record.name, v.record.size, false, v, onClose, cipher);
-    v.devices.add(device);
+    v.devices.set(device, { client: holder, since: new Date().toISOString() });
     return device;
   }
 

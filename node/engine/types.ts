@@ -66,9 +66,22 @@ export interface ExportProvider {
   describeExport(name: string): Promise<{ size: number; readOnly: boolean; blockSize: number }>;
   /**
    * Opens an export. A snapshot export is always read-only. A volume that is not shared accepts one writer at a
-   * time: a second open for writing rejects with FAILED_PRECONDITION.
+   * time: a second open for writing rejects with FAILED_PRECONDITION naming who holds it and since when.
    */
-  openExport(name: string): Promise<BlockDevice>;
+  openExport(name: string, options?: OpenExportOptions): Promise<BlockDevice>;
+}
+
+export interface OpenExportOptions {
+  /** Who opens it (an NBD client's address), recorded as the volume's holder while the device is open. */
+  holder?: string;
+}
+
+/** Who holds a volume open as a writer. */
+export interface VolumeHolder {
+  /** The opener's description (an NBD client's `address:port`, or `restore` for a restore job). */
+  client: string;
+  /** ISO-8601 time it opened the volume. */
+  since: string;
 }
 
 export interface VolumeInfo {
@@ -85,6 +98,8 @@ export interface VolumeInfo {
   status: 'up' | 'restoring';
   /** True while an NBD writer (or another opener) holds the volume. */
   attached: boolean;
+  /** Who holds the volume open as a writer, when anyone does. */
+  attached_by?: VolumeHolder[];
   /** Whether several writers may attach at once. */
   shared: boolean;
   /** The snapshot this volume was cloned from, if any. */
@@ -210,6 +225,11 @@ export interface VolumeEngine extends ExportProvider {
   deleteSnapshot(idOrExport: string): Promise<void>;
   /** Resolves once background work started so far (the space of deleted snapshots) has ended. Optional. */
   settled?(): Promise<void>;
+  /**
+   * Why the volume cannot be opened right now, apart from a writer holding it (`attached_by` says who): it is
+   * restoring, or its data key cannot be unwrapped (e.g. its KEK was destroyed). Undefined when it can. Optional.
+   */
+  openProblem?(idOrName: string): Promise<string | undefined>;
   /** Makes the live volume equal to the snapshot. Refused (FAILED_PRECONDITION) while the volume is attached. */
   restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void>;
   changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage>;

@@ -4,6 +4,7 @@
  */
 import type { Socket } from 'node:net';
 import type { ExportProvider } from '../engine/types.js';
+import { type NbdAuthorize, type NbdTlsMode, plaintextIdentity } from './access.js';
 import { messageOf } from './errors.js';
 import { negotiate } from './handshake.js';
 import { SocketReader, StreamClosedError } from './socket-reader.js';
@@ -13,6 +14,8 @@ export interface ConnectionOptions {
   maxPayload: number;
   log: (event: string, fields: Record<string, unknown>) => void;
   shuttingDown: () => boolean;
+  tls: { mode: NbdTlsMode; pskKey: ((identity: string) => Buffer | undefined) | undefined };
+  authorize: NbdAuthorize | undefined;
 }
 
 /** How long an ended socket may take to flush its last bytes before it is destroyed. */
@@ -21,26 +24,32 @@ const END_GRACE_MS = 5000;
 export class Connection {
   /** Resolves when the socket is closed and the device (if any) is closed. Never rejects. */
   readonly done: Promise<void>;
-  private readonly reader: SocketReader;
+  private reader: SocketReader;
   private readonly remote: string;
   private transmission: Transmission | undefined;
+  /** Resolves when the current socket (the TLS one after STARTTLS) has closed. */
+  private closed: Promise<void>;
 
   constructor(
-    private readonly socket: Socket,
+    private socket: Socket,
     private readonly provider: ExportProvider,
     private readonly options: ConnectionOptions,
   ) {
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     socket.setNoDelay(true);
     socket.on('error', (err: Error) => this.log('nbd.connection.error', { error: err.message }));
-    this.reader = new SocketReader(socket, options.maxPayload + 64 * 1024);
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    this.reader = new SocketReader(socket, this.readerHighWater);
+    this.closed = closedOf(socket);
     this.done = this.serve()
       .catch((err: unknown) => {
         this.log('nbd.connection.error', { error: messageOf(err) });
-        socket.destroy();
+        this.socket.destroy();
       })
-      .then(() => closed);
+      .then(() => this.closed);
+  }
+
+  private get readerHighWater(): number {
+    return this.options.maxPayload + 64 * 1024;
   }
 
   /** Server shutdown: drops a connection still negotiating; lets one in transmission finish what it has read. */
@@ -58,21 +67,33 @@ export class Connection {
 
   private async serve(): Promise<void> {
     this.log('nbd.connection.open', {});
-    const { socket, reader } = this;
     let negotiated: Awaited<ReturnType<typeof negotiate>>;
     try {
       negotiated = await negotiate({
-        socket,
-        reader,
+        socket: this.socket,
+        reader: this.reader,
         provider: this.provider,
         maxPayload: this.options.maxPayload,
         log: (event, fields) => this.log(event, fields),
         shuttingDown: this.options.shuttingDown,
+        tls: this.options.tls,
+        plaintext: plaintextIdentity(this.options.tls.mode, this.socket.remoteAddress),
+        authorize: this.options.authorize,
+        upgraded: (socket, reader) => {
+          socket.on('error', (err: Error) => this.log('nbd.connection.error', { error: err.message }));
+          this.socket = socket;
+          this.reader = reader;
+          this.closed = closedOf(socket);
+          if (this.options.shuttingDown()) this.shutdown();
+        },
+        readerHighWater: this.readerHighWater,
+        holder: this.remote,
       });
     } catch (err: unknown) {
       if (!(err instanceof StreamClosedError)) throw err;
       negotiated = undefined;
     }
+    const { socket, reader } = this;
     if (!negotiated) {
       this.log('nbd.connection.close', { phase: 'handshake' });
       // After NBD_OPT_ABORT the socket is already ending with the ACK in flight; anything else is a hard disconnect.
@@ -80,8 +101,13 @@ export class Connection {
       else socket.destroy();
       return;
     }
-    const { device, exportName } = negotiated;
-    this.log('nbd.export.open', { export: exportName, read_only: device.readOnly, structured: negotiated.structured });
+    const { device, exportName, identity } = negotiated;
+    this.log('nbd.export.open', {
+      export: exportName,
+      read_only: device.readOnly,
+      structured: negotiated.structured,
+      identity: identity.kind === 'psk' ? identity.name : identity.kind,
+    });
     const transmission = new Transmission({
       ...negotiated,
       socket,
@@ -121,4 +147,9 @@ export class Connection {
     socket.once('finish', () => socket.destroy());
     if (!socket.writableEnded) socket.end();
   }
+}
+
+function closedOf(socket: Socket): Promise<void> {
+  if (socket.closed) return Promise.resolve();
+  return new Promise<void>((resolve) => socket.once('close', () => resolve()));
 }

@@ -47,6 +47,7 @@ export function errnoFor(err: unknown): number {
  */
 export function optionErrorFor(err: unknown, shuttingDown: boolean): number {
   if (shuttingDown) return REP_ERR_SHUTDOWN;
+  if (err instanceof NbdRefusal) return err.reply;
   if (!isFerryError(err)) return REP_ERR_POLICY;
   switch (err.code) {
     case 'NOT_FOUND':
@@ -66,4 +67,15 @@ function isNoSpaceCode(err: unknown): boolean {
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** A refusal during the handshake with its own option reply type (e.g. NBD_REP_ERR_TLS_REQD) and message. */
+export class NbdRefusal extends Error {
+  constructor(
+    readonly reply: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NbdRefusal';
+  }
 }

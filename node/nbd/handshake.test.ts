@@ -63,7 +63,7 @@ describe('NBD handshake', () => {
     expect((await raw.optionReply()).type).toBe(c.REP_ACK);
   });
 
-  it('refuses STARTTLS (no TLS) and too-large options, then carries on', async () => {
+  it('refuses STARTTLS (no keys given) and too-large options, then carries on', async () => {
     const raw = await client();
     await raw.greet();
     raw.sendOption(c.OPT_STARTTLS);

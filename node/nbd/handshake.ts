@@ -1,23 +1,42 @@
 /**
  * Fixed newstyle handshake and option haggling (layouts in constants.ts). Ends in transmission with an opened device,
- * or with the session over (NBD_OPT_ABORT, a protocol violation, or an NBD_OPT_EXPORT_NAME that cannot be served).
+ * or with the session over (NBD_OPT_ABORT, a protocol violation, a failed TLS handshake, or an NBD_OPT_EXPORT_NAME
+ * that cannot be served). NBD_OPT_STARTTLS moves the connection to TLS-PSK (tls.ts); what a connection may list and
+ * open depends on its identity (access.ts).
  */
 import type { Socket } from 'node:net';
+import { isFerryError } from '../../common/errors.js';
 import type { BlockDevice, ExportProvider } from '../engine/types.js';
+import type { NbdAuthorize, NbdIdentity, NbdTlsMode } from './access.js';
 import * as c from './constants.js';
-import { messageOf, optionErrorFor } from './errors.js';
+import { messageOf, NbdRefusal, optionErrorFor } from './errors.js';
 import { blockSizes, describe, type ExportShape, transmissionFlags } from './export-info.js';
 import { matchContexts, parseMetaContextRequest } from './meta-context.js';
-import type { SocketReader } from './socket-reader.js';
+import { SocketReader } from './socket-reader.js';
+import { startTls } from './tls.js';
 import * as wire from './wire.js';
 
 export interface HandshakeContext {
+  /** The connection's socket; replaced by its TLS socket after NBD_OPT_STARTTLS. */
   socket: Socket;
+  /** Reads `socket`; replaced with it. */
   reader: SocketReader;
   provider: ExportProvider;
   maxPayload: number;
   log: (event: string, fields: Record<string, unknown>) => void;
   shuttingDown: () => boolean;
+  /** The TLS policy; `pskKey` undefined means TLS is not offered. */
+  tls: { mode: NbdTlsMode; pskKey: ((identity: string) => Buffer | undefined) | undefined };
+  /** The identity of the connection before TLS (from its address and the mode). */
+  plaintext: NbdIdentity;
+  /** Decides for `psk` identities; without it they may open everything. */
+  authorize: NbdAuthorize | undefined;
+  /** Called once the connection runs over TLS, with the new socket and reader. */
+  upgraded: (socket: Socket, reader: SocketReader) => void;
+  /** The reader's buffer limit, for the reader of the TLS socket. */
+  readerHighWater: number;
+  /** What opened the device, as the engine records it (the client's address). */
+  holder: string;
 }
 
 /** The outcome of a handshake that entered transmission. */
@@ -27,6 +46,7 @@ export interface Negotiated {
   structured: boolean;
   /** Whether `base:allocation` was selected for this export (NBD_CMD_BLOCK_STATUS allowed). */
   baseAllocation: boolean;
+  identity: NbdIdentity;
 }
 
 interface State {
@@ -34,6 +54,9 @@ interface State {
   structured: boolean;
   /** Export name of the last NBD_OPT_SET_META_CONTEXT that selected base:allocation. */
   metaExport: string | undefined;
+  /** Who the connection is: its plaintext identity, then its PSK identity after TLS. */
+  identity: NbdIdentity;
+  tls: boolean;
 }
 
 /** Runs the handshake. Resolves undefined when the session ended; rejects when the stream closed under it. */
@@ -50,7 +73,13 @@ export async function negotiate(ctx: HandshakeContext): Promise<Negotiated | und
     return undefined;
   }
   // Fixed newstyle is honoured even when the client did not set the bit (the spec allows it).
-  const state: State = { noZeroes: (clientFlags & c.FLAG_C_NO_ZEROES) !== 0, structured: false, metaExport: undefined };
+  const state: State = {
+    noZeroes: (clientFlags & c.FLAG_C_NO_ZEROES) !== 0,
+    structured: false,
+    metaExport: undefined,
+    identity: ctx.plaintext,
+    tls: false,
+  };
 
   for (;;) {
     const header = await ctx.reader.read(c.OPTION_HEADER_SIZE);
@@ -83,6 +112,15 @@ async function handleOption(
     reply(ctx, option, c.REP_ERR_SHUTDOWN, 'the server is shutting down');
     return 'continue';
   }
+  if (!state.tls && ctx.tls.mode === 'require' && option !== c.OPT_STARTTLS && option !== c.OPT_ABORT) {
+    // FORCEDTLS: nothing but STARTTLS (or ABORT) before TLS; NBD_OPT_EXPORT_NAME cannot carry an error.
+    if (option === c.OPT_EXPORT_NAME) {
+      ctx.log('nbd.handshake.rejected', { reason: 'TLS required', option });
+      return undefined;
+    }
+    reply(ctx, option, c.REP_ERR_TLS_REQD, TLS_REQUIRED);
+    return 'continue';
+  }
   switch (option) {
     case c.OPT_EXPORT_NAME:
       return exportName(ctx, state, data.toString('utf8'));
@@ -90,11 +128,10 @@ async function handleOption(
       ctx.socket.end(wire.optionReply(option, c.REP_ACK));
       return undefined;
     case c.OPT_LIST:
-      await list(ctx, data);
+      await list(ctx, state, data);
       return 'continue';
     case c.OPT_STARTTLS:
-      reply(ctx, option, c.REP_ERR_UNSUP, 'TLS is not supported by this server');
-      return 'continue';
+      return startTlsOption(ctx, state, data);
     case c.OPT_INFO:
     case c.OPT_GO:
       return infoOrGo(ctx, state, option, data);
@@ -122,7 +159,7 @@ function reply(ctx: HandshakeContext, option: number, type: number, message?: st
 async function exportName(ctx: HandshakeContext, state: State, name: string): Promise<Negotiated | undefined> {
   let device: BlockDevice;
   try {
-    device = await ctx.provider.openExport(name);
+    device = await open(ctx, state, name);
   } catch (err: unknown) {
     // NBD_OPT_EXPORT_NAME cannot carry an error: the spec requires ending the session.
     ctx.log('nbd.export.refused', { export: name, error: messageOf(err) });
@@ -132,14 +169,121 @@ async function exportName(ctx: HandshakeContext, state: State, name: string): Pr
   wire.writeUInt64(out, device.size, 0);
   out.writeUInt16BE(transmissionFlags(device, state.structured), 8);
   ctx.socket.write(out);
-  return { exportName: name, device, structured: state.structured, baseAllocation: state.metaExport === name };
+  return negotiated(state, name, device);
 }
 
-async function list(ctx: HandshakeContext, data: Buffer): Promise<void> {
+function negotiated(state: State, exportName: string, device: BlockDevice): Negotiated {
+  const { structured, identity } = state;
+  return { exportName, device, structured, baseAllocation: state.metaExport === exportName, identity };
+}
+
+const TLS_REQUIRED =
+  'this server requires TLS: connect with nbds://USER@HOST:PORT/EXPORT?tls-psk-file=FILE (ferry auth nbd-key writes FILE)';
+
+/** The refusal of everything to an anonymous (plaintext, not local) connection. */
+function anonymousRefusal(): NbdRefusal {
+  return new NbdRefusal(c.REP_ERR_TLS_REQD, TLS_REQUIRED);
+}
+
+/**
+ * The shape of export `name` if the connection's identity may open it (as a writer when it is writable); rejects
+ * with the reason otherwise.
+ */
+async function permitted(ctx: HandshakeContext, state: State, name: string): Promise<ExportShape> {
+  const { identity } = state;
+  if (identity.kind === 'anonymous') throw anonymousRefusal();
+  const shape = await ctx.provider.describeExport(name);
+  if (identity.kind === 'psk' && ctx.authorize) await ctx.authorize(identity, name, !shape.readOnly);
+  return shape;
+}
+
+/** Opens export `name` for the connection's identity. */
+async function open(ctx: HandshakeContext, state: State, name: string): Promise<BlockDevice> {
+  await permitted(ctx, state, name);
+  try {
+    return await ctx.provider.openExport(name, { holder: ctx.holder });
+  } catch (err: unknown) {
+    // The export exists (described above): a NOT_FOUND now is about something else (e.g. a destroyed KEK).
+    if (isFerryError(err) && err.code === 'NOT_FOUND') throw new NbdRefusal(c.REP_ERR_POLICY, err.message);
+    throw err;
+  }
+}
+
+async function startTlsOption(ctx: HandshakeContext, state: State, data: Buffer): Promise<'continue' | undefined> {
+  const option = c.OPT_STARTTLS;
+  if (data.length !== 0) {
+    reply(ctx, option, c.REP_ERR_INVALID, 'NBD_OPT_STARTTLS takes no data');
+    return 'continue';
+  }
+  if (state.tls) {
+    reply(ctx, option, c.REP_ERR_INVALID, 'TLS is already in use on this connection');
+    return 'continue';
+  }
+  const { pskKey } = ctx.tls;
+  if (ctx.tls.mode === 'off' || pskKey === undefined) {
+    reply(ctx, option, c.REP_ERR_UNSUP, 'TLS is not offered by this server (its NBD TLS mode is off)');
+    return 'continue';
+  }
+  if (ctx.reader.available > 0) {
+    // The client must wait for our reply before its TLS hello: bytes already here are a protocol violation.
+    ctx.log('nbd.handshake.rejected', { reason: 'data after NBD_OPT_STARTTLS before its reply' });
+    return undefined;
+  }
+  const raw = ctx.socket;
+  // The plaintext reader lets go first (so it cannot swallow the client's TLS hello), then the ACK goes out, all
+  // of it, before the TLS layer takes the socket over.
+  ctx.reader.detach();
+  const sent = await new Promise<boolean>((resolve) =>
+    raw.write(wire.optionReply(option, c.REP_ACK), (err) => resolve(err === undefined || err === null)),
+  );
+  if (!sent) {
+    raw.destroy();
+    return undefined;
+  }
+  let upgraded: Awaited<ReturnType<typeof startTls>>;
+  try {
+    upgraded = await startTls(raw, pskKey);
+  } catch (err: unknown) {
+    ctx.log('nbd.tls.failed', { error: messageOf(err) });
+    raw.destroy();
+    return undefined;
+  }
+  const { socket, identity } = upgraded;
+  socket.once('close', () => raw.destroy());
+  const reader = new SocketReader(socket, ctx.readerHighWater);
+  ctx.socket = socket;
+  ctx.reader = reader;
+  ctx.upgraded(socket, reader);
+  // The spec: after STARTTLS the server forgets what was negotiated before it.
+  state.tls = true;
+  state.structured = false;
+  state.metaExport = undefined;
+  state.identity = { kind: 'psk', name: identity };
+  ctx.log('nbd.tls.established', { identity, protocol: socket.getProtocol(), cipher: socket.getCipher().name });
+  return 'continue';
+}
+
+/** The exports the connection's identity may open. */
+async function visibleExports(ctx: HandshakeContext, state: State): Promise<string[]> {
+  if (state.identity.kind === 'anonymous') throw anonymousRefusal();
+  const names = await ctx.provider.listExports();
+  if (state.identity.kind !== 'psk' || !ctx.authorize) return names;
+  const allowed = await Promise.all(
+    names.map((name) =>
+      permitted(ctx, state, name).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return names.filter((_name, i) => allowed[i]);
+}
+
+async function list(ctx: HandshakeContext, state: State, data: Buffer): Promise<void> {
   if (data.length !== 0) return reply(ctx, c.OPT_LIST, c.REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
   let names: string[];
   try {
-    names = await ctx.provider.listExports();
+    names = await visibleExports(ctx, state);
   } catch (err: unknown) {
     ctx.log('nbd.list.failed', { error: messageOf(err) });
     return reply(ctx, c.OPT_LIST, optionErrorFor(err, ctx.shuttingDown()), messageOf(err));
@@ -182,8 +326,8 @@ async function infoOrGo(
   let device: BlockDevice | undefined;
   try {
     // NBD_OPT_INFO must not open the export (that would take the writer slot); NBD_OPT_GO opens it.
-    if (option === c.OPT_GO) shape = device = await ctx.provider.openExport(name);
-    else shape = await ctx.provider.describeExport(name);
+    if (option === c.OPT_GO) shape = device = await open(ctx, state, name);
+    else shape = await permitted(ctx, state, name);
   } catch (err: unknown) {
     ctx.log('nbd.export.refused', { export: name, option: option === c.OPT_GO ? 'go' : 'info', error: messageOf(err) });
     reply(ctx, option, optionErrorFor(err, ctx.shuttingDown()), messageOf(err));
@@ -201,7 +345,7 @@ async function infoOrGo(
   reply(ctx, option, c.REP_ACK);
   ctx.socket.uncork();
   if (!device) return 'continue';
-  return { exportName: name, device, structured: state.structured, baseAllocation: state.metaExport === name };
+  return negotiated(state, name, device);
 }
 
 async function metaContext(ctx: HandshakeContext, state: State, option: number, data: Buffer): Promise<void> {
@@ -214,7 +358,7 @@ async function metaContext(ctx: HandshakeContext, state: State, option: number, 
   const request = parseMetaContextRequest(data);
   if (!request) return reply(ctx, option, c.REP_ERR_INVALID, 'malformed meta context request');
   try {
-    await ctx.provider.describeExport(request.exportName);
+    await permitted(ctx, state, request.exportName);
   } catch (err: unknown) {
     return reply(ctx, option, optionErrorFor(err, ctx.shuttingDown()), messageOf(err));
   }

@@ -1,2 +1,12 @@
 /** The NBD export of a storage node: serves an ExportProvider's volumes and snapshots to NBD clients. */
+
+export {
+  defaultTlsMode,
+  isLoopback,
+  NBD_TLS_MODES,
+  type NbdAuthorize,
+  type NbdIdentity,
+  type NbdTlsMode,
+  type NbdTlsOptions,
+} from './access.js';
 export { NbdServer, type NbdServerOptions } from './server.js';

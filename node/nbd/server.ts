@@ -1,8 +1,13 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ExportProvider } from '../engine/types.js';
+import type { NbdAuthorize, NbdTlsMode, NbdTlsOptions } from './access.js';
 import { Connection } from './connection.js';
 
 export interface NbdServerOptions {
+  /** TLS (NBD_OPT_STARTTLS with TLS-PSK) and its policy; default: mode `optional`, but no keys, so no TLS. */
+  tls?: NbdTlsOptions;
+  /** What a TLS-PSK identity may list and open; default: everything. */
+  authorize?: NbdAuthorize;
   /** log function for connection-level events; default: none */
   log?: (event: string, fields: Record<string, unknown>) => void;
   /** max request payload, default 32 MiB */
@@ -21,6 +26,8 @@ export class NbdServer {
   private readonly connections = new Set<Connection>();
   private server: Server | undefined;
   private closing = false;
+  private readonly tls: { mode: NbdTlsMode; pskKey: ((identity: string) => Buffer | undefined) | undefined };
+  private readonly authorize: NbdAuthorize | undefined;
 
   constructor(
     private readonly provider: ExportProvider,
@@ -35,6 +42,11 @@ export class NbdServer {
         // ignored on purpose
       }
     };
+    this.tls = { mode: options.tls?.mode ?? 'optional', pskKey: options.tls?.pskKey };
+    if (this.tls.mode === 'require' && this.tls.pskKey === undefined) {
+      throw new RangeError('NBD TLS mode require needs TLS keys (tls.pskKey)');
+    }
+    this.authorize = options.authorize;
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
     if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 0x7fffffff) {
       throw new RangeError(`maxPayload must be an integer between 4096 and 2^31-1, got ${this.maxPayload}`);
@@ -86,6 +98,8 @@ export class NbdServer {
       maxPayload: this.maxPayload,
       log: this.log,
       shuttingDown: () => this.closing,
+      tls: this.tls,
+      authorize: this.authorize,
     });
     this.connections.add(connection);
     void connection.done.then(() => this.connections.delete(connection));

@@ -20,14 +20,30 @@ export class SocketReader {
   private buffered = 0;
   private waiter: { bytes: number; resolve: () => void; reject: (err: Error) => void } | undefined;
   private closed: Error | undefined;
+  private readonly onEnd = (): void => this.stop(new StreamClosedError('client closed the connection'));
+  private readonly onClose = (): void => this.stop(new StreamClosedError('connection closed'));
+  private readonly onChunk = (chunk: Buffer): void => this.onData(chunk);
 
   constructor(
     private readonly socket: Socket,
     private readonly highWater: number,
   ) {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.stop(new StreamClosedError('client closed the connection')));
-    socket.on('close', () => this.stop(new StreamClosedError('connection closed')));
+    socket.on('data', this.onChunk);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+  }
+
+  /**
+   * Stops reading the socket and hands it back paused, for another reader (a TLS layer) to take over. Returns the
+   * number of bytes that had arrived unread (which that reader would miss). Later reads fail.
+   */
+  detach(): number {
+    this.socket.off('data', this.onChunk);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onClose);
+    this.socket.pause();
+    this.stop(new StreamClosedError('the connection moved to TLS'));
+    return this.buffered;
   }
 
   /** Bytes received and not read yet. */
