@@ -5,7 +5,8 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { DestroyKeyResult, LocalKekInfo, RotateKeyResult } from '../../api/index.js';
-import { clientFor, output } from '../context.js';
+import { ApiError } from '../client.js';
+import { clientFor, globalOptions, output } from '../context.js';
 import { renderTable } from '../format.js';
 
 interface RotateOptions {
@@ -47,10 +48,27 @@ export function rotationText(result: RotateKeyResult): string {
       r.location,
       r.from_version === undefined ? '-' : String(r.from_version),
       r.to_version === undefined ? '-' : String(r.to_version),
-      r.error === undefined ? 'rewrapped' : `failed: ${r.error}`,
+      'rewrapped',
     ]),
   );
   return `${head}\n${table}`;
+}
+
+/**
+ * Runs `call`; with `--json`, a failure is also printed on stdout as `{ "error": { code, message } }` (scripts read
+ * stdout), before the usual `error: ...` line on stderr and exit status.
+ */
+async function jsonErrors<T>(command: Command, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err: unknown) {
+    if (globalOptions(command).json) {
+      const code = err instanceof ApiError ? err.code : 'INTERNAL';
+      const message = err instanceof Error ? err.message : String(err);
+      process.stdout.write(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
+    }
+    throw err;
+  }
 }
 
 /** Adds `keys` and its subcommands to `program`. */
@@ -88,16 +106,14 @@ export function registerKeyCommands(program: Command): void {
     )
     .addHelpText('after', ROTATE_HELP)
     .action(async (kek: string, options: RotateOptions, command: Command) => {
-      const result = await clientFor(command).request<RotateKeyResult>('POST', '/v1/keys/rotate', {
-        kek,
-        ...(options.keyProvider !== undefined && { key_provider: options.keyProvider }),
-        ...(options.cred !== undefined && { credential_id: options.cred }),
-      });
+      const result = await jsonErrors(command, () =>
+        clientFor(command).request<RotateKeyResult>('POST', '/v1/keys/rotate', {
+          kek,
+          ...(options.keyProvider !== undefined && { key_provider: options.keyProvider }),
+          ...(options.cred !== undefined && { credential_id: options.cred }),
+        }),
+      );
       output(command, result, () => rotationText(result));
-      const failed = result.repositories.filter((r) => r.error !== undefined);
-      if (failed.length > 0) {
-        throw new Error(`${failed.length} repositories were not rewrapped (they still open with the old version)`);
-      }
     });
 
   keys
