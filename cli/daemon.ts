@@ -177,7 +177,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
-    engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup }) });
+    engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup, keyring }) });
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
@@ -200,7 +200,14 @@ export async function runNode(options: NodeOptions): Promise<void> {
         info: job.info,
       }),
     );
-    const keys = new KeyService({ keyring, providers, credentials, repositories: cloudBackups.jobs.repositories });
+    const volumesOf = engine;
+    const keys = new KeyService({
+      keyring,
+      providers,
+      credentials,
+      repositories: cloudBackups.jobs.repositories,
+      volumes: () => volumesOf.listVolumes(),
+    });
     // Schedules live in the cluster store; every node runs a scheduler, and leases there keep runs single.
     const scheduleRecords = new ScheduleRecords(store);
     const scheduler = new BackupScheduler({

@@ -252,6 +252,11 @@ export class LocalKeyring implements KeyProvider {
     });
   }
 
+  /** When KEK `name` was destroyed (ISO-8601), or undefined when it is live or unknown. Reads memory only. */
+  destroyedAt(name: string): string | undefined {
+    return this.keks.get(name)?.destroyed;
+  }
+
   /** Every KEK, destroyed ones included, in name order. */
   async listKeks(): Promise<LocalKekInfo[]> {
     this.checkOpen();

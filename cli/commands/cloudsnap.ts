@@ -4,7 +4,7 @@
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CloudBackupInfoView, JobStatus } from '../../api/index.js';
-import type { FerryClient } from '../client.js';
+import { ApiError, type FerryClient } from '../client.js';
 import { clientFor, globalOptions, output } from '../context.js';
 import { formatLabels, formatSize, parseLabel, parseWholeNumber, renderTable } from '../format.js';
 import { catalog, gc, jobStatus, jobStatuses, listBackups, verify, waitForJob } from './cloudsnap-api.js';
@@ -207,11 +207,19 @@ export function registerCloudsnapCommands(program: Command): void {
         output(command, { backups }, () => backupTable(backups, false));
         return;
       }
+      // A credential that cannot be read (its KEK destroyed, its bucket gone) does not hide the others' backups.
       const backups: (CloudBackupInfoView & { credential: string })[] = [];
+      const errors: { credential: string; code: string; message: string }[] = [];
       for (const credential of await credentialNames(client)) {
-        for (const b of await listBackups(client, credential, options.volume)) backups.push({ ...b, credential });
+        try {
+          for (const b of await listBackups(client, credential, options.volume)) backups.push({ ...b, credential });
+        } catch (err: unknown) {
+          if (!(err instanceof ApiError) || err.status === 0) throw err;
+          errors.push({ credential, code: err.code, message: err.message });
+        }
       }
-      output(command, { backups }, () => backupTable(backups, true));
+      output(command, { backups, ...(errors.length > 0 && { errors }) }, () => backupTable(backups, true));
+      for (const e of errors) process.stderr.write(`warning: credential ${e.credential} not listed: ${e.message}\n`);
     });
 
   cloudsnap

@@ -21,7 +21,8 @@ or KMS first: Ferry then rewraps under the newest version there.`;
 
 const DESTROY_HELP = `
 Crypto-shredding: the KEK's key material is removed from the node's keyring. Every backup whose repository it
-protects becomes unreadable, on every cluster, for good. Copies of the keyring file (backups of the node's data
+protects becomes unreadable, on every cluster, for good, and so does every encrypted volume whose key it wraps
+(they are listed first, and refused without --force; they then show as "down - KEK ... destroyed"). Copies of the keyring file (backups of the node's data
 directory) still hold it: destroy those too.`;
 
 /** The table of `ferry keys list`. */
@@ -71,6 +72,15 @@ async function jsonErrors<T>(command: Command, call: () => Promise<T>): Promise<
   }
 }
 
+/** What destroying a KEK loses: "the backups under it (credentials: a) and encrypted volumes pay". */
+export function lossText(result: DestroyKeyResult): string {
+  const who = result.credentials.length > 0 ? ` (credentials: ${result.credentials.join(', ')})` : '';
+  const backups = `the backups under it${who}`;
+  const volumes = result.volumes;
+  if (volumes.length === 0) return backups;
+  return `${backups} and encrypted ${volumes.length === 1 ? 'volume' : 'volumes'} ${volumes.join(', ')}`;
+}
+
 /** Adds `keys` and its subcommands to `program`. */
 export function registerKeyCommands(program: Command): void {
   const keys = program.command('keys').description('manage the KEKs that protect backups (rotate, crypto-shred)');
@@ -118,18 +128,27 @@ export function registerKeyCommands(program: Command): void {
 
   keys
     .command('destroy')
-    .description('destroy a local KEK (crypto-shredding): every backup under it becomes unreadable, for good')
+    .description(
+      'destroy a local KEK (crypto-shredding): every backup and encrypted volume under it becomes unreadable, for good',
+    )
     .argument('<kek>', 'KEK name')
     .option('--yes', 'confirm: the backups under this KEK are lost')
+    .option('--force', 'destroy it even though encrypted volumes use it (they become unreadable, for good)')
     .addHelpText('after', DESTROY_HELP)
-    .action(async (kek: string, options: { yes?: boolean }, command: Command) => {
+    .action(async (kek: string, options: { yes?: boolean; force?: boolean }, command: Command) => {
+      const client = clientFor(command);
       if (options.yes !== true) {
+        const lost = await client
+          .request<DestroyKeyResult>('POST', '/v1/keys/destroy', { kek, dry_run: true })
+          .then(lossText, () => 'every backup under it');
         throw new InvalidArgumentError(
-          `destroying KEK ${kek} makes every backup under it unreadable, for good; add --yes to confirm`,
+          `destroying KEK ${kek} makes ${lost} unreadable, for good; add --yes to confirm`,
         );
       }
-      const result = await clientFor(command).request<DestroyKeyResult>('POST', '/v1/keys/destroy', { kek });
-      const who = result.credentials.length > 0 ? ` (credentials: ${result.credentials.join(', ')})` : '';
-      output(command, result, () => `KEK ${kek} destroyed: the backups under it${who} are unreadable`);
+      const result = await client.request<DestroyKeyResult>('POST', '/v1/keys/destroy', {
+        kek,
+        ...(options.force === true && { force: true }),
+      });
+      output(command, result, () => `KEK ${kek} destroyed: ${lossText(result)} are unreadable`);
     });
 }

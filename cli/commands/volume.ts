@@ -21,6 +21,7 @@ function statusText(view: InspectView): string {
   const { status, state } = view.volume;
   if (state === 'VOLUME_STATE_RESTORE') return 'restoring';
   const health = status === 'VOLUME_STATUS_UP' ? 'up' : 'down';
+  if (view.volume.error !== undefined) return `${health} - ${view.volume.error}`;
   return `${health} - ${state === 'VOLUME_STATE_ATTACHED' ? 'attached' : 'detached'}`;
 }
 

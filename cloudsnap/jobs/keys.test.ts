@@ -221,7 +221,7 @@ describe('crypto-shredding', () => {
     // Both repositories are cached open now; destroying must not leave team-a's secret usable here.
     expect(h.backups.jobs.repositories.cached).toBe(2);
 
-    const destroyed = await h.keys.destroy('team-a');
+    const destroyed = await h.keys.destroy({ kek: 'team-a' });
     expect(destroyed).toMatchObject({ kek: { id: 'team-a', destroyed: true }, credentials: ['cred-a'] });
     expect(h.backups.jobs.repositories.cached).toBe(0);
 
@@ -241,8 +241,8 @@ describe('crypto-shredding', () => {
 
   it('refuses to destroy the KEK that seals credential secrets; NOT_FOUND for an unknown KEK', async () => {
     h = await openHarness();
-    expect((await rejection(h.keys.destroy('default'))).code).toBe('FAILED_PRECONDITION');
-    expect((await rejection(h.keys.destroy('nope'))).code).toBe('NOT_FOUND');
+    expect((await rejection(h.keys.destroy({ kek: 'default' }))).code).toBe('FAILED_PRECONDITION');
+    expect((await rejection(h.keys.destroy({ kek: 'nope' }))).code).toBe('NOT_FOUND');
   });
 });
 

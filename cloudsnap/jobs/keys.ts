@@ -31,6 +31,11 @@ export interface KeyServiceOptions {
   credentials: CredentialStore;
   /** The open repositories of the node's jobs: emptied after a rotation or destruction. */
   repositories: RepositoryPool;
+  /**
+   * The node's volumes (the engine's `listVolumes`), so that `destroy` names the encrypted ones a KEK would make
+   * unreadable. Default none: `destroy` then knows of no volume.
+   */
+  volumes?: () => Promise<readonly { name: string; encryption?: { kek: string; key_provider: string } }[]>;
   /** The KEK sealing credentials' secrets, which `destroy` refuses. Default `default`. */
   secretsKek?: string;
 }
@@ -57,10 +62,23 @@ export interface RotateKeyResult {
   repositories: RotatedRepository[];
 }
 
+/** `POST /v1/keys/destroy`. */
+export interface DestroyKeyRequest {
+  kek: string;
+  /** Destroy it even though encrypted volumes use it (they become unreadable for good). Default false. */
+  force?: boolean;
+  /** Only say what destroying it would make unreadable; destroy nothing. Default false. */
+  dry_run?: boolean;
+}
+
 export interface DestroyKeyResult {
   kek: LocalKekInfo;
   /** Credentials whose backups were protected by it: unreadable from now on. */
   credentials: string[];
+  /** Encrypted volumes (and clones) whose data key it wraps: unreadable from now on. */
+  volumes: string[];
+  /** True when nothing was destroyed (`dry_run`). */
+  dry_run?: boolean;
 }
 
 export class KeyService {
@@ -187,10 +205,12 @@ export class KeyService {
 
   /**
    * Destroys a KEK of the local keyring (crypto-shredding) and drops every cached open repository, so no unwrapped
-   * master secret outlives it in this process. Backups under it are unreadable from then on, on every node.
-   * FAILED_PRECONDITION for the KEK that seals credentials' secrets.
+   * master secret outlives it in this process. Backups under it are unreadable from then on, on every node, and so
+   * are the encrypted volumes whose data key it wraps: those are listed, and refused (FAILED_PRECONDITION) unless
+   * `force`. `dry_run` only answers what would be lost. FAILED_PRECONDITION for the KEK that seals credentials' secrets.
    */
-  async destroy(kek: string): Promise<DestroyKeyResult> {
+  async destroy(request: DestroyKeyRequest): Promise<DestroyKeyResult> {
+    const kek = request.kek;
     if (kek === this.secretsKek) {
       throw new FerryError(
         'FAILED_PRECONDITION',
@@ -198,20 +218,45 @@ export class KeyService {
           'KEKs (credential kek, or the ferry.io/kek volume label) and destroy those',
       );
     }
-    try {
-      await this.options.keyring.destroyKek(kek);
-    } finally {
-      this.options.repositories.invalidateAll();
-    }
-    const info = (await this.options.keyring.listKeks()).find((k) => k.id === kek);
-    if (info === undefined) throw new FerryError('INTERNAL', `KEK "${kek}" is gone from the keyring listing`);
+    const before = await this.kekInfo(kek);
     const credentials = (await this.options.credentials.list())
       .filter((c) => {
         const own = credentialKek(c);
         return own.provider === LOCAL_PROVIDER && own.kek === kek;
       })
       .map((c) => c.name);
-    return { kek: info, credentials };
+    const volumes = (await this.options.volumes?.()) ?? [];
+    const locked = volumes
+      .filter((v) => v.encryption?.key_provider === LOCAL_PROVIDER && v.encryption.kek === kek)
+      .map((v) => v.name)
+      .sort();
+    if (request.dry_run === true) return { kek: before, credentials, volumes: locked, dry_run: true };
+    if (locked.length > 0 && request.force !== true && !before.destroyed) {
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `destroying KEK ${kek} would make ${locked.length === 1 ? 'encrypted volume' : 'encrypted volumes'} ` +
+          `${locked.join(', ')} unreadable, for good: delete ${locked.length === 1 ? 'it' : 'them'} first, or ` +
+          'destroy anyway with `ferry keys destroy --force` (API field force)',
+      );
+    }
+    try {
+      await this.options.keyring.destroyKek(kek);
+    } finally {
+      this.options.repositories.invalidateAll();
+    }
+    return { kek: await this.kekInfo(kek), credentials, volumes: locked };
+  }
+
+  /** The local KEK `kek` as listed; NOT_FOUND when the keyring has none of that name. */
+  private async kekInfo(kek: string): Promise<LocalKekInfo> {
+    const info = (await this.options.keyring.listKeks()).find((k) => k.id === kek);
+    if (info === undefined) {
+      throw new FerryError(
+        'NOT_FOUND',
+        `KEK "${kek}" does not exist in the local keyring: list them with ferry keys list`,
+      );
+    }
+    return info;
   }
 
   /** The stores of a credential's repositories whose master secret `ref` wraps (by name: the config decides). */
