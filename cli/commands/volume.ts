@@ -17,6 +17,13 @@ interface CreateOptions {
   keyProvider?: string;
 }
 
+/** ", with its schedules S1, S2" after a delete that took schedules along; else nothing. */
+export function schedulesGone(response: { deleted_schedule_ids?: string[] }): string {
+  const ids = response.deleted_schedule_ids ?? [];
+  if (ids.length === 0) return '';
+  return `, with its cloud backup ${ids.length === 1 ? 'schedule' : 'schedules'} ${ids.join(', ')}`;
+}
+
 function statusText(view: InspectView): string {
   const { status, state } = view.volume;
   if (state === 'VOLUME_STATE_RESTORE') return 'restoring';
@@ -133,12 +140,17 @@ export function registerVolumeCommands(program: Command): void {
     .command('delete')
     .description('delete a volume and its snapshots (clones made from them keep working)')
     .argument('<volume>', 'volume id or name')
-    .action(async (ref: string, _options: object, command: Command) => {
+    .option('--with-schedules', 'also delete the cloud backup schedules of the volume (else they make it refuse)')
+    .action(async (ref: string, options: { withSchedules?: boolean }, command: Command) => {
       const client = clientFor(command);
       const view = await client.inspect(ref);
-      const response = await client.delete(view.volume.id);
+      const response = await client.delete(view.volume.id, options.withSchedules === true);
       const kind = view.volume.readonly ? 'Snapshot' : 'Volume';
-      output(command, response, () => `${kind} ${view.volume.export_name} successfully deleted`);
+      output(
+        command,
+        response,
+        () => `${kind} ${view.volume.export_name} successfully deleted${schedulesGone(response)}`,
+      );
     });
 
   volume
