@@ -7,11 +7,14 @@
  *   (`ferry_cloudsnap_jobs_queued`, `ferry_cloudsnap_jobs_active`, `ferry_cloudsnap_jobs_paused`).
  * - Object stores, per provider and operation: requests, errors by code, bytes up and down, request durations.
  * - The HTTP API, per method and route pattern: requests by status, and durations.
+ * - Per volume (api/volume-metrics.ts): used bytes, snapshots, last successful backup, NBD I/O bytes, requests and
+ *   latency.
  * - Node.js process defaults (CPU, memory, event loop lag, ...), unless turned off.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobStatus, StoreRequest } from '../cloudsnap/jobs/index.js';
 import type { FinishedRequest } from './request-log.js';
+import { VolumeMetrics } from './volume-metrics.js';
 
 /** What the metrics read from the job manager (JobManager has both). */
 export interface JobSource {
@@ -50,12 +53,15 @@ export class NodeMetrics {
   private readonly storeDuration: Histogram<'provider' | 'operation'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
+  /** Per-volume metrics (api/volume-metrics.ts): `volumes.watch(...)` feeds the gauges, NBD feeds the I/O. */
+  readonly volumes: VolumeMetrics;
   private jobSource: JobSource | undefined;
   private unsubscribe: (() => void) | undefined;
 
   constructor(options: NodeMetricsOptions = {}) {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.volumes = new VolumeMetrics(this.registry);
     this.jobsEnded = new Counter({
       name: 'ferry_cloudsnap_jobs_total',
       help: 'Backup and restore jobs that ended, by operation and final status (Done, Failed, Aborted).',
@@ -181,6 +187,7 @@ export class NodeMetrics {
 
   /** The exposition text and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
+    await this.volumes.refresh();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

@@ -23,7 +23,7 @@ import {
   startApiServer,
 } from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
-import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
+import { CloudBackups, type JobStatus, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
   missingEnvSettings,
@@ -217,7 +217,20 @@ export async function runNode(options: NodeOptions): Promise<void> {
       log: (level, msg, fields) => log(level, msg, fields),
     });
 
-    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields) });
+    const served = engine;
+    const jobs = cloudBackups.jobs;
+    metrics.volumes.watch({
+      listVolumes: () => served.listVolumes(),
+      lastBackups: async () => lastBackups(await jobs.list()),
+    });
+    const nbd = new NbdServer(engine, {
+      log: (event, fields) => log('info', event, fields),
+      // Snapshot exports (VOLUME@SNAPSHOT) count toward their volume.
+      observeIo: async (exportName) => {
+        const volume = await served.inspectVolume(exportName.split('@')[0] ?? exportName);
+        return metrics.volumes.observer(volume.name, volume.id);
+      },
+    });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
@@ -268,4 +281,15 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const clean = await closeAll(closers);
   log('info', 'ferry node stopped', { clean });
   if (!clean) throw new Error('ferry node did not stop cleanly; see the log lines above');
+}
+
+/** When each volume's last backup that ended Done completed (epoch ms, by volume id). */
+function lastBackups(jobs: readonly JobStatus[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const job of jobs) {
+    if (job.optype !== 'Backup' || job.status !== 'Done' || job.completed_time === undefined) continue;
+    const at = Date.parse(job.completed_time);
+    if (Number.isFinite(at) && at > (out.get(job.src_volume_id) ?? 0)) out.set(job.src_volume_id, at);
+  }
+  return out;
 }

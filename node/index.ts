@@ -25,6 +25,6 @@ export {
   trimAllocator,
   tuneAllocator,
 } from './native/allocator.js';
-export { NbdServer, type NbdServerOptions } from './nbd/index.js';
+export { type IoObserver, type IoObserverFactory, NbdServer, type NbdServerOptions } from './nbd/index.js';
 export { SqliteStore } from './store/sqlite-store.js';
 export type { ClusterStore, KeyValue, StoreOp } from './store/types.js';

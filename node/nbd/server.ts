@@ -1,12 +1,17 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ExportProvider } from '../engine/types.js';
-import { Connection } from './connection.js';
+import { Connection, type IoObserverFactory } from './connection.js';
 
 export interface NbdServerOptions {
   /** log function for connection-level events; default: none */
   log?: (event: string, fields: Record<string, unknown>) => void;
   /** max request payload, default 32 MiB */
   maxPayload?: number;
+  /**
+   * Called once per connection when its export is open; what it returns is told of each READ and WRITE that
+   * succeeded (for metrics). A rejection or a throw is logged and never fails the connection. Default: none.
+   */
+  observeIo?: IoObserverFactory;
 }
 
 const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
@@ -18,6 +23,7 @@ const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
 export class NbdServer {
   private readonly log: (event: string, fields: Record<string, unknown>) => void;
   private readonly maxPayload: number;
+  private readonly observeIo: IoObserverFactory | undefined;
   private readonly connections = new Set<Connection>();
   private server: Server | undefined;
   private closing = false;
@@ -36,6 +42,7 @@ export class NbdServer {
       }
     };
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.observeIo = options.observeIo;
     if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 0x7fffffff) {
       throw new RangeError(`maxPayload must be an integer between 4096 and 2^31-1, got ${this.maxPayload}`);
     }
@@ -86,6 +93,7 @@ export class NbdServer {
       maxPayload: this.maxPayload,
       log: this.log,
       shuttingDown: () => this.closing,
+      ...(this.observeIo !== undefined && { observeIo: this.observeIo }),
     });
     this.connections.add(connection);
     void connection.done.then(() => this.connections.delete(connection));
