@@ -119,9 +119,9 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', identityRoutes(servedServices(options)));
   app.route('/v1', clusterRoutes(options.cluster));
   app.route('/v1', nodeRoutes(options.cluster));
-  app.route('/v1', volumeRoutes(options.engine, access));
+  app.route('/v1', volumeRoutes(options.engine, access, options.schedules));
   app.route('/v1', snapshotRoutes(options.engine, access));
-  app.route('/v1', credentialRoutes(options.credentials, access));
+  app.route('/v1', credentialRoutes(options.credentials, access, options.schedules));
   app.route('/v1', schedulePolicyRoutes(options.schedules));
   const backupAccess = new BackupAccess(access, options.engine, options.credentials);
   app.route('/v1', cloudBackupScheduleRoutes(options.schedules, backupAccess, access, options.credentials));

@@ -376,7 +376,7 @@ describe('cloud backups: bad input', () => {
       { backup_id: 'b', credential_id: 'local', restore_volume_name: 'a@b' },
       'restore_volume_name',
     ],
-    ['POST', '/v1/cloudbackups/enumerate/filters', {}, 'credential_id'],
+    ['POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 5 }, 'credential_id'],
     ['POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 'local', status_filter: 'Bogus' }, 'status_filter'],
     ['POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 'local', max_backups: 0 }, 'max_backups'],
     ['POST', '/v1/cloudbackups/statechange', { task_id: 't', requested_state: 'Explode' }, 'requested_state'],

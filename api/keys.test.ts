@@ -79,6 +79,83 @@ describe('/v1/keys', () => {
     expect(listed.body).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringMatching(/destroyed/) });
   });
 
+  it('destroy names the encrypted volumes it would make unreadable, refuses them without force; they show as down', async () => {
+    await call('POST', '/v1/keys', { kek: 'team-a' });
+    for (const name of ['pay', 'ledger']) {
+      const made = await call('POST', '/v1/volumes', {
+        name,
+        spec: { size: 1048576, encrypted: true },
+        labels: { 'ferry.io/kek': 'team-a' },
+      });
+      expect(made.status).toBe(200);
+    }
+    await call('POST', '/v1/volumes', { name: 'plain', spec: { size: 1048576 } });
+
+    const dry = await call('POST', '/v1/keys/destroy', { kek: 'team-a', dry_run: true });
+    expect(dry).toMatchObject({
+      status: 200,
+      body: { kek: { id: 'team-a', destroyed: false }, volumes: ['ledger', 'pay'], dry_run: true },
+    });
+    const refused = await call('POST', '/v1/keys/destroy', { kek: 'team-a' });
+    expect(refused.status).toBe(412);
+    expect(refused.body).toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(refused.body.message).toMatch(/encrypted volumes ledger, pay unreadable, for good/);
+    expect(refused.body.message).toMatch(/--force/);
+    const still = await call<{ keks: { id: string; destroyed: boolean }[] }>('GET', '/v1/keys');
+    expect(still.body.keks).toContainEqual(expect.objectContaining({ id: 'team-a', destroyed: false }));
+    const up = await call<{ volume: { status: string } }>('GET', '/v1/volumes/inspect/pay');
+    expect(up.body.volume.status).toBe('VOLUME_STATUS_UP');
+
+    const forced = await call('POST', '/v1/keys/destroy', { kek: 'team-a', force: true });
+    expect(forced).toMatchObject({ status: 200, body: { kek: { destroyed: true }, volumes: ['ledger', 'pay'] } });
+    const down = await call<{ volume: { status: string; error?: string } }>('GET', '/v1/volumes/inspect/pay');
+    expect(down.body.volume).toMatchObject({ status: 'VOLUME_STATUS_DOWN', error: 'KEK team-a destroyed' });
+    const plain = await call<{ volume: { status: string; error?: string } }>('GET', '/v1/volumes/inspect/plain');
+    expect(plain.body.volume.status).toBe('VOLUME_STATUS_UP');
+    expect(plain.body.volume.error).toBeUndefined();
+    const all = await call<{ volumes: { name: string; volume: { status: string } }[] }>(
+      'POST',
+      '/v1/volumes/inspectwithfilters',
+      {},
+    );
+    expect(all.body.volumes.map((v) => [v.name, v.volume.status]).sort()).toEqual([
+      ['ledger', 'VOLUME_STATUS_DOWN'],
+      ['pay', 'VOLUME_STATUS_DOWN'],
+      ['plain', 'VOLUME_STATUS_UP'],
+    ]);
+  });
+
+  it('enumerate without a credential lists what it can read and names each credential it could not', async () => {
+    for (const team of ['team-a', 'team-b']) {
+      await h.keyring.createKek(team);
+      await h.credential(team, { prefix: team, kek: team });
+      await volumeWithData(h.engine, `vol-${team}`);
+      expect((await backup(h, `vol-${team}`, team)).status).toBe('Done');
+    }
+    const both = await call<{ backups: { src_volume_name: string }[]; errors?: unknown }>(
+      'POST',
+      '/v1/cloudbackups/enumerate/filters',
+      {},
+    );
+    expect(both.body.backups.map((b) => b.src_volume_name).sort()).toEqual(['vol-team-a', 'vol-team-b']);
+    expect(both.body.errors).toBeUndefined();
+
+    expect((await call('POST', '/v1/keys/destroy', { kek: 'team-a' })).status).toBe(200);
+    const partial = await call<{
+      backups: { src_volume_name: string; credential_id: string }[];
+      errors: { credential_name: string; code: string; message: string }[];
+    }>('POST', '/v1/cloudbackups/enumerate/filters', {});
+    expect(partial.status).toBe(200);
+    expect(partial.body.backups.map((b) => b.src_volume_name)).toEqual(['vol-team-b']);
+    expect(partial.body.backups[0]?.credential_id).toBe((await h.credentials.inspect('team-b')).credential_id);
+    expect(partial.body.errors).toEqual([
+      expect.objectContaining({ credential_name: 'team-a', code: 'PERMISSION_DENIED' }),
+    ]);
+    expect(partial.body.errors[0]?.message).toMatch(/destroyed/);
+    const one = await call('POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 'team-a' });
+    expect(one.status).toBe(403);
+  });
+
   it('rejects bad input and refusals with the right status', async () => {
     const cases: [string, string, unknown, number, string?][] = [
       ['POST', '/v1/keys', {}, 400, 'kek'],
@@ -89,6 +166,7 @@ describe('/v1/keys', () => {
       ['POST', '/v1/keys/rotate', { kek: 'default', key_provider: 'vault' }, 412],
       ['POST', '/v1/keys/destroy', { kek: 'default' }, 412],
       ['POST', '/v1/keys/destroy', { kek: 'missing' }, 404],
+      ['POST', '/v1/keys/destroy', { kek: 'x', force: 'yes' }, 400, 'force'],
     ];
     for (const [method, path, body, status, field] of cases) {
       const response = await call(method, path, body);

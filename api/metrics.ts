@@ -10,12 +10,15 @@
  * - The data directory's space, read at scrape time (`watchSpace`): `ferry_data_dir_size_bytes`,
  *   `ferry_data_dir_free_bytes`, the thresholds `ferry_data_dir_min_free_bytes` and `ferry_data_dir_warn_percent`,
  *   `ferry_data_dir_reserve_held`, and `ferry_data_dir_state{state}` (1 for the current of ok, warn, full).
+ * - Per volume (api/volume-metrics.ts): used bytes, snapshots, last successful backup, NBD I/O bytes, requests and
+ *   latency.
  * - Node.js process defaults (CPU, memory, event loop lag, ...), unless turned off.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobStatus, StoreRequest } from '../cloudsnap/jobs/index.js';
 import type { SpaceStatus } from '../node/index.js';
 import type { FinishedRequest } from './request-log.js';
+import { VolumeMetrics } from './volume-metrics.js';
 
 /** What the metrics read from the job manager (JobManager has both). */
 export interface JobSource {
@@ -54,6 +57,8 @@ export class NodeMetrics {
   private readonly storeDuration: Histogram<'provider' | 'operation'>;
   private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
   private readonly httpDuration: Histogram<'method' | 'route'>;
+  /** Per-volume metrics (api/volume-metrics.ts): `volumes.watch(...)` feeds the gauges, NBD feeds the I/O. */
+  readonly volumes: VolumeMetrics;
   private jobSource: JobSource | undefined;
   private spaceSource: (() => Promise<SpaceStatus>) | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -61,6 +66,7 @@ export class NodeMetrics {
   constructor(options: NodeMetricsOptions = {}) {
     const registers = [this.registry];
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.volumes = new VolumeMetrics(this.registry);
     this.jobsEnded = new Counter({
       name: 'ferry_cloudsnap_jobs_total',
       help: 'Backup and restore jobs that ended, by operation and final status (Done, Failed, Aborted).',
@@ -230,6 +236,7 @@ export class NodeMetrics {
 
   /** The exposition text and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
+    await this.volumes.refresh();
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 }

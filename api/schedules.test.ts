@@ -232,3 +232,71 @@ describe('/v1/cloudbackups/schedules', () => {
     expect((await requestJson(bare, 'GET', '/v1/cloudbackups/schedules')).status).toBe(503);
   });
 });
+
+describe('deleting what a schedule uses', () => {
+  async function schedule(volume = 'db'): Promise<string> {
+    const made = await call<{ backup_schedule_id: string }>('POST', '/v1/cloudbackups/schedules', {
+      cloud_sched_info: {
+        src_volume_id: volume,
+        credential_id: 'local',
+        schedules: [{ daily: { hour: 2, minute: 30 }, retain: 7 }],
+      },
+    });
+    expect(made.status).toBe(200);
+    return made.body.backup_schedule_id;
+  }
+
+  async function scheduleIds(): Promise<string[]> {
+    const listed = await call<{ cloud_sched_list: Record<string, unknown> }>('GET', '/v1/cloudbackups/schedules');
+    return Object.keys(listed.body.cloud_sched_list).sort();
+  }
+
+  it('a volume: refused naming its schedules; with_schedules deletes both in one step', async () => {
+    await engine.createVolume({ name: 'other', size: 1024 * 1024 });
+    const a = await schedule();
+    const b = await schedule();
+    const kept = await schedule('other');
+    const refused = await call('DELETE', '/v1/volumes/db');
+    expect(refused.status).toBe(412);
+    expect(refused.body).toMatchObject({ code: 'FAILED_PRECONDITION' });
+    const both = [a, b].sort();
+    expect(refused.body.message).toContain(`volume db is used by cloud backup schedules ${both.join(', ')}:`);
+    expect(refused.body.message).toMatch(/--with-schedules/);
+    expect((await call('GET', '/v1/volumes/inspect/db')).status).toBe(200);
+    expect(await scheduleIds()).toEqual([a, b, kept].sort());
+
+    const before = changes;
+    const deleted = await call('DELETE', '/v1/volumes/db?with_schedules=true');
+    expect(deleted).toMatchObject({ status: 200, body: { deleted_schedule_ids: both } });
+    expect((await call('GET', '/v1/volumes/inspect/db')).status).toBe(404);
+    expect(await scheduleIds()).toEqual([kept]);
+    expect(changes).toBe(before + 1);
+  });
+
+  it('a volume whose delete fails after its schedules went: the schedules are put back', async () => {
+    const a = await schedule();
+    const dev = await engine.openExport('db');
+    try {
+      const failed = await call('DELETE', '/v1/volumes/db?with_schedules=true');
+      expect(failed.status).toBe(412);
+      expect(failed.body.message).toMatch(/is attached/);
+      expect(await scheduleIds()).toEqual([a]);
+    } finally {
+      await dev.close();
+    }
+  });
+
+  it('a credential: refused naming its schedules; with_schedules deletes both', async () => {
+    const a = await schedule();
+    const refused = await call('DELETE', '/v1/credentials/local');
+    expect(refused.status).toBe(412);
+    expect(refused.body.message).toContain(`credential local is used by cloud backup schedule ${a}`);
+    expect((await call('GET', '/v1/credentials/inspect/local')).status).toBe(200);
+    const deleted = await call('DELETE', '/v1/credentials/local?with_schedules=true');
+    expect(deleted).toMatchObject({ status: 200, body: { deleted_schedule_ids: [a] } });
+    expect((await call('GET', '/v1/credentials/inspect/local')).status).toBe(404);
+    expect(await scheduleIds()).toEqual([]);
+    expect((await call('DELETE', '/v1/volumes/db?with_schedules=maybe')).status).toBe(400);
+    expect((await call('DELETE', '/v1/volumes/db')).status).toBe(200);
+  });
+});

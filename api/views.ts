@@ -42,6 +42,8 @@ export interface VolumeView {
   bytes_used_total: number;
   /** Ferry: the NBD export name (`VOLUME` or `VOLUME@SNAPSHOT`). */
   export_name: string;
+  /** OpenStorage `error`: why the volume is VOLUME_STATUS_DOWN (e.g. "KEK team-a destroyed"); absent when up. */
+  error?: string;
 }
 
 /** SdkVolumeInspectResponse. */
@@ -65,7 +67,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     ctime: info.created,
     spec: { size: info.size, ha_level: info.ha_level, shared: info.shared, encrypted: info.encrypted },
     usage: info.bytes_used,
-    status: info.status === 'up' ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
+    status: info.status === 'up' && info.unavailable === undefined ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
     state: stateOf(info),
     snapshot_count: info.snapshot_count,
     attached: info.attached,
@@ -76,6 +78,7 @@ export function volumeView(info: VolumeInfo): InspectView {
   if (info.parent_snapshot_id !== undefined) volume.source = { parent: info.parent_snapshot_id };
   if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
   if (info.attached_by !== undefined) volume.attached_by = info.attached_by.map((holder) => ({ ...holder }));
+  if (info.unavailable !== undefined) volume.error = info.unavailable;
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 
@@ -89,7 +92,7 @@ export function snapshotView(snap: SnapshotInfo, parent?: VolumeInfo): InspectVi
     ctime: snap.created,
     spec: { size: snap.size, ha_level: parent?.ha_level ?? 1, shared: false, encrypted: parent?.encrypted ?? false },
     usage: 0,
-    status: 'VOLUME_STATUS_UP',
+    status: parent?.unavailable === undefined ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
     state: 'VOLUME_STATE_AVAILABLE',
     snapshot_count: 0,
     attached: false,
@@ -98,5 +101,6 @@ export function snapshotView(snap: SnapshotInfo, parent?: VolumeInfo): InspectVi
     export_name: `${snap.volume_name}@${snap.name}`,
   };
   if (parent?.encryption !== undefined) volume.encryption = { ...parent.encryption };
+  if (parent?.unavailable !== undefined) volume.error = parent.unavailable;
   return { volume, name: snap.name, labels: { ...snap.labels } };
 }

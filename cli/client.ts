@@ -152,9 +152,10 @@ export class FerryClient {
     return this.request('PUT', `/v1/volumes/${encodeURIComponent(ref)}`, body);
   }
 
-  /** DELETE /v1/volumes/{id}: a volume or a snapshot. */
-  delete(ref: string): Promise<Record<string, never>> {
-    return this.request('DELETE', `/v1/volumes/${encodeURIComponent(ref)}`);
+  /** DELETE /v1/volumes/{id}: a volume or a snapshot; `withSchedules` deletes the backup schedules using it too. */
+  delete(ref: string, withSchedules = false): Promise<{ deleted_schedule_ids?: string[] }> {
+    const query = withSchedules ? '?with_schedules=true' : '';
+    return this.request('DELETE', `/v1/volumes/${encodeURIComponent(ref)}${query}`);
   }
 
   /** POST /v1/volumes/clone. */

@@ -25,7 +25,7 @@ import {
   startApiServer,
 } from '../api/index.js';
 import { CredentialStore } from '../cloudsnap/credentials/index.js';
-import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
+import { CloudBackups, type JobStatus, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
   missingEnvSettings,
@@ -220,7 +220,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
-    engine = await openEngine({ dataDir, store, space, keys: volumeKeys({ providers: providers.lookup }) });
+    engine = await openEngine({ dataDir, store, space, keys: volumeKeys({ providers: providers.lookup, keyring }) });
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
@@ -244,7 +244,14 @@ export async function runNode(options: NodeOptions): Promise<void> {
         info: job.info,
       }),
     );
-    const keys = new KeyService({ keyring, providers, credentials, repositories: cloudBackups.jobs.repositories });
+    const volumesOf = engine;
+    const keys = new KeyService({
+      keyring,
+      providers,
+      credentials,
+      repositories: cloudBackups.jobs.repositories,
+      volumes: () => volumesOf.listVolumes(),
+    });
     // Schedules live in the cluster store; every node runs a scheduler, and leases there keep runs single.
     const scheduleRecords = new ScheduleRecords(store);
     const scheduler = new BackupScheduler({
@@ -265,7 +272,22 @@ export async function runNode(options: NodeOptions): Promise<void> {
       log,
     });
     const { tls, authorize } = nbdAccess;
-    const nbd = new NbdServer(engine, { log: (event, fields) => log('info', event, fields), tls, authorize });
+    const served = engine;
+    const jobs = cloudBackups.jobs;
+    metrics.volumes.watch({
+      listVolumes: () => served.listVolumes(),
+      lastBackups: async () => lastBackups(await jobs.list()),
+    });
+    const nbd = new NbdServer(engine, {
+      log: (event, fields) => log('info', event, fields),
+      tls,
+      authorize,
+      // Snapshot exports (VOLUME@SNAPSHOT) count toward their volume.
+      observeIo: async (exportName) => {
+        const volume = await served.inspectVolume(exportName.split('@')[0] ?? exportName);
+        return metrics.volumes.observer(volume.name, volume.id);
+      },
+    });
     const bound = await nbd.listen(nbdAddr.host, nbdAddr.port);
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
@@ -316,4 +338,15 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const clean = await closeAll(closers);
   log('info', 'ferry node stopped', { clean });
   if (!clean) throw new Error('ferry node did not stop cleanly; see the log lines above');
+}
+
+/** When each volume's last backup that ended Done completed (epoch ms, by volume id). */
+function lastBackups(jobs: readonly JobStatus[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const job of jobs) {
+    if (job.optype !== 'Backup' || job.status !== 'Done' || job.completed_time === undefined) continue;
+    const at = Date.parse(job.completed_time);
+    if (Number.isFinite(at) && at > (out.get(job.src_volume_id) ?? 0)) out.set(job.src_volume_id, at);
+  }
+  return out;
 }

@@ -204,6 +204,30 @@ export class LocalKeyring implements KeyProvider {
   }
 
   /**
+   * Takes back version `version` of KEK `name`, which must be its newest and not its only one (a rotation that could
+   * not rewrap everything under it rolls back with this): its bytes leave the file and are wiped from memory.
+   * FAILED_PRECONDITION when `version` is not the newest.
+   */
+  unrotateKek(name: string, version: number): Promise<LocalKekInfo> {
+    checkKekName(name, 'name');
+    return this.mutate(() => {
+      const current = this.liveKek(name);
+      const newest = current.versions.at(-1);
+      if (newest === undefined || newest.version !== version || current.versions.length < 2) {
+        throw new FerryError(
+          'FAILED_PRECONDITION',
+          `KEK "${name}" is at version ${newest?.version ?? 0}, not ${version}: only a newest version that is not the first can be taken back`,
+        );
+      }
+      return {
+        name,
+        kek: { ...current, versions: current.versions.slice(0, -1) },
+        after: () => newest.key?.fill(0),
+      };
+    });
+  }
+
+  /**
    * Destroys KEK `name` (crypto-shredding): every version's bytes are removed from the keyring file and wiped from
    * memory. Unwrapping anything wrapped under it fails with PERMISSION_DENIED from then on. Copies of older keyring
    * files (backups of it) still hold the bytes, encrypted under the file key: destroy those too.
@@ -226,6 +250,11 @@ export class LocalKeyring implements KeyProvider {
         },
       };
     });
+  }
+
+  /** When KEK `name` was destroyed (ISO-8601), or undefined when it is live or unknown. Reads memory only. */
+  destroyedAt(name: string): string | undefined {
+    return this.keks.get(name)?.destroyed;
   }
 
   /** Every KEK, destroyed ones included, in name order. */

@@ -43,12 +43,19 @@ export interface VolumeKeys {
   }): Promise<{ key: Buffer; encryption: VolumeKeyRecord }>;
   /** The plaintext key of a stored record, from the provider that wrapped it. */
   unwrapKey(encryption: VolumeKeyRecord): Promise<Buffer>;
+  /**
+   * Why the key of a stored record can never be unwrapped again, as far as this node knows without asking a remote
+   * provider (a destroyed local KEK: "KEK team-a destroyed"), or undefined. Memory only: called for every listing.
+   */
+  unusable(encryption: Pick<VolumeKeyRecord, 'kek' | 'key_provider'>): string | undefined;
 }
 
 /** Options of `volumeKeys`. */
 export interface VolumeKeysOptions {
   /** The node's key providers by name (e.g. `KeyProviders.lookup`). */
   providers: KeyProviderLookup;
+  /** The local keyring, to tell a volume whose KEK was destroyed. Default none: `unusable` then knows nothing. */
+  keyring?: { destroyedAt(name: string): string | undefined };
 }
 
 function newKey(): Buffer {
@@ -91,6 +98,11 @@ export function volumeKeys(options: VolumeKeysOptions): VolumeKeys {
     },
     async unwrapKey(encryption) {
       return options.providers(encryption.key_provider).unwrap(encryption.wrapped, context(encryption.key_volume_id));
+    },
+    unusable(encryption) {
+      if (encryption.key_provider !== LOCAL_PROVIDER) return undefined;
+      const when = options.keyring?.destroyedAt(encryption.kek);
+      return when === undefined ? undefined : `KEK ${encryption.kek} destroyed`;
     },
   };
 }

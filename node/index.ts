@@ -36,6 +36,8 @@ export {
 } from './native/allocator.js';
 export {
   defaultTlsMode,
+  type IoObserver,
+  type IoObserverFactory,
   isLoopback,
   NBD_TLS_MODES,
   type NbdAuthorize,

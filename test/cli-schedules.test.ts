@@ -191,6 +191,63 @@ describe('ferry cloudsnap schedules', () => {
   });
 });
 
+describe('deleting what a schedule uses', () => {
+  it('volume delete and credentials delete refuse naming the schedule; --with-schedules deletes both', async () => {
+    expect((await ferry('volume', 'create', 'scratch', '--size', '4M')).code).toBe(0);
+    const cred = await ferry(
+      'credentials',
+      'create',
+      'spare',
+      '--provider',
+      'directory',
+      '--path',
+      join(dataDir, 'objects'),
+      '--bucket',
+      'backups',
+    );
+    expect(cred.code, cred.stderr).toBe(0);
+    const onVolume = await ferryJson<{ backup_schedule_id: string }>(
+      'cloudsnap',
+      'schedules',
+      'create',
+      'scratch',
+      '--cred',
+      'local',
+      '--daily',
+      '01:00,1',
+    );
+    const onCred = await ferryJson<{ backup_schedule_id: string }>(
+      'cloudsnap',
+      'schedules',
+      'create',
+      'db',
+      '--cred',
+      'spare',
+      '--daily',
+      '01:00,1',
+    );
+    const refused = await ferry('volume', 'delete', 'scratch');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`volume scratch is used by cloud backup schedule ${onVolume.backup_schedule_id}`);
+    expect(refused.stderr).toContain('--with-schedules');
+    const deleted = await ferry('volume', 'delete', 'scratch', '--with-schedules');
+    expect([deleted.code, deleted.stdout.trim()]).toEqual([
+      0,
+      `Volume scratch successfully deleted, with its cloud backup schedule ${onVolume.backup_schedule_id}`,
+    ]);
+    const credRefused = await ferry('credentials', 'delete', 'spare');
+    expect(credRefused.code).toBe(1);
+    expect(credRefused.stderr).toContain(
+      `credential spare is used by cloud backup schedule ${onCred.backup_schedule_id}`,
+    );
+    expect((await ferry('credentials', 'delete', 'spare', '--with-schedules')).code).toBe(0);
+    const left = await ferryJson<{ cloud_sched_list: object }>('cloudsnap', 'schedules', 'list');
+    expect(Object.keys(left.cloud_sched_list)).not.toContain(onVolume.backup_schedule_id);
+    expect(Object.keys(left.cloud_sched_list)).not.toContain(onCred.backup_schedule_id);
+    expect((await ferry('credentials', 'inspect', 'spare')).code).toBe(1);
+  });
+});
+
 describe('ferry cloudsnap backup --group', () => {
   it('backs several volumes up at one point in time and waits for all of them', async () => {
     const result = await ferryJson<{

@@ -45,6 +45,14 @@ export class BackupAccess {
     return info;
   }
 
+  /** Every credential the caller may read. */
+  async readableCredentials(c: Context): Promise<CredentialInfo[]> {
+    if (this.credentials === undefined) {
+      throw new FerryError('UNAVAILABLE', 'this node serves no credential store; start it with `ferry node start`');
+    }
+    return this.access.filter(c, await this.credentials.list(), credentialRef);
+  }
+
   /** The volume (id or name), after checking the caller has `need` on it. */
   async volume(c: Context, ref: string, need: AccessType): Promise<VolumeInfo> {
     const volume = await this.engine.inspectVolume(ref);

@@ -11,6 +11,7 @@ import { Hono } from 'hono';
 import type { CloudBackups } from '../../cloudsnap/jobs/index.js';
 import { FerryError } from '../../common/index.js';
 import type { BackupAccess } from '../auth/backup-access.js';
+import { enumerateAll } from '../cloudbackup-enumerate.js';
 import { cloudBackupCatalogView, cloudBackupInfoView } from '../cloudbackup-views.js';
 import {
   backupIdSchema,
@@ -72,8 +73,11 @@ export function cloudBackupRoutes(backups: CloudBackups | undefined, guard: Back
 
   routes.post('/cloudbackups/enumerate/filters', async (c) => {
     const body = await readJsonBody(c, enumerateCloudBackupsSchema);
+    if (body.credential_id === undefined) {
+      return c.json(await enumerateAll(c, body, backups, guard, c.req.raw.signal));
+    }
     const credential = await guard.credential(c, body.credential_id, 'Read');
-    const page = await backups.enumerate(body, c.req.raw.signal);
+    const page = await backups.enumerate({ ...body, credential_id: body.credential_id }, c.req.raw.signal);
     const visible = await guard.filterBackups(c, credential, page.backups);
     return c.json({
       backups: visible.map(cloudBackupInfoView),

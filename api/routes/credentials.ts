@@ -9,15 +9,21 @@ import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
 import { FerryError } from '../../common/index.js';
 import type { ResourceAccess } from '../auth/access.js';
 import { credentialRef } from '../auth/refs.js';
-import { createCredentialSchema, credentialRefSchema } from '../schemas/index.js';
-import { readJsonBody, readParam } from '../validate.js';
+import { removeWithSchedules } from '../schedules/dependents.js';
+import { createCredentialSchema, credentialRefSchema, deleteQuerySchema } from '../schemas/index.js';
+import { readJsonBody, readParam, readQuery } from '../validate.js';
+import type { ScheduleApi } from './schedule-policies.js';
 
 /**
  * Routes of the credential rpcs, to mount under `/v1`; without a store they answer UNAVAILABLE. Ownership
  * (`access`): create records the caller as owner, enumerate lists what the caller may read, inspect and validate
  * need Read, delete Admin.
  */
-export function credentialRoutes(credentials: CredentialStore | undefined, access: ResourceAccess): Hono {
+export function credentialRoutes(
+  credentials: CredentialStore | undefined,
+  access: ResourceAccess,
+  schedules?: ScheduleApi,
+): Hono {
   const routes = new Hono();
 
   if (credentials === undefined) {
@@ -50,11 +56,17 @@ export function credentialRoutes(credentials: CredentialStore | undefined, acces
 
   routes.delete('/credentials/:credential_id', async (c) => {
     const ref = readParam(c, 'credential_id', credentialRefSchema);
+    const query = readQuery(c, deleteQuerySchema);
     const info = await credentials.inspect(ref);
     await access.require(c, credentialRef(info), 'Admin');
-    await credentials.delete(info.credential_id);
+    const deleted = await removeWithSchedules(
+      schedules,
+      { kind: 'credential', id: info.credential_id, name: info.name },
+      query.with_schedules === 'true',
+      () => credentials.delete(info.credential_id),
+    );
     await access.forget(credentialRef(info));
-    return c.json({});
+    return c.json(deleted.length > 0 ? { deleted_schedule_ids: deleted } : {});
   });
 
   routes.get('/credentials/validate/:credential_id', async (c) => {

@@ -2,7 +2,8 @@
  * Ferry's key routes (an addition under /v1): List GET /v1/keys (KEKs of the local keyring with their versions, and
  * the node's key providers), Create POST /v1/keys {kek}, Rotate POST /v1/keys/rotate {kek, key_provider?,
  * credential_id?} (rotates the KEK and rewraps the master secret of every repository under it), Destroy POST
- * /v1/keys/destroy {kek} (crypto-shredding of a local KEK: backups under it become unreadable).
+ * /v1/keys/destroy {kek, force?, dry_run?} (crypto-shredding of a local KEK: backups and encrypted volumes under it
+ * become unreadable; volumes are refused without force; dry_run only lists what would be lost).
  */
 import { Hono } from 'hono';
 import type { KeyService } from '../../cloudsnap/jobs/index.js';
@@ -49,7 +50,7 @@ export function keyRoutes(keys: KeyService | undefined, access: ResourceAccess):
 
   routes.post('/keys/destroy', async (c) => {
     const body = await readJsonBody(c, destroyKeySchema);
-    return c.json(await keys.destroy(body.kek));
+    return c.json(await keys.destroy(body));
   });
 
   return routes;

@@ -11,10 +11,12 @@ import type { ChangedBlocksRequest, VolumeEngine, VolumeInfo } from '../../node/
 import type { ResourceAccess } from '../auth/access.js';
 import { resolvedRef, volumeRef } from '../auth/refs.js';
 import { renameFields, resolveVolumeOrSnapshot } from '../resolve.js';
+import { removeWithSchedules } from '../schedules/dependents.js';
 import {
   changedBlocksQuerySchema,
   cloneVolumeSchema,
   createVolumeSchema,
+  deleteQuerySchema,
   resourceRefSchema,
   updateVolumeSchema,
   type VolumeFiltersBody,
@@ -22,6 +24,7 @@ import {
 } from '../schemas/index.js';
 import { readJsonBody, readParam, readQuery } from '../validate.js';
 import { snapshotView, volumeView } from '../views.js';
+import type { ScheduleApi } from './schedule-policies.js';
 
 const CREATE_FIELDS = { size: 'spec.size', ha_level: 'spec.ha_level', shared: 'spec.shared' } as const;
 
@@ -37,7 +40,7 @@ function matchesFilters(volume: VolumeInfo, filters: VolumeFiltersBody): boolean
  * inspect and changed blocks need Read, update Write, delete Admin (a snapshot: Write on its volume); create records
  * the caller as owner; clone needs Read on the parent and the caller owns the clone.
  */
-export function volumeRoutes(engine: VolumeEngine, access: ResourceAccess): Hono {
+export function volumeRoutes(engine: VolumeEngine, access: ResourceAccess, schedules?: ScheduleApi): Hono {
   const routes = new Hono();
 
   routes.post('/volumes', async (c) => {
@@ -112,14 +115,23 @@ export function volumeRoutes(engine: VolumeEngine, access: ResourceAccess): Hono
 
   routes.delete('/volumes/:volume_id', async (c) => {
     const ref = readParam(c, 'volume_id', resourceRefSchema);
+    const query = readQuery(c, deleteQuerySchema);
     const found = await resolveVolumeOrSnapshot(engine, ref);
     // OpenStorage: deleting a volume takes Admin access; a snapshot is deleted with Write on its volume.
     await access.require(c, resolvedRef(found), found.kind === 'volume' ? 'Admin' : 'Write');
-    if (found.kind === 'volume') {
-      await engine.deleteVolume(found.volume.id);
-      await access.forget(volumeRef(found.volume));
-    } else await engine.deleteSnapshot(found.snapshot.id);
-    return c.json({});
+    if (found.kind === 'snapshot') {
+      await engine.deleteSnapshot(found.snapshot.id);
+      return c.json({});
+    }
+    const { id, name } = found.volume;
+    const deleted = await removeWithSchedules(
+      schedules,
+      { kind: 'volume', id, name },
+      query.with_schedules === 'true',
+      () => engine.deleteVolume(id),
+    );
+    await access.forget(volumeRef(found.volume));
+    return c.json(deleted.length > 0 ? { deleted_schedule_ids: deleted } : {});
   });
 
   routes.post('/volumes/clone', async (c) => {

@@ -17,6 +17,12 @@ import {
 /** A new policy as a request gives it. */
 export type PolicyInput = Pick<SchedulePolicy, 'name' | 'schedules'> & Partial<Pick<SchedulePolicy, 'retention'>>;
 
+/** Schedules deleted together, with their states (to put them back). */
+export interface DeletedSchedules {
+  schedules: CloudBackupSchedule[];
+  states: Map<string, ScheduleState>;
+}
+
 /** A new schedule as a request gives it (the volume and credential already resolved to their ids). */
 export type ScheduleInput = Omit<CloudBackupSchedule, 'id' | 'owner' | 'create_time'>;
 
@@ -145,6 +151,35 @@ export class ScheduleRecords {
       { op: 'delete', key: stateKey(id) },
     ];
     await this.store.commit(ops);
+  }
+
+  /**
+   * Deletes several schedules and their states in one commit (all or none), and returns what it deleted so that
+   * `restoreSchedules` can put it back when the step they were deleted for fails.
+   */
+  async deleteSchedules(ids: readonly string[]): Promise<DeletedSchedules> {
+    const schedules: CloudBackupSchedule[] = [];
+    const states = new Map<string, ScheduleState>();
+    const ops: StoreOp[] = [];
+    for (const id of ids) {
+      schedules.push(await this.inspectSchedule(id));
+      const state = await this.state(id);
+      if (state !== undefined) states.set(id, state);
+      ops.push({ op: 'delete', key: scheduleKey(id) }, { op: 'delete', key: stateKey(id) });
+    }
+    if (ops.length > 0) await this.store.commit(ops);
+    return { schedules, states };
+  }
+
+  /** Puts back what `deleteSchedules` deleted, in one commit. */
+  async restoreSchedules(deleted: DeletedSchedules): Promise<void> {
+    const ops: StoreOp[] = [];
+    for (const s of deleted.schedules) {
+      ops.push({ op: 'put', key: scheduleKey(s.id), value: s });
+      const state = deleted.states.get(s.id);
+      if (state !== undefined) ops.push({ op: 'put', key: stateKey(s.id), value: state });
+    }
+    if (ops.length > 0) await this.store.commit(ops);
   }
 
   /** Every schedule's state, by schedule id. */

@@ -80,7 +80,8 @@ export const enumerateCloudBackupsSchema = z.strictObject(
   {
     src_volume_id: volumeRefSchema.optional(),
     cluster_id: z.string(typeError('a string')).optional(),
-    credential_id: credentialRefSchema,
+    /** Absent: every credential the caller may read (Ferry; errors per credential in the response's `errors`). */
+    credential_id: credentialRefSchema.optional(),
     all: flag.optional(),
     status_filter: sdkEnum(JOB_STATUSES, 'SdkCloudBackupStatusType').optional(),
     metadata_filter: labelsSchema.optional(),

@@ -29,5 +29,12 @@ export const rotateKeySchema = z.strictObject(
   typeError('a JSON object'),
 );
 
-/** `POST /v1/keys/destroy`: `{ kek }`, a KEK of the local keyring. */
-export const destroyKeySchema = z.strictObject({ kek: kekSchema }, typeError('a JSON object'));
+/** `POST /v1/keys/destroy`: `{ kek, force?, dry_run? }`, a KEK of the local keyring. */
+export const destroyKeySchema = z.strictObject(
+  {
+    kek: kekSchema,
+    force: z.boolean(typeError('true or false')).optional(),
+    dry_run: z.boolean(typeError('true or false')).optional(),
+  },
+  typeError('a JSON object'),
+);

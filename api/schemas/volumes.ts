@@ -74,6 +74,15 @@ export const volumeFiltersSchema = z.strictObject(
 );
 
 /** Query of `GET /v1/volumes/{volume_id}/changed_blocks` (a Ferry addition). */
+/**
+ * Query of `DELETE /v1/volumes/{volume_id}` and `DELETE /v1/credentials/{credential_id}` (Ferry): `with_schedules=true`
+ * deletes the cloud backup schedules that use it in the same step (without it, those make the delete
+ * FAILED_PRECONDITION).
+ */
+export const deleteQuerySchema = z.object({
+  with_schedules: z.enum(['true', 'false'], { error: () => 'must be true or false' }).optional(),
+});
+
 export const changedBlocksQuerySchema = z.strictObject({
   base_snapshot_id: resourceRefSchema.optional(),
   target_snapshot_id: resourceRefSchema.optional(),

@@ -264,11 +264,19 @@ export function registerCloudsnapCommands(program: Command): void {
         output(command, { backups }, (wide) => backupTable(backups, false, wide));
         return;
       }
+      // A credential that cannot be read (its KEK destroyed, its bucket gone) does not hide the others' backups.
       const backups: (CloudBackupInfoView & { credential: string })[] = [];
+      const errors: { credential: string; code: string; message: string }[] = [];
       for (const { name: credential } of await credentialList(client)) {
-        for (const b of await listBackups(client, credential, options.volume)) backups.push({ ...b, credential });
+        try {
+          for (const b of await listBackups(client, credential, options.volume)) backups.push({ ...b, credential });
+        } catch (err: unknown) {
+          if (!(err instanceof ApiError) || err.status === 0) throw err;
+          errors.push({ credential, code: err.code, message: err.message });
+        }
       }
-      output(command, { backups }, (wide) => backupTable(backups, true, wide));
+      output(command, { backups, ...(errors.length > 0 && { errors }) }, (wide) => backupTable(backups, true, wide));
+      for (const e of errors) process.stderr.write(`warning: credential ${e.credential} not listed: ${e.message}\n`);
     });
 
   cloudsnap

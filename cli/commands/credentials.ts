@@ -7,6 +7,7 @@ import type { CreateCredentialRequest, CredentialInfo, CredentialProvider } from
 import type { FerryClient } from '../client.js';
 import { clientFor, output } from '../context.js';
 import { formatLabels, parseLabel, renderTable } from '../format.js';
+import { schedulesGone } from './volume.js';
 
 interface CreateOptions {
   provider: CredentialProvider;
@@ -202,12 +203,14 @@ export function registerCredentialCommands(program: Command): void {
     .command('delete')
     .description('delete a credential')
     .argument('<credential>', 'credential id or name')
-    .action(async (ref: string, _options: object, command: Command) => {
-      const response = await clientFor(command).request<Record<string, never>>(
+    .option('--with-schedules', 'also delete the cloud backup schedules using it (else they make it refuse)')
+    .action(async (ref: string, options: { withSchedules?: boolean }, command: Command) => {
+      const query = options.withSchedules === true ? '?with_schedules=true' : '';
+      const response = await clientFor(command).request<{ deleted_schedule_ids?: string[] }>(
         'DELETE',
-        `/v1/credentials/${encodeURIComponent(ref)}`,
+        `/v1/credentials/${encodeURIComponent(ref)}${query}`,
       );
-      output(command, response, () => `Credential ${ref} successfully deleted`);
+      output(command, response, () => `Credential ${ref} successfully deleted${schedulesGone(response)}`);
     });
 
   credentials

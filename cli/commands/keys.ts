@@ -5,7 +5,8 @@
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { DestroyKeyResult, LocalKekInfo, RotateKeyResult } from '../../api/index.js';
-import { clientFor, output } from '../context.js';
+import { ApiError } from '../client.js';
+import { clientFor, globalOptions, output } from '../context.js';
 import { renderTable } from '../format.js';
 
 interface RotateOptions {
@@ -20,7 +21,8 @@ or KMS first: Ferry then rewraps under the newest version there.`;
 
 const DESTROY_HELP = `
 Crypto-shredding: the KEK's key material is removed from the node's keyring. Every backup whose repository it
-protects becomes unreadable, on every cluster, for good. Copies of the keyring file (backups of the node's data
+protects becomes unreadable, on every cluster, for good, and so does every encrypted volume whose key it wraps
+(they are listed first, and refused without --force; they then show as "down - KEK ... destroyed"). Copies of the keyring file (backups of the node's data
 directory) still hold it: destroy those too.`;
 
 /** The table of `ferry keys list`. */
@@ -47,10 +49,36 @@ export function rotationText(result: RotateKeyResult): string {
       r.location,
       r.from_version === undefined ? '-' : String(r.from_version),
       r.to_version === undefined ? '-' : String(r.to_version),
-      r.error === undefined ? 'rewrapped' : `failed: ${r.error}`,
+      'rewrapped',
     ]),
   );
   return `${head}\n${table}`;
+}
+
+/**
+ * Runs `call`; with `--json`, a failure is also printed on stdout as `{ "error": { code, message } }` (scripts read
+ * stdout), before the usual `error: ...` line on stderr and exit status.
+ */
+async function jsonErrors<T>(command: Command, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err: unknown) {
+    if (globalOptions(command).json) {
+      const code = err instanceof ApiError ? err.code : 'INTERNAL';
+      const message = err instanceof Error ? err.message : String(err);
+      process.stdout.write(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
+    }
+    throw err;
+  }
+}
+
+/** What destroying a KEK loses: "the backups under it (credentials: a) and encrypted volumes pay". */
+export function lossText(result: DestroyKeyResult): string {
+  const who = result.credentials.length > 0 ? ` (credentials: ${result.credentials.join(', ')})` : '';
+  const backups = `the backups under it${who}`;
+  const volumes = result.volumes;
+  if (volumes.length === 0) return backups;
+  return `${backups} and encrypted ${volumes.length === 1 ? 'volume' : 'volumes'} ${volumes.join(', ')}`;
 }
 
 /** Adds `keys` and its subcommands to `program`. */
@@ -88,32 +116,39 @@ export function registerKeyCommands(program: Command): void {
     )
     .addHelpText('after', ROTATE_HELP)
     .action(async (kek: string, options: RotateOptions, command: Command) => {
-      const result = await clientFor(command).request<RotateKeyResult>('POST', '/v1/keys/rotate', {
-        kek,
-        ...(options.keyProvider !== undefined && { key_provider: options.keyProvider }),
-        ...(options.cred !== undefined && { credential_id: options.cred }),
-      });
+      const result = await jsonErrors(command, () =>
+        clientFor(command).request<RotateKeyResult>('POST', '/v1/keys/rotate', {
+          kek,
+          ...(options.keyProvider !== undefined && { key_provider: options.keyProvider }),
+          ...(options.cred !== undefined && { credential_id: options.cred }),
+        }),
+      );
       output(command, result, () => rotationText(result));
-      const failed = result.repositories.filter((r) => r.error !== undefined);
-      if (failed.length > 0) {
-        throw new Error(`${failed.length} repositories were not rewrapped (they still open with the old version)`);
-      }
     });
 
   keys
     .command('destroy')
-    .description('destroy a local KEK (crypto-shredding): every backup under it becomes unreadable, for good')
+    .description(
+      'destroy a local KEK (crypto-shredding): every backup and encrypted volume under it becomes unreadable, for good',
+    )
     .argument('<kek>', 'KEK name')
     .option('--yes', 'confirm: the backups under this KEK are lost')
+    .option('--force', 'destroy it even though encrypted volumes use it (they become unreadable, for good)')
     .addHelpText('after', DESTROY_HELP)
-    .action(async (kek: string, options: { yes?: boolean }, command: Command) => {
+    .action(async (kek: string, options: { yes?: boolean; force?: boolean }, command: Command) => {
+      const client = clientFor(command);
       if (options.yes !== true) {
+        const lost = await client
+          .request<DestroyKeyResult>('POST', '/v1/keys/destroy', { kek, dry_run: true })
+          .then(lossText, () => 'every backup under it');
         throw new InvalidArgumentError(
-          `destroying KEK ${kek} makes every backup under it unreadable, for good; add --yes to confirm`,
+          `destroying KEK ${kek} makes ${lost} unreadable, for good; add --yes to confirm`,
         );
       }
-      const result = await clientFor(command).request<DestroyKeyResult>('POST', '/v1/keys/destroy', { kek });
-      const who = result.credentials.length > 0 ? ` (credentials: ${result.credentials.join(', ')})` : '';
-      output(command, result, () => `KEK ${kek} destroyed: the backups under it${who} are unreadable`);
+      const result = await client.request<DestroyKeyResult>('POST', '/v1/keys/destroy', {
+        kek,
+        ...(options.force === true && { force: true }),
+      });
+      output(command, result, () => `KEK ${kek} destroyed: ${lossText(result)} are unreadable`);
     });
 }

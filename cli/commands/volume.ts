@@ -18,10 +18,18 @@ interface CreateOptions {
   keyProvider?: string;
 }
 
+/** ", with its schedules S1, S2" after a delete that took schedules along; else nothing. */
+export function schedulesGone(response: { deleted_schedule_ids?: string[] }): string {
+  const ids = response.deleted_schedule_ids ?? [];
+  if (ids.length === 0) return '';
+  return `, with its cloud backup ${ids.length === 1 ? 'schedule' : 'schedules'} ${ids.join(', ')}`;
+}
+
 function statusText(view: InspectView): string {
   const { status, state } = view.volume;
   if (state === 'VOLUME_STATE_RESTORE') return 'restoring';
   const health = status === 'VOLUME_STATUS_UP' ? 'up' : 'down';
+  if (view.volume.error !== undefined) return `${health} - ${view.volume.error}`;
   return `${health} - ${state === 'VOLUME_STATE_ATTACHED' ? 'attached' : 'detached'}`;
 }
 
@@ -157,7 +165,8 @@ export function registerVolumeCommands(program: Command): void {
     .description('delete a volume and its snapshots (clones made from them keep working)')
     .argument('<volume>', 'volume id or name')
     .option('--yes', 'do not ask, even when the volume has snapshots (needed when stdin is not a terminal)')
-    .action(async (ref: string, options: { yes?: boolean }, command: Command) => {
+    .option('--with-schedules', 'also delete the cloud backup schedules of the volume (else they make it refuse)')
+    .action(async (ref: string, options: { yes?: boolean; withSchedules?: boolean }, command: Command) => {
       const client = clientFor(command);
       const view = await client.inspect(ref);
       if (!view.volume.readonly && view.volume.snapshot_count > 0 && options.yes !== true) {
@@ -172,9 +181,13 @@ export function registerVolumeCommands(program: Command): void {
           });
         }
       }
-      const response = await client.delete(view.volume.id);
+      const response = await client.delete(view.volume.id, options.withSchedules === true);
       const kind = view.volume.readonly ? 'Snapshot' : 'Volume';
-      output(command, response, () => `${kind} ${view.volume.export_name} successfully deleted`);
+      output(
+        command,
+        response,
+        () => `${kind} ${view.volume.export_name} successfully deleted${schedulesGone(response)}`,
+      );
     });
 
   volume

@@ -2,6 +2,7 @@
  * KEK rotation, crypto-shredding and per-volume KEK overrides, through the jobs and the KeyService of a node in this
  * process (directory object store, local keyring; Vault Transit through its protocol-level stand-in).
  */
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FerryError } from '../../common/index.js';
@@ -123,6 +124,88 @@ describe('rotation', () => {
   });
 });
 
+describe('a rotation that fails changes nothing', () => {
+  async function twoRepositories(): Promise<{ a: string; b: string; before: Map<string, Buffer> }> {
+    await h.keyring.createKek('team');
+    await h.credential('ca', { kek: 'team', prefix: 'a' });
+    await h.credential('cb', { kek: 'team', prefix: 'b' });
+    await volumeWithData(h.engine, 'v');
+    for (const c of ['ca', 'cb']) expect((await backup(h, 'v', c)).status).toBe('Done');
+    const a = join(h.objects, 'backups', 'a');
+    const b = join(h.objects, 'backups', 'b');
+    return { a, b, before: new Map([...(await filesUnder(a)), ...(await filesUnder(b))]) };
+  }
+
+  async function expectUnchanged(before: Map<string, Buffer>, dirs: string[]): Promise<void> {
+    const after = new Map<string, Buffer>();
+    for (const d of dirs) for (const [k, v] of await filesUnder(d)) after.set(k, v);
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [path, body] of before) expect(after.get(path)?.equals(body), path).toBe(true);
+    expect((await h.keyring.listKeks()).find((k) => k.id === 'team')?.version).toBe(1);
+  }
+
+  it('a repository that cannot be opened: refused before the KEK gets a version, also when run again', async () => {
+    h = await openHarness();
+    const { a, b, before } = await twoRepositories();
+    const broken = await config(b);
+    const altered = { ...broken, mac: '0'.repeat(64) };
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(b, 'config'), JSON.stringify(altered, null, 2));
+    before.set(join(b, 'config'), (await filesUnder(b)).get(join(b, 'config')) as Buffer);
+    for (let run = 0; run < 2; run++) {
+      const err = await rejection(h.keys.rotate({ kek: 'team' }));
+      expect(err.code).toBe('DATA_CORRUPTION');
+      expect(err.message).toMatch(/KEK team \(local\) was not rotated, nothing changed/);
+      expect(err.message).toContain(`file://${b}`);
+      await expectUnchanged(before, [a, b]);
+    }
+  });
+
+  it('a rewrap that fails after the new version: configs put back, the version taken back, restores as before', async () => {
+    let rewraps = 0;
+    h = await openHarness({
+      wrap: (p) =>
+        new Proxy(p, {
+          get(target, prop, receiver) {
+            if (prop !== 'rewrap') return Reflect.get(target, prop, receiver);
+            return async (...args: Parameters<typeof p.rewrap>) => {
+              rewraps++;
+              if (rewraps === 2) throw new FerryError('UNAVAILABLE', 'the key provider went away mid-rotation');
+              return target.rewrap(...args);
+            };
+          },
+        }),
+    });
+    const { a, b, before } = await twoRepositories();
+    const err = await rejection(h.keys.rotate({ kek: 'team' }));
+    expect(rewraps).toBe(2);
+    expect(err.code).toBe('UNAVAILABLE');
+    expect(err.message).toMatch(/Rolled back: every repository and the KEK are as before/);
+    await expectUnchanged(before, [a, b]);
+    const done = await backup(h, 'v', 'ca');
+    expect(done.status).toBe('Done');
+    expect((await restore(h, done.backup_id as string, 'ca', 'v-copy')).status).toBe('Done');
+    // Run again once the provider answers: both rewrapped, one new version.
+    const ok = await h.keys.rotate({ kek: 'team' });
+    expect(ok.version).toBe(2);
+    expect(ok.repositories).toHaveLength(2);
+  });
+
+  it('a credential whose directory does not exist holds no repository: passed over', async () => {
+    h = await openHarness();
+    await h.keyring.createKek('team');
+    await h.keyring.createKek('other');
+    await h.credential('ca', { kek: 'team', prefix: 'a' });
+    await h.credential('gone', { kek: 'other', prefix: 'gone' });
+    await rm(join(h.objects, 'backups', 'gone'), { recursive: true });
+    await volumeWithData(h.engine, 'v');
+    expect((await backup(h, 'v', 'ca')).status).toBe('Done');
+    const rotated = await h.keys.rotate({ kek: 'team' });
+    expect(rotated.version).toBe(2);
+    expect(rotated.repositories.map((r) => r.location)).toEqual([`file://${join(h.objects, 'backups', 'a')}`]);
+  });
+});
+
 describe('crypto-shredding', () => {
   it('two teams on one bucket: destroying team-a makes its backups unreadable; team-b still restores', async () => {
     h = await openHarness();
@@ -138,7 +221,7 @@ describe('crypto-shredding', () => {
     // Both repositories are cached open now; destroying must not leave team-a's secret usable here.
     expect(h.backups.jobs.repositories.cached).toBe(2);
 
-    const destroyed = await h.keys.destroy('team-a');
+    const destroyed = await h.keys.destroy({ kek: 'team-a' });
     expect(destroyed).toMatchObject({ kek: { id: 'team-a', destroyed: true }, credentials: ['cred-a'] });
     expect(h.backups.jobs.repositories.cached).toBe(0);
 
@@ -158,8 +241,8 @@ describe('crypto-shredding', () => {
 
   it('refuses to destroy the KEK that seals credential secrets; NOT_FOUND for an unknown KEK', async () => {
     h = await openHarness();
-    expect((await rejection(h.keys.destroy('default'))).code).toBe('FAILED_PRECONDITION');
-    expect((await rejection(h.keys.destroy('nope'))).code).toBe('NOT_FOUND');
+    expect((await rejection(h.keys.destroy({ kek: 'default' }))).code).toBe('FAILED_PRECONDITION');
+    expect((await rejection(h.keys.destroy({ kek: 'nope' }))).code).toBe('NOT_FOUND');
   });
 });
 

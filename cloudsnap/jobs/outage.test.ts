@@ -139,7 +139,7 @@ describe('provider outage', () => {
     await h.credential('c', { kek: 'gone' });
     await volumeWithData(h.engine, 'v');
     const done = await backup(h, 'v', 'c');
-    await h.keys.destroy('gone');
+    await h.keys.destroy({ kek: 'gone' });
     const local = h.counting.get('local');
     local?.reset();
     const failed = await restore(h, done.backup_id as string, 'c', 'v-copy');

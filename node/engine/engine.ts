@@ -260,6 +260,8 @@ class Engine implements VolumeEngine {
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
     if (r.encryption !== undefined) {
       info.encryption = { kek: r.encryption.kek, key_provider: r.encryption.key_provider };
+      const unavailable = this.keys?.unusable?.(r.encryption);
+      if (unavailable !== undefined) info.unavailable = unavailable;
     }
     return info;
   }

@@ -57,6 +57,11 @@ export interface VolumeKeyResolver {
   }): Promise<{ key: Buffer; encryption: VolumeEncryption }>;
   /** The plaintext data key of a stored encryption record (the caller wipes it). Same rejections as the provider's. */
   unwrapKey(encryption: VolumeEncryption): Promise<Buffer>;
+  /**
+   * Why the data key can never be unwrapped again (e.g. "KEK team-a destroyed"), from what the node knows in memory,
+   * or undefined. Called for every volume listing, so it must not ask a remote provider. Optional: default unknown.
+   */
+  unusable?(encryption: Pick<VolumeEncryption, 'kek' | 'key_provider'>): string | undefined;
 }
 
 /** The error for an encrypted volume whose key cannot be unwrapped: it names the KEK and keeps the provider's code. */

@@ -115,6 +115,8 @@ export interface VolumeInfo {
   encrypted: boolean;
   /** For encrypted volumes: the KEK wrapping the volume's data key, and its key provider. */
   encryption?: { kek: string; key_provider: string };
+  /** Why the volume cannot be opened at all (e.g. "KEK team-a destroyed"); absent when it can. */
+  unavailable?: string;
 }
 
 export interface SnapshotInfo {

@@ -10,12 +10,20 @@ import { negotiate } from './handshake.js';
 import { SocketReader, StreamClosedError } from './socket-reader.js';
 import { Transmission, type TransmissionEnd } from './transmission.js';
 
+/** Told of each READ or WRITE that succeeded: its bytes and how long it took. */
+export type IoObserver = (op: 'read' | 'write', bytes: number, seconds: number) => void;
+
+/** Makes the IoObserver of a connection to export `exportName` (`VOLUME` or `VOLUME@SNAPSHOT`). */
+export type IoObserverFactory = (exportName: string) => IoObserver | Promise<IoObserver>;
+
 export interface ConnectionOptions {
   maxPayload: number;
   log: (event: string, fields: Record<string, unknown>) => void;
   shuttingDown: () => boolean;
   tls: { mode: NbdTlsMode; pskKey: ((identity: string) => Buffer | undefined) | undefined };
   authorize: NbdAuthorize | undefined;
+  /** Default none. */
+  observeIo?: IoObserverFactory;
 }
 
 /** How long an ended socket may take to flush its last bytes before it is destroyed. */
@@ -58,6 +66,25 @@ export class Connection {
     else {
       this.reader.stop();
       this.socket.destroy();
+    }
+  }
+
+  /** The connection's IoObserver; undefined when there is none or making it failed (logged). */
+  private async observerFor(exportName: string): Promise<IoObserver | undefined> {
+    const factory = this.options.observeIo;
+    if (factory === undefined) return undefined;
+    try {
+      const observe = await factory(exportName);
+      return (op, bytes, seconds) => {
+        try {
+          observe(op, bytes, seconds);
+        } catch {
+          // Metrics never fail a request.
+        }
+      };
+    } catch (err: unknown) {
+      this.log('nbd.observer.failed', { export: exportName, error: messageOf(err) });
+      return undefined;
     }
   }
 
@@ -108,10 +135,12 @@ export class Connection {
       structured: negotiated.structured,
       identity: identity.kind === 'psk' ? identity.name : identity.kind,
     });
+    const observe = await this.observerFor(exportName);
     const transmission = new Transmission({
       ...negotiated,
       socket,
       reader,
+      ...(observe !== undefined && { observe }),
       maxPayload: this.options.maxPayload,
       log: (event, fields) => this.log(event, { export: exportName, ...fields }),
     });

@@ -9,4 +9,5 @@ export {
   type NbdTlsMode,
   type NbdTlsOptions,
 } from './access.js';
+export type { IoObserver, IoObserverFactory } from './connection.js';
 export { NbdServer, type NbdServerOptions } from './server.js';

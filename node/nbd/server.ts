@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { ExportProvider } from '../engine/types.js';
 import type { NbdAuthorize, NbdTlsMode, NbdTlsOptions } from './access.js';
-import { Connection } from './connection.js';
+import { Connection, type IoObserverFactory } from './connection.js';
 
 export interface NbdServerOptions {
   /** TLS (NBD_OPT_STARTTLS with TLS-PSK) and its policy; default: mode `optional`, but no keys, so no TLS. */
@@ -12,6 +12,11 @@ export interface NbdServerOptions {
   log?: (event: string, fields: Record<string, unknown>) => void;
   /** max request payload, default 32 MiB */
   maxPayload?: number;
+  /**
+   * Called once per connection when its export is open; what it returns is told of each READ and WRITE that
+   * succeeded (for metrics). A rejection or a throw is logged and never fails the connection. Default: none.
+   */
+  observeIo?: IoObserverFactory;
 }
 
 const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
@@ -23,6 +28,7 @@ const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
 export class NbdServer {
   private readonly log: (event: string, fields: Record<string, unknown>) => void;
   private readonly maxPayload: number;
+  private readonly observeIo: IoObserverFactory | undefined;
   private readonly connections = new Set<Connection>();
   private server: Server | undefined;
   private closing = false;
@@ -48,6 +54,7 @@ export class NbdServer {
     }
     this.authorize = options.authorize;
     this.maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+    this.observeIo = options.observeIo;
     if (!Number.isInteger(this.maxPayload) || this.maxPayload < 4096 || this.maxPayload > 0x7fffffff) {
       throw new RangeError(`maxPayload must be an integer between 4096 and 2^31-1, got ${this.maxPayload}`);
     }
@@ -100,6 +107,7 @@ export class NbdServer {
       shuttingDown: () => this.closing,
       tls: this.tls,
       authorize: this.authorize,
+      ...(this.observeIo !== undefined && { observeIo: this.observeIo }),
     });
     this.connections.add(connection);
     void connection.done.then(() => this.connections.delete(connection));

@@ -19,6 +19,8 @@ export interface TransmissionContext extends Session {
   socket: Socket;
   reader: SocketReader;
   log: (event: string, fields: Record<string, unknown>) => void;
+  /** Told of each READ and WRITE that succeeded (bytes, seconds). Default none. */
+  observe?: (op: 'read' | 'write', bytes: number, seconds: number) => void;
 }
 
 export class Transmission {
@@ -94,9 +96,15 @@ export class Transmission {
     const bytes = req.type === c.CMD_READ || req.type === c.CMD_WRITE ? req.length : 0;
     this.inFlight++;
     this.inFlightBytes += bytes;
+    const observe = this.ctx.observe;
+    const op = req.type === c.CMD_READ ? 'read' : req.type === c.CMD_WRITE ? 'write' : undefined;
+    const started = observe !== undefined && op !== undefined ? performance.now() : undefined;
     execute(req, this.ctx)
       .then(
-        (reply) => this.send(reply),
+        (reply) => {
+          if (started !== undefined && op !== undefined) observe?.(op, bytes, (performance.now() - started) / 1000);
+          this.send(reply);
+        },
         (err: unknown) => this.fail(req, errnoFor(err), messageOf(err)),
       )
       .catch((err: unknown) => this.ctx.log('nbd.reply.failed', { error: messageOf(err) }))

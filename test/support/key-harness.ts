@@ -15,6 +15,7 @@ import {
   KeyProviders,
   type LocalKeyring,
   openDefaultKeyring,
+  volumeKeys,
 } from '../../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../../node/index.js';
 
@@ -62,13 +63,13 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
   const objects = join(dataDir, 'objects');
   await mkdir(objects, { recursive: true });
   const store = new SqliteStore(join(dataDir, 'cluster.db'));
-  const engine = await openEngine({ dataDir, store });
   const keyring = await openDefaultKeyring(dataDir);
   const counting = new Map<string, CountingKeyProvider>();
   for (const p of [keyring, ...(options.extra ?? [])]) {
     counting.set(p.name, new CountingKeyProvider(options.wrap?.(p) ?? p));
   }
   const providers = new KeyProviders([...counting.values()]);
+  const engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup, keyring }) });
   const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
   const open = (): Promise<CloudBackups> =>
     CloudBackups.open({
@@ -85,7 +86,13 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
       ...(options.keyCacheTtlMs !== undefined && { keyCacheTtlMs: options.keyCacheTtlMs }),
     });
   const serviceOf = (backups: CloudBackups): KeyService =>
-    new KeyService({ keyring, providers, credentials, repositories: backups.jobs.repositories });
+    new KeyService({
+      keyring,
+      providers,
+      credentials,
+      repositories: backups.jobs.repositories,
+      volumes: () => engine.listVolumes(),
+    });
   const backups = await open();
   const h: KeyHarness = {
     dataDir,
