@@ -145,7 +145,7 @@ describe('per-volume metrics', () => {
     expect(last).toBeGreaterThanOrEqual(Math.floor(started) - 1);
     expect(last).toBeLessThanOrEqual(ended + 1);
 
-    expect((await runFerry(api, ['volume', 'delete', 'm1'])).code).toBe(0);
+    expect((await runFerry(api, ['volume', 'delete', 'm1', '--yes'])).code).toBe(0);
     const gone = await scrape();
     // Every ferry_volume_* series of m1 is gone (the job counters ferry_cloudsnap_* count history and stay).
     const left = gone.filter((s) => s.name.startsWith('ferry_volume_') && s.labels.volume === 'm1');
