@@ -8,6 +8,7 @@ export type {
   JobOpType,
   JobStatus,
   JobStatusType,
+  RepairResult,
   RotatedRepository,
   RotateKeyResult,
   VerifyProblem,
@@ -44,6 +45,7 @@ export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-
 export {
   type ClusterDirectory,
   type ClusterRecord,
+  loadNodeId,
   type NodeRecord,
   StoreClusterDirectory,
 } from './cluster-directory.js';

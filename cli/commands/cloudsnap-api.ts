@@ -4,6 +4,7 @@ import type {
   CloudBackupInfoView,
   GcResult,
   JobStatus,
+  RepairResult,
   VerifyResult,
 } from '../../api/index.js';
 import type { FerryClient } from '../client.js';
@@ -88,4 +89,9 @@ export function verify(
 /** POST /v1/cloudbackups/gc. */
 export function gc(client: FerryClient, body: { credential_id: string; grace_seconds?: number }): Promise<GcResult> {
   return client.request('POST', '/v1/cloudbackups/gc', body);
+}
+
+/** POST /v1/cloudbackups/repair. */
+export function repair(client: FerryClient, body: { credential_id: string; what: 'index' }): Promise<RepairResult> {
+  return client.request('POST', '/v1/cloudbackups/repair', body);
 }
