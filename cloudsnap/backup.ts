@@ -120,7 +120,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     const reused = new Set<string>();
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);
-      if (loc === undefined || condemned.has(loc.pack.id)) return false;
+      if (loc === undefined || condemned.has(loc.pack.id) || repo.missingPacks.has(loc.pack.id)) return false;
       reused.add(loc.pack.id);
       return true;
     };
@@ -426,7 +426,7 @@ const HEAD_CHECKS = 32;
 
 /**
  * FAILED_PRECONDITION unless every pack in `packIds` exists and is indexed: a backup whose chunks are in a pack that
- * is gone must not commit. The packs are dropped from the index, so a new attempt uploads those chunks again.
+ * is gone must not commit. The packs are marked missing, so a new attempt uploads those chunks again.
  */
 async function assertPacksExist(
   repo: Repository,
@@ -444,7 +444,7 @@ async function assertPacksExist(
     missing = packIds.filter((p, i) => heads[i] === undefined || !repo.index.hasPack(p));
   }
   if (missing.length === 0) return;
-  repo.index.dropPacks(new Set(missing));
+  for (const p of missing) repo.missingPacks.add(p);
   throw new FerryError(
     'FAILED_PRECONDITION',
     `backup ${backupId} was not committed: ${missing.length} pack(s) holding chunks it reuses no longer exist ` +

@@ -2,7 +2,7 @@
  * Index objects are a cache of what packs hold; pack headers are the truth (docs/FORMAT.md, "Damage and repair").
  * A repair compares the index merged in memory with a listing of `packs/`: packs no healthy index object names have
  * their own headers read and are indexed again (in new index objects, written first), packs the index names that
- * no longer exist are dropped from the index in memory, and damaged index objects are deleted last.
+ * no longer exist are marked missing (backups never reuse their chunks), and damaged index objects are deleted last.
  */
 import { isFerryError } from '../../common/errors.js';
 import type { IndexedPack } from './chunk-index.js';
@@ -25,7 +25,7 @@ export interface IndexRepairReport {
   packs: number;
   /** Packs no healthy index object named: their own headers were read and they are indexed again. */
   packs_reindexed: number;
-  /** Packs an index object names that do not exist (deleted by garbage collection, or lost): no longer indexed. */
+  /** Packs an index object names that do not exist (deleted by garbage collection, or lost): never reused. */
   packs_missing: string[];
   /** Packs whose own header does not open: left as they are and not indexed (verify names what they affect). */
   packs_unreadable: ObjectDamage[];
@@ -72,7 +72,19 @@ export async function reconcileIndex(
   for (const ids of repo.index.loaded.values()) {
     for (const id of ids) if (!stored.has(id) && repo.index.hasPack(id)) missing.add(id);
   }
-  repo.index.dropPacks(missing);
+  // A chunk of a missing pack that another pack also holds is looked up there from now on; one no other pack holds
+  // stays with the missing pack (a restore or verify then names it). Backups never reuse a missing pack's chunks.
+  if (missing.size > 0) {
+    const saved = [...missing].flatMap((id) => repo.index.pack(id) ?? []);
+    repo.index.dropPacks(missing);
+    const others = new Set(repo.index.loaded.values().flat());
+    for (const id of others) {
+      const pack = repo.index.pack(id);
+      if (pack !== undefined) repo.index.add(pack);
+    }
+    for (const pack of saved) repo.index.add(pack);
+  }
+  for (const id of missing) repo.missingPacks.add(id);
   report.packs_missing = [...missing];
 
   const unindexed = [...stored.entries()].filter(([id]) => !repo.index.hasPack(id));

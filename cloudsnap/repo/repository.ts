@@ -79,6 +79,8 @@ const INDEX_RECLAIM = 2 * 1024 * 1024;
  */
 export class Repository {
   readonly index = new ChunkIndex();
+  /** Packs the index names that were found not to exist: backups never reuse their chunks. */
+  readonly missingPacks = new Set<string>();
   private readonly knownPages = new Set<string>();
   private readonly records = new Map<string, BackupRecord>();
   /** Whether this instance has compared its index with the packs in the store (done on its first load). */
