@@ -176,10 +176,6 @@ describe.each(backends)('a damaged index on the %s', (_name, newStore) => {
       { volume },
     );
     const secondDigest = await digest(volume);
-    // The incremental's index names every pack its chunks are in (the lost object was rebuilt from pack headers).
-    const check = await Repository.open(store, keyring);
-    await check.refreshIndex();
-    expect(check.takeNotices()).toEqual([]);
 
     let t = Date.now();
     const now = (): Date => new Date(t);
@@ -189,6 +185,10 @@ describe.each(backends)('a damaged index on the %s', (_name, newStore) => {
     }
     expect(await restoredDigest(store, first.id)).toBe(firstDigest);
     expect(await restoredDigest(store, second.id)).toBe(secondDigest);
+    // The stored index names every pack again (the lost objects were rebuilt from pack headers): nothing to report.
+    const check = await Repository.open(store, keyring);
+    await check.refreshIndex();
+    expect(check.takeNotices()).toEqual([]);
   });
 });
 
