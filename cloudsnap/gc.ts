@@ -48,7 +48,7 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   const running: Date[] = [];
   for await (const key of repo.keysUnder('running/', signal)) {
     // A backup that ends between the listing and this read has removed its marker: it no longer runs. A marker that
-    // does not open blocks sweeps as if it were new, until the stale rule removes it.
+    // does not open counts as started when it was written, and goes by the stale rule like any other.
     let marker: RunningMarker | undefined;
     try {
       marker = await readMarker(repo, key, signal);

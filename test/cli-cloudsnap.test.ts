@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -121,5 +121,33 @@ describe('ferry cloudsnap', () => {
     const deleted = await ferry('cloudsnap', 'delete', backup.backup_id, '--cred', 'local');
     expect(deleted.code).toBe(0);
     expect((await ferryJson<{ backups: unknown[] }>('cloudsnap', 'list', '--cred', 'local')).backups).toEqual([]);
+  });
+
+  it('repair index rebuilds lost index objects from the packs', async () => {
+    expect((await ferry('volume', 'create', 'rep', '--size', '8M')).code).toBe(0);
+    const raw = join(dataDir, 'rep.raw');
+    await writeFile(raw, randomBytes(4 * MiB));
+    const copy = await run('nbdcopy', [raw, `${nbdUrl}/rep`]);
+    expect(copy.code, copy.stderr).toBe(0);
+    const backup = await ferryJson<{ status: string }>('cloudsnap', 'backup', 'rep', '--cred', 'local', '--wait');
+    expect(backup.status).toBe('Done');
+    const index = join(dataDir, 'objects', 'backups', 'index');
+    for (const name of await readdir(index)) await rm(join(index, name));
+
+    const repaired = await ferry('cloudsnap', 'repair', 'index', '--cred', 'local');
+    expect(repaired.code, repaired.stderr).toBe(0);
+    expect(repaired.stdout).toMatch(/0 damaged index objects, [1-9]\d* packs indexed again from their headers/);
+    expect((await readdir(index)).length).toBeGreaterThan(0);
+    const again = await ferryJson<{ repositories: { packs_reindexed: number }[] }>(
+      'cloudsnap',
+      'repair',
+      'index',
+      '--cred',
+      'local',
+    );
+    expect(again.repositories[0]?.packs_reindexed).toBe(0);
+    const bad = await ferry('cloudsnap', 'repair', 'packs', '--cred', 'local');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/only `index` can be repaired/);
   });
 });
