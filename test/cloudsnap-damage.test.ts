@@ -157,6 +157,12 @@ describe.each(backends)('a damaged index on the %s', (_name, newStore) => {
     expect(second.full).toBe(false);
     expect(await restoredDigest(store, second.id)).toBe(await digest(volume));
     expect(await restoredDigest(store, first.id)).toBe(before);
+
+    // And garbage collection over an altered index object runs, and deletes nothing any backup needs.
+    await alter(store, (await keysUnder(store, 'index/'))[0] as string);
+    const collected = await collectGarbage(await Repository.open(store, keyring), { graceMs: 0 });
+    expect(collected.live_chunks).toBeGreaterThan(0);
+    expect(await restoredDigest(store, second.id)).toBe(await digest(volume));
   });
 
   it.each([
