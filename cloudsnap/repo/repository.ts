@@ -195,7 +195,9 @@ export class Repository {
    * indexes again from their headers the packs no healthy index object names, and deletes damaged index objects.
    */
   async repairIndex(signal?: AbortSignal): Promise<IndexRepairReport> {
-    return (await this.loadIndex(true, signal)) as IndexRepairReport;
+    const report = await this.loadIndex(true, signal);
+    if (report === undefined) throw new FerryError('INTERNAL', `the index of ${this.store.location} was not checked`);
+    return report;
   }
 
   /** Messages about damage found and repaired since the last call (for job statuses and logs). */
@@ -254,12 +256,13 @@ export class Repository {
     // Index objects merged in earlier and gone now: collection rewrote or merged them (what they named is in newer
     // objects, or deleted), or they were lost. Packs no remaining object names are forgotten, and the check below
     // indexes again, from their own headers, those that still exist.
-    const gone = this.index.loaded.entries().filter(([key]) => !listed.has(key));
+    const gone = this.index.loaded.keys().filter((key) => !listed.has(key));
     const uncovered = new Set<string>();
     if (gone.length > 0) {
-      for (const [key] of gone) this.index.loaded.delete(key);
+      const packs = gone.map((key) => this.index.loaded.packsOf(key));
+      for (const key of gone) this.index.loaded.delete(key);
       const named = new Set(this.index.loaded.values().flat());
-      for (const [, ids] of gone) for (const id of ids) if (!named.has(id)) uncovered.add(id);
+      for (const ids of packs) for (const id of ids) if (!named.has(id)) uncovered.add(id);
       this.index.dropPacks(uncovered);
     }
     if (!force && !first && damaged.length === 0 && uncovered.size === 0) return undefined;
