@@ -27,6 +27,8 @@ export interface TestNode {
   stderr: string[];
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
+  /** SIGKILL (a crash: nothing is cleaned up), then waits for the exit. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -45,6 +47,8 @@ export interface ReadyProcess {
   stderr: string[];
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
+  /** SIGKILL, then waits for the exit. */
+  kill(): Promise<void>;
 }
 
 /** Runs the built `ferry ...args` and resolves once it logs a JSON line whose `msg` is `readyMsg`. */
@@ -73,17 +77,13 @@ export async function spawnFerryUntilReady(
       if (event.msg === readyMsg) resolve(event);
     });
   });
-  return {
-    ready,
-    log,
-    stderr,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    },
+  const signal = async (name: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(name);
+    await exited;
   };
+  return { ready, log, stderr, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
 }
 
 /** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */
@@ -98,6 +98,7 @@ export async function startTestNode(dataDir: string, env: NodeJS.ProcessEnv = {}
     log: node.log,
     stderr: node.stderr,
     stop: node.stop,
+    kill: node.kill,
   };
 }
 
