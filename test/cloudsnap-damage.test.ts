@@ -198,6 +198,28 @@ describe.each(backends)('a damaged index on the %s', (_name, newStore) => {
   });
 });
 
+describe('a check that must change nothing (directory store)', () => {
+  it('reads what a damaged index object described from the packs, in memory only', async () => {
+    const store = await backends[0]?.[1]();
+    if (store === undefined) throw new Error('no directory store');
+    const volume = await volumeWith(3);
+    await backupVolume({ engine, repo: await newRepo(store), store: cluster }, { volume, indexEvery: 1 });
+    const healthy = await Repository.open(store, keyring);
+    await healthy.refreshIndex();
+    const before = await keysUnder(store, 'index/');
+    await alter(store, before[0] as string);
+
+    const reader = await Repository.open(store, keyring);
+    await reader.refreshIndex(undefined, { write: false });
+    expect(reader.index.size).toBe(healthy.index.size);
+    expect(reader.takeNotices().join('\n')).toMatch(/is damaged .*not repaired yet/);
+    expect(await keysUnder(store, 'index/')).toEqual(before);
+    // The next load that may write repairs it.
+    await reader.refreshIndex();
+    expect(await keysUnder(store, 'index/')).not.toContain(before[0]);
+  });
+});
+
 describe('garbage collection against a lying index (directory store)', () => {
   it('never deletes a pack a live manifest references, whatever a (validly sealed) index object says', async () => {
     const store = await backends[0]?.[1]();

@@ -42,12 +42,14 @@ const PACKS_PER_OBJECT = 256;
 
 /**
  * Reconciles `repo`'s index (already merged from the healthy index objects) with the packs in its store, and
- * deletes the `damaged` index objects once what they described is indexed again.
+ * deletes the `damaged` index objects once what they described is indexed again. With `write` false, packs are
+ * indexed again in memory only, and nothing in the store changes.
  */
 export async function reconcileIndex(
   repo: Repository,
   damaged: readonly ObjectDamage[],
   signal?: AbortSignal,
+  write = true,
 ): Promise<IndexRepairReport> {
   const report: IndexRepairReport = {
     index_objects: repo.index.loaded.size,
@@ -93,7 +95,8 @@ export async function reconcileIndex(
     if (batch.length === 0) return;
     const packs = batch;
     batch = [];
-    report.written.push(await repo.writeIndex(packs, signal));
+    if (write) report.written.push(await repo.writeIndex(packs, signal));
+    else for (const p of packs) repo.index.add(p);
     report.packs_reindexed += packs.length;
   };
   let next = 0;
@@ -116,7 +119,7 @@ export async function reconcileIndex(
   await flush();
 
   const damagedKeys = damaged.map((d) => d.object);
-  if (damagedKeys.length > 0) {
+  if (write && damagedKeys.length > 0) {
     await repo.store.delete(damagedKeys, { signal });
     report.deleted = damagedKeys;
   }
@@ -133,7 +136,11 @@ export function describeRepair(location: string, r: IndexRepairReport): string |
   if (r.packs_reindexed > 0) found.push(`${r.packs_reindexed} pack(s) were named by no index object`);
   for (const d of r.packs_unreadable) found.push(`${d.object} has no readable header (${d.reason})`);
   if (found.length === 0) return undefined;
-  const did = r.written.length > 0 ? `; rebuilt from pack headers into ${r.written.join(', ')}` : '';
+  const wrote = r.written.length > 0 ? `; rebuilt from pack headers into ${r.written.join(', ')}` : '';
   const gone = r.deleted.length > 0 ? `; deleted ${r.deleted.join(', ')}` : '';
-  return `index of ${location}: ${found.join('; ')}${did}${gone}`;
+  const unchanged =
+    wrote === '' && gone === '' && (r.damaged.length > 0 || r.packs_reindexed > 0)
+      ? '; read from pack headers, the stored index is not repaired yet (ferry cloudsnap repair index)'
+      : '';
+  return `index of ${location}: ${found.join('; ')}${wrote}${gone}${unchanged}`;
 }

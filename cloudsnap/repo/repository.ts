@@ -184,10 +184,12 @@ export class Repository {
    * Loads index objects written since the last call. Never fails on damage: an index object that does not open is
    * reported (`takeNotices`) and what it described is rebuilt from the packs' own headers (`reconcileIndex`), as on
    * the first load of an instance (which also finds packs no index object names) and whenever index objects merged
-   * in earlier are gone and named packs no other object names.
+   * in earlier are gone and named packs no other object names. With `write: false` (a check that must change
+   * nothing, such as verify), what the packs' headers say is indexed in memory only: no index object is written or
+   * deleted, and the notice says the damage is still there.
    */
-  async refreshIndex(signal?: AbortSignal): Promise<void> {
-    await this.loadIndex(false, signal);
+  async refreshIndex(signal?: AbortSignal, options: { write?: boolean } = {}): Promise<void> {
+    await this.loadIndex(false, signal, options.write ?? true);
   }
 
   /**
@@ -205,7 +207,7 @@ export class Repository {
     return this.notices.splice(0);
   }
 
-  private async loadIndex(force: boolean, signal?: AbortSignal): Promise<IndexRepairReport | undefined> {
+  private async loadIndex(force: boolean, signal?: AbortSignal, write = true): Promise<IndexRepairReport | undefined> {
     const first = !this.indexChecked;
     let token: string | undefined;
     const listed = new Set<string>();
@@ -266,8 +268,9 @@ export class Repository {
       this.index.dropPacks(uncovered);
     }
     if (!force && !first && damaged.length === 0 && uncovered.size === 0) return undefined;
-    const report = await reconcileIndex(this, damaged, signal);
-    this.indexChecked = true;
+    const report = await reconcileIndex(this, damaged, signal, write);
+    // A check that wrote nothing is done again by the next load that may write.
+    this.indexChecked = write;
     const notice = describeRepair(this.store.location, report);
     if (notice !== undefined) this.notices.push(notice);
     return report;
