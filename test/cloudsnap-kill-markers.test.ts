@@ -62,7 +62,7 @@ describe('running markers after kill -9', () => {
     expect(started.code, started.stderr).toBe(0);
     // Killed as soon as the backup's marker is there, long before 192 MiB are read and uploaded.
     for (let i = 0; i < 3000 && (await markers()).length === 0; i++) await new Promise((r) => setTimeout(r, 5));
-    await node.kill();
+    await node.kill('SIGKILL');
     const left = await markers();
     expect(left).toHaveLength(1);
 

@@ -27,8 +27,8 @@ export interface TestNode {
   stderr: string[];
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
-  /** SIGKILL (a crash: nothing is cleaned up), then waits for the exit. */
-  kill(): Promise<void>;
+  /** Sends `signal` (e.g. SIGKILL for a crash), then waits for the exit. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 /**
@@ -47,8 +47,8 @@ export interface ReadyProcess {
   stderr: string[];
   /** SIGTERM, then waits for the exit. */
   stop(): Promise<void>;
-  /** SIGKILL, then waits for the exit. */
-  kill(): Promise<void>;
+  /** Sends `signal`, then waits for the exit. */
+  kill(signal: NodeJS.Signals): Promise<void>;
 }
 
 /** Runs the built `ferry ...args` and resolves once it logs a JSON line whose `msg` is `readyMsg`. */
@@ -77,13 +77,13 @@ export async function spawnFerryUntilReady(
       if (event.msg === readyMsg) resolve(event);
     });
   });
-  const signal = async (name: NodeJS.Signals): Promise<void> => {
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill(name);
+    child.kill(signal);
     await exited;
   };
-  return { ready, log, stderr, stop: () => signal('SIGTERM'), kill: () => signal('SIGKILL') };
+  return { ready, log, stderr, stop: () => kill('SIGTERM'), kill };
 }
 
 /** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */
