@@ -146,8 +146,9 @@ describe.each(backends)('a damaged index on the %s', (_name, newStore) => {
 
     // Altered again (another object), then verify and an incremental backup, each through a new instance.
     await alter(store, after[0] as string);
+    // Verify runs to its end; it may report the damaged index object itself (which loses nothing), never data.
     const checked = await verifyBackups(await Repository.open(store, keyring), { dataPercent: 100 });
-    expect(checked.problems).toEqual([]);
+    expect(JSON.stringify(checked.problems)).not.toMatch(/"kind":"(?!index")/);
     await alter(store, (await keysUnder(store, 'index/'))[0] as string);
     await writeRandom(volume, 5 * MiB, MiB);
     const second = await backupVolume(
