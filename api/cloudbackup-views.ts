@@ -2,9 +2,12 @@
  * CloudSnap records -> OpenStorage-shaped JSON: a backup record becomes an SdkCloudBackupInfo (plus Ferry fields), a
  * catalog becomes an SdkCloudBackupCatalogResponse whose `contents` are the backup's data extents.
  */
-import type { BackupCatalog, BackupRecord } from '../cloudsnap/jobs/index.js';
+import type { BackupCatalog, BackupRecord, DamagedBackup } from '../cloudsnap/jobs/index.js';
 
-/** SdkCloudBackupInfo plus Ferry's fields. Every listed backup is committed, so `status` is always `Done`. */
+/**
+ * SdkCloudBackupInfo plus Ferry's fields. Every listed backup is committed: `status` is `Done`, or `Failed` for one
+ * whose record does not open (then `damage` says why, and the fields the record held are empty).
+ */
 export interface CloudBackupInfoView {
   id: string;
   src_volume_id: string;
@@ -13,7 +16,9 @@ export interface CloudBackupInfoView {
   timestamp: string;
   /** The backup's labels: the volume's labels plus the ones the request added. */
   metadata: Record<string, string>;
-  status: 'Done';
+  status: 'Done' | 'Failed';
+  /** Ferry: why the backup's record does not open (absent for a healthy backup). */
+  damage?: string;
   /** Ferry: when the backup started (its snapshot's time, RFC 3339). */
   created: string;
   /** Ferry: volume size in bytes (what a restore creates). */
@@ -50,6 +55,25 @@ export function cloudBackupInfoView(record: BackupRecord): CloudBackupInfoView {
   };
   if (record.base_backup !== undefined) view.base_backup = record.base_backup;
   return view;
+}
+
+/** A backup whose record does not open: listed as Failed, with the reason, so it hides no other backup. */
+export function damagedBackupInfoView(damaged: DamagedBackup): CloudBackupInfoView {
+  return {
+    id: damaged.id,
+    src_volume_id: '',
+    src_volume_name: '',
+    timestamp: '',
+    metadata: {},
+    status: 'Failed',
+    damage: `${damaged.object}: ${damaged.reason}`,
+    created: '',
+    size: 0,
+    full: false,
+    bytes_stored: 0,
+    bytes_new: 0,
+    bytes_uploaded: 0,
+  };
 }
 
 /**

@@ -8,6 +8,7 @@ export type {
   JobOpType,
   JobStatus,
   JobStatusType,
+  RepairResult,
   RotatedRepository,
   RotateKeyResult,
   VerifyJobReport,
@@ -50,6 +51,7 @@ export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-
 export {
   type ClusterDirectory,
   type ClusterRecord,
+  loadNodeId,
   type NodeRecord,
   StoreClusterDirectory,
 } from './cluster-directory.js';

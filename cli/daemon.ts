@@ -15,6 +15,7 @@ import {
   createApp,
   createLogger,
   type Logger,
+  loadNodeId,
   type NodeAuthOptions,
   NodeMetrics,
   parseNbdTlsMode,
@@ -230,6 +231,9 @@ export async function runNode(options: NodeOptions): Promise<void> {
       keys: keyring,
       providers: providers.lookup,
       observeStore: metrics.observeStore,
+      // Its backups' running markers name this node, so that it clears the ones its dead processes left.
+      nodeId: await loadNodeId(dataDir),
+      warn: (message, fields) => log('warn', message, fields),
     });
     metrics.watchJobs(cloudBackups.jobs);
     metrics.watchSpace(() => space.status());

@@ -10,6 +10,7 @@ import { newBackupId, packKey, runningKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot, encodeLeaf, encodeRoot, type Leaf, type Root } from './repo/manifest.js';
 import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
+import { type MarkerOwner, runningMarker, thisProcess } from './running-markers.js';
 import { type LastBackup, lastBackupKey } from './state.js';
 import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
 import { collectAndTrim } from './workers/reclaim.js';
@@ -33,6 +34,11 @@ export interface BackupOptions {
   uploadConcurrency?: number;
   /** Packs between index checkpoints (a crash re-uploads at most these); default 8. */
   indexEvery?: number;
+  /**
+   * Who runs the backup, written into its `running/` marker so that the node can clear the markers of its own dead
+   * processes at start (running-markers.ts). Default: this host's name and this process.
+   */
+  owner?: MarkerOwner;
 }
 
 /** Bytes read from the snapshot per request. */
@@ -73,7 +79,8 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
       if (record.chunk_size === repo.chunkSize && record.size <= volume.size)
         base = { record, snapshotId: last.snapshot_id };
     } catch (err: unknown) {
-      if (!isFerryError(err, 'NOT_FOUND')) throw err;
+      // A damaged base record hides only that backup: this one reads every allocated block instead.
+      if (!isFerryError(err, 'NOT_FOUND') && !isFerryError(err, 'DATA_CORRUPTION')) throw err;
     }
   }
 
@@ -98,17 +105,24 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
   try {
     // Independent requests at the start go out together: a remote store's latency is paid once, not four times.
     const [, , condemned, basePage] = await Promise.all([
-      repo.store.put(marker, sealJson(repo.keys, marker, { id, volume: volume.id, started: started.toISOString() }), {
-        signal,
-      }),
+      repo.store.put(
+        marker,
+        sealJson(repo.keys, marker, runningMarker(id, volume.id, started, options.owner ?? thisProcess())),
+        { signal },
+      ),
       repo.refreshIndex(signal),
       // Condemned packs may be deleted by garbage collection: never dedup against them.
       repo.condemned(signal),
       base === undefined ? undefined : repo.getPage(Buffer.from(base.record.root, 'hex'), signal),
     ]);
+    /** Packs this backup uploaded, and packs of earlier backups whose chunks it reuses (checked before commit). */
+    const ownPacks = new Set<string>();
+    const reused = new Set<string>();
     const stored = (chunkId: Buffer): boolean => {
       const loc = repo.index.get(chunkId);
-      return loc !== undefined && !condemned.has(loc.pack.id);
+      if (loc === undefined || condemned.has(loc.pack.id) || repo.missingPacks.has(loc.pack.id)) return false;
+      reused.add(loc.pack.id);
+      return true;
     };
     const C = repo.chunkSize;
     const L = repo.leafChunks;
@@ -177,6 +191,7 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     const ship = async (builder: PackBuilder): Promise<void> => {
       if (builder.count === 0) return;
       const indexed = indexedPack(builder.ref, builder.entries);
+      ownPacks.add(indexed.ref.id);
       // New copies win over condemned ones, so restores of this backup never read a pack about to be deleted.
       repo.index.add(indexed, true);
       inFlight.add(indexed.ref.id);
@@ -332,6 +347,15 @@ export async function backupVolume(ctx: BackupContext, options: BackupOptions): 
     if (failure !== undefined) throw failure;
     await checkpoint();
     progress.phase('committing');
+    // Never Done with a chunk in a pack that is gone or that no stored index object names: the index is loaded
+    // again (an index object lost meanwhile is rebuilt from the packs' headers), and the reused packs must exist.
+    await repo.refreshIndex(signal);
+    await assertPacksExist(
+      repo,
+      [...reused].filter((p) => !ownPacks.has(p)),
+      id,
+      signal,
+    );
     await Promise.all(leafPuts);
     const rootId = await repo.putPage(encodeRoot(root), signal);
     const record: BackupRecord = {
@@ -395,6 +419,37 @@ async function readInto(source: BlockDevice, from: number, into: Buffer): Promis
   const got = await source.read(from, into.length, into);
   // `into` is optional for a BlockDevice: one that returns the bytes elsewhere has them copied in.
   if (got.buffer !== into.buffer || got.byteOffset !== into.byteOffset) got.copy(into, 0, 0, into.length);
+}
+
+/** Packs checked with one HEAD each up to this many; more are checked against one listing of `packs/`. */
+const HEAD_CHECKS = 32;
+
+/**
+ * FAILED_PRECONDITION unless every pack in `packIds` exists and is indexed: a backup whose chunks are in a pack that
+ * is gone must not commit. The packs are marked missing, so a new attempt uploads those chunks again.
+ */
+async function assertPacksExist(
+  repo: Repository,
+  packIds: readonly string[],
+  backupId: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  let missing: string[];
+  if (packIds.length > HEAD_CHECKS) {
+    const present = new Set<string>();
+    for await (const key of repo.keysUnder('packs/', signal)) present.add(key.slice(key.lastIndexOf('/') + 1));
+    missing = packIds.filter((p) => !present.has(p) || !repo.index.hasPack(p));
+  } else {
+    const heads = await Promise.all(packIds.map((p) => repo.store.head(packKey(p), { signal })));
+    missing = packIds.filter((p, i) => heads[i] === undefined || !repo.index.hasPack(p));
+  }
+  if (missing.length === 0) return;
+  for (const p of missing) repo.missingPacks.add(p);
+  throw new FerryError(
+    'FAILED_PRECONDITION',
+    `backup ${backupId} was not committed: ${missing.length} pack(s) holding chunks it reuses no longer exist ` +
+      `(${missing.slice(0, 3).map(packKey).join(', ')}); run the backup again: it uploads those chunks anew`,
+  );
 }
 
 function ignoreNotFound(err: unknown): void {

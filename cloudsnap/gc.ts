@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { FerryError, isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/errors.js';
 import { type LiveSet, liveChunks } from './live-set.js';
 import { encodeIndex, type IndexedPack } from './repo/chunk-index.js';
-import { openJson, sealJson, sealObject } from './repo/envelope.js';
+import { sealJson, sealObject } from './repo/envelope.js';
 import { condemnedKey, indexKey, packKey } from './repo/layout.js';
+import { readStoredPackHeader } from './repo/pack-header.js';
 import type { Repository } from './repo/repository.js';
+import { type RunningMarker, readMarker } from './running-markers.js';
 
 export interface GcOptions {
   /** How long a pack stays condemned before it may be deleted; default 1 hour. */
@@ -23,6 +25,13 @@ export interface GcResult {
   deleted: number;
   reprieved: number;
   bytes_deleted: number;
+  /**
+   * Backups whose record does not open (`backups/<id>: reason`). While there are any, collection condemns and
+   * deletes nothing (what their manifests reference is unknown): delete those backups, then collect again.
+   */
+  damaged_backups: string[];
+  /** Packs whose own header does not open: never condemned or deleted by collection (`packs/..: reason`). */
+  unreadable_packs: string[];
 }
 
 /**
@@ -38,18 +47,35 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
   await repo.refreshIndex(signal);
   const running: Date[] = [];
   for await (const key of repo.keysUnder('running/', signal)) {
-    // A backup that ends between the listing and this read has removed its marker: it no longer runs.
-    const body = await repo.store.get(key, { signal }).catch((err: unknown) => {
-      if (isFerryError(err, 'NOT_FOUND')) return undefined;
-      throw err;
-    });
-    if (body === undefined) continue;
-    const marker = openJson<{ started: string }>(repo.keys, key, body);
+    // A backup that ends between the listing and this read has removed its marker: it no longer runs. A marker that
+    // does not open counts as started when it was written, and goes by the stale rule like any other.
+    let marker: RunningMarker | undefined;
+    try {
+      marker = await readMarker(repo, key, signal);
+    } catch (err: unknown) {
+      if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
+      const info = await repo.store.head(key, { signal });
+      marker = { id: key, volume: '', started: (info?.lastModified ?? now).toISOString() };
+    }
+    if (marker === undefined) continue;
     const started = new Date(marker.started);
     if (now.getTime() - started.getTime() > stale) await repo.store.delete([key], { signal });
     else running.push(started);
   }
-  const live = await liveChunks(repo, signal);
+  const { records, damaged } = await repo.scanBackups(signal);
+  if (damaged.length > 0) {
+    return {
+      live_chunks: 0,
+      packs: 0,
+      condemned: 0,
+      deleted: 0,
+      reprieved: 0,
+      bytes_deleted: 0,
+      damaged_backups: damaged.map((d) => `${d.object}: ${d.reason}`),
+      unreadable_packs: [],
+    };
+  }
+  const live = await liveChunks(repo, signal, records);
   try {
     return await sweep(repo, live, running, now, grace, signal);
   } finally {
@@ -72,8 +98,9 @@ async function sweep(
   for (const packIds of repo.index.loaded.values()) {
     for (const packId of packIds) if (repo.index.hasPack(packId)) indexed.add(packId);
   }
-  // Packs no index names: uploaded by a backup that died before its index checkpoint. They hold nothing any backup
-  // can reference, so the same two-phase rule applies (a running backup that uploaded one protects it until it ends).
+  // Packs no index names: uploaded since the index was loaded (which indexed again every pack it found unnamed) by a
+  // backup not yet at its checkpoint, or whose header does not open. Their headers are read below; the same two-phase
+  // rule applies (a running backup that uploaded one protects it until it ends).
   const orphans = new Set<string>();
   for await (const key of repo.keysUnder('packs/', signal)) {
     const packId = key.slice(key.lastIndexOf('/') + 1);
@@ -86,19 +113,47 @@ async function sweep(
     deleted: 0,
     reprieved: 0,
     bytes_deleted: 0,
+    damaged_backups: [],
+    unreadable_packs: [],
   };
   const deleted = new Set<string>();
+  const reprieve = async (packId: string, since: Date | undefined): Promise<void> => {
+    if (since === undefined) return;
+    await repo.store.delete([condemnedKey(packId)], { signal });
+    result.reprieved++;
+  };
   for (const packId of [...indexed, ...orphans]) {
     signal?.throwIfAborted();
-    const pack = indexed.has(packId) ? repo.index.pack(packId) : undefined;
-    const isLive = pack !== undefined && live.holdsAnyOf(pack);
     const since = condemned.get(packId);
-    if (isLive) {
-      if (since !== undefined) {
-        await repo.store.delete([condemnedKey(packId)], { signal });
-        result.reprieved++;
-      }
+    // The index says what a pack holds, but the pack's own header is the truth: a pack is condemned or deleted only
+    // when its header, read now, names no live chunk. One the index does not know is judged by its header alone.
+    let pack = indexed.has(packId) ? repo.index.pack(packId) : undefined;
+    if (pack !== undefined && live.holdsAnyOf(pack)) {
+      await reprieve(packId, since);
       continue;
+    }
+    const oldEnough = since !== undefined && now.getTime() - since.getTime() >= grace;
+    const noOlderBackup = since !== undefined && running.every((started) => started.getTime() > since.getTime());
+    if (pack === undefined || (oldEnough && noOlderBackup)) {
+      try {
+        pack = await readStoredPackHeader(repo.store, repo.keys, packId, { signal });
+      } catch (err: unknown) {
+        if (isFerryError(err, 'NOT_FOUND')) {
+          // Deleted since the listing (another collector): only its marker may be left.
+          if (since !== undefined) await repo.store.delete([condemnedKey(packId)], { signal });
+          continue;
+        }
+        if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
+        result.unreadable_packs.push(`${packKey(packId)}: ${err.message}`);
+        await reprieve(packId, since);
+        continue;
+      }
+      if (live.holdsAnyOf(pack)) {
+        // Live by its header, whatever the index said: index it again, so that backups and restores find it.
+        await repo.writeIndex([pack], signal);
+        await reprieve(packId, since);
+        continue;
+      }
     }
     if (since === undefined) {
       const key = condemnedKey(packId);
@@ -106,8 +161,6 @@ async function sweep(
       result.condemned++;
       continue;
     }
-    const oldEnough = now.getTime() - since.getTime() >= grace;
-    const noOlderBackup = running.every((started) => started.getTime() > since.getTime());
     if (!oldEnough || !noOlderBackup) continue;
     const head = await repo.store.head(packKey(packId), { signal });
     await repo.store.delete([packKey(packId)], { signal });
@@ -160,9 +213,9 @@ async function rewriteIndex(repo: Repository, deleted: ReadonlySet<string>, sign
 function indexedPacks(repo: Repository, packIds: readonly string[]): IndexedPack[] {
   const out: IndexedPack[] = [];
   for (const id of packIds) {
+    // A pack the index dropped (no longer in the store) is left out of the rewritten objects.
     const pack = repo.index.pack(id);
-    if (pack === undefined) throw new FerryError('INTERNAL', `the chunk index lost pack ${id}`);
-    out.push(pack);
+    if (pack !== undefined) out.push(pack);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import { ENTRY, type IndexedPack, scratchDatabase } from './repo/chunk-index.js';
 import { decodeLeaf, decodeRoot } from './repo/manifest.js';
-import type { Repository } from './repo/repository.js';
+import type { BackupRecord, Repository } from './repo/repository.js';
 
 /**
  * A set of chunk ids kept in a scratch database on disk (as the chunk index is), with the manifest pages
@@ -54,11 +54,18 @@ export class LiveSet {
   }
 }
 
-/** Every chunk id the committed backups name: what garbage collection must keep. */
-export async function liveChunks(repo: Repository, signal?: AbortSignal): Promise<LiveSet> {
+/**
+ * Every chunk id the committed backups name: what garbage collection must keep. `records` are the backups to walk
+ * (default: every record of the repository that opens).
+ */
+export async function liveChunks(
+  repo: Repository,
+  signal?: AbortSignal,
+  records?: readonly BackupRecord[],
+): Promise<LiveSet> {
   const live = new LiveSet();
   try {
-    for (const record of await repo.listBackups(signal)) {
+    for (const record of records ?? (await repo.listBackups(signal))) {
       const root = decodeRoot(
         await repo.getPage(Buffer.from(record.root, 'hex'), signal),
         `root of backup ${record.id}`,

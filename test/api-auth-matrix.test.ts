@@ -335,6 +335,14 @@ const ROWS: Row[] = [
     need: 'Write',
   },
   {
+    name: 'cloudbackup repair',
+    method: 'POST',
+    path: () => '/v1/cloudbackups/repair',
+    body: (f) => ({ credential_id: f.credId, what: 'index' }),
+    action: 'write',
+    need: 'Write',
+  },
+  {
     name: 'snapshot delete',
     method: 'DELETE',
     path: (f) => `/v1/volumes/${f.vol}@${f.snap}`,

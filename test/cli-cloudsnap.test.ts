@@ -161,4 +161,32 @@ describe('ferry cloudsnap', () => {
     expect(deleted.code).toBe(0);
     expect((await ferryJson<{ backups: unknown[] }>('cloudsnap', 'list', '--cred', 'local')).backups).toEqual([]);
   });
+
+  it('repair index rebuilds lost index objects from the packs', async () => {
+    expect((await ferry('volume', 'create', 'rep', '--size', '8M')).code).toBe(0);
+    const raw = join(dataDir, 'rep.raw');
+    await writeFile(raw, randomBytes(4 * MiB));
+    const copy = await run('nbdcopy', [raw, `${nbdUrl}/rep`]);
+    expect(copy.code, copy.stderr).toBe(0);
+    const backup = await ferryJson<{ status: string }>('cloudsnap', 'backup', 'rep', '--cred', 'local', '--wait');
+    expect(backup.status).toBe('Done');
+    const index = join(dataDir, 'objects', 'backups', 'index');
+    for (const name of await readdir(index)) await rm(join(index, name));
+
+    const repaired = await ferry('cloudsnap', 'repair', 'index', '--cred', 'local');
+    expect(repaired.code, repaired.stderr).toBe(0);
+    expect(repaired.stdout).toMatch(/0 damaged index objects, [1-9]\d* packs indexed again from their headers/);
+    expect((await readdir(index)).length).toBeGreaterThan(0);
+    const again = await ferryJson<{ repositories: { packs_reindexed: number }[] }>(
+      'cloudsnap',
+      'repair',
+      'index',
+      '--cred',
+      'local',
+    );
+    expect(again.repositories[0]?.packs_reindexed).toBe(0);
+    const bad = await ferry('cloudsnap', 'repair', 'packs', '--cred', 'local');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/only `index` can be repaired/);
+  });
 });

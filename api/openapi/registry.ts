@@ -14,6 +14,7 @@ import {
   cloneVolumeSchema,
   cloudBackupCatalogSchema,
   cloudBackupGcSchema,
+  cloudBackupRepairSchema,
   cloudBackupSizeQuerySchema,
   cloudBackupStateChangeSchema,
   cloudBackupStatusSchema,
@@ -462,6 +463,14 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     tag: 'Cloud backups',
     summary: 'One run of two-phase garbage collection of unreferenced packs.',
     body: cloudBackupGcSchema,
+  },
+  {
+    method: 'post',
+    path: '/v1/cloudbackups/repair',
+    operationId: 'cloudBackupRepair',
+    tag: 'Cloud backups',
+    summary: "Rebuilds damaged or missing index objects from the packs' own headers.",
+    body: cloudBackupRepairSchema,
   },
   // Schedules
   {

@@ -4,19 +4,20 @@
  * /v1/cloudbackups/enumerate/filters, Status POST /v1/cloudbackups/status, Catalog POST /v1/cloudbackups/catalog,
  * History GET /v1/cloudbackups/history/{src_volume_id}, StateChange POST /v1/cloudbackups/statechange, Delete DELETE
  * /v1/cloudbackups/backup/{backup_id}, DeleteAll POST /v1/cloudbackups/deleteall, Size GET /v1/cloudbackups/size.
- * Ferry additions: POST /v1/cloudbackups/verify and POST /v1/cloudbackups/gc. Create, Restore and verify answer at
- * once with a task id; Status shows the job's progress (and a verify's report).
+ * Ferry additions: POST /v1/cloudbackups/verify, POST /v1/cloudbackups/gc and POST /v1/cloudbackups/repair. Create,
+ * Restore and verify answer at once with a task id; Status shows the job's progress (and a verify's report).
  */
 import { Hono } from 'hono';
 import type { CloudBackups } from '../../cloudsnap/jobs/index.js';
 import { FerryError } from '../../common/index.js';
 import type { BackupAccess } from '../auth/backup-access.js';
 import { enumerateAll } from '../cloudbackup-enumerate.js';
-import { cloudBackupCatalogView, cloudBackupInfoView } from '../cloudbackup-views.js';
+import { cloudBackupCatalogView, cloudBackupInfoView, damagedBackupInfoView } from '../cloudbackup-views.js';
 import {
   backupIdSchema,
   cloudBackupCatalogSchema,
   cloudBackupGcSchema,
+  cloudBackupRepairSchema,
   cloudBackupSizeQuerySchema,
   cloudBackupStateChangeSchema,
   cloudBackupStatusSchema,
@@ -79,8 +80,16 @@ export function cloudBackupRoutes(backups: CloudBackups | undefined, guard: Back
     const credential = await guard.credential(c, body.credential_id, 'Read');
     const page = await backups.enumerate({ ...body, credential_id: body.credential_id }, c.req.raw.signal);
     const visible = await guard.filterBackups(c, credential, page.backups);
+    // A damaged record's volume is unknown: only writers of the credential see it.
+    const damaged = await guard.filterBackups(
+      c,
+      credential,
+      page.damaged.map((d) => ({ ...d, volume_id: '' })),
+    );
     return c.json({
-      backups: visible.map(cloudBackupInfoView),
+      backups: [...visible.map(cloudBackupInfoView), ...damaged.map(damagedBackupInfoView)].sort((a, b) =>
+        a.id.localeCompare(b.id),
+      ),
       ...(page.continuation_token !== undefined && { continuation_token: page.continuation_token }),
     });
   });
@@ -161,6 +170,12 @@ export function cloudBackupRoutes(backups: CloudBackups | undefined, guard: Back
     await guard.credential(c, body.credential_id, 'Write');
     const graceMs = body.grace_seconds === undefined ? {} : { graceMs: body.grace_seconds * 1000 };
     return c.json(await backups.gc(body.credential_id, graceMs, c.req.raw.signal));
+  });
+
+  routes.post('/cloudbackups/repair', async (c) => {
+    const body = await readJsonBody(c, cloudBackupRepairSchema);
+    await guard.credential(c, body.credential_id, 'Write');
+    return c.json(await backups.repair(body.credential_id, body.what ?? 'index', c.req.raw.signal));
   });
 
   return routes;

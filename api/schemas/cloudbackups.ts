@@ -152,6 +152,15 @@ export const cloudBackupGcSchema = z.strictObject(
   typeError('a JSON object'),
 );
 
+/** Ferry's `POST /v1/cloudbackups/repair`: `{ credential_id, what? }`; `what` is `index` (the default). */
+export const cloudBackupRepairSchema = z.strictObject(
+  {
+    credential_id: credentialRefSchema,
+    what: z.enum(['index'], { error: () => 'must be "index"' }).optional(),
+  },
+  typeError('a JSON object'),
+);
+
 /** SdkCloudBackupGroupCreateRequest: `{ group_id?, volume_ids, credential_id, full?, labels? }`. */
 export const groupCloudBackupSchema = z.strictObject(
   {

@@ -1,5 +1,11 @@
 /** Typed calls of the cloud backup routes for `ferry cloudsnap`, and waiting for a job to end. */
-import type { CloudBackupCatalogView, CloudBackupInfoView, GcResult, JobStatus } from '../../api/index.js';
+import type {
+  CloudBackupCatalogView,
+  CloudBackupInfoView,
+  GcResult,
+  JobStatus,
+  RepairResult,
+} from '../../api/index.js';
 import { ApiError, type FerryClient } from '../client.js';
 
 /** Statuses after which a job never changes. */
@@ -125,4 +131,9 @@ export async function credentialOfBackup(client: FerryClient, backupId: string, 
     `no backup ${backupId} under any of the ${credentials.length} credentials${why}; list them with \`ferry cloudsnap list\``,
     404,
   );
+}
+
+/** POST /v1/cloudbackups/repair. */
+export function repair(client: FerryClient, body: { credential_id: string; what: 'index' }): Promise<RepairResult> {
+  return client.request('POST', '/v1/cloudbackups/repair', body);
 }

@@ -1,6 +1,7 @@
 /**
- * `ferry cloudsnap backup|restore|list|status|catalog|delete|verify|gc` (pxctl-like). Backups, restores and verifies
- * return at once with a task id; `--wait` (or `status TASK --watch`) follows the job to its end and exits 1 when it fails.
+ * `ferry cloudsnap backup|restore|list|status|catalog|delete|verify|gc|repair` (pxctl-like). Backups, restores and
+ * verifies return at once with a task id; `--wait` (or `status TASK --watch`) follows the job to its end and exits 1
+ * when it fails.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CloudBackupInfoView, JobStatus } from '../../api/index.js';
@@ -15,6 +16,7 @@ import {
   jobStatus,
   jobStatuses,
   listBackups,
+  repair,
   waitForJob,
 } from './cloudsnap-api.js';
 import { progressReporter, progressText, statusLine } from './cloudsnap-progress.js';
@@ -143,6 +145,13 @@ export function backupTable(
   if (wide) header.push('NEW', 'STARTED', 'BASE');
   if (withCredential) header.push('CREDENTIAL');
   const rows = list.map((b) => {
+    // A backup whose record does not open: the reason stands where its volume and labels would be.
+    if (b.damage !== undefined) {
+      const row = [b.id, 'DAMAGED', '-', '-', '-', '-', '-', b.damage];
+      if (wide) row.push('-', '-', '-');
+      if (withCredential) row.push(b.credential ?? '-');
+      return row;
+    }
     const row = [b.id, b.src_volume_name, b.timestamp, formatSize(b.size), bytesText(b.bytes_stored)];
     row.push(bytesText(b.bytes_uploaded), b.full ? 'full' : 'incremental', formatLabels(b.metadata));
     if (wide) row.push(bytesText(b.bytes_new), b.created, b.base_backup ?? '-');
@@ -355,11 +364,38 @@ export function registerCloudsnapCommands(program: Command): void {
         credential_id: options.cred,
         ...(options.grace !== undefined && { grace_seconds: options.grace }),
       });
-      output(
-        command,
-        result,
-        () =>
+      output(command, result, () =>
+        [
           `${result.packs} packs, ${result.live_chunks} live chunks: ${result.condemned} packs condemned, ${result.deleted} deleted (${formatSize(result.bytes_deleted)}), ${result.reprieved} reprieved`,
+          ...result.damaged_backups.map(
+            (d) => `nothing collected: damaged backup record ${d} (delete that backup, then run gc again)`,
+          ),
+          ...result.unreadable_packs.map((p) => `kept, header unreadable: ${p}`),
+        ].join('\n'),
+      );
+    });
+
+  cloudsnap
+    .command('repair')
+    .description('repair a repository: `index` rebuilds damaged or missing index objects from the packs’ headers')
+    .argument('<what>', 'what to repair: index')
+    .requiredOption('--cred <credential>', 'credential id or name')
+    .action(async (what: string, options: { cred: string }, command: Command) => {
+      if (what !== 'index') throw new InvalidArgumentError(`cannot repair "${what}": only \`index\` can be repaired`);
+      const result = await repair(clientFor(command), { credential_id: options.cred, what });
+      output(command, result, () =>
+        result.repositories
+          .map((r) => {
+            const lines = [
+              `${r.repository}: ${r.index_objects} index objects, ${r.packs} packs; ${r.damaged.length} damaged index objects, ${r.packs_reindexed} packs indexed again from their headers, ${r.packs_missing.length} indexed packs missing`,
+            ];
+            for (const d of r.damaged)
+              lines.push(`  damaged ${d.object}: ${d.reason}${r.deleted.includes(d.object) ? ' (deleted)' : ''}`);
+            for (const d of r.packs_unreadable) lines.push(`  unreadable pack ${d.object}: ${d.reason}`);
+            for (const k of r.written) lines.push(`  wrote ${k}`);
+            return lines.join('\n');
+          })
+          .join('\n'),
       );
     });
 

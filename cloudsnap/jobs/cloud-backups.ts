@@ -7,7 +7,7 @@ import { FerryError } from '../../common/index.js';
 import { type BackupCatalog, catalogBackup } from '../catalog.js';
 import type { Credential } from '../credentials/index.js';
 import { collectGarbage, type GcResult } from '../gc.js';
-import type { BackupRecord, KekRef, Repository } from '../repo/repository.js';
+import type { BackupRecord, DamagedBackup, IndexRepairReport, KekRef, Repository } from '../repo/repository.js';
 import { JobManager, type JobManagerOptions } from './manager.js';
 import type { JobStatus, JobStatusType } from './types.js';
 
@@ -29,8 +29,19 @@ export interface EnumerateFilters {
 /** One page of backup records, oldest first. */
 export interface EnumeratePage {
   backups: BackupRecord[];
+  /**
+   * Backups of the same page whose record does not open, with the reason (their volume and labels are unknown, so
+   * they are listed only when no volume or label filter applies, and `status_filter` is absent or `Failed`).
+   */
+  damaged: DamagedBackup[];
   /** Present when more backups follow: pass it back to get them. */
   continuation_token?: string;
+}
+
+/** What `repair` found and did, per repository of the credential. */
+export interface RepairResult {
+  what: 'index';
+  repositories: Array<IndexRepairReport & { repository: string }>;
 }
 
 /** SdkCloudBackupHistoryItem. */
@@ -62,26 +73,66 @@ export class CloudBackups {
     return Object.fromEntries(list.map((j) => [j.task_id, j]));
   }
 
-  /** Committed backups in a credential's repositories (its own and its KEK overrides'), filtered and paged. */
+  /**
+   * Committed backups in a credential's repositories (its own and its KEK overrides'), filtered and paged. A record
+   * that does not open hides only its own backup: it is listed apart in `damaged`.
+   */
   async enumerate(filters: EnumerateFilters, signal?: AbortSignal): Promise<EnumeratePage> {
-    if (filters.status_filter !== undefined && filters.status_filter !== 'Done') return { backups: [] };
-    const lists = await this.eachRepository(filters.credential_id, (repo) => repo.listBackups(signal), signal);
-    const all = lists.flat().sort((a, b) => a.id.localeCompare(b.id));
+    const wanted = filters.status_filter;
+    if (wanted !== undefined && wanted !== 'Done' && wanted !== 'Failed') return { backups: [], damaged: [] };
+    const scans = await this.eachRepository(filters.credential_id, (repo) => repo.scanBackups(signal), signal);
     const volume = filters.src_volume_id;
     const labels = Object.entries(filters.metadata_filter ?? {});
     const after = filters.continuation_token;
-    const matching = all.filter(
-      (r) =>
-        (after === undefined || r.id > after) &&
-        (volume === undefined || r.volume_id === volume || r.volume_name === volume) &&
-        labels.every(([k, v]) => r.labels[k] === v),
-    );
+    type Entry = { id: string; record?: BackupRecord; damage?: DamagedBackup };
+    const entries: Entry[] = [];
+    for (const scan of scans) {
+      if (wanted !== 'Failed') {
+        for (const r of scan.records) {
+          if (
+            (volume === undefined || r.volume_id === volume || r.volume_name === volume) &&
+            labels.every(([k, v]) => r.labels[k] === v)
+          ) {
+            entries.push({ id: r.id, record: r });
+          }
+        }
+      }
+      if (wanted !== 'Done' && volume === undefined && labels.length === 0) {
+        for (const d of scan.damaged) entries.push({ id: d.id, damage: d });
+      }
+    }
+    const matching = entries
+      .filter((e) => after === undefined || e.id > after)
+      .sort((a, b) => a.id.localeCompare(b.id));
     const limit = filters.max_backups ?? matching.length;
-    const backups = matching.slice(0, limit);
-    const last = backups[backups.length - 1];
-    return matching.length > backups.length && last !== undefined
-      ? { backups, continuation_token: last.id }
-      : { backups };
+    const page = matching.slice(0, limit);
+    const out: EnumeratePage = {
+      backups: page.flatMap((e) => (e.record === undefined ? [] : [e.record])),
+      damaged: page.flatMap((e) => (e.damage === undefined ? [] : [e.damage])),
+    };
+    const last = page[page.length - 1];
+    if (matching.length > page.length && last !== undefined) out.continuation_token = last.id;
+    return out;
+  }
+
+  /**
+   * Repairs what can be rebuilt in a credential's repositories (its own and its KEK overrides'): `index` rebuilds
+   * damaged or missing index objects from the packs' own headers (docs/FORMAT.md, "Damage and repair").
+   */
+  async repair(credentialId: string, what: 'index', signal?: AbortSignal): Promise<RepairResult> {
+    const reports = await this.eachRepository(
+      credentialId,
+      async (repo, credential) => {
+        try {
+          return { repository: repo.store.location, ...(await repo.repairIndex(signal)) };
+        } finally {
+          // Other open instances may index packs the repair found gone.
+          this.jobs.repositories.invalidate(credential.credential_id);
+        }
+      },
+      signal,
+    );
+    return { what, repositories: reports };
   }
 
   /** What a backup holds (from its manifest). */
@@ -149,6 +200,8 @@ export class CloudBackups {
       deleted: a.deleted + b.deleted,
       reprieved: a.reprieved + b.reprieved,
       bytes_deleted: a.bytes_deleted + b.bytes_deleted,
+      damaged_backups: [...a.damaged_backups, ...b.damaged_backups],
+      unreadable_packs: [...a.unreadable_packs, ...b.unreadable_packs],
     }));
   }
 

@@ -1,9 +1,15 @@
 /** Public face of CloudSnap's control surface: backup and restore jobs and the operations on repositories. */
 export type { BackupCatalog, CatalogExtent } from '../catalog.js';
 export type { GcResult } from '../gc.js';
-export type { BackupRecord } from '../repo/repository.js';
+export type { BackupRecord, DamagedBackup, IndexRepairReport, ObjectDamage } from '../repo/repository.js';
 export type { VerifyCounts, VerifyProblem, VerifyProblemKind, VerifyRange, VerifyResult } from '../verify.js';
-export { CloudBackups, type EnumerateFilters, type EnumeratePage, type HistoryItem } from './cloud-backups.js';
+export {
+  CloudBackups,
+  type EnumerateFilters,
+  type EnumeratePage,
+  type HistoryItem,
+  type RepairResult,
+} from './cloud-backups.js';
 export { jobKey } from './job-store.js';
 export { KEK_LABEL, KEY_PROVIDER_LABEL, kekPrefix } from './kek-repos.js';
 export {

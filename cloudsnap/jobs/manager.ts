@@ -12,6 +12,7 @@ import type { CredentialStore, OpenObjectStore } from '../credentials/index.js';
 import type { Progress } from '../progress.js';
 import type { KekRef, RepoOptions, Repository } from '../repo/repository.js';
 import { restoreBackup } from '../restore.js';
+import { clearOwnStaleMarkers, type MarkerOwner, thisProcess } from '../running-markers.js';
 import { type VerifyResult, verifyBackups, verifyReport } from '../verify.js';
 import { jobEngine, PauseGate } from './job-engine.js';
 import { JobStore } from './job-store.js';
@@ -58,6 +59,13 @@ export interface JobManagerOptions {
   persistEveryMs?: number;
   /** Sees every object-store request of the node's repositories (for metrics). Default: none. */
   observeStore?: StoreObserver;
+  /**
+   * This node's id (its data directory's `node-id`), written into the `running/` markers of its backups: at open,
+   * the manager clears the markers of this node's dead processes. Default: the host name.
+   */
+  nodeId?: string;
+  /** Hears damage found and repaired in repositories (index objects rebuilt, markers cleared). Default: none. */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 /** A job ended (Done, Failed or Aborted); `status` is its final status. Heard by `onJobEnded` listeners. */
@@ -151,8 +159,13 @@ export class JobManager {
   private submitting: Promise<unknown> = Promise.resolve();
   private closing = false;
   private readonly endedListeners = new Set<JobEndedListener>();
+  /** Who this manager's backups say they are, in their `running/` markers. */
+  readonly owner: MarkerOwner;
+  /** Settles when the start-up clearing of this node's stale `running/` markers has run (the backup ids cleared). */
+  markersCleared: Promise<string[]> = Promise.resolve([]);
 
   private constructor(private readonly options: JobManagerOptions) {
+    this.owner = thisProcess(options.nodeId);
     this.jobs = new JobStore(options.store);
     this.scheduler = new KeyedScheduler(options.concurrency ?? 2);
     this.persistEveryMs = options.persistEveryMs ?? 1000;
@@ -163,6 +176,7 @@ export class JobManager {
       ...(options.openStore !== undefined && { openStore: options.openStore }),
       ...(options.repoOptions !== undefined && { repoOptions: options.repoOptions }),
       ...(options.observeStore !== undefined && { observeStore: options.observeStore }),
+      ...(options.warn !== undefined && { warn: options.warn }),
     });
   }
 
@@ -188,8 +202,40 @@ export class JobManager {
   /** Opens the manager: jobs left Active or Queued by a process that died end Failed (RESTART_MESSAGE). */
   static async open(options: JobManagerOptions): Promise<JobManager> {
     const manager = new JobManager(options);
-    await manager.jobs.recover(options.keepFinished ?? 1000);
+    const failed = await manager.jobs.recover(options.keepFinished ?? 1000);
+    // Backups a dead process of this node left: their markers go now, in the background (a repository whose key
+    // provider is unreachable must not hold the start back), not after 24 hours.
+    const credentials = [...new Set(failed.filter((j) => j.optype === 'Backup').map((j) => j.credential_id))];
+    manager.markersCleared = manager.clearStaleMarkers(credentials);
     return manager;
+  }
+
+  /** Clears this node's stale `running/` markers in the credentials' repositories (their own and KEK overrides'). */
+  private async clearStaleMarkers(credentialIds: readonly string[]): Promise<string[]> {
+    const cleared: string[] = [];
+    for (const credentialId of credentialIds) {
+      try {
+        const overrides = await this.repositories.overrides(credentialId);
+        for (const where of [undefined, ...overrides]) {
+          const ids = await this.repositories.use(
+            credentialId,
+            (repo) => clearOwnStaleMarkers(repo, this.owner),
+            undefined,
+            where,
+          );
+          cleared.push(...ids);
+        }
+      } catch (err: unknown) {
+        this.options.warn?.('could not clear the running markers of backups this node left', {
+          credential_id: credentialId,
+          error: messageOf(err),
+        });
+      }
+    }
+    if (cleared.length > 0) {
+      this.options.warn?.('cleared running markers of backups a dead process of this node left', { backups: cleared });
+    }
+    return cleared;
   }
 
   /**
@@ -228,6 +274,7 @@ export class JobManager {
           ...(request.labels !== undefined && { labels: request.labels }),
           signal,
           onProgress,
+          owner: this.owner,
         },
       );
       status.backup_id = record.id;
@@ -593,18 +640,23 @@ export class JobManager {
         ...(live.snapshot !== undefined && { snapshot: live.snapshot }),
       });
       await work(lease.repo, signal, onProgress, engine, () => live.gate.wait(signal));
+      const notices = lease.repo.takeNotices();
       lease.release(true);
       // Restore totals are whole chunks; the last chunk of a volume may be shorter: at the end all of it is done.
       status.bytes_done = status.bytes_total;
-      await this.end(live, undefined);
+      await this.end(live, undefined, notices);
     } catch (err: unknown) {
+      const notices = lease?.repo.takeNotices() ?? [];
       lease?.release(false);
-      await this.end(live, err);
+      await this.end(live, err, notices);
     }
   }
 
-  /** Records how a job ended: `err` undefined means its work completed. */
-  private async end(live: LiveJob, err: unknown): Promise<void> {
+  /**
+   * Records how a job ended: `err` undefined means its work completed. `notices` (damage the repository found and
+   * repaired on the way) are added to the status's `info`.
+   */
+  private async end(live: LiveJob, err: unknown, notices: readonly string[] = []): Promise<void> {
     const { status } = live;
     delete status.eta_seconds;
     delete status.phase;
@@ -623,6 +675,8 @@ export class JobManager {
       status.status = 'Failed';
       status.info = [messageOf(err)];
     }
+    status.info.push(...notices);
+    for (const notice of notices) this.options.warn?.(notice, { task_id: status.task_id });
     await this.persist(live);
     for (const listener of this.endedListeners) {
       try {

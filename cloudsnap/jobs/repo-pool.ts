@@ -41,6 +41,8 @@ export interface RepositoryPoolOptions {
   maxIdle?: number;
   /** Sees every request to the object stores this pool opens (for metrics). Default: none. */
   observeStore?: StoreObserver;
+  /** Hears damage a lent repository found and repaired that its user did not take (`takeNotices`). Default: none. */
+  warn?: (message: string, fields: Record<string, unknown>) => void;
 }
 
 /** A repository lent to one user; give it back with `release`. */
@@ -126,6 +128,7 @@ export class RepositoryPool {
       release: (reusable: boolean) => {
         if (released) return;
         released = true;
+        for (const notice of lent.repo.takeNotices()) this.options.warn?.(notice, { credential_id: id });
         // A dropped instance is not wiped here: its failed user may still have work settling that reads its keys.
         if (!reusable || (this.generation.get(id) ?? 0) !== generation || this.epoch !== epoch) return;
         const idle = this.idle.get(key) ?? [];

@@ -104,6 +104,16 @@ export class IndexObjects {
   values(): string[][] {
     return this.entries().map(([, ids]) => ids);
   }
+
+  /** The keys of the index objects merged in (without their packs). */
+  keys(): string[] {
+    return this.sql().sourceKeys.pluck().all() as string[];
+  }
+
+  /** The ids of the packs index object `key` describes (empty for an unknown key). */
+  packsOf(key: string): string[] {
+    return (this.sql().sourcePacks.pluck().all(key) as Buffer[]).map((b) => b.toString('hex'));
+  }
 }
 
 export class ChunkIndex {
@@ -256,6 +266,8 @@ function prepare(db: Database.Database) {
     sourceHas: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM source WHERE key = ? LIMIT 1'),
     sourceDelete,
     sourceAll: db.prepare<[], [string, number, Buffer]>('SELECT key, pos, pack FROM source ORDER BY key, pos').raw(),
+    sourceKeys: db.prepare<[], string>('SELECT DISTINCT key FROM source'),
+    sourcePacks: db.prepare<[string], Buffer>('SELECT pack FROM source WHERE key = ? AND pos >= 0 ORDER BY pos'),
     setSource: db.transaction((key: string, packIds: readonly string[]) => {
       sourceDelete.run(key);
       // An index object that describes no pack is still merged in: a row at position -1 says so.

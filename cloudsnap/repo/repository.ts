@@ -7,6 +7,7 @@ import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack } from './chunk-
 import { configMac, parseConfig, type RepoConfig, unwrapMaster } from './config.js';
 import { RepoKeys } from './crypto.js';
 import { openJson, openObject, sealJson, sealObject } from './envelope.js';
+import { describeRepair, type IndexRepairReport, type ObjectDamage, reconcileIndex } from './index-repair.js';
 import { backupKey, CONFIG_KEY, indexKey, pageKey } from './layout.js';
 import { pageId } from './manifest.js';
 
@@ -49,6 +50,15 @@ export interface BackupRecord {
 }
 
 export type { RepoConfig } from './config.js';
+export type { IndexRepairReport, ObjectDamage } from './index-repair.js';
+
+/** A backup whose record does not open: listed apart, with the reason. */
+export interface DamagedBackup {
+  id: string;
+  /** The record's object key. */
+  object: string;
+  reason: string;
+}
 
 /** The KEK that wraps a new repository's master secret, and the provider that holds it. */
 export interface KekRef {
@@ -69,8 +79,13 @@ const INDEX_RECLAIM = 2 * 1024 * 1024;
  */
 export class Repository {
   readonly index = new ChunkIndex();
+  /** Packs the index names that were found not to exist: backups never reuse their chunks. */
+  readonly missingPacks = new Set<string>();
   private readonly knownPages = new Set<string>();
   private readonly records = new Map<string, BackupRecord>();
+  /** Whether this instance has compared its index with the packs in the store (done on its first load). */
+  private indexChecked = false;
+  private readonly notices: string[] = [];
 
   private constructor(
     readonly store: ObjectStore,
@@ -165,15 +180,45 @@ export class Repository {
     this.index.close();
   }
 
-  /** Loads index objects written since the last call. */
-  async refreshIndex(signal?: AbortSignal): Promise<void> {
+  /**
+   * Loads index objects written since the last call. Never fails on damage: an index object that does not open is
+   * reported (`takeNotices`) and what it described is rebuilt from the packs' own headers (`reconcileIndex`), as on
+   * the first load of an instance (which also finds packs no index object names) and whenever index objects merged
+   * in earlier are gone and named packs no other object names. With `write: false` (a check that must change
+   * nothing, such as verify), what the packs' headers say is indexed in memory only: no index object is written or
+   * deleted, and the notice says the damage is still there.
+   */
+  async refreshIndex(signal?: AbortSignal, options: { write?: boolean } = {}): Promise<void> {
+    await this.loadIndex(false, signal, options.write ?? true);
+  }
+
+  /**
+   * Repairs the index now (`ferry cloudsnap repair index`): loads it, compares it with the packs in the store,
+   * indexes again from their headers the packs no healthy index object names, and deletes damaged index objects.
+   */
+  async repairIndex(signal?: AbortSignal): Promise<IndexRepairReport> {
+    const report = await this.loadIndex(true, signal);
+    if (report === undefined) throw new FerryError('INTERNAL', `the index of ${this.store.location} was not checked`);
+    return report;
+  }
+
+  /** Messages about damage found and repaired since the last call (for job statuses and logs). */
+  takeNotices(): string[] {
+    return this.notices.splice(0);
+  }
+
+  private async loadIndex(force: boolean, signal?: AbortSignal, write = true): Promise<IndexRepairReport | undefined> {
+    const first = !this.indexChecked;
     let token: string | undefined;
+    const listed = new Set<string>();
+    const damaged: ObjectDamage[] = [];
     // Each object read and opened is garbage once merged, held in malloc's arena until a collection finds its small
     // handle dead: collected every INDEX_RECLAIM bytes, not after the whole index (which grew the arena by megabytes
     // for a large repository, and a job's malloc memory never shrank back to a small repository's).
     const reclaimer = new Reclaimer(INDEX_RECLAIM, undefined, INDEX_RECLAIM);
     do {
       const page = await this.store.list('index/', { continuationToken: token, signal });
+      for (const o of page.objects) listed.add(o.key);
       const fresh = page.objects.filter((o) => !this.index.loaded.has(o.key));
       // Fetched INDEX_FETCHES at a time (one round trip each on a remote store), merged in listing order. Only the
       // fetches in flight are held: a list of all of them kept every object read until the page was done, megabytes
@@ -193,8 +238,14 @@ export class Repository {
         const sealed = await window.shift();
         fetchNext();
         if (sealed === undefined) continue;
-        const body = openObject(this.keys, o.key, sealed);
-        const packs = decodeIndex(body, `index object ${o.key}`);
+        let packs: ReturnType<typeof decodeIndex>;
+        try {
+          packs = decodeIndex(openObject(this.keys, o.key, sealed), `index object ${o.key}`);
+        } catch (err: unknown) {
+          if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
+          damaged.push({ object: o.key, reason: err.message });
+          continue;
+        }
         for (const p of packs) this.index.add(p);
         this.index.loaded.set(
           o.key,
@@ -204,6 +255,25 @@ export class Repository {
       }
       token = page.continuationToken;
     } while (token !== undefined);
+    // Index objects merged in earlier and gone now: collection rewrote or merged them (what they named is in newer
+    // objects, or deleted), or they were lost. Packs no remaining object names are forgotten, and the check below
+    // indexes again, from their own headers, those that still exist.
+    const gone = this.index.loaded.keys().filter((key) => !listed.has(key));
+    const uncovered = new Set<string>();
+    if (gone.length > 0) {
+      const packs = gone.map((key) => this.index.loaded.packsOf(key));
+      for (const key of gone) this.index.loaded.delete(key);
+      const named = new Set(this.index.loaded.values().flat());
+      for (const ids of packs) for (const id of ids) if (!named.has(id)) uncovered.add(id);
+      this.index.dropPacks(uncovered);
+    }
+    if (!force && !first && damaged.length === 0 && uncovered.size === 0) return undefined;
+    const report = await reconcileIndex(this, damaged, signal, write);
+    // A check that wrote nothing is done again by the next load that may write.
+    this.indexChecked = write;
+    const notice = describeRepair(this.store.location, report);
+    if (notice !== undefined) this.notices.push(notice);
+    return report;
   }
 
   /**
@@ -241,9 +311,9 @@ export class Repository {
     } while (token !== undefined);
   }
 
-  /** Writes an index object describing `packs` (after they are uploaded). */
-  async writeIndex(packs: readonly IndexedPack[], signal?: AbortSignal): Promise<void> {
-    if (packs.length === 0) return;
+  /** Writes an index object describing `packs` (after they are uploaded); returns its key ('' for no packs). */
+  async writeIndex(packs: readonly IndexedPack[], signal?: AbortSignal): Promise<string> {
+    if (packs.length === 0) return '';
     const key = indexKey(randomBytes(16).toString('hex'));
     await this.store.put(key, sealObject(this.keys, key, encodeIndex(packs)), { signal });
     this.index.loaded.set(
@@ -251,6 +321,7 @@ export class Repository {
       packs.map((p) => p.ref.id),
     );
     for (const p of packs) this.index.add(p);
+    return key;
   }
 
   /** Stores a manifest page (once) and returns its id. */
@@ -326,22 +397,49 @@ export class Repository {
     return record;
   }
 
-  /** Every committed backup, oldest first: reads only the small records, never data. */
+  /** Every committed backup whose record opens, oldest first: reads only the small records, never data. */
   async listBackups(signal?: AbortSignal): Promise<BackupRecord[]> {
-    const out: BackupRecord[] = [];
+    return (await this.scanBackups(signal)).records;
+  }
+
+  /**
+   * Every committed backup, oldest first, and apart the records that do not open (altered, truncated, naming another
+   * backup), each with the reason: one damaged record hides only its own backup. A record that cannot be read for
+   * another reason (the store is unreachable) still fails the call.
+   */
+  async scanBackups(signal?: AbortSignal): Promise<{ records: BackupRecord[]; damaged: DamagedBackup[] }> {
+    const records: BackupRecord[] = [];
+    const damaged: DamagedBackup[] = [];
     let token: string | undefined;
     do {
       const page = await this.store.list('backups/', { continuationToken: token, signal });
-      for (const o of page.objects) out.push(await this.getBackup(o.key.slice('backups/'.length), signal));
+      for (const o of page.objects) {
+        const id = o.key.slice('backups/'.length);
+        try {
+          records.push(await this.getBackup(id, signal));
+        } catch (err: unknown) {
+          // Deleted since the listing: no longer a backup.
+          if (isFerryError(err, 'NOT_FOUND')) continue;
+          if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
+          damaged.push({ id, object: o.key, reason: err.message });
+        }
+      }
       token = page.continuationToken;
     } while (token !== undefined);
-    return out.sort((a, b) => a.id.localeCompare(b.id));
+    records.sort((a, b) => a.id.localeCompare(b.id));
+    return { records, damaged };
   }
 
-  /** Removes a backup's record (its commit point): it is no longer listed; data goes at the next collection. */
+  /**
+   * Removes a backup's record (its commit point): it is no longer listed; data goes at the next collection. A
+   * damaged record can be removed too (that is how an operator lets collection run again).
+   */
   async deleteBackupRecord(id: string, signal?: AbortSignal): Promise<void> {
-    await this.getBackup(id, signal);
-    await this.store.delete([backupKey(id)], { signal });
+    const key = backupKey(id);
+    if ((await this.store.head(key, { signal })) === undefined) {
+      throw new FerryError('NOT_FOUND', `backup ${id} not found in ${this.store.location}`);
+    }
+    await this.store.delete([key], { signal });
     this.records.delete(id);
   }
 }

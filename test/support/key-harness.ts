@@ -38,6 +38,8 @@ export interface HarnessOptions {
 
 export interface KeyHarness {
   dataDir: string;
+  /** The node's cluster store (job records live there). */
+  clusterStore: SqliteStore;
   /** Directory credentials point here. */
   objects: string;
   engine: VolumeEngine;
@@ -96,6 +98,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
   const backups = await open();
   const h: KeyHarness = {
     dataDir,
+    clusterStore: store,
     objects,
     engine,
     keyring,
