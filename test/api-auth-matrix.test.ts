@@ -387,7 +387,8 @@ const ROWS: Row[] = [
   {
     name: 'credential delete',
     method: 'DELETE',
-    path: (f) => `/v1/credentials/${f.credId}`,
+    // The schedules created above use the credential: they go with it.
+    path: (f) => `/v1/credentials/${f.credId}?with_schedules=true`,
     action: 'write',
     need: 'Admin',
   },
