@@ -21,6 +21,7 @@ import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
 import { openApiRoutes } from './openapi/index.js';
 import { requestLog } from './request-log.js';
+import { closeOnUnreadBody } from './unread-body.js';
 import { cloudBackupGroupRoutes } from './routes/cloudbackup-group.js';
 import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
@@ -95,6 +96,11 @@ export function createApp(options: AppOptions): Hono {
       c.res = errorResponse(c, err, logError);
     }
   });
+  app.use('*', closeOnUnreadBody());
+  // The API document and reference page describe no data: served before authentication.
+  app.route('/v1', openApiRoutes());
+  // Authentication comes before anything reads or limits a body: an unauthenticated caller gets 401 whatever it sends.
+  if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
   // Probes and scrapes stay outside /v1: no authentication.
   app.route('/', healthRoutes({ checks: [engineCheck(options.engine), ...(options.readiness ?? [])] }));
@@ -104,9 +110,6 @@ export function createApp(options: AppOptions): Hono {
       return c.body(body, 200, { 'content-type': contentType });
     });
   }
-  // The API document and reference page describe no data: served before authentication.
-  app.route('/v1', openApiRoutes());
-  if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.route('/v1', identityRoutes(servedServices(options)));
   app.route('/v1', clusterRoutes(options.cluster));
   app.route('/v1', nodeRoutes(options.cluster));
