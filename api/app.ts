@@ -21,7 +21,6 @@ import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
 import { openApiRoutes } from './openapi/index.js';
 import { requestLog } from './request-log.js';
-import { closeOnUnreadBody } from './unread-body.js';
 import { cloudBackupGroupRoutes } from './routes/cloudbackup-group.js';
 import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
@@ -33,6 +32,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { type ScheduleApi, schedulePolicyRoutes } from './routes/schedule-policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
+import { closeOnUnreadBody } from './unread-body.js';
 
 /** Largest accepted request body by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;

@@ -12,6 +12,7 @@ interface StartOptions {
   authJwksUrl?: string;
   authIssuer?: string;
   authAudience?: string;
+  authMaxTokenTtl?: string;
 }
 
 function checkHostPort(text: string): string {
@@ -40,8 +41,12 @@ export function registerNodeCommands(program: Command): void {
     .option('--auth-jwks-url <url>', 'accept RS256 tokens signed by a key of this JWKS (env FERRY_AUTH_JWKS_URL)')
     .option('--auth-issuer <iss>', 'the iss RS256 tokens must carry (env FERRY_AUTH_ISSUER)')
     .option('--auth-audience <aud>', 'the aud RS256 tokens must carry (env FERRY_AUTH_AUDIENCE)')
+    .option(
+      '--auth-max-token-ttl <duration>',
+      'longest lifetime of a token the node accepts, e.g. 8h, 7d (env FERRY_AUTH_MAX_TOKEN_TTL; default 24h)',
+    )
     .action(async (options: StartOptions) => {
-      const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, ...rest } = options;
+      const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, authMaxTokenTtl, ...rest } = options;
       await runNode({
         ...rest,
         auth: {
@@ -50,6 +55,7 @@ export function registerNodeCommands(program: Command): void {
           ...(authJwksUrl !== undefined && { jwksUrl: authJwksUrl }),
           ...(authIssuer !== undefined && { issuer: authIssuer }),
           ...(authAudience !== undefined && { audience: authAudience }),
+          ...(authMaxTokenTtl !== undefined && { maxTokenTtl: authMaxTokenTtl }),
         },
       });
     });
