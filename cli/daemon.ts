@@ -22,7 +22,7 @@ import {
   setUpNodeAuth,
   startApiServer,
 } from '../api/index.js';
-import { CredentialStore } from '../cloudsnap/credentials/index.js';
+import { CredentialStore, DirectoryPolicy, directoryRoots } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
@@ -50,6 +50,11 @@ export interface NodeOptions {
    * back to FERRY_AUTH_PUBLIC_KEY_FILE, FERRY_AUTH_JWKS_URL, FERRY_AUTH_ISSUER, FERRY_AUTH_AUDIENCE.
    */
   auth?: Omit<NodeAuthOptions, 'dataDir' | 'log' | 'env'>;
+  /**
+   * Directories under which directory credentials may point for every caller, colon-separated
+   * (`--directory-roots`). Default env FERRY_DIRECTORY_ROOTS, else `<dataDir>/objects`. Created (0700) when missing.
+   */
+  directoryRoots?: string;
 }
 
 let nodeLogger: Logger | undefined;
@@ -178,7 +183,11 @@ export async function runNode(options: NodeOptions): Promise<void> {
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
     engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup }) });
-    const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
+    const roots = directoryRoots(options.directoryRoots, dataDir);
+    const directories = new DirectoryPolicy({ roots, dataDir });
+    for (const root of roots) await mkdir(root, { recursive: true, mode: 0o700 });
+    log('info', 'directory roots', { roots });
+    const credentials = new CredentialStore(store, keyring, { providers: providers.lookup, directories });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
       engine,

@@ -13,6 +13,7 @@ interface StartOptions {
   authIssuer?: string;
   authAudience?: string;
   authMaxTokenTtl?: string;
+  directoryRoots?: string;
 }
 
 function checkHostPort(text: string): string {
@@ -33,6 +34,11 @@ export function registerNodeCommands(program: Command): void {
       checkHostPort,
     )
     .option('--nbd-addr <host:port>', 'NBD listen address (env FERRY_NBD_ADDR; default 127.0.0.1:10809)', checkHostPort)
+    .option(
+      '--directory-roots <dirs>',
+      'colon-separated directories under which directory credentials may point (env FERRY_DIRECTORY_ROOTS; ' +
+        'default <data dir>/objects; admins may also point elsewhere, never at system directories)',
+    )
     .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
     .option(
       '--auth-public-key <file>',

@@ -69,7 +69,11 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
     counting.set(p.name, new CountingKeyProvider(options.wrap?.(p) ?? p));
   }
   const providers = new KeyProviders([...counting.values()]);
-  const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
+  // As a node: directory credentials of every caller may point under <dataDir>/objects.
+  const credentials = new CredentialStore(store, keyring, {
+    providers: providers.lookup,
+    directories: { roots: [objects], dataDir },
+  });
   const open = (): Promise<CloudBackups> =>
     CloudBackups.open({
       engine,
