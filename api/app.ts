@@ -6,6 +6,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import type { VolumeEngine } from '../node/index.js';
+import { credentialOwners } from './auth/credential-owners.js';
 import {
   authRoutes,
   BackupAccess,
@@ -78,6 +79,8 @@ export function createApp(options: AppOptions): Hono {
   const logError = options.logError ?? logToStderr;
   const app = new Hono();
   const access = new ResourceAccess(new OwnershipStore(options.ownership ?? new MemoryOwnershipBackend()));
+  // A repository opens only through credentials of its owner (or shared with them): owners come from these records.
+  options.cloudBackups?.jobs.repositories.bindings?.setOwners(credentialOwners(access.records));
   app.onError((err, c) => errorResponse(c, err, logError));
   app.notFound(routeNotFound);
   const metrics = options.metrics;

@@ -16,6 +16,7 @@ import { jobEngine, PauseGate } from './job-engine.js';
 import { JobStore } from './job-store.js';
 import { kekFromLabels } from './kek-repos.js';
 import type { StoreObserver } from './metered-store.js';
+import { RepositoryBindings } from './repo-bindings.js';
 import { RepositoryPool } from './repo-pool.js';
 import { type RetryOptions, withRetry } from './retry.js';
 import { KeyedScheduler } from './scheduler.js';
@@ -148,6 +149,7 @@ export class JobManager {
       ...(options.openStore !== undefined && { openStore: options.openStore }),
       ...(options.repoOptions !== undefined && { repoOptions: options.repoOptions }),
       ...(options.observeStore !== undefined && { observeStore: options.observeStore }),
+      bindings: new RepositoryBindings(options.store),
     });
   }
 
