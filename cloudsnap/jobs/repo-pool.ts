@@ -129,7 +129,7 @@ export class RepositoryPool {
       const existing = bindings === undefined ? undefined : await repositoryId(store, signal);
       if (existing !== undefined) await bindings?.admit(credential, existing, store.location);
       // The master secret is unwrapped from here on.
-      const opened = Date.now();
+      let opened = Date.now();
       const repo = await Repository.openOrInit(
         store,
         this.options.keys,
@@ -138,8 +138,12 @@ export class RepositoryPool {
         signal,
       );
       try {
-        // A repository this open created (or one created by another opener meanwhile) is bound now.
-        if (repo.id !== existing) await bindings?.admit(credential, repo.id, store.location);
+        // A repository this open created (or one created by another opener meanwhile) is bound now; a new master
+        // secret's time counts from then (it was made, not unwrapped, a moment before).
+        if (repo.id !== existing && bindings !== undefined) {
+          await bindings.admit(credential, repo.id, store.location);
+          if (existing === undefined) opened = Date.now();
+        }
         if (target !== undefined) await writeMarker(await this.storeFor(credential), target, signal);
       } catch (err: unknown) {
         repo.forget();
