@@ -4,6 +4,7 @@
  * `ferry auth share`, no secret or token in the node's log, and `--auth-off` with its warning. Needs `npm run build`.
  */
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -103,6 +104,32 @@ describe('authentication on by default', () => {
     const secret = (await readFile(join(dataDir, 'auth', 'admin.secret'), 'utf8')).trim();
     const log = node.log.join('\n');
     for (const hidden of [secret, alice, bob, viewer]) expect(log).not.toContain(hidden);
+  });
+});
+
+describe('authentication before the body, on a real node', () => {
+  it('answers a POST declaring 256 MiB without a token with 401 before any body byte, then closes', async () => {
+    const { hostname, port } = new URL(node.apiUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      let received = '';
+      socket.on('connect', () =>
+        socket.write(
+          `POST /v1/volumes HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${256 * 1024 * 1024}\r\n\r\n`,
+        ),
+      );
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('latin1');
+      });
+      // The server ends the connection itself: no body was sent, none is waited for.
+      socket.on('end', () => resolve(received));
+      socket.on('error', reject);
+      socket.setTimeout(15_000, () => reject(new Error(`no end of connection; got: ${received}`)));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(answer.toLowerCase()).toContain('connection: close');
+    expect(answer).toContain('"code":"UNAUTHENTICATED"');
   });
 });
 
