@@ -6,6 +6,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
 import type { VolumeEngine } from '../node/index.js';
+import { credentialOwners } from './auth/credential-owners.js';
 import {
   authRoutes,
   BackupAccess,
@@ -33,6 +34,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { type ScheduleApi, schedulePolicyRoutes } from './routes/schedule-policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
+import { closeOnUnreadBody } from './unread-body.js';
 
 /** Largest accepted request body by default: 1 MiB. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -81,6 +83,8 @@ export function createApp(options: AppOptions): Hono {
   const app = new Hono();
   const ownership = options.ownership ?? new MemoryOwnershipBackend();
   const access = new ResourceAccess(new OwnershipStore(ownership));
+  // A repository opens only through credentials of its owner (or shared with them): owners come from these records.
+  options.cloudBackups?.jobs.repositories.bindings?.setOwners(credentialOwners(access.records));
   app.onError((err, c) => errorResponse(c, err, logError));
   app.notFound(routeNotFound);
   const metrics = options.metrics;
@@ -99,6 +103,11 @@ export function createApp(options: AppOptions): Hono {
       c.res = errorResponse(c, err, logError);
     }
   });
+  app.use('*', closeOnUnreadBody());
+  // The API document and reference page describe no data: served before authentication.
+  app.route('/v1', openApiRoutes());
+  // Authentication comes before anything reads or limits a body: an unauthenticated caller gets 401 whatever it sends.
+  if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
   // Probes and scrapes stay outside /v1: no authentication.
   const space = options.engine.spaceStatus?.bind(options.engine);
@@ -113,9 +122,6 @@ export function createApp(options: AppOptions): Hono {
       return c.body(body, 200, { 'content-type': contentType });
     });
   }
-  // The API document and reference page describe no data: served before authentication.
-  app.route('/v1', openApiRoutes());
-  if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.route('/v1', identityRoutes(servedServices(options)));
   app.route('/v1', clusterRoutes(options.cluster));
   app.route('/v1', nodeRoutes(options.cluster));

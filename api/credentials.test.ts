@@ -169,7 +169,9 @@ describe('GET /v1/credentials/validate/{credential_id} (Validate)', () => {
     await create({ name: 'local', bucket: 'bucket1', directory_credential: { path: root } });
     expect(await call('GET', '/v1/credentials/validate/local')).toEqual({ status: 200, body: {} });
 
+    await mkdir(join(root, 'nope'));
     await create({ name: 'gone', provider: 'directory', bucket: 'nope', directory_credential: { path: root } });
+    await rm(join(root, 'nope'), { recursive: true });
     const missing = await call('GET', '/v1/credentials/validate/gone');
     expect([missing.status, missing.body.code]).toEqual([404, 'NOT_FOUND']);
   });

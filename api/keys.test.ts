@@ -38,7 +38,7 @@ describe('/v1/keys', () => {
     const cred = await call('POST', '/v1/credentials', {
       name: 'a',
       bucket: 'backups',
-      directory_credential: { path: h.objects },
+      directory_credential: { path: h.objects, create: true },
       kek: 'team-a',
       key_provider: 'local',
     });

@@ -25,7 +25,7 @@ import {
   setUpNodeAuth,
   startApiServer,
 } from '../api/index.js';
-import { CredentialStore } from '../cloudsnap/credentials/index.js';
+import { CredentialStore, DirectoryPolicy, directoryRoots } from '../cloudsnap/credentials/index.js';
 import { CloudBackups, type JobStatus, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
@@ -58,6 +58,11 @@ export interface NodeOptions {
   auth?: Omit<NodeAuthOptions, 'dataDir' | 'log' | 'env'>;
   /** Warn (readyz stays ready; status and metrics say `warn`) at this percentage used. Default env FERRY_SPACE_WARN_PERCENT, else 90. */
   spaceWarnPercent?: number;
+  /**
+   * Directories under which directory credentials may point for every caller, colon-separated
+   * (`--directory-roots`). Default env FERRY_DIRECTORY_ROOTS, else `<dataDir>/objects`. Created (0700) when missing.
+   */
+  directoryRoots?: string;
 }
 
 let nodeLogger: Logger | undefined;
@@ -222,7 +227,11 @@ export async function runNode(options: NodeOptions): Promise<void> {
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
     engine = await openEngine({ dataDir, store, space, keys: volumeKeys({ providers: providers.lookup, keyring }) });
-    const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
+    const roots = directoryRoots(options.directoryRoots, dataDir);
+    const directories = new DirectoryPolicy({ roots, dataDir });
+    for (const root of roots) await mkdir(root, { recursive: true, mode: 0o700 });
+    log('info', 'directory roots', { roots });
+    const credentials = new CredentialStore(store, keyring, { providers: providers.lookup, directories });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
       engine,

@@ -4,9 +4,12 @@
  * `ferry auth share`, no secret or token in the node's log, and `--auth-off` with its warning. Needs `npm run build`.
  */
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAdminSecret } from '../api/index.js';
 import { runFerry, startTestNode, type TestNode } from './support/cli-node.js';
 
 let dataDir: string;
@@ -101,6 +104,70 @@ describe('authentication on by default', () => {
     const secret = (await readFile(join(dataDir, 'auth', 'admin.secret'), 'utf8')).trim();
     const log = node.log.join('\n');
     for (const hidden of [secret, alice, bob, viewer]) expect(log).not.toContain(hidden);
+  });
+});
+
+describe('authentication before the body, on a real node', () => {
+  it('answers a POST declaring 256 MiB without a token with 401 before any body byte, then closes', async () => {
+    const { hostname, port } = new URL(node.apiUrl);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), hostname);
+      let received = '';
+      socket.on('connect', () =>
+        socket.write(
+          `POST /v1/volumes HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\n` +
+            `Content-Length: ${256 * 1024 * 1024}\r\n\r\n`,
+        ),
+      );
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('latin1');
+      });
+      // The server ends the connection itself: no body was sent, none is waited for.
+      socket.on('end', () => resolve(received));
+      socket.on('error', reject);
+      socket.setTimeout(15_000, () => reject(new Error(`no end of connection; got: ${received}`)));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(answer.toLowerCase()).toContain('connection: close');
+    expect(answer).toContain('"code":"UNAUTHENTICATED"');
+  });
+});
+
+describe('token lifetime', () => {
+  it('refuses a 100-year token signed with the admin secret, and ferry auth token refuses --ttl beyond 24h', async () => {
+    const secret = await readAdminSecret(dataDir);
+    if (secret === undefined) throw new Error('no admin secret');
+    const now = Math.floor(Date.now() / 1000);
+    const century = await new SignJWT({ roles: ['system.admin'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('mallory')
+      .setIssuer('ferry')
+      .setIssuedAt(now)
+      .setExpirationTime(now + 100 * 365 * 86400)
+      .sign(secret);
+    const refused = await fetch(`${node.apiUrl}/v1/volumes`, { headers: { authorization: `Bearer ${century}` } });
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { message: string }).message).toMatch(/live at most 24h/);
+
+    const tooLong = await runFerry(node.apiUrl, ['auth', 'token', '--sub', 'alice', '--ttl', '7d']);
+    expect(tooLong.code).not.toBe(0);
+    expect(tooLong.stdout).toBe('');
+    expect(tooLong.stderr).toMatch(/"7d" is longer than the longest token lifetime nodes accept \(24h\)/);
+    expect(tooLong.stderr).toContain('--auth-max-token-ttl');
+
+    // A CLI told of a longer limit mints it; this node (24h) still refuses the token.
+    const week = await runFerry(node.apiUrl, ['auth', 'token', '--sub', 'alice', '--ttl', '7d'], {
+      FERRY_AUTH_MAX_TOKEN_TTL: '30d',
+    });
+    expect(week.code, week.stderr).toBe(0);
+    const weekly = await fetch(`${node.apiUrl}/v1/volumes`, {
+      headers: { authorization: `Bearer ${week.stdout.trim()}` },
+    });
+    expect(weekly.status).toBe(401);
+    const day = await token(['--sub', 'alice', '--ttl', '24h']);
+    expect((await fetch(`${node.apiUrl}/v1/volumes`, { headers: { authorization: `Bearer ${day}` } })).status).toBe(
+      200,
+    );
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,8 +120,23 @@ describe('ferry credentials', () => {
     expect(again.stderr).toMatch(/^error: no credential with id or name "local"/);
   });
 
-  it('validate of a missing directory fails with exit 1 and says what is missing', async () => {
+  it('checks a directory at create: a missing one is refused unless --create makes it (0700)', async () => {
+    const args = ['credentials', 'create', 'fresh', '--provider', 'directory', '--path', objects, '--bucket', 'fresh'];
+    const refused = await ferry(args);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${join(objects, 'fresh')} does not exist`);
+    expect(refused.stderr).toContain('--create');
+    expect(existsSync(join(objects, 'fresh'))).toBe(false);
+    await ferryJson(...args, '--create');
+    expect((await stat(join(objects, 'fresh'))).mode & 0o777).toBe(0o700);
+    await ferryJson('credentials', 'validate', 'fresh');
+    await ferryJson('credentials', 'delete', 'fresh');
+  });
+
+  it('validate of a directory removed since fails with exit 1 and says what is missing', async () => {
+    await mkdir(join(objects, 'nope'));
     await ferryJson('credentials', 'create', 'gone', '--provider', 'directory', '--path', objects, '--bucket', 'nope');
+    await rm(join(objects, 'nope'), { recursive: true });
     const result = await ferry(['credentials', 'validate', 'gone']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^error: .*nope/);

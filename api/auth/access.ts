@@ -32,6 +32,12 @@ export class ResourceAccess {
     throw new FerryError('PERMISSION_DENIED', `${who} has no ${need} access to ${describe(ref)}; ask its owner`);
   }
 
+  /** Whether the caller is a `system.admin` (or the app runs without authentication). */
+  isAdmin(c: Context): boolean {
+    const principal = principalOf(c);
+    return principal === undefined || isAdmin(principal);
+  }
+
   /** PERMISSION_DENIED unless the caller is a `system.admin` (or the app runs without authentication). */
   requireAdmin(c: Context): void {
     const principal = principalOf(c);

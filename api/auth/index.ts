@@ -36,4 +36,11 @@ export { OWNERSHIP_PREFIX, type OwnershipBackend, OwnershipStore } from './owner
 export { PUBLIC_PATHS, type RouteAction, routeAction } from './policy.js';
 export { type Principal, ROLE_ADMIN, ROLE_USER, ROLE_VIEW, ROLES } from './principal.js';
 export { authRoutes, type NbdKeyIssuer } from './routes.js';
+export {
+  checkTokenLifetime,
+  DEFAULT_MAX_TOKEN_TTL_SECONDS,
+  formatTtl,
+  MAX_TOKEN_TTL_ENV,
+  maxTokenTtlSeconds,
+} from './token-lifetime.js';
 export { createTokenVerifier, LOCAL_ISSUER, type TokenVerifier, type TokenVerifierOptions } from './verifier.js';

@@ -24,12 +24,18 @@ export const MAX_TTL_SECONDS = 366 * 24 * 3600;
 
 const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
 
-/** Parses a lifetime such as `90`, `90s`, `15m`, `1h`, `7d` into seconds; INVALID_ARGUMENT on `ttl` otherwise. */
-export function parseTtl(text: string): number {
+/**
+ * Parses a lifetime such as `90`, `90s`, `15m`, `1h`, `7d` into seconds; INVALID_ARGUMENT on `ttl` when it is not
+ * one or is above `maxSeconds` (default MAX_TTL_SECONDS).
+ */
+export function parseTtl(text: string, maxSeconds: number = MAX_TTL_SECONDS): number {
   const match = /^(\d+)([smhd]?)$/.exec(text.trim());
   const seconds = match === null ? Number.NaN : Number(match[1]) * (UNIT_SECONDS[match[2] || 's'] ?? Number.NaN);
-  if (!Number.isSafeInteger(seconds) || seconds <= 0 || seconds > MAX_TTL_SECONDS) {
-    throw invalidArgument('ttl', `"${text}" is not a lifetime such as 30m, 1h or 7d (at most 366d)`);
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+    throw invalidArgument('ttl', `"${text}" is not a lifetime such as 30m, 1h or 7d`);
+  }
+  if (seconds > maxSeconds) {
+    throw invalidArgument('ttl', `"${text}" is longer than the longest lifetime allowed, ${maxSeconds}s`);
   }
   return seconds;
 }

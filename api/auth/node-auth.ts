@@ -9,6 +9,7 @@ import type { MiddlewareHandler } from 'hono';
 import { FerryError } from '../../common/index.js';
 import { ensureAdminSecret, readSecretFile } from './admin-secret.js';
 import { bearerAuth } from './middleware.js';
+import { formatTtl, maxTokenTtlSeconds } from './token-lifetime.js';
 import { createTokenVerifier, type TokenVerifierOptions } from './verifier.js';
 
 /** Flags of `ferry node start`; each falls back to its environment variable. */
@@ -25,6 +26,11 @@ export interface NodeAuthOptions {
   issuer?: string;
   /** `--auth-audience <aud>`: the `aud` RS256 tokens must carry. Env FERRY_AUTH_AUDIENCE. Default not checked. */
   audience?: string;
+  /**
+   * `--auth-max-token-ttl <duration>`: longest lifetime of an accepted token (e.g. `8h`, `7d`). Env
+   * FERRY_AUTH_MAX_TOKEN_TTL. Default 24h.
+   */
+  maxTokenTtl?: string;
   /** More HS256 secret files (comma-separated in env FERRY_AUTH_SECRET_FILES). Default none. */
   secretFiles?: string[];
   /** Environment to read. Default process.env. */
@@ -58,6 +64,7 @@ export async function setUpNodeAuth(options: NodeAuthOptions): Promise<NodeAuth>
     return {};
   }
 
+  const maxLifetimeSeconds = maxTokenTtlSeconds(options.maxTokenTtl, env);
   const admin = await ensureAdminSecret(options.dataDir);
   if (admin.looseMode) {
     options.log('warn', 'the admin secret is readable by group or others; chmod 600 it', { path: admin.path });
@@ -71,7 +78,7 @@ export async function setUpNodeAuth(options: NodeAuthOptions): Promise<NodeAuth>
   const jwksUrl = setting(options.jwksUrl, env, 'FERRY_AUTH_JWKS_URL');
   const issuer = setting(options.issuer, env, 'FERRY_AUTH_ISSUER');
   const audience = setting(options.audience, env, 'FERRY_AUTH_AUDIENCE');
-  const verifierOptions: TokenVerifierOptions = { sharedSecrets };
+  const verifierOptions: TokenVerifierOptions = { sharedSecrets, maxLifetimeSeconds };
   if (publicKeyFile !== undefined) {
     try {
       verifierOptions.publicKeyPem = await readFile(publicKeyFile, 'utf8');
@@ -89,6 +96,7 @@ export async function setUpNodeAuth(options: NodeAuthOptions): Promise<NodeAuth>
     admin_secret_path: admin.path,
     admin_secret_created: admin.created,
     hs256_secrets: sharedSecrets.length,
+    max_token_ttl: formatTtl(maxLifetimeSeconds),
     ...(publicKeyFile !== undefined && { rs256_public_key: publicKeyFile }),
     ...(jwksUrl !== undefined && { rs256_jwks_url: jwksUrl }),
     ...(issuer !== undefined && { issuer }),

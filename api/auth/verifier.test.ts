@@ -6,6 +6,7 @@ import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../common/index.js';
 import { mintToken, parseTtl } from './mint.js';
+import { maxTokenTtlSeconds } from './token-lifetime.js';
 import { createTokenVerifier } from './verifier.js';
 
 const SECRET = randomBytes(32);
@@ -165,5 +166,55 @@ describe('parseTtl', () => {
       90, 90, 900, 3600, 604800,
     ]);
     for (const bad of ['', '0', '-1h', '1w', '1.5h', '400d']) expect(() => parseTtl(bad)).toThrow(/ttl/);
+  });
+});
+
+describe('token lifetime', () => {
+  const now = (): number => Math.floor(Date.now() / 1000);
+  const signed = (claims: { iat?: number; exp: number }, alg: 'HS256' = 'HS256'): Promise<string> => {
+    const jwt = new SignJWT({ roles: ['system.admin'] })
+      .setProtectedHeader({ alg })
+      .setSubject('mallory')
+      .setIssuer('ferry')
+      .setExpirationTime(claims.exp);
+    if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+    return jwt.sign(SECRET);
+  };
+
+  it('refuses a 100-year token by default (24h), with or without iat, and says what to do', async () => {
+    const verifier = await createTokenVerifier({ sharedSecrets: [SECRET] });
+    const century = 100 * 366 * 86400;
+    const withIat = await rejection(verifier.verify(await signed({ iat: now(), exp: now() + century })));
+    expect(withIat.code).toBe('UNAUTHENTICATED');
+    expect(withIat.message).toMatch(/issued to live 36600d; this node accepts tokens that live at most 24h/);
+    expect(withIat.message).toContain('ferry auth token --ttl');
+    const noIat = await rejection(verifier.verify(await signed({ exp: now() + century })));
+    expect(noIat.message).toMatch(/expires more than 24h from now/);
+    // iat moved into the future to make exp - iat look short: what is left of it still counts.
+    const future = await rejection(verifier.verify(await signed({ iat: now() + century, exp: now() + century + 60 })));
+    expect(future.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('accepts tokens up to the maximum, and a maximum the operator sets', async () => {
+    const verifier = await createTokenVerifier({ sharedSecrets: [SECRET] });
+    expect((await verifier.verify(await signed({ iat: now(), exp: now() + 86400 }))).sub).toBe('mallory');
+    expect(
+      (await verifier.verify(await mintToken(SECRET, { sub: 'a', roles: [] }, { ttlSeconds: 8 * 3600 }))).sub,
+    ).toBe('a');
+    const weekly = await createTokenVerifier({ sharedSecrets: [SECRET], maxLifetimeSeconds: 7 * 86400 });
+    expect((await weekly.verify(await signed({ iat: now(), exp: now() + 7 * 86400 }))).sub).toBe('mallory');
+    const hourly = await createTokenVerifier({ sharedSecrets: [SECRET], maxLifetimeSeconds: 3600 });
+    const refused = await rejection(hourly.verify(await signed({ iat: now(), exp: now() + 2 * 3600 })));
+    expect(refused.message).toMatch(/at most 1h/);
+  });
+
+  it('reads the maximum from the flag, then FERRY_AUTH_MAX_TOKEN_TTL, else 24h; refuses a bad setting by name', () => {
+    expect(maxTokenTtlSeconds(undefined, {})).toBe(86400);
+    expect(maxTokenTtlSeconds(undefined, { FERRY_AUTH_MAX_TOKEN_TTL: '30d' })).toBe(30 * 86400);
+    expect(maxTokenTtlSeconds('8h', { FERRY_AUTH_MAX_TOKEN_TTL: '30d' })).toBe(8 * 3600);
+    expect(() => maxTokenTtlSeconds(undefined, { FERRY_AUTH_MAX_TOKEN_TTL: '100y' })).toThrow(
+      /FERRY_AUTH_MAX_TOKEN_TTL: "100y" is not a lifetime/,
+    );
+    expect(() => maxTokenTtlSeconds('400d', {})).toThrow(/--auth-max-token-ttl/);
   });
 });

@@ -14,6 +14,7 @@ import {
 } from 'jose';
 import { FerryError, isFerryError } from '../../common/index.js';
 import { type Principal, principalFromClaims } from './principal.js';
+import { checkTokenLifetime, DEFAULT_MAX_TOKEN_TTL_SECONDS } from './token-lifetime.js';
 
 /** The `iss` of tokens the node mints with its own secret (`ferry auth token`). */
 export const LOCAL_ISSUER = 'ferry';
@@ -39,6 +40,11 @@ export interface TokenVerifierOptions {
   audience?: string;
   /** Leeway for `exp` and `nbf`, in seconds. Default 30. */
   clockToleranceSeconds?: number;
+  /**
+   * Longest accepted lifetime, in seconds: tokens whose `exp - iat`, or `exp - now`, is above it are refused.
+   * Default DEFAULT_MAX_TOKEN_TTL_SECONDS (24 hours).
+   */
+  maxLifetimeSeconds?: number;
 }
 
 /** Checks a bearer token and returns its principal. */
@@ -105,6 +111,7 @@ export async function createTokenVerifier(options: TokenVerifierOptions): Promis
   }
   const clockTolerance = options.clockToleranceSeconds ?? 30;
   const sharedIssuer = options.sharedIssuer ?? LOCAL_ISSUER;
+  const maxLifetime = options.maxLifetimeSeconds ?? DEFAULT_MAX_TOKEN_TTL_SECONDS;
 
   async function tryEach(token: string, keys: readonly (PublicKey | Uint8Array | JWTVerifyGetKey)[], alg: string) {
     let last: unknown;
@@ -146,6 +153,7 @@ export async function createTokenVerifier(options: TokenVerifierOptions): Promis
       if (alg === 'HS256' && secrets.length > 0) payload = await tryEach(token, secrets, 'HS256');
       else if (alg === 'RS256' && rsaKeys.length > 0) payload = await tryEach(token, rsaKeys, 'RS256');
       else throw unauthenticated(`this node does not accept ${alg === undefined ? 'unsigned' : alg} tokens`);
+      checkTokenLifetime(payload, maxLifetime, clockTolerance);
       return principalFromClaims(payload);
     },
   };

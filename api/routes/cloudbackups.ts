@@ -60,9 +60,10 @@ export function cloudBackupRoutes(backups: CloudBackups | undefined, guard: Back
   routes.post('/cloudbackups/restore', async (c) => {
     const body = await readJsonBody(c, restoreCloudBackupSchema);
     const credential = await guard.credential(c, body.credential_id, 'Read');
-    await guard.requireBackup(c, credential, body.backup_id, () =>
-      backups.inspect(credential.credential_id, body.backup_id, c.req.raw.signal),
-    );
+    // Read the record even when the credential alone decides: that opens the repository through this credential,
+    // which is refused (403) when the repository is another owner's, before any job is accepted.
+    const record = await backups.inspect(credential.credential_id, body.backup_id, c.req.raw.signal);
+    await guard.requireBackup(c, credential, body.backup_id, async () => record);
     const name = body.restore_volume_name ?? `restore-${body.backup_id}`;
     const newVolume = await guard.restoreTarget(c, name);
     const job = await backups.jobs.submitRestore(body);

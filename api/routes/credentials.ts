@@ -37,7 +37,8 @@ export function credentialRoutes(
 
   routes.post('/credentials', async (c) => {
     const body = await readJsonBody(c, createCredentialSchema);
-    const created = await credentials.create(body);
+    // Only admins may point a directory credential outside the node's directory roots.
+    const created = await credentials.create(body, { admin: access.isAdmin(c) });
     await access.own(c, credentialRef(created));
     return c.json({ credential_id: created.credential_id });
   });

@@ -42,7 +42,7 @@ const googleCredentialSchema = z.strictObject(
 );
 
 /** Ferry's embedded directory store. */
-const directoryCredentialSchema = z.strictObject({ path: text }, typeError('an object'));
+const directoryCredentialSchema = z.strictObject({ path: text, create: flag.optional() }, typeError('an object'));
 
 /**
  * SdkCredentialCreateRequest: `{ name, bucket, aws_credential | azure_credential | google_credential }`, plus

@@ -6,7 +6,11 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   type AccessControl,
   type AccessType,
+  DEFAULT_MAX_TOKEN_TTL_SECONDS,
+  formatTtl,
+  MAX_TOKEN_TTL_ENV,
   MAX_TTL_SECONDS,
+  maxTokenTtlSeconds,
   mintToken,
   type Ownership,
   parseTtl,
@@ -70,11 +74,26 @@ function roleList(text: string, previous: string[] = []): string[] {
 }
 
 function ttl(text: string): number {
+  let seconds: number;
   try {
-    return parseTtl(text);
+    seconds = parseTtl(text, MAX_TTL_SECONDS);
   } catch (err: unknown) {
     throw new InvalidArgumentError(isFerryError(err) ? err.message.replace(/^ttl: /, '') : String(err));
   }
+  let max: number;
+  try {
+    max = maxTokenTtlSeconds(undefined);
+  } catch (err: unknown) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+  if (seconds > max) {
+    throw new InvalidArgumentError(
+      `"${text}" is longer than the longest token lifetime nodes accept (${formatTtl(max)}); ` +
+        `ask for at most ${formatTtl(max)}, or raise the node's limit with ferry node start --auth-max-token-ttl ` +
+        `(or ${MAX_TOKEN_TTL_ENV}, set for this command too)`,
+    );
+  }
+  return seconds;
 }
 
 function accessType(text: string): AccessType {
@@ -137,7 +156,10 @@ export function registerAuthCommands(program: Command): void {
     .option('--name <name>', 'display name claim')
     .option('--email <email>', 'email claim')
     .addOption(
-      new Option('--ttl <duration>', `lifetime: 90s, 30m, 1h, 7d (at most ${MAX_TTL_SECONDS / 86400}d)`)
+      new Option(
+        '--ttl <duration>',
+        `lifetime: 90s, 30m, 8h (at most the nodes' limit: ${MAX_TOKEN_TTL_ENV}, default ${formatTtl(DEFAULT_MAX_TOKEN_TTL_SECONDS)})`,
+      )
         .argParser(ttl)
         .default(3600, '1h'),
     )

@@ -20,6 +20,7 @@ interface CreateOptions {
   disableSsl?: boolean;
   projectId?: string;
   path?: string;
+  create?: boolean;
   prefix?: string;
   kek?: string;
   keyProvider?: 'local' | 'vault' | 'aws-kms';
@@ -32,12 +33,13 @@ history and to other users through the process list).
   s3        access key and secret key of S3 or any S3-compatible store (--endpoint for Ceph RGW, MinIO, ...)
   google    HMAC keys of Google Cloud Storage (Settings > Interoperability); Ferry uses GCS's S3-compatible API
   azure     storage account name as --access-key, account key as --secret-key (--endpoint for Azurite)
-  directory no keys: --path is a directory on the node, --bucket a directory inside it
+  directory no keys: --path is a directory on the node, --bucket a directory inside it (--create makes it);
+            it must be under the node's directory roots (default <data dir>/objects; admins may use others)
 
 Examples:
   FERRY_SECRET_KEY=... ferry credentials create offsite --provider s3 --bucket backups --access-key AKIA... \\
       --endpoint https://s3.example.com --region us-east-1 --prefix cluster-a
-  ferry credentials create local --provider directory --path /srv/ferry-objects --bucket backups`;
+  ferry credentials create local --provider directory --path /var/lib/ferry/objects --bucket backups --create`;
 
 function keyFrom(flag: string | undefined, env: string, name: string, provider: string): string {
   const value = flag ?? process.env[env];
@@ -74,7 +76,7 @@ export function createRequest(name: string, o: CreateOptions): CreateCredentialR
     request.azure_credential = { account_name: access_key, account_key: secret_key, ...endpoint };
   } else {
     if (o.path === undefined) throw new InvalidArgumentError('--path is required for provider directory');
-    request.directory_credential = { path: o.path };
+    request.directory_credential = { path: o.path, ...(o.create === true && { create: true }) };
   }
   if (o.prefix !== undefined) request.prefix = o.prefix;
   if (o.kek !== undefined) request.kek = o.kek;
@@ -149,6 +151,7 @@ export function registerCredentialCommands(program: Command): void {
     .option('--disable-ssl', 'use http for an endpoint given as HOST:PORT')
     .option('--project-id <id>', 'Google project id (informational)')
     .option('--path <dir>', 'directory provider: absolute path of a directory on the node')
+    .option('--create', 'directory provider: create the bucket directory under --path when it does not exist')
     .option('--prefix <prefix>', 'key prefix inside the bucket, e.g. cluster-a')
     .option('--kek <name>', 'KEK protecting backups written with this credential (default: default)')
     .addOption(

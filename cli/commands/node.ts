@@ -14,6 +14,8 @@ interface StartOptions {
   authIssuer?: string;
   authAudience?: string;
   spaceWarnPercent?: number;
+  authMaxTokenTtl?: string;
+  directoryRoots?: string;
 }
 
 function checkHostPort(text: string): string {
@@ -37,6 +39,11 @@ export function registerNodeCommands(program: Command): void {
       '--nbd-tls <mode>',
       'NBD TLS (TLS-PSK, see ferry auth nbd-key): off, optional or require (env FERRY_NBD_TLS; default require unless the NBD address is loopback, where it is optional)',
     )
+    .option(
+      '--directory-roots <dirs>',
+      'colon-separated directories under which directory credentials may point (env FERRY_DIRECTORY_ROOTS; ' +
+        'default <data dir>/objects; admins may also point elsewhere, never at system directories)',
+    )
     .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
     .option(
       '--auth-public-key <file>',
@@ -50,8 +57,12 @@ export function registerNodeCommands(program: Command): void {
       'report the data directory as warn at this percentage used (env FERRY_SPACE_WARN_PERCENT; default 90)',
       Number,
     )
+    .option(
+      '--auth-max-token-ttl <duration>',
+      'longest lifetime of a token the node accepts, e.g. 8h, 7d (env FERRY_AUTH_MAX_TOKEN_TTL; default 24h)',
+    )
     .action(async (options: StartOptions, command: Command) => {
-      const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, ...rest } = options;
+      const { authOff, authPublicKey, authJwksUrl, authIssuer, authAudience, authMaxTokenTtl, ...rest } = options;
       const { dataDir } = globalOptions(command);
       await runNode({
         ...rest,
@@ -62,6 +73,7 @@ export function registerNodeCommands(program: Command): void {
           ...(authJwksUrl !== undefined && { jwksUrl: authJwksUrl }),
           ...(authIssuer !== undefined && { issuer: authIssuer }),
           ...(authAudience !== undefined && { audience: authAudience }),
+          ...(authMaxTokenTtl !== undefined && { maxTokenTtl: authMaxTokenTtl }),
         },
       });
     });

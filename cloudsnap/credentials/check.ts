@@ -30,6 +30,8 @@ export const MAX_CREDENTIAL_LABELS = 64;
 export interface CheckedCredential {
   info: Omit<CredentialInfo, 'credential_id' | 'created'>;
   secrets: CredentialSecrets;
+  /** Directory credentials: create `path/bucket` when missing (`directory_credential.create`). */
+  createDirectory?: boolean;
 }
 
 type Fields = Record<string, unknown>;
@@ -207,6 +209,7 @@ function providerBlock(request: Fields, p: CredentialProvider, checked: CheckedC
     const path = text(b, 'path', f('path'), { required: true, max: 4096 });
     if (!isAbsolute(path)) throw invalidArgument(f('path'), 'must be an absolute path');
     checked.info.directory_credential = { path };
+    if (flag(b, 'create', f('create')) === true) checked.createDirectory = true;
   }
 }
 

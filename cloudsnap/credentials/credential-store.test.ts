@@ -273,12 +273,14 @@ describe('CredentialStore.validate against the directory store', () => {
     expect(left.filter((f) => f.includes('.ferry-validate-'))).toEqual([]);
   });
 
-  it('a missing directory is NOT_FOUND', async () => {
+  it('a directory removed after the credential was created is NOT_FOUND', async () => {
+    await mkdir(join(dataDir, 'gone-dir', 'nope'), { recursive: true });
     await credentials.create({
       name: 'missing',
       bucket: 'nope',
-      directory_credential: { path: join(dataDir, 'no-such-dir') },
+      directory_credential: { path: join(dataDir, 'gone-dir') },
     });
+    await rm(join(dataDir, 'gone-dir'), { recursive: true });
     const err = await rejection(credentials.validate('missing'));
     expect(err.code).toBe('NOT_FOUND');
   });

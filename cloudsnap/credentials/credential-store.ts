@@ -10,6 +10,7 @@ import type { ClusterStore } from '../../node/index.js';
 import type { CallOptions } from '../store/index.js';
 import { checkAccess, type OpenObjectStore, storeCredential } from './access.js';
 import { checkCreateRequest } from './check.js';
+import { type CheckedDirectory, DirectoryPolicy, type DirectoryPolicyOptions } from './directory-policy.js';
 import { openSecrets, type SealedSecrets, sealSecrets } from './sealing.js';
 import type { CreateCredentialRequest, Credential, CredentialInfo } from './types.js';
 
@@ -34,6 +35,20 @@ export interface CredentialStoreOptions {
    * provider given to the constructor only (so only 'local' credentials can be created).
    */
   providers?: KeySource;
+  /**
+   * Where directory credentials may point (the node's directory roots and data directory). Default: no roots, so
+   * only admins' directory credentials, outside the system directories (see directory-policy.ts).
+   */
+  directories?: DirectoryPolicy | DirectoryPolicyOptions;
+}
+
+/** Who asks for a new credential. */
+export interface CreateCredentialOptions {
+  /**
+   * Whether the caller is a `system.admin`, who may point directory credentials outside the roots. Default true:
+   * in-process callers are trusted; the API passes the caller's role.
+   */
+  admin?: boolean;
 }
 
 function infoOf(record: CredentialRecord): CredentialInfo {
@@ -46,6 +61,8 @@ export class CredentialStore {
   private readonly secretsKek: string;
   private readonly openStore: OpenObjectStore | undefined;
   private readonly providers: KeySource;
+  /** Where directory credentials may point. */
+  readonly directories: DirectoryPolicy;
   /** Serialises create and delete, so two creates of one name cannot both succeed. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -57,13 +74,17 @@ export class CredentialStore {
     this.secretsKek = options.secretsKek ?? DEFAULT_KEK;
     this.openStore = options.openStore;
     this.providers = options.providers ?? keys;
+    const directories = options.directories ?? {};
+    this.directories = directories instanceof DirectoryPolicy ? directories : new DirectoryPolicy(directories);
   }
 
   /**
    * Stores a new credential and returns it without secrets. INVALID_ARGUMENT naming the field for bad input
-   * (including a `kek` the key provider does not know), ALREADY_EXISTS when the name is taken; nothing is stored then.
+   * (including a `kek` the key provider does not know, a directory that does not exist or is not writable),
+   * PERMISSION_DENIED for a directory the caller may not use, ALREADY_EXISTS when the name is taken; nothing is
+   * stored then, and a directory made for it is removed again.
    */
-  create(request: CreateCredentialRequest): Promise<CredentialInfo> {
+  create(request: CreateCredentialRequest, options: CreateCredentialOptions = {}): Promise<CredentialInfo> {
     return this.serialised(async () => {
       const checked = checkCreateRequest(request);
       await this.checkKek(checked.info.kek, checked.info.key_provider ?? LOCAL_PROVIDER);
@@ -71,12 +92,26 @@ export class CredentialStore {
       if (records.some((r) => r.name === checked.info.name)) {
         throw new FerryError('ALREADY_EXISTS', `a credential named "${checked.info.name}" already exists`);
       }
-      const id = randomUUID();
-      const info: CredentialInfo = { credential_id: id, ...checked.info, created: new Date().toISOString() };
-      const sealed = await sealSecrets(this.keys, this.secretsKek, id, checked.secrets);
-      const record: CredentialRecord = { ...info, sealed };
-      await this.store.commit([{ op: 'put', key: `${CREDENTIALS_PREFIX}${id}`, value: record }]);
-      return info;
+      const dir = checked.info.directory_credential;
+      let made: CheckedDirectory | undefined;
+      if (dir !== undefined) {
+        made = await this.directories.check(dir.path, checked.info.bucket, checked.info.prefix, {
+          admin: options.admin ?? true,
+          create: checked.createDirectory === true,
+        });
+        if (made.outsideRoots) dir.outside_roots = true;
+      }
+      try {
+        const id = randomUUID();
+        const info: CredentialInfo = { credential_id: id, ...checked.info, created: new Date().toISOString() };
+        const sealed = await sealSecrets(this.keys, this.secretsKek, id, checked.secrets);
+        const record: CredentialRecord = { ...info, sealed };
+        await this.store.commit([{ op: 'put', key: `${CREDENTIALS_PREFIX}${id}`, value: record }]);
+        return info;
+      } catch (err: unknown) {
+        if (made !== undefined) await this.directories.undo(made);
+        throw err;
+      }
     });
   }
 
@@ -107,6 +142,15 @@ export class CredentialStore {
   /** For internal use only: the credential with its secrets decrypted. Never send this to a client or a log. */
   async resolve(idOrName: string): Promise<Credential> {
     const record = await this.find(idOrName);
+    const dir = record.directory_credential;
+    if (dir !== undefined) {
+      // Again at each use: a symlink swapped in since, or a record stored before the rules, is refused here.
+      await this.directories.check(dir.path, record.bucket, record.prefix, {
+        admin: dir.outside_roots === true,
+        use: true,
+        field: `credential ${record.name}: directory_credential.path`,
+      });
+    }
     const secrets = await openSecrets(this.keys, record.credential_id, record.sealed, `"${record.name}"`);
     const {
       sealed: _sealed,

@@ -62,10 +62,24 @@ export interface GoogleCredential {
   endpoint?: string;
 }
 
-/** Ferry's embedded store: `bucket` is a directory under `path`. */
+/**
+ * Ferry's embedded store: `bucket` is a directory under `path`. It must lie under one of the node's directory roots
+ * (`ferry node start --directory-roots`, default `<data dir>/objects`), or, for a `system.admin`, anywhere outside
+ * the system directories (see directory-policy.ts).
+ */
 export interface DirectoryCredential {
-  /** An absolute path of an existing directory. */
+  /** An absolute path of a directory; `path/bucket` must exist (or be created with `create`). */
   path: string;
+  /** Set by the node when an admin's credential points outside the directory roots. */
+  outside_roots?: boolean;
+}
+
+/** The directory block of a create request. */
+export interface DirectoryCredentialRequest {
+  /** An absolute path of a directory on the node. */
+  path: string;
+  /** Create `path/bucket` (mode 0700) when it does not exist. Default false: it must exist. */
+  create?: boolean;
 }
 
 /** What `create` takes (the body of `POST /v1/credentials`). */
@@ -79,7 +93,7 @@ export interface CreateCredentialRequest {
   aws_credential?: AwsCredential;
   azure_credential?: AzureCredential;
   google_credential?: GoogleCredential;
-  directory_credential?: DirectoryCredential;
+  directory_credential?: DirectoryCredentialRequest;
   /** Key prefix inside the bucket under which Ferry writes, e.g. `cluster-a`. Default: the bucket's root. */
   prefix?: string;
   /** Name of the KEK protecting backups written with this credential. Default `default` (required for vault, aws-kms). */

@@ -33,6 +33,12 @@ export {
   type VerifyJobRequest,
 } from './manager.js';
 export { MeteredStore, type StoreObserver, type StoreOperation, type StoreRequest } from './metered-store.js';
+export {
+  type CredentialOwners,
+  REPOSITORIES_PREFIX,
+  type RepositoryBinding,
+  RepositoryBindings,
+} from './repo-bindings.js';
 export { KEY_CACHE_TTL_MS, type RepositoryLease, RepositoryPool, type RepositoryPoolOptions } from './repo-pool.js';
 export type { RetryOptions } from './retry.js';
 export {

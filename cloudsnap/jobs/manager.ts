@@ -18,6 +18,7 @@ import { jobEngine, PauseGate } from './job-engine.js';
 import { JobStore } from './job-store.js';
 import { kekFromLabels } from './kek-repos.js';
 import type { StoreObserver } from './metered-store.js';
+import { RepositoryBindings } from './repo-bindings.js';
 import { RepositoryPool } from './repo-pool.js';
 import { type RetryOptions, withRetry } from './retry.js';
 import { KeyedScheduler } from './scheduler.js';
@@ -177,6 +178,7 @@ export class JobManager {
       ...(options.repoOptions !== undefined && { repoOptions: options.repoOptions }),
       ...(options.observeStore !== undefined && { observeStore: options.observeStore }),
       ...(options.warn !== undefined && { warn: options.warn }),
+      bindings: new RepositoryBindings(options.store),
     });
   }
 

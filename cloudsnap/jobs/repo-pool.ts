@@ -10,12 +10,14 @@
 import type { KeySource } from '../../kms/index.js';
 import type { Credential, CredentialStore, OpenObjectStore } from '../credentials/index.js';
 import { credentialKek, storeCredential } from '../credentials/index.js';
-import { backupKey } from '../repo/layout.js';
+import { parseConfig } from '../repo/config.js';
+import { backupKey, CONFIG_KEY } from '../repo/layout.js';
 import { type KekRef, type RepoOptions, Repository } from '../repo/repository.js';
 import type { ObjectStore } from '../store/index.js';
 import { PrefixedStore } from '../store/prefixed.js';
 import { kekPrefix, readMarkers, writeMarker } from './kek-repos.js';
 import { MeteredStore, type StoreObserver } from './metered-store.js';
+import type { RepositoryBindings } from './repo-bindings.js';
 
 /** Default time an unwrapped master secret stays cached: 15 minutes. */
 export const KEY_CACHE_TTL_MS = 15 * 60_000;
@@ -43,6 +45,11 @@ export interface RepositoryPoolOptions {
   observeStore?: StoreObserver;
   /** Hears damage a lent repository found and repaired that its user did not take (`takeNotices`). Default: none. */
   warn?: (message: string, fields: Record<string, unknown>) => void;
+  /**
+   * Which credential each repository belongs to (repo-bindings.ts): a repository is opened through a credential only
+   * when they admit it, checked before its key is unwrapped. Default: none (every credential may open any).
+   */
+  bindings?: RepositoryBindings;
 }
 
 /** A repository lent to one user; give it back with `release`. */
@@ -65,6 +72,12 @@ function same(a: KekRef, b: KekRef): boolean {
   return a.provider === b.provider && a.kek === b.kek;
 }
 
+/** The id in the repository's config, read without unwrapping anything; undefined when there is no repository. */
+async function repositoryId(store: ObjectStore, signal?: AbortSignal): Promise<string | undefined> {
+  if ((await store.head(CONFIG_KEY, { signal })) === undefined) return undefined;
+  return parseConfig(await store.get(CONFIG_KEY, { signal }), store.location).id;
+}
+
 export class RepositoryPool {
   private readonly idle = new Map<string, Idle[]>();
   /** Bumped by `invalidate`, so instances lent out before it are not taken back. */
@@ -77,6 +90,11 @@ export class RepositoryPool {
   constructor(private readonly options: RepositoryPoolOptions) {
     this.ttlMs = options.ttlMs ?? KEY_CACHE_TTL_MS;
     this.maxIdle = options.maxIdle ?? 2;
+  }
+
+  /** Which credential each repository belongs to; undefined when the pool does not check. */
+  get bindings(): RepositoryBindings | undefined {
+    return this.options.bindings;
   }
 
   /** Idle open instances (each holds an unwrapped master secret). */
@@ -108,15 +126,31 @@ export class RepositoryPool {
       e.repo.forget();
     }
     if (entry === undefined) {
-      const opened = Date.now();
+      const store = await this.storeFor(credential, target);
+      const bindings = this.options.bindings;
+      const existing = bindings === undefined ? undefined : await repositoryId(store, signal);
+      if (existing !== undefined) await bindings?.admit(credential, existing, store.location);
+      // The master secret is unwrapped from here on.
+      let opened = Date.now();
       const repo = await Repository.openOrInit(
-        await this.storeFor(credential, target),
+        store,
         this.options.keys,
         target ?? credentialKek(credential),
         this.options.repoOptions,
         signal,
       );
-      if (target !== undefined) await writeMarker(await this.storeFor(credential), target, signal);
+      try {
+        // A repository this open created (or one created by another opener meanwhile) is bound now; a new master
+        // secret's time counts from then (it was made, not unwrapped, a moment before).
+        if (repo.id !== existing && bindings !== undefined) {
+          await bindings.admit(credential, repo.id, store.location);
+          if (existing === undefined) opened = Date.now();
+        }
+        if (target !== undefined) await writeMarker(await this.storeFor(credential), target, signal);
+      } catch (err: unknown) {
+        repo.forget();
+        throw err;
+      }
       entry = { repo, opened };
     }
     const lent = entry;

@@ -72,7 +72,11 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
   }
   const providers = new KeyProviders([...counting.values()]);
   const engine = await openEngine({ dataDir, store, keys: volumeKeys({ providers: providers.lookup, keyring }) });
-  const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
+  // As a node: directory credentials of every caller may point under <dataDir>/objects.
+  const credentials = new CredentialStore(store, keyring, {
+    providers: providers.lookup,
+    directories: { roots: [objects], dataDir },
+  });
   const open = (): Promise<CloudBackups> =>
     CloudBackups.open({
       engine,
