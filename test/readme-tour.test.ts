@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAIN, runFerry, startTestNode, type TestNode } from './support/cli-node.js';
+import { MAIN, startTestNode, type TestNode } from './support/cli-node.js';
 import { extractTour, type TourCommand } from './support/readme-tour.js';
 import { compareOutput, type HostMapping, IdPairs, mapHost, outputLines } from './support/tour-output.js';
 
@@ -219,132 +219,6 @@ describe('README tour', () => {
       PATH: `${bin}:/usr/bin:${process.env.PATH ?? ''}`,
       FERRY_API_URL: node.apiUrl,
       FERRY_DATA_DIR: join(root, 'data'),
-    };
-
-    const ids = new IdPairs();
-    const readme = shown(
-      'Cloud backup 20261128T101500.123Z-1a2b3c4d of pgdata done: 10 MiB / 10 MiB (100%) in 0.4 s',
-      'ID                NAME    CREATED',
-      '7d0586f905f36a8a  pgdata  2026-11-28T10:15:00.512Z',
-    );
-    const actual = [
-      'Cloud backup 20261206T142852.857Z-be71619e of pgdata done: 10 MiB / 10 MiB (100%) in 12.3 s',
-      'ID                NAME    CREATED',
-      'f10ac00ccfd6f7d2  pgdata  2026-12-06T14:28:53.184Z',
-    ];
-    ids.pair(readme.map((s) => s.text).join('\n'), actual.join('\n'));
-    expect(compareOutput(readme, actual, ids)).toBeUndefined();
-    const changed = (from: string, to: string) => actual.map((l) => l.replace(from, to));
-    expect(compareOutput(readme, changed('10 MiB / 10 MiB', '10 MiB / 11 MiB'), ids)).toContain('+ actual');
-    expect(compareOutput(readme, changed('in 12.3 s', 'in 12 s'), ids)).toContain('+ actual');
-    expect(compareOutput(readme, changed('2026-12-06T14:28:53.184Z', '2026-12-06 14:28'), ids)).toContain('+ actual');
-    expect(ids.command('ferry cloudsnap restore 20261128T101500.123Z-1a2b3c4d')).toEqual({
-      command: 'ferry cloudsnap restore 20261206T142852.857Z-be71619e',
-      unpaired: [],
-    });
-    expect(ids.command('ferry cloudsnap restore 20251128T101500.123Z-1a2b3c4d').unpaired).toHaveLength(1);
-  });
-
-  it('shows a changed column as README line against actual line', () => {
-    const ids = new IdPairs();
-    const readme = shown('ID                NAME    SIZE', '7d0586f905f36a8a  pgdata  100 GiB');
-    const actual = ['ID                NAME    SIZE     USED', 'f10ac00ccfd6f7d2  pgdata  100 GiB  0 B'];
-    ids.pair(readme.map((s) => s.text).join('\n'), actual.join('\n'));
-    expect(compareOutput(readme, actual, ids)).toBe(
-      [
-        '- README.md:110 | ID                NAME    SIZE',
-        '- README.md:111 | 7d0586f905f36a8a  pgdata  100 GiB',
-        '+ actual        | ID                NAME    SIZE     USED',
-        '+ actual        | 7d0586f905f36a8a  pgdata  100 GiB  0 B',
-      ].join('\n'),
-    );
-  });
-
-  it('holds a README id to the id it was first paired with', () => {
-    const ids = new IdPairs();
-    ids.pair('Volume successfully created: 7d0586f905f36a8a', 'Volume successfully created: f10ac00ccfd6f7d2');
-    ids.pair('Volume successfully created: 0420065b1178aa93', 'Volume successfully created: 67f7f3dab497a2a8');
-    const listed = shown('7d0586f905f36a8a  pgdata');
-    expect(compareOutput(listed, ['f10ac00ccfd6f7d2  pgdata'], ids)).toBeUndefined();
-    expect(compareOutput(listed, ['67f7f3dab497a2a8  pgdata'], ids)).toContain('+ actual');
-    expect(compareOutput(shown('one line'), ['one line', 'and another'], ids)).toContain(
-      '+ actual        | and another',
-    );
-    expect(compareOutput(shown('printed'), [], ids)).toContain('- README.md:110 | printed');
-  });
-
-  it('lets column padding vary only when asked to (output that held a mapped path)', () => {
-    const ids = new IdPairs();
-    const readme = shown('LOCATION                  TO', 'file:///srv/ferry-objects  2');
-    const actual = ['LOCATION                   TO', 'file:///srv/ferry-objects  2'];
-    expect(compareOutput(readme, actual, ids)).toContain('+ actual');
-    expect(compareOutput(readme, actual, ids, { looseColumns: true })).toBeUndefined();
-    expect(
-      compareOutput(readme, ['LOCATION TO', 'file:///srv/ferry-objects  2'], ids, { looseColumns: true }),
-    ).toContain('+ actual');
-  });
-
-  it('maps host strings both ways, longest first', () => {
-    const host: HostMapping[] = [
-      { readme: '127.0.0.1:9001', actual: '127.0.0.1:40001' },
-      { readme: '/srv/ferry-objects', actual: '/tmp/x/srv-ferry-objects' },
-    ];
-    expect(mapHost('curl http://127.0.0.1:9001/healthz', host, 'actual')).toBe('curl http://127.0.0.1:40001/healthz');
-    expect(mapHost('path /tmp/x/srv-ferry-objects/backups', host, 'readme')).toBe('path /srv/ferry-objects/backups');
-  });
-});
-
-describe('README tour', () => {
-  let root: string;
-  let node: TestNode;
-
-  beforeAll(async () => {
-    root = await mkdtemp(join(tmpdir(), 'ferry-tour-'));
-    node = await startTestNode(join(root, 'data'));
-  });
-
-  afterAll(async () => {
-    await node?.stop();
-    if (root !== undefined) await rm(root, { recursive: true, force: true });
-  });
-
-  it('runs top to bottom on a fresh node and prints what the README shows', { timeout: 300_000 }, async () => {
-    const tour = extractTour(await readFile(README, 'utf8'));
-    expect(tour.commands.length).toBeGreaterThan(0);
-    expect(tour.commands.some((c) => c.shown !== undefined && c.shown.length > 0)).toBe(true);
-    for (const skip of tour.skipped) expect(skip.reason.length).toBeGreaterThan(10);
-
-    const work = join(root, 'work');
-    const bin = join(root, 'bin');
-    const objects = join(root, 'srv-ferry-objects');
-    await mkdir(work);
-    await mkdir(bin);
-    await writeFile(join(bin, 'ferry'), `#!/bin/sh\nexec '${process.execPath}' '${MAIN}' "$@"\n`);
-    await chmod(join(bin, 'ferry'), 0o755);
-    const HOST: HostMapping[] = [
-      { readme: '127.0.0.1:9001', actual: new URL(node.apiUrl).host },
-      { readme: '127.0.0.1:10809', actual: new URL(node.nbdUrl).host },
-      { readme: '/srv/ferry-objects', actual: objects },
-    ];
-    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('FERRY_')));
-    const env: NodeJS.ProcessEnv = {
-      ...inherited,
-      // Debian's tools first (nbdcopy, qemu-img, ...), as in test/support/run.ts.
-      PATH: `${bin}:/usr/bin:${process.env.PATH ?? ''}`,
-      FERRY_API_URL: node.apiUrl,
-      FERRY_DATA_DIR: join(root, 'data'),
-    };
-
-    // TRANSITIONAL, until `ferry credentials create --create` is merged: without it, the flag is taken out and the
-    // directory it would create is made here. Once the CLI has the flag, the command runs as written.
-    const hasCreate = (await runFerry(node.apiUrl, ['credentials', 'create', '--help'])).stdout.includes('--create');
-    const withoutCreate = async (command: string): Promise<string> => {
-      if (hasCreate || !/^ferry credentials create .*--create\b/.test(command)) return command;
-      const path = / --path (\S+)/.exec(command)?.[1] ?? '';
-      const bucket = / --bucket (\S+)/.exec(command)?.[1] ?? '';
-      const prefix = / --prefix (\S+)/.exec(command)?.[1] ?? '';
-      await mkdir(join(path, bucket, prefix), { recursive: true });
-      return command.replace(/ --create\b/, '');
     };
 
     const ids = new IdPairs();
