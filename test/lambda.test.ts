@@ -113,8 +113,11 @@ describe('the serverless handler', () => {
       await v2('POST', '/v1/cloudbackups/catalog', { backup_id: backupId, credential_id: 'offsite', extra: 1 }),
     );
     expect(unknown).toMatchObject({ status: 400, body: { code: 'INVALID_ARGUMENT', field: 'extra' } });
-    const missing = await invoke(serverless.app, await v2('POST', '/v1/cloudbackups/enumerate/filters', {}));
-    expect(missing).toMatchObject({ status: 400, body: { field: 'credential_id' } });
+    const wrong = await invoke(
+      serverless.app,
+      await v2('POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 7 }),
+    );
+    expect(wrong).toMatchObject({ status: 400, body: { field: 'credential_id' } });
     const other = await invoke(
       serverless.app,
       await v2('POST', '/v1/cloudbackups/enumerate/filters', { credential_id: 'elsewhere' }),

@@ -158,6 +158,10 @@ export function cloudBackupRoutes(backups: CloudBackups | undefined, guard: Back
       await guard.requireBackup(c, credential, backupId, () =>
         backups.inspect(credential.credential_id, backupId, c.req.raw.signal),
       );
+    } else {
+      // The repository must open through this credential (another owner's repository is refused here, at once,
+      // rather than in a job that fails later): listing its backups checks that.
+      await backups.enumerate({ credential_id: credential.credential_id }, c.req.raw.signal);
     }
     const { wait, ...request } = body;
     const job = await backups.jobs.submitVerify(request);

@@ -79,7 +79,7 @@ export const volumeFiltersSchema = z.strictObject(
  * deletes the cloud backup schedules that use it in the same step (without it, those make the delete
  * FAILED_PRECONDITION).
  */
-export const deleteQuerySchema = z.object({
+export const deleteQuerySchema = z.strictObject({
   with_schedules: z.enum(['true', 'false'], { error: () => 'must be true or false' }).optional(),
 });
 

@@ -4,24 +4,13 @@
  * not ready), so scripts and probes can use it.
  */
 import type { Command } from 'commander';
+import type { SpaceStatus } from '../../node/index.js';
 import { ApiError, type FerryClient } from '../client.js';
 import { clientFor, output } from '../context.js';
 import { formatSize } from '../format.js';
 
-/** The data directory's space, as `/readyz` reports it. */
-export interface SpaceReport {
-  /** `ok`, `warn` (used at or above warn_percent) or `full` (the node refuses new data). */
-  state: string;
-  path: string;
-  size_bytes: number;
-  free_bytes: number;
-  used_percent: number;
-  warn_percent: number;
-  min_free_bytes: number;
-  reserve_bytes: number;
-  reserve_held: boolean;
-  reason?: string;
-}
+/** The data directory's space, as `/readyz` reports it (the node's own SpaceStatus, as JSON). */
+export type SpaceReport = SpaceStatus;
 
 /** What `ferry status --json` prints. */
 export interface NodeStatusReport {
