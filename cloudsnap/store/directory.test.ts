@@ -80,6 +80,28 @@ describe('DirectoryStore specifics', () => {
     expect(await readdir(root)).toEqual([]);
   });
 
+  it('under a base that must exist, is empty until its first put makes the prefix directories', async () => {
+    // A credential's path/bucket exists; its prefix (team-a/db) is made by the first write, as by S3's keys.
+    const prefixed = new DirectoryStore(join(root, 'team-a', 'db'), { mustExist: root });
+    expect((await prefixed.list('')).objects).toEqual([]);
+    expect(await prefixed.head('config')).toBeUndefined();
+    await expect(prefixed.get('config')).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringContaining('config does not exist'),
+    });
+    expect(await readdir(root)).toEqual([]);
+    await prefixed.put('packs/ab/1', Buffer.from('x'));
+    expect((await prefixed.get('packs/ab/1')).toString()).toBe('x');
+    expect(await readdir(join(root, 'team-a', 'db'))).toEqual(['packs']);
+    // The base itself is still never made.
+    const gone = new DirectoryStore(join(root, 'nope', 'team-a'), { mustExist: join(root, 'nope') });
+    await expect(gone.put('k', Buffer.from('1'))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringContaining(`directory ${join(root, 'nope')} does not exist`),
+    });
+    expect(() => new DirectoryStore('/a/b', { mustExist: '/c' })).toThrow(RangeError);
+  });
+
   it('lets exactly one of many concurrent create-only puts win', async () => {
     await mkdir(join(root, 'race'));
     const results = await Promise.allSettled(

@@ -3,7 +3,7 @@ import { close as closeCb, fstat as fstatCb, open as openCb, read as readCb } fr
 import type { FileHandle } from 'node:fs/promises';
 import { link, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { FerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
 import { errnoCode, translateFsError } from './directory-errors.js';
 import { bodyBuffer, checkKey, checkPrefix, checkRange, compareKeys, pageSize, rangePastEnd } from './keys.js';
@@ -23,10 +23,21 @@ export class DirectoryStore implements ObjectStore {
   readonly location: string;
   readonly conditionalCreate = true;
   private readonly root: string;
+  /** The directory that must exist: the root, or the part of it given as `mustExist`. */
+  private readonly base: string;
 
-  /** @param root an existing directory; it is never created by the store. */
-  constructor(root: string) {
+  /**
+   * @param root the store's directory. Unless `mustExist` says otherwise it must exist, and is never created.
+   * @param options.mustExist a directory containing `root` (a credential's `path/bucket` when `root` adds its
+   *   prefix): only it must exist; the directories between it and `root` are made by the first put, and until then
+   *   the store is empty. Default: `root` itself.
+   */
+  constructor(root: string, options: { mustExist?: string } = {}) {
     this.root = resolve(root);
+    this.base = resolve(options.mustExist ?? root);
+    if (this.root !== this.base && !this.root.startsWith(`${this.base}/`)) {
+      throw new RangeError(`${this.root} is not inside ${this.base}`);
+    }
     this.location = `file://${this.root}`;
   }
 
@@ -260,18 +271,27 @@ export class DirectoryStore implements ObjectStore {
   }
 
   private async checkRoot(): Promise<void> {
+    if (this.root !== this.base) {
+      // The root under the base may not be made yet (no put so far): an empty store, if the base is there.
+      const made = await stat(this.root).then(
+        (st) => st.isDirectory(),
+        () => false,
+      );
+      if (made) return;
+    }
     try {
-      const st = await stat(this.root);
+      const st = await stat(this.base);
       if (!st.isDirectory()) {
-        throw new FerryError('FAILED_PRECONDITION', `${this.root} is not a directory: point the store at a directory`);
+        throw new FerryError('FAILED_PRECONDITION', `${this.base} is not a directory: point the store at a directory`);
       }
     } catch (err: unknown) {
+      if (isFerryError(err)) throw err;
       if (isMissing(err)) {
-        throw new FerryError('NOT_FOUND', `directory ${this.root} does not exist: create it or fix the path`, {
+        throw new FerryError('NOT_FOUND', `directory ${this.base} does not exist: create it or fix the path`, {
           cause: err,
         });
       }
-      throw translateFsError(err, this.root);
+      throw translateFsError(err, this.base);
     }
   }
 

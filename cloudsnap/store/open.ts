@@ -67,7 +67,8 @@ export async function openObjectStore(
   if (bucket === '') throw invalidArgument('bucket', 'must not be empty');
   switch (provider) {
     case 'directory':
-      return new DirectoryStore(join(bucket, normalizeStorePrefix(prefix)));
+      // The credential's directory must exist; the prefix's directories are made by the first write.
+      return new DirectoryStore(join(bucket, normalizeStorePrefix(prefix)), { mustExist: bucket });
     case 's3': {
       const [{ createS3Client }, { S3Store }] = await Promise.all([import('./s3-client.js'), import('./s3.js')]);
       const client = createS3Client({
