@@ -2,7 +2,7 @@
  * What a new user meets at the CLI, against a real `ferry node start` (built CLI, temp data dir, loopback ports):
  * errors in CLI words (commands, not API routes; human sizes), a refused token that says which admin secret signed
  * it, `volume delete` asking before it deletes snapshots, aliases and `-o` formats, empty lists that say so, the USED,
- * STORED and ADDED columns, schedules by name with their retention, and catalog/status without --cred. Needs
+ * STORED and ADDED columns, schedules by name with their retention, and catalog/status/restore/delete without --cred. Needs
  * `npm run build` first.
  */
 import { execFile } from 'node:child_process';
@@ -255,6 +255,10 @@ describe('ferry cloudsnap for people', () => {
     expect(catalog.stdout).toContain(`Backup ${job.backup_id} of pg: 2 MiB of 32 MiB`);
     const status = await ferry('cloudsnap', 'status', job.backup_id);
     expect(status.code, status.stderr).toBe(0);
+    // restore finds the credential the same way.
+    const restored = await ferry('cloudsnap', 'restore', job.backup_id, '--name', 'pg-copy', '--wait');
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toContain(`Restore of ${job.backup_id} into pg-copy done`);
     expect(status.stdout).toMatch(new RegExp(`^Task\\s+:\\s+${job.task_id}$`, 'm'));
     // Another node that reads the same repository (with a copy of the keyring) never ran that job: it shows the
     // backup itself.
@@ -286,6 +290,11 @@ describe('ferry cloudsnap for people', () => {
       'is in the repositories of credentials offsite, offsite-too; say which with --cred',
     );
     expect((await ferry('cloudsnap', 'catalog', job.backup_id, '--cred', 'offsite-too')).code).toBe(0);
+    // delete too asks which, and deletes nothing meanwhile.
+    const unsure = await ferry('cloudsnap', 'delete', job.backup_id);
+    expect(unsure.code).toBe(2);
+    expect(unsure.stderr).toContain('say which with --cred');
+    expect((await ferry('cloudsnap', 'list', '--cred', 'offsite')).stdout).toContain(job.backup_id);
 
     const credentialId = (await ferryJson<{ credential_id: string }>('credentials', 'inspect', 'offsite'))
       .credential_id;

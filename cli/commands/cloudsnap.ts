@@ -34,7 +34,7 @@ interface BackupOptions {
 }
 
 interface RestoreOptions {
-  cred: string;
+  cred?: string;
   name: string;
   taskId?: string;
   wait?: boolean;
@@ -234,18 +234,19 @@ export function registerCloudsnapCommands(program: Command): void {
     .command('restore')
     .description('restore a backup into a new volume; returns a task id at once')
     .argument('<backup>', 'backup id (see `ferry cloudsnap list`)')
-    .requiredOption('--cred <credential>', 'credential id or name (where the backup is)')
+    .option('--cred <credential>', 'credential id or name (default: the one credential whose repository has it)')
     .requiredOption('--name <volume>', 'name of the new volume')
     .option('--task-id <id>', 'idempotency key: asking again with it returns the same job')
     .option('--wait', 'wait until the restore ends (progress on stderr); exit 1 if it fails')
     .action(async (backupId: string, options: RestoreOptions, command: Command) => {
-      const response = await clientFor(command).request<{ task_id: string; restore_volume_id: string }>(
+      const client = clientFor(command);
+      const response = await client.request<{ task_id: string; restore_volume_id: string }>(
         'POST',
         '/v1/cloudbackups/restore',
         {
           backup_id: backupId,
           restore_volume_name: options.name,
-          credential_id: options.cred,
+          credential_id: await credentialOfBackup(client, backupId, options.cred),
           ...(options.taskId !== undefined && { task_id: options.taskId }),
         },
       );
@@ -343,11 +344,13 @@ export function registerCloudsnapCommands(program: Command): void {
     .command('delete')
     .description('delete a backup (its record at once; its data at the next garbage collections)')
     .argument('<backup>', 'backup id')
-    .requiredOption('--cred <credential>', 'credential id or name')
-    .action(async (backupId: string, options: { cred: string }, command: Command) => {
-      const response = await clientFor(command).request<Record<string, never>>(
+    .option('--cred <credential>', 'credential id or name (default: the one credential whose repository has it)')
+    .action(async (backupId: string, options: { cred?: string }, command: Command) => {
+      const client = clientFor(command);
+      const cred = await credentialOfBackup(client, backupId, options.cred);
+      const response = await client.request<Record<string, never>>(
         'DELETE',
-        `/v1/cloudbackups/backup/${encodeURIComponent(backupId)}?credential_id=${encodeURIComponent(options.cred)}`,
+        `/v1/cloudbackups/backup/${encodeURIComponent(backupId)}?credential_id=${encodeURIComponent(cred)}`,
       );
       output(command, response, () => `Cloud backup ${backupId} deleted; \`ferry cloudsnap gc\` gives its space back`);
     });
