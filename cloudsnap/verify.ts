@@ -95,19 +95,7 @@ class Verify {
   private readonly progress: ProgressTracker;
   private readonly signal: AbortSignal | undefined;
   private readonly share: number;
-  readonly counts: VerifyCounts = {
-    backups: 0,
-    pages: 0,
-    chunks: 0,
-    chunks_unique: 0,
-    chunks_read: 0,
-    index_objects: 0,
-    packs: 0,
-    packs_to_read: 0,
-    packs_read: 0,
-    bytes_to_read: 0,
-    bytes_read: 0,
-  };
+  readonly counts: VerifyCounts = { ...ZERO_COUNTS };
   /** Leaf pages by id (hex): the problem that made it unreadable, or its chunk count. */
   private readonly leaves = new Map<string, { problem: number } | { count: number }>();
   /** Roots by id (hex): the problem that made it unreadable. */
@@ -558,17 +546,7 @@ export function verifyReport(
   maxProblems = MAX_REPORT_PROBLEMS,
 ): VerifyResult & { problems_total: number } {
   const out: VerifyResult & { problems_total: number } = {
-    backups: 0,
-    pages: 0,
-    chunks: 0,
-    chunks_unique: 0,
-    chunks_read: 0,
-    index_objects: 0,
-    packs: 0,
-    packs_to_read: 0,
-    packs_read: 0,
-    bytes_to_read: 0,
-    bytes_read: 0,
+    ...ZERO_COUNTS,
     data_percent: results[0]?.data_percent ?? 0,
     problems: [],
     problems_total: 0,
@@ -598,16 +576,18 @@ export const MAX_REPORT_PROBLEMS = 200;
 const REPORT_RANGES = 20;
 const REPORT_CHUNK_IDS = 5;
 
-const COUNT_KEYS = [
-  'backups',
-  'pages',
-  'chunks',
-  'chunks_unique',
-  'chunks_read',
-  'index_objects',
-  'packs',
-  'packs_to_read',
-  'packs_read',
-  'bytes_to_read',
-  'bytes_read',
-] as const satisfies ReadonlyArray<keyof VerifyCounts>;
+/** Every count at zero: a new verify's, and the sum's start. */
+const ZERO_COUNTS: Readonly<VerifyCounts> = {
+  backups: 0,
+  pages: 0,
+  chunks: 0,
+  chunks_unique: 0,
+  chunks_read: 0,
+  index_objects: 0,
+  packs: 0,
+  packs_to_read: 0,
+  packs_read: 0,
+  bytes_to_read: 0,
+  bytes_read: 0,
+};
+const COUNT_KEYS = Object.keys(ZERO_COUNTS) as (keyof VerifyCounts)[];
