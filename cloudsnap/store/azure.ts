@@ -5,7 +5,7 @@ import { classifyAzureError, describeAzureError, translateAzureError } from './a
 import { forEachLimit } from './concurrency.js';
 import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
 import { IdleTimer, type ReadRetry, type ReadRetryOptions, readRetry, withReadRetry } from './read-retry.js';
-import { ResumableRead, readBodyInto } from './resumable-read.js';
+import { ResumableRead } from './resumable-read.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
 /** Options of an AzureBlobStore. */
@@ -104,17 +104,9 @@ export class AzureBlobStore implements ObjectStore {
         if (state.range !== undefined && res._response.status === 206) throw rangePastEnd(key, state.range);
         throw new FerryError('INTERNAL', `the endpoint answered HTTP ${res._response.status} to a read of ${name}`);
       }
-      if (into.length > 0 && stream !== undefined) {
-        await readBodyInto(stream, into, (n) => {
-          state.advance(n);
-          idle.touch();
-        });
-      }
+      if (into.length > 0 && stream !== undefined) await state.receive(stream, into, idle);
       signal?.throwIfAborted();
-      const bytes = state.result();
-      if (bytes === undefined)
-        throw new FerryError('UNAVAILABLE', `the body of ${name} ended short: the read is retried`);
-      return bytes;
+      return state.complete(name);
     } catch (err: unknown) {
       if (idle.fired && !signal?.aborted) throw idle.reason;
       if (isFerryError(err)) throw err;

@@ -62,6 +62,22 @@ export class ResumableRead {
     this.at += n;
   }
 
+  /** Reads the rest of an answer's body into place (`into`, as `accept` gave it), touching `idle` at each piece. */
+  async receive(body: Readable, into: Buffer, idle: { touch(): void }): Promise<void> {
+    await readBodyInto(body, into, (n) => {
+      this.advance(n);
+      idle.touch();
+    });
+  }
+
+  /** The whole result; UNAVAILABLE (the read is retried from where it stopped) when the body ended short of it. */
+  complete(name: string): Buffer {
+    const bytes = this.result();
+    if (bytes === undefined)
+      throw new FerryError('UNAVAILABLE', `the body of ${name} ended short: the read is retried`);
+    return bytes;
+  }
+
   /** The whole result once every byte is in place, else undefined. */
   result(): Buffer | undefined {
     return this.out !== undefined && this.at === this.length ? this.out : undefined;
@@ -82,7 +98,7 @@ export class ResumableRead {
  * placed. A body that runs past `into` is an error (UNAVAILABLE: the read is retried); one that ends short leaves the
  * rest to the caller.
  */
-export async function readBodyInto(body: Readable, into: Buffer, placed: (n: number) => void): Promise<void> {
+async function readBodyInto(body: Readable, into: Buffer, placed: (n: number) => void): Promise<void> {
   let at = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     if (at + chunk.length > into.length) {

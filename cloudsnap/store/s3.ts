@@ -13,7 +13,7 @@ import { FerryError, isFerryError } from '../../common/errors.js';
 import { forEachLimit } from './concurrency.js';
 import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';
 import { IdleTimer, type ReadRetry, type ReadRetryOptions, readRetry, withReadRetry } from './read-retry.js';
-import { ResumableRead, readBodyInto } from './resumable-read.js';
+import { ResumableRead } from './resumable-read.js';
 import { DirectGet } from './s3-direct-get.js';
 import { classifyS3Error, describeS3Error, translateS3Error } from './s3-errors.js';
 import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
@@ -212,17 +212,11 @@ export class S3Store implements ObjectStore {
           all.copy(into);
           state.advance(all.length);
         } else {
-          await readBodyInto(stream, into, (n) => {
-            state.advance(n);
-            idle.touch();
-          });
+          await state.receive(stream, into, idle);
         }
       }
       signal?.throwIfAborted();
-      const bytes = state.result();
-      if (bytes === undefined)
-        throw new FerryError('UNAVAILABLE', `the body of ${Key} ended short: the read is retried`);
-      return bytes;
+      return state.complete(Key);
     } catch (err: unknown) {
       if (idle.fired && !signal?.aborted) throw idle.reason;
       if (isFerryError(err)) throw err;
