@@ -9,10 +9,10 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js';
 import { createApp } from '../api/index.js';
-import type { JobStatus } from '../cloudsnap/jobs/index.js';
 import { createS3Client } from '../cloudsnap/store/index.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
+import { tenantRequests } from './support/tenant-requests.js';
 
 const SECRET = randomBytes(32);
 const BUCKET = 'shared-bucket';
@@ -21,45 +21,7 @@ let h: KeyHarness;
 let app: Hono;
 const tokens = new Map<string, string>();
 
-async function send(who: string, method: string, path: string, body?: unknown) {
-  const response = await app.request(path, {
-    method,
-    headers: { authorization: `Bearer ${tokens.get(who)}`, 'content-type': 'application/json' },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
-}
-
-async function ok<T>(who: string, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await send(who, method, path, body);
-  expect(response.status, `${who} ${method} ${path}: ${JSON.stringify(response.body)}`).toBe(200);
-  return response.body as T;
-}
-
-async function backUp(who: string, volume: string, cred: string): Promise<string> {
-  const { volume_id } = await ok<{ volume_id: string }>(who, 'POST', '/v1/volumes', {
-    name: volume,
-    spec: { size: 4 * 1024 * 1024 },
-  });
-  const dev = await h.engine.openExport(volume);
-  await dev.write(0, randomBytes(64 * 1024));
-  await dev.flush();
-  await dev.close();
-  const { task_id } = await ok<{ task_id: string }>(who, 'POST', '/v1/cloudbackups', {
-    volume_id,
-    credential_id: cred,
-  });
-  for (;;) {
-    const { statuses } = await ok<{ statuses: Record<string, JobStatus> }>(who, 'POST', '/v1/cloudbackups/status', {
-      task_id,
-    });
-    const job = statuses[task_id] as JobStatus;
-    if (job.status === 'Done') return String(job.backup_id);
-    expect(['Failed', 'Aborted'], job.info.join('; ')).not.toContain(job.status);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const { send, ok, backUp } = tenantRequests<string>(() => ({ app, tokens, engine: h.engine }));
 
 function s3(name: string, prefix: string) {
   return {

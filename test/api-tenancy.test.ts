@@ -13,8 +13,8 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js';
 import { createApp } from '../api/index.js';
-import type { JobStatus } from '../cloudsnap/jobs/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
+import { tenantRequests } from './support/tenant-requests.js';
 
 const SECRET = randomBytes(32);
 const MiB = 1024 * 1024;
@@ -25,53 +25,7 @@ const tokens = new Map<string, string>();
 
 type Who = 'admin' | 'alice' | 'bob';
 
-async function send(who: Who, method: string, path: string, body?: unknown) {
-  const headers: Record<string, string> = { authorization: `Bearer ${tokens.get(who)}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await app.request(path, {
-    method,
-    headers,
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
-}
-
-async function ok<T>(who: Who, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await send(who, method, path, body);
-  expect(response.status, `${who} ${method} ${path}: ${JSON.stringify(response.body)}`).toBe(200);
-  return response.body as T;
-}
-
-async function waitForTask(who: Who, taskId: string): Promise<JobStatus> {
-  for (;;) {
-    const { statuses } = await ok<{ statuses: Record<string, JobStatus> }>(who, 'POST', '/v1/cloudbackups/status', {
-      task_id: taskId,
-    });
-    const job = statuses[taskId] as JobStatus;
-    if (['Done', 'Failed', 'Aborted'].includes(job.status)) return job;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** A volume of `who` with 64 KiB written, backed up through `cred`; returns the backup id. */
-async function backUp(who: Who, volume: string, cred: string): Promise<string> {
-  const { volume_id } = await ok<{ volume_id: string }>(who, 'POST', '/v1/volumes', {
-    name: volume,
-    spec: { size: 4 * MiB },
-  });
-  const dev = await h.engine.openExport(volume);
-  await dev.write(0, randomBytes(64 * 1024));
-  await dev.flush();
-  await dev.close();
-  const { task_id } = await ok<{ task_id: string }>(who, 'POST', '/v1/cloudbackups', {
-    volume_id,
-    credential_id: cred,
-  });
-  const job = await waitForTask(who, task_id);
-  expect(job.status, job.info.join('; ')).toBe('Done');
-  return String(job.backup_id);
-}
+const { send, ok, waitForTask, backUp } = tenantRequests<Who>(() => ({ app, tokens, engine: h.engine }));
 
 function directory(name: string, path: string, bucket: string, create = false) {
   return { name, bucket, directory_credential: { path, ...(create && { create: true }) } };
