@@ -23,6 +23,29 @@ import { type FaultProxy, type HttpFault, type ProxiedRequest, startFaultProxy }
 
 const MiB = 1024 * 1024;
 const BUCKET = 'ferry-faults';
+
+/** A step of a scripted read: a fault, a pass, or something to do (then the GET passes). */
+type Step = HttpFault | 'pass' | (() => Promise<void>);
+
+/**
+ * A proxy script for the GETs whose URL holds `part`: each is recorded in `gets` and answered with the next step of
+ * `plan` (passed when the plan is empty); other requests pass.
+ */
+function scriptGets(part: string) {
+  const gets: ProxiedRequest[] = [];
+  const plan: Step[] = [];
+  const script = async (req: ProxiedRequest): Promise<HttpFault | 'pass' | undefined> => {
+    if (req.method !== 'GET' || !req.url.includes(part)) return undefined;
+    gets.push(req);
+    const step = plan.shift();
+    if (typeof step === 'function') {
+      await step();
+      return 'pass';
+    }
+    return step;
+  };
+  return { gets, plan, script };
+}
 let rgw: CephRgw;
 let direct: S3Client;
 
@@ -68,8 +91,7 @@ function countSdkGets(c: S3Client): { count: number } {
 describe('a read broken mid-body', () => {
   let proxy: FaultProxy;
   /** GETs of the object under test, as the server was asked; and what the script does with the next ones. */
-  const gets: ProxiedRequest[] = [];
-  let plan: (HttpFault | 'pass' | (() => Promise<void>))[] = [];
+  const { gets, plan, script } = scriptGets('/big');
 
   beforeAll(async () => {
     const target = new URL(rgw.endpoint);
@@ -77,16 +99,7 @@ describe('a read broken mid-body', () => {
       mode: 'http',
       target: { host: target.hostname, port: Number(target.port) },
       rate: 0,
-      script: async (req) => {
-        if (req.method !== 'GET' || !req.url.includes('/big')) return undefined;
-        gets.push(req);
-        const step = plan.shift();
-        if (typeof step === 'function') {
-          await step();
-          return 'pass';
-        }
-        return step;
-      },
+      script,
     });
   });
 
@@ -102,7 +115,7 @@ describe('a read broken mid-body', () => {
     const store = new S3Store(c, BUCKET, { read: { idleTimeoutMs: 5000 } });
 
     gets.length = 0;
-    plan = ['reset', 'reset', 'reset'];
+    plan.splice(0, plan.length, 'reset', 'reset', 'reset');
     const whole = await store.get('big');
     expect(whole.equals(body)).toBe(true);
     expect(proxy.counts.resetMidBody).toBe(3);
@@ -121,7 +134,7 @@ describe('a read broken mid-body', () => {
     expect(sdkGets.count).toBeGreaterThanOrEqual(1);
 
     gets.length = 0;
-    plan = ['reset', 'stall'];
+    plan.splice(0, plan.length, 'reset', 'stall');
     const range = { offset: 3 * MiB + 7, length: 9 * MiB };
     const part = await new S3Store(c, BUCKET, { read: { idleTimeoutMs: 300 } }).get('big', { range });
     expect(part.equals(body.subarray(range.offset, range.offset + range.length))).toBe(true);
@@ -138,12 +151,9 @@ describe('a read broken mid-body', () => {
     const c = client(proxy.url);
     const store = new S3Store(c, BUCKET);
     gets.length = 0;
-    plan = [
-      'reset',
-      async () => {
-        await direct.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'big', Body: randomBytes(8 * MiB) }));
-      },
-    ];
+    plan.splice(0, plan.length, 'reset', async () => {
+      await direct.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'big', Body: randomBytes(8 * MiB) }));
+    });
     const err = await store.get('big').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'FAILED_PRECONDITION' });
     expect(String((err as Error).message)).toMatch(/big in bucket ferry-faults changed while it was being read/);
@@ -157,7 +167,7 @@ describe('a read broken mid-body', () => {
     const c = client(proxy.url);
     const sdkGets = countSdkGets(c);
     const store = new S3Store(c, BUCKET);
-    plan = [];
+    plan.length = 0;
     for (let i = 0; i < 5; i++) {
       plan.push('reset', 'pass');
       expect((await store.get('big')).equals(body)).toBe(true);
@@ -205,24 +215,14 @@ it('a put survives a stall, a 503 SlowDown, a 500 and a reset after the server s
 
 it('Azure Blob reads resume too: a stall and a reset mid-body complete identical; a changed blob fails loudly', async () => {
   const azurite = await startAzurite();
-  const plan: (HttpFault | 'pass' | (() => Promise<void>))[] = [];
-  const gets: ProxiedRequest[] = [];
+  const { gets, plan, script } = scriptGets('/blob');
   const target = new URL(azurite.endpoint);
   const proxy = await startFaultProxy({
     mode: 'http',
     target: { host: target.hostname, port: Number(target.port) },
     rate: 0,
     stallMs: 3000,
-    script: async (req) => {
-      if (req.method !== 'GET' || !req.url.includes('/blob')) return undefined;
-      gets.push(req);
-      const step = plan.shift();
-      if (typeof step === 'function') {
-        await step();
-        return 'pass';
-      }
-      return step;
-    },
+    script,
   });
   try {
     const key = new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey);
