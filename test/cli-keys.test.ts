@@ -35,27 +35,19 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+/** A directory credential TEAM (bucket `shared`, prefix TEAM) under KEK TEAM, and a 1 MiB volume vol-TEAM. */
+async function teamCredentialAndVolume(team: string): Promise<void> {
+  const where = ['--path', join(dataDir, 'objects'), '--bucket', 'shared', '--prefix', team];
+  await ferryJson('credentials', 'create', team, '--provider', 'directory', ...where, '--kek', team);
+  await ferryJson('volume', 'create', `vol-${team}`, '--size', '1M');
+}
+
 describe('ferry keys', () => {
   it('create, list, rotate and destroy; restores across a rotation work, under a destroyed KEK they fail', async () => {
     for (const team of ['team-a', 'team-b']) {
       const created = await ferry('keys', 'create', team);
       expect([created.code, created.stdout.trim()]).toEqual([0, `KEK ${team} created (version 1)`]);
-      await ferryJson(
-        'credentials',
-        'create',
-        team,
-        '--provider',
-        'directory',
-        '--path',
-        join(dataDir, 'objects'),
-        '--bucket',
-        'shared',
-        '--prefix',
-        team,
-        '--kek',
-        team,
-      );
-      await ferryJson('volume', 'create', `vol-${team}`, '--size', '1M');
+      await teamCredentialAndVolume(team);
     }
     const ids: Record<string, string> = {};
     for (const team of ['team-a', 'team-b']) {
@@ -122,22 +114,7 @@ describe('ferry keys', () => {
   it('a failed rotate changes nothing (--json prints the error); destroy names encrypted volumes and needs --force; list shows what it can', async () => {
     for (const team of ['team-c', 'team-d']) {
       expect((await ferry('keys', 'create', team)).code).toBe(0);
-      await ferryJson(
-        'credentials',
-        'create',
-        team,
-        '--provider',
-        'directory',
-        '--path',
-        join(dataDir, 'objects'),
-        '--bucket',
-        'shared',
-        '--prefix',
-        team,
-        '--kek',
-        team,
-      );
-      await ferryJson('volume', 'create', `vol-${team}`, '--size', '1M');
+      await teamCredentialAndVolume(team);
       const done = await ferryJson<{ status: string }>('cloudsnap', 'backup', `vol-${team}`, '--cred', team, '--wait');
       expect(done.status).toBe('Done');
     }
