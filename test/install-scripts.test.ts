@@ -108,7 +108,7 @@ describe('install scripts', () => {
     const apt = 'apt-get install -y -q --no-install-recommends';
     expect(await calls()).toEqual([
       'apt-get update -q',
-      `${apt} libnbd-bin python3-libnbd qemu-utils curl ceph-mon ceph-osd radosgw nbdkit fio g++ make python3`,
+      `${apt} libnbd-bin python3-libnbd qemu-utils curl ceph-mon ceph-osd radosgw etcd-server nbdkit fio g++ make python3`,
       'npm ci --no-audit --no-fund --foreground-scripts',
     ]);
     expect(said).toMatch(/==> test\/install.sh: Debian packages/);

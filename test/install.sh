@@ -8,12 +8,13 @@
 #   curl                   the README tour's health checks
 #   ceph-mon ceph-osd radosgw  a single-host Ceph RADOS Gateway, the real S3 server of the object-store tests and of
 #                          npm run bench:cloudsnap (test/support/ceph-rgw.ts starts it on loopback)
+#   etcd-server            etcd, the cluster store of the many-node tests (test/support/etcd.ts starts it on loopback)
 #   nbdkit fio             the baseline NBD server and the load of npm run bench:engine
 #   g++ make python3       the native addons' toolchain (here so that one apt run installs everything)
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="libnbd-bin python3-libnbd qemu-utils curl ceph-mon ceph-osd radosgw nbdkit fio g++ make python3"
+PACKAGES="libnbd-bin python3-libnbd qemu-utils curl ceph-mon ceph-osd radosgw etcd-server nbdkit fio g++ make python3"
 
 printf '\n==> %s\n' "test/install.sh: Debian packages for the tests ($PACKAGES)"
 missing=""
