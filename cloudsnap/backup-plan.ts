@@ -3,7 +3,7 @@
  * pulled page by page from the engine as the backup goes. Nothing here holds a list as long as the volume, so a
  * backup's memory does not grow with the size of what it reads (a 1 TiB volume's batches alone were tens of MiB).
  */
-import type { VolumeEngine } from '../node/index.js';
+import type { SnapshotSource } from './ports.js';
 
 /**
  * Extents asked of the engine per page of the diff. A page is held while its chunk runs are read: pages of 10,000
@@ -14,7 +14,7 @@ const PAGE_EXTENTS = 256;
 
 /** Where a backup's diff comes from: a volume, its new snapshot, and the last backup's snapshot if any. */
 export interface DiffSource {
-  engine: VolumeEngine;
+  engine: Pick<SnapshotSource, 'changedBlocks'>;
   volumeId: string;
   baseSnapshotId: string | undefined;
   targetSnapshotId: string;

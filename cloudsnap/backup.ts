@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import type { BlockDevice, ClusterStore, VolumeEngine } from '../node/index.js';
+import type { BlockDevice, ClusterStore } from '../node/index.js';
 import { type Batch, batchesOf, chunkRuns, type DiffSource, type Piece, surveyDiff } from './backup-plan.js';
+import type { SnapshotSource } from './ports.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import { type IndexedPack, indexedPack } from './repo/chunk-index.js';
 import { sealJson } from './repo/envelope.js';
@@ -16,7 +17,7 @@ import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
 import { collectAndTrim } from './workers/reclaim.js';
 
 export interface BackupContext {
-  engine: VolumeEngine;
+  engine: SnapshotSource;
   repo: Repository;
   /** The node's cluster store: remembers each volume's last successful backup (and its snapshot) per repository. */
   store: ClusterStore;
@@ -458,7 +459,7 @@ function ignoreNotFound(err: unknown): void {
 
 /** Snapshots left by backups to this repository that never committed (a crash): all of them but the last one. */
 async function removeOrphanSnapshots(
-  engine: VolumeEngine,
+  engine: SnapshotSource,
   volumeId: string,
   repositoryId: string,
   keep: string | undefined,

@@ -1,6 +1,7 @@
 import PQueue from 'p-queue';
 import { FerryError, isFerryError } from '../common/errors.js';
-import type { BlockDevice, VolumeEngine, VolumeInfo } from '../node/index.js';
+import type { BlockDevice, VolumeInfo } from '../node/index.js';
+import type { RestoreTarget } from './ports.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
@@ -10,7 +11,7 @@ import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
 import { collectAndTrim } from './workers/reclaim.js';
 
 export interface RestoreContext {
-  engine: VolumeEngine;
+  engine: RestoreTarget;
   repo: Repository;
 }
 
@@ -210,7 +211,7 @@ async function launchLeaf(
 
 /** The new volume in the 'restoring' state; a restore that was interrupted is resumed into the same volume. */
 async function openTarget(
-  engine: VolumeEngine,
+  engine: RestoreTarget,
   name: string,
   record: BackupRecord,
   labels: Record<string, string>,
