@@ -1,27 +1,21 @@
 /**
  * Who this node is and which cluster it belongs to, for `/v1/clusters` and `/v1/nodes`.
  *
- * - The node id is a UUID in `<dataDir>/node-id`, written on the first start (exclusive create, so two processes on
- *   one directory agree). It belongs to the data directory: a node keeps it across restarts and upgrades; a new data
- *   directory is a new node.
+ * - The node id is the data directory's (`node/cluster/node-id.ts`).
  * - The cluster record `{ id, name, created }` lives in the cluster store at `/ferry/cluster`, so every node that
  *   shares the store (etcd) shares it. The first node to start writes it (compare-and-set: two first starts agree).
  * - Each node announces itself at `/ferry/nodes/<id>` when its API is up (hostname, API URL, version, start time).
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { FerryError } from '../common/index.js';
-import type { ClusterStore } from '../node/index.js';
+import { type ClusterStore, loadNodeId } from '../node/index.js';
 import { FERRY_VERSION } from './version.js';
 
 /** Key of the cluster record in the cluster store. */
 export const CLUSTER_KEY = '/ferry/cluster';
 /** Prefix of the node records in the cluster store. */
 export const NODES_PREFIX = '/ferry/nodes/';
-/** File in the data directory that holds the node id. */
-export const NODE_ID_FILE = 'node-id';
 
 /** The cluster record. */
 export interface ClusterRecord {
@@ -63,29 +57,6 @@ export interface ClusterDirectoryOptions {
   store: ClusterStore;
   /** Name given to a new cluster. Default env FERRY_CLUSTER_NAME, else `ferry`. */
   clusterName?: string;
-}
-
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-
-function isErrno(err: unknown, code: string): boolean {
-  return err instanceof Error && 'code' in err && err.code === code;
-}
-
-/** Reads `<dataDir>/node-id`, creating it with a new UUID on the first start. */
-export async function loadNodeId(dataDir: string): Promise<string> {
-  const path = join(dataDir, NODE_ID_FILE);
-  try {
-    await writeFile(path, `${randomUUID()}\n`, { flag: 'wx', mode: 0o600 });
-  } catch (err: unknown) {
-    if (!isErrno(err, 'EEXIST')) {
-      throw new FerryError('UNAVAILABLE', `cannot write ${path}: check the data directory`, { cause: err });
-    }
-  }
-  const id = (await readFile(path, 'utf8')).trim();
-  if (!NODE_ID.test(id)) {
-    throw new FerryError('DATA_CORRUPTION', `${path} does not hold a node id; remove it to give this node a new one`);
-  }
-  return id;
 }
 
 /** The directory of a node backed by the cluster store. */

@@ -55,7 +55,6 @@ export type { CloudBackupCatalogView, CloudBackupInfoView } from './cloudbackup-
 export {
   type ClusterDirectory,
   type ClusterRecord,
-  loadNodeId,
   type NodeRecord,
   StoreClusterDirectory,
 } from './cluster-directory.js';

@@ -15,7 +15,6 @@ import {
   createApp,
   createLogger,
   type Logger,
-  loadNodeId,
   type NodeAuthOptions,
   NodeMetrics,
   parseNbdTlsMode,
@@ -29,6 +28,7 @@ import { CredentialStore, DirectoryPolicy, directoryRoots } from '../cloudsnap/c
 import { CloudBackups, type JobStatus, KeyService } from '../cloudsnap/jobs/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
+  loadNodeId,
   missingEnvSettings,
   missingV8Flags,
   NbdServer,

@@ -1,3 +1,4 @@
+export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   MAX_HA_LEVEL,
