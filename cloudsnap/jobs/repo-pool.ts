@@ -13,10 +13,9 @@ import { credentialKek, storeCredential } from '../credentials/index.js';
 import { parseConfig } from '../repo/config.js';
 import { backupKey, CONFIG_KEY } from '../repo/layout.js';
 import { type KekRef, type RepoOptions, Repository } from '../repo/repository.js';
-import type { ObjectStore } from '../store/index.js';
+import { MeteredStore, type ObjectStore, type StoreObserver } from '../store/index.js';
 import { PrefixedStore } from '../store/prefixed.js';
 import { kekPrefix, readMarkers, writeMarker } from './kek-repos.js';
-import { MeteredStore, type StoreObserver } from './metered-store.js';
 import type { RepositoryBindings } from './repo-bindings.js';
 
 /** Default time an unwrapped master secret stays cached: 15 minutes. */

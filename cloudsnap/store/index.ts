@@ -5,6 +5,7 @@ export { CountingStore } from './counting.js';
 export { DirectoryStore } from './directory.js';
 export type { GcsClientSettings, GcsStoreOptions } from './gcs.js';
 export { createGcsClient, createGcsStore, GCS_XML_ENDPOINT } from './gcs.js';
+export { MeteredStore, type StoreObserver, type StoreOperation, type StoreRequest } from './metered.js';
 export type { StoreCredential, StoreTuning } from './open.js';
 export { openObjectStore, storeTuningFromEnv } from './open.js';
 export { PrefixedStore } from './prefixed.js';
