@@ -31,7 +31,13 @@ beforeEach(async () => {
   const credentials = new CredentialStore(store, keyring);
   await mkdir(join(dataDir, 'objects', 'b'), { recursive: true });
   await credentials.create({ name: 'local', bucket: 'b', directory_credential: { path: join(dataDir, 'objects') } });
-  backups = await CloudBackups.open({ engine, store, credentials, keys: keyring, repoOptions: { packSize: MiB } });
+  backups = await CloudBackups.open({
+    blockSource: engine,
+    store,
+    credentials,
+    keys: keyring,
+    repoOptions: { packSize: MiB },
+  });
   app = createApp({ engine, credentials, cloudBackups: backups });
 });
 

@@ -95,7 +95,7 @@ beforeEach(async () => {
     directory_credential: { path: join(dataDir, 'objects') },
   });
   backups = await CloudBackups.open({
-    engine,
+    blockSource: engine,
     store: cluster,
     credentials,
     keys: keyring,

@@ -75,7 +75,7 @@ let app: Hono;
 
 async function openService(): Promise<CloudBackups> {
   return CloudBackups.open({
-    engine,
+    blockSource: engine,
     store,
     credentials,
     keys: keyring,

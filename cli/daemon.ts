@@ -234,7 +234,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup, directories });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
-      engine,
+      blockSource: engine,
       store,
       credentials,
       keys: keyring,

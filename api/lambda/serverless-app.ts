@@ -146,7 +146,7 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
     const providers = keyProvidersFromEnv(keyring, options.env ?? process.env);
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     await credentials.create(credential);
-    backups = await CloudBackups.open({ engine, store, credentials, keys: keyring, providers: providers.lookup });
+    backups = await CloudBackups.open({ store, credentials, keys: keyring, providers: providers.lookup });
     const inner = createApp({ engine, credentials, cloudBackups: backups, logError, maxBodyBytes });
 
     const app = new Hono();

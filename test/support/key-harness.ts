@@ -79,7 +79,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
   });
   const open = (): Promise<CloudBackups> =>
     CloudBackups.open({
-      engine,
+      blockSource: engine,
       store,
       credentials,
       keys: keyring,
