@@ -11,6 +11,7 @@ import type { CredentialInfo, CredentialStore } from '../../cloudsnap/credential
 import type { JobStatus } from '../../cloudsnap/jobs/index.js';
 import { FerryError, isFerryError } from '../../common/index.js';
 import type { VolumeEngine, VolumeInfo } from '../../node/index.js';
+import { requireEngine } from '../engine-required.js';
 import type { ResourceAccess } from './access.js';
 import type { AccessType, ResourceRef } from './ownership.js';
 import { credentialRef, taskRef, volumeRef } from './refs.js';
@@ -31,7 +32,7 @@ function jobVolumeRef(job: JobStatus): ResourceRef {
 export class BackupAccess {
   constructor(
     readonly access: ResourceAccess,
-    private readonly engine: VolumeEngine,
+    private readonly engine: VolumeEngine | undefined,
     private readonly credentials: CredentialStore | undefined,
   ) {}
 
@@ -55,7 +56,7 @@ export class BackupAccess {
 
   /** The volume (id or name), after checking the caller has `need` on it. */
   async volume(c: Context, ref: string, need: AccessType): Promise<VolumeInfo> {
-    const volume = await this.engine.inspectVolume(ref);
+    const volume = await requireEngine(this.engine).inspectVolume(ref);
     await this.access.require(c, volumeRef(volume), need);
     return volume;
   }

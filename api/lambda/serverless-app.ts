@@ -25,7 +25,6 @@ import { createCredentialSchema } from '../schemas/index.js';
 import { parseWith } from '../validate.js';
 import { forwardTo } from './forward.js';
 import { InMemoryClusterStore } from './memory-store.js';
-import { NoEngine } from './no-engine.js';
 
 /** Operations (registry operationIds) the function answers itself; the rest go to the node. */
 export const LOCAL_OPERATIONS: ReadonlySet<string> = new Set([
@@ -138,7 +137,6 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const dataDir = options.dataDir ?? join(tmpdir(), 'ferry');
   const store = new InMemoryClusterStore();
-  const engine = new NoEngine();
   let keyring: LocalKeyring | undefined;
   let backups: CloudBackups | undefined;
   try {
@@ -147,7 +145,7 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     await credentials.create(credential);
     backups = await CloudBackups.open({ store, credentials, keys: keyring, providers: providers.lookup });
-    const inner = createApp({ engine, credentials, cloudBackups: backups, logError, maxBodyBytes });
+    const inner = createApp({ credentials, cloudBackups: backups, logError, maxBodyBytes });
 
     const app = new Hono();
     app.onError((err, c) => errorResponse(c, err, logError));
