@@ -4,8 +4,7 @@
  */
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NO_BLOCK_SOURCE_MESSAGE } from '../cloudsnap/index.js';
-import { CloudBackups } from '../cloudsnap/jobs/index.js';
+import { CloudBackups, NO_BLOCK_SOURCE_MESSAGE } from '../cloudsnap/index.js';
 import { requestJson } from '../test/support/app-request.js';
 import { backup, type KeyHarness, openHarness, volumeWithData } from '../test/support/key-harness.js';
 import { createApp } from './app.js';

@@ -3,8 +3,7 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { CredentialStore } from '../cloudsnap/credentials/index.js';
-import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
+import type { CloudBackups, CredentialStore, KeyService } from '../cloudsnap/index.js';
 import type { VolumeEngine } from '../node/index.js';
 import { credentialOwners } from './auth/credential-owners.js';
 import {

@@ -7,8 +7,7 @@
  * new volume. Jobs (tasks) are owned by whoever submitted them; a backup job is also visible to readers of its volume.
  */
 import type { Context } from 'hono';
-import type { CredentialInfo, CredentialStore } from '../../cloudsnap/credentials/index.js';
-import type { JobStatus } from '../../cloudsnap/jobs/index.js';
+import type { CredentialInfo, CredentialStore, JobStatus } from '../../cloudsnap/index.js';
 import { FerryError, isFerryError } from '../../common/index.js';
 import type { VolumeEngine, VolumeInfo } from '../../node/index.js';
 import { requireEngine } from '../engine-required.js';

@@ -7,7 +7,7 @@
  */
 import type { Context } from 'hono';
 import { Hono } from 'hono';
-import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
+import type { CredentialStore } from '../../cloudsnap/index.js';
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { VolumeEngine } from '../../node/index.js';
 import { requireEngine } from '../engine-required.js';

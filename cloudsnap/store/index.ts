@@ -1,3 +1,7 @@
+/**
+ * The object stores: the contract and every backend. Inside CloudSnap, and outside it only for the S3 and Google Cloud
+ * Storage classes (cloudsnap/index.ts exports the rest): importing this file loads the AWS SDK.
+ */
 export type { AzureBlobStoreOptions } from './azure.js';
 export { AzureBlobStore } from './azure.js';
 export type { RequestCounts } from './counting.js';
