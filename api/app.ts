@@ -3,8 +3,7 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import type { CredentialStore } from '../cloudsnap/credentials/index.js';
-import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
+import type { CloudBackups, CredentialStore, KeyService } from '../cloudsnap/index.js';
 import type { VolumeEngine } from '../node/index.js';
 import { credentialOwners } from './auth/credential-owners.js';
 import {
@@ -17,6 +16,7 @@ import {
   ResourceAccess,
 } from './auth/index.js';
 import type { ClusterDirectory } from './cluster-directory.js';
+import { withoutEngine } from './engine-required.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
 import { engineCheck, healthRoutes, type ReadinessCheck, spaceCheck } from './health.js';
 import type { Logger } from './log.js';
@@ -40,8 +40,11 @@ import { closeOnUnreadBody } from './unread-body.js';
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 export interface AppOptions {
-  /** The node's volume engine; every route works through it. */
-  engine: VolumeEngine;
+  /**
+   * The node's volume engine: the volume and snapshot routes, volume ownership, readiness. Default: none (the
+   * serverless handler); what needs it then answers 503 UNAVAILABLE (engine-required.ts).
+   */
+  engine?: VolumeEngine;
   /** Cloud credentials (`/v1/credentials`). Default: none; those routes then answer 503 UNAVAILABLE. */
   credentials?: CredentialStore;
   /** Cloud backups and restores (`/v1/cloudbackups`). Default: none; those routes then answer 503 UNAVAILABLE. */
@@ -76,7 +79,7 @@ export interface AppOptions {
   nbdPsk?: (identity: string) => Buffer;
 }
 
-/** Builds the API application for `options.engine`. */
+/** Builds the API application for `options.engine` (or for a process without one). */
 export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logError = options.logError ?? logToStderr;
@@ -110,8 +113,12 @@ export function createApp(options: AppOptions): Hono {
   if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
   // Probes and scrapes stay outside /v1: no authentication.
-  const space = options.engine.spaceStatus?.bind(options.engine);
-  const checks = [engineCheck(options.engine), ...(space !== undefined ? [spaceCheck(space)] : [])];
+  const engine = options.engine;
+  const space = engine?.spaceStatus?.bind(engine);
+  const checks = [
+    ...(engine !== undefined ? [engineCheck(engine)] : []),
+    ...(space !== undefined ? [spaceCheck(space)] : []),
+  ];
   app.route(
     '/',
     healthRoutes({ checks: [...checks, ...(options.readiness ?? [])], ...(space !== undefined && { space }) }),
@@ -125,17 +132,22 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', identityRoutes(servedServices(options)));
   app.route('/v1', clusterRoutes(options.cluster));
   app.route('/v1', nodeRoutes(options.cluster));
-  app.route('/v1', volumeRoutes(options.engine, access, options.schedules));
-  app.route('/v1', snapshotRoutes(options.engine, access));
+  if (engine !== undefined) {
+    app.route('/v1', volumeRoutes(engine, access, options.schedules));
+    app.route('/v1', snapshotRoutes(engine, access));
+  } else {
+    app.use('/v1/volumes', withoutEngine());
+    app.use('/v1/volumes/*', withoutEngine());
+  }
   app.route('/v1', credentialRoutes(options.credentials, access, options.schedules));
   app.route('/v1', schedulePolicyRoutes(options.schedules));
-  const backupAccess = new BackupAccess(access, options.engine, options.credentials);
+  const backupAccess = new BackupAccess(access, engine, options.credentials);
   app.route('/v1', cloudBackupScheduleRoutes(options.schedules, backupAccess, access, options.credentials));
   app.route('/v1', cloudBackupGroupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', cloudBackupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', keyRoutes(options.keys, access));
   const nbdPsk = options.nbdPsk;
   const nbd = nbdPsk === undefined ? undefined : { psk: nbdPsk, identities: new NbdIdentities(ownership) };
-  app.route('/v1', authRoutes(access, options.engine, options.credentials, nbd));
+  app.route('/v1', authRoutes(access, engine, options.credentials, nbd));
   return app;
 }

@@ -7,10 +7,7 @@
 import { hostname } from 'node:os';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type JobStatus, jobKey } from '../cloudsnap/jobs/index.js';
-import { sealJson } from '../cloudsnap/repo/envelope.js';
-import type { Repository } from '../cloudsnap/repo/repository.js';
-import type { ObjectStore } from '../cloudsnap/store/index.js';
+import { type JobStatus, jobKey, type ObjectStore, type Repository, sealJson } from '../cloudsnap/index.js';
 import { requestJson } from '../test/support/app-request.js';
 import { backup, type KeyHarness, openHarness, volumeWithData } from '../test/support/key-harness.js';
 import { createApp } from './app.js';

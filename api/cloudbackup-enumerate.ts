@@ -4,7 +4,7 @@
  * destroyed, its bucket unreachable) does not hide the others: it is named in `errors` with the reason.
  */
 import type { Context } from 'hono';
-import type { CloudBackups } from '../cloudsnap/jobs/index.js';
+import type { CloudBackups } from '../cloudsnap/index.js';
 import { isFerryError } from '../common/index.js';
 import type { BackupAccess } from './auth/backup-access.js';
 import { type CloudBackupInfoView, cloudBackupInfoView } from './cloudbackup-views.js';

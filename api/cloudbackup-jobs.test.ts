@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CredentialStore } from '../cloudsnap/credentials/index.js';
-import { CloudBackups, type JobStatus } from '../cloudsnap/jobs/index.js';
+import { CloudBackups, CredentialStore, type JobStatus } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { requestJson } from '../test/support/app-request.js';
@@ -31,7 +30,13 @@ beforeEach(async () => {
   const credentials = new CredentialStore(store, keyring);
   await mkdir(join(dataDir, 'objects', 'b'), { recursive: true });
   await credentials.create({ name: 'local', bucket: 'b', directory_credential: { path: join(dataDir, 'objects') } });
-  backups = await CloudBackups.open({ engine, store, credentials, keys: keyring, repoOptions: { packSize: MiB } });
+  backups = await CloudBackups.open({
+    blockSource: engine,
+    store,
+    credentials,
+    keys: keyring,
+    repoOptions: { packSize: MiB },
+  });
   app = createApp({ engine, credentials, cloudBackups: backups });
 });
 

@@ -2,7 +2,7 @@
  * CloudSnap records -> OpenStorage-shaped JSON: a backup record becomes an SdkCloudBackupInfo (plus Ferry fields), a
  * catalog becomes an SdkCloudBackupCatalogResponse whose `contents` are the backup's data extents.
  */
-import type { BackupCatalog, BackupRecord, DamagedBackup } from '../cloudsnap/jobs/index.js';
+import type { BackupCatalog, BackupRecord, DamagedBackup } from '../cloudsnap/index.js';
 
 /**
  * SdkCloudBackupInfo plus Ferry's fields. Every listed backup is committed: `status` is `Done`, or `Failed` for one

@@ -9,18 +9,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CredentialStore, type ObjectStoreCredential } from '../cloudsnap/credentials/index.js';
-import { CloudBackups, type JobStatus } from '../cloudsnap/jobs/index.js';
 import {
   type CallOptions,
+  CloudBackups,
+  CredentialStore,
   type GetOptions,
+  type JobStatus,
   type ListOptions,
   type ListPage,
   type ObjectInfo,
   type ObjectStore,
+  type ObjectStoreCredential,
   openObjectStore,
   type PutOptions,
-} from '../cloudsnap/store/index.js';
+} from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { requestJson } from '../test/support/app-request.js';
@@ -95,7 +97,7 @@ beforeEach(async () => {
     directory_credential: { path: join(dataDir, 'objects') },
   });
   backups = await CloudBackups.open({
-    engine,
+    blockSource: engine,
     store: cluster,
     credentials,
     keys: keyring,

@@ -9,18 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CredentialStore, type ObjectStoreCredential } from '../cloudsnap/credentials/index.js';
-import { CloudBackups, JOBS_PREFIX, type JobStatus, RESTART_MESSAGE } from '../cloudsnap/jobs/index.js';
 import {
   type CallOptions,
+  CloudBackups,
+  CredentialStore,
   type GetOptions,
+  JOBS_PREFIX,
+  type JobStatus,
   type ListOptions,
   type ListPage,
   type ObjectInfo,
   type ObjectStore,
+  type ObjectStoreCredential,
   openObjectStore,
   type PutOptions,
-} from '../cloudsnap/store/index.js';
+  RESTART_MESSAGE,
+} from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { requestJson } from '../test/support/app-request.js';
@@ -75,7 +79,7 @@ let app: Hono;
 
 async function openService(): Promise<CloudBackups> {
   return CloudBackups.open({
-    engine,
+    blockSource: engine,
     store,
     credentials,
     keys: keyring,

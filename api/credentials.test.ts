@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CredentialStore } from '../cloudsnap/credentials/index.js';
+import { CredentialStore } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { createApp } from './app.js';

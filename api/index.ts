@@ -1,21 +1,23 @@
 /** Public face of the HTTP API. */
 
-export type { CreateCredentialRequest, CredentialInfo, CredentialProvider } from '../cloudsnap/credentials/index.js';
 export type {
   BackupCatalog,
+  CreateCredentialRequest,
+  CredentialInfo,
+  CredentialProvider,
   DestroyKeyResult,
   GcResult,
   JobOpType,
   JobStatus,
   JobStatusType,
   RepairResult,
+  RetentionRules,
   RotatedRepository,
   RotateKeyResult,
   VerifyJobReport,
   VerifyProblem,
   VerifyResult,
-} from '../cloudsnap/jobs/index.js';
-export type { RetentionRules } from '../cloudsnap/retention.js';
+} from '../cloudsnap/index.js';
 export type { LocalKekInfo } from '../kms/index.js';
 export { type AppOptions, createApp, DEFAULT_MAX_BODY_BYTES } from './app.js';
 export {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobStatus } from '../cloudsnap/jobs/index.js';
+import type { JobStatus } from '../cloudsnap/index.js';
 import { openEngine, type VolumeEngine } from '../node/index.js';
 import { createApp } from './app.js';
 import { type JobSource, NodeMetrics } from './metrics.js';

@@ -15,7 +15,7 @@
  * - Node.js process defaults (CPU, memory, event loop lag, ...), unless turned off.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { JobStatus, StoreRequest } from '../cloudsnap/jobs/index.js';
+import type { JobStatus, StoreRequest } from '../cloudsnap/index.js';
 import type { SpaceStatus } from '../node/index.js';
 import type { FinishedRequest } from './request-log.js';
 import { VolumeMetrics } from './volume-metrics.js';

@@ -20,10 +20,16 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { backupVolume, type Progress, Repository, restoreBackup } from '../cloudsnap/index.js';
-// The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
-import { DirectoryStore } from '../cloudsnap/store/directory.js';
-import { ChunkWorkers, IDLE_RELEASE_MS } from '../cloudsnap/workers/pool.js';
+// The face loads no cloud SDK (a node that backs up to a directory never loads them; they load on first use).
+import {
+  backupVolume,
+  ChunkWorkers,
+  DirectoryStore,
+  IDLE_RELEASE_MS,
+  type Progress,
+  Repository,
+  restoreBackup,
+} from '../cloudsnap/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { allocatorStats } from '../node/index.js';
 import { openNode } from './cloudsnap-ferry.js';

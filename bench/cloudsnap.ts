@@ -31,15 +31,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type BackupRecord, backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
 import {
+  type BackupRecord,
+  backupVolume,
   CountingStore,
-  createS3Client,
   DirectoryStore,
   type ObjectStore,
+  Repository,
   type RequestCounts,
-  S3Store,
-} from '../cloudsnap/store/index.js';
+  restoreBackup,
+} from '../cloudsnap/index.js';
+import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../node/index.js';
 import { type CephRgw, startCephRgw } from '../test/support/ceph-rgw.js';

@@ -13,16 +13,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { type BackupRecord, backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
 import {
+  type BackupRecord,
+  backupVolume,
   CountingStore,
-  createS3Client,
   DirectoryStore,
   type ObjectStore,
+  Repository,
   type RequestCounts,
-  S3Store,
-} from '../cloudsnap/store/index.js';
-import { verifyBackups } from '../cloudsnap/verify.js';
+  restoreBackup,
+  verifyBackups,
+} from '../cloudsnap/index.js';
+import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { startCephRgw } from '../test/support/ceph-rgw.js';
 import { applyToVolume, type BenchNode, loadThroughNbd, openNode, quiesce } from './cloudsnap-ferry.js';

@@ -24,8 +24,14 @@ import {
   setUpNodeAuth,
   startApiServer,
 } from '../api/index.js';
-import { CredentialStore, DirectoryPolicy, directoryRoots } from '../cloudsnap/credentials/index.js';
-import { CloudBackups, type JobStatus, KeyService } from '../cloudsnap/jobs/index.js';
+import {
+  CloudBackups,
+  CredentialStore,
+  DirectoryPolicy,
+  directoryRoots,
+  type JobStatus,
+  KeyService,
+} from '../cloudsnap/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
 import {
   loadNodeId,
@@ -234,7 +240,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup, directories });
     const metrics = new NodeMetrics();
     cloudBackups = await CloudBackups.open({
-      engine,
+      blockSource: engine,
       store,
       credentials,
       keys: keyring,

@@ -1,7 +1,7 @@
 /**
  * What CloudSnap needs of the block engine, and nothing more: the two ports the pipeline is written against. A node
  * hands its engine (which has both shapes); the serverless handler, which has no engine, hands neither, and the
- * operations that need one answer UNAVAILABLE in one place (jobs/cloud-backups.ts).
+ * operations that need one answer UNAVAILABLE in one place (`JobManager`'s `blocks()`, jobs/manager.ts).
  */
 import type { VolumeEngine } from '../node/index.js';
 
@@ -33,3 +33,10 @@ export type RestoreTarget = Pick<
 
 /** Both ports: what a node's engine offers the backup jobs. */
 export type BlockSource = SnapshotSource & RestoreTarget;
+
+/**
+ * Why an operation that needs a block source fails (UNAVAILABLE) in a process that has none. The API says the same
+ * of its volume routes there.
+ */
+export const NO_BLOCK_SOURCE_MESSAGE =
+  'the serverless handler has no block engine: send volume, backup and restore requests to a node (FERRY_NODE_API_URL)';

@@ -14,7 +14,7 @@ import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js
 import { createApp } from '../api/index.js';
 import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
-import type { JobStatus } from '../cloudsnap/jobs/index.js';
+import type { JobStatus } from '../cloudsnap/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 
 const MiB = 1024 * 1024;

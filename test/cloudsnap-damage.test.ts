@@ -11,13 +11,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectGarbage } from '../cloudsnap/gc.js';
-import { backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
-import { encodeIndex } from '../cloudsnap/repo/chunk-index.js';
-import { sealObject } from '../cloudsnap/repo/envelope.js';
-import { packKey } from '../cloudsnap/repo/layout.js';
-import { createS3Client, DirectoryStore, type ObjectStore, S3Store } from '../cloudsnap/store/index.js';
-import { verifyBackups } from '../cloudsnap/verify.js';
+import {
+  backupVolume,
+  collectGarbage,
+  DirectoryStore,
+  encodeIndex,
+  type ObjectStore,
+  packKey,
+  Repository,
+  restoreBackup,
+  sealObject,
+  verifyBackups,
+} from '../cloudsnap/index.js';
+import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
 import { isFerryError } from '../common/errors.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';

@@ -10,17 +10,9 @@ import { join } from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { BlobServiceClient, ContainerClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeObjectStoreConformance } from '../cloudsnap/store/conformance.js';
-import {
-  AzureBlobStore,
-  createGcsClient,
-  createGcsStore,
-  createS3Client,
-  DirectoryStore,
-  openObjectStore,
-  S3Store,
-} from '../cloudsnap/store/index.js';
-import { DirectGet } from '../cloudsnap/store/s3-direct-get.js';
+import { AzureBlobStore, DirectGet, DirectoryStore, openObjectStore } from '../cloudsnap/index.js';
+import { createGcsClient, createGcsStore, createS3Client, S3Store } from '../cloudsnap/store/index.js';
+import { describeObjectStoreConformance } from '../cloudsnap/testing.js';
 import { type Azurite, startAzurite } from './support/azurite.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';
 

@@ -7,10 +7,10 @@
  * new volume. Jobs (tasks) are owned by whoever submitted them; a backup job is also visible to readers of its volume.
  */
 import type { Context } from 'hono';
-import type { CredentialInfo, CredentialStore } from '../../cloudsnap/credentials/index.js';
-import type { JobStatus } from '../../cloudsnap/jobs/index.js';
+import type { CredentialInfo, CredentialStore, JobStatus } from '../../cloudsnap/index.js';
 import { FerryError, isFerryError } from '../../common/index.js';
 import type { VolumeEngine, VolumeInfo } from '../../node/index.js';
+import { requireEngine } from '../engine-required.js';
 import type { ResourceAccess } from './access.js';
 import type { AccessType, ResourceRef } from './ownership.js';
 import { credentialRef, taskRef, volumeRef } from './refs.js';
@@ -31,7 +31,7 @@ function jobVolumeRef(job: JobStatus): ResourceRef {
 export class BackupAccess {
   constructor(
     readonly access: ResourceAccess,
-    private readonly engine: VolumeEngine,
+    private readonly engine: VolumeEngine | undefined,
     private readonly credentials: CredentialStore | undefined,
   ) {}
 
@@ -55,7 +55,7 @@ export class BackupAccess {
 
   /** The volume (id or name), after checking the caller has `need` on it. */
   async volume(c: Context, ref: string, need: AccessType): Promise<VolumeInfo> {
-    const volume = await this.engine.inspectVolume(ref);
+    const volume = await requireEngine(this.engine).inspectVolume(ref);
     await this.access.require(c, volumeRef(volume), need);
     return volume;
   }

@@ -3,7 +3,7 @@
  * whether one is shared at Write with a given user, from the ownership records. Group ACLs cannot count here (a
  * user's groups are known only from a token, and jobs run without one): share with the user, or publicly.
  */
-import type { CredentialOwners } from '../../cloudsnap/jobs/index.js';
+import type { CredentialOwners } from '../../cloudsnap/index.js';
 import { permits } from './ownership.js';
 import type { OwnershipStore } from './ownership-store.js';
 import { ROLE_USER } from './principal.js';

@@ -7,9 +7,10 @@
  */
 import type { Context } from 'hono';
 import { Hono } from 'hono';
-import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
+import type { CredentialStore } from '../../cloudsnap/index.js';
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { VolumeEngine } from '../../node/index.js';
+import { requireEngine } from '../engine-required.js';
 import { resolveVolumeOrSnapshot } from '../resolve.js';
 import { credentialRefSchema, resourceRefSchema } from '../schemas/index.js';
 import { readJsonBody, readParam } from '../validate.js';
@@ -26,7 +27,7 @@ export interface NbdKeyIssuer {
 /** The auth and ownership routes, to mount under `/v1`. */
 export function authRoutes(
   access: ResourceAccess,
-  engine: VolumeEngine,
+  engine: VolumeEngine | undefined,
   credentials?: CredentialStore,
   nbd?: NbdKeyIssuer,
 ): Hono {
@@ -48,7 +49,7 @@ export function authRoutes(
   });
 
   async function volumeRef(c: Context): Promise<{ ref: ResourceRef; snapshot: boolean }> {
-    const found = await resolveVolumeOrSnapshot(engine, readParam(c, 'id', resourceRefSchema));
+    const found = await resolveVolumeOrSnapshot(requireEngine(engine), readParam(c, 'id', resourceRefSchema));
     if (found.kind === 'volume') {
       return { ref: { kind: 'volume', id: found.volume.id, name: found.volume.name }, snapshot: false };
     }

@@ -14,8 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { CredentialStore } from '../../cloudsnap/credentials/index.js';
-import { CloudBackups } from '../../cloudsnap/jobs/index.js';
+import { CloudBackups, CredentialStore } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../../kms/index.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../app.js';
@@ -25,7 +24,6 @@ import { createCredentialSchema } from '../schemas/index.js';
 import { parseWith } from '../validate.js';
 import { forwardTo } from './forward.js';
 import { InMemoryClusterStore } from './memory-store.js';
-import { NoEngine } from './no-engine.js';
 
 /** Operations (registry operationIds) the function answers itself; the rest go to the node. */
 export const LOCAL_OPERATIONS: ReadonlySet<string> = new Set([
@@ -138,7 +136,6 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const dataDir = options.dataDir ?? join(tmpdir(), 'ferry');
   const store = new InMemoryClusterStore();
-  const engine = new NoEngine();
   let keyring: LocalKeyring | undefined;
   let backups: CloudBackups | undefined;
   try {
@@ -146,8 +143,8 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
     const providers = keyProvidersFromEnv(keyring, options.env ?? process.env);
     const credentials = new CredentialStore(store, keyring, { providers: providers.lookup });
     await credentials.create(credential);
-    backups = await CloudBackups.open({ engine, store, credentials, keys: keyring, providers: providers.lookup });
-    const inner = createApp({ engine, credentials, cloudBackups: backups, logError, maxBodyBytes });
+    backups = await CloudBackups.open({ store, credentials, keys: keyring, providers: providers.lookup });
+    const inner = createApp({ credentials, cloudBackups: backups, logError, maxBodyBytes });
 
     const app = new Hono();
     app.onError((err, c) => errorResponse(c, err, logError));

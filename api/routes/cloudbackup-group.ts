@@ -4,7 +4,7 @@
  * job each; their statuses carry `group_id`.
  */
 import { Hono } from 'hono';
-import type { CloudBackups } from '../../cloudsnap/jobs/index.js';
+import type { CloudBackups } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import type { BackupAccess } from '../auth/index.js';
 import { groupCloudBackupSchema } from '../schemas/index.js';

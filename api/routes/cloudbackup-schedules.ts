@@ -6,7 +6,7 @@
  * /v1/cloudbackups/schedules/{backup_schedule_id}.
  */
 import { Hono } from 'hono';
-import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
+import type { CredentialStore } from '../../cloudsnap/index.js';
 import type { BackupAccess, ResourceAccess, ResourceRef } from '../auth/index.js';
 import { type CloudBackupSchedule, nextRun, type SchedulePolicy, type ScheduleState } from '../schedules/index.js';
 import {

@@ -8,7 +8,7 @@
  * Restore and verify answer at once with a task id; Status shows the job's progress (and a verify's report).
  */
 import { Hono } from 'hono';
-import type { CloudBackups } from '../../cloudsnap/jobs/index.js';
+import type { CloudBackups } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import type { BackupAccess } from '../auth/backup-access.js';
 import { enumerateAll } from '../cloudbackup-enumerate.js';

@@ -5,7 +5,7 @@
  * `{credential_id}` may also be the credential's name. Inspect never returns a secret.
  */
 import { Hono } from 'hono';
-import type { CredentialStore } from '../../cloudsnap/credentials/index.js';
+import type { CredentialStore } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import type { ResourceAccess } from '../auth/access.js';
 import { credentialRef } from '../auth/refs.js';

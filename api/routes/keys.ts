@@ -6,7 +6,7 @@
  * become unreadable; volumes are refused without force; dry_run only lists what would be lost).
  */
 import { Hono } from 'hono';
-import type { KeyService } from '../../cloudsnap/jobs/index.js';
+import type { KeyService } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import type { ResourceAccess } from '../auth/access.js';
 import { createKeySchema, destroyKeySchema, rotateKeySchema } from '../schemas/index.js';

@@ -1,5 +1,5 @@
 /** What the scheduler needs from CloudSnap, as an interface (tests pass a fake), and the adapter to CloudBackups. */
-import type { BackupJobRequest, CloudBackups, JobStatus } from '../../cloudsnap/jobs/index.js';
+import type { BackupJobRequest, CloudBackups, JobStatus } from '../../cloudsnap/index.js';
 import { SCHEDULE_LABEL } from './types.js';
 
 /** A committed backup as retention sees it. */

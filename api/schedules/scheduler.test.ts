@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BackupJobRequest, JobStatus } from '../../cloudsnap/jobs/index.js';
+import type { BackupJobRequest, JobStatus } from '../../cloudsnap/index.js';
 import { SqliteStore } from '../../node/index.js';
 import { ManualClock } from './clock.js';
 import { ScheduleRecords } from './records.js';

@@ -7,7 +7,7 @@
  * backups that interval fired) united with the GFS rules, expiring the rest through CloudBackups' safe delete.
  * Missed occurrences (node down, clock jumped forward) make one run at the next tick, never a burst.
  */
-import { planRetention, type RetentionRules } from '../../cloudsnap/retention.js';
+import { planRetention, type RetentionRules } from '../../cloudsnap/index.js';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
 import { Leases } from './lease.js';
 import { dueIntervals, intervalKey, nextRun, rewoundFires } from './next-run.js';

@@ -3,7 +3,7 @@
  * SdkSchedulePolicyInterval and SdkCloudBackupScheduleInfo (libopenstorage/openstorage api/api.proto), snake_case as
  * in the REST gateway, with Ferry's additions: GFS `retention`, `policy_name` on a schedule, and `owner`.
  */
-import type { RetentionRules } from '../../cloudsnap/retention.js';
+import type { RetentionRules } from '../../cloudsnap/index.js';
 
 /** SdkTimeWeekday without its prefix. */
 export const WEEKDAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;

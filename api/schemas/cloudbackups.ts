@@ -4,7 +4,7 @@
  * `SdkCloudBackupRequestedStateStop`, `Done` or `SdkCloudBackupStatusTypeDone`.
  */
 import { z } from 'zod';
-import { JOB_STATUSES, REQUESTED_STATES } from '../../cloudsnap/jobs/index.js';
+import { JOB_STATUSES, REQUESTED_STATES } from '../../cloudsnap/index.js';
 import { labelsSchema, nameSchema, typeError } from './common.js';
 import { credentialRefSchema } from './credentials.js';
 

@@ -3,7 +3,7 @@
  * shapes and types; the credential store checks values (endpoint URLs, paths, KEK names) and names the same fields.
  */
 import { z } from 'zod';
-import { CREDENTIAL_PROVIDERS } from '../../cloudsnap/credentials/index.js';
+import { CREDENTIAL_PROVIDERS } from '../../cloudsnap/index.js';
 import { KEY_PROVIDER_NAMES } from '../../kms/index.js';
 import { labelsSchema, nameSchema, typeError } from './common.js';
 

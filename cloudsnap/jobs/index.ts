@@ -32,7 +32,6 @@ export {
   STOPPED_MESSAGE,
   type VerifyJobRequest,
 } from './manager.js';
-export { MeteredStore, type StoreObserver, type StoreOperation, type StoreRequest } from './metered-store.js';
 export {
   type CredentialOwners,
   REPOSITORIES_PREFIX,

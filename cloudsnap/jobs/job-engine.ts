@@ -1,9 +1,10 @@
 /**
- * The engine as one job sees it: a pause gate in front of every block read and write (a paused job stops issuing
- * I/O at the next chunk batch, a safe point, and continues there on resume), and, for group backups, the snapshot
- * taken for the whole group served in place of a new one.
+ * The block source (ports.ts) as one job sees it: a pause gate in front of every block read and write (a paused job
+ * stops issuing I/O at the next chunk batch, a safe point, and continues there on resume), and, for group backups,
+ * the snapshot taken for the whole group served in place of a new one.
  */
-import type { BlockDevice, SnapshotInfo, VolumeEngine } from '../../node/index.js';
+import type { BlockDevice, SnapshotInfo } from '../../node/index.js';
+import type { BlockSource } from '../ports.js';
 
 /** Holds a job's block I/O while paused. */
 export class PauseGate {
@@ -77,7 +78,7 @@ function gatedDevice(device: BlockDevice, gate: PauseGate, signal: AbortSignal):
   };
 }
 
-export interface JobEngineOptions {
+export interface JobBlockSourceOptions {
   gate: PauseGate;
   /** The job's signal: a Stop ends a pause. */
   signal: AbortSignal;
@@ -85,32 +86,34 @@ export interface JobEngineOptions {
   snapshot?: SnapshotInfo;
 }
 
-/** Wraps `engine` for one job (see the file comment). */
-export function jobEngine(engine: VolumeEngine, options: JobEngineOptions): VolumeEngine {
+/** Wraps `source` for one job (see the file comment). */
+export function jobBlockSource(source: BlockSource, options: JobBlockSourceOptions): BlockSource {
   const { gate, signal } = options;
   let pending = options.snapshot;
-  const overrides: Partial<VolumeEngine> = {
-    openExport: async (name) => gatedDevice(await engine.openExport(name), gate, signal),
-    openForRestore: async (idOrName) => gatedDevice(await engine.openForRestore(idOrName), gate, signal),
+  const createSnapshots = source.createSnapshots?.bind(source);
+  return {
+    inspectVolume: (idOrName) => source.inspectVolume(idOrName),
+    inspectSnapshot: (idOrExport) => source.inspectSnapshot(idOrExport),
+    changedBlocks: (volume, request) => source.changedBlocks(volume, request),
+    deleteSnapshot: (idOrExport) => source.deleteSnapshot(idOrExport),
+    createVolume: (request) => source.createVolume(request),
+    completeRestore: (idOrName) => source.completeRestore(idOrName),
+    deleteVolume: (idOrName) => source.deleteVolume(idOrName),
+    ...(createSnapshots !== undefined && { createSnapshots }),
+    openExport: async (name) => gatedDevice(await source.openExport(name), gate, signal),
+    openForRestore: async (idOrName) => gatedDevice(await source.openForRestore(idOrName), gate, signal),
     createSnapshot: async (volume, request) => {
       const taken = pending;
       if (taken !== undefined && (volume === taken.volume_id || volume === taken.volume_name)) {
         pending = undefined;
         return taken;
       }
-      return engine.createSnapshot(volume, request);
+      return source.createSnapshot(volume, request);
     },
     // Until the backup has taken it over, the group's snapshot is not one of its orphans to remove.
     listSnapshots: async (volume) => {
-      const list = await engine.listSnapshots(volume);
+      const list = await source.listSnapshots(volume);
       return pending === undefined ? list : list.filter((s) => s.id !== pending?.id);
     },
   };
-  return new Proxy(engine, {
-    get(target, prop, receiver) {
-      if (typeof prop === 'string' && prop in overrides) return overrides[prop as keyof VolumeEngine];
-      const value: unknown = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
 }

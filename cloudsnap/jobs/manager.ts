@@ -6,18 +6,19 @@
 import { randomUUID } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/index.js';
 import type { KeyProvider, KeySource } from '../../kms/index.js';
-import type { ClusterStore, SnapshotInfo, VolumeEngine, VolumeInfo } from '../../node/index.js';
+import type { ClusterStore, SnapshotInfo, VolumeInfo } from '../../node/index.js';
 import { backupVolume } from '../backup.js';
 import type { CredentialStore, OpenObjectStore } from '../credentials/index.js';
+import { type BlockSource, NO_BLOCK_SOURCE_MESSAGE } from '../ports.js';
 import type { Progress } from '../progress.js';
 import type { KekRef, RepoOptions, Repository } from '../repo/repository.js';
 import { restoreBackup } from '../restore.js';
 import { clearOwnStaleMarkers, type MarkerOwner, thisProcess } from '../running-markers.js';
+import type { StoreObserver } from '../store/index.js';
 import { type VerifyResult, verifyBackups, verifyReport } from '../verify.js';
-import { jobEngine, PauseGate } from './job-engine.js';
+import { jobBlockSource, PauseGate } from './job-engine.js';
 import { JobStore } from './job-store.js';
 import { kekFromLabels } from './kek-repos.js';
-import type { StoreObserver } from './metered-store.js';
 import { RepositoryBindings } from './repo-bindings.js';
 import { RepositoryPool } from './repo-pool.js';
 import { type RetryOptions, withRetry } from './retry.js';
@@ -30,7 +31,12 @@ export const SHUTDOWN_MESSAGE = 'interrupted by a node shutdown; run it again (u
 export const STOPPED_MESSAGE = 'stopped by request';
 
 export interface JobManagerOptions {
-  engine: VolumeEngine;
+  /**
+   * The node's volumes and snapshots: backups read from it, restores write into it. Default: none (the serverless
+   * handler): backups and restores then fail UNAVAILABLE (NO_BLOCK_SOURCE_MESSAGE); verify and the operations on
+   * repositories work.
+   */
+  blockSource?: BlockSource;
   /** The cluster store: job records live under `/ferry/jobs/`. */
   store: ClusterStore;
   credentials: CredentialStore;
@@ -140,14 +146,14 @@ function messageOf(err: unknown): string {
 }
 
 /**
- * A job's work, given its repository and its view of the engine (paused I/O, a group's snapshot); work that does no
- * block I/O (verify) waits at `pause` while the job is paused.
+ * A job's work, given its repository and its view of the block source (`blocks()`: paused I/O, a group's snapshot);
+ * work that does no block I/O (verify) waits at `pause` while the job is paused.
  */
 type Work = (
   repo: Repository,
   signal: AbortSignal,
   onProgress: (p: Progress) => void,
-  engine: VolumeEngine,
+  blocks: () => BlockSource,
   pause: () => Promise<void>,
 ) => Promise<void>;
 
@@ -257,7 +263,7 @@ export class JobManager {
       [job.src_volume_id, job.volume_name].includes(request.volume_id),
     );
     if (existing !== undefined) return existing;
-    const volume = await this.options.engine.inspectVolume(request.volume_id);
+    const volume = await this.blocks().inspectVolume(request.volume_id);
     if (volume.status === 'restoring') {
       throw new FerryError('FAILED_PRECONDITION', `volume ${volume.name} is being restored; back it up when it is up`);
     }
@@ -267,9 +273,9 @@ export class JobManager {
     status.full = request.full === true;
     if (request.labels !== undefined) status.labels = request.labels;
     if (group !== undefined) status.group_id = group.id;
-    const work: Work = async (repo, signal, onProgress, engine) => {
+    const work: Work = async (repo, signal, onProgress, blocks) => {
       const record = await backupVolume(
-        { engine, repo, store: this.options.store },
+        { engine: blocks(), repo, store: this.options.store },
         {
           volume: volume.id,
           full: request.full === true,
@@ -291,11 +297,11 @@ export class JobManager {
    */
   submitGroup(request: GroupBackupRequest): Promise<{ group_id: string; jobs: JobStatus[] }> {
     return this.serialised(async () => {
-      const engine = this.options.engine;
+      const source = this.blocks();
       const groupId = request.group_id ?? randomUUID();
       const volumes: VolumeInfo[] = [];
       for (const ref of request.volume_ids) {
-        const volume = await engine.inspectVolume(ref);
+        const volume = await source.inspectVolume(ref);
         if (volumes.some((v) => v.id === volume.id)) {
           throw new FerryError('INVALID_ARGUMENT', `volume_ids: ${ref} is named twice`, { field: 'volume_ids' });
         }
@@ -310,7 +316,7 @@ export class JobManager {
       const taskId = (v: VolumeInfo): string => `${groupId}:${v.name}`;
       const earlier = await Promise.all(volumes.map((v) => this.existing(taskId(v), 'Backup', () => true)));
       if (earlier.every((j) => j !== undefined)) return { group_id: groupId, jobs: earlier as JobStatus[] };
-      if (engine.createSnapshots === undefined) {
+      if (source.createSnapshots === undefined) {
         throw new FerryError('FAILED_PRECONDITION', 'this engine cannot snapshot several volumes at one point in time');
       }
       const credential = await this.options.credentials.inspect(request.credential_id);
@@ -326,7 +332,7 @@ export class JobManager {
         repositories.push(lease.repo.id);
         lease.release(true);
       }
-      const snapshots = await engine.createSnapshots(
+      const snapshots = await source.createSnapshots(
         volumes.map((v, i) => ({
           volume_id: v.id,
           name: `cloudsnap-group-${groupId}`,
@@ -350,7 +356,7 @@ export class JobManager {
           jobs.push(job);
         }
       } catch (err: unknown) {
-        for (const s of snapshots.slice(jobs.length)) await engine.deleteSnapshot(s.id).catch(() => undefined);
+        for (const s of snapshots.slice(jobs.length)) await source.deleteSnapshot(s.id).catch(() => undefined);
         throw err;
       }
       return { group_id: groupId, jobs };
@@ -374,7 +380,7 @@ export class JobManager {
       }
       let volumeId = name;
       try {
-        const volume = await this.options.engine.inspectVolume(name);
+        const volume = await this.blocks().inspectVolume(name);
         if (volume.status !== 'restoring' || volume.labels['ferry.io/restored-from'] !== request.backup_id) {
           throw new FerryError('ALREADY_EXISTS', `volume ${name} already exists; restore into a new name`);
         }
@@ -385,9 +391,9 @@ export class JobManager {
       const credential = await this.options.credentials.inspect(request.credential_id);
       const status = this.newStatus(request.task_id, 'Restore', credential.credential_id, volumeId, name);
       status.backup_id = request.backup_id;
-      const work: Work = async (repo, signal, onProgress, engine) => {
+      const work: Work = async (repo, signal, onProgress, blocks) => {
         const volume = await restoreBackup(
-          { engine, repo },
+          { engine: blocks(), repo },
           { backupId: request.backup_id, volumeName: name, signal, onProgress },
         );
         status.src_volume_id = volume.id;
@@ -411,7 +417,7 @@ export class JobManager {
       const status = this.newStatus(request.task_id, 'Verify', credentialId, '', '');
       if (request.backup_id !== undefined) status.backup_id = request.backup_id;
       const backupId = request.backup_id;
-      const work: Work = async (repo, signal, onProgress, _engine, pause) => {
+      const work: Work = async (repo, signal, onProgress, _blocks, pause) => {
         const results: VerifyResult[] = [];
         const run = async (r: Repository): Promise<VerifyResult> => {
           const before = { done: status.bytes_done, total: status.bytes_total };
@@ -636,12 +642,14 @@ export class JobManager {
         },
       );
       status.info = [];
-      const engine = jobEngine(this.options.engine, {
-        gate: live.gate,
-        signal,
-        ...(live.snapshot !== undefined && { snapshot: live.snapshot }),
-      });
-      await work(lease.repo, signal, onProgress, engine, () => live.gate.wait(signal));
+      let source: BlockSource | undefined;
+      const blocks = (): BlockSource =>
+        (source ??= jobBlockSource(this.blocks(), {
+          gate: live.gate,
+          signal,
+          ...(live.snapshot !== undefined && { snapshot: live.snapshot }),
+        }));
+      await work(lease.repo, signal, onProgress, blocks, () => live.gate.wait(signal));
       const notices = lease.repo.takeNotices();
       lease.release(true);
       // Restore totals are whole chunks; the last chunk of a volume may be shorter: at the end all of it is done.
@@ -692,13 +700,21 @@ export class JobManager {
   /** A stopped restore leaves no half-written volume behind (a failed one stays, so that a retry resumes). */
   private async dropPartialRestore(status: JobStatus): Promise<void> {
     try {
-      const volume = await this.options.engine.inspectVolume(status.volume_name);
+      const blocks = this.blocks();
+      const volume = await blocks.inspectVolume(status.volume_name);
       if (volume.status === 'restoring' && volume.labels['ferry.io/restored-from'] === status.backup_id) {
-        await this.options.engine.deleteVolume(volume.id);
+        await blocks.deleteVolume(volume.id);
       }
     } catch (err: unknown) {
       if (!isFerryError(err, 'NOT_FOUND')) status.info.push(`the partial volume could not be deleted: ${String(err)}`);
     }
+  }
+
+  /** The block source; UNAVAILABLE in a process that has none (the one place that says so). */
+  private blocks(): BlockSource {
+    const source = this.options.blockSource;
+    if (source === undefined) throw new FerryError('UNAVAILABLE', NO_BLOCK_SOURCE_MESSAGE);
+    return source;
   }
 
   private persist(live: LiveJob): Promise<void> {

@@ -14,9 +14,10 @@ import { parseConfig } from '../repo/config.js';
 import { backupKey, CONFIG_KEY } from '../repo/layout.js';
 import { type KekRef, type RepoOptions, Repository } from '../repo/repository.js';
 import type { ObjectStore } from '../store/index.js';
+// The file, not store/index.js: that one loads the AWS SDK, which openObjectStore loads only when a credential needs it.
+import { MeteredStore, type StoreObserver } from '../store/metered.js';
 import { PrefixedStore } from '../store/prefixed.js';
 import { kekPrefix, readMarkers, writeMarker } from './kek-repos.js';
-import { MeteredStore, type StoreObserver } from './metered-store.js';
 import type { RepositoryBindings } from './repo-bindings.js';
 
 /** Default time an unwrapped master secret stays cached: 15 minutes. */

@@ -1,3 +1,7 @@
+/**
+ * The object stores: the contract and every backend. Inside CloudSnap, and outside it only for the S3 and Google Cloud
+ * Storage classes (cloudsnap/index.ts exports the rest): importing this file loads the AWS SDK.
+ */
 export type { AzureBlobStoreOptions } from './azure.js';
 export { AzureBlobStore } from './azure.js';
 export type { RequestCounts } from './counting.js';
@@ -5,6 +9,7 @@ export { CountingStore } from './counting.js';
 export { DirectoryStore } from './directory.js';
 export type { GcsClientSettings, GcsStoreOptions } from './gcs.js';
 export { createGcsClient, createGcsStore, GCS_XML_ENDPOINT } from './gcs.js';
+export { MeteredStore, type StoreObserver, type StoreOperation, type StoreRequest } from './metered.js';
 export type { StoreCredential, StoreTuning } from './open.js';
 export { openObjectStore, storeTuningFromEnv } from './open.js';
 export { PrefixedStore } from './prefixed.js';

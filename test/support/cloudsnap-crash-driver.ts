@@ -11,10 +11,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { backupVolume, Repository, restoreBackup } from '../../cloudsnap/index.js';
 import {
+  backupVolume,
   type CallOptions,
-  createS3Client,
   DirectoryStore,
   type GetOptions,
   type ListOptions,
@@ -22,8 +21,10 @@ import {
   type ObjectInfo,
   type ObjectStore,
   type PutOptions,
-  S3Store,
-} from '../../cloudsnap/store/index.js';
+  Repository,
+  restoreBackup,
+} from '../../cloudsnap/index.js';
+import { createS3Client, S3Store } from '../../cloudsnap/store/index.js';
 import { openDefaultKeyring } from '../../kms/index.js';
 import { openEngine, SqliteStore } from '../../node/index.js';
 

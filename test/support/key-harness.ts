@@ -7,8 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CredentialStore } from '../../cloudsnap/credentials/index.js';
-import { CloudBackups, type JobStatus, KeyService, type RetryOptions } from '../../cloudsnap/jobs/index.js';
+import { CloudBackups, CredentialStore, type JobStatus, KeyService, type RetryOptions } from '../../cloudsnap/index.js';
 import {
   CountingKeyProvider,
   type KeyProvider,
@@ -79,7 +78,7 @@ export async function openHarness(options: HarnessOptions = {}): Promise<KeyHarn
   });
   const open = (): Promise<CloudBackups> =>
     CloudBackups.open({
-      engine,
+      blockSource: engine,
       store,
       credentials,
       keys: keyring,

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Hono } from 'hono';
 import { expect } from 'vitest';
-import type { JobStatus } from '../../cloudsnap/jobs/index.js';
+import type { JobStatus } from '../../cloudsnap/index.js';
 import type { VolumeEngine } from '../../node/index.js';
 
 /** What the requests need, read at each call (tests set these up in beforeAll). */

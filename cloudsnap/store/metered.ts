@@ -3,15 +3,7 @@
  * observer, for the node's metrics. It changes nothing about the requests: results and errors go through as they are.
  */
 import { isFerryError } from '../../common/index.js';
-import type {
-  CallOptions,
-  GetOptions,
-  ListOptions,
-  ListPage,
-  ObjectInfo,
-  ObjectStore,
-  PutOptions,
-} from '../store/index.js';
+import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
 /** The ObjectStore methods, as metrics name them. */
 export type StoreOperation = 'put' | 'get' | 'head' | 'list' | 'delete';

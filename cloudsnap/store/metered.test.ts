@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirectoryStore } from '../store/index.js';
-import { MeteredStore, type StoreRequest } from './metered-store.js';
+import { DirectoryStore } from './directory.js';
+import { MeteredStore, type StoreRequest } from './metered.js';
 
 let dir: string;
 let seen: StoreRequest[];
