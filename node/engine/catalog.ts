@@ -3,6 +3,7 @@
  *
  *   /ferry/volumes/<volume id>     VolumeRecord: name, size, spec, labels, status, encryption, replicas [{ node_id }]
  *   /ferry/snapshots/<snapshot id> SnapshotRecord: name, volume_id, size, labels, created
+ *   /ferry/volume-names/<name>     { id }: the volume of that name (names are the cluster's), written with the volume
  *
  * Which node holds a volume is its record's `replicas` field (one entry for now; replication adds more). A node
  * keeps its own volumes in memory and reads the catalog for the others (list, inspect, and to say where a volume
@@ -16,16 +17,26 @@ export const catalogKeys = {
   snapshots: '/ferry/snapshots/',
   volume: (id: string) => `/ferry/volumes/${id}`,
   snapshot: (id: string) => `/ferry/snapshots/${id}`,
+  names: '/ferry/volume-names/',
+  name: (name: string) => `/ferry/volume-names/${name}`,
 };
+
+/** The value of a volume-name key. */
+export interface VolumeNameRecord {
+  id: string;
+}
 
 export const put = {
   volume: (v: VolumeRecord): StoreOp => ({ op: 'put', key: catalogKeys.volume(v.id), value: v }),
   snapshot: (s: SnapshotRecord): StoreOp => ({ op: 'put', key: catalogKeys.snapshot(s.id), value: s }),
+  /** The name key of a new volume (commit it with the volume's record). */
+  name: (v: VolumeRecord): StoreOp => ({ op: 'put', key: catalogKeys.name(v.name), value: { id: v.id } }),
 };
 
 export const del = {
   volume: (id: string): StoreOp => ({ op: 'delete', key: catalogKeys.volume(id) }),
   snapshot: (id: string): StoreOp => ({ op: 'delete', key: catalogKeys.snapshot(id) }),
+  name: (name: string): StoreOp => ({ op: 'delete', key: catalogKeys.name(name) }),
 };
 
 /** Whether `nodeId` holds a replica of the volume. */
@@ -59,11 +70,17 @@ export class Catalog {
     return this.store.get<SnapshotRecord>(catalogKeys.snapshot(id));
   }
 
+  /** The volume named `name`, or undefined (two reads, whatever the number of volumes). */
+  async named(name: string): Promise<VolumeRecord | undefined> {
+    const entry = await this.store.get<VolumeNameRecord>(catalogKeys.name(name));
+    if (entry === undefined) return undefined;
+    const record = await this.volume(entry.id);
+    return record?.name === name ? record : undefined;
+  }
+
   /** A volume by id or name, or undefined. */
   async findVolume(idOrName: string): Promise<VolumeRecord | undefined> {
-    const byId = await this.store.get<VolumeRecord>(catalogKeys.volume(idOrName));
-    if (byId !== undefined) return byId;
-    return (await this.volumes()).find((v) => v.name === idOrName);
+    return (await this.volume(idOrName)) ?? (await this.named(idOrName));
   }
 
   /** The snapshots of volume `volumeId`. */

@@ -284,7 +284,7 @@ class Engine implements VolumeEngine {
   private async namedInCluster(name: string): Promise<VolumeRecord | undefined> {
     const mine = this.volumesByName.get(name);
     if (mine !== undefined) return mine.record;
-    return (await this.catalog.volumes()).find((r) => r.name === name);
+    return this.catalog.named(name);
   }
 
   private snapshotsOf(volume: VolumeState): SnapshotState[] {
@@ -439,7 +439,7 @@ class Engine implements VolumeEngine {
         replicas: [{ node_id: this.nodeId }],
       };
       if (prepared !== undefined) record.encryption = prepared.encryption;
-      await this.commitOrDiscard([this.local.put(layer.record), put.volume(record)], [layer], what);
+      await this.commitOrDiscard([this.local.put(layer.record), put.volume(record), put.name(record)], [layer], what);
       return { volume: this.volumeInfo(this.addVolume(record)), created: true };
     });
   }
@@ -578,6 +578,7 @@ class Engine implements VolumeEngine {
       await this.guard.withReserve(() =>
         this.store.commit([
           del.volume(v.record.id),
+          del.name(v.record.name),
           this.local.del(top.id),
           ...snaps.map((s) => del.snapshot(s.record.id)),
         ]),
@@ -629,7 +630,7 @@ class Engine implements VolumeEngine {
         const top = this.layers.create(snap.layer);
         const record = this.newVolumeRecord(name, snap.record.size, cloneLabels, top, snap.record.id, encryption);
         failpoint('clone.before-commit');
-        await this.commitOrDiscard([this.local.put(top.record), put.volume(record)], [top], what);
+        await this.commitOrDiscard([this.local.put(top.record), put.volume(record), put.name(record)], [top], what);
         failpoint('clone.after-commit');
         return this.volumeInfo(this.addVolume(record));
       }
@@ -650,6 +651,7 @@ class Engine implements VolumeEngine {
             this.local.put(cloneTop.record),
             put.volume(sourceRecord),
             put.volume(record),
+            put.name(record),
           ],
           [sourceTop, cloneTop],
           what,

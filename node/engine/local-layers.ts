@@ -9,7 +9,7 @@
  * Version 1 of the layout kept every layer under `/ferry/layers/<id>`; `upgradeLayout` moves them here.
  */
 import type { ClusterStore, StoreOp } from '../store/types.js';
-import { catalogKeys, put } from './catalog.js';
+import { catalogKeys, put, type VolumeNameRecord } from './catalog.js';
 import type { LayerRecord } from './layer.js';
 import type { VolumeRecord } from './records.js';
 
@@ -39,9 +39,10 @@ export class LocalLayerKeys {
 }
 
 /**
- * Opens a store written with layout version 1 (layers under `/ferry/layers/`, volumes without `replicas`) as this
- * node's: in one commit, moves every legacy layer record under the node's prefix and records the node as the holder
- * of every volume that names no holder and whose top layer is one of them. A store with nothing legacy is left as is.
+ * Opens a store written with layout version 1 (layers under `/ferry/layers/`, volumes without `replicas` or name
+ * keys) as this node's: in one commit, moves every legacy layer record under the node's prefix, records the node as
+ * the holder of every volume that names no holder and whose top layer is one of them, and writes the name key of
+ * every volume that has none. A store with nothing legacy is left as is.
  * Version 1 had a single node per store, so the node that opens its data directory is the one that held them.
  * Returns how many layer records moved.
  */
@@ -51,10 +52,12 @@ export async function upgradeLayout(store: ClusterStore, local: LocalLayerKeys):
   for (const kv of await store.list<LayerRecord>(local.layers)) mine.add(kv.value.id);
   const ops: StoreOp[] = [];
   for (const { key, value } of legacy) ops.push({ op: 'delete', key }, local.put(value));
+  const named = new Set((await store.list<VolumeNameRecord>(catalogKeys.names)).map((kv) => kv.value.id));
   for (const { value } of await store.list<VolumeRecord>(catalogKeys.volumes)) {
     if (value.replicas === undefined && mine.has(value.top)) {
       ops.push(put.volume({ ...value, replicas: [{ node_id: local.nodeId }] }));
     }
+    if (!named.has(value.id)) ops.push(put.name(value));
   }
   if (ops.length > 0) await store.commit(ops);
   return legacy.length;

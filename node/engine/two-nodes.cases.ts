@@ -83,6 +83,10 @@ export function twoNodeCases(backend: string, openStore: StoreFactory): void {
       expect((await b.createVolume({ name: 'va', size: 4 * MiB })).created).toBe(false);
       await expect(b.createVolume({ name: 'va', size: 2 * MiB })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
       await expect(b.cloneVolume({ parent_id: 'vb', name: 'va' })).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      // A deleted volume's name is free on every node.
+      await a.deleteVolume('va');
+      expect((await b.createVolume({ name: 'va', size: 2 * MiB })).created).toBe(true);
+      expect(await a.inspectVolume('va')).toMatchObject({ size: 2 * MiB, replicas: [{ node_id: bId }] });
     });
 
     it('opens only its own replicas: the other node’s volume is refused, naming the node to attach it on', async () => {

@@ -33,7 +33,7 @@ class RecordingStore implements ClusterStore {
   }
 }
 
-/** Rewrites a store to layout version 1: every layer under `/ferry/layers/`, volumes without `replicas`. */
+/** Rewrites a store to layout version 1: every layer under `/ferry/layers/`, volumes without `replicas` or names. */
 async function toVersion1(store: ClusterStore, nodeId: string): Promise<number> {
   const ops: StoreOp[] = [];
   const layers = await store.list<{ id: string }>(`/ferry/local/${nodeId}/layers/`);
@@ -41,7 +41,7 @@ async function toVersion1(store: ClusterStore, nodeId: string): Promise<number> 
     ops.push({ op: 'delete', key }, { op: 'put', key: `${LEGACY_LAYERS}${value.id}`, value });
   for (const { key, value } of await store.list<VolumeRecord>(catalogKeys.volumes)) {
     const { replicas: _, ...old } = value;
-    ops.push({ op: 'put', key, value: old });
+    ops.push({ op: 'put', key, value: old }, { op: 'delete', key: catalogKeys.name(value.name) });
   }
   await store.commit(ops);
   return layers.length;
@@ -86,6 +86,10 @@ describe('a data directory written with layout version 1 (global layer keys)', (
       expect((await store.list(`/ferry/local/${nodeId}/layers/`)).length).toBe(layerCount);
       const volumes = await store.list<VolumeRecord>(catalogKeys.volumes);
       expect(volumes.map((kv) => kv.value.replicas)).toEqual([[{ node_id: nodeId }], [{ node_id: nodeId }]]);
+      expect((await store.list(catalogKeys.names)).map((kv) => kv.key)).toEqual([
+        catalogKeys.name('c'),
+        catalogKeys.name('v'),
+      ]);
 
       expect((await engine.listVolumes()).map((v) => [v.name, v.held_here])).toEqual([
         ['c', true],
