@@ -232,7 +232,15 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
-    engine = await openEngine({ dataDir, store, space, keys: volumeKeys({ providers: providers.lookup, keyring }) });
+    // The node id keys the layer trees this node holds, and names it as the holder of the volumes it creates.
+    const nodeId = await loadNodeId(dataDir);
+    engine = await openEngine({
+      dataDir,
+      store,
+      space,
+      nodeId,
+      keys: volumeKeys({ providers: providers.lookup, keyring }),
+    });
     const roots = directoryRoots(options.directoryRoots, dataDir);
     const directories = new DirectoryPolicy({ roots, dataDir });
     for (const root of roots) await mkdir(root, { recursive: true, mode: 0o700 });
@@ -247,7 +255,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
       providers: providers.lookup,
       observeStore: metrics.observeStore,
       // Its backups' running markers name this node, so that it clears the ones its dead processes left.
-      nodeId: await loadNodeId(dataDir),
+      nodeId,
       warn: (message, fields) => log('warn', message, fields),
     });
     metrics.watchJobs(cloudBackups.jobs);

@@ -2,12 +2,13 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, invalidArgument, isFerryError, notFound } from '../../common/errors.js';
 import { formatSize } from '../../common/size.js';
+import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../store/types.js';
-import { chainOf, loadChain } from './chain.js';
-import { changedPage, diffLayers } from './changed-blocks.js';
+import { Catalog, del, holdersOf, holds, put } from './catalog.js';
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
-import { LayerDevice, type ViewSource } from './device.js';
+import { VolumeCoordinator } from './coordinator.js';
+import { VolumeDevice } from './device.js';
 import { failpoint } from './failpoints.js';
 import { Gate, KeyedLock } from './gate.js';
 import { IoTracker } from './io-tracker.js';
@@ -22,8 +23,10 @@ import {
 } from './keys.js';
 import type { Layer } from './layer.js';
 import { LayerSet, newId } from './layer-set.js';
+import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
+import { LocalReplica, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
-import { del, keys, put, type SnapshotRecord, type VolumeRecord } from './records.js';
+import type { SnapshotRecord, VolumeRecord } from './records.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import type {
   BlockDevice,
@@ -58,6 +61,12 @@ export interface EngineOptions {
    * opened here without a reserve file (new data still stops below its minimum free space).
    */
   space?: SpaceGuard;
+  /**
+   * This node's id: the engine loads, serves and collects only the volumes whose catalog record names it as a
+   * replica holder, and the layers under its keys (`/ferry/local/<nodeId>/layers/`). Default: the id in
+   * `<dataDir>/node-id` (created on the first start).
+   */
+  nodeId?: string;
 }
 
 interface VolumeState extends ViewSource {
@@ -65,7 +74,11 @@ interface VolumeState extends ViewSource {
   layer: Layer;
   writers: number;
   /** The open writable devices (more than one only for shared volumes), with who opened each and when. */
-  devices: Map<LayerDevice, VolumeHolder>;
+  devices: Map<VolumeDevice, VolumeHolder>;
+  /** The coordinator while the volume is open (created by the first open, closed with the last device). */
+  coordinator?: VolumeCoordinator;
+  /** The replica's change counter (Replica.generation). */
+  progress: { generation: number };
   /** This volume's snapshots by name. */
   snaps: Map<string, SnapshotState>;
 }
@@ -81,8 +94,9 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const layersDir = join(options.dataDir, 'layers');
   await mkdir(layersDir, { recursive: true, mode: 0o700 });
   const space = options.space ?? (await SpaceGuard.open({ dataDir: options.dataDir, reserveBytes: 0 }));
+  const nodeId = options.nodeId ?? (await loadNodeId(options.dataDir));
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
-  const engine = new Engine(store, layersDir, options.store === undefined, options.keys, space);
+  const engine = new Engine(store, layersDir, options.store === undefined, options.keys, space, nodeId);
   await engine.load();
   return engine;
 }
@@ -93,6 +107,8 @@ class Engine implements VolumeEngine {
   private readonly snapshots = new Map<string, SnapshotState>();
   private readonly tracker = new IoTracker();
   private readonly layers: LayerSet;
+  private readonly local: LocalLayerKeys;
+  private readonly catalog: Catalog;
   private readonly meta = new Mutex();
   /** Layer collections left by deleted snapshots, one after another (collectLater). */
   private collecting: Promise<void> = Promise.resolve();
@@ -103,10 +119,14 @@ class Engine implements VolumeEngine {
     private readonly ownsStore: boolean,
     private readonly keys: VolumeKeyResolver | undefined,
     private readonly guard: SpaceGuard,
+    private readonly nodeId: string,
   ) {
+    this.local = new LocalLayerKeys(nodeId);
+    this.catalog = new Catalog(store);
     this.layers = new LayerSet(
       layersDir,
       store,
+      this.local,
       this.tracker,
       (layer) => this.volumeTopped(layer)?.gate,
       (from, to) => {
@@ -125,10 +145,12 @@ class Engine implements VolumeEngine {
     );
   }
 
+  /** Loads this node's volumes (those the catalog says it holds), their snapshots and its layers. */
   async load(): Promise<void> {
+    await upgradeLayout(this.store, this.local);
     await this.layers.load();
-    for (const { value } of await this.store.list<VolumeRecord>(keys.volumes)) this.addVolume(value);
-    for (const { value } of await this.store.list<SnapshotRecord>(keys.snapshots)) this.addSnapshot(value);
+    for (const value of await this.catalog.volumes()) if (holds(value, this.nodeId)) this.addVolume(value);
+    for (const value of await this.catalog.snapshots()) if (this.volumes.has(value.volume_id)) this.addSnapshot(value);
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
     // node still starts (its deletes are what frees the disk).
     try {
@@ -160,6 +182,7 @@ class Engine implements VolumeEngine {
       tracker: this.tracker,
       space: this.guard,
       top: () => state.layer,
+      progress: { generation: 0 },
     };
     this.volumes.set(record.id, state);
     this.volumesByName.set(record.name, state);
@@ -210,6 +233,60 @@ class Engine implements VolumeEngine {
     );
   }
 
+  /**
+   * The catalog record of the volume `ref` names (a volume id or name, a snapshot id, or `VOLUME@SNAPSHOT`) when
+   * another node holds it; undefined when no volume of the cluster matches or this node holds it.
+   */
+  private async heldElsewhere(ref: string): Promise<VolumeRecord | undefined> {
+    if (typeof ref !== 'string' || ref.length === 0) return undefined;
+    const at = ref.indexOf('@');
+    let record = await this.catalog.findVolume(at >= 0 ? ref.slice(0, at) : ref);
+    if (record === undefined && at < 0) {
+      const snap = await this.catalog.snapshot(ref);
+      if (snap !== undefined) record = await this.catalog.volume(snap.volume_id);
+    }
+    return record !== undefined && !this.volumes.has(record.id) ? record : undefined;
+  }
+
+  /** FAILED_PRECONDITION for an operation on a volume this node does not hold: it names the node that does. */
+  private notHere(record: VolumeRecord): FerryError {
+    return precondition(
+      `volume ${record.name} is held by ${holdersOf(record)}, not by this node (${this.nodeId}): attach it, and take its snapshots, clones and backups, on the node that holds it`,
+    );
+  }
+
+  /** Turns a NOT_FOUND for `ref` into `notHere` when another node holds what it names. */
+  private async elsewhere(err: unknown, ref: string): Promise<unknown> {
+    if (!isFerryError(err, 'NOT_FOUND')) return err;
+    const record = await this.heldElsewhere(ref);
+    return record === undefined ? err : this.notHere(record);
+  }
+
+  /** `findVolume`, where a volume another node holds is FAILED_PRECONDITION naming that node. */
+  private async localVolume(idOrName: string, field = 'volume_id'): Promise<VolumeState> {
+    try {
+      return this.findVolume(idOrName, field);
+    } catch (err: unknown) {
+      throw await this.elsewhere(err, idOrName);
+    }
+  }
+
+  /** `findSnapshot`, where a snapshot of a volume another node holds is FAILED_PRECONDITION naming that node. */
+  private async localSnapshot(idOrExport: string, volume?: VolumeState, field = 'snapshot_id'): Promise<SnapshotState> {
+    try {
+      return this.findSnapshot(idOrExport, volume, field);
+    } catch (err: unknown) {
+      throw volume === undefined ? await this.elsewhere(err, idOrExport) : err;
+    }
+  }
+
+  /** A volume of the cluster by name, this node's or another's. */
+  private async namedInCluster(name: string): Promise<VolumeRecord | undefined> {
+    const mine = this.volumesByName.get(name);
+    if (mine !== undefined) return mine.record;
+    return this.catalog.named(name);
+  }
+
   private snapshotsOf(volume: VolumeState): SnapshotState[] {
     return [...volume.snaps.values()];
   }
@@ -257,6 +334,32 @@ class Engine implements VolumeEngine {
       ),
       encrypted: r.encryption !== undefined,
     };
+    return this.withRecordFields(info, r);
+  }
+
+  /** The catalog's view of a volume another node holds: usage and attachment are known only there. */
+  private remoteInfo(r: VolumeRecord, snapshotCount: number): VolumeInfo {
+    const info: VolumeInfo = {
+      id: r.id,
+      name: r.name,
+      size: r.size,
+      ha_level: r.ha_level,
+      labels: { ...r.labels },
+      created: r.created,
+      snapshot_count: snapshotCount,
+      status: r.status,
+      attached: false,
+      shared: r.shared,
+      bytes_used: 0,
+      bytes_used_total: 0,
+      encrypted: r.encryption !== undefined,
+    };
+    return this.withRecordFields(info, r);
+  }
+
+  private withRecordFields(info: VolumeInfo, r: VolumeRecord): VolumeInfo {
+    info.replicas = (r.replicas ?? []).map((replica) => ({ node_id: replica.node_id }));
+    info.held_here = holds(r, this.nodeId);
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
     if (r.encryption !== undefined) {
       info.encryption = { kek: r.encryption.kek, key_provider: r.encryption.key_provider };
@@ -267,13 +370,15 @@ class Engine implements VolumeEngine {
   }
 
   private snapshotInfo(s: SnapshotState): SnapshotInfo {
-    const r = s.record;
-    const volume = this.volumes.get(r.volume_id);
+    return this.snapshotRecordInfo(s.record, this.volumes.get(s.record.volume_id)?.record.name ?? '');
+  }
+
+  private snapshotRecordInfo(r: SnapshotRecord, volumeName: string): SnapshotInfo {
     return {
       id: r.id,
       name: r.name,
       volume_id: r.volume_id,
-      volume_name: volume?.record.name ?? '',
+      volume_name: volumeName,
       size: r.size,
       labels: { ...r.labels },
       created: r.created,
@@ -296,21 +401,26 @@ class Engine implements VolumeEngine {
     let prepared: { id: string; encryption: VolumeEncryption } | undefined;
     if (encrypted && this.nameTaken(name) === undefined) prepared = await this.newVolumeKey(name, labels);
     return this.meta.run(async () => {
-      const existing = this.nameTaken(name);
+      const existing = await this.namedInCluster(name);
       if (existing !== undefined) {
-        if (existing.record.size !== size) {
+        if (existing.size !== size) {
           throw new FerryError(
             'ALREADY_EXISTS',
-            `volume ${name} already exists with size ${formatSize(existing.record.size)}; pick another name or use that size`,
+            `volume ${name} already exists with size ${formatSize(existing.size)}; pick another name or use that size`,
           );
         }
-        if ((existing.record.encryption !== undefined) !== encrypted) {
+        if ((existing.encryption !== undefined) !== encrypted) {
           throw new FerryError(
             'ALREADY_EXISTS',
             `volume ${name} already exists ${encrypted ? 'unencrypted' : 'encrypted'}; pick another name`,
           );
         }
-        return { volume: this.volumeInfo(existing), created: false };
+        const mine = this.volumes.get(existing.id);
+        const volume =
+          mine !== undefined
+            ? this.volumeInfo(mine)
+            : this.remoteInfo(existing, (await this.catalog.snapshotsOf(existing.id)).length);
+        return { volume, created: false };
       }
       const what = `volume ${name} cannot be created`;
       await this.guard.checkRoom(what);
@@ -326,9 +436,10 @@ class Engine implements VolumeEngine {
         shared: request.shared === true,
         top: layer.id,
         status: request.restoring === true ? 'restoring' : 'up',
+        replicas: [{ node_id: this.nodeId }],
       };
       if (prepared !== undefined) record.encryption = prepared.encryption;
-      await this.commitOrDiscard([put.layer(layer.record), put.volume(record)], [layer], what);
+      await this.commitOrDiscard([this.local.put(layer.record), put.volume(record), put.name(record)], [layer], what);
       return { volume: this.volumeInfo(this.addVolume(record)), created: true };
     });
   }
@@ -381,16 +492,36 @@ class Engine implements VolumeEngine {
     }
   }
 
+  /** Every volume of the cluster: this node's from memory, the others' from the catalog. */
   async listVolumes(): Promise<VolumeInfo[]> {
-    return [...this.volumes.values()].map((v) => this.volumeInfo(v)).sort((a, b) => a.name.localeCompare(b.name));
+    const infos = [...this.volumes.values()].map((v) => this.volumeInfo(v));
+    const others = (await this.catalog.volumes()).filter((r) => !this.volumes.has(r.id));
+    if (others.length > 0) {
+      const counts = new Map<string, number>();
+      for (const s of await this.catalog.snapshots()) counts.set(s.volume_id, (counts.get(s.volume_id) ?? 0) + 1);
+      for (const r of others) infos.push(this.remoteInfo(r, counts.get(r.id) ?? 0));
+    }
+    return infos.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async inspectVolume(idOrName: string): Promise<VolumeInfo> {
-    return this.volumeInfo(this.findVolume(idOrName));
+    try {
+      return this.volumeInfo(this.findVolume(idOrName));
+    } catch (err: unknown) {
+      const record = isFerryError(err, 'NOT_FOUND') ? await this.heldElsewhere(idOrName) : undefined;
+      if (record === undefined || (record.id !== idOrName && record.name !== idOrName)) throw err;
+      return this.remoteInfo(record, (await this.catalog.snapshotsOf(record.id)).length);
+    }
   }
 
   async openProblem(idOrName: string): Promise<string | undefined> {
-    const v = this.findVolume(idOrName);
+    let v: VolumeState;
+    try {
+      v = await this.localVolume(idOrName);
+    } catch (err: unknown) {
+      if (isFerryError(err, 'FAILED_PRECONDITION')) return err.message;
+      throw err;
+    }
     if (v.record.status !== 'up') {
       return `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`;
     }
@@ -405,7 +536,7 @@ class Engine implements VolumeEngine {
 
   updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo> {
     return this.meta.run(async () => {
-      const v = this.findVolume(idOrName);
+      const v = await this.localVolume(idOrName);
       const next: VolumeRecord = { ...v.record, labels: { ...v.record.labels } };
       if (request.size !== undefined) {
         const size = validateSize('spec.size', request.size);
@@ -436,7 +567,7 @@ class Engine implements VolumeEngine {
 
   deleteVolume(idOrName: string): Promise<void> {
     return this.meta.run(async () => {
-      const v = this.findVolume(idOrName);
+      const v = await this.localVolume(idOrName);
       if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
       const snaps = this.snapshotsOf(v);
       const open = snaps.find((s) => s.readers > 0);
@@ -445,7 +576,12 @@ class Engine implements VolumeEngine {
       }
       const top = v.layer;
       await this.guard.withReserve(() =>
-        this.store.commit([del.volume(v.record.id), del.layer(top.id), ...snaps.map((s) => del.snapshot(s.record.id))]),
+        this.store.commit([
+          del.volume(v.record.id),
+          del.name(v.record.name),
+          this.local.del(top.id),
+          ...snaps.map((s) => del.snapshot(s.record.id)),
+        ]),
       );
       failpoint('volume-delete.after-commit');
       this.volumes.delete(v.record.id);
@@ -478,7 +614,7 @@ class Engine implements VolumeEngine {
     return this.meta.run(async () => {
       const name = validateName('name', request.name);
       const labels = validateLabels('labels', request.labels);
-      if (this.nameTaken(name) !== undefined) {
+      if ((await this.namedInCluster(name)) !== undefined) {
         throw new FerryError('ALREADY_EXISTS', `volume ${name} already exists; pick another name for the clone`);
       }
       if (typeof request.parent_id !== 'string' || request.parent_id.length === 0) {
@@ -494,11 +630,11 @@ class Engine implements VolumeEngine {
         const top = this.layers.create(snap.layer);
         const record = this.newVolumeRecord(name, snap.record.size, cloneLabels, top, snap.record.id, encryption);
         failpoint('clone.before-commit');
-        await this.commitOrDiscard([put.layer(top.record), put.volume(record)], [top], what);
+        await this.commitOrDiscard([this.local.put(top.record), put.volume(record), put.name(record)], [top], what);
         failpoint('clone.after-commit');
         return this.volumeInfo(this.addVolume(record));
       }
-      const source = this.findVolume(request.parent_id, 'parent_id');
+      const source = await this.localVolume(request.parent_id, 'parent_id');
       const encryption = source.record.encryption;
       const cloneLabels = cloneLabelsOf(labels, source.record, encryption);
       return source.gate.withExclusive(async () => {
@@ -510,11 +646,12 @@ class Engine implements VolumeEngine {
         const sourceRecord = { ...source.record, top: sourceTop.id };
         await this.commitOrDiscard(
           [
-            put.layer({ ...frozen.record, frozen: true }),
-            put.layer(sourceTop.record),
-            put.layer(cloneTop.record),
+            this.local.put({ ...frozen.record, frozen: true }),
+            this.local.put(sourceTop.record),
+            this.local.put(cloneTop.record),
             put.volume(sourceRecord),
             put.volume(record),
+            put.name(record),
           ],
           [sourceTop, cloneTop],
           what,
@@ -555,6 +692,7 @@ class Engine implements VolumeEngine {
       shared: false,
       top: top.id,
       status: 'up',
+      replicas: [{ node_id: this.nodeId }],
     };
     if (parentSnapshot !== undefined) record.parent_snapshot_id = parentSnapshot;
     if (encryption !== undefined) record.encryption = encryption;
@@ -576,7 +714,7 @@ class Engine implements VolumeEngine {
 
   createSnapshot(volumeIdOrName: string, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
     return this.meta.run(async () => {
-      const v = this.findVolume(volumeIdOrName);
+      const v = await this.localVolume(volumeIdOrName);
       const name = validateName('name', request.name);
       const labels = validateLabels('labels', request.labels);
       if (v.snaps.has(name)) {
@@ -586,36 +724,28 @@ class Engine implements VolumeEngine {
       const what = `snapshot ${name} of volume ${v.record.name} cannot be taken`;
       await this.guard.checkRoom(what);
       return v.gate.withExclusive(async () => {
-        const frozen = v.layer;
-        await frozen.flush();
-        const top = this.layers.create(frozen);
+        const id = newId();
+        const staged = await this.coordinatorOf(v).snapshot(id);
         const record: SnapshotRecord = {
-          id: newId(),
+          id,
           name,
           volume_id: v.record.id,
-          layer: frozen.id,
+          layer: staged.point,
           size: v.record.size,
           labels,
           created: new Date().toISOString(),
         };
-        const volumeRecord = { ...v.record, top: top.id };
-        failpoint('snapshot.before-commit');
-        await this.commitOrDiscard(
-          [
-            put.layer({ ...frozen.record, frozen: true }),
-            put.layer(top.record),
-            put.volume(volumeRecord),
-            put.snapshot(record),
-          ],
-          [top],
-          what,
-        );
+        const volumeRecord = { ...v.record, top: staged.head };
+        try {
+          failpoint('snapshot.before-commit');
+          await this.commitOrDiscard([...staged.ops, put.volume(volumeRecord), put.snapshot(record)], [], what);
+        } catch (err: unknown) {
+          staged.abandon();
+          throw err;
+        }
         failpoint('snapshot.after-commit');
-        frozen.frozen = true;
-        this.layers.unref(frozen);
+        staged.commit();
         v.record = volumeRecord;
-        v.layer = top;
-        this.layers.ref(top);
         return this.snapshotInfo(this.addSnapshot(record));
       });
     });
@@ -623,16 +753,17 @@ class Engine implements VolumeEngine {
 
   createSnapshots(requests: readonly GroupSnapshotRequest[]): Promise<SnapshotInfo[]> {
     return this.meta.run(async () => {
-      const planned = requests.map((request, i) => {
-        const v = this.findVolume(request.volume_id, `[${i}].volume_id`);
+      const planned = [];
+      for (const [i, request] of requests.entries()) {
+        const v = await this.localVolume(request.volume_id, `[${i}].volume_id`);
         const name = validateName(`[${i}].name`, request.name);
         const labels = validateLabels(`[${i}].labels`, request.labels);
         if (v.snaps.has(name)) {
           throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
         }
         this.checkSnapshotRoom(v, labels);
-        return { v, name, labels };
-      });
+        planned.push({ v, name, labels });
+      }
       if (new Set(planned.map((p) => p.v)).size !== planned.length) {
         throw invalidArgument('volume_id', 'a group names each volume once');
       }
@@ -649,37 +780,33 @@ class Engine implements VolumeEngine {
         }
         const created = new Date().toISOString();
         const staged = [];
-        for (const p of planned) {
-          const frozen = p.v.layer;
-          await frozen.flush();
-          const top = this.layers.create(frozen);
-          const record: SnapshotRecord = {
-            id: newId(),
-            name: p.name,
-            volume_id: p.v.record.id,
-            layer: frozen.id,
-            size: p.v.record.size,
-            labels: p.labels,
-            created,
-          };
-          staged.push({ p, frozen, top, record, volumeRecord: { ...p.v.record, top: top.id } });
+        try {
+          for (const p of planned) {
+            const id = newId();
+            const replica = await this.coordinatorOf(p.v).snapshot(id);
+            const record: SnapshotRecord = {
+              id,
+              name: p.name,
+              volume_id: p.v.record.id,
+              layer: replica.point,
+              size: p.v.record.size,
+              labels: p.labels,
+              created,
+            };
+            staged.push({ p, replica, record, volumeRecord: { ...p.v.record, top: replica.head } });
+          }
+          await this.commitOrDiscard(
+            staged.flatMap((s) => [...s.replica.ops, put.volume(s.volumeRecord), put.snapshot(s.record)]),
+            [],
+            what,
+          );
+        } catch (err: unknown) {
+          for (const s of staged) s.replica.abandon();
+          throw err;
         }
-        await this.commitOrDiscard(
-          staged.flatMap((s) => [
-            put.layer({ ...s.frozen.record, frozen: true }),
-            put.layer(s.top.record),
-            put.volume(s.volumeRecord),
-            put.snapshot(s.record),
-          ]),
-          staged.map((s) => s.top),
-          what,
-        );
         return staged.map((s) => {
-          s.frozen.frozen = true;
-          this.layers.unref(s.frozen);
+          s.replica.commit();
           s.p.v.record = s.volumeRecord;
-          s.p.v.layer = s.top;
-          this.layers.ref(s.top);
           return this.snapshotInfo(this.addSnapshot(s.record));
         });
       } finally {
@@ -689,19 +816,36 @@ class Engine implements VolumeEngine {
   }
 
   async listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]> {
-    const v = this.findVolume(volumeIdOrName);
-    return this.snapshotsOf(v)
-      .map((s) => this.snapshotInfo(s))
-      .sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
+    let infos: SnapshotInfo[];
+    try {
+      infos = this.snapshotsOf(this.findVolume(volumeIdOrName)).map((s) => this.snapshotInfo(s));
+    } catch (err: unknown) {
+      // Another node's volume: its snapshots as the catalog has them.
+      const record = isFerryError(err, 'NOT_FOUND') ? await this.heldElsewhere(volumeIdOrName) : undefined;
+      if (record === undefined || (record.id !== volumeIdOrName && record.name !== volumeIdOrName)) throw err;
+      infos = (await this.catalog.snapshotsOf(record.id)).map((r) => this.snapshotRecordInfo(r, record.name));
+    }
+    return infos.sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
   }
 
   async inspectSnapshot(idOrExport: string): Promise<SnapshotInfo> {
-    return this.snapshotInfo(this.findSnapshot(idOrExport));
+    try {
+      return this.snapshotInfo(this.findSnapshot(idOrExport));
+    } catch (err: unknown) {
+      // A snapshot of another node's volume: as the catalog has it.
+      const record = isFerryError(err, 'NOT_FOUND') ? await this.heldElsewhere(idOrExport) : undefined;
+      if (record === undefined) throw err;
+      const at = idOrExport.indexOf('@');
+      const snaps = await this.catalog.snapshotsOf(record.id);
+      const snap = snaps.find((r) => (at >= 0 ? r.name === idOrExport.slice(at + 1) : r.id === idOrExport));
+      if (snap === undefined) throw err;
+      return this.snapshotRecordInfo(snap, record.name);
+    }
   }
 
   deleteSnapshot(idOrExport: string): Promise<void> {
     return this.meta.run(async () => {
-      const s = this.findSnapshot(idOrExport);
+      const s = await this.localSnapshot(idOrExport);
       if (s.readers > 0) throw precondition(`snapshot ${s.record.name} is open for reading; disconnect it first`);
       await this.guard.withReserve(() => this.store.commit([del.snapshot(s.record.id)]));
       failpoint('snapshot-delete.after-commit');
@@ -746,7 +890,7 @@ class Engine implements VolumeEngine {
 
   restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void> {
     return this.meta.run(async () => {
-      const v = this.findVolume(volumeIdOrName);
+      const v = await this.localVolume(volumeIdOrName);
       const s = this.findSnapshot(snapshotIdOrExport, v);
       if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
       const what = `volume ${v.record.name} cannot be restored from snapshot ${s.record.name}`;
@@ -755,7 +899,7 @@ class Engine implements VolumeEngine {
       const top = this.layers.create(s.layer);
       const record = { ...v.record, top: top.id };
       failpoint('restore.before-commit');
-      await this.commitOrDiscard([put.layer(top.record), put.volume(record), del.layer(old.id)], [top], what);
+      await this.commitOrDiscard([this.local.put(top.record), put.volume(record), this.local.del(old.id)], [top], what);
       failpoint('restore.after-commit');
       const parent = old.parent;
       this.layers.unref(old);
@@ -770,7 +914,7 @@ class Engine implements VolumeEngine {
   }
 
   async changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage> {
-    const v = this.findVolume(volumeIdOrName);
+    const v = await this.localVolume(volumeIdOrName);
     const offset = request.offset ?? 0;
     const limit = request.limit ?? 1000;
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'must be a non-negative integer');
@@ -788,13 +932,39 @@ class Engine implements VolumeEngine {
     if (base !== undefined && target !== undefined && base.record.created > target.record.created) {
       throw invalidArgument('base_snapshot_id', 'the base snapshot must be older than the target snapshot');
     }
-    const targetLayer = target?.layer ?? v.layer;
-    const size = target?.record.size ?? v.record.size;
-    const targetChain = chainOf(targetLayer);
-    await loadChain(targetChain);
-    if (base === undefined) return changedPage(targetChain, 'data', size, offset, limit);
-    await loadChain(chainOf(base.layer));
-    return changedPage(diffLayers(base.layer, targetLayer), 'union', size, offset, limit);
+    return this.coordinatorOf(v).changedBlocks({
+      ...(base !== undefined && { base_snapshot_id: base.record.id }),
+      ...(target !== undefined && { target_snapshot_id: target.record.id }),
+      size: target?.record.size ?? v.record.size,
+      offset,
+      limit,
+    });
+  }
+
+  /** This node's replica of a local volume; `cipher` for an open of an encrypted volume (it then owns it). */
+  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined): LocalReplica {
+    return new LocalReplica(this.nodeId, v.record.name, v, cipher, {
+      layers: this.layers,
+      local: this.local,
+      progress: v.progress,
+      layerOf: (snapshotId) => {
+        const s = this.snapshots.get(snapshotId);
+        if (s === undefined || s.record.volume_id !== v.record.id) throw notFound(`snapshot ${snapshotId} not found`);
+        return s.layer;
+      },
+      setTop: (layer) => {
+        v.layer = layer;
+        this.layers.ref(layer);
+      },
+    });
+  }
+
+  /**
+   * The volume's coordinator: the open one, or (for a snapshot or a diff of a volume nobody has open) one over its
+   * replicas without a key (neither reads data).
+   */
+  private coordinatorOf(v: VolumeState): VolumeCoordinator {
+    return v.coordinator ?? new VolumeCoordinator([this.localReplica(v, undefined)]);
   }
 
   // ---- exports -------------------------------------------------------------------------------------------------
@@ -810,22 +980,22 @@ class Engine implements VolumeEngine {
 
   async describeExport(name: string): Promise<{ size: number; readOnly: boolean; blockSize: number }> {
     if (name.includes('@')) {
-      const s = this.findSnapshot(name);
+      const s = await this.localSnapshot(name);
       return { size: s.record.size, readOnly: true, blockSize: 4096 };
     }
-    const v = this.findVolume(name);
+    const v = await this.localVolume(name);
     return { size: v.record.size, readOnly: false, blockSize: 4096 };
   }
 
   async openForRestore(idOrName: string): Promise<BlockDevice> {
-    const v = this.findVolume(idOrName);
+    const v = await this.localVolume(idOrName);
     if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
     return this.openWriter(v, 'restore');
   }
 
   completeRestore(idOrName: string): Promise<VolumeInfo> {
     return this.meta.run(async () => {
-      const v = this.findVolume(idOrName);
+      const v = await this.localVolume(idOrName);
       if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
       await v.layer.flush();
       const record: VolumeRecord = { ...v.record, status: 'up' };
@@ -837,7 +1007,7 @@ class Engine implements VolumeEngine {
 
   async openExport(name: string, options: OpenExportOptions = {}): Promise<BlockDevice> {
     if (name.includes('@')) {
-      const found = this.findSnapshot(name);
+      const found = await this.localSnapshot(name);
       const encryption = this.volumes.get(found.record.volume_id)?.record.encryption;
       const cipher = await this.cipherFor(name, encryption);
       // Looked up again: the snapshot may have gone while the key was being unwrapped.
@@ -849,18 +1019,13 @@ class Engine implements VolumeEngine {
       }
       s.readers++;
       const source: ViewSource = { top: () => s.layer, gate: owner.gate, locks: owner.locks, tracker: this.tracker };
-      return new LayerDevice(
-        name,
-        s.record.size,
-        true,
-        source,
-        () => {
-          s.readers--;
-        },
-        cipher,
-      );
+      const coordinator = new VolumeCoordinator([new LocalReplica(this.nodeId, name, source, cipher)]);
+      return new VolumeDevice(name, s.record.size, true, coordinator, () => {
+        s.readers--;
+        void coordinator.close();
+      });
     }
-    const v = this.findVolume(name);
+    const v = await this.localVolume(name);
     if (v.record.status !== 'up') {
       throw precondition(
         `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`,
@@ -886,12 +1051,25 @@ class Engine implements VolumeEngine {
       cipher?.release();
       throw err;
     }
+    // One coordinator per open volume: the first open makes it with its key; a shared volume's later opens have
+    // proved they can unwrap the key and use the coordinator's. It is closed (its key dropped) with the last device.
+    let coordinator = v.coordinator;
+    if (coordinator === undefined) {
+      coordinator = new VolumeCoordinator([this.localReplica(v, cipher)]);
+      v.coordinator = coordinator;
+    } else {
+      cipher?.release();
+    }
     v.writers++;
     const onClose = (): void => {
       v.writers--;
       v.devices.delete(device);
+      if (v.devices.size === 0 && v.coordinator === coordinator) {
+        v.coordinator = undefined;
+        void coordinator.close();
+      }
     };
-    const device: LayerDevice = new LayerDevice(v.record.name, v.record.size, false, v, onClose, cipher);
+    const device: VolumeDevice = new VolumeDevice(v.record.name, v.record.size, false, coordinator, onClose);
     v.devices.set(device, { client: holder, since: new Date().toISOString() });
     return device;
   }

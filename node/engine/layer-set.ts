@@ -7,7 +7,7 @@ import type { Gate } from './gate.js';
 import { ABSENT, DATA, type Run, ZERO } from './granule-map.js';
 import type { IoTracker } from './io-tracker.js';
 import { Layer, type LayerRecord, removeLayerFiles } from './layer.js';
-import { del, keys, put } from './records.js';
+import type { LocalLayerKeys } from './local-layers.js';
 
 /** Granules copied per step of a merge (1 MiB): the writer of the child is held back only this long. */
 const MERGE_STEP = 256;
@@ -24,7 +24,7 @@ export function newId(): string {
 }
 
 /**
- * All layers of the node, their tree, and the rule that keeps it small: a layer that no volume tops and no
+ * All layers this node holds (those under its keys, never another node's), their tree, and the rule that keeps it small: a layer that no volume tops and no
  * snapshot names is garbage; with no child it is deleted, with one child it is merged into that child (the child
  * takes every granule it lacks, then the layer is unlinked), with two or more it stays, hidden, until it has one.
  * Every step is idempotent, so the same rule run at start-up finishes whatever a crash interrupted.
@@ -36,6 +36,8 @@ export class LayerSet {
   constructor(
     readonly dir: string,
     private readonly store: ClusterStore,
+    /** This node's layer keys: the set loads and collects only these. */
+    private readonly local: LocalLayerKeys,
     private readonly tracker: IoTracker,
     /** The gate of the volume whose writable top is `layer`, if any. */
     private readonly gateOfTop: (layer: Layer) => Gate | undefined,
@@ -47,7 +49,7 @@ export class LayerSet {
 
   /** Builds the tree from the store's records and removes files that no record names. */
   async load(): Promise<void> {
-    const records = await this.store.list<LayerRecord>(keys.layers);
+    const records = await this.store.list<LayerRecord>(this.local.layers);
     for (const { value } of records) this.byId.set(value.id, new Layer(value.id, this.dir, value.frozen));
     for (const { value } of records) {
       const layer = this.byId.get(value.id) as Layer;
@@ -69,7 +71,7 @@ export class LayerSet {
     return l;
   }
 
-  /** A new, empty layer (not yet in the store: commit `put.layer(layer.record)` with the change that uses it). */
+  /** A new, empty layer (not yet in the store: commit `local.put(layer.record)` with the change that uses it). */
   create(parent: Layer | undefined, frozen = false): Layer {
     const layer = new Layer(newId(), this.dir, frozen);
     if (parent !== undefined) {
@@ -114,7 +116,7 @@ export class LayerSet {
       if (current.children.size >= 2) return;
       const parent: Layer | undefined = current.parent;
       if (current.children.size === 0) {
-        await this.store.commit([del.layer(current.id)]);
+        await this.store.commit([this.local.del(current.id)]);
         failpoint('layer-delete.after-commit');
         this.unlink(current);
         await this.retire(current);
@@ -132,7 +134,7 @@ export class LayerSet {
       }
       await this.merge(current, child);
       const childRecord = { ...child.record, parent: parent?.id ?? null };
-      await this.store.commit([put.layer(childRecord), del.layer(current.id)]);
+      await this.store.commit([this.local.put(childRecord), this.local.del(current.id)]);
       failpoint('merge.after-commit');
       this.unlink(current);
       child.parent = parent;
@@ -184,8 +186,8 @@ export class LayerSet {
     if (failure !== undefined) throw failure;
     await layer.flush();
     const moved = this.retarget(child, layer);
-    const ops: StoreOp[] = [put.layer({ ...layer.record, frozen: true }), del.layer(child.id), ...moved.ops];
-    for (const grandchild of child.children) ops.push(put.layer({ ...grandchild.record, parent: layer.id }));
+    const ops: StoreOp[] = [this.local.put({ ...layer.record, frozen: true }), this.local.del(child.id), ...moved.ops];
+    for (const grandchild of child.children) ops.push(this.local.put({ ...grandchild.record, parent: layer.id }));
     await this.store.commit(ops);
     failpoint('absorb.after-commit');
     layer.frozen = true;

@@ -1,8 +1,12 @@
-import type { StoreOp } from '../store/types.js';
 import type { VolumeEncryption } from './keys.js';
-import type { LayerRecord } from './layer.js';
 
-/** What the cluster store keeps about a volume. */
+/** A node that holds a replica of a volume (its layer tree, under that node's keys: node/engine/local-layers.ts). */
+export interface ReplicaRecord {
+  /** The holding node's id (`<dataDir>/node-id`). */
+  node_id: string;
+}
+
+/** What the catalog keeps about a volume (key `/ferry/volumes/<id>`, node/engine/catalog.ts). */
 export interface VolumeRecord {
   id: string;
   name: string;
@@ -11,44 +15,27 @@ export interface VolumeRecord {
   labels: Record<string, string>;
   created: string;
   shared: boolean;
-  /** The writable layer on top of the volume's chain. */
+  /** The writable layer on top of the volume's chain, in the tree of the node in `replicas`. */
   top: string;
   parent_snapshot_id?: string;
   status: 'up' | 'restoring';
   /** Present on encrypted volumes: the wrapped data key of the volume's layer tree (docs/ENGINE.md, Encryption). */
   encryption?: VolumeEncryption;
+  /**
+   * The nodes holding a replica of the volume: one for now. Records written before the catalog existed lack it;
+   * the node holding their layers adds it when it first starts (node/engine/local-layers.ts, upgradeLayout).
+   */
+  replicas?: ReplicaRecord[];
 }
 
-/** What the cluster store keeps about a snapshot. */
+/** What the catalog keeps about a snapshot (key `/ferry/snapshots/<id>`). */
 export interface SnapshotRecord {
   id: string;
   name: string;
   volume_id: string;
-  /** The frozen layer that holds the snapshot's view. */
+  /** The frozen layer that holds the snapshot's view, in the tree of the node holding the volume. */
   layer: string;
   size: number;
   labels: Record<string, string>;
   created: string;
 }
-
-/** Key layout of the engine's records in the cluster store. */
-export const keys = {
-  volumes: '/ferry/volumes/',
-  snapshots: '/ferry/snapshots/',
-  layers: '/ferry/layers/',
-  volume: (id: string) => `/ferry/volumes/${id}`,
-  snapshot: (id: string) => `/ferry/snapshots/${id}`,
-  layer: (id: string) => `/ferry/layers/${id}`,
-};
-
-export const put = {
-  volume: (v: VolumeRecord): StoreOp => ({ op: 'put', key: keys.volume(v.id), value: v }),
-  snapshot: (s: SnapshotRecord): StoreOp => ({ op: 'put', key: keys.snapshot(s.id), value: s }),
-  layer: (l: LayerRecord): StoreOp => ({ op: 'put', key: keys.layer(l.id), value: l }),
-};
-
-export const del = {
-  volume: (id: string): StoreOp => ({ op: 'delete', key: keys.volume(id) }),
-  snapshot: (id: string): StoreOp => ({ op: 'delete', key: keys.snapshot(id) }),
-  layer: (id: string): StoreOp => ({ op: 'delete', key: keys.layer(id) }),
-};

@@ -117,6 +117,20 @@ export interface VolumeInfo {
   encryption?: { kek: string; key_provider: string };
   /** Why the volume cannot be opened at all (e.g. "KEK team-a destroyed"); absent when it can. */
   unavailable?: string;
+  /**
+   * The nodes holding a replica of the volume (one for now). A volume is opened, snapshotted and backed up on a node
+   * holding it; other nodes list and inspect it from the cluster's catalog, where `attached` is false and the
+   * `bytes_used` fields are 0 (only the holding node counts them).
+   */
+  replicas?: VolumeReplicaInfo[];
+  /** Whether the node that answered holds a replica of the volume (and so can open it). */
+  held_here?: boolean;
+}
+
+/** A node holding a replica of a volume. */
+export interface VolumeReplicaInfo {
+  /** The node's id (`ferry node list`). */
+  node_id: string;
 }
 
 export interface SnapshotInfo {

@@ -1,0 +1,64 @@
+/**
+ * The layer trees a node holds on its disks, under keys of that node in the cluster store:
+ *
+ *   /ferry/local/<node id>/layers/<layer id>   LayerRecord: id, parent (or null), frozen
+ *
+ * A node loads and collects only the layers under its own prefix. (`/ferry/nodes/<id>` is the node's membership
+ * record, so the per-node data lives under `/ferry/local/` where listing `/ferry/nodes/` never meets it.)
+ *
+ * Version 1 of the layout kept every layer under `/ferry/layers/<id>`; `upgradeLayout` moves them here.
+ */
+import type { ClusterStore, StoreOp } from '../store/types.js';
+import { catalogKeys, put, type VolumeNameRecord } from './catalog.js';
+import type { LayerRecord } from './layer.js';
+import type { VolumeRecord } from './records.js';
+
+/** Where version 1 kept every layer of the (single) node. */
+export const LEGACY_LAYERS = '/ferry/layers/';
+
+/** The keys of one node's layers. */
+export class LocalLayerKeys {
+  /** Prefix of the node's layer records. */
+  readonly layers: string;
+
+  constructor(readonly nodeId: string) {
+    this.layers = `/ferry/local/${nodeId}/layers/`;
+  }
+
+  layer(id: string): string {
+    return `${this.layers}${id}`;
+  }
+
+  put(record: LayerRecord): StoreOp {
+    return { op: 'put', key: this.layer(record.id), value: record };
+  }
+
+  del(id: string): StoreOp {
+    return { op: 'delete', key: this.layer(id) };
+  }
+}
+
+/**
+ * Opens a store written with layout version 1 (layers under `/ferry/layers/`, volumes without `replicas` or name
+ * keys) as this node's: in one commit, moves every legacy layer record under the node's prefix, records the node as
+ * the holder of every volume that names no holder and whose top layer is one of them, and writes the name key of
+ * every volume that has none. A store with nothing legacy is left as is.
+ * Version 1 had a single node per store, so the node that opens its data directory is the one that held them.
+ * Returns how many layer records moved.
+ */
+export async function upgradeLayout(store: ClusterStore, local: LocalLayerKeys): Promise<number> {
+  const legacy = await store.list<LayerRecord>(LEGACY_LAYERS);
+  const mine = new Set(legacy.map((kv) => kv.value.id));
+  for (const kv of await store.list<LayerRecord>(local.layers)) mine.add(kv.value.id);
+  const ops: StoreOp[] = [];
+  for (const { key, value } of legacy) ops.push({ op: 'delete', key }, local.put(value));
+  const named = new Set((await store.list<VolumeNameRecord>(catalogKeys.names)).map((kv) => kv.value.id));
+  for (const { value } of await store.list<VolumeRecord>(catalogKeys.volumes)) {
+    if (value.replicas === undefined && mine.has(value.top)) {
+      ops.push(put.volume({ ...value, replicas: [{ node_id: local.nodeId }] }));
+    }
+    if (!named.has(value.id)) ops.push(put.name(value));
+  }
+  if (ops.length > 0) await store.commit(ops);
+  return legacy.length;
+}
