@@ -24,8 +24,8 @@ import { backupVolume, type Progress, Repository, restoreBackup } from '../cloud
 // The directory backend alone, as a node that backs up to a directory loads it (cloud SDKs load on first use).
 import { DirectoryStore } from '../cloudsnap/store/directory.js';
 import { ChunkWorkers, IDLE_RELEASE_MS } from '../cloudsnap/workers/pool.js';
+import { allocatorStats } from '../common/native/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
-import { allocatorStats } from '../node/index.js';
 import { openNode } from './cloudsnap-ferry.js';
 import { MiB, parseSize, REGION, type RegionKind, regionBytes, regionKinds } from './cloudsnap-workload.js';
 

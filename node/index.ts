@@ -27,15 +27,6 @@ export {
 } from './engine/space.js';
 export * from './engine/types.js';
 export {
-  allocatorStats,
-  missingEnvSettings,
-  missingV8Flags,
-  NODE_ENV_SETTINGS,
-  NODE_V8_FLAGS,
-  trimAllocator,
-  tuneAllocator,
-} from './native/allocator.js';
-export {
   defaultTlsMode,
   type IoObserver,
   type IoObserverFactory,
