@@ -18,7 +18,7 @@ import { sealObject } from '../cloudsnap/repo/envelope.js';
 import { packKey } from '../cloudsnap/repo/layout.js';
 import { createS3Client, DirectoryStore, type ObjectStore, S3Store } from '../cloudsnap/store/index.js';
 import { verifyBackups } from '../cloudsnap/verify.js';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';

@@ -9,7 +9,7 @@
  * nonce repeats under a key.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { native } from '../../common/native/index.js';
 
 export const KEY_SIZE = 32;

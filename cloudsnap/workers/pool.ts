@@ -1,8 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { native, trimAllocator } from '../../common/native/index.js';
-import { DIRECT_ALIGN } from '../../node/engine/constants.js';
+import { DIRECT_ALIGN } from '../../node/index.js';
 import {
   type CompressReply,
   type CompressRequest,

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import { native } from '../../common/native/index.js';
 import { type MemoryVolumeKeys, memoryVolumeKeys } from '../../test/support/memory-volume-keys.js';
 import { openEngine } from './engine.js';

@@ -1,4 +1,4 @@
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { native } from '../../common/native/index.js';
 
 const EOPNOTSUPP = 95;
