@@ -16,8 +16,8 @@ const FACE = `^${FOLDERS}/index\\.ts$`;
 /**
  * Second faces: other files that other folders may import, each for a reason.
  * - common/native/index.ts: the compiled addon (build/Release/ferry_native.node) and the memory settings built on it.
- *   Apart from common/index.ts so that importing common (the API in its Lambda handler, the CLI as a client) never
- *   loads a native binary it does not use.
+ *   Loading it loads the binary, and fails when it was not built; apart from common/index.ts, which every folder
+ *   imports, only the code that uses the addon takes that on.
  * - api/lambda.ts: the Lambda entry point (`handler`, named by infra/serverless/template.yaml). It builds its app
  *   from the environment when first called, so it cannot sit behind api/index.ts, which the node loads.
  */
