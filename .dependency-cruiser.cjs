@@ -18,8 +18,9 @@ const FACE = `^${FOLDERS}/index\\.ts$`;
  * - common/native/index.ts: the compiled addon (build/Release/ferry_native.node) and the memory settings built on it.
  *   Loading it loads the binary, and fails when it was not built; apart from common/index.ts, which every folder
  *   imports, only the code that uses the addon takes that on.
- * - api/lambda.ts: the Lambda entry point (`handler`, named by infra/serverless/template.yaml). It builds its app
- *   from the environment when first called, so it cannot sit behind api/index.ts, which the node loads.
+ * - api/lambda.ts: the Lambda entry point, named by its path in infra/serverless/template.yaml
+ *   (`Handler: dist/api/lambda.handler`), like cli/main.ts for the command; it keeps the one app a warm Lambda
+ *   reuses, built from the environment on the first request. Its test loads it as Lambda does.
  */
 const SECOND_FACES = ['^common/native/index\\.ts$', '^api/lambda\\.ts$'];
 
