@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "ferry_native",
-      "sources": ["node/native/addon.c", "node/native/punch.c", "node/native/malloc.c", "node/native/gcm.c", "node/native/align.c", "node/native/heap.cc"],
+      "sources": ["common/native/addon.c", "common/native/punch.c", "common/native/malloc.c", "common/native/gcm.c", "common/native/align.c", "common/native/heap.cc"],
       "cflags": ["-O2", "-Wall"]
     }
   ]

@@ -90,6 +90,7 @@ export {
   scrubText,
 } from './log.js';
 export { type JobSource, NodeMetrics, type NodeMetricsOptions } from './metrics.js';
+export { API_OPERATIONS, type ApiOperation, type JsonSchema, toJsonSchema } from './openapi/index.js';
 export { type FinishedRequest, REQUEST_ID_HEADER, type RequestLogOptions, requestLog } from './request-log.js';
 export type { CloudBackupScheduleView } from './routes/cloudbackup-schedules.js';
 export {
@@ -102,6 +103,7 @@ export {
   WEEKDAYS,
 } from './schedules/index.js';
 export {
+  enumerateCloudBackupsResponseSchema,
   MAX_HA_LEVEL,
   MAX_LABELS,
   MAX_VOLUME_SIZE,

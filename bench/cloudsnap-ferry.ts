@@ -8,8 +8,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { tuneAllocator } from '../common/native/index.js';
 import { type KeyProvider, openDefaultKeyring } from '../kms/index.js';
-import { NbdServer, openEngine, SqliteStore, tuneAllocator, type VolumeEngine } from '../node/index.js';
+import { NbdServer, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type Change, MiB } from './cloudsnap-workload.js';
 
 const run = promisify(execFile);

@@ -30,8 +30,8 @@ import {
   Repository,
   restoreBackup,
 } from '../cloudsnap/index.js';
+import { allocatorStats } from '../common/native/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
-import { allocatorStats } from '../node/index.js';
 import { openNode } from './cloudsnap-ferry.js';
 import { MiB, parseSize, REGION, type RegionKind, regionBytes, regionKinds } from './cloudsnap-workload.js';
 

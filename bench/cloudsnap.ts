@@ -42,8 +42,8 @@ import {
   restoreBackup,
 } from '../cloudsnap/index.js';
 import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
+import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../common/native/index.js';
 import { DEFAULT_KEK } from '../kms/index.js';
-import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../node/index.js';
 import { type CephRgw, startCephRgw } from '../test/support/ceph-rgw.js';
 import {
   allocatedBytes,
@@ -521,7 +521,7 @@ function memoryStep(args: string[]): Promise<{ result: StepResult; command: stri
     new URL(fromSource ? './cloudsnap-memory.ts' : './cloudsnap-memory.js', import.meta.url),
   );
   // The child starts with a node's V8 flags and environment and sets up its allocator as a node does
-  // (node/native/allocator.ts).
+  // (common/native/allocator.ts).
   const argv = [...NODE_V8_FLAGS, ...(fromSource ? ['--import', 'tsx', script] : [script]), ...args];
   const envText = Object.entries(NODE_ENV_SETTINGS)
     .map(([k, v]) => `${k}=${v} `)

@@ -32,18 +32,9 @@ import {
   type JobStatus,
   KeyService,
 } from '../cloudsnap/index.js';
+import { missingEnvSettings, missingV8Flags, tuneAllocator } from '../common/native/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
-import {
-  loadNodeId,
-  missingEnvSettings,
-  missingV8Flags,
-  NbdServer,
-  openEngine,
-  SpaceGuard,
-  SqliteStore,
-  tuneAllocator,
-  type VolumeEngine,
-} from '../node/index.js';
+import { loadNodeId, NbdServer, openEngine, SpaceGuard, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort, parseSize } from './format.js';
 
 /** Where and how the node runs. */
@@ -182,7 +173,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
   if (options.nbdTls !== undefined) parseNbdTlsMode(options.nbdTls, '--nbd-tls');
 
-  // Before the engine and the chunk workers allocate: see node/native/malloc.c.
+  // Before the engine and the chunk workers allocate: see common/native/malloc.c.
   if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');
   const missing = missingV8Flags();
   if (missing.length > 0)

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/index.js';
 import { type KeyProvider, openDefaultKeyring } from '../kms/index.js';
 import { type BlockDevice, openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { backupVolume } from './backup.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import PQueue from 'p-queue';
-import { FerryError, isFerryError } from '../common/errors.js';
+import { FerryError, isFerryError } from '../common/index.js';
 import type { BlockDevice, ClusterStore } from '../node/index.js';
 import { type Batch, batchesOf, chunkRuns, type DiffSource, type Piece, surveyDiff } from './backup-plan.js';
 import type { SnapshotSource } from './ports.js';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/index.js';
 import { type LiveSet, liveChunks } from './live-set.js';
 import { encodeIndex, type IndexedPack } from './repo/chunk-index.js';
 import { sealJson, sealObject } from './repo/envelope.js';

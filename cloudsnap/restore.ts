@@ -1,5 +1,5 @@
 import PQueue from 'p-queue';
-import { FerryError, isFerryError } from '../common/errors.js';
+import { FerryError, isFerryError } from '../common/index.js';
 import type { BlockDevice, VolumeInfo } from '../node/index.js';
 import type { RestoreTarget } from './ports.js';
 import { type Progress, ProgressTracker } from './progress.js';

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/index.js';
 import { openJson } from './repo/envelope.js';
 import type { Repository } from './repo/repository.js';
 

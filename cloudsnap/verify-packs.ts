@@ -5,7 +5,7 @@
  * again blob by blob, so each damaged chunk is named, not only the first.
  */
 import zstd from 'zstd-napi/binding.js';
-import { FerryError, isFerryError } from '../common/errors.js';
+import { FerryError, isFerryError } from '../common/index.js';
 import { decodeChunkInto } from './repo/chunk-codec.js';
 import { ENTRY } from './repo/chunk-index.js';
 import { open, type RepoKeys, SALT_SIZE, TAG_SIZE } from './repo/crypto.js';

@@ -12,7 +12,7 @@
  * Every problem is collected (nothing stops at the first), one per damaged object, with the backups, volume ranges
  * and chunks it affects (verify-report.ts).
  */
-import { FerryError, isFerryError } from '../common/errors.js';
+import { FerryError, isFerryError } from '../common/index.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import { decodeIndex } from './repo/chunk-index.js';
 import { parseConfig } from './repo/config.js';

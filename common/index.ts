@@ -1,2 +1,3 @@
 export * from './errors.js';
+export * from './network-errors.js';
 export * from './size.js';

@@ -2,7 +2,7 @@
  * Translates what @aws-sdk/client-kms throws into FerryErrors. Service errors are named by their exception type
  * (`err.name`, e.g. NotFoundException); network failures carry a Node error code and no HTTP status.
  */
-import { FerryError } from '../common/index.js';
+import { FerryError, isNetworkErrorCode } from '../common/index.js';
 import { wrappedKeyMismatch } from './context.js';
 
 /** What a KMS call was about, for messages. */
@@ -35,17 +35,6 @@ const RETRY_LATER = new Set([
   'RequestTimeout',
 ]);
 
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-]);
-
 function fields(err: unknown): { name: string; code: string; status: number | undefined; message: string } {
   const e = typeof err === 'object' && err !== null ? (err as Record<string, unknown>) : {};
   const meta = typeof e.$metadata === 'object' && e.$metadata !== null ? (e.$metadata as Record<string, unknown>) : {};
@@ -62,7 +51,7 @@ export function kmsError(err: unknown, call: KmsCall): FerryError {
   const { name, code, status, message } = fields(err);
   const key = `KMS key "${call.key}"`;
   const cause = err;
-  if (NETWORK_CODES.has(code) || (status === undefined && RETRY_LATER.has(name))) {
+  if (isNetworkErrorCode(code) || (status === undefined && RETRY_LATER.has(name))) {
     return new FerryError(
       'UNAVAILABLE',
       `${call.where} is unreachable (${code || name}): check the endpoint and network`,

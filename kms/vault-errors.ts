@@ -3,7 +3,7 @@
  * Vault's `{"errors":[...]}`, or no answer at all. The causes kept on FerryErrors are rebuilt from these facts only,
  * because axios errors carry the request (the token header, the base64 plaintext) with them.
  */
-import { FerryError } from '../common/index.js';
+import { FerryError, networkErrorCode } from '../common/index.js';
 import { wrappedKeyMismatch } from './context.js';
 
 /** A failed Vault call, without anything from the request. */
@@ -11,21 +11,6 @@ export type VaultFailure =
   | { kind: 'http'; status: number; errors: string[] }
   | { kind: 'network'; code: string }
   | { kind: 'other'; message: string };
-
-/** Node and axios codes meaning the server could not be reached or did not answer in time. */
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'ERR_NETWORK',
-  'ERR_SOCKET_CONNECTION_TIMEOUT',
-]);
 
 function record(value: unknown): Record<string, unknown> | undefined {
   return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
@@ -40,7 +25,8 @@ export function vaultFailure(err: unknown): VaultFailure {
     const list = Array.isArray(body?.errors) ? body.errors : [];
     return { kind: 'http', status: response.statusCode, errors: list.map(String) };
   }
-  if (typeof e?.code === 'string' && NETWORK_CODES.has(e.code)) return { kind: 'network', code: e.code };
+  const network = networkErrorCode(err);
+  if (network !== undefined) return { kind: 'network', code: network };
   return { kind: 'other', message: err instanceof Error ? err.message : String(err) };
 }
 

@@ -1,6 +1,7 @@
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
+  DIRECT_ALIGN,
   MAX_HA_LEVEL,
   MAX_LABEL_KEY_LENGTH,
   MAX_LABEL_VALUE_LENGTH,
@@ -11,6 +12,7 @@ export {
   SIZE_ALIGNMENT,
 } from './engine/constants.js';
 export { type EngineOptions, openEngine } from './engine/engine.js';
+export { armFailpoints } from './engine/failpoints.js';
 export {
   ENCRYPTED_LABEL,
   type VolumeEncryption,
@@ -27,15 +29,6 @@ export {
 } from './engine/space.js';
 export * from './engine/types.js';
 export {
-  allocatorStats,
-  missingEnvSettings,
-  missingV8Flags,
-  NODE_ENV_SETTINGS,
-  NODE_V8_FLAGS,
-  trimAllocator,
-  tuneAllocator,
-} from './native/allocator.js';
-export {
   defaultTlsMode,
   type IoObserver,
   type IoObserverFactory,
@@ -43,10 +36,13 @@ export {
   NBD_TLS_MODES,
   type NbdAuthorize,
   type NbdIdentity,
+  NbdProtocol,
   NbdServer,
   type NbdServerOptions,
   type NbdTlsMode,
   type NbdTlsOptions,
+  SocketReader,
+  StreamClosedError,
 } from './nbd/index.js';
 export { SqliteStore } from './store/sqlite-store.js';
 export type { ClusterStore, KeyValue, StoreOp } from './store/types.js';

@@ -10,10 +10,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js';
-import { createApp } from '../api/index.js';
+import { bearerAuth, createApp, createTokenVerifier, mintToken, ScheduleRecords } from '../api/index.js';
 import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
-import { ScheduleRecords } from '../api/schedules/index.js';
 import type { JobStatus } from '../cloudsnap/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 

@@ -11,8 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js';
-import { createApp } from '../api/index.js';
+import { bearerAuth, createApp, createTokenVerifier, mintToken } from '../api/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 import { tenantRequests } from './support/tenant-requests.js';
 

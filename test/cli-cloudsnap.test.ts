@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CloudBackupInfoView } from '../api/index.js';
-import { formatSize } from '../cli/format.js';
+import { formatSize } from '../common/index.js';
 import { type CliResult, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import {
   parseSize,
   parseVolumeSize,
   renderTable,
-} from '../cli/format.js';
+} from '../cli/index.js';
 
 describe('parseSize', () => {
   it.each([

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../node/index.js';
+import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../common/native/index.js';
 
 const MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 

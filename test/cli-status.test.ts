@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { NodeStatusReport } from '../cli/commands/status.js';
+import type { NodeStatusReport } from '../cli/index.js';
 import { runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
 let dataDir: string;

@@ -11,7 +11,7 @@ import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { enumerateCloudBackupsResponseSchema } from '../api/schemas/index.js';
+import { enumerateCloudBackupsResponseSchema } from '../api/index.js';
 import { type CliResult, MAIN, runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 
 const MiB = 1024 * 1024;

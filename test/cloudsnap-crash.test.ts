@@ -7,7 +7,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectoryStore, type ObjectStore, Repository } from '../cloudsnap/index.js';
 import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/index.js';
 import { openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';

@@ -24,7 +24,7 @@ import {
   verifyBackups,
 } from '../cloudsnap/index.js';
 import { createS3Client, S3Store } from '../cloudsnap/store/index.js';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../common/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { type CephRgw, startCephRgw } from './support/ceph-rgw.js';

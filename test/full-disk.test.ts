@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeStatusReport } from '../cli/commands/status.js';
+import type { NodeStatusReport } from '../cli/index.js';
 import { runFerry, runFerryJson, startTestNode, type TestNode } from './support/cli-node.js';
 import { ok, run } from './support/run.js';
 

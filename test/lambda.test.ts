@@ -8,8 +8,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { handle, type LambdaEvent } from 'hono/aws-lambda';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createApp, type RunningApiServer, startApiServer } from '../api/index.js';
-import { createServerlessApp, type ServerlessApp } from '../api/lambda/serverless-app.js';
+import {
+  createApp,
+  createServerlessApp,
+  type RunningApiServer,
+  type ServerlessApp,
+  startApiServer,
+} from '../api/index.js';
 import { backup, digest, type KeyHarness, openHarness, volumeWithData } from './support/key-harness.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'lambda');

@@ -7,7 +7,7 @@ import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NbdServer } from '../node/nbd/index.js';
+import { NbdServer } from '../node/index.js';
 import { MemoryProvider } from './support/memory-provider.js';
 import { ok, run, TOOL_ENV } from './support/run.js';
 

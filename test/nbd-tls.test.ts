@@ -7,8 +7,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FerryError } from '../common/errors.js';
-import { NbdServer } from '../node/nbd/index.js';
+import { FerryError } from '../common/index.js';
+import { NbdServer } from '../node/index.js';
 import { MemoryProvider } from './support/memory-provider.js';
 import { ok, run } from './support/run.js';
 

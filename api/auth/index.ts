@@ -12,7 +12,7 @@ export { BackupAccess } from './backup-access.js';
 export { principalOf } from './context.js';
 export { MemoryOwnershipBackend } from './memory-store.js';
 export { bearerAuth, bearerToken } from './middleware.js';
-export { MAX_TTL_SECONDS, type MintOptions, mintToken, parseTtl, type TokenClaims } from './mint.js';
+export { type MintOptions, mintToken, type TokenClaims } from './mint.js';
 export {
   NBD_IDENTITY_PREFIX,
   type NbdAccess,
@@ -41,6 +41,8 @@ export {
   DEFAULT_MAX_TOKEN_TTL_SECONDS,
   formatTtl,
   MAX_TOKEN_TTL_ENV,
+  MAX_TTL_SECONDS,
   maxTokenTtlSeconds,
+  parseTtl,
 } from './token-lifetime.js';
 export { createTokenVerifier, LOCAL_ISSUER, type TokenVerifier, type TokenVerifierOptions } from './verifier.js';

@@ -4,8 +4,28 @@
  * without `iat` cannot dodge the bound. The maximum is the node's setting (`ferry node start --auth-max-token-ttl`,
  * env FERRY_AUTH_MAX_TOKEN_TTL), default 24 hours; `ferry auth token` refuses to mint beyond it.
  */
-import { FerryError } from '../../common/index.js';
-import { MAX_TTL_SECONDS, parseTtl } from './mint.js';
+import { FerryError, invalidArgument } from '../../common/index.js';
+
+/** Longest lifetime `parseTtl` accepts: 366 days. */
+export const MAX_TTL_SECONDS = 366 * 24 * 3600;
+
+const UNIT_SECONDS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/**
+ * Parses a lifetime such as `90`, `90s`, `15m`, `1h`, `7d` into seconds; INVALID_ARGUMENT on `ttl` when it is not
+ * one or is above `maxSeconds` (default MAX_TTL_SECONDS).
+ */
+export function parseTtl(text: string, maxSeconds: number = MAX_TTL_SECONDS): number {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim());
+  const seconds = match === null ? Number.NaN : Number(match[1]) * (UNIT_SECONDS[match[2] || 's'] ?? Number.NaN);
+  if (!Number.isSafeInteger(seconds) || seconds <= 0) {
+    throw invalidArgument('ttl', `"${text}" is not a lifetime such as 30m, 1h or 7d`);
+  }
+  if (seconds > maxSeconds) {
+    throw invalidArgument('ttl', `"${text}" is longer than the longest lifetime allowed, ${maxSeconds}s`);
+  }
+  return seconds;
+}
 
 /** Default longest lifetime of an accepted token: 24 hours. */
 export const DEFAULT_MAX_TOKEN_TTL_SECONDS = 24 * 3600;

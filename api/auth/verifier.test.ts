@@ -5,8 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FerryError } from '../../common/index.js';
-import { mintToken, parseTtl } from './mint.js';
-import { maxTokenTtlSeconds } from './token-lifetime.js';
+import { mintToken } from './mint.js';
+import { maxTokenTtlSeconds, parseTtl } from './token-lifetime.js';
 import { createTokenVerifier } from './verifier.js';
 
 const SECRET = randomBytes(32);

@@ -4,7 +4,7 @@
  */
 // The low-level binding (CommonJS, no named exports for ESM): contexts that write into a caller's buffer.
 import zstd, { type CCtx, type DCtx } from 'zstd-napi/binding.js';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { openChunk, type RepoKeys, seal } from './crypto.js';
 
 /** Codec bytes: the payload as is, or zstd-compressed. */

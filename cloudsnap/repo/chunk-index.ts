@@ -12,7 +12,7 @@
  * In memory: the references of up to PACK_CACHE packs looked up lately, by number (a restore reads pack after pack).
  */
 import Database from 'better-sqlite3';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { type BlobEntry, encodeEntries, type PackRef } from './pack.js';
 
 /** Bytes of one blob entry in an index object or a pack header. */

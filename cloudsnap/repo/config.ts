@@ -5,7 +5,7 @@
  * rewrapping it under the KEK's newest version (same id, same master secret, new MAC).
  */
 import { createHmac, hkdfSync } from 'node:crypto';
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 import { type EncryptionContext, type KeySource, lookupOf, type WrappedKey } from '../../kms/index.js';
 import type { ObjectStore } from '../store/types.js';
 import { CONFIG_KEY } from './layout.js';

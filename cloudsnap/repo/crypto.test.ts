@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import { OBJECT_KEYS, open, openChunk, RepoKeys, seal, sealInto, TAG_SIZE } from './crypto.js';
 
 /** Blob sealing and opening in place (OpenSSL through the native addon) against Node's own AES-GCM. */

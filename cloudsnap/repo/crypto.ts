@@ -9,8 +9,8 @@
  * nonce repeats under a key.
  */
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { FerryError } from '../../common/errors.js';
-import { native } from '../../node/native/addon.js';
+import { FerryError } from '../../common/index.js';
+import { native } from '../../common/native/index.js';
 
 export const KEY_SIZE = 32;
 export const SALT_SIZE = 32;
@@ -92,7 +92,7 @@ export function seal(key: Buffer, counter: number, plaintext: Buffer, aad: Buffe
 /**
  * `seal` written straight into `target` at `at` (which must have room for plaintext + TAG_SIZE bytes); returns the
  * sealed length. Saves a buffer and a copy per blob when many are sealed into one object (OpenSSL through the native
- * addon, node/native/gcm.c: Node's cipher would return each blob in a new buffer).
+ * addon, common/native/gcm.c: Node's cipher would return each blob in a new buffer).
  */
 export function sealInto(
   key: Buffer,
@@ -107,7 +107,7 @@ export function sealInto(
 
 /**
  * Opens a blob sealed as codec byte | payload, with no buffer allocated and no copy: a raw payload (codec 0) is
- * decrypted straight into `out`, any other into `scratch` (to be decompressed from there) (node/native/gcm.c).
+ * decrypted straight into `out`, any other into `scratch` (to be decompressed from there) (common/native/gcm.c).
  * Returns payload length * 256 + codec. DATA_CORRUPTION naming `what` (called only then) when authentication fails
  * or the payload does not fit where its codec sends it; what was written there must not be used.
  */

@@ -6,7 +6,7 @@
  * renamed no longer opens.
  */
 import { compress, decompress } from 'zstd-napi';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { newSalt, open, type RepoKeys, SALT_SIZE, seal } from './crypto.js';
 
 const MAGIC = Buffer.from('FRYOBJ01', 'ascii');

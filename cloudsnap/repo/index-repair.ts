@@ -4,7 +4,7 @@
  * their own headers read and are indexed again (in new index objects, written first), packs the index names that
  * no longer exist are marked missing (backups never reuse their chunks), and damaged index objects are deleted last.
  */
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import type { IndexedPack } from './chunk-index.js';
 import { readStoredPackHeader } from './pack-header.js';
 import type { Repository } from './repository.js';

@@ -8,7 +8,7 @@
  *   leaf number u32 | page id (32). Leaves not listed are all zeros.
  * A page's id is HMAC(K_id, "FRYPAGE1" | plaintext); it is stored sealed at manifests/<id[0:2]>/<id>.
  */
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import type { RepoKeys } from './crypto.js';
 
 const LEAF = Buffer.from('FRYLEAF1', 'ascii');

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { DirectoryStore } from '../store/directory.js';
 import { indexedPack } from './chunk-index.js';
 import { RepoKeys } from './crypto.js';

@@ -3,7 +3,7 @@
  * what the pack holds, as the pack says it (pack.ts for the layout). Index rebuilds and garbage collection use it,
  * because pack headers, not index objects, are the truth of what a repository holds.
  */
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 import type { ObjectStore } from '../store/types.js';
 import type { IndexedPack } from './chunk-index.js';
 import type { RepoKeys } from './crypto.js';

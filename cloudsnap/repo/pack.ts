@@ -7,7 +7,7 @@
  * index rebuild). Index objects repeat the same entries so a restore needs only ranged reads of blobs.
  */
 import { randomBytes } from 'node:crypto';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { encodeChunk } from './chunk-codec.js';
 import { newSalt, open, type RepoKeys, SALT_SIZE, seal, sealInto, TAG_SIZE } from './crypto.js';
 

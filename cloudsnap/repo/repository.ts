@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 import { type KeyProvider, type KeySource, LOCAL_PROVIDER, lookupOf } from '../../kms/index.js';
 import type { ObjectStore } from '../store/types.js';
 import { Reclaimer } from '../workers/reclaim.js';

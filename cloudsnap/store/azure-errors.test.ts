@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ErrorCode, FerryError } from '../../common/errors.js';
+import { type ErrorCode, FerryError } from '../../common/index.js';
 import { translateAzureError } from './azure-errors.js';
 
 const ctx = { container: 'backups', blob: 'packs/a', location: 'azure://backups/' };

@@ -1,5 +1,4 @@
-import { type ErrorCode, FerryError } from '../../common/errors.js';
-import { NETWORK_ERRNOS } from './network-errors.js';
+import { type ErrorCode, FerryError, NETWORK_ERROR_CODES } from '../../common/index.js';
 
 /** What a failed Azure Blob call was about, for the message. */
 export interface AzureErrorContext {
@@ -12,8 +11,8 @@ export interface AzureErrorContext {
   signal?: AbortSignal;
 }
 
-/** The Azure SDK's own code for a request that never got an answer, besides the errnos. */
-const NETWORK_CODES: ReadonlySet<string> = new Set(['REQUEST_SEND_ERROR', ...NETWORK_ERRNOS]);
+/** The Azure SDK's own code for a request that never got an answer, besides the network codes. */
+const NETWORK_CODES: ReadonlySet<string> = new Set(['REQUEST_SEND_ERROR', ...NETWORK_ERROR_CODES]);
 
 /** Error code (x-ms-error-code or errno) and HTTP status of an Azure SDK error, read through type guards. */
 export function describeAzureError(err: unknown): { code?: string; status?: number; name: string } {

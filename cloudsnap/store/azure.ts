@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { BlobClient, ContainerClient } from '@azure/storage-blob';
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 import { classifyAzureError, describeAzureError, translateAzureError } from './azure-errors.js';
 import { forEachLimit } from './concurrency.js';
 import { checkKey, checkPrefix, checkRange, normalizeStorePrefix, pageSize, rangePastEnd } from './keys.js';

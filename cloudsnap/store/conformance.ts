@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ErrorCode, isFerryError } from '../../common/errors.js';
+import { type ErrorCode, isFerryError } from '../../common/index.js';
 import { compareKeys } from './keys.js';
 import type { ObjectStore } from './types.js';
 

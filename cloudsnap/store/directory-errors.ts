@@ -1,4 +1,4 @@
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 
 /** The errno code of a Node file-system error, if it is one. */
 export function errnoCode(err: unknown): string | undefined {

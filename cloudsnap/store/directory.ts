@@ -3,7 +3,7 @@ import { close as closeCb, fstat as fstatCb, open as openCb, read as readCb } fr
 import type { FileHandle } from 'node:fs/promises';
 import { link, lstat, mkdir, open, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 import { forEachLimit } from './concurrency.js';
 import { errnoCode, translateFsError } from './directory-errors.js';
 import { bodyBuffer, checkKey, checkPrefix, checkRange, compareKeys, pageSize, rangePastEnd } from './keys.js';

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import { createGcsStore, GCS_XML_ENDPOINT } from './gcs.js';
 
 interface Seen {

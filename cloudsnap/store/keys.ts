@@ -1,4 +1,4 @@
-import { invalidArgument } from '../../common/errors.js';
+import { invalidArgument } from '../../common/index.js';
 import type { GetOptions } from './types.js';
 
 /**

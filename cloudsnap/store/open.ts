@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { invalidArgument } from '../../common/errors.js';
+import { invalidArgument } from '../../common/index.js';
 import { DirectoryStore } from './directory.js';
 import { normalizeStorePrefix } from './keys.js';
 import type { ReadRetryOptions } from './read-retry.js';

@@ -2,7 +2,7 @@
  * How a store retries a read that failed part-way or went silent: bounded attempts with exponential backoff and
  * jitter, and an idle timer that abandons an answer that sends nothing for too long.
  */
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 
 /** Settings of reads that fail or stall (every network backend's `get`). */
 export interface ReadRetryOptions {

@@ -4,7 +4,7 @@
  * a changed object is refused rather than spliced.
  */
 import type { Readable } from 'node:stream';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { bodyBuffer } from './keys.js';
 
 export class ResumableRead {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ErrorCode, FerryError } from '../../common/errors.js';
+import { type ErrorCode, FerryError } from '../../common/index.js';
 import { translateS3Error } from './s3-errors.js';
 
 const ctx = { bucket: 'backups', key: 'packs/a', location: 's3://backups/' };

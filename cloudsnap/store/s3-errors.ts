@@ -1,5 +1,4 @@
-import { type ErrorCode, FerryError } from '../../common/errors.js';
-import { NETWORK_ERRNOS } from './network-errors.js';
+import { type ErrorCode, FerryError, isNetworkErrorCode } from '../../common/index.js';
 
 /** What a failed S3 call was about, for the message. */
 export interface S3ErrorContext {
@@ -73,7 +72,7 @@ export function classifyS3Error(
     case 'RequestTimeoutException':
       return { code: 'UNAVAILABLE', message: `the endpoint did not serve ${what} (${name}): retry later` };
   }
-  if (errno !== undefined && NETWORK_ERRNOS.has(errno)) {
+  if (isNetworkErrorCode(errno)) {
     return { code: 'UNAVAILABLE', message: `cannot reach the S3 endpoint (${errno}): check the endpoint and network` };
   }
   switch (status) {

@@ -3,7 +3,7 @@ import { createHmac, createSecretKey, type Hmac, type KeyObject } from 'node:cry
 import { parentPort } from 'node:worker_threads';
 // The low-level binding (CommonJS, no named exports for ESM): contexts that write into a caller's buffer.
 import zstd from 'zstd-napi/binding.js';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import { compressInto, decodeChunkInto } from '../repo/chunk-codec.js';
 import { type DecodeRequest, ownRequest, type WorkerReply, type WorkerRequest } from './protocol.js';
 import { collectAll, Reclaimer } from './reclaim.js';

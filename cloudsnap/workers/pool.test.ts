@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, expect, it, vi } from 'vitest';
 import { decompress } from 'zstd-napi';
-import { native } from '../../node/native/addon.js';
+import { native } from '../../common/native/index.js';
 import { encodeChunk } from '../repo/chunk-codec.js';
 import { ChunkWorkers } from './pool.js';
 

@@ -1,9 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { FerryError } from '../../common/errors.js';
-import { DIRECT_ALIGN } from '../../node/engine/constants.js';
-import { native } from '../../node/native/addon.js';
-import { trimAllocator } from '../../node/native/allocator.js';
+import { FerryError } from '../../common/index.js';
+import { native, trimAllocator } from '../../common/native/index.js';
+import { DIRECT_ALIGN } from '../../node/index.js';
 import {
   type CompressReply,
   type CompressRequest,

@@ -12,7 +12,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { compactHeap, trimAllocator } from '../../node/native/allocator.js';
+import { compactHeap, trimAllocator } from '../../common/native/index.js';
 
 /** V8's `gc` extension, for young-generation collections (`{ type: 'minor' }`); full ones are compactHeap's. */
 type Gc = (options: { type: 'minor' }) => void;

@@ -8,7 +8,7 @@
  * bookkeeping this class does not have yet: marking a replica that fails out of sync in the catalog instead of
  * failing the I/O, and the epoch that fences an older coordinator.
  */
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import type { StoreOp } from '../store/types.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';

@@ -1,4 +1,4 @@
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { GRANULE } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
 import type { BlockDevice, StatusExtent, WriteOptions } from './types.js';

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import { memoryVolumeKeys } from '../../test/support/memory-volume-keys.js';
 import { openEngine } from './engine.js';
 import type { BlockDevice, CreateVolumeRequest, Extent, VolumeEngine } from './types.js';

@@ -1,7 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError, invalidArgument, isFerryError, notFound } from '../../common/errors.js';
-import { formatSize } from '../../common/size.js';
+import { FerryError, formatSize, invalidArgument, isFerryError, notFound } from '../../common/index.js';
 import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../store/types.js';

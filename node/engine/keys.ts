@@ -4,7 +4,7 @@
  * keeps only the wrapped key, in the volume's record; it unwraps it each time an export of the volume (or of one of
  * its snapshots) is opened, and the device drops it on close.
  */
-import { FerryError, isFerryError } from '../../common/errors.js';
+import { FerryError, isFerryError } from '../../common/index.js';
 
 /** Label every encrypted volume carries (value 'true'); set at creation, it cannot be changed. */
 export const ENCRYPTED_LABEL = 'ferry.io/encrypted';

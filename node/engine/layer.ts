@@ -1,6 +1,6 @@
 import { access, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { native } from '../native/addon.js';
+import { native } from '../../common/native/index.js';
 import { DIRECT_ALIGN, GRANULE } from './constants.js';
 import { closeFd, datasyncFd, openDirectFd, openFd, pread, pwrite, pwriteAsync } from './fileio.js';
 import { fsyncDir } from './fsutil.js';

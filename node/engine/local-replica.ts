@@ -1,4 +1,4 @@
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { chainLoaded, chainOf, loadChain, resolve, type Segment } from './chain.js';
 import { changedPage, diffLayers } from './changed-blocks.js';
 import { GRANULE } from './constants.js';

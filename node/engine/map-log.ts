@@ -11,7 +11,7 @@
  */
 import { constants, type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { fsyncDir } from './fsutil.js';
 import { GranuleMap, type GranuleState, type Run } from './granule-map.js';
 

@@ -1,5 +1,5 @@
-import { FerryError } from '../../common/errors.js';
-import { native } from '../native/addon.js';
+import { FerryError } from '../../common/index.js';
+import { native } from '../../common/native/index.js';
 
 const EOPNOTSUPP = 95;
 

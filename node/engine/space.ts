@@ -11,7 +11,7 @@
 import { statfs } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { fsyncDir } from './fsutil.js';
 
 /** `ok`, `warn` (used at or above the warn threshold) or `full` (new data refused). */

@@ -1,4 +1,4 @@
-import { FerryError, invalidArgument } from '../../common/errors.js';
+import { FerryError, invalidArgument } from '../../common/index.js';
 import {
   MAX_HA_LEVEL,
   MAX_LABEL_KEY_LENGTH,

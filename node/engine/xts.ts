@@ -7,7 +7,7 @@
  * device's read and write paths encrypt or decrypt.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { GRANULE } from './constants.js';
 
 /** Bytes of an AES-256-XTS key (two AES-256 keys). */

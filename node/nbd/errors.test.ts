@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { EINVAL, EIO, ENOSPC, EPERM } from './constants.js';
 import { errnoFor } from './errors.js';
 

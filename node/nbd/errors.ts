@@ -1,4 +1,4 @@
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import {
   EINVAL,
   EIO,

@@ -5,7 +5,7 @@
  * open depends on its identity (access.ts).
  */
 import type { Socket } from 'node:net';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import type { BlockDevice, ExportProvider } from '../engine/types.js';
 import type { NbdAuthorize, NbdIdentity, NbdTlsMode } from './access.js';
 import * as c from './constants.js';

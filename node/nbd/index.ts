@@ -10,4 +10,7 @@ export {
   type NbdTlsOptions,
 } from './access.js';
 export type { IoObserver, IoObserverFactory } from './connection.js';
+/** The protocol's magic numbers, flags, options and replies, for protocol-level clients (test/support/nbd-raw-client.ts). */
+export * as NbdProtocol from './constants.js';
 export { NbdServer, type NbdServerOptions } from './server.js';
+export { SocketReader, StreamClosedError } from './socket-reader.js';

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import type { ClusterStore, KeyValue, StoreOp } from './types.js';
 
 /** The embedded cluster store: one SQLite file in WAL mode with full fsync on commit. */

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
-import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../../node/index.js';
+import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../../common/native/index.js';
 import { freePort } from './ports.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));

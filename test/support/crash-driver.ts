@@ -6,9 +6,8 @@
  * usage: node --import tsx test/support/crash-driver.ts DATA_DIR SCENARIO FAILPOINT
  */
 import { createHash } from 'node:crypto';
-import { armFailpoints } from '../../node/engine/failpoints.js';
 import type { BlockDevice } from '../../node/index.js';
-import { openEngine } from '../../node/index.js';
+import { armFailpoints, openEngine } from '../../node/index.js';
 
 const MiB = 1024 * 1024;
 const [dataDir, scenario, point] = process.argv.slice(2) as [string, string, string];

@@ -7,8 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { KeyProviders, openDefaultKeyring, volumeKeys } from '../../kms/index.js';
-import { armFailpoints } from '../../node/engine/failpoints.js';
-import { type BlockDevice, openEngine } from '../../node/index.js';
+import { armFailpoints, type BlockDevice, openEngine } from '../../node/index.js';
 
 const MiB = 1024 * 1024;
 const [dataDir, scenario] = process.argv.slice(2) as [string, string];

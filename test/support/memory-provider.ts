@@ -4,8 +4,8 @@
  * BlockDevice contract: zeros for unwritten ranges, 'zero' extents for them, INVALID_ARGUMENT out of range,
  * PERMISSION_DENIED for writes to read-only devices, FAILED_PRECONDITION for a second writer of a volume.
  */
-import { FerryError, invalidArgument } from '../../common/errors.js';
-import type { BlockDevice, ExportProvider, StatusExtent, WriteOptions } from '../../node/engine/types.js';
+import { FerryError, invalidArgument } from '../../common/index.js';
+import type { BlockDevice, ExportProvider, StatusExtent, WriteOptions } from '../../node/index.js';
 
 export const BLOCK = 4096;
 const MiB = 1024 * 1024;

@@ -3,8 +3,7 @@
  * decodes what comes back, without any of the checks a real client would make.
  */
 import { connect, type Socket } from 'node:net';
-import * as c from '../../node/nbd/constants.js';
-import { SocketReader, StreamClosedError } from '../../node/nbd/socket-reader.js';
+import { NbdProtocol as c, SocketReader, StreamClosedError } from '../../node/index.js';
 
 export interface OptionReply {
   option: number;

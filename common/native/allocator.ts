@@ -1,5 +1,5 @@
 /**
- * How a node process sets up its memory: glibc's allocator (node/native/malloc.c explains the settings; a node, and
+ * How a node process sets up its memory: glibc's allocator (common/native/malloc.c explains the settings; a node, and
  * the benchmarks that stand in for one, call `tuneAllocator` once at start), the V8 flags it is started with, and
  * malloc's figures and trimming.
  */

@@ -1,9 +1,9 @@
-/** Loads the ferry_native addon (node/native/*.c, built by `npm ci` through node-gyp). */
+/** Loads the ferry_native addon (common/native/*.c, built by `npm ci` through node-gyp). */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../errors.js';
 
 /** glibc's malloc over all arenas (mallinfo2), in bytes. */
 export interface MallocStats {
