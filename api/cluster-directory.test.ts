@@ -3,9 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { InMemoryClusterStore } from '../node/cluster/memory-store.js';
 import { loadNodeId } from '../node/index.js';
 import { CLUSTER_KEY, StoreClusterDirectory } from './cluster-directory.js';
-import { InMemoryClusterStore } from './lambda/memory-store.js';
 
 let dir: string;
 

@@ -1,4 +1,6 @@
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
+export { SqliteStore } from './cluster/sqlite-store.js';
+export type { ClusterStore, KeyValue, StoreOp } from './cluster/types.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   MAX_HA_LEVEL,
@@ -48,5 +50,3 @@ export {
   type NbdTlsMode,
   type NbdTlsOptions,
 } from './nbd/index.js';
-export { SqliteStore } from './store/sqlite-store.js';
-export type { ClusterStore, KeyValue, StoreOp } from './store/types.js';

@@ -12,9 +12,9 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js';
 import { createApp } from '../api/index.js';
-import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
 import type { JobStatus } from '../cloudsnap/jobs/index.js';
+import { InMemoryClusterStore } from '../node/cluster/memory-store.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 
 const MiB = 1024 * 1024;

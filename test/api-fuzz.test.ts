@@ -10,9 +10,9 @@ import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreClusterDirectory } from '../api/cluster-directory.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../api/index.js';
-import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
 import { API_OPERATIONS, type ApiOperation, type JsonSchema, toJsonSchema } from '../api/openapi/index.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
+import { InMemoryClusterStore } from '../node/cluster/memory-store.js';
 import { type KeyHarness, openHarness, volumeWithData } from './support/key-harness.js';
 
 const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 0x5eed_f022);

@@ -18,13 +18,13 @@ import { CredentialStore } from '../../cloudsnap/credentials/index.js';
 import { CloudBackups } from '../../cloudsnap/jobs/index.js';
 import { FerryError } from '../../common/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../../kms/index.js';
+import { InMemoryClusterStore } from '../../node/cluster/memory-store.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../app.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from '../errors.js';
 import { API_OPERATIONS } from '../openapi/index.js';
 import { createCredentialSchema } from '../schemas/index.js';
 import { parseWith } from '../validate.js';
 import { forwardTo } from './forward.js';
-import { InMemoryClusterStore } from './memory-store.js';
 import { NoEngine } from './no-engine.js';
 
 /** Operations (registry operationIds) the function answers itself; the rest go to the node. */

@@ -6,10 +6,10 @@
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { InMemoryClusterStore } from '../../node/cluster/memory-store.js';
 import { type KeyHarness, openHarness } from '../../test/support/key-harness.js';
 import { createApp } from '../app.js';
 import { StoreClusterDirectory } from '../cluster-directory.js';
-import { InMemoryClusterStore } from '../lambda/memory-store.js';
 import { NodeMetrics } from '../metrics.js';
 import { ScheduleRecords } from '../schedules/index.js';
 import { createVolumeSchema, resourceRefSchema } from '../schemas/index.js';

@@ -1,4 +1,4 @@
-import type { StoreOp } from '../store/types.js';
+import type { StoreOp } from '../cluster/types.js';
 import type { VolumeEncryption } from './keys.js';
 import type { LayerRecord } from './layer.js';
 

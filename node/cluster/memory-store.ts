@@ -2,7 +2,7 @@
  * A ClusterStore in memory, for a process that has no cluster store of its own (the serverless handler keeps its
  * one credential and its empty job list here). Lost when the process ends.
  */
-import type { ClusterStore, KeyValue, StoreOp } from '../../node/index.js';
+import type { ClusterStore, KeyValue, StoreOp } from './types.js';
 
 /** Keeps JSON texts, so callers never share objects with the store. */
 export class InMemoryClusterStore implements ClusterStore {
