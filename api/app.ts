@@ -5,12 +5,11 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { CredentialStore } from '../cloudsnap/credentials/index.js';
 import type { CloudBackups, KeyService } from '../cloudsnap/jobs/index.js';
-import type { VolumeEngine } from '../node/index.js';
+import { MemoryStore, type VolumeEngine } from '../node/index.js';
 import { credentialOwners } from './auth/credential-owners.js';
 import {
   authRoutes,
   BackupAccess,
-  MemoryOwnershipBackend,
   NbdIdentities,
   type OwnershipBackend,
   OwnershipStore,
@@ -81,7 +80,7 @@ export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logError = options.logError ?? logToStderr;
   const app = new Hono();
-  const ownership = options.ownership ?? new MemoryOwnershipBackend();
+  const ownership = options.ownership ?? new MemoryStore();
   const access = new ResourceAccess(new OwnershipStore(ownership));
   // A repository opens only through credentials of its owner (or shared with them): owners come from these records.
   options.cloudBackups?.jobs.repositories.bindings?.setOwners(credentialOwners(access.records));

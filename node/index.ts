@@ -1,6 +1,21 @@
+export { EtcdStore, type EtcdStoreOptions, openEtcdStore } from './cluster/etcd-store.js';
+export { MemoryKv, type MemoryKvOptions, MemoryStore } from './cluster/memory-store.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
-export { SqliteStore } from './cluster/sqlite-store.js';
-export type { ClusterStore, KeyValue, StoreOp } from './cluster/types.js';
+export { SqliteStore, type SqliteStoreOptions } from './cluster/sqlite-store.js';
+export type {
+  ClusterStore,
+  Compare,
+  Entry,
+  KeyValue,
+  LeaseId,
+  ListOptions,
+  ListPage,
+  StoreOp,
+  TxnResult,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from './cluster/types.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   MAX_HA_LEVEL,

@@ -14,7 +14,7 @@ import { bearerAuth, createTokenVerifier, mintToken } from '../api/auth/index.js
 import { createApp } from '../api/index.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
 import type { JobStatus } from '../cloudsnap/jobs/index.js';
-import { InMemoryClusterStore } from '../node/cluster/memory-store.js';
+import { MemoryStore } from '../node/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 
 const MiB = 1024 * 1024;
@@ -553,7 +553,7 @@ beforeAll(async () => {
     credentials: h.credentials,
     cloudBackups: h.backups,
     keys: h.keys,
-    schedules: { records: new ScheduleRecords(new InMemoryClusterStore()) },
+    schedules: { records: new ScheduleRecords(new MemoryStore()) },
     authenticate: bearerAuth(verifier),
   });
   const mint = (sub: string, roles: string[], groups: string[] = []) => mintToken(SECRET, { sub, roles, groups });

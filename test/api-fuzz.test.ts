@@ -12,7 +12,7 @@ import { StoreClusterDirectory } from '../api/cluster-directory.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../api/index.js';
 import { API_OPERATIONS, type ApiOperation, type JsonSchema, toJsonSchema } from '../api/openapi/index.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
-import { InMemoryClusterStore } from '../node/cluster/memory-store.js';
+import { MemoryStore } from '../node/index.js';
 import { type KeyHarness, openHarness, volumeWithData } from './support/key-harness.js';
 
 const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 0x5eed_f022);
@@ -516,7 +516,7 @@ beforeAll(async () => {
   await volumeWithData(h.engine, 'vol1', 1024 * 1024);
   await h.engine.createSnapshot('vol1', { name: 'snap1' });
   await h.credential('cred1', {});
-  const cluster = await StoreClusterDirectory.open({ dataDir: h.dataDir, store: new InMemoryClusterStore() });
+  const cluster = await StoreClusterDirectory.open({ dataDir: h.dataDir, store: new MemoryStore() });
   await cluster.announce('http://127.0.0.1:9001');
   app = createApp({
     engine: h.engine,
@@ -524,7 +524,7 @@ beforeAll(async () => {
     cloudBackups: h.backups,
     keys: h.keys,
     cluster,
-    schedules: { records: new ScheduleRecords(new InMemoryClusterStore()), changed: () => {}, now: () => Date.now() },
+    schedules: { records: new ScheduleRecords(new MemoryStore()), changed: () => {}, now: () => Date.now() },
     logError: () => {},
   });
   for (const op of API_OPERATIONS) {

@@ -18,7 +18,7 @@ import { CredentialStore } from '../../cloudsnap/credentials/index.js';
 import { CloudBackups } from '../../cloudsnap/jobs/index.js';
 import { FerryError } from '../../common/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../../kms/index.js';
-import { InMemoryClusterStore } from '../../node/cluster/memory-store.js';
+import { MemoryStore } from '../../node/index.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../app.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from '../errors.js';
 import { API_OPERATIONS } from '../openapi/index.js';
@@ -137,7 +137,7 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
   const logError = options.logError ?? logToStderr;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const dataDir = options.dataDir ?? join(tmpdir(), 'ferry');
-  const store = new InMemoryClusterStore();
+  const store = new MemoryStore();
   const engine = new NoEngine();
   let keyring: LocalKeyring | undefined;
   let backups: CloudBackups | undefined;

@@ -1,0 +1,64 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
+import { describeClusterStoreConformance, take } from './conformance.js';
+import { type EtcdStore, openEtcdStore } from './etcd-store.js';
+
+describeClusterStoreConformance('etcd', async () => {
+  const server = await startEtcd();
+  const clients: EtcdStore[] = [];
+  return {
+    client: async () => {
+      const c = openEtcdStore([server.url]);
+      clients.push(c);
+      return c;
+    },
+    restart: async () => {
+      await server.stop();
+      await server.start();
+    },
+    destroy: async () => {
+      await Promise.all(clients.splice(0).map((c) => c.close()));
+      await server.destroy();
+    },
+  };
+});
+
+let server: EtcdServer;
+beforeAll(async () => {
+  server = await startEtcd();
+});
+afterAll(async () => {
+  await server?.destroy();
+});
+
+it('a live watch reconnects by itself when etcd restarts and goes on after its last event', async () => {
+  const store = openEtcdStore([server.url]);
+  try {
+    const watch = await store.watch<number>('/ferry-test/live/');
+    await store.put('/ferry-test/live/a', 1);
+    expect((await take(watch, 1)).map((e) => e.key)).toEqual(['/ferry-test/live/a']);
+    await server.stop();
+    await server.start();
+    await store.put('/ferry-test/live/b', 2);
+    await store.delete('/ferry-test/live/a');
+    const after = await take(watch, 2);
+    expect(after.map((e) => `${e.type} ${e.key}`)).toEqual(['put /ferry-test/live/b', 'delete /ferry-test/live/a']);
+    await watch.close();
+  } finally {
+    await store.close();
+  }
+});
+
+it('answers UNAVAILABLE, saying what to check, when etcd is down', async () => {
+  const store = openEtcdStore([server.url], { dialTimeoutMs: 500 });
+  await server.stop();
+  try {
+    await expect(store.get('/ferry-test/x')).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message: expect.stringMatching(/check that etcd runs/),
+    });
+  } finally {
+    await server.start();
+    await store.close();
+  }
+});
