@@ -1,4 +1,15 @@
 export { EtcdStore, type EtcdStoreOptions, openEtcdStore } from './cluster/etcd-store.js';
+export { LeaseKeeper } from './cluster/lease-keeper.js';
+export {
+  type HeldLock,
+  holderOf,
+  LOCKS_PREFIX,
+  type LockOptions,
+  type LockRecord,
+  lock,
+  lockKey,
+  tryLock,
+} from './cluster/lock.js';
 export { MemoryKv, type MemoryKvOptions, MemoryStore } from './cluster/memory-store.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
 export { SqliteStore, type SqliteStoreOptions } from './cluster/sqlite-store.js';
