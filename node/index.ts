@@ -10,6 +10,16 @@ export {
   lockKey,
   tryLock,
 } from './cluster/lock.js';
+export {
+  type Announcement,
+  CLUSTER_KEY,
+  type ClusterRecord,
+  Membership,
+  type MembershipOptions,
+  NODES_PREFIX,
+  type NodeCapacity,
+  type NodeRecord,
+} from './cluster/membership.js';
 export { MemoryKv, type MemoryKvOptions, MemoryStore } from './cluster/memory-store.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
 export { SqliteStore, type SqliteStoreOptions } from './cluster/sqlite-store.js';
