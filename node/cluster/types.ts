@@ -10,9 +10,10 @@
  *   when it names a folder (`/ferry/nodes/`, not `/ferry/nodes`, which would also match `/ferry/nodes-old`).
  * - Records that must vanish with their writer (a node's heartbeat, a lock's holder) are put with a lease.
  * - What exists today: `/ferry/cluster` (the cluster record), `/ferry/nodes/<node id>` (membership, leased),
- *   `/ferry/locks/<name>` (lock holders, leased), `/ferry/leases/<name>` (schedule claim leases, leased),
- *   `/ferry/jobs/...`, `/ferry/schedules/...`, `/ferry/credentials/...`, `/ferry/ownership/...` and the engine's
- *   `/ferry/volumes/...`, `/ferry/snapshots/...`, `/ferry/layers/...` (see docs/ARCHITECTURE.md).
+ *   `/ferry/locks/<name>` (lock holders, leased), `/ferry/leases/<name>` (schedule claims, leased), the engine's
+ *   `/ferry/volumes/`, `/ferry/snapshots/`, `/ferry/layers/`, and `/ferry/jobs/`, `/ferry/schedule-policies/`,
+ *   `/ferry/cloudbackup-schedules/`, `/ferry/cloudbackup-schedule-state/`, `/ferry/credentials/`,
+ *   `/ferry/repositories/`, `/ferry/ownership/`, `/ferry/nbd-identities/` (the table in docs/ARCHITECTURE.md).
  *
  * Revisions: the store has one revision counter; every change (a put, a delete, a commit, a transaction, a lease
  * expiry) raises it by one, and every key records the revision that created it and the one that last changed it.
