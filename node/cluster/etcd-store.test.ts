@@ -1,3 +1,4 @@
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
 import { describeClusterStoreConformance, take } from './conformance.js';
@@ -24,6 +25,11 @@ describeClusterStoreConformance('etcd', async () => {
 });
 
 let server: EtcdServer;
+
+/** A bare client, for what the store does not offer (compaction is an operator's act). */
+async function etcdClientOf(url: string): Promise<Etcd3> {
+  return new Etcd3({ hosts: url });
+}
 beforeAll(async () => {
   server = await startEtcd();
 });
@@ -43,6 +49,26 @@ it('a live watch reconnects by itself when etcd restarts and goes on after its l
     await store.delete('/ferry-test/live/a');
     const after = await take(watch, 2);
     expect(after.map((e) => `${e.type} ${e.key}`)).toEqual(['put /ferry-test/live/b', 'delete /ferry-test/live/a']);
+    await watch.close();
+  } finally {
+    await store.close();
+  }
+});
+
+it('refuses a watch from a revision etcd compacted away (FAILED_PRECONDITION), and serves one after it', async () => {
+  const store = openEtcdStore([server.url]);
+  try {
+    const first = await store.put('/ferry-test/compact/a', 1);
+    const last = await store.put('/ferry-test/compact/a', 2);
+    await etcdClientOf(server.url).then(async (client) => {
+      await client.kv.compact({ revision: last, physical: true });
+      client.close();
+    });
+    await expect(store.watch('/ferry-test/compact/', { fromRevision: first })).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+    });
+    const watch = await store.watch<number>('/ferry-test/compact/', { fromRevision: last });
+    expect((await take(watch, 1)).map((e) => e.value)).toEqual([2]);
     await watch.close();
   } finally {
     await store.close();

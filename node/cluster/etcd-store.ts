@@ -167,7 +167,15 @@ export class EtcdStore implements ClusterStore {
   }
 
   async watch<T>(prefix: string, options: WatchOptions = {}): Promise<Watch<T>> {
-    const from = options.fromRevision ?? (await this.revision()) + 1;
+    const current = await this.revision();
+    const from = options.fromRevision ?? current + 1;
+    if (from <= current) {
+      // etcd cancels a watch from a compacted revision with a bare message; a read at that revision says it plainly.
+      await this.client.kv.range({ key: key(prefix), count_only: true, revision: from }).catch((err: unknown) => {
+        if (err instanceof Error && /compacted/.test(err.message)) throw compacted(from);
+        throw translate(err, 'a watch');
+      });
+    }
     const builder = this.client.watch().prefix(prefix).startRevision(String(from));
     const watcher = await this.call('watch', () => builder.create());
     const queue = new WatchQueue<T>(async () => {
@@ -187,9 +195,7 @@ export class EtcdStore implements ClusterStore {
       );
     });
     watcher.on('error', (err: Error) => {
-      queue.fail(
-        /compact/i.test(err.message) ? compacted(from, Number.NaN) : translate(err, 'a watch (it was canceled)'),
-      );
+      queue.fail(/compact/i.test(err.message) ? compacted(from) : translate(err, 'a watch (it was canceled)'));
     });
     return queue;
   }

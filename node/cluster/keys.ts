@@ -37,10 +37,11 @@ export function leaseGone(lease: string): FerryError {
 }
 
 /** The error of a watch whose start revision was compacted away. */
-export function compacted(from: number, compactedAt: number): FerryError {
+export function compacted(from: number, compactedAt?: number): FerryError {
+  const kept = compactedAt === undefined ? 'no longer has it' : `kept history only after revision ${compactedAt}`;
   return new FerryError(
     'FAILED_PRECONDITION',
-    `cannot watch from revision ${from}: the store kept history only after revision ${compactedAt}; list the prefix again and watch from its revision`,
+    `cannot watch from revision ${from}: the store ${kept}; list the prefix again and watch from its revision`,
   );
 }
 
