@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
@@ -73,6 +74,22 @@ it('refuses a watch from a revision etcd compacted away (FAILED_PRECONDITION), a
   } finally {
     await store.close();
   }
+});
+
+it('the test etcd refuses to start on a port another process took, and starts once it is free', async () => {
+  await server.stop();
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(Number(new URL(server.url).port), '127.0.0.1', resolve));
+  try {
+    await expect(server.start()).rejects.toThrow(/is taken; etcd not started/);
+  } finally {
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+  }
+  await server.start();
+  const store = openEtcdStore([server.url]);
+  await store.put('/ferry-test/port/a', 1);
+  expect(await store.get('/ferry-test/port/a')).toBe(1);
+  await store.close();
 });
 
 it('answers UNAVAILABLE, saying what to check, when etcd is down', async () => {
