@@ -94,6 +94,19 @@ describe.each(backends)('locks on %s', (_name, open) => {
     await next.release();
   });
 
+  it('a kept lock outlives its TTL: it is still held when a lock taken after it, not kept, has expired', async () => {
+    const kept = await tryLock(a, lockKey('kept'), { holder: 'node-a', ttlSeconds: 1 });
+    const watch = await b.watch(lockKey('unkept'));
+    const unkept = await tryLock(a, lockKey('unkept'), { holder: 'node-a', ttlSeconds: 1, keepAlive: false });
+    expect(unkept).toBeDefined();
+    for await (const e of watch) if (e.type === 'delete') break; // the store's TTL has run out for both leases
+    await watch.close();
+    expect(kept?.lost.aborted).toBe(false);
+    expect(await holderOf(b, lockKey('kept'))).toMatchObject({ holder: 'node-a' });
+    await kept?.release();
+    expect(await holderOf(b, lockKey('kept'))).toBeUndefined();
+  });
+
   it('a kept lock notices when its lease is revoked under it', async () => {
     const key = lockKey('revoked');
     const held = await tryLock(a, key, { holder: 'node-a', ttlSeconds: 1 });
