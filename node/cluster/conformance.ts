@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isFerryError } from '../../common/errors.js';
+import { isFerryError } from '../../common/index.js';
 import type { ClusterStore, Watch, WatchEvent } from './types.js';
 
 /** What a backend's test file hands the suite: one store server and clients of it. */

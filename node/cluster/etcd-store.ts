@@ -4,7 +4,7 @@
  * `openEtcdStore(urls)` builds one with Ferry's defaults.
  */
 import { Etcd3, EtcdLeaseInvalidError, type IKeyValue, type IRequestOp, type IWatchResponse } from 'etcd3';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { checkTtl, compacted, compareAndSetByRevision, leaseGone, prefixEnd } from './keys.js';
 import type {
   ClusterStore,

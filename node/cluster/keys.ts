@@ -1,5 +1,5 @@
 /** Key helpers shared by the cluster store's backends. */
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import type { ClusterStore, StoreOp } from './types.js';
 
 /** The smallest key greater than every key that starts with `prefix` (byte order), or '' when there is none. */

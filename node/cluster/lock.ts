@@ -6,7 +6,7 @@
  *
  * `lock` waits for a lock (an election: the winner leads until it releases or dies); `tryLock` takes it or not.
  */
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import type { ClusterStore, LeaseId } from './types.js';
 

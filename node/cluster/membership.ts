@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import { loadNodeId } from './node-id.js';
 import type { ClusterStore } from './types.js';

@@ -3,7 +3,7 @@
  * handler keeps its one credential, its ownership records and its empty job list here). Lost when the process ends.
  * Several `MemoryStore` clients may share one `MemoryKv` (the "server"), as nodes share an etcd.
  */
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { checkTtl, compacted, compareAndSetByRevision, compareKeys, leaseGone } from './keys.js';
 import type {
   ClusterStore,

@@ -12,7 +12,7 @@
  * and the history starts after it.
  */
 import type Database from 'better-sqlite3';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = 1;

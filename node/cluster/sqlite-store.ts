@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { FerryError } from '../../common/errors.js';
+import { FerryError } from '../../common/index.js';
 import { checkTtl, compacted, compareAndSetByRevision, leaseGone, prefixEnd } from './keys.js';
 import { migrate } from './sqlite-schema.js';
 import type {
