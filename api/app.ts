@@ -4,12 +4,11 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { CloudBackups, CredentialStore, KeyService } from '../cloudsnap/index.js';
-import type { VolumeEngine } from '../node/index.js';
+import { MemoryStore, type VolumeEngine } from '../node/index.js';
 import { credentialOwners } from './auth/credential-owners.js';
 import {
   authRoutes,
   BackupAccess,
-  MemoryOwnershipBackend,
   NbdIdentities,
   type OwnershipBackend,
   OwnershipStore,
@@ -84,7 +83,7 @@ export function createApp(options: AppOptions): Hono {
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const logError = options.logError ?? logToStderr;
   const app = new Hono();
-  const ownership = options.ownership ?? new MemoryOwnershipBackend();
+  const ownership = options.ownership ?? new MemoryStore();
   const access = new ResourceAccess(new OwnershipStore(ownership));
   // A repository opens only through credentials of its owner (or shared with them): owners come from these records.
   options.cloudBackups?.jobs.repositories.bindings?.setOwners(credentialOwners(access.records));

@@ -3,9 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadNodeId } from '../node/index.js';
+import { loadNodeId, MemoryStore } from '../node/index.js';
 import { CLUSTER_KEY, StoreClusterDirectory } from './cluster-directory.js';
-import { InMemoryClusterStore } from './lambda/memory-store.js';
 
 let dir: string;
 
@@ -31,7 +30,7 @@ describe('cluster directory', () => {
   });
 
   it('shares the first cluster record among the nodes of one store', async () => {
-    const store = new InMemoryClusterStore();
+    const store = new MemoryStore();
     const other = await mkdtemp(join(tmpdir(), 'ferry-cluster-dir-'));
     try {
       const [one, two] = await Promise.all([

@@ -310,8 +310,12 @@ export async function runNode(options: NodeOptions): Promise<void> {
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    // The node id lives in <dataDir>/node-id, the cluster record in the cluster store (api/cluster-directory.ts).
-    const cluster = await StoreClusterDirectory.open({ dataDir, store });
+    // The node id lives in <dataDir>/node-id, the cluster and node records in the cluster store (node/cluster/membership.ts).
+    const cluster = await StoreClusterDirectory.open({
+      dataDir,
+      store,
+      onError: (err) => log('error', 'node announcement failed', { error: describe(err) }),
+    });
     const app = createApp({
       ...auth,
       ownership: store,
@@ -343,7 +347,14 @@ export async function runNode(options: NodeOptions): Promise<void> {
     // Closed first: no new scheduled run starts while the node stops (the job manager ends the running ones).
     scheduler.start();
     closers.push({ name: 'backup scheduler', close: () => scheduler.stop() });
-    await cluster.announce(api.url);
+    const now = await space.status();
+    await cluster.announce(
+      api.url,
+      {},
+      { addresses: { nbd: nbdUrl }, capacity: { size_bytes: now.size_bytes, free_bytes: now.free_bytes } },
+    );
+    // Closed before the API and the store: the node's record (bound to its heartbeat lease) vanishes at once.
+    closers.push({ name: 'cluster membership', close: () => cluster.leave() });
   } catch (err: unknown) {
     log('error', 'ferry node failed to start', { error: describe(err) });
     await closeAll(closers);

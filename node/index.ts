@@ -1,4 +1,42 @@
+export { EtcdStore, type EtcdStoreOptions, openEtcdStore } from './cluster/etcd-store.js';
+export { LeaseKeeper } from './cluster/lease-keeper.js';
+export {
+  type HeldLock,
+  holderOf,
+  LOCKS_PREFIX,
+  type LockOptions,
+  type LockRecord,
+  lock,
+  lockKey,
+  tryLock,
+} from './cluster/lock.js';
+export {
+  type Announcement,
+  CLUSTER_KEY,
+  type ClusterRecord,
+  Membership,
+  type MembershipOptions,
+  NODES_PREFIX,
+  type NodeCapacity,
+  type NodeRecord,
+} from './cluster/membership.js';
+export { MemoryKv, type MemoryKvOptions, MemoryStore } from './cluster/memory-store.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
+export { SqliteStore, type SqliteStoreOptions } from './cluster/sqlite-store.js';
+export type {
+  ClusterStore,
+  Compare,
+  Entry,
+  KeyValue,
+  LeaseId,
+  ListOptions,
+  ListPage,
+  StoreOp,
+  TxnResult,
+  Watch,
+  WatchEvent,
+  WatchOptions,
+} from './cluster/types.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   DIRECT_ALIGN,
@@ -44,5 +82,3 @@ export {
   SocketReader,
   StreamClosedError,
 } from './nbd/index.js';
-export { SqliteStore } from './store/sqlite-store.js';
-export type { ClusterStore, KeyValue, StoreOp } from './store/types.js';

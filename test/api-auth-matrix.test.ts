@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerAuth, createApp, createTokenVerifier, mintToken, ScheduleRecords } from '../api/index.js';
-import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
 import type { JobStatus } from '../cloudsnap/index.js';
+import { MemoryStore } from '../node/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 
 const MiB = 1024 * 1024;
@@ -551,7 +551,7 @@ beforeAll(async () => {
     credentials: h.credentials,
     cloudBackups: h.backups,
     keys: h.keys,
-    schedules: { records: new ScheduleRecords(new InMemoryClusterStore()) },
+    schedules: { records: new ScheduleRecords(new MemoryStore()) },
     authenticate: bearerAuth(verifier),
   });
   const mint = (sub: string, roles: string[], groups: string[] = []) => mintToken(SECRET, { sub, roles, groups });

@@ -8,7 +8,6 @@
  */
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreClusterDirectory } from '../api/cluster-directory.js';
 import {
   API_OPERATIONS,
   type ApiOperation,
@@ -16,9 +15,10 @@ import {
   DEFAULT_MAX_BODY_BYTES,
   type JsonSchema,
   ScheduleRecords,
+  StoreClusterDirectory,
   toJsonSchema,
 } from '../api/index.js';
-import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
+import { MemoryStore } from '../node/index.js';
 import { type KeyHarness, openHarness, volumeWithData } from './support/key-harness.js';
 
 const SEED = Number(process.env.FERRY_FUZZ_SEED ?? 0x5eed_f022);
@@ -522,7 +522,7 @@ beforeAll(async () => {
   await volumeWithData(h.engine, 'vol1', 1024 * 1024);
   await h.engine.createSnapshot('vol1', { name: 'snap1' });
   await h.credential('cred1', {});
-  const cluster = await StoreClusterDirectory.open({ dataDir: h.dataDir, store: new InMemoryClusterStore() });
+  const cluster = await StoreClusterDirectory.open({ dataDir: h.dataDir, store: new MemoryStore() });
   await cluster.announce('http://127.0.0.1:9001');
   app = createApp({
     engine: h.engine,
@@ -530,7 +530,7 @@ beforeAll(async () => {
     cloudBackups: h.backups,
     keys: h.keys,
     cluster,
-    schedules: { records: new ScheduleRecords(new InMemoryClusterStore()), changed: () => {}, now: () => Date.now() },
+    schedules: { records: new ScheduleRecords(new MemoryStore()), changed: () => {}, now: () => Date.now() },
     logError: () => {},
   });
   for (const op of API_OPERATIONS) {

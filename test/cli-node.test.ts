@@ -146,7 +146,13 @@ describe('ferry node start', () => {
       const closed = run.lines
         .map((line) => line.msg)
         .filter((msg) => typeof msg === 'string' && msg.endsWith(' closed'));
-      expect(closed).toEqual(['backup scheduler closed', 'api server closed', 'nbd server closed', 'engine closed']);
+      expect(closed).toEqual([
+        'cluster membership closed',
+        'backup scheduler closed',
+        'api server closed',
+        'nbd server closed',
+        'engine closed',
+      ]);
       expect(run.lines.at(-1)).toMatchObject({ msg: 'ferry node stopped', clean: true });
       expect(run.stderr.join('')).toBe('');
     },

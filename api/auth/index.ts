@@ -10,7 +10,6 @@ export {
 } from './admin-secret.js';
 export { BackupAccess } from './backup-access.js';
 export { principalOf } from './context.js';
-export { MemoryOwnershipBackend } from './memory-store.js';
 export { bearerAuth, bearerToken } from './middleware.js';
 export { type MintOptions, mintToken, type TokenClaims } from './mint.js';
 export {

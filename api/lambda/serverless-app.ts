@@ -17,13 +17,13 @@ import { bodyLimit } from 'hono/body-limit';
 import { CloudBackups, CredentialStore } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../../kms/index.js';
+import { MemoryStore } from '../../node/index.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../app.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from '../errors.js';
 import { API_OPERATIONS } from '../openapi/index.js';
 import { createCredentialSchema } from '../schemas/index.js';
 import { parseWith } from '../validate.js';
 import { forwardTo } from './forward.js';
-import { InMemoryClusterStore } from './memory-store.js';
 
 /** Operations (registry operationIds) the function answers itself; the rest go to the node. */
 export const LOCAL_OPERATIONS: ReadonlySet<string> = new Set([
@@ -135,7 +135,7 @@ export async function createServerlessApp(options: ServerlessOptions): Promise<S
   const logError = options.logError ?? logToStderr;
   const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const dataDir = options.dataDir ?? join(tmpdir(), 'ferry');
-  const store = new InMemoryClusterStore();
+  const store = new MemoryStore();
   let keyring: LocalKeyring | undefined;
   let backups: CloudBackups | undefined;
   try {

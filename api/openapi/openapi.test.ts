@@ -6,10 +6,10 @@
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { MemoryStore } from '../../node/index.js';
 import { type KeyHarness, openHarness } from '../../test/support/key-harness.js';
 import { createApp } from '../app.js';
 import { StoreClusterDirectory } from '../cluster-directory.js';
-import { InMemoryClusterStore } from '../lambda/memory-store.js';
 import { NodeMetrics } from '../metrics.js';
 import { ScheduleRecords } from '../schedules/index.js';
 import { createVolumeSchema, resourceRefSchema } from '../schemas/index.js';
@@ -20,10 +20,10 @@ let app: Hono;
 
 beforeAll(async () => {
   h = await openHarness();
-  const cluster = await StoreClusterDirectory.open({ dataDir: h.dataDir, store: new InMemoryClusterStore() });
+  const cluster = await StoreClusterDirectory.open({ dataDir: h.dataDir, store: new MemoryStore() });
   await cluster.announce('http://127.0.0.1:9001');
   const metrics = new NodeMetrics({ processMetrics: false });
-  const store = new InMemoryClusterStore();
+  const store = new MemoryStore();
   const schedules = { records: new ScheduleRecords(store), changed: () => {}, now: () => Date.now() };
   app = createApp({
     engine: h.engine,

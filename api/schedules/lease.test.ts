@@ -2,16 +2,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { SqliteStore } from '../../node/index.js';
+import { SqliteStore, type Watch } from '../../node/index.js';
 import { Leases } from './lease.js';
 
 let dir: string;
 let store: SqliteStore;
-let now = 1_000_000;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ferry-lease-'));
-  store = new SqliteStore(join(dir, 'cluster.db'));
+  store = new SqliteStore(join(dir, 'cluster.db'), { sweepMs: 50 });
 });
 
 afterEach(async () => {
@@ -19,23 +18,33 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** Resolves when `key` is deleted (the store expired its lease), read from the store's own events. */
+async function expired(key: string, watch: Watch): Promise<void> {
+  for await (const e of watch) if (e.type === 'delete' && e.key === key) return;
+}
+
 it('one holder at a time; renewable by its holder; free after release or expiry', async () => {
-  const a = new Leases(store, 'node-a', () => now);
-  const b = new Leases(store, 'node-b', () => now);
+  const a = new Leases(store, 'node-a');
+  const b = new Leases(store, 'node-b');
   expect(await a.acquire('x', 1000)).toBe(true);
   expect(await b.acquire('x', 1000)).toBe(false);
   expect(await a.acquire('x', 1000)).toBe(true); // renew
   await b.release('x'); // not b's to give back
   expect(await b.acquire('x', 1000)).toBe(false);
   await a.release('x');
+  const watch = await store.watch('/ferry/leases/');
   expect(await b.acquire('x', 1000)).toBe(true);
-  now += 1001; // b died without giving it back
+  await expired('/ferry/leases/x', watch); // b died without giving it back: the store's TTL frees it
+  await watch.close();
   expect(await a.acquire('x', 1000)).toBe(true);
-  expect(await store.get('/ferry/leases/x')).toEqual({ holder: 'node-a', expires: now + 1000 });
+  expect(await b.acquire('x', 1000)).toBe(false); // b's lease is gone; renewing it does not steal a's
+  const entry = await store.getEntry<{ holder: string }>('/ferry/leases/x');
+  expect(entry?.value.holder).toBe('node-a');
+  expect(entry?.lease).toBeDefined();
 });
 
 it('of two nodes racing for a free lease, exactly one wins', async () => {
-  const nodes = Array.from({ length: 8 }, (_, i) => new Leases(store, `node-${i}`, () => now));
+  const nodes = Array.from({ length: 8 }, (_, i) => new Leases(store, `node-${i}`));
   const wins = await Promise.all(nodes.map((n) => n.acquire('race', 1000)));
   expect(wins.filter(Boolean)).toHaveLength(1);
 });

@@ -33,7 +33,7 @@ export interface BackupSchedulerOptions {
   clock?: Clock;
   /** Longest sleep between two ticks; default 60 000 ms. */
   maxSleepMs?: number;
-  /** Life of the claim lease of one schedule; default 30 000 ms. */
+  /** Life of the claim lease of one schedule (a cluster-store lease, whole seconds); default 30 000 ms. */
   leaseMs?: number;
   /** Where runs and failures are logged; default nowhere. */
   log?: SchedulerLog;
@@ -64,7 +64,7 @@ export class BackupScheduler {
 
   constructor(private readonly options: BackupSchedulerOptions) {
     this.clock = options.clock ?? systemClock;
-    this.leases = new Leases(options.records.store, options.nodeId, () => this.clock.now());
+    this.leases = new Leases(options.records.store, options.nodeId);
     this.maxSleepMs = options.maxSleepMs ?? 60_000;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.log = options.log ?? (() => undefined);

@@ -9,7 +9,7 @@
  * keeps its own volumes in memory and reads the catalog for the others (list, inspect, and to say where a volume
  * is when it is asked to open one it does not hold).
  */
-import type { ClusterStore, StoreOp } from '../store/types.js';
+import type { ClusterStore, StoreOp } from '../cluster/types.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
 
 export const catalogKeys = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StoreOp } from '../store/types.js';
+import type { StoreOp } from '../cluster/types.js';
 import { VolumeCoordinator } from './coordinator.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent } from './types.js';

@@ -9,7 +9,7 @@
  * failing the I/O, and the epoch that fences an older coordinator.
  */
 import { FerryError } from '../../common/index.js';
-import type { StoreOp } from '../store/types.js';
+import type { StoreOp } from '../cluster/types.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
 

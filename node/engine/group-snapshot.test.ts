@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { isFerryError } from '../../common/index.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { SqliteStore } from '../cluster/sqlite-store.js';
 import { openEngine } from './engine.js';
 import type { VolumeEngine } from './types.js';
 

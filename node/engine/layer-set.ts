@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import type { ClusterStore, StoreOp } from '../store/types.js';
+import type { ClusterStore, StoreOp } from '../cluster/types.js';
 import { GRANULE } from './constants.js';
 import { failpoint } from './failpoints.js';
 import type { Gate } from './gate.js';

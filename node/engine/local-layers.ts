@@ -8,7 +8,7 @@
  *
  * Version 1 of the layout kept every layer under `/ferry/layers/<id>`; `upgradeLayout` moves them here.
  */
-import type { ClusterStore, StoreOp } from '../store/types.js';
+import type { ClusterStore, StoreOp } from '../cluster/types.js';
 import { catalogKeys, put, type VolumeNameRecord } from './catalog.js';
 import type { LayerRecord } from './layer.js';
 import type { VolumeRecord } from './records.js';

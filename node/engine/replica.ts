@@ -4,7 +4,7 @@
  * interface, reached over the replication port, and the volume's coordinator (node/engine/coordinator.ts) fans each
  * change out to all of them. Nothing here may assume files: a remote replica implements it over the network.
  */
-import type { StoreOp } from '../store/types.js';
+import type { StoreOp } from '../cluster/types.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
 
 /**

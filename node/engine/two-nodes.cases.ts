@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ClusterStore, KeyValue } from '../store/types.js';
+import type { ClusterStore, KeyValue } from '../cluster/types.js';
 import { openEngine } from './engine.js';
 import type { VolumeEngine } from './types.js';
 

@@ -2,8 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SqliteStore } from '../store/sqlite-store.js';
-import type { ClusterStore, StoreOp } from '../store/types.js';
+import { SqliteStore } from '../cluster/sqlite-store.js';
+import type { ClusterStore, StoreOp } from '../cluster/types.js';
 import { catalogKeys } from './catalog.js';
 import { openEngine } from './engine.js';
 import { LEGACY_LAYERS } from './local-layers.js';
@@ -11,25 +11,24 @@ import type { VolumeRecord } from './records.js';
 
 const MiB = 1024 * 1024;
 
-/** A store that keeps a copy of every commit made through it (the SQLite store underneath does the work). */
-class RecordingStore implements ClusterStore {
+/** A store that keeps a copy of every commit made through it (the store underneath does the work). */
+class RecordingStore {
   readonly commits: StoreOp[][] = [];
-  constructor(private readonly inner: ClusterStore) {}
-  get<T>(key: string) {
-    return this.inner.get<T>(key);
-  }
-  list<T>(prefix: string) {
-    return this.inner.list<T>(prefix);
-  }
-  async commit(ops: readonly StoreOp[]): Promise<void> {
-    this.commits.push([...ops]);
-    await this.inner.commit(ops);
-  }
-  compareAndSet(key: string, expected: unknown, value: unknown) {
-    return this.inner.compareAndSet(key, expected, value);
-  }
-  close() {
-    return this.inner.close();
+  readonly store: ClusterStore;
+  constructor(inner: ClusterStore) {
+    const commits = this.commits;
+    this.store = new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === 'commit') {
+          return async (ops: readonly StoreOp[]) => {
+            commits.push([...ops]);
+            await target.commit(ops);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
   }
 }
 
@@ -73,11 +72,12 @@ describe('a data directory written with layout version 1 (global layer keys)', (
     expect(await raw.list(`/ferry/local/`)).toEqual([]);
     await raw.close();
 
-    const store = new RecordingStore(new SqliteStore(join(dir, 'cluster.db')));
+    const recording = new RecordingStore(new SqliteStore(join(dir, 'cluster.db')));
+    const { store } = recording;
     const engine = await openEngine({ dataDir: dir, store });
     try {
-      expect(store.commits.length).toBe(1);
-      const [upgrade] = store.commits;
+      expect(recording.commits.length).toBe(1);
+      const [upgrade] = recording.commits;
       expect(upgrade?.filter((o) => o.op === 'delete' && o.key.startsWith(LEGACY_LAYERS)).length).toBe(layerCount);
       expect(upgrade?.filter((o) => o.op === 'put' && o.key.startsWith(`/ferry/local/${nodeId}/layers/`)).length).toBe(
         layerCount,
@@ -109,9 +109,9 @@ describe('a data directory written with layout version 1 (global layer keys)', (
     }
     // A second start finds nothing to upgrade.
     const again = new RecordingStore(new SqliteStore(join(dir, 'cluster.db')));
-    const reopened = await openEngine({ dataDir: dir, store: again });
+    const reopened = await openEngine({ dataDir: dir, store: again.store });
     expect(again.commits).toEqual([]);
     await reopened.close();
-    await again.close();
+    await again.store.close();
   });
 });
