@@ -4,7 +4,7 @@ import { FerryError, formatSize, invalidArgument, isFerryError, notFound } from 
 import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../cluster/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../cluster/types.js';
-import { Catalog, del, holdersOf, holds, put } from './catalog.js';
+import { Catalog, catalogKeys, del, holdersOf, holds, put } from './catalog.js';
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
@@ -438,7 +438,12 @@ class Engine implements VolumeEngine {
         replicas: [{ node_id: this.nodeId }],
       };
       if (prepared !== undefined) record.encryption = prepared.encryption;
-      await this.commitOrDiscard([this.local.put(layer.record), put.volume(record), put.name(record)], [layer], what);
+      await this.commitOrDiscard(
+        [this.local.put(layer.record), put.volume(record), put.name(record)],
+        [layer],
+        what,
+        name,
+      );
       return { volume: this.volumeInfo(this.addVolume(record)), created: true };
     });
   }
@@ -629,7 +634,12 @@ class Engine implements VolumeEngine {
         const top = this.layers.create(snap.layer);
         const record = this.newVolumeRecord(name, snap.record.size, cloneLabels, top, snap.record.id, encryption);
         failpoint('clone.before-commit');
-        await this.commitOrDiscard([this.local.put(top.record), put.volume(record), put.name(record)], [top], what);
+        await this.commitOrDiscard(
+          [this.local.put(top.record), put.volume(record), put.name(record)],
+          [top],
+          what,
+          name,
+        );
         failpoint('clone.after-commit');
         return this.volumeInfo(this.addVolume(record));
       }
@@ -654,6 +664,7 @@ class Engine implements VolumeEngine {
           ],
           [sourceTop, cloneTop],
           what,
+          name,
         );
         frozen.frozen = true;
         this.layers.unref(frozen);
@@ -698,14 +709,27 @@ class Engine implements VolumeEngine {
     return record;
   }
 
-  /** Commits a create; on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. */
-  private async commitOrDiscard(ops: StoreOp[], created: Layer[], what: string): Promise<void> {
+  /**
+   * Commits a create; on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. With
+   * `claim` (a new volume's name), the commit holds only while no node has taken that name since it was checked: two
+   * nodes creating one name at once get one volume and one ALREADY_EXISTS, never two volumes of one name.
+   */
+  private async commitOrDiscard(ops: StoreOp[], created: Layer[], what: string, claim?: string): Promise<void> {
+    let committed = true;
     try {
-      await this.store.commit(ops);
+      if (claim === undefined) await this.store.commit(ops);
+      else committed = (await this.store.txn([{ key: catalogKeys.name(claim), modRevision: 0 }], ops)).succeeded;
     } catch (err: unknown) {
       for (const l of created) this.layers.discard(l);
       if (isNoSpace(err)) throw await this.guard.exhaustedNow(what, err);
       throw err;
+    }
+    if (!committed) {
+      for (const l of created) this.layers.discard(l);
+      throw new FerryError(
+        'ALREADY_EXISTS',
+        `${what}: another node created volume ${claim} meanwhile; pick another name`,
+      );
     }
   }
 

@@ -89,6 +89,23 @@ export function twoNodeCases(backend: string, openStore: StoreFactory): void {
       expect(await a.inspectVolume('va')).toMatchObject({ size: 2 * MiB, replicas: [{ node_id: bId }] });
     });
 
+    it('two nodes creating one name at once make one volume: the other gets it back or ALREADY_EXISTS', async () => {
+      for (let round = 0; round < 5; round++) {
+        const name = `race-${round}`;
+        const results = await Promise.allSettled([
+          a.createVolume({ name, size: 4 * MiB }),
+          b.createVolume({ name, size: 4 * MiB }),
+        ]);
+        const created = results.filter((r) => r.status === 'fulfilled' && r.value.created);
+        expect(created.length).toBe(1);
+        for (const r of results) {
+          if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'ALREADY_EXISTS' });
+        }
+        const named = (await store.list<{ name: string }>('/ferry/volumes/')).filter((kv) => kv.value.name === name);
+        expect(named.length).toBe(1);
+      }
+    });
+
     it('opens only its own replicas: the other node’s volume is refused, naming the node to attach it on', async () => {
       await a.createVolume({ name: 'va', size: 4 * MiB });
       const snap = await a.createSnapshot('va', { name: 's1' });
