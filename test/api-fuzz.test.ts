@@ -1,6 +1,6 @@
 /**
  * Fuzzing the API's input handling: thousands of malformed requests, from a seeded generator, through `app.request`
- * against every route of the registry (api/openapi), on a node in this process with every service. Bad JSON, wrong
+ * against every operation of the API (api/operations.ts), on a node in this process with every service. Bad JSON, wrong
  * types, missing and unknown fields, huge bodies and strings, odd path parameters and queries, odd content types.
  * No request may get a 500; every 400 must name a field, and the field at fault when exactly one is.
  *
@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreClusterDirectory } from '../api/cluster-directory.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../api/index.js';
 import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
-import { API_OPERATIONS, type ApiOperation, type JsonSchema, toJsonSchema } from '../api/openapi/index.js';
+import { type JsonSchema, toJsonSchema } from '../api/openapi/index.js';
+import type { ApiOperation } from '../api/operation.js';
+import { API_OPERATIONS } from '../api/operations.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
 import { type KeyHarness, openHarness, volumeWithData } from './support/key-harness.js';
 

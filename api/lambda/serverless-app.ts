@@ -20,14 +20,14 @@ import { FerryError } from '../../common/index.js';
 import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../../kms/index.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../app.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from '../errors.js';
-import { API_OPERATIONS } from '../openapi/index.js';
+import { API_OPERATIONS } from '../operations.js';
 import { createCredentialSchema } from '../schemas/index.js';
 import { parseWith } from '../validate.js';
 import { forwardTo } from './forward.js';
 import { InMemoryClusterStore } from './memory-store.js';
 import { NoEngine } from './no-engine.js';
 
-/** Operations (registry operationIds) the function answers itself; the rest go to the node. */
+/** Operations (operationIds of api/operations.ts) the function answers itself; the rest go to the node. */
 export const LOCAL_OPERATIONS: ReadonlySet<string> = new Set([
   'healthz',
   'identityVersion',
