@@ -9,11 +9,15 @@
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreClusterDirectory } from '../api/cluster-directory.js';
-import { createApp, DEFAULT_MAX_BODY_BYTES } from '../api/index.js';
+import {
+  API_OPERATIONS,
+  type ApiOperation,
+  createApp,
+  DEFAULT_MAX_BODY_BYTES,
+  type JsonSchema,
+  toJsonSchema,
+} from '../api/index.js';
 import { InMemoryClusterStore } from '../api/lambda/memory-store.js';
-import { type JsonSchema, toJsonSchema } from '../api/openapi/index.js';
-import type { ApiOperation } from '../api/operation.js';
-import { API_OPERATIONS } from '../api/operations.js';
 import { ScheduleRecords } from '../api/schedules/index.js';
 import { type KeyHarness, openHarness, volumeWithData } from './support/key-harness.js';
 
