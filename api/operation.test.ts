@@ -109,6 +109,46 @@ describe('an operation', () => {
   });
 });
 
+describe('an operation with a lookup', () => {
+  const lookups: string[] = [];
+  const withLookup = define({
+    method: 'put',
+    path: '/v1/things/{thing_id}/owner',
+    operationId: 'thingOwnerSet',
+    tag: 'Things',
+    summary: 'Finds the thing, then reads the body.',
+    params: { thing_id: z.string().regex(/^[a-z]+$/) },
+    body: z.strictObject({ owner: z.string() }),
+    lookup: async (_c, { params }) => {
+      lookups.push(params.thing_id);
+      if (params.thing_id !== 'known') throw new FerryError('NOT_FOUND', `no thing ${params.thing_id}`);
+      return { id: params.thing_id, found: true };
+    },
+    handler: (c, { found, body }) => c.json({ found, owner: body.owner }),
+  });
+  const a = new Hono();
+  a.onError((err, c) => errorResponse(c, err, () => {}));
+  a.route('/v1', addOperations(new Hono(), [withLookup], { calls: [] }));
+
+  it('finds the target after the parameters and before the body, and hands the handler what it found', async () => {
+    expect(await put(a, '/v1/things/known/owner', '{"owner":"alice"}')).toEqual({
+      status: 200,
+      json: { found: { id: 'known', found: true }, owner: 'alice' },
+    });
+    // A bad parameter is refused before the lookup; a missing target before a bad body.
+    expect(await put(a, '/v1/things/BAD/owner', 'not json')).toMatchObject({
+      status: 400,
+      json: { field: 'thing_id' },
+    });
+    expect(await put(a, '/v1/things/other/owner', 'not json')).toMatchObject({
+      status: 404,
+      json: { code: 'NOT_FOUND' },
+    });
+    expect(await put(a, '/v1/things/known/owner', 'not json')).toMatchObject({ status: 400, json: { field: 'body' } });
+    expect(lookups).toEqual(['known', 'other', 'known']);
+  });
+});
+
 describe('routerPath', () => {
   it('turns a full OpenAPI path into the path on a router mounted at a prefix', () => {
     expect(routerPath('/v1/volumes/{volume_id}/changed_blocks', '/v1')).toBe('/volumes/:volume_id/changed_blocks');

@@ -2,7 +2,7 @@
  * One definition per API operation: its method, path, schemas, what the reference says of it, and its handler.
  * `addOperations` registers definitions on a Hono router, validating the path parameters, then the query, then the
  * JSON body with the definition's schemas before the handler runs (each failure an INVALID_ARGUMENT FerryError naming
- * the field, see validate.ts); the OpenAPI document (api/openapi/document.ts) is built from the same definitions
+ * the field, see validate.ts; an optional `lookup` runs between the query and the body); the OpenAPI document (api/openapi/document.ts) is built from the same definitions
  * (`API_OPERATIONS`, api/operations.ts). Nothing else states a route's method, path or schemas.
  */
 import type { Context, Hono } from 'hono';
@@ -39,11 +39,16 @@ export interface ApiOperation {
   produces?: string;
 }
 
-/** The validated request a handler receives. */
-export interface OperationInput<P extends ParamSchemas, Q, B> {
+/** The validated path parameters and query, what `lookup` receives. */
+export interface OperationTarget<P extends ParamSchemas, Q> {
   params: { [K in keyof P]: z.output<P[K]> };
   query: Q extends z.ZodType ? z.output<Q> : undefined;
+}
+
+/** The validated request a handler receives, with what `lookup` found. */
+export interface OperationInput<P extends ParamSchemas, Q, B, L> extends OperationTarget<P, Q> {
   body: B extends z.ZodType ? z.output<B> : undefined;
+  found: L;
 }
 
 /** An operation as written: the document's part plus the handler, which gets the validated input and `deps`. */
@@ -52,16 +57,22 @@ export interface OperationDefinition<
   P extends ParamSchemas,
   Q extends z.ZodObject | undefined,
   B extends z.ZodType | undefined,
+  L,
 > extends Omit<ApiOperation, 'params' | 'query' | 'body'> {
   params?: P;
   query?: Q;
   body?: B;
-  handler: (c: Context, input: OperationInput<P, Q, B>, deps: D) => Response | Promise<Response>;
+  /**
+   * Finds what the request names before the body is read, for an operation that judges the target first (a PUT on
+   * a snapshot's ownership is refused on `id` whatever the body says). Its result is the handler's `input.found`.
+   */
+  lookup?: (c: Context, input: OperationTarget<P, Q>, deps: D) => Promise<L>;
+  handler: (c: Context, input: OperationInput<P, Q, B, L>, deps: D) => Response | Promise<Response>;
 }
 
 /** A defined operation: the document's part, and `run` (validate, then call the handler). */
 export interface Operation<D> extends ApiOperation {
-  /** Validates the request against the schemas (parameters, query, body, in that order), then runs the handler. */
+  /** Validates the parameters and the query, runs `lookup`, validates the body, then runs the handler. */
   run: (c: Context, deps: D) => Promise<Response>;
 }
 
@@ -74,16 +85,19 @@ export function operationsWith<D>() {
     P extends ParamSchemas = Record<never, never>,
     Q extends z.ZodObject | undefined = undefined,
     B extends z.ZodType | undefined = undefined,
-  >(definition: OperationDefinition<D, P, Q, B>): Operation<D> {
-    const { handler, ...described } = definition;
+    L = undefined,
+  >(definition: OperationDefinition<D, P, Q, B, L>): Operation<D> {
+    const { handler, lookup, ...described } = definition;
     return {
       ...described,
       async run(c: Context, deps: D): Promise<Response> {
         const params: Record<string, unknown> = {};
         for (const [name, schema] of Object.entries(definition.params ?? {})) params[name] = readParam(c, name, schema);
         const query = definition.query === undefined ? undefined : readQuery(c, definition.query);
+        const target = { params, query } as OperationTarget<P, Q>;
+        const found = lookup === undefined ? undefined : await lookup(c, target, deps);
         const body = definition.body === undefined ? undefined : await readJsonBody(c, definition.body);
-        return handler(c, { params, query, body } as OperationInput<P, Q, B>, deps);
+        return handler(c, { ...target, body, found } as OperationInput<P, Q, B, L>, deps);
       },
     };
   };

@@ -62,16 +62,21 @@ async function showOwnership(c: Context, access: ResourceAccess, { ref }: Resolv
   return c.json({ id: ref.id, ...(ownership !== undefined && { ownership }) });
 }
 
+/** The resource whose ownership a PUT sets: a snapshot has its volume's, so naming one is refused on `id`. */
+function settable({ ref, snapshot }: Resolved): ResourceRef {
+  if (snapshot) {
+    throw invalidArgument('id', `a snapshot has its volume's ownership; set it on volume ${ref.name ?? ref.id}`);
+  }
+  return ref;
+}
+
 async function setOwnership(
   c: Context,
   access: ResourceAccess,
   kind: string,
-  { ref, snapshot }: Resolved,
+  ref: ResourceRef,
   body: z.output<typeof ownershipUpdateSchema>,
 ): Promise<Response> {
-  if (snapshot) {
-    throw invalidArgument('id', `a snapshot has its volume's ownership; set it on volume ${ref.name ?? ref.id}`);
-  }
   await access.require(c, ref, 'Admin');
   const principal = access.principal(c);
   const current = await access.ownership(ref);
@@ -136,8 +141,9 @@ export const authOperations = [
     summary: "Sets a volume's owner (system.admin only) and ACLs.",
     params: { id: resourceRefSchema },
     body: ownershipUpdateSchema,
-    handler: async (c, { params, body }, { access, engine }) =>
-      setOwnership(c, access, 'volumes', await resolveVolume(engine, params.id), body),
+    // The volume is found (404), and a snapshot refused, before the body is judged.
+    lookup: async (_c, { params }, { engine }) => settable(await resolveVolume(engine, params.id)),
+    handler: (c, { body, found }, { access }) => setOwnership(c, access, 'volumes', found, body),
   }),
   define({
     method: 'get',
@@ -157,8 +163,8 @@ export const authOperations = [
     summary: "Sets a credential's owner (system.admin only) and ACLs.",
     params: { id: credentialRefSchema },
     body: ownershipUpdateSchema,
-    handler: async (c, { params, body }, { access, credentials }) =>
-      setOwnership(c, access, 'credentials', await resolveCredential(credentials, params.id), body),
+    lookup: async (_c, { params }, { credentials }) => settable(await resolveCredential(credentials, params.id)),
+    handler: (c, { body, found }, { access }) => setOwnership(c, access, 'credentials', found, body),
   }),
 ];
 
