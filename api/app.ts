@@ -20,7 +20,7 @@ import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, route
 import { engineCheck, healthRoutes, type ReadinessCheck, spaceCheck } from './health.js';
 import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
-import { openApiRoutes } from './openapi/index.js';
+import { API_OPERATIONS } from './operations.js';
 import { requestLog } from './request-log.js';
 import { cloudBackupGroupRoutes } from './routes/cloudbackup-group.js';
 import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
@@ -29,7 +29,9 @@ import { clusterRoutes } from './routes/cluster.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { identityRoutes, servedServices } from './routes/identities.js';
 import { keyRoutes } from './routes/keys.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { referenceRoutes } from './routes/reference.js';
 import { type ScheduleApi, schedulePolicyRoutes } from './routes/schedule-policies.js';
 import { snapshotRoutes } from './routes/snapshots.js';
 import { volumeRoutes } from './routes/volumes.js';
@@ -107,7 +109,7 @@ export function createApp(options: AppOptions): Hono {
   });
   app.use('*', closeOnUnreadBody());
   // The API document and reference page describe no data: served before authentication.
-  app.route('/v1', openApiRoutes());
+  app.route('/v1', referenceRoutes(API_OPERATIONS));
   // Authentication comes before anything reads or limits a body: an unauthenticated caller gets 401 whatever it sends.
   if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
@@ -122,12 +124,7 @@ export function createApp(options: AppOptions): Hono {
     '/',
     healthRoutes({ checks: [...checks, ...(options.readiness ?? [])], ...(space !== undefined && { space }) }),
   );
-  if (metrics !== undefined) {
-    app.get('/metrics', async (c) => {
-      const { contentType, body } = await metrics.scrape();
-      return c.body(body, 200, { 'content-type': contentType });
-    });
-  }
+  if (metrics !== undefined) app.route('/', metricsRoutes(metrics));
   app.route('/v1', identityRoutes(servedServices(options)));
   app.route('/v1', clusterRoutes(options.cluster));
   app.route('/v1', nodeRoutes(options.cluster));

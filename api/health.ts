@@ -9,6 +9,7 @@
  */
 import { Hono } from 'hono';
 import { humanBytes, type SpaceStatus, type VolumeEngine } from '../node/index.js';
+import { addOperations, operationsWith } from './operation.js';
 
 /** One condition the node needs to serve: resolves when it holds, rejects (saying why) when it does not. */
 export interface ReadinessCheck {
@@ -93,26 +94,51 @@ export function spaceCheck(space: () => Promise<SpaceStatus>): ReadinessCheck {
   };
 }
 
+/** What the probes work on: the options with their defaults. */
+interface HealthDeps {
+  checks: readonly ReadinessCheck[];
+  timeoutMs: number;
+  space: (() => Promise<SpaceStatus>) | undefined;
+}
+
+const define = operationsWith<HealthDeps>();
+
+/** The probes. */
+export const healthOperations = [
+  define({
+    method: 'get',
+    path: '/healthz',
+    operationId: 'healthz',
+    tag: 'Operations',
+    summary: 'Liveness: the process answers.',
+    handler: (c) => c.json({ status: 'ok' }),
+  }),
+  define({
+    method: 'get',
+    path: '/readyz',
+    operationId: 'readyz',
+    tag: 'Operations',
+    summary: 'Readiness: the engine and the other checks answer (503 naming the failing check otherwise).',
+    handler: async (c, _input, options) => {
+      const [report, space] = await Promise.all([
+        checkReadiness(options.checks, options.timeoutMs),
+        options.space?.().catch(() => undefined),
+      ]);
+      const extra = space === undefined ? {} : { space };
+      if (report.ready) return c.json({ status: 'ready', checks: report.checks, ...extra });
+      const failed = Object.entries(report.checks)
+        .filter(([, result]) => result !== 'ok')
+        .map(([name, result]) => `${name} (${result})`);
+      const body = { code: 'UNAVAILABLE', message: `not ready: ${failed.join(', ')}`, checks: report.checks, ...extra };
+      return c.json(body, 503, {
+        'retry-after': '1',
+      });
+    },
+  }),
+];
+
 /** Routes `/healthz` and `/readyz`; mount at the root of the app. */
 export function healthRoutes(options: HealthOptions = {}): Hono {
-  const checks = options.checks ?? [];
-  const timeoutMs = options.timeoutMs ?? 2000;
-  const app = new Hono();
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', async (c) => {
-    const [report, space] = await Promise.all([
-      checkReadiness(checks, timeoutMs),
-      options.space?.().catch(() => undefined),
-    ]);
-    const extra = space === undefined ? {} : { space };
-    if (report.ready) return c.json({ status: 'ready', checks: report.checks, ...extra });
-    const failed = Object.entries(report.checks)
-      .filter(([, result]) => result !== 'ok')
-      .map(([name, result]) => `${name} (${result})`);
-    const body = { code: 'UNAVAILABLE', message: `not ready: ${failed.join(', ')}`, checks: report.checks, ...extra };
-    return c.json(body, 503, {
-      'retry-after': '1',
-    });
-  });
-  return app;
+  const deps = { checks: options.checks ?? [], timeoutMs: options.timeoutMs ?? 2000, space: options.space };
+  return addOperations(new Hono(), healthOperations, deps, '/');
 }

@@ -90,7 +90,9 @@ export {
   scrubText,
 } from './log.js';
 export { type JobSource, NodeMetrics, type NodeMetricsOptions } from './metrics.js';
-export { API_OPERATIONS, type ApiOperation, type JsonSchema, toJsonSchema } from './openapi/index.js';
+export { type JsonSchema, type OpenApiDocument, toJsonSchema } from './openapi/index.js';
+export type { ApiOperation, HttpMethod } from './operation.js';
+export { API_OPERATIONS } from './operations.js';
 export { type FinishedRequest, REQUEST_ID_HEADER, type RequestLogOptions, requestLog } from './request-log.js';
 export type { CloudBackupScheduleView } from './routes/cloudbackup-schedules.js';
 export {

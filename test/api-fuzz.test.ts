@@ -1,6 +1,6 @@
 /**
  * Fuzzing the API's input handling: thousands of malformed requests, from a seeded generator, through `app.request`
- * against every route of the registry (api/openapi), on a node in this process with every service. Bad JSON, wrong
+ * against every operation of the API (api/operations.ts), on a node in this process with every service. Bad JSON, wrong
  * types, missing and unknown fields, huge bodies and strings, odd path parameters and queries, odd content types.
  * No request may get a 500; every 400 must name a field, and the field at fault when exactly one is.
  *

@@ -20,12 +20,12 @@ import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring } from '../.
 import { MemoryStore } from '../../node/index.js';
 import { createApp, DEFAULT_MAX_BODY_BYTES } from '../app.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from '../errors.js';
-import { API_OPERATIONS } from '../openapi/index.js';
+import { API_OPERATIONS } from '../operations.js';
 import { createCredentialSchema } from '../schemas/index.js';
 import { parseWith } from '../validate.js';
 import { forwardTo } from './forward.js';
 
-/** Operations (registry operationIds) the function answers itself; the rest go to the node. */
+/** Operations (operationIds of api/operations.ts) the function answers itself; the rest go to the node. */
 export const LOCAL_OPERATIONS: ReadonlySet<string> = new Set([
   'healthz',
   'identityVersion',

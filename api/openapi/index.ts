@@ -1,4 +1,7 @@
-/** The OpenAPI document of the API, generated from the route registry, and the routes that serve it. */
+/**
+ * The OpenAPI document of the API and its HTML page, assembled from the operations' definitions (api/operation.ts);
+ * served by api/routes/reference.ts.
+ */
 export {
   buildOpenApiDocument,
   errorBodySchema,
@@ -9,5 +12,3 @@ export {
   toJsonSchema,
 } from './document.js';
 export { escapeHtml, renderReferenceHtml } from './html.js';
-export { API_OPERATIONS, type ApiOperation, type HttpMethod } from './registry.js';
-export { openApiRoutes } from './routes.js';

@@ -1,19 +1,26 @@
 /**
  * The OpenAPI document against the app: every route the app registers is documented and every documented operation
- * is a route (both ways, so neither can drift); the document is served, valid in shape, and built from the same
- * schema objects the routes validate with; the reference page is self-contained.
+ * is a route (both ways, so neither can drift); every operation carries its request and response schemas, the same
+ * objects its route validates with; the document is a valid OpenAPI 3.1 document (structure checked offline) and is
+ * served; the reference page is self-contained.
  */
+
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { MemoryStore } from '../../node/index.js';
 import { type KeyHarness, openHarness } from '../../test/support/key-harness.js';
+import { openApiProblems } from '../../test/support/openapi-check.js';
 import { createApp } from '../app.js';
 import { StoreClusterDirectory } from '../cluster-directory.js';
 import { NodeMetrics } from '../metrics.js';
+import { API_OPERATIONS } from '../operations.js';
 import { ScheduleRecords } from '../schedules/index.js';
 import { createVolumeSchema, resourceRefSchema } from '../schemas/index.js';
-import { API_OPERATIONS, buildOpenApiDocument, escapeHtml, type OpenApiDocument, toJsonSchema } from './index.js';
+import { buildOpenApiDocument, escapeHtml, type OpenApiDocument, toJsonSchema } from './index.js';
 
 let h: KeyHarness;
 let app: Hono;
@@ -59,25 +66,95 @@ function documentedRoutes(doc: OpenApiDocument): Set<string> {
 }
 
 describe('the OpenAPI document', () => {
-  it('lists exactly the routes the app registers', () => {
+  it('lists exactly the routes the app serves', () => {
     const registered = appRoutes(app);
-    const documented = documentedRoutes(buildOpenApiDocument());
+    const documented = documentedRoutes(buildOpenApiDocument(API_OPERATIONS));
     expect(
       [...registered].filter((r) => !documented.has(r)).sort(),
-      'routes missing from the registry: add an entry to api/openapi/registry.ts',
+      'routes the app serves that no operation defines: define them with operationsWith (api/operation.ts) and list them in api/operations.ts',
     ).toEqual([]);
     expect(
       [...documented].filter((r) => !registered.has(r)).sort(),
-      'registry entries (api/openapi/registry.ts) without a route',
+      'operations of api/operations.ts the app does not serve',
     ).toEqual([]);
     expect(documented.size).toBe(API_OPERATIONS.length);
   });
 
-  it('names every path parameter of a path in its parameters', () => {
+  it('is a valid OpenAPI 3.1 document', () => {
+    expect(openApiProblems(buildOpenApiDocument(API_OPERATIONS))).toEqual([]);
+  });
+
+  it('finds what is wrong in a broken document (the check itself)', () => {
+    const doc = structuredClone(buildOpenApiDocument(API_OPERATIONS)) as unknown as {
+      paths: Record<string, Record<string, Record<string, unknown>>>;
+      [key: string]: unknown;
+    };
+    const inspect = doc.paths['/v1/volumes/inspect/{volume_id}']?.get;
+    const create = doc.paths['/v1/volumes']?.post;
+    if (inspect === undefined || create === undefined) throw new Error('fixture operations missing');
+    inspect.parameters = [];
+    create.operationId = 'volumeEnumerate';
+    create.responses = { '200': { $ref: '#/components/responses/Nowhere' }, '2xx': { description: 'x' } };
+    create.tags = ['Undeclared'];
+    create.security = [{ apikey: [] }];
+    doc.openapi = '3.0.3';
+    expect(openApiProblems(doc)).toEqual(
+      expect.arrayContaining([
+        'openapi: not 3.1.x',
+        'paths//v1/volumes/inspect/{volume_id}/get: {volume_id} has no path parameter',
+        expect.stringMatching(/operationId volumeEnumerate twice/),
+        'paths//v1/volumes/post: response key 2xx',
+        'paths//v1/volumes/post/200: a response needs a description',
+        'tags: Undeclared is used but not declared',
+        'paths//v1/volumes/post: no scheme apikey',
+        expect.stringMatching(/\$ref #\/components\/responses\/Nowhere does not resolve/),
+      ]),
+    );
+  });
+
+  it('gives every operation its request and response schemas, from its definition', () => {
+    const doc = buildOpenApiDocument(API_OPERATIONS);
     for (const op of API_OPERATIONS) {
+      const where = `${op.method.toUpperCase()} ${op.path}`;
+      const documented = doc.paths[op.path]?.[op.method];
+      if (documented === undefined) throw new Error(`${where} is not documented`);
+      // Request: one path parameter per placeholder, each with its schema; the query's names; the body.
       const inPath = [...op.path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]).sort();
-      expect(Object.keys(op.params ?? {}).sort(), op.path).toEqual(inPath);
+      expect(Object.keys(op.params ?? {}).sort(), where).toEqual(inPath);
+      const parameters = documented.parameters ?? [];
+      for (const [name, schema] of Object.entries(op.params ?? {})) {
+        expect(parameters, where).toContainEqual({ name, in: 'path', required: true, schema: toJsonSchema(schema) });
+      }
+      const queryNames = parameters.filter((p) => p.in === 'query').map((p) => p.name);
+      expect(queryNames.sort(), where).toEqual(Object.keys(op.query?.shape ?? {}).sort());
+      if (op.body === undefined) expect(documented.requestBody, where).toBeUndefined();
+      else expect(documented.requestBody?.content['application/json'].schema, where).toEqual(toJsonSchema(op.body));
+      // Response: the 200 answer has a media type and a schema (the definition's, where it writes one).
+      const ok = documented.responses['200'] as { content: Record<string, { schema: unknown }> };
+      const [type, media] = Object.entries(ok.content)[0] ?? [];
+      expect(type, where).toBe(op.produces ?? 'application/json');
+      expect(media?.schema, where).toEqual(
+        op.response !== undefined ? toJsonSchema(op.response) : expect.objectContaining({ type: expect.any(String) }),
+      );
+      // Errors: 400 wherever input is validated, 413 wherever a body is read.
+      const validates = op.params !== undefined || op.query !== undefined || op.body !== undefined;
+      expect('400' in documented.responses, where).toBe(validates);
+      expect('413' in documented.responses, where).toBe(op.body !== undefined);
     }
+  });
+
+  it('leaves validation to the definitions: no route reads a body, query or parameter itself', async () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    const files = (await readdir(root, { recursive: true })).filter(
+      (f) => f.endsWith('.ts') && !f.endsWith('.test.ts') && !f.endsWith('.d.ts'),
+    );
+    const readers: string[] = [];
+    for (const file of files) {
+      const text = await readFile(join(root, file), 'utf8');
+      if (/readJsonBody|readParam\(|readQuery\(|c\.req\.(json|text|param|query|valid)\(/.test(text)) readers.push(file);
+    }
+    // validate.ts holds the readers; operation.ts is the one caller.
+    expect(readers.sort()).toEqual(['operation.ts', 'validate.ts']);
   });
 
   it('is served at /v1/openapi.json and generated from the schemas the routes use', async () => {
@@ -105,9 +182,9 @@ describe('the OpenAPI document', () => {
     expect(JSON.stringify(doc)).not.toContain('$schema');
   });
 
-  it('rejects a registry that lists one operation twice', () => {
+  it('refuses two definitions of one method and path', () => {
     const first = API_OPERATIONS[0];
-    if (first === undefined) throw new Error('empty registry');
+    if (first === undefined) throw new Error('no operations');
     expect(() => buildOpenApiDocument([first, { ...first, operationId: 'again' }])).toThrow(/twice/);
   });
 

@@ -4,23 +4,45 @@
  * the services this server answers).
  */
 import { Hono } from 'hono';
-import type { ServiceType } from '../schemas/index.js';
+import { addOperations, operationsWith } from '../operation.js';
+import { capabilitiesResponseSchema, type ServiceType, versionResponseSchema } from '../schemas/index.js';
 import { FERRY_VERSION, OPENSTORAGE_SDK_VERSION } from '../version.js';
 
-/** The services a server answers, in the order capabilities lists them. Default: identity and volumes only. */
+const define = operationsWith<readonly ServiceType[]>();
+
+/** The identity rpcs; their handlers get the services the server answers. */
+export const identityOperations = [
+  define({
+    method: 'get',
+    path: '/v1/identities/version',
+    operationId: 'identityVersion',
+    tag: 'Identity',
+    summary: "The OpenStorage SDK version this API follows and Ferry's own version.",
+    rpc: 'OpenStorageIdentity.Version',
+    response: versionResponseSchema,
+    handler: (c) => {
+      const { major, minor, patch } = OPENSTORAGE_SDK_VERSION;
+      return c.json({
+        sdk_version: { major, minor, patch, version: `${major}.${minor}.${patch}` },
+        version: { driver: 'ferry', version: FERRY_VERSION, details: { node: process.version } },
+      });
+    },
+  }),
+  define({
+    method: 'get',
+    path: '/v1/identities/capabilities',
+    operationId: 'identityCapabilities',
+    tag: 'Identity',
+    summary: 'The services this server answers.',
+    rpc: 'OpenStorageIdentity.Capabilities',
+    response: capabilitiesResponseSchema,
+    handler: (c, _input, services) => c.json({ capabilities: services.map((type) => ({ service: { type } })) }),
+  }),
+];
+
+/** Routes of the identity rpcs, to mount under `/v1`. Default services: identity and volumes only. */
 export function identityRoutes(services: readonly ServiceType[] = ['IDENTITY', 'VOLUME']): Hono {
-  const routes = new Hono();
-  routes.get('/identities/version', (c) => {
-    const { major, minor, patch } = OPENSTORAGE_SDK_VERSION;
-    return c.json({
-      sdk_version: { major, minor, patch, version: `${major}.${minor}.${patch}` },
-      version: { driver: 'ferry', version: FERRY_VERSION, details: { node: process.version } },
-    });
-  });
-  routes.get('/identities/capabilities', (c) =>
-    c.json({ capabilities: services.map((type) => ({ service: { type } })) }),
-  );
-  return routes;
+  return addOperations(new Hono(), identityOperations, services);
 }
 
 /** The services a server with these parts answers (what capabilities lists). */

@@ -9,12 +9,53 @@ import { Hono } from 'hono';
 import type { KeyService } from '../../cloudsnap/index.js';
 import { FerryError } from '../../common/index.js';
 import type { ResourceAccess } from '../auth/access.js';
+import { addOperations, operationsWith } from '../operation.js';
 import { createKeySchema, destroyKeySchema, rotateKeySchema } from '../schemas/index.js';
-import { readJsonBody } from '../validate.js';
+
+const define = operationsWith<KeyService>();
+
+/** The key operations. */
+export const keyOperations = [
+  define({
+    method: 'get',
+    path: '/v1/keys',
+    operationId: 'keyList',
+    tag: 'Keys',
+    summary: "KEKs of the local keyring and the node's key providers.",
+    handler: async (c, _input, keys) => c.json(await keys.list()),
+  }),
+  define({
+    method: 'post',
+    path: '/v1/keys',
+    operationId: 'keyCreate',
+    tag: 'Keys',
+    summary: 'Creates a KEK in the local keyring.',
+    body: createKeySchema,
+    handler: async (c, { body }, keys) => c.json(await keys.create(body.kek)),
+  }),
+  define({
+    method: 'post',
+    path: '/v1/keys/rotate',
+    operationId: 'keyRotate',
+    tag: 'Keys',
+    summary: 'Rotates a KEK and rewraps the master secret of every repository under it.',
+    body: rotateKeySchema,
+    handler: async (c, { body }, keys) => c.json(await keys.rotate(body, c.req.raw.signal)),
+  }),
+  define({
+    method: 'post',
+    path: '/v1/keys/destroy',
+    operationId: 'keyDestroy',
+    tag: 'Keys',
+    summary: 'Destroys a local KEK: backups and encrypted volumes under it become unreadable (crypto-shredding).',
+    body: destroyKeySchema,
+    handler: async (c, { body }, keys) => c.json(await keys.destroy(body)),
+  }),
+];
 
 /**
  * Routes of the key operations, to mount under `/v1`; without the service they answer UNAVAILABLE. For
- * `system.admin` only (checked here as well as by the authentication middleware).
+ * `system.admin` only (checked here, before anything else, as well as by the authentication middleware).
  */
 export function keyRoutes(keys: KeyService | undefined, access: ResourceAccess): Hono {
   const routes = new Hono();
@@ -35,23 +76,5 @@ export function keyRoutes(keys: KeyService | undefined, access: ResourceAccess):
     routes.all('/keys/*', unavailable);
     return routes;
   }
-
-  routes.get('/keys', async (c) => c.json(await keys.list()));
-
-  routes.post('/keys', async (c) => {
-    const body = await readJsonBody(c, createKeySchema);
-    return c.json(await keys.create(body.kek));
-  });
-
-  routes.post('/keys/rotate', async (c) => {
-    const body = await readJsonBody(c, rotateKeySchema);
-    return c.json(await keys.rotate(body, c.req.raw.signal));
-  });
-
-  routes.post('/keys/destroy', async (c) => {
-    const body = await readJsonBody(c, destroyKeySchema);
-    return c.json(await keys.destroy(body));
-  });
-
-  return routes;
+  return addOperations(routes, keyOperations, keys);
 }

@@ -7,8 +7,13 @@ import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { Hono } from 'hono';
 import { FerryError } from '../../common/index.js';
 import type { ClusterDirectory, NodeRecord } from '../cluster-directory.js';
-import { nodeIdSchema, type StorageNodeView } from '../schemas/index.js';
-import { readParam } from '../validate.js';
+import { addOperations, operationsWith } from '../operation.js';
+import {
+  nodeEnumerateResponseSchema,
+  nodeIdSchema,
+  nodeInspectResponseSchema,
+  type StorageNodeView,
+} from '../schemas/index.js';
 import { notANode } from './cluster.js';
 
 function hostOf(apiUrl: string): string {
@@ -44,36 +49,63 @@ export function storageNodeView(record: NodeRecord, self: boolean): StorageNodeV
   };
 }
 
+/** The node `id` as StorageNode; NOT_FOUND when the cluster has no such node. */
+async function inspect(directory: ClusterDirectory | undefined, id: string): Promise<StorageNodeView> {
+  if (directory === undefined) notANode();
+  const record = (await directory.nodes()).find((n) => n.id === id);
+  if (record === undefined) {
+    if (id === directory.nodeId) {
+      throw new FerryError('UNAVAILABLE', 'this node has not announced itself yet; retry in a moment');
+    }
+    throw new FerryError('NOT_FOUND', `no node "${id}"; list them with GET /v1/nodes`);
+  }
+  return storageNodeView(record, id === directory.nodeId);
+}
+
+const define = operationsWith<ClusterDirectory | undefined>();
+
+/** The node rpcs. */
+export const nodeOperations = [
+  define({
+    method: 'get',
+    path: '/v1/nodes',
+    operationId: 'nodeEnumerate',
+    tag: 'Nodes',
+    summary: 'Ids of the nodes of the cluster.',
+    rpc: 'OpenStorageNode.Enumerate',
+    response: nodeEnumerateResponseSchema,
+    handler: async (c, _input, directory) => {
+      if (directory === undefined) notANode();
+      return c.json({ node_ids: (await directory.nodes()).map((n) => n.id) });
+    },
+  }),
+  define({
+    method: 'get',
+    path: '/v1/nodes/inspectcurrent',
+    operationId: 'nodeInspectCurrent',
+    tag: 'Nodes',
+    summary: 'The node answering this request.',
+    rpc: 'OpenStorageNode.InspectCurrent',
+    response: nodeInspectResponseSchema,
+    handler: async (c, _input, directory) => {
+      if (directory === undefined) notANode();
+      return c.json({ node: await inspect(directory, directory.nodeId) });
+    },
+  }),
+  define({
+    method: 'get',
+    path: '/v1/nodes/inspect/{node_id}',
+    operationId: 'nodeInspect',
+    tag: 'Nodes',
+    summary: 'One node of the cluster.',
+    rpc: 'OpenStorageNode.Inspect',
+    params: { node_id: nodeIdSchema },
+    response: nodeInspectResponseSchema,
+    handler: async (c, { params }, directory) => c.json({ node: await inspect(directory, params.node_id) }),
+  }),
+];
+
 /** Routes of the node rpcs, to mount under `/v1`; without a directory they answer UNAVAILABLE. */
 export function nodeRoutes(directory: ClusterDirectory | undefined): Hono {
-  const routes = new Hono();
-
-  const inspect = async (id: string): Promise<StorageNodeView> => {
-    if (directory === undefined) notANode();
-    const record = (await directory.nodes()).find((n) => n.id === id);
-    if (record === undefined) {
-      if (id === directory.nodeId) {
-        throw new FerryError('UNAVAILABLE', 'this node has not announced itself yet; retry in a moment');
-      }
-      throw new FerryError('NOT_FOUND', `no node "${id}"; list them with GET /v1/nodes`);
-    }
-    return storageNodeView(record, id === directory.nodeId);
-  };
-
-  routes.get('/nodes', async (c) => {
-    if (directory === undefined) notANode();
-    return c.json({ node_ids: (await directory.nodes()).map((n) => n.id) });
-  });
-
-  routes.get('/nodes/inspectcurrent', async (c) => {
-    if (directory === undefined) notANode();
-    return c.json({ node: await inspect(directory.nodeId) });
-  });
-
-  routes.get('/nodes/inspect/:node_id', async (c) => {
-    const id = readParam(c, 'node_id', nodeIdSchema);
-    return c.json({ node: await inspect(id) });
-  });
-
-  return routes;
+  return addOperations(new Hono(), nodeOperations, directory);
 }

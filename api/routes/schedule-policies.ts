@@ -6,9 +6,9 @@
  */
 import { type Context, Hono } from 'hono';
 import { FerryError } from '../../common/index.js';
+import { addOperations, operationsWith } from '../operation.js';
 import type { ScheduleRecords } from '../schedules/index.js';
 import { nameSchema, schedulePolicyRequestSchema } from '../schemas/index.js';
-import { readJsonBody, readParam } from '../validate.js';
 
 /** What the schedule routes work on. */
 export interface ScheduleApi {
@@ -33,6 +33,73 @@ export function schedulesUnavailable(): never {
   throw new FerryError('UNAVAILABLE', 'this node runs no backup schedules; start it with `ferry node start`');
 }
 
+const define = operationsWith<{ records: ScheduleRecords; changed: () => void }>();
+
+/** The schedule policy rpcs. */
+export const schedulePolicyOperations = [
+  define({
+    method: 'post',
+    path: '/v1/schedulepolicies',
+    operationId: 'schedulePolicyCreate',
+    tag: 'Schedules',
+    summary: 'Creates a schedule policy (intervals and GFS retention).',
+    rpc: 'OpenStorageSchedulePolicy.Create',
+    body: schedulePolicyRequestSchema,
+    handler: async (c, { body }, { records, changed }) => {
+      await records.createPolicy(body.schedule_policy, ownerOf(c));
+      changed();
+      return c.json({});
+    },
+  }),
+  define({
+    method: 'put',
+    path: '/v1/schedulepolicies',
+    operationId: 'schedulePolicyUpdate',
+    tag: 'Schedules',
+    summary: 'Replaces a schedule policy.',
+    rpc: 'OpenStorageSchedulePolicy.Update',
+    body: schedulePolicyRequestSchema,
+    handler: async (c, { body }, { records, changed }) => {
+      await records.updatePolicy(body.schedule_policy);
+      changed();
+      return c.json({});
+    },
+  }),
+  define({
+    method: 'get',
+    path: '/v1/schedulepolicies',
+    operationId: 'schedulePolicyEnumerate',
+    tag: 'Schedules',
+    summary: 'Every schedule policy.',
+    rpc: 'OpenStorageSchedulePolicy.Enumerate',
+    handler: async (c, _input, { records }) => c.json({ policies: await records.listPolicies() }),
+  }),
+  define({
+    method: 'get',
+    path: '/v1/schedulepolicies/inspect/{name}',
+    operationId: 'schedulePolicyInspect',
+    tag: 'Schedules',
+    summary: 'One schedule policy.',
+    rpc: 'OpenStorageSchedulePolicy.Inspect',
+    params: { name: nameSchema },
+    handler: async (c, { params }, { records }) => c.json({ policy: await records.inspectPolicy(params.name) }),
+  }),
+  define({
+    method: 'delete',
+    path: '/v1/schedulepolicies/{name}',
+    operationId: 'schedulePolicyDelete',
+    tag: 'Schedules',
+    summary: 'Deletes a schedule policy.',
+    rpc: 'OpenStorageSchedulePolicy.Delete',
+    params: { name: nameSchema },
+    handler: async (c, { params }, { records, changed }) => {
+      await records.deletePolicy(params.name);
+      changed();
+      return c.json({});
+    },
+  }),
+];
+
 /** Routes of the schedule policy rpcs, to mount under `/v1`; without `api` they answer UNAVAILABLE. */
 export function schedulePolicyRoutes(api: ScheduleApi | undefined): Hono {
   const routes = new Hono();
@@ -41,36 +108,8 @@ export function schedulePolicyRoutes(api: ScheduleApi | undefined): Hono {
     routes.all('/schedulepolicies/*', schedulesUnavailable);
     return routes;
   }
-  const { records } = api;
-  const changed = api.changed ?? (() => undefined);
-
-  routes.post('/schedulepolicies', async (c) => {
-    const { schedule_policy } = await readJsonBody(c, schedulePolicyRequestSchema);
-    await records.createPolicy(schedule_policy, ownerOf(c));
-    changed();
-    return c.json({});
+  return addOperations(routes, schedulePolicyOperations, {
+    records: api.records,
+    changed: api.changed ?? (() => undefined),
   });
-
-  routes.put('/schedulepolicies', async (c) => {
-    const { schedule_policy } = await readJsonBody(c, schedulePolicyRequestSchema);
-    await records.updatePolicy(schedule_policy);
-    changed();
-    return c.json({});
-  });
-
-  routes.get('/schedulepolicies', async (c) => c.json({ policies: await records.listPolicies() }));
-
-  routes.get('/schedulepolicies/inspect/:name', async (c) => {
-    const name = readParam(c, 'name', nameSchema);
-    return c.json({ policy: await records.inspectPolicy(name) });
-  });
-
-  routes.delete('/schedulepolicies/:name', async (c) => {
-    const name = readParam(c, 'name', nameSchema);
-    await records.deletePolicy(name);
-    changed();
-    return c.json({});
-  });
-
-  return routes;
 }
