@@ -44,6 +44,8 @@ export interface VolumeView {
   export_name: string;
   /** OpenStorage `error`: why the volume is VOLUME_STATUS_DOWN (e.g. "KEK team-a destroyed"); absent when up. */
   error?: string;
+  /** OpenStorage `replica_sets`: the nodes holding the volume's replicas (one set; one node until replication). */
+  replica_sets?: { nodes: string[] }[];
 }
 
 /** SdkVolumeInspectResponse. */
@@ -79,6 +81,7 @@ export function volumeView(info: VolumeInfo): InspectView {
   if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
   if (info.attached_by !== undefined) volume.attached_by = info.attached_by.map((holder) => ({ ...holder }));
   if (info.unavailable !== undefined) volume.error = info.unavailable;
+  if (info.replicas !== undefined) volume.replica_sets = [{ nodes: info.replicas.map((r) => r.node_id) }];
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 

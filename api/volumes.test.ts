@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
@@ -49,6 +49,17 @@ describe('POST /v1/volumes (Create)', () => {
     expect(id).toMatch(/\S/);
     const volumes = await engine.listVolumes();
     expect(volumes.map((v) => [v.id, v.name, v.size, v.labels])).toEqual([[id, 'db1', GiB, { app: 'pg' }]]);
+  });
+
+  it('inspect names the node holding the volume (OpenStorage replica_sets)', async () => {
+    const id = await create('db1');
+    const nodeId = (await readFile(join(dataDir, 'node-id'), 'utf8')).trim();
+    const { status, body } = await call<{ volume: { replica_sets?: { nodes: string[] }[] } }>(
+      'GET',
+      `/v1/volumes/inspect/${id}`,
+    );
+    expect(status).toBe(200);
+    expect(body.volume.replica_sets).toEqual([{ nodes: [nodeId] }]);
   });
 
   it('is idempotent by name: same name and size answers 200 with the same id', async () => {
