@@ -22,7 +22,7 @@ import {
   type RequestCounts,
   S3Store,
 } from '../cloudsnap/store/index.js';
-import { verifyBackups } from '../cloudsnap/verify.js';
+import { verifyBackups } from '../cloudsnap/repo/verify.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { startCephRgw } from '../test/support/ceph-rgw.js';
 import { applyToVolume, type BenchNode, loadThroughNbd, openNode, quiesce } from './cloudsnap-ferry.js';

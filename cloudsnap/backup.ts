@@ -11,7 +11,7 @@ import { newBackupId, packKey, runningKey } from './repo/layout.js';
 import { decodeLeaf, decodeRoot, encodeLeaf, encodeRoot, type Leaf, type Root } from './repo/manifest.js';
 import { PackBuilder } from './repo/pack.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
-import { type MarkerOwner, runningMarker, thisProcess } from './running-markers.js';
+import { type MarkerOwner, runningMarker, thisProcess } from './repo/running-markers.js';
 import { type LastBackup, lastBackupKey } from './state.js';
 import { ChunkWorkers, type HashedBatch } from './workers/pool.js';
 import { collectAndTrim } from './workers/reclaim.js';

@@ -6,7 +6,7 @@
 import { FerryError } from '../../common/index.js';
 import { type BackupCatalog, catalogBackup } from '../catalog.js';
 import type { Credential } from '../credentials/index.js';
-import { collectGarbage, type GcResult } from '../gc.js';
+import { collectGarbage, type GcResult } from '../repo/gc.js';
 import type { BackupRecord, DamagedBackup, IndexRepairReport, KekRef, Repository } from '../repo/repository.js';
 import { JobManager, type JobManagerOptions } from './manager.js';
 import type { JobStatus, JobStatusType } from './types.js';

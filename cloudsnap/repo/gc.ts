@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { isFerryError } from '../common/errors.js';
+import { isFerryError } from '../../common/errors.js';
 import { type LiveSet, liveChunks } from './live-set.js';
-import { encodeIndex, type IndexedPack } from './repo/chunk-index.js';
-import { sealJson, sealObject } from './repo/envelope.js';
-import { condemnedKey, indexKey, packKey } from './repo/layout.js';
-import { readStoredPackHeader } from './repo/pack-header.js';
-import type { Repository } from './repo/repository.js';
+import { encodeIndex, type IndexedPack } from './chunk-index.js';
+import { sealJson, sealObject } from './envelope.js';
+import { condemnedKey, indexKey, packKey } from './layout.js';
+import { readStoredPackHeader } from './pack-header.js';
+import type { Repository } from './repository.js';
 import { type RunningMarker, readMarker } from './running-markers.js';
 
 export interface GcOptions {

@@ -6,9 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { isFerryError } from '../common/errors.js';
-import { openJson } from './repo/envelope.js';
-import type { Repository } from './repo/repository.js';
+import { isFerryError } from '../../common/errors.js';
+import { openJson } from './envelope.js';
+import type { Repository } from './repository.js';
 
 /** Who runs a backup: the node and the process of that node. */
 export interface MarkerOwner {

@@ -12,14 +12,14 @@
  * Every problem is collected (nothing stops at the first), one per damaged object, with the backups, volume ranges
  * and chunks it affects (verify-report.ts).
  */
-import { FerryError, isFerryError } from '../common/errors.js';
-import { type Progress, ProgressTracker } from './progress.js';
-import { decodeIndex } from './repo/chunk-index.js';
-import { parseConfig } from './repo/config.js';
-import { openJson, openObject } from './repo/envelope.js';
-import { backupKey, CONFIG_KEY, packKey, pageKey } from './repo/layout.js';
-import { decodeRoot, leafEntries, pageId, type Root } from './repo/manifest.js';
-import type { BackupRecord, Repository } from './repo/repository.js';
+import { FerryError, isFerryError } from '../../common/errors.js';
+import { type Progress, ProgressTracker } from '../progress.js';
+import { decodeIndex } from './chunk-index.js';
+import { parseConfig } from './config.js';
+import { openJson, openObject } from './envelope.js';
+import { backupKey, CONFIG_KEY, packKey, pageKey } from './layout.js';
+import { decodeRoot, leafEntries, pageId, type Root } from './manifest.js';
+import type { BackupRecord, Repository } from './repository.js';
 import { expectedPackSize, openTrailer, PACK_HEAD, PackChecker } from './verify-packs.js';
 import { ProblemBook, type VerifyProblem } from './verify-report.js';
 import { type PlannedPack, VerifyScan } from './verify-scan.js';

@@ -5,15 +5,15 @@
  * again blob by blob, so each damaged chunk is named, not only the first.
  */
 import zstd from 'zstd-napi/binding.js';
-import { FerryError, isFerryError } from '../common/errors.js';
-import { decodeChunkInto } from './repo/chunk-codec.js';
-import { ENTRY } from './repo/chunk-index.js';
-import { open, type RepoKeys, SALT_SIZE, TAG_SIZE } from './repo/crypto.js';
-import { packKey } from './repo/layout.js';
-import type { ObjectStore } from './store/types.js';
+import { FerryError, isFerryError } from '../../common/errors.js';
+import { decodeChunkInto } from './chunk-codec.js';
+import { ENTRY } from './chunk-index.js';
+import { open, type RepoKeys, SALT_SIZE, TAG_SIZE } from './crypto.js';
+import { packKey } from './layout.js';
+import type { ObjectStore } from '../store/types.js';
 import type { ProblemBook } from './verify-report.js';
 import type { PlannedPack } from './verify-scan.js';
-import { ChunkWorkers } from './workers/pool.js';
+import { ChunkWorkers } from '../workers/pool.js';
 
 const MAGIC = Buffer.from('FRYPACK1', 'ascii');
 const END = Buffer.from('FRYPACKE', 'ascii');
