@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { type BackupRecord, backupVolume, Repository, restoreBackup } from '../cloudsnap/index.js';
+import { verifyBackups } from '../cloudsnap/repo/verify.js';
 import {
   CountingStore,
   createS3Client,
@@ -22,7 +23,6 @@ import {
   type RequestCounts,
   S3Store,
 } from '../cloudsnap/store/index.js';
-import { verifyBackups } from '../cloudsnap/repo/verify.js';
 import { DEFAULT_KEK } from '../kms/index.js';
 import { startCephRgw } from '../test/support/ceph-rgw.js';
 import { applyToVolume, type BenchNode, loadThroughNbd, openNode, quiesce } from './cloudsnap-ferry.js';

@@ -6,10 +6,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type KeyProvider, openDefaultKeyring } from '../../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../../node/index.js';
 import { backupVolume } from '../backup.js';
-import { collectGarbage } from './gc.js';
-import { Repository } from './repository.js';
 import { restoreBackup } from '../restore.js';
 import { DirectoryStore } from '../store/directory.js';
+import { collectGarbage } from './gc.js';
+import { Repository } from './repository.js';
 import { verifyBackups } from './verify.js';
 
 const MiB = 1024 * 1024;

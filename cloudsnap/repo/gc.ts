@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { isFerryError } from '../../common/errors.js';
-import { type LiveSet, liveChunks } from './live-set.js';
 import { encodeIndex, type IndexedPack } from './chunk-index.js';
 import { sealJson, sealObject } from './envelope.js';
 import { condemnedKey, indexKey, packKey } from './layout.js';
+import { type LiveSet, liveChunks } from './live-set.js';
 import { readStoredPackHeader } from './pack-header.js';
 import type { Repository } from './repository.js';
 import { type RunningMarker, readMarker } from './running-markers.js';

@@ -6,14 +6,14 @@
  */
 import zstd from 'zstd-napi/binding.js';
 import { FerryError, isFerryError } from '../../common/errors.js';
+import type { ObjectStore } from '../store/types.js';
+import { ChunkWorkers } from '../workers/pool.js';
 import { decodeChunkInto } from './chunk-codec.js';
 import { ENTRY } from './chunk-index.js';
 import { open, type RepoKeys, SALT_SIZE, TAG_SIZE } from './crypto.js';
 import { packKey } from './layout.js';
-import type { ObjectStore } from '../store/types.js';
 import type { ProblemBook } from './verify-report.js';
 import type { PlannedPack } from './verify-scan.js';
-import { ChunkWorkers } from '../workers/pool.js';
 
 const MAGIC = Buffer.from('FRYPACK1', 'ascii');
 const END = Buffer.from('FRYPACKE', 'ascii');
