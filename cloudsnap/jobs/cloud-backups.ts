@@ -124,7 +124,7 @@ export class CloudBackups {
       credentialId,
       async (repo, credential) => {
         try {
-          return { repository: repo.store.location, ...(await repo.repairIndex(signal)) };
+          return { repository: repo.location, ...(await repo.repairIndex(signal)) };
         } finally {
           // Other open instances may index packs the repair found gone.
           this.jobs.repositories.invalidate(credential.credential_id);

@@ -84,11 +84,10 @@ describe('delete, garbage collection and verify', () => {
     const clock = (): Date => new Date(t);
     await collectGarbage(repo, { now: clock, graceMs: 1000 });
     const marker = 'running/20000101T000000.000Z-deadbeef';
-    const { sealJson } = await import('./envelope.js');
-    await repo.store.put(marker, sealJson(repo.keys, marker, { started: new Date(t - 10).toISOString() }));
+    await repo.putSealedJson(marker, { started: new Date(t - 10).toISOString() });
     t += 5000;
     expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).deleted).toBe(0);
-    await repo.store.delete([marker]);
+    await repo.deleteObjects([marker]);
     expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).deleted).toBeGreaterThan(0);
   });
 
@@ -151,14 +150,15 @@ describe('unindexed packs', () => {
       const orphan = new PackBuilder(repo.keys);
       const data = randomBytes(65536);
       orphan.add(repo.keys.id(data), data);
-      await repo.store.put(packKey(orphan.ref.id), orphan.finish());
+      await repo.putPack(orphan.ref.id, orphan.finish());
       let t = Date.now();
       const clock = (): Date => new Date(t);
       expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).condemned).toBe(1);
       t += 2000;
       const sweep = await collectGarbage(repo, { now: clock, graceMs: 1000 });
       expect(sweep.deleted).toBe(1);
-      expect(await repo.store.head(packKey(orphan.ref.id))).toBeUndefined();
+      expect(await repo.packExists(orphan.ref.id)).toBe(false);
+      expect(await new DirectoryStore(bucket).head(packKey(orphan.ref.id))).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

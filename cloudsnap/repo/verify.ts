@@ -143,7 +143,7 @@ class Verify {
   /** A GET that answers undefined for a missing object. */
   private async getIfPresent(key: string): Promise<Buffer | undefined> {
     try {
-      return await this.repo.store.get(key, { ...(this.signal !== undefined && { signal: this.signal }) });
+      return await this.repo.getObject(key, { ...(this.signal !== undefined && { signal: this.signal }) });
     } catch (err: unknown) {
       if (isFerryError(err, 'NOT_FOUND')) return undefined;
       throw err;
@@ -151,15 +151,7 @@ class Verify {
   }
 
   private async *keysUnder(prefix: string): AsyncGenerator<{ key: string; size: number }> {
-    let token: string | undefined;
-    do {
-      const page = await this.repo.store.list(prefix, {
-        ...(token !== undefined && { continuationToken: token }),
-        ...(this.signal !== undefined && { signal: this.signal }),
-      });
-      for (const o of page.objects) yield o;
-      token = page.continuationToken;
-    } while (token !== undefined);
+    yield* this.repo.objectsUnder(prefix, this.signal);
   }
 
   /** Objects fetched FETCHES at a time, handed to `use` in order. */
@@ -188,7 +180,7 @@ class Verify {
       return;
     }
     try {
-      const config = parseConfig(raw, this.repo.store.location);
+      const config = parseConfig(raw, this.repo.location);
       if (config.id !== this.repo.id) {
         this.book.add('config', CONFIG_KEY, `the config names repository ${config.id}, not ${this.repo.id}`);
       }
@@ -210,7 +202,7 @@ class Verify {
         const id = key.slice('backups/'.length);
         if (sealed === undefined) {
           if (this.options.backupIds !== undefined) {
-            throw new FerryError('NOT_FOUND', `backup ${id} not found in ${this.repo.store.location}`);
+            throw new FerryError('NOT_FOUND', `backup ${id} not found in ${this.repo.location}`);
           }
           return; // deleted since the listing
         }
@@ -410,7 +402,7 @@ class Verify {
   /** A pack's salt and blob entries from its head and trailing header (two or three small ranged reads). */
   private async readHeader(key: string, size: number): Promise<{ salt: Buffer; blobs: Buffer }> {
     const get = (offset: number, length: number): Promise<Buffer> =>
-      this.repo.store.get(key, {
+      this.repo.getObject(key, {
         range: { offset, length },
         ...(this.signal !== undefined && { signal: this.signal }),
       });
@@ -489,7 +481,7 @@ class Verify {
   /** Reads the chosen packs, `concurrency` at a time. */
   private async readPacks(chosen: Array<{ num: number; size: number; whole: boolean }>): Promise<void> {
     const checker = new PackChecker({
-      store: this.repo.store,
+      read: (key, options) => this.repo.getObject(key, options),
       keys: this.repo.keys,
       book: this.book,
       chunkSize: this.repo.chunkSize,
