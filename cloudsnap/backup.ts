@@ -3,11 +3,11 @@ import type { BlockDevice, ClusterStore, SnapshotInfo } from '../node/index.js';
 import { commitBackup } from './backup/commit.js';
 import { compressFresh, InOrder } from './backup/compress.js';
 import { type ChunkStats, dedupBatch } from './backup/dedup.js';
+import { batchesOf, chunkRuns, type DiffSource, surveyDiff } from './backup/diff.js';
 import { HashAhead } from './backup/hash.js';
 import { ManifestBuilder } from './backup/manifest.js';
 import { type BackupPlan, planBackup, takeSnapshot } from './backup/plan.js';
 import { sealBatch } from './backup/seal.js';
-import { batchesOf, chunkRuns, type DiffSource, surveyDiff } from './backup-plan.js';
 import type { SnapshotSource } from './ports.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import type { PackWriter } from './repo/pack-writer.js';
@@ -37,7 +37,7 @@ export interface BackupOptions {
   indexEvery?: number;
   /**
    * Who runs the backup, written into its `running/` marker so that the node can clear the markers of its own dead
-   * processes at start (running-markers.ts). Default: this host's name and this process.
+   * processes at start (repo/running-markers.ts). Default: this host's name and this process.
    */
   owner?: MarkerOwner;
   /** When the job collects its heap and trims the allocator (workers/memory-policy.ts); default DEFAULT_MEMORY_POLICY. */

@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { expect, it } from 'vitest';
-import type { Batch } from '../backup-plan.js';
 import type { Leaf } from '../repo/manifest.js';
 import type { HashedBatch } from '../workers/pool.js';
 import { type ChunkStats, dedupBatch, type KnownChunks } from './dedup.js';
+import type { Batch } from './diff.js';
 
 const C = 4096;
 

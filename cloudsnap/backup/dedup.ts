@@ -3,9 +3,10 @@
  * and whether it is new: not in the repository (a pack a backup may reuse), not in the pack being built, not being
  * compressed for an earlier batch. Only new chunks go on to compression.
  */
-import type { Batch } from '../backup-plan.js';
+
 import type { Leaf } from '../repo/manifest.js';
 import type { HashedBatch } from '../workers/pool.js';
+import type { Batch } from './diff.js';
 
 /** Counts of a backup's chunks (the backup record's stats). */
 export interface ChunkStats {

@@ -1,8 +1,8 @@
 import { createHmac } from 'node:crypto';
 import { afterEach, expect, it } from 'vitest';
 import type { BlockDevice } from '../../node/index.js';
-import type { Batch } from '../backup-plan.js';
 import { ChunkWorkers } from '../workers/pool.js';
+import type { Batch } from './diff.js';
 import { HashAhead } from './hash.js';
 
 const C = 4096;

@@ -3,8 +3,8 @@
  * one being decided, a bounded number at a time, pulled from the diff as the backup goes.
  */
 import type { BlockDevice } from '../../node/index.js';
-import type { Batch } from '../backup-plan.js';
 import type { ChunkWorkers, HashedBatch } from '../workers/pool.js';
+import type { Batch } from './diff.js';
 import { readPieces } from './read.js';
 
 /** Batches read and hashed ahead of the one being packed. */

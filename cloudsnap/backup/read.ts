@@ -1,6 +1,6 @@
 /** Stage "read": a batch's pieces of the snapshot read straight into the buffer the batch is hashed from. */
 import type { BlockDevice } from '../../node/index.js';
-import type { Piece } from '../backup-plan.js';
+import type { Piece } from './diff.js';
 
 /**
  * Reads a batch's pieces back to back into `into`, all at once. Every read has ended when this settles, failed or not:
