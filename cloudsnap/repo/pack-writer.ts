@@ -52,7 +52,8 @@ export class PackWriter {
   private readonly packCapacity: number;
   /** Buffers of stored packs are reused: a backup allocates (concurrency + 1) packs' worth, not one per pack. */
   private readonly spareBuffers: Buffer[] = [];
-  private pack: PackBuilder;
+  /** The pack being built: made at the first chunk, after the job's setup (its garbage is collected before). */
+  private pack: PackBuilder | undefined;
   /** Packs this backup uploaded, and packs of earlier backups whose chunks it reuses (checked before commit). */
   private readonly own = new Set<string>();
   private readonly reused = new Set<string>();
@@ -75,7 +76,6 @@ export class PackWriter {
     this.queue = new PQueue({ concurrency: options.uploadConcurrency ?? 2 });
     this.indexEvery = options.indexEvery ?? 8;
     this.packCapacity = repo.packSize + repo.chunkSize + 64 * 1024;
-    this.pack = this.newPack();
   }
 
   /** Writes the backup's `running/` marker and loads the index and the condemned packs, all at once. */
@@ -106,7 +106,7 @@ export class PackWriter {
 
   /** Whether the pack being built holds the chunk. */
   has(chunkId: Buffer): boolean {
-    return this.pack.has(chunkId);
+    return this.pack?.has(chunkId) === true;
   }
 
   /** The first upload or checkpoint failure, thrown. */
@@ -119,6 +119,7 @@ export class PackWriter {
    * the next one starts once it is queued, in the buffer of an upload that has finished.
    */
   async add(chunkId: Buffer, body: Buffer): Promise<void> {
+    this.pack ??= this.newPack();
     this.pack.addEncoded(chunkId, body);
     if (this.pack.size < this.repo.packSize) return;
     await this.ship(this.pack);
@@ -127,7 +128,7 @@ export class PackWriter {
 
   /** Ships the last pack, waits for every upload and writes the last checkpoint. */
   async finish(): Promise<void> {
-    await this.ship(this.pack);
+    if (this.pack !== undefined) await this.ship(this.pack);
     await this.queue.onIdle();
     this.throwIfFailed();
     await this.checkpoint();
