@@ -5,9 +5,16 @@
  * was repaired; a node clears the `running/` markers its own dead process left, and only those, when it starts.
  */
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type JobStatus, jobKey, type ObjectStore, type Repository, sealJson } from '../cloudsnap/index.js';
+import {
+  DirectoryStore,
+  type JobStatus,
+  jobKey,
+  type ObjectStore,
+  type Repository,
+} from '../cloudsnap/index.js';
 import { requestJson } from '../test/support/app-request.js';
 import { backup, type KeyHarness, openHarness, volumeWithData } from '../test/support/key-harness.js';
 import { createApp } from './app.js';
@@ -30,6 +37,11 @@ function withRepo<T>(fn: (repo: Repository) => Promise<T>): Promise<T> {
   return h.backups.jobs.repositories.use('c', fn);
 }
 
+/** The credential's bucket, read and altered as any other client of the store would (the repository's store is its own). */
+function bucket(): ObjectStore {
+  return new DirectoryStore(join(h.objects, 'backups'));
+}
+
 async function alter(store: ObjectStore, key: string): Promise<void> {
   const body = await store.get(key);
   body[body.length - 3] = (body[body.length - 3] ?? 0) ^ 0x5a;
@@ -47,7 +59,7 @@ describe('a damaged backup record', () => {
     await volumeWithData(h.engine, 'db');
     const a = await done('db');
     const b = await done('db');
-    await withRepo((repo) => alter(repo.store, `backups/${b.backup_id}`));
+    await alter(bucket(), `backups/${b.backup_id}`);
     // A node that had the record cached would not see the tampering: read from the store.
     h.backups.jobs.repositories.invalidate((await h.credentials.inspect('c')).credential_id);
 
@@ -86,8 +98,8 @@ describe('POST /v1/cloudbackups/repair', () => {
   it('rebuilds a deleted index object from the packs and says so', async () => {
     await volumeWithData(h.engine, 'db');
     await done('db');
-    const indexKeys = await withRepo(async (repo) => (await repo.store.list('index/')).objects.map((o) => o.key));
-    await withRepo((repo) => repo.store.delete(indexKeys));
+    const indexKeys = (await bucket().list('index/')).objects.map((o) => o.key);
+    await bucket().delete(indexKeys);
     const response = await requestJson<{
       repositories: Array<{ packs: number; packs_reindexed: number; written: string[] }>;
     }>(app, 'POST', '/v1/cloudbackups/repair', { credential_id: 'c', what: 'index' });
@@ -112,8 +124,8 @@ describe('a backup job over an altered index object', () => {
   it('ends Done and its status says what was damaged and rebuilt', async () => {
     await volumeWithData(h.engine, 'db');
     await done('db');
-    const [first] = await withRepo(async (repo) => (await repo.store.list('index/')).objects.map((o) => o.key));
-    await withRepo((repo) => alter(repo.store, first as string));
+    const [first] = (await bucket().list('index/')).objects.map((o) => o.key);
+    await alter(bucket(), first as string);
     await h.reopenJobs();
     const job = await done('db');
     expect(job.info.join('\n')).toContain(`index object ${first} is damaged`);
@@ -133,7 +145,7 @@ describe('running markers at start', () => {
     await withRepo(async (repo) => {
       for (const [name, body] of Object.entries(markers)) {
         const key = `running/${name}`;
-        await repo.store.put(key, sealJson(repo.keys, key, body));
+        await repo.putSealedJson(key, body);
       }
     });
     // The job that process was running, left Active by its death.
@@ -153,7 +165,7 @@ describe('running markers at start', () => {
     await h.clusterStore.commit([{ op: 'put', key: jobKey('killed'), value: job }]);
     await h.reopenJobs();
     expect(await h.backups.jobs.markersCleared).toEqual(['dead']);
-    const left = await withRepo(async (repo) => (await repo.store.list('running/')).objects.map((o) => o.key));
+    const left = (await bucket().list('running/')).objects.map((o) => o.key);
     expect(left).toEqual(['running/other']);
   });
 });

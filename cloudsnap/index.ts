@@ -24,7 +24,6 @@ export {
   type ObjectStoreCredential,
   type OpenObjectStore,
 } from './credentials/index.js';
-export { collectGarbage, type GcOptions, type GcResult } from './gc.js';
 // The node's cloud-backup service: backup, restore and verify jobs, the operations on a credential's repositories,
 // and the KEK operations (jobs/).
 export {
@@ -71,6 +70,7 @@ export type { Progress } from './progress.js';
 export { encodeIndex } from './repo/chunk-index.js';
 export { type RewrapResult, rewrapConfig } from './repo/config.js';
 export { sealJson, sealObject } from './repo/envelope.js';
+export { collectGarbage, type GcOptions, type GcResult } from './repo/gc.js';
 export { packKey } from './repo/layout.js';
 export {
   type BackupRecord,
@@ -82,6 +82,15 @@ export {
   type RepoOptions,
   Repository,
 } from './repo/repository.js';
+export {
+  type VerifyCounts,
+  type VerifyOptions,
+  type VerifyProblem,
+  type VerifyProblemKind,
+  type VerifyRange,
+  type VerifyResult,
+  verifyBackups,
+} from './repo/verify.js';
 export { type RestoreContext, type RestoreOptions, restoreBackup } from './restore.js';
 // Retention: which backups a schedule keeps ("every hour, keep 24; every day, keep 7").
 export { planRetention, type RetentionPlan, type RetentionRules } from './retention.js';
@@ -104,13 +113,4 @@ export type {
   ObjectStore,
   PutOptions,
 } from './store/types.js';
-export {
-  type VerifyCounts,
-  type VerifyOptions,
-  type VerifyProblem,
-  type VerifyProblemKind,
-  type VerifyRange,
-  type VerifyResult,
-  verifyBackups,
-} from './verify.js';
 export { ChunkWorkers, IDLE_RELEASE_MS } from './workers/pool.js';

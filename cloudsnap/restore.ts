@@ -5,10 +5,10 @@ import type { RestoreTarget } from './ports.js';
 import { type Progress, ProgressTracker } from './progress.js';
 import type { ChunkLocation } from './repo/chunk-index.js';
 import { packKey } from './repo/layout.js';
-import { decodeRoot, leafEntries } from './repo/manifest.js';
+import { decodeRoot, leafEntries, type Root } from './repo/manifest.js';
 import type { BackupRecord, Repository } from './repo/repository.js';
+import { JobMemory, type MemoryPolicy } from './workers/memory-policy.js';
 import { ChunkWorkers, type DecodedBlobs } from './workers/pool.js';
-import { collectAndTrim } from './workers/reclaim.js';
 
 export interface RestoreContext {
   engine: RestoreTarget;
@@ -24,6 +24,8 @@ export interface RestoreOptions {
   onProgress?: (p: Progress) => void;
   /** Ranged reads in flight; default 6. Memory is bounded by about this times MAX_RANGE and MAX_PLAIN. */
   concurrency?: number;
+  /** When the job collects its heap and trims the allocator (workers/memory-policy.ts); default DEFAULT_MEMORY_POLICY. */
+  memory?: MemoryPolicy;
 }
 
 /**
@@ -62,68 +64,105 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
   const signal = options.signal;
   const progress = new ProgressTracker(options.onProgress);
   progress.phase('preparing');
-  // Independent round trips go out together: on a remote store each costs a few tens of ms.
-  // The volume is created only once the backup's record and root have been read and checked.
-  const [{ record, root }] = await Promise.all([
-    repo.getBackup(options.backupId, signal).then(async (r) => ({
+  const { record, root } = await loadBackup(repo, options.backupId, signal);
+  // Reads and plaintexts live in reused buffers: the policy's full collections keep the heap flat, and V8's own young
+  // collections take the small objects left (workers/memory-policy.ts).
+  const memory = new JobMemory(options.memory, ChunkWorkers.shared());
+  // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data buffers
+  // come (measured: a 16 GiB backup's restore peaked in its first second, its index garbage still there).
+  memory.afterSetup();
+  const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
+  const { volume } = await openTarget(engine, options.volumeName, record, labels);
+  const device = await engine.openForRestore(volume.id);
+  const run = new RestoreRun(repo, record, root, device, progress, memory, options);
+  try {
+    progress.setTotal(record.chunks_total * root.chunkSize);
+    await run.readLeaves();
+    await run.drain();
+    progress.phase('committing');
+    await device.flush();
+    await device.close();
+    const done = await engine.completeRestore(volume.id);
+    progress.phase('done');
+    return done;
+  } catch (err: unknown) {
+    await run.abort();
+    await device.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Stage "plan" of a restore: the backup's record and root page, read and checked, while the index is brought up to
+ * date. Independent round trips go out together: on a remote store each costs a few tens of ms. The volume is created
+ * only once these have been read.
+ */
+async function loadBackup(
+  repo: Repository,
+  backupId: string,
+  signal: AbortSignal | undefined,
+): Promise<{ record: BackupRecord; root: Root }> {
+  const [loaded] = await Promise.all([
+    repo.getBackup(backupId, signal).then(async (r) => ({
       record: r,
       root: decodeRoot(await repo.getPage(Buffer.from(r.root, 'hex'), signal), `root of backup ${r.id}`),
     })),
     repo.refreshIndex(signal),
   ]);
-  // Loading the index left dead objects and freed temporaries into malloc's arenas: both go before the data buffers
-  // come (measured: a 16 GiB backup's restore peaked in its first second, its index garbage still there).
-  collectAndTrim();
-  const labels = { ...record.labels, ...(options.labels ?? {}), 'ferry.io/restored-from': record.id };
-  const { volume } = await openTarget(engine, options.volumeName, record, labels);
-  const device = await engine.openForRestore(volume.id);
-  const queue = new PQueue({ concurrency: options.concurrency ?? 6 });
-  const writes = new PQueue({ concurrency: WRITES_AHEAD });
-  // Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short.
-  let flushing: Promise<void> | undefined;
-  try {
-    progress.setTotal(record.chunks_total * root.chunkSize);
-    let failure: unknown;
-    let unflushed = 0;
-    // Reads and plaintexts live in reused buffers: a full collection every MAIN_THREAD_RECLAIM bytes keeps the heap
-    // flat, and V8's own young collections take the small objects left (see MAIN_THREAD_RECLAIM).
-    const reclaimer = ChunkWorkers.shared().jobReclaimer();
-    const written = (bytes: number): void => {
-      progress.add(bytes);
-      reclaimer.processed(bytes);
-      unflushed += bytes;
-      if (unflushed < FLUSH_EVERY || flushing !== undefined) return;
-      unflushed = 0;
-      flushing = device.flush().finally(() => {
-        flushing = undefined;
-      });
-      flushing.catch((err: unknown) => {
-        failure ??= err;
-      });
-    };
-    const fail = (err: unknown): void => {
-      failure ??= err;
-    };
-    const run = (pieces: Piece[]): void => {
-      queue
-        .add(async () => {
-          const decoded = await fetchAndDecode(repo, record, root.chunkSize, root.size, pieces, signal);
-          while (writes.size + writes.pending >= WRITES_AHEAD) await new Promise((r) => writes.once('next', r));
-          writes
-            .add(() =>
-              writePieces(device, pieces, decoded, root.chunkSize, root.size, written, `of backup ${record.id}`),
-            )
-            .catch(fail);
-        })
-        .catch(fail);
-    };
-    const launch = async (group: Piece[]): Promise<void> => {
-      while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
-      if (failure !== undefined) throw failure;
-      run(group);
-    };
+  return loaded;
+}
+
+/**
+ * One restore's data path: leaf pages in order, their chunks grouped into ranged reads (launchLeaf), `concurrency`
+ * reads fetched and decoded by the workers at once (fetchAndDecode), WRITES_AHEAD decoded reads written to the new
+ * volume (writePieces), which is flushed in the background as data lands.
+ */
+class RestoreRun {
+  private readonly queue: PQueue;
+  private readonly writes = new PQueue({ concurrency: WRITES_AHEAD });
+  /** Flushes in the background as data lands, so the disk writes while the cores decode and the last flush is short. */
+  private flushing: Promise<void> | undefined;
+  private unflushed = 0;
+  private failure: unknown;
+  private readonly signal: AbortSignal | undefined;
+  private readonly fail = (err: unknown): void => {
+    this.failure ??= err;
+  };
+  private readonly written = (bytes: number): void => {
+    this.progress.add(bytes);
+    this.memory.processed(bytes);
+    this.unflushed += bytes;
+    if (this.unflushed < FLUSH_EVERY || this.flushing !== undefined) return;
+    this.unflushed = 0;
+    this.flushing = this.device.flush().finally(() => {
+      this.flushing = undefined;
+    });
+    this.flushing.catch(this.fail);
+  };
+  private readonly launch = async (group: Piece[]): Promise<void> => {
+    const queue = this.queue;
+    while (queue.size + queue.pending >= queue.concurrency) await new Promise((r) => queue.once('next', r));
+    if (this.failure !== undefined) throw this.failure;
+    this.run(group);
+  };
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly record: BackupRecord,
+    private readonly root: Root,
+    private readonly device: BlockDevice,
+    private readonly progress: ProgressTracker,
+    private readonly memory: JobMemory,
+    options: RestoreOptions,
+  ) {
+    this.queue = new PQueue({ concurrency: options.concurrency ?? 6 });
+    this.signal = options.signal;
+  }
+
+  /** Goes through the leaf pages in order; the next one is fetched while this one's reads go out. */
+  async readLeaves(): Promise<void> {
+    const { repo, record, root, signal } = this;
     const leaves = [...root.leaves.entries()].sort((a, b) => a[0] - b[0]);
-    // The next leaf page is fetched while this one's reads go out.
     const fetchLeaf = (k: number): Promise<Buffer> | undefined => {
       const entry = leaves[k];
       if (entry === undefined) return undefined;
@@ -136,27 +175,48 @@ export async function restoreBackup(ctx: RestoreContext, options: RestoreOptions
       signal?.throwIfAborted();
       const page = await (nextLeaf as Promise<Buffer>);
       nextLeaf = fetchLeaf(k + 1);
-      await launchLeaf(repo, record.id, page, leafNo, root.leafChunks, root.chunkSize, launch);
+      await launchLeaf(repo, record.id, page, leafNo, root.leafChunks, root.chunkSize, this.launch);
     }
-    await queue.onIdle();
-    await writes.onIdle();
-    await flushing?.catch(() => undefined);
-    if (failure !== undefined) throw failure;
-    progress.phase('committing');
-    await device.flush();
-    await device.close();
-    const done = await engine.completeRestore(volume.id);
-    progress.phase('done');
-    return done;
-  } catch (err: unknown) {
-    // Reads still queued never start; those running finish (their errors are moot) before the device closes.
-    queue.clear();
-    await queue.onIdle().catch(() => undefined);
-    writes.clear();
-    await writes.onIdle().catch(() => undefined);
-    await flushing?.catch(() => undefined);
-    await device.close().catch(() => undefined);
-    throw err;
+  }
+
+  /** Waits for every read and write and the background flush; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.queue.onIdle();
+    await this.writes.onIdle();
+    await this.flushing?.catch(() => undefined);
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Reads still queued never start; those running finish (their errors are moot) before the device closes. */
+  async abort(): Promise<void> {
+    this.queue.clear();
+    await this.queue.onIdle().catch(() => undefined);
+    this.writes.clear();
+    await this.writes.onIdle().catch(() => undefined);
+    await this.flushing?.catch(() => undefined);
+  }
+
+  private run(pieces: Piece[]): void {
+    const { repo, record, root, signal, writes } = this;
+    this.queue
+      .add(async () => {
+        const decoded = await fetchAndDecode(repo, record, root.chunkSize, root.size, pieces, signal);
+        while (writes.size + writes.pending >= WRITES_AHEAD) await new Promise((r) => writes.once('next', r));
+        writes
+          .add(() =>
+            writePieces(
+              this.device,
+              pieces,
+              decoded,
+              root.chunkSize,
+              root.size,
+              this.written,
+              `of backup ${record.id}`,
+            ),
+          )
+          .catch(this.fail);
+      })
+      .catch(this.fail);
   }
 }
 
@@ -186,7 +246,7 @@ async function launchLeaf(
     if (loc === undefined) {
       throw new FerryError(
         'DATA_CORRUPTION',
-        `backup ${backupId} needs chunk ${id.toString('hex')} that no pack in ${repo.store.location} holds`,
+        `backup ${backupId} needs chunk ${id.toString('hex')} that no pack in ${repo.location} holds`,
       );
     }
     const piece = { chunk: leafNo * leafChunks + leaf.position(e), id, loc };
@@ -261,7 +321,7 @@ async function fetchAndDecode(
       if (!isFerryError(err, 'INVALID_ARGUMENT')) throw err;
       throw new FerryError(
         'DATA_CORRUPTION',
-        `pack ${key} in ${repo.store.location} is truncated: backup ${record.id} needs bytes ${start}..${start + length} of it; run \`ferry cloudsnap verify\` to see what it affects`,
+        `pack ${key} in ${repo.location} is truncated: backup ${record.id} needs bytes ${start}..${start + length} of it; run \`ferry cloudsnap verify\` to see what it affects`,
         { cause: err },
       );
     }

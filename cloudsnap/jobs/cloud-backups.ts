@@ -6,7 +6,7 @@
 import { FerryError } from '../../common/index.js';
 import { type BackupCatalog, catalogBackup } from '../catalog.js';
 import type { Credential } from '../credentials/index.js';
-import { collectGarbage, type GcResult } from '../gc.js';
+import { collectGarbage, type GcResult } from '../repo/gc.js';
 import type { BackupRecord, DamagedBackup, IndexRepairReport, KekRef, Repository } from '../repo/repository.js';
 import { JobManager, type JobManagerOptions } from './manager.js';
 import type { JobStatus, JobStatusType } from './types.js';
@@ -124,7 +124,7 @@ export class CloudBackups {
       credentialId,
       async (repo, credential) => {
         try {
-          return { repository: repo.store.location, ...(await repo.repairIndex(signal)) };
+          return { repository: repo.location, ...(await repo.repairIndex(signal)) };
         } finally {
           // Other open instances may index packs the repair found gone.
           this.jobs.repositories.invalidate(credential.credential_id);

@@ -1,8 +1,8 @@
 /** Public face of CloudSnap's control surface: backup and restore jobs and the operations on repositories. */
 export type { BackupCatalog, CatalogExtent } from '../catalog.js';
-export type { GcResult } from '../gc.js';
+export type { GcResult } from '../repo/gc.js';
 export type { BackupRecord, DamagedBackup, IndexRepairReport, ObjectDamage } from '../repo/repository.js';
-export type { VerifyCounts, VerifyProblem, VerifyProblemKind, VerifyRange, VerifyResult } from '../verify.js';
+export type { VerifyCounts, VerifyProblem, VerifyProblemKind, VerifyRange, VerifyResult } from '../repo/verify.js';
 export {
   CloudBackups,
   type EnumerateFilters,

@@ -1,4 +1,4 @@
-import type { VerifyResult } from '../verify.js';
+import type { VerifyResult } from '../repo/verify.js';
 
 /**
  * Backup, restore and verify jobs in the shape of OpenStorage's SdkCloudBackupStatus (libopenstorage/openstorage

@@ -6,7 +6,6 @@
  */
 import { isFerryError } from '../../common/index.js';
 import type { IndexedPack } from './chunk-index.js';
-import { readStoredPackHeader } from './pack-header.js';
 import type { Repository } from './repository.js';
 
 /** An object of the repository that did not open, and why. */
@@ -62,12 +61,8 @@ export async function reconcileIndex(
     deleted: [],
   };
   const stored = new Map<string, number>();
-  let token: string | undefined;
-  do {
-    const page = await repo.store.list('packs/', { continuationToken: token, signal });
-    for (const o of page.objects) stored.set(o.key.slice(o.key.lastIndexOf('/') + 1), o.size);
-    token = page.continuationToken;
-  } while (token !== undefined);
+  for await (const o of repo.objectsUnder('packs/', signal))
+    stored.set(o.key.slice(o.key.lastIndexOf('/') + 1), o.size);
   report.packs = stored.size;
 
   const missing = new Set<string>();
@@ -104,7 +99,7 @@ export async function reconcileIndex(
     for (let item = unindexed[next++]; item !== undefined; item = unindexed[next++]) {
       const [id, size] = item;
       try {
-        batch.push(await readStoredPackHeader(repo.store, repo.keys, id, { size, signal }));
+        batch.push(await repo.readPackHeader(id, { size, signal }));
       } catch (err: unknown) {
         // Gone since the listing (garbage collection): nothing to index.
         if (isFerryError(err, 'NOT_FOUND')) continue;
@@ -120,7 +115,7 @@ export async function reconcileIndex(
 
   const damagedKeys = damaged.map((d) => d.object);
   if (write && damagedKeys.length > 0) {
-    await repo.store.delete(damagedKeys, { signal });
+    await repo.deleteObjects(damagedKeys, signal);
     report.deleted = damagedKeys;
   }
   return report;

@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/index.js';
 import { type KeyProvider, type KeySource, LOCAL_PROVIDER, lookupOf } from '../../kms/index.js';
-import type { ObjectStore } from '../store/types.js';
+import type { GetOptions, ObjectInfo, ObjectStore } from '../store/types.js';
 import { Reclaimer } from '../workers/reclaim.js';
 import { ChunkIndex, decodeIndex, encodeIndex, type IndexedPack } from './chunk-index.js';
 import { configMac, parseConfig, type RepoConfig, unwrapMaster } from './config.js';
 import { RepoKeys } from './crypto.js';
 import { openJson, openObject, sealJson, sealObject } from './envelope.js';
 import { describeRepair, type IndexRepairReport, type ObjectDamage, reconcileIndex } from './index-repair.js';
-import { backupKey, CONFIG_KEY, indexKey, pageKey } from './layout.js';
+import { backupKey, CONFIG_KEY, condemnedKey, indexKey, packKey, pageKey } from './layout.js';
 import { pageId } from './manifest.js';
+import { readStoredPackHeader } from './pack-header.js';
+import { PackWriter, type PackWriterOptions } from './pack-writer.js';
 
 export interface RepoOptions {
   /** Chunk size in bytes; default 64 KiB (the engine's changed-block granularity is 4 KiB, so chunks align). */
@@ -88,13 +90,19 @@ export class Repository {
   private readonly notices: string[] = [];
 
   private constructor(
-    readonly store: ObjectStore,
+    /** Private: everything reaches the store through this class's methods (docs/ARCHITECTURE.md). */
+    private readonly store: ObjectStore,
     readonly config: RepoConfig,
     readonly keys: RepoKeys,
   ) {}
 
   get id(): string {
     return this.config.id;
+  }
+
+  /** Where the repository lives (its store's location), for messages. */
+  get location(): string {
+    return this.store.location;
   }
 
   get chunkSize(): number {
@@ -441,5 +449,121 @@ export class Repository {
     }
     await this.store.delete([key], { signal });
     this.records.delete(id);
+  }
+
+  /**
+   * The repository's write path for one backup: packs sealed and uploaded by a bounded set of uploads, index
+   * checkpoints, and the backup's `running/` marker (see pack-writer.ts).
+   */
+  packWriter(options: PackWriterOptions): PackWriter {
+    return new PackWriter(this, options);
+  }
+
+  /** Stores a finished pack object. */
+  async putPack(packId: string, body: Buffer, signal?: AbortSignal): Promise<void> {
+    await this.store.put(packKey(packId), body, { signal });
+  }
+
+  /** Whether pack `packId`'s object exists (one HEAD). */
+  async packExists(packId: string, signal?: AbortSignal): Promise<boolean> {
+    return (await this.store.head(packKey(packId), { signal })) !== undefined;
+  }
+
+  /** The ids of every pack in the store (one listing of `packs/`). */
+  async packIds(signal?: AbortSignal): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const key of this.keysUnder('packs/', signal)) ids.add(key.slice(key.lastIndexOf('/') + 1));
+    return ids;
+  }
+
+  /** A stored pack's own header, in index form (pack-header.ts): NOT_FOUND when it is gone, DATA_CORRUPTION when damaged. */
+  readPackHeader(packId: string, options: { size?: number; signal?: AbortSignal } = {}): Promise<IndexedPack> {
+    return readStoredPackHeader(this.store, this.keys, packId, options);
+  }
+
+  /** Deletes a pack and its condemned marker; returns the bytes it held (0 when it was gone already). */
+  async deletePack(packId: string, signal?: AbortSignal): Promise<number> {
+    const head = await this.store.head(packKey(packId), { signal });
+    await this.store.delete([packKey(packId)], { signal });
+    await this.store.delete([condemnedKey(packId)], { signal });
+    return head?.size ?? 0;
+  }
+
+  /** Marks a pack condemned (garbage collection's first phase) at `time`. */
+  async condemn(packId: string, time: Date, signal?: AbortSignal): Promise<void> {
+    const key = condemnedKey(packId);
+    await this.store.put(key, sealJson(this.keys, key, { pack: packId, time: time.toISOString() }), { signal });
+  }
+
+  /** Removes a pack's condemned marker: it is live again (or gone). */
+  async reprieve(packId: string, signal?: AbortSignal): Promise<void> {
+    await this.store.delete([condemnedKey(packId)], { signal });
+  }
+
+  /**
+   * Replaces index objects: one new object per group of pack ids (their entries read from the index's disk copy;
+   * packs the index dropped are left out) is written first, then `oldKeys` are deleted.
+   */
+  async replaceIndexObjects(
+    groups: readonly string[][],
+    oldKeys: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    for (const ids of groups) {
+      const key = indexKey(randomBytes(16).toString('hex'));
+      await this.store.put(key, sealObject(this.keys, key, encodeIndex(this.indexedPacks(ids))), { signal });
+      this.index.loaded.set(key, [...ids]);
+    }
+    await this.store.delete([...oldKeys], { signal });
+    for (const key of oldKeys) this.index.loaded.delete(key);
+  }
+
+  /** The index entries of packs the index knows, read back from its on-disk copy. */
+  private indexedPacks(packIds: readonly string[]): IndexedPack[] {
+    const out: IndexedPack[] = [];
+    for (const id of packIds) {
+      const pack = this.index.pack(id);
+      if (pack !== undefined) out.push(pack);
+    }
+    return out;
+  }
+
+  /** Seals `value` as JSON under `key` (running markers, condemned markers). */
+  async putSealedJson(key: string, value: unknown, signal?: AbortSignal): Promise<void> {
+    await this.store.put(key, sealJson(this.keys, key, value), { signal });
+  }
+
+  /** Opens the sealed JSON at `key`; undefined when it is gone. DATA_CORRUPTION when it does not open. */
+  async getSealedJson<T>(key: string, signal?: AbortSignal): Promise<T | undefined> {
+    const sealed = await this.getIfPresent(key, signal);
+    return sealed === undefined ? undefined : openJson<T>(this.keys, key, sealed);
+  }
+
+  /** Deletes objects by key (missing ones are fine). */
+  async deleteObjects(keys: readonly string[], signal?: AbortSignal): Promise<void> {
+    await this.store.delete([...keys], { signal });
+  }
+
+  /** An object's size and time, or undefined when it does not exist. */
+  headObject(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
+    return this.store.head(key, { signal });
+  }
+
+  /**
+   * An object's bytes as the store holds them now (verify reads through this, never through caches). NOT_FOUND and
+   * INVALID_ARGUMENT (a range past the end) pass through.
+   */
+  getObject(key: string, options: GetOptions = {}): Promise<Buffer> {
+    return this.store.get(key, options);
+  }
+
+  /** Every object under a prefix with its size, page by page. */
+  async *objectsUnder(prefix: string, signal?: AbortSignal): AsyncGenerator<ObjectInfo> {
+    let token: string | undefined;
+    do {
+      const page = await this.store.list(prefix, { continuationToken: token, signal });
+      for (const o of page.objects) yield o;
+      token = page.continuationToken;
+    } while (token !== undefined);
   }
 }

@@ -25,7 +25,7 @@ function reply(message: WorkerReply, transfer: ArrayBuffer[] = []): void {
 
 /**
  * Young collections every 8 MiB of data; a full one when the heap outgrows the last one's live objects by the
- * headroom, and whenever the job's main thread runs its own (ChunkWorkers.jobReclaimer, every 256 MiB), so what a
+ * headroom, and whenever the job's main thread runs its own (MemoryPolicy.workersCollectWithJob, every 256 MiB), so what a
  * long job promotes here does not stay. A full collection costs no compilations: requests get object-literal shapes
  * (ownRequest) and the hashing keeps its hidden classes alive (IdHasher), so the code compiled for them stays valid.
  */

@@ -4,6 +4,7 @@ import { afterEach, expect, it, vi } from 'vitest';
 import { decompress } from 'zstd-napi';
 import { native } from '../../common/native/index.js';
 import { encodeChunk } from '../repo/chunk-codec.js';
+import { JobMemory } from './memory-policy.js';
 import { ChunkWorkers } from './pool.js';
 
 let pool: ChunkWorkers | undefined;
@@ -137,7 +138,7 @@ it('hashes each batch under its own id key (the worker keeps one hasher, made ag
 it("has every worker collect with a job's main thread, and they answer on afterwards", async () => {
   pool = new ChunkWorkers(2);
   const posted = workersOf(pool).map((w) => vi.spyOn(w, 'postMessage'));
-  const reclaimer = pool.jobReclaimer();
+  const reclaimer = new JobMemory(undefined, pool);
   reclaimer.processed(128 * 1024 * 1024);
   for (const spy of posted) expect(spy).not.toHaveBeenCalled();
   reclaimer.processed(128 * 1024 * 1024);

@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { FerryError } from '../../common/index.js';
-import { native, trimAllocator } from '../../common/native/index.js';
+import { native } from '../../common/native/index.js';
 import { DIRECT_ALIGN } from '../../node/index.js';
+import { collectAndTrim, type MemoryPolicy, resolveMemoryPolicy } from './memory-policy.js';
 import {
   type CompressReply,
   type CompressRequest,
@@ -13,7 +14,6 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from './protocol.js';
-import { collectAndTrim, MAIN_THREAD_RECLAIM, Reclaimer } from './reclaim.js';
 
 /**
  * A worker's JS heap stays small (its data lives in ArrayBuffers); a small young generation also means its dropped
@@ -126,10 +126,12 @@ export class ChunkWorkers {
   /**
    * @param count Worker threads.
    * @param idleMs Quiet time after which the buffers kept for reuse are dropped (IDLE_RELEASE_MS).
+   * @param memory The pool's part of the memory policy (`trimWhenIdle`).
    */
   constructor(
     count = Math.max(1, Math.min(2, availableParallelism())),
     private readonly idleMs = IDLE_RELEASE_MS,
+    private readonly memory: MemoryPolicy = {},
   ) {
     for (let i = 0; i < count; i++) {
       const slot: Slot = { worker: startWorker(), busy: 0, waiting: new Map() };
@@ -262,25 +264,17 @@ export class ChunkWorkers {
     for (const list of this.spare.values()) list.length = 0;
     this.spareReads.length = 0;
     this.collect();
-    collectAndTrim();
-  }
-
-  /** Has every worker run a full collection (no reply). */
-  collect(): void {
-    for (const slot of this.slots) slot.worker.postMessage({ type: 'collect' } satisfies WorkerRequest);
+    if (resolveMemoryPolicy(this.memory).trimWhenIdle) collectAndTrim();
   }
 
   /**
-   * The reclaimer of a backup's or a restore's main thread: a full collection every MAIN_THREAD_RECLAIM bytes, after
-   * which malloc's free memory goes back to the kernel and every worker collects too. A worker's own reclaimer
-   * collects its whole heap only once it has grown by its headroom, so without this a worker's old generation kept
-   * what a long job promoted into it (1.5 MiB each over a 16 GiB restore), and a long job ended higher than a short one.
+   * Has every worker run a full collection (no reply). A job's main thread has them do it with each of its own
+   * (MemoryPolicy.workersCollectWithJob): a worker's own reclaimer collects its whole heap only once it has grown by
+   * its headroom, so without this a worker's old generation kept what a long job promoted into it (1.5 MiB each over
+   * a 16 GiB restore), and a long job ended higher than a short one.
    */
-  jobReclaimer(): Reclaimer {
-    return new Reclaimer(MAIN_THREAD_RECLAIM, 1, undefined, () => {
-      trimAllocator();
-      this.collect();
-    });
+  collect(): void {
+    for (const slot of this.slots) slot.worker.postMessage({ type: 'collect' } satisfies WorkerRequest);
   }
 
   private release(shared: SharedArrayBuffer): void {

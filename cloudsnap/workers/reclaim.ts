@@ -12,7 +12,7 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { compactHeap, trimAllocator } from '../../common/native/index.js';
+import { compactHeap } from '../../common/native/index.js';
 
 /** V8's `gc` extension, for young-generation collections (`{ type: 'minor' }`); full ones are compactHeap's. */
 type Gc = (options: { type: 'minor' }) => void;
@@ -33,15 +33,6 @@ function gc(): Gc {
  */
 export function collectAll(): void {
   compactHeap();
-}
-
-/**
- * collectAll, then malloc's free memory handed back to the kernel (process-wide): what a job's main thread runs after
- * its setup, and the pool once its spare buffers are dropped.
- */
-export function collectAndTrim(): void {
-  collectAll();
-  trimAllocator();
 }
 
 /**

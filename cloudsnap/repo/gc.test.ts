@@ -3,13 +3,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type KeyProvider, openDefaultKeyring } from '../kms/index.js';
-import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
-import { backupVolume } from './backup.js';
+import { type KeyProvider, openDefaultKeyring } from '../../kms/index.js';
+import { openEngine, SqliteStore, type VolumeEngine } from '../../node/index.js';
+import { backupVolume } from '../backup.js';
+import { restoreBackup } from '../restore.js';
+import { DirectoryStore } from '../store/directory.js';
 import { collectGarbage } from './gc.js';
-import { Repository } from './repo/repository.js';
-import { restoreBackup } from './restore.js';
-import { DirectoryStore } from './store/directory.js';
+import { Repository } from './repository.js';
 import { verifyBackups } from './verify.js';
 
 const MiB = 1024 * 1024;
@@ -84,11 +84,10 @@ describe('delete, garbage collection and verify', () => {
     const clock = (): Date => new Date(t);
     await collectGarbage(repo, { now: clock, graceMs: 1000 });
     const marker = 'running/20000101T000000.000Z-deadbeef';
-    const { sealJson } = await import('./repo/envelope.js');
-    await repo.store.put(marker, sealJson(repo.keys, marker, { started: new Date(t - 10).toISOString() }));
+    await repo.putSealedJson(marker, { started: new Date(t - 10).toISOString() });
     t += 5000;
     expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).deleted).toBe(0);
-    await repo.store.delete([marker]);
+    await repo.deleteObjects([marker]);
     expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).deleted).toBeGreaterThan(0);
   });
 
@@ -146,19 +145,20 @@ describe('unindexed packs', () => {
       const bucket = join(dir, 'bucket');
       await mkdir(bucket);
       const repo = await Repository.openOrInit(new DirectoryStore(bucket), keys, 'default');
-      const { PackBuilder } = await import('./repo/pack.js');
-      const { packKey } = await import('./repo/layout.js');
+      const { PackBuilder } = await import('./pack.js');
+      const { packKey } = await import('./layout.js');
       const orphan = new PackBuilder(repo.keys);
       const data = randomBytes(65536);
       orphan.add(repo.keys.id(data), data);
-      await repo.store.put(packKey(orphan.ref.id), orphan.finish());
+      await repo.putPack(orphan.ref.id, orphan.finish());
       let t = Date.now();
       const clock = (): Date => new Date(t);
       expect((await collectGarbage(repo, { now: clock, graceMs: 1000 })).condemned).toBe(1);
       t += 2000;
       const sweep = await collectGarbage(repo, { now: clock, graceMs: 1000 });
       expect(sweep.deleted).toBe(1);
-      expect(await repo.store.head(packKey(orphan.ref.id))).toBeUndefined();
+      expect(await repo.packExists(orphan.ref.id)).toBe(false);
+      expect(await new DirectoryStore(bucket).head(packKey(orphan.ref.id))).toBeUndefined();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -5,15 +5,15 @@
  * again blob by blob, so each damaged chunk is named, not only the first.
  */
 import zstd from 'zstd-napi/binding.js';
-import { FerryError, isFerryError } from '../common/index.js';
-import { decodeChunkInto } from './repo/chunk-codec.js';
-import { ENTRY } from './repo/chunk-index.js';
-import { open, type RepoKeys, SALT_SIZE, TAG_SIZE } from './repo/crypto.js';
-import { packKey } from './repo/layout.js';
-import type { ObjectStore } from './store/types.js';
+import { FerryError, isFerryError } from '../../common/index.js';
+import type { GetOptions } from '../store/types.js';
+import { ChunkWorkers } from '../workers/pool.js';
+import { decodeChunkInto } from './chunk-codec.js';
+import { ENTRY } from './chunk-index.js';
+import { open, type RepoKeys, SALT_SIZE, TAG_SIZE } from './crypto.js';
+import { packKey } from './layout.js';
 import type { ProblemBook } from './verify-report.js';
 import type { PlannedPack } from './verify-scan.js';
-import { ChunkWorkers } from './workers/pool.js';
 
 const MAGIC = Buffer.from('FRYPACK1', 'ascii');
 const END = Buffer.from('FRYPACKE', 'ascii');
@@ -79,7 +79,8 @@ interface PackRange {
 }
 
 export interface PackCheckerOptions {
-  store: ObjectStore;
+  /** Reads (a range of) an object as the store holds it now (Repository.getObject). */
+  read: (key: string, options: GetOptions) => Promise<Buffer>;
   keys: RepoKeys;
   book: ProblemBook;
   chunkSize: number;
@@ -143,13 +144,13 @@ export class PackChecker {
   }
 
   private async checkRange(pack: PlannedPack, range: PackRange): Promise<void> {
-    const { store, book, signal } = this.options;
+    const { read, book, signal } = this.options;
     const key = packKey(pack.id);
     const buffer = this.workers.borrow(range.length);
     try {
       let body: Buffer;
       try {
-        body = await store.get(key, {
+        body = await read(key, {
           range: { offset: range.offset, length: range.length },
           into: buffer,
           ...(signal !== undefined && { signal }),

@@ -12,14 +12,14 @@
  * Every problem is collected (nothing stops at the first), one per damaged object, with the backups, volume ranges
  * and chunks it affects (verify-report.ts).
  */
-import { FerryError, isFerryError } from '../common/index.js';
-import { type Progress, ProgressTracker } from './progress.js';
-import { decodeIndex } from './repo/chunk-index.js';
-import { parseConfig } from './repo/config.js';
-import { openJson, openObject } from './repo/envelope.js';
-import { backupKey, CONFIG_KEY, packKey, pageKey } from './repo/layout.js';
-import { decodeRoot, leafEntries, pageId, type Root } from './repo/manifest.js';
-import type { BackupRecord, Repository } from './repo/repository.js';
+import { FerryError, isFerryError } from '../../common/index.js';
+import { type Progress, ProgressTracker } from '../progress.js';
+import { decodeIndex } from './chunk-index.js';
+import { parseConfig } from './config.js';
+import { openJson, openObject } from './envelope.js';
+import { backupKey, CONFIG_KEY, packKey, pageKey } from './layout.js';
+import { decodeRoot, leafEntries, pageId, type Root } from './manifest.js';
+import type { BackupRecord, Repository } from './repository.js';
 import { expectedPackSize, openTrailer, PACK_HEAD, PackChecker } from './verify-packs.js';
 import { ProblemBook, type VerifyProblem } from './verify-report.js';
 import { type PlannedPack, VerifyScan } from './verify-scan.js';
@@ -143,7 +143,7 @@ class Verify {
   /** A GET that answers undefined for a missing object. */
   private async getIfPresent(key: string): Promise<Buffer | undefined> {
     try {
-      return await this.repo.store.get(key, { ...(this.signal !== undefined && { signal: this.signal }) });
+      return await this.repo.getObject(key, { ...(this.signal !== undefined && { signal: this.signal }) });
     } catch (err: unknown) {
       if (isFerryError(err, 'NOT_FOUND')) return undefined;
       throw err;
@@ -151,15 +151,7 @@ class Verify {
   }
 
   private async *keysUnder(prefix: string): AsyncGenerator<{ key: string; size: number }> {
-    let token: string | undefined;
-    do {
-      const page = await this.repo.store.list(prefix, {
-        ...(token !== undefined && { continuationToken: token }),
-        ...(this.signal !== undefined && { signal: this.signal }),
-      });
-      for (const o of page.objects) yield o;
-      token = page.continuationToken;
-    } while (token !== undefined);
+    yield* this.repo.objectsUnder(prefix, this.signal);
   }
 
   /** Objects fetched FETCHES at a time, handed to `use` in order. */
@@ -188,7 +180,7 @@ class Verify {
       return;
     }
     try {
-      const config = parseConfig(raw, this.repo.store.location);
+      const config = parseConfig(raw, this.repo.location);
       if (config.id !== this.repo.id) {
         this.book.add('config', CONFIG_KEY, `the config names repository ${config.id}, not ${this.repo.id}`);
       }
@@ -210,7 +202,7 @@ class Verify {
         const id = key.slice('backups/'.length);
         if (sealed === undefined) {
           if (this.options.backupIds !== undefined) {
-            throw new FerryError('NOT_FOUND', `backup ${id} not found in ${this.repo.store.location}`);
+            throw new FerryError('NOT_FOUND', `backup ${id} not found in ${this.repo.location}`);
           }
           return; // deleted since the listing
         }
@@ -410,7 +402,7 @@ class Verify {
   /** A pack's salt and blob entries from its head and trailing header (two or three small ranged reads). */
   private async readHeader(key: string, size: number): Promise<{ salt: Buffer; blobs: Buffer }> {
     const get = (offset: number, length: number): Promise<Buffer> =>
-      this.repo.store.get(key, {
+      this.repo.getObject(key, {
         range: { offset, length },
         ...(this.signal !== undefined && { signal: this.signal }),
       });
@@ -489,7 +481,7 @@ class Verify {
   /** Reads the chosen packs, `concurrency` at a time. */
   private async readPacks(chosen: Array<{ num: number; size: number; whole: boolean }>): Promise<void> {
     const checker = new PackChecker({
-      store: this.repo.store,
+      read: (key, options) => this.repo.getObject(key, options),
       keys: this.repo.keys,
       book: this.book,
       chunkSize: this.repo.chunkSize,

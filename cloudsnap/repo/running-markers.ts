@@ -6,9 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { isFerryError } from '../common/index.js';
-import { openJson } from './repo/envelope.js';
-import type { Repository } from './repo/repository.js';
+import { isFerryError } from '../../common/index.js';
+import type { Repository } from './repository.js';
 
 /** Who runs a backup: the node and the process of that node. */
 export interface MarkerOwner {
@@ -45,12 +44,7 @@ export async function readMarker(
   key: string,
   signal?: AbortSignal,
 ): Promise<RunningMarker | undefined> {
-  try {
-    return openJson<RunningMarker>(repo.keys, key, await repo.store.get(key, { signal }));
-  } catch (err: unknown) {
-    if (isFerryError(err, 'NOT_FOUND')) return undefined;
-    throw err;
-  }
+  return repo.getSealedJson<RunningMarker>(key, signal);
 }
 
 /**
@@ -73,7 +67,7 @@ export async function clearOwnStaleMarkers(
       throw err;
     }
     if (marker === undefined || marker.node !== owner.node || marker.process === owner.process) continue;
-    await repo.store.delete([key], { signal });
+    await repo.deleteObjects([key], signal);
     cleared.push(key.slice('running/'.length));
   }
   return cleared;

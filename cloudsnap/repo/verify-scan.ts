@@ -7,7 +7,7 @@
  *         positions of the blobs it is to check (u32 each)
  */
 import type Database from 'better-sqlite3';
-import { ENTRY, scratchDatabase } from './repo/chunk-index.js';
+import { ENTRY, scratchDatabase } from './chunk-index.js';
 
 /** A pack as verify plans to check it. */
 export interface PlannedPack {

@@ -1,11 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { isFerryError } from '../common/index.js';
+import { isFerryError } from '../../common/index.js';
+import { packKey } from './layout.js';
 import { type LiveSet, liveChunks } from './live-set.js';
-import { encodeIndex, type IndexedPack } from './repo/chunk-index.js';
-import { sealJson, sealObject } from './repo/envelope.js';
-import { condemnedKey, indexKey, packKey } from './repo/layout.js';
-import { readStoredPackHeader } from './repo/pack-header.js';
-import type { Repository } from './repo/repository.js';
+import type { Repository } from './repository.js';
 import { type RunningMarker, readMarker } from './running-markers.js';
 
 export interface GcOptions {
@@ -54,12 +50,12 @@ export async function collectGarbage(repo: Repository, options: GcOptions = {}):
       marker = await readMarker(repo, key, signal);
     } catch (err: unknown) {
       if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
-      const info = await repo.store.head(key, { signal });
+      const info = await repo.headObject(key, signal);
       marker = { id: key, volume: '', started: (info?.lastModified ?? now).toISOString() };
     }
     if (marker === undefined) continue;
     const started = new Date(marker.started);
-    if (now.getTime() - started.getTime() > stale) await repo.store.delete([key], { signal });
+    if (now.getTime() - started.getTime() > stale) await repo.deleteObjects([key], signal);
     else running.push(started);
   }
   const { records, damaged } = await repo.scanBackups(signal);
@@ -119,7 +115,7 @@ async function sweep(
   const deleted = new Set<string>();
   const reprieve = async (packId: string, since: Date | undefined): Promise<void> => {
     if (since === undefined) return;
-    await repo.store.delete([condemnedKey(packId)], { signal });
+    await repo.reprieve(packId, signal);
     result.reprieved++;
   };
   for (const packId of [...indexed, ...orphans]) {
@@ -136,11 +132,11 @@ async function sweep(
     const noOlderBackup = since !== undefined && running.every((started) => started.getTime() > since.getTime());
     if (pack === undefined || (oldEnough && noOlderBackup)) {
       try {
-        pack = await readStoredPackHeader(repo.store, repo.keys, packId, { signal });
+        pack = await repo.readPackHeader(packId, { signal });
       } catch (err: unknown) {
         if (isFerryError(err, 'NOT_FOUND')) {
           // Deleted since the listing (another collector): only its marker may be left.
-          if (since !== undefined) await repo.store.delete([condemnedKey(packId)], { signal });
+          if (since !== undefined) await repo.reprieve(packId, signal);
           continue;
         }
         if (!isFerryError(err, 'DATA_CORRUPTION')) throw err;
@@ -156,18 +152,15 @@ async function sweep(
       }
     }
     if (since === undefined) {
-      const key = condemnedKey(packId);
-      await repo.store.put(key, sealJson(repo.keys, key, { pack: packId, time: now.toISOString() }), { signal });
+      await repo.condemn(packId, now, signal);
       result.condemned++;
       continue;
     }
     if (!oldEnough || !noOlderBackup) continue;
-    const head = await repo.store.head(packKey(packId), { signal });
-    await repo.store.delete([packKey(packId)], { signal });
-    await repo.store.delete([condemnedKey(packId)], { signal });
+    const bytes = await repo.deletePack(packId, signal);
     deleted.add(packId);
     result.deleted++;
-    result.bytes_deleted += head?.size ?? 0;
+    result.bytes_deleted += bytes;
   }
   if (deleted.size > 0) await rewriteIndex(repo, deleted, signal);
   if (repo.index.loaded.size > CONSOLIDATE_ABOVE) await consolidateIndex(repo, signal);
@@ -183,39 +176,23 @@ const PACKS_PER_INDEX = 4096;
 async function consolidateIndex(repo: Repository, signal?: AbortSignal): Promise<void> {
   const old = [...repo.index.loaded.entries()];
   const packIds = [...new Set(old.flatMap(([, ids]) => ids))];
-  for (let i = 0; i < packIds.length; i += PACKS_PER_INDEX) {
-    const part = packIds.slice(i, i + PACKS_PER_INDEX);
-    const key = indexKey(randomBytes(16).toString('hex'));
-    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(indexedPacks(repo, part))), { signal });
-    repo.index.loaded.set(key, part);
-  }
-  const oldKeys = old.map(([key]) => key);
-  await repo.store.delete(oldKeys, { signal });
-  for (const key of oldKeys) repo.index.loaded.delete(key);
+  const groups: string[][] = [];
+  for (let i = 0; i < packIds.length; i += PACKS_PER_INDEX) groups.push(packIds.slice(i, i + PACKS_PER_INDEX));
+  await repo.replaceIndexObjects(
+    groups,
+    old.map(([key]) => key),
+    signal,
+  );
 }
 
 /** Rewrites the index objects that describe deleted packs (new object first, then the old ones go). */
 async function rewriteIndex(repo: Repository, deleted: ReadonlySet<string>, signal?: AbortSignal): Promise<void> {
   const touched = [...repo.index.loaded.entries()].filter(([, ids]) => ids.some((id) => deleted.has(id)));
   const keep = [...new Set(touched.flatMap(([, ids]) => ids.filter((id) => !deleted.has(id))))];
-  if (keep.length > 0) {
-    const key = indexKey(randomBytes(16).toString('hex'));
-    await repo.store.put(key, sealObject(repo.keys, key, encodeIndex(indexedPacks(repo, keep))), { signal });
-    repo.index.loaded.set(key, keep);
-  }
-  const oldKeys = touched.map(([key]) => key);
-  await repo.store.delete(oldKeys, { signal });
-  for (const key of oldKeys) repo.index.loaded.delete(key);
+  await repo.replaceIndexObjects(
+    keep.length > 0 ? [keep] : [],
+    touched.map(([key]) => key),
+    signal,
+  );
   repo.index.dropPacks(deleted);
-}
-
-/** The index entries of packs the index knows, read back from its on-disk copy. */
-function indexedPacks(repo: Repository, packIds: readonly string[]): IndexedPack[] {
-  const out: IndexedPack[] = [];
-  for (const id of packIds) {
-    // A pack the index dropped (no longer in the store) is left out of the rewritten objects.
-    const pack = repo.index.pack(id);
-    if (pack !== undefined) out.push(pack);
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
-import type { ChangedBlocksPage, ChangedBlocksRequest, Extent, VolumeEngine } from '../node/index.js';
-import { type Batch, batchesOf, chunkRuns, type DiffSource, surveyDiff } from './backup-plan.js';
+import type { ChangedBlocksPage, ChangedBlocksRequest, Extent, VolumeEngine } from '../../node/index.js';
+import { type Batch, batchesOf, chunkRuns, type DiffSource, surveyDiff } from './diff.js';
 
 /** An engine whose diff is `extents`, served two extents a page (as a long diff is served 10,000 a page). */
 function diffOf(extents: Extent[], size: number): DiffSource & { calls: number } {

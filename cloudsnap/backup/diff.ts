@@ -3,7 +3,7 @@
  * pulled page by page from the engine as the backup goes. Nothing here holds a list as long as the volume, so a
  * backup's memory does not grow with the size of what it reads (a 1 TiB volume's batches alone were tens of MiB).
  */
-import type { SnapshotSource } from './ports.js';
+import type { SnapshotSource } from '../ports.js';
 
 /**
  * Extents asked of the engine per page of the diff. A page is held while its chunk runs are read: pages of 10,000

@@ -1,6 +1,6 @@
-import { ENTRY, type IndexedPack, scratchDatabase } from './repo/chunk-index.js';
-import { decodeLeaf, decodeRoot } from './repo/manifest.js';
-import type { BackupRecord, Repository } from './repo/repository.js';
+import { ENTRY, type IndexedPack, scratchDatabase } from './chunk-index.js';
+import { decodeLeaf, decodeRoot } from './manifest.js';
+import type { BackupRecord, Repository } from './repository.js';
 
 /**
  * A set of chunk ids kept in a scratch database on disk (as the chunk index is), with the manifest pages

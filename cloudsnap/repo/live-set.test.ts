@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
+import { indexedPack } from './chunk-index.js';
 import { LiveSet } from './live-set.js';
-import { indexedPack } from './repo/chunk-index.js';
 
 it('keeps chunk ids and seen pages on disk, and tells whether a pack holds any live chunk', () => {
   const live = new LiveSet();
