@@ -8,13 +8,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  DirectoryStore,
-  type JobStatus,
-  jobKey,
-  type ObjectStore,
-  type Repository,
-} from '../cloudsnap/index.js';
+import { DirectoryStore, type JobStatus, jobKey, type ObjectStore, type Repository } from '../cloudsnap/index.js';
 import { requestJson } from '../test/support/app-request.js';
 import { backup, type KeyHarness, openHarness, volumeWithData } from '../test/support/key-harness.js';
 import { createApp } from './app.js';
