@@ -4,56 +4,8 @@
  * that do load them, store/index.ts (the S3 and GCS classes) and testing.ts (the conformance suite), are probed the
  * same way, which shows the probe sees such a load.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const run = promisify(execFile);
-const root = join(import.meta.dirname, '..');
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ferry-face-'));
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
-/** Every package a fresh Node process resolves while it imports `file` (relative to the repository). */
-async function packagesLoadedBy(file: string): Promise<Set<string>> {
-  const log = join(dir, `${file.replaceAll('/', '_')}.log`);
-  const hook = `import { appendFileSync } from 'node:fs';
-export async function resolve(specifier, context, next) {
-  const found = await next(specifier, context);
-  appendFileSync(${JSON.stringify(log)}, found.url + '\\n');
-  return found;
-}`;
-  const register = `import { register } from 'node:module';
-register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
-  await run(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      '--import',
-      `data:text/javascript,${encodeURIComponent(register)}`,
-      '--input-type=module',
-      '-e',
-      `await import(${JSON.stringify(join(root, file))});`,
-    ],
-    { cwd: root },
-  );
-  const packages = new Set<string>();
-  for (const url of (await readFile(log, 'utf8')).split('\n')) {
-    const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
-    if (m?.[1] !== undefined) packages.add(m[1]);
-  }
-  return packages;
-}
+import { describe, expect, it } from 'vitest';
+import { packagesLoadedBy } from '../test/support/packages-loaded.js';
 
 const HEAVY = ['@aws-sdk/client-s3', '@azure/storage-blob', 'vitest'];
 

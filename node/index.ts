@@ -1,4 +1,5 @@
-export { EtcdStore, type EtcdStoreOptions, openEtcdStore } from './cluster/etcd-store.js';
+export { connectEtcd } from './cluster/etcd.js';
+export type { EtcdStore, EtcdStoreOptions } from './cluster/etcd-store.js';
 export { LeaseKeeper } from './cluster/lease-keeper.js';
 export {
   type HeldLock,
