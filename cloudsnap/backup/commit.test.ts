@@ -1,36 +1,27 @@
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { openDefaultKeyring } from '../../kms/index.js';
-import { openEngine, SqliteStore, type VolumeEngine } from '../../node/index.js';
-import { Repository } from '../repo/repository.js';
+import type { SqliteStore, VolumeEngine } from '../../node/index.js';
+import { openStageFixture, type StageFixture } from '../../test/support/stage-fixture.js';
+import type { Repository } from '../repo/repository.js';
 import type { LastBackup } from '../state.js';
-import { DirectoryStore } from '../store/directory.js';
 import { commitBackup } from './commit.js';
 import { ManifestBuilder } from './manifest.js';
 import { planBackup, takeSnapshot } from './plan.js';
 
 const MiB = 1024 * 1024;
+let fixture: StageFixture;
 let dir: string;
 let engine: VolumeEngine;
 let store: SqliteStore;
 let repo: Repository;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ferry-commit-'));
-  store = new SqliteStore(join(dir, 'cluster.db'));
-  engine = await openEngine({ dataDir: dir, store });
-  await mkdir(join(dir, 'bucket'));
-  repo = await Repository.openOrInit(new DirectoryStore(join(dir, 'bucket')), await openDefaultKeyring(dir), 'default');
-  await engine.createVolume({ name: 'db', size: 8 * MiB });
+  fixture = await openStageFixture('ferry-commit-');
+  ({ dir, engine, store, repo } = fixture);
 });
 
-afterEach(async () => {
-  await engine.close();
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => fixture.close());
 
 const stats = () => ({ bytes_scanned: 8 * MiB, bytes_new: 0, chunks: 128, chunks_new: 0, chunks_zero: 128 });
 

@@ -1,35 +1,23 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import { openDefaultKeyring } from '../../kms/index.js';
-import { openEngine, SqliteStore, type VolumeEngine } from '../../node/index.js';
+import type { SqliteStore, VolumeEngine } from '../../node/index.js';
+import { openStageFixture, type StageFixture } from '../../test/support/stage-fixture.js';
 import { backupVolume } from '../backup.js';
-import { Repository } from '../repo/repository.js';
+import type { Repository } from '../repo/repository.js';
 import { lastBackupKey } from '../state.js';
-import { DirectoryStore } from '../store/directory.js';
 import { planBackup, takeSnapshot } from './plan.js';
 
-const MiB = 1024 * 1024;
-let dir: string;
+const _MiB = 1024 * 1024;
+let fixture: StageFixture;
 let engine: VolumeEngine;
 let store: SqliteStore;
 let repo: Repository;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ferry-plan-'));
-  store = new SqliteStore(join(dir, 'cluster.db'));
-  engine = await openEngine({ dataDir: dir, store });
-  await mkdir(join(dir, 'bucket'));
-  repo = await Repository.openOrInit(new DirectoryStore(join(dir, 'bucket')), await openDefaultKeyring(dir), 'default');
-  await engine.createVolume({ name: 'db', size: 8 * MiB });
+  fixture = await openStageFixture('ferry-plan-');
+  ({ engine, store, repo } = fixture);
 });
 
-afterEach(async () => {
-  await engine.close();
-  await store.close();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => fixture.close());
 
 const input = (full = false) => ({ engine, repo, store, volume: 'db', full, started: new Date() });
 

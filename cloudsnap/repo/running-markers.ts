@@ -38,7 +38,11 @@ export function runningMarker(id: string, volume: string, started: Date, owner: 
   return { id, volume, started: started.toISOString(), node: owner.node, process: owner.process, pid: process.pid };
 }
 
-/** Reads the marker at `key`, or undefined when it is gone (its backup ended) or does not open. */
+/**
+ * Reads the marker at `key`, or undefined when it is gone (its backup ended). A marker that does not open (damaged,
+ * or sealed with another key) throws DATA_CORRUPTION: the callers decide, and gc leaves such a marker to its 24-hour
+ * rule.
+ */
 export async function readMarker(
   repo: Repository,
   key: string,
