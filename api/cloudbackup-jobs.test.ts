@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CloudBackups, CredentialStore, type JobStatus } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
-import { requestJson } from '../test/support/app-request.js';
+import { jobRequests, requestJson } from '../test/support/app-request.js';
 import { createApp } from './app.js';
 
 const MiB = 1024 * 1024;
@@ -48,18 +48,7 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function ok<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-  const r = await requestJson<T>(app, method, path, body);
-  expect(r.status, JSON.stringify(r.body)).toBe(200);
-  return r.body;
-}
-
-async function statusOf(taskId: string): Promise<JobStatus> {
-  const { statuses } = await ok<{ statuses: Record<string, JobStatus> }>('POST', '/v1/cloudbackups/status', {
-    task_id: taskId,
-  });
-  return statuses[taskId] as JobStatus;
-}
+const { ok, statusOf } = jobRequests<JobStatus>(() => app);
 
 async function volumeWith(name: string, data: Buffer): Promise<void> {
   await engine.createVolume({ name, size: 8 * MiB });

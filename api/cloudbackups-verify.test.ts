@@ -25,7 +25,7 @@ import {
 } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
-import { requestJson } from '../test/support/app-request.js';
+import { jobEnded, jobRequests } from '../test/support/app-request.js';
 import { createApp } from './app.js';
 
 const MiB = 1024 * 1024;
@@ -116,28 +116,8 @@ afterEach(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function ok<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await requestJson<T>(app, method, path, body);
-  expect(response.status, JSON.stringify(response.body)).toBe(200);
-  return response.body;
-}
-
-async function statusOf(taskId: string): Promise<JobStatus> {
-  const { statuses } = await ok<{ statuses: Record<string, JobStatus> }>('POST', '/v1/cloudbackups/status', {
-    task_id: taskId,
-  });
-  return statuses[taskId] as JobStatus;
-}
-
-async function until(taskId: string, done: (s: JobStatus) => boolean): Promise<JobStatus> {
-  for (;;) {
-    const status = await statusOf(taskId);
-    if (done(status)) return status;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-const ended = (s: JobStatus): boolean => ['Done', 'Failed', 'Aborted'].includes(s.status);
+const { ok, statusOf, until } = jobRequests<JobStatus>(() => app);
+const ended = jobEnded;
 
 /** A volume with `mib` MiB of data (in about as many packs), backed up through the API; returns the backup id. */
 async function backedUp(mib = 3): Promise<string> {

@@ -27,7 +27,7 @@ import {
 } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
-import { requestJson } from '../test/support/app-request.js';
+import { jobEnded, jobRequests, requestJson } from '../test/support/app-request.js';
 import { createApp } from './app.js';
 
 const MiB = 1024 * 1024;
@@ -123,28 +123,8 @@ function call<T = Record<string, unknown>>(
   return requestJson<T>(app, method, path, body);
 }
 
-async function ok<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await call<T>(method, path, body);
-  expect(response.status, JSON.stringify(response.body)).toBe(200);
-  return response.body;
-}
-
-async function statusOf(taskId: string): Promise<JobStatus> {
-  const { statuses } = await ok<{ statuses: Record<string, JobStatus> }>('POST', '/v1/cloudbackups/status', {
-    task_id: taskId,
-  });
-  return statuses[taskId] as JobStatus;
-}
-
-async function until(taskId: string, done: (s: JobStatus) => boolean): Promise<JobStatus> {
-  for (;;) {
-    const status = await statusOf(taskId);
-    if (done(status)) return status;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-const ended = (s: JobStatus): boolean => ['Done', 'Failed', 'Aborted'].includes(s.status);
+const { ok, statusOf, until } = jobRequests<JobStatus>(() => app);
+const ended = jobEnded;
 
 async function volumeWithData(name: string, size = 8 * MiB): Promise<void> {
   await engine.createVolume({ name, size });
