@@ -10,28 +10,23 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  type CallOptions,
   CloudBackups,
   CredentialStore,
   type GetOptions,
   type JobStatus,
-  type ListOptions,
-  type ListPage,
-  type ObjectInfo,
-  type ObjectStore,
   type ObjectStoreCredential,
   openObjectStore,
-  type PutOptions,
 } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { jobEnded, jobRequests } from '../test/support/app-request.js';
+import { DelegatingStore } from '../test/support/delegating-store.js';
 import { createApp } from './app.js';
 
 const MiB = 1024 * 1024;
 
 /** A directory store whose pack reads wait while `held` is set, until `release` (they honour their AbortSignal). */
-class HeldReads implements ObjectStore {
+class HeldReads extends DelegatingStore {
   static held = false;
   static reached = 0;
   static waiting: Array<() => void> = [];
@@ -39,17 +34,7 @@ class HeldReads implements ObjectStore {
     HeldReads.held = false;
     for (const go of HeldReads.waiting.splice(0)) go();
   }
-  constructor(private readonly inner: ObjectStore) {}
-  get location(): string {
-    return this.inner.location;
-  }
-  get conditionalCreate(): boolean {
-    return this.inner.conditionalCreate;
-  }
-  put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
-    return this.inner.put(key, body, options);
-  }
-  async get(key: string, options?: GetOptions): Promise<Buffer> {
+  override async get(key: string, options?: GetOptions): Promise<Buffer> {
     if (HeldReads.held && key.startsWith('packs/')) {
       HeldReads.reached++;
       await new Promise<void>((resolve, reject) => {
@@ -61,15 +46,6 @@ class HeldReads implements ObjectStore {
       });
     }
     return this.inner.get(key, options);
-  }
-  head(key: string, options?: CallOptions): Promise<ObjectInfo | undefined> {
-    return this.inner.head(key, options);
-  }
-  list(prefix: string, options?: ListOptions): Promise<ListPage> {
-    return this.inner.list(prefix, options);
-  }
-  delete(keys: readonly string[], options?: CallOptions): Promise<void> {
-    return this.inner.delete(keys, options);
   }
 }
 

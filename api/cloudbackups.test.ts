@@ -10,16 +10,10 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  type CallOptions,
   CloudBackups,
   CredentialStore,
-  type GetOptions,
   JOBS_PREFIX,
   type JobStatus,
-  type ListOptions,
-  type ListPage,
-  type ObjectInfo,
-  type ObjectStore,
   type ObjectStoreCredential,
   openObjectStore,
   type PutOptions,
@@ -28,22 +22,16 @@ import {
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
 import { jobEnded, jobRequests, requestJson } from '../test/support/app-request.js';
+import { DelegatingStore } from '../test/support/delegating-store.js';
 import { createApp } from './app.js';
 
 const MiB = 1024 * 1024;
 
 /** A directory store whose pack uploads wait while `held` is set (they still honour their AbortSignal). */
-class GatedStore implements ObjectStore {
+class GatedStore extends DelegatingStore {
   static held = false;
   static reached = 0;
-  constructor(private readonly inner: ObjectStore) {}
-  get location(): string {
-    return this.inner.location;
-  }
-  get conditionalCreate(): boolean {
-    return this.inner.conditionalCreate;
-  }
-  async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+  override async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
     if (GatedStore.held && key.startsWith('packs/')) {
       GatedStore.reached++;
       await new Promise<void>((_resolve, reject) => {
@@ -54,18 +42,6 @@ class GatedStore implements ObjectStore {
       });
     }
     await this.inner.put(key, body, options);
-  }
-  get(key: string, options?: GetOptions): Promise<Buffer> {
-    return this.inner.get(key, options);
-  }
-  head(key: string, options?: CallOptions): Promise<ObjectInfo | undefined> {
-    return this.inner.head(key, options);
-  }
-  list(prefix: string, options?: ListOptions): Promise<ListPage> {
-    return this.inner.list(prefix, options);
-  }
-  delete(keys: readonly string[], options?: CallOptions): Promise<void> {
-    return this.inner.delete(keys, options);
   }
 }
 

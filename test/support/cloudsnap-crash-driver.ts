@@ -13,12 +13,8 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   backupVolume,
-  type CallOptions,
   DirectoryStore,
   type GetOptions,
-  type ListOptions,
-  type ListPage,
-  type ObjectInfo,
   type ObjectStore,
   type PutOptions,
   Repository,
@@ -27,34 +23,19 @@ import {
 import { createS3Client, S3Store } from '../../cloudsnap/store/index.js';
 import { openDefaultKeyring } from '../../kms/index.js';
 import { openEngine, SqliteStore } from '../../node/index.js';
+import { DelegatingStore } from './delegating-store.js';
 
 const MiB = 1024 * 1024;
 
 /** Adds 40 ms to every data transfer of a store. */
-class SlowStore implements ObjectStore {
-  constructor(private readonly inner: ObjectStore) {}
-  get location(): string {
-    return this.inner.location;
-  }
-  get conditionalCreate(): boolean {
-    return this.inner.conditionalCreate;
-  }
-  async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+class SlowStore extends DelegatingStore {
+  override async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
     await delay(40);
     await this.inner.put(key, body, options);
   }
-  async get(key: string, options?: GetOptions): Promise<Buffer> {
+  override async get(key: string, options?: GetOptions): Promise<Buffer> {
     await delay(40);
     return this.inner.get(key, options);
-  }
-  head(key: string, options?: CallOptions): Promise<ObjectInfo | undefined> {
-    return this.inner.head(key, options);
-  }
-  list(prefix: string, options?: ListOptions): Promise<ListPage> {
-    return this.inner.list(prefix, options);
-  }
-  delete(keys: readonly string[], options?: CallOptions): Promise<void> {
-    return this.inner.delete(keys, options);
   }
 }
 const [dataDir, action, backupId] = process.argv.slice(2) as [string, string, string | undefined];
