@@ -13,13 +13,14 @@ import {
   CloudBackups,
   CredentialStore,
   type GetOptions,
+  isFinal,
   type JobStatus,
   type ObjectStoreCredential,
   openObjectStore,
 } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
-import { jobEnded, jobRequests } from '../test/support/app-request.js';
+import { jobRequests } from '../test/support/app-request.js';
 import { DelegatingStore } from '../test/support/delegating-store.js';
 import { createApp } from './app.js';
 
@@ -93,7 +94,7 @@ afterEach(async () => {
 });
 
 const { ok, statusOf, until } = jobRequests<JobStatus>(() => app);
-const ended = jobEnded;
+const ended = isFinal;
 
 /** A volume with `mib` MiB of data (in about as many packs), backed up through the API; returns the backup id. */
 async function backedUp(mib = 3): Promise<string> {

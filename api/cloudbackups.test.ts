@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   CloudBackups,
   CredentialStore,
+  isFinal,
   JOBS_PREFIX,
   type JobStatus,
   type ObjectStoreCredential,
@@ -21,7 +22,7 @@ import {
 } from '../cloudsnap/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../kms/index.js';
 import { openEngine, SqliteStore, type VolumeEngine } from '../node/index.js';
-import { jobEnded, jobRequests, requestJson } from '../test/support/app-request.js';
+import { jobRequests, requestJson } from '../test/support/app-request.js';
 import { DelegatingStore } from '../test/support/delegating-store.js';
 import { createApp } from './app.js';
 
@@ -100,7 +101,7 @@ function call<T = Record<string, unknown>>(
 }
 
 const { ok, statusOf, until } = jobRequests<JobStatus>(() => app);
-const ended = jobEnded;
+const ended = isFinal;
 
 async function volumeWithData(name: string, size = 8 * MiB): Promise<void> {
   await engine.createVolume({ name, size });

@@ -35,6 +35,7 @@ export {
   type EnumeratePage,
   type GroupBackupRequest,
   type HistoryItem,
+  isFinal,
   JOB_STATUSES,
   JOBS_PREFIX,
   type JobEndedListener,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bearerAuth, createApp, createTokenVerifier, mintToken, ScheduleRecords } from '../api/index.js';
-import type { JobStatus } from '../cloudsnap/index.js';
+import { isFinal, type JobStatus } from '../cloudsnap/index.js';
 import { MemoryStore } from '../node/index.js';
 import { type KeyHarness, openHarness } from './support/key-harness.js';
 
@@ -485,7 +485,7 @@ async function waitForTask(taskId: string, who: Who = 'alice'): Promise<JobStatu
       task_id: taskId,
     });
     const job = statuses[taskId] as JobStatus;
-    if (['Done', 'Failed', 'Aborted'].includes(job.status)) return job;
+    if (isFinal(job)) return job;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -538,7 +538,7 @@ async function fixture(tag: string): Promise<Fixture> {
 async function settle(): Promise<void> {
   for (;;) {
     const jobs = await h.backups.jobs.list();
-    if (jobs.every((j) => ['Done', 'Failed', 'Aborted', 'Stopped'].includes(j.status))) return;
+    if (jobs.every(isFinal)) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

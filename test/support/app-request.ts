@@ -22,9 +22,6 @@ interface TaskStatus {
   status: string;
 }
 
-/** Whether a job has ended (Done, Failed or Aborted). */
-export const jobEnded = (s: TaskStatus): boolean => ['Done', 'Failed', 'Aborted'].includes(s.status);
-
 /**
  * What the cloud-backup API tests ask of an app: a request that must answer 200, a task's status, and a wait until a
  * task's status meets a condition. `app` is read at each call (tests may build a new app).

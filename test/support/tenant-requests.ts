@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Hono } from 'hono';
 import { expect } from 'vitest';
-import type { JobStatus } from '../../cloudsnap/index.js';
+import { isFinal, type JobStatus } from '../../cloudsnap/index.js';
 import type { VolumeEngine } from '../../node/index.js';
 
 /** What the requests need, read at each call (tests set these up in beforeAll). */
@@ -55,7 +55,7 @@ export function tenantRequests<W extends string>(context: () => TenantContext): 
         task_id: taskId,
       });
       const job = statuses[taskId] as JobStatus;
-      if (['Done', 'Failed', 'Aborted'].includes(job.status)) return job;
+      if (isFinal(job)) return job;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   };
