@@ -313,31 +313,28 @@ class Engine implements VolumeEngine {
   }
 
   private volumeInfo(v: VolumeState): VolumeInfo {
-    const r = v.record;
-    const info: VolumeInfo = {
-      id: r.id,
-      name: r.name,
-      size: r.size,
-      ha_level: r.ha_level,
-      labels: { ...r.labels },
-      created: r.created,
+    return this.infoOf(v.record, {
       snapshot_count: v.snaps.size,
-      status: r.status,
       attached: v.writers > 0,
       ...(v.devices.size > 0 && { attached_by: [...v.devices.values()].map((holder) => ({ ...holder })) }),
-      shared: r.shared,
       bytes_used: v.layer.bytesUsed,
       bytes_used_total: [...new Set([v.layer, ...[...v.snaps.values()].map((s) => s.layer)])].reduce(
         (sum, layer) => sum + layer.bytesUsed,
         0,
       ),
-      encrypted: r.encryption !== undefined,
-    };
-    return this.withRecordFields(info, r);
+    });
   }
 
   /** The catalog's view of a volume another node holds: usage and attachment are known only there. */
   private remoteInfo(r: VolumeRecord, snapshotCount: number): VolumeInfo {
+    return this.infoOf(r, { snapshot_count: snapshotCount, attached: false, bytes_used: 0, bytes_used_total: 0 });
+  }
+
+  /** What the catalog record says of a volume, with `here`: what the node that serves it knows (usage, holders). */
+  private infoOf(
+    r: VolumeRecord,
+    here: Pick<VolumeInfo, 'snapshot_count' | 'attached' | 'attached_by' | 'bytes_used' | 'bytes_used_total'>,
+  ): VolumeInfo {
     const info: VolumeInfo = {
       id: r.id,
       name: r.name,
@@ -345,20 +342,13 @@ class Engine implements VolumeEngine {
       ha_level: r.ha_level,
       labels: { ...r.labels },
       created: r.created,
-      snapshot_count: snapshotCount,
       status: r.status,
-      attached: false,
       shared: r.shared,
-      bytes_used: 0,
-      bytes_used_total: 0,
       encrypted: r.encryption !== undefined,
+      ...here,
+      replicas: (r.replicas ?? []).map((replica) => ({ node_id: replica.node_id })),
+      held_here: holds(r, this.nodeId),
     };
-    return this.withRecordFields(info, r);
-  }
-
-  private withRecordFields(info: VolumeInfo, r: VolumeRecord): VolumeInfo {
-    info.replicas = (r.replicas ?? []).map((replica) => ({ node_id: replica.node_id }));
-    info.held_here = holds(r, this.nodeId);
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
     if (r.encryption !== undefined) {
       info.encryption = { kek: r.encryption.kek, key_provider: r.encryption.key_provider };
