@@ -42,12 +42,15 @@ export class LocalLayerKeys {
  * Opens a store written with layout version 1 (layers under `/ferry/layers/`, volumes without `replicas` or name
  * keys) as this node's: in one commit, moves every legacy layer record under the node's prefix, records the node as
  * the holder of every volume that names no holder and whose top layer is one of them, and writes the name key of
- * every volume that has none. A store with nothing legacy is left as is.
+ * every volume that has none. A store with no legacy layer is left as is (and not read further).
  * Version 1 had a single node per store, so the node that opens its data directory is the one that held them.
  * Returns how many layer records moved.
  */
 export async function upgradeLayout(store: ClusterStore, local: LocalLayerKeys): Promise<number> {
   const legacy = await store.list<LayerRecord>(LEGACY_LAYERS);
+  // Every volume of a version-1 store has a legacy top layer, and the upgrade is one commit: no legacy layer left
+  // means nothing to upgrade, so a start pays one empty list, not a pass over the cluster's volumes and names.
+  if (legacy.length === 0) return 0;
   const mine = new Set(legacy.map((kv) => kv.value.id));
   for (const kv of await store.list<LayerRecord>(local.layers)) mine.add(kv.value.id);
   const ops: StoreOp[] = [];
