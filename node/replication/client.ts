@@ -82,20 +82,23 @@ export class ReplicationClient {
   static async connect(options: ReplicationClientOptions): Promise<ReplicationClient> {
     const expected = options.expectedNodeId;
     options.signal?.throwIfAborted();
+    let identityError: Error | undefined;
     const socket = tlsConnect({
       ...tlsOptions(options.credentials),
       host: options.host,
       port: options.port,
       checkServerIdentity: (_host, cert) => {
         const named = peerNodeId(cert);
-        return named === expected ? undefined : new Error(`the peer is node "${named ?? ''}", not "${expected}"`);
+        if (named === expected) return undefined;
+        identityError = new Error(`the peer is node "${named ?? ''}", not "${expected}"`);
+        return identityError;
       },
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => {
         socket.destroy();
         reject(
-          isTlsRefusal(err)
+          isTlsRefusal(err) || err === identityError
             ? new FerryError('UNAUTHENTICATED', `replication to node ${expected} refused: ${err.message}`, {
                 cause: err,
               })

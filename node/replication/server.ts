@@ -3,7 +3,7 @@
  * each request (frame.ts) to the handler's replica, answering as each completes. Memory per connection is bounded:
  * when the requests being served hold `maxInFlightBytes`, the server stops reading the socket until replies drain.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { FerryError, toFerryError } from '../../common/index.js';
 import { ByteQueue } from './byte-queue.js';
@@ -35,7 +35,8 @@ export interface ReplicationServerOptions {
 type Decoded = Omit<RequestHeader, 'volumeId'> & { volumeBytes: number };
 
 export class ReplicationServer {
-  private readonly connections = new Set<TLSSocket>();
+  /** Every TCP connection, handshaking or served, so that `close` can cut them all. */
+  private readonly connections = new Set<Socket>();
   /** Connections refused after the handshake (unexpected node id). */
   refused = 0;
 
@@ -46,8 +47,14 @@ export class ReplicationServer {
 
   /** Starts listening. */
   static async listen(options: ReplicationServerOptions): Promise<ReplicationServer> {
-    const server = createServer({ ...tlsOptions(options.credentials), requestCert: true, rejectUnauthorized: true });
+    // The client certificate is required, and checked in `accept` (not by the handshake), so that a refused peer
+    // is told why in a refusal frame before the connection closes.
+    const server = createServer({ ...tlsOptions(options.credentials), requestCert: true, rejectUnauthorized: false });
     const self = new ReplicationServer(server, options);
+    server.on('connection', (socket: Socket) => {
+      self.connections.add(socket);
+      socket.on('close', () => self.connections.delete(socket));
+    });
     server.on('secureConnection', (socket) => self.accept(socket));
     server.on('tlsClientError', () => {
       self.refused += 1;
@@ -74,16 +81,19 @@ export class ReplicationServer {
   }
 
   private accept(socket: TLSSocket): void {
+    socket.on('error', () => socket.destroy());
     const peer = authorizedPeer(socket);
-    if (peer === undefined || (this.options.acceptPeer !== undefined && !this.options.acceptPeer(peer))) {
+    const refusal =
+      peer === undefined
+        ? `its certificate is not from this cluster's CA (${String(socket.authorizationError ?? 'no certificate')}): issue it from the cluster CA`
+        : this.options.acceptPeer !== undefined && !this.options.acceptPeer(peer)
+          ? `node "${peer}" is not expected by this node`
+          : undefined;
+    if (refusal !== undefined) {
       this.refused += 1;
-      const reason = new FerryError('UNAUTHENTICATED', `node "${peer ?? ''}" is not expected by this node`);
-      socket.end(encodeReply(0, reason, 0));
+      socket.end(encodeReply(0, new FerryError('UNAUTHENTICATED', `connection refused: ${refusal}`), 0));
       return;
     }
-    this.connections.add(socket);
-    socket.on('close', () => this.connections.delete(socket));
-    socket.on('error', () => socket.destroy());
     new Connection(socket, this.options.handler, this.options.maxInFlightBytes ?? 16 * 1024 * 1024).start();
   }
 }

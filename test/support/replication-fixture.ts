@@ -2,6 +2,7 @@
  * Test fixture of the replication transport: a cluster CA with certificates for nodes a, b and c, a stranger CA
  * with one for a node named b, and an in-memory replica whose operations can be held until a test releases them.
  */
+import { FerryError } from '../../common/index.js';
 import { type CertifiedKey, createClusterCa, issueNodeCert } from '../../node/cluster/ca.js';
 import type { NodeCredentials, ServedReplica } from '../../node/replication/types.js';
 
@@ -95,6 +96,9 @@ export class MemoryReplica implements ServedReplica {
 
   private async gate(call: Call): Promise<void> {
     this.calls.push(call);
+    if (call.offset + call.length > this.data.length) {
+      throw new FerryError('INVALID_ARGUMENT', `offset: ${call.offset}+${call.length} is past the end of the replica`);
+    }
     if (!this.hold) return;
     const bytes = call.op === 'write' || call.op === 'read' ? call.length : 0;
     this.heldBytes += bytes;
