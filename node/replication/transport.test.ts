@@ -137,7 +137,7 @@ describe('replication transport over mutual TLS', () => {
     // Every request reached the replica before any reply went back; release them newest first.
     for (let i = count - 1; i >= 0; i -= 1) replica.release(i);
     const results = await Promise.all(reads);
-    results.forEach((buf, i) => expect(buf.equals(pattern(i, 4096))).toBe(true));
+    expect(results.map((buf, i) => buf.equals(pattern(i, 4096)))).toEqual(Array(count).fill(true));
   });
 
   it('bounds the bytes in flight per connection: a sender waits when the window is full', async () => {
