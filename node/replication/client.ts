@@ -121,7 +121,12 @@ export class ReplicationClient {
       });
     });
     const client = new ReplicationClient(socket, expected, options.maxInFlightBytes ?? 8 * 1024 * 1024);
-    await client.ping();
+    try {
+      await client.ping();
+    } catch (err: unknown) {
+      socket.destroy();
+      throw err;
+    }
     return client;
   }
 
@@ -167,6 +172,8 @@ export class ReplicationClient {
     return new Promise((resolve) => {
       this.socket.once('close', () => resolve());
       this.socket.end();
+      // A peer that does not answer the end is cut.
+      setTimeout(() => this.socket.destroy(), 5_000).unref();
     });
   }
 
@@ -189,8 +196,9 @@ export class ReplicationClient {
       this.window.release(cost);
       return Promise.reject(this.failure);
     }
-    const id = this.nextId;
-    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    let id = this.nextId;
+    while (this.pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    this.nextId = id >= 0xffffffff ? 1 : id + 1;
     const header = encodeRequest({
       op: request.op,
       flags: request.fua === true ? FLAG_FUA : 0,

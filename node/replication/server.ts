@@ -152,7 +152,13 @@ class Connection {
       this.paused = true;
       this.socket.pause();
     }
-    this.serve(request, payload).then(
+    let served: Promise<Buffer | undefined>;
+    try {
+      served = this.serve(request, payload);
+    } catch (err: unknown) {
+      served = Promise.reject(err);
+    }
+    served.then(
       (data) => this.reply(request.id, undefined, data, cost),
       (err: unknown) => this.reply(request.id, toFerryError(err, 'replica failed'), undefined, cost),
     );

@@ -109,6 +109,19 @@ describe('replication transport over mutual TLS', () => {
     await client.ping();
   });
 
+  it('a handler that throws fails that request only', async () => {
+    const { server } = await serve(new MemoryReplica(MiB), {
+      handler: {
+        volume: () => {
+          throw new Error('catalog unreadable');
+        },
+      },
+    });
+    const client = await dial(server);
+    await expect(client.flush(VOL)).rejects.toMatchObject({ code: 'INTERNAL' });
+    await client.ping();
+  });
+
   it('refuses a request with an epoch older than the replica holds, and no replica call is made', async () => {
     const replica = new MemoryReplica(MiB);
     const { server } = await serve(replica);

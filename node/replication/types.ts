@@ -15,7 +15,10 @@ export interface NodeCredentials {
 /** The operations of a replica a replication server dispatches to; a `Replica` (node/engine/replica.ts) is one. */
 export type ServedReplica = Pick<Replica, 'read' | 'write' | 'writeZeroes' | 'trim' | 'flush'>;
 
-/** A volume's replica served by this node, with the epoch it holds (requests with an older epoch are refused). */
+/**
+ * A volume's replica served by this node, with the epoch it holds. A request with an older epoch is refused
+ * (FAILED_PRECONDITION); one with a newer epoch is served (adopting the newer epoch is the caller's business).
+ */
 export interface ServedVolume {
   readonly epoch: number;
   readonly replica: ServedReplica;
