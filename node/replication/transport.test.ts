@@ -163,6 +163,7 @@ describe('replication transport over mutual TLS', () => {
     expect(client.inFlightBytes).toBe(limit);
     expect(client.waitingRequests).toBe(16);
     await replica.heldCount(4);
+    expect(await replica.heldWithin(5, 200)).toBe(false);
     let released = 0;
     while (released < 20) {
       await replica.heldCount(1);
@@ -187,6 +188,8 @@ describe('replication transport over mutual TLS', () => {
     const writes = Array.from({ length: 16 }, (_, i) => client.write(VOL, i * MiB, pattern(i, MiB)));
     expect(client.waitingRequests).toBe(0);
     await replica.heldCount(3);
+    // Without the bound, the 13 other MiB would reach the replica within moments over loopback.
+    expect(await replica.heldWithin(4, 500)).toBe(false);
     let released = 0;
     while (released < 16) {
       await replica.heldCount(1);

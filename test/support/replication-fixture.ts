@@ -60,6 +60,20 @@ export class MemoryReplica implements ServedReplica {
     while (this.held.length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
   }
 
+  /**
+   * Waits up to `ms` for `count` operations to be held; true if they were. For checking that something does NOT
+   * happen (a bound holds): with the bound, it never does, so the result never depends on the machine's speed.
+   */
+  async heldWithin(count: number, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    const reached = await Promise.race([this.heldCount(count).then(() => true as const), timeout]);
+    clearTimeout(timer);
+    return reached;
+  }
+
   /** Lets held operation `index` (0: the oldest held) complete. */
   release(index = 0): void {
     const [entry] = this.held.splice(index, 1);
