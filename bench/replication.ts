@@ -5,8 +5,13 @@
  *   npm run build && node dist/bench/replication.js [--seconds 5] [--window-mib 8]
  */
 import { parseArgs } from 'node:util';
-import { createClusterCa, issueNodeCert } from '../node/cluster/ca.js';
-import { ReplicationClient, ReplicationServer, type ServedReplica } from '../node/replication/index.js';
+import {
+  createClusterCa,
+  issueNodeCert,
+  ReplicationClient,
+  ReplicationServer,
+  type ServedReplica,
+} from '../node/index.js';
 
 const MiB = 1024 * 1024;
 const { values: opts } = parseArgs({

@@ -3,8 +3,8 @@
  * with one for a node named b, and an in-memory replica whose operations can be held until a test releases them.
  */
 import { FerryError } from '../../common/index.js';
-import { type CertifiedKey, createClusterCa, issueNodeCert } from '../../node/cluster/ca.js';
-import type { NodeCredentials, ServedReplica } from '../../node/replication/types.js';
+import type { NodeCredentials, ServedReplica } from '../../node/index.js';
+import { type CertifiedKey, createClusterCa, issueNodeCert } from '../../node/index.js';
 
 export interface Pki {
   a: NodeCredentials;
