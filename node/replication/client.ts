@@ -95,7 +95,9 @@ export class ReplicationClient {
       },
     });
     await new Promise<void>((resolve, reject) => {
+      const onAbort = () => socket.destroy(new Error('connection aborted'));
       const onError = (err: Error) => {
+        options.signal?.removeEventListener('abort', onAbort);
         socket.destroy();
         reject(
           isTlsRefusal(err) || err === identityError
@@ -111,7 +113,6 @@ export class ReplicationClient {
               ),
         );
       };
-      const onAbort = () => socket.destroy(new Error('connection aborted'));
       options.signal?.addEventListener('abort', onAbort, { once: true });
       socket.once('error', onError);
       socket.once('secureConnect', () => {

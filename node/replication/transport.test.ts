@@ -232,6 +232,20 @@ describe('replication transport over mutual TLS', () => {
     await fromC.ping();
   });
 
+  it('a node that does not listen, or an aborted connect, is UNAVAILABLE', async () => {
+    const { server } = await serve(new MemoryReplica(MiB));
+    const { host, port } = server.address();
+    await server.close();
+    const attempt = { credentials: pki.a, host, port, expectedNodeId: 'node-b' };
+    await expect(ReplicationClient.connect(attempt)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const live = await serve(new MemoryReplica(MiB));
+    const controller = new AbortController();
+    const connecting = ReplicationClient.connect({ ...attempt, ...live.server.address(), signal: controller.signal });
+    controller.abort();
+    await expect(connecting).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(live.looked).toEqual([]);
+  });
+
   it('a connection cut mid-stream fails every pending and waiting request with UNAVAILABLE', async () => {
     const replica = new MemoryReplica(32 * MiB);
     const { server } = await serve(replica);
