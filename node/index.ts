@@ -1,3 +1,12 @@
+export {
+  type CertifiedKey,
+  type CreateCaOptions,
+  certNodeId,
+  createClusterCa,
+  type IssueNodeCertOptions,
+  issueNodeCert,
+  verifyNodeCert,
+} from './cluster/ca.js';
 export { connectEtcd } from './cluster/etcd.js';
 export type { EtcdStore, EtcdStoreOptions } from './cluster/etcd-store.js';
 export { LeaseKeeper } from './cluster/lease-keeper.js';
@@ -83,3 +92,14 @@ export {
   SocketReader,
   StreamClosedError,
 } from './nbd/index.js';
+export {
+  type NodeCredentials,
+  ReplicationClient,
+  type ReplicationClientOptions,
+  type ReplicationHandler,
+  ReplicationServer,
+  type ReplicationServerOptions,
+  type ServedReplica,
+  type ServedVolume,
+  type VolumeTarget,
+} from './replication/index.js';

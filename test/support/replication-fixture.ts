@@ -1,0 +1,126 @@
+/**
+ * Test fixture of the replication transport: a cluster CA with certificates for nodes a, b and c, a stranger CA
+ * with one for a node named b, and an in-memory replica whose operations can be held until a test releases them.
+ */
+import { FerryError } from '../../common/index.js';
+import type { NodeCredentials, ServedReplica } from '../../node/index.js';
+import { type CertifiedKey, createClusterCa, issueNodeCert } from '../../node/index.js';
+
+export interface Pki {
+  a: NodeCredentials;
+  b: NodeCredentials;
+  c: NodeCredentials;
+  /** A certificate for "node-b" from another CA (with that CA as its trust root). */
+  stranger: NodeCredentials;
+}
+
+function credentials(ca: CertifiedKey, node: CertifiedKey): NodeCredentials {
+  return { caPem: ca.certPem, certPem: node.certPem, keyPem: node.keyPem };
+}
+
+export async function makePki(): Promise<Pki> {
+  const ca = await createClusterCa({ clusterId: 'test' });
+  const other = await createClusterCa({ clusterId: 'other' });
+  const addresses = ['127.0.0.1', 'localhost'];
+  const [a, b, c, s] = await Promise.all([
+    issueNodeCert(ca, { nodeId: 'node-a', addresses }),
+    issueNodeCert(ca, { nodeId: 'node-b', addresses }),
+    issueNodeCert(ca, { nodeId: 'node-c', addresses }),
+    issueNodeCert(other, { nodeId: 'node-b', addresses }),
+  ]);
+  return { a: credentials(ca, a), b: credentials(ca, b), c: credentials(ca, c), stranger: credentials(other, s) };
+}
+
+export interface Call {
+  op: 'read' | 'write' | 'writeZeroes' | 'trim' | 'flush';
+  offset: number;
+  length: number;
+  fua: boolean;
+}
+
+/**
+ * A replica in memory. With `hold` set, every operation waits until `release` lets it go (in any order the test
+ * chooses); `held` is the operations waiting now and `maxHeldBytes` the most write and read bytes held at once.
+ */
+export class MemoryReplica implements ServedReplica {
+  readonly data: Buffer;
+  readonly calls: Call[] = [];
+  hold = false;
+  readonly held: { call: Call; go: () => void }[] = [];
+  maxHeldBytes = 0;
+  private heldBytes = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.data = Buffer.alloc(size);
+  }
+
+  /** Resolves when `count` operations are held. */
+  async heldCount(count: number): Promise<void> {
+    while (this.held.length < count) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  /**
+   * Waits up to `ms` for `count` operations to be held; true if they were. For checking that something does NOT
+   * happen (a bound holds): with the bound, it never does, so the result never depends on the machine's speed.
+   */
+  async heldWithin(count: number, ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    const reached = await Promise.race([this.heldCount(count).then(() => true as const), timeout]);
+    clearTimeout(timer);
+    return reached;
+  }
+
+  /** Lets held operation `index` (0: the oldest held) complete. */
+  release(index = 0): void {
+    const [entry] = this.held.splice(index, 1);
+    entry?.go();
+  }
+
+  releaseAll(): void {
+    for (const entry of this.held.splice(0)) entry.go();
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    await this.gate({ op: 'read', offset, length, fua: false });
+    return Buffer.from(this.data.subarray(offset, offset + length));
+  }
+
+  async write(offset: number, data: Buffer, options?: { fua?: boolean }): Promise<void> {
+    await this.gate({ op: 'write', offset, length: data.length, fua: options?.fua === true });
+    data.copy(this.data, offset);
+  }
+
+  async writeZeroes(offset: number, length: number, options?: { fua?: boolean }): Promise<void> {
+    await this.gate({ op: 'writeZeroes', offset, length, fua: options?.fua === true });
+    this.data.fill(0, offset, offset + length);
+  }
+
+  async trim(offset: number, length: number, options?: { fua?: boolean }): Promise<void> {
+    await this.gate({ op: 'trim', offset, length, fua: options?.fua === true });
+    this.data.fill(0, offset, offset + length);
+  }
+
+  async flush(): Promise<void> {
+    await this.gate({ op: 'flush', offset: 0, length: 0, fua: false });
+  }
+
+  private async gate(call: Call): Promise<void> {
+    this.calls.push(call);
+    if (call.offset + call.length > this.data.length) {
+      throw new FerryError('INVALID_ARGUMENT', `offset: ${call.offset}+${call.length} is past the end of the replica`);
+    }
+    if (!this.hold) return;
+    const bytes = call.op === 'write' || call.op === 'read' ? call.length : 0;
+    this.heldBytes += bytes;
+    this.maxHeldBytes = Math.max(this.maxHeldBytes, this.heldBytes);
+    await new Promise<void>((go) => {
+      this.held.push({ call, go });
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    this.heldBytes -= bytes;
+  }
+}
