@@ -32,6 +32,7 @@ export {
 } from './cluster/membership.js';
 export { MemoryKv, type MemoryKvOptions, MemoryStore } from './cluster/memory-store.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
+export { ClusterSecrets, SECRETS_PREFIX } from './cluster/sealed.js';
 export { SqliteStore, type SqliteStoreOptions } from './cluster/sqlite-store.js';
 export type {
   ClusterStore,
@@ -47,6 +48,13 @@ export type {
   WatchEvent,
   WatchOptions,
 } from './cluster/types.js';
+export type {
+  PlacementPort,
+  PlacementRequest,
+  ReplicaConnector,
+  ReplicaHost,
+  ReplicaTarget,
+} from './engine/cluster-ports.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   DIRECT_ALIGN,

@@ -346,7 +346,7 @@ class Engine implements VolumeEngine {
       shared: r.shared,
       encrypted: r.encryption !== undefined,
       ...here,
-      replicas: (r.replicas ?? []).map((replica) => ({ node_id: replica.node_id })),
+      replicas: (r.replicas ?? []).map((replica) => ({ node_id: replica.node_id, state: replica.state ?? 'in-sync' })),
       held_here: holds(r, this.nodeId),
     };
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;

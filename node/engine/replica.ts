@@ -64,8 +64,12 @@ export interface Replica {
   flush(): Promise<void>;
   /** Consecutive extents covering [offset, offset+length) with their state. */
   blockStatus(offset: number, length: number): Promise<StatusExtent[]>;
-  /** Stages a snapshot named `snapshotId` (a catalog id): see ReplicaSnapshot. Callers hold writes while it runs. */
-  snapshot(snapshotId: string): Promise<ReplicaSnapshot>;
+  /**
+   * Stages a snapshot named `snapshotId` (a catalog id): see ReplicaSnapshot. Callers hold writes while it runs.
+   * `headId` names the new writable head: the coordinator passes one id to every replica, so that all replicas of a
+   * volume use the same layer ids (default: the replica picks one).
+   */
+  snapshot(snapshotId: string, headId?: string): Promise<ReplicaSnapshot>;
   /** Blocks changed between two snapshots of this replica (or one and the live head), a page at a time. */
   changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage>;
   /**

@@ -100,6 +100,8 @@ export interface VolumeInfo {
   attached: boolean;
   /** Who holds the volume open as a writer, when anyone does. */
   attached_by?: VolumeHolder[];
+  /** The node coordinating the volume's writes (where it is attached), when one does: cluster-wide. */
+  attached_node?: string;
   /** Whether several writers may attach at once. */
   shared: boolean;
   /** The snapshot this volume was cloned from, if any. */
@@ -131,6 +133,10 @@ export interface VolumeInfo {
 export interface VolumeReplicaInfo {
   /** The node's id (`ferry node list`). */
   node_id: string;
+  /** `in-sync`, `filling` or `out-of-sync` (docs/REPLICATION.md). */
+  state: 'in-sync' | 'filling' | 'out-of-sync';
+  /** While filling: bytes copied of the total. */
+  resync?: { kind: 'fill' | 'dirty'; copied_bytes: number; total_bytes: number };
 }
 
 export interface SnapshotInfo {
@@ -147,7 +153,14 @@ export interface SnapshotInfo {
 export interface CreateVolumeRequest {
   name: string;
   size: number;
+  /** Number of replicas, 1 to 3 (default 1, or the length of `replica_nodes`). */
   ha_level?: number;
+  /** Nodes to hold the replicas, by id (`--nodes`); their number must not exceed `ha_level`. */
+  replica_nodes?: string[];
+  /** Only nodes labelled `rack=` one of these (`--racks`), one replica per rack while racks remain. */
+  racks?: string[];
+  /** Only nodes labelled `zone=` one of these (`--zones`). */
+  zones?: string[];
   labels?: Record<string, string>;
   shared?: boolean;
   /** Create the volume in the 'restoring' state: not attachable until `completeRestore`. */
@@ -166,6 +179,13 @@ export interface UpdateVolumeRequest {
   size?: number;
   /** Labels to set (a value of '' removes the label). */
   labels?: Record<string, string>;
+  /**
+   * New number of replicas (`ferry volume ha-update --repl N`), one step up or down at a time: raising adds a
+   * `filling` replica that is copied in the background; lowering drops one.
+   */
+  ha_level?: number;
+  /** With `ha_level`: the node to add the replica on (raising) or to drop it from (lowering); default: placement. */
+  replica_node?: string;
 }
 
 export interface ChangedBlocksRequest {
