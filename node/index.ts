@@ -55,6 +55,7 @@ export type {
   ReplicaHost,
   ReplicaTarget,
 } from './engine/cluster-ports.js';
+export { RunsElsewhere } from './engine/cluster-ports.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   DIRECT_ALIGN,

@@ -3,6 +3,7 @@
  * these ports only; the node wires them: `ReplicaConnector` over the replication transport (node/replication/),
  * `PlacementPort` over membership and node/cluster/placement.ts. Without them (one node) every volume lives here.
  */
+import { FerryError } from '../../common/index.js';
 import type { Replica } from './replica.js';
 
 /** Which replica to open, and under which coordinator tenure. */
@@ -60,4 +61,18 @@ export interface PlacementPort {
    * met and what the cluster has. Never changes anything.
    */
   place(request: PlacementRequest): Promise<string[]>;
+}
+
+/**
+ * An operation that must run on another node: the volume is attached (coordinated) there, or only that node holds
+ * what the operation needs. FAILED_PRECONDITION for a caller that cannot go there (an NBD client: the message says
+ * where); the API forwards the request to `nodeId`'s API and answers with that node's answer.
+ */
+export class RunsElsewhere extends FerryError {
+  constructor(
+    readonly nodeId: string,
+    message: string,
+  ) {
+    super('FAILED_PRECONDITION', message);
+  }
 }

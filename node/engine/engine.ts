@@ -5,6 +5,7 @@ import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../cluster/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../cluster/types.js';
 import { Catalog, catalogKeys, del, holdersOf, holds, put } from './catalog.js';
+import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
@@ -66,6 +67,13 @@ export interface EngineOptions {
    * `<dataDir>/node-id` (created on the first start).
    */
   nodeId?: string;
+  /**
+   * Reaches the replicas other nodes hold (node/replication/). Default none: one node, every volume's replicas are
+   * here, and a volume listing another node is refused.
+   */
+  replicas?: ReplicaConnector;
+  /** Chooses nodes for new replicas (membership and node/cluster/placement.ts). Default: this node only. */
+  placement?: PlacementPort;
 }
 
 interface VolumeState extends ViewSource {
