@@ -9,7 +9,7 @@ describe('ClusterSecrets', () => {
     const secret = randomBytes(32);
     const a = new ClusterSecrets(store, secret);
     await a.put('auth/signing', Buffer.from('s3cr3t-signing-key'));
-    const raw = JSON.stringify(await store.get(SECRETS_PREFIX + 'auth/signing'));
+    const raw = JSON.stringify(await store.get(`${SECRETS_PREFIX}auth/signing`));
     expect(raw).not.toContain('s3cr3t');
     const b = new ClusterSecrets(store, Buffer.from(secret));
     expect((await b.get('auth/signing'))?.toString()).toBe('s3cr3t-signing-key');
@@ -25,7 +25,7 @@ describe('ClusterSecrets', () => {
     await expect(new ClusterSecrets(store, randomBytes(32)).get('x')).rejects.toMatchObject({
       code: 'DATA_CORRUPTION',
     });
-    await store.put(SECRETS_PREFIX + 'y', await store.get(SECRETS_PREFIX + 'x'));
+    await store.put(`${SECRETS_PREFIX}y`, await store.get(`${SECRETS_PREFIX}x`));
     await expect(a.get('y')).rejects.toMatchObject({ code: 'DATA_CORRUPTION' });
     expect(() => new ClusterSecrets(store, randomBytes(16))).toThrow(/at least 32 bytes/);
   });
