@@ -17,10 +17,17 @@ export interface FioResult {
   iops: number;
   /** Mean completion latency in microseconds. */
   latUs: number;
+  /** 99th percentile completion latency in microseconds. */
+  p99Us: number;
 }
 
 interface FioJson {
-  jobs: Array<Record<'read' | 'write', { bw_bytes: number; iops: number; clat_ns: { mean: number } }>>;
+  jobs: Array<
+    Record<
+      'read' | 'write',
+      { bw_bytes: number; iops: number; clat_ns: { mean: number; percentile?: Record<string, number> } }
+    >
+  >;
 }
 
 /** Runs fio with `--ioengine=nbd` against `uri` over the first `size` bytes, time based. */
@@ -44,5 +51,10 @@ export async function runFio(uri: string, job: FioJob, size: string, seconds: nu
   const side = job.rw.includes('write') ? 'write' : 'read';
   const r = parsed.jobs[0]?.[side];
   if (r === undefined) throw new Error(`fio printed no ${side} result`);
-  return { bw: r.bw_bytes, iops: r.iops, latUs: r.clat_ns.mean / 1000 };
+  return {
+    bw: r.bw_bytes,
+    iops: r.iops,
+    latUs: r.clat_ns.mean / 1000,
+    p99Us: (r.clat_ns.percentile?.['99.000000'] ?? Number.NaN) / 1000,
+  };
 }
