@@ -70,6 +70,10 @@ describe('openNodeKeyring', () => {
       await alone.wrap(DEFAULT_KEK, Buffer.from('old credential'), context),
       await alone.wrap('volumes', Buffer.from('old volume key'), context),
     ];
+    const keyTexts = (await alone.exportKeks()).flatMap((k) =>
+      k.versions.flatMap((v) => (v.key === undefined ? [] : [v.key.toString('base64'), v.key.toString('hex')])),
+    );
+    expect(keyTexts).toHaveLength(6);
     await alone.close();
     const fileBefore = await readFile(join(dir, 'keyring', 'keyring.bin'));
 
@@ -82,6 +86,8 @@ describe('openNodeKeyring', () => {
     expect(await other.unwrap(oldWraps[1] ?? fail(), context)).toEqual(Buffer.from('old volume key'));
     expect((await other.describeKek('volumes')).version).toBe(2);
     expect(lines[0]?.fields).toMatchObject({ added: ['default', 'volumes'], present: [] });
+    const logged = JSON.stringify(lines);
+    for (const text of keyTexts) expect(logged).not.toContain(text);
     // The keyring file is left as it was.
     expect((await readFile(join(dir, 'keyring', 'keyring.bin'))).equals(fileBefore)).toBe(true);
     await joined.close();
