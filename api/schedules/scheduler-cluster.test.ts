@@ -56,11 +56,19 @@ interface Node {
 let etcd: EtcdServer;
 const open: Node[] = [];
 
-async function node(id: string, clock: ManualClock): Promise<Node> {
+/** A node; `holds` lists the volumes it may back up (default: every one). */
+async function node(id: string, clock: ManualClock, holds?: readonly string[]): Promise<Node> {
   const store = await connectEtcd([etcd.url]);
   const records = new ScheduleRecords(store, () => clock.now());
   const runner = new RecordingRunner();
-  const scheduler = new BackupScheduler({ records, runner, nodeId: id, clock, leaseMs: 1000 });
+  const scheduler = new BackupScheduler({
+    records,
+    runner,
+    nodeId: id,
+    clock,
+    leaseMs: 1000,
+    ...(holds !== undefined && { canRun: async (volumeId: string) => holds.includes(volumeId) }),
+  });
   const n = { store, records, runner, scheduler };
   open.push(n);
   return n;
@@ -117,6 +125,20 @@ describe('a backup schedule in a cluster', () => {
     expect(b.runner.submitted[0]).toMatchObject({ volume_id: 'vol-1', credential_id: 'cred-1' });
     const state = await b.store.get<ScheduleState>(stateKey(schedule.id));
     expect(state).toMatchObject({ last_status: 'Done', last_run: new Date(T0 + 2 * HOUR).toISOString() });
+  });
+
+  it('an occurrence is run by a node that may back up the volume, whichever node ticks first', async () => {
+    const clock = new ManualClock(T0);
+    const [a, b] = [await node('node-a', clock, []), await node('node-b', clock, ['vol-3'])];
+    const schedule = await a.records.createSchedule(
+      { src_volume_id: 'vol-3', credential_id: 'cred-1', schedules: [{ periodic: { seconds: 3600 }, retain: 5 }] },
+      'alice',
+    );
+    clock.advance(HOUR);
+    expect(await tick(a)).toEqual([]); // A holds no replica of vol-3: it leaves the occurrence unclaimed
+    expect(await tick(b)).toEqual([schedule.id]);
+    expect(a.runner.submitted).toEqual([]);
+    expect(b.runner.submitted).toHaveLength(1);
   });
 
   it('a node that died holding the claim lease holds the schedule back only until etcd expires that lease', async () => {
