@@ -72,8 +72,11 @@ describe('ClusterKeyring on two nodes of one cluster', () => {
     await a.rotateKek('shred-me');
     const wrapped = await b.wrap('shred-me', Buffer.from('data key'), context);
     expect(b.destroyedAt('shred-me')).toBeUndefined();
+    const c = new ClusterKeyring(cluster.node().secrets);
     await a.destroyKek('shred-me');
     expect(a.destroyedAt('shred-me')).toBeDefined();
+    await c.refresh(); // a node that does not touch the KEK learns of the destroy from a refresh
+    expect(c.destroyedAt('shred-me')).toBe(a.destroyedAt('shred-me'));
     expect(await codeOf(b.unwrap(wrapped, context))).toBe('PERMISSION_DENIED');
     expect(b.destroyedAt('shred-me')).toBe(a.destroyedAt('shred-me'));
     expect(await codeOf(b.wrap('shred-me', Buffer.from('x'), context))).toBe('PERMISSION_DENIED');

@@ -38,6 +38,8 @@ export interface SharedSecrets {
 
 const KEY_BYTES = 32;
 const DESTROYED = 'destroyed';
+/** `destroyedAt` reads the store again (in the background) at most this often. */
+const REFRESH_MS = 5000;
 
 /** A KEK version as sealed. */
 interface VersionRecord {
@@ -125,6 +127,8 @@ export class ClusterKeyring implements Keyring {
   /** KEKs this process saw destroyed (for `destroyedAt`, which does no I/O). */
   private readonly seenDestroyed = new Map<string, string>();
   private closed = false;
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | undefined;
 
   constructor(private readonly secrets: SharedSecrets) {}
 
@@ -187,8 +191,29 @@ export class ClusterKeyring implements Keyring {
     for (const version of state.versions) await this.secrets.delete(versionName(name, version));
   }
 
+  /**
+   * When KEK `name` was destroyed, as this process last read it (a destroy on another node shows after the next
+   * read: every call that touches the KEK, `listKeks`, `refresh`, and a background `refresh` that this call starts
+   * when the last one is over 5 s old).
+   */
   destroyedAt(name: string): string | undefined {
+    if (!this.closed && this.refreshing === undefined && Date.now() - this.refreshedAt >= REFRESH_MS) {
+      this.refreshing = this.refresh()
+        .catch(() => undefined)
+        .finally(() => {
+          this.refreshing = undefined;
+        });
+    }
     return this.seenDestroyed.get(name);
+  }
+
+  /** Reads which KEKs are destroyed now (for `destroyedAt`). */
+  async refresh(): Promise<void> {
+    this.refreshedAt = Date.now();
+    const states = statesOf(await this.secrets.names(KEYRING_SECRETS_PREFIX));
+    for (const [name, state] of states) {
+      if (state.destroyed && !this.seenDestroyed.has(name)) await this.mark(name);
+    }
   }
 
   async listKeks(): Promise<LocalKekInfo[]> {
@@ -267,6 +292,7 @@ export class ClusterKeyring implements Keyring {
   /** Nothing is held in memory but the names of destroyed KEKs; later calls fail with FAILED_PRECONDITION. */
   async close(): Promise<void> {
     this.closed = true;
+    await this.refreshing;
   }
 
   /** Creates version `version` of `kek` unless it exists; whether this call created it. */
