@@ -33,8 +33,16 @@ import {
   KeyService,
 } from '../cloudsnap/index.js';
 import { missingEnvSettings, missingV8Flags, tuneAllocator } from '../common/native/index.js';
-import { keyProvidersFromEnv, type LocalKeyring, openDefaultKeyring, volumeKeys } from '../kms/index.js';
-import { loadNodeId, NbdServer, openEngine, SpaceGuard, SqliteStore, type VolumeEngine } from '../node/index.js';
+import { type Keyring, keyProvidersFromEnv, openNodeKeyring, volumeKeys } from '../kms/index.js';
+import {
+  type ClusterSecrets,
+  loadNodeId,
+  NbdServer,
+  openEngine,
+  SpaceGuard,
+  SqliteStore,
+  type VolumeEngine,
+} from '../node/index.js';
 import { type HostPort, hostForUrl, parseHostPort, parseSize } from './format.js';
 
 /** Where and how the node runs. */
@@ -202,8 +210,10 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const started = await space.status();
     log(started.state === 'ok' ? 'info' : 'warn', 'data directory space', { ...started });
     const store = new SqliteStore(join(dataDir, 'cluster.db'));
+    // The cluster's sealed secrets (admin secret, keyring KEKs): set by the cluster set-up; undefined on a node alone.
+    const secrets: ClusterSecrets | undefined = undefined;
     let engine: VolumeEngine | undefined;
-    let keyring: LocalKeyring | undefined;
+    let keyring: Keyring | undefined;
     let cloudBackups: CloudBackups | undefined;
     // One closer for the engine, the backup jobs that run on it (ended first: they become Failed, "interrupted by a
     // node shutdown"), and what the engine stands on (the default keyring, the cluster store), closed after it.
@@ -219,7 +229,8 @@ export async function runNode(options: NodeOptions): Promise<void> {
         }
       },
     });
-    keyring = await openDefaultKeyring(dataDir);
+    // Alone: <dataDir>/keyring; in a cluster: the cluster's KEKs, this node's own moved in first (docs/KEYS.md).
+    keyring = await openNodeKeyring({ dataDir, secrets, log });
     const providers = keyProvidersFromEnv(keyring);
     log('info', 'key providers', { providers: providers.names });
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
@@ -279,8 +290,9 @@ export async function runNode(options: NodeOptions): Promise<void> {
       log: (level, msg, fields) => log(level, msg, fields),
     });
 
-    // Authentication first: it creates the admin secret, from which NBD TLS-PSK keys derive (nothing more stored).
-    const auth = await setUpNodeAuth({ ...options.auth, dataDir, log });
+    // Authentication first: it creates the admin secret (in a cluster, writes the cluster's), from which NBD TLS-PSK
+    // keys derive (nothing more stored).
+    const auth = await setUpNodeAuth({ ...options.auth, dataDir, secrets, log });
     const nbdAccess = await setUpNbdAccess({
       dataDir,
       mode: options.nbdTls,

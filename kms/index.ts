@@ -4,11 +4,20 @@
  */
 export { AWS_KMS_PROVIDER, AwsKmsProvider, type AwsKmsProviderOptions, checkKmsKeyId } from './aws-kms.js';
 export { createKmsClient, type KmsClientOptions } from './aws-kms-client.js';
+export { ClusterKeyring, KEYRING_SECRETS_PREFIX, type SharedSecrets } from './cluster-keyring.js';
 export { canonicalJson, checkKekName, MAX_KEK_NAME_LENGTH, MAX_WRAP_BYTES } from './context.js';
 export { CountingKeyProvider, type KeyProviderCalls } from './counting.js';
 export { DEFAULT_KEK, openDefaultKeyring } from './default-keyring.js';
 export { KEY_PROVIDER_ENV, keyProvidersFromEnv, vaultOptionsFromEnv } from './env.js';
-export { LOCAL_PROVIDER, type LocalKekInfo, LocalKeyring, type LocalKeyringOptions } from './local-keyring.js';
+export type { ExportedKek, Keyring, LocalKekInfo } from './keyring.js';
+export { LOCAL_PROVIDER, LocalKeyring, type LocalKeyringOptions } from './local-keyring.js';
+export {
+  type AdoptedKeks,
+  adoptLocalKeks,
+  type KeyringLog,
+  type NodeKeyringOptions,
+  openNodeKeyring,
+} from './node-keyring.js';
 export {
   KEY_PROVIDER_NAMES,
   type KeyProviderLookup,

@@ -7,9 +7,11 @@
  *
  * One process owns a keyring file at a time (the node daemon); writes within it are serialised.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { FerryError, notFound } from '../common/index.js';
-import { checkContext, checkKekName, checkPlaintext, checkWrappedKey, wrapAad, wrappedKeyMismatch } from './context.js';
+import { checkContext, checkKekName, checkPlaintext, checkWrappedKey } from './context.js';
+import { openUnderKek, sealUnderKek } from './kek-wrap.js';
+import type { ExportedKek, Keyring, LocalKekInfo } from './keyring.js';
 import {
   decodeKeyring,
   encodeKeyring,
@@ -22,13 +24,13 @@ import {
   parseHeader,
 } from './keyring-file.js';
 import { isMissingFile, readPrivateFile, writePrivateFile } from './private-file.js';
-import type { DataKey, EncryptionContext, KekInfo, KeyProvider, WrappedKey } from './types.js';
+import type { DataKey, EncryptionContext, KekInfo, WrappedKey } from './types.js';
+
+export type { LocalKekInfo } from './keyring.js';
 
 /** The provider name in every WrappedKey this keyring makes. */
 export const LOCAL_PROVIDER = 'local';
 
-const NONCE_BYTES = 12;
-const TAG_BYTES = 16;
 const KEY_BYTES = 32;
 
 /** How to open a keyring. Exactly one of `passphrase` and `keyFile` is required. */
@@ -41,16 +43,6 @@ export interface LocalKeyringOptions {
   keyFile?: string;
   /** Create an empty keyring when `path` does not exist. Default false (a missing file is NOT_FOUND). */
   create?: boolean;
-}
-
-/** What `listKeks` reports of a KEK (never key material). */
-export interface LocalKekInfo extends KekInfo {
-  /** When the KEK was created, RFC 3339. */
-  created: string;
-  /** Whether it was destroyed; data wrapped under it is then unreadable. */
-  destroyed: boolean;
-  /** When it was destroyed, RFC 3339. */
-  destroyed_at?: string;
 }
 
 interface KekVersion {
@@ -125,7 +117,7 @@ function destroyedError(name: string, when: string): FerryError {
 }
 
 /** The local keyring provider. Open it with `LocalKeyring.open`. */
-export class LocalKeyring implements KeyProvider {
+export class LocalKeyring implements Keyring {
   readonly name = LOCAL_PROVIDER;
   private keks: Map<string, Kek>;
   private closed = false;
@@ -252,6 +244,24 @@ export class LocalKeyring implements KeyProvider {
     });
   }
 
+  /**
+   * Every KEK with copies of its key bytes, for moving them into a cluster's keyring (cluster-keyring.ts) when this
+   * node joins one. The caller wipes the copies (`key.fill(0)`) and never logs them.
+   */
+  async exportKeks(): Promise<ExportedKek[]> {
+    this.checkOpen();
+    return [...this.keks.entries()].map(([name, kek]) => ({
+      name,
+      created: kek.created,
+      ...(kek.destroyed !== undefined && { destroyed: kek.destroyed }),
+      versions: kek.versions.map((v) => ({
+        version: v.version,
+        created: v.created,
+        ...(v.key !== undefined && { key: Buffer.from(v.key) }),
+      })),
+    }));
+  }
+
   /** When KEK `name` was destroyed (ISO-8601), or undefined when it is live or unknown. Reads memory only. */
   destroyedAt(name: string): string | undefined {
     return this.keks.get(name)?.destroyed;
@@ -282,11 +292,7 @@ export class LocalKeyring implements KeyProvider {
     this.checkOpen();
     const newest = this.liveKek(kek).versions.at(-1);
     if (newest?.key === undefined) throw new FerryError('INTERNAL', `KEK "${kek}" has no usable version`);
-    const nonce = randomBytes(NONCE_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', newest.key, nonce);
-    cipher.setAAD(wrapAad(kek, newest.version, context));
-    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    const ciphertext = Buffer.concat([nonce, cipher.getAuthTag(), ct]).toString('base64');
+    const ciphertext = sealUnderKek(newest.key, kek, newest.version, plaintext, context);
     return { provider: LOCAL_PROVIDER, kek_id: kek, kek_version: newest.version, ciphertext };
   }
 
@@ -303,16 +309,7 @@ export class LocalKeyring implements KeyProvider {
     const kek = this.liveKek(w.kek_id);
     const version = kek.versions.find((v) => v.version === w.kek_version);
     if (version?.key === undefined) throw notFound(`KEK "${w.kek_id}" has no version ${w.kek_version}`);
-    const raw = Buffer.from(w.ciphertext, 'base64');
-    if (raw.length <= NONCE_BYTES + TAG_BYTES) throw wrappedKeyMismatch();
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', version.key, raw.subarray(0, NONCE_BYTES));
-      decipher.setAAD(wrapAad(w.kek_id, w.kek_version, context));
-      decipher.setAuthTag(raw.subarray(NONCE_BYTES, NONCE_BYTES + TAG_BYTES));
-      return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES + TAG_BYTES)), decipher.final()]);
-    } catch (err: unknown) {
-      throw wrappedKeyMismatch(err);
-    }
+    return openUnderKek(version.key, w.kek_id, w.kek_version, w.ciphertext, context);
   }
 
   async rewrap(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {

@@ -9,6 +9,12 @@ export {
   readSecretFile,
 } from './admin-secret.js';
 export { BackupAccess } from './backup-access.js';
+export {
+  type AdoptAdminSecretOptions,
+  adoptClusterAdminSecret,
+  CLUSTER_ADMIN_SECRET,
+  type ClusterAdminSecret,
+} from './cluster-admin-secret.js';
 export { principalOf } from './context.js';
 export { bearerAuth, bearerToken } from './middleware.js';
 export { type MintOptions, mintToken, type TokenClaims } from './mint.js';

@@ -1,13 +1,16 @@
 /**
  * A node's authentication from its flags and environment. On by default: the admin secret under the data directory
- * (created on the first start) verifies HS256 tokens; RS256 tokens are accepted from a PEM public key and/or a JWKS
+ * (created on the first start; in a cluster, the cluster's, written there at each start: cluster-admin-secret.ts)
+ * verifies HS256 tokens; RS256 tokens are accepted from a PEM public key and/or a JWKS
  * URL when configured. `--auth-off` or FERRY_AUTH=off turns it off, with a warning line in the log. No secret and no
  * token is ever logged: only paths, URLs and whether the secret was created.
  */
 import { readFile } from 'node:fs/promises';
 import type { MiddlewareHandler } from 'hono';
 import { FerryError } from '../../common/index.js';
-import { ensureAdminSecret, readSecretFile } from './admin-secret.js';
+import type { ClusterSecrets } from '../../node/index.js';
+import { type AdminSecret, ensureAdminSecret, readSecretFile } from './admin-secret.js';
+import { adoptClusterAdminSecret } from './cluster-admin-secret.js';
 import { bearerAuth } from './middleware.js';
 import { formatTtl, maxTokenTtlSeconds } from './token-lifetime.js';
 import { createTokenVerifier, type TokenVerifierOptions } from './verifier.js';
@@ -33,6 +36,12 @@ export interface NodeAuthOptions {
   maxTokenTtl?: string;
   /** More HS256 secret files (comma-separated in env FERRY_AUTH_SECRET_FILES). Default none. */
   secretFiles?: string[];
+  /**
+   * The cluster's sealed secrets: the admin secret is then the cluster's (`auth/admin-secret`), the same on every
+   * node, written to `<dataDir>/auth/admin.secret` at each start, even with authentication off (NBD TLS-PSK keys
+   * derive from it). Default none: a node alone, its own admin secret.
+   */
+  secrets?: ClusterSecrets;
   /** Environment to read. Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Log line writer. */
@@ -57,6 +66,11 @@ export async function setUpNodeAuth(options: NodeAuthOptions): Promise<NodeAuth>
   if (mode !== '' && mode !== 'on' && mode !== 'off') {
     throw new FerryError('INVALID_ARGUMENT', `FERRY_AUTH: "${mode}" is neither on nor off`);
   }
+  // In a cluster the admin secret is the cluster's whatever the mode: NBD TLS-PSK keys derive from it.
+  const clusterAdmin =
+    options.secrets === undefined
+      ? undefined
+      : await adoptClusterAdminSecret({ dataDir: options.dataDir, secrets: options.secrets, log: options.log });
   if (options.off === true || mode === 'off') {
     options.log('warn', 'authentication is OFF: every API caller acts as system.admin; never expose this node', {
       reason: options.off === true ? '--auth-off' : 'FERRY_AUTH=off',
@@ -65,7 +79,7 @@ export async function setUpNodeAuth(options: NodeAuthOptions): Promise<NodeAuth>
   }
 
   const maxLifetimeSeconds = maxTokenTtlSeconds(options.maxTokenTtl, env);
-  const admin = await ensureAdminSecret(options.dataDir);
+  const admin: AdminSecret = clusterAdmin ?? (await ensureAdminSecret(options.dataDir));
   if (admin.looseMode) {
     options.log('warn', 'the admin secret is readable by group or others; chmod 600 it', { path: admin.path });
   }
@@ -95,6 +109,7 @@ export async function setUpNodeAuth(options: NodeAuthOptions): Promise<NodeAuth>
   options.log('info', 'authentication on', {
     admin_secret_path: admin.path,
     admin_secret_created: admin.created,
+    admin_secret_scope: clusterAdmin === undefined ? 'node' : 'cluster',
     hs256_secrets: sharedSecrets.length,
     max_token_ttl: formatTtl(maxLifetimeSeconds),
     ...(publicKeyFile !== undefined && { rs256_public_key: publicKeyFile }),

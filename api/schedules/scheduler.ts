@@ -5,7 +5,8 @@
  * compare-and-set, so two nodes never run the same occurrence. A claimed run queues a backup job (task id
  * `sched-<schedule>-<time>`), waits for it, then applies retention: each interval's `retain` (newest N of the
  * backups that interval fired) united with the GFS rules, expiring the rest through CloudBackups' safe delete.
- * Missed occurrences (node down, clock jumped forward) make one run at the next tick, never a burst.
+ * Missed occurrences (node down, clock jumped forward) make one run at the next tick, never a burst. In a cluster any
+ * node runs any schedule (the one that created it may be gone); `canRun` keeps a node to the volumes it can back up.
  */
 import { planRetention, type RetentionRules } from '../../cloudsnap/index.js';
 import { type Clock, systemClock, type TimerHandle } from './clock.js';
@@ -37,6 +38,12 @@ export interface BackupSchedulerOptions {
   leaseMs?: number;
   /** Where runs and failures are logged; default nowhere. */
   log?: SchedulerLog;
+  /**
+   * Whether this node may run a backup of the volume (in a cluster: it holds a replica of it, or the volume is
+   * attached here). A schedule whose volume this node may not back up is left to a node that may: the occurrence
+   * stays unclaimed here. A rejection is logged and counts as no. Default: every volume (a node alone).
+   */
+  canRun?: (volumeId: string) => Promise<boolean>;
 }
 
 /** What a schedule runs: its intervals and its retention rule sets. */
@@ -136,7 +143,7 @@ export class BackupScheduler {
       const anchor = Date.parse(schedule.create_time);
       const state = await this.rewind(schedule.id, states.get(schedule.id), effective.intervals, anchor, now);
       const due = dueIntervals(effective.intervals, state?.last_fired ?? {}, anchor, now);
-      if (due.length > 0) {
+      if (due.length > 0 && (await this.mayRun(schedule))) {
         const claimed = await this.claim(schedule, effective.intervals, anchor, now);
         if (claimed !== undefined) {
           started.push(schedule.id);
@@ -151,6 +158,22 @@ export class BackupScheduler {
       if (t !== undefined && (next === undefined || t < next)) next = t;
     }
     return { started, nextRun: next };
+  }
+
+  /** Whether this node may back up the schedule's volume (`canRun`); a failure to tell counts as no. */
+  private async mayRun(schedule: CloudBackupSchedule): Promise<boolean> {
+    const { canRun } = this.options;
+    if (canRun === undefined) return true;
+    try {
+      return await canRun(schedule.src_volume_id);
+    } catch (err: unknown) {
+      this.log('error', 'cannot tell whether this node may back up the volume', {
+        schedule: schedule.id,
+        volume: schedule.src_volume_id,
+        error: messageOf(err),
+      });
+      return false;
+    }
   }
 
   /** After the clock went back: records the rewound fire times (see `rewoundFires`) and returns the new state. */

@@ -1,7 +1,8 @@
 /**
  * The bearer token the CLI sends: `--token`, else FERRY_TOKEN, else — when this user can read the node's admin
  * secret (`--data-dir` or `$FERRY_DATA_DIR`, else the default data directory, then `auth/admin.secret`) — a
- * system.admin token minted from it for five minutes. Otherwise none (the API then answers 401 UNAUTHENTICATED).
+ * system.admin token minted from it for five minutes (in a cluster the node writes the cluster's admin secret there
+ * at each start, so that token works on every node). Otherwise none (the API then answers 401 UNAUTHENTICATED).
  * Each token comes with a sentence saying where it came from, which the CLI adds to a 401 answer.
  */
 import { adminSecretPath, mintToken, ROLE_ADMIN, readAdminSecret } from '../../api/index.js';

@@ -145,7 +145,9 @@ export function registerAuthCommands(program: Command): void {
 
   auth
     .command('token')
-    .description("mint an HS256 token with the node's admin secret (run it where that secret is readable)")
+    .description(
+      "mint an HS256 token with the node's admin secret (in a cluster, the cluster's: the token works on every node); run it where that secret is readable",
+    )
     .requiredOption('--sub <user>', 'user name (the owner recorded on what the token creates)')
     .addOption(
       new Option('--roles <list>', `comma-separated roles: ${ROLE_NAMES.join(', ')}`)
@@ -168,7 +170,7 @@ export function registerAuthCommands(program: Command): void {
       const secret = await readAdminSecret(dataDir);
       if (secret === undefined) {
         throw new Error(
-          `cannot read the admin secret under ${dataDir}: run this as the node's user, or pass --data-dir`,
+          `cannot read the admin secret under ${dataDir}: run this as the node's user, or pass --data-dir (a cluster node writes the cluster's admin secret there when it starts)`,
         );
       }
       const token = await mintToken(

@@ -20,10 +20,12 @@ backup data is read or re-uploaded, and backups restore as before. For vault and
 or KMS first: Ferry then rewraps under the newest version there.`;
 
 const DESTROY_HELP = `
-Crypto-shredding: the KEK's key material is removed from the node's keyring. Every backup whose repository it
-protects becomes unreadable, on every cluster, for good, and so does every encrypted volume whose key it wraps
-(they are listed first, and refused without --force; they then show as "down - KEK ... destroyed"). Copies of the keyring file (backups of the node's data
-directory) still hold it: destroy those too.`;
+Crypto-shredding: the KEK's key material is removed from the node's keyring (in a cluster, from the cluster's
+keyring: every node stops unwrapping with it at once). Every backup whose repository it protects becomes unreadable,
+on every cluster, for good, and so does every encrypted volume whose key it wraps (they are listed first, and refused
+without --force; they then show as "down - KEK ... destroyed"). Copies of the keyring file (backups of the node's data
+directory, and a node's own file from before it joined a cluster) and, in a cluster, etcd's history until it is
+compacted and backups of etcd still hold it, sealed: destroy those too (docs/KEYS.md).`;
 
 /** The table of `ferry keys list`. */
 export function keksTable(keks: readonly LocalKekInfo[]): string {

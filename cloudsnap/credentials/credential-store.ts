@@ -1,7 +1,9 @@
 /**
  * Cloud credentials in the cluster store, one record per credential under `/ferry/credentials/<id>`. The record holds
  * the shown fields in clear and the secret fields sealed (see sealing.ts), so the cluster store never holds a secret
- * in clear. `inspect` never returns a secret; `resolve` (internal) does.
+ * in clear. `inspect` never returns a secret; `resolve` (internal) does. A name is claimed under
+ * `/ferry/credential-names/<name>` in the create's transaction, so two nodes creating one name at once cannot both
+ * succeed (records stored before those claims existed are still found by the list check).
  */
 import { randomUUID } from 'node:crypto';
 import { FerryError, isFerryError, notFound } from '../../common/index.js';
@@ -16,6 +18,16 @@ import type { CreateCredentialRequest, Credential, CredentialInfo } from './type
 
 /** Key prefix of credential records in the cluster store. */
 export const CREDENTIALS_PREFIX = '/ferry/credentials/';
+/** Key prefix of the claims of credential names. */
+export const CREDENTIAL_NAMES_PREFIX = '/ferry/credential-names/';
+
+function nameKey(name: string): string {
+  return `${CREDENTIAL_NAMES_PREFIX}${encodeURIComponent(name)}`;
+}
+
+function nameTaken(name: string): FerryError {
+  return new FerryError('ALREADY_EXISTS', `a credential named "${name}" already exists`);
+}
 
 /** A stored credential: its shown fields and its sealed secrets. */
 export interface CredentialRecord extends CredentialInfo {
@@ -89,9 +101,7 @@ export class CredentialStore {
       const checked = checkCreateRequest(request);
       await this.checkKek(checked.info.kek, checked.info.key_provider ?? LOCAL_PROVIDER);
       const records = await this.records();
-      if (records.some((r) => r.name === checked.info.name)) {
-        throw new FerryError('ALREADY_EXISTS', `a credential named "${checked.info.name}" already exists`);
-      }
+      if (records.some((r) => r.name === checked.info.name)) throw nameTaken(checked.info.name);
       const dir = checked.info.directory_credential;
       let made: CheckedDirectory | undefined;
       if (dir !== undefined) {
@@ -106,7 +116,15 @@ export class CredentialStore {
         const info: CredentialInfo = { credential_id: id, ...checked.info, created: new Date().toISOString() };
         const sealed = await sealSecrets(this.keys, this.secretsKek, id, checked.secrets);
         const record: CredentialRecord = { ...info, sealed };
-        await this.store.commit([{ op: 'put', key: `${CREDENTIALS_PREFIX}${id}`, value: record }]);
+        const claim = nameKey(info.name);
+        const result = await this.store.txn(
+          [{ key: claim, modRevision: 0 }],
+          [
+            { op: 'put', key: claim, value: { credential_id: id } },
+            { op: 'put', key: `${CREDENTIALS_PREFIX}${id}`, value: record },
+          ],
+        );
+        if (!result.succeeded) throw nameTaken(info.name);
         return info;
       } catch (err: unknown) {
         if (made !== undefined) await this.directories.undo(made);
@@ -135,7 +153,10 @@ export class CredentialStore {
   delete(idOrName: string): Promise<void> {
     return this.serialised(async () => {
       const record = await this.find(idOrName);
-      await this.store.commit([{ op: 'delete', key: `${CREDENTIALS_PREFIX}${record.credential_id}` }]);
+      await this.store.commit([
+        { op: 'delete', key: `${CREDENTIALS_PREFIX}${record.credential_id}` },
+        { op: 'delete', key: nameKey(record.name) },
+      ]);
     });
   }
 
