@@ -129,7 +129,7 @@ describe('VolumeCoordinator', () => {
     const c = new BufferReplica('c');
     c.bytes.fill(3, 0, 16);
     const filling = new VolumeCoordinator([a], { localNodeId: 'c' });
-    filling.addFilling(c);
+    await filling.addFilling(c);
     expect((await filling.read(0, 16)).every((x) => x === 1)).toBe(true);
     expect(c.reads).toBe(0);
     filling.promote('c');
@@ -141,8 +141,8 @@ describe('VolumeCoordinator', () => {
     const a = new BufferReplica('a');
     const b = new BufferReplica('b');
     const c = new VolumeCoordinator([a]);
-    c.addFilling(b);
-    expect(() => c.addFilling(new BufferReplica('b'))).toThrow(/already holds/);
+    await c.addFilling(b);
+    await expect(c.addFilling(new BufferReplica('b'))).rejects.toThrow(/already holds/);
     expect(c.fillingNodes()).toEqual(['b']);
     await c.write(0, Buffer.alloc(4096, 7));
     await c.trim(1024, 1024);
@@ -209,7 +209,7 @@ describe('VolumeCoordinator', () => {
     const b = new BufferReplica('b');
     const c = new VolumeCoordinator([a]);
     const seen: string[] = [];
-    c.addFilling(b, async (err) => {
+    await c.addFilling(b, async (err) => {
       seen.push(String(err));
     });
     b.failWith = new Error('disk gone');
@@ -222,12 +222,12 @@ describe('VolumeCoordinator', () => {
     // Without a handler, the write fails; a handler that fails fails the write.
     const d = new BufferReplica('d');
     d.failWith = new Error('no');
-    c.addFilling(d);
+    await c.addFilling(d);
     await expect(c.write(0, Buffer.alloc(16))).rejects.toThrow('no');
     await c.removeReplica('d');
     const e = new BufferReplica('e');
     e.failWith = new Error('no');
-    c.addFilling(e, async () => {
+    await c.addFilling(e, async () => {
       throw new Error('store unreachable');
     });
     await expect(c.write(0, Buffer.alloc(16))).rejects.toThrow('store unreachable');

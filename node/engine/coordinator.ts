@@ -151,13 +151,15 @@ export class VolumeCoordinator {
   /**
    * Starts sending every later change and flush to `replica`, which is being filled: it is never read. When it fails
    * a change, it stops receiving them and `onFailure` runs before that change is acknowledged (R7); without one, the
-   * change fails.
+   * change fails. Resolves once the changes in flight when it was called (sent before it, so not to `replica`) have
+   * completed: a fill started after that finds them on its source (R14).
    */
-  addFilling(replica: Replica, onFailure?: FillingFailure): void {
+  async addFilling(replica: Replica, onFailure?: FillingFailure): Promise<void> {
     if (this.replicas.some((r) => r.nodeId === replica.nodeId)) {
       throw new FerryError('FAILED_PRECONDITION', `node ${replica.nodeId} already holds a replica of this volume`);
     }
     this.filling.push({ replica, onFailure });
+    await Promise.allSettled([...this.flights].map((f) => f.done));
   }
 
   /** A filling replica becomes in-sync: it may be read from now on (R15: the caller holds writes and has flushed it). */

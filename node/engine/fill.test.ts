@@ -44,7 +44,7 @@ describe('fillReplica', () => {
     for (let i = 0; i < 24; i++) {
       await coordinator.write(randomInt(0, size / 4096 - 64) * 4096, randomBytes(randomInt(1, 64) * 4096));
     }
-    coordinator.addFilling(target);
+    await coordinator.addFilling(target);
     // Every range the fill reads gets a live write at once, while the copy of that range is under way.
     const aimed = new Set<Promise<void>>();
     source.onRead = (offset, length) => {
@@ -98,7 +98,7 @@ describe('fillReplica', () => {
     for (let i = 0; i < 10; i++) await source.write(i * 97 * MiB + 4096 * i, data);
     await source.flush();
     const coordinator = new VolumeCoordinator([source]);
-    coordinator.addFilling(target);
+    await coordinator.addFilling(target);
     source.readBytes = 0;
     const result = await fillReplica({ coordinator, source, target, size });
     expect(result).toEqual({ copied: 10 * MiB, total: 10 * MiB, cursor: size });
@@ -114,7 +114,7 @@ describe('fillReplica', () => {
     const { source, target } = await pair(size);
     for (let i = 0; i < 32; i++) await source.write(i * 2 * MiB, randomBytes(MiB));
     const coordinator = new VolumeCoordinator([source]);
-    coordinator.addFilling(target);
+    await coordinator.addFilling(target);
     const abort = new AbortController();
     source.readBytes = 0;
     source.onRead = () => {
@@ -160,7 +160,7 @@ describe('fillReplica', () => {
     // The target holds old data in the holes and in the extents.
     for (const at of [0, 5 * MiB, 10 * MiB, 20 * MiB, 31 * MiB]) await target.write(at, randomBytes(MiB));
     const coordinator = new VolumeCoordinator([source]);
-    coordinator.addFilling(target);
+    await coordinator.addFilling(target);
     const result = await fillReplica({ coordinator, source, target, size, targetIsNew: false, stepBytes: MiB });
     expect(result.copied).toBe(3 * MiB + 8192);
     expect(target.trimmedBytes).toBe(size - result.copied);

@@ -173,7 +173,6 @@ export class HaUpdater {
     const node = asked ?? (await this.place(record, target, holders));
     const use = await this.ctx.useCoordinator(record);
     let next: VolumeRecord;
-    let replica: Replica;
     try {
       const source = use.coordinator.primary;
       const total = await allocatedBytes(source, record.size);
@@ -190,10 +189,13 @@ export class HaUpdater {
         };
         return { ...r, ha_level: target, replicas: [...replicasOf(r), entry] };
       });
+      let replica: Replica | undefined;
       try {
         replica = await connector.open(node, { volumeId: record.id, epoch: use.epoch });
+        await this.start(next, node, use, replica);
       } catch (err: unknown) {
         // The old state again: the entry goes, and so does the level.
+        await replica?.close().catch(() => undefined);
         await this.change(record.id, use.compares, (r) =>
           replicasOf(r).some((x) => x.node_id === node && x.state === 'filling')
             ? { ...r, ha_level: record.ha_level, replicas: replicasOf(r).filter((x) => x.node_id !== node) }
@@ -205,7 +207,6 @@ export class HaUpdater {
       await use.release();
       throw err;
     }
-    this.start(next, node, use, replica);
     return next;
   }
 
@@ -225,7 +226,7 @@ export class HaUpdater {
   }
 
   /** Runs the fill of `node`'s new replica in the background (see the file comment). */
-  private start(record: VolumeRecord, node: string, use: CoordinatorUse, replica: Replica): void {
+  private async start(record: VolumeRecord, node: string, use: CoordinatorUse, replica: Replica): Promise<void> {
     const abort = new AbortController();
     const run: Running = { nodeId: node, abort, dropping: false, done: Promise.resolve() };
     const { coordinator } = use;
@@ -238,7 +239,7 @@ export class HaUpdater {
       this.log(`volume ${record.name}: filling the replica on node ${node} failed, it is out of sync: ${why}`);
     };
     // A live write the new replica fails: recorded out of sync before that write is acknowledged (R7).
-    coordinator.addFilling(replica, async (err: unknown) => {
+    await coordinator.addFilling(replica, async (err: unknown) => {
       await markOut(err);
       abort.abort(err);
     });
