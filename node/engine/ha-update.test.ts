@@ -203,4 +203,16 @@ describe('HaUpdater', () => {
       ),
     ).rejects.toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringMatching(/only in-sync replica/) });
   });
+
+  it('is what the engine applies for ha_level in updateVolume (a node alone cannot raise it)', async () => {
+    await expect(engine.updateVolume('copy-node-b', { ha_level: 3 })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    await expect(engine.updateVolume('copy-node-b', { ha_level: 2 })).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringMatching(/runs alone/),
+    });
+    const same = await engine.updateVolume('copy-node-b', { ha_level: 1, labels: { app: 'db' } });
+    expect(same).toMatchObject({ ha_level: 1, labels: { app: 'db' }, replicas: [{ node_id: 'node-a' }] });
+  });
 });
