@@ -165,17 +165,30 @@ export async function fillReplica(options: FillOptions): Promise<FillProgress> {
   let nextSeq = 0;
   let doneSeq = 0;
   let frontier = from;
-  let flushing: Promise<void> = Promise.resolve();
+  /** The cursor waiting for the next flush, and the loop flushing and reporting (one at a time, coalesced). */
+  let wanted: number | undefined;
+  let flusher: Promise<void> | undefined;
   let failure: unknown;
   const running = new Set<Promise<void>>();
   const aborted = (): boolean => signal?.aborted === true;
 
+  const drain = async (): Promise<void> => {
+    try {
+      while (wanted !== undefined) {
+        const cursor = wanted;
+        wanted = undefined;
+        await target.flush();
+        await onProgress?.({ copied, total, cursor });
+      }
+    } finally {
+      flusher = undefined;
+    }
+  };
+  /** Flushes the target, then reports `cursor` (a later request made meanwhile replaces it). */
   const report = (cursor: number): Promise<void> => {
-    flushing = flushing.then(async () => {
-      await target.flush();
-      await onProgress?.({ copied, total, cursor });
-    });
-    return flushing;
+    wanted = cursor;
+    flusher ??= drain();
+    return flusher;
   };
 
   const runStep = async (seq: number, step: Step): Promise<void> => {
@@ -223,6 +236,8 @@ export async function fillReplica(options: FillOptions): Promise<FillProgress> {
   for await (const step of stepsOf(source, size, from, stepBytes, holes)) {
     if (failure !== undefined || aborted()) break;
     while (running.size >= depth) await Promise.race(running);
+    // A flush waits while another is under way: a slow target or progress callback slows the copy.
+    if (wanted !== undefined && flusher !== undefined) await flusher.catch(() => undefined);
     if (failure !== undefined || aborted()) break;
     const seq = nextSeq++;
     ends.set(seq, step.end);
@@ -234,10 +249,8 @@ export async function fillReplica(options: FillOptions): Promise<FillProgress> {
     running.add(p);
   }
   await Promise.all(running);
-  if (failure !== undefined) {
-    await flushing.catch(() => undefined);
-    throw failure;
-  }
+  await flusher?.catch(() => undefined);
+  if (failure !== undefined) throw failure;
   if (aborted()) {
     await report(frontier);
     throw signal?.reason;
