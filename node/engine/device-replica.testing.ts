@@ -1,16 +1,11 @@
 /**
- * A volume of an engine seen as a `Replica` (node/engine/replica.ts): the engine's own replica behind its device
- * (its layer tree on disk), with the allocation map from `changedBlocks`, counting the bytes read and written. Tests
- * of the fill and of ha-update use two volumes of one engine as the source and the target replica of one volume.
+ * For tests (not used by the product). A volume of an engine seen as a `Replica` (node/engine/replica.ts): the
+ * engine's own replica behind its device (its layer tree on disk), with the allocation map from `changedBlocks`,
+ * counting the bytes read and written. Tests of the fill and of ha-update use two volumes of one engine as the
+ * source and the target replica of one volume.
  */
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from '../../node/engine/replica.js';
-import type {
-  BlockDevice,
-  ChangedBlocksPage,
-  StatusExtent,
-  VolumeEngine,
-  WriteOptions,
-} from '../../node/engine/types.js';
+import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import type { BlockDevice, ChangedBlocksPage, StatusExtent, VolumeEngine, WriteOptions } from './types.js';
 
 export class DeviceReplica implements Replica {
   readBytes = 0;
