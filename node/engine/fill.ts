@@ -38,6 +38,8 @@ export interface FillOptions {
   size: number;
   /** Resume from this cursor (everything below it is on the target already). Default 0. */
   startAt?: number;
+  /** `total` of the progress reports when the caller has counted it already (allocatedBytes); default: counted here. */
+  total?: number;
   /** Largest range one step copies. Default 4 MiB. */
   stepBytes?: number;
   /** Steps in flight at once (each with its buffer). Default 8. */
@@ -153,7 +155,7 @@ export async function fillReplica(options: FillOptions): Promise<FillProgress> {
   if (!Number.isSafeInteger(from) || from < 0 || from > size) {
     throw new FerryError('INVALID_ARGUMENT', `a fill cannot start at ${from} of a ${size}-byte volume`);
   }
-  const total = await allocatedBytes(source, size, from);
+  const total = options.total ?? (await allocatedBytes(source, size, from));
   const free: Buffer[] = [];
   for (let i = 0; i < depth; i++) free.push(Buffer.allocUnsafe(stepBytes));
 

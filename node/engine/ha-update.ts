@@ -289,6 +289,7 @@ export class HaUpdater {
         source: coordinator.primary,
         target: replica,
         size: record.size,
+        total: record.replicas?.find((x) => x.node_id === node)?.resync?.total_bytes,
         signal: run.abort.signal,
         onProgress,
         ...this.ctx.fill,
