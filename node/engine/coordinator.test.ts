@@ -11,6 +11,12 @@ class BufferReplica implements Replica {
   closed = false;
   staged: string[] = [];
   committed: string[] = [];
+  reads = 0;
+  /** When set, writes wait for it (a write in flight). */
+  stall: Promise<void> | undefined;
+  /** When set, writes fail with it. */
+  failWith: Error | undefined;
+  heads: (string | undefined)[] = [];
   private changes = 0;
 
   constructor(
@@ -19,11 +25,14 @@ class BufferReplica implements Replica {
   ) {}
 
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    this.reads++;
     const out = into ?? Buffer.alloc(length);
     this.bytes.copy(out, 0, offset, offset + length);
     return out;
   }
   async write(offset: number, data: Buffer): Promise<void> {
+    if (this.stall !== undefined) await this.stall;
+    if (this.failWith !== undefined) throw this.failWith;
     data.copy(this.bytes, offset);
     this.changes++;
   }
@@ -40,7 +49,8 @@ class BufferReplica implements Replica {
   async blockStatus(_offset: number, length: number): Promise<StatusExtent[]> {
     return [{ length, state: 'data' }];
   }
-  async snapshot(snapshotId: string): Promise<ReplicaSnapshot> {
+  async snapshot(snapshotId: string, headId?: string): Promise<ReplicaSnapshot> {
+    this.heads.push(headId);
     if (this.failSnapshot) throw new Error(`${this.nodeId} cannot snapshot`);
     this.staged.push(snapshotId);
     const ops: StoreOp[] = [{ op: 'put', key: `/ferry/local/${this.nodeId}/snap/${snapshotId}`, value: {} }];
@@ -103,6 +113,124 @@ describe('VolumeCoordinator', () => {
     await expect(new VolumeCoordinator([c, failing]).snapshot('s2')).rejects.toThrow('d cannot snapshot');
     expect(c.staged).toEqual([]);
     expect(c.committed).toEqual([]);
+  });
+
+  it('reads from the local replica when it holds one, else from the first in-sync one; never from a filling one', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    a.bytes.fill(1, 0, 16);
+    b.bytes.fill(2, 0, 16);
+    const local = new VolumeCoordinator([a, b], { localNodeId: 'b' });
+    expect((await local.read(0, 16)).every((x) => x === 2)).toBe(true);
+    expect([a.reads, b.reads]).toEqual([0, 1]);
+    const remote = new VolumeCoordinator([a, b], { localNodeId: 'elsewhere' });
+    expect((await remote.read(0, 16)).every((x) => x === 1)).toBe(true);
+    // A filling replica on this node is not read until it is promoted.
+    const c = new BufferReplica('c');
+    c.bytes.fill(3, 0, 16);
+    const filling = new VolumeCoordinator([a], { localNodeId: 'c' });
+    await filling.addFilling(c);
+    expect((await filling.read(0, 16)).every((x) => x === 1)).toBe(true);
+    expect(c.reads).toBe(0);
+    filling.promote('c');
+    expect((await filling.read(0, 16)).every((x) => x === 3)).toBe(true);
+    expect(filling.inSyncNodes()).toEqual(['a', 'c']);
+  });
+
+  it('sends changes, flushes and snapshots (with one head id) to filling replicas too, and removes replicas', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    const c = new VolumeCoordinator([a]);
+    await c.addFilling(b);
+    await expect(c.addFilling(new BufferReplica('b'))).rejects.toThrow(/already holds/);
+    expect(c.fillingNodes()).toEqual(['b']);
+    await c.write(0, Buffer.alloc(4096, 7));
+    await c.trim(1024, 1024);
+    await c.flush();
+    for (const r of [a, b]) {
+      expect(r.bytes.subarray(0, 1024).every((x) => x === 7)).toBe(true);
+      expect(r.bytes.subarray(1024, 2048).every((x) => x === 0)).toBe(true);
+      expect(r.flushed).toBe(1);
+    }
+    const staged = await c.snapshot('s1', 'head-1');
+    expect([a.heads, b.heads]).toEqual([['head-1'], ['head-1']]);
+    expect(staged.point).toBe('a-point');
+    staged.commit();
+    await expect(c.removeReplica('a')).rejects.toThrow(/last in-sync/);
+    await c.removeReplica('b');
+    expect(b.closed).toBe(true);
+    await c.write(0, Buffer.alloc(16, 9));
+    expect(b.bytes[0]).toBe(7);
+    expect(a.bytes[0]).toBe(9);
+    expect(c.replicas.map((r) => r.nodeId)).toEqual(['a']);
+  });
+
+  it('holds a range: waits for overlapping writes in flight and holds back only new overlapping ones', async () => {
+    const a = new BufferReplica('a');
+    const c = new VolumeCoordinator([a]);
+    let unstall!: () => void;
+    a.stall = new Promise<void>((resolve) => {
+      unstall = resolve;
+    });
+    let inFlightDone = false;
+    const inFlight = c.write(4096, Buffer.alloc(4096, 1)).then(() => {
+      inFlightDone = true;
+    });
+    let held = false;
+    const holding = c.holdRange(0, 8192).then((release) => {
+      held = true;
+      return release;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(held).toBe(false);
+    a.stall = undefined;
+    unstall();
+    const release = await holding;
+    expect(inFlightDone).toBe(true);
+    await inFlight;
+    // An overlapping write waits for the release; one elsewhere goes on.
+    let overlappingDone = false;
+    const overlapping = c.write(8000, Buffer.alloc(1000, 2)).then(() => {
+      overlappingDone = true;
+    });
+    await c.write(16384, Buffer.alloc(4096, 3));
+    await c.writeZeroes(8192, 4096);
+    expect(a.bytes[16384]).toBe(3);
+    expect(overlappingDone).toBe(false);
+    expect(a.bytes[8500]).toBe(0);
+    release();
+    await overlapping;
+    expect(a.bytes[8500]).toBe(2);
+    release();
+  });
+
+  it('takes a filling replica that fails a write out of the fan-out, after its failure handler, before acknowledging', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    const c = new VolumeCoordinator([a]);
+    const seen: string[] = [];
+    await c.addFilling(b, async (err) => {
+      seen.push(String(err));
+    });
+    b.failWith = new Error('disk gone');
+    await c.write(0, Buffer.alloc(16, 4));
+    expect(seen).toEqual(['Error: disk gone']);
+    expect(c.fillingNodes()).toEqual([]);
+    b.failWith = undefined;
+    await c.write(0, Buffer.alloc(16, 5));
+    expect([a.bytes[0], b.bytes[0]]).toEqual([5, 0]);
+    // Without a handler, the write fails; a handler that fails fails the write.
+    const d = new BufferReplica('d');
+    d.failWith = new Error('no');
+    await c.addFilling(d);
+    await expect(c.write(0, Buffer.alloc(16))).rejects.toThrow('no');
+    await c.removeReplica('d');
+    const e = new BufferReplica('e');
+    e.failWith = new Error('no');
+    await c.addFilling(e, async () => {
+      throw new Error('store unreachable');
+    });
+    await expect(c.write(0, Buffer.alloc(16))).rejects.toThrow('store unreachable');
   });
 
   it('needs a replica', () => {

@@ -11,6 +11,7 @@ import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
 import { failpoint } from './failpoints.js';
 import { Gate, KeyedLock } from './gate.js';
+import { HaUpdater } from './ha-update.js';
 import { IoTracker } from './io-tracker.js';
 import {
   ENCRYPTED_LABEL,
@@ -104,6 +105,7 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const nodeId = options.nodeId ?? (await loadNodeId(options.dataDir));
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
   const engine = new Engine(store, layersDir, options.store === undefined, options.keys, space, nodeId);
+  engine.ports = { replicas: options.replicas, placement: options.placement };
   await engine.load();
   return engine;
 }
@@ -119,6 +121,33 @@ class Engine implements VolumeEngine {
   private readonly meta = new Mutex();
   /** Layer collections left by deleted snapshots, one after another (collectLater). */
   private collecting: Promise<void> = Promise.resolve();
+  /** The cluster ports (EngineOptions.replicas, .placement). */
+  ports: { replicas?: ReplicaConnector | undefined; placement?: PlacementPort | undefined } = {};
+  /** ha-update steps and their background fills (node/engine/ha-update.ts), made on first use. */
+  private haUpdater?: HaUpdater;
+
+  private get ha(): HaUpdater {
+    this.haUpdater ??= new HaUpdater({
+      store: this.store,
+      nodeId: this.nodeId,
+      replicas: this.ports.replicas,
+      placement: this.ports.placement,
+      useCoordinator: async (record) => {
+        const v = this.volumes.get(record.id);
+        if (v?.coordinator === undefined) {
+          // Opening a coordinator for a detached volume (attach lock, epoch, every replica) is the attach of issue 22.
+          throw precondition(`volume ${record.name} must be attached on this node for its replicas to change`);
+        }
+        return { coordinator: v.coordinator, epoch: record.epoch ?? 0, release: async () => undefined };
+      },
+      attachedHere: (id) => this.volumes.get(id)?.coordinator,
+      recordChanged: (record) => {
+        const v = this.volumes.get(record.id);
+        if (v !== undefined) v.record = record;
+      },
+    });
+    return this.haUpdater;
+  }
 
   constructor(
     private readonly store: ClusterStore,
@@ -539,6 +568,10 @@ class Engine implements VolumeEngine {
   updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo> {
     return this.meta.run(async () => {
       const v = await this.localVolume(idOrName);
+      if (request.ha_level !== undefined) {
+        v.record = await this.ha.update(v.record, request);
+        if (request.size === undefined && request.labels === undefined) return this.volumeInfo(v);
+      }
       const next: VolumeRecord = { ...v.record, labels: { ...v.record.labels } };
       if (request.size !== undefined) {
         const size = validateSize('spec.size', request.size);
@@ -1096,6 +1129,7 @@ class Engine implements VolumeEngine {
   }
 
   async close(): Promise<void> {
+    await this.haUpdater?.close();
     await this.collecting;
     await this.guard.settled();
     await this.meta.run(async () => {

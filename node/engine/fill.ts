@@ -1,0 +1,262 @@
+/**
+ * Filling a replica (docs/REPLICATION.md, R14, R14a, R16): copies the source replica's allocated data (its allocation
+ * map: `changedBlocks` with no base on its live head, read a page at a time) to the target, in offset order, while
+ * the volume stays in use. Each step holds its range on the coordinator (overlapping live writes wait, the ones in
+ * flight finish), reads the range from the source, writes it to the target and releases the range, so a live write
+ * reaches the target either before the copy's read (the copy carries it) or after the copy's write (it overwrites
+ * it). Several steps run at once on disjoint ranges, each with one of a fixed number of buffers: memory is
+ * `depth x stepBytes` whatever the size of the volume. The target is flushed every `flushBytes` copied, then the
+ * cursor (the offset below which every step is done and flushed) is reported.
+ */
+import { FerryError } from '../../common/index.js';
+import type { Replica } from './replica.js';
+
+const MiB = 1024 * 1024;
+
+/** What the fill needs of the coordinator: range holds (VolumeCoordinator.holdRange). */
+export interface RangeHolder {
+  holdRange(offset: number, length: number): Promise<() => void>;
+}
+
+/** Progress of a fill: `cursor` is flushed on the target (R14a). */
+export interface FillProgress {
+  /** Bytes of data copied so far (this run). */
+  copied: number;
+  /** Bytes of data to copy from `startAt` (the source's allocated bytes there when the fill started). */
+  total: number;
+  /** Every byte below it is copied and flushed on the target. */
+  cursor: number;
+}
+
+export interface FillOptions {
+  coordinator: RangeHolder;
+  /** An in-sync replica to copy from. */
+  source: Replica;
+  /** The replica being filled (already receiving every live write: VolumeCoordinator.addFilling). */
+  target: Replica;
+  /** The volume's size in bytes. */
+  size: number;
+  /** Resume from this cursor (everything below it is on the target already). Default 0. */
+  startAt?: number;
+  /** `total` of the progress reports when the caller has counted it already (allocatedBytes); default: counted here. */
+  total?: number;
+  /** Largest range one step copies. Default 4 MiB. */
+  stepBytes?: number;
+  /** Steps in flight at once (each with its buffer). Default 8. */
+  depth?: number;
+  /** Bytes copied between flushes of the target (each reports the cursor). Default 8 MiB. */
+  flushBytes?: number;
+  /**
+   * Whether the target starts empty (a new replica, the default): holes of the source cost nothing. When false (a
+   * replica of unknown history), the target is trimmed where the source has holes.
+   */
+  targetIsNew?: boolean;
+  /** Stops the fill between steps: it then flushes, reports its cursor and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Called after each flush of the target, in cursor order; awaited (a slow callback slows the fill). */
+  onProgress?: (progress: FillProgress) => void | Promise<void>;
+}
+
+/** One step: a range of the volume to copy (`data`) or to trim on the target (`hole`). */
+interface Step {
+  start: number;
+  end: number;
+  /** Data pieces inside [start, end), or none for a hole. */
+  pieces: { offset: number; length: number }[];
+  hole: boolean;
+}
+
+/** Page size of the allocation map reads. */
+const PAGE = 1024;
+/** Largest hole one trim covers. */
+const MAX_HOLE = 1024 * MiB;
+
+/** The source's allocated extents at or after `from`, in offset order, clipped to [from, size). */
+async function* allocated(source: Replica, size: number, from: number): AsyncGenerator<{ start: number; end: number }> {
+  let offset = from;
+  for (;;) {
+    const page = await source.changedBlocks({ size, offset, limit: PAGE });
+    for (const e of page.extents) {
+      const start = Math.max(from, e.offset);
+      const end = Math.min(size, e.offset + e.length);
+      if (end > start) yield { start, end };
+    }
+    if (page.next_offset === undefined || page.next_offset <= offset) return;
+    offset = page.next_offset;
+  }
+}
+
+/** Bytes the source holds at or after `from`: the fill's `total` (one pass over the allocation map). */
+export async function allocatedBytes(source: Replica, size: number, from = 0): Promise<number> {
+  let total = 0;
+  for await (const e of allocated(source, size, from)) total += e.end - e.start;
+  return total;
+}
+
+/**
+ * The steps of a fill from `from`: data grouped by aligned windows of `step` bytes (one step copies the pieces of
+ * one window), and, when `holes`, the gaps between them as trims.
+ */
+async function* stepsOf(
+  source: Replica,
+  size: number,
+  from: number,
+  step: number,
+  holes: boolean,
+): AsyncGenerator<Step> {
+  let at = from;
+  let current: Step | undefined;
+  const gap = function* (to: number): Generator<Step> {
+    if (!holes) return;
+    for (let s = at; s < to; s = Math.min(to, s + MAX_HOLE)) {
+      yield { start: s, end: Math.min(to, s + MAX_HOLE), pieces: [], hole: true };
+    }
+  };
+  for await (const e of allocated(source, size, from)) {
+    let start = e.start;
+    while (start < e.end) {
+      const window = Math.floor(start / step) * step;
+      const end = Math.min(e.end, window + step);
+      if (current !== undefined && Math.floor(current.start / step) * step !== window) {
+        yield current;
+        current = undefined;
+      }
+      if (current === undefined) {
+        yield* gap(start);
+        current = { start, end, pieces: [], hole: false };
+      } else if (holes && start > current.end) {
+        // A gap inside the window: trimmed by its own step, after the data before it.
+        yield current;
+        yield* gap(start);
+        current = { start, end, pieces: [], hole: false };
+      }
+      current.pieces.push({ offset: start, length: end - start });
+      current.end = end;
+      at = end;
+      start = end;
+    }
+  }
+  if (current !== undefined) yield current;
+  yield* gap(size);
+}
+
+/**
+ * Copies the source's allocated data to the target (see the file comment). Resolves with the final progress (cursor
+ * = size) once the target is flushed; rejects with the signal's reason when aborted (after flushing and reporting the
+ * cursor reached), or with the first failure of a step (the cursor last reported stays valid).
+ */
+export async function fillReplica(options: FillOptions): Promise<FillProgress> {
+  const { coordinator, source, target, size, signal, onProgress } = options;
+  const from = options.startAt ?? 0;
+  const stepBytes = options.stepBytes ?? 4 * MiB;
+  const depth = options.depth ?? 8;
+  const flushBytes = options.flushBytes ?? 8 * MiB;
+  const holes = options.targetIsNew === false;
+  if (!Number.isSafeInteger(from) || from < 0 || from > size) {
+    throw new FerryError('INVALID_ARGUMENT', `a fill cannot start at ${from} of a ${size}-byte volume`);
+  }
+  const total = options.total ?? (await allocatedBytes(source, size, from));
+  const free: Buffer[] = [];
+  for (let i = 0; i < depth; i++) free.push(Buffer.allocUnsafe(stepBytes));
+
+  let copied = 0;
+  let sinceFlush = 0;
+  /** Steps started, by sequence; `frontier` is the end of the last of the completed prefix. */
+  const ends = new Map<number, number>();
+  const completed = new Set<number>();
+  let nextSeq = 0;
+  let doneSeq = 0;
+  let frontier = from;
+  /** The cursor waiting for the next flush, and the loop flushing and reporting (one at a time, coalesced). */
+  let wanted: number | undefined;
+  let flusher: Promise<void> | undefined;
+  let failure: unknown;
+  const running = new Set<Promise<void>>();
+  const aborted = (): boolean => signal?.aborted === true;
+
+  const drain = async (): Promise<void> => {
+    try {
+      while (wanted !== undefined) {
+        const cursor = wanted;
+        wanted = undefined;
+        await target.flush();
+        await onProgress?.({ copied, total, cursor });
+      }
+    } finally {
+      flusher = undefined;
+    }
+  };
+  /** Flushes the target, then reports `cursor` (a later request made meanwhile replaces it). */
+  const report = (cursor: number): Promise<void> => {
+    wanted = cursor;
+    flusher ??= drain();
+    return flusher;
+  };
+
+  const runStep = async (seq: number, step: Step): Promise<void> => {
+    const release = await coordinator.holdRange(step.start, step.end - step.start);
+    try {
+      if (step.hole) {
+        await target.trim(step.start, step.end - step.start);
+      } else {
+        const buf = free.pop() as Buffer;
+        try {
+          const base = step.start;
+          await Promise.all(
+            step.pieces.map((p) =>
+              source.read(p.offset, p.length, buf.subarray(p.offset - base, p.offset - base + p.length)),
+            ),
+          );
+          await Promise.all(
+            step.pieces.map((p) => target.write(p.offset, buf.subarray(p.offset - base, p.offset - base + p.length))),
+          );
+        } finally {
+          free.push(buf);
+        }
+        const n = step.end - step.start;
+        copied += step.pieces.reduce((sum, p) => sum + p.length, 0);
+        sinceFlush += n;
+      }
+    } finally {
+      release();
+    }
+    completed.add(seq);
+    while (completed.has(doneSeq)) {
+      completed.delete(doneSeq);
+      frontier = ends.get(doneSeq) as number;
+      ends.delete(doneSeq);
+      doneSeq++;
+    }
+    if (sinceFlush >= flushBytes) {
+      sinceFlush = 0;
+      report(frontier).catch((err: unknown) => {
+        failure ??= err;
+      });
+    }
+  };
+
+  for await (const step of stepsOf(source, size, from, stepBytes, holes)) {
+    if (failure !== undefined || aborted()) break;
+    while (running.size >= depth) await Promise.race(running);
+    // A flush waits while another is under way: a slow target or progress callback slows the copy.
+    if (wanted !== undefined && flusher !== undefined) await flusher.catch(() => undefined);
+    if (failure !== undefined || aborted()) break;
+    const seq = nextSeq++;
+    ends.set(seq, step.end);
+    const p: Promise<void> = runStep(seq, step)
+      .catch((err: unknown) => {
+        failure ??= err;
+      })
+      .finally(() => running.delete(p));
+    running.add(p);
+  }
+  await Promise.all(running);
+  await flusher?.catch(() => undefined);
+  if (failure !== undefined) throw failure;
+  if (aborted()) {
+    await report(frontier);
+    throw signal?.reason;
+  }
+  await report(size);
+  return { copied, total, cursor: size };
+}
