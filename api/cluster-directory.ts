@@ -8,9 +8,9 @@ import {
   type ClusterRecord,
   type ClusterStore,
   holdingsByNode,
-  type MemberView,
   Membership,
   MembershipPlacement,
+  type MemberView,
   type NodeHoldings,
   type NodeRecord,
 } from '../node/index.js';

@@ -19,6 +19,7 @@ export {
 } from './cluster/config.js';
 export { connectEtcd } from './cluster/etcd.js';
 export type { EtcdStore, EtcdStoreOptions } from './cluster/etcd-store.js';
+export { type HeldReplica, holdingsByNode, type NodeHoldings } from './cluster/holdings.js';
 export { LeaseKeeper } from './cluster/lease-keeper.js';
 export {
   type HeldLock,
@@ -53,7 +54,6 @@ export {
   nodeCredentials,
   REPL_DIR,
 } from './cluster/node-credentials.js';
-export { type HeldReplica, holdingsByNode, type NodeHoldings } from './cluster/holdings.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
 export {
   type MemberSource,
