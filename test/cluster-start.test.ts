@@ -87,6 +87,9 @@ describe('bad cluster settings start nothing and name the flag', () => {
 
 it('the first node writes the cluster secret; a joining node needs that file; clusters on one etcd are apart', async () => {
   const kvdb = ['--kvdb', `etcd:${etcd.url}`];
+  expect(
+    await failStart(join(root, 'unreachable'), ['--kvdb', 'etcd:http://127.0.0.1:1', '--cluster-id', 'x']),
+  ).toContain('cannot reach etcd at http://127.0.0.1:1 (--kvdb, env FERRY_KVDB)');
   const first = join(root, 'first');
   const a = await start(first, [...kvdb, '--cluster-id', 'alpha', '--labels', 'rack=r1']);
   const secretPath = join(first, 'cluster.secret');
