@@ -3,6 +3,7 @@
  * store's membership (node/cluster/membership.ts: the cluster record at `/ferry/cluster`, node records under
  * `/ferry/nodes/` bound to each node's heartbeat lease), with this product's version.
  */
+import { FerryError } from '../common/index.js';
 import {
   type Announcement,
   type ClusterRecord,
@@ -89,6 +90,23 @@ export class StoreClusterDirectory implements ClusterDirectory {
 
   setMaintenance(nodeId: string, on: boolean): Promise<void> {
     return this.membership.setMaintenance(nodeId, on);
+  }
+
+  /**
+   * Where node `nodeId`'s replication server listens, from its live record (the `addressOf` of the replication
+   * client). UNAVAILABLE when the node is not Online or announced no replication address.
+   */
+  async replAddress(nodeId: string): Promise<{ host: string; port: number }> {
+    const record = (await this.membership.nodes()).find((n) => n.id === nodeId);
+    const url = record?.addresses?.repl;
+    if (url === undefined) {
+      throw new FerryError(
+        'UNAVAILABLE',
+        `node "${nodeId}" is not Online or has no replication address; see ferry node list`,
+      );
+    }
+    const parsed = new URL(url);
+    return { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port) };
   }
 
   /** Writes this node's record under its heartbeat lease (call when its API is up, with the URL it answers on). */
