@@ -277,14 +277,13 @@ export async function runNode(options: NodeOptions): Promise<void> {
       keys: volumeKeys({ providers: providers.lookup, keyring }),
       // Cluster mode: replicas go where the placement rules say (node/cluster/placement.ts) over the live records.
       ...(settings.etcd !== undefined && { placement: cluster.placement }),
-      // LEAD WIRES HERE (repl engineer's names): replicas: new RemoteReplicas({ credentials: replCredentials,
-      //   addressOf: (id) => addresses.repl of the member `id` (cluster.members()) }),
+      // LEAD WIRES HERE (the repl engineer's names), cluster mode only:
+      //   replicas: new RemoteReplicas({ credentials: replCredentials, addressOf: (id) => cluster.replAddress(id) }),
     });
-    // LEAD WIRES HERE: the replication server, in cluster mode only, closed before the engine:
-    //   const repl = await serveReplicas({ host: engine.replicaHost, credentials: replCredentials,
-    //     listen: settings.replAddr });
+    // LEAD WIRES HERE: the replication server, cluster mode only, closed before the engine (push its closer now):
+    //   const repl = await serveReplicas({ host: engine.replicaHost, credentials: replCredentials, listen: settings.replAddr });
     //   closers.push({ name: 'replication server', close: () => repl.close() });
-    // `secrets` (ClusterSecrets) is what the cluster-wide auth signing secret and keyring KEKs are kept with.
+    // `secrets` (ClusterSecrets, undefined alone) is what the cluster-wide auth signing secret and KEKs are kept with.
     void secrets;
     void replCredentials;
     const roots = directoryRoots(options.directoryRoots, dataDir);
