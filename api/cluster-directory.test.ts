@@ -50,3 +50,15 @@ describe('cluster directory', () => {
     }
   });
 });
+
+describe('replication addresses', () => {
+  it('gives the host and port of an Online node and UNAVAILABLE for one that is not', async () => {
+    const store = new MemoryStore();
+    const directory = await StoreClusterDirectory.open({ dataDir: dir, store });
+    await expect(directory.replAddress(directory.nodeId)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await directory.announce('http://[::1]:9001', {}, { addresses: { repl: 'tls://[::1]:9002' } });
+    expect(await directory.replAddress(directory.nodeId)).toEqual({ host: '::1', port: 9002 });
+    await directory.leave();
+    await expect(directory.replAddress(directory.nodeId)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
+});

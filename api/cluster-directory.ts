@@ -3,11 +3,16 @@
  * store's membership (node/cluster/membership.ts: the cluster record at `/ferry/cluster`, node records under
  * `/ferry/nodes/` bound to each node's heartbeat lease), with this product's version.
  */
+import { FerryError } from '../common/index.js';
 import {
   type Announcement,
   type ClusterRecord,
   type ClusterStore,
+  holdingsByNode,
   Membership,
+  MembershipPlacement,
+  type MemberView,
+  type NodeHoldings,
   type NodeRecord,
 } from '../node/index.js';
 import { FERRY_VERSION } from './version.js';
@@ -22,6 +27,12 @@ export interface ClusterDirectory {
   cluster(): Promise<ClusterRecord>;
   /** Every live node that announced itself, this one included, by id. */
   nodes(): Promise<NodeRecord[]>;
+  /** Every node that ever joined (Offline ones too), with its status, by id. */
+  members(): Promise<MemberView[]>;
+  /** What each node holds (replicas, attached volumes), from the catalog. */
+  holdings(): Promise<Map<string, NodeHoldings>>;
+  /** Puts node `nodeId` in maintenance or takes it out (NOT_FOUND: no such node). */
+  setMaintenance(nodeId: string, on: boolean): Promise<void>;
 }
 
 /** Options of StoreClusterDirectory.open. */
@@ -30,8 +41,10 @@ export interface ClusterDirectoryOptions {
   dataDir: string;
   /** The cluster store (holds the cluster and node records). */
   store: ClusterStore;
-  /** Name given to a new cluster. Default env FERRY_CLUSTER_NAME, else `ferry`. */
+  /** Name given to a new cluster. Default env FERRY_CLUSTER_NAME, else the cluster id, else `ferry`. */
   clusterName?: string;
+  /** Id given to a new cluster (`--cluster-id`). Default a new UUID. */
+  clusterId?: string;
   /** Life of the node's heartbeat lease, seconds; default 10. */
   heartbeatSeconds?: number;
   /** Where a failed re-announcement is reported; default nowhere. */
@@ -40,11 +53,19 @@ export interface ClusterDirectoryOptions {
 
 /** The directory of a node backed by the cluster store's membership. */
 export class StoreClusterDirectory implements ClusterDirectory {
-  private constructor(private readonly membership: Membership) {}
+  /** The engine's PlacementPort over this cluster's node records (pass it as EngineOptions.placement). */
+  readonly placement: MembershipPlacement;
+
+  private constructor(
+    private readonly membership: Membership,
+    private readonly store: ClusterStore,
+  ) {
+    this.placement = new MembershipPlacement(membership);
+  }
 
   /** Loads (or creates) the node id and the cluster record. */
   static async open(options: ClusterDirectoryOptions): Promise<StoreClusterDirectory> {
-    return new StoreClusterDirectory(await Membership.open({ ...options, version: FERRY_VERSION }));
+    return new StoreClusterDirectory(await Membership.open({ ...options, version: FERRY_VERSION }), options.store);
   }
 
   get nodeId(): string {
@@ -57,6 +78,35 @@ export class StoreClusterDirectory implements ClusterDirectory {
 
   nodes(): Promise<NodeRecord[]> {
     return this.membership.nodes();
+  }
+
+  members(): Promise<MemberView[]> {
+    return this.membership.members();
+  }
+
+  holdings(): Promise<Map<string, NodeHoldings>> {
+    return holdingsByNode(this.store);
+  }
+
+  setMaintenance(nodeId: string, on: boolean): Promise<void> {
+    return this.membership.setMaintenance(nodeId, on);
+  }
+
+  /**
+   * Where node `nodeId`'s replication server listens, from its live record (the `addressOf` of the replication
+   * client). UNAVAILABLE when the node is not Online or announced no replication address.
+   */
+  async replAddress(nodeId: string): Promise<{ host: string; port: number }> {
+    const record = (await this.membership.nodes()).find((n) => n.id === nodeId);
+    const url = record?.addresses?.repl;
+    if (url === undefined) {
+      throw new FerryError(
+        'UNAVAILABLE',
+        `node "${nodeId}" is not Online or has no replication address; see ferry node list`,
+      );
+    }
+    const parsed = new URL(url);
+    return { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(parsed.port) };
   }
 
   /** Writes this node's record under its heartbeat lease (call when its API is up, with the URL it answers on). */

@@ -1,5 +1,6 @@
 /**
- * `ferry node start`: opens the cluster store, the engine, the default keyring (`<dataDir>/keyring`) and the key
+ * `ferry node start`: opens the cluster store (SQLite alone; etcd with `--kvdb` to join a cluster: see
+ * cli/cluster-setup.ts), the cluster secrets and the node's replication credentials (cluster mode), the engine, the default keyring (`<dataDir>/keyring`) and the key
  * providers the environment configures (FERRY_VAULT_*, FERRY_KMS_*: see docs/KEYS.md), serves them
  * over NBD and HTTP (volumes, credentials, cloud backups), logs one JSON line per event on stdout, and on SIGTERM/SIGINT
  * closes the API, then NBD, then the backup jobs, the engine, the keyring and the cluster store.
@@ -35,18 +36,20 @@ import {
 import { missingEnvSettings, missingV8Flags, tuneAllocator } from '../common/native/index.js';
 import { type Keyring, keyProvidersFromEnv, openNodeKeyring, volumeKeys } from '../kms/index.js';
 import {
-  type ClusterSecrets,
+  ClusterSecrets,
   loadNodeId,
   NbdServer,
+  type NodeCredentials,
+  nodeCredentials,
   openEngine,
   SpaceGuard,
-  SqliteStore,
   type VolumeEngine,
 } from '../node/index.js';
+import { type ClusterSettingsInput, clusterSettings, openClusterStore, replUrl } from './cluster-setup.js';
 import { type HostPort, hostForUrl, parseHostPort, parseSize } from './format.js';
 
-/** Where and how the node runs. */
-export interface NodeOptions {
+/** Where and how the node runs (the cluster settings: see ClusterSettingsInput). */
+export interface NodeOptions extends ClusterSettingsInput {
   /** Data directory. Default env FERRY_DATA_DIR, else /var/lib/ferry as root, else ~/.ferry. */
   dataDir?: string;
   /** API listen address `HOST:PORT`. Default env FERRY_API_ADDR, else 127.0.0.1:9001. */
@@ -180,6 +183,8 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const apiAddr = listenAddress(options.apiAddr, 'FERRY_API_ADDR', '127.0.0.1:9001');
   const nbdAddr = listenAddress(options.nbdAddr, 'FERRY_NBD_ADDR', '127.0.0.1:10809');
   if (options.nbdTls !== undefined) parseNbdTlsMode(options.nbdTls, '--nbd-tls');
+  // Before anything opens: a bad cluster setting starts nothing.
+  const settings = clusterSettings(options, apiAddr);
 
   // Before the engine and the chunk workers allocate: see common/native/malloc.c.
   if (!tuneAllocator()) log('warn', 'the C library is not glibc: memory settings left at their defaults');
@@ -209,9 +214,18 @@ export async function runNode(options: NodeOptions): Promise<void> {
     const space = await SpaceGuard.open({ dataDir, ...spaceSettings(options) });
     const started = await space.status();
     log(started.state === 'ok' ? 'info' : 'warn', 'data directory space', { ...started });
-    const store = new SqliteStore(join(dataDir, 'cluster.db'));
-    // The cluster's sealed secrets (admin secret, keyring KEKs): set by the cluster set-up; undefined on a node alone.
-    const secrets: ClusterSecrets | undefined = undefined;
+    const { store, clusterSecret } = await openClusterStore(settings, dataDir, log);
+    if (settings.etcd !== undefined) {
+      log('info', 'cluster store: etcd', {
+        cluster_id: settings.etcd.clusterId,
+        etcd: settings.etcd.urls,
+        namespace: settings.etcd.namespace,
+      });
+    }
+    // Cluster mode: the shared secrets (admin secret, keyring KEKs, the CA), sealed in the store under the cluster
+    // secret; undefined on a node alone. A wrong cluster secret fails where one is first opened (DATA_CORRUPTION).
+    const secrets =
+      settings.etcd !== undefined && clusterSecret !== undefined ? new ClusterSecrets(store, clusterSecret) : undefined;
     let engine: VolumeEngine | undefined;
     let keyring: Keyring | undefined;
     let cloudBackups: CloudBackups | undefined;
@@ -236,13 +250,42 @@ export async function runNode(options: NodeOptions): Promise<void> {
     // Encrypted volumes' data keys are wrapped by these providers, so they open before the engine.
     // The node id keys the layer trees this node holds, and names it as the holder of the volumes it creates.
     const nodeId = await loadNodeId(dataDir);
+    // The node id lives in <dataDir>/node-id, the cluster and node records in the cluster store (node/cluster/membership.ts).
+    const cluster = await StoreClusterDirectory.open({
+      dataDir,
+      store,
+      heartbeatSeconds: settings.heartbeatSeconds,
+      ...(settings.etcd !== undefined && { clusterId: settings.etcd.clusterId }),
+      onError: (err) => log('error', 'node announcement failed', { error: describe(err) }),
+    });
+    // Cluster mode: this node's certificate from the cluster CA for mutual TLS on the replication port.
+    let replCredentials: NodeCredentials | undefined;
+    if (settings.etcd !== undefined && secrets !== undefined) {
+      replCredentials = await nodeCredentials({
+        store,
+        secrets,
+        clusterId: settings.etcd.clusterId,
+        nodeId,
+        addresses: [settings.replAddr.host],
+        dataDir,
+      });
+      log('info', 'replication credentials issued by the cluster CA', { dir: join(dataDir, 'repl') });
+    }
     engine = await openEngine({
       dataDir,
       store,
       space,
       nodeId,
       keys: volumeKeys({ providers: providers.lookup, keyring }),
+      // Cluster mode: replicas go where the placement rules say (node/cluster/placement.ts) over the live records.
+      ...(settings.etcd !== undefined && { placement: cluster.placement }),
+      // LEAD WIRES HERE (the repl engineer's names), cluster mode only:
+      //   replicas: new RemoteReplicas({ credentials: replCredentials, addressOf: (id) => cluster.replAddress(id) }),
     });
+    // LEAD WIRES HERE: the replication server, cluster mode only, closed before the engine (push its closer now):
+    //   const repl = await serveReplicas({ host: engine.replicaHost, credentials: replCredentials, listen: settings.replAddr });
+    //   closers.push({ name: 'replication server', close: () => repl.close() });
+    void replCredentials;
     const roots = directoryRoots(options.directoryRoots, dataDir);
     const directories = new DirectoryPolicy({ roots, dataDir });
     for (const root of roots) await mkdir(root, { recursive: true, mode: 0o700 });
@@ -322,12 +365,6 @@ export async function runNode(options: NodeOptions): Promise<void> {
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
-    // The node id lives in <dataDir>/node-id, the cluster and node records in the cluster store (node/cluster/membership.ts).
-    const cluster = await StoreClusterDirectory.open({
-      dataDir,
-      store,
-      onError: (err) => log('error', 'node announcement failed', { error: describe(err) }),
-    });
     const app = createApp({
       ...auth,
       ownership: store,
@@ -359,14 +396,31 @@ export async function runNode(options: NodeOptions): Promise<void> {
     // Closed first: no new scheduled run starts while the node stops (the job manager ends the running ones).
     scheduler.start();
     closers.push({ name: 'backup scheduler', close: () => scheduler.stop() });
-    const now = await space.status();
-    await cluster.announce(
-      api.url,
-      {},
-      { addresses: { nbd: nbdUrl }, capacity: { size_bytes: now.size_bytes, free_bytes: now.free_bytes } },
-    );
+    const addresses = {
+      nbd: nbdUrl,
+      ...(settings.etcd !== undefined && { repl: replUrl(settings.replAddr) }),
+    };
+    const announce = async (): Promise<void> => {
+      const now = await space.status();
+      await cluster.announce(api.url, settings.labels, {
+        addresses,
+        capacity: { size_bytes: now.size_bytes, free_bytes: now.free_bytes },
+      });
+    };
+    await announce();
+    // The capacity other nodes place replicas by: announced again every 30 s.
+    const refresh = setInterval(() => {
+      announce().catch((err: unknown) => log('warn', 'node announcement failed', { error: describe(err) }));
+    }, 30_000);
+    refresh.unref();
     // Closed before the API and the store: the node's record (bound to its heartbeat lease) vanishes at once.
-    closers.push({ name: 'cluster membership', close: () => cluster.leave() });
+    closers.push({
+      name: 'cluster membership',
+      close: () => {
+        clearInterval(refresh);
+        return cluster.leave();
+      },
+    });
   } catch (err: unknown) {
     log('error', 'ferry node failed to start', { error: describe(err) });
     await closeAll(closers);

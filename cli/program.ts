@@ -6,6 +6,7 @@ import { ApiError } from './client.js';
 import { registerApiCommands } from './commands/api.js';
 import { registerAuthCommands } from './commands/auth.js';
 import { registerCloudsnapCommands } from './commands/cloudsnap.js';
+import { registerClusterCommands } from './commands/cluster.js';
 import { registerCompletionCommand } from './commands/completion.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerKeyCommands } from './commands/keys.js';
@@ -64,6 +65,7 @@ export function createProgram(): Command {
     .exitOverride()
     .addHelpText('after', EPILOGUE);
   registerNodeCommands(program);
+  registerClusterCommands(program);
   registerVolumeCommands(program);
   registerCredentialCommands(program);
   registerCloudsnapCommands(program);

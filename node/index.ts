@@ -7,8 +7,19 @@ export {
   issueNodeCert,
   verifyNodeCert,
 } from './cluster/ca.js';
+export {
+  CLUSTER_SECRET_FILE,
+  clusterNamespace,
+  createClusterSecret,
+  MIN_CLUSTER_SECRET_BYTES,
+  parseClusterId,
+  parseKvdb,
+  parseLabels,
+  readClusterSecret,
+} from './cluster/config.js';
 export { connectEtcd } from './cluster/etcd.js';
 export type { EtcdStore, EtcdStoreOptions } from './cluster/etcd-store.js';
+export { type HeldReplica, holdingsByNode, type NodeHoldings } from './cluster/holdings.js';
 export { LeaseKeeper } from './cluster/lease-keeper.js';
 export {
   type HeldLock,
@@ -24,14 +35,34 @@ export {
   type Announcement,
   CLUSTER_KEY,
   type ClusterRecord,
+  MEMBERS_PREFIX,
+  type MemberRecord,
+  type MemberStatus,
   Membership,
   type MembershipOptions,
+  type MemberView,
   NODES_PREFIX,
   type NodeCapacity,
   type NodeRecord,
 } from './cluster/membership.js';
 export { MemoryKv, type MemoryKvOptions, MemoryStore } from './cluster/memory-store.js';
+export {
+  CA_CERT_KEY,
+  CA_SECRET,
+  clusterCa,
+  type NodeCredentialsOptions,
+  nodeCredentials,
+  REPL_DIR,
+} from './cluster/node-credentials.js';
 export { loadNodeId, NODE_ID_FILE } from './cluster/node-id.js';
+export {
+  type MemberSource,
+  MembershipPlacement,
+  type PlacementNode,
+  placeReplicas,
+  RACK_LABEL,
+  ZONE_LABEL,
+} from './cluster/placement.js';
 export { ClusterSecrets, SECRETS_PREFIX } from './cluster/sealed.js';
 export { SqliteStore, type SqliteStoreOptions } from './cluster/sqlite-store.js';
 export type {

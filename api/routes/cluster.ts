@@ -1,6 +1,7 @@
 /**
  * OpenStorageCluster rpcs (libopenstorage/openstorage api/api.proto): InspectCurrent GET /v1/clusters/inspectcurrent
- * (SdkClusterInspectCurrentResponse `{ cluster: { status, id, name } }`).
+ * (SdkClusterInspectCurrentResponse `{ cluster: { status, id, name } }`, plus Ferry's `nodes`: how many nodes are
+ * Online, Offline, in Maintenance; the nodes themselves are GET /v1/nodes/filters).
  */
 import { Hono } from 'hono';
 import { FerryError } from '../../common/index.js';
@@ -27,8 +28,10 @@ export const clusterOperations = [
     response: clusterInspectResponseSchema,
     handler: async (c, _input, directory) => {
       if (directory === undefined) notANode();
-      const { id, name } = await directory.cluster();
-      return c.json({ cluster: { status: 'STATUS_OK', id, name } });
+      const [{ id, name }, members] = await Promise.all([directory.cluster(), directory.members()]);
+      const count = (status: string): number => members.filter((m) => m.status === status).length;
+      const nodes = { online: count('Online'), offline: count('Offline'), maintenance: count('Maintenance') };
+      return c.json({ cluster: { status: 'STATUS_OK', id, name, nodes } });
     },
   }),
 ];

@@ -1,17 +1,27 @@
 /**
  * OpenStorageNode rpcs (libopenstorage/openstorage api/api.proto): Enumerate GET /v1/nodes (SdkNodeEnumerateResponse
- * `{ node_ids }`), Inspect GET /v1/nodes/inspect/{node_id} and InspectCurrent GET /v1/nodes/inspectcurrent
- * (`{ node: StorageNode }`). This node reports its live CPU count, memory and load; other nodes what they announced.
+ * `{ node_ids }`: every node that ever joined, Offline ones too), EnumerateWithFilters GET /v1/nodes/filters
+ * (`{ nodes: StorageNode[] }`), Inspect GET /v1/nodes/inspect/{node_id} and InspectCurrent GET
+ * /v1/nodes/inspectcurrent (`{ node: StorageNode }`), and Ferry's POST /v1/nodes/maintenance/{node_id}
+ * (`{ maintenance: true|false }`, admins only: placement skips a node in maintenance). Status, labels, addresses and
+ * capacity come from membership (node/cluster/membership.ts), the volumes and replicas held from the catalog. This
+ * node adds its live CPU count, memory and load.
  */
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { Hono } from 'hono';
 import { FerryError } from '../../common/index.js';
-import type { ClusterDirectory, NodeRecord } from '../cluster-directory.js';
+import type { MemberStatus, MemberView, NodeHoldings } from '../../node/index.js';
+import { principalOf } from '../auth/context.js';
+import { isAdmin } from '../auth/principal.js';
+import type { ClusterDirectory } from '../cluster-directory.js';
 import { addOperations, operationsWith } from '../operation.js';
 import {
+  type NodeStatus,
   nodeEnumerateResponseSchema,
+  nodeEnumerateWithFiltersResponseSchema,
   nodeIdSchema,
   nodeInspectResponseSchema,
+  nodeMaintenanceRequestSchema,
   type StorageNodeView,
 } from '../schemas/index.js';
 import { notANode } from './cluster.js';
@@ -24,18 +34,25 @@ function hostOf(apiUrl: string): string {
   }
 }
 
-/** StorageNode of a node record; `self` adds this process's live host figures. */
-export function storageNodeView(record: NodeRecord, self: boolean): StorageNodeView {
+/** api.proto's Status of a member status. */
+export const STATUS_OF: Readonly<Record<MemberStatus, NodeStatus>> = {
+  Online: 'STATUS_OK',
+  Offline: 'STATUS_OFFLINE',
+  Maintenance: 'STATUS_MAINTENANCE',
+};
+
+/** StorageNode of a member; `self` adds this process's live host figures. */
+export function storageNodeView(record: MemberView, self: boolean, held?: NodeHoldings): StorageNodeView {
   const ip = hostOf(record.api_url);
   const total = self ? totalmem() : 0;
   const free = self ? freemem() : 0;
+  const { capacity } = record;
   return {
     id: record.id,
-    // Only this node's state is known first hand; the others' records say only that they once started.
-    status: self ? 'STATUS_OK' : 'STATUS_NONE',
+    status: STATUS_OF[record.status],
     hostname: record.hostname,
     mgmt_ip: ip,
-    data_ip: ip,
+    data_ip: hostOf(record.addresses?.repl ?? '') || ip,
     cpu: self ? cpus().length : 0,
     mem_total: total,
     mem_used: total - free,
@@ -46,20 +63,37 @@ export function storageNodeView(record: NodeRecord, self: boolean): StorageNodeV
     version: record.version,
     start_time: record.start_time,
     last_seen: record.last_seen,
+    state: record.status,
+    addresses: { api: record.api_url, ...record.addresses },
+    ...(capacity !== undefined && {
+      capacity: {
+        size_bytes: capacity.size_bytes,
+        free_bytes: capacity.free_bytes,
+        used_bytes: Math.max(0, capacity.size_bytes - capacity.free_bytes),
+      },
+    }),
+    volumes: held?.attached ?? [],
+    replicas: held?.replicas ?? [],
   };
+}
+
+/** Every node as StorageNode, by id. */
+export async function storageNodes(directory: ClusterDirectory): Promise<StorageNodeView[]> {
+  const [members, holdings] = await Promise.all([directory.members(), directory.holdings()]);
+  return members.map((m) => storageNodeView(m, m.id === directory.nodeId, holdings.get(m.id)));
 }
 
 /** The node `id` as StorageNode; NOT_FOUND when the cluster has no such node. */
 async function inspect(directory: ClusterDirectory | undefined, id: string): Promise<StorageNodeView> {
   if (directory === undefined) notANode();
-  const record = (await directory.nodes()).find((n) => n.id === id);
+  const record = (await directory.members()).find((n) => n.id === id);
   if (record === undefined) {
     if (id === directory.nodeId) {
       throw new FerryError('UNAVAILABLE', 'this node has not announced itself yet; retry in a moment');
     }
     throw new FerryError('NOT_FOUND', `no node "${id}"; list them with GET /v1/nodes`);
   }
-  return storageNodeView(record, id === directory.nodeId);
+  return storageNodeView(record, id === directory.nodeId, (await directory.holdings()).get(id));
 }
 
 const define = operationsWith<ClusterDirectory | undefined>();
@@ -71,12 +105,25 @@ export const nodeOperations = [
     path: '/v1/nodes',
     operationId: 'nodeEnumerate',
     tag: 'Nodes',
-    summary: 'Ids of the nodes of the cluster.',
+    summary: 'Ids of the nodes of the cluster (Offline ones too).',
     rpc: 'OpenStorageNode.Enumerate',
     response: nodeEnumerateResponseSchema,
     handler: async (c, _input, directory) => {
       if (directory === undefined) notANode();
-      return c.json({ node_ids: (await directory.nodes()).map((n) => n.id) });
+      return c.json({ node_ids: (await directory.members()).map((n) => n.id) });
+    },
+  }),
+  define({
+    method: 'get',
+    path: '/v1/nodes/filters',
+    operationId: 'nodeEnumerateWithFilters',
+    tag: 'Nodes',
+    summary: 'Every node of the cluster: status, labels, addresses, capacity, volumes and replicas held.',
+    rpc: 'OpenStorageNode.EnumerateWithFilters',
+    response: nodeEnumerateWithFiltersResponseSchema,
+    handler: async (c, _input, directory) => {
+      if (directory === undefined) notANode();
+      return c.json({ nodes: await storageNodes(directory) });
     },
   }),
   define({
@@ -102,6 +149,25 @@ export const nodeOperations = [
     params: { node_id: nodeIdSchema },
     response: nodeInspectResponseSchema,
     handler: async (c, { params }, directory) => c.json({ node: await inspect(directory, params.node_id) }),
+  }),
+  define({
+    method: 'post',
+    path: '/v1/nodes/maintenance/{node_id}',
+    operationId: 'nodeMaintenance',
+    tag: 'Nodes',
+    summary: 'Puts a node in maintenance (placement skips it) or takes it out; admins only.',
+    params: { node_id: nodeIdSchema },
+    body: nodeMaintenanceRequestSchema,
+    response: nodeInspectResponseSchema,
+    handler: async (c, { params, body }, directory) => {
+      if (directory === undefined) notANode();
+      const principal = principalOf(c);
+      if (principal !== undefined && !isAdmin(principal)) {
+        throw new FerryError('PERMISSION_DENIED', `${principal.sub} is not a system.admin; only admins may do this`);
+      }
+      await directory.setMaintenance(params.node_id, body.maintenance);
+      return c.json({ node: await inspect(directory, params.node_id) });
+    },
   }),
 ];
 

@@ -14,7 +14,14 @@ export const nodeIdSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a node id as GET /v1/nodes lists it');
 
 /** api.proto's `Status` enum as the REST gateway writes it (the states Ferry reports). */
-export const NODE_STATUSES = ['STATUS_NONE', 'STATUS_INIT', 'STATUS_OK', 'STATUS_OFFLINE', 'STATUS_ERROR'] as const;
+export const NODE_STATUSES = [
+  'STATUS_NONE',
+  'STATUS_INIT',
+  'STATUS_OK',
+  'STATUS_OFFLINE',
+  'STATUS_ERROR',
+  'STATUS_MAINTENANCE',
+] as const;
 export type NodeStatus = (typeof NODE_STATUSES)[number];
 
 /** OpenStorageService.Type values Ferry can serve. */
@@ -45,14 +52,25 @@ export const storageClusterSchema = z.strictObject({
   status: z.enum(NODE_STATUSES),
   id: z.string(),
   name: z.string(),
+  /** Ferry's: how many nodes are in each state. */
+  nodes: z.optional(z.strictObject({ online: z.number(), offline: z.number(), maintenance: z.number() })),
 });
 
 /** SdkClusterInspectCurrentResponse. */
 export const clusterInspectResponseSchema = z.strictObject({ cluster: storageClusterSchema });
 
+/** A replica a node holds (from the catalog). */
+export const heldReplicaSchema = z.strictObject({
+  volume_id: z.string(),
+  volume_name: z.string(),
+  state: z.enum(['in-sync', 'filling', 'out-of-sync']),
+});
+
 /**
  * StorageNode: the api.proto fields Ferry fills (ids, status, host and memory figures), plus Ferry's `api_url`,
- * `version` and `start_time`, and `last_seen` (when the node last announced itself in the cluster store).
+ * `version` and `start_time`, `last_seen` (when the node last announced itself in the cluster store), `state`
+ * (Online, Offline, Maintenance: `status` in words), `addresses` (`api`, `nbd`, `repl` URLs), `capacity` of its
+ * data directory as last announced, `volumes` (ids of the volumes attached there) and `replicas` (held there).
  */
 export const storageNodeSchema = z.strictObject({
   id: z.string(),
@@ -70,6 +88,19 @@ export const storageNodeSchema = z.strictObject({
   version: z.string(),
   start_time: z.string(),
   last_seen: z.string(),
+  state: z.enum(['Online', 'Offline', 'Maintenance']),
+  addresses: z.record(z.string(), z.string()),
+  capacity: z.optional(z.strictObject({ size_bytes: z.number(), free_bytes: z.number(), used_bytes: z.number() })),
+  volumes: z.array(z.string()),
+  replicas: z.array(heldReplicaSchema),
+});
+
+/** SdkNodeEnumerateWithFiltersResponse: every node with its details. */
+export const nodeEnumerateWithFiltersResponseSchema = z.strictObject({ nodes: z.array(storageNodeSchema) });
+
+/** Body of `POST /v1/nodes/maintenance/{node_id}`. */
+export const nodeMaintenanceRequestSchema = z.strictObject({
+  maintenance: z.boolean(typeError('true (enter maintenance) or false (exit)')),
 });
 
 /** SdkNodeEnumerateResponse. */

@@ -1,8 +1,9 @@
 /** `ferry node start`. */
 import type { Command } from 'commander';
-import { globalOptions } from '../context.js';
+import { clientFor, globalOptions, output } from '../context.js';
 import { runNode } from '../daemon.js';
 import { parseHostPort } from '../format.js';
+import { listNodes, nodesTable } from './cluster.js';
 
 interface StartOptions {
   apiAddr?: string;
@@ -16,6 +17,11 @@ interface StartOptions {
   spaceWarnPercent?: number;
   authMaxTokenTtl?: string;
   directoryRoots?: string;
+  kvdb?: string;
+  clusterId?: string;
+  labels?: string;
+  replAddr?: string;
+  clusterSecretFile?: string;
 }
 
 function checkHostPort(text: string): string {
@@ -43,6 +49,21 @@ export function registerNodeCommands(program: Command): void {
       '--directory-roots <dirs>',
       'colon-separated directories under which directory credentials may point (env FERRY_DIRECTORY_ROOTS; ' +
         'default <data dir>/objects; admins may also point elsewhere, never at system directories)',
+    )
+    .option(
+      '--kvdb <etcd:url,...>',
+      'join a cluster whose store is this etcd, e.g. etcd:http://10.0.0.1:2379,http://10.0.0.2:2379 (env FERRY_KVDB; default: run alone on the embedded store)',
+    )
+    .option('--cluster-id <id>', 'the cluster to join (or create), the same on every node (env FERRY_CLUSTER_ID)')
+    .option(
+      '--cluster-secret-file <file>',
+      'the cluster secret (>= 32 random bytes), the same file on every node (env FERRY_CLUSTER_SECRET_FILE; the first node of a new cluster writes <data dir>/cluster.secret when none is given)',
+    )
+    .option('--labels <k=v,...>', 'node labels for placement, e.g. rack=r1,zone=z1,region=eu (env FERRY_NODE_LABELS)')
+    .option(
+      '--repl-addr <host:port>',
+      'replication listen address, mutual TLS (env FERRY_REPL_ADDR; default port 9002 on the API host)',
+      checkHostPort,
     )
     .option('--auth-off', 'serve the API without authentication (env FERRY_AUTH=off; logs a warning)')
     .option(
@@ -76,5 +97,26 @@ export function registerNodeCommands(program: Command): void {
           ...(authMaxTokenTtl !== undefined && { maxTokenTtl: authMaxTokenTtl }),
         },
       });
+    });
+  node
+    .command('list')
+    .description('the nodes of the cluster: status, labels, capacity, volumes and replicas held (-o wide: addresses)')
+    .action(async (_options: unknown, command: Command) => {
+      const nodes = await listNodes(clientFor(command));
+      output(command, { nodes }, (wide) => nodesTable(nodes, wide));
+    });
+  node
+    .command('maintenance <node-id>')
+    .description('put a node in maintenance (placement skips it) with --enter, take it out with --exit (admins)')
+    .option('--enter', 'enter maintenance')
+    .option('--exit', 'exit maintenance')
+    .action(async (nodeId: string, options: { enter?: boolean; exit?: boolean }, command: Command) => {
+      if (options.enter === options.exit) throw new Error('give exactly one of --enter and --exit');
+      const answer = await clientFor(command).request<{ node: { id: string; state: string } }>(
+        'POST',
+        `/v1/nodes/maintenance/${encodeURIComponent(nodeId)}`,
+        { maintenance: options.enter === true },
+      );
+      output(command, answer, () => `node ${answer.node.id}: ${answer.node.state}`);
     });
 }

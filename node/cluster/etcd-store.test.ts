@@ -105,3 +105,26 @@ it('answers UNAVAILABLE, saying what to check, when etcd is down', async () => {
     await store.close();
   }
 });
+
+it('stores with namespaces share one etcd without seeing each other (keys, lists, transactions, watches)', async () => {
+  const one = openEtcdStore([server.url], { namespace: '/ferry-clusters/one' });
+  const two = openEtcdStore([server.url], { namespace: '/ferry-clusters/two' });
+  const bare = openEtcdStore([server.url]);
+  try {
+    const watch = await two.watch('/ferry/nodes/');
+    await one.put('/ferry/nodes/a', { id: 'a' });
+    await two.put('/ferry/nodes/b', { id: 'b' });
+    expect(await one.list('/ferry/nodes/')).toEqual([{ key: '/ferry/nodes/a', value: { id: 'a' } }]);
+    expect(await two.list('/ferry/nodes/')).toEqual([{ key: '/ferry/nodes/b', value: { id: 'b' } }]);
+    expect(await two.get('/ferry/nodes/a')).toBeUndefined();
+    expect(await bare.get('/ferry-clusters/one/ferry/nodes/a')).toEqual({ id: 'a' });
+    expect(
+      (await one.txn([{ key: '/ferry/nodes/b', modRevision: 0 }], [{ op: 'put', key: '/ferry/x', value: 1 }]))
+        .succeeded,
+    ).toBe(true);
+    expect((await take(watch, 1)).map((e) => e.key)).toEqual(['/ferry/nodes/b']);
+    await watch.close();
+  } finally {
+    await Promise.all([one.close(), two.close(), bare.close()]);
+  }
+});

@@ -25,19 +25,15 @@ import { WatchQueue } from './watch-queue.js';
 /** The pages `list` reads a prefix in. */
 const LIST_PAGE = 1000;
 
-function key(text: string): Buffer {
-  return Buffer.from(text);
-}
-
 /** etcd's range end of a prefix ("\0" = to the end of the key space). */
 function rangeEnd(prefix: string): Buffer {
   const end = prefixEnd(prefix);
   return end.length === 0 ? Buffer.from([0]) : end;
 }
 
-function toEntry<T>(kv: IKeyValue): Entry<T> {
+function toEntry<T>(kv: IKeyValue, strip: number): Entry<T> {
   return {
-    key: kv.key.toString(),
+    key: kv.key.toString().slice(strip),
     value: JSON.parse(kv.value.toString()) as T,
     createRevision: Number(kv.create_revision),
     modRevision: Number(kv.mod_revision),
@@ -59,20 +55,34 @@ function translate(err: unknown, what: string): FerryError {
 export class EtcdStore implements ClusterStore {
   private readonly watches = new Set<WatchQueue<unknown>>();
 
-  /** @param client An etcd3 client; closed by `close()` when `ownsClient` (as `openEtcdStore` makes it). */
+  /**
+   * @param client An etcd3 client; closed by `close()` when `ownsClient` (as `openEtcdStore` makes it).
+   * @param namespace Put before every key in etcd and taken off every key read (e.g. `/ferry-clusters/c1`), so
+   *   several clusters share one etcd without seeing each other's keys; default none.
+   */
   constructor(
     private readonly client: Etcd3,
     private readonly ownsClient = false,
+    private readonly namespace = '',
   ) {}
+
+  private key(text: string): Buffer {
+    return Buffer.from(this.namespace + text);
+  }
 
   async get<T>(k: string): Promise<T | undefined> {
     return (await this.getEntry<T>(k))?.value;
   }
 
   async getEntry<T>(k: string): Promise<Entry<T> | undefined> {
-    const res = await this.call('get', () => this.client.kv.range({ key: key(k) }));
+    const res = await this.call('get', () => this.client.kv.range({ key: this.key(k) }));
     const kv = res.kvs[0];
-    return kv === undefined ? undefined : toEntry<T>(kv);
+    return kv === undefined ? undefined : toEntry<T>(kv, this.strip);
+  }
+
+  /** How many characters of a key read from etcd are the namespace (Buffer length: the namespace is ASCII). */
+  private get strip(): number {
+    return Buffer.byteLength(this.namespace);
   }
 
   async revision(): Promise<number> {
@@ -96,17 +106,18 @@ export class EtcdStore implements ClusterStore {
 
   async listPage<T>(prefix: string, options: ListOptions = {}): Promise<ListPage<T>> {
     const limit = options.limit ?? 1000;
-    const start = options.after === undefined ? key(prefix) : Buffer.concat([key(options.after), Buffer.from([0])]);
+    const start =
+      options.after === undefined ? this.key(prefix) : Buffer.concat([this.key(options.after), Buffer.from([0])]);
     const res = await this.call('list', () =>
       this.client.kv.range({
         key: start,
-        range_end: rangeEnd(prefix),
+        range_end: rangeEnd(this.namespace + prefix),
         limit,
         sort_order: 'Ascend',
         sort_target: 'Key',
       }),
     );
-    const entries = res.kvs.map((kv) => toEntry<T>(kv));
+    const entries = res.kvs.map((kv) => toEntry<T>(kv, this.strip));
     const last = entries.at(-1);
     return {
       entries,
@@ -123,7 +134,7 @@ export class EtcdStore implements ClusterStore {
   async put(k: string, value: unknown, options: { lease?: LeaseId } = {}): Promise<number> {
     const res = await this.call('put', () =>
       this.client.kv.put({
-        key: key(k),
+        key: this.key(k),
         value: Buffer.from(JSON.stringify(value)),
         ...(options.lease !== undefined && { lease: options.lease }),
       }),
@@ -132,7 +143,7 @@ export class EtcdStore implements ClusterStore {
   }
 
   async delete(k: string): Promise<boolean> {
-    const res = await this.call('delete', () => this.client.kv.deleteRange({ key: key(k) }));
+    const res = await this.call('delete', () => this.client.kv.deleteRange({ key: this.key(k) }));
     return Number(res.deleted) > 0;
   }
 
@@ -141,17 +152,17 @@ export class EtcdStore implements ClusterStore {
       o.op === 'put'
         ? {
             request_put: {
-              key: key(o.key),
+              key: this.key(o.key),
               value: Buffer.from(JSON.stringify(o.value)),
               ...(o.lease !== undefined && { lease: o.lease }),
             },
           }
-        : { request_delete_range: { key: key(o.key) } },
+        : { request_delete_range: { key: this.key(o.key) } },
     );
     const res = await this.call('txn', () =>
       this.client.kv.txn({
         compare: compares.map((c) => ({
-          key: key(c.key),
+          key: this.key(c.key),
           target: 'Mod',
           result: 'Equal',
           mod_revision: c.modRevision,
@@ -171,12 +182,15 @@ export class EtcdStore implements ClusterStore {
     const from = options.fromRevision ?? current + 1;
     if (from <= current) {
       // etcd cancels a watch from a compacted revision with a bare message; a read at that revision says it plainly.
-      await this.client.kv.range({ key: key(prefix), count_only: true, revision: from }).catch((err: unknown) => {
+      await this.client.kv.range({ key: this.key(prefix), count_only: true, revision: from }).catch((err: unknown) => {
         if (err instanceof Error && /compacted/.test(err.message)) throw compacted(from);
         throw translate(err, 'a watch');
       });
     }
-    const builder = this.client.watch().prefix(prefix).startRevision(String(from));
+    const builder = this.client
+      .watch()
+      .prefix(this.namespace + prefix)
+      .startRevision(String(from));
     const watcher = await this.call('watch', () => builder.create());
     const queue = new WatchQueue<T>(async () => {
       this.watches.delete(queue as WatchQueue<unknown>);
@@ -187,7 +201,7 @@ export class EtcdStore implements ClusterStore {
       queue.push(
         res.events.map((e): WatchEvent<T> => {
           const revision = Number(e.kv.mod_revision);
-          const k = e.kv.key.toString();
+          const k = e.kv.key.toString().slice(this.strip);
           return e.type === 'Put'
             ? { type: 'put', key: k, value: JSON.parse(e.kv.value.toString()) as T, revision }
             : { type: 'delete', key: k, revision };
@@ -252,6 +266,8 @@ export interface EtcdStoreOptions {
   maxWatchBackoffMs?: number;
   /** How long a call waits to connect, ms; default 5000. */
   dialTimeoutMs?: number;
+  /** Prefix of every key in etcd (one cluster's keys in a shared etcd, e.g. `/ferry-clusters/c1`); default none. */
+  namespace?: string;
 }
 
 /** A reconnect backoff that doubles from 50 ms up to a ceiling (the shape etcd3 takes for `watchBackoff`). */
@@ -267,5 +283,5 @@ export function openEtcdStore(urls: readonly string[], options: EtcdStoreOptions
     dialTimeout: options.dialTimeoutMs ?? 5000,
     faultHandling: { watchBackoff: backoff(50, options.maxWatchBackoffMs ?? 1000) },
   });
-  return new EtcdStore(client, true);
+  return new EtcdStore(client, true, options.namespace ?? '');
 }

@@ -89,3 +89,23 @@ it('a node whose lease was lost announces itself again under a new one', async (
   await m.leave();
   expect(await observer.get(key)).toBeUndefined();
 });
+
+it('the registry keeps a node that left as Offline, maintenance shows and survives re-announcing', async () => {
+  const [a, b] = await Promise.all([member('reg-a'), member('reg-b')]);
+  await a.m.announce('http://10.0.0.5:9001', { labels: { rack: 'r1' } });
+  await b.m.announce('http://10.0.0.6:9001', { labels: { rack: 'r2' } });
+  const status = async () => Object.fromEntries((await a.m.members()).map((n) => [n.id, n.status]));
+  expect(await status()).toEqual({ [a.m.nodeId]: 'Online', [b.m.nodeId]: 'Online' });
+  await a.m.setMaintenance(b.m.nodeId, true);
+  await b.m.announce('http://10.0.0.6:9001', { labels: { rack: 'r2' } });
+  expect(await status()).toEqual({ [a.m.nodeId]: 'Online', [b.m.nodeId]: 'Maintenance' });
+  await b.m.leave();
+  expect(await status()).toEqual({ [a.m.nodeId]: 'Online', [b.m.nodeId]: 'Offline' });
+  expect((await a.m.members()).find((n) => n.id === b.m.nodeId)).toMatchObject({ labels: { rack: 'r2' } });
+  await a.m.setMaintenance(b.m.nodeId, false);
+  await expect(a.m.setMaintenance('nobody', true)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  await expect(a.m.forget(a.m.nodeId)).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+  await a.m.forget(b.m.nodeId);
+  expect(await status()).toEqual({ [a.m.nodeId]: 'Online' });
+  await a.m.leave();
+});

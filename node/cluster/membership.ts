@@ -7,6 +7,10 @@
  *   the node's heartbeat lease, which the node keeps alive. A node that stops leaves (revokes it); a node that dies
  *   vanishes when the lease expires on the store's clock. A node that loses its lease (store unreachable for a TTL)
  *   announces itself again under a new one.
+ * - `/ferry/members/<node id>`: the same record without a lease (the registry), plus the node's maintenance mode:
+ *   a node whose leased record vanished (killed, cut off) stays listed, as Offline; `forget` removes it.
+ * - Status: Online when the leased record exists, Offline when it does not, Maintenance when it exists and the
+ *   registry says so (`setMaintenance`).
  * - The node id is the data directory's (`node-id.ts`).
  */
 import { randomUUID } from 'node:crypto';
@@ -18,8 +22,24 @@ import type { ClusterStore } from './types.js';
 
 /** Key of the cluster record. */
 export const CLUSTER_KEY = '/ferry/cluster';
-/** Prefix of the node records. */
+/** Prefix of the node records (bound to each node's heartbeat lease). */
 export const NODES_PREFIX = '/ferry/nodes/';
+/** Prefix of the registry of every node that ever joined (not leased). */
+export const MEMBERS_PREFIX = '/ferry/members/';
+
+/** A node's status in the cluster (OpenStorage's words). */
+export type MemberStatus = 'Online' | 'Offline' | 'Maintenance';
+
+/** A registry record: the node's last announcement, and its maintenance mode. */
+export interface MemberRecord extends NodeRecord {
+  /** True while the node is in maintenance (placement skips it). */
+  maintenance?: boolean;
+}
+
+/** A node of the registry (or a live node not yet in it) with its status. */
+export interface MemberView extends NodeRecord {
+  status: MemberStatus;
+}
 
 /** The cluster record. */
 export interface ClusterRecord {
@@ -69,8 +89,10 @@ export interface MembershipOptions {
   store: ClusterStore;
   /** The version this node runs (the caller's: `node/` does not know the product version). */
   version: string;
-  /** Name given to a new cluster. Default env FERRY_CLUSTER_NAME, else `ferry`. */
+  /** Name given to a new cluster. Default env FERRY_CLUSTER_NAME, else the cluster id, else `ferry`. */
   clusterName?: string;
+  /** Id given to a new cluster (`--cluster-id`). Default a new UUID. */
+  clusterId?: string;
   /** Life of the heartbeat lease without keep-alives, seconds; default 10. */
   heartbeatSeconds?: number;
   /** Where a failed re-announcement is reported; default nowhere. */
@@ -100,8 +122,9 @@ export class Membership {
     const { store } = this.options;
     const found = await store.get<ClusterRecord>(CLUSTER_KEY);
     if (found !== undefined) return found;
-    const name = this.options.clusterName ?? (process.env.FERRY_CLUSTER_NAME || 'ferry');
-    const record: ClusterRecord = { id: randomUUID(), name, created: new Date().toISOString() };
+    const { clusterId } = this.options;
+    const name = this.options.clusterName ?? (process.env.FERRY_CLUSTER_NAME || clusterId || 'ferry');
+    const record: ClusterRecord = { id: clusterId ?? randomUUID(), name, created: new Date().toISOString() };
     const created = await store.txn(
       [{ key: CLUSTER_KEY, modRevision: 0 }],
       [{ op: 'put', key: CLUSTER_KEY, value: record }],
@@ -116,6 +139,58 @@ export class Membership {
   /** Every live node (this one included once it announced itself), in id order. */
   async nodes(): Promise<NodeRecord[]> {
     return (await this.options.store.list<NodeRecord>(NODES_PREFIX)).map((kv) => kv.value);
+  }
+
+  /**
+   * Every node that ever joined (the registry) and every live one, in id order, with its status: a live node's
+   * record is its current announcement; an Offline node's is the last one it made.
+   */
+  async members(): Promise<MemberView[]> {
+    const { store } = this.options;
+    const [registry, live] = await Promise.all([
+      store.list<MemberRecord>(MEMBERS_PREFIX),
+      store.list<NodeRecord>(NODES_PREFIX),
+    ]);
+    const liveById = new Map(live.map((kv) => [kv.value.id, kv.value]));
+    const views = new Map<string, MemberView>();
+    for (const { value } of registry) {
+      const { maintenance, ...record } = value;
+      const current = liveById.get(value.id);
+      const status: MemberStatus = current === undefined ? 'Offline' : maintenance === true ? 'Maintenance' : 'Online';
+      views.set(value.id, { ...(current ?? record), status });
+    }
+    for (const record of liveById.values()) {
+      if (!views.has(record.id)) views.set(record.id, { ...record, status: 'Online' });
+    }
+    return [...views.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /**
+   * Puts node `nodeId` in maintenance (`on`) or takes it out: placement skips a node in maintenance. NOT_FOUND when
+   * the registry has no such node.
+   */
+  async setMaintenance(nodeId: string, on: boolean): Promise<void> {
+    const { store } = this.options;
+    const key = `${MEMBERS_PREFIX}${nodeId}`;
+    for (;;) {
+      const entry = await store.getEntry<MemberRecord>(key);
+      if (entry === undefined) {
+        throw new FerryError('NOT_FOUND', `no node "${nodeId}" in the cluster; list them with ferry node list`);
+      }
+      const { maintenance: _old, ...record } = entry.value;
+      const next: MemberRecord = on ? { ...record, maintenance: true } : record;
+      const done = await store.txn([{ key, modRevision: entry.modRevision }], [{ op: 'put', key, value: next }]);
+      if (done.succeeded) return;
+    }
+  }
+
+  /** Removes an Offline node from the registry (a node decommissioned for good); FAILED_PRECONDITION while it is live. */
+  async forget(nodeId: string): Promise<void> {
+    const { store } = this.options;
+    if ((await store.get(`${NODES_PREFIX}${nodeId}`)) !== undefined) {
+      throw new FerryError('FAILED_PRECONDITION', `node "${nodeId}" is Online: stop it first`);
+    }
+    await store.delete(`${MEMBERS_PREFIX}${nodeId}`);
   }
 
   /**
@@ -149,7 +224,20 @@ export class Membership {
       });
     }
     await store.put(`${NODES_PREFIX}${this.nodeId}`, record, { lease: keeper.lease });
+    await this.register(record);
     return record;
+  }
+
+  /** Writes `record` to the registry, keeping the node's maintenance mode. */
+  private async register(record: NodeRecord): Promise<void> {
+    const { store } = this.options;
+    const key = `${MEMBERS_PREFIX}${this.nodeId}`;
+    for (;;) {
+      const entry = await store.getEntry<MemberRecord>(key);
+      const value: MemberRecord = entry?.value.maintenance === true ? { ...record, maintenance: true } : record;
+      const done = await store.txn([{ key, modRevision: entry?.modRevision ?? 0 }], [{ op: 'put', key, value }]);
+      if (done.succeeded) return;
+    }
   }
 
   /** Leaves the cluster: revokes the heartbeat lease, so the node's record vanishes now. */

@@ -10,6 +10,8 @@
  *   when it names a folder (`/ferry/nodes/`, not `/ferry/nodes`, which would also match `/ferry/nodes-old`).
  * - Records that must vanish with their writer (a node's heartbeat, a lock's holder) are put with a lease.
  * - What exists today: `/ferry/cluster` (the cluster record), `/ferry/nodes/<node id>` (membership, leased),
+ *   `/ferry/members/<node id>` (the registry of every node that joined, not leased), `/ferry/secrets/<name>` (sealed
+ *   shared secrets), `/ferry/ca/cert` (the cluster CA's certificate),
  *   `/ferry/locks/<name>` (lock holders, leased), `/ferry/leases/<name>` (schedule claims, leased), the engine's
  *   `/ferry/volumes/`, `/ferry/snapshots/`, `/ferry/layers/`, and `/ferry/jobs/`, `/ferry/schedule-policies/`,
  *   `/ferry/cloudbackup-schedules/`, `/ferry/cloudbackup-schedule-state/`, `/ferry/credentials/`,
