@@ -138,9 +138,15 @@ describe('forwarding a request to the node it runs on', () => {
   });
 
   it('never forwards a request twice: one already forwarded answers FAILED_PRECONDITION naming the node', async () => {
-    const res = await send(b, 'POST', '/v1/volumes/snapshots', { volume_id: 'va', name: 's1' }, {
-      [FORWARDED_BY_HEADER]: 'some-node',
-    });
+    const res = await send(
+      b,
+      'POST',
+      '/v1/volumes/snapshots',
+      { volume_id: 'va', name: 's1' },
+      {
+        [FORWARDED_BY_HEADER]: 'some-node',
+      },
+    );
     expect([res.status, res.body.code, res.forwardedTo]).toEqual([412, 'FAILED_PRECONDITION', null]);
     expect(res.body.message).toContain(`node ${a.id}`);
     expect(await a.engine.listSnapshots('va')).toEqual([]);

@@ -125,9 +125,11 @@ const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
 /** `err` in CLI words: a message about a request field (`spec.ha_level: ...`) names the flag instead (`--repl: ...`). */
 export function inFlagWords(err: unknown, fields: Readonly<Record<string, string>> = FLAG_OF_FIELD): unknown {
   if (!(err instanceof ApiError) || err.field === undefined) return err;
-  const flag = fields[err.field];
-  if (flag === undefined || !err.message.startsWith(`${err.field}`)) return err;
-  return new ApiError(err.code, `${flag}${err.message.slice(err.field.length)}`, err.status, err.field, err);
+  const field = err.field;
+  // The field itself, or the list it is an item of (`spec.replica_set.nodes.0` is one of --nodes).
+  const flag = fields[field] ?? fields[field.replace(/\.[0-9]+$/, '')];
+  if (flag === undefined || !err.message.startsWith(field)) return err;
+  return new ApiError(err.code, `${flag}${err.message.slice(field.length)}`, err.status, field, err);
 }
 
 /** The ranked nodes of `ferry volume locality` as a table. */
