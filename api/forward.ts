@@ -10,6 +10,8 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { FerryError } from '../common/index.js';
 import { RunsElsewhere, type VolumeInfo } from '../node/index.js';
 import type { ClusterDirectory } from './cluster-directory.js';
+import { logContext } from './log.js';
+import { REQUEST_ID_HEADER } from './request-log.js';
 
 /** Set on a forwarded request: the id of the node that forwarded it. */
 export const FORWARDED_BY_HEADER = 'x-ferry-forwarded-by';
@@ -62,6 +64,9 @@ async function sendOn(c: Context, err: RunsElsewhere, apiUrl: string, nodeId: st
     if (value !== undefined) headers.set(name, value);
   }
   headers.set(FORWARDED_BY_HEADER, nodeId);
+  // The same request id on both nodes' log lines.
+  const requestId = logContext.getStore()?.req_id;
+  if (requestId !== undefined) headers.set(REQUEST_ID_HEADER, requestId);
   const body = await bodyOf(c);
   const url = new URL(c.req.url);
   const signal = AbortSignal.any([

@@ -46,6 +46,10 @@ describe('ferry volume: replicas on one node', () => {
     ]);
     expect(json.volume.replicas).toEqual([{ node_id: nodeId, state: 'in-sync' }]);
     expect(json.volume.replica_sets).toEqual([{ nodes: [nodeId] }]);
+    const wide = await ferry('-o', 'wide', 'volume', 'list');
+    const [header, row] = wide.stdout.trimEnd().split('\n');
+    expect(header?.split(/\s+/).slice(-2)).toEqual(['REPLICAS', 'LABELS']);
+    expect(row).toMatch(new RegExp(`\\s${nodeId}\\s+-$`));
   });
 
   it('speaks flags in its errors: --repl out of range, a bad --nodes list', async () => {

@@ -61,6 +61,13 @@ export function replicaText(replica: ReplicaView): string {
   return `${what} ${formatSize(resync.copied_bytes)} of ${formatSize(resync.total_bytes)} (${percent}%)`;
 }
 
+/** The nodes holding a volume's replicas, `a,b(filling)`; `-` when the view names none. */
+function replicasCell(v: InspectView['volume']): string {
+  const replicas = v.replicas ?? v.replica_sets?.[0]?.nodes.map((node_id) => ({ node_id, state: 'in-sync' }));
+  if (replicas === undefined || replicas.length === 0) return '-';
+  return replicas.map((r) => (r.state === 'in-sync' ? r.node_id : `${r.node_id}(${r.state})`)).join(',');
+}
+
 /** One line per field, like `pxctl volume inspect`. */
 export function describeVolume(view: InspectView): string {
   const v = view.volume;
@@ -89,7 +96,8 @@ export function describeVolume(view: InspectView): string {
 
 /**
  * Table of volumes: ID NAME SIZE USED HA SNAPSHOTS STATUS (USED: data the volume holds with its snapshots); `wide` adds
- * ENCRYPTED, CREATED and LABELS. `no volumes` when there are none.
+ * ENCRYPTED, CREATED, REPLICAS (nodes; a replica not in sync with its state) and LABELS. `no volumes` when there
+ * are none.
  */
 export function volumeTable(views: readonly InspectView[], wide = false): string {
   if (views.length === 0) return 'no volumes';
@@ -105,11 +113,18 @@ export function volumeTable(views: readonly InspectView[], wide = false): string
       String(v.snapshot_count),
       statusText(view),
     ];
-    if (wide) row.push(v.spec.encrypted === true ? 'yes' : 'no', v.ctime, formatLabels(v.locator.volume_labels));
+    if (wide) {
+      row.push(
+        v.spec.encrypted === true ? 'yes' : 'no',
+        v.ctime,
+        replicasCell(v),
+        formatLabels(v.locator.volume_labels),
+      );
+    }
     return row;
   });
   const header = ['ID', 'NAME', 'SIZE', 'USED', 'HA', 'SNAPSHOTS', 'STATUS'];
-  return renderTable(wide ? [...header, 'ENCRYPTED', 'CREATED', 'LABELS'] : header, rows);
+  return renderTable(wide ? [...header, 'ENCRYPTED', 'CREATED', 'REPLICAS', 'LABELS'] : header, rows);
 }
 
 /** Request fields -> the flags that set them, for messages about a field. */
