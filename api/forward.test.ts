@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import type { MiddlewareHandler } from 'hono';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FerryError } from '../common/index.js';
-import { MemoryStore, openEngine, type VolumeEngine } from '../node/index.js';
+import { MemoryStore, openEngine, RunsElsewhere, type VolumeEngine } from '../node/index.js';
 import { createApp } from './app.js';
 import { StoreClusterDirectory } from './cluster-directory.js';
-import { FORWARDED_BY_HEADER, FORWARDED_TO_HEADER } from './forward.js';
+import { FORWARDED_BY_HEADER, FORWARDED_TO_HEADER, requireHeldHere } from './forward.js';
 import { type RunningApiServer, startApiServer } from './server.js';
 
 const MiB = 1024 * 1024;
@@ -168,5 +168,30 @@ describe('forwarding a request to the node it runs on', () => {
     const res = await send(b, 'GET', '/v1/volumes/inspect/va');
     expect([res.status, res.forwardedTo]).toEqual([200, null]);
     expect(res.body).toMatchObject({ volume: { replica_sets: [{ nodes: [a.id] }], replicas: [{ node_id: a.id }] } });
+  });
+});
+
+describe('requireHeldHere (a backup job starts only on a node holding the volume)', () => {
+  it('sends work on a volume held elsewhere to where it is attached, else to an in-sync replica', async () => {
+    const onA = await b.engine.inspectVolume('va');
+    expect(onA.held_here).toBe(false);
+    const thrown = (() => {
+      try {
+        requireHeldHere(onA, 'a backup of volume va');
+      } catch (err: unknown) {
+        return err;
+      }
+      return undefined;
+    })();
+    expect(thrown).toBeInstanceOf(RunsElsewhere);
+    expect(thrown).toMatchObject({ nodeId: a.id, code: 'FAILED_PRECONDITION' });
+    const replicas = [
+      { node_id: 'filling', state: 'filling' as const },
+      { node_id: 'synced', state: 'in-sync' as const },
+    ];
+    expect(() => requireHeldHere({ ...onA, replicas }, 'x')).toThrow(/node synced does/);
+    expect(() => requireHeldHere({ ...onA, replicas, attached_node: 'coord' }, 'x')).toThrow(/node coord does/);
+    const here = await a.engine.inspectVolume('va');
+    expect(() => requireHeldHere(here, 'x')).not.toThrow();
   });
 });
