@@ -76,6 +76,10 @@ describe('replicas in the CLI', () => {
       new ApiError('INVALID_ARGUMENT', 'spec.replica_set.nodes.1: must be a node id', 400, 'spec.replica_set.nodes.1'),
     );
     expect((err as Error).message).toBe('--nodes: must be a node id');
+    const rule = inFlagWords(
+      new ApiError('FAILED_PRECONDITION', 'spec.ha_level 2 with spec.racks [r1]: one replica per rack, 1 rack', 412),
+    );
+    expect((rule as Error).message).toBe('--repl 2 with --racks [r1]: one replica per rack, 1 rack');
     const other = new ApiError('NOT_FOUND', 'volume "x" not found', 404);
     expect(inFlagWords(other)).toBe(other);
   });

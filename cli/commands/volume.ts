@@ -137,14 +137,21 @@ const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   'spec.zones': '--zones',
 };
 
-/** `err` in CLI words: a message about a request field (`spec.ha_level: ...`) names the flag instead (`--repl: ...`). */
+/**
+ * `err` in CLI words: the request fields a message names (`spec.ha_level: must be at most 3`, `spec.racks r1 ...`)
+ * become the flags that set them (`--repl: ...`); an item of a list (`spec.replica_set.nodes.0`) is its list's flag.
+ */
 export function inFlagWords(err: unknown, fields: Readonly<Record<string, string>> = FLAG_OF_FIELD): unknown {
-  if (!(err instanceof ApiError) || err.field === undefined) return err;
-  const field = err.field;
-  // The field itself, or the list it is an item of (`spec.replica_set.nodes.0` is one of --nodes).
-  const flag = fields[field] ?? fields[field.replace(/\.[0-9]+$/, '')];
-  if (flag === undefined || !err.message.startsWith(field)) return err;
-  return new ApiError(err.code, `${flag}${err.message.slice(field.length)}`, err.status, field, err);
+  if (!(err instanceof ApiError)) return err;
+  let message = err.message;
+  // Longest first, so that spec.replica_set.nodes is not read as spec.replica_set.
+  for (const field of Object.keys(fields).sort((a, b) => b.length - a.length)) {
+    const flag = fields[field] ?? field;
+    const named = new RegExp(`(?<![\\w.])${field.replaceAll('.', '\\.')}(\\.[0-9]+)?(?![\\w.])`, 'g');
+    message = message.replace(named, flag);
+  }
+  if (message === err.message) return err;
+  return new ApiError(err.code, message, err.status, err.field, err);
 }
 
 /** The ranked nodes of `ferry volume locality` as a table. */
