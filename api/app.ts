@@ -17,6 +17,7 @@ import {
 import type { ClusterDirectory } from './cluster-directory.js';
 import { withoutEngine } from './engine-required.js';
 import { type ApiErrorLogger, errorResponse, logToStderr, payloadTooLarge, routeNotFound } from './errors.js';
+import { type ForwardingOptions, forwardElsewhere } from './forward.js';
 import { engineCheck, healthRoutes, type ReadinessCheck, spaceCheck } from './health.js';
 import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
@@ -78,6 +79,11 @@ export interface AppOptions {
   readiness?: readonly ReadinessCheck[];
   /** The NBD TLS-PSK key of an identity (`POST /v1/auth/nbd-key`). Default: none; that route answers 503. */
   nbdPsk?: (identity: string) => Buffer;
+  /**
+   * Forwarding of requests that must run on another node (api/forward.ts), over `cluster`'s node records: its
+   * timeout and fetch, or false for none. Default: on whenever `cluster` is given.
+   */
+  forwarding?: false | Omit<ForwardingOptions, 'directory'>;
 }
 
 /** Builds the API application for `options.engine` (or for a process without one). */
@@ -113,6 +119,10 @@ export function createApp(options: AppOptions): Hono {
   // Authentication comes before anything reads or limits a body: an unauthenticated caller gets 401 whatever it sends.
   if (options.authenticate !== undefined) app.use('/v1/*', options.authenticate);
   app.use('*', bodyLimit({ maxSize: maxBodyBytes, onError: (c) => payloadTooLarge(c, maxBodyBytes) }));
+  // After the body limit: a forwarded request's body is the one the handler read (within the limit).
+  if (options.cluster !== undefined && options.forwarding !== false) {
+    app.use('/v1/*', forwardElsewhere({ ...options.forwarding, directory: options.cluster }));
+  }
   // Probes and scrapes stay outside /v1: no authentication.
   const engine = options.engine;
   const space = engine?.spaceStatus?.bind(engine);
@@ -129,7 +139,7 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', clusterRoutes(options.cluster));
   app.route('/v1', nodeRoutes(options.cluster));
   if (engine !== undefined) {
-    app.route('/v1', volumeRoutes(engine, access, options.schedules));
+    app.route('/v1', volumeRoutes(engine, access, options.schedules, options.cluster));
     app.route('/v1', snapshotRoutes(engine, access));
   } else {
     app.use('/v1/volumes', withoutEngine());

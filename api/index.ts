@@ -64,6 +64,12 @@ export {
 } from './cluster-directory.js';
 export { type ApiErrorLogger, type ErrorBody, errorBody, HTTP_STATUS_BY_CODE, PAYLOAD_TOO_LARGE } from './errors.js';
 export {
+  DEFAULT_FORWARD_TIMEOUT_MS,
+  FORWARDED_BY_HEADER,
+  FORWARDED_TO_HEADER,
+  type ForwardingOptions,
+} from './forward.js';
+export {
   checkReadiness,
   engineCheck,
   type HealthOptions,
@@ -77,6 +83,7 @@ export {
   type ServerlessOptions,
   serverlessOptionsFromEnv,
 } from './lambda/serverless-app.js';
+export { LOCALITY_SCORES, RACK_LABEL, rankNodes, ZONE_LABEL } from './locality.js';
 export {
   createLogger,
   isSecretField,
@@ -108,6 +115,7 @@ export {
 } from './schedules/index.js';
 export {
   enumerateCloudBackupsResponseSchema,
+  type LocalityResponse,
   MAX_HA_LEVEL,
   MAX_LABELS,
   MAX_VOLUME_SIZE,
@@ -116,4 +124,4 @@ export {
 } from './schemas/index.js';
 export { type RunningApiServer, startApiServer } from './server.js';
 export { FERRY_VERSION, OPENSTORAGE_SDK_VERSION } from './version.js';
-export type { InspectView, VolumeStateName, VolumeStatusName, VolumeView } from './views.js';
+export type { InspectView, ReplicaView, VolumeStateName, VolumeStatusName, VolumeView } from './views.js';

@@ -4,7 +4,7 @@
  * state) plus Ferry extras (snapshot_count, attached, bytes_used, export_name). A snapshot is a read-only Volume
  * whose `source.parent` is its volume's id, as in OpenStorage.
  */
-import type { SnapshotInfo, VolumeInfo } from '../node/index.js';
+import type { SnapshotInfo, VolumeInfo, VolumeReplicaInfo } from '../node/index.js';
 
 /** OpenStorage VolumeStatus names. */
 export type VolumeStatusName = 'VOLUME_STATUS_UP' | 'VOLUME_STATUS_DOWN';
@@ -44,8 +44,21 @@ export interface VolumeView {
   export_name: string;
   /** OpenStorage `error`: why the volume is VOLUME_STATUS_DOWN (e.g. "KEK team-a destroyed"); absent when up. */
   error?: string;
-  /** OpenStorage `replica_sets`: the nodes holding the volume's replicas (one set; one node until replication). */
+  /** OpenStorage `replica_sets`: the nodes holding the volume's replicas (one set). */
   replica_sets?: { nodes: string[] }[];
+  /** Ferry: each replica's node and state, and a filling replica's progress (docs/REPLICATION.md). */
+  replicas?: ReplicaView[];
+  /** OpenStorage `attached_on`: the node coordinating the volume's writes (where it is attached), when one does. */
+  attached_on?: string;
+}
+
+/** Ferry: one replica of a volume. */
+export interface ReplicaView {
+  node_id: string;
+  /** `in-sync`, `filling` or `out-of-sync`. */
+  state: 'in-sync' | 'filling' | 'out-of-sync';
+  /** While it is being filled (or resynced): bytes copied of the total. */
+  resync?: { kind: 'fill' | 'dirty'; copied_bytes: number; total_bytes: number };
 }
 
 /** SdkVolumeInspectResponse. */
@@ -58,6 +71,15 @@ export interface InspectView {
 function stateOf(info: VolumeInfo): VolumeStateName {
   if (info.status === 'restoring') return 'VOLUME_STATE_RESTORE';
   return info.attached ? 'VOLUME_STATE_ATTACHED' : 'VOLUME_STATE_AVAILABLE';
+}
+
+function replicaView(replica: VolumeReplicaInfo): ReplicaView {
+  const view: ReplicaView = { node_id: replica.node_id, state: replica.state };
+  if (replica.resync !== undefined) {
+    const { kind, copied_bytes, total_bytes } = replica.resync;
+    view.resync = { kind, copied_bytes, total_bytes };
+  }
+  return view;
 }
 
 /** Presents a live volume. */
@@ -81,7 +103,11 @@ export function volumeView(info: VolumeInfo): InspectView {
   if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
   if (info.attached_by !== undefined) volume.attached_by = info.attached_by.map((holder) => ({ ...holder }));
   if (info.unavailable !== undefined) volume.error = info.unavailable;
-  if (info.replicas !== undefined) volume.replica_sets = [{ nodes: info.replicas.map((r) => r.node_id) }];
+  if (info.replicas !== undefined) {
+    volume.replica_sets = [{ nodes: info.replicas.map((r) => r.node_id) }];
+    volume.replicas = info.replicas.map(replicaView);
+  }
+  if (info.attached_node !== undefined) volume.attached_on = info.attached_node;
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 

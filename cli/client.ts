@@ -1,5 +1,5 @@
 /** A small typed client for the Ferry HTTP API (the routes of api/routes/*). */
-import type { InspectView } from '../api/index.js';
+import type { InspectView, LocalityResponse } from '../api/index.js';
 import type { ChangedBlocksPage } from '../node/index.js';
 import { inCliWords } from './api-words.js';
 
@@ -35,7 +35,21 @@ export interface ClientToken {
 /** SdkVolumeCreateRequest. */
 export interface CreateVolumeBody {
   name: string;
-  spec: { size: number; ha_level?: number; shared?: boolean; encrypted?: boolean };
+  spec: {
+    size: number;
+    ha_level?: number;
+    replica_set?: { nodes: string[] };
+    racks?: string[];
+    zones?: string[];
+    shared?: boolean;
+    encrypted?: boolean;
+  };
+  labels?: Record<string, string>;
+}
+
+/** SdkVolumeUpdateRequest (spec: VolumeSpecUpdate's size, ha_level, replica_set). */
+export interface UpdateVolumeBody {
+  spec?: { size?: number; ha_level?: number; replica_set?: { nodes: string[] } };
   labels?: Record<string, string>;
 }
 
@@ -145,11 +159,13 @@ export class FerryClient {
   }
 
   /** PUT /v1/volumes/{id}. */
-  updateVolume(
-    ref: string,
-    body: { spec?: { size?: number }; labels?: Record<string, string> },
-  ): Promise<Record<string, never>> {
+  updateVolume(ref: string, body: UpdateVolumeBody): Promise<Record<string, never>> {
     return this.request('PUT', `/v1/volumes/${encodeURIComponent(ref)}`, body);
+  }
+
+  /** GET /v1/volumes/{id}/locality: the online nodes ranked for running the volume's user. */
+  locality(ref: string): Promise<LocalityResponse> {
+    return this.request('GET', `/v1/volumes/${encodeURIComponent(ref)}/locality`);
   }
 
   /** DELETE /v1/volumes/{id}: a volume or a snapshot; `withSchedules` deletes the backup schedules using it too. */

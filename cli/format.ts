@@ -50,7 +50,18 @@ export function parseLabel(text: string, previous: Record<string, string> = {}):
   return { ...previous, [text.slice(0, at)]: text.slice(at + 1) };
 }
 
-/** Parses a whole number (for `--ha-level`). */
+/** Parses a comma-separated list (`--nodes a,b`): names without spaces, none empty, none twice. */
+export function parseList(text: string): string[] {
+  const items = text.split(',').map((item) => item.trim());
+  if (items.some((item) => item === '' || /\s/.test(item))) {
+    throw new InvalidArgumentError(`"${text}" is not a comma-separated list of names (e.g. a,b)`);
+  }
+  const twice = items.find((item, i) => items.indexOf(item) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`"${text}" names ${twice} twice`);
+  return items;
+}
+
+/** Parses a whole number (for `--repl`). */
 export function parseWholeNumber(text: string): number {
   if (!/^[0-9]+$/.test(text)) throw new InvalidArgumentError(`"${text}" is not a whole number`);
   return Number(text);

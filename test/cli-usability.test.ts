@@ -200,7 +200,7 @@ describe('aliases, -o formats and the USED column', () => {
     const wide = await ferry('-o', 'wide', 'vol', 'ls');
     expect(wide.stdout.split('\n')[0]?.split(/\s+/)).toEqual([
       ...['ID', 'NAME', 'SIZE', 'USED', 'HA', 'SNAPSHOTS', 'STATUS'],
-      ...['ENCRYPTED', 'CREATED', 'LABELS'],
+      ...['ENCRYPTED', 'CREATED', 'REPLICAS', 'LABELS'],
     ]);
     const json = await ferry('--json', 'volume', 'list');
     expect((await ferry('volume', 'list', '-o', 'json')).stdout).toBe(json.stdout);

@@ -13,6 +13,7 @@ import { FerryError } from '../../common/index.js';
 import type { BackupAccess } from '../auth/backup-access.js';
 import { enumerateAll } from '../cloudbackup-enumerate.js';
 import { cloudBackupCatalogView, cloudBackupInfoView, damagedBackupInfoView } from '../cloudbackup-views.js';
+import { requireHeldHere } from '../forward.js';
 import { addOperations, operationsWith } from '../operation.js';
 import {
   backupIdSchema,
@@ -52,8 +53,10 @@ export const cloudBackupOperations = [
     rpc: 'OpenStorageCloudBackup.Create',
     body: createCloudBackupSchema,
     handler: async (c, { body }, { backups, guard }) => {
-      await guard.volume(c, body.volume_id, 'Read');
+      const volume = await guard.volume(c, body.volume_id, 'Read');
       await guard.credential(c, body.credential_id, 'Read');
+      // The job reads the volume's data here: on a node without a replica the request goes to one that has it.
+      requireHeldHere(volume, `a backup of volume ${volume.name}`);
       const job = await backups.jobs.submitBackup(body);
       await guard.ownTask(c, job);
       return c.json({ task_id: job.task_id });

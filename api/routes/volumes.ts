@@ -3,13 +3,15 @@
  * Create POST /v1/volumes, Clone POST /v1/volumes/clone, Delete DELETE /v1/volumes/{volume_id},
  * Inspect GET /v1/volumes/inspect/{volume_id}, Update PUT /v1/volumes/{volume_id}, Enumerate GET /v1/volumes,
  * EnumerateWithFilters POST /v1/volumes/filters, InspectWithFilters POST /v1/volumes/inspectwithfilters;
- * Ferry addition: GET /v1/volumes/{volume_id}/changed_blocks.
+ * Ferry additions: GET /v1/volumes/{volume_id}/changed_blocks, GET /v1/volumes/{volume_id}/locality.
  */
 import { Hono } from 'hono';
 import { FerryError } from '../../common/index.js';
-import type { ChangedBlocksRequest, VolumeEngine, VolumeInfo } from '../../node/index.js';
+import type { ChangedBlocksRequest, UpdateVolumeRequest, VolumeEngine, VolumeInfo } from '../../node/index.js';
 import type { ResourceAccess } from '../auth/access.js';
 import { resolvedRef, volumeRef } from '../auth/refs.js';
+import type { ClusterDirectory } from '../cluster-directory.js';
+import { rankNodes } from '../locality.js';
 import { addOperations, operationsWith } from '../operation.js';
 import { renameFields, resolveVolumeOrSnapshot } from '../resolve.js';
 import { removeWithSchedules } from '../schedules/dependents.js';
@@ -18,15 +20,52 @@ import {
   cloneVolumeSchema,
   createVolumeSchema,
   deleteQuerySchema,
+  localityResponseSchema,
   resourceRefSchema,
+  type UpdateVolumeBody,
   updateVolumeSchema,
   type VolumeFiltersBody,
   volumeFiltersSchema,
+  volumeInspectResponseSchema,
+  volumeInspectWithFiltersResponseSchema,
 } from '../schemas/index.js';
 import { snapshotView, volumeView } from '../views.js';
+import { notANode } from './cluster.js';
 import type { ScheduleApi } from './schedule-policies.js';
 
-const CREATE_FIELDS = { size: 'spec.size', ha_level: 'spec.ha_level', shared: 'spec.shared' } as const;
+const CREATE_FIELDS = {
+  size: 'spec.size',
+  ha_level: 'spec.ha_level',
+  shared: 'spec.shared',
+  replica_nodes: 'spec.replica_set.nodes',
+  racks: 'spec.racks',
+  zones: 'spec.zones',
+} as const;
+const UPDATE_FIELDS = {
+  size: 'spec.size',
+  ha_level: 'spec.ha_level',
+  replica_node: 'spec.replica_set.nodes',
+} as const;
+
+/** The engine's update request of an SdkVolumeUpdateRequest (VolumeSpecUpdate's size, ha_level and replica_set). */
+function updateRequest(body: UpdateVolumeBody): UpdateVolumeRequest {
+  const spec = body.spec;
+  if (spec?.replica_set !== undefined && spec.ha_level === undefined) {
+    throw new FerryError(
+      'INVALID_ARGUMENT',
+      'spec.replica_set: give spec.ha_level with it (the replica set changes by one node at a time)',
+      { field: 'spec.replica_set' },
+    );
+  }
+  const labels = { ...body.locator?.volume_labels, ...body.labels };
+  const node = spec?.replica_set?.nodes[0];
+  return {
+    ...(spec?.size !== undefined && { size: spec.size }),
+    ...(Object.keys(labels).length > 0 && { labels }),
+    ...(spec?.ha_level !== undefined && { ha_level: spec.ha_level }),
+    ...(node !== undefined && { replica_node: node }),
+  };
+}
 
 function matchesFilters(volume: VolumeInfo, filters: VolumeFiltersBody): boolean {
   const name = filters.name ?? filters.locator?.name;
@@ -40,6 +79,7 @@ interface VolumeDeps {
   engine: VolumeEngine;
   access: ResourceAccess;
   schedules: ScheduleApi | undefined;
+  cluster: ClusterDirectory | undefined;
 }
 
 const define = operationsWith<VolumeDeps>();
@@ -61,6 +101,9 @@ export const volumeOperations = [
           name: body.name,
           size: body.spec.size,
           ...(body.spec.ha_level !== undefined && { ha_level: body.spec.ha_level }),
+          ...(body.spec.replica_set !== undefined && { replica_nodes: body.spec.replica_set.nodes }),
+          ...(body.spec.racks !== undefined && { racks: body.spec.racks }),
+          ...(body.spec.zones !== undefined && { zones: body.spec.zones }),
           ...(body.spec.shared !== undefined && { shared: body.spec.shared }),
           ...(body.spec.encrypted !== undefined && { encrypted: body.spec.encrypted }),
           ...(body.labels !== undefined && { labels: body.labels }),
@@ -105,6 +148,7 @@ export const volumeOperations = [
     summary: 'The volumes matching a name and labels, inspected.',
     rpc: 'OpenStorageVolume.InspectWithFilters',
     body: volumeFiltersSchema,
+    response: volumeInspectWithFiltersResponseSchema,
     handler: async (c, { body }, { engine, access }) => {
       const volumes = await access.filter(c, await engine.listVolumes(), volumeRef);
       return c.json({ volumes: volumes.filter((v) => matchesFilters(v, body)).map(volumeView) });
@@ -118,6 +162,7 @@ export const volumeOperations = [
     summary: 'A volume or snapshot (id, name, or VOLUME@SNAPSHOT).',
     rpc: 'OpenStorageVolume.Inspect',
     params: volumeId,
+    response: volumeInspectResponseSchema,
     handler: async (c, { params }, { engine, access }) => {
       const found = await resolveVolumeOrSnapshot(engine, params.volume_id);
       await access.require(c, resolvedRef(found), 'Read');
@@ -136,7 +181,8 @@ export const volumeOperations = [
     path: '/v1/volumes/{volume_id}',
     operationId: 'volumeUpdate',
     tag: 'Volumes',
-    summary: 'Grows a volume and sets or removes labels.',
+    summary:
+      'Grows a volume, sets or removes labels, and changes its number of replicas (spec.ha_level, one step; a new replica fills in the background).',
     rpc: 'OpenStorageVolume.Update',
     params: volumeId,
     body: updateVolumeSchema,
@@ -147,16 +193,10 @@ export const volumeOperations = [
           field: 'volume_id',
         });
       }
+      const request = updateRequest(body);
       await access.require(c, volumeRef(await engine.inspectVolume(ref)), 'Write');
-      const size = body.spec?.size;
-      const labels = { ...body.locator?.volume_labels, ...body.labels };
-      // The engine refuses a shrink atomically, naming spec.size.
-      await engine
-        .updateVolume(ref, {
-          ...(size !== undefined && { size }),
-          ...(Object.keys(labels).length > 0 && { labels }),
-        })
-        .catch(renameFields({ size: 'spec.size' }));
+      // The engine refuses a shrink atomically, naming spec.size; an ha_level change answers once it is recorded.
+      await engine.updateVolume(ref, request).catch(renameFields(UPDATE_FIELDS));
       return c.json({});
     },
   }),
@@ -230,6 +270,22 @@ export const volumeOperations = [
       return c.json(await engine.changedBlocks(ref, request));
     },
   }),
+  define({
+    method: 'get',
+    path: '/v1/volumes/{volume_id}/locality',
+    operationId: 'volumeLocality',
+    tag: 'Volumes',
+    summary:
+      "The cluster's online nodes ranked for running a volume's user: nodes with a replica, then the same rack, then the same zone (for schedulers).",
+    params: volumeId,
+    response: localityResponseSchema,
+    handler: async (c, { params }, { engine, access, cluster }) => {
+      const volume = await engine.inspectVolume(params.volume_id);
+      await access.require(c, volumeRef(volume), 'Read');
+      if (cluster === undefined) notANode();
+      return c.json({ volume_id: volume.id, nodes: rankNodes(volume, await cluster.nodes()) });
+    },
+  }),
 ];
 
 /**
@@ -237,6 +293,11 @@ export const volumeOperations = [
  * inspect and changed blocks need Read, update Write, delete Admin (a snapshot: Write on its volume); create records
  * the caller as owner; clone needs Read on the parent and the caller owns the clone.
  */
-export function volumeRoutes(engine: VolumeEngine, access: ResourceAccess, schedules?: ScheduleApi): Hono {
-  return addOperations(new Hono(), volumeOperations, { engine, access, schedules });
+export function volumeRoutes(
+  engine: VolumeEngine,
+  access: ResourceAccess,
+  schedules?: ScheduleApi,
+  cluster?: ClusterDirectory,
+): Hono {
+  return addOperations(new Hono(), volumeOperations, { engine, access, schedules, cluster });
 }

@@ -1,16 +1,29 @@
 /** `ferry volume create|list|inspect|delete|resize|clone|diff` (pxctl-like), and the `snapshot` group below it. */
-import type { Command } from 'commander';
-import type { InspectView } from '../../api/index.js';
+import { type Command, Option } from 'commander';
+import type { InspectView, LocalityResponse, ReplicaView } from '../../api/index.js';
 import { BACKUP_SNAPSHOT_LABEL, type Extent } from '../../node/index.js';
-import type { FerryClient } from '../client.js';
+import { ApiError, type FerryClient } from '../client.js';
 import { confirm } from '../confirm.js';
 import { clientFor, output } from '../context.js';
-import { formatLabels, formatSize, parseLabel, parseVolumeSize, parseWholeNumber, renderTable } from '../format.js';
+import {
+  formatLabels,
+  formatSize,
+  parseLabel,
+  parseList,
+  parseVolumeSize,
+  parseWholeNumber,
+  renderTable,
+} from '../format.js';
 import { registerSnapshotCommands, resolveSnapshotId } from './snapshot.js';
 
 interface CreateOptions {
   size: number;
+  repl?: number;
+  /** The old name of --repl, still accepted. */
   haLevel?: number;
+  nodes?: string[];
+  racks?: string[];
+  zones?: string[];
   label?: Record<string, string>;
   shared?: boolean;
   encrypted?: boolean;
@@ -39,6 +52,22 @@ function encryptionText(v: InspectView['volume']): string {
   return `yes (AES-256-XTS, KEK ${v.encryption.kek} of ${v.encryption.key_provider})`;
 }
 
+/** A replica's state in words: `in-sync`, or `filling 12 MiB of 40 MiB (30%)`. */
+export function replicaText(replica: ReplicaView): string {
+  const resync = replica.resync;
+  if (resync === undefined) return replica.state;
+  const percent = resync.total_bytes === 0 ? 100 : Math.floor((resync.copied_bytes / resync.total_bytes) * 100);
+  const what = resync.kind === 'fill' ? replica.state : `${replica.state}, resyncing`;
+  return `${what} ${formatSize(resync.copied_bytes)} of ${formatSize(resync.total_bytes)} (${percent}%)`;
+}
+
+/** The nodes holding a volume's replicas, `a,b(filling)`; `-` when the view names none. */
+function replicasCell(v: InspectView['volume']): string {
+  const replicas = v.replicas ?? v.replica_sets?.[0]?.nodes.map((node_id) => ({ node_id, state: 'in-sync' }));
+  if (replicas === undefined || replicas.length === 0) return '-';
+  return replicas.map((r) => (r.state === 'in-sync' ? r.node_id : `${r.node_id}(${r.state})`)).join(',');
+}
+
 /** One line per field, like `pxctl volume inspect`. */
 export function describeVolume(view: InspectView): string {
   const v = view.volume;
@@ -55,6 +84,9 @@ export function describeVolume(view: InspectView): string {
     ['Export', v.export_name],
   ];
   if (!v.readonly) rows.push(['Snapshots', String(v.snapshot_count)], ['Bytes used', formatSize(v.bytes_used)]);
+  const replicas = v.replicas ?? v.replica_sets?.[0]?.nodes.map((node_id) => ({ node_id, state: 'in-sync' as const }));
+  for (const replica of replicas ?? []) rows.push(['Replica', `${replica.node_id}  ${replicaText(replica)}`]);
+  if (v.attached_on !== undefined) rows.push(['Attached on', `node ${v.attached_on}`]);
   for (const holder of v.attached_by ?? []) rows.push(['Attached by', `${holder.client} since ${holder.since}`]);
   if (v.open_problem !== undefined) rows.push(['Cannot open', v.open_problem]);
   if (v.source !== undefined) rows.push([v.readonly ? 'Volume' : 'Parent snapshot', v.source.parent]);
@@ -64,7 +96,8 @@ export function describeVolume(view: InspectView): string {
 
 /**
  * Table of volumes: ID NAME SIZE USED HA SNAPSHOTS STATUS (USED: data the volume holds with its snapshots); `wide` adds
- * ENCRYPTED, CREATED and LABELS. `no volumes` when there are none.
+ * ENCRYPTED, CREATED, REPLICAS (nodes; a replica not in sync with its state) and LABELS. `no volumes` when there
+ * are none.
  */
 export function volumeTable(views: readonly InspectView[], wide = false): string {
   if (views.length === 0) return 'no volumes';
@@ -80,11 +113,59 @@ export function volumeTable(views: readonly InspectView[], wide = false): string
       String(v.snapshot_count),
       statusText(view),
     ];
-    if (wide) row.push(v.spec.encrypted === true ? 'yes' : 'no', v.ctime, formatLabels(v.locator.volume_labels));
+    if (wide) {
+      row.push(
+        v.spec.encrypted === true ? 'yes' : 'no',
+        v.ctime,
+        replicasCell(v),
+        formatLabels(v.locator.volume_labels),
+      );
+    }
     return row;
   });
   const header = ['ID', 'NAME', 'SIZE', 'USED', 'HA', 'SNAPSHOTS', 'STATUS'];
-  return renderTable(wide ? [...header, 'ENCRYPTED', 'CREATED', 'LABELS'] : header, rows);
+  return renderTable(wide ? [...header, 'ENCRYPTED', 'CREATED', 'REPLICAS', 'LABELS'] : header, rows);
+}
+
+/** Request fields -> the flags that set them, for messages about a field. */
+const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
+  'spec.size': '--size',
+  'spec.ha_level': '--repl',
+  'spec.replica_set.nodes': '--nodes',
+  'spec.replica_set': '--node',
+  'spec.racks': '--racks',
+  'spec.zones': '--zones',
+};
+
+/**
+ * `err` in CLI words: the request fields a message names (`spec.ha_level: must be at most 3`, `spec.racks r1 ...`)
+ * become the flags that set them (`--repl: ...`); an item of a list (`spec.replica_set.nodes.0`) is its list's flag.
+ */
+export function inFlagWords(err: unknown, fields: Readonly<Record<string, string>> = FLAG_OF_FIELD): unknown {
+  if (!(err instanceof ApiError)) return err;
+  let message = err.message;
+  // Longest first, so that spec.replica_set.nodes is not read as spec.replica_set.
+  for (const field of Object.keys(fields).sort((a, b) => b.length - a.length)) {
+    const flag = fields[field] ?? field;
+    const named = new RegExp(`(?<![\\w.])${field.replaceAll('.', '\\.')}(\\.[0-9]+)?(?![\\w.])`, 'g');
+    message = message.replace(named, flag);
+  }
+  if (message === err.message) return err;
+  return new ApiError(err.code, message, err.status, err.field, err);
+}
+
+/** The ranked nodes of `ferry volume locality` as a table. */
+export function localityTable(answer: LocalityResponse): string {
+  if (answer.nodes.length === 0) return 'no online nodes';
+  const rows = answer.nodes.map((n) => [
+    n.node_id,
+    n.hostname,
+    String(n.score),
+    n.reason,
+    n.rack ?? '-',
+    n.zone ?? '-',
+  ]);
+  return renderTable(['NODE', 'HOSTNAME', 'SCORE', 'REASON', 'RACK', 'ZONE'], rows);
 }
 
 /** Names of the snapshots of a volume that a user took (backup snapshots, which Ferry keeps itself, are left out). */
@@ -111,6 +192,16 @@ async function collectChangedBlocks(
   }
 }
 
+/** What `ferry volume ha-update` prints once the change is recorded. */
+function haUpdateText(ref: string, was: number, options: { repl: number; node?: string }): string {
+  if (options.repl === was) return `Volume ${ref} already has ha_level ${was}`;
+  const where = options.node === undefined ? '' : ` on node ${options.node}`;
+  if (options.repl > was) {
+    return `Volume ${ref} ha_level ${was} -> ${options.repl}: a new replica${where} fills in the background; \`ferry volume inspect ${ref}\` shows its progress`;
+  }
+  return `Volume ${ref} ha_level ${was} -> ${options.repl}: a replica${where} was dropped`;
+}
+
 /** Adds `volume` and its subcommands to `program`. */
 export function registerVolumeCommands(program: Command): void {
   const volume = program.command('volume').description('manage volumes and their snapshots');
@@ -120,7 +211,11 @@ export function registerVolumeCommands(program: Command): void {
     .description('create a volume (idempotent: the same name and size returns the existing volume)')
     .argument('<name>', 'volume name (also its NBD export name)')
     .requiredOption('--size <size>', 'size, e.g. 10G, 10GiB, 1T or bytes', parseVolumeSize)
-    .option('--ha-level <n>', 'number of copies of the data (1-3)', parseWholeNumber)
+    .option('--repl <n>', 'number of replicas, each on its own node (1-3; default 1)', parseWholeNumber)
+    .addOption(new Option('--ha-level <n>', 'the old name of --repl').argParser(parseWholeNumber).hideHelp())
+    .option('--nodes <ids>', 'nodes to hold the replicas, comma-separated node ids (ferry node list)', parseList)
+    .option('--racks <racks>', 'only nodes labelled rack= one of these, one replica per rack', parseList)
+    .option('--zones <zones>', 'only nodes labelled zone= one of these', parseList)
     .option('--label <key=value>', 'label to set (repeatable)', parseLabel)
     .option('--shared', 'allow several writers at once')
     .option('--encrypted', 'encrypt the data at rest (AES-256-XTS, a per-volume key wrapped by a KEK)')
@@ -130,16 +225,24 @@ export function registerVolumeCommands(program: Command): void {
       const labels: Record<string, string> = { ...options.label };
       if (options.kek !== undefined) labels['ferry.io/kek'] = options.kek;
       if (options.keyProvider !== undefined) labels['ferry.io/key-provider'] = options.keyProvider;
-      const response = await clientFor(command).createVolume({
-        name,
-        spec: {
-          size: options.size,
-          ...(options.haLevel !== undefined && { ha_level: options.haLevel }),
-          ...(options.shared === true && { shared: true }),
-          ...(options.encrypted === true && { encrypted: true }),
-        },
-        ...(Object.keys(labels).length > 0 && { labels }),
-      });
+      const repl = options.repl ?? options.haLevel;
+      const response = await clientFor(command)
+        .createVolume({
+          name,
+          spec: {
+            size: options.size,
+            ...(repl !== undefined && { ha_level: repl }),
+            ...(options.nodes !== undefined && { replica_set: { nodes: options.nodes } }),
+            ...(options.racks !== undefined && { racks: options.racks }),
+            ...(options.zones !== undefined && { zones: options.zones }),
+            ...(options.shared === true && { shared: true }),
+            ...(options.encrypted === true && { encrypted: true }),
+          },
+          ...(Object.keys(labels).length > 0 && { labels }),
+        })
+        .catch((err: unknown) => {
+          throw inFlagWords(err);
+        });
       output(command, response, () => `Volume successfully created: ${response.volume_id}`);
     });
 
@@ -198,6 +301,39 @@ export function registerVolumeCommands(program: Command): void {
     .action(async (ref: string, options: { size: number }, command: Command) => {
       const response = await clientFor(command).updateVolume(ref, { spec: { size: options.size } });
       output(command, response, () => `Volume ${ref} resized to ${formatSize(options.size)}`);
+    });
+
+  volume
+    .command('ha-update')
+    .description(
+      'raise or lower the number of replicas by one (a new replica fills in the background; inspect shows progress)',
+    )
+    .argument('<volume>', 'volume id or name')
+    .requiredOption('--repl <n>', 'the new number of replicas (1-3), one more or one less than now', parseWholeNumber)
+    .option('--node <id>', 'the node to add the replica on, or to drop it from (default: placement chooses)')
+    .action(async (ref: string, options: { repl: number; node?: string }, command: Command) => {
+      const client = clientFor(command);
+      const before = await client.inspect(ref);
+      const response = await client
+        .updateVolume(ref, {
+          spec: {
+            ha_level: options.repl,
+            ...(options.node !== undefined && { replica_set: { nodes: [options.node] } }),
+          },
+        })
+        .catch((err: unknown) => {
+          throw inFlagWords(err, { ...FLAG_OF_FIELD, 'spec.replica_set.nodes': '--node' });
+        });
+      output(command, response, () => haUpdateText(ref, before.volume.spec.ha_level, options));
+    });
+
+  volume
+    .command('locality')
+    .description("rank the online nodes for running the volume's user: replicas first, then same rack, then zone")
+    .argument('<volume>', 'volume id or name')
+    .action(async (ref: string, _options: object, command: Command) => {
+      const answer = await clientFor(command).locality(ref);
+      output(command, answer, () => localityTable(answer));
     });
 
   volume

@@ -5,7 +5,7 @@ import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../cluster/sqlite-store.js';
 import type { ClusterStore, StoreOp } from '../cluster/types.js';
 import { Catalog, catalogKeys, del, holdersOf, holds, put } from './catalog.js';
-import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
+import { type PlacementPort, type ReplicaConnector, RunsElsewhere } from './cluster-ports.js';
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
@@ -284,11 +284,14 @@ class Engine implements VolumeEngine {
     return record !== undefined && !this.volumes.has(record.id) ? record : undefined;
   }
 
-  /** FAILED_PRECONDITION for an operation on a volume this node does not hold: it names the node that does. */
+  /**
+   * FAILED_PRECONDITION for an operation on a volume this node does not hold: it names the node that does, as
+   * RunsElsewhere (the API forwards the request there) when the record names one.
+   */
   private notHere(record: VolumeRecord): FerryError {
-    return precondition(
-      `volume ${record.name} is held by ${holdersOf(record)}, not by this node (${this.nodeId}): attach it, and take its snapshots, clones and backups, on the node that holds it`,
-    );
+    const message = `volume ${record.name} is held by ${holdersOf(record)}, not by this node (${this.nodeId}): attach it, and take its snapshots, clones and backups, on the node that holds it`;
+    const holder = record.attached?.node_id ?? record.replicas?.[0]?.node_id;
+    return holder === undefined ? precondition(message) : new RunsElsewhere(holder, message);
   }
 
   /** Turns a NOT_FOUND for `ref` into `notHere` when another node holds what it names. */
