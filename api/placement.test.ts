@@ -99,7 +99,7 @@ describe('create and update: replica fields', () => {
     expect([two.status, two.body.field]).toEqual([400, 'spec.replica_set.nodes']);
     const raise = await call<{ code: string; message: string }>('PUT', '/v1/volumes/v1', { spec: { ha_level: 2 } });
     expect([raise.status, raise.body.code]).toEqual([412, 'FAILED_PRECONDITION']);
-    expect(raise.body.message).toMatch(/volume v1 has ha_level 1; changing it needs other nodes/);
+    expect(raise.body.message).toMatch(/volume v1 cannot get another replica: this node runs alone/);
     expect((await engine.inspectVolume('v1')).ha_level).toBe(1);
     const same = await call('PUT', '/v1/volumes/v1', { spec: { ha_level: 1 } });
     expect(same.status).toBe(200);

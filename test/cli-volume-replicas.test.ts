@@ -88,9 +88,7 @@ describe('ferry volume: replicas on one node', () => {
     const raise = await ferry('volume', 'ha-update', 'ha', '--repl', '2');
     expect(raise.code).toBe(1);
     expect(raise.stdout).toBe('');
-    expect(raise.stderr).toMatch(
-      /^error: volume ha has ha_level 1; changing it needs other nodes to place replicas on/,
-    );
+    expect(raise.stderr).toMatch(/^error: volume ha cannot get another replica: this node runs alone/);
     const json = await runFerry(apiUrl, ['--json', 'volume', 'ha-update', 'ha', '--repl', '2', '--node', 'x']);
     expect(json.code).toBe(1);
     const same = await ferry('volume', 'ha-update', 'ha', '--repl', '1');

@@ -69,8 +69,8 @@ export function twoNodeCases(backend: string, openStore: StoreFactory): void {
       for (const engine of [a, b]) {
         const listed = await engine.listVolumes();
         expect(listed.map((v) => [v.name, v.replicas])).toEqual([
-          ['va', [{ node_id: 'node-a' }]],
-          ['vb', [{ node_id: bId }]],
+          ['va', [{ node_id: 'node-a', state: 'in-sync' }]],
+          ['vb', [{ node_id: bId, state: 'in-sync' }]],
         ]);
       }
       expect((await a.listVolumes()).map((v) => v.held_here)).toEqual([true, false]);
