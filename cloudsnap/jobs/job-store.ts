@@ -24,15 +24,18 @@ export class JobStore {
   }
 
   /**
-   * At start-up: jobs a dead process left unfinished end Failed (nothing runs them any more), and finished records
+   * At start-up: jobs a dead process of this node left unfinished (or records naming no node) end Failed (nothing
+   * runs them any more), and finished records
    * beyond the newest `keepFinished` are removed. Returns the jobs it failed.
    */
-  async recover(keepFinished: number): Promise<JobStatus[]> {
+  async recover(keepFinished: number, nodeId: string): Promise<JobStatus[]> {
     const all = await this.list();
     const now = new Date().toISOString();
     const failed: JobStatus[] = [];
     for (const job of all) {
       if (isFinal(job)) continue;
+      // Another live node's job (a cluster shares the store): not this restart's to end.
+      if (job.node_id !== undefined && job.node_id !== nodeId) continue;
       const { eta_seconds: _eta, phase: _phase, ...rest } = job;
       failed.push({ ...rest, status: 'Failed', completed_time: now, info: [RESTART_MESSAGE] });
     }

@@ -210,7 +210,7 @@ export class JobManager {
   /** Opens the manager: jobs left Active or Queued by a process that died end Failed (RESTART_MESSAGE). */
   static async open(options: JobManagerOptions): Promise<JobManager> {
     const manager = new JobManager(options);
-    const failed = await manager.jobs.recover(options.keepFinished ?? 1000);
+    const failed = await manager.jobs.recover(options.keepFinished ?? 1000, manager.owner.node);
     // Backups a dead process of this node left: their markers go now, in the background (a repository whose key
     // provider is unreachable must not hold the start back), not after 24 hours.
     const credentials = [...new Set(failed.filter((j) => j.optype === 'Backup').map((j) => j.credential_id))];
@@ -561,6 +561,7 @@ export class JobManager {
       credential_id: credentialId,
       create_time: new Date().toISOString(),
       volume_name: volumeName,
+      node_id: this.owner.node,
     };
   }
 

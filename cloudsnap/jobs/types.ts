@@ -65,6 +65,11 @@ export interface JobStatus {
   create_time: string;
   /** Ferry: the source volume's name (backup) or the new volume's name (restore). */
   volume_name: string;
+  /**
+   * Ferry: the node running the job (its `node-id`). Only that node's restart fails it as interrupted; records
+   * without it (written before clusters) are failed by any node's restart.
+   */
+  node_id?: string;
   /** Ferry: the step the job is in while Active. */
   phase?: 'preparing' | 'transferring' | 'committing' | 'done';
   /** Ferry, backups only: a full read was asked for. */
