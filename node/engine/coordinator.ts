@@ -13,17 +13,25 @@ import type { StoreOp } from '../cluster/types.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
 
+/** Options of a VolumeCoordinator. */
+export interface CoordinatorOptions {
+  /** This node's id: reads come from the replica it holds, when it holds one (R4). Default: the first replica. */
+  localNodeId?: string;
+}
+
 export class VolumeCoordinator {
   readonly replicas: readonly Replica[];
+  private readonly readFrom: Replica;
 
-  constructor(replicas: readonly Replica[]) {
+  constructor(replicas: readonly Replica[], options: CoordinatorOptions = {}) {
     if (replicas.length === 0) throw new FerryError('INTERNAL', 'a volume coordinator needs at least one replica');
     this.replicas = [...replicas];
+    this.readFrom = this.replicas.find((r) => r.nodeId === options.localNodeId) ?? (this.replicas[0] as Replica);
   }
 
-  /** The replica reads come from. */
+  /** The replica reads come from: this node's when it holds one, else the first. */
   get primary(): Replica {
-    return this.replicas[0] as Replica;
+    return this.readFrom;
   }
 
   read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
@@ -62,11 +70,11 @@ export class VolumeCoordinator {
 
   /**
    * Stages snapshot `snapshotId` on every replica (the caller holds writes). The result's `ops` are every replica's;
-   * `point` and `head` are the primary's. When staging fails on one, the others' are abandoned.
+   * `point` and `head` are the primary's. `headId` names the new head on every replica (one id everywhere). When staging fails on one, the others' are abandoned.
    */
-  async snapshot(snapshotId: string): Promise<ReplicaSnapshot> {
-    if (this.replicas.length === 1) return this.primary.snapshot(snapshotId);
-    const settled = await Promise.allSettled(this.replicas.map((r) => r.snapshot(snapshotId)));
+  async snapshot(snapshotId: string, headId?: string): Promise<ReplicaSnapshot> {
+    if (this.replicas.length === 1) return this.primary.snapshot(snapshotId, headId);
+    const settled = await Promise.allSettled(this.replicas.map((r) => r.snapshot(snapshotId, headId)));
     const staged = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed !== undefined) {

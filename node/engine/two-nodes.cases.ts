@@ -69,8 +69,8 @@ export function twoNodeCases(backend: string, openStore: StoreFactory): void {
       for (const engine of [a, b]) {
         const listed = await engine.listVolumes();
         expect(listed.map((v) => [v.name, v.replicas])).toEqual([
-          ['va', [{ node_id: 'node-a' }]],
-          ['vb', [{ node_id: bId }]],
+          ['va', [{ node_id: 'node-a', state: 'in-sync' }]],
+          ['vb', [{ node_id: bId, state: 'in-sync' }]],
         ]);
       }
       expect((await a.listVolumes()).map((v) => v.held_here)).toEqual([true, false]);
@@ -86,7 +86,7 @@ export function twoNodeCases(backend: string, openStore: StoreFactory): void {
       // A deleted volume's name is free on every node.
       await a.deleteVolume('va');
       expect((await b.createVolume({ name: 'va', size: 2 * MiB })).created).toBe(true);
-      expect(await a.inspectVolume('va')).toMatchObject({ size: 2 * MiB, replicas: [{ node_id: bId }] });
+      expect(await a.inspectVolume('va')).toMatchObject({ size: 2 * MiB, replicas: [{ node_id: bId, state: 'in-sync' }] });
     });
 
     it('two nodes creating one name at once make one volume: the other gets it back or ALREADY_EXISTS', async () => {
