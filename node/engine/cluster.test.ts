@@ -1,0 +1,5 @@
+import { join } from 'node:path';
+import { SqliteStore } from '../cluster/sqlite-store.js';
+import { clusterCases } from './cluster.cases.js';
+
+clusterCases('embedded SQLite', async (dir) => new SqliteStore(join(dir, 'shared.db')));
