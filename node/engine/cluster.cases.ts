@@ -106,12 +106,12 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
       const epoch = (await record(volume.id))?.epoch ?? 0;
       const onB = await engine('node-b').replicaHost.open({ volumeId: volume.id, epoch });
       expect(onB.nodeId).toBe('node-b');
-      expect(await onB.read(8192, 3 * 4096 + 100)).toEqual(pattern(1, 3 * 4096 + 100));
+      expect((await onB.read(8192, 3 * 4096 + 100)).equals(pattern(1, 3 * 4096 + 100))).toBe(true);
       await onB.close();
       // And attached on B, the volume reads the same.
       const viaB = await engine('node-b').openExport('v');
-      expect(await viaB.read(8192, 3 * 4096 + 100)).toEqual(pattern(1, 3 * 4096 + 100));
-      expect(await viaB.read(0, 8192)).toEqual(Buffer.alloc(8192));
+      expect((await viaB.read(8192, 3 * 4096 + 100)).equals(pattern(1, 3 * 4096 + 100))).toBe(true);
+      expect((await viaB.read(0, 8192)).equals(Buffer.alloc(8192))).toBe(true);
       await viaB.close();
       // Both nodes hold one layer of the volume's top id.
       const top = (await record(volume.id))?.top as string;
@@ -129,7 +129,7 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
       expect(volume.ha_level).toBe(2);
       const dev = await engine('node-c').openExport('v');
       await dev.write(0, pattern(2, 64 * 1024));
-      expect(await dev.read(0, 64 * 1024)).toEqual(pattern(2, 64 * 1024));
+      expect((await dev.read(0, 64 * 1024)).equals(pattern(2, 64 * 1024))).toBe(true);
       const info = await engine('node-a').inspectVolume('v');
       expect([info.attached, info.attached_node]).toEqual([true, 'node-c']);
       await dev.flush();
@@ -139,7 +139,7 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
           volumeId: volume.id,
           epoch: (await record(volume.id))?.epoch ?? 0,
         });
-        expect(await r.read(0, 64 * 1024)).toEqual(pattern(2, 64 * 1024));
+        expect((await r.read(0, 64 * 1024)).equals(pattern(2, 64 * 1024))).toBe(true);
         await r.close();
       }
       expect(await layerKeys('node-c')).toEqual([]);
@@ -218,7 +218,7 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
       }
       // A snapshot read through a node that does not hold it.
       const view = await engine('node-c').openExport('v@s1');
-      expect(await view.read(0, 3 * 4096)).toEqual(pattern(3, 3 * 4096));
+      expect((await view.read(0, 3 * 4096)).equals(pattern(3, 3 * 4096))).toBe(true);
       await view.close();
     });
 
@@ -239,7 +239,7 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
       expect(await layerKeys('node-b')).toContain(cloneTop);
       expect(await layerKeys('node-c')).toContain(cloneTop);
       const cdev = await engine('node-a').openExport('c');
-      expect(await cdev.read(0, 16 * 1024)).toEqual(pattern(6, 16 * 1024));
+      expect((await cdev.read(0, 16 * 1024)).equals(pattern(6, 16 * 1024))).toBe(true);
       await cdev.close();
 
       // Deleting the clone from A drops its layers on B and C.
@@ -286,6 +286,27 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
       expect(await store.list('/ferry/volumes/')).toEqual([]);
       expect(await store.list('/ferry/volume-names/')).toEqual([]);
       expect(await store.list('/ferry/local/')).toEqual([]);
+      expect(await store.list('/ferry/locks/')).toEqual([]);
+    });
+
+    it('after a crash of the attaching node: its stale lock is taken over and start-up clears its attach', async () => {
+      const { volume } = await engine('node-a').createVolume({ name: 'v', size: MiB, ha_level: 2 });
+      const rec = (await record(volume.id)) as VolumeRecord;
+      // What a kill -9 of node a while attached leaves: the record says attached, the lock (until its lease expires).
+      await store.put(`/ferry/volumes/${volume.id}`, {
+        ...rec,
+        epoch: 3,
+        attached: { node_id: 'node-a', since: rec.created },
+      });
+      await store.put(`/ferry/locks/attach-${volume.id}`, { holder: 'node-a', since: rec.created });
+      await expect(engine('node-b').openExport('v')).rejects.toBeInstanceOf(RunsElsewhere);
+      await engine('node-a').close();
+      await start('node-a');
+      expect(await engine('node-b').inspectVolume('v')).toMatchObject({ attached: false });
+      expect((await engine('node-b').inspectVolume('v')).attached_node).toBeUndefined();
+      const dev = await engine('node-a').openExport('v');
+      expect((await record(volume.id))?.attached?.node_id).toBe('node-a');
+      await dev.close();
       expect(await store.list('/ferry/locks/')).toEqual([]);
     });
 

@@ -235,6 +235,10 @@ class Engine implements VolumeEngine {
     await upgradeLayout(this.store, this.local);
     await this.layers.load();
     for (const value of await this.catalog.volumes()) {
+      // An attach of this node's that a crash ended: nothing is attached here at start.
+      if (value.attached?.node_id === this.nodeId && value.epoch !== undefined) {
+        await this.clearAttached(value.id, value.epoch);
+      }
       if (!holds(value, this.nodeId)) continue;
       await this.materialize(value);
       this.addVolume(value);
