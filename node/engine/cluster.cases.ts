@@ -8,9 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FerryError } from '../../common/index.js';
-import { DirectConnector } from '../../test/support/direct-connector.js';
 import type { ClusterStore } from '../cluster/types.js';
-import { type PlacementPort, RunsElsewhere } from './cluster-ports.js';
+import { type PlacementPort, type ReplicaConnector, type ReplicaHost, RunsElsewhere } from './cluster-ports.js';
 import { openEngine } from './engine.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
 import type { Extent, VolumeEngine } from './types.js';
@@ -19,6 +18,12 @@ const MiB = 1024 * 1024;
 const NODES = ['node-a', 'node-b', 'node-c'] as const;
 
 export type StoreFactory = (dir: string) => Promise<ClusterStore>;
+
+/** A connector that reaches engines of this process (test/support/direct-connector.ts), passed in by the test. */
+export interface TestConnector extends ReplicaConnector {
+  add(nodeId: string, host: ReplicaHost): void;
+  setDown(nodeId: string, down: boolean): void;
+}
 
 /** Placement for the tests: the nodes asked for, else the first `ha_level` nodes of the cluster. */
 const firstNodes: PlacementPort = {
@@ -51,11 +56,11 @@ async function allChanged(engine: VolumeEngine, vol: string, base?: string, targ
   return out;
 }
 
-export function clusterCases(backend: string, openStore: StoreFactory): void {
+export function clusterCases(backend: string, openStore: StoreFactory, newConnector: () => TestConnector): void {
   describe(`three engines on one cluster store (${backend})`, () => {
     let base: string;
     let store: ClusterStore;
-    let connector: DirectConnector;
+    let connector: TestConnector;
     const engines = new Map<string, VolumeEngine>();
     const engine = (n: string): VolumeEngine => engines.get(n) as VolumeEngine;
 
@@ -80,7 +85,7 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
     beforeEach(async () => {
       base = await mkdtemp(join(tmpdir(), 'ferry-cluster-'));
       store = await openStore(base);
-      connector = new DirectConnector();
+      connector = newConnector();
       for (const n of NODES) await start(n);
     });
 
@@ -234,7 +239,7 @@ export function clusterCases(backend: string, openStore: StoreFactory): void {
       await dev.close();
       const snap = await engine('node-a').createSnapshot('v', { name: 's' });
       const clone = await engine('node-a').cloneVolume({ parent_id: snap.id, name: 'c' });
-      expect(clone.replicas.map((r) => r.node_id)).toEqual(['node-b', 'node-c']);
+      expect((clone.replicas ?? []).map((r) => r.node_id)).toEqual(['node-b', 'node-c']);
       const cloneTop = (await record(clone.id))?.top as string;
       expect(await layerKeys('node-b')).toContain(cloneTop);
       expect(await layerKeys('node-c')).toContain(cloneTop);

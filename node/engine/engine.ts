@@ -4,7 +4,7 @@ import { FerryError, formatSize, invalidArgument, isFerryError, notFound } from 
 import type { HeldLock } from '../cluster/lock.js';
 import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../cluster/sqlite-store.js';
-import type { ClusterStore, StoreOp } from '../cluster/types.js';
+import type { ClusterStore, Compare, StoreOp } from '../cluster/types.js';
 import { Catalog, catalogKeys, del, holdersOf, holds, put } from './catalog.js';
 import {
   type PlacementPort,
@@ -144,6 +144,12 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const engine = new Engine(store, layersDir, options.store === undefined, options, space, nodeId);
   await engine.load();
   return engine;
+}
+
+/** Whether `layer` lies above `below` in its tree (`below` is one of its ancestors). */
+function isAbove(layer: Layer, below: Layer): boolean {
+  for (let l = layer.parent; l !== undefined; l = l.parent) if (l === below) return true;
+  return false;
 }
 
 /** The node ids of a volume's replicas. */
@@ -338,21 +344,23 @@ class Engine implements VolumeEngine {
         await this.materialize(record);
         v = this.addVolume(record);
       } else {
-        if (v.layer.id !== record.top) {
-          const top = this.layers.byId.get(record.top);
-          if (top !== undefined) {
-            this.layers.ref(top);
-            this.layers.unref(v.layer);
-            v.layer = top;
-          }
+        // Only forward: `record` may be older than a snapshot this node committed since it was read, and a top
+        // moved back would write into a frozen layer.
+        const top = this.layers.byId.get(record.top);
+        if (top !== undefined && top !== v.layer && isAbove(top, v.layer)) {
+          this.layers.ref(top);
+          this.layers.unref(v.layer);
+          v.layer = top;
         }
         v.record = record;
       }
+      // Snapshots added while the catalog is read are newer than the read: only the ones known before may be gone.
+      const known = new Set(v.snaps.values());
       const current = await this.catalog.snapshotsOf(record.id);
       const ids = new Set(current.map((s) => s.id));
       for (const s of current) this.addSnapshotIfHeld(s);
       for (const s of [...v.snaps.values()]) {
-        if (ids.has(s.record.id) || s.readers > 0) continue;
+        if (!known.has(s) || ids.has(s.record.id) || s.readers > 0) continue;
         this.forgetSnapshot(s);
         this.collectLater(s.layer);
       }
@@ -1072,6 +1080,7 @@ class Engine implements VolumeEngine {
       const tenures = att !== undefined ? [{ record: source, gate: att.gate, local: v } as Tenure] : [];
       return this.holdingWrites(tenures, () =>
         v.gate.withExclusive(async () => {
+          const { record: fresh, revision } = await readRecord(this.store, source.id, source.name);
           const frozen = v.layer;
           await frozen.flush();
           const sourceTop = this.layers.create(frozen);
@@ -1079,7 +1088,7 @@ class Engine implements VolumeEngine {
           const record = this.newVolumeRecord(name, v.record.size, cloneLabels, cloneTop.id, undefined, encryption, [
             this.nodeId,
           ]);
-          const sourceRecord = { ...v.record, top: sourceTop.id };
+          const sourceRecord = { ...fresh, top: sourceTop.id };
           await this.commitOrDiscard(
             [
               this.local.put({ ...frozen.record, frozen: true }),
@@ -1092,6 +1101,7 @@ class Engine implements VolumeEngine {
             [sourceTop, cloneTop],
             what,
             name,
+            [{ key: catalogKeys.volume(source.id), modRevision: revision }],
           );
           frozen.frozen = true;
           this.layers.unref(frozen);
@@ -1190,15 +1200,22 @@ class Engine implements VolumeEngine {
   }
 
   /**
-   * Commits a create; on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. With
+   * Commits a change (with `compares`: only while they hold, C1); on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. With
    * `claim` (a new volume's name), the commit holds only while no node has taken that name since it was checked: two
    * nodes creating one name at once get one volume and one ALREADY_EXISTS, never two volumes of one name.
    */
-  private async commitOrDiscard(ops: StoreOp[], created: Layer[], what: string, claim?: string): Promise<void> {
+  private async commitOrDiscard(
+    ops: StoreOp[],
+    created: Layer[],
+    what: string,
+    claim?: string,
+    compares: readonly Compare[] = [],
+  ): Promise<void> {
     let committed = true;
     try {
-      if (claim === undefined) await this.store.commit(ops);
-      else committed = (await this.store.txn([{ key: catalogKeys.name(claim), modRevision: 0 }], ops)).succeeded;
+      const all = [...(claim !== undefined ? [{ key: catalogKeys.name(claim), modRevision: 0 }] : []), ...compares];
+      if (all.length === 0) await this.store.commit(ops);
+      else committed = (await this.store.txn(all, ops)).succeeded;
     } catch (err: unknown) {
       for (const l of created) this.layers.discard(l);
       if (isNoSpace(err)) throw await this.guard.exhaustedNow(what, err);
@@ -1206,6 +1223,9 @@ class Engine implements VolumeEngine {
     }
     if (!committed) {
       for (const l of created) this.layers.discard(l);
+      if (claim === undefined || (await this.store.get(catalogKeys.name(claim))) === undefined) {
+        throw precondition(`${what}: the volume changed meanwhile; try again`);
+      }
       throw new FerryError(
         'ALREADY_EXISTS',
         `${what}: another node created volume ${claim} meanwhile; pick another name`,
@@ -1410,14 +1430,24 @@ class Engine implements VolumeEngine {
       await this.guard.checkRoom(what);
       const lock = await this.takeLock(record);
       try {
-        const v = await this.syncVolume(record);
+        const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
+        const v = await this.syncVolume(fresh);
         const s = this.snapshots.get(snap.id);
         if (s === undefined) throw notFound(`snapshot ${snap.name} of volume ${record.name} is not held on this node`);
         const old = v.layer;
         const top = this.layers.create(s.layer);
-        const next = { ...v.record, top: top.id };
+        const next = { ...fresh, top: top.id };
         failpoint('restore.before-commit');
-        await this.commitOrDiscard([this.local.put(top.record), put.volume(next), this.local.del(old.id)], [top], what);
+        await this.commitOrDiscard(
+          [this.local.put(top.record), put.volume(next), this.local.del(old.id)],
+          [top],
+          what,
+          undefined,
+          [
+            { key: catalogKeys.volume(record.id), modRevision: revision },
+            { key: lock.key, modRevision: lock.revision },
+          ],
+        );
         failpoint('restore.after-commit');
         const parent = old.parent;
         this.layers.unref(old);

@@ -5,8 +5,7 @@
  * UNAVAILABLE, as an unreachable node is.
  */
 import { FerryError } from '../../common/index.js';
-import type { ReplicaConnector, ReplicaHost, ReplicaTarget } from '../../node/engine/cluster-ports.js';
-import type { Replica } from '../../node/engine/replica.js';
+import type { ReplicaConnector, ReplicaHost, ReplicaTarget } from '../../node/index.js';
 
 export class DirectConnector implements ReplicaConnector {
   private readonly hosts = new Map<string, ReplicaHost>();
@@ -32,7 +31,7 @@ export class DirectConnector implements ReplicaConnector {
     return host;
   }
 
-  async open(nodeId: string, target: ReplicaTarget): Promise<Replica> {
+  async open(nodeId: string, target: ReplicaTarget): ReturnType<ReplicaHost['open']> {
     return this.host(nodeId).open(target);
   }
 
