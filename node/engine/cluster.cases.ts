@@ -294,6 +294,30 @@ export function clusterCases(backend: string, openStore: StoreFactory, newConnec
       expect(await store.list('/ferry/locks/')).toEqual([]);
     });
 
+    it('any node lists, resizes and group-snapshots volumes attached nowhere, whatever it holds', async () => {
+      await engine('node-a').createVolume({ name: 'x', size: MiB, ha_level: 2 });
+      await engine('node-b').createVolume({ name: 'y', size: MiB, replica_nodes: ['node-b', 'node-c'] });
+      const listed = await engine('node-c').listVolumes();
+      expect(listed.map((v) => [v.name, v.replicas?.map((r) => `${r.node_id}:${r.state}`), v.held_here])).toEqual([
+        ['x', ['node-a:in-sync', 'node-b:in-sync'], false],
+        ['y', ['node-b:in-sync', 'node-c:in-sync'], true],
+      ]);
+      expect((await engine('node-c').updateVolume('x', { size: 2 * MiB })).size).toBe(2 * MiB);
+      const snaps = await engine('node-a').createSnapshots?.([
+        { volume_id: 'x', name: 'g' },
+        { volume_id: 'y', name: 'g' },
+      ]);
+      expect(snaps?.map((s) => s.volume_name)).toEqual(['x', 'y']);
+      const holders = await Promise.all(
+        (snaps ?? []).map(async (s) => ((await store.get(`/ferry/snapshots/${s.id}`)) as SnapshotRecord).holders),
+      );
+      expect(holders).toEqual([
+        ['node-a', 'node-b'],
+        ['node-b', 'node-c'],
+      ]);
+      expect(await store.list('/ferry/locks/')).toEqual([]);
+    });
+
     it('after a crash of the attaching node: its stale lock is taken over and start-up clears its attach', async () => {
       const { volume } = await engine('node-a').createVolume({ name: 'v', size: MiB, ha_level: 2 });
       const rec = (await record(volume.id)) as VolumeRecord;

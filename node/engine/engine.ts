@@ -177,8 +177,8 @@ class Engine implements VolumeEngine {
   private readonly meta = new Mutex();
   /** Serialises the refreshes of volume states from the catalog (never held across a call to another node). */
   private readonly syncLock = new Mutex();
-  /** Serialises this node's attaches. */
-  private readonly attachLock = new Mutex();
+  /** The attach under way of each volume (openWriter). */
+  private readonly attaching = new Map<string, Promise<void>>();
   private readonly keys: VolumeKeyResolver | undefined;
   private readonly connector: ReplicaConnector | undefined;
   private readonly placement: PlacementPort | undefined;
@@ -1618,8 +1618,18 @@ class Engine implements VolumeEngine {
     throw lastError;
   }
 
+  /** Attaches of one volume on this node run one after another (other volumes' do not wait). */
   private openWriter(record: VolumeRecord, holder: string): Promise<BlockDevice> {
-    return this.attachLock.run(() => this.openWriterLocked(record, holder));
+    const run = (this.attaching.get(record.id) ?? Promise.resolve()).then(() => this.openWriterLocked(record, holder));
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.attaching.set(record.id, tail);
+    void tail.then(() => {
+      if (this.attaching.get(record.id) === tail) this.attaching.delete(record.id);
+    });
+    return run;
   }
 
   /**
