@@ -82,12 +82,12 @@ describe('POST /v1/volumes (Create)', () => {
     const id = await create('s1', String(2 * GiB), {});
     const { status } = await call('POST', '/v1/volumes', {
       name: 's2',
-      spec: { size: '8192', ha_level: 2, shared: true },
+      spec: { size: '8192', ha_level: 1, shared: true },
     });
     expect(status).toBe(200);
     expect((await engine.inspectVolume(id)).size).toBe(2 * GiB);
     const s2 = await engine.inspectVolume('s2');
-    expect([s2.size, s2.ha_level, s2.shared]).toEqual([8192, 2, true]);
+    expect([s2.size, s2.ha_level, s2.shared]).toEqual([8192, 1, true]);
   });
 });
 

@@ -41,13 +41,13 @@ describe('HTTP API over a socket', () => {
     const created = await fetch(`${server.url}/v1/volumes`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'web', spec: { size: '1073741824', ha_level: '2' }, labels: { app: 'web' } }),
+      body: JSON.stringify({ name: 'web', spec: { size: '1073741824', ha_level: '1' }, labels: { app: 'web' } }),
     });
     expect(created.status).toBe(200);
     const { volume_id } = (await created.json()) as { volume_id: string };
     const inspected = await fetch(`${server.url}/v1/volumes/inspect/${volume_id}`);
     expect(inspected.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await inspected.json()).toMatchObject({ volume: { spec: { size: 1073741824, ha_level: 2 } } });
+    expect(await inspected.json()).toMatchObject({ volume: { spec: { size: 1073741824, ha_level: 1 } } });
   });
 
   it('answers 413 to a body over 1 MiB sent with Content-Length, and to one streamed in chunks', async () => {

@@ -1,11 +1,14 @@
 import { FerryError } from '../../common/index.js';
 import { GRANULE } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
+import type { Gate } from './gate.js';
 import type { BlockDevice, StatusExtent, WriteOptions } from './types.js';
 
 /**
  * A volume (writable) or snapshot (read-only) opened for I/O: the `BlockDevice` the NBD server and the engine's
- * callers use. It checks each request (bounds, read-only, closed) and hands it to the volume's coordinator.
+ * callers use. It checks each request (bounds, read-only, closed) and hands it to the volume's coordinator. Changes
+ * and flushes pass the attachment's `gate` (shared) when one is given: a snapshot holds it exclusively to cut every
+ * replica at the same point of the write stream (docs/REPLICATION.md, S1).
  */
 export class VolumeDevice implements BlockDevice {
   readonly blockSize = GRANULE;
@@ -16,9 +19,22 @@ export class VolumeDevice implements BlockDevice {
     readonly size: number,
     readonly readOnly: boolean,
     private readonly coordinator: VolumeCoordinator,
-    /** Called once the device is closed (after its last flush). */
-    private readonly onClose: () => void,
+    /** Called once the device is closed (after its last flush); close resolves after it. */
+    private readonly onClose: () => void | Promise<void>,
+    /** The attachment's write gate; absent: none (a read-only view). */
+    private readonly gate?: Gate,
   ) {}
+
+  private async gated<T>(fn: () => Promise<T>): Promise<T> {
+    const gate = this.gate;
+    if (gate === undefined) return fn();
+    if (!gate.tryEnterShared()) await gate.enterShared();
+    try {
+      return await fn();
+    } finally {
+      gate.leaveShared();
+    }
+  }
 
   private check(offset: number, length: number, writing: boolean): void {
     if (this.closed) throw new FerryError('FAILED_PRECONDITION', `export ${this.name} is closed`);
@@ -47,22 +63,22 @@ export class VolumeDevice implements BlockDevice {
 
   async write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
     this.check(offset, data.length, true);
-    return this.coordinator.write(offset, data, options);
+    return this.gated(() => this.coordinator.write(offset, data, options));
   }
 
   async writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {
     this.check(offset, length, true);
-    return this.coordinator.writeZeroes(offset, length, options);
+    return this.gated(() => this.coordinator.writeZeroes(offset, length, options));
   }
 
   async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
     this.check(offset, length, true);
-    return this.coordinator.trim(offset, length, options);
+    return this.gated(() => this.coordinator.trim(offset, length, options));
   }
 
   async flush(): Promise<void> {
     if (this.readOnly) return;
-    return this.coordinator.flush();
+    return this.gated(() => this.coordinator.flush());
   }
 
   async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
@@ -79,7 +95,7 @@ export class VolumeDevice implements BlockDevice {
         await this.flush();
       } finally {
         this.closed = true;
-        this.onClose();
+        await this.onClose();
       }
     })();
     return this.closing;

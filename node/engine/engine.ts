@@ -1,11 +1,19 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, formatSize, invalidArgument, isFerryError, notFound } from '../../common/index.js';
+import type { HeldLock } from '../cluster/lock.js';
 import { loadNodeId } from '../cluster/node-id.js';
 import { SqliteStore } from '../cluster/sqlite-store.js';
-import type { ClusterStore, StoreOp } from '../cluster/types.js';
+import type { ClusterStore, Compare, StoreOp } from '../cluster/types.js';
 import { Catalog, catalogKeys, del, holdersOf, holds, put } from './catalog.js';
-import { type PlacementPort, type ReplicaConnector, RunsElsewhere } from './cluster-ports.js';
+import {
+  type PlacementPort,
+  type PlacementRequest,
+  type ReplicaConnector,
+  type ReplicaHost,
+  type ReplicaTarget,
+  RunsElsewhere,
+} from './cluster-ports.js';
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
@@ -28,7 +36,9 @@ import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
+import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
+import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
 import type {
   BlockDevice,
   ChangedBlocksPage,
@@ -77,17 +87,14 @@ export interface EngineOptions {
   placement?: PlacementPort;
 }
 
+/** A volume this node holds a replica of: its layer tree here (the catalog record is the cluster's). */
 interface VolumeState extends ViewSource {
+  /** The record as this node last read it (the catalog's is authoritative: syncVolume refreshes it). */
   record: VolumeRecord;
   layer: Layer;
-  writers: number;
-  /** The open writable devices (more than one only for shared volumes), with who opened each and when. */
-  devices: Map<VolumeDevice, VolumeHolder>;
-  /** The coordinator while the volume is open (created by the first open, closed with the last device). */
-  coordinator?: VolumeCoordinator;
   /** The replica's change counter (Replica.generation). */
   progress: { generation: number };
-  /** This volume's snapshots by name. */
+  /** This volume's snapshots held here, by name. */
   snaps: Map<string, SnapshotState>;
 }
 
@@ -97,6 +104,37 @@ interface SnapshotState {
   readers: number;
 }
 
+/** A volume attached for writing on this node: its tenure (attach lock, epoch) and coordinator. */
+interface Attachment {
+  record: VolumeRecord;
+  lock: HeldLock;
+  epoch: number;
+  coordinator: VolumeCoordinator;
+  /** The open writable devices (more than one only for shared volumes), with who opened each and when. */
+  devices: Map<VolumeDevice, VolumeHolder>;
+  /** Held shared by every change through the devices, exclusively by a snapshot (the cut, S1). */
+  gate: Gate;
+  /** This node's replica's volume, when it holds one. */
+  local?: VolumeState;
+  /** Settles once the attachment is gone (its last device closed: lock released, record cleared). */
+  detached: Promise<void>;
+}
+
+/** A coordinator for one operation: the attachment's, or one made for it under a brief tenure. */
+interface Tenure {
+  record: VolumeRecord;
+  revision: number;
+  epoch: number;
+  coordinator: VolumeCoordinator;
+  local?: VolumeState;
+  /** The attachment's gate when the volume is attached here. */
+  gate?: Gate;
+  /** The attach lock (compared by the operation's transaction). */
+  lock: HeldLock;
+  /** Ends a brief tenure (closes its replicas, releases the lock); nothing for an attachment's. */
+  end(): Promise<void>;
+}
+
 /** Opens (creating when new) the block engine of a node. */
 export async function openEngine(options: EngineOptions): Promise<VolumeEngine> {
   const layersDir = join(options.dataDir, 'layers');
@@ -104,25 +142,52 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const space = options.space ?? (await SpaceGuard.open({ dataDir: options.dataDir, reserveBytes: 0 }));
   const nodeId = options.nodeId ?? (await loadNodeId(options.dataDir));
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
-  const engine = new Engine(store, layersDir, options.store === undefined, options.keys, space, nodeId);
-  engine.ports = { replicas: options.replicas, placement: options.placement };
+  const engine = new Engine(store, layersDir, options.store === undefined, options, space, nodeId);
   await engine.load();
   return engine;
 }
 
+/** Whether `layer` lies above `below` in its tree (`below` is one of its ancestors). */
+function isAbove(layer: Layer, below: Layer): boolean {
+  for (let l = layer.parent; l !== undefined; l = l.parent) if (l === below) return true;
+  return false;
+}
+
+/** The node ids of a volume's replicas. */
+function replicaNodes(record: VolumeRecord): string[] {
+  return (record.replicas ?? []).map((r) => r.node_id);
+}
+
+/** The nodes holding a snapshot (its record's `holders`, else its volume's replicas). */
+function snapshotHolders(snap: SnapshotRecord, volume: VolumeRecord): string[] {
+  return snap.holders ?? replicaNodes(volume);
+}
+
 class Engine implements VolumeEngine {
   private readonly volumes = new Map<string, VolumeState>();
-  private readonly volumesByName = new Map<string, VolumeState>();
   private readonly snapshots = new Map<string, SnapshotState>();
+  private readonly attachments = new Map<string, Attachment>();
+  /** Volumes whose attach lock this process holds (attachments and brief tenures). */
+  private readonly tenures = new Set<string>();
+  /** The highest epoch this node's replica of each volume has been opened under (F3; in memory for now). */
+  private readonly epochs = new Map<string, number>();
   private readonly tracker = new IoTracker();
   private readonly layers: LayerSet;
   private readonly local: LocalLayerKeys;
   private readonly catalog: Catalog;
   private readonly meta = new Mutex();
+  /** Serialises the refreshes of volume states from the catalog (never held across a call to another node). */
+  private readonly syncLock = new Mutex();
+  /** The attach under way of each volume (openWriter). */
+  private readonly attaching = new Map<string, Promise<void>>();
+  private readonly keys: VolumeKeyResolver | undefined;
+  private readonly connector: ReplicaConnector | undefined;
+  private readonly placement: PlacementPort | undefined;
   /** Layer collections left by deleted snapshots, one after another (collectLater). */
   private collecting: Promise<void> = Promise.resolve();
-  /** The cluster ports (EngineOptions.replicas, .placement). */
-  ports: { replicas?: ReplicaConnector | undefined; placement?: PlacementPort | undefined } = {};
+  /** Refreshes scheduled by replicas' snapshot commits (syncSoon). */
+  private background: Promise<void> = Promise.resolve();
+
   /** ha-update steps and their background fills (node/engine/ha-update.ts), made on first use. */
   private haUpdater?: HaUpdater;
 
@@ -130,33 +195,47 @@ class Engine implements VolumeEngine {
     this.haUpdater ??= new HaUpdater({
       store: this.store,
       nodeId: this.nodeId,
-      replicas: this.ports.replicas,
-      placement: this.ports.placement,
+      replicas: this.connector,
+      placement: this.placement,
+      // The attachment's coordinator when attached here; else a tenure held for the fill (the attach lock: a writer
+      // attaching elsewhere meanwhile is refused, naming this node).
       useCoordinator: async (record) => {
-        const v = this.volumes.get(record.id);
-        if (v?.coordinator === undefined) {
-          // Opening a coordinator for a detached volume (attach lock, epoch, every replica) is the attach of issue 22.
-          throw precondition(`volume ${record.name} must be attached on this node for its replicas to change`);
-        }
-        return { coordinator: v.coordinator, epoch: record.epoch ?? 0, release: async () => undefined };
+        const t = await this.tenure(record);
+        return {
+          coordinator: t.coordinator,
+          epoch: t.epoch,
+          compares: [{ key: t.lock.key, modRevision: t.lock.revision }],
+          release: () => t.end(),
+        };
       },
-      attachedHere: (id) => this.volumes.get(id)?.coordinator,
+      attachedHere: (id) => this.attachments.get(id)?.coordinator,
+      dropLocal: (id) => this.hostDrop(id),
       recordChanged: (record) => {
         const v = this.volumes.get(record.id);
         if (v !== undefined) v.record = record;
+        const att = this.attachments.get(record.id);
+        if (att !== undefined) att.record = record;
       },
     });
     return this.haUpdater;
   }
 
+  readonly replicaHost: ReplicaHost = {
+    open: (target) => this.hostOpen(target),
+    drop: (volumeId) => this.hostDrop(volumeId),
+  };
+
   constructor(
     private readonly store: ClusterStore,
     layersDir: string,
     private readonly ownsStore: boolean,
-    private readonly keys: VolumeKeyResolver | undefined,
+    options: EngineOptions,
     private readonly guard: SpaceGuard,
     private readonly nodeId: string,
   ) {
+    this.keys = options.keys;
+    this.connector = options.replicas;
+    this.placement = options.placement;
     this.local = new LocalLayerKeys(nodeId);
     this.catalog = new Catalog(store);
     this.layers = new LayerSet(
@@ -178,15 +257,32 @@ class Engine implements VolumeEngine {
         };
       },
       () => guard.tight,
+      // A snapshot of a replicated volume names its layer on every holder: its id must not change.
+      (layer) =>
+        [...this.snapshots.values()].some(
+          (s) => s.layer === layer && (this.volumes.get(s.record.volume_id)?.record.replicas?.length ?? 1) > 1,
+        ),
     );
   }
 
-  /** Loads this node's volumes (those the catalog says it holds), their snapshots and its layers. */
+  /**
+   * Loads this node's volumes (those the catalog lists it as a replica of, making the empty top layer of one it has
+   * none for yet), the snapshots it holds and its layers. Layers of volumes no longer listing it (deleted or
+   * dropped while it was away, R18) are unreferenced, so the start-up collection removes them.
+   */
   async load(): Promise<void> {
     await upgradeLayout(this.store, this.local);
     await this.layers.load();
-    for (const value of await this.catalog.volumes()) if (holds(value, this.nodeId)) this.addVolume(value);
-    for (const value of await this.catalog.snapshots()) if (this.volumes.has(value.volume_id)) this.addSnapshot(value);
+    for (const value of await this.catalog.volumes()) {
+      // An attach of this node's that a crash ended: nothing is attached here at start.
+      if (value.attached?.node_id === this.nodeId && value.epoch !== undefined) {
+        await this.clearAttached(value.id, value.epoch);
+      }
+      if (!holds(value, this.nodeId)) continue;
+      await this.materialize(value);
+      this.addVolume(value);
+    }
+    for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
     // node still starts (its deletes are what frees the disk).
     try {
@@ -206,12 +302,31 @@ class Engine implements VolumeEngine {
     return undefined;
   }
 
+  /**
+   * Makes the top layer of a volume this node is listed for and has no layers of yet (a volume another node created
+   * or cloned, a new replica to be filled): empty, named by the record's `top`, above the snapshot it was cloned
+   * from when this node holds that snapshot's layer.
+   */
+  private async materialize(record: VolumeRecord): Promise<void> {
+    if (this.layers.byId.has(record.top)) return;
+    let parent: Layer | undefined;
+    if (record.parent_snapshot_id !== undefined) {
+      const snap = await this.catalog.snapshot(record.parent_snapshot_id);
+      if (snap !== undefined) parent = this.layers.byId.get(snap.layer);
+    }
+    const top = this.layers.create(parent, false, record.top);
+    try {
+      await this.store.commit([this.local.put(top.record)]);
+    } catch (err: unknown) {
+      this.layers.discard(top);
+      throw err;
+    }
+  }
+
   private addVolume(record: VolumeRecord): VolumeState {
     const state: VolumeState = {
       record,
       layer: this.layers.get(record.top),
-      writers: 0,
-      devices: new Map(),
       snaps: new Map(),
       gate: new Gate(),
       locks: new KeyedLock(),
@@ -221,12 +336,13 @@ class Engine implements VolumeEngine {
       progress: { generation: 0 },
     };
     this.volumes.set(record.id, state);
-    this.volumesByName.set(record.name, state);
     this.layers.ref(state.layer);
     return state;
   }
 
   private addSnapshot(record: SnapshotRecord): SnapshotState {
+    const existing = this.snapshots.get(record.id);
+    if (existing !== undefined) return existing;
     const state: SnapshotState = { record, layer: this.layers.get(record.layer), readers: 0 };
     this.snapshots.set(record.id, state);
     this.volumes.get(record.volume_id)?.snaps.set(record.name, state);
@@ -234,147 +350,158 @@ class Engine implements VolumeEngine {
     return state;
   }
 
-  // ---- lookups -------------------------------------------------------------------------------------------------
-
-  private findVolume(idOrName: string, field = 'volume_id'): VolumeState {
-    if (typeof idOrName !== 'string' || idOrName.length === 0)
-      throw invalidArgument(field, 'a volume id or name is required');
-    const byId = this.volumes.get(idOrName);
-    if (byId !== undefined) return byId;
-    const byName = this.volumesByName.get(idOrName);
-    if (byName !== undefined) return byName;
-    throw notFound(`volume ${JSON.stringify(idOrName)} not found: list volumes with 'ferry volume list'`);
+  /** Adds a snapshot of a volume held here when this node holds it (its record's holders, and its layer). */
+  private addSnapshotIfHeld(record: SnapshotRecord): void {
+    const v = this.volumes.get(record.volume_id);
+    if (v === undefined || this.snapshots.has(record.id)) return;
+    if (record.holders !== undefined && !record.holders.includes(this.nodeId)) return;
+    if (!this.layers.byId.has(record.layer)) return;
+    this.addSnapshot(record);
   }
 
-  private findSnapshot(idOrExport: string, volume?: VolumeState, field = 'snapshot_id'): SnapshotState {
-    if (typeof idOrExport !== 'string' || idOrExport.length === 0)
+  private forgetSnapshot(s: SnapshotState): void {
+    this.snapshots.delete(s.record.id);
+    this.volumes.get(s.record.volume_id)?.snaps.delete(s.record.name);
+    this.layers.unref(s.layer);
+  }
+
+  /**
+   * Brings this node's state of volume `record` (which lists it as a replica) up to the catalog: loads it when it
+   * has not (materializing its top layer), follows its top, adds the snapshots it holds and forgets the ones the
+   * catalog no longer has (their layers are collected in the background).
+   */
+  private syncVolume(record: VolumeRecord): Promise<VolumeState> {
+    return this.syncLock.run(async () => {
+      let v = this.volumes.get(record.id);
+      if (v === undefined) {
+        await this.materialize(record);
+        v = this.addVolume(record);
+      } else {
+        // Only forward: `record` may be older than a snapshot this node committed since it was read, and a top
+        // moved back would write into a frozen layer.
+        const top = this.layers.byId.get(record.top);
+        if (top !== undefined && top !== v.layer && isAbove(top, v.layer)) {
+          this.layers.ref(top);
+          this.layers.unref(v.layer);
+          v.layer = top;
+        }
+        v.record = record;
+      }
+      // Snapshots added while the catalog is read are newer than the read: only the ones known before may be gone.
+      const known = new Set(v.snaps.values());
+      const current = await this.catalog.snapshotsOf(record.id);
+      const ids = new Set(current.map((s) => s.id));
+      for (const s of current) this.addSnapshotIfHeld(s);
+      for (const s of [...v.snaps.values()]) {
+        if (!known.has(s) || ids.has(s.record.id) || s.readers > 0) continue;
+        this.forgetSnapshot(s);
+        this.collectLater(s.layer);
+      }
+      return v;
+    });
+  }
+
+  /** Refreshes volume `id` from the catalog in the background (after a snapshot another node coordinated). */
+  private syncSoon(id: string): void {
+    this.background = this.background
+      .then(async () => {
+        const record = await this.catalog.volume(id);
+        if (record !== undefined && holds(record, this.nodeId)) await this.syncVolume(record);
+      })
+      .catch((err: unknown) => {
+        process.emitWarning(`refreshing volume ${id} from the catalog failed: ${String(err)}`, 'FerryEngineWarning');
+      });
+  }
+
+  // ---- lookups -------------------------------------------------------------------------------------------------
+
+  /** The catalog record of a volume of the cluster, by id or name. */
+  private async recordOf(idOrName: string, field = 'volume_id'): Promise<VolumeRecord> {
+    if (typeof idOrName !== 'string' || idOrName.length === 0) {
+      throw invalidArgument(field, 'a volume id or name is required');
+    }
+    const record = await this.catalog.findVolume(idOrName);
+    if (record === undefined) {
+      throw notFound(`volume ${JSON.stringify(idOrName)} not found: list volumes with 'ferry volume list'`);
+    }
+    return record;
+  }
+
+  /** A snapshot of the cluster by id or `VOLUME@SNAPSHOT` (or, with `volume`, by name among its snapshots). */
+  private async snapshotOf(
+    idOrExport: string,
+    volume?: VolumeRecord,
+    field = 'snapshot_id',
+  ): Promise<{ snap: SnapshotRecord; volume: VolumeRecord }> {
+    if (typeof idOrExport !== 'string' || idOrExport.length === 0) {
       throw invalidArgument(field, 'a snapshot id is required');
-    const byId = this.snapshots.get(idOrExport);
-    if (byId !== undefined && (volume === undefined || byId.record.volume_id === volume.record.id)) return byId;
-    let volName: string | undefined;
-    let snapName = idOrExport;
+    }
+    const byId = await this.catalog.snapshot(idOrExport);
+    if (byId !== undefined && (volume === undefined || byId.volume_id === volume.id)) {
+      const owner = volume ?? (await this.catalog.volume(byId.volume_id));
+      if (owner !== undefined) return { snap: byId, volume: owner };
+    }
     const at = idOrExport.indexOf('@');
-    if (at >= 0) {
-      volName = idOrExport.slice(0, at);
-      snapName = idOrExport.slice(at + 1);
+    const snapName = at >= 0 ? idOrExport.slice(at + 1) : idOrExport;
+    const owner = at >= 0 ? await this.catalog.findVolume(idOrExport.slice(0, at)) : volume;
+    if (owner !== undefined && (volume === undefined || owner.id === volume.id)) {
+      const snap = (await this.catalog.snapshotsOf(owner.id)).find((s) => s.name === snapName);
+      if (snap !== undefined) return { snap, volume: owner };
     }
-    const owner = volName !== undefined ? this.findVolume(volName) : volume;
-    if (owner !== undefined && (volume === undefined || owner === volume)) {
-      const s = owner.snaps.get(snapName);
-      if (s !== undefined) return s;
-    }
-    const where = volume !== undefined ? ` of volume ${volume.record.name}` : '';
+    const where = volume !== undefined ? ` of volume ${volume.name}` : '';
     throw notFound(
       `snapshot ${JSON.stringify(idOrExport)}${where} not found: list them with 'ferry volume snapshot list'`,
     );
   }
 
-  /**
-   * The catalog record of the volume `ref` names (a volume id or name, a snapshot id, or `VOLUME@SNAPSHOT`) when
-   * another node holds it; undefined when no volume of the cluster matches or this node holds it.
-   */
-  private async heldElsewhere(ref: string): Promise<VolumeRecord | undefined> {
-    if (typeof ref !== 'string' || ref.length === 0) return undefined;
-    const at = ref.indexOf('@');
-    let record = await this.catalog.findVolume(at >= 0 ? ref.slice(0, at) : ref);
-    if (record === undefined && at < 0) {
-      const snap = await this.catalog.snapshot(ref);
-      if (snap !== undefined) record = await this.catalog.volume(snap.volume_id);
-    }
-    return record !== undefined && !this.volumes.has(record.id) ? record : undefined;
+  /** Whether this node can work on `record`: it holds every replica, or it reaches other nodes' (a connector). */
+  private canReach(record: VolumeRecord): boolean {
+    return this.connector !== undefined || replicaNodes(record).every((n) => n === this.nodeId);
   }
 
-  /**
-   * FAILED_PRECONDITION for an operation on a volume this node does not hold: it names the node that does, as
-   * RunsElsewhere (the API forwards the request there) when the record names one.
-   */
+  /** FAILED_PRECONDITION for a volume this node cannot reach (no connector): it names the node that holds it. */
   private notHere(record: VolumeRecord): FerryError {
     const message = `volume ${record.name} is held by ${holdersOf(record)}, not by this node (${this.nodeId}): attach it, and take its snapshots, clones and backups, on the node that holds it`;
     const holder = record.attached?.node_id ?? record.replicas?.[0]?.node_id;
     return holder === undefined ? precondition(message) : new RunsElsewhere(holder, message);
   }
 
-  /** Turns a NOT_FOUND for `ref` into `notHere` when another node holds what it names. */
-  private async elsewhere(err: unknown, ref: string): Promise<unknown> {
-    if (!isFerryError(err, 'NOT_FOUND')) return err;
-    const record = await this.heldElsewhere(ref);
-    return record === undefined ? err : this.notHere(record);
-  }
-
-  /** `findVolume`, where a volume another node holds is FAILED_PRECONDITION naming that node. */
-  private async localVolume(idOrName: string, field = 'volume_id'): Promise<VolumeState> {
-    try {
-      return this.findVolume(idOrName, field);
-    } catch (err: unknown) {
-      throw await this.elsewhere(err, idOrName);
+  /** RunsElsewhere when another node holds the volume's attach lock (and this node does not). */
+  private async refuseIfAttachedElsewhere(record: VolumeRecord): Promise<void> {
+    if (this.attachments.has(record.id)) return;
+    const holder = await attachHolder(this.store, record.id);
+    if (holder !== undefined && holder !== this.nodeId) {
+      throw attachedElsewhere(record.name, holder, await hostOf(this.store, holder));
     }
-  }
-
-  /** `findSnapshot`, where a snapshot of a volume another node holds is FAILED_PRECONDITION naming that node. */
-  private async localSnapshot(idOrExport: string, volume?: VolumeState, field = 'snapshot_id'): Promise<SnapshotState> {
-    try {
-      return this.findSnapshot(idOrExport, volume, field);
-    } catch (err: unknown) {
-      throw volume === undefined ? await this.elsewhere(err, idOrExport) : err;
-    }
-  }
-
-  /** A volume of the cluster by name, this node's or another's. */
-  private async namedInCluster(name: string): Promise<VolumeRecord | undefined> {
-    const mine = this.volumesByName.get(name);
-    if (mine !== undefined) return mine.record;
-    return this.catalog.named(name);
-  }
-
-  private snapshotsOf(volume: VolumeState): SnapshotState[] {
-    return [...volume.snaps.values()];
   }
 
   /**
-   * RESOURCE_EXHAUSTED when `volume` has no room for one more snapshot of this kind: MAX_SNAPSHOTS of the user's,
+   * RESOURCE_EXHAUSTED when the volume has no room for one more snapshot of this kind: MAX_SNAPSHOTS of the user's,
    * MAX_BACKUP_SNAPSHOTS of those backups keep (labelled BACKUP_SNAPSHOT_LABEL), each counted on its own.
    */
-  private checkSnapshotRoom(volume: VolumeState, labels: Readonly<Record<string, string>> | undefined): void {
+  private checkSnapshotRoom(
+    record: VolumeRecord,
+    existing: readonly SnapshotRecord[],
+    labels: Readonly<Record<string, string>> | undefined,
+  ): void {
     const isBackup = (l: Readonly<Record<string, string>> | undefined) => l?.[BACKUP_SNAPSHOT_LABEL] !== undefined;
     const backup = isBackup(labels);
-    const count = this.snapshotsOf(volume).filter((s) => isBackup(s.record.labels) === backup).length;
+    const count = existing.filter((s) => isBackup(s.labels) === backup).length;
     const limit = backup ? MAX_BACKUP_SNAPSHOTS : MAX_SNAPSHOTS;
     if (count < limit) return;
     throw new FerryError(
       'RESOURCE_EXHAUSTED',
       backup
-        ? `volume ${volume.record.name} has ${count} backup snapshots (one per repository it is backed up to), the most it may have; stop backing it up to some repositories`
-        : `volume ${volume.record.name} has ${count} snapshots, the most a volume may have; delete one first`,
+        ? `volume ${record.name} has ${count} backup snapshots (one per repository it is backed up to), the most it may have; stop backing it up to some repositories`
+        : `volume ${record.name} has ${count} snapshots, the most a volume may have; delete one first`,
     );
   }
 
-  private nameTaken(name: string): VolumeState | undefined {
-    return this.volumesByName.get(name);
-  }
-
-  private volumeInfo(v: VolumeState): VolumeInfo {
-    return this.infoOf(v.record, {
-      snapshot_count: v.snaps.size,
-      attached: v.writers > 0,
-      ...(v.devices.size > 0 && { attached_by: [...v.devices.values()].map((holder) => ({ ...holder })) }),
-      bytes_used: v.layer.bytesUsed,
-      bytes_used_total: [...new Set([v.layer, ...[...v.snaps.values()].map((s) => s.layer)])].reduce(
-        (sum, layer) => sum + layer.bytesUsed,
-        0,
-      ),
-    });
-  }
-
-  /** The catalog's view of a volume another node holds: usage and attachment are known only there. */
-  private remoteInfo(r: VolumeRecord, snapshotCount: number): VolumeInfo {
-    return this.infoOf(r, { snapshot_count: snapshotCount, attached: false, bytes_used: 0, bytes_used_total: 0 });
-  }
-
-  /** What the catalog record says of a volume, with `here`: what the node that serves it knows (usage, holders). */
-  private infoOf(
-    r: VolumeRecord,
-    here: Pick<VolumeInfo, 'snapshot_count' | 'attached' | 'attached_by' | 'bytes_used' | 'bytes_used_total'>,
-  ): VolumeInfo {
+  /** What the catalog says of a volume, with what only this node knows (usage of its replica, its writers). */
+  private infoOf(r: VolumeRecord, snapshotCount: number): VolumeInfo {
+    const v = this.volumes.get(r.id);
+    const att = this.attachments.get(r.id);
+    const attachedNode = att !== undefined ? this.nodeId : r.attached?.node_id;
     const info: VolumeInfo = {
       id: r.id,
       name: r.name,
@@ -385,8 +512,30 @@ class Engine implements VolumeEngine {
       status: r.status,
       shared: r.shared,
       encrypted: r.encryption !== undefined,
-      ...here,
-      replicas: (r.replicas ?? []).map((replica) => ({ node_id: replica.node_id, state: replica.state ?? 'in-sync' })),
+      snapshot_count: snapshotCount,
+      attached: attachedNode !== undefined,
+      ...(att !== undefined &&
+        att.devices.size > 0 && { attached_by: [...att.devices.values()].map((holder) => ({ ...holder })) }),
+      ...(attachedNode !== undefined && { attached_node: attachedNode }),
+      bytes_used: v?.layer.bytesUsed ?? 0,
+      bytes_used_total:
+        v === undefined
+          ? 0
+          : [...new Set([v.layer, ...[...v.snaps.values()].map((s) => s.layer)])].reduce(
+              (sum, layer) => sum + layer.bytesUsed,
+              0,
+            ),
+      replicas: (r.replicas ?? []).map((replica) => ({
+        node_id: replica.node_id,
+        state: replica.state ?? 'in-sync',
+        ...(replica.resync !== undefined && {
+          resync: {
+            kind: replica.resync.kind,
+            copied_bytes: replica.resync.copied_bytes,
+            total_bytes: replica.resync.total_bytes,
+          },
+        }),
+      })),
       held_here: holds(r, this.nodeId),
     };
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
@@ -398,8 +547,8 @@ class Engine implements VolumeEngine {
     return info;
   }
 
-  private snapshotInfo(s: SnapshotState): SnapshotInfo {
-    return this.snapshotRecordInfo(s.record, this.volumes.get(s.record.volume_id)?.record.name ?? '');
+  private async volumeInfo(r: VolumeRecord): Promise<VolumeInfo> {
+    return this.infoOf(r, (await this.catalog.snapshotsOf(r.id)).length);
   }
 
   private snapshotRecordInfo(r: SnapshotRecord, volumeName: string): SnapshotInfo {
@@ -414,12 +563,277 @@ class Engine implements VolumeEngine {
     };
   }
 
+  // ---- replicas and tenures ------------------------------------------------------------------------------------
+
+  /** FAILED_PRECONDITION 'fenced' for an open under an epoch older than one this node's replica has seen (F3). */
+  private admitEpoch(record: VolumeRecord, epoch: number): void {
+    const seen = this.epochs.get(record.id) ?? 0;
+    if (epoch < seen) {
+      throw precondition(
+        `fenced: this node's replica of volume ${record.name} was opened under epoch ${seen}, and this open has the older epoch ${epoch} (a coordinator that lost the volume); attach the volume again`,
+      );
+    }
+    this.epochs.set(record.id, epoch);
+  }
+
+  /** This node's replica of a volume it holds; `cipher` for an encrypted volume's data (the replica then owns it). */
+  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined): LocalReplica {
+    return new LocalReplica(this.nodeId, v.record.name, v, cipher, {
+      layers: this.layers,
+      local: this.local,
+      progress: v.progress,
+      layerOf: (snapshotId) => {
+        const s = this.snapshots.get(snapshotId);
+        if (s === undefined || s.record.volume_id !== v.record.id) {
+          throw notFound(`snapshot ${snapshotId} is not held on node ${this.nodeId}`);
+        }
+        return s.layer;
+      },
+      setTop: (layer) => {
+        v.layer = layer;
+        this.layers.ref(layer);
+        v.record = { ...v.record, top: layer.id };
+        // The coordinator (maybe another node) committed the snapshot record: learn it.
+        this.syncSoon(v.record.id);
+      },
+    });
+  }
+
+  /** A read-only view of a snapshot held here (with the tree, so it lists changed blocks too). */
+  private snapshotView(v: VolumeState, s: SnapshotState, name: string, cipher: GranuleCipher | undefined): Replica {
+    const source: ViewSource = { top: () => s.layer, gate: v.gate, locks: v.locks, tracker: this.tracker };
+    return new LocalReplica(
+      this.nodeId,
+      name,
+      source,
+      cipher,
+      {
+        layers: this.layers,
+        local: this.local,
+        progress: { generation: 0 },
+        layerOf: (snapshotId) => {
+          const found = this.snapshots.get(snapshotId);
+          if (found === undefined || found.record.volume_id !== v.record.id) {
+            throw notFound(`snapshot ${snapshotId} is not held on node ${this.nodeId}`);
+          }
+          return found.layer;
+        },
+        setTop: () => undefined,
+      },
+      false,
+    );
+  }
+
+  private async hostOpen(target: ReplicaTarget): Promise<Replica> {
+    const record = await this.catalog.volume(target.volumeId);
+    if (record === undefined || !holds(record, this.nodeId)) {
+      throw notFound(`volume ${target.volumeId} has no replica on node ${this.nodeId}`);
+    }
+    // A snapshot's view reads frozen data: an older coordinator cannot make it diverge, so it is not fenced.
+    if (target.snapshotId === undefined) this.admitEpoch(record, target.epoch);
+    const v = await this.syncVolume(record);
+    const cipher = await this.cipherFor(record.name, record.encryption);
+    if (target.snapshotId === undefined) return this.localReplica(v, cipher);
+    const s = this.snapshots.get(target.snapshotId);
+    if (s === undefined || s.record.volume_id !== record.id) {
+      cipher?.release();
+      throw notFound(`snapshot ${target.snapshotId} of volume ${record.name} is not held on node ${this.nodeId}`);
+    }
+    return this.snapshotView(v, s, `${record.name}@${s.record.name}`, cipher);
+  }
+
+  private async hostDrop(volumeId: string): Promise<void> {
+    if (this.attachments.has(volumeId)) {
+      throw precondition(`volume ${volumeId} is attached on this node (${this.nodeId}); detach it before dropping it`);
+    }
+    const dropped = await this.syncLock.run(async () => {
+      const v = this.volumes.get(volumeId);
+      if (v === undefined) return undefined;
+      await this.guard.withReserve(() => this.store.commit([this.local.del(v.layer.id)]));
+      return this.forgetVolume(v);
+    });
+    if (dropped !== undefined) await this.collectNow(dropped);
+  }
+
+  /**
+   * Forgets a volume held here whose top layer's record is gone (deleted, or its replica dropped): removes the top's
+   * files and returns the layers left to collect (its snapshots', its parent).
+   */
+  private async forgetVolume(v: VolumeState): Promise<Layer[]> {
+    this.volumes.delete(v.record.id);
+    this.epochs.delete(v.record.id);
+    const top = v.layer;
+    this.layers.unref(top);
+    const snaps = [...v.snaps.values()];
+    for (const s of snaps) this.forgetSnapshot(s);
+    const parent = top.parent;
+    this.layers.discard(top);
+    await this.tracker.drain();
+    await top.destroy();
+    const orphans = snaps.map((s) => s.layer);
+    if (parent !== undefined) orphans.push(parent);
+    return orphans;
+  }
+
+  /** Collects `layers` after the collections under way, and waits for it (under the metadata lock). */
+  private collectNow(layers: Layer[]): Promise<void> {
+    const done = this.collecting.then(() => this.meta.run(() => this.collectFreeing(layers)));
+    this.collecting = done.catch((err: unknown) => {
+      process.emitWarning(`collecting dropped layers failed: ${String(err)}`, 'FerryEngineWarning');
+    });
+    return done;
+  }
+
+  /**
+   * Opens the in-sync replicas of `record` under `epoch`: this node's (unwrapping the data key when `withKey`) and
+   * the others' through the connector. All or none: a failure closes the ones opened.
+   */
+  private async openReplicas(
+    record: VolumeRecord,
+    epoch: number,
+    withKey: boolean,
+  ): Promise<{ coordinator: VolumeCoordinator; local?: VolumeState }> {
+    const inSync = (record.replicas ?? []).filter((r) => (r.state ?? 'in-sync') === 'in-sync');
+    if (inSync.length === 0) {
+      throw new FerryError(
+        'UNAVAILABLE',
+        `volume ${record.name} has no in-sync replica (${holdersOf(record)}); it cannot be used until one is back`,
+      );
+    }
+    const opened: Replica[] = [];
+    let local: VolumeState | undefined;
+    try {
+      for (const r of inSync) {
+        if (r.node_id === this.nodeId) {
+          this.admitEpoch(record, epoch);
+          local = await this.syncVolume(record);
+          const cipher = withKey ? await this.cipherFor(record.name, record.encryption) : undefined;
+          opened.push(this.localReplica(local, cipher));
+        } else {
+          if (this.connector === undefined) throw this.notHere(record);
+          opened.push(await this.connector.open(r.node_id, { volumeId: record.id, epoch }));
+        }
+      }
+    } catch (err: unknown) {
+      await Promise.allSettled(opened.map((r) => r.close()));
+      throw err;
+    }
+    const coordinator = new VolumeCoordinator(opened, { localNodeId: this.nodeId });
+    return local === undefined ? { coordinator } : { coordinator, local };
+  }
+
+  /**
+   * The coordinator for one operation on `record`: the attachment's when it is attached here, else a brief tenure
+   * (the attach lock, its epoch, the in-sync replicas). RunsElsewhere when another node has it attached.
+   */
+  private async tenure(record: VolumeRecord): Promise<Tenure> {
+    const att = this.attachments.get(record.id);
+    if (att !== undefined) {
+      const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
+      return {
+        record: fresh,
+        revision,
+        epoch: att.epoch,
+        coordinator: att.coordinator,
+        gate: att.gate,
+        lock: att.lock,
+        ...(att.local !== undefined && { local: att.local }),
+        end: async () => undefined,
+      };
+    }
+    if (!this.canReach(record)) throw this.notHere(record);
+    const lock = await this.takeLock(record);
+    try {
+      const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
+      const { coordinator, local } = await this.openReplicas(fresh, lock.revision, false);
+      return {
+        record: fresh,
+        revision,
+        epoch: lock.revision,
+        coordinator,
+        lock,
+        ...(local !== undefined && { local }),
+        end: async () => {
+          await coordinator.close().catch(() => undefined);
+          await this.releaseLock(record.id, lock);
+        },
+      };
+    } catch (err: unknown) {
+      await this.releaseLock(record.id, lock);
+      throw err;
+    }
+  }
+
+  private async takeLock(record: VolumeRecord): Promise<HeldLock> {
+    const lock = await takeAttachLock(this.store, record, this.nodeId, () => this.tenures.has(record.id));
+    this.tenures.add(record.id);
+    return lock;
+  }
+
+  private async releaseLock(volumeId: string, lock: HeldLock): Promise<void> {
+    this.tenures.delete(volumeId);
+    await lock.release().catch((err: unknown) => {
+      process.emitWarning(
+        `releasing the attach lock of volume ${volumeId} failed: ${String(err)}`,
+        'FerryEngineWarning',
+      );
+    });
+  }
+
+  /** Runs `fn` with writes to the tenures' volumes held (attachment gates, then local gates, in id order). */
+  private async holdingWrites<T>(tenures: readonly Tenure[], fn: () => Promise<T>): Promise<T> {
+    const ordered = [...tenures].sort((a, b) => a.record.id.localeCompare(b.record.id));
+    const entered: Gate[] = [];
+    try {
+      for (const t of ordered) {
+        for (const gate of [t.gate, t.local?.gate]) {
+          if (gate === undefined) continue;
+          await gate.enterExclusive();
+          entered.push(gate);
+        }
+      }
+      return await fn();
+    } finally {
+      for (const gate of entered.reverse()) gate.leaveExclusive();
+    }
+  }
+
   // ---- volumes -------------------------------------------------------------------------------------------------
+
+  /** The nodes for a new volume's replicas: the placement port's choice, or this node alone. */
+  private async place(request: PlacementRequest): Promise<string[]> {
+    if (this.placement !== undefined) {
+      const nodes = await this.placement.place(request);
+      if (nodes.length !== request.ha_level || new Set(nodes).size !== nodes.length) {
+        throw new FerryError(
+          'INTERNAL',
+          `placement chose ${nodes.length} distinct node(s) (${nodes.join(', ')}) for ${request.ha_level} replicas`,
+        );
+      }
+      return nodes;
+    }
+    if (request.ha_level > 1) {
+      throw precondition(
+        `this node runs alone: ha_level ${request.ha_level} needs ${request.ha_level} nodes in a cluster`,
+      );
+    }
+    const other = request.nodes?.find((n) => n !== this.nodeId);
+    if (other !== undefined) {
+      throw precondition(`this node runs alone: it cannot place a replica on node ${other}`);
+    }
+    return [this.nodeId];
+  }
 
   async createVolume(request: CreateVolumeRequest): Promise<{ volume: VolumeInfo; created: boolean }> {
     const name = validateName('name', request.name);
     const size = validateSize('spec.size', request.size);
-    const ha = validateHaLevel('spec.ha_level', request.ha_level);
+    const nodes = validateNodeList('spec.replica_nodes', request.replica_nodes);
+    const racks = validateNodeList('spec.racks', request.racks);
+    const zones = validateNodeList('spec.zones', request.zones);
+    const ha = validateHaLevel('spec.ha_level', request.ha_level ?? (nodes !== undefined ? nodes.length : undefined));
+    if (nodes !== undefined && nodes.length > ha) {
+      throw invalidArgument('spec.replica_nodes', `names ${nodes.length} nodes for ha_level ${ha}: at most ${ha}`);
+    }
     const labels = validateLabels('labels', request.labels);
     const encrypted = wantsEncryption(request.encrypted === true, labels);
     if (encrypted && labels[ENCRYPTED_LABEL] === undefined) {
@@ -428,9 +842,9 @@ class Engine implements VolumeEngine {
     }
     // The provider is called outside the metadata lock (a slow KMS holds up nothing else), and only for a new name.
     let prepared: { id: string; encryption: VolumeEncryption } | undefined;
-    if (encrypted && this.nameTaken(name) === undefined) prepared = await this.newVolumeKey(name, labels);
+    if (encrypted && (await this.catalog.named(name)) === undefined) prepared = await this.newVolumeKey(name, labels);
     return this.meta.run(async () => {
-      const existing = await this.namedInCluster(name);
+      const existing = await this.catalog.named(name);
       if (existing !== undefined) {
         if (existing.size !== size) {
           throw new FerryError(
@@ -444,17 +858,20 @@ class Engine implements VolumeEngine {
             `volume ${name} already exists ${encrypted ? 'unencrypted' : 'encrypted'}; pick another name`,
           );
         }
-        const mine = this.volumes.get(existing.id);
-        const volume =
-          mine !== undefined
-            ? this.volumeInfo(mine)
-            : this.remoteInfo(existing, (await this.catalog.snapshotsOf(existing.id)).length);
-        return { volume, created: false };
+        return { volume: await this.volumeInfo(existing), created: false };
       }
       const what = `volume ${name} cannot be created`;
-      await this.guard.checkRoom(what);
+      const placed = await this.place({
+        ha_level: ha,
+        size,
+        ...(nodes !== undefined && { nodes }),
+        ...(racks !== undefined && { racks }),
+        ...(zones !== undefined && { zones }),
+      });
+      const here = placed.includes(this.nodeId);
+      if (here) await this.guard.checkRoom(what);
       if (encrypted && prepared === undefined) prepared = await this.newVolumeKey(name, labels);
-      const layer = this.layers.create(undefined);
+      const topId = newId();
       const record: VolumeRecord = {
         id: prepared?.id ?? newId(),
         name,
@@ -463,18 +880,22 @@ class Engine implements VolumeEngine {
         labels,
         created: new Date().toISOString(),
         shared: request.shared === true,
-        top: layer.id,
+        top: topId,
         status: request.restoring === true ? 'restoring' : 'up',
-        replicas: [{ node_id: this.nodeId }],
+        replicas: placed.map((node_id) => ({ node_id, state: 'in-sync' })),
       };
       if (prepared !== undefined) record.encryption = prepared.encryption;
+      // This node's replica is made with the record; the others' top layers are made by their nodes when first
+      // opened (or started): an empty layer of the record's `top` id.
+      const layer = here ? this.layers.create(undefined, false, topId) : undefined;
       await this.commitOrDiscard(
-        [this.local.put(layer.record), put.volume(record), put.name(record)],
-        [layer],
+        [...(layer !== undefined ? [this.local.put(layer.record)] : []), put.volume(record), put.name(record)],
+        layer !== undefined ? [layer] : [],
         what,
         name,
       );
-      return { volume: this.volumeInfo(this.addVolume(record)), created: true };
+      if (here) this.addVolume(record);
+      return { volume: this.infoOf(record, 0), created: true };
     });
   }
 
@@ -526,42 +947,27 @@ class Engine implements VolumeEngine {
     }
   }
 
-  /** Every volume of the cluster: this node's from memory, the others' from the catalog. */
+  /** Every volume of the cluster, from the catalog (with this node's usage figures for the replicas it holds). */
   async listVolumes(): Promise<VolumeInfo[]> {
-    const infos = [...this.volumes.values()].map((v) => this.volumeInfo(v));
-    const others = (await this.catalog.volumes()).filter((r) => !this.volumes.has(r.id));
-    if (others.length > 0) {
-      const counts = new Map<string, number>();
-      for (const s of await this.catalog.snapshots()) counts.set(s.volume_id, (counts.get(s.volume_id) ?? 0) + 1);
-      for (const r of others) infos.push(this.remoteInfo(r, counts.get(r.id) ?? 0));
-    }
+    const counts = new Map<string, number>();
+    for (const s of await this.catalog.snapshots()) counts.set(s.volume_id, (counts.get(s.volume_id) ?? 0) + 1);
+    const infos = (await this.catalog.volumes()).map((r) => this.infoOf(r, counts.get(r.id) ?? 0));
     return infos.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   async inspectVolume(idOrName: string): Promise<VolumeInfo> {
-    try {
-      return this.volumeInfo(this.findVolume(idOrName));
-    } catch (err: unknown) {
-      const record = isFerryError(err, 'NOT_FOUND') ? await this.heldElsewhere(idOrName) : undefined;
-      if (record === undefined || (record.id !== idOrName && record.name !== idOrName)) throw err;
-      return this.remoteInfo(record, (await this.catalog.snapshotsOf(record.id)).length);
-    }
+    return this.volumeInfo(await this.recordOf(idOrName));
   }
 
   async openProblem(idOrName: string): Promise<string | undefined> {
-    let v: VolumeState;
-    try {
-      v = await this.localVolume(idOrName);
-    } catch (err: unknown) {
-      if (isFerryError(err, 'FAILED_PRECONDITION')) return err.message;
-      throw err;
-    }
-    if (v.record.status !== 'up') {
-      return `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`;
+    const record = await this.recordOf(idOrName);
+    if (!this.canReach(record)) return this.notHere(record).message;
+    if (record.status !== 'up') {
+      return `volume ${record.name} is ${record.status}: its restore has not completed, so it cannot be attached`;
     }
     try {
       // Unwraps the data key as an open would (without taking a writer slot), then forgets it.
-      (await this.cipherFor(v.record.name, v.record.encryption))?.release();
+      (await this.cipherFor(record.name, record.encryption))?.release();
     } catch (err: unknown) {
       return err instanceof Error ? err.message : String(err);
     }
@@ -570,173 +976,260 @@ class Engine implements VolumeEngine {
 
   updateVolume(idOrName: string, request: UpdateVolumeRequest): Promise<VolumeInfo> {
     return this.meta.run(async () => {
-      const v = await this.localVolume(idOrName);
+      const record = await this.recordOf(idOrName);
+      if (!this.canReach(record)) throw this.notHere(record);
+      await this.refuseIfAttachedElsewhere(record);
       if (request.ha_level !== undefined) {
-        v.record = await this.ha.update(v.record, request);
-        if (request.size === undefined && request.labels === undefined) return this.volumeInfo(v);
+        const changed = await this.ha.update(record, request);
+        if (request.size === undefined && request.labels === undefined) return this.volumeInfo(changed);
       }
-      const next: VolumeRecord = { ...v.record, labels: { ...v.record.labels } };
-      if (request.size !== undefined) {
-        const size = validateSize('spec.size', request.size);
-        if (size < v.record.size) {
-          throw invalidArgument('spec.size', `volumes cannot shrink: ${v.record.name} is ${formatSize(v.record.size)}`);
-        }
-        next.size = size;
-      }
-      if (request.labels !== undefined) {
-        const asked = request.labels[ENCRYPTED_LABEL];
-        const current = v.record.labels[ENCRYPTED_LABEL];
-        if (asked !== undefined && asked !== (current ?? '')) {
-          throw invalidArgument(`labels.${ENCRYPTED_LABEL}`, 'is set when a volume is created and cannot change');
-        }
-        for (const [k, val] of Object.entries(validateLabels('labels', request.labels, true))) {
-          if (val === '') delete next.labels[k];
-          else next.labels[k] = val;
-        }
-        validateLabels('labels', next.labels);
-      }
+      const size = request.size !== undefined ? validateSize('spec.size', request.size) : undefined;
+      const asked = request.labels !== undefined ? validateLabels('labels', request.labels, true) : undefined;
       failpoint('update.before-commit');
-      await this.store.commit([put.volume(next)]);
+      const next = await changeRecord(this.store, record.id, (current) => {
+        const out: VolumeRecord = { ...current, labels: { ...current.labels } };
+        if (size !== undefined) {
+          if (size < current.size) {
+            throw invalidArgument('spec.size', `volumes cannot shrink: ${current.name} is ${formatSize(current.size)}`);
+          }
+          out.size = size;
+        }
+        if (asked !== undefined) {
+          const wanted = asked[ENCRYPTED_LABEL];
+          if (wanted !== undefined && wanted !== (current.labels[ENCRYPTED_LABEL] ?? '')) {
+            throw invalidArgument(`labels.${ENCRYPTED_LABEL}`, 'is set when a volume is created and cannot change');
+          }
+          for (const [k, val] of Object.entries(asked)) {
+            if (val === '') delete out.labels[k];
+            else out.labels[k] = val;
+          }
+          validateLabels('labels', out.labels);
+        }
+        return out;
+      });
       failpoint('update.after-commit');
-      v.record = next;
-      return this.volumeInfo(v);
+      const v = this.volumes.get(record.id);
+      if (v !== undefined) v.record = next;
+      return this.volumeInfo(next);
     });
   }
 
-  deleteVolume(idOrName: string): Promise<void> {
-    return this.meta.run(async () => {
-      const v = await this.localVolume(idOrName);
-      if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
-      const snaps = this.snapshotsOf(v);
-      const open = snaps.find((s) => s.readers > 0);
+  async deleteVolume(idOrName: string): Promise<void> {
+    const { id, name, others } = await this.meta.run(async () => {
+      const record = await this.recordOf(idOrName);
+      if (this.attachments.has(record.id)) {
+        throw precondition(`volume ${record.name} is attached; disconnect its NBD client first`);
+      }
+      if (!this.canReach(record)) throw this.notHere(record);
+      const v = holds(record, this.nodeId) ? await this.syncVolume(record) : undefined;
+      const open = v !== undefined ? [...v.snaps.values()].find((s) => s.readers > 0) : undefined;
       if (open !== undefined) {
-        throw precondition(`snapshot ${v.record.name}@${open.record.name} is open for reading; disconnect it first`);
+        throw precondition(`snapshot ${record.name}@${open.record.name} is open for reading; disconnect it first`);
       }
-      const top = v.layer;
-      await this.guard.withReserve(() =>
-        this.store.commit([
-          del.volume(v.record.id),
-          del.name(v.record.name),
-          this.local.del(top.id),
-          ...snaps.map((s) => del.snapshot(s.record.id)),
-        ]),
-      );
-      failpoint('volume-delete.after-commit');
-      this.volumes.delete(v.record.id);
-      this.volumesByName.delete(v.record.name);
-      this.layers.unref(top);
-      for (const s of snaps) {
-        this.snapshots.delete(s.record.id);
-        this.layers.unref(s.layer);
-      }
-      const parent = top.parent;
-      this.layers.discard(top);
-      await this.tracker.drain();
-      await top.destroy();
-      const orphans = snaps.map((s) => s.layer);
-      if (parent !== undefined) orphans.push(parent);
+      const lock = await this.takeLock(record);
       try {
-        await this.collectFreeing(orphans);
+        const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
+        const snaps = await this.catalog.snapshotsOf(fresh.id);
+        const done = await this.guard.withReserve(() =>
+          this.store.txn(
+            [
+              { key: catalogKeys.volume(fresh.id), modRevision: revision },
+              { key: lock.key, modRevision: lock.revision },
+            ],
+            [
+              del.volume(fresh.id),
+              del.name(fresh.name),
+              ...(v !== undefined ? [this.local.del(v.layer.id)] : []),
+              ...snaps.map((s) => del.snapshot(s.id)),
+            ],
+          ),
+        );
+        if (!done.succeeded) throw precondition(`volume ${fresh.name} changed while it was being deleted; try again`);
+        failpoint('volume-delete.after-commit');
+        if (v !== undefined) {
+          const orphans = await this.syncLock.run(() => this.forgetVolume(v));
+          try {
+            await this.collectFreeing(orphans);
+          } catch (err: unknown) {
+            // The volume is gone (its records are); what its layers still hold is collected at the next start.
+            if (!isNoSpace(err)) throw err;
+            process.emitWarning(
+              `collecting the layers of volume ${fresh.name} failed: ${String(err)}`,
+              'FerryEngineWarning',
+            );
+          }
+        }
+        return { id: fresh.id, name: fresh.name, others: replicaNodes(fresh).filter((n) => n !== this.nodeId) };
+      } finally {
+        await this.releaseLock(record.id, lock);
+      }
+    });
+    // The other holders drop their layers (outside the metadata lock: a holder may be deleting one of ours).
+    // One that cannot be reached collects them when it next starts (its record is gone: R18).
+    for (const node of others) {
+      try {
+        await this.connector?.drop(node, id);
       } catch (err: unknown) {
-        // The volume is gone (its records are); what its layers still hold is collected at the next start.
-        if (!isNoSpace(err)) throw err;
         process.emitWarning(
-          `collecting the layers of volume ${v.record.name} failed: ${String(err)}`,
+          `volume ${name} is deleted, but node ${node} could not drop its replica now (${String(err)}); it removes its layers when it next starts`,
           'FerryEngineWarning',
         );
       }
-    });
+    }
   }
 
   cloneVolume(request: CloneVolumeRequest): Promise<VolumeInfo> {
     return this.meta.run(async () => {
       const name = validateName('name', request.name);
       const labels = validateLabels('labels', request.labels);
-      if ((await this.namedInCluster(name)) !== undefined) {
+      if ((await this.catalog.named(name)) !== undefined) {
         throw new FerryError('ALREADY_EXISTS', `volume ${name} already exists; pick another name for the clone`);
       }
       if (typeof request.parent_id !== 'string' || request.parent_id.length === 0) {
         throw invalidArgument('parent_id', 'the volume or snapshot to clone is required');
       }
       const what = `clone ${name} cannot be created`;
-      await this.guard.checkRoom(what);
-      const snap = this.trySnapshot(request.parent_id);
-      if (snap !== undefined) {
-        const origin = this.volumes.get(snap.record.volume_id);
-        const encryption = origin?.record.encryption;
-        const cloneLabels = cloneLabelsOf(labels, origin?.record, encryption);
-        const top = this.layers.create(snap.layer);
-        const record = this.newVolumeRecord(name, snap.record.size, cloneLabels, top, snap.record.id, encryption);
-        failpoint('clone.before-commit');
-        await this.commitOrDiscard(
-          [this.local.put(top.record), put.volume(record), put.name(record)],
-          [top],
-          what,
-          name,
-        );
-        failpoint('clone.after-commit');
-        return this.volumeInfo(this.addVolume(record));
-      }
-      const source = await this.localVolume(request.parent_id, 'parent_id');
-      const encryption = source.record.encryption;
-      const cloneLabels = cloneLabelsOf(labels, source.record, encryption);
-      return source.gate.withExclusive(async () => {
-        const frozen = source.layer;
-        await frozen.flush();
-        const sourceTop = this.layers.create(frozen);
-        const cloneTop = this.layers.create(frozen);
-        const record = this.newVolumeRecord(name, source.record.size, cloneLabels, cloneTop, undefined, encryption);
-        const sourceRecord = { ...source.record, top: sourceTop.id };
-        await this.commitOrDiscard(
-          [
-            this.local.put({ ...frozen.record, frozen: true }),
-            this.local.put(sourceTop.record),
-            this.local.put(cloneTop.record),
-            put.volume(sourceRecord),
-            put.volume(record),
-            put.name(record),
-          ],
-          [sourceTop, cloneTop],
-          what,
-          name,
-        );
-        frozen.frozen = true;
-        this.layers.unref(frozen);
-        source.record = sourceRecord;
-        source.layer = sourceTop;
-        this.layers.ref(sourceTop);
-        return this.volumeInfo(this.addVolume(record));
+      const found = await this.snapshotOf(request.parent_id).catch((err: unknown) => {
+        if (isFerryError(err, 'NOT_FOUND')) return undefined;
+        throw err;
       });
+      if (found !== undefined) return this.cloneSnapshot(found.snap, found.volume, name, labels, what);
+      const source = await this.recordOf(request.parent_id, 'parent_id');
+      const nodes = replicaNodes(source);
+      if (nodes.length !== 1 || nodes[0] !== this.nodeId) {
+        if (nodes.length === 1 && this.connector === undefined) throw this.notHere(source);
+        if (nodes.length === 1) {
+          throw new RunsElsewhere(
+            nodes[0] as string,
+            `volume ${source.name} is held by node ${nodes[0]}: clone it there, or take a snapshot and clone that`,
+          );
+        }
+        throw precondition(
+          `volume ${source.name} has ${nodes.length} replicas: take a snapshot of it and clone the snapshot (ferry volume snapshot create, then ferry volume clone)`,
+        );
+      }
+      await this.refuseIfAttachedElsewhere(source);
+      await this.guard.checkRoom(what);
+      const v = await this.syncVolume(source);
+      const encryption = source.encryption;
+      const cloneLabels = cloneLabelsOf(labels, source, encryption);
+      const att = this.attachments.get(source.id);
+      const tenures = att !== undefined ? [{ record: source, gate: att.gate, local: v } as Tenure] : [];
+      return this.holdingWrites(tenures, () =>
+        v.gate.withExclusive(async () => {
+          const { record: fresh, revision } = await readRecord(this.store, source.id, source.name);
+          const frozen = v.layer;
+          await frozen.flush();
+          const sourceTop = this.layers.create(frozen);
+          const cloneTop = this.layers.create(frozen);
+          const record = this.newVolumeRecord(name, v.record.size, cloneLabels, cloneTop.id, undefined, encryption, [
+            this.nodeId,
+          ]);
+          const sourceRecord = { ...fresh, top: sourceTop.id };
+          await this.commitOrDiscard(
+            [
+              this.local.put({ ...frozen.record, frozen: true }),
+              this.local.put(sourceTop.record),
+              this.local.put(cloneTop.record),
+              put.volume(sourceRecord),
+              put.volume(record),
+              put.name(record),
+            ],
+            [sourceTop, cloneTop],
+            what,
+            name,
+            [{ key: catalogKeys.volume(source.id), modRevision: revision }],
+          );
+          frozen.frozen = true;
+          this.layers.unref(frozen);
+          v.record = sourceRecord;
+          v.layer = sourceTop;
+          this.layers.ref(sourceTop);
+          this.addVolume(record);
+          return this.infoOf(record, 0);
+        }),
+      );
     });
   }
 
-  private trySnapshot(idOrExport: string): SnapshotState | undefined {
-    try {
-      return this.findSnapshot(idOrExport);
-    } catch {
-      return undefined;
+  /**
+   * A clone of snapshot `snap`: a new volume whose replicas are the snapshot's holders, each with a top layer of one
+   * id (chosen here) above the snapshot's layer. This node's is made with the record; the other holders make theirs
+   * at once (opened through the connector), so that their snapshot layer cannot be collected first. When one cannot,
+   * the clone is removed again.
+   */
+  private async cloneSnapshot(
+    snap: SnapshotRecord,
+    origin: VolumeRecord,
+    name: string,
+    labels: Record<string, string>,
+    what: string,
+  ): Promise<VolumeInfo> {
+    const holders = snapshotHolders(snap, origin);
+    const here = holders.includes(this.nodeId);
+    if (!here && this.connector === undefined) throw this.notHere(origin);
+    const encryption = origin.encryption;
+    const cloneLabels = cloneLabelsOf(labels, origin, encryption);
+    const topId = newId();
+    const record = this.newVolumeRecord(name, snap.size, cloneLabels, topId, snap.id, encryption, holders);
+    let top: Layer | undefined;
+    if (here) {
+      await this.guard.checkRoom(what);
+      await this.syncVolume(origin);
+      const s = this.snapshots.get(snap.id);
+      if (s === undefined) throw precondition(`snapshot ${origin.name}@${snap.name} is not held on this node`);
+      top = this.layers.create(s.layer, false, topId);
     }
+    failpoint('clone.before-commit');
+    await this.commitOrDiscard(
+      [...(top !== undefined ? [this.local.put(top.record)] : []), put.volume(record), put.name(record)],
+      top !== undefined ? [top] : [],
+      what,
+      name,
+    );
+    failpoint('clone.after-commit');
+    if (here) this.addVolume(record);
+    const made: string[] = [];
+    try {
+      for (const node of holders) {
+        if (node === this.nodeId) continue;
+        const replica = await (this.connector as ReplicaConnector).open(node, { volumeId: record.id, epoch: 0 });
+        made.push(node);
+        await replica.close();
+      }
+    } catch (err: unknown) {
+      await this.store.commit([del.volume(record.id), del.name(record.name)]).catch(() => undefined);
+      const v = this.volumes.get(record.id);
+      if (v !== undefined) {
+        await this.store.commit([this.local.del(v.layer.id)]).catch(() => undefined);
+        await this.syncLock.run(() => this.forgetVolume(v));
+      }
+      for (const node of made) await this.connector?.drop(node, record.id).catch(() => undefined);
+      throw err;
+    }
+    return this.infoOf(record, 0);
   }
 
   private newVolumeRecord(
     name: string,
     size: number,
     labels: Record<string, string>,
-    top: Layer,
+    top: string,
     parentSnapshot: string | undefined,
     encryption: VolumeEncryption | undefined,
+    nodes: readonly string[],
   ): VolumeRecord {
     const record: VolumeRecord = {
       id: newId(),
       name,
       size,
-      ha_level: 1,
+      ha_level: nodes.length,
       labels,
       created: new Date().toISOString(),
       shared: false,
-      top: top.id,
+      top,
       status: 'up',
-      replicas: [{ node_id: this.nodeId }],
+      replicas: nodes.map((node_id) => ({ node_id, state: 'in-sync' })),
     };
     if (parentSnapshot !== undefined) record.parent_snapshot_id = parentSnapshot;
     if (encryption !== undefined) record.encryption = encryption;
@@ -744,15 +1237,22 @@ class Engine implements VolumeEngine {
   }
 
   /**
-   * Commits a create; on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. With
+   * Commits a change (with `compares`: only while they hold, C1); on failure forgets the layers it made. No space is RESOURCE_EXHAUSTED naming `what`. With
    * `claim` (a new volume's name), the commit holds only while no node has taken that name since it was checked: two
    * nodes creating one name at once get one volume and one ALREADY_EXISTS, never two volumes of one name.
    */
-  private async commitOrDiscard(ops: StoreOp[], created: Layer[], what: string, claim?: string): Promise<void> {
+  private async commitOrDiscard(
+    ops: StoreOp[],
+    created: Layer[],
+    what: string,
+    claim?: string,
+    compares: readonly Compare[] = [],
+  ): Promise<void> {
     let committed = true;
     try {
-      if (claim === undefined) await this.store.commit(ops);
-      else committed = (await this.store.txn([{ key: catalogKeys.name(claim), modRevision: 0 }], ops)).succeeded;
+      const all = [...(claim !== undefined ? [{ key: catalogKeys.name(claim), modRevision: 0 }] : []), ...compares];
+      if (all.length === 0) await this.store.commit(ops);
+      else committed = (await this.store.txn(all, ops)).succeeded;
     } catch (err: unknown) {
       for (const l of created) this.layers.discard(l);
       if (isNoSpace(err)) throw await this.guard.exhaustedNow(what, err);
@@ -760,6 +1260,9 @@ class Engine implements VolumeEngine {
     }
     if (!committed) {
       for (const l of created) this.layers.discard(l);
+      if (claim === undefined || (await this.store.get(catalogKeys.name(claim))) === undefined) {
+        throw precondition(`${what}: the volume changed meanwhile; try again`);
+      }
       throw new FerryError(
         'ALREADY_EXISTS',
         `${what}: another node created volume ${claim} meanwhile; pick another name`,
@@ -769,147 +1272,136 @@ class Engine implements VolumeEngine {
 
   // ---- snapshots -----------------------------------------------------------------------------------------------
 
-  createSnapshot(volumeIdOrName: string, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
-    return this.meta.run(async () => {
-      const v = await this.localVolume(volumeIdOrName);
-      const name = validateName('name', request.name);
-      const labels = validateLabels('labels', request.labels);
-      if (v.snaps.has(name)) {
-        throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
-      }
-      this.checkSnapshotRoom(v, labels);
-      const what = `snapshot ${name} of volume ${v.record.name} cannot be taken`;
-      await this.guard.checkRoom(what);
-      return v.gate.withExclusive(async () => {
-        const id = newId();
-        const staged = await this.coordinatorOf(v).snapshot(id);
-        const record: SnapshotRecord = {
-          id,
-          name,
-          volume_id: v.record.id,
-          layer: staged.point,
-          size: v.record.size,
-          labels,
-          created: new Date().toISOString(),
-        };
-        const volumeRecord = { ...v.record, top: staged.head };
-        try {
-          failpoint('snapshot.before-commit');
-          await this.commitOrDiscard([...staged.ops, put.volume(volumeRecord), put.snapshot(record)], [], what);
-        } catch (err: unknown) {
-          staged.abandon();
-          throw err;
-        }
-        failpoint('snapshot.after-commit');
-        staged.commit();
-        v.record = volumeRecord;
-        return this.snapshotInfo(this.addSnapshot(record));
-      });
-    });
+  async createSnapshot(volumeIdOrName: string, request: CreateSnapshotRequest): Promise<SnapshotInfo> {
+    const [info] = await this.takeSnapshots([{ ...request, volume_id: volumeIdOrName }], false);
+    return info as SnapshotInfo;
   }
 
   createSnapshots(requests: readonly GroupSnapshotRequest[]): Promise<SnapshotInfo[]> {
+    return this.takeSnapshots(requests, true);
+  }
+
+  /**
+   * Snapshots of one or more volumes at one point in time: each volume's coordinator (its attachment's, or a brief
+   * tenure's) stages the snapshot on every in-sync replica with one head id while writes to all are held (S1), and
+   * one store transaction commits every replica's staged changes, the snapshot records (with their holders) and the
+   * volume records (new `top`, the epoch), comparing the records' mod revisions and the attach locks (C1, S2).
+   */
+  private takeSnapshots(requests: readonly GroupSnapshotRequest[], group: boolean): Promise<SnapshotInfo[]> {
     return this.meta.run(async () => {
-      const planned = [];
+      const planned: { record: VolumeRecord; name: string; labels: Record<string, string> }[] = [];
       for (const [i, request] of requests.entries()) {
-        const v = await this.localVolume(request.volume_id, `[${i}].volume_id`);
-        const name = validateName(`[${i}].name`, request.name);
-        const labels = validateLabels(`[${i}].labels`, request.labels);
-        if (v.snaps.has(name)) {
-          throw new FerryError('ALREADY_EXISTS', `volume ${v.record.name} already has a snapshot named ${name}`);
+        const at = group ? `[${i}].` : '';
+        const record = await this.recordOf(request.volume_id, `${at}volume_id`);
+        const name = validateName(`${at}name`, request.name);
+        const labels = validateLabels(`${at}labels`, request.labels);
+        const existing = await this.catalog.snapshotsOf(record.id);
+        if (existing.some((s) => s.name === name)) {
+          throw new FerryError('ALREADY_EXISTS', `volume ${record.name} already has a snapshot named ${name}`);
         }
-        this.checkSnapshotRoom(v, labels);
-        planned.push({ v, name, labels });
+        this.checkSnapshotRoom(record, existing, labels);
+        planned.push({ record, name, labels });
       }
-      if (new Set(planned.map((p) => p.v)).size !== planned.length) {
+      if (new Set(planned.map((p) => p.record.id)).size !== planned.length) {
         throw invalidArgument('volume_id', 'a group names each volume once');
       }
-      const what = `snapshots of ${planned.map((p) => p.v.record.name).join(', ')} cannot be taken`;
-      await this.guard.checkRoom(what);
-      // Exclusive on every volume, always in id order (no deadlock with another group), so writes to all are held
-      // at the same moment: the snapshots are of one point in time.
-      const ordered = [...planned].sort((a, b) => a.v.record.id.localeCompare(b.v.record.id));
-      const entered: VolumeState[] = [];
+      const what = group
+        ? `snapshots of ${planned.map((p) => p.record.name).join(', ')} cannot be taken`
+        : `snapshot ${planned[0]?.name} of volume ${planned[0]?.record.name} cannot be taken`;
+      for (const p of planned) if (!this.canReach(p.record)) throw this.notHere(p.record);
+      if (planned.some((p) => holds(p.record, this.nodeId))) await this.guard.checkRoom(what);
+      const tenures: Tenure[] = [];
       try {
-        for (const p of ordered) {
-          await p.v.gate.enterExclusive();
-          entered.push(p.v);
+        // Always in id order: no deadlock with another group.
+        for (const p of [...planned].sort((a, b) => a.record.id.localeCompare(b.record.id))) {
+          tenures.push(await this.tenure(p.record));
         }
-        const created = new Date().toISOString();
-        const staged = [];
-        try {
-          for (const p of planned) {
-            const id = newId();
-            const replica = await this.coordinatorOf(p.v).snapshot(id);
-            const record: SnapshotRecord = {
-              id,
-              name: p.name,
-              volume_id: p.v.record.id,
-              layer: replica.point,
-              size: p.v.record.size,
-              labels: p.labels,
-              created,
-            };
-            staged.push({ p, replica, record, volumeRecord: { ...p.v.record, top: replica.head } });
+        const tenureOf = (p: (typeof planned)[number]) => tenures.find((t) => t.record.id === p.record.id) as Tenure;
+        return await this.holdingWrites(tenures, async () => {
+          const created = new Date().toISOString();
+          const staged: {
+            t: Tenure;
+            replica: ReplicaSnapshot;
+            record: SnapshotRecord;
+            volumeRecord: VolumeRecord;
+          }[] = [];
+          try {
+            for (const p of planned) {
+              const t = tenureOf(p);
+              const id = newId();
+              const replica = await t.coordinator.snapshot(id, newId());
+              const record: SnapshotRecord = {
+                id,
+                name: p.name,
+                volume_id: t.record.id,
+                layer: replica.point,
+                size: t.record.size,
+                labels: p.labels,
+                created,
+                holders: t.coordinator.replicas.map((r) => r.nodeId),
+              };
+              staged.push({ t, replica, record, volumeRecord: { ...t.record, top: replica.head, epoch: t.epoch } });
+            }
+            failpoint('snapshot.before-commit');
+            const done = await this.guard.withReserve(() =>
+              this.store.txn(
+                staged.flatMap((s) => [
+                  { key: catalogKeys.volume(s.t.record.id), modRevision: s.t.revision },
+                  { key: s.t.lock.key, modRevision: s.t.lock.revision },
+                ]),
+                staged.flatMap((s) => [...s.replica.ops, put.volume(s.volumeRecord), put.snapshot(s.record)]),
+              ),
+            );
+            if (!done.succeeded) throw precondition(`${what}: a volume changed meanwhile; try again`);
+          } catch (err: unknown) {
+            for (const s of staged) s.replica.abandon();
+            if (isNoSpace(err)) throw await this.guard.exhaustedNow(what, err);
+            throw err;
           }
-          await this.commitOrDiscard(
-            staged.flatMap((s) => [...s.replica.ops, put.volume(s.volumeRecord), put.snapshot(s.record)]),
-            [],
-            what,
-          );
-        } catch (err: unknown) {
-          for (const s of staged) s.replica.abandon();
-          throw err;
-        }
-        return staged.map((s) => {
-          s.replica.commit();
-          s.p.v.record = s.volumeRecord;
-          return this.snapshotInfo(this.addSnapshot(s.record));
+          failpoint('snapshot.after-commit');
+          return staged.map((s) => {
+            s.replica.commit();
+            const v = this.volumes.get(s.record.volume_id);
+            if (v !== undefined) v.record = s.volumeRecord;
+            this.addSnapshotIfHeld(s.record);
+            return this.snapshotRecordInfo(s.record, s.t.record.name);
+          });
         });
       } finally {
-        for (const v of entered) v.gate.leaveExclusive();
+        for (const t of tenures) await t.end();
       }
     });
   }
 
   async listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]> {
-    let infos: SnapshotInfo[];
-    try {
-      infos = this.snapshotsOf(this.findVolume(volumeIdOrName)).map((s) => this.snapshotInfo(s));
-    } catch (err: unknown) {
-      // Another node's volume: its snapshots as the catalog has them.
-      const record = isFerryError(err, 'NOT_FOUND') ? await this.heldElsewhere(volumeIdOrName) : undefined;
-      if (record === undefined || (record.id !== volumeIdOrName && record.name !== volumeIdOrName)) throw err;
-      infos = (await this.catalog.snapshotsOf(record.id)).map((r) => this.snapshotRecordInfo(r, record.name));
-    }
+    const record = await this.recordOf(volumeIdOrName);
+    const infos = (await this.catalog.snapshotsOf(record.id)).map((r) => this.snapshotRecordInfo(r, record.name));
     return infos.sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
   }
 
   async inspectSnapshot(idOrExport: string): Promise<SnapshotInfo> {
-    try {
-      return this.snapshotInfo(this.findSnapshot(idOrExport));
-    } catch (err: unknown) {
-      // A snapshot of another node's volume: as the catalog has it.
-      const record = isFerryError(err, 'NOT_FOUND') ? await this.heldElsewhere(idOrExport) : undefined;
-      if (record === undefined) throw err;
-      const at = idOrExport.indexOf('@');
-      const snaps = await this.catalog.snapshotsOf(record.id);
-      const snap = snaps.find((r) => (at >= 0 ? r.name === idOrExport.slice(at + 1) : r.id === idOrExport));
-      if (snap === undefined) throw err;
-      return this.snapshotRecordInfo(snap, record.name);
-    }
+    const { snap, volume } = await this.snapshotOf(idOrExport);
+    return this.snapshotRecordInfo(snap, volume.name);
   }
 
+  /**
+   * Deletes the snapshot's record. This node's layer of it is collected in the background; the other holders'
+   * when they next refresh the volume from the catalog (an open by a coordinator, or their next start).
+   */
   deleteSnapshot(idOrExport: string): Promise<void> {
     return this.meta.run(async () => {
-      const s = await this.localSnapshot(idOrExport);
-      if (s.readers > 0) throw precondition(`snapshot ${s.record.name} is open for reading; disconnect it first`);
-      await this.guard.withReserve(() => this.store.commit([del.snapshot(s.record.id)]));
+      const { snap, volume } = await this.snapshotOf(idOrExport);
+      if (!this.canReach(volume)) throw this.notHere(volume);
+      const s = this.snapshots.get(snap.id);
+      if (s !== undefined && s.readers > 0) {
+        throw precondition(`snapshot ${s.record.name} is open for reading; disconnect it first`);
+      }
+      await this.guard.withReserve(() => this.store.commit([del.snapshot(snap.id)]));
       failpoint('snapshot-delete.after-commit');
-      this.snapshots.delete(s.record.id);
-      this.volumes.get(s.record.volume_id)?.snaps.delete(s.record.name);
-      this.layers.unref(s.layer);
-      this.collectLater(s.layer);
+      if (s !== undefined) {
+        this.forgetSnapshot(s);
+        this.collectLater(s.layer);
+      }
     });
   }
 
@@ -942,36 +1434,79 @@ class Engine implements VolumeEngine {
   }
 
   async settled(): Promise<void> {
+    await this.background;
     await this.collecting;
   }
 
+  /**
+   * Makes the live volume equal to the snapshot. A volume with one replica only: on its node (RunsElsewhere
+   * elsewhere), under its attach lock. Restoring a replicated volume in place is not done yet.
+   */
   restoreSnapshot(volumeIdOrName: string, snapshotIdOrExport: string): Promise<void> {
     return this.meta.run(async () => {
-      const v = await this.localVolume(volumeIdOrName);
-      const s = this.findSnapshot(snapshotIdOrExport, v);
-      if (v.writers > 0) throw precondition(`volume ${v.record.name} is attached; disconnect its NBD client first`);
-      const what = `volume ${v.record.name} cannot be restored from snapshot ${s.record.name}`;
+      const record = await this.recordOf(volumeIdOrName);
+      const { snap } = await this.snapshotOf(snapshotIdOrExport, record);
+      if (this.attachments.has(record.id)) {
+        throw precondition(`volume ${record.name} is attached; disconnect its NBD client first`);
+      }
+      await this.refuseIfAttachedElsewhere(record);
+      const nodes = replicaNodes(record);
+      if (nodes.length !== 1) {
+        throw precondition(
+          `volume ${record.name} has ${nodes.length} replicas: restoring it in place is not supported yet; clone snapshot ${snap.name} instead (ferry volume clone)`,
+        );
+      }
+      if (nodes[0] !== this.nodeId) {
+        if (this.connector === undefined) throw this.notHere(record);
+        throw new RunsElsewhere(
+          nodes[0] as string,
+          `volume ${record.name} is held by node ${nodes[0]}: restore it there`,
+        );
+      }
+      const what = `volume ${record.name} cannot be restored from snapshot ${snap.name}`;
       await this.guard.checkRoom(what);
-      const old = v.layer;
-      const top = this.layers.create(s.layer);
-      const record = { ...v.record, top: top.id };
-      failpoint('restore.before-commit');
-      await this.commitOrDiscard([this.local.put(top.record), put.volume(record), this.local.del(old.id)], [top], what);
-      failpoint('restore.after-commit');
-      const parent = old.parent;
-      this.layers.unref(old);
-      this.layers.discard(old);
-      v.record = record;
-      v.layer = top;
-      this.layers.ref(top);
-      await this.tracker.drain();
-      await old.destroy();
-      if (parent !== undefined) await this.layers.collect(parent);
+      const lock = await this.takeLock(record);
+      try {
+        const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
+        const v = await this.syncVolume(fresh);
+        const s = this.snapshots.get(snap.id);
+        if (s === undefined) throw notFound(`snapshot ${snap.name} of volume ${record.name} is not held on this node`);
+        const old = v.layer;
+        const top = this.layers.create(s.layer);
+        const next = { ...fresh, top: top.id };
+        failpoint('restore.before-commit');
+        await this.commitOrDiscard(
+          [this.local.put(top.record), put.volume(next), this.local.del(old.id)],
+          [top],
+          what,
+          undefined,
+          [
+            { key: catalogKeys.volume(record.id), modRevision: revision },
+            { key: lock.key, modRevision: lock.revision },
+          ],
+        );
+        failpoint('restore.after-commit');
+        const parent = old.parent;
+        this.layers.unref(old);
+        this.layers.discard(old);
+        v.record = next;
+        v.layer = top;
+        this.layers.ref(top);
+        await this.tracker.drain();
+        await old.destroy();
+        if (parent !== undefined) await this.layers.collect(parent);
+      } finally {
+        await this.releaseLock(record.id, lock);
+      }
     });
   }
 
+  /**
+   * Changed blocks from a replica that holds the snapshots named (and the head): this node's when it holds them,
+   * else another holder's through the connector. Every holder answers the same (S1).
+   */
   async changedBlocks(volumeIdOrName: string, request: ChangedBlocksRequest): Promise<ChangedBlocksPage> {
-    const v = await this.localVolume(volumeIdOrName);
+    const record = await this.recordOf(volumeIdOrName);
     const offset = request.offset ?? 0;
     const limit = request.limit ?? 1000;
     if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument('offset', 'must be a non-negative integer');
@@ -980,159 +1515,277 @@ class Engine implements VolumeEngine {
     }
     const target =
       request.target_snapshot_id !== undefined
-        ? this.findSnapshot(request.target_snapshot_id, v, 'target_snapshot_id')
+        ? (await this.snapshotOf(request.target_snapshot_id, record, 'target_snapshot_id')).snap
         : undefined;
     const base =
       request.base_snapshot_id !== undefined
-        ? this.findSnapshot(request.base_snapshot_id, v, 'base_snapshot_id')
+        ? (await this.snapshotOf(request.base_snapshot_id, record, 'base_snapshot_id')).snap
         : undefined;
-    if (base !== undefined && target !== undefined && base.record.created > target.record.created) {
+    if (base !== undefined && target !== undefined && base.created > target.created) {
       throw invalidArgument('base_snapshot_id', 'the base snapshot must be older than the target snapshot');
     }
-    return this.coordinatorOf(v).changedBlocks({
-      ...(base !== undefined && { base_snapshot_id: base.record.id }),
-      ...(target !== undefined && { target_snapshot_id: target.record.id }),
-      size: target?.record.size ?? v.record.size,
+    const diff: ReplicaDiffRequest = {
+      ...(base !== undefined && { base_snapshot_id: base.id }),
+      ...(target !== undefined && { target_snapshot_id: target.id }),
+      size: target?.size ?? record.size,
       offset,
       limit,
+    };
+    const needed = [base, target].filter((s) => s !== undefined);
+    const inSync = (record.replicas ?? []).filter((r) => (r.state ?? 'in-sync') === 'in-sync').map((r) => r.node_id);
+    const holdsAll = (node: string): boolean =>
+      inSync.includes(node) && needed.every((s) => snapshotHolders(s, record).includes(node));
+    if (holdsAll(this.nodeId)) {
+      const v = await this.syncVolume(record);
+      if (needed.every((s) => this.snapshots.has(s.id))) return this.localReplica(v, undefined).changedBlocks(diff);
+    }
+    if (this.connector === undefined) throw this.notHere(record);
+    const node = inSync.find((n) => n !== this.nodeId && holdsAll(n));
+    if (node === undefined) {
+      throw precondition(`no in-sync replica of volume ${record.name} holds the snapshots asked for`);
+    }
+    const replica = await this.connector.open(node, {
+      volumeId: record.id,
+      epoch: record.epoch ?? 0,
+      ...(target !== undefined && { snapshotId: target.id }),
     });
-  }
-
-  /** This node's replica of a local volume; `cipher` for an open of an encrypted volume (it then owns it). */
-  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined): LocalReplica {
-    return new LocalReplica(this.nodeId, v.record.name, v, cipher, {
-      layers: this.layers,
-      local: this.local,
-      progress: v.progress,
-      layerOf: (snapshotId) => {
-        const s = this.snapshots.get(snapshotId);
-        if (s === undefined || s.record.volume_id !== v.record.id) throw notFound(`snapshot ${snapshotId} not found`);
-        return s.layer;
-      },
-      setTop: (layer) => {
-        v.layer = layer;
-        this.layers.ref(layer);
-      },
-    });
-  }
-
-  /**
-   * The volume's coordinator: the open one, or (for a snapshot or a diff of a volume nobody has open) one over its
-   * replicas without a key (neither reads data).
-   */
-  private coordinatorOf(v: VolumeState): VolumeCoordinator {
-    return v.coordinator ?? new VolumeCoordinator([this.localReplica(v, undefined)]);
+    try {
+      return await replica.changedBlocks(diff);
+    } finally {
+      await replica.close();
+    }
   }
 
   // ---- exports -------------------------------------------------------------------------------------------------
 
+  /** The cluster's volumes and snapshots when this node reaches other nodes; else the ones it holds. */
   async listExports(): Promise<string[]> {
-    const names: string[] = [];
-    for (const v of this.volumes.values()) {
-      names.push(v.record.name);
-      for (const s of this.snapshotsOf(v)) names.push(`${v.record.name}@${s.record.name}`);
+    const volumes = (await this.catalog.volumes()).filter((r) => this.canReach(r));
+    const byId = new Map(volumes.map((r) => [r.id, r]));
+    const names = volumes.map((r) => r.name);
+    for (const s of await this.catalog.snapshots()) {
+      const owner = byId.get(s.volume_id);
+      if (owner !== undefined) names.push(`${owner.name}@${s.name}`);
     }
     return names.sort();
   }
 
   async describeExport(name: string): Promise<{ size: number; readOnly: boolean; blockSize: number }> {
     if (name.includes('@')) {
-      const s = await this.localSnapshot(name);
-      return { size: s.record.size, readOnly: true, blockSize: 4096 };
+      const { snap, volume } = await this.snapshotOf(name);
+      if (!this.canReach(volume)) throw this.notHere(volume);
+      return { size: snap.size, readOnly: true, blockSize: 4096 };
     }
-    const v = await this.localVolume(name);
-    return { size: v.record.size, readOnly: false, blockSize: 4096 };
+    const record = await this.recordOf(name);
+    if (!this.canReach(record)) throw this.notHere(record);
+    return { size: record.size, readOnly: false, blockSize: 4096 };
   }
 
   async openForRestore(idOrName: string): Promise<BlockDevice> {
-    const v = await this.localVolume(idOrName);
-    if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
-    return this.openWriter(v, 'restore');
+    const record = await this.recordOf(idOrName);
+    if (!this.canReach(record)) throw this.notHere(record);
+    if (record.status !== 'restoring') throw precondition(`volume ${record.name} is not being restored`);
+    return this.openWriter(record, 'restore');
   }
 
   completeRestore(idOrName: string): Promise<VolumeInfo> {
     return this.meta.run(async () => {
-      const v = await this.localVolume(idOrName);
-      if (v.record.status !== 'restoring') throw precondition(`volume ${v.record.name} is not being restored`);
-      await v.layer.flush();
-      const record: VolumeRecord = { ...v.record, status: 'up' };
-      await this.store.commit([put.volume(record)]);
-      v.record = record;
-      return this.volumeInfo(v);
+      const record = await this.recordOf(idOrName);
+      if (record.status !== 'restoring') throw precondition(`volume ${record.name} is not being restored`);
+      if (!this.canReach(record)) throw this.notHere(record);
+      const att = this.attachments.get(record.id);
+      if (att !== undefined) await att.coordinator.flush();
+      else await this.volumes.get(record.id)?.layer.flush();
+      const next = await changeRecord(this.store, record.id, (r) => {
+        if (r.status !== 'restoring') throw precondition(`volume ${r.name} is not being restored`);
+        return { ...r, status: 'up' };
+      });
+      const v = this.volumes.get(record.id);
+      if (v !== undefined) v.record = next;
+      return this.volumeInfo(next);
     });
   }
 
   async openExport(name: string, options: OpenExportOptions = {}): Promise<BlockDevice> {
-    if (name.includes('@')) {
-      const found = await this.localSnapshot(name);
-      const encryption = this.volumes.get(found.record.volume_id)?.record.encryption;
-      const cipher = await this.cipherFor(name, encryption);
+    if (name.includes('@')) return this.openSnapshotExport(name);
+    const record = await this.recordOf(name);
+    if (record.status !== 'up') {
+      throw precondition(
+        `volume ${record.name} is ${record.status}: its restore has not completed, so it cannot be attached`,
+      );
+    }
+    return this.openWriter(record, options.holder ?? 'a local opener');
+  }
+
+  /** A snapshot's read-only export: from this node's replica when it holds the snapshot, else a holder's. */
+  private async openSnapshotExport(name: string): Promise<BlockDevice> {
+    const { snap, volume } = await this.snapshotOf(name);
+    const holders = snapshotHolders(snap, volume);
+    if (holders.includes(this.nodeId) && holds(volume, this.nodeId)) {
+      const v = await this.syncVolume(volume);
+      const cipher = await this.cipherFor(name, volume.encryption);
       // Looked up again: the snapshot may have gone while the key was being unwrapped.
-      const s = this.findSnapshot(name);
-      const owner = this.volumes.get(s.record.volume_id);
-      if (owner === undefined || s !== found) {
+      const s = this.snapshots.get(snap.id);
+      if (s === undefined || this.volumes.get(volume.id) !== v) {
         cipher?.release();
         throw notFound(`snapshot ${name} has no volume`);
       }
       s.readers++;
-      const source: ViewSource = { top: () => s.layer, gate: owner.gate, locks: owner.locks, tracker: this.tracker };
-      const coordinator = new VolumeCoordinator([new LocalReplica(this.nodeId, name, source, cipher)]);
-      return new VolumeDevice(name, s.record.size, true, coordinator, () => {
+      const coordinator = new VolumeCoordinator([this.snapshotView(v, s, name, cipher)], { localNodeId: this.nodeId });
+      return new VolumeDevice(name, snap.size, true, coordinator, async () => {
         s.readers--;
-        void coordinator.close();
+        await coordinator.close();
       });
     }
-    const v = await this.localVolume(name);
-    if (v.record.status !== 'up') {
-      throw precondition(
-        `volume ${v.record.name} is ${v.record.status}: its restore has not completed, so it cannot be attached`,
-      );
+    if (this.connector === undefined) throw this.notHere(volume);
+    let lastError: unknown = new FerryError('UNAVAILABLE', `no node holds snapshot ${name}`);
+    for (const node of holders.filter((n) => n !== this.nodeId)) {
+      try {
+        const replica = await this.connector.open(node, {
+          volumeId: volume.id,
+          epoch: volume.epoch ?? 0,
+          snapshotId: snap.id,
+        });
+        const coordinator = new VolumeCoordinator([replica], { localNodeId: this.nodeId });
+        return new VolumeDevice(name, snap.size, true, coordinator, () => coordinator.close());
+      } catch (err: unknown) {
+        lastError = err;
+      }
     }
-    return this.openWriter(v, options.holder ?? 'a local opener');
+    throw lastError;
   }
 
-  private async openWriter(v: VolumeState, holder: string): Promise<BlockDevice> {
-    const cipher = await this.cipherFor(v.record.name, v.record.encryption);
-    try {
+  /** Attaches of one volume on this node run one after another (other volumes' do not wait). */
+  private openWriter(record: VolumeRecord, holder: string): Promise<BlockDevice> {
+    const run = (this.attaching.get(record.id) ?? Promise.resolve()).then(() => this.openWriterLocked(record, holder));
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.attaching.set(record.id, tail);
+    void tail.then(() => {
+      if (this.attaching.get(record.id) === tail) this.attaching.delete(record.id);
+    });
+    return run;
+  }
+
+  /**
+   * Attaches a volume for writing on this node: one writer cluster-wide (the attach lock), the epoch and `attached`
+   * in the record (C1), a coordinator over the in-sync replicas (this node's and, through the connector, the
+   * others'). A shared volume's later opens on this node share the attachment; the limit of one attach point holds
+   * for shared volumes too (their writers all go through one node).
+   */
+  private async openWriterLocked(record: VolumeRecord, holder: string): Promise<BlockDevice> {
+    let att = this.attachments.get(record.id);
+    if (att !== undefined) {
       // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
-      const leaving = [...v.devices.keys()].map((d) => d.closing).filter((p) => p !== undefined);
-      if (leaving.length > 0 && leaving.length === v.devices.size) await Promise.allSettled(leaving);
-      if (this.volumes.get(v.record.id) !== v) throw notFound(`volume ${v.record.name} was deleted`);
-      if (v.writers > 0 && !v.record.shared) {
-        const by = [...v.devices.values()].map((h) => `${h.client} since ${h.since}`).join(', ') || 'another writer';
+      const leaving = [...att.devices.keys()].map((d) => d.closing).filter((p) => p !== undefined);
+      if (leaving.length > 0 && leaving.length === att.devices.size) {
+        await Promise.allSettled(leaving);
+        await att.detached;
+      }
+      att = this.attachments.get(record.id);
+    }
+    if (att !== undefined) {
+      if (!att.record.shared) {
+        const by = [...att.devices.values()].map((h) => `${h.client} since ${h.since}`).join(', ') || 'another writer';
         throw precondition(
-          `volume ${v.record.name} is already attached by ${by}; disconnect it first (or create the volume with --shared)`,
+          `volume ${record.name} is already attached by ${by}; disconnect it first (or create the volume with --shared)`,
         );
       }
+      // A shared volume's later opener proves it can unwrap the key, then uses the attachment's coordinator.
+      (await this.cipherFor(record.name, record.encryption))?.release();
+      return this.addDevice(att, holder);
+    }
+    if (!this.canReach(record)) throw this.notHere(record);
+    const lock = await this.takeLock(record);
+    const since = new Date().toISOString();
+    let recorded = false;
+    try {
+      const attached = await changeRecord(
+        this.store,
+        record.id,
+        (r) => {
+          if (r.status !== record.status) throw precondition(`volume ${r.name} is ${r.status} now; try again`);
+          return { ...r, epoch: lock.revision, attached: { node_id: this.nodeId, since } };
+        },
+        [],
+        [{ key: lock.key, modRevision: lock.revision }],
+      );
+      recorded = true;
+      const { coordinator, local } = await this.openReplicas(attached, lock.revision, true);
+      const made: Attachment = {
+        record: attached,
+        lock,
+        epoch: lock.revision,
+        coordinator,
+        devices: new Map(),
+        gate: new Gate(),
+        detached: Promise.resolve(),
+        ...(local !== undefined && { local }),
+      };
+      this.attachments.set(record.id, made);
+      return this.addDevice(made, holder);
     } catch (err: unknown) {
-      cipher?.release();
+      if (recorded) await this.clearAttached(record.id, lock.revision);
+      await this.releaseLock(record.id, lock);
       throw err;
     }
-    // One coordinator per open volume: the first open makes it with its key; a shared volume's later opens have
-    // proved they can unwrap the key and use the coordinator's. It is closed (its key dropped) with the last device.
-    let coordinator = v.coordinator;
-    if (coordinator === undefined) {
-      coordinator = new VolumeCoordinator([this.localReplica(v, cipher)]);
-      v.coordinator = coordinator;
-    } else {
-      cipher?.release();
-    }
-    v.writers++;
-    const onClose = (): void => {
-      v.writers--;
-      v.devices.delete(device);
-      if (v.devices.size === 0 && v.coordinator === coordinator) {
-        v.coordinator = undefined;
-        void coordinator.close();
-      }
-    };
-    const device: VolumeDevice = new VolumeDevice(v.record.name, v.record.size, false, coordinator, onClose);
-    v.devices.set(device, { client: holder, since: new Date().toISOString() });
+  }
+
+  private addDevice(att: Attachment, holder: string): VolumeDevice {
+    const device: VolumeDevice = new VolumeDevice(
+      att.record.name,
+      att.record.size,
+      false,
+      att.coordinator,
+      () => this.deviceClosed(att, device),
+      att.gate,
+    );
+    att.devices.set(device, { client: holder, since: new Date().toISOString() });
     return device;
+  }
+
+  /** The last device of an attachment closed (flushed): close the replicas, clear `attached`, release the lock. */
+  private async deviceClosed(att: Attachment, device: VolumeDevice): Promise<void> {
+    att.devices.delete(device);
+    if (att.devices.size > 0 || this.attachments.get(att.record.id) !== att) return;
+    att.detached = this.detach(att);
+    await att.detached;
+  }
+
+  private async detach(att: Attachment): Promise<void> {
+    try {
+      await att.coordinator.close().catch((err: unknown) => {
+        process.emitWarning(`closing the replicas of ${att.record.name} failed: ${String(err)}`, 'FerryEngineWarning');
+      });
+      await this.clearAttached(att.record.id, att.epoch);
+    } finally {
+      this.attachments.delete(att.record.id);
+      await this.releaseLock(att.record.id, att.lock);
+    }
+  }
+
+  /** Removes `attached` from the record when it is still this node's tenure `epoch` (C1). */
+  private async clearAttached(volumeId: string, epoch: number): Promise<void> {
+    try {
+      await changeRecord(this.store, volumeId, (r) => {
+        if (r.epoch !== epoch || r.attached?.node_id !== this.nodeId) return r;
+        const { attached: _, ...rest } = r;
+        return rest;
+      });
+    } catch (err: unknown) {
+      if (isFerryError(err, 'NOT_FOUND')) return;
+      process.emitWarning(`clearing the attach of volume ${volumeId} failed: ${String(err)}`, 'FerryEngineWarning');
+    }
   }
 
   async close(): Promise<void> {
     await this.haUpdater?.close();
+    for (const att of [...this.attachments.values()]) {
+      for (const d of [...att.devices.keys()]) await d.close().catch(() => undefined);
+    }
+    await this.background;
     await this.collecting;
     await this.guard.settled();
     await this.meta.run(async () => {
@@ -1140,6 +1793,16 @@ class Engine implements VolumeEngine {
       if (this.ownsStore) await this.store.close();
     });
   }
+}
+
+/** A list of ids or labels (`replica_nodes`, `racks`, `zones`): non-empty strings, no repeats; undefined when absent. */
+function validateNodeList(field: string, value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v.length === 0)) {
+    throw invalidArgument(field, 'must be a list of non-empty strings');
+  }
+  if (new Set(value).size !== value.length) throw invalidArgument(field, 'names an entry twice');
+  return [...(value as string[])];
 }
 
 /** Whether a new volume is to be encrypted: asked by the request or by its `ferry.io/encrypted` label. */

@@ -45,6 +45,11 @@ export class LayerSet {
     private readonly retarget: (from: Layer, to: Layer) => { ops: StoreOp[]; apply: () => void },
     /** Whether the data directory is short of space (the rule then frees as it copies, and never absorbs). */
     private readonly tight: () => boolean = () => false,
+    /**
+     * Whether `layer`'s id must stay (a snapshot of a replicated volume names it, and every replica names it alike):
+     * the rule then merges into it instead of absorbing it (which would rename it). Default: none.
+     */
+    private readonly pinned: (layer: Layer) => boolean = () => false,
   ) {}
 
   /** Builds the tree from the store's records and removes files that no record names. */
@@ -71,9 +76,13 @@ export class LayerSet {
     return l;
   }
 
-  /** A new, empty layer (not yet in the store: commit `local.put(layer.record)` with the change that uses it). */
-  create(parent: Layer | undefined, frozen = false): Layer {
-    const layer = new Layer(newId(), this.dir, frozen);
+  /**
+   * A new, empty layer (not yet in the store: commit `local.put(layer.record)` with the change that uses it), named
+   * `id` when given (every replica of a volume names its layers alike: the coordinator picks the id).
+   */
+  create(parent: Layer | undefined, frozen = false, id: string = newId()): Layer {
+    if (this.byId.has(id)) throw new Error(`layer ${id} exists already`);
+    const layer = new Layer(id, this.dir, frozen);
     if (parent !== undefined) {
       layer.parent = parent;
       parent.children.add(layer);
@@ -128,7 +137,12 @@ export class LayerSet {
       await child.load();
       // An absorb copies first and frees only at its commit; a merge can free as it goes (see merge), so it is the
       // one taken when space is short.
-      if (!this.tight() && child.frozen && child.granules.presentCount < current.granules.presentCount) {
+      if (
+        !this.tight() &&
+        !this.pinned(child) &&
+        child.frozen &&
+        child.granules.presentCount < current.granules.presentCount
+      ) {
         await this.absorbChild(current, child);
         return;
       }

@@ -108,8 +108,10 @@ export class LocalReplica implements Replica {
     private readonly source: ViewSource,
     /** The volume's cipher when it is encrypted; released by close. */
     private readonly cipher: GranuleCipher | undefined,
-    /** The volume's tree, for a writable replica; absent for a snapshot's read-only view. */
+    /** The volume's tree: a replica's snapshots and diffs need it; absent for a view that only reads. */
     private readonly tree?: ReplicaTree,
+    /** Whether it takes writes and snapshots: true for the volume's replica, false for a snapshot's view. */
+    private readonly writable: boolean = tree !== undefined,
   ) {}
 
   private get progress(): { generation: number } {
@@ -125,17 +127,25 @@ export class LocalReplica implements Replica {
   }
 
   private needTree(): ReplicaTree {
-    if (this.tree === undefined) {
+    if (this.tree === undefined || !this.writable) {
       throw new FerryError('PERMISSION_DENIED', `export ${this.name} is read-only (snapshots cannot be written)`);
     }
     return this.tree;
   }
 
-  async snapshot(_snapshotId: string): Promise<ReplicaSnapshot> {
+  /** The tree, for diffs (a snapshot's view has it too when the engine gives it). */
+  private diffTree(): ReplicaTree {
+    if (this.tree === undefined) {
+      throw new FerryError('FAILED_PRECONDITION', `export ${this.name} cannot list changed blocks: it has no tree`);
+    }
+    return this.tree;
+  }
+
+  async snapshot(_snapshotId: string, headId?: string): Promise<ReplicaSnapshot> {
     const tree = this.needTree();
     const frozen = this.source.top();
     await frozen.flush();
-    const top = tree.layers.create(frozen);
+    const top = tree.layers.create(frozen, false, headId);
     return {
       ops: [tree.local.put({ ...frozen.record, frozen: true }), tree.local.put(top.record)],
       point: frozen.id,
@@ -151,7 +161,7 @@ export class LocalReplica implements Replica {
   }
 
   async changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
-    const tree = this.needTree();
+    const tree = this.diffTree();
     const { size, offset, limit } = request;
     const targetLayer =
       request.target_snapshot_id !== undefined ? tree.layerOf(request.target_snapshot_id) : this.source.top();
@@ -348,7 +358,7 @@ export class LocalReplica implements Replica {
   }
 
   async flush(): Promise<void> {
-    if (this.tree === undefined) return;
+    if (this.tree === undefined || !this.writable) return;
     await this.withIo(async () => {
       try {
         await this.source.top().flush();

@@ -2,6 +2,7 @@
  * Public shapes of the block engine. Everything outside `node/engine` (NBD server, API, CloudSnap) talks to the
  * engine through these types only.
  */
+import type { ReplicaHost } from './cluster-ports.js';
 import type { SpaceStatus } from './space.js';
 
 /** A byte range. */
@@ -235,6 +236,11 @@ export interface CreateSnapshotRequest {
  * for bad input, and changes nothing when it rejects.
  */
 export interface VolumeEngine extends ExportProvider {
+  /**
+   * This node's replicas, served to other nodes' coordinators (the replication server calls it; a test's direct
+   * connector too): `open` loads a volume created elsewhere on demand and makes the empty layer tree of a new replica.
+   */
+  readonly replicaHost: ReplicaHost;
   /** Idempotent by name: the same name and size returns the existing volume with `created: false`. */
   createVolume(request: CreateVolumeRequest): Promise<{ volume: VolumeInfo; created: boolean }>;
   listVolumes(): Promise<VolumeInfo[]>;

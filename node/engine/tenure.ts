@@ -1,0 +1,113 @@
+/**
+ * A coordinator's tenure of a volume, cluster-wide (docs/REPLICATION.md, section 3): the attach lock
+ * `/ferry/locks/attach-<volume id>` (node/cluster/lock.ts) held by the coordinating node, whose revision is the
+ * epoch, and the volume record's `epoch` and `attached`, changed only by transactions that compare the record's mod
+ * revision (C1). An attach holds the tenure until its last device closes; a snapshot, delete or resize of a volume
+ * attached nowhere holds it for that one operation.
+ */
+import { FerryError, notFound } from '../../common/index.js';
+import { type HeldLock, type LockRecord, lockKey, tryLock } from '../cluster/lock.js';
+import type { ClusterStore, Compare, StoreOp } from '../cluster/types.js';
+import { catalogKeys } from './catalog.js';
+import { RunsElsewhere } from './cluster-ports.js';
+import type { VolumeRecord } from './records.js';
+
+/** The key of volume `volumeId`'s attach lock. */
+export function attachLockKey(volumeId: string): string {
+  return lockKey(`attach-${volumeId}`);
+}
+
+/** A volume record with its mod revision (what a C1 transaction compares). */
+export interface RecordEntry {
+  record: VolumeRecord;
+  revision: number;
+}
+
+/** The record of volume `id` and its mod revision; NOT_FOUND when it is gone. */
+export async function readRecord(store: ClusterStore, id: string, name = id): Promise<RecordEntry> {
+  const entry = await store.getEntry<VolumeRecord>(catalogKeys.volume(id));
+  if (entry === undefined)
+    throw notFound(`volume ${name} not found (it was deleted): list volumes with 'ferry volume list'`);
+  return { record: entry.value, revision: entry.modRevision };
+}
+
+/** A node's hostname from its membership record (`/ferry/nodes/<id>`), or its id when it has none. */
+export async function hostOf(store: ClusterStore, nodeId: string): Promise<string> {
+  const record = await store.get<{ hostname?: string }>(`/ferry/nodes/${nodeId}`).catch(() => undefined);
+  return record?.hostname ?? nodeId;
+}
+
+/**
+ * Takes volume `record`'s attach lock for `nodeId`. Another node's hold is RunsElsewhere naming it. A hold of this
+ * node's that `ownHold` says this process does not have (left by an earlier process of this node that died before
+ * its lease expired) is taken over; one it has (another attach or operation under way) is FAILED_PRECONDITION.
+ */
+export async function takeAttachLock(
+  store: ClusterStore,
+  record: VolumeRecord,
+  nodeId: string,
+  ownHold: () => boolean,
+): Promise<HeldLock> {
+  const key = attachLockKey(record.id);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const held = await tryLock(store, key, { holder: nodeId });
+    if (held !== undefined) return held;
+    const entry = await store.getEntry<LockRecord>(key);
+    if (entry === undefined) continue;
+    if (entry.value.holder === nodeId) {
+      if (!ownHold()) {
+        await store.txn([{ key, modRevision: entry.modRevision }], [{ op: 'delete', key }]);
+        continue;
+      }
+      throw new FerryError(
+        'FAILED_PRECONDITION',
+        `volume ${record.name} is being attached or changed on this node right now; try again in a moment`,
+      );
+    }
+    throw attachedElsewhere(record.name, entry.value.holder, await hostOf(store, entry.value.holder));
+  }
+  throw new FerryError('UNAVAILABLE', `the attach lock of volume ${record.name} keeps changing hands; try again`);
+}
+
+/** The node holding volume `volumeId`'s attach lock, if any. */
+export async function attachHolder(store: ClusterStore, volumeId: string): Promise<string | undefined> {
+  return (await store.get<LockRecord>(attachLockKey(volumeId)))?.holder;
+}
+
+/** The refusal of an operation on a volume another node coordinates. */
+export function attachedElsewhere(name: string, nodeId: string, host: string): RunsElsewhere {
+  return new RunsElsewhere(nodeId, `volume ${name} is attached on node ${nodeId} (${host}); detach it there first`);
+}
+
+/**
+ * Changes volume `id`'s record by `change` (C1): reads it, applies `change` and commits the result with `extra` ops
+ * in a transaction that compares the record's mod revision, again from a fresh read when another writer got there
+ * first (up to `attempts` times); `compares` (e.g. the caller's attach lock) must hold too. `change` may throw to give
+ * up. Resolves with the record written.
+ */
+export async function changeRecord(
+  store: ClusterStore,
+  id: string,
+  change: (record: VolumeRecord) => VolumeRecord,
+  extra: readonly StoreOp[] = [],
+  compares: readonly Compare[] = [],
+  attempts = 5,
+): Promise<VolumeRecord> {
+  for (let i = 0; i < attempts; i++) {
+    const { record, revision } = await readRecord(store, id);
+    const next = change(record);
+    const done = await store.txn(
+      [{ key: catalogKeys.volume(id), modRevision: revision }, ...compares],
+      [{ op: 'put', key: catalogKeys.volume(id), value: next }, ...extra],
+    );
+    if (done.succeeded) return next;
+    // A compare of the caller's (its lock) that no longer holds will not hold on a fresh read either.
+    for (const c of compares) {
+      const entry = await store.getEntry(c.key);
+      if ((entry?.modRevision ?? 0) !== c.modRevision) {
+        throw new FerryError('FAILED_PRECONDITION', `${c.key} changed (a lock was lost); try again`);
+      }
+    }
+  }
+  throw new FerryError('UNAVAILABLE', `volume ${id}'s record keeps changing under this node; try again`);
+}
