@@ -107,10 +107,11 @@ describe('forwarding a request to the node it runs on', () => {
   });
 
   it("returns A's refusal as A answered it (status and body)", async () => {
-    await a.engine.createSnapshot('va', { name: 's1' });
-    const res = await send(b, 'POST', '/v1/volumes/snapshots', { volume_id: 'va', name: 's1' });
+    // Only A, which holds the volume, decides a resize: a shrink is its INVALID_ARGUMENT, relayed as it answered.
+    const res = await send(b, 'PUT', '/v1/volumes/va', { spec: { size: MiB } });
     expect(res.forwardedTo).toBe(a.id);
-    expect([res.status, res.body.code]).toEqual([409, 'ALREADY_EXISTS']);
+    expect([res.status, res.body.code]).toEqual([400, 'INVALID_ARGUMENT']);
+    expect((await a.engine.inspectVolume('va')).size).toBe(4 * MiB);
   });
 
   it('passes the Authorization header on: without it A refuses', async () => {

@@ -52,8 +52,9 @@ const GOALS: Record<string, string> = {
   'rand-read-4k': '>= 0.95x',
 };
 
+/** What `ferry --json volume inspect` prints (the API's inspect answer). */
 interface VolumeView {
-  replicas?: { node_id: string; state: string }[];
+  volume?: { replicas?: { node_id: string; state: string }[] };
 }
 
 function node(cluster: BenchCluster, i: number): BenchNode {
@@ -114,7 +115,7 @@ async function randomImage(path: string, mib: number): Promise<void> {
 async function waitInSync(cluster: BenchCluster, name: string, nodeId: string): Promise<void> {
   for (;;) {
     const view = await cluster.ferry<VolumeView>(0, ['volume', 'inspect', name]);
-    const replica = view.replicas?.find((r) => r.node_id === nodeId);
+    const replica = view.volume?.replicas?.find((r) => r.node_id === nodeId);
     if (replica === undefined) throw new Error(`volume ${name} has no replica on ${nodeId}: ${JSON.stringify(view)}`);
     if (replica.state === 'in-sync') return;
     if (replica.state === 'out-of-sync') throw new Error(`the new replica of ${name} went out of sync`);

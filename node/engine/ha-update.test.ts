@@ -105,7 +105,10 @@ describe('HaUpdater', () => {
     writing = false;
     await writer;
     const done = await record();
-    expect(done.replicas).toEqual([{ node_id: 'node-a' }, { node_id: 'node-b', state: 'in-sync' }]);
+    expect(done.replicas).toEqual([
+      { node_id: 'node-a', state: 'in-sync' },
+      { node_id: 'node-b', state: 'in-sync' },
+    ]);
     expect(coordinator.inSyncNodes()).toEqual(['node-a', 'node-b']);
     expect(released).toEqual([1]);
     // Progress reached the record while filling (cursor on flush), in cursor order.
@@ -169,7 +172,7 @@ describe('HaUpdater', () => {
     expect((await coordinator.read(MiB, 4096)).every((x) => x === 1)).toBe(true);
     // Lowering drops the out-of-sync one.
     const lowered = await updater.update(after, { ha_level: 1 });
-    expect(lowered.replicas).toEqual([{ node_id: 'node-a' }]);
+    expect(lowered.replicas).toEqual([{ node_id: 'node-a', state: 'in-sync' }]);
     expect(dropped).toEqual(['node-c']);
   });
 
@@ -181,7 +184,7 @@ describe('HaUpdater', () => {
       message: 'node node-c holds no replica of volume v',
     });
     const lowered = await updater.update(await record(), { ha_level: 1 });
-    expect(lowered.replicas).toEqual([{ node_id: 'node-a' }]);
+    expect(lowered.replicas).toEqual([{ node_id: 'node-a', state: 'in-sync' }]);
     expect(dropped).toEqual(['node-b']);
     expect(coordinator.replicas.map((r) => r.nodeId)).toEqual(['node-a']);
     expect(remote.get('node-b')?.closed).toBe(true);
@@ -189,13 +192,20 @@ describe('HaUpdater', () => {
     // The only in-sync replica, with a filling one: lowering drops the filling one and stops its fill.
     await updater.update(lowered, { ha_level: 2, replica_node: 'node-c' });
     const stopped = await updater.update(await record(), { ha_level: 1 });
-    expect(stopped.replicas).toEqual([{ node_id: 'node-a' }]);
+    expect(stopped.replicas).toEqual([{ node_id: 'node-a', state: 'in-sync' }]);
     expect(updater.fillingNode(stopped.id)).toBeUndefined();
     expect(coordinator.fillingNodes()).toEqual([]);
     expect(dropped).toEqual(['node-b', 'node-c']);
     await expect(
       updater.update(
-        { ...stopped, ha_level: 2, replicas: [{ node_id: 'node-a' }, { node_id: 'node-b', state: 'out-of-sync' }] },
+        {
+          ...stopped,
+          ha_level: 2,
+          replicas: [
+            { node_id: 'node-a', state: 'in-sync' },
+            { node_id: 'node-b', state: 'out-of-sync' },
+          ],
+        },
         {
           ha_level: 1,
           replica_node: 'node-a',
@@ -213,6 +223,10 @@ describe('HaUpdater', () => {
       message: expect.stringMatching(/runs alone/),
     });
     const same = await engine.updateVolume('copy-node-b', { ha_level: 1, labels: { app: 'db' } });
-    expect(same).toMatchObject({ ha_level: 1, labels: { app: 'db' }, replicas: [{ node_id: 'node-a' }] });
+    expect(same).toMatchObject({
+      ha_level: 1,
+      labels: { app: 'db' },
+      replicas: [{ node_id: 'node-a', state: 'in-sync' }],
+    });
   });
 });
