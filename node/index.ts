@@ -56,6 +56,7 @@ export type {
   ReplicaTarget,
 } from './engine/cluster-ports.js';
 export { RunsElsewhere } from './engine/cluster-ports.js';
+export type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   DIRECT_ALIGN,
@@ -102,13 +103,25 @@ export {
   StreamClosedError,
 } from './nbd/index.js';
 export {
+  type Answer,
+  type Call,
   type NodeCredentials,
+  Op as ReplicationOp,
+  RemoteReplica,
+  type RemoteReplicaOpen,
+  RemoteReplicas,
+  type RemoteReplicasOptions,
+  type ReplicaService,
+  replicaHandler,
   ReplicationClient,
   type ReplicationClientOptions,
   type ReplicationHandler,
   ReplicationServer,
   type ReplicationServerOptions,
-  type ServedReplica,
-  type ServedVolume,
-  type VolumeTarget,
+  type ReplicationSession,
+  type RequestHeader as ReplicationRequest,
+  type Served,
+  type ServeReplicasOptions,
+  StaleEpochError,
+  serveReplicas,
 } from './replication/index.js';
