@@ -182,7 +182,11 @@ export class ReplicationClient {
   call(call: Call): Promise<Answer> {
     const payloadBytes = call.payload?.length ?? 0;
     const length = call.op === Op.WRITE ? payloadBytes : (call.length ?? 0);
-    if (length > 0xffffffff || payloadBytes > MAX_PAYLOAD_BYTES || (call.op === Op.READ && length > MAX_PAYLOAD_BYTES)) {
+    if (
+      length > 0xffffffff ||
+      payloadBytes > MAX_PAYLOAD_BYTES ||
+      (call.op === Op.READ && length > MAX_PAYLOAD_BYTES)
+    ) {
       return Promise.reject(
         new FerryError(
           'INVALID_ARGUMENT',

@@ -41,7 +41,14 @@ export class RemoteReplicas implements ReplicaConnector {
     this.closed = true;
     const clients = [...this.clients.values()];
     this.clients.clear();
-    await Promise.all(clients.map((c) => c.then((client) => client.close(), () => undefined)));
+    await Promise.all(
+      clients.map((c) =>
+        c.then(
+          (client) => client.close(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 
   /** The connection to `nodeId`: the pooled one, or a new one when there is none or it broke. */

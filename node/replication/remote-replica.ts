@@ -73,7 +73,10 @@ export class RemoteReplica implements Replica {
     return this.send({ op: Op.READ, handle: this.handle, epoch: this.epoch, offset, length, into }).then((answer) => {
       this.noteGeneration(answer);
       if (answer.payload.length !== length) {
-        throw new FerryError('DATA_CORRUPTION', `node ${this.nodeId} read ${answer.payload.length} bytes, not ${length}`);
+        throw new FerryError(
+          'DATA_CORRUPTION',
+          `node ${this.nodeId} read ${answer.payload.length} bytes, not ${length}`,
+        );
       }
       return answer.payload;
     });
@@ -115,7 +118,9 @@ export class RemoteReplica implements Replica {
       op: Op.SNAPSHOT_PREPARE,
       handle: this.handle,
       epoch: this.epoch,
-      payload: jsonPayload(headId === undefined ? { snapshot_id: snapshotId } : { snapshot_id: snapshotId, head_id: headId }),
+      payload: jsonPayload(
+        headId === undefined ? { snapshot_id: snapshotId } : { snapshot_id: snapshotId, head_id: headId },
+      ),
     });
     const staged = stagedOf(parseJson(answer.payload, 'a staged snapshot'), this.nodeId);
     let settled = false;
@@ -169,7 +174,10 @@ export class RemoteReplica implements Replica {
   async close(): Promise<void> {
     if (this.failure !== undefined && this.failure.code === 'FAILED_PRECONDITION') return;
     const live = this.failure === undefined && !this.client.broken;
-    this.failure = new FerryError('FAILED_PRECONDITION', `the replica of ${this.name} on node ${this.nodeId} is closed`);
+    this.failure = new FerryError(
+      'FAILED_PRECONDITION',
+      `the replica of ${this.name} on node ${this.nodeId} is closed`,
+    );
     if (!live) return;
     await this.client.call({ op: Op.CLOSE, handle: this.handle, epoch: this.epoch }).catch((err: unknown) => {
       if (!this.client.broken) throw err;

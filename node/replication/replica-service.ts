@@ -158,7 +158,9 @@ class ReplicaSession implements ReplicationSession {
   }
 
   private async openHandle(key: string, volumeId: string, epoch: number, snapshotId?: string): Promise<number> {
-    const replica = await this.host.open(snapshotId === undefined ? { volumeId, epoch } : { volumeId, epoch, snapshotId });
+    const replica = await this.host.open(
+      snapshotId === undefined ? { volumeId, epoch } : { volumeId, epoch, snapshotId },
+    );
     if (this.closed) {
       await replica.close();
       throw new FerryError('UNAVAILABLE', `the connection ended while ${key} was being opened`);
@@ -188,7 +190,10 @@ class ReplicaSession implements ReplicationSession {
     const opened = this.handles.get(request.handle);
     if (opened === undefined) {
       return Promise.reject(
-        new FerryError('NOT_FOUND', `no replica is open under handle ${request.handle} on this connection: OPEN it first`),
+        new FerryError(
+          'NOT_FOUND',
+          `no replica is open under handle ${request.handle} on this connection: OPEN it first`,
+        ),
       );
     }
     // Closing is always allowed: a fenced coordinator still lets go of what it opened.
@@ -197,7 +202,9 @@ class ReplicaSession implements ReplicationSession {
     const fua = (request.flags & FLAG_FUA) !== 0 ? FUA : undefined;
     switch (request.op) {
       case Op.READ:
-        return replica.read(request.offset, request.length).then((data) => ({ payload: data, value: replica.generation() }));
+        return replica
+          .read(request.offset, request.length)
+          .then((data) => ({ payload: data, value: replica.generation() }));
       case Op.WRITE:
         return replica.write(request.offset, payload, fua).then(() => ({ value: replica.generation() }));
       case Op.ZERO:
