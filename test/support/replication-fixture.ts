@@ -1,10 +1,11 @@
 /**
  * Test fixture of the replication transport: a cluster CA with certificates for nodes a, b and c, a stranger CA
- * with one for a node named b, an in-memory replica whose operations can be held until a test releases them, and a
- * ReplicaHost serving such replicas.
+ * with one for a node named b, an in-memory replica whose operations can be held until a test releases them, a
+ * ReplicaHost serving such replicas, and one serving an engine's open volume (for benchmarks).
  */
 import { FerryError } from '../../common/index.js';
 import type {
+  BlockDevice,
   ChangedBlocksPage,
   NodeCredentials,
   Replica,
@@ -189,4 +190,41 @@ export class MemoryHost implements ReplicaHost {
     this.dropped.push(volumeId);
     this.replicas.delete(volumeId);
   }
+}
+
+/**
+ * A ReplicaHost serving one volume an engine has open, through its BlockDevice (the engine's coordinator over its
+ * LocalReplica): for benchmarks comparing the wire with direct calls to the same replica. Data operations only:
+ * snapshots and changed blocks are FAILED_PRECONDITION; closing a replica leaves the device open.
+ */
+export class DeviceHost implements ReplicaHost {
+  constructor(
+    readonly volumeId: string,
+    readonly device: BlockDevice,
+    readonly nodeId = 'node-b',
+  ) {}
+
+  async open(target: ReplicaTarget): Promise<Replica> {
+    if (target.volumeId !== this.volumeId || target.snapshotId !== undefined) {
+      throw new FerryError('NOT_FOUND', `no replica of ${target.volumeId} here`);
+    }
+    const device = this.device;
+    const unsupported = (what: string) =>
+      Promise.reject(new FerryError('FAILED_PRECONDITION', `${what} is not offered by the benchmark's device host`));
+    return {
+      nodeId: this.nodeId,
+      read: (offset, length, into) => device.read(offset, length, into),
+      write: (offset, data, options) => device.write(offset, data, options),
+      writeZeroes: (offset, length, options) => device.writeZeroes(offset, length, options),
+      trim: (offset, length, options) => device.trim(offset, length, options),
+      flush: () => device.flush(),
+      blockStatus: (offset, length) => device.blockStatus(offset, length),
+      snapshot: () => unsupported('a snapshot'),
+      changedBlocks: () => unsupported('changed blocks'),
+      generation: () => 0,
+      close: async () => {},
+    };
+  }
+
+  async drop(): Promise<void> {}
 }
