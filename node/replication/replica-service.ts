@@ -107,12 +107,13 @@ class ReplicaSession implements ReplicationSession {
     }
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.closed = true;
     for (const { staged } of this.staged.values()) staged.abandon();
     this.staged.clear();
-    for (const opened of this.handles.values()) void this.release(opened);
+    const opened = [...this.handles.values()];
     this.handles.clear();
+    await Promise.all(opened.map((o) => this.release(o)));
     this.log?.('replication.disconnect', { peer: this.peer });
   }
 

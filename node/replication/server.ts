@@ -37,6 +37,8 @@ export interface ReplicationServerOptions {
 export class ReplicationServer {
   /** Every TCP connection, handshaking or served, so that `close` can cut them all. */
   private readonly connections = new Set<Socket>();
+  /** Sessions of ended connections still releasing what they opened. */
+  private readonly closing = new Set<Promise<void>>();
   /** Connections refused after the handshake (unexpected node id). */
   refused = 0;
 
@@ -73,11 +75,17 @@ export class ReplicationServer {
     return { host: address.address, port: address.port };
   }
 
-  /** Stops listening and cuts every connection (their clients' pending requests fail UNAVAILABLE). */
+  /**
+   * Stops listening and cuts every connection (their clients' pending requests fail UNAVAILABLE); resolves once
+   * their sessions have released what they opened.
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.connections) socket.destroy();
     await closed;
+    // The sockets' close events (which start the sessions' release) may come just after the server's.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await Promise.allSettled([...this.closing]);
   }
 
   private accept(socket: TLSSocket): void {
@@ -102,7 +110,11 @@ export class ReplicationServer {
       return;
     }
     socket.setNoDelay(true);
-    socket.once('close', () => session.close());
+    socket.once('close', () => {
+      const released = session.close().catch(() => undefined);
+      this.closing.add(released);
+      void released.finally(() => this.closing.delete(released));
+    });
     new Connection(socket, session, this.options.maxInFlightBytes ?? 32 * 1024 * 1024).start();
   }
 }

@@ -26,8 +26,8 @@ export interface ReplicationSession {
    * anything else as INTERNAL) is the reply's status and message.
    */
   serve(request: RequestHeader, payload: Buffer): Promise<Served>;
-  /** The connection ended: release what it opened. */
-  close(): void;
+  /** The connection ended: release what it opened (the server's `close` waits for it). */
+  close(): Promise<void>;
 }
 
 /** What a replication server serves: a session for each accepted connection. */
