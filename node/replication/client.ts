@@ -33,6 +33,8 @@ export interface ReplicationClientOptions {
   maxInFlightBytes?: number;
   /** A request not answered within this many milliseconds fails UNAVAILABLE and ends the connection; default 5000. */
   requestTimeoutMs?: number;
+  /** The TLS handshake and the peer's first answer must come within this many milliseconds; default 10000. */
+  connectTimeoutMs?: number;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
 }
@@ -79,6 +81,8 @@ export class ReplicationClient {
   private failure: FerryError | undefined;
   private corked = false;
   private readonly sweeper: NodeJS.Timeout;
+  /** Requests time out only once connected (the connect has its own timeout). */
+  private connected = false;
 
   private constructor(
     private readonly socket: TLSSocket,
@@ -120,9 +124,10 @@ export class ReplicationClient {
       },
     });
     const timeoutMs = options.requestTimeoutMs ?? 5_000;
+    const connectMs = options.connectTimeoutMs ?? 10_000;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => socket.destroy(new Error('connection aborted'));
-      const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${connectMs} ms`)), connectMs);
       const onError = (err: Error) => {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
@@ -149,13 +154,22 @@ export class ReplicationClient {
       });
     });
     const client = new ReplicationClient(socket, expected, options.maxInFlightBytes ?? 32 * 1024 * 1024, timeoutMs);
+    const timer = setTimeout(() => {
+      client.fail(
+        new FerryError('UNAVAILABLE', `node ${expected} did not answer within ${connectMs} ms of connecting`),
+      );
+      socket.destroy();
+    }, connectMs);
     try {
       await client.ping();
     } catch (err: unknown) {
       client.fail(err instanceof FerryError ? err : client.lost(err));
       socket.destroy();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
+    client.connected = true;
     return client;
   }
 
@@ -302,7 +316,7 @@ export class ReplicationClient {
 
   /** Fails the connection when its oldest request has waited longer than the timeout (R6). */
   private sweep(): void {
-    if (this.failure !== undefined) return;
+    if (this.failure !== undefined || !this.connected) return;
     const now = Date.now();
     for (const pending of this.pending.values()) {
       if (now - pending.sentAt > this.timeoutMs) {

@@ -34,6 +34,7 @@ export class RemoteReplica implements Replica {
   private readonly name: string;
   private lastGeneration: number;
   private failure: FerryError | undefined;
+  private closed = false;
   private readonly noteGeneration = (answer: Answer): void => {
     if (answer.value > this.lastGeneration) this.lastGeneration = answer.value;
   };
@@ -172,13 +173,13 @@ export class RemoteReplica implements Replica {
 
   /** Closes the replica on the server. Later calls reject FAILED_PRECONDITION. A lost connection closed it already. */
   async close(): Promise<void> {
-    if (this.failure !== undefined && this.failure.code === 'FAILED_PRECONDITION') return;
-    const live = this.failure === undefined && !this.client.broken;
+    if (this.closed) return;
+    this.closed = true;
     this.failure = new FerryError(
       'FAILED_PRECONDITION',
       `the replica of ${this.name} on node ${this.nodeId} is closed`,
     );
-    if (!live) return;
+    if (this.client.broken) return;
     await this.client.call({ op: Op.CLOSE, handle: this.handle, epoch: this.epoch }).catch((err: unknown) => {
       if (!this.client.broken) throw err;
     });

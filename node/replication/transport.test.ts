@@ -321,12 +321,12 @@ describe('replication transport over mutual TLS', () => {
   it('a request unanswered within the timeout fails UNAVAILABLE and ends the connection (R6)', async () => {
     const replica = new MemoryReplica(MiB);
     const { server } = await serve(replica);
-    const client = await dial(server, { requestTimeoutMs: 200 });
+    const client = await dial(server, { requestTimeoutMs: 500 });
     const remote = await open(client);
     replica.hold = true;
     const stalled = remote.write(0, Buffer.alloc(4096, 1));
     await expect(stalled).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    await expect(stalled).rejects.toThrow(/did not answer a WRITE within 200 ms/);
+    await expect(stalled).rejects.toThrow(/did not answer a WRITE within 500 ms/);
     expect(client.broken).toBe(true);
     replica.releaseAll();
   });
