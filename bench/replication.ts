@@ -136,7 +136,9 @@ async function benchTransport(pki: Pki): Promise<Row[]> {
   const remote = await remoteOf(pki, host, 'null');
   try {
     const m = await run(remote.replica, MiB, true);
-    return [{ figure: '1 MiB writes, null replica', mib_per_s: Math.round(m.mib_per_s), p99_ms: m.p99_ms }];
+    return [
+      { figure: '1 MiB writes, null replica', mib_per_s: Math.round(m.mib_per_s), p99_ms: Number(m.p99_ms.toFixed(2)) },
+    ];
   } finally {
     await remote.stop();
   }
