@@ -91,6 +91,7 @@ export class ReplicationClient {
     private readonly timeoutMs: number,
   ) {
     this.window = new ByteWindow(maxInFlightBytes);
+    // Requests are batched per event-loop turn already: Nagle's algorithm would only hold small ones for an ACK.
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.queue.push(chunk);

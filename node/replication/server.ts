@@ -54,6 +54,8 @@ export class ReplicationServer {
     const server = createServer({ ...tlsOptions(options.credentials), requestCert: true, rejectUnauthorized: false });
     const self = new ReplicationServer(server, options);
     server.on('connection', (socket: Socket) => {
+      // Replies are small and batched already: Nagle's algorithm would only hold them for an ACK.
+      socket.setNoDelay(true);
       self.connections.add(socket);
       socket.on('close', () => self.connections.delete(socket));
     });
@@ -109,7 +111,6 @@ export class ReplicationServer {
       socket.end(encodeReply(0, toFerryError(err, 'the replication server cannot serve this connection'), 0, 0));
       return;
     }
-    socket.setNoDelay(true);
     socket.once('close', () => {
       const released = session.close().catch(() => undefined);
       this.closing.add(released);
