@@ -3,9 +3,9 @@
  * through the engine's `ReplicaHost`. Each connection opens a volume (or snapshot view) once, whatever the number of
  * OPENs for it, and closes what it opened when it ends, abandoning the snapshots it staged and did not settle.
  *
- * Fencing (docs/REPLICATION.md, F3): the service keeps, per volume, the highest epoch an OPEN brought. An OPEN with a
- * lower one, and any request whose epoch is not that one, is refused FAILED_PRECONDITION with the epoch held
- * (StaleEpochError). The highest epochs are kept in memory only: a restart of the node forgets them (issue 23 makes
+ * Fencing (docs/REPLICATION.md, F3): the service keeps, per volume, the highest epoch an OPEN of its head brought. An
+ * OPEN with a lower one, and any request on the head whose epoch is not that one, is refused FAILED_PRECONDITION with
+ * the epoch held (StaleEpochError); a snapshot view is refused when older, and never raises it. The highest epochs are kept in memory only: a restart of the node forgets them (issue 23 makes
  * them durable in the replica's data).
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
@@ -67,6 +67,8 @@ export async function serveReplicas(options: ServeReplicasOptions): Promise<Repl
 interface Opened {
   key: string;
   volumeId: string;
+  /** A read-only view of a snapshot (not the head). */
+  view: boolean;
   replica: Replica;
   /** OPENs not yet matched by a CLOSE. */
   opens: number;
@@ -117,11 +119,15 @@ class ReplicaSession implements ReplicationSession {
     this.log?.('replication.disconnect', { peer: this.peer });
   }
 
-  /** Checks `epoch` against the volume's (F3) and makes it the volume's when higher (an OPEN only). */
-  private fence(volumeId: string, epoch: number, opening: boolean): void {
+  /**
+   * Checks `epoch` against the volume's (F3). `open`: an OPEN of the head, which makes a higher epoch the volume's;
+   * `head`: a request on the head, which must carry the volume's epoch; `view`: an OPEN of a snapshot view or a
+   * request on one, which must not be older but never raises it (a reader does not fence the coordinator).
+   */
+  private fence(volumeId: string, epoch: number, mode: 'open' | 'head' | 'view'): void {
     const held = this.epochs.get(volumeId) ?? 0;
-    if (epoch === held) return;
-    if (epoch > held && opening) {
+    if (epoch === held || (epoch > held && mode === 'view')) return;
+    if (epoch > held && mode === 'open') {
       this.epochs.set(volumeId, epoch);
       return;
     }
@@ -141,7 +147,7 @@ class ReplicaSession implements ReplicationSession {
     if (snapshotId !== undefined && typeof snapshotId !== 'string') {
       throw invalidArgument('snapshot_id', 'must be a string');
     }
-    this.fence(volumeId, request.epoch, true);
+    this.fence(volumeId, request.epoch, snapshotId === undefined ? 'open' : 'view');
     const key = snapshotId === undefined ? volumeId : `${volumeId}@${snapshotId}`;
     let handle = this.byKey.get(key);
     if (handle === undefined) {
@@ -167,7 +173,7 @@ class ReplicaSession implements ReplicationSession {
       throw new FerryError('UNAVAILABLE', `the connection ended while ${key} was being opened`);
     }
     const handle = this.nextHandle++;
-    this.handles.set(handle, { key, volumeId, replica, opens: 0 });
+    this.handles.set(handle, { key, volumeId, view: snapshotId !== undefined, replica, opens: 0 });
     return handle;
   }
 
@@ -176,7 +182,7 @@ class ReplicaSession implements ReplicationSession {
     const volumeId = body?.volume_id;
     if (typeof volumeId !== 'string' || volumeId.length === 0) throw invalidArgument('volume_id', 'required');
     // A drop comes from whoever lowers the replica set, not necessarily a coordinator: epoch 0 is not checked.
-    if (request.epoch !== 0) this.fence(volumeId, request.epoch, false);
+    if (request.epoch !== 0) this.fence(volumeId, request.epoch, 'head');
     for (const [handle, opened] of this.handles) {
       if (opened.volumeId !== volumeId) continue;
       this.handles.delete(handle);
@@ -198,7 +204,7 @@ class ReplicaSession implements ReplicationSession {
       );
     }
     // Closing is always allowed: a fenced coordinator still lets go of what it opened.
-    if (request.op !== Op.CLOSE) this.fence(opened.volumeId, request.epoch, false);
+    if (request.op !== Op.CLOSE) this.fence(opened.volumeId, request.epoch, opened.view ? 'view' : 'head');
     const replica = opened.replica;
     const fua = (request.flags & FLAG_FUA) !== 0 ? FUA : undefined;
     switch (request.op) {
