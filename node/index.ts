@@ -56,7 +56,6 @@ export type {
   ReplicaTarget,
 } from './engine/cluster-ports.js';
 export { RunsElsewhere } from './engine/cluster-ports.js';
-export type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export {
   BACKUP_SNAPSHOT_LABEL,
   DIRECT_ALIGN,
@@ -77,6 +76,7 @@ export {
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
+export type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export {
   humanBytes,
   isNoSpace,
@@ -112,7 +112,6 @@ export {
   RemoteReplicas,
   type RemoteReplicasOptions,
   type ReplicaService,
-  replicaHandler,
   ReplicationClient,
   type ReplicationClientOptions,
   type ReplicationHandler,
@@ -120,6 +119,7 @@ export {
   type ReplicationServerOptions,
   type ReplicationSession,
   type RequestHeader as ReplicationRequest,
+  replicaHandler,
   type Served,
   type ServeReplicasOptions,
   StaleEpochError,
