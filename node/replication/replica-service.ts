@@ -5,7 +5,7 @@
  *
  * Fencing (docs/REPLICATION.md, F3): the service keeps, per volume, the highest epoch an OPEN of its head brought. An
  * OPEN with a lower one, and any request on the head whose epoch is not that one, is refused FAILED_PRECONDITION with
- * the epoch held (StaleEpochError); a snapshot view is refused when older, and never raises it. The highest epochs are kept in memory only: a restart of the node forgets them (issue 23 makes
+ * the epoch held (StaleEpochError). A snapshot's view is not fenced and never raises the epoch. The highest epochs are kept in memory only: a restart of the node forgets them (issue 23 makes
  * them durable in the replica's data).
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
@@ -121,12 +121,14 @@ class ReplicaSession implements ReplicationSession {
 
   /**
    * Checks `epoch` against the volume's (F3). `open`: an OPEN of the head, which makes a higher epoch the volume's;
-   * `head`: a request on the head, which must carry the volume's epoch; `view`: an OPEN of a snapshot view or a
-   * request on one, which must not be older but never raises it (a reader does not fence the coordinator).
+   * `head`: a request on the head, which must carry the volume's epoch; `view`: a snapshot's view, which reads frozen
+   * data (an older coordinator cannot make it diverge): not fenced, and it never raises the epoch (a reader such as a
+   * backup does not fence the coordinator). The engine's ReplicaHost decides the same.
    */
   private fence(volumeId: string, epoch: number, mode: 'open' | 'head' | 'view'): void {
+    if (mode === 'view') return;
     const held = this.epochs.get(volumeId) ?? 0;
-    if (epoch === held || (epoch > held && mode === 'view')) return;
+    if (epoch === held) return;
     if (epoch > held && mode === 'open') {
       this.epochs.set(volumeId, epoch);
       return;
