@@ -107,6 +107,7 @@ export {
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
+export type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export {
   humanBytes,
   isNoSpace,
@@ -133,13 +134,25 @@ export {
   StreamClosedError,
 } from './nbd/index.js';
 export {
+  type Answer,
+  type Call,
   type NodeCredentials,
+  Op as ReplicationOp,
+  RemoteReplica,
+  type RemoteReplicaOpen,
+  RemoteReplicas,
+  type RemoteReplicasOptions,
+  type ReplicaService,
   ReplicationClient,
   type ReplicationClientOptions,
   type ReplicationHandler,
   ReplicationServer,
   type ReplicationServerOptions,
-  type ServedReplica,
-  type ServedVolume,
-  type VolumeTarget,
+  type ReplicationSession,
+  type RequestHeader as ReplicationRequest,
+  replicaHandler,
+  type Served,
+  type ServeReplicasOptions,
+  StaleEpochError,
+  serveReplicas,
 } from './replication/index.js';

@@ -100,6 +100,7 @@ export interface ReplicaTree {
  */
 export class LocalReplica implements Replica {
   private readonly localProgress = { generation: 0 };
+  private closed = false;
 
   constructor(
     readonly nodeId: string,
@@ -123,10 +124,18 @@ export class LocalReplica implements Replica {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     this.cipher?.release();
   }
 
+  /** A closed replica refuses every call. */
+  private checkOpen(): void {
+    if (this.closed) throw new FerryError('FAILED_PRECONDITION', `the replica of ${this.name} is closed`);
+  }
+
   private needTree(): ReplicaTree {
+    this.checkOpen();
     if (this.tree === undefined || !this.writable) {
       throw new FerryError('PERMISSION_DENIED', `export ${this.name} is read-only (snapshots cannot be written)`);
     }
@@ -174,6 +183,7 @@ export class LocalReplica implements Replica {
   }
 
   private async withIo<T>(fn: () => Promise<T>): Promise<T> {
+    this.checkOpen();
     if (!this.source.gate.tryEnterShared()) await this.source.gate.enterShared();
     const epoch = this.source.tracker.enter();
     try {

@@ -1,25 +1,26 @@
 /**
  * The replication client: one mutually authenticated TLS connection to a peer node, pipelined (many requests in
- * flight, replies matched by id in any order). The bytes in flight are bounded by a window: a sender waits for
- * room. When the connection is lost every pending and waiting request fails UNAVAILABLE, and so does every later one.
+ * flight, replies matched by id in any order). The bytes in flight are bounded by a window: a request waits for room
+ * and requests leave in the order they were made. Requests made in one tick go out in one batched socket write. A
+ * request unanswered within the timeout (R6) fails UNAVAILABLE and ends the connection; when the connection is lost
+ * every pending and waiting request fails UNAVAILABLE, and so does every later one.
  */
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FerryError } from '../../common/index.js';
-import type { WriteOptions } from '../engine/types.js';
 import { ByteQueue } from './byte-queue.js';
 import {
   decodeReplyHeader,
-  encodeRequest,
-  FLAG_FUA,
   MAX_PAYLOAD_BYTES,
   Op,
   REPLY_HEADER_BYTES,
+  REQUEST_HEADER_BYTES,
   type ReplyHeader,
   replyError,
   requestCost,
+  writeRequestHeader,
 } from './frame.js';
 import { isTlsRefusal, peerNodeId, tlsOptions } from './tls.js';
-import type { NodeCredentials, VolumeTarget } from './types.js';
+import type { NodeCredentials } from './types.js';
 import { ByteWindow } from './window.js';
 
 export interface ReplicationClientOptions {
@@ -28,28 +29,48 @@ export interface ReplicationClientOptions {
   port: number;
   /** The node id the peer's certificate must name; any other peer is refused (UNAUTHENTICATED). */
   expectedNodeId: string;
-  /** Bytes of requests in flight at most (WRITE data, READ lengths, headers); default 8 MiB. */
+  /** Bytes of requests in flight at most (headers, payloads, READ lengths); default 32 MiB. */
   maxInFlightBytes?: number;
+  /** A request not answered within this many milliseconds fails UNAVAILABLE and ends the connection; default 5000. */
+  requestTimeoutMs?: number;
+  /** The TLS handshake and the peer's first answer must come within this many milliseconds; default 10000. */
+  connectTimeoutMs?: number;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
 }
 
+/** A successful reply: its `value` field and its payload. */
+export interface Answer {
+  value: number;
+  payload: Buffer;
+}
+
+/** One request, as the caller gives it. */
+export interface Call {
+  op: Op;
+  handle: number;
+  epoch: number;
+  /** Byte offset (or the snapshot token); default 0. */
+  offset?: number;
+  /** Bytes (READ, ZERO, TRIM, BLOCK_STATUS); a WRITE's is its payload's length. */
+  length?: number;
+  flags?: number;
+  payload?: Buffer;
+  /** READ: the buffer the data is copied into (its first `length` bytes). */
+  into?: Buffer;
+}
+
 interface Pending {
+  op: Op;
   cost: number;
-  resolve: (data: Buffer) => void;
+  sentAt: number;
+  into: Buffer | undefined;
+  resolve: (answer: Answer) => void;
   reject: (err: FerryError) => void;
 }
 
-interface Request {
-  op: Op;
-  target: VolumeTarget;
-  offset?: number;
-  length?: number;
-  data?: Buffer;
-  fua?: boolean;
-}
-
-const PING_TARGET: VolumeTarget = { volumeId: '', epoch: 0 };
+const OP_NAMES = new Map<number, string>(Object.entries(Op).map(([name, op]) => [op, name]));
+const EMPTY = Buffer.alloc(0);
 
 export class ReplicationClient {
   private readonly pending = new Map<number, Pending>();
@@ -58,13 +79,20 @@ export class ReplicationClient {
   private reply: (ReplyHeader & { message?: string }) | undefined;
   private nextId = 1;
   private failure: FerryError | undefined;
+  private corked = false;
+  private readonly sweeper: NodeJS.Timeout;
+  /** Requests time out only once connected (the connect has its own timeout). */
+  private connected = false;
 
   private constructor(
     private readonly socket: TLSSocket,
     readonly peerNodeId: string,
     maxInFlightBytes: number,
+    private readonly timeoutMs: number,
   ) {
     this.window = new ByteWindow(maxInFlightBytes);
+    // Requests are batched per event-loop turn already: Nagle's algorithm would only hold small ones for an ACK.
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       this.queue.push(chunk);
       try {
@@ -76,6 +104,8 @@ export class ReplicationClient {
     });
     socket.on('error', (err) => this.fail(isTlsRefusal(err) ? this.refusedBy(err) : this.lost(err)));
     socket.on('close', () => this.fail(this.lost(undefined)));
+    this.sweeper = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, timeoutMs / 4)));
+    this.sweeper.unref();
   }
 
   /** Connects to the peer, checks its certificate names `expectedNodeId`, and waits until the peer accepts us. */
@@ -94,9 +124,13 @@ export class ReplicationClient {
         return identityError;
       },
     });
+    const timeoutMs = options.requestTimeoutMs ?? 5_000;
+    const connectMs = options.connectTimeoutMs ?? 10_000;
     await new Promise<void>((resolve, reject) => {
       const onAbort = () => socket.destroy(new Error('connection aborted'));
+      const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${connectMs} ms`)), connectMs);
       const onError = (err: Error) => {
+        clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         socket.destroy();
         reject(
@@ -107,27 +141,36 @@ export class ReplicationClient {
             : new FerryError(
                 'UNAVAILABLE',
                 `cannot reach node ${expected} at ${options.host}:${options.port}: ${err.message}`,
-                {
-                  cause: err,
-                },
+                { cause: err },
               ),
         );
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       socket.once('error', onError);
       socket.once('secureConnect', () => {
+        clearTimeout(timer);
         options.signal?.removeEventListener('abort', onAbort);
         socket.off('error', onError);
         resolve();
       });
     });
-    const client = new ReplicationClient(socket, expected, options.maxInFlightBytes ?? 8 * 1024 * 1024);
+    const client = new ReplicationClient(socket, expected, options.maxInFlightBytes ?? 32 * 1024 * 1024, timeoutMs);
+    const timer = setTimeout(() => {
+      client.fail(
+        new FerryError('UNAVAILABLE', `node ${expected} did not answer within ${connectMs} ms of connecting`),
+      );
+      socket.destroy();
+    }, connectMs);
     try {
       await client.ping();
     } catch (err: unknown) {
+      client.fail(err instanceof FerryError ? err : client.lost(err));
       socket.destroy();
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
+    client.connected = true;
     return client;
   }
 
@@ -141,29 +184,36 @@ export class ReplicationClient {
     return this.window.waiting;
   }
 
+  /** Whether the connection is gone (every request now fails). */
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
   ping(): Promise<void> {
-    return this.send({ op: Op.PING, target: PING_TARGET }).then(() => undefined);
+    return this.call({ op: Op.PING, handle: 0, epoch: 0 }).then(() => undefined);
   }
 
-  write(target: VolumeTarget, offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
-    return this.send({ op: Op.WRITE, target, offset, data, fua: options?.fua }).then(() => undefined);
-  }
-
-  writeZeroes(target: VolumeTarget, offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.send({ op: Op.ZERO, target, offset, length, fua: options?.fua }).then(() => undefined);
-  }
-
-  trim(target: VolumeTarget, offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.send({ op: Op.TRIM, target, offset, length, fua: options?.fua }).then(() => undefined);
-  }
-
-  flush(target: VolumeTarget): Promise<void> {
-    return this.send({ op: Op.FLUSH, target }).then(() => undefined);
-  }
-
-  /** The bytes at [offset, offset+length) of the peer's replica. */
-  read(target: VolumeTarget, offset: number, length: number): Promise<Buffer> {
-    return this.send({ op: Op.READ, target, offset, length });
+  /** Sends one request; resolves with the reply's value and payload, rejects with the reply's error. */
+  call(call: Call): Promise<Answer> {
+    const payloadBytes = call.payload?.length ?? 0;
+    const length = call.op === Op.WRITE ? payloadBytes : (call.length ?? 0);
+    if (
+      length > 0xffffffff ||
+      payloadBytes > MAX_PAYLOAD_BYTES ||
+      (call.op === Op.READ && length > MAX_PAYLOAD_BYTES)
+    ) {
+      return Promise.reject(
+        new FerryError(
+          'INVALID_ARGUMENT',
+          `length: ${Math.max(length, payloadBytes)} bytes is more than one replication request carries (${MAX_PAYLOAD_BYTES})`,
+        ),
+      );
+    }
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const cost = requestCost(call.op, length, payloadBytes);
+    return new Promise<Answer>((resolve, reject) => {
+      this.window.acquire(cost, () => this.transmit(call, cost, length, payloadBytes, resolve, reject), reject);
+    });
   }
 
   /** Closes the connection; requests still pending fail UNAVAILABLE. */
@@ -178,44 +228,45 @@ export class ReplicationClient {
     });
   }
 
-  private send(request: Request): Promise<Buffer> {
-    const length = request.data?.length ?? request.length ?? 0;
-    if (length > MAX_PAYLOAD_BYTES || length > 0xffffffff) {
-      return Promise.reject(
-        new FerryError('INVALID_ARGUMENT', `length: ${length} bytes is more than ${MAX_PAYLOAD_BYTES} in one request`),
-      );
-    }
-    const cost = requestCost(request.op, length);
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    // Room now: reserve and send synchronously, so requests leave in the order they were made.
-    if (this.window.tryAcquire(cost)) return this.transmit(request, cost, length);
-    return this.window.acquire(cost).then(() => this.transmit(request, cost, length));
-  }
-
-  private transmit(request: Request, cost: number, length: number): Promise<Buffer> {
+  private transmit(
+    call: Call,
+    cost: number,
+    length: number,
+    payloadBytes: number,
+    resolve: (answer: Answer) => void,
+    reject: (err: FerryError) => void,
+  ): void {
     if (this.failure !== undefined) {
       this.window.release(cost);
-      return Promise.reject(this.failure);
+      reject(this.failure);
+      return;
     }
     let id = this.nextId;
     while (this.pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
     this.nextId = id >= 0xffffffff ? 1 : id + 1;
-    const header = encodeRequest({
-      op: request.op,
-      flags: request.fua === true ? FLAG_FUA : 0,
+    const header = Buffer.allocUnsafe(REQUEST_HEADER_BYTES);
+    writeRequestHeader(header, 0, {
+      op: call.op,
+      flags: call.flags ?? 0,
       id,
-      volumeId: request.target.volumeId,
-      epoch: request.target.epoch,
-      offset: request.offset ?? 0,
+      payloadBytes,
+      epoch: call.epoch,
+      offset: call.offset ?? 0,
       length,
-      payloadBytes: request.data?.length ?? 0,
+      handle: call.handle,
     });
-    const reply = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { cost, resolve, reject }));
-    this.socket.cork();
+    this.pending.set(id, { op: call.op, cost, sentAt: Date.now(), into: call.into, resolve, reject });
+    // Every request of this tick goes out in one write (one TLS record where they fit).
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
     this.socket.write(header);
-    if (request.data !== undefined && request.data.length > 0) this.socket.write(request.data);
-    this.socket.uncork();
-    return reply;
+    if (call.payload !== undefined && payloadBytes > 0) this.socket.write(call.payload);
   }
 
   private parse(): void {
@@ -229,18 +280,18 @@ export class ReplicationClient {
       if (reply.message === undefined) {
         const raw = this.queue.take(reply.messageBytes);
         if (raw === undefined) return;
-        reply.message = raw.toString('utf8');
+        reply.message = reply.messageBytes === 0 ? '' : raw.toString('utf8');
       }
-      const payload = this.queue.take(reply.payloadBytes);
-      if (payload === undefined) return;
+      if (this.queue.length < reply.payloadBytes) return;
       this.reply = undefined;
-      this.settle(reply, reply.message, payload);
+      this.settle(reply, reply.message);
     }
   }
 
-  private settle(reply: ReplyHeader, message: string, payload: Buffer): void {
+  /** Settles the request `reply` answers; its payload (all queued) is taken here. */
+  private settle(reply: ReplyHeader, message: string): void {
     if (reply.id === 0) {
-      this.fail(replyError(reply.status, message, this.peerNodeId));
+      this.fail(replyError(reply, message, this.peerNodeId));
       this.socket.destroy();
       return;
     }
@@ -252,9 +303,34 @@ export class ReplicationClient {
       );
     }
     this.pending.delete(reply.id);
+    let payload: Buffer;
+    if (reply.status === 0 && pending.into !== undefined && reply.payloadBytes <= pending.into.length) {
+      payload = pending.into.subarray(0, reply.payloadBytes);
+      this.queue.takeInto(payload, reply.payloadBytes);
+    } else {
+      payload = reply.payloadBytes === 0 ? EMPTY : (this.queue.take(reply.payloadBytes) as Buffer);
+    }
     this.window.release(pending.cost);
-    if (reply.status === 0) pending.resolve(payload);
-    else pending.reject(replyError(reply.status, message, this.peerNodeId));
+    if (reply.status === 0) pending.resolve({ value: reply.value, payload });
+    else pending.reject(replyError(reply, message, this.peerNodeId));
+  }
+
+  /** Fails the connection when its oldest request has waited longer than the timeout (R6). */
+  private sweep(): void {
+    if (this.failure !== undefined || !this.connected) return;
+    const now = Date.now();
+    for (const pending of this.pending.values()) {
+      if (now - pending.sentAt > this.timeoutMs) {
+        this.fail(
+          new FerryError(
+            'UNAVAILABLE',
+            `node ${this.peerNodeId} did not answer a ${OP_NAMES.get(pending.op) ?? 'request'} within ${this.timeoutMs} ms: the replication connection is closed`,
+          ),
+        );
+        this.socket.destroy();
+      }
+      return;
+    }
   }
 
   private lost(cause: unknown): FerryError {
@@ -269,15 +345,14 @@ export class ReplicationClient {
     return new FerryError(
       'UNAUTHENTICATED',
       `node ${this.peerNodeId} refused this node (${detail}): check its certificate is from the cluster CA`,
-      {
-        cause,
-      },
+      { cause },
     );
   }
 
   /** Fails every pending and waiting request, and every later one, with `err` (the first failure wins). */
   private fail(err: FerryError): void {
     this.failure ??= err;
+    clearInterval(this.sweeper);
     const failure = this.failure;
     this.window.fail(failure);
     for (const [id, pending] of this.pending) {

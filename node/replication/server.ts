@@ -1,7 +1,8 @@
 /**
  * The replication server: accepts mutually authenticated TLS connections from the cluster's nodes and dispatches
- * each request (frame.ts) to the handler's replica, answering as each completes. Memory per connection is bounded:
- * when the requests being served hold `maxInFlightBytes`, the server stops reading the socket until replies drain.
+ * each request (frame.ts) to the session the handler gives the connection, answering as each completes; the replies
+ * of one tick go out in one batched socket write. Memory per connection is bounded: when the requests being served
+ * hold `maxInFlightBytes`, the server stops reading the socket until replies drain.
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
@@ -10,14 +11,15 @@ import { ByteQueue } from './byte-queue.js';
 import {
   decodeRequestHeader,
   encodeReply,
-  FLAG_FUA,
   Op,
+  REPLY_FLAG_STALE_EPOCH,
   REQUEST_HEADER_BYTES,
   type RequestHeader,
   requestCost,
+  StaleEpochError,
 } from './frame.js';
 import { authorizedPeer, tlsOptions } from './tls.js';
-import type { NodeCredentials, ReplicationHandler } from './types.js';
+import type { NodeCredentials, ReplicationHandler, ReplicationSession, Served } from './types.js';
 
 export interface ReplicationServerOptions {
   credentials: NodeCredentials;
@@ -28,15 +30,15 @@ export interface ReplicationServerOptions {
   port?: number;
   /** Which authenticated node ids may connect; default: every node with a certificate from the cluster CA. */
   acceptPeer?: (nodeId: string) => boolean;
-  /** Bytes of requests served at once per connection before the server stops reading it; default 16 MiB. */
+  /** Bytes of requests served at once per connection before the server stops reading it; default 32 MiB. */
   maxInFlightBytes?: number;
 }
-
-type Decoded = Omit<RequestHeader, 'volumeId'> & { volumeBytes: number };
 
 export class ReplicationServer {
   /** Every TCP connection, handshaking or served, so that `close` can cut them all. */
   private readonly connections = new Set<Socket>();
+  /** Sessions of ended connections still releasing what they opened. */
+  private readonly closing = new Set<Promise<void>>();
   /** Connections refused after the handshake (unexpected node id). */
   refused = 0;
 
@@ -52,6 +54,8 @@ export class ReplicationServer {
     const server = createServer({ ...tlsOptions(options.credentials), requestCert: true, rejectUnauthorized: false });
     const self = new ReplicationServer(server, options);
     server.on('connection', (socket: Socket) => {
+      // Replies are small and batched already: Nagle's algorithm would only hold them for an ACK.
+      socket.setNoDelay(true);
       self.connections.add(socket);
       socket.on('close', () => self.connections.delete(socket));
     });
@@ -73,11 +77,17 @@ export class ReplicationServer {
     return { host: address.address, port: address.port };
   }
 
-  /** Stops listening and cuts every connection (their clients' pending requests fail UNAVAILABLE). */
+  /**
+   * Stops listening and cuts every connection (their clients' pending requests fail UNAVAILABLE); resolves once
+   * their sessions have released what they opened.
+   */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.connections) socket.destroy();
     await closed;
+    // The sockets' close events (which start the sessions' release) may come just after the server's.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    await Promise.allSettled([...this.closing]);
   }
 
   private accept(socket: TLSSocket): void {
@@ -91,36 +101,52 @@ export class ReplicationServer {
           : undefined;
     if (refusal !== undefined) {
       this.refused += 1;
-      socket.end(encodeReply(0, new FerryError('UNAUTHENTICATED', `connection refused: ${refusal}`), 0));
+      socket.end(encodeReply(0, new FerryError('UNAUTHENTICATED', `connection refused: ${refusal}`), 0, 0));
       return;
     }
-    new Connection(socket, this.options.handler, this.options.maxInFlightBytes ?? 16 * 1024 * 1024).start();
+    let session: ReplicationSession;
+    try {
+      session = this.options.handler.connect(peer as string);
+    } catch (err: unknown) {
+      socket.end(encodeReply(0, toFerryError(err, 'the replication server cannot serve this connection'), 0, 0));
+      return;
+    }
+    socket.once('close', () => {
+      const released = session.close().catch(() => undefined);
+      this.closing.add(released);
+      void released.finally(() => this.closing.delete(released));
+    });
+    new Connection(socket, session, this.options.maxInFlightBytes ?? 32 * 1024 * 1024).start();
   }
 }
 
 /** One connection's request loop. */
 class Connection {
   private readonly queue = new ByteQueue();
-  private header: Decoded | undefined;
-  private volumeId = '';
+  private header: RequestHeader | undefined;
   private inFlight = 0;
   private paused = false;
+  private corked = false;
 
   constructor(
     private readonly socket: TLSSocket,
-    private readonly handler: ReplicationHandler,
+    private readonly session: ReplicationSession,
     private readonly limit: number,
   ) {}
 
   start(): void {
     this.socket.on('data', (chunk: Buffer) => {
       this.queue.push(chunk);
-      try {
-        this.parse();
-      } catch {
-        this.socket.destroy();
-      }
+      this.parseOrCut();
     });
+  }
+
+  private parseOrCut(): void {
+    try {
+      this.parse();
+    } catch {
+      this.socket.destroy();
+    }
   }
 
   /** Serves the requests queued, until the queue runs dry or the connection holds its limit. */
@@ -130,100 +156,74 @@ class Connection {
         const raw = this.queue.take(REQUEST_HEADER_BYTES);
         if (raw === undefined) return;
         this.header = decodeRequestHeader(raw);
-        this.volumeId = '';
       }
       const header = this.header;
-      if (this.volumeId === '' && header.volumeBytes > 0) {
-        const raw = this.queue.take(header.volumeBytes);
-        if (raw === undefined) return;
-        this.volumeId = raw.toString('utf8');
-      }
       const payload = this.queue.take(header.payloadBytes);
       if (payload === undefined) return;
       this.header = undefined;
-      this.dispatch({ ...header, volumeId: this.volumeId }, payload);
+      this.dispatch(header, payload);
     }
   }
 
   private dispatch(request: RequestHeader, payload: Buffer): void {
-    const cost = requestCost(request.op, request.length);
+    const cost = requestCost(request.op, request.length, request.payloadBytes);
     this.inFlight += cost;
     if (this.inFlight >= this.limit && !this.paused) {
       this.paused = true;
       this.socket.pause();
     }
-    let served: Promise<Buffer | undefined>;
-    try {
-      served = this.serve(request, payload);
-    } catch (err: unknown) {
-      served = Promise.reject(err);
+    let served: Promise<Served>;
+    if (request.op === Op.PING) served = Promise.resolve(NOTHING);
+    else {
+      try {
+        served = this.session.serve(request, payload);
+      } catch (err: unknown) {
+        served = Promise.reject(err);
+      }
     }
     served.then(
-      (data) => this.reply(request.id, undefined, data, cost),
-      (err: unknown) => this.reply(request.id, toFerryError(err, 'replica failed'), undefined, cost),
+      (answer) => this.reply(request.id, undefined, answer, cost),
+      (err: unknown) => this.reply(request.id, toFerryError(err, 'replica failed'), NOTHING, cost),
     );
   }
 
-  private serve(request: RequestHeader, payload: Buffer): Promise<Buffer | undefined> {
-    if (request.op === Op.PING) return Promise.resolve(undefined);
-    const served = this.handler.volume(request.volumeId);
-    if (served === undefined) {
-      return Promise.reject(new FerryError('NOT_FOUND', `no replica of volume "${request.volumeId}" on this node`));
-    }
-    if (request.epoch < served.epoch) {
-      return Promise.reject(
-        new FerryError(
-          'FAILED_PRECONDITION',
-          `stale epoch ${request.epoch} for volume "${request.volumeId}" (this replica holds epoch ${served.epoch}): the sender is no longer its coordinator`,
-        ),
-      );
-    }
-    const fua = { fua: (request.flags & FLAG_FUA) !== 0 };
-    const replica = served.replica;
-    switch (request.op) {
-      case Op.WRITE:
-        return replica.write(request.offset, payload, fua).then(() => undefined);
-      case Op.ZERO:
-        return replica.writeZeroes(request.offset, request.length, fua).then(() => undefined);
-      case Op.TRIM:
-        return replica.trim(request.offset, request.length, fua).then(() => undefined);
-      case Op.FLUSH:
-        return replica.flush().then(() => undefined);
-      case Op.READ:
-        return replica.read(request.offset, request.length).then((data) => {
-          if (data.length !== request.length) {
-            throw new FerryError('INTERNAL', `the replica read ${data.length} bytes, not ${request.length}`);
-          }
-          return data;
-        });
-    }
-  }
-
-  private reply(id: number, error: FerryError | undefined, data: Buffer | undefined, cost: number): void {
+  private reply(id: number, error: FerryError | undefined, answer: Served, cost: number): void {
     const done = () => {
       this.inFlight -= cost;
       if (this.paused && this.inFlight < this.limit) {
         this.paused = false;
         this.socket.resume();
-        try {
-          this.parse();
-        } catch {
-          this.socket.destroy();
-        }
+        this.parseOrCut();
       }
     };
     if (this.socket.destroyed) {
       done();
       return;
     }
-    const header = encodeReply(id, error, data?.length ?? 0);
-    if (data === undefined || data.length === 0) {
+    const stale = error instanceof StaleEpochError;
+    const payload = error === undefined ? answer.payload : undefined;
+    const header = encodeReply(
+      id,
+      error,
+      payload?.length ?? 0,
+      stale ? error.heldEpoch : (answer.value ?? 0),
+      stale ? REPLY_FLAG_STALE_EPOCH : 0,
+    );
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    if (payload === undefined || payload.length === 0) {
       this.socket.write(header, done);
       return;
     }
-    this.socket.cork();
     this.socket.write(header);
-    this.socket.write(data, done);
-    this.socket.uncork();
+    this.socket.write(payload, done);
   }
 }
+
+const NOTHING: Served = {};

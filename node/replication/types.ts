@@ -1,8 +1,8 @@
 /**
- * Contracts of the replication transport: the credentials a node presents, what a server serves, and the address
- * of a volume in a request.
+ * Contracts of the replication transport: the credentials a node presents, and what a server serves (a session per
+ * connection, which answers each request).
  */
-import type { Replica } from '../engine/replica.js';
+import type { RequestHeader } from './frame.js';
 
 /** A node's TLS identity in the cluster: the cluster CA's certificate and the node's own certificate and key (PEM). */
 export interface NodeCredentials {
@@ -12,29 +12,26 @@ export interface NodeCredentials {
   readonly keyPem: string;
 }
 
-/** The operations of a replica a replication server dispatches to; a `Replica` (node/engine/replica.ts) is one. */
-export type ServedReplica = Pick<Replica, 'read' | 'write' | 'writeZeroes' | 'trim' | 'flush'>;
-
-/**
- * A volume's replica served by this node, with the epoch it holds. A request with an older epoch is refused
- * (FAILED_PRECONDITION); one with a newer epoch is served (adopting the newer epoch is the caller's business).
- */
-export interface ServedVolume {
-  readonly epoch: number;
-  readonly replica: ServedReplica;
+/** What a served request answers: the reply's `value` field (default 0) and payload (default none). */
+export interface Served {
+  value?: number;
+  payload?: Buffer;
 }
 
-/** What a replication server serves. */
-export interface ReplicationHandler {
+/** One connection's server side: it answers that connection's requests and forgets its state when it ends. */
+export interface ReplicationSession {
   /**
-   * The replica this node holds of `volumeId`, or undefined (the request fails NOT_FOUND). Called for every request,
-   * in the order requests arrive; the replica's methods are called in that order too (their completions may not be).
+   * Serves one request. Called synchronously in the order requests arrive (so what a request changes before its
+   * first await, the next request sees); the answers may complete in any order. A rejection (a FerryError, or
+   * anything else as INTERNAL) is the reply's status and message.
    */
-  volume(volumeId: string): ServedVolume | undefined;
+  serve(request: RequestHeader, payload: Buffer): Promise<Served>;
+  /** The connection ended: release what it opened (the server's `close` waits for it). */
+  close(): Promise<void>;
 }
 
-/** The volume a request is for, and the sender's epoch of it. */
-export interface VolumeTarget {
-  readonly volumeId: string;
-  readonly epoch: number;
+/** What a replication server serves: a session for each accepted connection. */
+export interface ReplicationHandler {
+  /** A new connection from authenticated node `peerNodeId`. */
+  connect(peerNodeId: string): ReplicationSession;
 }

@@ -1,9 +1,19 @@
 /**
  * Test fixture of the replication transport: a cluster CA with certificates for nodes a, b and c, a stranger CA
- * with one for a node named b, and an in-memory replica whose operations can be held until a test releases them.
+ * with one for a node named b, an in-memory replica whose operations can be held until a test releases them, a
+ * ReplicaHost serving such replicas, and one serving an engine's open volume (for benchmarks).
  */
 import { FerryError } from '../../common/index.js';
-import type { NodeCredentials, ServedReplica } from '../../node/index.js';
+import type {
+  BlockDevice,
+  ChangedBlocksPage,
+  NodeCredentials,
+  Replica,
+  ReplicaHost,
+  ReplicaSnapshot,
+  ReplicaTarget,
+  StatusExtent,
+} from '../../node/index.js';
 import { type CertifiedKey, createClusterCa, issueNodeCert } from '../../node/index.js';
 
 export interface Pki {
@@ -32,18 +42,21 @@ export async function makePki(): Promise<Pki> {
 }
 
 export interface Call {
-  op: 'read' | 'write' | 'writeZeroes' | 'trim' | 'flush';
+  op: 'read' | 'write' | 'writeZeroes' | 'trim' | 'flush' | 'snapshot' | 'commit' | 'abandon' | 'close';
   offset: number;
   length: number;
   fua: boolean;
 }
 
 /**
- * A replica in memory. With `hold` set, every operation waits until `release` lets it go (in any order the test
- * chooses); `held` is the operations waiting now and `maxHeldBytes` the most write and read bytes held at once.
+ * A replica in memory. With `hold` set, every read, write, zero, trim and flush waits until `release` lets it go (in
+ * any order the test chooses); `held` is the operations waiting now and `maxHeldBytes` the most write and read bytes
+ * held at once. Snapshots are recorded as calls (no frozen point is kept); `close` is recorded and changes nothing.
  */
-export class MemoryReplica implements ServedReplica {
+export class MemoryReplica implements Replica {
+  readonly nodeId = 'node-b';
   readonly data: Buffer;
+  private changes = 0;
   readonly calls: Call[] = [];
   hold = false;
   readonly held: { call: Call; go: () => void }[] = [];
@@ -92,20 +105,54 @@ export class MemoryReplica implements ServedReplica {
   async write(offset: number, data: Buffer, options?: { fua?: boolean }): Promise<void> {
     await this.gate({ op: 'write', offset, length: data.length, fua: options?.fua === true });
     data.copy(this.data, offset);
+    this.changes += 1;
   }
 
   async writeZeroes(offset: number, length: number, options?: { fua?: boolean }): Promise<void> {
     await this.gate({ op: 'writeZeroes', offset, length, fua: options?.fua === true });
     this.data.fill(0, offset, offset + length);
+    this.changes += 1;
   }
 
   async trim(offset: number, length: number, options?: { fua?: boolean }): Promise<void> {
     await this.gate({ op: 'trim', offset, length, fua: options?.fua === true });
     this.data.fill(0, offset, offset + length);
+    this.changes += 1;
   }
 
   async flush(): Promise<void> {
     await this.gate({ op: 'flush', offset: 0, length: 0, fua: false });
+  }
+
+  async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+    return [{ length, state: this.data.subarray(offset, offset + length).some((b) => b !== 0) ? 'data' : 'zero' }];
+  }
+
+  async snapshot(snapshotId: string, headId?: string): Promise<ReplicaSnapshot> {
+    const record = (op: Call['op']) => this.calls.push({ op, offset: 0, length: 0, fua: false });
+    record('snapshot');
+    return {
+      ops: [{ op: 'put', key: `/test/${snapshotId}`, value: { snapshotId } }],
+      point: `point-${snapshotId}`,
+      head: headId ?? `head-${snapshotId}`,
+      commit: () => {
+        record('commit');
+        this.changes += 1;
+      },
+      abandon: () => record('abandon'),
+    };
+  }
+
+  async changedBlocks(): Promise<ChangedBlocksPage> {
+    return { extents: [], block_size: 4096, size: this.data.length };
+  }
+
+  generation(): number {
+    return this.changes;
+  }
+
+  async close(): Promise<void> {
+    this.calls.push({ op: 'close', offset: 0, length: 0, fua: false });
   }
 
   private async gate(call: Call): Promise<void> {
@@ -123,4 +170,61 @@ export class MemoryReplica implements ServedReplica {
     });
     this.heldBytes -= bytes;
   }
+}
+
+/** A ReplicaHost holding one MemoryReplica for each volume id in `replicas`; records the drops. */
+export class MemoryHost implements ReplicaHost {
+  readonly dropped: string[] = [];
+  readonly opened: ReplicaTarget[] = [];
+
+  constructor(readonly replicas: Map<string, MemoryReplica>) {}
+
+  async open(target: ReplicaTarget): Promise<Replica> {
+    const replica = this.replicas.get(target.volumeId);
+    if (replica === undefined) throw new FerryError('NOT_FOUND', `no replica of volume "${target.volumeId}" here`);
+    this.opened.push(target);
+    return replica;
+  }
+
+  async drop(volumeId: string): Promise<void> {
+    this.dropped.push(volumeId);
+    this.replicas.delete(volumeId);
+  }
+}
+
+/**
+ * A ReplicaHost serving one volume an engine has open, through its BlockDevice (the engine's coordinator over its
+ * LocalReplica): for benchmarks comparing the wire with direct calls to the same replica. Data operations only:
+ * snapshots and changed blocks are FAILED_PRECONDITION; closing a replica leaves the device open.
+ */
+export class DeviceHost implements ReplicaHost {
+  constructor(
+    readonly volumeId: string,
+    readonly device: BlockDevice,
+    readonly nodeId = 'node-b',
+  ) {}
+
+  async open(target: ReplicaTarget): Promise<Replica> {
+    if (target.volumeId !== this.volumeId || target.snapshotId !== undefined) {
+      throw new FerryError('NOT_FOUND', `no replica of ${target.volumeId} here`);
+    }
+    const device = this.device;
+    const unsupported = (what: string) =>
+      Promise.reject(new FerryError('FAILED_PRECONDITION', `${what} is not offered by the benchmark's device host`));
+    return {
+      nodeId: this.nodeId,
+      read: (offset, length, into) => device.read(offset, length, into),
+      write: (offset, data, options) => device.write(offset, data, options),
+      writeZeroes: (offset, length, options) => device.writeZeroes(offset, length, options),
+      trim: (offset, length, options) => device.trim(offset, length, options),
+      flush: () => device.flush(),
+      blockStatus: (offset, length) => device.blockStatus(offset, length),
+      snapshot: () => unsupported('a snapshot'),
+      changedBlocks: () => unsupported('changed blocks'),
+      generation: () => 0,
+      close: async () => {},
+    };
+  }
+
+  async drop(): Promise<void> {}
 }

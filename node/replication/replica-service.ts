@@ -1,0 +1,310 @@
+/**
+ * This node's replication service: a ReplicationServer whose requests reach the replicas the node holds, opened
+ * through the engine's `ReplicaHost`. Each connection opens a volume (or snapshot view) once, whatever the number of
+ * OPENs for it, and closes what it opened when it ends, abandoning the snapshots it staged and did not settle.
+ *
+ * Fencing (docs/REPLICATION.md, F3): the service keeps, per volume, the highest epoch an OPEN of its head brought. An
+ * OPEN with a lower one, and any request on the head whose epoch is not that one, is refused FAILED_PRECONDITION with
+ * the epoch held (StaleEpochError). A snapshot's view is not fenced and never raises the epoch. The highest epochs are kept in memory only: a restart of the node forgets them (issue 23 makes
+ * them durable in the replica's data).
+ */
+import { FerryError, invalidArgument } from '../../common/index.js';
+import type { ReplicaHost } from '../engine/cluster-ports.js';
+import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from '../engine/replica.js';
+import { EXTENT_BYTES, FLAG_FUA, jsonPayload, Op, parseJson, type RequestHeader, StaleEpochError } from './frame.js';
+import { ReplicationServer } from './server.js';
+import type { NodeCredentials, ReplicationHandler, ReplicationSession, Served } from './types.js';
+
+export interface ServeReplicasOptions {
+  /** The replicas this node holds (the engine's). */
+  host: ReplicaHost;
+  credentials: NodeCredentials;
+  /** Where to listen (port 0: any free port, see the result's `port`). */
+  listen: { host: string; port: number };
+  /** Events worth a line in the node's log (connections, and failures to close a replica). */
+  log?: (event: string, fields: Record<string, unknown>) => void;
+  /** Which authenticated node ids may connect; default every node with a certificate from the cluster CA. */
+  acceptPeer?: (nodeId: string) => boolean;
+  /** Bytes of requests served at once per connection before the server stops reading it; default 32 MiB. */
+  maxInFlightBytes?: number;
+}
+
+export interface ReplicaService {
+  /** The port it listens on. */
+  readonly port: number;
+  /** Stops listening and cuts every connection (their replicas are closed). */
+  close(): Promise<void>;
+}
+
+/**
+ * The handler of a replication server that serves the replicas of `host` (serveReplicas uses it; tests that need the
+ * server itself too).
+ */
+export function replicaHandler(host: ReplicaHost, log?: ServeReplicasOptions['log']): ReplicationHandler {
+  const epochs = new Map<string, number>();
+  return {
+    connect: (peer) => {
+      log?.('replication.connect', { peer });
+      return new ReplicaSession(host, epochs, peer, log);
+    },
+  };
+}
+
+/** Starts the replication service of this node. */
+export async function serveReplicas(options: ServeReplicasOptions): Promise<ReplicaService> {
+  const handler = replicaHandler(options.host, options.log);
+  const server = await ReplicationServer.listen({
+    credentials: options.credentials,
+    handler,
+    host: options.listen.host,
+    port: options.listen.port,
+    acceptPeer: options.acceptPeer,
+    maxInFlightBytes: options.maxInFlightBytes,
+  });
+  return { port: server.address().port, close: () => server.close() };
+}
+
+interface Opened {
+  key: string;
+  volumeId: string;
+  /** A read-only view of a snapshot (not the head). */
+  view: boolean;
+  replica: Replica;
+  /** OPENs not yet matched by a CLOSE. */
+  opens: number;
+}
+
+interface StagedHere {
+  handle: number;
+  staged: ReplicaSnapshot;
+}
+
+const NOTHING: Served = {};
+
+/** One connection's replicas and staged snapshots. */
+class ReplicaSession implements ReplicationSession {
+  private readonly handles = new Map<number, Opened>();
+  private readonly byKey = new Map<string, Promise<number>>();
+  private readonly staged = new Map<number, StagedHere>();
+  private nextHandle = 1;
+  private nextToken = 1;
+  private closed = false;
+
+  constructor(
+    private readonly host: ReplicaHost,
+    /** The highest epoch opened per volume, shared by every connection of the service. */
+    private readonly epochs: Map<string, number>,
+    private readonly peer: string,
+    private readonly log: ServeReplicasOptions['log'],
+  ) {}
+
+  serve(request: RequestHeader, payload: Buffer): Promise<Served> {
+    switch (request.op) {
+      case Op.OPEN:
+        return this.open(request, payload);
+      case Op.DROP:
+        return this.drop(request, payload);
+      default:
+        return this.onHandle(request, payload);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const { staged } of this.staged.values()) staged.abandon();
+    this.staged.clear();
+    const opened = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(opened.map((o) => this.release(o)));
+    this.log?.('replication.disconnect', { peer: this.peer });
+  }
+
+  /**
+   * Checks `epoch` against the volume's (F3). `open`: an OPEN of the head, which makes a higher epoch the volume's;
+   * `head`: a request on the head, which must carry the volume's epoch; `view`: a snapshot's view, which reads frozen
+   * data (an older coordinator cannot make it diverge): not fenced, and it never raises the epoch (a reader such as a
+   * backup does not fence the coordinator). The engine's ReplicaHost decides the same.
+   */
+  private fence(volumeId: string, epoch: number, mode: 'open' | 'head' | 'view'): void {
+    if (mode === 'view') return;
+    const held = this.epochs.get(volumeId) ?? 0;
+    if (epoch === held) return;
+    if (epoch > held && mode === 'open') {
+      this.epochs.set(volumeId, epoch);
+      return;
+    }
+    throw new StaleEpochError(
+      held,
+      epoch < held
+        ? `stale epoch ${epoch} for volume "${volumeId}" (this replica holds epoch ${held}): the sender is no longer its coordinator`
+        : `epoch ${epoch} of volume "${volumeId}" was never opened here (this replica holds epoch ${held}): OPEN it first`,
+    );
+  }
+
+  private async open(request: RequestHeader, payload: Buffer): Promise<Served> {
+    const body = parseJson(payload, 'an OPEN body') as { volume_id?: unknown; snapshot_id?: unknown } | null;
+    const volumeId = body?.volume_id;
+    const snapshotId = body?.snapshot_id;
+    if (typeof volumeId !== 'string' || volumeId.length === 0) throw invalidArgument('volume_id', 'required');
+    if (snapshotId !== undefined && typeof snapshotId !== 'string') {
+      throw invalidArgument('snapshot_id', 'must be a string');
+    }
+    this.fence(volumeId, request.epoch, snapshotId === undefined ? 'open' : 'view');
+    const key = snapshotId === undefined ? volumeId : `${volumeId}@${snapshotId}`;
+    let handle = this.byKey.get(key);
+    if (handle === undefined) {
+      handle = this.openHandle(key, volumeId, request.epoch, snapshotId);
+      this.byKey.set(key, handle);
+      handle.catch(() => this.byKey.delete(key));
+    }
+    const opened = this.handles.get(await handle);
+    if (opened === undefined || this.closed) {
+      throw new FerryError('UNAVAILABLE', `the replica of ${key} was closed while it was being opened`);
+    }
+    opened.opens += 1;
+    const id = await handle;
+    return { payload: jsonPayload({ handle: id, generation: opened.replica.generation() }) };
+  }
+
+  private async openHandle(key: string, volumeId: string, epoch: number, snapshotId?: string): Promise<number> {
+    const replica = await this.host.open(
+      snapshotId === undefined ? { volumeId, epoch } : { volumeId, epoch, snapshotId },
+    );
+    if (this.closed) {
+      await replica.close();
+      throw new FerryError('UNAVAILABLE', `the connection ended while ${key} was being opened`);
+    }
+    const handle = this.nextHandle++;
+    this.handles.set(handle, { key, volumeId, view: snapshotId !== undefined, replica, opens: 0 });
+    return handle;
+  }
+
+  private async drop(request: RequestHeader, payload: Buffer): Promise<Served> {
+    const body = parseJson(payload, 'a DROP body') as { volume_id?: unknown } | null;
+    const volumeId = body?.volume_id;
+    if (typeof volumeId !== 'string' || volumeId.length === 0) throw invalidArgument('volume_id', 'required');
+    // A drop comes from whoever lowers the replica set, not necessarily a coordinator: epoch 0 is not checked.
+    if (request.epoch !== 0) this.fence(volumeId, request.epoch, 'head');
+    for (const [handle, opened] of this.handles) {
+      if (opened.volumeId !== volumeId) continue;
+      this.handles.delete(handle);
+      this.abandonStaged(handle);
+      await this.release(opened);
+    }
+    await this.host.drop(volumeId);
+    return NOTHING;
+  }
+
+  private onHandle(request: RequestHeader, payload: Buffer): Promise<Served> {
+    const opened = this.handles.get(request.handle);
+    if (opened === undefined) {
+      return Promise.reject(
+        new FerryError(
+          'NOT_FOUND',
+          `no replica is open under handle ${request.handle} on this connection: OPEN it first`,
+        ),
+      );
+    }
+    // Closing is always allowed: a fenced coordinator still lets go of what it opened.
+    if (request.op !== Op.CLOSE) this.fence(opened.volumeId, request.epoch, opened.view ? 'view' : 'head');
+    const replica = opened.replica;
+    const fua = (request.flags & FLAG_FUA) !== 0 ? FUA : undefined;
+    switch (request.op) {
+      case Op.READ:
+        return replica
+          .read(request.offset, request.length)
+          .then((data) => ({ payload: data, value: replica.generation() }));
+      case Op.WRITE:
+        return replica.write(request.offset, payload, fua).then(() => ({ value: replica.generation() }));
+      case Op.ZERO:
+        return replica.writeZeroes(request.offset, request.length, fua).then(() => ({ value: replica.generation() }));
+      case Op.TRIM:
+        return replica.trim(request.offset, request.length, fua).then(() => ({ value: replica.generation() }));
+      case Op.FLUSH:
+        return replica.flush().then(() => ({ value: replica.generation() }));
+      case Op.BLOCK_STATUS:
+        return replica.blockStatus(request.offset, request.length).then((extents) => {
+          const out = Buffer.alloc(extents.length * EXTENT_BYTES);
+          extents.forEach((e, i) => {
+            const at = i * EXTENT_BYTES;
+            out.writeUInt32LE(e.length % 0x100000000, at);
+            out.writeUInt32LE(Math.floor(e.length / 0x100000000), at + 4);
+            out[at + 8] = e.state === 'data' ? 0 : 1;
+          });
+          return { payload: out, value: replica.generation() };
+        });
+      case Op.SNAPSHOT_PREPARE:
+        return this.prepare(request.handle, replica, payload);
+      case Op.SNAPSHOT_COMMIT:
+      case Op.SNAPSHOT_ABANDON:
+        return this.settle(request, replica);
+      case Op.CHANGED_BLOCKS:
+        return replica
+          .changedBlocks(parseJson(payload, 'a changed-blocks request') as ReplicaDiffRequest)
+          .then((page) => ({ payload: jsonPayload(page), value: replica.generation() }));
+      case Op.GENERATION:
+        return Promise.resolve({ value: replica.generation() });
+      case Op.CLOSE:
+        return this.closeHandle(request.handle, opened);
+      default:
+        return Promise.reject(new FerryError('INVALID_ARGUMENT', `op ${request.op} does not take a handle`));
+    }
+  }
+
+  private async prepare(handle: number, replica: Replica, payload: Buffer): Promise<Served> {
+    const body = parseJson(payload, 'a SNAPSHOT_PREPARE body') as { snapshot_id?: unknown; head_id?: unknown } | null;
+    const snapshotId = body?.snapshot_id;
+    const headId = body?.head_id;
+    if (typeof snapshotId !== 'string' || snapshotId.length === 0) throw invalidArgument('snapshot_id', 'required');
+    if (headId !== undefined && typeof headId !== 'string') throw invalidArgument('head_id', 'must be a string');
+    const staged = await replica.snapshot(snapshotId, headId);
+    if (this.closed || !this.handles.has(handle)) {
+      staged.abandon();
+      throw new FerryError('UNAVAILABLE', `the replica was closed while snapshot ${snapshotId} was being staged`);
+    }
+    const token = this.nextToken++;
+    this.staged.set(token, { handle, staged });
+    return { payload: jsonPayload({ token, ops: staged.ops, point: staged.point, head: staged.head }) };
+  }
+
+  /** SNAPSHOT_COMMIT or SNAPSHOT_ABANDON: settled synchronously, so the requests after it see the new head. */
+  private settle(request: RequestHeader, replica: Replica): Promise<Served> {
+    const here = this.staged.get(request.offset);
+    if (here === undefined || here.handle !== request.handle) {
+      return Promise.reject(new FerryError('NOT_FOUND', `no staged snapshot under token ${request.offset}`));
+    }
+    this.staged.delete(request.offset);
+    if (request.op === Op.SNAPSHOT_COMMIT) here.staged.commit();
+    else here.staged.abandon();
+    return Promise.resolve({ value: replica.generation() });
+  }
+
+  private async closeHandle(handle: number, opened: Opened): Promise<Served> {
+    opened.opens -= 1;
+    if (opened.opens > 0) return NOTHING;
+    this.handles.delete(handle);
+    this.abandonStaged(handle);
+    await this.release(opened);
+    return NOTHING;
+  }
+
+  private abandonStaged(handle: number): void {
+    for (const [token, here] of this.staged) {
+      if (here.handle !== handle) continue;
+      this.staged.delete(token);
+      here.staged.abandon();
+    }
+  }
+
+  /** Forgets an opened replica and closes it. */
+  private async release(opened: Opened): Promise<void> {
+    this.byKey.delete(opened.key);
+    try {
+      await opened.replica.close();
+    } catch (err: unknown) {
+      this.log?.('replication.close-failed', { peer: this.peer, replica: opened.key, error: String(err) });
+    }
+  }
+}
+
+const FUA = { fua: true };
