@@ -42,7 +42,9 @@ import {
   type NodeCredentials,
   nodeCredentials,
   openEngine,
+  RemoteReplicas,
   SpaceGuard,
+  serveReplicas,
   type VolumeEngine,
 } from '../node/index.js';
 import { type ClusterSettingsInput, clusterSettings, openClusterStore, replUrl } from './cluster-setup.js';
@@ -229,14 +231,18 @@ export async function runNode(options: NodeOptions): Promise<void> {
     let engine: VolumeEngine | undefined;
     let keyring: Keyring | undefined;
     let cloudBackups: CloudBackups | undefined;
+    // Cluster mode: the connections to the other nodes' replicas (node/replication/), closed after the engine.
+    let remote: RemoteReplicas | undefined;
     // One closer for the engine, the backup jobs that run on it (ended first: they become Failed, "interrupted by a
-    // node shutdown"), and what the engine stands on (the default keyring, the cluster store), closed after it.
+    // node shutdown"), and what the engine stands on (the connections to other nodes, the default keyring, the
+    // cluster store), closed after it.
     closers.push({
       name: 'engine',
       close: async () => {
         try {
           await cloudBackups?.close();
           await engine?.close();
+          await remote?.close();
         } finally {
           await keyring?.close();
           await store.close();
@@ -271,6 +277,10 @@ export async function runNode(options: NodeOptions): Promise<void> {
       });
       log('info', 'replication credentials issued by the cluster CA', { dir: join(dataDir, 'repl') });
     }
+    if (replCredentials !== undefined) {
+      const credentials = replCredentials;
+      remote = new RemoteReplicas({ credentials, addressOf: (id) => cluster.replAddress(id) });
+    }
     engine = await openEngine({
       dataDir,
       store,
@@ -279,13 +289,20 @@ export async function runNode(options: NodeOptions): Promise<void> {
       keys: volumeKeys({ providers: providers.lookup, keyring }),
       // Cluster mode: replicas go where the placement rules say (node/cluster/placement.ts) over the live records.
       ...(settings.etcd !== undefined && { placement: cluster.placement }),
-      // LEAD WIRES HERE (the repl engineer's names), cluster mode only:
-      //   replicas: new RemoteReplicas({ credentials: replCredentials, addressOf: (id) => cluster.replAddress(id) }),
+      // Cluster mode: the other nodes' replicas, over mutual TLS on their replication ports.
+      ...(remote !== undefined && { replicas: remote }),
     });
-    // LEAD WIRES HERE: the replication server, cluster mode only, closed before the engine (push its closer now):
-    //   const repl = await serveReplicas({ host: engine.replicaHost, credentials: replCredentials, listen: settings.replAddr });
-    //   closers.push({ name: 'replication server', close: () => repl.close() });
-    void replCredentials;
+    if (replCredentials !== undefined) {
+      // Cluster mode: this node's replicas, served to the other nodes' coordinators; closed before the engine.
+      const served = await serveReplicas({
+        host: engine.replicaHost,
+        credentials: replCredentials,
+        listen: settings.replAddr,
+        log: (event, fields) => log('info', event, fields),
+      });
+      closers.push({ name: 'replication server', close: () => served.close() });
+      log('info', 'replication server listening', { repl: replUrl({ ...settings.replAddr, port: served.port }) });
+    }
     const roots = directoryRoots(options.directoryRoots, dataDir);
     const directories = new DirectoryPolicy({ roots, dataDir });
     for (const root of roots) await mkdir(root, { recursive: true, mode: 0o700 });
