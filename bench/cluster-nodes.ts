@@ -46,7 +46,7 @@ async function startNode(
   args.push('--cluster-id', 'bench', '--labels', labels, '--cluster-secret-file', secretFile);
   const child = spawn(process.execPath, [...NODE_V8_FLAGS, MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...NODE_ENV_SETTINGS, FERRY_LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...NODE_ENV_SETTINGS },
   });
   const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`ferry node start exited early with ${code}`)));
