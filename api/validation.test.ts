@@ -97,7 +97,7 @@ const cases: Case[] = [
   // update
   ['update: size not aligned', 'PUT', '/v1/volumes/db1', { spec: { size: 4095 } }, 'spec.size'],
   ['update: shrink', 'PUT', '/v1/volumes/db1', { spec: { size: 4096 } }, 'spec.size'],
-  ['update: ha_level not updatable', 'PUT', '/v1/volumes/db1', { spec: { ha_level: 2 } }, 'spec.ha_level'],
+  ['update: ha_level out of range', 'PUT', '/v1/volumes/db1', { spec: { ha_level: 4 } }, 'spec.ha_level'],
   ['update: bad label key', 'PUT', '/v1/volumes/db1', { labels: { '-x': 'y' } }, 'labels.-x'],
   ['update: path with a bad id', 'PUT', '/v1/volumes/a%20b', { spec: size }, 'volume_id'],
   // clone

@@ -348,6 +348,8 @@ export async function runNode(options: NodeOptions): Promise<void> {
       runner: cloudBackupsRunner(cloudBackups),
       nodeId: randomUUID(),
       log: (level, msg, fields) => log(level, msg, fields),
+      // In a cluster a run goes to a node that holds the volume: where it is attached, else an in-sync replica.
+      ...(settings.etcd !== undefined && { canRun: (volumeId: string) => holdsForBackup(volumesOf, nodeId, volumeId) }),
     });
 
     // Authentication first: it creates the admin secret (in a cluster, writes the cluster's), from which NBD TLS-PSK
@@ -450,6 +452,13 @@ export async function runNode(options: NodeOptions): Promise<void> {
   const clean = await closeAll(closers);
   log('info', 'ferry node stopped', { clean });
   if (!clean) throw new Error('ferry node did not stop cleanly; see the log lines above');
+}
+
+/** Whether this node may back up `volumeId`: it coordinates it, or it holds an in-sync replica of a detached one. */
+async function holdsForBackup(engine: VolumeEngine, nodeId: string, volumeId: string): Promise<boolean> {
+  const volume = await engine.inspectVolume(volumeId);
+  if (volume.attached_node !== undefined) return volume.attached_node === nodeId;
+  return (volume.replicas ?? []).some((r) => r.node_id === nodeId && r.state === 'in-sync');
 }
 
 /** When each volume's last backup that ended Done completed (epoch ms, by volume id). */

@@ -7,6 +7,10 @@
 #                                   of this checkout
 # FERRY_TEST_NODES lists the majors (default "20 24"); the one running this script is left out (its suite is
 # `npm run test:here`). Everything lives under .cache/node-<major>/ (git-ignored).
+# Without FILEs, the other majors run every in-process suite (engine, cluster store, replication, CloudSnap, API,
+# keys: where Node.js versions differ) and the end-to-end files named in OTHER_NODE_E2E (the cluster over real node
+# processes, NBD clients, object stores through the SDKs); the CLI and process integration files under test/ run
+# once, on the major running this script, which keeps CI within its time. FERRY_OTHER_NODE_ALL=1 runs everything.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -47,6 +51,13 @@ prepare() {
   fi
   flock -u 9
 }
+
+# The end-to-end files the other majors run too (see the header).
+OTHER_NODE_E2E="test/cluster-replication.test.ts test/engine-nbd.test.ts test/nbd-interop.test.ts test/object-stores.test.ts"
+
+if [ "$action" = test ] && [ -z "$files" ] && [ -z "${FERRY_OTHER_NODE_ALL:-}" ]; then
+  files="$(git ls-files -co --exclude-standard '*.test.ts' | grep -v '^test/' | tr '\n' ' ')$OTHER_NODE_E2E"
+fi
 
 run() {
   m=$1
