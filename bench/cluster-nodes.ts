@@ -30,6 +30,8 @@ export interface BenchCluster {
   nodes: BenchNode[];
   /** Runs `ferry --json ...args` against node `i`; resolves with its parsed output, rejects on failure. */
   ferry<T>(i: number, args: string[]): Promise<T>;
+  /** GET `path` of node `i`'s API with an admin token (minted once with `ferry auth token`), parsed. */
+  get<T>(i: number, path: string): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -98,5 +100,20 @@ export async function startBenchCluster(base: string, count: number): Promise<Be
       );
     });
   };
-  return { etcd, nodes, ferry, stop };
+  const token = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [MAIN, 'auth', 'token', '--sub', 'bench', '--roles', 'system.admin'],
+      { env: { ...process.env, FERRY_DATA_DIR: (nodes[0] as BenchNode).dataDir } },
+      (error, stdout, stderr) => (error !== null ? reject(new Error(stderr)) : resolve(stdout.trim())),
+    );
+  });
+  const get = async <T>(i: number, path: string): Promise<T> => {
+    const res = await fetch(`${(nodes[i] as BenchNode).apiUrl}${path}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  };
+  return { etcd, nodes, ferry, get, stop };
 }
