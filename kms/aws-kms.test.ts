@@ -12,8 +12,8 @@ import {
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FerryError } from '../common/index.js';
 import { type AwsKmsStandin, startAwsKmsStandin } from '../test/support/aws-kms-standin.js';
+import { rejection } from '../test/support/rejection.js';
 import { AwsKmsProvider } from './aws-kms.js';
 import { createKmsClient, type KmsClientOptions } from './aws-kms-client.js';
 import { describeKeyProviderConformance } from './conformance.js';
@@ -42,16 +42,6 @@ async function setup(options: Partial<KmsClientOptions> = {}): Promise<Setup> {
 function client(standin: AwsKmsStandin, options: Partial<KmsClientOptions> = {}): KMSClient {
   const { endpoint, region, credentials } = standin;
   return createKmsClient({ endpoint, region, credentials, ...options });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 afterEach(async () => {

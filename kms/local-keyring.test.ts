@@ -3,7 +3,8 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FerryError, isFerryError } from '../common/index.js';
+import { isFerryError } from '../common/index.js';
+import { rejection } from '../test/support/rejection.js';
 import { describeKeyProviderConformance } from './conformance.js';
 import { decodeKeyring, parseHeader } from './keyring-file.js';
 import { LocalKeyring } from './local-keyring.js';
@@ -20,16 +21,6 @@ async function keyFileIn(dir: string, key: Buffer = randomBytes(32)): Promise<st
   const path = join(dir, 'master.key');
   await writeFile(path, key, { mode: 0o600 });
   return path;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 afterEach(async () => {

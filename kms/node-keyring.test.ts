@@ -6,8 +6,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FerryError } from '../common/index.js';
 import { memorySecretsCluster } from '../test/support/cluster-secrets.js';
+import { rejection } from '../test/support/rejection.js';
 import { ClusterKeyring } from './cluster-keyring.js';
 import { DEFAULT_KEK, openDefaultKeyring } from './default-keyring.js';
 import { LocalKeyring } from './local-keyring.js';
@@ -25,16 +25,6 @@ async function dataDir(): Promise<string> {
 afterEach(async () => {
   for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
 });
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 type Line = { level: string; msg: string; fields?: Record<string, unknown> };
 

@@ -3,7 +3,7 @@
  * protocol-level STAND-IN written from Vault's API docs (no Vault server can be installed here).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { FerryError } from '../common/index.js';
+import { rejection } from '../test/support/rejection.js';
 import { startVaultTransitStandin, type VaultTransitStandin } from '../test/support/vault-transit-standin.js';
 import { describeKeyProviderConformance } from './conformance.js';
 import { createVaultClient, type VaultClient, type VaultClientOptions } from './vault-client.js';
@@ -26,16 +26,6 @@ function admin(s: VaultTransitStandin, namespace = ''): VaultClient {
 
 function provider(s: VaultTransitStandin, options: Partial<VaultClientOptions>): VaultTransitProvider {
   return new VaultTransitProvider(createVaultClient({ endpoint: s.endpoint, ...options }));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 function count(s: VaultTransitStandin, path: string): number {

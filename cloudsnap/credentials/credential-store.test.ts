@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FerryError } from '../../common/index.js';
 import { type LocalKeyring, openDefaultKeyring } from '../../kms/index.js';
 import { SqliteStore } from '../../node/index.js';
+import { rejection } from '../../test/support/rejection.js';
 import { CREDENTIALS_PREFIX, type CredentialRecord, CredentialStore } from './credential-store.js';
 import type { CreateCredentialRequest } from './types.js';
 
@@ -57,16 +57,6 @@ function s3Request(name = 'backup-s3', extra: Partial<CreateCredentialRequest> =
     labels: { site: 'west' },
     ...extra,
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('CredentialStore', () => {

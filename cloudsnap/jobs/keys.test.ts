@@ -16,6 +16,7 @@ import {
   restore,
   volumeWithData,
 } from '../../test/support/key-harness.js';
+import { rejection } from '../../test/support/rejection.js';
 import { startVaultTransitStandin, type VaultTransitStandin } from '../../test/support/vault-transit-standin.js';
 import type { RepoConfig } from '../repo/repository.js';
 
@@ -33,16 +34,6 @@ async function config(path: string): Promise<RepoConfig> {
   const raw = files.get(join(path, 'config'));
   if (raw === undefined) throw new Error(`no config under ${path}`);
   return JSON.parse(raw.toString('utf8')) as RepoConfig;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err: unknown) {
-    if (err instanceof FerryError) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('rotation', () => {
