@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { isFerryError } from '../../common/index.js';
 import { openDefaultKeyring } from '../../kms/index.js';
+import { DelegatingStore } from '../../test/support/delegating-store.js';
 import { DirectoryStore } from '../store/directory.js';
+import type { PutOptions } from '../store/types.js';
 import { RAW } from './chunk-codec.js';
 import { Repository } from './repository.js';
 import { readMarker } from './running-markers.js';
@@ -94,4 +96,47 @@ it('on abort, drops the packs it had not stored from the index', async () => {
   expect(repo.index.get((chunks[0] as { id: Buffer }).id)).toBeUndefined();
   await writer.close();
   expect(await files('running')).toEqual([]);
+});
+
+it('close waits for an upload still in flight after an abort: nothing reaches the store afterwards', async () => {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let putsDone = 0;
+  // Pack uploads wait for the gate: the abort finds one in flight.
+  class GatedStore extends DelegatingStore {
+    override async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+      if (key.startsWith('packs/')) await gate;
+      await super.put(key, body, options);
+      if (key.startsWith('packs/')) putsDone++;
+    }
+  }
+  const gated = await Repository.openOrInit(
+    new GatedStore(new DirectoryStore(bucket)),
+    await openDefaultKeyring(dir),
+    'default',
+    {
+      chunkSize: 16 * KiB,
+      packSize: 64 * KiB,
+    },
+  );
+  const writer = gated.packWriter({ backupId: 'b2', volumeId: 'v', started: new Date(), uploadConcurrency: 1 });
+  await writer.start();
+  for (let i = 0; i < 4; i++) {
+    const data = randomBytes(16 * KiB);
+    await writer.add(gated.keys.id(data), Buffer.concat([Buffer.from([RAW]), data]));
+  }
+  writer.abort();
+  let closed = false;
+  const closing = writer.close().then(() => {
+    closed = true;
+  });
+  await new Promise((r) => setImmediate(r));
+  expect(closed).toBe(false);
+  release();
+  await closing;
+  expect(putsDone).toBe(1);
+  expect(await files('running')).toEqual([]);
+  gated.forget();
 });

@@ -161,8 +161,12 @@ export class PackWriter {
     );
   }
 
-  /** Removes the backup's marker (after the commit, or after a failure); never fails. */
+  /**
+   * Waits for the uploads still in flight (after a failure, those already started), then removes the backup's marker
+   * (after the commit, or after a failure); never fails. Nothing reaches the store for this backup afterwards.
+   */
   async close(): Promise<void> {
+    await this.queue.onIdle().catch(() => undefined);
     await this.repo.deleteObjects([this.marker]).catch(() => undefined);
   }
 
