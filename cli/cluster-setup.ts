@@ -5,9 +5,10 @@
  * with the cluster secret of `--cluster-secret-file` (FERRY_CLUSTER_SECRET_FILE). Every setting is parsed before
  * anything starts; a bad one is an InvalidArgumentError naming its flag and variable.
  */
-import { access } from 'node:fs/promises';
+
 import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
+import { pathExists } from '../common/index.js';
 import {
   CLUSTER_KEY,
   CLUSTER_SECRET_FILE,
@@ -136,15 +137,6 @@ export interface OpenedStore {
   clusterSecret?: Buffer;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Opens the node's cluster store: SQLite in `dataDir` alone, else etcd (checked reachable) with the cluster secret:
  * the given file; else `<dataDir>/cluster.secret` (a node that created its cluster); else, for a new cluster, a new
@@ -173,7 +165,7 @@ export async function openClusterStore(
     let clusterSecret: Buffer;
     if (etcd.secretFile !== undefined) {
       clusterSecret = await readClusterSecret(etcd.secretFile, '--cluster-secret-file (env FERRY_CLUSTER_SECRET_FILE)');
-    } else if (await exists(own)) {
+    } else if (await pathExists(own)) {
       clusterSecret = await readClusterSecret(own, own);
     } else if (existing !== undefined) {
       throw new InvalidArgumentError(

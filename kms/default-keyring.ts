@@ -4,23 +4,14 @@
  * the first start.
  */
 import { randomBytes } from 'node:crypto';
-import { access, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError, isFerryError } from '../common/index.js';
+import { FerryError, isFerryError, pathExists } from '../common/index.js';
 import { LocalKeyring } from './local-keyring.js';
 import { writePrivateFile } from './private-file.js';
 
 /** The KEK every node has; credentials' secrets and (by default) backups are protected by it. */
 export const DEFAULT_KEK = 'default';
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Opens (creating on first start) the default keyring of the node whose data directory is `dataDir`. */
 export async function openDefaultKeyring(dataDir: string): Promise<LocalKeyring> {
@@ -28,8 +19,8 @@ export async function openDefaultKeyring(dataDir: string): Promise<LocalKeyring>
   const keyFile = join(dir, 'master.key');
   const path = join(dir, 'keyring.bin');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  if (!(await exists(keyFile))) {
-    if (await exists(path)) {
+  if (!(await pathExists(keyFile))) {
+    if (await pathExists(path)) {
       throw new FerryError(
         'FAILED_PRECONDITION',
         `${keyFile} is missing but ${path} exists: restore master.key from your backup (a new key cannot open the keyring)`,

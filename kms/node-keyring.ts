@@ -5,9 +5,8 @@
  * added; one it has with the same key bytes is left alone; one it has with different bytes is never overwritten: the
  * start fails with FAILED_PRECONDITION naming it. The keyring file itself is left as it is.
  */
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FerryError, isFerryError } from '../common/index.js';
+import { FerryError, isFerryError, pathExists } from '../common/index.js';
 import {
   ClusterKeyring,
   KEYRING_SECRETS_PREFIX,
@@ -42,15 +41,6 @@ export interface AdoptedKeks {
   present: string[];
   /** Live here but destroyed in the cluster: not brought back. */
   destroyedInCluster: string[];
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function conflictError(names: readonly string[], path: string): FerryError {
@@ -134,8 +124,8 @@ async function existingKeyringFile(dataDir: string): Promise<{ keyring: LocalKey
   const dir = join(dataDir, 'keyring');
   const path = join(dir, 'keyring.bin');
   const keyFile = join(dir, 'master.key');
-  if (!(await exists(path))) return undefined;
-  if (!(await exists(keyFile))) {
+  if (!(await pathExists(path))) return undefined;
+  if (!(await pathExists(keyFile))) {
     throw new FerryError(
       'FAILED_PRECONDITION',
       `${keyFile} is missing but ${path} exists: restore master.key from your backup (its KEKs move into the cluster's keyring)`,
