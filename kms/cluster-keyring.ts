@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { FerryError, notFound } from '../common/index.js';
 import { checkContext, checkKekName, checkPlaintext, checkWrappedKey } from './context.js';
-import { openUnderKek, sealUnderKek } from './kek-wrap.js';
+import { openUnderKek, rewrapThrough, sealUnderKek } from './kek-wrap.js';
 import type { Keyring, LocalKekInfo } from './keyring.js';
 import { LOCAL_PROVIDER } from './local-keyring.js';
 import type { DataKey, EncryptionContext, KekInfo, WrappedKey } from './types.js';
@@ -280,13 +280,8 @@ export class ClusterKeyring implements Keyring {
     }
   }
 
-  async rewrap(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
-    const plaintext = await this.unwrap(wrapped, context);
-    try {
-      return await this.wrap(checkWrappedKey(wrapped).kek_id, plaintext, context);
-    } finally {
-      plaintext.fill(0);
-    }
+  rewrap(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
+    return rewrapThrough(this, wrapped, context);
   }
 
   /** Nothing is held in memory but the names of destroyed KEKs; later calls fail with FAILED_PRECONDITION. */

@@ -5,7 +5,8 @@
  * unwraps in the cluster once its KEKs are moved there.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { wrapAad, wrappedKeyMismatch } from './context.js';
+import { checkWrappedKey, wrapAad, wrappedKeyMismatch } from './context.js';
+import type { EncryptionContext, KeyProvider, WrappedKey } from './types.js';
 
 const NONCE_BYTES = 12;
 const TAG_BYTES = 16;
@@ -42,5 +43,22 @@ export function openUnderKek(
     return Buffer.concat([decipher.update(raw.subarray(NONCE_BYTES + TAG_BYTES)), decipher.final()]);
   } catch (err: unknown) {
     throw wrappedKeyMismatch(err);
+  }
+}
+
+/**
+ * Rewraps through the keyring's own unwrap and wrap (the plaintext passes through this process, wiped afterwards):
+ * under the newest version of the KEK that wrapped it.
+ */
+export async function rewrapThrough(
+  keyring: Pick<KeyProvider, 'wrap' | 'unwrap'>,
+  wrapped: WrappedKey,
+  context: EncryptionContext,
+): Promise<WrappedKey> {
+  const plaintext = await keyring.unwrap(wrapped, context);
+  try {
+    return await keyring.wrap(checkWrappedKey(wrapped).kek_id, plaintext, context);
+  } finally {
+    plaintext.fill(0);
   }
 }

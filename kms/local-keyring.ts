@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { FerryError, notFound } from '../common/index.js';
 import { checkContext, checkKekName, checkPlaintext, checkWrappedKey } from './context.js';
-import { openUnderKek, sealUnderKek } from './kek-wrap.js';
+import { openUnderKek, rewrapThrough, sealUnderKek } from './kek-wrap.js';
 import type { ExportedKek, Keyring, LocalKekInfo } from './keyring.js';
 import {
   decodeKeyring,
@@ -312,13 +312,8 @@ export class LocalKeyring implements Keyring {
     return openUnderKek(version.key, w.kek_id, w.kek_version, w.ciphertext, context);
   }
 
-  async rewrap(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
-    const plaintext = await this.unwrap(wrapped, context);
-    try {
-      return await this.wrap(checkWrappedKey(wrapped).kek_id, plaintext, context);
-    } finally {
-      plaintext.fill(0);
-    }
+  rewrap(wrapped: WrappedKey, context: EncryptionContext): Promise<WrappedKey> {
+    return rewrapThrough(this, wrapped, context);
   }
 
   /** Wipes the keys from memory; later calls fail with FAILED_PRECONDITION. */
