@@ -19,6 +19,7 @@ import {
   requestCost,
   writeRequestHeader,
 } from './frame.js';
+import { TickCork } from './tick-cork.js';
 import { isTlsRefusal, peerNodeId, tlsOptions } from './tls.js';
 import type { NodeCredentials } from './types.js';
 import { ByteWindow } from './window.js';
@@ -79,10 +80,10 @@ export class ReplicationClient {
   private reply: (ReplyHeader & { message?: string }) | undefined;
   private nextId = 1;
   private failure: FerryError | undefined;
-  private corked = false;
   private readonly sweeper: NodeJS.Timeout;
   /** Requests time out only once connected (the connect has its own timeout). */
   private connected = false;
+  private readonly cork: TickCork;
 
   private constructor(
     private readonly socket: TLSSocket,
@@ -91,6 +92,7 @@ export class ReplicationClient {
     private readonly timeoutMs: number,
   ) {
     this.window = new ByteWindow(maxInFlightBytes);
+    this.cork = new TickCork(socket);
     // Requests are batched per event-loop turn already: Nagle's algorithm would only hold small ones for an ACK.
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
@@ -257,14 +259,7 @@ export class ReplicationClient {
     });
     this.pending.set(id, { op: call.op, cost, sentAt: Date.now(), into: call.into, resolve, reject });
     // Every request of this tick goes out in one write (one TLS record where they fit).
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     this.socket.write(header);
     if (call.payload !== undefined && payloadBytes > 0) this.socket.write(call.payload);
   }

@@ -18,6 +18,7 @@ import {
   requestCost,
   StaleEpochError,
 } from './frame.js';
+import { TickCork } from './tick-cork.js';
 import { authorizedPeer, tlsOptions } from './tls.js';
 import type { NodeCredentials, ReplicationHandler, ReplicationSession, Served } from './types.js';
 
@@ -126,13 +127,15 @@ class Connection {
   private header: RequestHeader | undefined;
   private inFlight = 0;
   private paused = false;
-  private corked = false;
+  private readonly cork: TickCork;
 
   constructor(
     private readonly socket: TLSSocket,
     private readonly session: ReplicationSession,
     private readonly limit: number,
-  ) {}
+  ) {
+    this.cork = new TickCork(socket);
+  }
 
   start(): void {
     this.socket.on('data', (chunk: Buffer) => {
@@ -209,14 +212,7 @@ class Connection {
       stale ? error.heldEpoch : (answer.value ?? 0),
       stale ? REPLY_FLAG_STALE_EPOCH : 0,
     );
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.cork.hold();
     if (payload === undefined || payload.length === 0) {
       this.socket.write(header, done);
       return;
