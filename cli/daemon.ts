@@ -276,10 +276,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
         dataDir,
       });
       log('info', 'replication credentials issued by the cluster CA', { dir: join(dataDir, 'repl') });
-    }
-    if (replCredentials !== undefined) {
-      const credentials = replCredentials;
-      remote = new RemoteReplicas({ credentials, addressOf: (id) => cluster.replAddress(id) });
+      remote = new RemoteReplicas({ credentials: replCredentials, addressOf: (id) => cluster.replAddress(id) });
     }
     engine = await openEngine({
       dataDir,

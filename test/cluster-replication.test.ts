@@ -5,7 +5,7 @@
  * ha-update --repl 3` under a running writer (nbdsh, on A) fills node C while the writes go on, and afterwards every
  * node reads the same bytes: the image, with the writer's last value in every block it wrote.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type ClusterNode, startCluster, type TestCluster } from './support/cluster.js';
+import { run as runTool, TOOL_ENV } from './support/run.js';
 
 const run = promisify(execFile);
 const step = (what: string): void => void process.stderr.write(`[e2e ${new Date().toISOString()}] ${what}\n`);
@@ -114,25 +115,19 @@ it('a repl-2 volume written through A reads the same through B and C, with a sna
   // A running writer on A while C is added and filled.
   step('writer');
   const stop = join(dir, 'stop');
-  const writer = spawn('nbdsh', ['-u', `${a.nbdUrl}/db`, '-c', WRITER], {
-    // nbdsh runs `python3 -m nbd`: Debian's python3, whose packages hold the nbd module.
-    env: { ...process.env, PATH: `/usr/bin:${process.env.PATH ?? ''}`, STOP: stop, REGION: String(REGION) },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  let writerEnded = false;
+  const writer = runTool('nbdsh', ['-u', `${a.nbdUrl}/db`, '-c', WRITER], {
+    ...TOOL_ENV,
+    STOP: stop,
+    REGION: String(REGION),
+  }).finally(() => {
+    writerEnded = true;
   });
-  let out = '';
-  let err = '';
-  writer.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  writer.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => writer.once('exit', resolve));
   // The writer holds the volume on A: a second writer on B is refused, naming A.
   for (;;) {
     const attached = (JSON.parse(await ferry(1, ['--json', 'volume', 'inspect', 'db'])) as Replicas).volume;
     if (attached.attached_on === a.id) break;
-    if (writer.exitCode !== null) throw new Error(`the writer exited with ${writer.exitCode}: ${err}`);
+    if (writerEnded) throw new Error(`the writer exited early: ${(await writer).stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   step('second writer on B');
@@ -154,8 +149,9 @@ it('a repl-2 volume written through A reads the same through B and C, with a sna
   }
   step('stop writer');
   await writeFile(stop, '');
-  expect(await exited, err).toBe(0);
-  const { writes, last } = JSON.parse(out) as { writes: number; last: Record<string, number> };
+  const written = await writer;
+  expect(written.code, written.stderr).toBe(0);
+  const { writes, last } = JSON.parse(written.stdout) as { writes: number; last: Record<string, number> };
   expect(writes).toBeGreaterThanOrEqual(64);
   const expected = Buffer.from(image);
   for (const [block, value] of Object.entries(last))

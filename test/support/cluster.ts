@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mintToken } from '../../api/index.js';
+import type { NodeView } from '../../cli/index.js';
 import { type CliResult, type ReadyProcess, runFerry, spawnFerryUntilReady } from './cli-node.js';
 import { type EtcdServer, startEtcd } from './etcd.js';
 import { freePort } from './ports.js';
@@ -44,17 +45,8 @@ export interface ClusterNode {
   process?: ReadyProcess;
 }
 
-/** A node as GET /v1/nodes/filters answers (the fields tests read). */
-export interface ListedNode {
-  id: string;
-  state: 'Online' | 'Offline' | 'Maintenance';
-  status: string;
-  node_labels: Record<string, string>;
-  addresses: Record<string, string>;
-  capacity?: { size_bytes: number; free_bytes: number; used_bytes: number };
-  volumes: string[];
-  replicas: { volume_id: string; volume_name: string; state: string }[];
-}
+/** A node as GET /v1/nodes/filters answers (the CLI's view of it). */
+export type ListedNode = NodeView;
 
 /** A running test cluster. */
 export interface TestCluster {
