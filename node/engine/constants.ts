@@ -29,3 +29,12 @@ export const MAX_HA_LEVEL = 3;
 /** Longest label key and value. */
 export const MAX_LABEL_KEY_LENGTH = 253;
 export const MAX_LABEL_VALUE_LENGTH = 1024;
+/**
+ * Label of the hidden snapshots that mark where an out-of-sync replica left (docs/REPLICATION.md, R10); its value is
+ * that replica's node id. Not listed, not counted against MAX_SNAPSHOTS, deleted when the resync completes.
+ */
+export const RESYNC_SNAPSHOT_LABEL = 'ferry.io/resync';
+/** Store key of the cluster-wide replication settings (records.ts ReplicationSettings). */
+export const REPLICATION_SETTINGS_KEY = '/ferry/settings/replication';
+/** Default time a replica may stay out of sync before it is replaced (seconds). */
+export const DEFAULT_REPLICA_TIMEOUT_SECONDS = 600;

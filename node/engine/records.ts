@@ -6,16 +6,39 @@ import type { VolumeEncryption } from './keys.js';
  */
 export type ReplicaState = 'in-sync' | 'filling' | 'out-of-sync';
 
-/** Progress of copying data to a replica (`ha-update` filling a new one; a resync in issue 23). */
+/** A byte range `[offset, length]` in a record (kept short: records are JSON in the cluster store). */
+export type RangeTuple = [offset: number, length: number];
+
+/**
+ * What a replica lacks and the progress of copying it (docs/REPLICATION.md, R10-R17): `ha-update` filling a new
+ * replica, a returning replica's resync, a replacement's fill.
+ */
 export interface ReplicaResync {
-  /** `fill`: a new replica, copying the source's allocated data; `dirty`: a returning one (issue 23). */
+  /**
+   * `fill`: a new replica or one of unknown history: copy the source's allocated data (and trim its holes on the
+   * target). `dirty`: a returning replica: copy only the blocks changed since `base_snapshot_id` plus `extra`.
+   */
   kind: 'fill' | 'dirty';
-  /** Byte offset below which the copy is done and flushed on the target. */
+  /** Byte offset below which the copy is done and flushed on the target (resume from here). */
   cursor: number;
   copied_bytes: number;
+  /** What the copy has to move in all (for `dirty`: the changed bytes; for `fill`: the allocated bytes). */
   total_bytes: number;
-  /** RFC 3339: when the copy started. */
+  /** RFC 3339: when the copy started (absent while a `dirty` replica waits to come back). */
   started: string;
+  /**
+   * `dirty`: the hidden snapshot (label RESYNC_SNAPSHOT_LABEL, holders: the replicas in-sync at that moment) frozen
+   * when this replica went out of sync: what changed since it is what the replica lacks. Deleted when the resync
+   * completes or the replica is dropped.
+   */
+  base_snapshot_id?: string;
+  /**
+   * `dirty`: ranges that may differ besides the changes since the base: writes in flight or not yet flushed on this
+   * replica when it failed (it may have lost them, or hold writes the others never got). Coalesced; may over-cover.
+   */
+  extra?: RangeTuple[];
+  /** Bytes per second over the last progress interval (for the ETA in inspect and /metrics). */
+  rate?: number;
 }
 
 /**
@@ -28,8 +51,12 @@ export interface ReplicaRecord {
   node_id: string;
   /** Absent in records written before replication: `in-sync`. */
   state?: ReplicaState;
-  /** While `filling` (and kept while out-of-sync after a failed fill). */
+  /** While `filling`, and while `out-of-sync`: what it lacks and how far the copy got. */
   resync?: ReplicaResync;
+  /** RFC 3339: when it last left `in-sync` (the replacement timeout counts from here). */
+  since?: string;
+  /** Why it left `in-sync` (the error that failed it, or "unreachable at takeover"), for inspect. */
+  reason?: string;
 }
 
 /** Where a volume is attached for writing (docs/REPLICATION.md, F1-F2). */
@@ -63,6 +90,18 @@ export interface VolumeRecord {
   epoch?: number;
   /** Present while a node coordinates the volume's writes. */
   attached?: AttachRecord;
+  /** Resync bandwidth cap of this volume, bytes per second (absent: the cluster-wide one; 0: none). */
+  resync_bandwidth?: number;
+}
+
+/**
+ * Cluster-wide replication settings (key REPLICATION_SETTINGS_KEY), read by watch so that a change applies at once.
+ */
+export interface ReplicationSettings {
+  /** Resync bandwidth cap per node, bytes per second; absent or 0: none. */
+  resync_bandwidth?: number;
+  /** How long a replica may stay out of sync before a new one replaces it, seconds (default 600). */
+  replica_timeout_seconds?: number;
 }
 
 /** What the catalog keeps about a snapshot (key `/ferry/snapshots/<id>`). */

@@ -128,6 +128,11 @@ export interface VolumeInfo {
   replicas?: VolumeReplicaInfo[];
   /** Whether the node that answered holds a replica of the volume (and so can open it). */
   held_here?: boolean;
+  /**
+   * Replication health: `degraded` while some replica is not in-sync (OpenStorage VOLUME_STATUS_DEGRADED), `down`
+   * when none is (I/O fails). Absent on single-replica volumes that are fine.
+   */
+  health?: 'healthy' | 'degraded' | 'down';
 }
 
 /** A node holding a replica of a volume. */
@@ -136,8 +141,18 @@ export interface VolumeReplicaInfo {
   node_id: string;
   /** `in-sync`, `filling` or `out-of-sync` (docs/REPLICATION.md). */
   state: 'in-sync' | 'filling' | 'out-of-sync';
-  /** While filling: bytes copied of the total. */
-  resync?: { kind: 'fill' | 'dirty'; copied_bytes: number; total_bytes: number };
+  /** While filling or out-of-sync: bytes copied of the total, the rate and the ETA when known. */
+  resync?: {
+    kind: 'fill' | 'dirty';
+    copied_bytes: number;
+    total_bytes: number;
+    bytes_per_second?: number;
+    eta_seconds?: number;
+  };
+  /** RFC 3339: when it last left in-sync. */
+  since?: string;
+  /** Why it left in-sync. */
+  reason?: string;
 }
 
 export interface SnapshotInfo {
