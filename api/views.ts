@@ -7,7 +7,7 @@
 import type { SnapshotInfo, VolumeInfo, VolumeReplicaInfo } from '../node/index.js';
 
 /** OpenStorage VolumeStatus names. */
-export type VolumeStatusName = 'VOLUME_STATUS_UP' | 'VOLUME_STATUS_DOWN';
+export type VolumeStatusName = 'VOLUME_STATUS_UP' | 'VOLUME_STATUS_DEGRADED' | 'VOLUME_STATUS_DOWN';
 /** OpenStorage VolumeState names. */
 export type VolumeStateName = 'VOLUME_STATE_AVAILABLE' | 'VOLUME_STATE_ATTACHED' | 'VOLUME_STATE_RESTORE';
 
@@ -57,8 +57,17 @@ export interface ReplicaView {
   node_id: string;
   /** `in-sync`, `filling` or `out-of-sync`. */
   state: 'in-sync' | 'filling' | 'out-of-sync';
-  /** While it is being filled (or resynced): bytes copied of the total. */
-  resync?: { kind: 'fill' | 'dirty'; copied_bytes: number; total_bytes: number };
+  /** While it is being filled (or resynced): bytes copied of the total, with the rate and ETA once known. */
+  resync?: {
+    kind: 'fill' | 'dirty';
+    copied_bytes: number;
+    total_bytes: number;
+    bytes_per_second?: number;
+    eta_seconds?: number;
+  };
+  /** When it last left in-sync (RFC 3339), and why. */
+  since?: string;
+  reason?: string;
 }
 
 /** SdkVolumeInspectResponse. */
@@ -76,10 +85,24 @@ function stateOf(info: VolumeInfo): VolumeStateName {
 function replicaView(replica: VolumeReplicaInfo): ReplicaView {
   const view: ReplicaView = { node_id: replica.node_id, state: replica.state };
   if (replica.resync !== undefined) {
-    const { kind, copied_bytes, total_bytes } = replica.resync;
-    view.resync = { kind, copied_bytes, total_bytes };
+    const { kind, copied_bytes, total_bytes, bytes_per_second, eta_seconds } = replica.resync;
+    view.resync = {
+      kind,
+      copied_bytes,
+      total_bytes,
+      ...(bytes_per_second !== undefined && { bytes_per_second }),
+      ...(eta_seconds !== undefined && { eta_seconds }),
+    };
   }
+  if (replica.since !== undefined) view.since = replica.since;
+  if (replica.reason !== undefined) view.reason = replica.reason;
   return view;
+}
+
+/** OpenStorage's status: DOWN when it cannot be used, DEGRADED while a replica is not in sync, else UP. */
+function volumeStatus(info: VolumeInfo): VolumeStatusName {
+  if (info.status !== 'up' || info.unavailable !== undefined || info.health === 'down') return 'VOLUME_STATUS_DOWN';
+  return info.health === 'degraded' ? 'VOLUME_STATUS_DEGRADED' : 'VOLUME_STATUS_UP';
 }
 
 /** Presents a live volume. */
@@ -91,7 +114,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     ctime: info.created,
     spec: { size: info.size, ha_level: info.ha_level, shared: info.shared, encrypted: info.encrypted },
     usage: info.bytes_used,
-    status: info.status === 'up' && info.unavailable === undefined ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
+    status: volumeStatus(info),
     state: stateOf(info),
     snapshot_count: info.snapshot_count,
     attached: info.attached,

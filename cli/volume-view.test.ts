@@ -52,8 +52,37 @@ describe('replicas in the CLI', () => {
   it('falls back to replica_sets (a server without per-replica states), and says a resync', () => {
     expect(describeVolume(view({ replica_sets: [{ nodes: ['n1'] }] }))).toMatch(/^Replica\s+:\s+n1 {2}in-sync$/m);
     expect(
-      replicaText({ node_id: 'n3', state: 'out-of-sync', resync: { kind: 'dirty', copied_bytes: 0, total_bytes: 0 } }),
-    ).toBe('out-of-sync, resyncing 0 B of 0 B (100%)');
+      replicaText({ node_id: 'n3', state: 'filling', resync: { kind: 'dirty', copied_bytes: 0, total_bytes: 0 } }),
+    ).toBe('filling, resyncing 0 B of 0 B (100%)');
+  });
+
+  it('says when and why a replica left, and the rate and ETA of a resync', () => {
+    expect(
+      replicaText({
+        node_id: 'n3',
+        state: 'out-of-sync',
+        since: '2026-12-06T10:00:00Z',
+        reason: 'node n3 unreachable',
+        resync: { kind: 'dirty', copied_bytes: 0, total_bytes: 0 },
+      }),
+    ).toBe('out-of-sync since 2026-12-06T10:00:00Z (node n3 unreachable)');
+    expect(
+      replicaText({
+        node_id: 'n3',
+        state: 'filling',
+        resync: {
+          kind: 'dirty',
+          copied_bytes: 256 * 1024 ** 2,
+          total_bytes: 1024 ** 3,
+          bytes_per_second: 64 * 1024 ** 2,
+          eta_seconds: 125,
+        },
+      }),
+    ).toBe('filling, resyncing 256 MiB of 1 GiB (25%), 64 MiB/s, ETA 2m05s');
+  });
+
+  it('shows a degraded volume as degraded', () => {
+    expect(describeVolume(view({ status: 'VOLUME_STATUS_DEGRADED' }))).toMatch(/^Status\s+:\s+degraded - attached$/m);
   });
 
   it('lists replicas in the wide table, naming the state of those not in sync', () => {

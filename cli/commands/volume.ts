@@ -41,7 +41,7 @@ export function schedulesGone(response: { deleted_schedule_ids?: string[] }): st
 function statusText(view: InspectView): string {
   const { status, state } = view.volume;
   if (state === 'VOLUME_STATE_RESTORE') return 'restoring';
-  const health = status === 'VOLUME_STATUS_UP' ? 'up' : 'down';
+  const health = status === 'VOLUME_STATUS_UP' ? 'up' : status === 'VOLUME_STATUS_DEGRADED' ? 'degraded' : 'down';
   if (view.volume.error !== undefined) return `${health} - ${view.volume.error}`;
   return `${health} - ${state === 'VOLUME_STATE_ATTACHED' ? 'attached' : 'detached'}`;
 }
@@ -52,13 +52,31 @@ function encryptionText(v: InspectView['volume']): string {
   return `yes (AES-256-XTS, KEK ${v.encryption.kek} of ${v.encryption.key_provider})`;
 }
 
-/** A replica's state in words: `in-sync`, or `filling 12 MiB of 40 MiB (30%)`. */
+/** `2m05s`, `1h02m`, `40s`: an ETA for people. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * A replica's state in words: `in-sync`; `filling 12 MiB of 40 MiB (30%), 80 MiB/s, ETA 2m05s`; `out-of-sync since
+ * T (why)` while it waits to come back.
+ */
 export function replicaText(replica: ReplicaView): string {
   const resync = replica.resync;
-  if (resync === undefined) return replica.state;
+  const left =
+    replica.since === undefined ? '' : ` since ${replica.since}${replica.reason ? ` (${replica.reason})` : ''}`;
+  if (resync === undefined || (replica.state === 'out-of-sync' && resync.copied_bytes === 0)) {
+    return replica.state === 'in-sync' ? replica.state : `${replica.state}${left}`;
+  }
   const percent = resync.total_bytes === 0 ? 100 : Math.floor((resync.copied_bytes / resync.total_bytes) * 100);
   const what = resync.kind === 'fill' ? replica.state : `${replica.state}, resyncing`;
-  return `${what} ${formatSize(resync.copied_bytes)} of ${formatSize(resync.total_bytes)} (${percent}%)`;
+  let text = `${what} ${formatSize(resync.copied_bytes)} of ${formatSize(resync.total_bytes)} (${percent}%)`;
+  if (resync.bytes_per_second !== undefined) text += `, ${formatSize(resync.bytes_per_second)}/s`;
+  if (resync.eta_seconds !== undefined) text += `, ETA ${formatDuration(resync.eta_seconds)}`;
+  return text;
 }
 
 /** The nodes holding a volume's replicas, `a,b(filling)`; `-` when the view names none. */
