@@ -157,7 +157,7 @@ export class VolumeCoordinator {
     return local ?? (this.inSync[0] as Replica);
   }
 
-  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     return this.primary.read(offset, length, into);
   }
 
@@ -178,11 +178,11 @@ export class VolumeCoordinator {
     return this.change(undefined, (r) => r.flush());
   }
 
-  blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+  async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
     return this.primary.blockStatus(offset, length);
   }
 
-  changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
+  async changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
     return this.primary.changedBlocks(request);
   }
 
