@@ -330,6 +330,8 @@ export class VolumeCoordinator {
 
   /** Releases every replica's resources for this open (flush first), those that failed included. */
   async close(): Promise<void> {
+    // Failures found last (a snapshot's, S2) are recorded before the tenure ends: its lock is what they commit under.
+    if (this.unhandled.size > 0 || this.handling !== undefined) await this.settled().catch(() => undefined);
     await Promise.allSettled(this.failed.map((r) => r.close()));
     if (this.down !== undefined) {
       await Promise.allSettled(this.replicas.map((r) => r.close()));
