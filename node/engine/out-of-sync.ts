@@ -125,7 +125,7 @@ export async function markOutOfSync(
           size: record.size,
           labels: { [RESYNC_SNAPSHOT_LABEL]: [...failing.keys()].join(',') },
           created: since,
-          holders: coordinator.replicas.map((r) => r.nodeId),
+          holders: coordinator.inSyncNodes(),
         };
         const next = marked(record, failing, snapshotId, staged.head, since);
         const done = await txn(
