@@ -348,20 +348,32 @@ describe('VolumeCoordinator with in-sync replicas failing (R7, S2)', () => {
     expect(c.failingNodes()).toEqual([]);
   });
 
-  it('fails every I/O loudly when the last in-sync replica fails, naming the replicas', async () => {
+  it('fails I/O loudly when the last in-sync replica fails, naming the replicas, and acknowledges nothing', async () => {
     const a = new BufferReplica('a');
     const b = new BufferReplica('b');
     const c = new VolumeCoordinator([a, b], { onInSyncFailure: async () => undefined });
     b.failWith = new Error('disk gone');
     await c.write(0, Buffer.alloc(16, 1));
     a.failWith = new Error('no space left on device');
-    await expect(c.write(0, Buffer.alloc(16, 2))).rejects.toThrow(/no in-sync replica.*node b, node a.*no space left/);
+    await expect(c.write(0, Buffer.alloc(16, 2))).rejects.toThrow(
+      /no in-sync replica.*node b failed before.*node a, failed now \(no space left/,
+    );
     await expect(c.flush()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    await expect(c.read(0, 16)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(c.inSyncNodes()).toEqual(['a']);
+    // It answers again (space freed): changes go on, on it alone.
     a.failWith = undefined;
-    await expect(c.write(0, Buffer.alloc(16, 3))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await c.write(0, Buffer.alloc(16, 3));
+    expect((await c.read(0, 1))[0]).toBe(3);
     await c.close();
     expect([a.closed, b.closed]).toEqual([true, true]);
+    // A volume of one replica fails with the replica's own error (a full disk stays RESOURCE_EXHAUSTED).
+    const lone = new BufferReplica('x');
+    const one = new VolumeCoordinator([lone], { onInSyncFailure: async () => undefined });
+    lone.failWith = new Error('ENOSPC');
+    await expect(one.write(0, Buffer.alloc(16))).rejects.toThrow(/^ENOSPC$/);
+    lone.failWith = undefined;
+    await one.write(0, Buffer.alloc(16, 4));
+    expect(lone.bytes[0]).toBe(4);
   });
 
   it('records several replicas failing at once in one handler call', async () => {

@@ -15,8 +15,10 @@
  * the fan-out, and, when the engine gave `onInSyncFailure`, that change and every later one wait for the handler (the
  * C1 transaction that records it out-of-sync, node/engine/out-of-sync.ts) before they are acknowledged; if it fails,
  * they fail, and so does every change until a later call succeeds (R7). New changes are not sent while it runs, so
- * the handler sees a quiet volume (`drain`). Without a handler, the failure fails the I/O. When no in-sync replica
- * is left, all I/O fails with UNAVAILABLE naming the replicas (R9). Late answers of a failed replica are ignored.
+ * the handler sees a quiet volume (`drain`). Without a handler, the failure fails the I/O. The last in-sync replica
+ * never leaves: its failure fails the request (UNAVAILABLE naming the replicas that failed before it, or the
+ * replica's own error on a volume of one replica) and nothing is acknowledged until it answers again (R9). Late
+ * answers of a failed replica are ignored.
  * A replica failing to stage a snapshot leaves it too, and is handed to the handler once the snapshot is committed
  * or abandoned (S2). The handler learns which ranges the replica may lack or hold differently (`extra`): those
  * changed since the last flush that completed on every replica, plus the changes in flight.
@@ -110,8 +112,6 @@ export class VolumeCoordinator {
   private paused: Promise<void> | undefined;
   private lastError: unknown;
   private lastErrorAt = 0;
-  /** Set once no in-sync replica is left: every I/O fails with it. */
-  private down: FerryError | undefined;
   /** Resolves when the replica left the fan-out (its sends in flight stop being waited for). */
   private readonly gone = new Map<Replica, { promise: Promise<typeof GONE>; resolve: () => void }>();
   /** Ranges changed since the flushes that completed on every replica, newest window last. */
@@ -152,7 +152,6 @@ export class VolumeCoordinator {
 
   /** The replica reads come from: this node's in-sync one when there is one, else the first in-sync one (R4). */
   get primary(): Replica {
-    if (this.down !== undefined) throw this.down;
     const local = this.localNodeId === undefined ? undefined : this.inSync.find((r) => r.nodeId === this.localNodeId);
     return local ?? (this.inSync[0] as Replica);
   }
@@ -333,10 +332,6 @@ export class VolumeCoordinator {
     // Failures found last (a snapshot's, S2) are recorded before the tenure ends: its lock is what they commit under.
     if (this.unhandled.size > 0 || this.handling !== undefined) await this.settled().catch(() => undefined);
     await Promise.allSettled(this.failed.map((r) => r.close()));
-    if (this.down !== undefined) {
-      await Promise.allSettled(this.replicas.map((r) => r.close()));
-      return;
-    }
     await Promise.all(this.replicas.map((r) => r.close()));
   }
 
@@ -381,15 +376,12 @@ export class VolumeCoordinator {
   }
 
   private busy(): boolean {
-    return (
-      this.down !== undefined || this.paused !== undefined || this.handling !== undefined || this.unhandled.size > 0
-    );
+    return this.paused !== undefined || this.handling !== undefined || this.unhandled.size > 0;
   }
 
   /** Waits until no failure is being handled or waits to be; rejects when one cannot be recorded (or none is left). */
   private async settled(): Promise<void> {
     for (;;) {
-      if (this.down !== undefined) throw this.down;
       if (this.paused !== undefined) {
         await this.paused;
         continue;
@@ -463,24 +455,31 @@ export class VolumeCoordinator {
     return coalesce([...this.windows.flat(), ...this.flights]);
   }
 
-  /** Takes in-sync replica `r` out of the fan-out after `err` (its first failure; later ones are late answers). */
-  private fail(r: Replica, err: unknown, kick = true): void {
-    if (!this.inSync.includes(r)) return;
+  /**
+   * Takes in-sync replica `r` out of the fan-out after `err` (its first failure; later ones are late answers). The
+   * last in-sync replica stays (R9: nothing is left to go on with, so nothing is acknowledged until it answers again):
+   * then the error the request fails with is returned, the replica's own when it is the volume's only one.
+   */
+  private fail(r: Replica, err: unknown, kick = true): { error: unknown } | undefined {
+    if (!this.inSync.includes(r)) return undefined;
+    if (this.inSync.length === 1) {
+      if (this.failed.length === 0) return { error: err };
+      const before = this.failed.map((x) => x.nodeId).join(', node ');
+      return {
+        error: new FerryError(
+          'UNAVAILABLE',
+          `no in-sync replica of this volume is left: node ${before} failed before, and the last one, node ${r.nodeId}, failed now (${message(err)}); nothing is acknowledged until it answers`,
+          { cause: err },
+        ),
+      };
+    }
     this.inSync = this.inSync.filter((x) => x !== r);
     this.failed.push(r);
     this.goneOf(r);
     this.gone.get(r)?.resolve();
-    if (this.inSync.length === 0) {
-      const names = this.failed.map((x) => x.nodeId).join(', node ');
-      this.down ??= new FerryError(
-        'UNAVAILABLE',
-        `no in-sync replica of this volume is left (node ${names} failed; the last: ${message(err)}); it cannot be used until one is back`,
-        { cause: err },
-      );
-      return;
-    }
     this.unhandled.set(r.nodeId, { nodeId: r.nodeId, error: err, extra: this.extra() });
     if (kick) this.kick();
+    return undefined;
   }
 
   private goneOf(r: Replica): Promise<typeof GONE> {
@@ -525,7 +524,10 @@ export class VolumeCoordinator {
       this.goneOf(r),
     ]);
     if (outcome === true) return true;
-    if (outcome !== GONE) this.fail(r, outcome.err);
+    if (outcome !== GONE) {
+      const last = this.fail(r, outcome.err);
+      if (last !== undefined) throw last.error;
+    }
     return false;
   }
 
