@@ -35,7 +35,7 @@ import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
-import { markOutOfSync } from './out-of-sync.js';
+import { markOutOfSync, replicaTop } from './out-of-sync.js';
 import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
@@ -312,8 +312,13 @@ class Engine implements VolumeEngine {
         await this.clearAttached(value.id, value.epoch);
       }
       if (!holds(value, this.nodeId)) continue;
-      await this.materialize(value);
-      this.addVolume(value);
+      // An out-of-sync replica keeps its own top (the record's is the in-sync replicas' newer head).
+      const top = this.layers.byId.has(value.top)
+        ? value.top
+        : await replicaTop(value, this.nodeId, (id) => this.catalog.snapshot(id));
+      const mine = top === value.top || !this.layers.byId.has(top) ? value : { ...value, top };
+      await this.materialize(mine);
+      this.addVolume(mine);
     }
     for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the

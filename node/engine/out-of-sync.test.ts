@@ -223,12 +223,33 @@ describe('a replica failing while its volume is attached (R7, S2)', () => {
     expect(info.replicas?.[1]?.reason).toMatch(/input\/output error/);
     expect(await engine('node-a').listSnapshots('v')).toEqual([]);
     expect(await engine('node-a').listExports()).toEqual(['v']);
-    // A user snapshot still works, and deleting the hidden one (as the resync does) works through the engine.
+    // A user snapshot still works.
     await engine('node-a').createSnapshot('v', { name: 's1' });
     expect((await engine('node-a').listSnapshots('v')).map((s) => s.name)).toEqual(['s1']);
+    await dev.close();
+
+    // B starts again: it keeps its own replica (the base's layer, its head when it left), not an empty new top.
+    await engine('node-b').close();
+    const again = await openEngine({
+      dataDir: join(base, 'node-b'),
+      store,
+      nodeId: 'node-b',
+      replicas: connector,
+      placement: firstNodes,
+    });
+    engines.set('node-b', again);
+    connector.direct.add('node-b', again.replicaHost);
+    const layersOfB = (await store.list('/ferry/local/node-b/layers/')).map((kv) => kv.key.split('/').pop());
+    expect(layersOfB).toContain(snap?.layer);
+    expect(layersOfB).not.toContain((await record(volume.id)).top);
+    const onB = await again.replicaHost.open({ volumeId: volume.id, epoch: (await record(volume.id)).epoch ?? 0 });
+    expect((await onB.read(0, BLOCK)).equals(block(1))).toBe(true);
+    expect((await onB.read(20 * BLOCK, BLOCK)).equals(Buffer.alloc(BLOCK))).toBe(true);
+    await onB.close();
+
+    // Deleting the hidden base (as the resync does when it completes) works through the engine.
     await engine('node-a').deleteSnapshot(snap?.id as string);
     expect(await hidden(volume.id)).toEqual([]);
-    await dev.close();
   });
 
   it('fails the I/O when the transaction cannot be committed, leaving the record in-sync', async () => {

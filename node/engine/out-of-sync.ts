@@ -158,3 +158,20 @@ export async function markOutOfSync(
     }
   });
 }
+
+/**
+ * The top layer of `nodeId`'s own replica of `record`: when that replica is out-of-sync on a dirty base, the base
+ * snapshot's layer (its writable head when it left: the in-sync replicas froze that layer and went on above it, so
+ * the record's `top` is a layer it never had); else the record's `top`. A node that starts again keeps its replica's
+ * data this way (instead of making the record's top anew, empty, and collecting its own chain) for the resync.
+ */
+export async function replicaTop(
+  record: VolumeRecord,
+  nodeId: string,
+  snapshotOf: (id: string) => Promise<SnapshotRecord | undefined>,
+): Promise<string> {
+  const mine = record.replicas?.find((r) => r.node_id === nodeId);
+  const baseId = mine?.resync?.kind === 'dirty' ? mine.resync.base_snapshot_id : undefined;
+  if (mine?.state !== 'out-of-sync' || baseId === undefined) return record.top;
+  return (await snapshotOf(baseId))?.layer ?? record.top;
+}
