@@ -8,7 +8,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DirectConnector } from '../../test/support/direct-connector.js';
 import type {
   ClusterStore,
   Compare,
@@ -22,7 +21,7 @@ import type {
   Watch,
   WatchOptions,
 } from '../cluster/types.js';
-import type { PlacementPort, ReplicaConnector, ReplicaTarget } from './cluster-ports.js';
+import type { PlacementPort, ReplicaConnector, ReplicaHost, ReplicaTarget } from './cluster-ports.js';
 import { RESYNC_SNAPSHOT_LABEL } from './constants.js';
 import { openEngine } from './engine.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
@@ -85,8 +84,13 @@ class FlakyReplica implements Replica {
   }
 }
 
+/** A connector that reaches engines of this process (test/support/direct-connector.ts), passed in by the test. */
+export interface TestConnector extends ReplicaConnector {
+  add(nodeId: string, host: ReplicaHost): void;
+}
+
 class FlakyConnector implements ReplicaConnector {
-  readonly direct = new DirectConnector();
+  constructor(readonly direct: TestConnector) {}
   async open(nodeId: string, target: ReplicaTarget): Promise<Replica> {
     return new FlakyReplica(await this.direct.open(nodeId, target));
   }
@@ -170,7 +174,7 @@ function block(seed: number): Buffer {
   return Buffer.alloc(BLOCK, seed);
 }
 
-export function outOfSyncCases(backend: string, openStore: StoreFactory): void {
+export function outOfSyncCases(backend: string, openStore: StoreFactory, newConnector: () => TestConnector): void {
   describe(`a replica failing while its volume is attached (R7, S2; ${backend})`, () => {
     let base: string;
     let store: GatedStore;
@@ -197,7 +201,7 @@ export function outOfSyncCases(backend: string, openStore: StoreFactory): void {
     beforeEach(async () => {
       base = await mkdtemp(join(tmpdir(), 'ferry-out-of-sync-'));
       store = new GatedStore(await openStore(base));
-      connector = new FlakyConnector();
+      connector = new FlakyConnector(newConnector());
       faults.clear();
       for (const n of NODES) {
         const e = await openEngine({
