@@ -105,6 +105,8 @@ class GatedStore implements ClusterStore {
   /** Called when a held transaction arrives (before it waits). */
   onHeld: (() => void) | undefined;
   unreachable = false;
+  /** The keys each committed transaction wrote, in order. */
+  readonly written: string[][] = [];
   constructor(private readonly inner: ClusterStore) {}
   async txn(compares: readonly Compare[], ops: readonly StoreOp[]): Promise<TxnResult> {
     if (this.unreachable) throw new Error('etcd unreachable');
@@ -112,7 +114,9 @@ class GatedStore implements ClusterStore {
       this.onHeld?.();
       await this.hold;
     }
-    return this.inner.txn(compares, ops);
+    const done = await this.inner.txn(compares, ops);
+    if (done.succeeded) this.written.push(ops.map((o) => o.key));
+    return done;
   }
   get<T>(key: string): Promise<T | undefined> {
     return this.inner.get<T>(key);
@@ -266,6 +270,9 @@ export function outOfSyncCases(backend: string, openStore: StoreFactory, newConn
       const [snap] = await hidden(volume.id);
       expect(snap).toMatchObject({ holders: ['node-a'], labels: { [RESYNC_SNAPSHOT_LABEL]: 'node-b' } });
       expect(b?.resync?.base_snapshot_id).toBe(snap?.id);
+      // The base is a frozen layer on the survivor.
+      const frozen = await store.get<{ frozen: boolean }>(`/ferry/local/node-a/layers/${snap?.layer}`);
+      expect(frozen?.frozen).toBe(true);
       expect(after.top).not.toBe(volume.id);
 
       // The writer goes on, degraded; what B lacks is exactly what was written since.
@@ -313,6 +320,29 @@ export function outOfSyncCases(backend: string, openStore: StoreFactory, newConn
       // Deleting the hidden base (as the resync does when it completes) works through the engine.
       await engine('node-a').deleteSnapshot(snap?.id as string);
       expect(await hidden(volume.id)).toEqual([]);
+    });
+
+    it('records two replicas failing at once in one transaction, on one base', async () => {
+      const { volume } = await engine('node-a').createVolume({ name: 'v', size: 4 * MiB, ha_level: 3 });
+      const dev = await engine('node-a').openExport('v');
+      await dev.write(0, block(1));
+      const from = store.written.length;
+      faults.set('node-b', new Set(['write', 'flush']));
+      faults.set('node-c', new Set(['write', 'flush']));
+      await dev.write(BLOCK, block(2));
+      const entry = await store.getEntry<VolumeRecord>(`/ferry/volumes/${volume.id}`);
+      expect(entry?.value.replicas?.map((r) => r.state)).toEqual(['in-sync', 'out-of-sync', 'out-of-sync']);
+      const bases = new Set(entry?.value.replicas?.slice(1).map((r) => r.resync?.base_snapshot_id));
+      expect(bases.size).toBe(1);
+      const snaps = await hidden(volume.id);
+      expect(snaps.map((s) => s.labels[RESYNC_SNAPSHOT_LABEL])).toEqual(['node-b,node-c']);
+      expect(bases.has(snaps[0]?.id)).toBe(true);
+      // One transaction wrote the record since the failure (with the snapshot record).
+      const wrote = store.written.slice(from).filter((keys) => keys.includes(`/ferry/volumes/${volume.id}`));
+      expect(wrote).toHaveLength(1);
+      expect(wrote[0]).toContain(`/ferry/snapshots/${snaps[0]?.id}`);
+      expect((await engine('node-a').inspectVolume('v')).health).toBe('degraded');
+      await dev.close();
     });
 
     it('fails the I/O when the transaction cannot be committed, leaving the record in-sync', async () => {
