@@ -507,6 +507,16 @@ export class VolumeCoordinator {
       await Promise.all([...inSync.map(fn), ...filling.map((f) => this.toFilling(f, fn))]);
       return true;
     }
+    if (filling.length === 0 && inSync.length === 1) {
+      // The last in-sync replica: nothing to race it against (it never leaves the fan-out).
+      const only = inSync[0] as Replica;
+      try {
+        await fn(only);
+      } catch (err: unknown) {
+        throw this.fail(only, err)?.error ?? err;
+      }
+      return true;
+    }
     const results = await Promise.all([
       ...inSync.map((r) => this.toInSync(r, fn)),
       ...filling.map((f) => this.toFilling(f, fn).then(() => true)),
