@@ -57,7 +57,7 @@ export interface ReplicaView {
   node_id: string;
   /** `in-sync`, `filling` or `out-of-sync`. */
   state: 'in-sync' | 'filling' | 'out-of-sync';
-  /** While it is being filled (or resynced): bytes copied of the total, with the rate and ETA once known. */
+  /** While it is being filled (or resynced): bytes copied of the total, the rate and the ETA when known. */
   resync?: {
     kind: 'fill' | 'dirty';
     copied_bytes: number;
@@ -65,8 +65,9 @@ export interface ReplicaView {
     bytes_per_second?: number;
     eta_seconds?: number;
   };
-  /** When it last left in-sync (RFC 3339), and why. */
+  /** RFC 3339: when it last left in-sync. */
   since?: string;
+  /** Why it left in-sync. */
   reason?: string;
 }
 
@@ -84,23 +85,17 @@ function stateOf(info: VolumeInfo): VolumeStateName {
 
 function replicaView(replica: VolumeReplicaInfo): ReplicaView {
   const view: ReplicaView = { node_id: replica.node_id, state: replica.state };
-  if (replica.resync !== undefined) {
-    const { kind, copied_bytes, total_bytes, bytes_per_second, eta_seconds } = replica.resync;
-    view.resync = {
-      kind,
-      copied_bytes,
-      total_bytes,
-      ...(bytes_per_second !== undefined && { bytes_per_second }),
-      ...(eta_seconds !== undefined && { eta_seconds }),
-    };
-  }
+  if (replica.resync !== undefined) view.resync = { ...replica.resync };
   if (replica.since !== undefined) view.since = replica.since;
   if (replica.reason !== undefined) view.reason = replica.reason;
   return view;
 }
 
-/** OpenStorage's status: DOWN when it cannot be used, DEGRADED while a replica is not in sync, else UP. */
-function volumeStatus(info: VolumeInfo): VolumeStatusName {
+/**
+ * OpenStorage status: DOWN while restoring, unusable (its key) or with no in-sync replica; DEGRADED while a replica
+ * is not in-sync (docs/REPLICATION.md, R8); else UP.
+ */
+function statusOf(info: VolumeInfo): VolumeStatusName {
   if (info.status !== 'up' || info.unavailable !== undefined || info.health === 'down') return 'VOLUME_STATUS_DOWN';
   return info.health === 'degraded' ? 'VOLUME_STATUS_DEGRADED' : 'VOLUME_STATUS_UP';
 }
@@ -114,7 +109,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     ctime: info.created,
     spec: { size: info.size, ha_level: info.ha_level, shared: info.shared, encrypted: info.encrypted },
     usage: info.bytes_used,
-    status: volumeStatus(info),
+    status: statusOf(info),
     state: stateOf(info),
     snapshot_count: info.snapshot_count,
     attached: info.attached,
@@ -126,6 +121,7 @@ export function volumeView(info: VolumeInfo): InspectView {
   if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
   if (info.attached_by !== undefined) volume.attached_by = info.attached_by.map((holder) => ({ ...holder }));
   if (info.unavailable !== undefined) volume.error = info.unavailable;
+  else if (info.health === 'down') volume.error = 'no replica is in sync: the volume cannot be used until one is back';
   if (info.replicas !== undefined) {
     volume.replica_sets = [{ nodes: info.replicas.map((r) => r.node_id) }];
     volume.replicas = info.replicas.map(replicaView);

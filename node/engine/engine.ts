@@ -14,7 +14,7 @@ import {
   type ReplicaTarget,
   RunsElsewhere,
 } from './cluster-ports.js';
-import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
+import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS, RESYNC_SNAPSHOT_LABEL } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
 import { failpoint } from './failpoints.js';
@@ -35,7 +35,8 @@ import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
-import type { SnapshotRecord, VolumeRecord } from './records.js';
+import { markOutOfSync, replicaTop } from './out-of-sync.js';
+import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
@@ -53,6 +54,7 @@ import type {
   VolumeEngine,
   VolumeHolder,
   VolumeInfo,
+  VolumeReplicaInfo,
 } from './types.js';
 import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
 import { GranuleCipher } from './xts.js';
@@ -156,6 +158,37 @@ function isAbove(layer: Layer, below: Layer): boolean {
 /** The node ids of a volume's replicas. */
 function replicaNodes(record: VolumeRecord): string[] {
   return (record.replicas ?? []).map((r) => r.node_id);
+}
+
+/** What inspect shows of a replica: its state, why and since when it left in-sync, its copy's progress. */
+function replicaInfo(replica: ReplicaRecord): VolumeReplicaInfo {
+  const info: VolumeReplicaInfo = { node_id: replica.node_id, state: replica.state ?? 'in-sync' };
+  const resync = replica.resync;
+  if (resync !== undefined) {
+    info.resync = { kind: resync.kind, copied_bytes: resync.copied_bytes, total_bytes: resync.total_bytes };
+    if (resync.rate !== undefined && resync.rate > 0) {
+      info.resync.bytes_per_second = resync.rate;
+      info.resync.eta_seconds = Math.ceil(Math.max(0, resync.total_bytes - resync.copied_bytes) / resync.rate);
+    }
+  }
+  if (replica.since !== undefined) info.since = replica.since;
+  if (replica.reason !== undefined) info.reason = replica.reason;
+  return info;
+}
+
+/** `degraded` while a replica is not in-sync, `down` when none is; absent for a lone replica that is fine. */
+function healthOf(record: VolumeRecord): VolumeInfo['health'] {
+  const replicas = record.replicas ?? [];
+  const inSync = replicas.filter((r) => (r.state ?? 'in-sync') === 'in-sync').length;
+  if (replicas.length === 0) return undefined;
+  if (inSync === 0) return 'down';
+  if (inSync < replicas.length) return 'degraded';
+  return replicas.length > 1 ? 'healthy' : undefined;
+}
+
+/** Whether a snapshot is a hidden resync base (never listed, exported nor counted: R10). */
+function isHidden(snap: SnapshotRecord): boolean {
+  return snap.labels[RESYNC_SNAPSHOT_LABEL] !== undefined;
 }
 
 /** The nodes holding a snapshot (its record's `holders`, else its volume's replicas). */
@@ -279,8 +312,13 @@ class Engine implements VolumeEngine {
         await this.clearAttached(value.id, value.epoch);
       }
       if (!holds(value, this.nodeId)) continue;
-      await this.materialize(value);
-      this.addVolume(value);
+      // An out-of-sync replica keeps its own top (the record's is the in-sync replicas' newer head).
+      const top = this.layers.byId.has(value.top)
+        ? value.top
+        : await replicaTop(value, this.nodeId, (id) => this.catalog.snapshot(id));
+      const mine = top === value.top || !this.layers.byId.has(top) ? value : { ...value, top };
+      await this.materialize(mine);
+      this.addVolume(mine);
     }
     for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
@@ -486,7 +524,7 @@ class Engine implements VolumeEngine {
   ): void {
     const isBackup = (l: Readonly<Record<string, string>> | undefined) => l?.[BACKUP_SNAPSHOT_LABEL] !== undefined;
     const backup = isBackup(labels);
-    const count = existing.filter((s) => isBackup(s.labels) === backup).length;
+    const count = existing.filter((s) => !isHidden(s) && isBackup(s.labels) === backup).length;
     const limit = backup ? MAX_BACKUP_SNAPSHOTS : MAX_SNAPSHOTS;
     if (count < limit) return;
     throw new FerryError(
@@ -525,19 +563,11 @@ class Engine implements VolumeEngine {
               (sum, layer) => sum + layer.bytesUsed,
               0,
             ),
-      replicas: (r.replicas ?? []).map((replica) => ({
-        node_id: replica.node_id,
-        state: replica.state ?? 'in-sync',
-        ...(replica.resync !== undefined && {
-          resync: {
-            kind: replica.resync.kind,
-            copied_bytes: replica.resync.copied_bytes,
-            total_bytes: replica.resync.total_bytes,
-          },
-        }),
-      })),
+      replicas: (r.replicas ?? []).map(replicaInfo),
       held_here: holds(r, this.nodeId),
     };
+    const health = healthOf(r);
+    if (health !== undefined) info.health = health;
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
     if (r.encryption !== undefined) {
       info.encryption = { kek: r.encryption.kek, key_provider: r.encryption.key_provider };
@@ -548,7 +578,7 @@ class Engine implements VolumeEngine {
   }
 
   private async volumeInfo(r: VolumeRecord): Promise<VolumeInfo> {
-    return this.infoOf(r, (await this.catalog.snapshotsOf(r.id)).length);
+    return this.infoOf(r, (await this.catalog.snapshotsOf(r.id)).filter((s) => !isHidden(s)).length);
   }
 
   private snapshotRecordInfo(r: SnapshotRecord, volumeName: string): SnapshotInfo {
@@ -746,6 +776,7 @@ class Engine implements VolumeEngine {
     try {
       const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
       const { coordinator, local } = await this.openReplicas(fresh, lock.revision, false);
+      this.recordFailures(coordinator, fresh.id, lock, local);
       return {
         record: fresh,
         revision,
@@ -762,6 +793,38 @@ class Engine implements VolumeEngine {
       await this.releaseLock(record.id, lock);
       throw err;
     }
+  }
+
+  /**
+   * Makes `coordinator` record its failing in-sync replicas out-of-sync (R7, S2: node/engine/out-of-sync.ts) under
+   * `lock`, holding this node's replica's writers (`local`'s gate) while the resync base is staged.
+   */
+  private recordFailures(
+    coordinator: VolumeCoordinator,
+    volumeId: string,
+    lock: HeldLock,
+    local: VolumeState | undefined,
+  ): void {
+    coordinator.setInSyncFailureHandler(async (failures) => {
+      await markOutOfSync(
+        {
+          store: this.store,
+          coordinator,
+          volumeId,
+          lock,
+          holdingWrites: (fn) => (local === undefined ? fn() : local.gate.withExclusive(fn)),
+          txn: (compares, ops) => this.guard.withReserve(() => this.store.txn(compares, ops)),
+          committed: (record, snapshot) => {
+            const v = this.volumes.get(volumeId);
+            if (v !== undefined) v.record = record;
+            const att = this.attachments.get(volumeId);
+            if (att !== undefined && att.coordinator === coordinator) att.record = record;
+            this.addSnapshotIfHeld(snapshot);
+          },
+        },
+        failures,
+      );
+    });
   }
 
   private async takeLock(record: VolumeRecord): Promise<HeldLock> {
@@ -1375,7 +1438,9 @@ class Engine implements VolumeEngine {
 
   async listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]> {
     const record = await this.recordOf(volumeIdOrName);
-    const infos = (await this.catalog.snapshotsOf(record.id)).map((r) => this.snapshotRecordInfo(r, record.name));
+    const infos = (await this.catalog.snapshotsOf(record.id))
+      .filter((r) => !isHidden(r))
+      .map((r) => this.snapshotRecordInfo(r, record.name));
     return infos.sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
   }
 
@@ -1564,6 +1629,7 @@ class Engine implements VolumeEngine {
     const byId = new Map(volumes.map((r) => [r.id, r]));
     const names = volumes.map((r) => r.name);
     for (const s of await this.catalog.snapshots()) {
+      if (isHidden(s)) continue;
       const owner = byId.get(s.volume_id);
       if (owner !== undefined) names.push(`${owner.name}@${s.name}`);
     }
@@ -1714,6 +1780,7 @@ class Engine implements VolumeEngine {
       );
       recorded = true;
       const { coordinator, local } = await this.openReplicas(attached, lock.revision, true);
+      this.recordFailures(coordinator, attached.id, lock, local);
       const made: Attachment = {
         record: attached,
         lock,
