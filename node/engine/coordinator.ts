@@ -14,7 +14,8 @@
  */
 import { FerryError } from '../../common/index.js';
 import type { StoreOp } from '../cluster/types.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import { unionRanges } from './recent-writes.js';
+import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
 
 export interface CoordinatorOptions {
@@ -109,6 +110,12 @@ export class VolumeCoordinator {
 
   changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
     return this.primary.changedBlocks(request);
+  }
+
+  /** The union of the in-sync replicas' recent writes (R12); complete only when every one's is. */
+  async recentWrites(): Promise<RecentWrites> {
+    const all = await Promise.all(this.inSync.map((r) => r.recentWrites()));
+    return { complete: all.every((w) => w.complete), ranges: unionRanges(all.map((w) => w.ranges)) };
   }
 
   /** The lowest generation among the in-sync replicas: what every one of them has applied. */

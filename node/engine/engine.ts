@@ -17,6 +17,7 @@ import {
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
+import { EpochBook } from './epoch-file.js';
 import { failpoint } from './failpoints.js';
 import { Gate, KeyedLock } from './gate.js';
 import { HaUpdater } from './ha-update.js';
@@ -33,10 +34,11 @@ import {
 import type { Layer } from './layer.js';
 import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
-import { LocalReplica, type ViewSource } from './local-replica.js';
+import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
+import { RecentWriteLog } from './recent-writes.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
 import type {
@@ -94,6 +96,8 @@ interface VolumeState extends ViewSource {
   layer: Layer;
   /** The replica's change counter (Replica.generation). */
   progress: { generation: number };
+  /** The replica's recent writes (R12). */
+  recent: RecentWriteLog;
   /** This volume's snapshots held here, by name. */
   snaps: Map<string, SnapshotState>;
 }
@@ -142,7 +146,8 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const space = options.space ?? (await SpaceGuard.open({ dataDir: options.dataDir, reserveBytes: 0 }));
   const nodeId = options.nodeId ?? (await loadNodeId(options.dataDir));
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
-  const engine = new Engine(store, layersDir, options.store === undefined, options, space, nodeId);
+  const epochs = await EpochBook.open(join(options.dataDir, 'epochs'));
+  const engine = new Engine(store, layersDir, options.store === undefined, options, space, nodeId, epochs);
   await engine.load();
   return engine;
 }
@@ -169,8 +174,6 @@ class Engine implements VolumeEngine {
   private readonly attachments = new Map<string, Attachment>();
   /** Volumes whose attach lock this process holds (attachments and brief tenures). */
   private readonly tenures = new Set<string>();
-  /** The highest epoch this node's replica of each volume has been opened under (F3; in memory for now). */
-  private readonly epochs = new Map<string, number>();
   private readonly tracker = new IoTracker();
   private readonly layers: LayerSet;
   private readonly local: LocalLayerKeys;
@@ -232,6 +235,8 @@ class Engine implements VolumeEngine {
     options: EngineOptions,
     private readonly guard: SpaceGuard,
     private readonly nodeId: string,
+    /** The highest epoch this node's replica of each volume has been opened under, durably (F3). */
+    private readonly epochs: EpochBook,
   ) {
     this.keys = options.keys;
     this.connector = options.replicas;
@@ -280,7 +285,8 @@ class Engine implements VolumeEngine {
       }
       if (!holds(value, this.nodeId)) continue;
       await this.materialize(value);
-      this.addVolume(value);
+      // Attached when this process started: writes before the start may be unflushed here, and nobody knows where.
+      this.addVolume(value, value.attached === undefined);
     }
     for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
@@ -323,7 +329,7 @@ class Engine implements VolumeEngine {
     }
   }
 
-  private addVolume(record: VolumeRecord): VolumeState {
+  private addVolume(record: VolumeRecord, recentKnown = true): VolumeState {
     const state: VolumeState = {
       record,
       layer: this.layers.get(record.top),
@@ -334,6 +340,7 @@ class Engine implements VolumeEngine {
       space: this.guard,
       top: () => state.layer,
       progress: { generation: 0 },
+      recent: new RecentWriteLog(recentKnown),
     };
     this.volumes.set(record.id, state);
     this.layers.ref(state.layer);
@@ -565,23 +572,39 @@ class Engine implements VolumeEngine {
 
   // ---- replicas and tenures ------------------------------------------------------------------------------------
 
-  /** FAILED_PRECONDITION 'fenced' for an open under an epoch older than one this node's replica has seen (F3). */
-  private admitEpoch(record: VolumeRecord, epoch: number): void {
-    const seen = this.epochs.get(record.id) ?? 0;
+  /**
+   * Admits an open of this node's replica of `record` under `epoch` (F3): StaleEpochError ('fenced') when it has been
+   * opened under a later one; else resolves once `epoch` is durably the highest (epoch-file.ts).
+   */
+  private async admitEpoch(record: VolumeRecord, epoch: number): Promise<void> {
+    const seen = this.epochs.epochOf(record.id);
     if (epoch < seen) {
-      throw precondition(
+      throw new StaleEpochError(
+        seen,
         `fenced: this node's replica of volume ${record.name} was opened under epoch ${seen}, and this open has the older epoch ${epoch} (a coordinator that lost the volume); attach the volume again`,
       );
     }
-    this.epochs.set(record.id, epoch);
+    await this.epochs.raise(record.id, epoch);
   }
 
-  /** This node's replica of a volume it holds; `cipher` for an encrypted volume's data (the replica then owns it). */
-  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined): LocalReplica {
-    return new LocalReplica(this.nodeId, v.record.name, v, cipher, {
+  /**
+   * This node's replica of a volume it holds, opened under `epoch` (every call is refused once a later epoch opened
+   * it, F3; none: not fenced, for a diff of frozen snapshots); `cipher` for an encrypted volume's data (the replica
+   * then owns it).
+   */
+  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined, epoch?: number): LocalReplica {
+    const id = v.record.id;
+    const fence = epoch === undefined ? undefined : { epoch, held: () => this.epochs.epochOf(id) };
+    return new LocalReplica(this.nodeId, v.record.name, v, cipher, this.replicaTree(v), true, fence);
+  }
+
+  /** The tree of this node's replica of a volume it holds. */
+  private replicaTree(v: VolumeState): ReplicaTree {
+    return {
       layers: this.layers,
       local: this.local,
       progress: v.progress,
+      recent: v.recent,
       layerOf: (snapshotId) => {
         const s = this.snapshots.get(snapshotId);
         if (s === undefined || s.record.volume_id !== v.record.id) {
@@ -596,7 +619,7 @@ class Engine implements VolumeEngine {
         // The coordinator (maybe another node) committed the snapshot record: learn it.
         this.syncSoon(v.record.id);
       },
-    });
+    };
   }
 
   /** A read-only view of a snapshot held here (with the tree, so it lists changed blocks too). */
@@ -630,10 +653,10 @@ class Engine implements VolumeEngine {
       throw notFound(`volume ${target.volumeId} has no replica on node ${this.nodeId}`);
     }
     // A snapshot's view reads frozen data: an older coordinator cannot make it diverge, so it is not fenced.
-    if (target.snapshotId === undefined) this.admitEpoch(record, target.epoch);
+    if (target.snapshotId === undefined) await this.admitEpoch(record, target.epoch);
     const v = await this.syncVolume(record);
     const cipher = await this.cipherFor(record.name, record.encryption);
-    if (target.snapshotId === undefined) return this.localReplica(v, cipher);
+    if (target.snapshotId === undefined) return this.localReplica(v, cipher, target.epoch);
     const s = this.snapshots.get(target.snapshotId);
     if (s === undefined || s.record.volume_id !== record.id) {
       cipher?.release();
@@ -661,7 +684,7 @@ class Engine implements VolumeEngine {
    */
   private async forgetVolume(v: VolumeState): Promise<Layer[]> {
     this.volumes.delete(v.record.id);
-    this.epochs.delete(v.record.id);
+    await this.epochs.forget(v.record.id);
     const top = v.layer;
     this.layers.unref(top);
     const snaps = [...v.snaps.values()];
@@ -705,10 +728,10 @@ class Engine implements VolumeEngine {
     try {
       for (const r of inSync) {
         if (r.node_id === this.nodeId) {
-          this.admitEpoch(record, epoch);
+          await this.admitEpoch(record, epoch);
           local = await this.syncVolume(record);
           const cipher = withKey ? await this.cipherFor(record.name, record.encryption) : undefined;
-          opened.push(this.localReplica(local, cipher));
+          opened.push(this.localReplica(local, cipher, epoch));
         } else {
           if (this.connector === undefined) throw this.notHere(record);
           opened.push(await this.connector.open(r.node_id, { volumeId: record.id, epoch }));
