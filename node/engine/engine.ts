@@ -40,6 +40,7 @@ import { RecentWriteLog } from './recent-writes.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
 import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
+import { markedRecord, type TakeoverMark, takeOver } from './takeover.js';
 import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
 import type {
   BlockDevice,
@@ -743,6 +744,51 @@ class Engine implements VolumeEngine {
     }
     const coordinator = new VolumeCoordinator(opened, { localNodeId: this.nodeId });
     return local === undefined ? { coordinator } : { coordinator, local };
+  }
+
+  /**
+   * The replicas of a writer's attach under `lock` (its revision is the epoch): a replicated volume's through a
+   * takeover (takeover.ts: every replica opened at once with a bounded wait, the lost ones marked out-of-sync, the
+   * survivors reconciled, F2 and F5); a single replica's as any tenure's.
+   */
+  private async openForWriter(
+    record: VolumeRecord,
+    lock: HeldLock,
+  ): Promise<{ coordinator: VolumeCoordinator; local?: VolumeState; record: VolumeRecord }> {
+    if ((record.replicas ?? []).length <= 1) {
+      return { ...(await this.openReplicas(record, lock.revision, true)), record };
+    }
+    const epoch = lock.revision;
+    let local: VolumeState | undefined;
+    const taken = await takeOver(record, {
+      nodeId: this.nodeId,
+      open: async (node) => {
+        if (node !== this.nodeId) {
+          if (this.connector === undefined) throw this.notHere(record);
+          return this.connector.open(node, { volumeId: record.id, epoch });
+        }
+        await this.admitEpoch(record, epoch);
+        local = await this.syncVolume(record);
+        return this.localReplica(local, await this.cipherFor(record.name, record.encryption), epoch);
+      },
+      markOutOfSync: (marks) => this.markAtTakeover(record.id, lock, marks),
+    });
+    const coordinator = new VolumeCoordinator(taken.replicas, { localNodeId: this.nodeId });
+    const here = taken.replicas.some((r) => r.nodeId === this.nodeId) ? local : undefined;
+    if (here !== undefined) here.record = taken.record;
+    return { coordinator, record: taken.record, ...(here !== undefined && { local: here }) };
+  }
+
+  /** Records the replicas a takeover lost as out-of-sync (C1 under the attach lock). */
+  private markAtTakeover(volumeId: string, lock: HeldLock, marks: readonly TakeoverMark[]): Promise<VolumeRecord> {
+    const now = new Date().toISOString();
+    return changeRecord(
+      this.store,
+      volumeId,
+      (r) => markedRecord(r, marks, now),
+      [],
+      [{ key: lock.key, modRevision: lock.revision }],
+    );
   }
 
   /**
@@ -1736,9 +1782,9 @@ class Engine implements VolumeEngine {
         [{ key: lock.key, modRevision: lock.revision }],
       );
       recorded = true;
-      const { coordinator, local } = await this.openReplicas(attached, lock.revision, true);
+      const { coordinator, local, record: now } = await this.openForWriter(attached, lock);
       const made: Attachment = {
-        record: attached,
+        record: now,
         lock,
         epoch: lock.revision,
         coordinator,
