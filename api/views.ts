@@ -7,7 +7,7 @@
 import type { SnapshotInfo, VolumeInfo, VolumeReplicaInfo } from '../node/index.js';
 
 /** OpenStorage VolumeStatus names. */
-export type VolumeStatusName = 'VOLUME_STATUS_UP' | 'VOLUME_STATUS_DOWN';
+export type VolumeStatusName = 'VOLUME_STATUS_UP' | 'VOLUME_STATUS_DEGRADED' | 'VOLUME_STATUS_DOWN';
 /** OpenStorage VolumeState names. */
 export type VolumeStateName = 'VOLUME_STATE_AVAILABLE' | 'VOLUME_STATE_ATTACHED' | 'VOLUME_STATE_RESTORE';
 
@@ -57,8 +57,18 @@ export interface ReplicaView {
   node_id: string;
   /** `in-sync`, `filling` or `out-of-sync`. */
   state: 'in-sync' | 'filling' | 'out-of-sync';
-  /** While it is being filled (or resynced): bytes copied of the total. */
-  resync?: { kind: 'fill' | 'dirty'; copied_bytes: number; total_bytes: number };
+  /** While it is being filled (or resynced): bytes copied of the total, the rate and the ETA when known. */
+  resync?: {
+    kind: 'fill' | 'dirty';
+    copied_bytes: number;
+    total_bytes: number;
+    bytes_per_second?: number;
+    eta_seconds?: number;
+  };
+  /** RFC 3339: when it last left in-sync. */
+  since?: string;
+  /** Why it left in-sync. */
+  reason?: string;
 }
 
 /** SdkVolumeInspectResponse. */
@@ -75,11 +85,19 @@ function stateOf(info: VolumeInfo): VolumeStateName {
 
 function replicaView(replica: VolumeReplicaInfo): ReplicaView {
   const view: ReplicaView = { node_id: replica.node_id, state: replica.state };
-  if (replica.resync !== undefined) {
-    const { kind, copied_bytes, total_bytes } = replica.resync;
-    view.resync = { kind, copied_bytes, total_bytes };
-  }
+  if (replica.resync !== undefined) view.resync = { ...replica.resync };
+  if (replica.since !== undefined) view.since = replica.since;
+  if (replica.reason !== undefined) view.reason = replica.reason;
   return view;
+}
+
+/**
+ * OpenStorage status: DOWN while restoring, unusable (its key) or with no in-sync replica; DEGRADED while a replica
+ * is not in-sync (docs/REPLICATION.md, R8); else UP.
+ */
+function statusOf(info: VolumeInfo): VolumeStatusName {
+  if (info.status !== 'up' || info.unavailable !== undefined || info.health === 'down') return 'VOLUME_STATUS_DOWN';
+  return info.health === 'degraded' ? 'VOLUME_STATUS_DEGRADED' : 'VOLUME_STATUS_UP';
 }
 
 /** Presents a live volume. */
@@ -91,7 +109,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     ctime: info.created,
     spec: { size: info.size, ha_level: info.ha_level, shared: info.shared, encrypted: info.encrypted },
     usage: info.bytes_used,
-    status: info.status === 'up' && info.unavailable === undefined ? 'VOLUME_STATUS_UP' : 'VOLUME_STATUS_DOWN',
+    status: statusOf(info),
     state: stateOf(info),
     snapshot_count: info.snapshot_count,
     attached: info.attached,
@@ -103,6 +121,7 @@ export function volumeView(info: VolumeInfo): InspectView {
   if (info.encryption !== undefined) volume.encryption = { ...info.encryption };
   if (info.attached_by !== undefined) volume.attached_by = info.attached_by.map((holder) => ({ ...holder }));
   if (info.unavailable !== undefined) volume.error = info.unavailable;
+  else if (info.health === 'down') volume.error = 'no replica is in sync: the volume cannot be used until one is back';
   if (info.replicas !== undefined) {
     volume.replica_sets = [{ nodes: info.replicas.map((r) => r.node_id) }];
     volume.replicas = info.replicas.map(replicaView);

@@ -169,8 +169,12 @@ export const replicaViewSchema = z.strictObject({
       kind: z.enum(['fill', 'dirty']),
       copied_bytes: z.number(),
       total_bytes: z.number(),
+      bytes_per_second: z.number().optional(),
+      eta_seconds: z.number().optional(),
     })
     .optional(),
+  since: z.string().optional(),
+  reason: z.string().optional(),
 });
 
 /** OpenStorage Volume as Ferry answers it (api/views.ts VolumeView): the fields it fills plus Ferry's. */
@@ -183,7 +187,7 @@ export const volumeViewSchema = z.strictObject({
   spec: z.strictObject({ size: z.number(), ha_level: z.number(), shared: z.boolean(), encrypted: z.boolean() }),
   encryption: z.strictObject({ kek: z.string(), key_provider: z.string() }).optional(),
   usage: z.number(),
-  status: z.enum(['VOLUME_STATUS_UP', 'VOLUME_STATUS_DOWN']),
+  status: z.enum(['VOLUME_STATUS_UP', 'VOLUME_STATUS_DEGRADED', 'VOLUME_STATUS_DOWN']),
   state: z.enum(['VOLUME_STATE_AVAILABLE', 'VOLUME_STATE_ATTACHED', 'VOLUME_STATE_RESTORE']),
   snapshot_count: z.number(),
   attached: z.boolean(),

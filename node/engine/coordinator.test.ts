@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { StoreOp } from '../cluster/types.js';
-import { VolumeCoordinator } from './coordinator.js';
+import { type InSyncFailure, VolumeCoordinator } from './coordinator.js';
 import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent } from './types.js';
 
@@ -47,6 +47,7 @@ class BufferReplica implements Replica {
     return this.writeZeroes(offset, length);
   }
   async flush(): Promise<void> {
+    if (this.failWith !== undefined) throw this.failWith;
     this.flushed++;
   }
   async blockStatus(_offset: number, length: number): Promise<StatusExtent[]> {
@@ -238,5 +239,177 @@ describe('VolumeCoordinator', () => {
 
   it('needs a replica', () => {
     expect(() => new VolumeCoordinator([])).toThrow(/at least one replica/);
+  });
+});
+
+/** A promise and its resolver. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('VolumeCoordinator with in-sync replicas failing (R7, S2)', () => {
+  it('acknowledges a write a replica failed only once the handler recorded it, and sends it nothing more', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    const calls: InSyncFailure[][] = [];
+    const recorded = deferred();
+    const c = new VolumeCoordinator([a, b], {
+      onInSyncFailure: async (failures) => {
+        calls.push([...failures]);
+        await recorded.promise;
+      },
+    });
+    await c.write(0, Buffer.alloc(4096, 1));
+    await c.flush();
+    await c.write(65536 - 8192, Buffer.alloc(4096, 2));
+    b.failWith = new Error('disk gone');
+    let acked = false;
+    const failing = c.write(8192, Buffer.alloc(4096, 3)).then(() => {
+      acked = true;
+    });
+    await turn();
+    // A later write is held too: not sent, not acknowledged.
+    let laterAcked = false;
+    const later = c.write(16384, Buffer.alloc(4096, 4)).then(() => {
+      laterAcked = true;
+    });
+    await turn();
+    expect(calls).toHaveLength(1);
+    expect([acked, laterAcked]).toEqual([false, false]);
+    expect(a.bytes[16384]).toBe(0);
+    expect(c.inSyncNodes()).toEqual(['a']);
+    expect(c.failingNodes()).toEqual(['b']);
+    const [failure] = calls[0] as InSyncFailure[];
+    expect(failure?.nodeId).toBe('b');
+    expect(String(failure?.error)).toBe('Error: disk gone');
+    // What b may lack besides what comes later: the unflushed write and the one in flight, not the flushed one.
+    expect(failure?.extra).toEqual([
+      [8192, 4096],
+      [65536 - 8192, 4096],
+    ]);
+    recorded.resolve();
+    await failing;
+    await later;
+    expect(a.bytes[16384]).toBe(4);
+    b.failWith = undefined;
+    await c.write(0, Buffer.alloc(16, 5));
+    await c.flush();
+    expect([a.bytes[0], b.bytes[0]]).toEqual([5, 1]);
+    expect(b.flushed).toBe(1);
+    expect(c.failingNodes()).toEqual([]);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('does not wait for a stalled replica once it failed another request; its late answer is ignored', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    const c = new VolumeCoordinator([a, b], { onInSyncFailure: async () => undefined });
+    const stall = deferred();
+    b.stall = stall.promise;
+    const stalled = c.write(0, Buffer.alloc(16, 1));
+    await turn();
+    // The stalled write reached a; b fails a flush: the write no longer waits for b.
+    const flushing = (async () => {
+      b.failWith = new Error('connection reset');
+      await c.flush().catch(() => undefined);
+    })();
+    b.stall = undefined;
+    await flushing;
+    await stalled;
+    expect(c.inSyncNodes()).toEqual(['a']);
+    stall.resolve();
+    await turn();
+    expect(c.inSyncNodes()).toEqual(['a']);
+  });
+
+  it('fails the I/O when the handler fails, and keeps failing changes until a later call succeeds', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    let storeUp = false;
+    const c = new VolumeCoordinator([a, b], {
+      retryMs: 0,
+      onInSyncFailure: async () => {
+        if (!storeUp) throw new Error('store unreachable');
+      },
+    });
+    b.failWith = new Error('disk gone');
+    await expect(c.write(0, Buffer.alloc(16, 1))).rejects.toThrow(
+      /on node b failed and could not be recorded.*store unreachable/,
+    );
+    await expect(c.flush()).rejects.toThrow(/store unreachable/);
+    await expect(c.write(0, Buffer.alloc(16, 2))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(a.bytes[0]).toBe(1);
+    storeUp = true;
+    await c.write(0, Buffer.alloc(16, 3));
+    expect(a.bytes[0]).toBe(3);
+    expect(c.failingNodes()).toEqual([]);
+  });
+
+  it('fails every I/O loudly when the last in-sync replica fails, naming the replicas', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    const c = new VolumeCoordinator([a, b], { onInSyncFailure: async () => undefined });
+    b.failWith = new Error('disk gone');
+    await c.write(0, Buffer.alloc(16, 1));
+    a.failWith = new Error('no space left on device');
+    await expect(c.write(0, Buffer.alloc(16, 2))).rejects.toThrow(/no in-sync replica.*node b, node a.*no space left/);
+    await expect(c.flush()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(c.read(0, 16)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    a.failWith = undefined;
+    await expect(c.write(0, Buffer.alloc(16, 3))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await c.close();
+    expect([a.closed, b.closed]).toEqual([true, true]);
+  });
+
+  it('records several replicas failing at once in one handler call', async () => {
+    const [a, b, d] = [new BufferReplica('a'), new BufferReplica('b'), new BufferReplica('d')];
+    const calls: string[][] = [];
+    const c = new VolumeCoordinator([a, b, d], {
+      onInSyncFailure: async (failures) => {
+        calls.push(failures.map((f) => f.nodeId));
+      },
+    });
+    b.failWith = new Error('gone');
+    d.failWith = new Error('gone too');
+    await c.write(0, Buffer.alloc(16, 1));
+    expect(calls).toEqual([['b', 'd']]);
+    expect(c.inSyncNodes()).toEqual(['a']);
+  });
+
+  it('goes on with a snapshot a replica failed to stage, and hands that replica over once it is committed', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b', true);
+    const calls: string[] = [];
+    const c = new VolumeCoordinator([a, b], {
+      onInSyncFailure: async (failures) => {
+        calls.push(...failures.map((f) => f.nodeId));
+      },
+    });
+    const staged = await c.snapshot('s1', 'h1');
+    expect(staged.failed).toEqual(['b']);
+    expect(staged.ops.map((o) => o.key)).toEqual(['/ferry/local/a/snap/s1']);
+    expect(c.replicas.map((r) => r.nodeId)).toEqual(['a']);
+    // Writes wait until the snapshot is committed and b recorded.
+    let acked = false;
+    const writing = c.write(0, Buffer.alloc(16, 1)).then(() => {
+      acked = true;
+    });
+    await turn();
+    expect([acked, calls]).toEqual([false, []]);
+    staged.commit();
+    await writing;
+    expect(calls).toEqual(['b']);
+    expect(a.committed).toEqual(['s1']);
+    // When every in-sync replica fails to stage, it fails and abandons.
+    const lone = new VolumeCoordinator([new BufferReplica('x', true), new BufferReplica('y', true)], {
+      onInSyncFailure: async () => undefined,
+    });
+    await expect(lone.snapshot('s2')).rejects.toThrow(/cannot snapshot/);
   });
 });

@@ -9,27 +9,62 @@
  * the fill copies the source's data range by range under `holdRange` (R14), which makes overlapping writes wait and
  * waits for the overlapping writes in flight. A filling replica that fails a change is taken out of the fan-out and
  * its failure handler (the fill's owner, which records it `out-of-sync`) runs before the change is acknowledged
- * (R7). What this class does not have yet (issue 23): marking an in-sync replica that fails out of sync instead of
- * failing the I/O, and the epoch carried on every request.
+ * (R7).
+ *
+ * An in-sync replica that fails a change or a flush (R6: an error, a broken connection, a timeout) is taken out of
+ * the fan-out, and, when the engine gave `onInSyncFailure`, that change and every later one wait for the handler (the
+ * C1 transaction that records it out-of-sync, node/engine/out-of-sync.ts) before they are acknowledged; if it fails,
+ * they fail, and so does every change until a later call succeeds (R7). New changes are not sent while it runs, so
+ * the handler sees a quiet volume (`drain`). Without a handler, the failure fails the I/O. When no in-sync replica
+ * is left, all I/O fails with UNAVAILABLE naming the replicas (R9). Late answers of a failed replica are ignored.
+ * A replica failing to stage a snapshot leaves it too, and is handed to the handler once the snapshot is committed
+ * or abandoned (S2). The handler learns which ranges the replica may lack or hold differently (`extra`): those
+ * changed since the last flush that completed on every replica, plus the changes in flight.
  */
 import { FerryError } from '../../common/index.js';
 import type { StoreOp } from '../cluster/types.js';
+import { coalesce, type Span } from './ranges.js';
 import { unionRanges } from './recent-writes.js';
+import type { RangeTuple } from './records.js';
 import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
+
+/** An in-sync replica that failed, as the coordinator hands it to its `onInSyncFailure` handler. */
+export interface InSyncFailure {
+  /** The node holding the replica. */
+  nodeId: string;
+  /** What failed it (the replica's error, or its broken connection's). */
+  error: unknown;
+  /**
+   * Ranges `[offset, length]` it may lack or hold differently besides the changes the others get after the failure:
+   * changes since the last flush completed on every replica and the changes in flight. Coalesced; may over-cover.
+   */
+  extra: RangeTuple[];
+}
+
+/**
+ * Records in-sync replicas that failed as out-of-sync (one C1 transaction for all of them). The changes waiting on
+ * it are acknowledged once it resolves and fail when it rejects. It may call `drain` and `snapshot` on the
+ * coordinator (new changes are held while it runs), never a change or flush (they would wait for it).
+ */
+export type InSyncFailureHandler = (failures: readonly InSyncFailure[]) => Promise<void>;
 
 export interface CoordinatorOptions {
   /** This node's id: reads come from its replica when it holds an in-sync one. Default: the first replica's. */
   localNodeId?: string;
+  /** Records failed in-sync replicas out-of-sync (R7). Default none: a failed in-sync replica fails the I/O. */
+  onInSyncFailure?: InSyncFailureHandler;
+  /** After the handler failed, how long changes fail at once before it is tried again, ms. Default 1000. */
+  retryMs?: number;
 }
 
 /** Called when a filling replica fails a change; the change is acknowledged once it resolves (fails if it rejects). */
 export type FillingFailure = (err: unknown) => Promise<void>;
 
-/** A byte range [start, end) of a write in flight or of a hold. */
-interface Span {
-  start: number;
-  end: number;
+/** A snapshot staged by the coordinator: every replica's staged changes, with the replicas that failed to stage. */
+export interface CoordinatedSnapshot extends ReplicaSnapshot {
+  /** Node ids of the in-sync replicas that failed to stage it and left the fan-out (S2); empty when none did. */
+  readonly failed: readonly string[];
 }
 
 interface Hold extends Span {
@@ -49,17 +84,51 @@ interface Filling {
 
 const overlaps = (a: Span, b: Span): boolean => a.start < b.end && b.start < a.end;
 
+const GONE = Symbol('gone');
+
+/** Changes that span more than this many ranges in one window are coalesced (memory bound between flushes). */
+const WINDOW_LIMIT = 4096;
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export class VolumeCoordinator {
   private inSync: Replica[];
+  /** In-sync replicas that failed (closed with the others at `close`). */
+  private readonly failed: Replica[] = [];
   private filling: Filling[] = [];
   private readonly localNodeId: string | undefined;
   private readonly holds = new Set<Hold>();
   private readonly flights = new Set<Flight>();
+  private handler: InSyncFailureHandler | undefined;
+  private readonly retryMs: number;
+  /** Failed in-sync replicas not yet recorded out-of-sync. */
+  private readonly unhandled = new Map<string, InSyncFailure>();
+  /** The handler call under way. */
+  private handling: Promise<void> | undefined;
+  /** Set while a snapshot that lost replicas awaits its commit or abandon (their handling starts after it). */
+  private paused: Promise<void> | undefined;
+  private lastError: unknown;
+  private lastErrorAt = 0;
+  /** Set once no in-sync replica is left: every I/O fails with it. */
+  private down: FerryError | undefined;
+  /** Resolves when the replica left the fan-out (its sends in flight stop being waited for). */
+  private readonly gone = new Map<Replica, { promise: Promise<typeof GONE>; resolve: () => void }>();
+  /** Ranges changed since the flushes that completed on every replica, newest window last. */
+  private windows: Span[][] = [[]];
 
   constructor(replicas: readonly Replica[], options: CoordinatorOptions = {}) {
     if (replicas.length === 0) throw new FerryError('INTERNAL', 'a volume coordinator needs at least one replica');
     this.inSync = [...replicas];
     this.localNodeId = options.localNodeId;
+    this.handler = options.onInSyncFailure;
+    this.retryMs = options.retryMs ?? 1000;
+  }
+
+  /** Sets (or clears) the handler of in-sync failures (the engine wires it once it knows the tenure). */
+  setInSyncFailureHandler(handler: InSyncFailureHandler | undefined): void {
+    this.handler = handler;
   }
 
   /** Every replica that receives changes: the in-sync ones, then the filling ones. */
@@ -77,38 +146,44 @@ export class VolumeCoordinator {
     return this.filling.map((f) => f.replica.nodeId);
   }
 
+  /** The node ids of the in-sync replicas that failed and are not recorded out-of-sync yet. */
+  failingNodes(): string[] {
+    return [...this.unhandled.keys()];
+  }
+
   /** The replica reads come from: this node's in-sync one when there is one, else the first in-sync one (R4). */
   get primary(): Replica {
+    if (this.down !== undefined) throw this.down;
     const local = this.localNodeId === undefined ? undefined : this.inSync.find((r) => r.nodeId === this.localNodeId);
     return local ?? (this.inSync[0] as Replica);
   }
 
-  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+  async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     return this.primary.read(offset, length, into);
   }
 
   write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
-    return this.change(offset, data.length, (r) => r.write(offset, data, options));
+    return this.change({ start: offset, end: offset + data.length }, (r) => r.write(offset, data, options));
   }
 
   writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.change(offset, length, (r) => r.writeZeroes(offset, length, options));
+    return this.change({ start: offset, end: offset + length }, (r) => r.writeZeroes(offset, length, options));
   }
 
   trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
-    return this.change(offset, length, (r) => r.trim(offset, length, options));
+    return this.change({ start: offset, end: offset + length }, (r) => r.trim(offset, length, options));
   }
 
   /** Durable on every in-sync and filling replica when it resolves (the contract of Replica.flush, on all of them). */
   flush(): Promise<void> {
-    return this.all((r) => r.flush());
+    return this.change(undefined, (r) => r.flush());
   }
 
-  blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+  async blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
     return this.primary.blockStatus(offset, length);
   }
 
-  changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
+  async changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
     return this.primary.changedBlocks(request);
   }
 
@@ -123,34 +198,75 @@ export class VolumeCoordinator {
     return Math.min(...this.inSync.map((r) => r.generation()));
   }
 
+  /** Resolves once every change and flush sent to the replicas has settled there (not yet acknowledged, maybe). */
+  async drain(): Promise<void> {
+    while (this.flights.size > 0) await Promise.allSettled([...this.flights].map((f) => f.done));
+  }
+
   /**
    * Stages snapshot `snapshotId` on every replica, in-sync and filling, with `headId` as every replica's new head
    * (the caller holds writes). A filling replica stages it too, so that its head keeps the volume's layer ids, but
    * its frozen point is incomplete: the snapshot's holders are `inSyncNodes()` only (S3). The result's `ops` are
-   * every replica's; `point` and `head` are the primary's. When staging fails on one, the others' are abandoned.
+   * every replica's; `point` and `head` are the primary's. With a failure handler, an in-sync replica that fails to
+   * stage leaves the fan-out (`failed`) and is handed to the handler once the result is committed or abandoned (S2);
+   * changes wait until then. Without one, or when a filling replica or every in-sync one fails, the others' stages
+   * are abandoned and it rejects.
    */
-  async snapshot(snapshotId: string, headId?: string): Promise<ReplicaSnapshot> {
+  async snapshot(snapshotId: string, headId?: string): Promise<CoordinatedSnapshot> {
     const replicas = this.replicas;
-    if (replicas.length === 1) return this.primary.snapshot(snapshotId, headId);
-    const primary = this.primary;
+    if (replicas.length === 1) {
+      const one = await this.primary.snapshot(snapshotId, headId);
+      return {
+        ops: one.ops,
+        point: one.point,
+        head: one.head,
+        failed: [],
+        commit: () => one.commit(),
+        abandon: () => one.abandon(),
+      };
+    }
     const settled = await Promise.allSettled(replicas.map((r) => r.snapshot(snapshotId, headId)));
     const staged = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    const failed = settled.find((s) => s.status === 'rejected');
-    if (failed !== undefined) {
+    const failedAt = replicas.flatMap((r, i) => (settled[i]?.status === 'rejected' ? [r] : []));
+    const fatal =
+      failedAt.length > 0 &&
+      (this.handler === undefined ||
+        failedAt.some((r) => !this.inSync.includes(r)) ||
+        this.inSync.every((r) => failedAt.includes(r)));
+    if (fatal) {
       for (const s of staged) s.abandon();
-      throw failed.reason;
+      const first = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult;
+      throw first.reason;
+    }
+    for (const r of failedAt) {
+      const reason = (settled[replicas.indexOf(r)] as PromiseRejectedResult).reason;
+      this.fail(r, reason, false);
+    }
+    let resume: () => void = () => undefined;
+    if (failedAt.length > 0) {
+      this.paused = new Promise<void>((resolve) => {
+        resume = () => {
+          this.paused = undefined;
+          resolve();
+          this.kick();
+        };
+      });
     }
     const ops: StoreOp[] = staged.flatMap((s) => [...s.ops]);
-    const mine = staged[replicas.indexOf(primary)] as ReplicaSnapshot;
+    const ok = replicas.filter((r) => !failedAt.includes(r));
+    const mine = staged[ok.indexOf(this.primary)] as ReplicaSnapshot;
     return {
       ops,
       point: mine.point,
       head: mine.head,
+      failed: failedAt.map((r) => r.nodeId),
       commit: () => {
         for (const s of staged) s.commit();
+        resume();
       },
       abandon: () => {
         for (const s of staged) s.abandon();
+        resume();
       },
     };
   }
@@ -219,45 +335,205 @@ export class VolumeCoordinator {
     };
   }
 
-  /** Releases every replica's resources for this open (flush first). */
+  /** Releases every replica's resources for this open (flush first), those that failed included. */
   async close(): Promise<void> {
-    await this.all((r) => r.close());
+    // Failures found last (a snapshot's, S2) are recorded before the tenure ends: its lock is what they commit under.
+    if (this.unhandled.size > 0 || this.handling !== undefined) await this.settled().catch(() => undefined);
+    await Promise.allSettled(this.failed.map((r) => r.close()));
+    if (this.down !== undefined) {
+      await Promise.allSettled(this.replicas.map((r) => r.close()));
+      return;
+    }
+    await Promise.all(this.replicas.map((r) => r.close()));
   }
 
-  /** A change of [offset, offset+length): after the holds over it, tracked while in flight, sent to every replica. */
-  private async change(offset: number, length: number, fn: (r: Replica) => Promise<void>): Promise<void> {
-    const span: Span = { start: offset, end: offset + length };
-    if (this.holds.size > 0) {
+  /**
+   * A change of `span` (a flush: none): after the holds over it and any failure handling under way, tracked while in
+   * flight, sent to every replica; acknowledged once every replica that failed meanwhile is recorded (R7).
+   */
+  private async change(span: Span | undefined, fn: (r: Replica) => Promise<void>): Promise<void> {
+    if (span !== undefined && this.holds.size > 0) {
       for (;;) {
         const blocking = [...this.holds].find((h) => overlaps(h, span));
         if (blocking === undefined) break;
         await blocking.released;
       }
     }
+    // Checked and entered in one turn: a handler that starts meanwhile has drained without this change.
+    while (this.busy()) await this.settled();
     let done!: () => void;
     const flight: Flight = {
-      ...span,
+      ...(span ?? { start: 0, end: 0 }),
       done: new Promise<void>((resolve) => {
         done = resolve;
       }),
     };
+    let covered: Span[][] = [];
+    if (span !== undefined) this.noteChange(span);
+    else {
+      // A flush covers what was changed before it (and what is in flight: R5); later changes start a new window.
+      covered = this.windows;
+      this.windows = [...covered, [...this.flights].filter((f) => f.end > f.start).map((f) => ({ ...f }))];
+    }
     this.flights.add(flight);
+    let clean: boolean;
     try {
-      await this.all(fn);
+      clean = await this.fanOut(fn);
     } finally {
       this.flights.delete(flight);
       done();
     }
+    if (span === undefined && clean) this.windows = this.windows.filter((w) => !covered.includes(w));
+    await this.settled();
   }
 
-  private async all(fn: (r: Replica) => Promise<void>): Promise<void> {
-    if (this.filling.length === 0) {
-      if (this.inSync.length === 1) return fn(this.inSync[0] as Replica);
-      await Promise.all(this.inSync.map(fn));
+  private busy(): boolean {
+    return (
+      this.down !== undefined || this.paused !== undefined || this.handling !== undefined || this.unhandled.size > 0
+    );
+  }
+
+  /** Waits until no failure is being handled or waits to be; rejects when one cannot be recorded (or none is left). */
+  private async settled(): Promise<void> {
+    for (;;) {
+      if (this.down !== undefined) throw this.down;
+      if (this.paused !== undefined) {
+        await this.paused;
+        continue;
+      }
+      if (this.handling !== undefined) {
+        try {
+          await this.handling;
+        } catch (err: unknown) {
+          throw this.unrecorded(err);
+        }
+        continue;
+      }
+      if (this.unhandled.size === 0) return;
+      if (!this.kick()) throw this.unrecorded(this.lastError);
+    }
+  }
+
+  private unrecorded(err: unknown): FerryError {
+    const nodes = [...this.unhandled.keys()].join(', ');
+    return new FerryError(
+      'UNAVAILABLE',
+      `replica(s) on node ${nodes || '?'} failed and could not be recorded out of sync (${message(err)}); I/O fails until they are`,
+      { cause: err },
+    );
+  }
+
+  /** Starts the handler for the failures waiting, unless one runs already; false while a failed one cools down. */
+  private kick(): boolean {
+    if (this.handling !== undefined || this.paused !== undefined || this.unhandled.size === 0) return true;
+    const handler = this.handler;
+    if (handler === undefined) {
+      this.lastError = new Error('no handler records failed replicas out of sync');
+      return false;
+    }
+    if (this.lastErrorAt > 0 && Date.now() - this.lastErrorAt < this.retryMs) return false;
+    const run = async (): Promise<void> => {
+      await this.drain();
+      const batch = [...this.unhandled.values()];
+      await handler(batch);
+      for (const f of batch) if (this.unhandled.get(f.nodeId) === f) this.unhandled.delete(f.nodeId);
+    };
+    const handling = run();
+    this.handling = handling;
+    handling.then(
+      () => {
+        this.handling = undefined;
+        this.lastErrorAt = 0;
+        this.kick();
+      },
+      (err: unknown) => {
+        this.handling = undefined;
+        this.lastError = err;
+        this.lastErrorAt = Date.now();
+      },
+    );
+    return true;
+  }
+
+  /** Records a change's range in the newest window (coalesced when the window grows large). */
+  private noteChange(span: Span): void {
+    const current = this.windows[this.windows.length - 1] as Span[];
+    current.push({ ...span });
+    if (current.length > WINDOW_LIMIT) {
+      const merged = coalesce(current, WINDOW_LIMIT / 8).map(([o, l]) => ({ start: o, end: o + l }));
+      current.splice(0, current.length, ...merged);
+    }
+  }
+
+  /** What a replica failing now may lack or hold differently: the unflushed windows and the changes in flight. */
+  private extra(): RangeTuple[] {
+    return coalesce([...this.windows.flat(), ...this.flights]);
+  }
+
+  /** Takes in-sync replica `r` out of the fan-out after `err` (its first failure; later ones are late answers). */
+  private fail(r: Replica, err: unknown, kick = true): void {
+    if (!this.inSync.includes(r)) return;
+    this.inSync = this.inSync.filter((x) => x !== r);
+    this.failed.push(r);
+    this.goneOf(r);
+    this.gone.get(r)?.resolve();
+    if (this.inSync.length === 0) {
+      const names = this.failed.map((x) => x.nodeId).join(', node ');
+      this.down ??= new FerryError(
+        'UNAVAILABLE',
+        `no in-sync replica of this volume is left (node ${names} failed; the last: ${message(err)}); it cannot be used until one is back`,
+        { cause: err },
+      );
       return;
     }
+    this.unhandled.set(r.nodeId, { nodeId: r.nodeId, error: err, extra: this.extra() });
+    if (kick) this.kick();
+  }
+
+  private goneOf(r: Replica): Promise<typeof GONE> {
+    let entry = this.gone.get(r);
+    if (entry === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<typeof GONE>((res) => {
+        resolve = () => res(GONE);
+      });
+      entry = { promise, resolve };
+      this.gone.set(r, entry);
+    }
+    return entry.promise;
+  }
+
+  /** Sends to every in-sync and filling replica; false when one of them failed it. */
+  private async fanOut(fn: (r: Replica) => Promise<void>): Promise<boolean> {
+    const inSync = [...this.inSync];
     const filling = [...this.filling];
-    await Promise.all([...this.inSync.map(fn), ...filling.map((f) => this.toFilling(f, fn))]);
+    if (this.handler === undefined) {
+      if (filling.length === 0 && inSync.length === 1) {
+        await fn(inSync[0] as Replica);
+        return true;
+      }
+      await Promise.all([...inSync.map(fn), ...filling.map((f) => this.toFilling(f, fn))]);
+      return true;
+    }
+    const results = await Promise.all([
+      ...inSync.map((r) => this.toInSync(r, fn)),
+      ...filling.map((f) => this.toFilling(f, fn).then(() => true)),
+    ]);
+    return results.every((ok) => ok);
+  }
+
+  /** Sends to an in-sync replica; its failure takes it out of the fan-out (false). */
+  private async toInSync(r: Replica, fn: (r: Replica) => Promise<void>): Promise<boolean> {
+    const outcome = await Promise.race([
+      fn(r).then(
+        (): true => true,
+        (err: unknown) => ({ err }),
+      ),
+      this.goneOf(r),
+    ]);
+    if (outcome === true) return true;
+    if (outcome !== GONE) this.fail(r, outcome.err);
+    return false;
   }
 
   /** Sends a change to a filling replica; its failure takes it out of the fan-out and runs its handler. */

@@ -14,7 +14,7 @@ import {
   type ReplicaTarget,
   RunsElsewhere,
 } from './cluster-ports.js';
-import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS } from './constants.js';
+import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS, RESYNC_SNAPSHOT_LABEL } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
 import { EpochBook } from './epoch-file.js';
@@ -36,8 +36,9 @@ import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
+import { markOutOfSync, type OutOfSyncOptions } from './out-of-sync.js';
 import { RecentWriteLog } from './recent-writes.js';
-import type { SnapshotRecord, VolumeRecord } from './records.js';
+import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
 import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import { markedRecord, type TakeoverMark, takeOver } from './takeover.js';
@@ -56,6 +57,7 @@ import type {
   VolumeEngine,
   VolumeHolder,
   VolumeInfo,
+  VolumeReplicaInfo,
 } from './types.js';
 import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
 import { GranuleCipher } from './xts.js';
@@ -162,6 +164,37 @@ function isAbove(layer: Layer, below: Layer): boolean {
 /** The node ids of a volume's replicas. */
 function replicaNodes(record: VolumeRecord): string[] {
   return (record.replicas ?? []).map((r) => r.node_id);
+}
+
+/** What inspect shows of a replica: its state, why and since when it left in-sync, its copy's progress. */
+function replicaInfo(replica: ReplicaRecord): VolumeReplicaInfo {
+  const info: VolumeReplicaInfo = { node_id: replica.node_id, state: replica.state ?? 'in-sync' };
+  const resync = replica.resync;
+  if (resync !== undefined) {
+    info.resync = { kind: resync.kind, copied_bytes: resync.copied_bytes, total_bytes: resync.total_bytes };
+    if (resync.rate !== undefined && resync.rate > 0) {
+      info.resync.bytes_per_second = resync.rate;
+      info.resync.eta_seconds = Math.ceil(Math.max(0, resync.total_bytes - resync.copied_bytes) / resync.rate);
+    }
+  }
+  if (replica.since !== undefined) info.since = replica.since;
+  if (replica.reason !== undefined) info.reason = replica.reason;
+  return info;
+}
+
+/** `degraded` while a replica is not in-sync, `down` when none is; absent for a lone replica that is fine. */
+function healthOf(record: VolumeRecord): VolumeInfo['health'] {
+  const replicas = record.replicas ?? [];
+  const inSync = replicas.filter((r) => (r.state ?? 'in-sync') === 'in-sync').length;
+  if (replicas.length === 0) return undefined;
+  if (inSync === 0) return 'down';
+  if (inSync < replicas.length) return 'degraded';
+  return replicas.length > 1 ? 'healthy' : undefined;
+}
+
+/** Whether a snapshot is a hidden resync base (never listed, exported nor counted: R10). */
+function isHidden(snap: SnapshotRecord): boolean {
+  return snap.labels[RESYNC_SNAPSHOT_LABEL] !== undefined;
 }
 
 /** The nodes holding a snapshot (its record's `holders`, else its volume's replicas). */
@@ -494,7 +527,7 @@ class Engine implements VolumeEngine {
   ): void {
     const isBackup = (l: Readonly<Record<string, string>> | undefined) => l?.[BACKUP_SNAPSHOT_LABEL] !== undefined;
     const backup = isBackup(labels);
-    const count = existing.filter((s) => isBackup(s.labels) === backup).length;
+    const count = existing.filter((s) => !isHidden(s) && isBackup(s.labels) === backup).length;
     const limit = backup ? MAX_BACKUP_SNAPSHOTS : MAX_SNAPSHOTS;
     if (count < limit) return;
     throw new FerryError(
@@ -533,19 +566,11 @@ class Engine implements VolumeEngine {
               (sum, layer) => sum + layer.bytesUsed,
               0,
             ),
-      replicas: (r.replicas ?? []).map((replica) => ({
-        node_id: replica.node_id,
-        state: replica.state ?? 'in-sync',
-        ...(replica.resync !== undefined && {
-          resync: {
-            kind: replica.resync.kind,
-            copied_bytes: replica.resync.copied_bytes,
-            total_bytes: replica.resync.total_bytes,
-          },
-        }),
-      })),
+      replicas: (r.replicas ?? []).map(replicaInfo),
       held_here: holds(r, this.nodeId),
     };
+    const health = healthOf(r);
+    if (health !== undefined) info.health = health;
     if (r.parent_snapshot_id !== undefined) info.parent_snapshot_id = r.parent_snapshot_id;
     if (r.encryption !== undefined) {
       info.encryption = { kek: r.encryption.kek, key_provider: r.encryption.key_provider };
@@ -556,7 +581,7 @@ class Engine implements VolumeEngine {
   }
 
   private async volumeInfo(r: VolumeRecord): Promise<VolumeInfo> {
-    return this.infoOf(r, (await this.catalog.snapshotsOf(r.id)).length);
+    return this.infoOf(r, (await this.catalog.snapshotsOf(r.id)).filter((s) => !isHidden(s)).length);
   }
 
   private snapshotRecordInfo(r: SnapshotRecord, volumeName: string): SnapshotInfo {
@@ -760,6 +785,11 @@ class Engine implements VolumeEngine {
     }
     const epoch = lock.revision;
     let local: VolumeState | undefined;
+    let coordinator: VolumeCoordinator | undefined;
+    const over = (replicas: readonly Replica[]): VolumeCoordinator => {
+      coordinator ??= new VolumeCoordinator(replicas, { localNodeId: this.nodeId });
+      return coordinator;
+    };
     const taken = await takeOver(record, {
       nodeId: this.nodeId,
       open: async (node) => {
@@ -771,24 +801,47 @@ class Engine implements VolumeEngine {
         local = await this.syncVolume(record);
         return this.localReplica(local, await this.cipherFor(record.name, record.encryption), epoch);
       },
-      markOutOfSync: (marks) => this.markAtTakeover(record.id, lock, marks),
+      markOutOfSync: (marks, survivors) => {
+        const mine = survivors.some((r) => r.nodeId === this.nodeId) ? local : undefined;
+        return this.markAtTakeover(over(survivors), record.id, lock, mine, marks);
+      },
     });
-    const coordinator = new VolumeCoordinator(taken.replicas, { localNodeId: this.nodeId });
+    const made = over(taken.replicas);
     const here = taken.replicas.some((r) => r.nodeId === this.nodeId) ? local : undefined;
     if (here !== undefined) here.record = taken.record;
-    return { coordinator, record: taken.record, ...(here !== undefined && { local: here }) };
+    return { coordinator: made, record: taken.record, ...(here !== undefined && { local: here }) };
   }
 
-  /** Records the replicas a takeover lost as out-of-sync (C1 under the attach lock). */
-  private markAtTakeover(volumeId: string, lock: HeldLock, marks: readonly TakeoverMark[]): Promise<VolumeRecord> {
-    const now = new Date().toISOString();
-    return changeRecord(
-      this.store,
-      volumeId,
-      (r) => markedRecord(r, marks, now),
-      [],
-      [{ key: lock.key, modRevision: lock.revision }],
-    );
+  /**
+   * Records the replicas a takeover lost as out-of-sync under the attach lock (C1): the `dirty` ones through
+   * markOutOfSync (a hidden base frozen on the survivors), then the `fill` ones (a full copy; a filling one keeps
+   * its cursor).
+   */
+  private async markAtTakeover(
+    coordinator: VolumeCoordinator,
+    volumeId: string,
+    lock: HeldLock,
+    local: VolumeState | undefined,
+    marks: readonly TakeoverMark[],
+  ): Promise<VolumeRecord> {
+    const dirty = marks.filter((m) => m.kind === 'dirty');
+    const fill = marks.filter((m) => m.kind === 'fill');
+    let record: VolumeRecord | undefined;
+    if (dirty.length > 0) {
+      const failures = dirty.map((m) => ({ nodeId: m.nodeId, error: new Error(m.reason), extra: m.extra }));
+      record = await markOutOfSync(this.outOfSyncOptions(coordinator, volumeId, lock, local), failures);
+    }
+    if (fill.length > 0) {
+      const now = new Date().toISOString();
+      record = await changeRecord(
+        this.store,
+        volumeId,
+        (r) => markedRecord(r, fill, now),
+        [],
+        [{ key: lock.key, modRevision: lock.revision }],
+      );
+    }
+    return record ?? (await readRecord(this.store, volumeId)).record;
   }
 
   /**
@@ -815,6 +868,7 @@ class Engine implements VolumeEngine {
     try {
       const { record: fresh, revision } = await readRecord(this.store, record.id, record.name);
       const { coordinator, local } = await this.openReplicas(fresh, lock.revision, false);
+      this.recordFailures(coordinator, fresh.id, lock, local);
       return {
         record: fresh,
         revision,
@@ -831,6 +885,45 @@ class Engine implements VolumeEngine {
       await this.releaseLock(record.id, lock);
       throw err;
     }
+  }
+
+  /**
+   * Makes `coordinator` record its failing in-sync replicas out-of-sync (R7, S2: node/engine/out-of-sync.ts) under
+   * `lock`, holding this node's replica's writers (`local`'s gate) while the resync base is staged.
+   */
+  private recordFailures(
+    coordinator: VolumeCoordinator,
+    volumeId: string,
+    lock: HeldLock,
+    local: VolumeState | undefined,
+  ): void {
+    coordinator.setInSyncFailureHandler(async (failures) => {
+      await markOutOfSync(this.outOfSyncOptions(coordinator, volumeId, lock, local), failures);
+    });
+  }
+
+  /** How markOutOfSync records replicas of `volumeId` out-of-sync for `coordinator` under `lock`. */
+  private outOfSyncOptions(
+    coordinator: VolumeCoordinator,
+    volumeId: string,
+    lock: HeldLock,
+    local: VolumeState | undefined,
+  ): OutOfSyncOptions {
+    return {
+      store: this.store,
+      coordinator,
+      volumeId,
+      lock,
+      holdingWrites: (fn) => (local === undefined ? fn() : local.gate.withExclusive(fn)),
+      txn: (compares, ops) => this.guard.withReserve(() => this.store.txn(compares, ops)),
+      committed: (record, snapshot) => {
+        const v = this.volumes.get(volumeId);
+        if (v !== undefined) v.record = record;
+        const att = this.attachments.get(volumeId);
+        if (att !== undefined && att.coordinator === coordinator) att.record = record;
+        this.addSnapshotIfHeld(snapshot);
+      },
+    };
   }
 
   private async takeLock(record: VolumeRecord): Promise<HeldLock> {
@@ -1444,7 +1537,9 @@ class Engine implements VolumeEngine {
 
   async listSnapshots(volumeIdOrName: string): Promise<SnapshotInfo[]> {
     const record = await this.recordOf(volumeIdOrName);
-    const infos = (await this.catalog.snapshotsOf(record.id)).map((r) => this.snapshotRecordInfo(r, record.name));
+    const infos = (await this.catalog.snapshotsOf(record.id))
+      .filter((r) => !isHidden(r))
+      .map((r) => this.snapshotRecordInfo(r, record.name));
     return infos.sort((a, b) => a.created.localeCompare(b.created) || a.name.localeCompare(b.name));
   }
 
@@ -1633,6 +1728,7 @@ class Engine implements VolumeEngine {
     const byId = new Map(volumes.map((r) => [r.id, r]));
     const names = volumes.map((r) => r.name);
     for (const s of await this.catalog.snapshots()) {
+      if (isHidden(s)) continue;
       const owner = byId.get(s.volume_id);
       if (owner !== undefined) names.push(`${owner.name}@${s.name}`);
     }
@@ -1783,6 +1879,7 @@ class Engine implements VolumeEngine {
       );
       recorded = true;
       const { coordinator, local, record: now } = await this.openForWriter(attached, lock);
+      this.recordFailures(coordinator, attached.id, lock, local);
       const made: Attachment = {
         record: now,
         lock,

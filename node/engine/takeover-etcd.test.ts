@@ -101,9 +101,16 @@ describe('takeover (etcd, direct connector)', () => {
     expect(now.epoch).toBeGreaterThan(oldEpoch);
     expect(now.attached?.node_id).toBe('node-c');
     expect(now.replicas?.map((r) => r.state)).toEqual(['in-sync', 'in-sync']);
-    // The fenced coordinator cannot write any more, nor flush (its replicas refuse its epoch).
-    await expect(old.write(0, pattern(9, 4096))).rejects.toBeInstanceOf(StaleEpochError);
-    await expect(old.flush()).rejects.toBeInstanceOf(StaleEpochError);
+    // The fenced coordinator cannot write any more, nor flush: its replicas refuse its epoch (StaleEpochError).
+    const refused = { code: expect.stringMatching(/FAILED_PRECONDITION|UNAVAILABLE/) };
+    await expect(old.write(0, pattern(9, 4096))).rejects.toMatchObject(refused);
+    // Its attempt to drop the refusing replicas (R7) fails too: its lock is gone (C1). It acknowledges nothing.
+    await expect(old.flush()).rejects.toMatchObject(refused);
+    await expect(old.write(8192, pattern(9, 4096))).rejects.toMatchObject(refused);
+    expect((await record(volume.id)).replicas?.map((r) => r.state)).toEqual(['in-sync', 'in-sync']);
+    await expect(engine('node-b').replicaHost.open({ volumeId: volume.id, epoch: oldEpoch })).rejects.toBeInstanceOf(
+      StaleEpochError,
+    );
     expect((await taken.read(0, 64 * 1024)).equals(pattern(1, 64 * 1024))).toBe(true);
     expect((await taken.read(128 * 1024, 8192)).equals(pattern(2, 8192))).toBe(true);
     await taken.write(4096, pattern(3, 4096));
@@ -126,7 +133,10 @@ describe('takeover (etcd, direct connector)', () => {
     expect(now.attached?.node_id).toBe('node-b');
     const a = now.replicas?.find((r) => r.node_id === 'node-a');
     expect(a).toMatchObject({ state: 'out-of-sync', reason: expect.stringMatching(/unreachable at takeover/) });
-    expect(a?.resync?.kind).toBeDefined();
+    // Node b knows its recent writes: node a lacks at most what changes after the hidden base, plus those ranges.
+    expect(a?.resync?.kind).toBe('dirty');
+    expect(a?.resync?.base_snapshot_id).toBeDefined();
+    expect(a?.resync?.extra?.some(([o, l]) => o <= MiB && MiB + 16 * 1024 <= o + l)).toBe(true);
     expect(now.replicas?.find((r) => r.node_id === 'node-b')?.state).toBe('in-sync');
     expect((await taken.read(0, 32 * 1024)).equals(pattern(4, 32 * 1024))).toBe(true);
     expect((await taken.read(MiB, 16 * 1024)).equals(pattern(5, 16 * 1024))).toBe(true);

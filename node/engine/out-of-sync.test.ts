@@ -1,0 +1,308 @@
+/**
+ * A replica failing while its volume is attached (docs/REPLICATION.md, R7, R8, R9, S2): engines of one process on one
+ * memory store, reaching each other's real LocalReplicas through a direct connector whose replicas can be made to
+ * fail, and a store whose transactions can be held or made to fail.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectConnector } from '../../test/support/direct-connector.js';
+import { MemoryStore } from '../cluster/memory-store.js';
+import type { Compare, StoreOp, TxnResult } from '../cluster/types.js';
+import type { PlacementPort, ReplicaConnector, ReplicaTarget } from './cluster-ports.js';
+import { RESYNC_SNAPSHOT_LABEL } from './constants.js';
+import { openEngine } from './engine.js';
+import type { SnapshotRecord, VolumeRecord } from './records.js';
+import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import type { BlockDevice, ChangedBlocksPage, Extent, StatusExtent, VolumeEngine, WriteOptions } from './types.js';
+
+const MiB = 1024 * 1024;
+const BLOCK = 4096;
+const NODES = ['node-a', 'node-b', 'node-c'] as const;
+
+type Fault = 'write' | 'flush' | 'snapshot';
+
+/** Faults armed per node: its replicas (opened through the connector) fail those calls. */
+const faults = new Map<string, Set<Fault>>();
+
+function check(nodeId: string, fault: Fault): void {
+  if (faults.get(nodeId)?.has(fault) === true) throw new Error(`${fault} on ${nodeId}: input/output error`);
+}
+
+/** A remote replica whose calls fail while a fault is armed for its node (a disk error, a broken link). */
+class FlakyReplica implements Replica {
+  constructor(private readonly inner: Replica) {}
+  get nodeId(): string {
+    return this.inner.nodeId;
+  }
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.inner.read(offset, length, into);
+  }
+  async write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
+    check(this.nodeId, 'write');
+    return this.inner.write(offset, data, options);
+  }
+  async writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {
+    check(this.nodeId, 'write');
+    return this.inner.writeZeroes(offset, length, options);
+  }
+  async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
+    check(this.nodeId, 'write');
+    return this.inner.trim(offset, length, options);
+  }
+  async flush(): Promise<void> {
+    check(this.nodeId, 'flush');
+    return this.inner.flush();
+  }
+  blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
+    return this.inner.blockStatus(offset, length);
+  }
+  async snapshot(snapshotId: string, headId?: string): Promise<ReplicaSnapshot> {
+    check(this.nodeId, 'snapshot');
+    return this.inner.snapshot(snapshotId, headId);
+  }
+  changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
+    return this.inner.changedBlocks(request);
+  }
+  generation(): number {
+    return this.inner.generation();
+  }
+  recentWrites(): ReturnType<Replica['recentWrites']> {
+    return this.inner.recentWrites();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+class FlakyConnector implements ReplicaConnector {
+  readonly direct = new DirectConnector();
+  async open(nodeId: string, target: ReplicaTarget): Promise<Replica> {
+    return new FlakyReplica(await this.direct.open(nodeId, target));
+  }
+  drop(nodeId: string, volumeId: string): Promise<void> {
+    return this.direct.drop(nodeId, volumeId);
+  }
+}
+
+/** A memory store whose transactions can be held (until released) or failed (the store unreachable). */
+class GatedStore extends MemoryStore {
+  hold: Promise<void> | undefined;
+  /** Called when a held transaction arrives (before it waits). */
+  onHeld: (() => void) | undefined;
+  unreachable = false;
+  override async txn(compares: readonly Compare[], ops: readonly StoreOp[]): Promise<TxnResult> {
+    if (this.unreachable) throw new Error('etcd unreachable');
+    if (this.hold !== undefined) {
+      this.onHeld?.();
+      await this.hold;
+    }
+    return super.txn(compares, ops);
+  }
+}
+
+const firstNodes: PlacementPort = {
+  async place(request) {
+    const chosen = [...(request.nodes ?? [])];
+    for (const n of NODES) if (chosen.length < request.ha_level && !chosen.includes(n)) chosen.push(n);
+    return chosen;
+  },
+};
+
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+function block(seed: number): Buffer {
+  return Buffer.alloc(BLOCK, seed);
+}
+
+describe('a replica failing while its volume is attached (R7, S2)', () => {
+  let base: string;
+  let store: GatedStore;
+  let connector: FlakyConnector;
+  const engines = new Map<string, VolumeEngine>();
+  const engine = (n: string): VolumeEngine => engines.get(n) as VolumeEngine;
+  const record = async (id: string) => (await store.get<VolumeRecord>(`/ferry/volumes/${id}`)) as VolumeRecord;
+  const hidden = async (volumeId: string): Promise<SnapshotRecord[]> =>
+    (await store.list<SnapshotRecord>('/ferry/snapshots/'))
+      .map((kv) => kv.value)
+      .filter((s) => s.volume_id === volumeId && s.labels[RESYNC_SNAPSHOT_LABEL] !== undefined);
+
+  async function changed(vol: string, baseId: string): Promise<Extent[]> {
+    const out: Extent[] = [];
+    let offset: number | undefined = 0;
+    while (offset !== undefined) {
+      const page = await engine('node-a').changedBlocks(vol, { base_snapshot_id: baseId, offset, limit: 100 });
+      out.push(...page.extents);
+      offset = page.next_offset;
+    }
+    return out;
+  }
+
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'ferry-out-of-sync-'));
+    store = new GatedStore();
+    connector = new FlakyConnector();
+    faults.clear();
+    for (const n of NODES) {
+      const e = await openEngine({
+        dataDir: join(base, n),
+        store,
+        nodeId: n,
+        replicas: connector,
+        placement: firstNodes,
+      });
+      engines.set(n, e);
+      connector.direct.add(n, e.replicaHost);
+    }
+  });
+
+  afterEach(async () => {
+    faults.clear();
+    store.hold = undefined;
+    store.unreachable = false;
+    for (const e of engines.values()) await e.close();
+    engines.clear();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('records the failed replica out-of-sync before acknowledging, and the base snapshot diffs exactly the later writes', async () => {
+    const { volume } = await engine('node-a').createVolume({ name: 'v', size: 4 * MiB, ha_level: 2 });
+    const dev = await engine('node-a').openExport('v');
+    await dev.write(0, block(1));
+    await dev.flush();
+    await dev.write(BLOCK, block(2));
+    faults.set('node-b', new Set(['write', 'flush']));
+    // The transaction is held: the write that B failed is not acknowledged until it commits.
+    let release!: () => void;
+    store.hold = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = false;
+    store.onHeld = () => {
+      held = true;
+    };
+    let acked = false;
+    const failing = dev.write(8 * BLOCK, block(3)).then(() => {
+      acked = true;
+    });
+    while (!held) await turn();
+    for (let i = 0; i < 5; i++) await turn();
+    expect(acked).toBe(false);
+    expect((await record(volume.id)).replicas?.[1]?.state).toBe('in-sync');
+    store.hold = undefined;
+    release();
+    await failing;
+    const after = await record(volume.id);
+    const b = after.replicas?.[1];
+    expect(b).toMatchObject({ node_id: 'node-b', state: 'out-of-sync', resync: { kind: 'dirty', cursor: 0 } });
+    expect(b?.reason).toMatch(/write on node-b: input\/output error/);
+    expect(typeof b?.since).toBe('string');
+    // B may lack the unflushed write and the failed one (not the flushed one).
+    expect(b?.resync?.extra).toEqual([
+      [BLOCK, BLOCK],
+      [8 * BLOCK, BLOCK],
+    ]);
+    const [snap] = await hidden(volume.id);
+    expect(snap).toMatchObject({ holders: ['node-a'], labels: { [RESYNC_SNAPSHOT_LABEL]: 'node-b' } });
+    expect(b?.resync?.base_snapshot_id).toBe(snap?.id);
+    expect(after.top).not.toBe(volume.id);
+
+    // The writer goes on, degraded; what B lacks is exactly what was written since.
+    await dev.write(20 * BLOCK, block(4));
+    await dev.writeZeroes(30 * BLOCK, 2 * BLOCK);
+    await dev.flush();
+    expect((await dev.read(8 * BLOCK, BLOCK)).equals(block(3))).toBe(true);
+    expect(await changed('v', snap?.id as string)).toEqual([
+      { offset: 20 * BLOCK, length: BLOCK },
+      { offset: 30 * BLOCK, length: 2 * BLOCK },
+    ]);
+
+    // Inspect: degraded, B out-of-sync since when and why; the hidden snapshot is neither listed nor counted.
+    const info = await engine('node-c').inspectVolume('v');
+    expect(info.health).toBe('degraded');
+    expect(info.snapshot_count).toBe(0);
+    expect(info.replicas?.[1]).toMatchObject({ node_id: 'node-b', state: 'out-of-sync', since: b?.since });
+    expect(info.replicas?.[1]?.reason).toMatch(/input\/output error/);
+    expect(await engine('node-a').listSnapshots('v')).toEqual([]);
+    expect(await engine('node-a').listExports()).toEqual(['v']);
+    // A user snapshot still works, and deleting the hidden one (as the resync does) works through the engine.
+    await engine('node-a').createSnapshot('v', { name: 's1' });
+    expect((await engine('node-a').listSnapshots('v')).map((s) => s.name)).toEqual(['s1']);
+    await engine('node-a').deleteSnapshot(snap?.id as string);
+    expect(await hidden(volume.id)).toEqual([]);
+    await dev.close();
+  });
+
+  it('fails the I/O when the transaction cannot be committed, leaving the record in-sync', async () => {
+    const { volume } = await engine('node-a').createVolume({ name: 'v', size: 4 * MiB, ha_level: 2 });
+    const dev = await engine('node-a').openExport('v');
+    await dev.write(0, block(1));
+    faults.set('node-b', new Set(['write']));
+    store.unreachable = true;
+    await expect(dev.write(BLOCK, block(2))).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(dev.flush()).rejects.toThrow(/node-b failed and could not be recorded/);
+    expect((await record(volume.id)).replicas?.map((r) => r.state)).toEqual(['in-sync', 'in-sync']);
+    expect(await hidden(volume.id)).toEqual([]);
+    store.unreachable = false;
+    // Once the store answers, a later change records B and goes on.
+    for (;;) {
+      const done = await dev.write(2 * BLOCK, block(3)).then(
+        () => true,
+        () => false,
+      );
+      if (done) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect((await record(volume.id)).replicas?.map((r) => r.state)).toEqual(['in-sync', 'out-of-sync']);
+    await dev.close();
+  });
+
+  it('fails I/O loudly when the last in-sync replica fails', async () => {
+    const { volume } = await engine('node-a').createVolume({
+      name: 'v',
+      size: 4 * MiB,
+      replica_nodes: ['node-a', 'node-b'],
+    });
+    // Attached on C, which holds no replica: both replicas are remote.
+    const dev: BlockDevice = await engine('node-c').openExport('v');
+    await dev.write(0, block(1));
+    faults.set('node-b', new Set(['write', 'flush']));
+    await dev.write(BLOCK, block(2));
+    faults.set('node-a', new Set(['write', 'flush']));
+    await expect(dev.write(2 * BLOCK, block(3))).rejects.toThrow(/no in-sync replica.*node-b.*node-a/);
+    await expect(dev.flush()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(dev.read(0, BLOCK)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect((await record(volume.id)).replicas?.map((r) => r.state)).toEqual(['in-sync', 'out-of-sync']);
+    await dev.close().catch(() => undefined);
+  });
+
+  it('takes a user snapshot on the replicas that stage it and records the one that failed out-of-sync (S2)', async () => {
+    const { volume } = await engine('node-a').createVolume({ name: 'v', size: 4 * MiB, ha_level: 3 });
+    const dev = await engine('node-a').openExport('v');
+    await dev.write(0, block(1));
+    faults.set('node-c', new Set(['snapshot']));
+    const snap = await engine('node-a').createSnapshot('v', { name: 's1' });
+    const user = await store.get<SnapshotRecord>(`/ferry/snapshots/${snap.id}`);
+    expect(user?.holders).toEqual(['node-a', 'node-b']);
+    await dev.write(BLOCK, block(2));
+    const after = await record(volume.id);
+    expect(after.replicas?.map((r) => r.state)).toEqual(['in-sync', 'in-sync', 'out-of-sync']);
+    const [base] = await hidden(volume.id);
+    expect(base?.holders).toEqual(['node-a', 'node-b']);
+    expect(after.replicas?.[2]?.resync?.base_snapshot_id).toBe(base?.id);
+    expect(await changed('v', base?.id as string)).toEqual([{ offset: BLOCK, length: BLOCK }]);
+    expect((await engine('node-b').inspectVolume('v')).health).toBe('degraded');
+    await dev.close();
+  });
+
+  it('records a replica that fails to stage a snapshot of a detached volume before the tenure ends', async () => {
+    const { volume } = await engine('node-a').createVolume({ name: 'v', size: 4 * MiB, ha_level: 2 });
+    faults.set('node-b', new Set(['snapshot']));
+    await engine('node-a').createSnapshot('v', { name: 's1' });
+    const after = await record(volume.id);
+    expect(after.replicas?.map((r) => r.state)).toEqual(['in-sync', 'out-of-sync']);
+    expect(after.attached).toBeUndefined();
+    expect(await hidden(volume.id)).toHaveLength(1);
+  });
+});
