@@ -179,6 +179,35 @@ describe('takeover (etcd, direct connector)', () => {
     await old.close().catch(() => undefined);
   });
 
+  it('a survivor whose node restarted while the volume was attached is copied in full: marked out-of-sync, fill', async () => {
+    const { volume } = await engine('node-a').createVolume({
+      name: 'v',
+      size: 4 * MiB,
+      ha_level: 2,
+      replica_nodes: ['node-b', 'node-c'],
+    });
+    const old = await engine('node-a').openExport('v');
+    await old.write(0, pattern(10, 32 * 1024));
+    await old.flush();
+    // Node b restarts while node a coordinates: what it had not flushed is gone, and it cannot know where.
+    await engine('node-b').close();
+    await start('node-b');
+    await loseLease(volume.id);
+    connector.setDown('node-a', true);
+    const taken = await engine('node-c').openExport('v');
+    const b = (await record(volume.id)).replicas?.find((r) => r.node_id === 'node-b');
+    expect(b).toMatchObject({
+      state: 'out-of-sync',
+      resync: { kind: 'fill' },
+      reason: expect.stringMatching(/restarted/),
+    });
+    expect((await taken.read(0, 32 * 1024)).equals(pattern(10, 32 * 1024))).toBe(true);
+    await taken.write(0, pattern(11, 4096));
+    await taken.flush();
+    await taken.close();
+    await old.close().catch(() => undefined);
+  });
+
   it('without an in-sync replica answering the attach fails UNAVAILABLE naming them, and changes nothing', async () => {
     const { volume } = await engine('node-a').createVolume({
       name: 'v',

@@ -149,26 +149,14 @@ export async function takeOver(record: VolumeRecord, ports: TakeoverPorts): Prom
     }
     if (reconciledBytes > 0) await source.flush();
     const inSync = kept.filter((r) => !diverged.includes(r));
-    // What a lost replica may lack: every survivor's recent ranges (unknown when the source's are).
-    const lostKind: 'dirty' | 'fill' = sourceComplete && incomplete.length === 0 ? 'dirty' : 'fill';
-    const marks: TakeoverMark[] = [];
-    for (const r of all) {
-      const node = r.node_id;
-      if (inSync.some((s) => s.nodeId === node)) continue;
-      if (stateOf(r) === 'filling') {
-        marks.push({ nodeId: node, kind: 'fill', extra: [], reason: 'being filled at takeover' });
-      } else if (stateOf(r) === 'in-sync') {
-        const restarted = incomplete.some((s) => s.nodeId === node);
-        marks.push({
-          nodeId: node,
-          kind: restarted ? 'fill' : lostKind,
-          extra: restarted || lostKind === 'fill' ? [] : ranges,
-          reason: restarted
-            ? 'restarted while attached: its recent writes are unknown (takeover)'
-            : `unreachable at takeover: ${failures.get(node) ?? 'no answer'}`,
-        });
-      }
-    }
+    const marks = marksFor(all, {
+      inSync,
+      incomplete,
+      failures,
+      ranges,
+      // What a lost replica may lack: every survivor's recent ranges (unknown when one survivor's are).
+      lostKind: sourceComplete && incomplete.length === 0 ? 'dirty' : 'fill',
+    });
     const next = marks.length > 0 ? await ports.markOutOfSync(marks, inSync) : record;
     await closeAll(opened.filter((r) => !inSync.includes(r)));
     return { record: next, replicas: inSync, reconciledBytes };
@@ -176,6 +164,43 @@ export async function takeOver(record: VolumeRecord, ports: TakeoverPorts): Prom
     await closeAll(opened);
     throw err;
   }
+}
+
+interface Outcome {
+  /** The replicas that stay in-sync. */
+  inSync: readonly Replica[];
+  /** Survivors that could not tell their recent writes (copied in full). */
+  incomplete: readonly Replica[];
+  /** Why each lost replica was lost. */
+  failures: ReadonlyMap<string, string>;
+  /** The survivors' recent ranges. */
+  ranges: RangeTuple[];
+  /** How an in-sync replica that did not answer is marked. */
+  lostKind: 'dirty' | 'fill';
+}
+
+/** The marks of a takeover: every replica of the record but the in-sync ones kept (out-of-sync ones stay as they are). */
+function marksFor(all: readonly ReplicaRecord[], o: Outcome): TakeoverMark[] {
+  const marks: TakeoverMark[] = [];
+  for (const r of all) {
+    const node = r.node_id;
+    if (o.inSync.some((s) => s.nodeId === node)) continue;
+    if (stateOf(r) === 'filling') {
+      marks.push({ nodeId: node, kind: 'fill', extra: [], reason: 'being filled at takeover' });
+    } else if (stateOf(r) === 'in-sync') {
+      const restarted = o.incomplete.some((s) => s.nodeId === node);
+      const kind = restarted ? 'fill' : o.lostKind;
+      marks.push({
+        nodeId: node,
+        kind,
+        extra: kind === 'dirty' ? o.ranges : [],
+        reason: restarted
+          ? 'restarted while attached: its recent writes are unknown (takeover)'
+          : `unreachable at takeover: ${o.failures.get(node) ?? 'no answer'}`,
+      });
+    }
+  }
+  return marks;
 }
 
 /** This node's replica when it knows its recent writes, else the first that does, else this node's or the first. */
