@@ -90,6 +90,11 @@ export interface EngineOptions {
   replicas?: ReplicaConnector;
   /** Chooses nodes for new replicas (membership and node/cluster/placement.ts). Default: this node only. */
   placement?: PlacementPort;
+  /**
+   * The attach lock's lease, seconds: how long a dead coordinator blocks a takeover (docs/REPLICATION.md, F6). The
+   * daemon passes its heartbeat's. Default 10.
+   */
+  attachLeaseSeconds?: number;
 }
 
 /** A volume this node holds a replica of: its layer tree here (the catalog record is the cluster's). */
@@ -220,6 +225,7 @@ class Engine implements VolumeEngine {
   private readonly keys: VolumeKeyResolver | undefined;
   private readonly connector: ReplicaConnector | undefined;
   private readonly placement: PlacementPort | undefined;
+  private readonly attachLeaseSeconds: number;
   /** Layer collections left by deleted snapshots, one after another (collectLater). */
   private collecting: Promise<void> = Promise.resolve();
   /** Refreshes scheduled by replicas' snapshot commits (syncSoon). */
@@ -275,6 +281,7 @@ class Engine implements VolumeEngine {
     this.keys = options.keys;
     this.connector = options.replicas;
     this.placement = options.placement;
+    this.attachLeaseSeconds = options.attachLeaseSeconds ?? 10;
     this.local = new LocalLayerKeys(nodeId);
     this.catalog = new Catalog(store);
     this.layers = new LayerSet(
@@ -927,7 +934,13 @@ class Engine implements VolumeEngine {
   }
 
   private async takeLock(record: VolumeRecord): Promise<HeldLock> {
-    const lock = await takeAttachLock(this.store, record, this.nodeId, () => this.tenures.has(record.id));
+    const lock = await takeAttachLock(
+      this.store,
+      record,
+      this.nodeId,
+      () => this.tenures.has(record.id),
+      this.attachLeaseSeconds,
+    );
     this.tenures.add(record.id);
     return lock;
   }
