@@ -127,6 +127,7 @@ const nullReplica: Replica = {
   snapshot: () => Promise.reject(new Error('not offered')),
   changedBlocks: () => Promise.reject(new Error('not offered')),
   generation: () => 0,
+  recentWrites: async () => ({ complete: true, ranges: [] }),
   close: async () => {},
 };
 

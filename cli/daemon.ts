@@ -288,6 +288,8 @@ export async function runNode(options: NodeOptions): Promise<void> {
       ...(settings.etcd !== undefined && { placement: cluster.placement }),
       // Cluster mode: the other nodes' replicas, over mutual TLS on their replication ports.
       ...(remote !== undefined && { replicas: remote }),
+      // A dead coordinator's volumes can be taken over once its heartbeat's lease would have expired (F6).
+      attachLeaseSeconds: settings.heartbeatSeconds,
     });
     if (replCredentials !== undefined) {
       // Cluster mode: this node's replicas, served to the other nodes' coordinators; closed before the engine.

@@ -107,7 +107,7 @@ export {
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
-export type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
+export type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export {
   humanBytes,
   isNoSpace,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StoreOp } from '../cluster/types.js';
 import { type InSyncFailure, VolumeCoordinator } from './coordinator.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent } from './types.js';
 
 /** A replica held in a buffer: enough of one to see what the coordinator sends where. */
@@ -24,6 +24,9 @@ class BufferReplica implements Replica {
     private readonly failSnapshot = false,
   ) {}
 
+  async recentWrites(): Promise<RecentWrites> {
+    return { complete: false, ranges: [] };
+  }
   async read(offset: number, length: number, into?: Buffer): Promise<Buffer> {
     this.reads++;
     const out = into ?? Buffer.alloc(length);

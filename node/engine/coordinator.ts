@@ -26,8 +26,9 @@
 import { FerryError } from '../../common/index.js';
 import type { StoreOp } from '../cluster/types.js';
 import { coalesce, type Span } from './ranges.js';
+import { unionRanges } from './recent-writes.js';
 import type { RangeTuple } from './records.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
 
 /** An in-sync replica that failed, as the coordinator hands it to its `onInSyncFailure` handler. */
@@ -183,6 +184,12 @@ export class VolumeCoordinator {
 
   async changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
     return this.primary.changedBlocks(request);
+  }
+
+  /** The union of the in-sync replicas' recent writes (R12); complete only when every one's is. */
+  async recentWrites(): Promise<RecentWrites> {
+    const all = await Promise.all(this.inSync.map((r) => r.recentWrites()));
+    return { complete: all.every((w) => w.complete), ranges: unionRanges(all.map((w) => w.ranges)) };
   }
 
   /** The lowest generation among the in-sync replicas: what every one of them has applied. */

@@ -4,7 +4,7 @@
  * counting the bytes read and written. Tests of the fill and of ha-update use two volumes of one engine as the
  * source and the target replica of one volume.
  */
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { BlockDevice, ChangedBlocksPage, StatusExtent, VolumeEngine, WriteOptions } from './types.js';
 
 export class DeviceReplica implements Replica {
@@ -49,6 +49,10 @@ export class DeviceReplica implements Replica {
   }
   flush(): Promise<void> {
     return this.device.flush();
+  }
+  /** Not tracked through a device: unknown. */
+  async recentWrites(): Promise<RecentWrites> {
+    return { complete: false, ranges: [] };
   }
   blockStatus(offset: number, length: number): Promise<StatusExtent[]> {
     return this.device.blockStatus(offset, length);

@@ -17,6 +17,7 @@ import {
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS, RESYNC_SNAPSHOT_LABEL } from './constants.js';
 import { VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
+import { EpochBook } from './epoch-file.js';
 import { failpoint } from './failpoints.js';
 import { Gate, KeyedLock } from './gate.js';
 import { HaUpdater } from './ha-update.js';
@@ -33,12 +34,14 @@ import {
 import type { Layer } from './layer.js';
 import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
-import { LocalReplica, type ViewSource } from './local-replica.js';
+import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
-import { markOutOfSync, replicaTop } from './out-of-sync.js';
+import { markOutOfSync, type OutOfSyncOptions, replicaTop } from './out-of-sync.js';
+import { RecentWriteLog } from './recent-writes.js';
 import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
+import { markedRecord, type TakeoverMark, takeOver } from './takeover.js';
 import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
 import type {
   BlockDevice,
@@ -87,6 +90,11 @@ export interface EngineOptions {
   replicas?: ReplicaConnector;
   /** Chooses nodes for new replicas (membership and node/cluster/placement.ts). Default: this node only. */
   placement?: PlacementPort;
+  /**
+   * The attach lock's lease, seconds: how long a dead coordinator blocks a takeover (docs/REPLICATION.md, F6). The
+   * daemon passes its heartbeat's. Default 10.
+   */
+  attachLeaseSeconds?: number;
 }
 
 /** A volume this node holds a replica of: its layer tree here (the catalog record is the cluster's). */
@@ -96,6 +104,8 @@ interface VolumeState extends ViewSource {
   layer: Layer;
   /** The replica's change counter (Replica.generation). */
   progress: { generation: number };
+  /** The replica's recent writes (R12). */
+  recent: RecentWriteLog;
   /** This volume's snapshots held here, by name. */
   snaps: Map<string, SnapshotState>;
 }
@@ -144,7 +154,8 @@ export async function openEngine(options: EngineOptions): Promise<VolumeEngine> 
   const space = options.space ?? (await SpaceGuard.open({ dataDir: options.dataDir, reserveBytes: 0 }));
   const nodeId = options.nodeId ?? (await loadNodeId(options.dataDir));
   const store = options.store ?? new SqliteStore(join(options.dataDir, 'cluster.db'));
-  const engine = new Engine(store, layersDir, options.store === undefined, options, space, nodeId);
+  const epochs = await EpochBook.open(join(options.dataDir, 'epochs'));
+  const engine = new Engine(store, layersDir, options.store === undefined, options, space, nodeId, epochs);
   await engine.load();
   return engine;
 }
@@ -202,8 +213,6 @@ class Engine implements VolumeEngine {
   private readonly attachments = new Map<string, Attachment>();
   /** Volumes whose attach lock this process holds (attachments and brief tenures). */
   private readonly tenures = new Set<string>();
-  /** The highest epoch this node's replica of each volume has been opened under (F3; in memory for now). */
-  private readonly epochs = new Map<string, number>();
   private readonly tracker = new IoTracker();
   private readonly layers: LayerSet;
   private readonly local: LocalLayerKeys;
@@ -216,6 +225,7 @@ class Engine implements VolumeEngine {
   private readonly keys: VolumeKeyResolver | undefined;
   private readonly connector: ReplicaConnector | undefined;
   private readonly placement: PlacementPort | undefined;
+  private readonly attachLeaseSeconds: number;
   /** Layer collections left by deleted snapshots, one after another (collectLater). */
   private collecting: Promise<void> = Promise.resolve();
   /** Refreshes scheduled by replicas' snapshot commits (syncSoon). */
@@ -265,10 +275,13 @@ class Engine implements VolumeEngine {
     options: EngineOptions,
     private readonly guard: SpaceGuard,
     private readonly nodeId: string,
+    /** The highest epoch this node's replica of each volume has been opened under, durably (F3). */
+    private readonly epochs: EpochBook,
   ) {
     this.keys = options.keys;
     this.connector = options.replicas;
     this.placement = options.placement;
+    this.attachLeaseSeconds = options.attachLeaseSeconds ?? 10;
     this.local = new LocalLayerKeys(nodeId);
     this.catalog = new Catalog(store);
     this.layers = new LayerSet(
@@ -318,7 +331,8 @@ class Engine implements VolumeEngine {
         : await replicaTop(value, this.nodeId, (id) => this.catalog.snapshot(id));
       const mine = top === value.top || !this.layers.byId.has(top) ? value : { ...value, top };
       await this.materialize(mine);
-      this.addVolume(mine);
+      // Attached when this process started: writes before the start may be unflushed here, and nobody knows where.
+      this.addVolume(mine, value.attached === undefined);
     }
     for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
@@ -361,7 +375,7 @@ class Engine implements VolumeEngine {
     }
   }
 
-  private addVolume(record: VolumeRecord): VolumeState {
+  private addVolume(record: VolumeRecord, recentKnown = true): VolumeState {
     const state: VolumeState = {
       record,
       layer: this.layers.get(record.top),
@@ -372,6 +386,7 @@ class Engine implements VolumeEngine {
       space: this.guard,
       top: () => state.layer,
       progress: { generation: 0 },
+      recent: new RecentWriteLog(recentKnown),
     };
     this.volumes.set(record.id, state);
     this.layers.ref(state.layer);
@@ -595,23 +610,39 @@ class Engine implements VolumeEngine {
 
   // ---- replicas and tenures ------------------------------------------------------------------------------------
 
-  /** FAILED_PRECONDITION 'fenced' for an open under an epoch older than one this node's replica has seen (F3). */
-  private admitEpoch(record: VolumeRecord, epoch: number): void {
-    const seen = this.epochs.get(record.id) ?? 0;
+  /**
+   * Admits an open of this node's replica of `record` under `epoch` (F3): StaleEpochError ('fenced') when it has been
+   * opened under a later one; else resolves once `epoch` is durably the highest (epoch-file.ts).
+   */
+  private async admitEpoch(record: VolumeRecord, epoch: number): Promise<void> {
+    const seen = this.epochs.epochOf(record.id);
     if (epoch < seen) {
-      throw precondition(
+      throw new StaleEpochError(
+        seen,
         `fenced: this node's replica of volume ${record.name} was opened under epoch ${seen}, and this open has the older epoch ${epoch} (a coordinator that lost the volume); attach the volume again`,
       );
     }
-    this.epochs.set(record.id, epoch);
+    await this.epochs.raise(record.id, epoch);
   }
 
-  /** This node's replica of a volume it holds; `cipher` for an encrypted volume's data (the replica then owns it). */
-  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined): LocalReplica {
-    return new LocalReplica(this.nodeId, v.record.name, v, cipher, {
+  /**
+   * This node's replica of a volume it holds, opened under `epoch` (every call is refused once a later epoch opened
+   * it, F3; none: not fenced, for a diff of frozen snapshots); `cipher` for an encrypted volume's data (the replica
+   * then owns it).
+   */
+  private localReplica(v: VolumeState, cipher: GranuleCipher | undefined, epoch?: number): LocalReplica {
+    const id = v.record.id;
+    const fence = epoch === undefined ? undefined : { epoch, held: () => this.epochs.epochOf(id) };
+    return new LocalReplica(this.nodeId, v.record.name, v, cipher, this.replicaTree(v), true, fence);
+  }
+
+  /** The tree of this node's replica of a volume it holds. */
+  private replicaTree(v: VolumeState): ReplicaTree {
+    return {
       layers: this.layers,
       local: this.local,
       progress: v.progress,
+      recent: v.recent,
       layerOf: (snapshotId) => {
         const s = this.snapshots.get(snapshotId);
         if (s === undefined || s.record.volume_id !== v.record.id) {
@@ -626,7 +657,7 @@ class Engine implements VolumeEngine {
         // The coordinator (maybe another node) committed the snapshot record: learn it.
         this.syncSoon(v.record.id);
       },
-    });
+    };
   }
 
   /** A read-only view of a snapshot held here (with the tree, so it lists changed blocks too). */
@@ -660,10 +691,10 @@ class Engine implements VolumeEngine {
       throw notFound(`volume ${target.volumeId} has no replica on node ${this.nodeId}`);
     }
     // A snapshot's view reads frozen data: an older coordinator cannot make it diverge, so it is not fenced.
-    if (target.snapshotId === undefined) this.admitEpoch(record, target.epoch);
+    if (target.snapshotId === undefined) await this.admitEpoch(record, target.epoch);
     const v = await this.syncVolume(record);
     const cipher = await this.cipherFor(record.name, record.encryption);
-    if (target.snapshotId === undefined) return this.localReplica(v, cipher);
+    if (target.snapshotId === undefined) return this.localReplica(v, cipher, target.epoch);
     const s = this.snapshots.get(target.snapshotId);
     if (s === undefined || s.record.volume_id !== record.id) {
       cipher?.release();
@@ -691,7 +722,7 @@ class Engine implements VolumeEngine {
    */
   private async forgetVolume(v: VolumeState): Promise<Layer[]> {
     this.volumes.delete(v.record.id);
-    this.epochs.delete(v.record.id);
+    await this.epochs.forget(v.record.id);
     const top = v.layer;
     this.layers.unref(top);
     const snaps = [...v.snaps.values()];
@@ -735,10 +766,10 @@ class Engine implements VolumeEngine {
     try {
       for (const r of inSync) {
         if (r.node_id === this.nodeId) {
-          this.admitEpoch(record, epoch);
+          await this.admitEpoch(record, epoch);
           local = await this.syncVolume(record);
           const cipher = withKey ? await this.cipherFor(record.name, record.encryption) : undefined;
-          opened.push(this.localReplica(local, cipher));
+          opened.push(this.localReplica(local, cipher, epoch));
         } else {
           if (this.connector === undefined) throw this.notHere(record);
           opened.push(await this.connector.open(r.node_id, { volumeId: record.id, epoch }));
@@ -750,6 +781,79 @@ class Engine implements VolumeEngine {
     }
     const coordinator = new VolumeCoordinator(opened, { localNodeId: this.nodeId });
     return local === undefined ? { coordinator } : { coordinator, local };
+  }
+
+  /**
+   * The replicas of a writer's attach under `lock` (its revision is the epoch): a replicated volume's through a
+   * takeover (takeover.ts: every replica opened at once with a bounded wait, the lost ones marked out-of-sync, the
+   * survivors reconciled, F2 and F5); a single replica's as any tenure's.
+   */
+  private async openForWriter(
+    record: VolumeRecord,
+    lock: HeldLock,
+  ): Promise<{ coordinator: VolumeCoordinator; local?: VolumeState; record: VolumeRecord }> {
+    if ((record.replicas ?? []).length <= 1) {
+      return { ...(await this.openReplicas(record, lock.revision, true)), record };
+    }
+    const epoch = lock.revision;
+    let local: VolumeState | undefined;
+    let coordinator: VolumeCoordinator | undefined;
+    const over = (replicas: readonly Replica[]): VolumeCoordinator => {
+      coordinator ??= new VolumeCoordinator(replicas, { localNodeId: this.nodeId });
+      return coordinator;
+    };
+    const taken = await takeOver(record, {
+      nodeId: this.nodeId,
+      open: async (node) => {
+        if (node !== this.nodeId) {
+          if (this.connector === undefined) throw this.notHere(record);
+          return this.connector.open(node, { volumeId: record.id, epoch });
+        }
+        await this.admitEpoch(record, epoch);
+        local = await this.syncVolume(record);
+        return this.localReplica(local, await this.cipherFor(record.name, record.encryption), epoch);
+      },
+      markOutOfSync: (marks, survivors) => {
+        const mine = survivors.some((r) => r.nodeId === this.nodeId) ? local : undefined;
+        return this.markAtTakeover(over(survivors), record.id, lock, mine, marks);
+      },
+    });
+    const made = over(taken.replicas);
+    const here = taken.replicas.some((r) => r.nodeId === this.nodeId) ? local : undefined;
+    if (here !== undefined) here.record = taken.record;
+    return { coordinator: made, record: taken.record, ...(here !== undefined && { local: here }) };
+  }
+
+  /**
+   * Records the replicas a takeover lost as out-of-sync under the attach lock (C1): the `dirty` ones through
+   * markOutOfSync (a hidden base frozen on the survivors), then the `fill` ones (a full copy; a filling one keeps
+   * its cursor).
+   */
+  private async markAtTakeover(
+    coordinator: VolumeCoordinator,
+    volumeId: string,
+    lock: HeldLock,
+    local: VolumeState | undefined,
+    marks: readonly TakeoverMark[],
+  ): Promise<VolumeRecord> {
+    const dirty = marks.filter((m) => m.kind === 'dirty');
+    const fill = marks.filter((m) => m.kind === 'fill');
+    let record: VolumeRecord | undefined;
+    if (dirty.length > 0) {
+      const failures = dirty.map((m) => ({ nodeId: m.nodeId, error: new Error(m.reason), extra: m.extra }));
+      record = await markOutOfSync(this.outOfSyncOptions(coordinator, volumeId, lock, local), failures);
+    }
+    if (fill.length > 0) {
+      const now = new Date().toISOString();
+      record = await changeRecord(
+        this.store,
+        volumeId,
+        (r) => markedRecord(r, fill, now),
+        [],
+        [{ key: lock.key, modRevision: lock.revision }],
+      );
+    }
+    return record ?? (await readRecord(this.store, volumeId)).record;
   }
 
   /**
@@ -806,29 +910,42 @@ class Engine implements VolumeEngine {
     local: VolumeState | undefined,
   ): void {
     coordinator.setInSyncFailureHandler(async (failures) => {
-      await markOutOfSync(
-        {
-          store: this.store,
-          coordinator,
-          volumeId,
-          lock,
-          holdingWrites: (fn) => (local === undefined ? fn() : local.gate.withExclusive(fn)),
-          txn: (compares, ops) => this.guard.withReserve(() => this.store.txn(compares, ops)),
-          committed: (record, snapshot) => {
-            const v = this.volumes.get(volumeId);
-            if (v !== undefined) v.record = record;
-            const att = this.attachments.get(volumeId);
-            if (att !== undefined && att.coordinator === coordinator) att.record = record;
-            this.addSnapshotIfHeld(snapshot);
-          },
-        },
-        failures,
-      );
+      await markOutOfSync(this.outOfSyncOptions(coordinator, volumeId, lock, local), failures);
     });
   }
 
+  /** How markOutOfSync records replicas of `volumeId` out-of-sync for `coordinator` under `lock`. */
+  private outOfSyncOptions(
+    coordinator: VolumeCoordinator,
+    volumeId: string,
+    lock: HeldLock,
+    local: VolumeState | undefined,
+  ): OutOfSyncOptions {
+    return {
+      store: this.store,
+      coordinator,
+      volumeId,
+      lock,
+      holdingWrites: (fn) => (local === undefined ? fn() : local.gate.withExclusive(fn)),
+      txn: (compares, ops) => this.guard.withReserve(() => this.store.txn(compares, ops)),
+      committed: (record, snapshot) => {
+        const v = this.volumes.get(volumeId);
+        if (v !== undefined) v.record = record;
+        const att = this.attachments.get(volumeId);
+        if (att !== undefined && att.coordinator === coordinator) att.record = record;
+        this.addSnapshotIfHeld(snapshot);
+      },
+    };
+  }
+
   private async takeLock(record: VolumeRecord): Promise<HeldLock> {
-    const lock = await takeAttachLock(this.store, record, this.nodeId, () => this.tenures.has(record.id));
+    const lock = await takeAttachLock(
+      this.store,
+      record,
+      this.nodeId,
+      () => this.tenures.has(record.id),
+      this.attachLeaseSeconds,
+    );
     this.tenures.add(record.id);
     return lock;
   }
@@ -1779,10 +1896,10 @@ class Engine implements VolumeEngine {
         [{ key: lock.key, modRevision: lock.revision }],
       );
       recorded = true;
-      const { coordinator, local } = await this.openReplicas(attached, lock.revision, true);
+      const { coordinator, local, record: now } = await this.openForWriter(attached, lock);
       this.recordFailures(coordinator, attached.id, lock, local);
       const made: Attachment = {
-        record: attached,
+        record: now,
         lock,
         epoch: lock.revision,
         coordinator,

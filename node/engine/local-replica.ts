@@ -8,7 +8,14 @@ import type { IoTracker } from './io-tracker.js';
 import { directBuffer, type Layer } from './layer.js';
 import type { LayerSet } from './layer-set.js';
 import type { LocalLayerKeys } from './local-layers.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import { RecentWriteLog } from './recent-writes.js';
+import {
+  type RecentWrites,
+  type Replica,
+  type ReplicaDiffRequest,
+  type ReplicaSnapshot,
+  StaleEpochError,
+} from './replica.js';
 import { isNoSpace, type SpaceGuard } from './space.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
 import type { GranuleCipher } from './xts.js';
@@ -91,6 +98,17 @@ export interface ReplicaTree {
   setTop(layer: Layer): void;
   /** The volume's change counter (kept by the volume, so it outlives each open). */
   readonly progress: { generation: number };
+  /** The volume's recent writes (R12; kept by the volume, so it outlives each open). Default: one per open. */
+  readonly recent?: RecentWriteLog;
+}
+
+/**
+ * The epoch a writable replica was opened under and the highest one its node has durably opened for the volume
+ * (F3): once they differ (a later coordinator opened it, maybe in this very process), every call is refused.
+ */
+export interface ReplicaFence {
+  readonly epoch: number;
+  held(): number;
 }
 
 /**
@@ -100,6 +118,7 @@ export interface ReplicaTree {
  */
 export class LocalReplica implements Replica {
   private readonly localProgress = { generation: 0 };
+  private readonly localRecent = new RecentWriteLog();
   private closed = false;
 
   constructor(
@@ -113,7 +132,13 @@ export class LocalReplica implements Replica {
     private readonly tree?: ReplicaTree,
     /** Whether it takes writes and snapshots: true for the volume's replica, false for a snapshot's view. */
     private readonly writable: boolean = tree !== undefined,
+    /** The open's epoch (F3); absent: not fenced (a snapshot's view, a test's replica). */
+    private readonly fence?: ReplicaFence,
   ) {}
+
+  private get recent(): RecentWriteLog {
+    return this.tree?.recent ?? this.localRecent;
+  }
 
   private get progress(): { generation: number } {
     return this.tree?.progress ?? this.localProgress;
@@ -129,9 +154,23 @@ export class LocalReplica implements Replica {
     this.cipher?.release();
   }
 
-  /** A closed replica refuses every call. */
+  /** A closed replica refuses every call, and so does one a later epoch fenced (F3). */
   private checkOpen(): void {
     if (this.closed) throw new FerryError('FAILED_PRECONDITION', `the replica of ${this.name} is closed`);
+    if (this.fence === undefined) return;
+    const held = this.fence.held();
+    if (held !== this.fence.epoch) {
+      throw new StaleEpochError(
+        held,
+        `fenced: the replica of ${this.name} on node ${this.nodeId} was opened under epoch ${held}, and this request has the older epoch ${this.fence.epoch} (its coordinator lost the volume)`,
+      );
+    }
+  }
+
+  async recentWrites(): Promise<RecentWrites> {
+    this.checkOpen();
+    if (this.tree === undefined || !this.writable) return { complete: true, ranges: [] };
+    return this.recent.recent();
   }
 
   private needTree(): ReplicaTree {
@@ -144,6 +183,7 @@ export class LocalReplica implements Replica {
 
   /** The tree, for diffs (a snapshot's view has it too when the engine gives it). */
   private diffTree(): ReplicaTree {
+    this.checkOpen();
     if (this.tree === undefined) {
       throw new FerryError('FAILED_PRECONDITION', `export ${this.name} cannot list changed blocks: it has no tree`);
     }
@@ -211,6 +251,7 @@ export class LocalReplica implements Replica {
     if (data.length === 0) return;
     await this.withIo(async () => {
       if (this.source.space?.full === true) await this.checkRoom(offset, data.length);
+      this.recent.note(offset, data.length);
       try {
         await this.writeUnderGate(offset, data, options.uncached === true);
         this.progress.generation++;
@@ -352,6 +393,7 @@ export class LocalReplica implements Replica {
     if (offset < f0 * GRANULE) await this.write(offset, Buffer.alloc(f0 * GRANULE - offset));
     if (end > f1 * GRANULE) await this.write(f1 * GRANULE, Buffer.alloc(end - f1 * GRANULE));
     await this.withIo(async () => {
+      this.recent.note(f0 * GRANULE, (f1 - f0) * GRANULE);
       const top = this.source.top();
       await top.load();
       const held = [...top.granules.presentRuns(f0, f1)].filter((r) => r.state === DATA);
@@ -370,8 +412,10 @@ export class LocalReplica implements Replica {
   async flush(): Promise<void> {
     if (this.tree === undefined || !this.writable) return;
     await this.withIo(async () => {
+      const sealed = this.recent.flushStarted();
       try {
         await this.source.top().flush();
+        this.recent.flushDone(sealed);
       } catch (err: unknown) {
         throw await this.noSpace(err, `a flush of ${this.name}`);
       }

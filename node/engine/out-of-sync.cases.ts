@@ -25,7 +25,7 @@ import type { PlacementPort, ReplicaConnector, ReplicaHost, ReplicaTarget } from
 import { RESYNC_SNAPSHOT_LABEL } from './constants.js';
 import { openEngine } from './engine.js';
 import type { SnapshotRecord, VolumeRecord } from './records.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
 import type { BlockDevice, ChangedBlocksPage, Extent, StatusExtent, VolumeEngine, WriteOptions } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -75,6 +75,9 @@ class FlakyReplica implements Replica {
   }
   changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
     return this.inner.changedBlocks(request);
+  }
+  recentWrites(): Promise<RecentWrites> {
+    return this.inner.recentWrites();
   }
   generation(): number {
     return this.inner.generation();

@@ -191,6 +191,43 @@ export function replicaConformance(name: string, make: () => Promise<ReplicaUnde
       grew();
     });
 
+    it('recent writes cover every change since the second-to-last flush, and a snapshot view has none', async () => {
+      const covers = (ranges: readonly [number, number][], offset: number, length: number): boolean =>
+        ranges.some(([o, l]) => o <= offset && offset + length <= o + l);
+      await replica.write(1 * MiB, pattern(21, 8 * KiB));
+      await replica.writeZeroes(3 * MiB, 64 * KiB);
+      let recent = await replica.recentWrites();
+      expect(recent.complete).toBe(true);
+      expect(covers(recent.ranges, 1 * MiB, 8 * KiB)).toBe(true);
+      expect(covers(recent.ranges, 3 * MiB, 64 * KiB)).toBe(true);
+      expect(covers(recent.ranges, 5 * MiB, 4 * KiB)).toBe(false);
+      await replica.flush();
+      await replica.write(5 * MiB, pattern(22, 4 * KiB));
+      recent = await replica.recentWrites();
+      // One flush since: the writes before it are not known flushed on every replica yet.
+      expect(covers(recent.ranges, 1 * MiB, 8 * KiB)).toBe(true);
+      expect(covers(recent.ranges, 5 * MiB, 4 * KiB)).toBe(true);
+      await replica.flush();
+      recent = await replica.recentWrites();
+      expect(covers(recent.ranges, 1 * MiB, 8 * KiB)).toBe(false);
+      expect(covers(recent.ranges, 5 * MiB, 4 * KiB)).toBe(true);
+      await replica.flush();
+      expect((await replica.recentWrites()).ranges).toEqual([]);
+      for (let i = 0; i < 40; i++) await replica.write(i * 2 * 4 * KiB, pattern(23 + i, 4 * KiB));
+      recent = await replica.recentWrites();
+      for (let i = 0; i < 40; i++) expect(covers(recent.ranges, i * 2 * 4 * KiB, 4 * KiB)).toBe(true);
+      for (let i = 1; i < recent.ranges.length; i++) {
+        const [o, l] = recent.ranges[i - 1] as [number, number];
+        expect((recent.ranges[i] as [number, number])[0]).toBeGreaterThan(o + l);
+      }
+      const staged = await replica.snapshot('snap-recent');
+      await under.record('snap-recent', staged);
+      staged.commit();
+      const view = await under.openSnapshot('snap-recent');
+      expect(await view.recentWrites()).toEqual({ complete: true, ranges: [] });
+      await view.close();
+    });
+
     it('a closed replica refuses every call', async () => {
       await replica.write(0, pattern(12, 4 * KiB));
       await replica.close();

@@ -4,8 +4,35 @@
  * interface, reached over the replication port, and the volume's coordinator (node/engine/coordinator.ts) fans each
  * change out to all of them. Nothing here may assume files: a remote replica implements it over the network.
  */
+import { FerryError } from '../../common/index.js';
 import type { StoreOp } from '../cluster/types.js';
+import type { RangeTuple } from './records.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from './types.js';
+
+/**
+ * A request refused because its epoch is not the one the replica holds (docs/REPLICATION.md, F3): lower (the sender
+ * is no longer the volume's coordinator: FENCED) or never opened. `heldEpoch` is the replica's. The replication wire
+ * carries it as the STALE_EPOCH reply flag (node/replication/frame.ts), so a remote replica's refusal is one too.
+ */
+export class StaleEpochError extends FerryError {
+  constructor(
+    readonly heldEpoch: number,
+    message: string,
+  ) {
+    super('FAILED_PRECONDITION', message);
+  }
+}
+
+/**
+ * The ranges a replica changed recently (docs/REPLICATION.md, R12 and F5): every change since its second-to-last
+ * completed flush, so they cover every change not known flushed on every replica. `complete` is false when the
+ * replica cannot know them (its process restarted while the volume was attached somewhere): treat it as unknown.
+ */
+export interface RecentWrites {
+  complete: boolean;
+  /** Sorted, disjoint `[offset, length]` byte ranges; coalesced, so they may over-cover. */
+  ranges: RangeTuple[];
+}
 
 /**
  * A snapshot staged on a replica: the replica has made every write acknowledged before `snapshot` was called
@@ -78,6 +105,8 @@ export interface Replica {
    * for now (replication will persist it with the replica's epoch).
    */
   generation(): number;
+  /** The ranges this replica changed since its second-to-last flush (R12): see RecentWrites. */
+  recentWrites(): Promise<RecentWrites>;
   /** Releases what the replica holds for this open (e.g. an unwrapped key). Does not flush: flush first. */
   close(): Promise<void>;
 }

@@ -41,16 +41,18 @@ export async function hostOf(store: ClusterStore, nodeId: string): Promise<strin
  * Takes volume `record`'s attach lock for `nodeId`. Another node's hold is RunsElsewhere naming it. A hold of this
  * node's that `ownHold` says this process does not have (left by an earlier process of this node that died before
  * its lease expired) is taken over; one it has (another attach or operation under way) is FAILED_PRECONDITION.
+ * `ttlSeconds` is the lock's lease (how long a dead holder blocks a takeover, F6; default the lock's 10 s).
  */
 export async function takeAttachLock(
   store: ClusterStore,
   record: VolumeRecord,
   nodeId: string,
   ownHold: () => boolean,
+  ttlSeconds?: number,
 ): Promise<HeldLock> {
   const key = attachLockKey(record.id);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const held = await tryLock(store, key, { holder: nodeId });
+    const held = await tryLock(store, key, { holder: nodeId, ...(ttlSeconds !== undefined && { ttlSeconds }) });
     if (held !== undefined) return held;
     const entry = await store.getEntry<LockRecord>(key);
     if (entry === undefined) continue;

@@ -60,7 +60,7 @@ describe('replication frames', () => {
     };
     expect(bad({}, (raw) => raw.writeUInt32LE(0x31515246, 0))).toThrow(/bad request magic/);
     expect(bad({}, (raw) => raw.writeUInt8(0, 4))).toThrow(/unknown op 0/);
-    expect(bad({}, (raw) => raw.writeUInt8(16, 4))).toThrow(/unknown op 16/);
+    expect(bad({}, (raw) => raw.writeUInt8(17, 4))).toThrow(/unknown op 17/);
     expect(bad({ op: Op.WRITE, payloadBytes: MAX_PAYLOAD_BYTES + 1, length: MAX_PAYLOAD_BYTES + 1 })).toThrow(
       /payload of/,
     );

@@ -35,11 +35,14 @@
  *
  * Reply payloads: READ the data; BLOCK_STATUS 12 bytes per extent (u64 length, u8 state 0 data / 1 zero, 3
  * reserved); OPEN `{"handle","generation"}`, SNAPSHOT_PREPARE `{"token","ops","point","head"}`, CHANGED_BLOCKS a
- * ChangedBlocksPage, JSON; others none.
+ * ChangedBlocksPage, RECENT_WRITES `{"complete","ranges"}` (RecentWrites), JSON; others none.
  *
  * A frame whose magic, op or lengths are wrong ends the connection: the stream cannot be resynchronised.
  */
 import { type ErrorCode, FerryError } from '../../common/index.js';
+import { StaleEpochError } from '../engine/replica.js';
+
+export { StaleEpochError };
 
 export const REQUEST_MAGIC = 0x32515246;
 export const REPLY_MAGIC = 0x32505246;
@@ -66,9 +69,10 @@ export const Op = {
   CLOSE: 13,
   DROP: 14,
   PING: 15,
+  RECENT_WRITES: 16,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
-const OP_COUNT = 15;
+const OP_COUNT = 16;
 /** Ops whose payload is a JSON body. */
 const JSON_OPS: ReadonlySet<number> = new Set([Op.OPEN, Op.SNAPSHOT_PREPARE, Op.CHANGED_BLOCKS, Op.DROP]);
 
@@ -111,19 +115,6 @@ export interface ReplyHeader {
   messageBytes: number;
   payloadBytes: number;
   value: number;
-}
-
-/**
- * A request refused because its epoch is not the one the replica holds (docs/REPLICATION.md, F3): lower (the sender
- * is no longer the volume's coordinator) or never opened. `heldEpoch` is the replica's.
- */
-export class StaleEpochError extends FerryError {
-  constructor(
-    readonly heldEpoch: number,
-    message: string,
-  ) {
-    super('FAILED_PRECONDITION', message);
-  }
 }
 
 function writeU64(buf: Buffer, value: number, at: number): void {

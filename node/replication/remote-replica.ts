@@ -8,7 +8,7 @@
 import { FerryError } from '../../common/index.js';
 import type { StoreOp } from '../cluster/types.js';
 import type { ReplicaTarget } from '../engine/cluster-ports.js';
-import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from '../engine/replica.js';
+import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from '../engine/replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from '../engine/types.js';
 import type { Answer, Call, ReplicationClient } from './client.js';
 import { EXTENT_BYTES, FLAG_FUA, jsonPayload, Op, parseJson } from './frame.js';
@@ -165,6 +165,12 @@ export class RemoteReplica implements Replica {
     return this.lastGeneration;
   }
 
+  async recentWrites(): Promise<RecentWrites> {
+    const answer = await this.send({ op: Op.RECENT_WRITES, handle: this.handle, epoch: this.epoch });
+    this.noteGeneration(answer);
+    return recentOf(parseJson(answer.payload, 'a recent-writes answer'), this.nodeId);
+  }
+
   /** Asks the server for the replica's generation now (and keeps it for `generation()`). */
   async refresh(): Promise<number> {
     this.noteGeneration(await this.send({ op: Op.GENERATION, handle: this.handle, epoch: this.epoch }));
@@ -194,6 +200,18 @@ export class RemoteReplica implements Replica {
     if (options?.fua === true) call.flags = FLAG_FUA;
     return this.send(call).then(this.noteGeneration);
   }
+}
+
+function recentOf(value: unknown, nodeId: string): RecentWrites {
+  const v = value as Partial<RecentWrites> | null;
+  const ok =
+    v !== null &&
+    typeof v === 'object' &&
+    typeof v.complete === 'boolean' &&
+    Array.isArray(v.ranges) &&
+    v.ranges.every((r) => Array.isArray(r) && r.length === 2 && r.every((n) => Number.isSafeInteger(n) && n >= 0));
+  if (!ok) throw new FerryError('DATA_CORRUPTION', `node ${nodeId} sent recent writes of the wrong shape`);
+  return { complete: v.complete as boolean, ranges: v.ranges as RecentWrites['ranges'] };
 }
 
 interface Staged {

@@ -5,8 +5,10 @@
  *
  * Fencing (docs/REPLICATION.md, F3): the service keeps, per volume, the highest epoch an OPEN of its head brought. An
  * OPEN with a lower one, and any request on the head whose epoch is not that one, is refused FAILED_PRECONDITION with
- * the epoch held (StaleEpochError). A snapshot's view is not fenced and never raises the epoch. The highest epochs are kept in memory only: a restart of the node forgets them (issue 23 makes
- * them durable in the replica's data).
+ * the epoch held (StaleEpochError). A snapshot's view is not fenced and never raises the epoch. The service's
+ * epochs are in memory; the engine's ReplicaHost keeps them durably (node/engine/epoch-file.ts) and refuses an open
+ * under an older one after a restart, and its replicas refuse every request once a later epoch opened them, even
+ * one opened in the engine's own process (a takeover on this node).
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { ReplicaHost } from '../engine/cluster-ports.js';
@@ -244,6 +246,8 @@ class ReplicaSession implements ReplicationSession {
           .then((page) => ({ payload: jsonPayload(page), value: replica.generation() }));
       case Op.GENERATION:
         return Promise.resolve({ value: replica.generation() });
+      case Op.RECENT_WRITES:
+        return replica.recentWrites().then((recent) => ({ payload: jsonPayload(recent), value: replica.generation() }));
       case Op.CLOSE:
         return this.closeHandle(request.handle, opened);
       default:

@@ -8,6 +8,7 @@ import type {
   BlockDevice,
   ChangedBlocksPage,
   NodeCredentials,
+  RecentWrites,
   Replica,
   ReplicaHost,
   ReplicaSnapshot,
@@ -151,6 +152,13 @@ export class MemoryReplica implements Replica {
     return this.changes;
   }
 
+  /** What `recentWrites` answers (a test sets it). */
+  recent: RecentWrites = { complete: true, ranges: [] };
+
+  async recentWrites(): Promise<RecentWrites> {
+    return this.recent;
+  }
+
   async close(): Promise<void> {
     this.calls.push({ op: 'close', offset: 0, length: 0, fua: false });
   }
@@ -222,6 +230,7 @@ export class DeviceHost implements ReplicaHost {
       snapshot: () => unsupported('a snapshot'),
       changedBlocks: () => unsupported('changed blocks'),
       generation: () => 0,
+      recentWrites: () => unsupported('recent writes'),
       close: async () => {},
     };
   }
