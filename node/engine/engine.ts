@@ -35,8 +35,9 @@ import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
-import type { SnapshotRecord, VolumeRecord } from './records.js';
+import type { ReplicaResync, SnapshotRecord, VolumeRecord } from './records.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from './replica.js';
+import { ResyncManager } from './resync-manager.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
 import type {
@@ -53,6 +54,7 @@ import type {
   VolumeEngine,
   VolumeHolder,
   VolumeInfo,
+  VolumeReplicaInfo,
 } from './types.js';
 import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
 import { GranuleCipher } from './xts.js';
@@ -210,14 +212,20 @@ class Engine implements VolumeEngine {
       },
       attachedHere: (id) => this.attachments.get(id)?.coordinator,
       dropLocal: (id) => this.hostDrop(id),
-      recordChanged: (record) => {
-        const v = this.volumes.get(record.id);
-        if (v !== undefined) v.record = record;
-        const att = this.attachments.get(record.id);
-        if (att !== undefined) att.record = record;
-      },
+      recordChanged: (record) => this.recordChanged(record),
+      limiter: (id) => this.resync?.caps.limiterFor(id),
     });
     return this.haUpdater;
+  }
+
+  /** Resyncs and replacements of out-of-sync replicas of the volumes attached here (with a connector only). */
+  private readonly resync: ResyncManager | undefined;
+
+  private recordChanged(record: VolumeRecord): void {
+    const v = this.volumes.get(record.id);
+    if (v !== undefined) v.record = record;
+    const att = this.attachments.get(record.id);
+    if (att !== undefined) att.record = record;
   }
 
   readonly replicaHost: ReplicaHost = {
@@ -238,6 +246,25 @@ class Engine implements VolumeEngine {
     this.placement = options.placement;
     this.local = new LocalLayerKeys(nodeId);
     this.catalog = new Catalog(store);
+    this.resync =
+      this.connector === undefined
+        ? undefined
+        : new ResyncManager({
+            store,
+            nodeId,
+            replicas: this.connector,
+            ...(this.placement !== undefined && { placement: this.placement }),
+            attachedVolumes: () => [...this.attachments.keys()],
+            attached: (id) => {
+              const att = this.attachments.get(id);
+              if (att === undefined) return undefined;
+              const compares = [{ key: att.lock.key, modRevision: att.lock.revision }];
+              return { coordinator: att.coordinator, epoch: att.epoch, compares };
+            },
+            busy: (id) => this.haUpdater?.fillingNode(id) !== undefined,
+            deleteSnapshot: (id) => this.deleteSnapshot(id),
+            recordChanged: (record) => this.recordChanged(record),
+          });
     this.layers = new LayerSet(
       layersDir,
       store,
@@ -283,6 +310,7 @@ class Engine implements VolumeEngine {
       this.addVolume(value);
     }
     for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
+    await this.resync?.start();
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
     // node still starts (its deletes are what frees the disk).
     try {
@@ -528,13 +556,9 @@ class Engine implements VolumeEngine {
       replicas: (r.replicas ?? []).map((replica) => ({
         node_id: replica.node_id,
         state: replica.state ?? 'in-sync',
-        ...(replica.resync !== undefined && {
-          resync: {
-            kind: replica.resync.kind,
-            copied_bytes: replica.resync.copied_bytes,
-            total_bytes: replica.resync.total_bytes,
-          },
-        }),
+        ...(replica.resync !== undefined && { resync: resyncInfo(replica.resync) }),
+        ...(replica.since !== undefined && { since: replica.since }),
+        ...(replica.reason !== undefined && { reason: replica.reason }),
       })),
       held_here: holds(r, this.nodeId),
     };
@@ -632,6 +656,7 @@ class Engine implements VolumeEngine {
     // A snapshot's view reads frozen data: an older coordinator cannot make it diverge, so it is not fenced.
     if (target.snapshotId === undefined) this.admitEpoch(record, target.epoch);
     const v = await this.syncVolume(record);
+    if (target.snapshotId === undefined) await this.restack(v, record);
     const cipher = await this.cipherFor(record.name, record.encryption);
     if (target.snapshotId === undefined) return this.localReplica(v, cipher);
     const s = this.snapshots.get(target.snapshotId);
@@ -640,6 +665,36 @@ class Engine implements VolumeEngine {
       throw notFound(`snapshot ${target.snapshotId} of volume ${record.name} is not held on node ${this.nodeId}`);
     }
     return this.snapshotView(v, s, `${record.name}@${s.record.name}`, cipher);
+  }
+
+  /**
+   * A returning replica's top is stale when snapshots were taken while it was away (the record's `top` names a layer
+   * this node never made): its top is frozen under a new empty one named as the record says, so that its later
+   * snapshots name the same layers as the other replicas'. Its data stays (the resync copies what it lacks).
+   */
+  private restack(v: VolumeState, record: VolumeRecord): Promise<void> {
+    return this.syncLock.run(async () => {
+      if (v.layer.id === record.top || this.layers.byId.has(record.top)) return;
+      await v.gate.enterExclusive();
+      try {
+        const frozen = v.layer;
+        await frozen.flush();
+        const top = this.layers.create(frozen, false, record.top);
+        try {
+          await this.store.commit([this.local.put({ ...frozen.record, frozen: true }), this.local.put(top.record)]);
+        } catch (err: unknown) {
+          this.layers.discard(top);
+          throw err;
+        }
+        frozen.frozen = true;
+        this.layers.ref(top);
+        this.layers.unref(frozen);
+        v.layer = top;
+        v.record = record;
+      } finally {
+        v.gate.leaveExclusive();
+      }
+    });
   }
 
   private async hostDrop(volumeId: string): Promise<void> {
@@ -1725,6 +1780,7 @@ class Engine implements VolumeEngine {
         ...(local !== undefined && { local }),
       };
       this.attachments.set(record.id, made);
+      this.resync?.poke();
       return this.addDevice(made, holder);
     } catch (err: unknown) {
       if (recorded) await this.clearAttached(record.id, lock.revision);
@@ -1756,6 +1812,7 @@ class Engine implements VolumeEngine {
 
   private async detach(att: Attachment): Promise<void> {
     try {
+      await this.resync?.stop(att.record.id);
       await att.coordinator.close().catch((err: unknown) => {
         process.emitWarning(`closing the replicas of ${att.record.name} failed: ${String(err)}`, 'FerryEngineWarning');
       });
@@ -1782,6 +1839,7 @@ class Engine implements VolumeEngine {
 
   async close(): Promise<void> {
     await this.haUpdater?.close();
+    await this.resync?.close();
     for (const att of [...this.attachments.values()]) {
       for (const d of [...att.devices.keys()]) await d.close().catch(() => undefined);
     }
@@ -1793,6 +1851,20 @@ class Engine implements VolumeEngine {
       if (this.ownsStore) await this.store.close();
     });
   }
+}
+
+/** A replica's resync progress for inspect: copied of total, the rate and the ETA when known. */
+function resyncInfo(r: ReplicaResync): NonNullable<VolumeReplicaInfo['resync']> {
+  const rate = r.rate ?? 0;
+  return {
+    kind: r.kind,
+    copied_bytes: r.copied_bytes,
+    total_bytes: r.total_bytes,
+    ...(rate > 0 && {
+      bytes_per_second: rate,
+      eta_seconds: Math.ceil(Math.max(0, r.total_bytes - r.copied_bytes) / rate),
+    }),
+  };
 }
 
 /** A list of ids or labels (`replica_nodes`, `racks`, `zones`): non-empty strings, no repeats; undefined when absent. */

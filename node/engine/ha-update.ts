@@ -10,6 +10,7 @@
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { ClusterStore, Compare } from '../cluster/types.js';
+import type { CopyLimiter } from './bandwidth.js';
 import { catalogKeys, put } from './catalog.js';
 import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
 import { RunsElsewhere } from './cluster-ports.js';
@@ -57,6 +58,8 @@ export interface HaUpdateContext {
   log?(message: string): void;
   /** Fill tuning (fillReplica's options). */
   fill?: { stepBytes?: number; depth?: number; flushBytes?: number };
+  /** The bandwidth caps a fill of volume `id` takes its bytes from (R17; resync-manager.ts). Default: none. */
+  limiter?(volumeId: string): CopyLimiter | undefined;
   /** Least time between two progress commits of a fill (ms). Default 2000. */
   progressIntervalMs?: number;
 }
@@ -292,6 +295,7 @@ export class HaUpdater {
         total: record.replicas?.find((x) => x.node_id === node)?.resync?.total_bytes,
         signal: run.abort.signal,
         onProgress,
+        limiter: this.ctx.limiter?.(record.id),
         ...this.ctx.fill,
       });
       // R15: writes held, the new replica flushed, then in-sync in the record, then read.

@@ -1,0 +1,571 @@
+/**
+ * Brings out-of-sync replicas back (docs/REPLICATION.md, C3, R13-R18), on the node coordinating the volume: for each
+ * replica `out-of-sync` in the record of a volume attached here, it opens the replica under the coordinator's epoch
+ * when its node comes Online (a put under `/ferry/nodes/`) or every `retryMs`; on success it records it `filling`
+ * (C1), adds it to the coordinator's fan-out and copies what it lacks (resync.ts), then promotes it as a fill does
+ * (R15: writes held, target flushed, `in-sync` committed, promoted) and deletes the hidden base snapshot. A replica
+ * out of sync longer than `replica_timeout_seconds` is replaced: a new replica placed elsewhere (PlacementPort,
+ * holders excluded) takes its entry as `filling` (kind `fill`) in one C1 transaction, is filled, and the stale node
+ * is told to drop its layers (retried until it answers; a node that restarts drops them itself, R18).
+ *
+ * The cursor of a stopped copy is kept only while no write can have gone on without the replica: a target that
+ * fails a live write, a copy that fails, or a close leave the volume served without it, and writes below the cursor
+ * would then be missed, so those go back `out-of-sync` with the cursor at 0 (the set to copy, a function of the
+ * base snapshot, still covers them).
+ *
+ * Bandwidth (R17): every copy takes its bytes from the node's caps (bandwidth.ts), fed by watches of
+ * REPLICATION_SETTINGS_KEY (per node) and of the volume records (per volume), so a change applies at once.
+ */
+import { FerryError, isFerryError } from '../../common/index.js';
+import { NODES_PREFIX } from '../cluster/membership.js';
+import type { ClusterStore, Compare, Watch } from '../cluster/types.js';
+import { BandwidthCaps } from './bandwidth.js';
+import { catalogKeys, put } from './catalog.js';
+import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
+import { DEFAULT_REPLICA_TIMEOUT_SECONDS, REPLICATION_SETTINGS_KEY } from './constants.js';
+import type { VolumeCoordinator } from './coordinator.js';
+import { type FillProgress, fillReplica } from './fill.js';
+import type { ReplicaRecord, ReplicaResync, ReplicationSettings, VolumeRecord } from './records.js';
+import type { Replica } from './replica.js';
+import { resyncBytes, resyncReplica } from './resync.js';
+
+/** A volume attached on this node: its coordinator and tenure. */
+export interface AttachedVolume {
+  coordinator: VolumeCoordinator;
+  /** The coordinator's epoch (F1): replicas are opened under it. */
+  epoch: number;
+  /** More compares for every record transaction (the attach lock at its revision, C1). */
+  compares?: readonly Compare[];
+}
+
+/** What the resync manager needs from the engine. */
+export interface ResyncContext {
+  store: ClusterStore;
+  /** This node's id. */
+  nodeId: string;
+  /** Chooses the node of a replacement (EngineOptions.placement). Without it, nothing is replaced. */
+  placement?: PlacementPort;
+  /** Opens and drops the replicas other nodes hold. Without it, the manager does nothing. */
+  replicas?: ReplicaConnector;
+  /** The ids of the volumes attached on this node. */
+  attachedVolumes(): string[];
+  /** Volume `id`'s coordinator when it is attached on this node. */
+  attached(volumeId: string): AttachedVolume | undefined;
+  /** Whether another copy (an ha-update fill) runs for the volume on this node: the manager leaves it alone then. */
+  busy?(volumeId: string): boolean;
+  /** Deletes a hidden base snapshot (engine deleteSnapshot). */
+  deleteSnapshot(snapshotId: string): Promise<void>;
+  /** Called with every volume record this module commits. */
+  recordChanged?(record: VolumeRecord): void;
+  /** Problems of background copies (default: a process warning). */
+  log?(message: string): void;
+  /** Copy tuning (fillReplica's options). */
+  copy?: { stepBytes?: number; depth?: number; flushBytes?: number };
+  /** Least time between two progress commits (ms). Default 2000. */
+  progressIntervalMs?: number;
+  /** Time between two passes over the attached volumes (ms). Default 3000. */
+  retryMs?: number;
+  /** The bandwidth caps (default: the manager's own). */
+  caps?: BandwidthCaps;
+  /** Milliseconds since the epoch (tests move time). Default Date.now. */
+  now?(): number;
+}
+
+/** A copy running on this node. */
+interface Running {
+  volumeId: string;
+  nodeId: string;
+  abort: AbortController;
+  /** Set when the copy is stopped on purpose (close, the entry gone): no out-of-sync marking then. */
+  quiet: boolean;
+  done: Promise<void>;
+}
+
+const stateOf = (r: ReplicaRecord): string => r.state ?? 'in-sync';
+const replicasOf = (record: VolumeRecord): ReplicaRecord[] => record.replicas ?? [];
+const keyOf = (volumeId: string, nodeId: string): string => `${volumeId}/${nodeId}`;
+
+/** `record` with node `nodeId`'s entry replaced by `entry`. */
+function withReplica(record: VolumeRecord, nodeId: string, entry: ReplicaRecord): VolumeRecord {
+  return { ...record, replicas: replicasOf(record).map((r) => (r.node_id === nodeId ? entry : r)) };
+}
+
+/** Resyncs and replaces the out-of-sync replicas of the volumes attached here (see the file comment). */
+export class ResyncManager {
+  /** The bandwidth caps every copy on this node takes from (ha-update's fills too). */
+  readonly caps: BandwidthCaps;
+  private readonly running = new Map<string, Running>();
+  /** Filling entries seen outside the fan-out on the last pass (an ha-update may be about to add them). */
+  private suspects = new Set<string>();
+  /** Stale replicas replaced whose node has not yet dropped its layers: node -> volume ids. */
+  private readonly drops = new Map<string, Set<string>>();
+  private settings: ReplicationSettings = {};
+  private readonly watches: Watch[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private passing: Promise<void> | undefined;
+  private again = false;
+  private closed = false;
+
+  constructor(private readonly ctx: ResyncContext) {
+    this.caps = ctx.caps ?? new BandwidthCaps();
+  }
+
+  /** The cluster-wide settings as last read. */
+  get current(): ReplicationSettings {
+    return { ...this.settings };
+  }
+
+  /** Reads the settings, starts the watches and the periodic pass. */
+  async start(): Promise<void> {
+    this.applySettings(await this.ctx.store.get<ReplicationSettings>(REPLICATION_SETTINGS_KEY));
+    this.follow<ReplicationSettings>(REPLICATION_SETTINGS_KEY, (e) => {
+      if (e.key === REPLICATION_SETTINGS_KEY) this.applySettings(e.type === 'put' ? e.value : undefined);
+    });
+    this.follow<VolumeRecord>(catalogKeys.volume(''), (e) => {
+      const id = e.key.slice(catalogKeys.volume('').length);
+      if (e.type === 'delete') this.caps.forget(id);
+      else if (e.value !== undefined) this.caps.setVolumeRate(id, e.value.resync_bandwidth);
+      if (this.ctx.attached(id) !== undefined) this.poke();
+    });
+    this.follow(NODES_PREFIX, (e) => {
+      if (e.type === 'put') this.poke();
+    });
+    const every = this.ctx.retryMs ?? 3000;
+    this.timer = setInterval(() => this.poke(), every);
+    this.timer.unref();
+  }
+
+  /** Runs a pass soon (a node came online, a record changed). */
+  poke(): void {
+    if (this.closed) return;
+    void this.pass().catch((err: unknown) => this.log(`resync pass: ${err}`));
+  }
+
+  /** One pass over the volumes attached here; passes do not overlap (one asked meanwhile runs after). */
+  async pass(): Promise<void> {
+    if (this.passing !== undefined) {
+      this.again = true;
+      return this.passing;
+    }
+    this.passing = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.passOnce();
+        } while (this.again && !this.closed);
+      } finally {
+        this.passing = undefined;
+      }
+    })();
+    return this.passing;
+  }
+
+  /** Resolves when no copy of `volumeId` (or of any volume) runs here. */
+  async settled(volumeId?: string): Promise<void> {
+    const runs = [...this.running.values()].filter((r) => volumeId === undefined || r.volumeId === volumeId);
+    await Promise.all(runs.map((r) => r.done));
+  }
+
+  /** The nodes whose replica of `volumeId` this node is copying to. */
+  copying(volumeId: string): string[] {
+    return [...this.running.values()].filter((r) => r.volumeId === volumeId).map((r) => r.nodeId);
+  }
+
+  /** Stops the copies of `volumeId` (a detach: each goes back out-of-sync) and waits for them. */
+  async stop(volumeId: string): Promise<void> {
+    const runs = [...this.running.values()].filter((r) => r.volumeId === volumeId);
+    for (const r of runs) r.abort.abort(new FerryError('UNAVAILABLE', 'the volume is detaching'));
+    await Promise.all(runs.map((r) => r.done));
+  }
+
+  /** Stops the watches, the passes and every copy. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    await Promise.allSettled(this.watches.map((w) => w.close()));
+    for (const r of this.running.values()) r.abort.abort(new FerryError('UNAVAILABLE', 'the node is stopping'));
+    await this.passing?.catch(() => undefined);
+    await this.settled();
+  }
+
+  // ---- passes --------------------------------------------------------------------------------------------------
+
+  private applySettings(value: ReplicationSettings | undefined): void {
+    this.settings = value ?? {};
+    this.caps.setNodeRate(this.settings.resync_bandwidth);
+  }
+
+  /** Runs `onEvent` on the watch of `prefix` until close (a broken watch is started again). */
+  private follow<T>(prefix: string, onEvent: (e: { type: 'put' | 'delete'; key: string; value?: T }) => void): void {
+    const loop = async (): Promise<void> => {
+      while (!this.closed) {
+        try {
+          const watch = await this.ctx.store.watch<T>(prefix);
+          this.watches.push(watch);
+          if (this.closed) await watch.close();
+          for await (const e of watch) onEvent(e);
+        } catch (err: unknown) {
+          if (!this.closed) this.log(`watching ${prefix}: ${err}`);
+        }
+        if (!this.closed) await new Promise((r) => setTimeout(r, this.ctx.retryMs ?? 3000).unref());
+      }
+    };
+    void loop();
+  }
+
+  private async passOnce(): Promise<void> {
+    if (this.ctx.replicas === undefined) return;
+    await this.retryDrops();
+    const suspects = new Set<string>();
+    for (const id of this.ctx.attachedVolumes()) {
+      if (this.closed) return;
+      const use = this.ctx.attached(id);
+      if (use === undefined || this.ctx.busy?.(id) === true) continue;
+      const entry = await this.ctx.store.getEntry<VolumeRecord>(catalogKeys.volume(id));
+      if (entry === undefined) continue;
+      const record = entry.value;
+      this.caps.setVolumeRate(id, record.resync_bandwidth);
+      const inFanOut = new Set(use.coordinator.replicas.map((r) => r.nodeId));
+      for (const r of replicasOf(record)) {
+        const key = keyOf(id, r.node_id);
+        if (this.running.has(key)) continue;
+        let lagging = stateOf(r) === 'out-of-sync';
+        // A filling entry nobody copies to (a copy stopped by a crash): out of sync in fact, seen on two passes.
+        if (stateOf(r) === 'filling' && !inFanOut.has(r.node_id)) {
+          suspects.add(key);
+          lagging = this.suspects.has(key);
+        }
+        if (!lagging) continue;
+        try {
+          if (this.expired(r)) await this.replace(record, r, use);
+          else await this.resume(record, r, use);
+        } catch (err: unknown) {
+          this.log(`volume ${record.name}: replica on node ${r.node_id}: ${err}`);
+        }
+      }
+    }
+    this.suspects = suspects;
+  }
+
+  private expired(r: ReplicaRecord): boolean {
+    if (r.since === undefined) return false;
+    const timeout = (this.settings.replica_timeout_seconds ?? DEFAULT_REPLICA_TIMEOUT_SECONDS) * 1000;
+    return this.now() - Date.parse(r.since) > timeout;
+  }
+
+  private now(): number {
+    return this.ctx.now?.() ?? Date.now();
+  }
+
+  // ---- resuming ------------------------------------------------------------------------------------------------
+
+  /** Opens an out-of-sync replica; when it answers, records it `filling` and copies what it lacks. */
+  private async resume(record: VolumeRecord, r: ReplicaRecord, use: AttachedVolume): Promise<void> {
+    const connector = this.ctx.replicas as ReplicaConnector;
+    let replica: Replica;
+    try {
+      replica = await connector.open(r.node_id, { volumeId: record.id, epoch: use.epoch });
+    } catch {
+      // Not back yet: the next pass (or its node coming online) tries again.
+      return;
+    }
+    try {
+      const source = use.coordinator.primary;
+      let resync: ReplicaResync = r.resync ?? { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
+      let total = resync.total_bytes;
+      if (resync.cursor === 0 || total === 0) {
+        try {
+          total = await resyncBytes(source, record.size, resync);
+        } catch (err: unknown) {
+          if (!isFerryError(err, 'NOT_FOUND') || resync.kind !== 'dirty') throw err;
+          // The source lacks the base snapshot: what the replica lacks is unknown, so a fill.
+          resync = { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
+          total = await resyncBytes(source, record.size, resync);
+        }
+      }
+      const started: ReplicaResync = {
+        ...resync,
+        total_bytes: total,
+        started: new Date(this.now()).toISOString(),
+      };
+      const next = await this.change(record.id, use.compares, (cur) => {
+        const mine = replicasOf(cur).find((x) => x.node_id === r.node_id);
+        if (mine === undefined || stateOf(mine) === 'in-sync') return undefined;
+        if (mine.resync?.base_snapshot_id !== r.resync?.base_snapshot_id) return undefined;
+        return withReplica(cur, r.node_id, { ...mine, state: 'filling', resync: started });
+      });
+      if (next === undefined) {
+        await replica.close();
+        return;
+      }
+      await this.run(next, r.node_id, replica, use, started);
+    } catch (err: unknown) {
+      await replica.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  // ---- replacing -----------------------------------------------------------------------------------------------
+
+  /** Places a new replica instead of the stale one `r` (one C1 transaction), fills it, and drops the stale one. */
+  private async replace(record: VolumeRecord, stale: ReplicaRecord, use: AttachedVolume): Promise<void> {
+    const placement = this.ctx.placement;
+    if (placement === undefined) return;
+    const holders = replicasOf(record).map((x) => x.node_id);
+    // One node more than the holders (the stale one included: it is being replaced, not reused).
+    const chosen = await placement.place({ ha_level: holders.length + 1, exclude: holders, size: record.size });
+    const node = chosen.find((n) => !holders.includes(n));
+    if (node === undefined) {
+      this.log(`volume ${record.name}: no node can take the place of the stale replica on node ${stale.node_id}`);
+      return;
+    }
+    const total = await resyncBytes(use.coordinator.primary, record.size, { kind: 'fill' });
+    const resync: ReplicaResync = {
+      kind: 'fill',
+      cursor: 0,
+      copied_bytes: 0,
+      total_bytes: total,
+      started: new Date(this.now()).toISOString(),
+    };
+    const next = await this.change(record.id, use.compares, (cur) => {
+      const old = replicasOf(cur).find((x) => x.node_id === stale.node_id);
+      if (old === undefined || stateOf(old) !== stateOf(stale) || old.since !== stale.since) return undefined;
+      if (replicasOf(cur).some((x) => x.node_id === node)) return undefined;
+      return withReplica(cur, stale.node_id, {
+        node_id: node,
+        state: 'filling',
+        resync,
+        reason: `replaces the replica on node ${stale.node_id}, out of sync since ${stale.since}`,
+      });
+    });
+    if (next === undefined) return;
+    this.log(`volume ${record.name}: the replica on node ${stale.node_id} is replaced by one on node ${node}`);
+    await this.forgetStale(record.name, record.id, stale);
+    let replica: Replica;
+    try {
+      replica = await (this.ctx.replicas as ReplicaConnector).open(node, { volumeId: record.id, epoch: use.epoch });
+    } catch (err: unknown) {
+      await this.markOut(record, node, use, err, true);
+      return;
+    }
+    await this.run(next, node, replica, use, resync, true);
+  }
+
+  /** The stale replica is out of the record: its base snapshot goes, and its node is told to drop its layers. */
+  private async forgetStale(name: string, volumeId: string, stale: ReplicaRecord): Promise<void> {
+    const base = stale.resync?.base_snapshot_id;
+    if (base !== undefined) {
+      await this.ctx
+        .deleteSnapshot(base)
+        .catch((err: unknown) => this.log(`volume ${name}: deleting the base snapshot ${base}: ${err}`));
+    }
+    const set = this.drops.get(stale.node_id) ?? new Set<string>();
+    set.add(volumeId);
+    this.drops.set(stale.node_id, set);
+    await this.retryDrops();
+  }
+
+  private async retryDrops(): Promise<void> {
+    const connector = this.ctx.replicas;
+    if (connector === undefined) return;
+    for (const [node, ids] of this.drops) {
+      for (const id of [...ids]) {
+        try {
+          await connector.drop(node, id);
+          ids.delete(id);
+        } catch {
+          // Unreachable: the next pass tries again (and the node drops it itself when it restarts, R18).
+        }
+      }
+      if (ids.size === 0) this.drops.delete(node);
+    }
+  }
+
+  // ---- copying -------------------------------------------------------------------------------------------------
+
+  /** Adds `replica` (recorded `filling` in `record`) to the fan-out and copies to it in the background. */
+  private async run(
+    record: VolumeRecord,
+    node: string,
+    replica: Replica,
+    use: AttachedVolume,
+    resync: ReplicaResync,
+    targetIsNew = false,
+  ): Promise<void> {
+    const key = keyOf(record.id, node);
+    const run: Running = {
+      volumeId: record.id,
+      nodeId: node,
+      abort: new AbortController(),
+      quiet: false,
+      done: Promise.resolve(),
+    };
+    this.running.set(key, run);
+    try {
+      // A live write the replica fails: recorded out of sync (cursor back to 0) before that write is acknowledged.
+      await use.coordinator.addFilling(replica, async (err: unknown) => {
+        run.quiet = true;
+        await this.markOut(record, node, use, err, true);
+        run.abort.abort(err);
+      });
+    } catch (err: unknown) {
+      this.running.delete(key);
+      await this.markOut(record, node, use, err, false).catch(() => undefined);
+      throw err;
+    }
+    run.done = this.copy(record, node, replica, use, resync, run, targetIsNew).finally(() => {
+      this.running.delete(key);
+    });
+  }
+
+  private async copy(
+    record: VolumeRecord,
+    node: string,
+    replica: Replica,
+    use: AttachedVolume,
+    resync: ReplicaResync,
+    run: Running,
+    targetIsNew: boolean,
+  ): Promise<void> {
+    const { coordinator } = use;
+    const interval = this.ctx.progressIntervalMs ?? 2000;
+    const before = resync.cursor === 0 ? 0 : resync.copied_bytes;
+    let last = { at: this.now(), copied: 0 };
+    const onProgress = async (p: FillProgress): Promise<void> => {
+      const at = this.now();
+      if (at - last.at < interval || p.cursor >= record.size) return;
+      const rate = Math.round(((p.copied - last.copied) * 1000) / Math.max(1, at - last.at));
+      last = { at, copied: p.copied };
+      try {
+        const next = await this.change(record.id, use.compares, (cur) => {
+          const mine = replicasOf(cur).find((x) => x.node_id === node);
+          if (mine?.state !== 'filling' || mine.resync === undefined) return undefined;
+          return withReplica(cur, node, {
+            ...mine,
+            resync: { ...mine.resync, cursor: p.cursor, copied_bytes: before + p.copied, rate },
+          });
+        });
+        if (next === undefined) {
+          run.quiet = true;
+          run.abort.abort(new FerryError('FAILED_PRECONDITION', `replica ${node} is no longer filling`));
+        }
+      } catch (err: unknown) {
+        this.log(`volume ${record.name}: recording the resync's progress failed: ${err}`);
+      }
+    };
+    try {
+      const options = {
+        coordinator,
+        source: coordinator.primary,
+        target: replica,
+        size: record.size,
+        startAt: resync.cursor,
+        total: Math.max(0, resync.total_bytes - before),
+        signal: run.abort.signal,
+        onProgress,
+        limiter: this.caps.limiterFor(record.id),
+        ...this.ctx.copy,
+      };
+      // A new replica (a replacement) starts empty: the allocated data only, its holes cost nothing.
+      if (targetIsNew) await fillReplica(options);
+      else await resyncReplica({ ...options, resync });
+      // R15: writes held, the replica flushed, then in-sync in the record, then read.
+      const release = await coordinator.holdRange(0, Number.MAX_SAFE_INTEGER);
+      try {
+        await replica.flush();
+        const done = await this.change(record.id, use.compares, (cur) => {
+          const mine = replicasOf(cur).find((x) => x.node_id === node);
+          if (mine?.state !== 'filling') return undefined;
+          return withReplica(cur, node, { node_id: node, state: 'in-sync' });
+        });
+        if (done === undefined) throw new FerryError('FAILED_PRECONDITION', `replica ${node} is no longer filling`);
+        coordinator.promote(node);
+      } finally {
+        release();
+      }
+      const base = resync.base_snapshot_id;
+      if (base !== undefined) {
+        await this.ctx
+          .deleteSnapshot(base)
+          .catch((err: unknown) => this.log(`volume ${record.name}: deleting the base snapshot ${base}: ${err}`));
+      }
+    } catch (err: unknown) {
+      if (coordinator.fillingNodes().includes(node)) await coordinator.removeReplica(node).catch(() => undefined);
+      else await replica.close().catch(() => undefined);
+      if (!run.quiet) {
+        await this.markOut(record, node, use, err, true).catch((e: unknown) => this.log(`${record.name}: ${e}`));
+      }
+    }
+  }
+
+  /**
+   * Records node `node`'s filling replica `out-of-sync` again (C1), its cursor back to 0 when writes may go on
+   * without it (`reset`), with `since` now for a new replica (its timeout counts from its failure).
+   */
+  private async markOut(
+    record: VolumeRecord,
+    node: string,
+    use: AttachedVolume,
+    why: unknown,
+    reset: boolean,
+  ): Promise<void> {
+    await this.change(record.id, use.compares, (cur) => {
+      const mine = replicasOf(cur).find((x) => x.node_id === node);
+      if (mine === undefined || mine.state !== 'filling') return undefined;
+      const resync: ReplicaResync | undefined =
+        mine.resync === undefined
+          ? undefined
+          : {
+              ...mine.resync,
+              ...(reset && { cursor: 0, copied_bytes: 0 }),
+              started: '',
+            };
+      const { rate: _, ...kept } = resync ?? { kind: 'fill' as const };
+      return withReplica(cur, node, {
+        ...mine,
+        state: 'out-of-sync',
+        ...(resync !== undefined && { resync: kept as ReplicaResync }),
+        since: mine.since ?? new Date(this.now()).toISOString(),
+        reason: why instanceof Error ? why.message : String(why),
+      });
+    });
+    this.log(`volume ${record.name}: resyncing the replica on node ${node} failed, it is out of sync: ${why}`);
+  }
+
+  // ---- records -------------------------------------------------------------------------------------------------
+
+  /** A C1 change of volume `id`'s record (undefined from `mutate`: nothing to do); a lost race decides again. */
+  private async change(
+    id: string,
+    compares: readonly Compare[] | undefined,
+    mutate: (record: VolumeRecord) => VolumeRecord | undefined,
+  ): Promise<VolumeRecord | undefined> {
+    const key = catalogKeys.volume(id);
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const entry = await this.ctx.store.getEntry<VolumeRecord>(key);
+      if (entry === undefined) return undefined;
+      const next = mutate(entry.value);
+      if (next === undefined) return undefined;
+      const result = await this.ctx.store.txn(
+        [{ key, modRevision: entry.modRevision }, ...(compares ?? [])],
+        [put.volume(next)],
+      );
+      if (result.succeeded) {
+        this.ctx.recordChanged?.(next);
+        return next;
+      }
+      for (const c of compares ?? []) {
+        const e = await this.ctx.store.getEntry(c.key);
+        if ((e?.modRevision ?? 0) !== c.modRevision) {
+          throw new FerryError('FAILED_PRECONDITION', `volume ${id}: this node no longer coordinates it (${c.key})`);
+        }
+      }
+    }
+    throw new FerryError('UNAVAILABLE', `volume ${id}: its record keeps changing; try again`);
+  }
+
+  private log(message: string): void {
+    if (this.ctx.log !== undefined) this.ctx.log(message);
+    else process.emitWarning(message, 'FerryEngineWarning');
+  }
+}
