@@ -57,8 +57,14 @@ export interface ReplicaView {
   node_id: string;
   /** `in-sync`, `filling` or `out-of-sync`. */
   state: 'in-sync' | 'filling' | 'out-of-sync';
-  /** While it is being filled (or resynced): bytes copied of the total. */
-  resync?: { kind: 'fill' | 'dirty'; copied_bytes: number; total_bytes: number };
+  /** While it is being filled (or resynced): bytes copied of the total, and the rate and ETA once known. */
+  resync?: {
+    kind: 'fill' | 'dirty';
+    copied_bytes: number;
+    total_bytes: number;
+    bytes_per_second?: number;
+    eta_seconds?: number;
+  };
 }
 
 /** SdkVolumeInspectResponse. */
@@ -76,8 +82,14 @@ function stateOf(info: VolumeInfo): VolumeStateName {
 function replicaView(replica: VolumeReplicaInfo): ReplicaView {
   const view: ReplicaView = { node_id: replica.node_id, state: replica.state };
   if (replica.resync !== undefined) {
-    const { kind, copied_bytes, total_bytes } = replica.resync;
-    view.resync = { kind, copied_bytes, total_bytes };
+    const { kind, copied_bytes, total_bytes, bytes_per_second, eta_seconds } = replica.resync;
+    view.resync = {
+      kind,
+      copied_bytes,
+      total_bytes,
+      ...(bytes_per_second !== undefined && { bytes_per_second }),
+      ...(eta_seconds !== undefined && { eta_seconds }),
+    };
   }
   return view;
 }

@@ -14,6 +14,7 @@ import {
   parseWholeNumber,
   renderTable,
 } from '../format.js';
+import { parseBandwidth } from './cluster.js';
 import { registerSnapshotCommands, resolveSnapshotId } from './snapshot.js';
 
 interface CreateOptions {
@@ -58,7 +59,11 @@ export function replicaText(replica: ReplicaView): string {
   if (resync === undefined) return replica.state;
   const percent = resync.total_bytes === 0 ? 100 : Math.floor((resync.copied_bytes / resync.total_bytes) * 100);
   const what = resync.kind === 'fill' ? replica.state : `${replica.state}, resyncing`;
-  return `${what} ${formatSize(resync.copied_bytes)} of ${formatSize(resync.total_bytes)} (${percent}%)`;
+  const rate =
+    resync.bytes_per_second === undefined
+      ? ''
+      : `, ${formatSize(resync.bytes_per_second)}/s${resync.eta_seconds === undefined ? '' : `, ETA ${resync.eta_seconds}s`}`;
+  return `${what} ${formatSize(resync.copied_bytes)} of ${formatSize(resync.total_bytes)} (${percent}%${rate})`;
 }
 
 /** The nodes holding a volume's replicas, `a,b(filling)`; `-` when the view names none. */
@@ -325,6 +330,26 @@ export function registerVolumeCommands(program: Command): void {
           throw inFlagWords(err, { ...FLAG_OF_FIELD, 'spec.replica_set.nodes': '--node' });
         });
       output(command, response, () => haUpdateText(ref, before.volume.spec.ha_level, options));
+    });
+
+  volume
+    .command('update')
+    .description("change a volume's settings: its resync bandwidth cap")
+    .argument('<volume>', 'volume id or name')
+    .requiredOption(
+      '--resync-bandwidth <rate>',
+      "cap of the copies resyncing or filling its replicas, e.g. 50M (a second); 0: none; 'cluster': the cluster-wide one",
+      (text: string) => (text === 'cluster' ? null : parseBandwidth(text)),
+    )
+    .action(async (ref: string, options: { resyncBandwidth: number | null }, command: Command) => {
+      const response = await clientFor(command)
+        .updateVolume(ref, { spec: { resync_bandwidth: options.resyncBandwidth } })
+        .catch((err: unknown) => {
+          throw inFlagWords(err, { ...FLAG_OF_FIELD, 'spec.resync_bandwidth': '--resync-bandwidth' });
+        });
+      const cap = options.resyncBandwidth;
+      const what = cap === null ? 'the cluster-wide cap' : cap === 0 ? 'no cap' : `${formatSize(cap)}/s`;
+      output(command, response, () => `Volume ${ref} resync bandwidth: ${what}`);
     });
 
   volume

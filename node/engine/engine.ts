@@ -1036,10 +1036,16 @@ class Engine implements VolumeEngine {
       await this.refuseIfAttachedElsewhere(record);
       if (request.ha_level !== undefined) {
         const changed = await this.ha.update(record, request);
-        if (request.size === undefined && request.labels === undefined) return this.volumeInfo(changed);
+        if (request.size === undefined && request.labels === undefined && request.resync_bandwidth === undefined) {
+          return this.volumeInfo(changed);
+        }
       }
       const size = request.size !== undefined ? validateSize('spec.size', request.size) : undefined;
       const asked = request.labels !== undefined ? validateLabels('labels', request.labels, true) : undefined;
+      const bandwidth = request.resync_bandwidth;
+      if (bandwidth !== undefined && bandwidth !== null && (!Number.isSafeInteger(bandwidth) || bandwidth < 0)) {
+        throw invalidArgument('spec.resync_bandwidth', 'bytes per second, a whole number (0: no cap)');
+      }
       failpoint('update.before-commit');
       const next = await changeRecord(this.store, record.id, (current) => {
         const out: VolumeRecord = { ...current, labels: { ...current.labels } };
@@ -1060,6 +1066,8 @@ class Engine implements VolumeEngine {
           }
           validateLabels('labels', out.labels);
         }
+        if (bandwidth === null) delete out.resync_bandwidth;
+        else if (bandwidth !== undefined) out.resync_bandwidth = bandwidth;
         return out;
       });
       failpoint('update.after-commit');

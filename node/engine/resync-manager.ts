@@ -16,7 +16,7 @@
  * Bandwidth (R17): every copy takes its bytes from the node's caps (bandwidth.ts), fed by watches of
  * REPLICATION_SETTINGS_KEY (per node) and of the volume records (per volume), so a change applies at once.
  */
-import { FerryError, isFerryError } from '../../common/index.js';
+import { FerryError, invalidArgument, isFerryError } from '../../common/index.js';
 import { NODES_PREFIX } from '../cluster/membership.js';
 import type { ClusterStore, Compare, Watch } from '../cluster/types.js';
 import { BandwidthCaps } from './bandwidth.js';
@@ -568,4 +568,45 @@ export class ResyncManager {
     if (this.ctx.log !== undefined) this.ctx.log(message);
     else process.emitWarning(message, 'FerryEngineWarning');
   }
+}
+
+/** The cluster-wide replication settings as stored (REPLICATION_SETTINGS_KEY), defaults filled in. */
+export async function readReplicationSettings(store: ClusterStore): Promise<Required<ReplicationSettings>> {
+  const stored = (await store.get<ReplicationSettings>(REPLICATION_SETTINGS_KEY)) ?? {};
+  return {
+    resync_bandwidth: stored.resync_bandwidth ?? 0,
+    replica_timeout_seconds: stored.replica_timeout_seconds ?? DEFAULT_REPLICA_TIMEOUT_SECONDS,
+  };
+}
+
+/**
+ * Changes the given cluster-wide replication settings (the others stay; C1 on the settings key, retried on a lost
+ * race). `resync_bandwidth` is bytes per second, 0 for none; `replica_timeout_seconds` at least 1. Every node's
+ * resync manager follows the key by watch, so the change applies at once. Returns the settings after it.
+ */
+export async function updateReplicationSettings(
+  store: ClusterStore,
+  patch: ReplicationSettings,
+): Promise<Required<ReplicationSettings>> {
+  const { resync_bandwidth: bandwidth, replica_timeout_seconds: timeout } = patch;
+  if (bandwidth !== undefined && (!Number.isSafeInteger(bandwidth) || bandwidth < 0)) {
+    throw invalidArgument('resync_bandwidth', 'bytes per second, a whole number (0: no cap)');
+  }
+  if (timeout !== undefined && (!Number.isSafeInteger(timeout) || timeout < 1)) {
+    throw invalidArgument('replica_timeout_seconds', 'a whole number of seconds, at least 1');
+  }
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const entry = await store.getEntry<ReplicationSettings>(REPLICATION_SETTINGS_KEY);
+    const next: ReplicationSettings = {
+      ...entry?.value,
+      ...(bandwidth !== undefined && { resync_bandwidth: bandwidth }),
+      ...(timeout !== undefined && { replica_timeout_seconds: timeout }),
+    };
+    const done = await store.txn(
+      [{ key: REPLICATION_SETTINGS_KEY, modRevision: entry?.modRevision ?? 0 }],
+      [{ op: 'put', key: REPLICATION_SETTINGS_KEY, value: next }],
+    );
+    if (done.succeeded) return readReplicationSettings(store);
+  }
+  throw new FerryError('UNAVAILABLE', 'the replication settings keep changing; try again');
 }
