@@ -339,15 +339,16 @@ export function registerVolumeCommands(program: Command): void {
     .requiredOption(
       '--resync-bandwidth <rate>',
       "cap of the copies resyncing or filling its replicas, e.g. 50M (a second); 0: none; 'cluster': the cluster-wide one",
-      (text: string) => (text === 'cluster' ? null : parseBandwidth(text)),
+      // 'cluster' is -1 here (commander takes a null value for a missing option), null in the request.
+      (text: string) => (text === 'cluster' ? -1 : parseBandwidth(text)),
     )
-    .action(async (ref: string, options: { resyncBandwidth: number | null }, command: Command) => {
+    .action(async (ref: string, options: { resyncBandwidth: number }, command: Command) => {
+      const cap = options.resyncBandwidth < 0 ? null : options.resyncBandwidth;
       const response = await clientFor(command)
-        .updateVolume(ref, { spec: { resync_bandwidth: options.resyncBandwidth } })
+        .updateVolume(ref, { spec: { resync_bandwidth: cap } })
         .catch((err: unknown) => {
           throw inFlagWords(err, { ...FLAG_OF_FIELD, 'spec.resync_bandwidth': '--resync-bandwidth' });
         });
-      const cap = options.resyncBandwidth;
       const what = cap === null ? 'the cluster-wide cap' : cap === 0 ? 'no cap' : `${formatSize(cap)}/s`;
       output(command, response, () => `Volume ${ref} resync bandwidth: ${what}`);
     });
