@@ -3,16 +3,18 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FerryError } from '../../common/index.js';
 import { DirectConnector } from '../../test/support/direct-connector.js';
 import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
 import { openEtcdStore } from '../cluster/etcd-store.js';
 import type { ClusterStore } from '../cluster/types.js';
 import { catalogKeys, put } from './catalog.js';
-import type { PlacementPort } from './cluster-ports.js';
+import type { PlacementPort, ReplicaTarget } from './cluster-ports.js';
 import { REPLICATION_SETTINGS_KEY } from './constants.js';
 import { firstDifference } from './device-replica.testing.js';
 import { openEngine } from './engine.js';
 import type { ReplicaRecord, VolumeRecord } from './records.js';
+import type { Replica } from './replica.js';
 import { ResyncManager } from './resync-manager.js';
 import type { BlockDevice, VolumeEngine } from './types.js';
 
@@ -41,6 +43,27 @@ async function until(check: () => Promise<boolean> | boolean, tries = 600): Prom
   throw new Error('the condition never held');
 }
 
+/** A DirectConnector whose replicas of the nodes in `failWrites` fail every write (a disk that went away). */
+class FlakyConnector extends DirectConnector {
+  readonly failWrites = new Set<string>();
+
+  override async open(nodeId: string, target: ReplicaTarget): Promise<Replica> {
+    const replica = await super.open(nodeId, target);
+    const failing = this.failWrites;
+    return new Proxy(replica, {
+      get(t, p) {
+        if (p === 'write' && failing.has(nodeId)) {
+          return async () => {
+            throw new FerryError('UNAVAILABLE', `the disk failed on node ${nodeId}`);
+          };
+        }
+        const v = Reflect.get(t, p, t) as unknown;
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+  }
+}
+
 let server: EtcdServer;
 beforeAll(async () => {
   server = await startEtcd();
@@ -52,7 +75,7 @@ afterAll(async () => {
 describe('ResyncManager (three engines on a real etcd)', () => {
   let base: string;
   let store: ClusterStore;
-  let connector: DirectConnector;
+  let connector: FlakyConnector;
   const engines = new Map<string, VolumeEngine>();
   const engine = (n: string): VolumeEngine => engines.get(n) as VolumeEngine;
   const record = async (id: string): Promise<VolumeRecord> =>
@@ -84,7 +107,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     if (left.length > 0) await store.commit(left.map((kv) => ({ op: 'delete' as const, key: kv.key })));
     // Read at start: no replacement until a test shortens it.
     await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200 });
-    connector = new DirectConnector();
+    connector = new FlakyConnector();
     for (const n of NODES) {
       const e = await openEngine({ dataDir: join(base, n), store, nodeId: n, replicas: connector, placement });
       engines.set(n, e);
@@ -187,6 +210,49 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     expect(await layersOfB()).toBeGreaterThan(0);
     connector.setDown('node-b', false);
     await until(async () => (await layersOfB()) === 0);
+    await dev.close();
+  });
+
+  it('a replica that fails during its resync goes back out of sync with the cursor at 0, and comes back later', async () => {
+    const { id, dev } = await degraded();
+    const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
+    for (let i = 0; i < 8; i++) await dev.write(i * 7 * MiB + 8192, randomBytes(MiB));
+    await dev.flush();
+    // B answers opens but its disk fails every write (the copy's first write fails). Its record says an earlier
+    // copy got to 16 MiB: the resync starts there.
+    connector.failWrites.add('node-b');
+    await edit(
+      id,
+      markOut('node-b', {
+        kind: 'dirty',
+        base_snapshot_id: snap.id,
+        cursor: 16 * MiB,
+        copied_bytes: MiB,
+        total_bytes: 8 * MiB,
+        started: '',
+      }),
+    );
+    connector.setDown('node-b', false);
+    await until(async () => (await entry(id, 'node-b'))?.reason?.includes('disk failed') === true);
+    expect(await entry(id, 'node-b')).toMatchObject({
+      state: 'out-of-sync',
+      resync: { kind: 'dirty', base_snapshot_id: snap.id, cursor: 0, copied_bytes: 0 },
+    });
+    // Writes go on without B meanwhile, below the old cursor too (a resync from it would miss them); then its disk
+    // is back, and so is it, all of it copied again.
+    await dev.write(5 * MiB, randomBytes(MiB));
+    connector.failWrites.delete('node-b');
+    await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
+    await dev.flush();
+    const r = await record(id);
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, b, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
     await dev.close();
   });
 

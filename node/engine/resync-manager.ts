@@ -100,6 +100,9 @@ export class ResyncManager {
   /** Stale replicas replaced whose node has not yet dropped its layers: node -> volume ids. */
   private readonly drops = new Map<string, Set<string>>();
   private settings: ReplicationSettings = {};
+  /** When each replica (volume/node) was last tried, and the nodes that came online since the last pass. */
+  private readonly tried = new Map<string, number>();
+  private cameOnline = new Set<string>();
   private readonly watches: Watch[] = [];
   private timer: NodeJS.Timeout | undefined;
   private passing: Promise<void> | undefined;
@@ -117,19 +120,38 @@ export class ResyncManager {
 
   /** Reads the settings, starts the watches and the periodic pass. */
   async start(): Promise<void> {
-    this.applySettings(await this.ctx.store.get<ReplicationSettings>(REPLICATION_SETTINGS_KEY));
-    this.follow<ReplicationSettings>(REPLICATION_SETTINGS_KEY, (e) => {
-      if (e.key === REPLICATION_SETTINGS_KEY) this.applySettings(e.type === 'put' ? e.value : undefined);
-    });
-    this.follow<VolumeRecord>(catalogKeys.volume(''), (e) => {
-      const id = e.key.slice(catalogKeys.volume('').length);
-      if (e.type === 'delete') this.caps.forget(id);
-      else if (e.value !== undefined) this.caps.setVolumeRate(id, e.value.resync_bandwidth);
-      if (this.ctx.attached(id) !== undefined) this.poke();
-    });
-    this.follow(NODES_PREFIX, (e) => {
-      if (e.type === 'put') this.poke();
-    });
+    // Each watch is running before its state is read (and read again when it restarts): no change falls between.
+    const readSettings = async (): Promise<void> => {
+      this.applySettings(await this.ctx.store.get<ReplicationSettings>(REPLICATION_SETTINGS_KEY));
+    };
+    await Promise.all([
+      this.follow<ReplicationSettings>(
+        REPLICATION_SETTINGS_KEY,
+        (e) => {
+          if (e.key === REPLICATION_SETTINGS_KEY) this.applySettings(e.type === 'put' ? e.value : undefined);
+        },
+        readSettings,
+      ),
+      this.follow<VolumeRecord>(
+        catalogKeys.volume(''),
+        (e) => {
+          const id = e.key.slice(catalogKeys.volume('').length);
+          if (e.type === 'delete') this.caps.forget(id);
+          else if (e.value !== undefined) this.caps.setVolumeRate(id, e.value.resync_bandwidth);
+          if (this.ctx.attached(id) !== undefined) this.poke();
+        },
+        async () => this.poke(),
+      ),
+      this.follow(
+        NODES_PREFIX,
+        (e) => {
+          if (e.type !== 'put') return;
+          this.cameOnline.add(e.key.slice(NODES_PREFIX.length));
+          this.poke();
+        },
+        async () => this.poke(),
+      ),
+    ]);
     const every = this.ctx.retryMs ?? 3000;
     this.timer = setInterval(() => this.poke(), every);
     this.timer.unref();
@@ -191,32 +213,53 @@ export class ResyncManager {
   // ---- passes --------------------------------------------------------------------------------------------------
 
   private applySettings(value: ReplicationSettings | undefined): void {
+    const timeout = this.settings.replica_timeout_seconds;
     this.settings = value ?? {};
     this.caps.setNodeRate(this.settings.resync_bandwidth);
+    // A shorter timeout may make a replica due for replacement now.
+    if (this.settings.replica_timeout_seconds !== timeout) this.poke();
   }
 
-  /** Runs `onEvent` on the watch of `prefix` until close (a broken watch is started again). */
-  private follow<T>(prefix: string, onEvent: (e: { type: 'put' | 'delete'; key: string; value?: T }) => void): void {
+  /**
+   * Runs `onEvent` on the watch of `prefix` until close (a broken watch is started again), and `onStarted` each time
+   * the watch is established (what changed while none ran is read then). Resolves once the first is established.
+   */
+  private follow<T>(
+    prefix: string,
+    onEvent: (e: { type: 'put' | 'delete'; key: string; value?: T }) => void,
+    onStarted: () => Promise<void>,
+  ): Promise<void> {
+    let started!: () => void;
+    const first = new Promise<void>((resolve) => {
+      started = resolve;
+    });
     const loop = async (): Promise<void> => {
       while (!this.closed) {
         try {
           const watch = await this.ctx.store.watch<T>(prefix);
           this.watches.push(watch);
           if (this.closed) await watch.close();
+          await onStarted();
+          started();
           for await (const e of watch) onEvent(e);
         } catch (err: unknown) {
           if (!this.closed) this.log(`watching ${prefix}: ${err}`);
+          started();
         }
         if (!this.closed) await new Promise((r) => setTimeout(r, this.ctx.retryMs ?? 3000).unref());
       }
     };
     void loop();
+    return first;
   }
 
   private async passOnce(): Promise<void> {
     if (this.ctx.replicas === undefined) return;
     await this.retryDrops();
     const suspects = new Set<string>();
+    const online = this.cameOnline;
+    this.cameOnline = new Set();
+    const every = this.ctx.retryMs ?? 3000;
     for (const id of this.ctx.attachedVolumes()) {
       if (this.closed) return;
       const use = this.ctx.attached(id);
@@ -237,8 +280,15 @@ export class ResyncManager {
         }
         if (!lagging) continue;
         try {
-          if (this.expired(r)) await this.replace(record, r, use);
-          else await this.resume(record, r, use);
+          if (this.expired(r)) {
+            await this.replace(record, r, use);
+            continue;
+          }
+          // Once per retry interval (a replica that opens but fails at once must not spin), or when its node is back.
+          const due = online.has(r.node_id) || this.now() - (this.tried.get(key) ?? 0) >= every;
+          if (!due) continue;
+          this.tried.set(key, this.now());
+          await this.resume(record, r, use);
         } catch (err: unknown) {
           this.log(`volume ${record.name}: replica on node ${r.node_id}: ${err}`);
         }
@@ -272,6 +322,8 @@ export class ResyncManager {
     try {
       const source = use.coordinator.primary;
       let resync: ReplicaResync = r.resync ?? { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
+      // A filling entry left outside the fan-out missed writes anywhere: its cursor says nothing any more.
+      if (stateOf(r) === 'filling') resync = { ...resync, cursor: 0, copied_bytes: 0 };
       let total = resync.total_bytes;
       if (resync.cursor === 0 || total === 0) {
         try {
@@ -340,7 +392,7 @@ export class ResyncManager {
     });
     if (next === undefined) return;
     this.log(`volume ${record.name}: the replica on node ${stale.node_id} is replaced by one on node ${node}`);
-    await this.forgetStale(record.name, record.id, stale);
+    await this.forgetStale(next, stale);
     let replica: Replica;
     try {
       replica = await (this.ctx.replicas as ReplicaConnector).open(node, { volumeId: record.id, epoch: use.epoch });
@@ -352,17 +404,21 @@ export class ResyncManager {
   }
 
   /** The stale replica is out of the record: its base snapshot goes, and its node is told to drop its layers. */
-  private async forgetStale(name: string, volumeId: string, stale: ReplicaRecord): Promise<void> {
-    const base = stale.resync?.base_snapshot_id;
-    if (base !== undefined) {
-      await this.ctx
-        .deleteSnapshot(base)
-        .catch((err: unknown) => this.log(`volume ${name}: deleting the base snapshot ${base}: ${err}`));
-    }
+  private async forgetStale(record: VolumeRecord, stale: ReplicaRecord): Promise<void> {
+    await this.dropBase(record.name, record, stale.resync?.base_snapshot_id);
+    const volumeId = record.id;
     const set = this.drops.get(stale.node_id) ?? new Set<string>();
     set.add(volumeId);
     this.drops.set(stale.node_id, set);
     await this.retryDrops();
+  }
+
+  /** Deletes a hidden base snapshot no replica of `record` (as committed) resyncs from any more. */
+  private async dropBase(name: string, record: VolumeRecord, base: string | undefined): Promise<void> {
+    if (base === undefined || replicasOf(record).some((x) => x.resync?.base_snapshot_id === base)) return;
+    await this.ctx
+      .deleteSnapshot(base)
+      .catch((err: unknown) => this.log(`volume ${name}: deleting the base snapshot ${base}: ${err}`));
   }
 
   private async retryDrops(): Promise<void> {
@@ -471,9 +527,10 @@ export class ResyncManager {
       else await resyncReplica({ ...options, resync });
       // R15: writes held, the replica flushed, then in-sync in the record, then read.
       const release = await coordinator.holdRange(0, Number.MAX_SAFE_INTEGER);
+      let done: VolumeRecord | undefined;
       try {
         await replica.flush();
-        const done = await this.change(record.id, use.compares, (cur) => {
+        done = await this.change(record.id, use.compares, (cur) => {
           const mine = replicasOf(cur).find((x) => x.node_id === node);
           if (mine?.state !== 'filling') return undefined;
           return withReplica(cur, node, { node_id: node, state: 'in-sync' });
@@ -483,12 +540,7 @@ export class ResyncManager {
       } finally {
         release();
       }
-      const base = resync.base_snapshot_id;
-      if (base !== undefined) {
-        await this.ctx
-          .deleteSnapshot(base)
-          .catch((err: unknown) => this.log(`volume ${record.name}: deleting the base snapshot ${base}: ${err}`));
-      }
+      await this.dropBase(record.name, done as VolumeRecord, resync.base_snapshot_id);
     } catch (err: unknown) {
       if (coordinator.fillingNodes().includes(node)) await coordinator.removeReplica(node).catch(() => undefined);
       else await replica.close().catch(() => undefined);
