@@ -261,7 +261,7 @@ class Engine implements VolumeEngine {
               const compares = [{ key: att.lock.key, modRevision: att.lock.revision }];
               return { coordinator: att.coordinator, epoch: att.epoch, compares };
             },
-            busy: (id) => this.haUpdater?.fillingNode(id) !== undefined,
+            busy: (id) => this.haUpdater?.busy(id) === true,
             deleteSnapshot: (id) => this.deleteSnapshot(id),
             recordChanged: (record) => this.recordChanged(record),
           });

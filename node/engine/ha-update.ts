@@ -84,6 +84,8 @@ const stateOf = (r: ReplicaRecord): string => r.state ?? 'in-sync';
 /** Raises or lowers volumes' `ha_level` one replica at a time (see the file comment). */
 export class HaUpdater {
   private readonly running = new Map<string, Running>();
+  /** Volumes whose raise is under way (from the check to the fill's start): their filling entry is this module's. */
+  private readonly raising = new Set<string>();
 
   constructor(private readonly ctx: HaUpdateContext) {}
 
@@ -131,6 +133,11 @@ export class HaUpdater {
     return this.running.get(volumeId)?.nodeId;
   }
 
+  /** Whether this node is raising `volumeId`'s ha_level or filling its new replica (the resync manager keeps off). */
+  busy(volumeId: string): boolean {
+    return this.raising.has(volumeId) || this.running.has(volumeId);
+  }
+
   /** Stops every fill (each replica stays `filling` in the record with its last cursor) and waits for them. */
   async close(): Promise<void> {
     for (const r of this.running.values()) {
@@ -161,6 +168,15 @@ export class HaUpdater {
 
   private async raise(record: VolumeRecord, target: number, asked: string | undefined): Promise<VolumeRecord> {
     this.oneStep(record);
+    this.raising.add(record.id);
+    try {
+      return await this.raiseMarked(record, target, asked);
+    } finally {
+      this.raising.delete(record.id);
+    }
+  }
+
+  private async raiseMarked(record: VolumeRecord, target: number, asked: string | undefined): Promise<VolumeRecord> {
     this.elsewhere(record);
     const connector = this.ctx.replicas;
     if (connector === undefined) {
@@ -237,7 +253,15 @@ export class HaUpdater {
       await this.change(record.id, use.compares, (r) => {
         const mine = replicasOf(r).find((x) => x.node_id === node);
         if (mine === undefined || mine.state !== 'filling') return undefined;
-        return withReplica(r, node, { ...mine, state: 'out-of-sync' });
+        // Writes go on without it: those below the cursor would be missed by a copy resumed from there, so the
+        // resync manager (resync-manager.ts) starts it again from 0; its timeout counts from now.
+        return withReplica(r, node, {
+          ...mine,
+          state: 'out-of-sync',
+          ...(mine.resync !== undefined && { resync: { ...mine.resync, cursor: 0, copied_bytes: 0, started: '' } }),
+          since: mine.since ?? now(),
+          reason: why instanceof Error ? why.message : String(why),
+        });
       });
       this.log(`volume ${record.name}: filling the replica on node ${node} failed, it is out of sync: ${why}`);
     };

@@ -213,6 +213,25 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     await dev.close();
   });
 
+  it('a replaced node that restarts removes the stale replica’s layers itself (R18)', async () => {
+    const { id, dev } = await degraded();
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+    await edit(
+      id,
+      markOut('node-b', { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' }, hourAgo),
+    );
+    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
+    await until(async () => (await entry(id, 'node-c'))?.state === 'in-sync');
+    const layersOfB = async () => (await store.list('/ferry/local/node-b/layers/')).length;
+    expect(await layersOfB()).toBeGreaterThan(0);
+    // B never answered the drop; it restarts (still unreachable to A) and finds itself no longer listed.
+    await engine('node-b').close();
+    const restarted = await openEngine({ dataDir: join(base, 'node-b'), store, nodeId: 'node-b', replicas: connector });
+    engines.set('node-b', restarted);
+    expect(await layersOfB()).toBe(0);
+    await dev.close();
+  });
+
   it('a replica that fails during its resync goes back out of sync with the cursor at 0, and comes back later', async () => {
     const { id, dev } = await degraded();
     const snap = await engine('node-a').createSnapshot('v', { name: 'base' });

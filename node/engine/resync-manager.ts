@@ -95,8 +95,11 @@ export class ResyncManager {
   /** The bandwidth caps every copy on this node takes from (ha-update's fills too). */
   readonly caps: BandwidthCaps;
   private readonly running = new Map<string, Running>();
-  /** Filling entries seen outside the fan-out on the last pass (an ha-update may be about to add them). */
-  private suspects = new Set<string>();
+  /**
+   * Filling entries seen outside the fan-out, with when they were first seen so (an ha-update may be about to add
+   * them): taken for orphans only after two retry intervals.
+   */
+  private suspects = new Map<string, number>();
   /** Stale replicas replaced whose node has not yet dropped its layers: node -> volume ids. */
   private readonly drops = new Map<string, Set<string>>();
   private settings: ReplicationSettings = {};
@@ -256,7 +259,7 @@ export class ResyncManager {
   private async passOnce(): Promise<void> {
     if (this.ctx.replicas === undefined) return;
     await this.retryDrops();
-    const suspects = new Set<string>();
+    const suspects = new Map<string, number>();
     const online = this.cameOnline;
     this.cameOnline = new Set();
     const every = this.ctx.retryMs ?? 3000;
@@ -275,8 +278,9 @@ export class ResyncManager {
         let lagging = stateOf(r) === 'out-of-sync';
         // A filling entry nobody copies to (a copy stopped by a crash): out of sync in fact, seen on two passes.
         if (stateOf(r) === 'filling' && !inFanOut.has(r.node_id)) {
-          suspects.add(key);
-          lagging = this.suspects.has(key);
+          const seen = this.suspects.get(key) ?? this.now();
+          suspects.set(key, seen);
+          lagging = this.now() - seen >= 2 * every;
         }
         if (!lagging) continue;
         try {
@@ -465,8 +469,8 @@ export class ResyncManager {
         run.abort.abort(err);
       });
     } catch (err: unknown) {
+      // Not in the fan-out (another copy has it): the entry is that copy's to change.
       this.running.delete(key);
-      await this.markOut(record, node, use, err, false).catch(() => undefined);
       throw err;
     }
     run.done = this.copy(record, node, replica, use, resync, run, targetIsNew).finally(() => {
