@@ -342,9 +342,19 @@ class Engine implements VolumeEngine {
       const snap = await this.catalog.snapshot(record.parent_snapshot_id);
       if (snap !== undefined) parent = this.layers.byId.get(snap.layer);
     }
+    // A returning replica that restarted while away: its data is its old top, the layer its resync's base snapshot
+    // froze on the others; the new top goes above it (frozen), as restack does for one that did not restart.
+    const base = record.replicas?.find((r) => r.node_id === this.nodeId)?.resync?.base_snapshot_id;
+    const stale =
+      base === undefined ? undefined : this.layers.byId.get((await this.catalog.snapshot(base))?.layer ?? '');
+    if (stale !== undefined) parent = stale;
     const top = this.layers.create(parent, false, record.top);
     try {
-      await this.store.commit([this.local.put(top.record)]);
+      await this.store.commit([
+        ...(stale !== undefined && !stale.frozen ? [this.local.put({ ...stale.record, frozen: true })] : []),
+        this.local.put(top.record),
+      ]);
+      if (stale !== undefined) stale.frozen = true;
     } catch (err: unknown) {
       this.layers.discard(top);
       throw err;

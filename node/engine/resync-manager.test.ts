@@ -182,6 +182,48 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     await dev.close();
   });
 
+  it('brings back a replica whose node restarted while away, keeping its data under the new top', async () => {
+    const { id, dev } = await degraded();
+    const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
+    await dev.write(9 * MiB, randomBytes(MiB));
+    await dev.flush();
+    await edit(
+      id,
+      markOut('node-b', {
+        kind: 'dirty',
+        base_snapshot_id: snap.id,
+        cursor: 0,
+        copied_bytes: 0,
+        total_bytes: 0,
+        started: '',
+      }),
+    );
+    // B restarts while unreachable: its top is not the record's; the data it holds must not be collected.
+    await engine('node-b').close();
+    const restarted = await openEngine({
+      dataDir: join(base, 'node-b'),
+      store,
+      nodeId: 'node-b',
+      replicas: connector,
+      placement,
+    });
+    engines.set('node-b', restarted);
+    connector.add('node-b', restarted.replicaHost);
+    connector.setDown('node-b', true);
+    connector.setDown('node-b', false);
+    await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
+    const r = await record(id);
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, b, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    await dev.close();
+  });
+
   it('replaces a replica out of sync longer than the timeout (set at run time) and drops the stale one (R18)', async () => {
     const { id, dev } = await degraded();
     const hourAgo = new Date(Date.now() - 3600_000).toISOString();
