@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,7 +139,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     return { id: volume.id, dev };
   }
 
-  it('brings a replica marked out of sync back in sync: only the changes since its base, a stale top restacked', async () => {
+  it('brings a replica marked out of sync back in sync under a writer (changes since its base and extra), its stale top restacked', async () => {
     const { id, dev } = await degraded();
     // While B is away: a snapshot on A alone (B's top goes stale), the base of B's resync, then more writes.
     const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
@@ -157,8 +157,20 @@ describe('ResyncManager (three engines on a real etcd)', () => {
         started: '',
       }),
     );
+    // A writer runs all along, onto the ranges being copied too.
+    let writing = true;
+    let writes = 0;
+    const writer = (async () => {
+      while (writing || writes < 50) {
+        const at = randomInt(0, (64 * MiB - 256 * 1024) / 4096) * 4096 + randomInt(0, 4096);
+        await dev.write(at, randomBytes(randomInt(1, 256 * 1024)));
+        writes++;
+      }
+    })();
     connector.setDown('node-b', false);
     await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
+    writing = false;
+    await writer;
     expect(await entry(id, 'node-b')).toEqual({ node_id: 'node-b', state: 'in-sync' });
     // The base snapshot is gone once B is back.
     await until(async () => (await engine('node-a').listSnapshots('v')).length === 0);
