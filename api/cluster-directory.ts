@@ -14,6 +14,9 @@ import {
   type MemberView,
   type NodeHoldings,
   type NodeRecord,
+  type ReplicationSettings,
+  readReplicationSettings,
+  updateReplicationSettings,
 } from '../node/index.js';
 import { FERRY_VERSION } from './version.js';
 
@@ -33,6 +36,10 @@ export interface ClusterDirectory {
   holdings(): Promise<Map<string, NodeHoldings>>;
   /** Puts node `nodeId` in maintenance or takes it out (NOT_FOUND: no such node). */
   setMaintenance(nodeId: string, on: boolean): Promise<void>;
+  /** The cluster-wide replication settings, defaults filled in (`GET /v1/clusters/options`). */
+  replicationSettings?(): Promise<Required<ReplicationSettings>>;
+  /** Changes the settings given, keeps the others; returns them all (`PUT /v1/clusters/options`). */
+  setReplicationSettings?(patch: ReplicationSettings): Promise<Required<ReplicationSettings>>;
 }
 
 /** Options of StoreClusterDirectory.open. */
@@ -90,6 +97,14 @@ export class StoreClusterDirectory implements ClusterDirectory {
 
   setMaintenance(nodeId: string, on: boolean): Promise<void> {
     return this.membership.setMaintenance(nodeId, on);
+  }
+
+  replicationSettings(): Promise<Required<ReplicationSettings>> {
+    return readReplicationSettings(this.store);
+  }
+
+  setReplicationSettings(patch: ReplicationSettings): Promise<Required<ReplicationSettings>> {
+    return updateReplicationSettings(this.store, patch);
   }
 
   /**

@@ -11,7 +11,7 @@
  *   `ferry_data_dir_free_bytes`, the thresholds `ferry_data_dir_min_free_bytes` and `ferry_data_dir_warn_percent`,
  *   `ferry_data_dir_reserve_held`, and `ferry_data_dir_state{state}` (1 for the current of ok, warn, full).
  * - Per volume (api/volume-metrics.ts): used bytes, snapshots, last successful backup, NBD I/O bytes, requests and
- *   latency.
+ *   latency; per replica being resynced or filled: bytes copied, bytes in all, and the ETA.
  * - Node.js process defaults (CPU, memory, event loop lag, ...), unless turned off.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';

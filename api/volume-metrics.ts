@@ -5,6 +5,9 @@
  * - fed by the NBD server: `ferry_volume_read_bytes_total`, `ferry_volume_written_bytes_total`,
  *   `ferry_volume_reads_total`, `ferry_volume_writes_total` and `ferry_volume_io_duration_seconds{op}` (a request's
  *   time from parsed to answered; snapshot exports count toward their volume).
+ * - per replica being resynced or filled (labelled also by the replica's `node`), read at scrape time from the
+ *   volumes' records: `ferry_replica_resync_copied_bytes`, `ferry_replica_resync_total_bytes` and
+ *   `ferry_replica_resync_eta_seconds` (absent until a rate is known); absent once the replica is in sync.
  * Cardinality stays bounded by the live volumes: every scrape drops the series of volumes that no longer exist.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -13,12 +16,27 @@ import type { IoObserver } from '../node/index.js';
 /** What the per-volume gauges read at scrape time. */
 export interface VolumeSource {
   /** The node's volumes (the engine's `listVolumes`). */
-  listVolumes(): Promise<readonly { id: string; name: string; bytes_used: number; snapshot_count: number }[]>;
+  listVolumes(): Promise<
+    readonly {
+      id: string;
+      name: string;
+      bytes_used: number;
+      snapshot_count: number;
+      /** The replicas, with the progress of those being copied to (VolumeReplicaInfo). */
+      replicas?: readonly ReplicaRow[];
+    }[]
+  >;
   /** When each volume's last successful backup ended (epoch ms, by volume id). Default: no backup metric. */
   lastBackups?(): Promise<ReadonlyMap<string, number>>;
 }
 
 type Labels = 'volume' | 'volume_id';
+
+/** A replica as the gauges read it (the fields of VolumeReplicaInfo they use). */
+export interface ReplicaRow {
+  node_id: string;
+  resync?: { copied_bytes: number; total_bytes: number; eta_seconds?: number };
+}
 
 /** NBD I/O latency buckets: 50 µs to 5 s. */
 const IO_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5];
@@ -56,6 +74,41 @@ export class VolumeMetrics {
       'ferry_volume_last_backup_timestamp_seconds',
       'When the last cloud backup of the volume that ended Done completed (Unix time); absent before the first.',
       (r) => r.last_backup,
+    );
+    const perReplica = (
+      name: string,
+      help: string,
+      value: (r: NonNullable<ReplicaRow['resync']>) => number | undefined,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['volume', 'volume_id', 'node'],
+        registers,
+        collect() {
+          this.reset();
+          for (const row of self.current) {
+            for (const replica of row.replicas ?? []) {
+              const v = replica.resync === undefined ? undefined : value(replica.resync);
+              if (v !== undefined) this.set({ volume: row.name, volume_id: row.id, node: replica.node_id }, v);
+            }
+          }
+        },
+      });
+    perReplica(
+      'ferry_replica_resync_copied_bytes',
+      'Bytes copied so far to a replica being resynced or filled.',
+      (r) => r.copied_bytes,
+    );
+    perReplica(
+      'ferry_replica_resync_total_bytes',
+      'Bytes a replica being resynced or filled lacks in all (changed blocks for a resync, allocated data for a fill).',
+      (r) => r.total_bytes,
+    );
+    perReplica(
+      'ferry_replica_resync_eta_seconds',
+      "Seconds left of a replica's resync or fill at its last rate; absent until a rate is known.",
+      (r) => r.eta_seconds,
     );
     const counter = (name: string, help: string) =>
       new Counter({ name, help, labelNames: ['volume', 'volume_id'], registers });
@@ -107,6 +160,7 @@ export class VolumeMetrics {
         bytes_used: v.bytes_used,
         snapshot_count: v.snapshot_count,
         ...(ms !== undefined && { last_backup: ms / 1000 }),
+        ...(v.replicas !== undefined && { replicas: v.replicas }),
       };
     });
   }
@@ -132,4 +186,5 @@ interface VolumeRow {
   bytes_used: number;
   snapshot_count: number;
   last_backup?: number;
+  replicas?: readonly ReplicaRow[];
 }

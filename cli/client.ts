@@ -47,9 +47,9 @@ export interface CreateVolumeBody {
   labels?: Record<string, string>;
 }
 
-/** SdkVolumeUpdateRequest (spec: VolumeSpecUpdate's size, ha_level, replica_set). */
+/** SdkVolumeUpdateRequest (spec: VolumeSpecUpdate's size, ha_level, replica_set; Ferry's resync_bandwidth). */
 export interface UpdateVolumeBody {
-  spec?: { size?: number; ha_level?: number; replica_set?: { nodes: string[] } };
+  spec?: { size?: number; ha_level?: number; replica_set?: { nodes: string[] }; resync_bandwidth?: number | null };
   labels?: Record<string, string>;
 }
 

@@ -107,7 +107,9 @@ export {
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
+export type { ReplicationSettings } from './engine/records.js';
 export type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
+export { readReplicationSettings, updateReplicationSettings } from './engine/resync-manager.js';
 export {
   humanBytes,
   isNoSpace,

@@ -45,6 +45,7 @@ const UPDATE_FIELDS = {
   size: 'spec.size',
   ha_level: 'spec.ha_level',
   replica_node: 'spec.replica_set.nodes',
+  resync_bandwidth: 'spec.resync_bandwidth',
 } as const;
 
 /** The engine's update request of an SdkVolumeUpdateRequest (VolumeSpecUpdate's size, ha_level and replica_set). */
@@ -64,6 +65,7 @@ function updateRequest(body: UpdateVolumeBody): UpdateVolumeRequest {
     ...(Object.keys(labels).length > 0 && { labels }),
     ...(spec?.ha_level !== undefined && { ha_level: spec.ha_level }),
     ...(node !== undefined && { replica_node: node }),
+    ...(spec?.resync_bandwidth !== undefined && { resync_bandwidth: spec.resync_bandwidth }),
   };
 }
 

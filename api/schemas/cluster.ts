@@ -59,6 +59,38 @@ export const storageClusterSchema = z.strictObject({
 /** SdkClusterInspectCurrentResponse. */
 export const clusterInspectResponseSchema = z.strictObject({ cluster: storageClusterSchema });
 
+/**
+ * Ferry's cluster-wide replication settings (docs/REPLICATION.md, R17 and C3): `resync_bandwidth`, the cap of the
+ * copies that resync or fill replicas on each node, bytes per second (0: none); `replica_timeout_seconds`, how long a
+ * replica may stay out of sync before a new one replaces it. Each node follows them at once.
+ */
+export const clusterOptionsSchema = z.strictObject({
+  resync_bandwidth: z.number(),
+  replica_timeout_seconds: z.number(),
+});
+
+/** Body of `PUT /v1/clusters/options`: the settings to change (the others stay). */
+export const clusterOptionsUpdateSchema = z.strictObject(
+  {
+    resync_bandwidth: z
+      .number(typeError('bytes per second, a number (0: no cap)'))
+      .int('must be a whole number')
+      .min(0, 'must not be negative')
+      .max(Number.MAX_SAFE_INTEGER, 'is too large')
+      .optional(),
+    replica_timeout_seconds: z
+      .number(typeError('seconds, a number'))
+      .int('must be a whole number')
+      .min(1, 'must be at least 1 second')
+      .max(10 * 365 * 86400, 'is too large')
+      .optional(),
+  },
+  typeError('a JSON object'),
+);
+
+/** Answer of `GET` and `PUT /v1/clusters/options`. */
+export const clusterOptionsResponseSchema = z.strictObject({ options: clusterOptionsSchema });
+
 /** A replica a node holds (from the catalog). */
 export const heldReplicaSchema = z.strictObject({
   volume_id: z.string(),

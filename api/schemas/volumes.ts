@@ -79,7 +79,8 @@ const locatorUpdateSchema = z.strictObject({ volume_labels: labelUpdatesSchema.o
  * replica_set? } }` (spec is api.proto's VolumeSpecUpdate). `volume_id` comes from the path; if the body repeats it,
  * it must match. A label value of '' removes the label. `spec.ha_level` changes the number of replicas by one (the
  * answer comes at once; a new replica fills in the background, shown by inspect); with it, `spec.replica_set.nodes`
- * names the one node to add the replica on, or to drop it from.
+ * names the one node to add the replica on, or to drop it from. `spec.resync_bandwidth` caps the copies that
+ * resync or fill the volume's replicas, bytes per second (0: none; null: the cluster-wide cap again).
  */
 export const updateVolumeSchema = z.strictObject(
   {
@@ -91,6 +92,15 @@ export const updateVolumeSchema = z.strictObject(
         {
           size: sizeSchema.optional(),
           ha_level: haLevelSchema.optional(),
+          resync_bandwidth: z
+            .union(
+              [
+                z.number().int('must be a whole number').min(0, 'must not be negative').max(Number.MAX_SAFE_INTEGER),
+                z.null(),
+              ],
+              typeError('bytes per second (0: no cap) or null (the cluster-wide cap)'),
+            )
+            .optional(),
           replica_set: z
             .strictObject(
               {

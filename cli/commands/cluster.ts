@@ -1,12 +1,49 @@
 /**
  * `ferry cluster inspect` and `ferry node list`: the cluster and its nodes the way `pxctl status` shows them
  * (status, labels, addresses, capacity, volumes attached, replicas held), from GET /v1/clusters/inspectcurrent and
- * GET /v1/nodes/filters; `--json` prints the API's answer.
+ * GET /v1/nodes/filters; `--json` prints the API's answer. `ferry cluster options` shows and sets the replication
+ * settings (GET and PUT /v1/clusters/options).
  */
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { FerryClient } from '../client.js';
 import { clientFor, output } from '../context.js';
-import { formatSize, renderTable } from '../format.js';
+import { formatSize, parseSize, renderTable } from '../format.js';
+
+/** The cluster-wide replication settings as GET /v1/clusters/options answers. */
+export interface ClusterOptions {
+  resync_bandwidth: number;
+  replica_timeout_seconds: number;
+}
+
+const SECONDS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** Parses a duration: seconds (`600`, `600s`) or minutes, hours, days (`10m`, `1h`, `2d`). */
+export function parseDuration(text: string): number {
+  const match = /^\s*([0-9]+)\s*([smhd]?)\s*$/i.exec(text);
+  const unit = SECONDS[match?.[2]?.toLowerCase() ?? ''];
+  if (match === null || unit === undefined || Number(match[1]) === 0) {
+    throw new InvalidArgumentError(`"${text}" is not a duration; use seconds or a unit, e.g. 600, 10m, 1h`);
+  }
+  return Number(match[1]) * unit;
+}
+
+/** A bandwidth: a size per second (`100M`), 0 for none. */
+export function parseBandwidth(text: string): number {
+  return parseSize(text.replace(/\/s$/i, ''));
+}
+
+function durationText(seconds: number): string {
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
+function optionsText(o: ClusterOptions): string {
+  return [
+    `Resync bandwidth : ${o.resync_bandwidth === 0 ? 'no cap' : `${formatSize(o.resync_bandwidth)}/s per node`}`,
+    `Replica timeout  : ${durationText(o.replica_timeout_seconds)} (then an out-of-sync replica is replaced)`,
+  ].join('\n');
+}
 
 /** A node as GET /v1/nodes/filters answers. */
 export interface NodeView {
@@ -117,5 +154,26 @@ export function registerClusterCommands(program: Command): void {
     .action(async (_options: unknown, command: Command) => {
       const report = await clusterReport(clientFor(command));
       output(command, report, (wide) => clusterText(report, wide));
+    });
+  cluster
+    .command('options')
+    .description('show or set the replication settings: resync bandwidth per node, replica timeout (admins)')
+    .option(
+      '--resync-bandwidth <rate>',
+      'cap of resync and fill copies per node, e.g. 100M (a second); 0: none',
+      parseBandwidth,
+    )
+    .option('--replica-timeout <duration>', 'replace a replica out of sync this long, e.g. 10m, 1h', parseDuration)
+    .action(async (options: { resyncBandwidth?: number; replicaTimeout?: number }, command: Command) => {
+      const client = clientFor(command);
+      const change = {
+        ...(options.resyncBandwidth !== undefined && { resync_bandwidth: options.resyncBandwidth }),
+        ...(options.replicaTimeout !== undefined && { replica_timeout_seconds: options.replicaTimeout }),
+      };
+      const answer =
+        Object.keys(change).length === 0
+          ? await client.request<{ options: ClusterOptions }>('GET', '/v1/clusters/options')
+          : await client.request<{ options: ClusterOptions }>('PUT', '/v1/clusters/options', change);
+      output(command, answer, () => optionsText(answer.options));
     });
 }

@@ -14,6 +14,7 @@ import {
   parseWholeNumber,
   renderTable,
 } from '../format.js';
+import { parseBandwidth } from './cluster.js';
 import { registerSnapshotCommands, resolveSnapshotId } from './snapshot.js';
 
 interface CreateOptions {
@@ -343,6 +344,27 @@ export function registerVolumeCommands(program: Command): void {
           throw inFlagWords(err, { ...FLAG_OF_FIELD, 'spec.replica_set.nodes': '--node' });
         });
       output(command, response, () => haUpdateText(ref, before.volume.spec.ha_level, options));
+    });
+
+  volume
+    .command('update')
+    .description("change a volume's settings: its resync bandwidth cap")
+    .argument('<volume>', 'volume id or name')
+    .requiredOption(
+      '--resync-bandwidth <rate>',
+      "cap of the copies resyncing or filling its replicas, e.g. 50M (a second); 0: none; 'cluster': the cluster-wide one",
+      // 'cluster' is -1 here (commander takes a null value for a missing option), null in the request.
+      (text: string) => (text === 'cluster' ? -1 : parseBandwidth(text)),
+    )
+    .action(async (ref: string, options: { resyncBandwidth: number }, command: Command) => {
+      const cap = options.resyncBandwidth < 0 ? null : options.resyncBandwidth;
+      const response = await clientFor(command)
+        .updateVolume(ref, { spec: { resync_bandwidth: cap } })
+        .catch((err: unknown) => {
+          throw inFlagWords(err, { ...FLAG_OF_FIELD, 'spec.resync_bandwidth': '--resync-bandwidth' });
+        });
+      const what = cap === null ? 'the cluster-wide cap' : cap === 0 ? 'no cap' : `${formatSize(cap)}/s`;
+      output(command, response, () => `Volume ${ref} resync bandwidth: ${what}`);
     });
 
   volume

@@ -61,7 +61,11 @@ export class DeviceReplica implements Replica {
     throw new Error('a device replica takes no snapshots');
   }
   changedBlocks(request: ReplicaDiffRequest): Promise<ChangedBlocksPage> {
-    return this.engine.changedBlocks(this.device.name, { offset: request.offset, limit: request.limit });
+    return this.engine.changedBlocks(this.device.name, {
+      offset: request.offset,
+      limit: request.limit,
+      ...(request.base_snapshot_id !== undefined && { base_snapshot_id: request.base_snapshot_id }),
+    });
   }
   generation(): number {
     return 0;

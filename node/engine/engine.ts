@@ -38,8 +38,9 @@ import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica
 import { Mutex } from './mutex.js';
 import { markOutOfSync, type OutOfSyncOptions, replicaTop } from './out-of-sync.js';
 import { RecentWriteLog } from './recent-writes.js';
-import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
+import type { ReplicaRecord, ReplicaResync, SnapshotRecord, VolumeRecord } from './records.js';
 import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
+import { ResyncManager } from './resync-manager.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import { markedRecord, type TakeoverMark, takeOver } from './takeover.js';
 import { attachedElsewhere, attachHolder, changeRecord, hostOf, readRecord, takeAttachLock } from './tenure.js';
@@ -253,14 +254,20 @@ class Engine implements VolumeEngine {
       },
       attachedHere: (id) => this.attachments.get(id)?.coordinator,
       dropLocal: (id) => this.hostDrop(id),
-      recordChanged: (record) => {
-        const v = this.volumes.get(record.id);
-        if (v !== undefined) v.record = record;
-        const att = this.attachments.get(record.id);
-        if (att !== undefined) att.record = record;
-      },
+      recordChanged: (record) => this.recordChanged(record),
+      limiter: (id) => this.resync?.caps.limiterFor(id),
     });
     return this.haUpdater;
+  }
+
+  /** Resyncs and replacements of out-of-sync replicas of the volumes attached here (with a connector only). */
+  private readonly resync: ResyncManager | undefined;
+
+  private recordChanged(record: VolumeRecord): void {
+    const v = this.volumes.get(record.id);
+    if (v !== undefined) v.record = record;
+    const att = this.attachments.get(record.id);
+    if (att !== undefined) att.record = record;
   }
 
   readonly replicaHost: ReplicaHost = {
@@ -284,6 +291,25 @@ class Engine implements VolumeEngine {
     this.attachLeaseSeconds = options.attachLeaseSeconds ?? 10;
     this.local = new LocalLayerKeys(nodeId);
     this.catalog = new Catalog(store);
+    this.resync =
+      this.connector === undefined
+        ? undefined
+        : new ResyncManager({
+            store,
+            nodeId,
+            replicas: this.connector,
+            ...(this.placement !== undefined && { placement: this.placement }),
+            attachedVolumes: () => [...this.attachments.keys()],
+            attached: (id) => {
+              const att = this.attachments.get(id);
+              if (att === undefined) return undefined;
+              const compares = [{ key: att.lock.key, modRevision: att.lock.revision }];
+              return { coordinator: att.coordinator, epoch: att.epoch, compares };
+            },
+            busy: (id) => this.haUpdater?.busy(id) === true,
+            deleteSnapshot: (id) => this.deleteSnapshot(id),
+            recordChanged: (record) => this.recordChanged(record),
+          });
     this.layers = new LayerSet(
       layersDir,
       store,
@@ -335,6 +361,7 @@ class Engine implements VolumeEngine {
       this.addVolume(mine, value.attached === undefined);
     }
     for (const value of await this.catalog.snapshots()) this.addSnapshotIfHeld(value);
+    await this.resync?.start();
     // On a full disk the collection may need the reserve; failing it leaves the layers to the next start, and the
     // node still starts (its deletes are what frees the disk).
     try {
@@ -366,9 +393,19 @@ class Engine implements VolumeEngine {
       const snap = await this.catalog.snapshot(record.parent_snapshot_id);
       if (snap !== undefined) parent = this.layers.byId.get(snap.layer);
     }
+    // A returning replica that restarted while away: its data is its old top, the layer its resync's base snapshot
+    // froze on the others; the new top goes above it (frozen), as restack does for one that did not restart.
+    const base = record.replicas?.find((r) => r.node_id === this.nodeId)?.resync?.base_snapshot_id;
+    const stale =
+      base === undefined ? undefined : this.layers.byId.get((await this.catalog.snapshot(base))?.layer ?? '');
+    if (stale !== undefined) parent = stale;
     const top = this.layers.create(parent, false, record.top);
     try {
-      await this.store.commit([this.local.put(top.record)]);
+      await this.store.commit([
+        ...(stale !== undefined && !stale.frozen ? [this.local.put({ ...stale.record, frozen: true })] : []),
+        this.local.put(top.record),
+      ]);
+      if (stale !== undefined) stale.frozen = true;
     } catch (err: unknown) {
       this.layers.discard(top);
       throw err;
@@ -693,6 +730,7 @@ class Engine implements VolumeEngine {
     // A snapshot's view reads frozen data: an older coordinator cannot make it diverge, so it is not fenced.
     if (target.snapshotId === undefined) await this.admitEpoch(record, target.epoch);
     const v = await this.syncVolume(record);
+    if (target.snapshotId === undefined) await this.restack(v, record);
     const cipher = await this.cipherFor(record.name, record.encryption);
     if (target.snapshotId === undefined) return this.localReplica(v, cipher, target.epoch);
     const s = this.snapshots.get(target.snapshotId);
@@ -701,6 +739,36 @@ class Engine implements VolumeEngine {
       throw notFound(`snapshot ${target.snapshotId} of volume ${record.name} is not held on node ${this.nodeId}`);
     }
     return this.snapshotView(v, s, `${record.name}@${s.record.name}`, cipher);
+  }
+
+  /**
+   * A returning replica's top is stale when snapshots were taken while it was away (the record's `top` names a layer
+   * this node never made): its top is frozen under a new empty one named as the record says, so that its later
+   * snapshots name the same layers as the other replicas'. Its data stays (the resync copies what it lacks).
+   */
+  private restack(v: VolumeState, record: VolumeRecord): Promise<void> {
+    return this.syncLock.run(async () => {
+      if (v.layer.id === record.top || this.layers.byId.has(record.top)) return;
+      await v.gate.enterExclusive();
+      try {
+        const frozen = v.layer;
+        await frozen.flush();
+        const top = this.layers.create(frozen, false, record.top);
+        try {
+          await this.store.commit([this.local.put({ ...frozen.record, frozen: true }), this.local.put(top.record)]);
+        } catch (err: unknown) {
+          this.layers.discard(top);
+          throw err;
+        }
+        frozen.frozen = true;
+        this.layers.ref(top);
+        this.layers.unref(frozen);
+        v.layer = top;
+        v.record = record;
+      } finally {
+        v.gate.leaveExclusive();
+      }
+    });
   }
 
   private async hostDrop(volumeId: string): Promise<void> {
@@ -1161,10 +1229,16 @@ class Engine implements VolumeEngine {
       await this.refuseIfAttachedElsewhere(record);
       if (request.ha_level !== undefined) {
         const changed = await this.ha.update(record, request);
-        if (request.size === undefined && request.labels === undefined) return this.volumeInfo(changed);
+        if (request.size === undefined && request.labels === undefined && request.resync_bandwidth === undefined) {
+          return this.volumeInfo(changed);
+        }
       }
       const size = request.size !== undefined ? validateSize('spec.size', request.size) : undefined;
       const asked = request.labels !== undefined ? validateLabels('labels', request.labels, true) : undefined;
+      const bandwidth = request.resync_bandwidth;
+      if (bandwidth !== undefined && bandwidth !== null && (!Number.isSafeInteger(bandwidth) || bandwidth < 0)) {
+        throw invalidArgument('spec.resync_bandwidth', 'bytes per second, a whole number (0: no cap)');
+      }
       failpoint('update.before-commit');
       const next = await changeRecord(this.store, record.id, (current) => {
         const out: VolumeRecord = { ...current, labels: { ...current.labels } };
@@ -1185,6 +1259,8 @@ class Engine implements VolumeEngine {
           }
           validateLabels('labels', out.labels);
         }
+        if (bandwidth === null) delete out.resync_bandwidth;
+        else if (bandwidth !== undefined) out.resync_bandwidth = bandwidth;
         return out;
       });
       failpoint('update.after-commit');
@@ -1909,6 +1985,7 @@ class Engine implements VolumeEngine {
         ...(local !== undefined && { local }),
       };
       this.attachments.set(record.id, made);
+      this.resync?.poke();
       return this.addDevice(made, holder);
     } catch (err: unknown) {
       if (recorded) await this.clearAttached(record.id, lock.revision);
@@ -1940,6 +2017,7 @@ class Engine implements VolumeEngine {
 
   private async detach(att: Attachment): Promise<void> {
     try {
+      await this.resync?.stop(att.record.id);
       await att.coordinator.close().catch((err: unknown) => {
         process.emitWarning(`closing the replicas of ${att.record.name} failed: ${String(err)}`, 'FerryEngineWarning');
       });
@@ -1966,6 +2044,7 @@ class Engine implements VolumeEngine {
 
   async close(): Promise<void> {
     await this.haUpdater?.close();
+    await this.resync?.close();
     for (const att of [...this.attachments.values()]) {
       for (const d of [...att.devices.keys()]) await d.close().catch(() => undefined);
     }
@@ -1979,6 +2058,7 @@ class Engine implements VolumeEngine {
   }
 }
 
+/** A replica's resync progress for inspect: copied of total, the rate and the ETA when known. */
 /** A list of ids or labels (`replica_nodes`, `racks`, `zones`): non-empty strings, no repeats; undefined when absent. */
 function validateNodeList(field: string, value: unknown): string[] | undefined {
   if (value === undefined) return undefined;

@@ -6,9 +6,12 @@
  * reaches the target either before the copy's read (the copy carries it) or after the copy's write (it overwrites
  * it). Several steps run at once on disjoint ranges, each with one of a fixed number of buffers: memory is
  * `depth x stepBytes` whatever the size of the volume. The target is flushed every `flushBytes` copied, then the
- * cursor (the offset below which every step is done and flushed) is reported.
+ * cursor (the offset below which every step is done and flushed) is reported. The loop (`copyExtents`) copies any
+ * sorted set of extents: a resync (resync.ts) gives it the blocks changed since a base snapshot, and both take their
+ * bytes from the bandwidth caps (bandwidth.ts) when given a limiter.
  */
 import { FerryError } from '../../common/index.js';
+import type { CopyLimiter } from './bandwidth.js';
 import type { Replica } from './replica.js';
 
 const MiB = 1024 * 1024;
@@ -28,7 +31,8 @@ export interface FillProgress {
   cursor: number;
 }
 
-export interface FillOptions {
+/** What every range copy (a fill, a resync: node/engine/resync.ts) is given. */
+export interface CopyOptions {
   coordinator: RangeHolder;
   /** An in-sync replica to copy from. */
   source: Replica;
@@ -46,15 +50,26 @@ export interface FillOptions {
   depth?: number;
   /** Bytes copied between flushes of the target (each reports the cursor). Default 8 MiB. */
   flushBytes?: number;
+  /** Taken before each step's data is read (the bandwidth caps, R17). Default: none. */
+  limiter?: CopyLimiter;
+  /** Stops the copy between steps: it then flushes, reports its cursor and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Called after each flush of the target, in cursor order; awaited (a slow callback slows the copy). */
+  onProgress?: (progress: FillProgress) => void | Promise<void>;
+}
+
+export interface FillOptions extends CopyOptions {
   /**
    * Whether the target starts empty (a new replica, the default): holes of the source cost nothing. When false (a
    * replica of unknown history), the target is trimmed where the source has holes.
    */
   targetIsNew?: boolean;
-  /** Stops the fill between steps: it then flushes, reports its cursor and rejects with the signal's reason. */
-  signal?: AbortSignal;
-  /** Called after each flush of the target, in cursor order; awaited (a slow callback slows the fill). */
-  onProgress?: (progress: FillProgress) => void | Promise<void>;
+}
+
+/** A byte range [start, end) of the volume. */
+export interface Span {
+  start: number;
+  end: number;
 }
 
 /** One step: a range of the volume to copy (`data`) or to trim on the target (`hole`). */
@@ -71,11 +86,24 @@ const PAGE = 1024;
 /** Largest hole one trim covers. */
 const MAX_HOLE = 1024 * MiB;
 
-/** The source's allocated extents at or after `from`, in offset order, clipped to [from, size). */
-async function* allocated(source: Replica, size: number, from: number): AsyncGenerator<{ start: number; end: number }> {
+/**
+ * The extents of the source's `changedBlocks` (since `base`, a snapshot id, or since empty: its allocation map) at or
+ * after `from`, in offset order, clipped to [from, size).
+ */
+export async function* changedExtents(
+  source: Replica,
+  size: number,
+  from: number,
+  base?: string,
+): AsyncGenerator<Span> {
   let offset = from;
   for (;;) {
-    const page = await source.changedBlocks({ size, offset, limit: PAGE });
+    const page = await source.changedBlocks({
+      size,
+      offset,
+      limit: PAGE,
+      ...(base !== undefined && { base_snapshot_id: base }),
+    });
     for (const e of page.extents) {
       const start = Math.max(from, e.offset);
       const end = Math.min(size, e.offset + e.length);
@@ -89,7 +117,7 @@ async function* allocated(source: Replica, size: number, from: number): AsyncGen
 /** Bytes the source holds at or after `from`: the fill's `total` (one pass over the allocation map). */
 export async function allocatedBytes(source: Replica, size: number, from = 0): Promise<number> {
   let total = 0;
-  for await (const e of allocated(source, size, from)) total += e.end - e.start;
+  for await (const e of changedExtents(source, size, from)) total += e.end - e.start;
   return total;
 }
 
@@ -98,7 +126,7 @@ export async function allocatedBytes(source: Replica, size: number, from = 0): P
  * one window), and, when `holes`, the gaps between them as trims.
  */
 async function* stepsOf(
-  source: Replica,
+  extents: AsyncIterable<Span>,
   size: number,
   from: number,
   step: number,
@@ -112,7 +140,7 @@ async function* stepsOf(
       yield { start: s, end: Math.min(to, s + MAX_HOLE), pieces: [], hole: true };
     }
   };
-  for await (const e of allocated(source, size, from)) {
+  for await (const e of extents) {
     let start = e.start;
     while (start < e.end) {
       const window = Math.floor(start / step) * step;
@@ -146,16 +174,35 @@ async function* stepsOf(
  * cursor reached), or with the first failure of a step (the cursor last reported stays valid).
  */
 export async function fillReplica(options: FillOptions): Promise<FillProgress> {
-  const { coordinator, source, target, size, signal, onProgress } = options;
+  const { source, size } = options;
+  const from = checkStart(options);
+  const total = options.total ?? (await allocatedBytes(source, size, from));
+  return copyExtents({ ...options, total }, changedExtents(source, size, from), options.targetIsNew === false);
+}
+
+function checkStart(options: CopyOptions): number {
   const from = options.startAt ?? 0;
+  if (!Number.isSafeInteger(from) || from < 0 || from > options.size) {
+    throw new FerryError('INVALID_ARGUMENT', `a copy cannot start at ${from} of a ${options.size}-byte volume`);
+  }
+  return from;
+}
+
+/**
+ * The range-copy loop of fills and resyncs (see the file comment): copies `extents` (sorted, disjoint, at or after
+ * `startAt`) from the source to the target in steps under range holds, taking each step's bytes from the limiter,
+ * and, when `holes`, trims the target between them. `total` is what the progress reports give as the whole.
+ */
+export async function copyExtents(
+  options: CopyOptions & { total: number },
+  extents: AsyncIterable<Span>,
+  holes: boolean,
+): Promise<FillProgress> {
+  const { coordinator, source, target, size, signal, onProgress, limiter, total } = options;
+  const from = checkStart(options);
   const stepBytes = options.stepBytes ?? 4 * MiB;
   const depth = options.depth ?? 8;
   const flushBytes = options.flushBytes ?? 8 * MiB;
-  const holes = options.targetIsNew === false;
-  if (!Number.isSafeInteger(from) || from < 0 || from > size) {
-    throw new FerryError('INVALID_ARGUMENT', `a fill cannot start at ${from} of a ${size}-byte volume`);
-  }
-  const total = options.total ?? (await allocatedBytes(source, size, from));
   const free: Buffer[] = [];
   for (let i = 0; i < depth; i++) free.push(Buffer.allocUnsafe(stepBytes));
 
@@ -235,9 +282,17 @@ export async function fillReplica(options: FillOptions): Promise<FillProgress> {
     }
   };
 
-  for await (const step of stepsOf(source, size, from, stepBytes, holes)) {
+  for await (const step of stepsOf(extents, size, from, stepBytes, holes)) {
     if (failure !== undefined || aborted()) break;
     while (running.size >= depth) await Promise.race(running);
+    if (limiter !== undefined && !step.hole) {
+      const bytes = step.pieces.reduce((sum, p) => sum + p.length, 0);
+      try {
+        await limiter.take(bytes, signal);
+      } catch {
+        break;
+      }
+    }
     // A flush waits while another is under way: a slow target or progress callback slows the copy.
     if (wanted !== undefined && flusher !== undefined) await flusher.catch(() => undefined);
     if (failure !== undefined || aborted()) break;

@@ -10,6 +10,7 @@
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { ClusterStore, Compare } from '../cluster/types.js';
+import type { CopyLimiter } from './bandwidth.js';
 import { catalogKeys, put } from './catalog.js';
 import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
 import { RunsElsewhere } from './cluster-ports.js';
@@ -57,6 +58,8 @@ export interface HaUpdateContext {
   log?(message: string): void;
   /** Fill tuning (fillReplica's options). */
   fill?: { stepBytes?: number; depth?: number; flushBytes?: number };
+  /** The bandwidth caps a fill of volume `id` takes its bytes from (R17; resync-manager.ts). Default: none. */
+  limiter?(volumeId: string): CopyLimiter | undefined;
   /** Least time between two progress commits of a fill (ms). Default 2000. */
   progressIntervalMs?: number;
 }
@@ -81,6 +84,8 @@ const stateOf = (r: ReplicaRecord): string => r.state ?? 'in-sync';
 /** Raises or lowers volumes' `ha_level` one replica at a time (see the file comment). */
 export class HaUpdater {
   private readonly running = new Map<string, Running>();
+  /** Volumes whose raise is under way (from the check to the fill's start): their filling entry is this module's. */
+  private readonly raising = new Set<string>();
 
   constructor(private readonly ctx: HaUpdateContext) {}
 
@@ -128,6 +133,11 @@ export class HaUpdater {
     return this.running.get(volumeId)?.nodeId;
   }
 
+  /** Whether this node is raising `volumeId`'s ha_level or filling its new replica (the resync manager keeps off). */
+  busy(volumeId: string): boolean {
+    return this.raising.has(volumeId) || this.running.has(volumeId);
+  }
+
   /** Stops every fill (each replica stays `filling` in the record with its last cursor) and waits for them. */
   async close(): Promise<void> {
     for (const r of this.running.values()) {
@@ -158,6 +168,15 @@ export class HaUpdater {
 
   private async raise(record: VolumeRecord, target: number, asked: string | undefined): Promise<VolumeRecord> {
     this.oneStep(record);
+    this.raising.add(record.id);
+    try {
+      return await this.raiseMarked(record, target, asked);
+    } finally {
+      this.raising.delete(record.id);
+    }
+  }
+
+  private async raiseMarked(record: VolumeRecord, target: number, asked: string | undefined): Promise<VolumeRecord> {
     this.elsewhere(record);
     const connector = this.ctx.replicas;
     if (connector === undefined) {
@@ -234,7 +253,15 @@ export class HaUpdater {
       await this.change(record.id, use.compares, (r) => {
         const mine = replicasOf(r).find((x) => x.node_id === node);
         if (mine === undefined || mine.state !== 'filling') return undefined;
-        return withReplica(r, node, { ...mine, state: 'out-of-sync' });
+        // Writes go on without it: those below the cursor would be missed by a copy resumed from there, so the
+        // resync manager (resync-manager.ts) starts it again from 0; its timeout counts from now.
+        return withReplica(r, node, {
+          ...mine,
+          state: 'out-of-sync',
+          ...(mine.resync !== undefined && { resync: { ...mine.resync, cursor: 0, copied_bytes: 0, started: '' } }),
+          since: mine.since ?? now(),
+          reason: why instanceof Error ? why.message : String(why),
+        });
       });
       this.log(`volume ${record.name}: filling the replica on node ${node} failed, it is out of sync: ${why}`);
     };
@@ -292,6 +319,7 @@ export class HaUpdater {
         total: record.replicas?.find((x) => x.node_id === node)?.resync?.total_bytes,
         signal: run.abort.signal,
         onProgress,
+        limiter: this.ctx.limiter?.(record.id),
         ...this.ctx.fill,
       });
       // R15: writes held, the new replica flushed, then in-sync in the record, then read.

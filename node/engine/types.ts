@@ -202,6 +202,11 @@ export interface UpdateVolumeRequest {
   ha_level?: number;
   /** With `ha_level`: the node to add the replica on (raising) or to drop it from (lowering); default: placement. */
   replica_node?: string;
+  /**
+   * The volume's resync bandwidth cap, bytes per second (VolumeRecord.resync_bandwidth): 0 for none, null to follow
+   * the cluster-wide one again.
+   */
+  resync_bandwidth?: number | null;
 }
 
 export interface ChangedBlocksRequest {

@@ -1,0 +1,353 @@
+import { randomBytes, randomInt } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { FerryError } from '../../common/index.js';
+import { DirectConnector } from '../../test/support/direct-connector.js';
+import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
+import { openEtcdStore } from '../cluster/etcd-store.js';
+import type { ClusterStore } from '../cluster/types.js';
+import { catalogKeys, put } from './catalog.js';
+import type { PlacementPort, ReplicaTarget } from './cluster-ports.js';
+import { REPLICATION_SETTINGS_KEY } from './constants.js';
+import { firstDifference } from './device-replica.testing.js';
+import { openEngine } from './engine.js';
+import type { ReplicaRecord, VolumeRecord } from './records.js';
+import type { Replica } from './replica.js';
+import { ResyncManager } from './resync-manager.js';
+import type { BlockDevice, VolumeEngine } from './types.js';
+
+const MiB = 1024 * 1024;
+const NODES = ['node-a', 'node-b', 'node-c'];
+
+/** The nodes asked for, else the first free ones. */
+const placement: PlacementPort = {
+  async place(request) {
+    const chosen = [...(request.nodes ?? [])];
+    for (const n of NODES) {
+      if (chosen.length + (request.exclude?.length ?? 0) < request.ha_level && !chosen.includes(n)) {
+        if (!request.exclude?.includes(n)) chosen.push(n);
+      }
+    }
+    return chosen;
+  },
+};
+
+/** Polls `check` until it holds (the manager works in the background); fails after `tries` polls. */
+async function until(check: () => Promise<boolean> | boolean, tries = 600): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the condition never held');
+}
+
+/** A DirectConnector whose replicas of the nodes in `failWrites` fail every write (a disk that went away). */
+class FlakyConnector extends DirectConnector {
+  readonly failWrites = new Set<string>();
+
+  override async open(nodeId: string, target: ReplicaTarget): Promise<Replica> {
+    const replica = await super.open(nodeId, target);
+    const failing = this.failWrites;
+    return new Proxy(replica, {
+      get(t, p) {
+        if (p === 'write' && failing.has(nodeId)) {
+          return async () => {
+            throw new FerryError('UNAVAILABLE', `the disk failed on node ${nodeId}`);
+          };
+        }
+        const v = Reflect.get(t, p, t) as unknown;
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+  }
+}
+
+let server: EtcdServer;
+beforeAll(async () => {
+  server = await startEtcd();
+});
+afterAll(async () => {
+  await server?.destroy();
+});
+
+describe('ResyncManager (three engines on a real etcd)', () => {
+  let base: string;
+  let store: ClusterStore;
+  let connector: FlakyConnector;
+  const engines = new Map<string, VolumeEngine>();
+  const engine = (n: string): VolumeEngine => engines.get(n) as VolumeEngine;
+  const record = async (id: string): Promise<VolumeRecord> =>
+    (await store.get<VolumeRecord>(catalogKeys.volume(id))) as VolumeRecord;
+  const entry = async (id: string, node: string): Promise<ReplicaRecord | undefined> =>
+    (await record(id)).replicas?.find((r) => r.node_id === node);
+  /** Changes the record by hand (what the failing coordinator or a takeover would commit). */
+  const edit = async (id: string, fn: (r: VolumeRecord) => VolumeRecord): Promise<void> => {
+    const e = await store.getEntry<VolumeRecord>(catalogKeys.volume(id));
+    const done = await store.txn(
+      [{ key: catalogKeys.volume(id), modRevision: e?.modRevision ?? 0 }],
+      [put.volume(fn(e?.value as VolumeRecord))],
+    );
+    expect(done.succeeded).toBe(true);
+  };
+  const markOut = (node: string, resync: ReplicaRecord['resync'], since = new Date().toISOString()) => {
+    return (r: VolumeRecord): VolumeRecord => ({
+      ...r,
+      replicas: r.replicas?.map((x) =>
+        x.node_id === node ? { node_id: node, state: 'out-of-sync' as const, since, reason: 'test', resync } : x,
+      ),
+    });
+  };
+
+  beforeEach(async () => {
+    base = await mkdtemp(join(tmpdir(), 'ferry-resync-mgr-'));
+    store = openEtcdStore([server.url]);
+    const left = await store.list('/');
+    if (left.length > 0) await store.commit(left.map((kv) => ({ op: 'delete' as const, key: kv.key })));
+    // Read at start: no replacement until a test shortens it.
+    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200 });
+    connector = new FlakyConnector();
+    for (const n of NODES) {
+      const e = await openEngine({ dataDir: join(base, n), store, nodeId: n, replicas: connector, placement });
+      engines.set(n, e);
+      connector.add(n, e.replicaHost);
+    }
+  });
+
+  afterEach(async () => {
+    for (const e of engines.values()) await e.close();
+    engines.clear();
+    await store.close();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  /** Volume `v` on A and B with 8 MiB written through A, B then out of sync (and down), attached again on A. */
+  async function degraded(): Promise<{ id: string; dev: BlockDevice }> {
+    const { volume } = await engine('node-a').createVolume({
+      name: 'v',
+      size: 64 * MiB,
+      ha_level: 2,
+      replica_nodes: ['node-a', 'node-b'],
+    });
+    let dev = await engine('node-a').openExport('v');
+    for (let i = 0; i < 8; i++) await dev.write(i * 7 * MiB, randomBytes(MiB));
+    await dev.close();
+    connector.setDown('node-b', true);
+    await edit(volume.id, markOut('node-b', { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' }));
+    dev = await engine('node-a').openExport('v');
+    return { id: volume.id, dev };
+  }
+
+  it('brings a replica marked out of sync back in sync under a writer (changes since its base and extra), its stale top restacked', async () => {
+    const { id, dev } = await degraded();
+    // While B is away: a snapshot on A alone (B's top goes stale), the base of B's resync, then more writes.
+    const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
+    for (let i = 0; i < 4; i++) await dev.write(i * 11 * MiB + 4096, randomBytes(512 * 1024));
+    await dev.flush();
+    await edit(
+      id,
+      markOut('node-b', {
+        kind: 'dirty',
+        base_snapshot_id: snap.id,
+        extra: [[60 * MiB, MiB]],
+        cursor: 0,
+        copied_bytes: 0,
+        total_bytes: 0,
+        started: '',
+      }),
+    );
+    // A writer runs all along, onto the ranges being copied too.
+    let writing = true;
+    let writes = 0;
+    const writer = (async () => {
+      while (writing || writes < 50) {
+        const at = randomInt(0, (64 * MiB - 256 * 1024) / 4096) * 4096 + randomInt(0, 4096);
+        await dev.write(at, randomBytes(randomInt(1, 256 * 1024)));
+        writes++;
+      }
+    })();
+    connector.setDown('node-b', false);
+    await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
+    writing = false;
+    await writer;
+    expect(await entry(id, 'node-b')).toEqual({ node_id: 'node-b', state: 'in-sync' });
+    // The base snapshot is gone once B is back.
+    await until(async () => (await engine('node-a').listSnapshots('v')).length === 0);
+    // Writes keep reaching B, and B reads as A does.
+    await dev.write(3 * MiB, randomBytes(MiB));
+    await dev.flush();
+    const r = await record(id);
+    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, b, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    // B's layers are named as A's again: a snapshot taken now is held by both, and B serves it.
+    const after = await engine('node-a').createSnapshot('v', { name: 'after' });
+    const view = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0, snapshotId: after.id });
+    await view.close();
+    expect((await engine('node-a').inspectVolume('v')).replicas?.map((x) => x.state)).toEqual(['in-sync', 'in-sync']);
+    await dev.close();
+  });
+
+  it('brings back a replica whose node restarted while away, keeping its data under the new top', async () => {
+    const { id, dev } = await degraded();
+    const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
+    await dev.write(9 * MiB, randomBytes(MiB));
+    await dev.flush();
+    await edit(
+      id,
+      markOut('node-b', {
+        kind: 'dirty',
+        base_snapshot_id: snap.id,
+        cursor: 0,
+        copied_bytes: 0,
+        total_bytes: 0,
+        started: '',
+      }),
+    );
+    // B restarts while unreachable: its top is not the record's; the data it holds must not be collected.
+    await engine('node-b').close();
+    const restarted = await openEngine({
+      dataDir: join(base, 'node-b'),
+      store,
+      nodeId: 'node-b',
+      replicas: connector,
+      placement,
+    });
+    engines.set('node-b', restarted);
+    connector.add('node-b', restarted.replicaHost);
+    connector.setDown('node-b', true);
+    connector.setDown('node-b', false);
+    await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
+    const r = await record(id);
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, b, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    await dev.close();
+  });
+
+  it('replaces a replica out of sync longer than the timeout (set at run time) and drops the stale one (R18)', async () => {
+    const { id, dev } = await degraded();
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+    await edit(
+      id,
+      markOut('node-b', { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' }, hourAgo),
+    );
+    // The default timeout (10 minutes) is long past, but the setting of two hours keeps B; one of a minute, set at
+    // run time, replaces it with a new replica on C, filled and in sync.
+    expect((await entry(id, 'node-b'))?.state).toBe('out-of-sync');
+    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
+    await until(async () => (await entry(id, 'node-c'))?.state === 'in-sync');
+    expect((await record(id)).replicas?.map((x) => x.node_id)).toEqual(['node-a', 'node-c']);
+    const r = await record(id);
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const c = await connector.open('node-c', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, c, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await c.close();
+    }
+    // B comes back: it is told to drop its layers, and no longer holds the volume.
+    expect((await engine('node-b').inspectVolume('v')).held_here).toBe(false);
+    const layersOfB = async () => (await store.list('/ferry/local/node-b/layers/')).length;
+    expect(await layersOfB()).toBeGreaterThan(0);
+    connector.setDown('node-b', false);
+    await until(async () => (await layersOfB()) === 0);
+    await dev.close();
+  });
+
+  it('a replaced node that restarts removes the stale replica’s layers itself (R18)', async () => {
+    const { id, dev } = await degraded();
+    const hourAgo = new Date(Date.now() - 3600_000).toISOString();
+    await edit(
+      id,
+      markOut('node-b', { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' }, hourAgo),
+    );
+    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
+    await until(async () => (await entry(id, 'node-c'))?.state === 'in-sync');
+    const layersOfB = async () => (await store.list('/ferry/local/node-b/layers/')).length;
+    expect(await layersOfB()).toBeGreaterThan(0);
+    // B never answered the drop; it restarts (still unreachable to A) and finds itself no longer listed.
+    await engine('node-b').close();
+    const restarted = await openEngine({ dataDir: join(base, 'node-b'), store, nodeId: 'node-b', replicas: connector });
+    engines.set('node-b', restarted);
+    expect(await layersOfB()).toBe(0);
+    await dev.close();
+  });
+
+  it('a replica that fails during its resync goes back out of sync with the cursor at 0, and comes back later', async () => {
+    const { id, dev } = await degraded();
+    const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
+    for (let i = 0; i < 8; i++) await dev.write(i * 7 * MiB + 8192, randomBytes(MiB));
+    await dev.flush();
+    // B answers opens but its disk fails every write (the copy's first write fails). Its record says an earlier
+    // copy got to 16 MiB: the resync starts there.
+    connector.failWrites.add('node-b');
+    await edit(
+      id,
+      markOut('node-b', {
+        kind: 'dirty',
+        base_snapshot_id: snap.id,
+        cursor: 16 * MiB,
+        copied_bytes: MiB,
+        total_bytes: 8 * MiB,
+        started: '',
+      }),
+    );
+    connector.setDown('node-b', false);
+    await until(async () => (await entry(id, 'node-b'))?.reason?.includes('disk failed') === true);
+    expect(await entry(id, 'node-b')).toMatchObject({
+      state: 'out-of-sync',
+      resync: { kind: 'dirty', base_snapshot_id: snap.id, cursor: 0, copied_bytes: 0 },
+    });
+    // Writes go on without B meanwhile, below the old cursor too (a resync from it would miss them); then its disk
+    // is back, and so is it, all of it copied again.
+    await dev.write(5 * MiB, randomBytes(MiB));
+    connector.failWrites.delete('node-b');
+    await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
+    await dev.flush();
+    const r = await record(id);
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, b, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    await dev.close();
+  });
+
+  it('follows the bandwidth and timeout settings at run time (watches)', async () => {
+    const manager = new ResyncManager({
+      store,
+      nodeId: 'node-x',
+      attachedVolumes: () => [],
+      attached: () => undefined,
+      deleteSnapshot: async () => undefined,
+      log: () => undefined,
+    });
+    await manager.start();
+    try {
+      expect(manager.caps.nodeRate).toBe(0);
+      await store.put(REPLICATION_SETTINGS_KEY, { resync_bandwidth: 50 * MiB, replica_timeout_seconds: 30 });
+      await until(() => manager.caps.nodeRate === 50 * MiB);
+      expect(manager.current).toEqual({ resync_bandwidth: 50 * MiB, replica_timeout_seconds: 30 });
+      await store.put(REPLICATION_SETTINGS_KEY, {});
+      await until(() => manager.caps.nodeRate === 0);
+    } finally {
+      await manager.close();
+    }
+  });
+});
