@@ -38,7 +38,7 @@ import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica
 import { Mutex } from './mutex.js';
 import { markOutOfSync, type OutOfSyncOptions, replicaTop } from './out-of-sync.js';
 import { RecentWriteLog } from './recent-writes.js';
-import type { ReplicaRecord, ReplicaResync, SnapshotRecord, VolumeRecord } from './records.js';
+import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
 import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
 import { ResyncManager } from './resync-manager.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
