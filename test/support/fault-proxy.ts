@@ -55,6 +55,8 @@ export interface ByteCounts {
 interface CommonOptions {
   /** Server to forward to. */
   target: { host: string; port: number };
+  /** Address to listen on; default 127.0.0.1 (a network lab's bridge address, say, to be reached from its hosts). */
+  listenHost?: string;
   /** Seed of the fault schedule; default a random one (read it back from `proxy.seed`). */
   seed?: number;
   /** Fraction of requests (http) or connections (tcp) that get a fault, 0..1; default 0.05. */
@@ -105,7 +107,7 @@ export interface StruckFault {
 type Strike = (kind: StruckFault['kind'], n: number, what: string) => void;
 
 export interface FaultProxy {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://HOST:PORT` (HOST: `listenHost`). */
   readonly url: string;
   readonly port: number;
   readonly seed: number;
@@ -204,11 +206,11 @@ export async function startFaultProxy(options: HttpFaultProxyOptions | TcpFaultP
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(0, options.listenHost ?? '127.0.0.1', resolve);
   });
   const port = (server.address() as net.AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${options.listenHost ?? '127.0.0.1'}:${port}`,
     port,
     seed,
     counts,
