@@ -10,7 +10,10 @@ import { expect } from 'vitest';
 import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../../common/native/index.js';
 import { freePort } from './ports.js';
 
-export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The built CLI; from a built copy of this file (dist/test/support, the chaos checker's) it is next door. */
+export const MAIN = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/test/') ? '../../cli/main.js' : '../../dist/cli/main.js', import.meta.url),
+);
 
 export interface CliResult {
   code: number;

@@ -163,6 +163,9 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
       'ferry node ready',
       {
         FERRY_HEARTBEAT_SECONDS: heartbeat,
+        // In a namespace the node's NBD address is not loopback, where TLS would be required: the test's clients
+        // connect in plaintext from the root namespace.
+        ...(node.host !== undefined && { FERRY_NBD_TLS: 'off' }),
         ...(node.replProxy !== undefined && { FERRY_REPL_ADVERTISE: `${proxyHost}:${node.replProxy.port}` }),
         ...options.env,
       },
