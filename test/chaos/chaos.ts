@@ -28,6 +28,8 @@ export interface ChaosOptions {
   scale?: number;
   /** The heartbeat lease, s; default 2. */
   leaseSeconds?: number;
+  /** Longest wait for the cluster to heal and the volume to be served after a trial, ms; default 60 000. */
+  recoverTimeoutMs?: number;
   /** Where the JSON goes; default none. */
   out?: string;
   /** Where each trial's line goes; default stdout. */
@@ -89,7 +91,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ...(options.faults !== undefined && { faults: options.faults }),
         ...(options.scale !== undefined && { scale: options.scale }),
       });
-      const result = await runTrial(cluster, plan, { trial: n }).catch(
+      const context = {
+        trial: n,
+        ...(options.recoverTimeoutMs !== undefined && { recoverTimeoutMs: options.recoverTimeoutMs }),
+      };
+      const result = await runTrial(cluster, plan, context).catch(
         (err: unknown): TrialResult => ({
           trial: n,
           seed: plan.seed,
