@@ -109,13 +109,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           readVia: [],
           violations: [{ check: 'unavailable', detail: `the trial could not run: ${String(err)}` }],
           verdict: 'fail',
+          clusterHealed: false,
           elapsedMs: 0,
           notes: [],
         }),
       );
       results.push(result);
       print(describeTrial(result));
-      if (result.violations.some((v) => v.check === 'unavailable' || v.check === 'fault-error')) {
+      if (!result.clusterHealed) {
         print('    (the cluster is replaced before the next trial)');
         await cluster.cleanup();
         cluster = await startChaosCluster(netns, leaseSeconds);

@@ -45,6 +45,8 @@ export interface TrialResult {
   readVia: number[];
   violations: Violation[];
   verdict: 'ok' | 'fail';
+  /** Whether every node was Online again after the trial (else the cluster is not fit for another). */
+  clusterHealed: boolean;
   elapsedMs: number;
   /** What happened, in order (connections lost and made, faults). */
   notes: string[];
@@ -106,6 +108,13 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
   });
   roaming.start();
   pinned.start();
+  const recoverMs = context.recoverTimeoutMs ?? 60_000;
+  // Both writers write before the first fault, and the roaming one again after the last fault healed (liveness).
+  const warm = await Promise.all([acksSince(roaming, 0, 8, recoverMs), acksSince(pinned, 0, 8, recoverMs)]);
+  if (!warm.every((ok) => ok)) {
+    violations.push({ check: 'unavailable', detail: `the writers had no writes acknowledged in ${recoverMs} ms` });
+  }
+  note('writers warm');
   const faults: RunFault[] = [];
   for (const planned of plan.faults) {
     await sleep(planned.afterMs);
@@ -114,10 +123,16 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
     await runFault(cluster, plan, run, roaming.node, clock, note);
     if (run.error !== undefined) violations.push({ check: 'fault-error', detail: `${run.kind}: ${run.error}` });
   }
+  const healedAt = clock();
   await sleep(plan.tailMs);
+  if (!(await acksSince(roaming, healedAt, 8, recoverMs))) {
+    violations.push({
+      check: 'unavailable',
+      detail: `no write through any node was acknowledged in ${recoverMs} ms after the faults healed`,
+    });
+  }
   await Promise.all([roaming.stop(), pinned.stop()]);
   note('writers stopped');
-  const recoverMs = context.recoverTimeoutMs ?? 60_000;
   const healed = await healAll(cluster, recoverMs).then(
     () => undefined,
     (err: unknown) => String(err),
@@ -155,9 +170,20 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
     readVia,
     violations,
     verdict: violations.length === 0 ? 'ok' : 'fail',
+    clusterHealed: healed === undefined && faults.every((f) => f.error === undefined),
     elapsedMs: clock(),
     notes,
   };
+}
+
+/** Waits until `writer` has `count` writes acknowledged at or after `sinceMs`; false after `timeoutMs`. */
+async function acksSince(writer: Writer, sinceMs: number, count: number, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (writer.writes.filter((w) => w.ackedMs !== undefined && w.ackedMs >= sinceMs).length >= count) return true;
+    if (performance.now() > deadline) return false;
+    await sleep(50);
+  }
 }
 
 /** The node a fault hits: the coordinator (the roaming writer's node) or a replica node other than it. */
