@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 import { netnsAvailable } from '../support/netns.js';
 import type { Violation } from './checker.js';
-import { describeFault, drawPlan, FAULT_KINDS, type FaultKind, NETNS_FAULTS } from './schedule.js';
+import { DISK_FAULTS, describeFault, drawPlan, FAULT_KINDS, type FaultKind, NETNS_FAULTS } from './schedule.js';
 import { runTrial, type TrialResult } from './trial.js';
 
 /** Options of runChaos. */
@@ -20,7 +20,9 @@ export interface ChaosOptions {
   seed: number;
   /** Each node in its own network namespace; default: when `ip netns` works here. */
   netns?: boolean;
-  /** Fault kinds to draw from; default all (the partitions of one node only with netns). */
+  /** Each node's data directory on a loop-mounted ext4 of this many MiB, for disk-full; 0: none; default 256. */
+  smallDiskMiB?: number;
+  /** Fault kinds to draw from; default all (partitions of one node only with netns, disk-full with small disks). */
   kinds?: readonly FaultKind[];
   /** Faults per trial; default 1 to 2. */
   faults?: { min: number; max: number };
@@ -50,8 +52,9 @@ export interface ChaosReport {
   lostAcknowledged: number;
 }
 
-function startChaosCluster(netns: boolean, leaseSeconds: number): Promise<TestCluster> {
+function startChaosCluster(netns: boolean, leaseSeconds: number, smallDiskMiB: number): Promise<TestCluster> {
   return startCluster({
+    ...(smallDiskMiB > 0 && { smallDiskMiB }),
     nodes: 3,
     labels: [{ rack: 'r1' }, { rack: 'r2' }, { rack: 'r3' }],
     heartbeatSeconds: leaseSeconds,
@@ -78,10 +81,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const print = options.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
   const netns = options.netns ?? (await netnsAvailable());
   const leaseSeconds = options.leaseSeconds ?? 2;
-  const kinds = (options.kinds ?? FAULT_KINDS).filter((k) => netns || !NETNS_FAULTS.includes(k));
+  const smallDiskMiB = options.smallDiskMiB ?? 256;
+  const kinds = (options.kinds ?? FAULT_KINDS)
+    .filter((k) => netns || !NETNS_FAULTS.includes(k))
+    .filter((k) => smallDiskMiB > 0 || !DISK_FAULTS.includes(k));
   print(`chaos: ${options.trials} trials from seed ${options.seed}, netns ${netns}, faults ${kinds.join(' ')}`);
   const results: TrialResult[] = [];
-  let cluster = await startChaosCluster(netns, leaseSeconds);
+  let cluster = await startChaosCluster(netns, leaseSeconds, smallDiskMiB);
   try {
     for (let n = 0; n < options.trials; n++) {
       const plan = drawPlan(options.seed + n, {
@@ -119,7 +125,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       if (!result.clusterHealed) {
         print('    (the cluster is replaced before the next trial)');
         await cluster.cleanup();
-        cluster = await startChaosCluster(netns, leaseSeconds);
+        cluster = await startChaosCluster(netns, leaseSeconds, smallDiskMiB);
       }
     }
   } finally {

@@ -1,5 +1,6 @@
 /**
- * `npm run chaos -- --trials 100 --seed N [--no-netns] [--kinds a,b] [--faults MIN-MAX] [--scale X] [--out FILE]`:
+ * `npm run chaos -- --trials 100 --seed N [--no-netns] [--no-small-disk] [--kinds a,b] [--faults MIN-MAX] [--scale X]
+ * [--out FILE]`:
  * the chaos checker (test/chaos/chaos.ts) from the command line. It prints each trial's seed, faults and verdict,
  * writes the JSON to bench/results/chaos.json (or --out), and exits 1 when a trial failed. Needs `npm run build`
  * (the nodes run dist/cli/main.js) and root for network namespaces.
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     trials: { type: 'string', default: '10' },
     seed: { type: 'string', default: String(Date.now() % 1_000_000) },
     'no-netns': { type: 'boolean', default: false },
+    'no-small-disk': { type: 'boolean', default: false },
     kinds: { type: 'string' },
     faults: { type: 'string' },
     scale: { type: 'string' },
@@ -35,6 +37,7 @@ const report = await runChaos({
   trials: whole('trials', values.trials),
   seed: whole('seed', values.seed),
   ...(values['no-netns'] && { netns: false }),
+  ...(values['no-small-disk'] && { smallDiskMiB: 0 }),
   ...(kinds !== undefined && { kinds }),
   ...(values.faults !== undefined && { faults: { min: whole('faults', min), max: whole('faults', max ?? min) } }),
   ...(values.scale !== undefined && { scale: Number(values.scale) }),

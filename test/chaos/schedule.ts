@@ -2,7 +2,7 @@
  * A trial's plan, drawn from its seed alone: the volume's replication, the node the writers start on, and a sequence
  * of faults, each with when it strikes (ms after the previous one healed), how long it lasts and which node it hits
  * (a draw resolved against the nodes of the moment: the coordinator is the node the roaming writer writes through,
- * a replica any other node holding one). The same seed gives the same plan.
+ * a replica any other node holding one; link faults and a full disk hit a replica). The same seed gives the same plan.
  */
 import { seededRandom } from '../support/fault-proxy.js';
 
@@ -17,11 +17,15 @@ export const FAULT_KINDS = [
   'restart-etcd',
   'slow-link',
   'stall-link',
+  'disk-full',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Faults that need each node in its own network namespace. */
 export const NETNS_FAULTS: readonly FaultKind[] = ['partition-coordinator', 'partition-replica'];
+
+/** Faults that need each node's data directory on a small file system of its own. */
+export const DISK_FAULTS: readonly FaultKind[] = ['disk-full'];
 
 /** One fault of a plan. */
 export interface PlannedFault {

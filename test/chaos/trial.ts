@@ -216,6 +216,11 @@ async function runFault(
     if (proxy === undefined) throw new Error('link faults need a cluster started with replProxy');
     return proxy;
   };
+  const diskOf = (i: number | undefined) => {
+    const disk = at(i).disk;
+    if (disk === undefined) throw new Error('disk-full needs a cluster started with smallDiskMiB');
+    return disk;
+  };
   const etcdLink = () => {
     if (cluster.etcdLink === undefined) throw new Error('etcd partitions need a cluster started with etcdProxy');
     return cluster.etcdLink;
@@ -257,6 +262,10 @@ async function runFault(
       proxyOf(node).setHold(true);
       return async () => proxyOf(node).setHold(false);
     },
+    'disk-full': async () => {
+      await diskOf(node).fill();
+      return () => diskOf(node).free();
+    },
   };
   note(`fault ${describeFault(fault, node)}`);
   let heal: (() => Promise<void>) | undefined;
@@ -285,6 +294,7 @@ export async function healAll(cluster: TestCluster, timeoutMs: number): Promise<
     if (node.host?.isCut) await cluster.heal(i);
     node.replProxy?.setHold(false);
     node.replProxy?.setDelay(0);
+    if (node.disk?.isFull) await node.disk.free();
   }
   for (const [i, node] of cluster.nodes.entries()) {
     if (node.process === undefined) await cluster.restart(i);

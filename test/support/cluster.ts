@@ -24,6 +24,7 @@ import { type EtcdServer, startEtcd } from './etcd.js';
 import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
 import { createNetLab, type NetHost, type NetLab } from './netns.js';
 import { freePort } from './ports.js';
+import { makeSmallDisk, type SmallDisk } from './small-disk.js';
 
 /** Options of startCluster. */
 export interface ClusterOptions {
@@ -43,6 +44,8 @@ export interface ClusterOptions {
   etcdProxy?: boolean;
   /** Each node in its own network namespace; default false. Needs root (see netnsAvailable). */
   netns?: boolean;
+  /** Each node's data directory on a loop-mounted ext4 of this many MiB (test/support/small-disk.ts); default none. */
+  smallDiskMiB?: number;
 }
 
 /** One node of a test cluster. */
@@ -63,6 +66,8 @@ export interface ClusterNode {
   host?: NetHost;
   /** Whether it is paused (SIGSTOP) now. */
   paused?: boolean;
+  /** The small file system its data directory is on (option `smallDiskMiB`): `fill` makes its disk full. */
+  disk?: SmallDisk;
 }
 
 /** A node as GET /v1/nodes/filters answers (the CLI's view of it). */
@@ -114,6 +119,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
   const root = await mkdtemp(join(tmpdir(), 'ferry-cluster-'));
   const etcd = await startEtcd();
   const proxies: FaultProxy[] = [];
+  const disks: SmallDisk[] = [];
   let lab: NetLab | undefined;
   let etcdLink: FaultProxy | undefined;
   const clusterId = `test-${randomBytes(4).toString('hex')}`;
@@ -131,6 +137,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     await Promise.all(nodes.map((n) => n.process?.kill('SIGKILL')));
     await Promise.all(proxies.map((p) => p.close()));
     await etcd.destroy();
+    for (const d of disks) await d.destroy();
     await lab?.destroy();
     await rm(root, { recursive: true, force: true });
   };
@@ -232,7 +239,14 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
       proxies.push(etcdLink);
     }
     for (let i = 0; i < options.nodes; i++) {
-      const dataDir = join(root, `node-${i}`);
+      let disk: SmallDisk | undefined;
+      if (options.smallDiskMiB !== undefined) {
+        const diskDir = join(root, `disk-${i}`);
+        await mkdir(diskDir);
+        disk = await makeSmallDisk(diskDir, options.smallDiskMiB);
+        disks.push(disk);
+      }
+      const dataDir = join(disk?.mountPoint ?? root, disk === undefined ? `node-${i}` : 'data');
       await mkdir(join(dataDir, 'auth'), { recursive: true, mode: 0o700 });
       await writeFile(join(dataDir, 'auth', 'admin.secret'), `${adminSecret}\n`, { mode: 0o600 });
       const id = `node-${i}-${randomBytes(3).toString('hex')}`;
@@ -254,6 +268,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
         labels: { ...options.labels?.[i] },
         ...(replProxy !== undefined && { replProxy }),
         ...(host !== undefined && { host }),
+        ...(disk !== undefined && { disk }),
       });
     }
     // Started at once: the first start of a cluster races on its records and its CA, as real nodes do.
