@@ -7,7 +7,7 @@
  *   its writes to a block). A write the old coordinator acknowledged after the fence, through the pinned writer,
  *   shows up here, named with the node it went through and its times.
  * - `never-written` (R3): a block holds garbage (torn, foreign) or a value no writer sent to that block.
- * - `disagree` (R3): the two reads differ.
+ * - `disagree` (R3): two reads through different nodes differ.
  *
  * A write that was sent but not acknowledged may or may not be there: either is fine, as are zeros for a block with
  * no acknowledged write.
@@ -29,7 +29,7 @@ export interface Evidence {
   writes: readonly WriteRecord[];
   /** The blocks the writers own: 0 .. blocks-1. */
   blocks: number;
-  /** The volume's first `blocks` blocks read through two nodes. */
+  /** The volume's first `blocks` blocks read through two nodes or more (each compared with the first). */
   reads: readonly { via: number; data: Buffer }[];
 }
 
@@ -63,9 +63,10 @@ function describeFound(d: Decoded): string {
 /** Judges a trial: every violation found (none: the trial passed). */
 export function judge(evidence: Evidence): Violation[] {
   const violations: Violation[] = [];
-  const [first, second] = evidence.reads;
+  const [first, ...others] = evidence.reads;
   if (first === undefined) return [{ check: 'unavailable', detail: 'the volume could not be read back' }];
-  if (second !== undefined && !first.data.equals(second.data)) {
+  for (const second of others) {
+    if (first.data.equals(second.data)) continue;
     let differing = 0;
     let example = -1;
     for (let b = 0; b < evidence.blocks; b++) {

@@ -1,8 +1,9 @@
 /**
  * One chaos trial on a running test cluster (test/support/cluster.ts): creates its volume (shared, so that both
  * writers may attach through one node), starts a roaming and a pinned writer on the plan's first node, runs the
- * plan's faults one after another (each healed before the next), heals everything, waits until every node is Online,
- * reads the volume back through two nodes and judges (test/chaos/checker.ts).
+ * plan's faults one after another (each healed before the next), checks that the roaming writer gets writes
+ * acknowledged again, heals everything, waits until every node is Online, reads the volume back through every node
+ * and judges (test/chaos/checker.ts).
  */
 
 import type { TestCluster } from '../support/cluster.js';
@@ -78,20 +79,7 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
   };
   const volume = `chaos-${plan.seed}`;
   const violations: Violation[] = [];
-  const ids = plan.replicaNodes.map((i) => cluster.nodes[i]?.id ?? '');
-  const created = await cluster.ferry(plan.startAt, [
-    'volume',
-    'create',
-    volume,
-    '--size',
-    String(VOLUME_BYTES),
-    '--repl',
-    String(plan.repl),
-    '--nodes',
-    ids.join(','),
-    '--shared',
-  ]);
-  if (created.code !== 0) throw new Error(`volume create ${volume} failed: ${created.stderr}`);
+  await createVolume(cluster, plan, volume);
   const random = seededRandom(plan.seed ^ 0x5eed);
   const all = endpoints(cluster);
   const common = { volume, endpoints: all, startAt: plan.startAt, clock, note };
@@ -139,17 +127,9 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
   );
   if (healed !== undefined) violations.push({ check: 'unavailable', detail: `the cluster did not heal: ${healed}` });
   note('cluster healed');
-  const readVia = [plan.replicaNodes[0] ?? 0];
-  readVia.push(((readVia[0] ?? 0) + 1) % cluster.nodes.length);
-  const reads: { via: number; data: Buffer }[] = [];
-  for (const via of readVia) {
-    const got = await readBack(all[via] as NbdEndpoint, volume, recoverMs, note);
-    if (got instanceof Error) {
-      violations.push({ check: 'unavailable', detail: `the volume was not served by node ${via}: ${got.message}` });
-    } else {
-      reads.push({ via, data: got });
-    }
-  }
+  // Read through every node, the replica holders first: each reads its own replica when it has one (R4).
+  const readVia = [...plan.replicaNodes, ...all.map((e) => e.index).filter((i) => !plan.replicaNodes.includes(i))];
+  const reads = await readAll(all, readVia, volume, recoverMs, note, violations);
   const writes = [...roaming.writes, ...pinned.writes];
   if (reads.length > 0) {
     violations.push(...judge({ volume, writes, blocks: VOLUME_BYTES / 4096, reads }));
@@ -174,6 +154,35 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
     elapsedMs: clock(),
     notes,
   };
+}
+
+/** Creates the trial's volume: shared (both writers attach through one node), on the plan's replica nodes. */
+async function createVolume(cluster: TestCluster, plan: TrialPlan, volume: string): Promise<void> {
+  const ids = plan.replicaNodes.map((i) => cluster.nodes[i]?.id ?? '');
+  const args = ['volume', 'create', volume, '--size', String(VOLUME_BYTES), '--repl', String(plan.repl)];
+  const created = await cluster.ferry(plan.startAt, [...args, '--nodes', ids.join(','), '--shared']);
+  if (created.code !== 0) throw new Error(`volume create ${volume} failed: ${created.stderr}`);
+}
+
+/** The volume read through each node of `readVia` in turn; a node that does not serve it is a violation. */
+async function readAll(
+  all: readonly NbdEndpoint[],
+  readVia: readonly number[],
+  volume: string,
+  timeoutMs: number,
+  note: (m: string) => void,
+  violations: Violation[],
+): Promise<{ via: number; data: Buffer }[]> {
+  const reads: { via: number; data: Buffer }[] = [];
+  for (const via of readVia) {
+    const got = await readBack(all[via] as NbdEndpoint, volume, timeoutMs, note);
+    if (got instanceof Error) {
+      violations.push({ check: 'unavailable', detail: `the volume was not served by node ${via}: ${got.message}` });
+    } else {
+      reads.push({ via, data: got });
+    }
+  }
+  return reads;
 }
 
 /** Waits until `writer` has `count` writes acknowledged at or after `sinceMs`; false after `timeoutMs`. */
