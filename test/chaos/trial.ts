@@ -79,6 +79,8 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
   };
   const volume = `chaos-${plan.seed}`;
   const violations: Violation[] = [];
+  // Every node Online first (a node may still be settling after the last trial's faults).
+  await healAll(cluster, context.recoverTimeoutMs ?? 60_000);
   await createVolume(cluster, plan, volume);
   const random = seededRandom(plan.seed ^ 0x5eed);
   const all = endpoints(cluster);
@@ -160,8 +162,12 @@ export async function runTrial(cluster: TestCluster, plan: TrialPlan, context: T
 async function createVolume(cluster: TestCluster, plan: TrialPlan, volume: string): Promise<void> {
   const ids = plan.replicaNodes.map((i) => cluster.nodes[i]?.id ?? '');
   const args = ['volume', 'create', volume, '--size', String(VOLUME_BYTES), '--repl', String(plan.repl)];
-  const created = await cluster.ferry(plan.startAt, [...args, '--nodes', ids.join(','), '--shared']);
-  if (created.code !== 0) throw new Error(`volume create ${volume} failed: ${created.stderr}`);
+  for (let attempt = 1; ; attempt++) {
+    const created = await cluster.ferry(plan.startAt, [...args, '--nodes', ids.join(','), '--shared']);
+    if (created.code === 0) return;
+    if (attempt === 5) throw new Error(`volume create ${volume} failed: ${created.stderr}`);
+    await sleep(1000);
+  }
 }
 
 /** The volume read through each node of `readVia` in turn; a node that does not serve it is a violation. */
