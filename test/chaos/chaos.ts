@@ -88,6 +88,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   print(`chaos: ${options.trials} trials from seed ${options.seed}, netns ${netns}, faults ${kinds.join(' ')}`);
   const results: TrialResult[] = [];
   let cluster = await startChaosCluster(netns, leaseSeconds, smallDiskMiB);
+  // Interrupted: the cluster's processes, namespaces and mounts go too.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    print(`chaos: ${signal}, cleaning up`);
+    void cluster.cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     for (let n = 0; n < options.trials; n++) {
       const plan = drawPlan(options.seed + n, {
@@ -129,6 +136,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       }
     }
   } finally {
+    process.removeListener('SIGINT', interrupted);
+    process.removeListener('SIGTERM', interrupted);
     await cluster.cleanup();
   }
   const violations: Record<Violation['check'], number> = {
