@@ -44,6 +44,11 @@ export interface ClusterSettings {
   etcd?: { urls: string[]; clusterId: string; namespace: string; secretFile?: string };
   labels: Record<string, string>;
   replAddr: HostPort;
+  /**
+   * The replication address announced to the other nodes (env FERRY_REPL_ADVERTISE, `HOST:PORT`); default replAddr.
+   * Differs when the node is reached through something in between (a test's fault proxy, a NAT).
+   */
+  replAdvertise: HostPort;
   /** The heartbeat lease's TTL, seconds (env FERRY_HEARTBEAT_SECONDS; default 10). */
   heartbeatSeconds: number;
 }
@@ -90,6 +95,13 @@ export function clusterSettings(input: ClusterSettingsInput, apiAddr: HostPort):
   } catch (err: unknown) {
     throw new InvalidArgumentError(`${repl.source}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  const advertised = setting(undefined, 'FERRY_REPL_ADVERTISE');
+  let replAdvertise = replAddr;
+  try {
+    if (advertised.text !== undefined) replAdvertise = parseHostPort(advertised.text);
+  } catch (err: unknown) {
+    throw new InvalidArgumentError(`FERRY_REPL_ADVERTISE: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const beat = process.env.FERRY_HEARTBEAT_SECONDS;
   const heartbeatSeconds = beat === undefined || beat === '' ? 10 : Number(beat);
   if (!Number.isInteger(heartbeatSeconds) || heartbeatSeconds < 1 || heartbeatSeconds > 600) {
@@ -103,7 +115,7 @@ export function clusterSettings(input: ClusterSettingsInput, apiAddr: HostPort):
         );
       }
     }
-    return { labels, replAddr, heartbeatSeconds };
+    return { labels, replAddr, replAdvertise, heartbeatSeconds };
   }
   const urls = asArgument(() => parseKvdb(kvdb.text ?? '', kvdb.source));
   if (id.text === undefined) {
@@ -121,6 +133,7 @@ export function clusterSettings(input: ClusterSettingsInput, apiAddr: HostPort):
     },
     labels,
     replAddr,
+    replAdvertise,
     heartbeatSeconds,
   };
 }

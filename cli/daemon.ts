@@ -272,7 +272,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
         secrets,
         clusterId: settings.etcd.clusterId,
         nodeId,
-        addresses: [settings.replAddr.host],
+        addresses: [...new Set([settings.replAddr.host, settings.replAdvertise.host])],
         dataDir,
       });
       log('info', 'replication credentials issued by the cluster CA', { dir: join(dataDir, 'repl') });
@@ -416,7 +416,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
     closers.push({ name: 'backup scheduler', close: () => scheduler.stop() });
     const addresses = {
       nbd: nbdUrl,
-      ...(settings.etcd !== undefined && { repl: replUrl(settings.replAddr) }),
+      ...(settings.etcd !== undefined && { repl: replUrl(settings.replAdvertise) }),
     };
     const announce = async (): Promise<void> => {
       const now = await space.status();

@@ -100,3 +100,102 @@ describe('fault proxy, tcp mode', () => {
     expect(clean.seen.every((n) => n === size)).toBe(true);
   });
 });
+
+describe('fault proxy, tcp link controls', () => {
+  /** An echo server: every byte back. */
+  let echo: net.Server;
+  let echoPort: number;
+
+  beforeAll(async () => {
+    echo = net.createServer((s) => {
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    echoPort = (echo.address() as net.AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => echo.close(resolve));
+  });
+
+  /** Sends `data` through the proxy to the echo server; resolves with what came back once it is all there. */
+  function roundTrip(proxy: FaultProxy, data: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(proxy.port, '127.0.0.1', () => socket.write(data));
+      const got: Buffer[] = [];
+      let length = 0;
+      socket.on('data', (d: Buffer) => {
+        got.push(d);
+        length += d.length;
+        if (length >= data.length) {
+          socket.destroy();
+          resolve(Buffer.concat(got));
+        }
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('setDelay holds every chunk both ways, in order, and bytes counts each direction', async () => {
+    const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: echoPort }, rate: 0 });
+    try {
+      const data = Buffer.from(Array.from({ length: 300_000 }, (_v, i) => i % 251));
+      proxy.setDelay(150);
+      const started = performance.now();
+      const back = await roundTrip(proxy, data);
+      // A lower bound only: no byte can come back before it was held once each way.
+      expect(performance.now() - started).toBeGreaterThanOrEqual(2 * 150 - 2);
+      expect(back.equals(data)).toBe(true);
+      expect(proxy.bytes).toEqual({ toServer: data.length, toClient: data.length });
+      proxy.setDelay(0);
+      expect((await roundTrip(proxy, Buffer.from('again'))).toString()).toBe('again');
+      expect(proxy.bytes).toEqual({ toServer: data.length + 5, toClient: data.length + 5 });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("the 'delay' fault delays a connection from the schedule and it still carries everything", async () => {
+    const proxy = await startFaultProxy({
+      target: { host: '127.0.0.1', port: echoPort },
+      rate: 1,
+      faults: ['delay'],
+      delayMs: 100,
+      seed: 3,
+    });
+    try {
+      const started = performance.now();
+      expect((await roundTrip(proxy, Buffer.from('hello'))).toString()).toBe('hello');
+      expect(performance.now() - started).toBeGreaterThanOrEqual(2 * 100 - 2);
+      expect(proxy.struck).toEqual([{ kind: 'delay', n: 0, what: 'connection' }]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('setHold stalls the link until released; resetAll resets open connections', async () => {
+    const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: echoPort }, rate: 0 });
+    try {
+      proxy.setHold(true);
+      const back = roundTrip(proxy, Buffer.from('held'));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(proxy.bytes).toEqual({ toServer: 0, toClient: 0 });
+      proxy.setHold(false);
+      expect((await back).toString()).toBe('held');
+
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write('x');
+      await new Promise((resolve) => socket.once('data', resolve));
+      const ended = new Promise<string>((resolve) => {
+        socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+        socket.on('end', () => resolve('end'));
+      });
+      proxy.resetAll();
+      expect(await ended).toBe('ECONNRESET');
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -10,7 +10,10 @@ import { expect } from 'vitest';
 import { NODE_ENV_SETTINGS, NODE_V8_FLAGS } from '../../common/native/index.js';
 import { freePort } from './ports.js';
 
-export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+/** The built CLI; from a built copy of this file (dist/test/support, the chaos checker's) it is next door. */
+export const MAIN = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/test/') ? '../../cli/main.js' : '../../dist/cli/main.js', import.meta.url),
+);
 
 export interface CliResult {
   code: number;
@@ -49,17 +52,24 @@ export interface ReadyProcess {
   stop(): Promise<void>;
   /** Sends `signal`, then waits for the exit. */
   kill(signal: NodeJS.Signals): Promise<void>;
+  /** Its process id (SIGSTOP and SIGCONT go there). */
+  pid: number;
 }
 
-/** Runs the built `ferry ...args` and resolves once it logs a JSON line whose `msg` is `readyMsg`. */
+/**
+ * Runs the built `ferry ...args` and resolves once it logs a JSON line whose `msg` is `readyMsg`. `prefix` is a
+ * command that execs the rest in place (e.g. `ip netns exec NS`), so the process id stays the node's.
+ */
 export async function spawnFerryUntilReady(
   args: string[],
   readyMsg: string,
   env: NodeJS.ProcessEnv = {},
+  prefix: readonly string[] = [],
 ): Promise<ReadyProcess> {
   expect(existsSync(MAIN), `${MAIN} is missing: run npm run build`).toBe(true);
+  const [command, ...before] = [...prefix, process.execPath];
   // With the V8 flags and environment a node is started with (npm start, the systemd unit, the `ferry` shebang).
-  const child = spawn(process.execPath, [...NODE_V8_FLAGS, MAIN, ...args], {
+  const child = spawn(command ?? process.execPath, [...before, ...NODE_V8_FLAGS, MAIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...NODE_ENV_SETTINGS, ...env },
   });
@@ -83,7 +93,7 @@ export async function spawnFerryUntilReady(
     child.kill(signal);
     await exited;
   };
-  return { ready, log, stderr, stop: () => kill('SIGTERM'), kill };
+  return { ready, log, stderr, stop: () => kill('SIGTERM'), kill, pid: child.pid ?? -1 };
 }
 
 /** Starts a node on `dataDir` and resolves once it logs "ferry node ready". */

@@ -6,6 +6,12 @@
  * cluster-wide), and a short heartbeat lease (FERRY_HEARTBEAT_SECONDS) so a killed node turns Offline soon.
  * `startCluster` resolves once every node lists every node Online. `cleanup` kills every process it started and
  * removes the directories. Needs `npm run build` first.
+ *
+ * For fault tests (issue 23): `replProxy` puts a fault proxy (test/support/fault-proxy.ts) in front of each node's
+ * replication port and has the node announce the proxy (FERRY_REPL_ADVERTISE), so the links into a node can be
+ * slowed, held or reset; `netns` runs each node in its own network namespace (test/support/netns.ts), so a node can be
+ * cut off from everything and healed, and reaches etcd through a proxy (`etcdLink`) that can hold etcd's traffic (a
+ * partition of etcd). Nodes can be paused (SIGSTOP) and resumed, killed and restarted on the same data directory.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,7 +21,10 @@ import { mintToken } from '../../api/index.js';
 import type { NodeView } from '../../cli/index.js';
 import { type CliResult, type ReadyProcess, runFerry, spawnFerryUntilReady } from './cli-node.js';
 import { type EtcdServer, startEtcd } from './etcd.js';
+import { type FaultProxy, startFaultProxy } from './fault-proxy.js';
+import { createNetLab, type NetHost, type NetLab } from './netns.js';
 import { freePort } from './ports.js';
+import { makeSmallDisk, type SmallDisk } from './small-disk.js';
 
 /** Options of startCluster. */
 export interface ClusterOptions {
@@ -29,6 +38,14 @@ export interface ClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Longest wait for every node to list every node Online, ms; default 60 000. */
   readyTimeoutMs?: number;
+  /** Each node's replication port behind a fault proxy, which the node announces; default false. */
+  replProxy?: boolean;
+  /** Etcd behind a fault proxy (`etcdLink`); default false, true with `netns`. */
+  etcdProxy?: boolean;
+  /** Each node in its own network namespace; default false. Needs root (see netnsAvailable). */
+  netns?: boolean;
+  /** Each node's data directory on a loop-mounted ext4 of this many MiB (test/support/small-disk.ts); default none. */
+  smallDiskMiB?: number;
 }
 
 /** One node of a test cluster. */
@@ -43,6 +60,14 @@ export interface ClusterNode {
   labels: Record<string, string>;
   /** The running process; undefined once stopped or killed. */
   process?: ReadyProcess;
+  /** The fault proxy in front of its replication port (option `replProxy`): every link into it passes there. */
+  replProxy?: FaultProxy;
+  /** Its network namespace (option `netns`). */
+  host?: NetHost;
+  /** Whether it is paused (SIGSTOP) now. */
+  paused?: boolean;
+  /** The small file system its data directory is on (option `smallDiskMiB`): `fill` makes its disk full. */
+  disk?: SmallDisk;
 }
 
 /** A node as GET /v1/nodes/filters answers (the CLI's view of it). */
@@ -71,6 +96,18 @@ export interface TestCluster {
   kill(i: number): Promise<void>;
   /** Starts node `i` again on its data directory and ports. */
   restart(i: number): Promise<void>;
+  /** SIGSTOP to node `i`: it holds its sockets and leases but does nothing. */
+  pause(i: number): void;
+  /** SIGCONT to node `i`. */
+  resume(i: number): void;
+  /** Cuts node `i`'s network link (option `netns`): nothing reaches it or leaves it. */
+  cut(i: number): Promise<void>;
+  /** Restores node `i`'s link. */
+  heal(i: number): Promise<void>;
+  /** The proxy between the nodes and etcd (options `etcdProxy`, `netns`): `setHold(true)` partitions etcd. */
+  etcdLink?: FaultProxy;
+  /** The network lab (option `netns`). */
+  lab?: NetLab;
   /** Kills every node and etcd, removes every directory; safe to call twice. */
   cleanup(): Promise<void>;
 }
@@ -81,6 +118,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function startCluster(options: ClusterOptions): Promise<TestCluster> {
   const root = await mkdtemp(join(tmpdir(), 'ferry-cluster-'));
   const etcd = await startEtcd();
+  const proxies: FaultProxy[] = [];
+  const disks: SmallDisk[] = [];
+  let lab: NetLab | undefined;
+  let etcdLink: FaultProxy | undefined;
   const clusterId = `test-${randomBytes(4).toString('hex')}`;
   const secretFile = join(root, 'cluster.secret');
   await writeFile(secretFile, `${randomBytes(48).toString('base64')}\n`, { mode: 0o600 });
@@ -94,7 +135,10 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     if (cleaned) return;
     cleaned = true;
     await Promise.all(nodes.map((n) => n.process?.kill('SIGKILL')));
+    await Promise.all(proxies.map((p) => p.close()));
     await etcd.destroy();
+    for (const d of disks) await d.destroy();
+    await lab?.destroy();
     await rm(root, { recursive: true, force: true });
   };
 
@@ -111,7 +155,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
       '--repl-addr',
       node.replAddr,
       '--kvdb',
-      `etcd:${etcd.url}`,
+      `etcd:${etcdLink?.url ?? etcd.url}`,
       '--cluster-id',
       clusterId,
       '--cluster-secret-file',
@@ -121,10 +165,20 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
         .map(([k, v]) => `${k}=${v}`)
         .join(','),
     ];
-    node.process = await spawnFerryUntilReady(args, 'ferry node ready', {
-      FERRY_HEARTBEAT_SECONDS: heartbeat,
-      ...options.env,
-    });
+    node.process = await spawnFerryUntilReady(
+      args,
+      'ferry node ready',
+      {
+        FERRY_HEARTBEAT_SECONDS: heartbeat,
+        // In a namespace the node's NBD address is not loopback, where TLS would be required: the test's clients
+        // connect in plaintext from the root namespace.
+        ...(node.host !== undefined && { FERRY_NBD_TLS: 'off' }),
+        ...(node.replProxy !== undefined && { FERRY_REPL_ADVERTISE: `${proxyHost}:${node.replProxy.port}` }),
+        ...options.env,
+      },
+      node.host?.prefix,
+    );
+    node.paused = false;
     const ready = node.process.ready;
     if (String(ready.api) !== node.apiUrl) throw new Error(`node ${node.dataDir} answers on ${String(ready.api)}`);
   };
@@ -168,21 +222,53 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     }
   };
 
+  /** Where the nodes reach the proxies: the lab's bridge, or loopback. */
+  let proxyHost = '127.0.0.1';
   try {
+    if (options.netns) {
+      lab = await createNetLab();
+      proxyHost = lab.hostAddress;
+    }
+    if (options.etcdProxy || options.netns) {
+      const target = new URL(etcd.url);
+      etcdLink = await startFaultProxy({
+        target: { host: target.hostname, port: Number(target.port) },
+        listenHost: proxyHost,
+        rate: 0,
+      });
+      proxies.push(etcdLink);
+    }
     for (let i = 0; i < options.nodes; i++) {
-      const dataDir = join(root, `node-${i}`);
+      let disk: SmallDisk | undefined;
+      if (options.smallDiskMiB !== undefined) {
+        const diskDir = join(root, `disk-${i}`);
+        await mkdir(diskDir);
+        disk = await makeSmallDisk(diskDir, options.smallDiskMiB);
+        disks.push(disk);
+      }
+      const dataDir = join(disk?.mountPoint ?? root, disk === undefined ? `node-${i}` : 'data');
       await mkdir(join(dataDir, 'auth'), { recursive: true, mode: 0o700 });
       await writeFile(join(dataDir, 'auth', 'admin.secret'), `${adminSecret}\n`, { mode: 0o600 });
       const id = `node-${i}-${randomBytes(3).toString('hex')}`;
       await writeFile(join(dataDir, 'node-id'), `${id}\n`, { mode: 0o600 });
       const [api, nbd, repl] = [await freePort(), await freePort(), await freePort()];
+      const host = lab === undefined ? undefined : await lab.addHost();
+      const address = host?.address ?? '127.0.0.1';
+      let replProxy: FaultProxy | undefined;
+      if (options.replProxy) {
+        replProxy = await startFaultProxy({ target: { host: address, port: repl }, listenHost: proxyHost, rate: 0 });
+        proxies.push(replProxy);
+      }
       nodes.push({
         id,
-        apiUrl: `http://127.0.0.1:${api}`,
-        nbdUrl: `nbd://127.0.0.1:${nbd}`,
-        replAddr: `127.0.0.1:${repl}`,
+        apiUrl: `http://${address}:${api}`,
+        nbdUrl: `nbd://${address}:${nbd}`,
+        replAddr: `${address}:${repl}`,
         dataDir,
         labels: { ...options.labels?.[i] },
+        ...(replProxy !== undefined && { replProxy }),
+        ...(host !== undefined && { host }),
+        ...(disk !== undefined && { disk }),
       });
     }
     // Started at once: the first start of a cluster races on its records and its CA, as real nodes do.
@@ -202,8 +288,25 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     if (node === undefined) throw new Error(`no node ${i}`);
     return node;
   };
+  const hostOf = (i: number): NetHost => {
+    const host = nodeAt(i).host;
+    if (host === undefined) throw new Error('cut and heal need a cluster started with netns');
+    return host;
+  };
+  const signal = (i: number, sig: NodeJS.Signals): void => {
+    const pid = nodeAt(i).process?.pid;
+    if (pid === undefined) throw new Error(`node ${i} is not running`);
+    process.kill(pid, sig);
+    nodeAt(i).paused = sig === 'SIGSTOP';
+  };
   return {
     etcd,
+    ...(etcdLink !== undefined && { etcdLink }),
+    ...(lab !== undefined && { lab }),
+    pause: (i) => signal(i, 'SIGSTOP'),
+    resume: (i) => signal(i, 'SIGCONT'),
+    cut: (i) => hostOf(i).cut(),
+    heal: (i) => hostOf(i).heal(),
     clusterId,
     secretFile,
     nodes,

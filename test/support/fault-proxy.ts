@@ -3,7 +3,10 @@
  * what passes through. Two modes:
  *
  * - `tcp` (default): per connection. A faulty connection is reset, stalled or dropped (no more bytes either way, the
- *   sockets left open) after a number of bytes from the server. For any TCP protocol (replication, NBD).
+ *   sockets left open) after a number of bytes from the server, or delayed (every chunk, both ways, held `delayMs`).
+ *   For any TCP protocol (replication, NBD). A whole link can also be degraded at run time, whatever the schedule:
+ *   `setDelay` adds latency to every connection both ways, `setHold` holds every byte back until released (a stalled
+ *   link), `resetAll` resets every open connection; `bytes` counts what went each way (a resync's bytes, say).
  * - `http`: per request (HTTP/1.1, keep-alive). A faulty request is answered 500 InternalError or 503 SlowDown (S3's
  *   XML error body) without reaching the server, reset in the middle of its answer's body (or, for an answer without
  *   a body, after the server applied it and before the client hears of it), or stalled before it is forwarded or in
@@ -17,7 +20,7 @@ import http from 'node:http';
 import net from 'node:net';
 
 export type HttpFault = '500' | '503' | 'reset' | 'stall';
-export type TcpFault = 'reset' | 'stall' | 'drop';
+export type TcpFault = 'reset' | 'stall' | 'drop' | 'delay';
 
 /** What a proxy injected, by kind (counted when the fault actually struck). */
 export interface FaultCounts {
@@ -37,11 +40,23 @@ export interface FaultCounts {
   /** Stalls of a tcp connection. */
   stall: number;
   drop: number;
+  /** Delayed tcp connections. */
+  delay: number;
+}
+
+/** Bytes forwarded by a tcp proxy, by direction. */
+export interface ByteCounts {
+  /** From clients to the server. */
+  toServer: number;
+  /** From the server to clients. */
+  toClient: number;
 }
 
 interface CommonOptions {
   /** Server to forward to. */
   target: { host: string; port: number };
+  /** Address to listen on; default 127.0.0.1 (a network lab's bridge address, say, to be reached from its hosts). */
+  listenHost?: string;
   /** Seed of the fault schedule; default a random one (read it back from `proxy.seed`). */
   seed?: number;
   /** Fraction of requests (http) or connections (tcp) that get a fault, 0..1; default 0.05. */
@@ -72,10 +87,12 @@ export interface HttpFaultProxyOptions extends CommonOptions {
 
 export interface TcpFaultProxyOptions extends CommonOptions {
   mode?: 'tcp';
-  /** Kinds injected, in turn; default all three. */
+  /** Kinds injected, in turn; default reset, stall and drop. */
   faults?: readonly TcpFault[];
   /** A faulty connection breaks after 0..this many bytes from the server; default 256 KiB. */
   maxBytesBeforeFault?: number;
+  /** Milliseconds a `delay` connection holds each chunk, both ways; default 200. */
+  delayMs?: number;
 }
 
 /** One fault that struck. */
@@ -90,15 +107,23 @@ export interface StruckFault {
 type Strike = (kind: StruckFault['kind'], n: number, what: string) => void;
 
 export interface FaultProxy {
-  /** `http://127.0.0.1:PORT`. */
+  /** `http://HOST:PORT` (HOST: `listenHost`). */
   readonly url: string;
   readonly port: number;
   readonly seed: number;
   readonly counts: FaultCounts;
   /** Every fault that struck, in order. */
   readonly struck: readonly StruckFault[];
+  /** Bytes forwarded each way (tcp mode), counted as they are written on. */
+  readonly bytes: ByteCounts;
   /** Changes the fault rate from now on (0 lets everything through). */
   setRate(rate: number): void;
+  /** Tcp mode: adds `ms` of latency to every chunk from now on, both ways, on every connection (0: none). */
+  setDelay(ms: number): void;
+  /** Tcp mode: holds every byte back, both ways, on every connection (a stalled link) until called with false. */
+  setHold(on: boolean): void;
+  /** Tcp mode: resets every open connection (new ones still get through). */
+  resetAll(): void;
   /** Stops listening and destroys every connection. */
   close(): Promise<void>;
 }
@@ -132,6 +157,7 @@ function emptyCounts(): FaultCounts {
     stallMidBody: 0,
     stall: 0,
     drop: 0,
+    delay: 0,
   };
 }
 
@@ -140,6 +166,13 @@ export async function startFaultProxy(options: HttpFaultProxyOptions | TcpFaultP
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
   const state = { rate: options.rate ?? 0.05, stallMs: options.stallMs ?? 5000, faultsGiven: 0 };
   const counts = emptyCounts();
+  const link: LinkState = {
+    delayMs: 0,
+    hold: false,
+    bytes: { toServer: 0, toClient: 0 },
+    lines: new Set(),
+    resets: new Set(),
+  };
   const struck: StruckFault[] = [];
   const strike: Strike = (kind, n, what) => {
     counts[kind]++;
@@ -162,34 +195,39 @@ export async function startFaultProxy(options: HttpFaultProxyOptions | TcpFaultP
   } else {
     const maxBytes = options.maxBytesBeforeFault ?? 256 * 1024;
     const kinds = options.faults ?? (['reset', 'stall', 'drop'] as const);
+    const delayMs = options.delayMs ?? 200;
     server = net.createServer((client) => {
       track(client);
       const n = counts.seen;
       const { draw, kind } = decide(kinds);
-      tcpPipe(
-        client,
-        options.target,
-        kind,
-        Math.floor(draw() * maxBytes),
-        state.stallMs,
-        (k) => strike(k, n, 'connection'),
-        track,
-      );
+      const fault = { kind, after: Math.floor(draw() * maxBytes), stallMs: state.stallMs, delayMs };
+      tcpPipe(client, options.target, fault, link, (k) => strike(k, n, 'connection'), track);
     });
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(0, options.listenHost ?? '127.0.0.1', resolve);
   });
   const port = (server.address() as net.AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${options.listenHost ?? '127.0.0.1'}:${port}`,
     port,
     seed,
     counts,
     struck,
+    bytes: link.bytes,
     setRate: (rate) => {
       state.rate = rate;
+    },
+    setDelay: (ms) => {
+      link.delayMs = ms;
+    },
+    setHold: (on) => {
+      link.hold = on;
+      if (!on) for (const line of link.lines) line.pump();
+    },
+    resetAll: () => {
+      for (const reset of link.resets) reset();
     },
     close: () =>
       new Promise((resolve) => {
@@ -199,18 +237,121 @@ export async function startFaultProxy(options: HttpFaultProxyOptions | TcpFaultP
   };
 }
 
-/** Forwards one connection both ways; a faulty one breaks after `after` bytes from the server. */
+/** A tcp proxy's run-time link state, shared by its connections. */
+interface LinkState {
+  delayMs: number;
+  hold: boolean;
+  bytes: ByteCounts;
+  /** Every open connection's two lines (pumped again when the hold is released) and its reset. */
+  lines: Set<Line>;
+  resets: Set<() => void>;
+}
+
+/**
+ * One direction of a proxied connection: chunks (and the end) are written on in order, each held until its time when
+ * the link is delayed or held. Held chunks are not back-pressured (the proxy is for tests: bounded by what a client
+ * sends without answers).
+ */
+class Line {
+  private readonly queue: { at: number; data: Buffer | 'end'; done?: () => void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly to: net.Socket,
+    private readonly extraMs: number,
+    private readonly link: LinkState,
+    private readonly count: (n: number) => void,
+  ) {}
+
+  /** Writes `data` on (now, or after the delay); false when the socket asks the source to pause. */
+  write(data: Buffer, done?: () => void): boolean {
+    return this.push(data, done);
+  }
+
+  /** Ends the socket after what is queued. */
+  end(): void {
+    this.push('end');
+  }
+
+  private push(data: Buffer | 'end', done?: () => void): boolean {
+    const delay = this.extraMs + this.link.delayMs;
+    if (this.queue.length === 0 && delay === 0 && !this.link.hold) return this.emit(data, done);
+    this.queue.push({ at: Date.now() + delay, data, ...(done !== undefined && { done }) });
+    this.pump();
+    return true;
+  }
+
+  /** Writes on every queued chunk whose time has come, and sets a timer for the next. */
+  pump(): void {
+    if (this.timer !== undefined || this.link.hold) return;
+    for (;;) {
+      const head = this.queue[0];
+      if (head === undefined) return;
+      const wait = head.at - Date.now();
+      if (wait > 0) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.pump();
+        }, wait);
+        this.timer.unref();
+        return;
+      }
+      this.queue.shift();
+      this.emit(head.data, head.done);
+    }
+  }
+
+  private emit(data: Buffer | 'end', done?: () => void): boolean {
+    if (this.to.destroyed) return true;
+    if (data === 'end') {
+      this.to.end();
+      return true;
+    }
+    this.count(data.length);
+    return this.to.write(data, done);
+  }
+
+  close(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.queue.length = 0;
+  }
+}
+
+/** Forwards one connection both ways; a faulty one breaks after `after` bytes from the server, or is delayed. */
 function tcpPipe(
   client: net.Socket,
   target: { host: string; port: number },
-  kind: TcpFault | undefined,
-  after: number,
-  stallMs: number,
+  fault: { kind: TcpFault | undefined; after: number; stallMs: number; delayMs: number },
+  link: LinkState,
   strike: (kind: TcpFault) => void,
   track: (s: net.Socket) => void,
 ): void {
+  const { after, stallMs } = fault;
+  const kind = fault.kind === 'delay' ? undefined : fault.kind;
   const upstream = net.connect(target.port, target.host);
   track(upstream);
+  const extra = fault.kind === 'delay' ? fault.delayMs : 0;
+  if (fault.kind === 'delay') strike('delay');
+  const up = new Line(upstream, extra, link, (n) => {
+    link.bytes.toServer += n;
+  });
+  const down = new Line(client, extra, link, (n) => {
+    link.bytes.toClient += n;
+  });
+  const reset = (): void => {
+    resetSoon(client);
+    resetSoon(upstream);
+  };
+  link.lines.add(up);
+  link.lines.add(down);
+  link.resets.add(reset);
+  client.on('close', () => {
+    link.lines.delete(up);
+    link.lines.delete(down);
+    link.resets.delete(reset);
+    up.close();
+    down.close();
+  });
   let sent = 0;
   let struck = false;
   let dropped = false;
@@ -219,16 +360,16 @@ function tcpPipe(
   // Once a fault struck, the server's end or failure no longer reaches the client: the fault decides what it sees.
   client.on('error', () => upstream.destroy());
   client.on('close', () => upstream.destroy());
-  client.on('end', () => upstream.end());
+  client.on('end', () => up.end());
   upstream.on('error', () => {
     if (!struck) client.destroy();
   });
   upstream.on('end', () => {
     ended = true;
-    if (!struck || (kind === 'stall' && !stalled)) client.end();
+    if (!struck || (kind === 'stall' && !stalled)) down.end();
   });
   client.on('data', (d: Buffer) => {
-    if (!dropped && !upstream.write(d)) client.pause();
+    if (!dropped && !up.write(d)) client.pause();
   });
   upstream.on('drain', () => client.resume());
   client.on('drain', () => {
@@ -238,7 +379,7 @@ function tcpPipe(
     if (dropped) return;
     if (kind === undefined || struck || sent + d.length <= after) {
       sent += d.length;
-      if (!client.write(d)) upstream.pause();
+      if (!down.write(d)) upstream.pause();
       return;
     }
     struck = true;
@@ -247,14 +388,14 @@ function tcpPipe(
     sent = after;
     if (kind === 'drop') {
       dropped = true;
-      client.write(head, () => strike('drop'));
+      down.write(head, () => strike('drop'));
       return;
     }
     stalled = kind === 'stall';
     // A reset connection forwards nothing more either way.
     if (kind === 'reset') dropped = true;
     upstream.pause();
-    client.write(head, () => {
+    down.write(head, () => {
       if (kind === 'reset') {
         strike('reset');
         resetSoon(client);
@@ -265,8 +406,8 @@ function tcpPipe(
       setTimeout(() => {
         stalled = false;
         if (client.destroyed) return;
-        client.write(tail);
-        if (ended) client.end();
+        down.write(tail);
+        if (ended) down.end();
         else upstream.resume();
       }, stallMs).unref();
     });
