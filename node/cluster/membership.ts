@@ -220,12 +220,29 @@ export class Membership {
       const kept = keeper;
       kept.lost.addEventListener('abort', () => {
         if (this.leaving || this.keeper !== kept) return;
-        this.announce(apiUrl, about).catch((err: unknown) => this.options.onError?.(err));
+        void this.announceAgain(apiUrl, about);
       });
     }
     await store.put(`${NODES_PREFIX}${this.nodeId}`, record, { lease: keeper.lease });
     await this.register(record);
     return record;
+  }
+
+  /**
+   * The lease was lost (the store was away longer than its TTL, or restarted): announces again under a new one,
+   * retrying with a growing pause (0.5 s to 5 s) until it works or the node leaves, so the node turns Online again
+   * soon after the store comes back.
+   */
+  private async announceAgain(apiUrl: string, about: Announcement): Promise<void> {
+    for (let pauseMs = 500; !this.leaving; pauseMs = Math.min(pauseMs * 2, 5000)) {
+      try {
+        await this.announce(apiUrl, about);
+        return;
+      } catch (err: unknown) {
+        this.options.onError?.(err);
+        await new Promise((resolve) => setTimeout(resolve, pauseMs).unref());
+      }
+    }
   }
 
   /** Writes `record` to the registry, keeping the node's maintenance mode. */
