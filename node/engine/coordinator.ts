@@ -42,6 +42,11 @@ export interface InSyncFailure {
    * changes since the last flush completed on every replica and the changes in flight. Coalesced; may over-cover.
    */
   extra: RangeTuple[];
+  /**
+   * Recorded by a coordinator other than the one that last wrote to it (a takeover): it may also hold writes of the
+   * old epoch that nobody else got, so its own recent writes join what it lacks when it comes back.
+   */
+  ownWrites?: boolean;
 }
 
 /**

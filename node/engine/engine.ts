@@ -908,7 +908,13 @@ class Engine implements VolumeEngine {
     const fill = marks.filter((m) => m.kind === 'fill');
     let record: VolumeRecord | undefined;
     if (dirty.length > 0) {
-      const failures = dirty.map((m) => ({ nodeId: m.nodeId, error: new Error(m.reason), extra: m.extra }));
+      // The lost replicas may hold writes of the old epoch nobody else got: their own recent writes count on return.
+      const failures = dirty.map((m) => ({
+        nodeId: m.nodeId,
+        error: new Error(m.reason),
+        extra: m.extra,
+        ownWrites: true,
+      }));
       record = await markOutOfSync(this.outOfSyncOptions(coordinator, volumeId, lock, local), failures);
     }
     if (fill.length > 0) {

@@ -71,6 +71,7 @@ function marked(
           kind: 'dirty',
           base_snapshot_id: snapshotId,
           extra: f.extra,
+          ...(f.ownWrites === true && { own_writes: true }),
           cursor: 0,
           copied_bytes: 0,
           total_bytes: 0,

@@ -37,6 +37,12 @@ export interface ReplicaResync {
    * replica when it failed (it may have lost them, or hold writes the others never got). Coalesced; may over-cover.
    */
   extra?: RangeTuple[];
+  /**
+   * `dirty`, marked at a takeover: the replica may hold writes of the old coordinator that the others never got, so
+   * its own recent writes (Replica.recentWrites) join what it lacks when it comes back; when it cannot tell them (it
+   * restarted), it is filled instead.
+   */
+  own_writes?: boolean;
   /** Bytes per second over the last progress interval (for the ETA in inspect and /metrics). */
   rate?: number;
 }

@@ -25,6 +25,7 @@ import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
 import { DEFAULT_REPLICA_TIMEOUT_SECONDS, REPLICATION_SETTINGS_KEY } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
 import { type FillProgress, fillReplica } from './fill.js';
+import { unionRanges } from './recent-writes.js';
 import type { ReplicaRecord, ReplicaResync, ReplicationSettings, VolumeRecord } from './records.js';
 import type { Replica } from './replica.js';
 import { resyncBytes, resyncReplica } from './resync.js';
@@ -328,6 +329,9 @@ export class ResyncManager {
       let resync: ReplicaResync = r.resync ?? { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
       // A filling entry left outside the fan-out missed writes anywhere: its cursor says nothing any more.
       if (stateOf(r) === 'filling') resync = { ...resync, cursor: 0, copied_bytes: 0 };
+      if (resync.kind === 'dirty' && resync.own_writes === true && resync.cursor === 0) {
+        resync = await withOwnWrites(resync, replica);
+      }
       let total = resync.total_bytes;
       if (resync.cursor === 0 || total === 0) {
         try {
@@ -627,6 +631,28 @@ export class ResyncManager {
 }
 
 /** The cluster-wide replication settings as stored (REPLICATION_SETTINGS_KEY), defaults filled in. */
+/**
+ * A returning replica may hold writes the others never got (an old coordinator's own replica applied them, the rest
+ * failed, and they were never acknowledged): its own recent writes join what it lacks, recorded with the rest so
+ * that a resumed copy covers them too. When it cannot tell them (it restarted), its history is unknown: a fill.
+ */
+async function withOwnWrites(resync: ReplicaResync, replica: Replica): Promise<ReplicaResync> {
+  const own = await replica.recentWrites();
+  if (!own.complete) {
+    const { base_snapshot_id } = resync;
+    return {
+      kind: 'fill',
+      cursor: 0,
+      copied_bytes: 0,
+      total_bytes: 0,
+      started: '',
+      ...(base_snapshot_id && { base_snapshot_id }),
+    };
+  }
+  const { own_writes: _, ...rest } = resync;
+  return { ...rest, extra: unionRanges([resync.extra ?? [], own.ranges]) };
+}
+
 export async function readReplicationSettings(store: ClusterStore): Promise<Required<ReplicationSettings>> {
   const stored = (await store.get<ReplicationSettings>(REPLICATION_SETTINGS_KEY)) ?? {};
   return {
