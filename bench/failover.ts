@@ -1,0 +1,180 @@
+/**
+ * Failover benchmark (issue 23, docs/REPLICATION.md section 8). Prints a table and writes JSON.
+ *
+ *   npm run bench:failover -- [--quick] [--only takeover,stall,resync,resume,chaos] [--trials 20] [--size 10G]
+ *                             [--heartbeat S] [--trial-timeout S] [--dir DIR] [--out FILE] [--chaos FILE]
+ *
+ * Real etcd and `ferry node start` processes on loopback, started as a user starts them (bench/cluster-nodes.ts),
+ * a fresh cluster per group of rows, real NBD clients (libnbd, failover-client.ts):
+ * takeover: kill -9 of the coordinator's node -> first acknowledged write + FLUSH through another node, p50/p99 over
+ *           `--trials` (failover-takeover.ts; 3 nodes).
+ * stall:    the writer's p99 and longest operation around a kill -9 of a replica's node (failover-stall.ts).
+ * resync:   bytes sent / changed after 1% of a `--size` volume changed while a replica was down, and the resync time
+ *           vs nbdcopy of the changed bytes between the same nodes (failover-resync.ts).
+ * resume:   the same resync killed (kill -9 of the target) at 50% and resumed: total bytes sent / changed.
+ * chaos:    acknowledged writes lost, read from `npm run chaos`'s JSON (failover-chaos.ts).
+ * `--quick`: 3 takeover trials, a 1 GiB volume, shorter waits (about 2 minutes when things work).
+ * A row whose behaviour does not happen says `failed: <why>`; one the bench cannot measure says `not measured: <why>`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { type BenchCluster, startBenchCluster } from './cluster-nodes.js';
+import { chaosRow } from './failover-chaos.js';
+import {
+  NotMeasured,
+  nbdcopySeconds,
+  type ResyncOptions,
+  resumeRow,
+  resyncRows,
+  resyncRun,
+} from './failover-resync.js';
+import { benchStall } from './failover-stall.js';
+import { benchTakeover } from './failover-takeover.js';
+import { type FigureRow, reason, tableRow } from './failover-verdict.js';
+import { printTable, writeJson } from './report.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'takeover,stall,resync,resume,chaos' },
+    trials: { type: 'string' },
+    size: { type: 'string' },
+    heartbeat: { type: 'string' },
+    'trial-timeout': { type: 'string' },
+    dir: { type: 'string', default: tmpdir() },
+    out: { type: 'string', default: 'bench/results/failover.json' },
+    chaos: { type: 'string', default: 'bench/results/chaos.json' },
+  },
+});
+
+/** Bytes of a size such as 10G, 512M, 1T or a plain number (binary units). */
+function parseSize(text: string): number {
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(text.trim());
+  if (m === null) throw new Error(`--size "${text}" is not a size (e.g. 10G, 512M)`);
+  const power = ' KMGT'.indexOf((m[2] ?? '').toUpperCase() || ' ');
+  return Number(m[1]) * 1024 ** power;
+}
+
+const quick = opts.quick ?? false;
+const only = new Set((opts.only ?? '').split(',').filter((s) => s !== ''));
+const trials = Number(opts.trials ?? (quick ? 3 : 20));
+const sizeText = opts.size ?? (quick ? '1G' : '10G');
+const sizeBytes = parseSize(sizeText);
+const heartbeatSeconds = opts.heartbeat === undefined ? undefined : Number(opts.heartbeat);
+const trialTimeoutMs = Number(opts['trial-timeout'] ?? (quick ? 30 : 60)) * 1000;
+const resync: ResyncOptions = { sizeBytes, timeoutMs: quick ? 60_000 : 300_000 };
+
+/** Runs `fn` on a fresh cluster of `count` nodes under `base`; a failure becomes `not measured` rows for `keys`. */
+async function withCluster(
+  base: string,
+  label: string,
+  count: number,
+  figures: { key: string; figure: string; goal: string }[],
+  fn: (cluster: BenchCluster, dir: string) => Promise<FigureRow[]>,
+): Promise<FigureRow[]> {
+  const dir = await mkdtemp(join(base, `${label}-`));
+  let cluster: BenchCluster | undefined;
+  try {
+    cluster = await startBenchCluster(dir, count, heartbeatSeconds === undefined ? {} : { heartbeatSeconds });
+    return await fn(cluster, dir);
+  } catch (err: unknown) {
+    const verdict = err instanceof NotMeasured ? err.verdict : `not measured: ${reason(err)}`;
+    process.stdout.write(`${label}: ${verdict}\n`);
+    return figures.map((f) => ({ ...f, value: '-', verdict, detail: '' }));
+  } finally {
+    await cluster?.stop().catch((err: unknown) => process.stdout.write(`stopping the cluster: ${reason(err)}\n`));
+  }
+}
+
+const FIGURES = {
+  takeover: {
+    key: 'takeover',
+    figure: 'kill -9 of coordinator node -> first acked write+flush via another node (p50 / p99)',
+    goal: 'p99 <= 10 s',
+  },
+  stall: {
+    key: 'stall',
+    figure: 'writer I/O stall when a replica node dies (kill -9): p99 / longest',
+    goal: 'report (Longhorn drops a replica after 8 s)',
+  },
+  resyncBytes: {
+    key: 'resync',
+    figure: 'resync after 1% of the volume changed: bytes sent / bytes changed',
+    goal: '<= 1.1',
+  },
+  resyncTime: {
+    key: 'resync',
+    figure: 'resync time vs nbdcopy of the changed bytes between the same nodes',
+    goal: '<= 1.5x',
+  },
+  resume: {
+    key: 'resume',
+    figure: 'resync killed (kill -9 of target) at 50%, resumed: total bytes sent / changed',
+    goal: '<= 1.2',
+  },
+};
+
+async function main(): Promise<void> {
+  const base = await mkdtemp(join(opts.dir ?? tmpdir(), 'ferry-bench-failover-'));
+  const rows: FigureRow[] = [];
+  const started = new Date().toISOString();
+  try {
+    if (only.has('takeover')) {
+      const options = {
+        trials,
+        trialTimeoutMs,
+        maxFailures: quick ? 1 : 2,
+        ...(heartbeatSeconds !== undefined && { heartbeatSeconds }),
+      };
+      rows.push(
+        ...(await withCluster(base, 'takeover', 3, [FIGURES.takeover], async (c) => [await benchTakeover(c, options)])),
+      );
+    }
+    if (only.has('stall')) {
+      const options = quick ? { beforeMs: 2000, afterMs: 7000 } : {};
+      rows.push(...(await withCluster(base, 'stall', 2, [FIGURES.stall], async (c) => [await benchStall(c, options)])));
+    }
+    if (only.has('resync')) {
+      const figures = [FIGURES.resyncBytes, FIGURES.resyncTime];
+      rows.push(
+        ...(await withCluster(base, 'resync', 2, figures, async (c, dir) => {
+          const run = await resyncRun(c, 'resync', resync, false);
+          const copy = await nbdcopySeconds(c, dir, run.changedBytes).catch((err: unknown) => reason(err));
+          return resyncRows(run, copy, resync);
+        })),
+      );
+    }
+    if (only.has('resume')) {
+      rows.push(
+        ...(await withCluster(base, 'resume', 2, [FIGURES.resume], async (c) => [
+          resumeRow(await resyncRun(c, 'resume', resync, true), resync),
+        ])),
+      );
+    }
+    if (only.has('chaos')) rows.push(await chaosRow(opts.chaos ?? 'bench/results/chaos.json'));
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+  printTable(
+    `failover figures (${quick ? 'quick: ' : ''}${trials} takeover trials, ${sizeText} volume)`,
+    rows.map(tableRow),
+  );
+  process.stdout.write('\n');
+  for (const r of rows) process.stdout.write(`- ${r.figure}: ${r.detail}\n`);
+  await writeJson(opts.out ?? 'bench/results/failover.json', {
+    date: started,
+    options: {
+      quick,
+      only: [...only],
+      trials,
+      size: sizeText,
+      heartbeat_seconds: heartbeatSeconds ?? null,
+      trial_timeout_s: trialTimeoutMs / 1000,
+    },
+    rows,
+  });
+}
+
+await main();
