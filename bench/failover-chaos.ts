@@ -1,8 +1,10 @@
 /**
  * Row 6 of the failover bench: acknowledged writes lost over the chaos checker's trials, read from the JSON that
  * `npm run chaos` writes (bench/results/chaos.json); this bench does not run the checker. The file's shape belongs
- * to the checker: read leniently (a `trials` array whose entries count lost writes under one of a few names, or
- * totals at the top), and say "not measured" when no count of lost acknowledged writes can be found.
+ * to the checker: read leniently (a `trials` array whose entries list `violations` with `check: 'lost-ack'` (one per
+ * block whose acknowledged write is gone), or count lost writes under one of a few names, or totals at the top), and
+ * say "not measured" when no count of lost acknowledged writes can be found. Other violations (a value never
+ * written, two reads that disagree, a volume left unavailable) are counted beside it.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { type FigureRow, reason } from './failover-verdict.js';
@@ -17,6 +19,8 @@ function isObject(v: unknown): v is Json {
 
 /** The count of lost acknowledged writes in `o` under a known name (a number, or an array of them). */
 function lostIn(o: Json): number | undefined {
+  // The checker's trial result (test/chaos/trial.ts on h-chaos): `violations: [{ check: 'lost-ack' | ... }]`.
+  if (Array.isArray(o.violations)) return o.violations.filter((v) => isObject(v) && v.check === 'lost-ack').length;
   for (const key of LOST_KEYS) {
     const v = o[key];
     if (typeof v === 'number') return v;
@@ -69,6 +73,13 @@ export async function chaosRow(path: string): Promise<FigureRow> {
     lost = lostIn(top);
     count = typeof top.trials === 'number' ? top.trials : trials?.length;
   }
+  const others: Record<string, number> = {};
+  for (const t of trials ?? []) {
+    for (const v of Array.isArray(t.violations) ? t.violations : []) {
+      const check = isObject(v) && typeof v.check === 'string' ? v.check : 'unknown';
+      if (check !== 'lost-ack') others[check] = (others[check] ?? 0) + 1;
+    }
+  }
   if (lost === undefined || count === undefined) {
     const keys = Object.keys(top).join(', ');
     return {
@@ -83,7 +94,7 @@ export async function chaosRow(path: string): Promise<FigureRow> {
     ...base,
     value: `${lost} lost over ${count} trials`,
     verdict,
-    detail: `${base.detail}, file of ${modified}`,
-    data: { lost, trials: count, file_modified: modified },
+    detail: `${base.detail}, file of ${modified}; other violations: ${JSON.stringify(others)}`,
+    data: { lost, trials: count, other_violations: others, file_modified: modified },
   };
 }

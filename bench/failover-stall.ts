@@ -20,6 +20,13 @@ export interface StallOptions {
   afterMs?: number;
 }
 
+/** The row's figure and goal. */
+export const STALL_FIGURE = {
+  key: 'stall',
+  figure: 'writer I/O stall when a replica node dies (kill -9): p99 / longest',
+  goal: 'report (Longhorn drops a replica after 8 s)',
+};
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs the figure on a 2-node cluster and returns the row. */
@@ -31,9 +38,7 @@ export async function benchStall(cluster: BenchCluster, options: StallOptions = 
   await createVolume(cluster, 0, name, '1G', [a, b]);
   const client = startClient({ mode: 'loop', uris: [uriOf(a, name)], flushEvery: 8 });
   const base = {
-    key: 'stall',
-    figure: 'writer I/O stall when a replica node dies (kill -9): p99 / longest',
-    goal: 'report (Longhorn drops a replica after 8 s)',
+    ...STALL_FIGURE,
     detail:
       '2 nodes, repl 2 volume (1 GiB), client on the coordinator node: libnbd, 4 KiB random writes at depth 1, FLUSH ' +
       `every 8th; window ${beforeNs / 1e9} s before to ${afterNs / 1e9} s after SIGKILL of the other replica's node`,

@@ -37,6 +37,13 @@ interface Trial {
 
 const GOAL_NS = 10e9;
 
+/** The row's figure and goal. */
+export const TAKEOVER_FIGURE = {
+  key: 'takeover',
+  figure: 'kill -9 of coordinator node -> first acked write+flush via another node (p50 / p99)',
+  goal: 'p99 <= 10 s',
+};
+
 async function trial(cluster: BenchCluster, k: number, options: TakeoverOptions): Promise<Trial> {
   const a = nodeAt(cluster, k % 3);
   const b = nodeAt(cluster, (k + 1) % 3);
@@ -93,9 +100,7 @@ export async function benchTakeover(cluster: BenchCluster, options: TakeoverOpti
   }
   const beat = options.heartbeatSeconds === undefined ? 'default (10 s)' : `${options.heartbeatSeconds} s`;
   const base = {
-    key: 'takeover',
-    figure: 'kill -9 of coordinator node -> first acked write+flush via another node (p50 / p99)',
-    goal: 'p99 <= 10 s',
+    ...TAKEOVER_FIGURE,
     data: { trials, heartbeat_seconds: options.heartbeatSeconds ?? null },
   };
   const times = trials.flatMap((t) => (t.ns === undefined ? [] : [t.ns]));

@@ -1,7 +1,9 @@
 /**
- * Bytes on the wire into one node's replication port, read from the kernel: `ss -tin` reports `bytes_received` (TCP
- * payload delivered: frames and TLS records, all of it) for every established socket whose local port is the node's
- * replication port, i.e. every connection another node made to it. A counter polls them and keeps each connection's
+ * Bytes on the wire into one node's replication connections, read from the kernel: `ss -tin` reports
+ * `bytes_received` (TCP payload delivered: frames and TLS records, all of it) for every established socket. The
+ * sockets counted are those whose local port is the node's replication port (connections other nodes made to it)
+ * and those whose peer port is another node's replication port (connections it made to them; on one machine, give
+ * only ports of the other nodes, whose own sockets have them as local port, not peer port). A counter polls them and keeps each connection's
  * highest count, so connections that closed still count what they received until their last poll; `settle` reads
  * until the counts stop moving (call it with the node frozen by SIGSTOP before a kill -9, so a killed connection's
  * last bytes are counted too).
@@ -11,9 +13,16 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-/** bytes_received of each established connection into local port `port`, keyed by `local peer`. */
-export async function receivedByConnection(port: number): Promise<Map<string, number>> {
-  const { stdout } = await run('ss', ['-tinH', 'state', 'established', `( sport = :${port} )`]);
+/** Which sockets to count: by local port (server side) or by peer port (client side). */
+export interface WirePorts {
+  local: readonly number[];
+  peer?: readonly number[];
+}
+
+/** bytes_received of each established socket `ports` selects, keyed by `local peer`. */
+export async function receivedByConnection(ports: WirePorts): Promise<Map<string, number>> {
+  const terms = [...ports.local.map((p) => `sport = :${p}`), ...(ports.peer ?? []).map((p) => `dport = :${p}`)];
+  const { stdout } = await run('ss', ['-tinH', 'state', 'established', `( ${terms.join(' or ')} )`]);
   const counts = new Map<string, number>();
   let key: string | undefined;
   for (const line of stdout.split('\n')) {
@@ -44,14 +53,14 @@ export interface WireCounter {
 }
 
 /**
- * Counts bytes received on `port` from now on, polling every `intervalMs` (default 20). Connections open before
- * the start are excluded (their earlier bytes are not this count's).
+ * Counts bytes received on the sockets `ports` selects from now on, polling every `intervalMs` (default 20). Bytes
+ * that connections open at the start had already received are not counted.
  */
-export async function countWire(port: number, intervalMs = 20): Promise<WireCounter> {
-  const before = await receivedByConnection(port);
+export async function countWire(ports: WirePorts, intervalMs = 20): Promise<WireCounter> {
+  const before = await receivedByConnection(ports);
   const seen = new Map<string, number>();
   const poll = async (): Promise<void> => {
-    for (const [key, bytes] of await receivedByConnection(port)) {
+    for (const [key, bytes] of await receivedByConnection(ports)) {
       const base = before.get(key) ?? 0;
       seen.set(key, Math.max(seen.get(key) ?? 0, bytes - base));
     }
