@@ -91,8 +91,16 @@ async function trial(cluster: BenchCluster, k: number, options: TakeoverOptions)
 export async function benchTakeover(cluster: BenchCluster, options: TakeoverOptions): Promise<FigureRow> {
   const trials: Trial[] = [];
   let failures = 0;
-  for (let k = 0; k < options.trials && failures < options.maxFailures; k++) {
-    const t = await trial(cluster, k, options);
+  let broken: string | undefined;
+  for (let k = 0; k < options.trials && failures < options.maxFailures && broken === undefined; k++) {
+    let t: Trial;
+    try {
+      t = await trial(cluster, k, options);
+    } catch (err: unknown) {
+      broken = `trial ${k + 1}: ${reason(err)}`;
+      process.stdout.write(`takeover ${broken}\n`);
+      break;
+    }
     trials.push(t);
     if (t.ns === undefined) failures++;
     const shown = t.ns === undefined ? `none in ${options.trialTimeoutMs / 1000} s (${t.error})` : secs(t.ns);
@@ -108,6 +116,9 @@ export async function benchTakeover(cluster: BenchCluster, options: TakeoverOpti
     `${trials.length} trials of ${options.trials} asked; 3 nodes, repl 2 volume (1 GiB), heartbeat lease ${beat}; ` +
     'client: libnbd, 4 KiB write + FLUSH at a time, round robin over the nodes every 100 ms; time from just before ' +
     'SIGKILL to the acknowledgement';
+  if (broken !== undefined) {
+    return { ...base, value: '-', verdict: `not measured: ${broken}`, detail };
+  }
   if (failures > 0) {
     const first = trials.find((t) => t.ns === undefined);
     return {
