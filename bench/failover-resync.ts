@@ -280,9 +280,11 @@ export function resumeRow(runResult: ResyncRun, options: ResyncOptions): FigureR
   }
   const value = `${ratio.toFixed(3)} (${MiBText(runResult.sentBytes)} / ${MiBText(runResult.changedBytes)}, killed at ${MiBText(runResult.killedAtBytes)})`;
   const short = runResult.sentBytes < runResult.changedBytes;
+  const at = (100 * runResult.killedAtBytes) / runResult.changedBytes;
   return {
     ...base,
     value,
     verdict: short ? 'missed: fewer bytes sent than changed (was everything copied?)' : atMost(ratio, 1.2),
+    detail: `${base.detail}; killed at ${at.toFixed(0)}% of the changed bytes; states ${runResult.states.join(' -> ')}`,
   };
 }
