@@ -70,8 +70,12 @@ async function trial(cluster: BenchCluster, k: number, options: TakeoverOptions)
       result.ns = ack.t - t0;
       result.via = ack.node ?? -1;
     } catch (err: unknown) {
-      const last = [...client.events.slice(from)].reverse().find((e) => e.ev === 'connect-error' || e.ev === 'error');
-      result.error = `${reason(err)}; last client error: ${last?.msg ?? 'none'}`;
+      // The surviving nodes' answers say why (the killed one only refuses connections).
+      const failures = [...client.events.slice(from)]
+        .reverse()
+        .filter((e) => e.ev === 'connect-error' || e.ev === 'error');
+      const last = failures.find((e) => e.node !== 0) ?? failures[0];
+      result.error = `${reason(err)}; last error from a surviving node: ${last?.msg ?? 'none'}`;
     }
     const after = client.events.slice(from);
     const count = (ev: ClientEvent['ev']): number => after.filter((e) => e.ev === ev).length;

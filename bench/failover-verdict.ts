@@ -49,7 +49,16 @@ export function reason(err: unknown): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
+/** Longest verdict shown in the table (the notes under it and the JSON have it whole). */
+const VERDICT_WIDTH = 80;
+
 /** The table's row of a figure (the JSON keeps the whole record). */
 export function tableRow(r: FigureRow): Row {
-  return { figure: r.figure, value: r.value, goal: r.goal, verdict: r.verdict };
+  const verdict = r.verdict.length > VERDICT_WIDTH ? `${r.verdict.slice(0, VERDICT_WIDTH - 3)}...` : r.verdict;
+  return { figure: r.figure, value: r.value, goal: r.goal, verdict };
+}
+
+/** The notes under the table: each row's whole verdict and how it was measured. */
+export function notes(rows: readonly FigureRow[]): string {
+  return rows.map((r) => `- ${r.figure}\n    verdict: ${r.verdict}\n    how: ${r.detail || '-'}\n`).join('');
 }

@@ -32,10 +32,11 @@ import {
   resumeRow,
   resyncRows,
   resyncRun,
+  workloadText,
 } from './failover-resync.js';
 import { benchStall, STALL_FIGURE } from './failover-stall.js';
 import { benchTakeover, TAKEOVER_FIGURE } from './failover-takeover.js';
-import { type FigureRow, reason, tableRow } from './failover-verdict.js';
+import { type FigureRow, notes, reason, tableRow } from './failover-verdict.js';
 import { printTable, writeJson } from './report.js';
 
 const { values: opts } = parseArgs({
@@ -74,7 +75,7 @@ async function withCluster(
   base: string,
   label: string,
   count: number,
-  figures: { key: string; figure: string; goal: string }[],
+  figures: { key: string; figure: string; goal: string; detail?: string }[],
   fn: (cluster: BenchCluster, dir: string) => Promise<FigureRow[]>,
 ): Promise<FigureRow[]> {
   const dir = await mkdtemp(join(base, `${label}-`));
@@ -85,7 +86,7 @@ async function withCluster(
   } catch (err: unknown) {
     const verdict = err instanceof NotMeasured ? err.verdict : `not measured: ${reason(err)}`;
     process.stdout.write(`${label}: ${verdict}\n`);
-    return figures.map((f) => ({ ...f, value: '-', verdict, detail: '' }));
+    return figures.map((f) => ({ ...f, value: '-', verdict, detail: f.detail ?? '' }));
   } finally {
     await cluster?.stop().catch((err: unknown) => process.stdout.write(`stopping the cluster: ${reason(err)}\n`));
   }
@@ -96,7 +97,7 @@ const FIGURES = {
   stall: STALL_FIGURE,
   resyncBytes: { key: 'resync', ...RESYNC_FIGURES.bytes },
   resyncTime: { key: 'resync', ...RESYNC_FIGURES.time },
-  resume: { key: 'resume', ...RESYNC_FIGURES.resume },
+  resume: { key: 'resume', ...RESYNC_FIGURES.resume, detail: workloadText(resync) },
 };
 
 async function main(): Promise<void> {
@@ -148,8 +149,7 @@ async function main(): Promise<void> {
     `failover figures (${quick ? 'quick: ' : ''}${trials} takeover trials, ${sizeText} volume)`,
     rows.map(tableRow),
   );
-  process.stdout.write('\n');
-  for (const r of rows) process.stdout.write(`- ${r.figure}: ${r.detail}\n`);
+  process.stdout.write(`\n${notes(rows)}`);
   await writeJson(opts.out ?? 'bench/results/failover.json', {
     date: started,
     options: {
