@@ -14,6 +14,9 @@
  * resume:   the same resync killed (kill -9 of the target) at 50% and resumed: total bytes sent / changed.
  * chaos:    acknowledged writes lost, read from `npm run chaos`'s JSON (failover-chaos.ts).
  * `--quick`: 3 takeover trials, a 2 GiB volume, shorter waits (about 2 minutes when things work).
+ * `--heartbeat S` sets FERRY_HEARTBEAT_SECONDS on every node (membership lease; default the node's 10 s). The attach
+ * lock has a lease of its own (tryLock's TTL, 10 s by default), which bounds the takeover figure from below.
+ * `--trial-timeout S`: longest wait per takeover trial (default 60, quick 30). Full rows run about 8 minutes.
  * A row whose behaviour does not happen says `failed: <why>`; one the bench cannot measure says `not measured: <why>`.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
