@@ -44,7 +44,7 @@ export async function receivedByConnection(ports: WirePorts): Promise<Map<string
 export interface WireCounter {
   /** Bytes received so far, over every connection seen since the counter started. */
   total(): number;
-  /** Connections seen. */
+  /** Connections opened since the counter started (seen by a poll). */
   connections(): number;
   /** Polls until two reads `gapMs` apart agree, then returns the total. */
   settle(gapMs?: number): Promise<number>;
@@ -83,7 +83,7 @@ export async function countWire(ports: WirePorts, intervalMs = 20): Promise<Wire
   };
   return {
     total,
-    connections: () => seen.size,
+    connections: () => [...seen.keys()].filter((key) => !before.has(key)).length,
     settle,
     stop: async () => {
       if (!stopped) {
