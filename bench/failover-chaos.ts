@@ -1,7 +1,7 @@
 /**
  * Row 6 of the failover bench: acknowledged writes lost over the chaos checker's trials, read from the JSON that
  * `npm run chaos` writes (bench/results/chaos.json); this bench does not run the checker. The file's shape belongs
- * to the checker: read leniently (a `trials` array whose entries list `violations` with `check: 'lost-ack'` (one per
+ * to the checker: read leniently (a `trials` or `results` array whose entries list `violations` with `check: 'lost-ack'` (one per
  * block whose acknowledged write is gone), or count lost writes under one of a few names, or totals at the top), and
  * say "not measured" when no count of lost acknowledged writes can be found. Other violations (a value never
  * written, two reads that disagree, a volume left unavailable) are counted beside it.
@@ -59,7 +59,9 @@ export async function chaosRow(path: string): Promise<FigureRow> {
     return { ...base, value: '-', verdict: `not measured: ${path} is not JSON (${reason(err)})` };
   }
   const top: Json = isObject(parsed) ? parsed : { trials: parsed };
-  const trials = Array.isArray(top.trials) ? top.trials.filter(isObject) : undefined;
+  // `npm run chaos` (test/chaos/run.ts on h-chaos) writes `trials: <count>` and `results: [<trial>]`.
+  const list = Array.isArray(top.trials) ? top.trials : Array.isArray(top.results) ? top.results : undefined;
+  const trials = list?.filter(isObject);
   let lost: number | undefined;
   let count: number | undefined;
   if (trials !== undefined && trials.length > 0) {

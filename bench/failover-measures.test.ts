@@ -106,6 +106,13 @@ describe('the chaos row', () => {
     expect(row.data?.other_violations).toEqual({ disagree: 1 });
   });
 
+  it("reads the checker's own layout: a trial count and a results array", async () => {
+    const results = [trial(['disagree', 'disagree']), trial([]), trial(['lost-ack'])];
+    const row = await chaosRow(await chaosFile({ seed: 1, trials: 3, results, failed: 2, lostAcknowledged: 1 }));
+    expect(row.value).toBe('1 lost over 3 trials');
+    expect(row.data?.other_violations).toEqual({ disagree: 2 });
+  });
+
   it('meets the goal only with no loss over 100 trials', async () => {
     const clean = (n: number): unknown => ({ trials: Array.from({ length: n }, () => trial(['never-written'])) });
     expect((await chaosRow(await chaosFile(clean(100)))).verdict).toBe('met');
