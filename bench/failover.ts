@@ -19,10 +19,11 @@
  * `--trial-timeout S`: longest wait per takeover trial (default 60, quick 30). Full rows run about 8 minutes.
  * A row whose behaviour does not happen says `failed: <why>`; one the bench cannot measure says `not measured: <why>`.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { type BenchCluster, startBenchCluster } from './cluster-nodes.js';
 import { chaosRow } from './failover-chaos.js';
 import {
@@ -41,6 +42,8 @@ import { benchStall, STALL_FIGURE } from './failover-stall.js';
 import { benchTakeover, TAKEOVER_FIGURE } from './failover-takeover.js';
 import { type FigureRow, notes, reason, tableRow } from './failover-verdict.js';
 import { printTable, writeJson } from './report.js';
+
+const run = promisify(execFile);
 
 const { values: opts } = parseArgs({
   options: {
@@ -103,6 +106,17 @@ const FIGURES = {
   resume: { key: 'resume', ...RESYNC_FIGURES.resume, detail: workloadText(resync) },
 };
 
+/** The commit the bench ran on, with `+changes` when the work tree differs from it; `unknown` outside git. */
+async function codeVersion(): Promise<string> {
+  try {
+    const head = (await run('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim();
+    const changes = (await run('git', ['status', '--porcelain', '--untracked-files=no'])).stdout.trim();
+    return changes === '' ? head : `${head}+changes`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 async function main(): Promise<void> {
   const base = await mkdtemp(join(opts.dir ?? tmpdir(), 'ferry-bench-failover-'));
   const rows: FigureRow[] = [];
@@ -155,6 +169,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${notes(rows)}`);
   await writeJson(opts.out ?? 'bench/results/failover.json', {
     date: started,
+    code: await codeVersion(),
     options: {
       quick,
       only: [...only],
