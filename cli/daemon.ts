@@ -50,6 +50,9 @@ import {
 import { type ClusterSettingsInput, clusterSettings, openClusterStore, replUrl } from './cluster-setup.js';
 import { type HostPort, hostForUrl, parseHostPort, parseSize } from './format.js';
 
+/** Longest lease of a volume's attach lock: how long a dead coordinator keeps others from taking over (F6). */
+const ATTACH_LEASE_SECONDS = 5;
+
 /** Where and how the node runs (the cluster settings: see ClusterSettingsInput). */
 export interface NodeOptions extends ClusterSettingsInput {
   /** Data directory. Default env FERRY_DATA_DIR, else /var/lib/ferry as root, else ~/.ferry. */
@@ -288,8 +291,9 @@ export async function runNode(options: NodeOptions): Promise<void> {
       ...(settings.etcd !== undefined && { placement: cluster.placement }),
       // Cluster mode: the other nodes' replicas, over mutual TLS on their replication ports.
       ...(remote !== undefined && { replicas: remote }),
-      // A dead coordinator's volumes can be taken over once its heartbeat's lease would have expired (F6).
-      attachLeaseSeconds: settings.heartbeatSeconds,
+      // A dead coordinator's volumes can be taken over once its attach lock's lease expired (F6): at most 5 s, so
+      // that a client gets its volume back through another node within seconds, however long the heartbeat is.
+      attachLeaseSeconds: Math.min(settings.heartbeatSeconds, ATTACH_LEASE_SECONDS),
     });
     if (replCredentials !== undefined) {
       // Cluster mode: this node's replicas, served to the other nodes' coordinators; closed before the engine.
