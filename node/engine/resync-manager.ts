@@ -362,6 +362,9 @@ export class ResyncManager {
         await replica.close();
         return;
       }
+      // A fall back to a fill leaves the old bases unnamed.
+      await this.dropBase(record.name, next, r.resync?.base_snapshot_id);
+      await this.dropBase(record.name, next, r.resync?.low?.base_snapshot_id);
       await this.run(next, r.node_id, replica, use, started);
     } catch (err: unknown) {
       await replica.close().catch(() => undefined);
