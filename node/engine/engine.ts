@@ -36,7 +36,7 @@ import { LayerSet, newId } from './layer-set.js';
 import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
-import { markOutOfSync, type OutOfSyncOptions, replicaTop } from './out-of-sync.js';
+import { markOutOfSync, type OutOfSyncOptions, type ReplicaFailure, replicaTop } from './out-of-sync.js';
 import { RecentWriteLog } from './recent-writes.js';
 import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
 import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
@@ -249,6 +249,8 @@ class Engine implements VolumeEngine {
           coordinator: t.coordinator,
           epoch: t.epoch,
           compares: [{ key: t.lock.key, modRevision: t.lock.revision }],
+          markFilling: (failures) =>
+            markOutOfSync(this.outOfSyncOptions(t.coordinator, record.id, t.lock, t.local), failures),
           release: () => t.end(),
         };
       },
@@ -304,7 +306,9 @@ class Engine implements VolumeEngine {
               const att = this.attachments.get(id);
               if (att === undefined) return undefined;
               const compares = [{ key: att.lock.key, modRevision: att.lock.revision }];
-              return { coordinator: att.coordinator, epoch: att.epoch, compares };
+              const markFilling = (failures: readonly ReplicaFailure[]) =>
+                markOutOfSync(this.outOfSyncOptions(att.coordinator, id, att.lock, att.local), failures);
+              return { coordinator: att.coordinator, epoch: att.epoch, compares, markFilling };
             },
             busy: (id) => this.haUpdater?.busy(id) === true,
             deleteSnapshot: (id) => this.deleteSnapshot(id),
@@ -894,8 +898,8 @@ class Engine implements VolumeEngine {
 
   /**
    * Records the replicas a takeover lost as out-of-sync under the attach lock (C1): the `dirty` ones through
-   * markOutOfSync (a hidden base frozen on the survivors), then the `fill` ones (a full copy; a filling one keeps
-   * its cursor).
+   * markOutOfSync (a hidden base frozen on the survivors; a filling one's copied part gets it as its low base), then
+   * the `fill` ones (a full copy).
    */
   private async markAtTakeover(
     coordinator: VolumeCoordinator,
@@ -914,6 +918,7 @@ class Engine implements VolumeEngine {
         error: new Error(m.reason),
         extra: m.extra,
         ownWrites: true,
+        ...(m.restart === true && { restart: true }),
       }));
       record = await markOutOfSync(this.outOfSyncOptions(coordinator, volumeId, lock, local), failures);
     }
@@ -1007,8 +1012,9 @@ class Engine implements VolumeEngine {
         if (v !== undefined) v.record = record;
         const att = this.attachments.get(volumeId);
         if (att !== undefined && att.coordinator === coordinator) att.record = record;
-        this.addSnapshotIfHeld(snapshot);
+        if (snapshot !== undefined) this.addSnapshotIfHeld(snapshot);
       },
+      deleteSnapshot: (id) => this.deleteSnapshot(id),
     };
   }
 

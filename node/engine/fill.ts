@@ -123,20 +123,19 @@ export async function allocatedBytes(source: Replica, size: number, from = 0): P
 
 /**
  * The steps of a fill from `from`: data grouped by aligned windows of `step` bytes (one step copies the pieces of
- * one window), and, when `holes`, the gaps between them as trims.
+ * one window), and the gaps between them at or after `holesFrom` as trims.
  */
 async function* stepsOf(
   extents: AsyncIterable<Span>,
   size: number,
   from: number,
   step: number,
-  holes: boolean,
+  holesFrom: number,
 ): AsyncGenerator<Step> {
   let at = from;
   let current: Step | undefined;
   const gap = function* (to: number): Generator<Step> {
-    if (!holes) return;
-    for (let s = at; s < to; s = Math.min(to, s + MAX_HOLE)) {
+    for (let s = Math.max(at, holesFrom); s < to; s = Math.min(to, s + MAX_HOLE)) {
       yield { start: s, end: Math.min(to, s + MAX_HOLE), pieces: [], hole: true };
     }
   };
@@ -152,7 +151,7 @@ async function* stepsOf(
       if (current === undefined) {
         yield* gap(start);
         current = { start, end, pieces: [], hole: false };
-      } else if (holes && start > current.end) {
+      } else if (start > Math.max(current.end, holesFrom)) {
         // A gap inside the window: trimmed by its own step, after the data before it.
         yield current;
         yield* gap(start);
@@ -191,12 +190,13 @@ function checkStart(options: CopyOptions): number {
 /**
  * The range-copy loop of fills and resyncs (see the file comment): copies `extents` (sorted, disjoint, at or after
  * `startAt`) from the source to the target in steps under range holds, taking each step's bytes from the limiter,
- * and, when `holes`, trims the target between them. `total` is what the progress reports give as the whole.
+ * and, when `holes`, trims the target between them (a number: only at and after that offset). `total` is what the
+ * progress reports give as the whole.
  */
 export async function copyExtents(
   options: CopyOptions & { total: number },
   extents: AsyncIterable<Span>,
-  holes: boolean,
+  holes: boolean | number,
 ): Promise<FillProgress> {
   const { coordinator, source, target, size, signal, onProgress, limiter, total } = options;
   const from = checkStart(options);
@@ -282,7 +282,8 @@ export async function copyExtents(
     }
   };
 
-  for await (const step of stepsOf(extents, size, from, stepBytes, holes)) {
+  const holesFrom = holes === true ? 0 : holes === false ? Number.POSITIVE_INFINITY : holes;
+  for await (const step of stepsOf(extents, size, from, stepBytes, holesFrom)) {
     if (failure !== undefined || aborted()) break;
     while (running.size >= depth) await Promise.race(running);
     if (limiter !== undefined && !step.hole) {

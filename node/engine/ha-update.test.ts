@@ -10,6 +10,7 @@ import { VolumeCoordinator } from './coordinator.js';
 import { DeviceReplica, firstDifference } from './device-replica.testing.js';
 import { openEngine } from './engine.js';
 import { HaUpdater } from './ha-update.js';
+import type { ReplicaFailure } from './out-of-sync.js';
 import type { VolumeRecord } from './records.js';
 import type { VolumeEngine } from './types.js';
 
@@ -176,6 +177,64 @@ describe('HaUpdater', () => {
     const lowered = await updater.update(after, { ha_level: 1 });
     expect(lowered.replicas).toEqual([{ node_id: 'node-a', state: 'in-sync' }]);
     expect(dropped).toEqual(['node-c']);
+  });
+
+  it('a fill that fails half way is recorded with cursor 0 at once, then narrowed to a low base with writes held (R14a)', async () => {
+    const calls: { failures: readonly ReplicaFailure[]; heldWrite: boolean }[] = [];
+    source.recentWrites = async () => ({ complete: true, ranges: [[0, 4096]] });
+    const raising = new HaUpdater({
+      store,
+      nodeId: 'node-a',
+      replicas: {
+        open: async (nodeId) => {
+          const replica = await DeviceReplica.open(nodeId, engine, `copy-${nodeId}`);
+          remote.set(nodeId, replica);
+          return replica;
+        },
+        drop: async () => undefined,
+      },
+      useCoordinator: async () => ({
+        coordinator,
+        epoch: 7,
+        release: async () => undefined,
+        markFilling: async (failures) => {
+          // New writes wait until the low base is frozen and committed.
+          let landed = false;
+          const write = coordinator.write(8 * MiB, randomBytes(4096)).then(() => {
+            landed = true;
+          });
+          await new Promise((r) => setTimeout(r, 50));
+          calls.push({ failures, heldWrite: !landed });
+          void write;
+          return record();
+        },
+      }),
+      log: () => undefined,
+      fill: { stepBytes: 512 * 1024, depth: 2, flushBytes: MiB },
+      progressIntervalMs: 0,
+    });
+    try {
+      await raising.update(await record(), { ha_level: 2, replica_node: 'node-c' });
+      const target = remote.get('node-c') as DeviceReplica;
+      source.onRead = () => {
+        if (source.readBytes >= 8 * MiB && target.failWith === undefined) target.failWith = new Error('disk gone');
+      };
+      await raising.settled();
+      source.onRead = undefined;
+      const entry = (await record()).replicas?.[1];
+      expect(entry).toMatchObject({ node_id: 'node-c', state: 'out-of-sync', resync: { kind: 'fill', cursor: 0 } });
+      expect(calls).toHaveLength(1);
+      const [call] = calls;
+      expect(call?.heldWrite).toBe(true);
+      expect(call?.failures).toHaveLength(1);
+      const [f] = call?.failures ?? [];
+      expect(f).toMatchObject({ nodeId: 'node-c', extra: [[0, 4096]], entry });
+      expect(f?.copy?.cursor).toBeGreaterThan(0);
+      // The writes held meanwhile went on once it was done.
+      await coordinator.write(MiB, Buffer.alloc(4096, 2));
+    } finally {
+      await raising.close();
+    }
   });
 
   it('lowers: drops the named replica or a non-local one, never the last in-sync one, and stops a fill it drops', async () => {

@@ -17,6 +17,7 @@ import { RunsElsewhere } from './cluster-ports.js';
 import { MAX_HA_LEVEL } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
 import { allocatedBytes, type FillProgress, fillReplica } from './fill.js';
+import { type FailedCopyMark, type MarkFilling, recordFailedCopy } from './out-of-sync.js';
 import type { ReplicaRecord, VolumeRecord } from './records.js';
 import type { Replica } from './replica.js';
 import type { UpdateVolumeRequest } from './types.js';
@@ -28,6 +29,8 @@ export interface CoordinatorUse {
   epoch: number;
   /** More compares for every record transaction (the attach lock's key at its revision, C1), if any. */
   compares?: readonly Compare[];
+  /** Freezes a low base for a failed fill (R14a). Without it, a failed fill starts again from 0 in full. */
+  markFilling?: MarkFilling;
   /** The fill is over: closes a coordinator opened for it (never the one serving an attached volume). */
   release(): Promise<void>;
 }
@@ -249,20 +252,46 @@ export class HaUpdater {
     const abort = new AbortController();
     const run: Running = { nodeId: node, abort, dropping: false, done: Promise.resolve() };
     const { coordinator } = use;
+    /** The low base's freezing of the last failure (the tenure is released after it). */
+    let lowering: Promise<void> = Promise.resolve();
     const markOut = async (why: unknown): Promise<void> => {
-      await this.change(record.id, use.compares, (r) => {
-        const mine = replicasOf(r).find((x) => x.node_id === node);
-        if (mine === undefined || mine.state !== 'filling') return undefined;
-        // Writes go on without it: those below the cursor would be missed by a copy resumed from there, so the
-        // resync manager (resync-manager.ts) starts it again from 0; its timeout counts from now.
-        return withReplica(r, node, {
-          ...mine,
-          state: 'out-of-sync',
-          ...(mine.resync !== undefined && { resync: { ...mine.resync, cursor: 0, copied_bytes: 0, started: '' } }),
-          since: mine.since ?? now(),
-          reason: why instanceof Error ? why.message : String(why),
-        });
+      // Writes go on without it: those below the cursor would be missed by a copy resumed from there, so the
+      // resync manager (resync-manager.ts) starts it again from 0, below the old cursor only over what changed
+      // since a low base frozen now (R14a); its timeout counts from now.
+      const { marked, settled } = recordFailedCopy({
+        coordinator,
+        markFilling: use.markFilling,
+        nodeId: node,
+        error: why,
+        log: (m) => this.log(`volume ${record.name}: ${m}`),
+        markOut: async () => {
+          let mark: FailedCopyMark | undefined;
+          const next = await this.change(record.id, use.compares, (r) => {
+            const mine = replicasOf(r).find((x) => x.node_id === node);
+            if (mine === undefined || mine.state !== 'filling') return undefined;
+            const copy = mine.resync ?? {
+              kind: 'fill' as const,
+              cursor: 0,
+              copied_bytes: 0,
+              total_bytes: 0,
+              started: '',
+            };
+            const { rate: _, ...kept } = copy;
+            const entry: ReplicaRecord = {
+              ...mine,
+              state: 'out-of-sync',
+              resync: { ...kept, cursor: 0, copied_bytes: 0, started: '' },
+              since: mine.since ?? now(),
+              reason: why instanceof Error ? why.message : String(why),
+            };
+            mark = { entry, copy };
+            return withReplica(r, node, entry);
+          });
+          return next === undefined ? undefined : mark;
+        },
       });
+      lowering = settled;
+      await marked;
       this.log(`volume ${record.name}: filling the replica on node ${node} failed, it is out of sync: ${why}`);
     };
     // A live write the new replica fails: recorded out of sync before that write is acknowledged (R7).
@@ -272,6 +301,7 @@ export class HaUpdater {
     });
     this.running.set(record.id, run);
     run.done = this.fill(record, node, use, replica, run, markOut).finally(async () => {
+      await lowering;
       this.running.delete(record.id);
       await use.release().catch((err: unknown) => this.log(`volume ${record.name}: ${err}`));
     });

@@ -45,6 +45,23 @@ export interface ReplicaResync {
   own_writes?: boolean;
   /** Bytes per second over the last progress interval (for the ETA in inspect and /metrics). */
   rate?: number;
+  /**
+   * Set when the copy failed again after reaching offset `below` (docs/REPLICATION.md, R14a): below it the copy was
+   * done, so there the replica lacks only what changed since the hidden snapshot `base_snapshot_id` (frozen on the
+   * in-sync replicas when it failed) plus `extra` (writes in flight or recent then). The copy set is that below
+   * `below`, and the set of `kind` at and above it, in one pass from `cursor`.
+   */
+  low?: ResyncLow;
+}
+
+/** The part of a resync below a copy that failed again (ReplicaResync.low). */
+export interface ResyncLow {
+  /** Offset below which the earlier copy was done. */
+  below: number;
+  /** Hidden snapshot (label RESYNC_SNAPSHOT_LABEL) frozen on the in-sync replicas when the copy failed. */
+  base_snapshot_id: string;
+  /** Ranges that may differ besides the changes since that base. */
+  extra?: RangeTuple[];
 }
 
 /**

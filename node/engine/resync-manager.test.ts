@@ -46,15 +46,24 @@ async function until(check: () => Promise<boolean> | boolean, tries = 600): Prom
 /** A DirectConnector whose replicas of the nodes in `failWrites` fail every write (a disk that went away). */
 class FlakyConnector extends DirectConnector {
   readonly failWrites = new Set<string>();
+  /** Bytes each node's replicas took in writes that succeeded (what was sent to it). */
+  readonly wrote = new Map<string, number>();
 
   override async open(nodeId: string, target: ReplicaTarget): Promise<Replica> {
     const replica = await super.open(nodeId, target);
     const failing = this.failWrites;
+    const wrote = this.wrote;
     return new Proxy(replica, {
       get(t, p) {
         if (p === 'write' && failing.has(nodeId)) {
           return async () => {
             throw new FerryError('UNAVAILABLE', `the disk failed on node ${nodeId}`);
+          };
+        }
+        if (p === 'write') {
+          return async (...args: Parameters<Replica['write']>) => {
+            await t.write(...args);
+            wrote.set(nodeId, (wrote.get(nodeId) ?? 0) + args[1].length);
           };
         }
         const v = Reflect.get(t, p, t) as unknown;
@@ -317,6 +326,69 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     connector.failWrites.delete('node-b');
     await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
     await dev.flush();
+    const r = await record(id);
+    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    try {
+      expect(await firstDifference(a, b, r.size)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    await dev.close();
+  });
+
+  it('a resync interrupted at half way resumes without losing writes and without starting over (R14a)', async () => {
+    const { id, dev } = await degraded();
+    const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
+    // What B lacks: 32 MiB spread over the volume.
+    const changes: [number, number][] = [];
+    for (let i = 0; i < 16; i++) changes.push([i * 4 * MiB + 8192, 2 * MiB]);
+    for (const [at, length] of changes) await dev.write(at, randomBytes(length));
+    // Two flushes: those writes are no longer "recent" (R12), so they are not an extra at the failure below.
+    await dev.flush();
+    await dev.flush();
+    const changed = changes.reduce((sum, [, length]) => sum + length, 0);
+    // Slow enough for the progress commit (every 2 s) to land half way.
+    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 8 * MiB });
+    await edit(
+      id,
+      markOut('node-b', {
+        kind: 'dirty',
+        base_snapshot_id: snap.id,
+        cursor: 0,
+        copied_bytes: 0,
+        total_bytes: 0,
+        started: '',
+      }),
+    );
+    connector.wrote.set('node-b', 0);
+    connector.setDown('node-b', false);
+    await until(async () => ((await entry(id, 'node-b'))?.resync?.cursor ?? 0) > 0, 1200);
+    // B's disk fails mid-copy: it leaves, a low base is frozen for what it had copied.
+    connector.failWrites.add('node-b');
+    await until(async () => (await entry(id, 'node-b'))?.resync?.low !== undefined, 1200);
+    const failed = (await entry(id, 'node-b'))?.resync;
+    expect(failed).toMatchObject({ kind: 'dirty', base_snapshot_id: snap.id, cursor: 0 });
+    const below = failed?.low?.below ?? 0;
+    expect(below).toBeGreaterThan(0);
+    expect(below).toBeLessThan(64 * MiB);
+    // Writes go on without B, below its old cursor and above it.
+    const later: [number, number][] = [
+      [Math.floor(below / 2 / 4096) * 4096, MiB],
+      [below - 4096, 8192],
+      [63 * MiB, MiB],
+    ];
+    for (const [at, length] of later) await dev.write(at, randomBytes(length));
+    await dev.flush();
+    connector.failWrites.delete('node-b');
+    await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync', 1200);
+    // Both bases are gone once B is back.
+    await until(async () => (await engine('node-a').listSnapshots('v')).length === 0);
+    const sent = connector.wrote.get('node-b') ?? 0;
+    const lacked = changed + later.reduce((sum, [, length]) => sum + length, 0);
+    expect(sent).toBeGreaterThanOrEqual(changed);
+    expect(sent / lacked).toBeLessThanOrEqual(1.2);
     const r = await record(id);
     const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
     const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });

@@ -10,8 +10,9 @@
  *
  * The cursor of a stopped copy is kept only while no write can have gone on without the replica: a target that
  * fails a live write, a copy that fails, or a close leave the volume served without it, and writes below the cursor
- * would then be missed, so those go back `out-of-sync` with the cursor at 0 (the set to copy, a function of the
- * base snapshot, still covers them).
+ * would then be missed, so those go back `out-of-sync` with the cursor at 0 at once; then a later hidden base frozen
+ * on the in-sync replicas becomes the entry's `low` part (R14a, out-of-sync.ts `recordFailedCopy`): below the old
+ * cursor only what changed since it is copied again, not everything.
  *
  * Bandwidth (R17): every copy takes its bytes from the node's caps (bandwidth.ts), fed by watches of
  * REPLICATION_SETTINGS_KEY (per node) and of the volume records (per volume), so a change applies at once.
@@ -25,6 +26,7 @@ import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
 import { DEFAULT_REPLICA_TIMEOUT_SECONDS, REPLICATION_SETTINGS_KEY } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
 import { type FillProgress, fillReplica } from './fill.js';
+import { basesOf, type FailedCopyMark, type MarkFilling, recordFailedCopy } from './out-of-sync.js';
 import { unionRanges } from './recent-writes.js';
 import type { ReplicaRecord, ReplicaResync, ReplicationSettings, VolumeRecord } from './records.js';
 import type { Replica } from './replica.js';
@@ -37,6 +39,8 @@ export interface AttachedVolume {
   epoch: number;
   /** More compares for every record transaction (the attach lock at its revision, C1). */
   compares?: readonly Compare[];
+  /** Freezes a low base for a failed copy (R14a). Without it, a failed copy starts again from 0 in full. */
+  markFilling?: MarkFilling;
 }
 
 /** What the resync manager needs from the engine. */
@@ -96,6 +100,8 @@ export class ResyncManager {
   /** The bandwidth caps every copy on this node takes from (ha-update's fills too). */
   readonly caps: BandwidthCaps;
   private readonly running = new Map<string, Running>();
+  /** Failed copies whose low base is being frozen (volume/node): not resumed meanwhile. */
+  private readonly lowering = new Map<string, Promise<void>>();
   /**
    * Filling entries seen outside the fan-out, with when they were first seen so (an ha-update may be about to add
    * them): taken for orphans only after two retry intervals.
@@ -190,6 +196,8 @@ export class ResyncManager {
   async settled(volumeId?: string): Promise<void> {
     const runs = [...this.running.values()].filter((r) => volumeId === undefined || r.volumeId === volumeId);
     await Promise.all(runs.map((r) => r.done));
+    const lows = [...this.lowering].filter(([k]) => volumeId === undefined || k.startsWith(`${volumeId}/`));
+    await Promise.all(lows.map(([, p]) => p));
   }
 
   /** The nodes whose replica of `volumeId` this node is copying to. */
@@ -275,7 +283,7 @@ export class ResyncManager {
       const inFanOut = new Set(use.coordinator.replicas.map((r) => r.nodeId));
       for (const r of replicasOf(record)) {
         const key = keyOf(id, r.node_id);
-        if (this.running.has(key)) continue;
+        if (this.running.has(key) || this.lowering.has(key)) continue;
         let lagging = stateOf(r) === 'out-of-sync';
         // A filling entry nobody copies to (a copy stopped by a crash): out of sync in fact, seen on two passes.
         if (stateOf(r) === 'filling' && !inFanOut.has(r.node_id)) {
@@ -329,7 +337,7 @@ export class ResyncManager {
       let resync: ReplicaResync = r.resync ?? { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
       // A filling entry left outside the fan-out missed writes anywhere: its cursor says nothing any more.
       if (stateOf(r) === 'filling') resync = { ...resync, cursor: 0, copied_bytes: 0 };
-      if (resync.kind === 'dirty' && resync.own_writes === true && resync.cursor === 0) {
+      if (resync.own_writes === true && resync.cursor === 0) {
         resync = await withOwnWrites(resync, replica);
       }
       let total = resync.total_bytes;
@@ -358,6 +366,9 @@ export class ResyncManager {
         await replica.close();
         return;
       }
+      // A fall back to a fill leaves the old bases unnamed.
+      await this.dropBase(record.name, next, r.resync?.base_snapshot_id);
+      await this.dropBase(record.name, next, r.resync?.low?.base_snapshot_id);
       await this.run(next, r.node_id, replica, use, started);
     } catch (err: unknown) {
       await replica.close().catch(() => undefined);
@@ -414,6 +425,7 @@ export class ResyncManager {
   /** The stale replica is out of the record: its base snapshot goes, and its node is told to drop its layers. */
   private async forgetStale(record: VolumeRecord, stale: ReplicaRecord): Promise<void> {
     await this.dropBase(record.name, record, stale.resync?.base_snapshot_id);
+    await this.dropBase(record.name, record, stale.resync?.low?.base_snapshot_id);
     const volumeId = record.id;
     const set = this.drops.get(stale.node_id) ?? new Set<string>();
     set.add(volumeId);
@@ -423,7 +435,7 @@ export class ResyncManager {
 
   /** Deletes a hidden base snapshot no replica of `record` (as committed) resyncs from any more. */
   private async dropBase(name: string, record: VolumeRecord, base: string | undefined): Promise<void> {
-    if (base === undefined || replicasOf(record).some((x) => x.resync?.base_snapshot_id === base)) return;
+    if (base === undefined || basesOf(record).has(base)) return;
     await this.ctx
       .deleteSnapshot(base)
       .catch((err: unknown) => this.log(`volume ${name}: deleting the base snapshot ${base}: ${err}`));
@@ -549,6 +561,7 @@ export class ResyncManager {
         release();
       }
       await this.dropBase(record.name, done as VolumeRecord, resync.base_snapshot_id);
+      await this.dropBase(record.name, done as VolumeRecord, resync.low?.base_snapshot_id);
     } catch (err: unknown) {
       if (coordinator.fillingNodes().includes(node)) await coordinator.removeReplica(node).catch(() => undefined);
       else await replica.close().catch(() => undefined);
@@ -559,36 +572,55 @@ export class ResyncManager {
   }
 
   /**
-   * Records node `node`'s filling replica `out-of-sync` again (C1), its cursor back to 0 when writes may go on
-   * without it (`reset`), with `since` now for a new replica (its timeout counts from its failure).
+   * Records node `node`'s filling replica `out-of-sync` again (C1) with its cursor back to 0 (writes go on without
+   * it), `since` now for a new replica (its timeout counts from its failure); then freezes a low base for the part it
+   * had copied (recordFailedCopy). Call it before awaiting anything at the failure (it holds writes at once).
    */
   private async markOut(
     record: VolumeRecord,
     node: string,
     use: AttachedVolume,
     why: unknown,
-    reset: boolean,
+    _reset: boolean,
   ): Promise<void> {
-    await this.change(record.id, use.compares, (cur) => {
-      const mine = replicasOf(cur).find((x) => x.node_id === node);
-      if (mine === undefined || mine.state !== 'filling') return undefined;
-      const resync: ReplicaResync | undefined =
-        mine.resync === undefined
-          ? undefined
-          : {
-              ...mine.resync,
-              ...(reset && { cursor: 0, copied_bytes: 0 }),
-              started: '',
-            };
-      const { rate: _, ...kept } = resync ?? { kind: 'fill' as const };
-      return withReplica(cur, node, {
-        ...mine,
-        state: 'out-of-sync',
-        ...(resync !== undefined && { resync: kept as ReplicaResync }),
-        since: mine.since ?? new Date(this.now()).toISOString(),
-        reason: why instanceof Error ? why.message : String(why),
-      });
+    const key = keyOf(record.id, node);
+    const { marked, settled } = recordFailedCopy({
+      coordinator: use.coordinator,
+      markFilling: use.markFilling,
+      nodeId: node,
+      error: why,
+      log: (m) => this.log(`volume ${record.name}: ${m}`),
+      markOut: async () => {
+        let mark: FailedCopyMark | undefined;
+        const next = await this.change(record.id, use.compares, (cur) => {
+          const mine = replicasOf(cur).find((x) => x.node_id === node);
+          if (mine === undefined || mine.state !== 'filling') return undefined;
+          const copy = mine.resync ?? {
+            kind: 'fill' as const,
+            cursor: 0,
+            copied_bytes: 0,
+            total_bytes: 0,
+            started: '',
+          };
+          const { rate: _, ...kept } = copy;
+          const entry: ReplicaRecord = {
+            ...mine,
+            state: 'out-of-sync',
+            resync: { ...kept, cursor: 0, copied_bytes: 0, started: '' },
+            since: mine.since ?? new Date(this.now()).toISOString(),
+            reason: why instanceof Error ? why.message : String(why),
+          };
+          mark = { entry, copy };
+          return withReplica(cur, node, entry);
+        });
+        return next === undefined ? undefined : mark;
+      },
     });
+    const done = settled.finally(() => {
+      if (this.lowering.get(key) === done) this.lowering.delete(key);
+    });
+    this.lowering.set(key, done);
+    await marked;
     this.log(`volume ${record.name}: resyncing the replica on node ${node} failed, it is out of sync: ${why}`);
   }
 
@@ -638,19 +670,14 @@ export class ResyncManager {
  */
 async function withOwnWrites(resync: ReplicaResync, replica: Replica): Promise<ReplicaResync> {
   const own = await replica.recentWrites();
-  if (!own.complete) {
-    const { base_snapshot_id } = resync;
-    return {
-      kind: 'fill',
-      cursor: 0,
-      copied_bytes: 0,
-      total_bytes: 0,
-      started: '',
-      ...(base_snapshot_id && { base_snapshot_id }),
-    };
-  }
-  const { own_writes: _, ...rest } = resync;
-  return { ...rest, extra: unionRanges([resync.extra ?? [], own.ranges]) };
+  // Unknown: a fill of everything (the bases it no longer names are deleted once the change is committed).
+  if (!own.complete) return { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
+  const { own_writes: _, low, ...rest } = resync;
+  return {
+    ...rest,
+    extra: unionRanges([resync.extra ?? [], own.ranges]),
+    ...(low !== undefined && { low: { ...low, extra: unionRanges([low.extra ?? [], own.ranges]) } }),
+  };
 }
 
 export async function readReplicationSettings(store: ClusterStore): Promise<Required<ReplicationSettings>> {

@@ -249,4 +249,101 @@ describe('resyncReplica', () => {
     expect(target.trimmedBytes).toBeGreaterThan(0);
     expect(await firstDifference(source, target, size)).toBeUndefined();
   });
+
+  /** Bytes in the union of `ranges` clipped to [from, to). */
+  function unionBytes(ranges: readonly RangeTuple[], from: number, to: number): number {
+    const spans = ranges
+      .map(([o, l]) => [Math.max(from, o), Math.min(to, o + l)] as const)
+      .filter(([a, b]) => b > a)
+      .sort((a, b) => a[0] - b[0]);
+    let total = 0;
+    let end = from;
+    for (const [a, b] of spans) {
+      if (b <= end) continue;
+      total += b - Math.max(a, end);
+      end = b;
+    }
+    return total;
+  }
+
+  it('with a low part, copies exactly the changes since the low base below it and the dirty set above it (R14a)', async () => {
+    const size = 128 * MiB;
+    const below = 64 * MiB;
+    const changes: RangeTuple[] = [
+      [2 * MiB, MiB],
+      [30 * MiB, 4 * MiB],
+      [63 * MiB, 2 * MiB], // across `below`
+      [90 * MiB, 3 * MiB],
+    ];
+    const { source, target, base } = await diverged(size, changes, []);
+    // The first copy got to `below`: the target holds the source's bytes there.
+    for (const [at, length] of changes) {
+      const end = Math.min(below, at + length);
+      if (end > at) await target.write(at, await source.read(at, end - at));
+    }
+    // It failed: a later base frozen on the source, then writes that went on without it (some below `below`).
+    const low = (await engine.createSnapshot('src', { name: 'low' })).id;
+    const later: RangeTuple[] = [
+      [5 * MiB, MiB],
+      [30 * MiB + MiB, 8192],
+      [100 * MiB, MiB],
+    ];
+    for (const [at, length] of later) await source.write(at, randomBytes(length));
+    // In flight at the failure: the target may hold it differently.
+    const lowExtra: RangeTuple[] = [[40 * MiB, 65_536]];
+    await target.write(40 * MiB, randomBytes(65_536));
+    await source.flush();
+    source.readBytes = 0;
+    target.wroteBytes = 0;
+    const resync = {
+      kind: 'dirty' as const,
+      base_snapshot_id: base,
+      low: { below, base_snapshot_id: low, extra: lowExtra },
+    };
+    const expected = unionBytes([...later, ...lowExtra], 0, below) + unionBytes([...changes, ...later], below, size);
+    expect(await resyncBytes(source, size, resync)).toBe(expected);
+    // Much less than the whole dirty set would be.
+    expect(expected).toBeLessThan(unionBytes([...changes, ...later, ...lowExtra], 0, size) - 4 * MiB);
+    const coordinator = new VolumeCoordinator([source]);
+    await coordinator.addFilling(target);
+    const result = await resyncReplica({ coordinator, source, target, size, resync, stepBytes: MiB });
+    expect(result).toEqual({ copied: expected, total: expected, cursor: size });
+    expect(source.readBytes).toBe(expected);
+    expect(target.wroteBytes).toBe(expected);
+    expect(await firstDifference(source, target, size)).toBeUndefined();
+  });
+
+  it('a fill-kind resync with a low part trims holes above it only, and copies only the later changes below it', async () => {
+    const size = 64 * MiB;
+    const below = 32 * MiB;
+    await engine.createVolume({ name: 'src', size });
+    await engine.createVolume({ name: 'dst', size });
+    const source = await DeviceReplica.open('node-a', engine, 'src');
+    const target = await DeviceReplica.open('node-b', engine, 'dst');
+    opened.push(source, target);
+    for (const at of [MiB, 10 * MiB, 40 * MiB, 50 * MiB]) {
+      const data = randomBytes(MiB);
+      await source.write(at, data);
+      if (at < below) await target.write(at, data);
+    }
+    // Stale data above `below` where the source has a hole: trimmed by the fill part.
+    await target.write(45 * MiB, randomBytes(MiB));
+    await source.flush();
+    const low = (await engine.createSnapshot('src', { name: 'low' })).id;
+    await source.write(10 * MiB, randomBytes(4096));
+    await source.write(20 * MiB, randomBytes(8192));
+    await source.flush();
+    source.readBytes = 0;
+    target.wroteBytes = 0;
+    const resync = { kind: 'fill' as const, low: { below, base_snapshot_id: low } };
+    const expected = 4096 + 8192 + 2 * MiB;
+    expect(await resyncBytes(source, size, resync)).toBe(expected);
+    const coordinator = new VolumeCoordinator([source]);
+    await coordinator.addFilling(target);
+    await resyncReplica({ coordinator, source, target, size, resync, stepBytes: MiB });
+    expect(target.wroteBytes).toBe(expected);
+    expect(target.trimmedBytes).toBeGreaterThanOrEqual(MiB);
+    expect(target.trimmedBytes).toBeLessThanOrEqual(size - below);
+    expect(await firstDifference(source, target, size)).toBeUndefined();
+  });
 });

@@ -8,8 +8,11 @@
  * - `fill`: the source's allocated data, the target trimmed where the source has holes (a replica of unknown
  *   history keeps its data: `targetIsNew: false`).
  *
- * The set is a function of the record (base, extra) and the source's live head: a restart of the copy recomputes it
- * alike and resumes from the committed cursor. What the target receives besides (live writes while it fills) is sent
+ * - `low` (a copy that failed again at `low.below`, R14a): below `low.below`, only the blocks changed since the later
+ *   base `low.base_snapshot_id` and `low.extra`; the set above at and above it.
+ *
+ * The set is a function of the record (base, extra, low) and the source's live head: a restart of the copy
+ * recomputes it alike and resumes from the committed cursor. What the target receives besides (live writes while it fills) is sent
  * by the coordinator, not here.
  */
 
@@ -19,7 +22,7 @@ import type { Replica } from './replica.js';
 
 export interface ResyncOptions extends CopyOptions {
   /** What the target lacks: the record's `resync` (kind, base snapshot, extra ranges). */
-  resync: Pick<ReplicaResync, 'kind' | 'base_snapshot_id' | 'extra'>;
+  resync: Pick<ReplicaResync, 'kind' | 'base_snapshot_id' | 'extra' | 'low'>;
 }
 
 /** `extra` as sorted, coalesced spans clipped to [from, size). */
@@ -68,6 +71,41 @@ export function dirtySpans(
   return union(changedExtents(source, size, from, base), extraSpans(extra, size, from));
 }
 
+/** `spans` cut at `end`. */
+async function* below(spans: AsyncIterable<Span>, end: number): AsyncGenerator<Span> {
+  for await (const s of spans) {
+    if (s.start >= end) return;
+    yield { start: s.start, end: Math.min(end, s.end) };
+  }
+}
+
+/** Where the set of `kind` starts: `low.below` when there is a low part (never past the volume). */
+function mainFrom(resync: ResyncOptions['resync'], size: number, from: number): number {
+  return Math.max(from, Math.min(size, resync.low?.below ?? 0));
+}
+
+/**
+ * Every span a resync copies from `from`, in offset order (see the file comment): the low part, then the set of
+ * `kind` (a `dirty` one without base: the source's allocated data, as a fill).
+ */
+export async function* resyncSpans(
+  source: Replica,
+  size: number,
+  resync: ResyncOptions['resync'],
+  from = 0,
+): AsyncGenerator<Span> {
+  const { low } = resync;
+  const main = mainFrom(resync, size, from);
+  if (low !== undefined && from < main) {
+    yield* below(dirtySpans(source, size, from, low.base_snapshot_id, low.extra), main);
+  }
+  if (resync.kind === 'dirty' && resync.base_snapshot_id !== undefined) {
+    yield* dirtySpans(source, size, main, resync.base_snapshot_id, resync.extra);
+  } else {
+    yield* changedExtents(source, size, main);
+  }
+}
+
 /** Bytes a resync copies from `from` (the record's `total_bytes` when counted from 0). */
 export async function resyncBytes(
   source: Replica,
@@ -76,11 +114,7 @@ export async function resyncBytes(
   from = 0,
 ): Promise<number> {
   let total = 0;
-  const spans =
-    resync.kind === 'dirty' && resync.base_snapshot_id !== undefined
-      ? dirtySpans(source, size, from, resync.base_snapshot_id, resync.extra)
-      : changedExtents(source, size, from);
-  for await (const s of spans) total += s.end - s.start;
+  for await (const s of resyncSpans(source, size, resync, from)) total += s.end - s.start;
   return total;
 }
 
@@ -91,14 +125,11 @@ export async function resyncBytes(
  */
 export async function resyncReplica(options: ResyncOptions): Promise<FillProgress> {
   const { resync, source, size } = options;
-  if (resync.kind !== 'dirty' || resync.base_snapshot_id === undefined) {
-    return fillReplica({ ...options, targetIsNew: false });
-  }
+  const dirty = resync.kind === 'dirty' && resync.base_snapshot_id !== undefined;
+  if (!dirty && resync.low === undefined) return fillReplica({ ...options, targetIsNew: false });
   const from = options.startAt ?? 0;
   const total = options.total ?? (await resyncBytes(source, size, resync, from));
-  return copyExtents(
-    { ...options, total },
-    dirtySpans(source, size, from, resync.base_snapshot_id, resync.extra),
-    false,
-  );
+  // A fill trims the target where the source has holes, above the low part only (below it, gaps are copied data).
+  const holes = dirty ? false : mainFrom(resync, size, from);
+  return copyExtents({ ...options, total }, resyncSpans(source, size, resync, from), holes);
 }

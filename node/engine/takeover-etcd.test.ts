@@ -13,6 +13,7 @@ import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
 import { openEtcdStore } from '../cluster/etcd-store.js';
 import type { ClusterStore } from '../cluster/types.js';
 import type { PlacementPort } from './cluster-ports.js';
+import { firstDifference } from './device-replica.testing.js';
 import { openEngine } from './engine.js';
 import type { VolumeRecord } from './records.js';
 import { StaleEpochError } from './replica.js';
@@ -206,6 +207,71 @@ describe('takeover (etcd, direct connector)', () => {
     await taken.flush();
     await taken.close();
     await old.close().catch(() => undefined);
+  });
+
+  it('a replica being filled at takeover keeps what it had copied as a low part, and misses no later write (R14a)', async () => {
+    const { volume } = await engine('node-a').createVolume({
+      name: 'v',
+      size: 4 * MiB,
+      ha_level: 2,
+      replica_nodes: ['node-a', 'node-b'],
+    });
+    const old = await engine('node-a').openExport('v');
+    for (let i = 0; i < 8; i++) await old.write(i * 512 * 1024, pattern(20 + i, 64 * 1024));
+    await old.flush();
+    await old.flush();
+    await old.close();
+    // Node b was being filled by a coordinator that died when its copy had got to 2 MiB; b is unreachable now.
+    const e = await store.getEntry<VolumeRecord>(`/ferry/volumes/${volume.id}`);
+    const filling = {
+      ...(e?.value as VolumeRecord),
+      replicas: e?.value.replicas?.map((r) =>
+        r.node_id === 'node-b'
+          ? {
+              node_id: 'node-b',
+              state: 'filling' as const,
+              resync: { kind: 'fill' as const, cursor: 2 * MiB, copied_bytes: MiB, total_bytes: MiB, started: '' },
+            }
+          : r,
+      ),
+    };
+    const done = await store.txn(
+      [{ key: `/ferry/volumes/${volume.id}`, modRevision: e?.modRevision ?? 0 }],
+      [{ op: 'put', key: `/ferry/volumes/${volume.id}`, value: filling }],
+    );
+    expect(done.succeeded).toBe(true);
+    connector.setDown('node-b', true);
+    const taken = await engine('node-c').openExport('v');
+    const b = (await record(volume.id)).replicas?.find((r) => r.node_id === 'node-b');
+    expect(b).toMatchObject({ state: 'out-of-sync', resync: { kind: 'fill', cursor: 0, low: { below: 2 * MiB } } });
+    const hidden = async () =>
+      (await store.list<{ id: string; volume_id: string; holders?: string[] }>('/ferry/snapshots/'))
+        .map((kv) => kv.value)
+        .filter((s) => s.volume_id === volume.id);
+    expect((await hidden()).map((s) => [s.id, s.holders])).toEqual([[b?.resync?.low?.base_snapshot_id, ['node-a']]]);
+    // Writes go on without b, below its old cursor and above it.
+    await taken.write(512 * 1024 + 4096, pattern(40, 8192));
+    await taken.write(3 * MiB, pattern(41, 4096));
+    await taken.flush();
+    connector.setDown('node-b', false);
+    for (let i = 0; i < 1200; i++) {
+      if ((await record(volume.id)).replicas?.every((r) => r.state === 'in-sync')) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await record(volume.id)).replicas?.map((r) => r.state)).toEqual(['in-sync', 'in-sync']);
+    await taken.flush();
+    const epoch = (await record(volume.id)).epoch ?? 0;
+    const ra = await connector.open('node-a', { volumeId: volume.id, epoch });
+    const rb = await connector.open('node-b', { volumeId: volume.id, epoch });
+    try {
+      expect(await firstDifference(ra, rb, 4 * MiB)).toBeUndefined();
+    } finally {
+      await ra.close();
+      await rb.close();
+    }
+    for (let i = 0; i < 200 && (await hidden()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await hidden()).toEqual([]);
+    await taken.close();
   });
 
   it('without an in-sync replica answering the attach fails UNAVAILABLE naming them, and changes nothing', async () => {

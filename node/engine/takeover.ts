@@ -1,7 +1,7 @@
 /**
  * A writer's attach of a replicated volume as a takeover (docs/REPLICATION.md, F2 c-f and F5): every replica of the
  * record is opened under the new epoch at once, each with a bounded wait; the in-sync ones that do not answer and
- * every filling one are marked out-of-sync; the answering in-sync ones (the survivors) are reconciled over their
+ * every filling one are marked out-of-sync (a filling one's copied part gets a low base, R14a); the answering in-sync ones (the survivors) are reconciled over their
  * recent writes (R12) from one source, so that each block reads alike on all of them, before any I/O is served.
  *
  * A replica refusing the epoch (StaleEpochError: a later coordinator opened it) fails the whole attach: this node is
@@ -10,7 +10,7 @@
 import { FerryError } from '../../common/index.js';
 import { GRANULE } from './constants.js';
 import { unionRanges } from './recent-writes.js';
-import type { RangeTuple, ReplicaRecord, VolumeRecord } from './records.js';
+import type { RangeTuple, ReplicaRecord, ReplicaResync, VolumeRecord } from './records.js';
 import { type RecentWrites, type Replica, StaleEpochError } from './replica.js';
 
 /** How long each replica's open (and its recent writes) may take before it counts as unreachable. */
@@ -27,6 +27,11 @@ export interface TakeoverMark {
   extra: RangeTuple[];
   /** For inspect: why. */
   reason: string;
+  /**
+   * A filling replica whose copied part is of unknown state (the survivors' recent writes are unknown): its cursor
+   * goes back to 0 without a low part. Otherwise a filling one's copied part gets the marking's base as its `low`.
+   */
+  restart?: boolean;
 }
 
 /** What the takeover needs from the engine. */
@@ -186,7 +191,16 @@ function marksFor(all: readonly ReplicaRecord[], o: Outcome): TakeoverMark[] {
     const node = r.node_id;
     if (o.inSync.some((s) => s.nodeId === node)) continue;
     if (stateOf(r) === 'filling') {
-      marks.push({ nodeId: node, kind: 'fill', extra: [], reason: 'being filled at takeover' });
+      // Below its cursor it lacks the writes made without it from now on (the base frozen now) and the survivors'
+      // recent ones (lost in flight when the old coordinator went): R14a, out-of-sync.ts `lowered`.
+      const known = o.lostKind === 'dirty';
+      marks.push({
+        nodeId: node,
+        kind: 'dirty',
+        extra: known ? o.ranges : [],
+        reason: 'being filled at takeover',
+        ...(!known && { restart: true }),
+      });
     } else if (stateOf(r) === 'in-sync') {
       const restarted = o.incomplete.some((s) => s.nodeId === node);
       const kind = restarted ? 'fill' : o.lostKind;
@@ -240,9 +254,9 @@ export async function reconcile(source: Replica, target: Replica, ranges: readon
 }
 
 /**
- * The record change of `marks` (the engine's `markOutOfSync` until the hidden-base marking of node/engine/
- * out-of-sync.ts is wired): each marked replica becomes `out-of-sync` with a `fill` resync (a full copy, safe
- * whatever it lacks; a filling one keeps its cursor), `since` and `reason`.
+ * The record change of `fill` marks: each marked replica becomes `out-of-sync` with a `fill` resync (a full copy,
+ * safe whatever it lacks), `since` and `reason`; a filling one keeps its kind and base, its cursor back to 0 and no
+ * low part (writes below its cursor may have gone on without it).
  */
 export function markedRecord(record: VolumeRecord, marks: readonly TakeoverMark[], now: string): VolumeRecord {
   return {
@@ -250,14 +264,10 @@ export function markedRecord(record: VolumeRecord, marks: readonly TakeoverMark[
     replicas: (record.replicas ?? []).map((r) => {
       const mark = marks.find((m) => m.nodeId === r.node_id);
       if (mark === undefined) return r;
-      const cursor = stateOf(r) === 'filling' ? (r.resync?.cursor ?? 0) : 0;
-      return {
-        ...r,
-        state: 'out-of-sync',
-        since: now,
-        reason: mark.reason,
-        resync: { kind: 'fill', cursor, copied_bytes: 0, total_bytes: 0, started: '' },
-      };
+      const fresh = { cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
+      const { low: _, rate: __, ...kept } = r.resync ?? { kind: 'fill' as const, ...fresh };
+      const resync: ReplicaResync = stateOf(r) === 'filling' ? { ...kept, ...fresh } : { kind: 'fill', ...fresh };
+      return { ...r, state: 'out-of-sync', since: now, reason: mark.reason, resync };
     }),
   };
 }
