@@ -401,7 +401,8 @@ export function outOfSyncCases(backend: string, openStore: StoreFactory, newConn
       const { volume } = await engine('node-a').createVolume({ name: 'v', size: 4 * MiB, ha_level: 3 });
       const dev = await engine('node-a').openExport('v');
       await dev.write(0, block(1));
-      faults.set('node-c', new Set(['snapshot']));
+      // Its writes fail too, so that the resync manager cannot bring it back before the checks below.
+      faults.set('node-c', new Set(['snapshot', 'write']));
       const snap = await engine('node-a').createSnapshot('v', { name: 's1' });
       const user = await store.get<SnapshotRecord>(`/ferry/snapshots/${snap.id}`);
       expect(user?.holders).toEqual(['node-a', 'node-b']);
