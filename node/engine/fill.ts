@@ -16,6 +16,9 @@ import type { Replica } from './replica.js';
 
 const MiB = 1024 * 1024;
 
+/** Most steps in flight at once, small ones included. */
+const MAX_SMALL_STEPS = 64;
+
 /** What the fill needs of the coordinator: range holds (VolumeCoordinator.holdRange). */
 export interface RangeHolder {
   holdRange(offset: number, length: number): Promise<() => void>;
@@ -46,7 +49,11 @@ export interface CopyOptions {
   total?: number;
   /** Largest range one step copies. Default 4 MiB. */
   stepBytes?: number;
-  /** Steps in flight at once (each with its buffer). Default 8. */
+  /**
+   * Full steps in flight at once (each with its buffer of `stepBytes`). Default 8. The bytes in flight stay within
+   * `depth x stepBytes`; steps much smaller than `stepBytes` (scattered changed blocks) run up to 64 at once, each
+   * with a buffer of its own size, so that small extents do not leave the link idle.
+   */
   depth?: number;
   /** Bytes copied between flushes of the target (each reports the cursor). Default 8 MiB. */
   flushBytes?: number;
@@ -205,6 +212,8 @@ export async function copyExtents(
   const flushBytes = options.flushBytes ?? 8 * MiB;
   const free: Buffer[] = [];
   for (let i = 0; i < depth; i++) free.push(Buffer.allocUnsafe(stepBytes));
+  const budget = depth * stepBytes;
+  let inFlight = 0;
 
   let copied = 0;
   let sinceFlush = 0;
@@ -219,6 +228,7 @@ export async function copyExtents(
   let flusher: Promise<void> | undefined;
   let failure: unknown;
   const running = new Set<Promise<void>>();
+  let smallRunning = 0;
   const aborted = (): boolean => signal?.aborted === true;
 
   const drain = async (): Promise<void> => {
@@ -246,7 +256,9 @@ export async function copyExtents(
       if (step.hole) {
         await target.trim(step.start, step.end - step.start);
       } else {
-        const buf = free.pop() as Buffer;
+        const span = step.end - step.start;
+        const small = span <= stepBytes / 8;
+        const buf = small ? Buffer.allocUnsafe(span) : (free.pop() as Buffer);
         try {
           const base = step.start;
           await Promise.all(
@@ -258,7 +270,7 @@ export async function copyExtents(
             step.pieces.map((p) => target.write(p.offset, buf.subarray(p.offset - base, p.offset - base + p.length))),
           );
         } finally {
-          free.push(buf);
+          if (!small) free.push(buf);
         }
         const n = step.end - step.start;
         copied += step.pieces.reduce((sum, p) => sum + p.length, 0);
@@ -285,7 +297,16 @@ export async function copyExtents(
   const holesFrom = holes === true ? 0 : holes === false ? Number.POSITIVE_INFINITY : holes;
   for await (const step of stepsOf(extents, size, from, stepBytes, holesFrom)) {
     if (failure !== undefined || aborted()) break;
-    while (running.size >= depth) await Promise.race(running);
+    const span = step.hole ? 0 : step.end - step.start;
+    const small = span <= stepBytes / 8;
+    const fullSteps = (): number => running.size - smallRunning;
+    while (
+      running.size >= MAX_SMALL_STEPS ||
+      (!small && fullSteps() >= depth) ||
+      (running.size > 0 && inFlight + span > budget)
+    ) {
+      await Promise.race(running);
+    }
     if (limiter !== undefined && !step.hole) {
       const bytes = step.pieces.reduce((sum, p) => sum + p.length, 0);
       try {
@@ -299,11 +320,17 @@ export async function copyExtents(
     if (failure !== undefined || aborted()) break;
     const seq = nextSeq++;
     ends.set(seq, step.end);
+    inFlight += span;
+    if (small) smallRunning++;
     const p: Promise<void> = runStep(seq, step)
       .catch((err: unknown) => {
         failure ??= err;
       })
-      .finally(() => running.delete(p));
+      .finally(() => {
+        running.delete(p);
+        inFlight -= span;
+        if (small) smallRunning--;
+      });
     running.add(p);
   }
   await Promise.all(running);
