@@ -463,6 +463,14 @@ export class VolumeCoordinator {
   }
 
   /** What a replica failing now may lack or hold differently: the unflushed windows and the changes in flight. */
+  /**
+   * What a replica failing now may lack or hold differently: the ranges changed since the last flush that completed
+   * on every replica, and those in flight (coalesced; may over-cover).
+   */
+  unflushedRanges(): RangeTuple[] {
+    return this.extra();
+  }
+
   private extra(): RangeTuple[] {
     return coalesce([...this.windows.flat(), ...this.flights]);
   }

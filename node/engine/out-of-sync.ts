@@ -314,8 +314,9 @@ export interface FailedCopyMark {
  * paths). Call it at the failure, before anything is awaited: it holds every new write on `coordinator` at once,
  * records the replica out-of-sync with `markOut` (cursor 0: correct whatever it missed), and resolves. Then, in the
  * background, once the writes in flight at the failure are done, it freezes a low base with `markFilling` (extra: the
- * in-sync replicas' recent writes, which hold those in flight) and narrows the entry to it, unless the entry changed
- * meanwhile or the recent writes are unknown; the writes are released after it. `settled` resolves when it is over.
+ * coordinator's ranges not flushed on every replica at the failure, those in flight included: what the replica may
+ * have lost or missed) and narrows the entry to it, unless the entry changed meanwhile; the writes are released after
+ * it. `settled` resolves when it is over.
  */
 export function recordFailedCopy(options: {
   coordinator: VolumeCoordinator;
@@ -326,6 +327,8 @@ export function recordFailedCopy(options: {
   log: (message: string) => void;
 }): { marked: Promise<void>; settled: Promise<void> } {
   const { coordinator, markFilling, nodeId, error } = options;
+  // Taken at the failure, before a flush completing on the others could forget what this one never flushed.
+  const unflushed = coordinator.unflushedRanges();
   const held = markFilling === undefined ? undefined : coordinator.holdRange(0, Number.MAX_SAFE_INTEGER);
   const release = async (): Promise<void> => {
     if (held !== undefined) (await held)();
@@ -345,9 +348,7 @@ export function recordFailedCopy(options: {
     try {
       if (mark === undefined || held === undefined || markFilling === undefined || mark.copy.cursor === 0) return;
       await held;
-      const recent = await coordinator.recentWrites();
-      if (!recent.complete) return;
-      await markFilling([{ nodeId, error, extra: recent.ranges, copy: mark.copy, entry: mark.entry }]);
+      await markFilling([{ nodeId, error, extra: unflushed, copy: mark.copy, entry: mark.entry }]);
     } catch (err: unknown) {
       options.log(`recording the copied part of the replica on node ${nodeId} failed (it is copied again): ${err}`);
     } finally {

@@ -298,7 +298,8 @@ describe('ResyncManager (three engines on a real etcd)', () => {
   it('a replica that fails during its resync goes back out of sync with the cursor at 0, and comes back later', async () => {
     const { id, dev } = await degraded();
     const snap = await engine('node-a').createSnapshot('v', { name: 'base' });
-    for (let i = 0; i < 8; i++) await dev.write(i * 7 * MiB + 8192, randomBytes(MiB));
+    // All above 16 MiB: the record below says an earlier copy got there, so B has everything below it.
+    for (let i = 0; i < 6; i++) await dev.write(16 * MiB + i * 7 * MiB + 8192, randomBytes(MiB));
     await dev.flush();
     // B answers opens but its disk fails every write (the copy's first write fails). Its record says an earlier
     // copy got to 16 MiB: the resync starts there.
