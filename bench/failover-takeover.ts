@@ -119,8 +119,8 @@ export async function benchTakeover(cluster: BenchCluster, options: TakeoverOpti
   const detail =
     `${trials.length} trials of ${options.trials} asked; 3 nodes, repl 2 volume (1 GiB), heartbeat lease ${beat}; ` +
     'client: libnbd, 4 KiB write + FLUSH at a time, round robin over the nodes every 100 ms; time from just before ' +
-    "SIGKILL to the acknowledgement (the dead node's attach lock lease must expire first, F6: its TTL, " +
-    "tryLock's default 10 s, is the floor; the heartbeat setting does not change it)" +
+    "SIGKILL to the acknowledgement (the dead node's attach lock lease must expire first, F6: its TTL, the " +
+    'heartbeat lease but at most 5 s, is the floor)' +
     `; acknowledged via the other replica's node in ${trials.filter((t) => t.via === 1).length}, ` +
     `via the node without a replica in ${trials.filter((t) => t.via === 2).length}`;
   if (broken !== undefined) {

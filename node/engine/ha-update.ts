@@ -17,7 +17,7 @@ import { RunsElsewhere } from './cluster-ports.js';
 import { MAX_HA_LEVEL } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
 import { allocatedBytes, type FillProgress, fillReplica } from './fill.js';
-import { type FailedCopyMark, type MarkFilling, recordFailedCopy } from './out-of-sync.js';
+import { type FailedCopyMark, failedFilling, type MarkFilling, recordFailedCopy, withReplica } from './out-of-sync.js';
 import type { ReplicaRecord, VolumeRecord } from './records.js';
 import type { Replica } from './replica.js';
 import type { UpdateVolumeRequest } from './types.js';
@@ -266,26 +266,10 @@ export class HaUpdater {
         log: (m) => this.log(`volume ${record.name}: ${m}`),
         markOut: async () => {
           let mark: FailedCopyMark | undefined;
-          const next = await this.change(record.id, use.compares, (r) => {
-            const mine = replicasOf(r).find((x) => x.node_id === node);
-            if (mine === undefined || mine.state !== 'filling') return undefined;
-            const copy = mine.resync ?? {
-              kind: 'fill' as const,
-              cursor: 0,
-              copied_bytes: 0,
-              total_bytes: 0,
-              started: '',
-            };
-            const { rate: _, ...kept } = copy;
-            const entry: ReplicaRecord = {
-              ...mine,
-              state: 'out-of-sync',
-              resync: { ...kept, cursor: 0, copied_bytes: 0, started: '' },
-              since: mine.since ?? now(),
-              reason: why instanceof Error ? why.message : String(why),
-            };
-            mark = { entry, copy };
-            return withReplica(r, node, entry);
+          const next = await this.change(record.id, use.compares, (cur) => {
+            const failed = failedFilling(cur, node, why, now());
+            mark = failed?.mark;
+            return failed?.record;
           });
           return next === undefined ? undefined : mark;
         },
@@ -485,11 +469,6 @@ export class HaUpdater {
     if (this.ctx.log !== undefined) this.ctx.log(message);
     else process.emitWarning(message, 'FerryEngineWarning');
   }
-}
-
-/** `record` with node `nodeId`'s replica entry replaced by `entry`. */
-function withReplica(record: VolumeRecord, nodeId: string, entry: ReplicaRecord): VolumeRecord {
-  return { ...record, replicas: replicasOf(record).map((r) => (r.node_id === nodeId ? entry : r)) };
 }
 
 function moved(record: VolumeRecord): FerryError {

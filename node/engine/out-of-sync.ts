@@ -300,6 +300,35 @@ export async function replicaTop(
   return (await snapshotOf(baseId))?.layer ?? record.top;
 }
 
+/** `record` with node `nodeId`'s replica entry replaced by `entry`. */
+export function withReplica(record: VolumeRecord, nodeId: string, entry: ReplicaRecord): VolumeRecord {
+  return { ...record, replicas: (record.replicas ?? []).map((r) => (r.node_id === nodeId ? entry : r)) };
+}
+
+/**
+ * `record` with node `nodeId`'s filling replica recorded out-of-sync after `why`, its cursor back at 0 (R14a: writes
+ * go on without it), and the mark `recordFailedCopy` narrows later; undefined when that entry is not filling.
+ */
+export function failedFilling(
+  record: VolumeRecord,
+  nodeId: string,
+  why: unknown,
+  since: string,
+): { record: VolumeRecord; mark: FailedCopyMark } | undefined {
+  const mine = (record.replicas ?? []).find((x) => x.node_id === nodeId);
+  if (mine === undefined || mine.state !== 'filling') return undefined;
+  const copy: ReplicaResync = mine.resync ?? { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' };
+  const { rate: _, ...kept } = copy;
+  const entry: ReplicaRecord = {
+    ...mine,
+    state: 'out-of-sync',
+    resync: { ...kept, cursor: 0, copied_bytes: 0, started: '' },
+    since: mine.since ?? since,
+    reason: why instanceof Error ? why.message : String(why),
+  };
+  return { record: withReplica(record, nodeId, entry), mark: { entry, copy } };
+}
+
 /** Records a failed filling replica with a low base (`markOutOfSync` bound to the coordinator's tenure). */
 export type MarkFilling = (failures: readonly ReplicaFailure[]) => Promise<VolumeRecord>;
 

@@ -26,7 +26,14 @@ import type { PlacementPort, ReplicaConnector } from './cluster-ports.js';
 import { DEFAULT_REPLICA_TIMEOUT_SECONDS, REPLICATION_SETTINGS_KEY } from './constants.js';
 import type { VolumeCoordinator } from './coordinator.js';
 import { type FillProgress, fillReplica } from './fill.js';
-import { basesOf, type FailedCopyMark, type MarkFilling, recordFailedCopy } from './out-of-sync.js';
+import {
+  basesOf,
+  type FailedCopyMark,
+  failedFilling,
+  type MarkFilling,
+  recordFailedCopy,
+  withReplica,
+} from './out-of-sync.js';
 import { unionRanges } from './recent-writes.js';
 import type { ReplicaRecord, ReplicaResync, ReplicationSettings, VolumeRecord } from './records.js';
 import type { Replica } from './replica.js';
@@ -89,11 +96,6 @@ interface Running {
 const stateOf = (r: ReplicaRecord): string => r.state ?? 'in-sync';
 const replicasOf = (record: VolumeRecord): ReplicaRecord[] => record.replicas ?? [];
 const keyOf = (volumeId: string, nodeId: string): string => `${volumeId}/${nodeId}`;
-
-/** `record` with node `nodeId`'s entry replaced by `entry`. */
-function withReplica(record: VolumeRecord, nodeId: string, entry: ReplicaRecord): VolumeRecord {
-  return { ...record, replicas: replicasOf(record).map((r) => (r.node_id === nodeId ? entry : r)) };
-}
 
 /** Resyncs and replaces the out-of-sync replicas of the volumes attached here (see the file comment). */
 export class ResyncManager {
@@ -593,25 +595,9 @@ export class ResyncManager {
       markOut: async () => {
         let mark: FailedCopyMark | undefined;
         const next = await this.change(record.id, use.compares, (cur) => {
-          const mine = replicasOf(cur).find((x) => x.node_id === node);
-          if (mine === undefined || mine.state !== 'filling') return undefined;
-          const copy = mine.resync ?? {
-            kind: 'fill' as const,
-            cursor: 0,
-            copied_bytes: 0,
-            total_bytes: 0,
-            started: '',
-          };
-          const { rate: _, ...kept } = copy;
-          const entry: ReplicaRecord = {
-            ...mine,
-            state: 'out-of-sync',
-            resync: { ...kept, cursor: 0, copied_bytes: 0, started: '' },
-            since: mine.since ?? new Date(this.now()).toISOString(),
-            reason: why instanceof Error ? why.message : String(why),
-          };
-          mark = { entry, copy };
-          return withReplica(cur, node, entry);
+          const failed = failedFilling(cur, node, why, new Date(this.now()).toISOString());
+          mark = failed?.mark;
+          return failed?.record;
         });
         return next === undefined ? undefined : mark;
       },
