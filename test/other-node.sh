@@ -10,7 +10,9 @@
 # Without FILEs, the other majors run every in-process suite (engine, cluster store, replication, CloudSnap, API,
 # keys: where Node.js versions differ) and the end-to-end files named in OTHER_NODE_E2E (the cluster over real node
 # processes, NBD clients, object stores through the SDKs); the CLI and process integration files under test/ run
-# once, on the major running this script, which keeps CI within its time. FERRY_OTHER_NODE_ALL=1 runs everything.
+# once, on the major running this script, which keeps CI within its time. So do the in-process suites that drive
+# several engines through a real etcd (OTHER_NODE_ONCE: cluster logic that does not depend on the Node.js major;
+# the cluster end-to-end file runs it on every major). FERRY_OTHER_NODE_ALL=1 runs everything.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -55,8 +57,11 @@ prepare() {
 # The end-to-end files the other majors run too (see the header).
 OTHER_NODE_E2E="test/cluster-replication.test.ts test/engine-nbd.test.ts test/nbd-interop.test.ts test/object-stores.test.ts"
 
+# In-process files that run once only (see the header): several engines through a real etcd, tens of seconds each.
+OTHER_NODE_ONCE='-etcd\.test\.ts$|^node/engine/resync-manager\.test\.ts$'
+
 if [ "$action" = test ] && [ -z "$files" ] && [ -z "${FERRY_OTHER_NODE_ALL:-}" ]; then
-  files="$(git ls-files -co --exclude-standard '*.test.ts' | grep -v '^test/' | tr '\n' ' ')$OTHER_NODE_E2E"
+  files="$(git ls-files -co --exclude-standard '*.test.ts' | grep -v '^test/' | grep -Ev -e "$OTHER_NODE_ONCE" | tr '\n' ' ')$OTHER_NODE_E2E"
 fi
 
 run() {
