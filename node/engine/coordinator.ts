@@ -462,16 +462,11 @@ export class VolumeCoordinator {
     }
   }
 
-  /** What a replica failing now may lack or hold differently: the unflushed windows and the changes in flight. */
   /**
    * What a replica failing now may lack or hold differently: the ranges changed since the last flush that completed
    * on every replica, and those in flight (coalesced; may over-cover).
    */
   unflushedRanges(): RangeTuple[] {
-    return this.extra();
-  }
-
-  private extra(): RangeTuple[] {
     return coalesce([...this.windows.flat(), ...this.flights]);
   }
 
@@ -497,7 +492,7 @@ export class VolumeCoordinator {
     this.failed.push(r);
     this.goneOf(r);
     this.gone.get(r)?.resolve();
-    this.unhandled.set(r.nodeId, { nodeId: r.nodeId, error: err, extra: this.extra() });
+    this.unhandled.set(r.nodeId, { nodeId: r.nodeId, error: err, extra: this.unflushedRanges() });
     if (kick) this.kick();
     return undefined;
   }
