@@ -208,6 +208,32 @@ describe('VolumeCoordinator', () => {
     release();
   });
 
+  it('sends overlapping changes one after the other, so that every replica ends with the later one', async () => {
+    const a = new BufferReplica('a');
+    const b = new BufferReplica('b');
+    const c = new VolumeCoordinator([a, b]);
+    let unstall!: () => void;
+    // b is slow with the first write only: sent at once, the second would land on b before the first.
+    b.stall = new Promise<void>((resolve) => {
+      unstall = resolve;
+    });
+    const first = c.write(0, Buffer.alloc(8192, 1));
+    b.stall = undefined;
+    let secondDone = false;
+    const second = c.write(4096, Buffer.alloc(8192, 2)).then(() => {
+      secondDone = true;
+    });
+    const elsewhere = c.write(32768, Buffer.alloc(4096, 3));
+    await elsewhere;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(secondDone).toBe(false);
+    expect(b.bytes[4096]).toBe(0);
+    unstall();
+    await Promise.all([first, second]);
+    expect([a.bytes[4096], b.bytes[4096], a.bytes[0], b.bytes[0]]).toEqual([2, 2, 1, 1]);
+    expect(b.bytes[32768]).toBe(3);
+  });
+
   it('takes a filling replica that fails a write out of the fan-out, after its failure handler, before acknowledging', async () => {
     const a = new BufferReplica('a');
     const b = new BufferReplica('b');

@@ -2,7 +2,8 @@
  * The coordinator of an open volume: the one place its I/O goes through on the node where it is attached, above
  * its replicas (docs/REPLICATION.md). Reads come from one in-sync replica, this node's own when it holds one (R4);
  * every change (write, zeroes, trim) and every flush goes to every in-sync and filling replica and is acknowledged
- * once all have acknowledged it; a snapshot is staged on all of them with one head id and committed in one store
+ * once all have acknowledged it (overlapping changes one after the other, so that every replica applies them in the
+ * same order); a snapshot is staged on all of them with one head id and committed in one store
  * transaction by the engine.
  *
  * A replica being filled (`addFilling`, node/engine/fill.ts) receives every write from then on but is never read;
@@ -375,9 +376,13 @@ export class VolumeCoordinator {
       covered = this.windows;
       this.windows = [...covered, [...this.flights].filter((f) => f.end > f.start).map((f) => ({ ...f }))];
     }
+    // Overlapping changes reach the replicas one after the other, in the order they entered: two in flight at once
+    // could land in different orders on different replicas and leave them holding different bytes.
+    const earlier = span === undefined ? [] : [...this.flights].filter((f) => f.end > f.start && overlaps(f, span));
     this.flights.add(flight);
     let clean: boolean;
     try {
+      if (earlier.length > 0) await Promise.all(earlier.map((f) => f.done));
       clean = await this.fanOut(fn);
     } finally {
       this.flights.delete(flight);

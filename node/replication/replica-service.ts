@@ -9,6 +9,15 @@
  * epochs are in memory; the engine's ReplicaHost keeps them durably (node/engine/epoch-file.ts) and refuses an open
  * under an older one after a restart, and its replicas refuse every request once a later epoch opened them, even
  * one opened in the engine's own process (a takeover on this node).
+ *
+ * One connection per peer writes a volume's head (F7): an OPEN of the head on a connection supersedes the head that
+ * the same peer node opened on another connection. That connection's requests in progress on it finish before the
+ * OPEN answers, and its later ones are refused. A coordinator whose connection broke (a timeout, a partition)
+ * opens the replica again on a new one; without this, writes it sent on the old one before the break, still in the
+ * network or in a kernel's send queue, could arrive and land after the new connection's writes (a resync's copy,
+ * a newer write to the same block) and leave the replica holding old data while it counts as in-sync. An OPEN that
+ * raises the epoch (a takeover from another node) also waits for the head requests in progress on every other
+ * connection: the older epoch's are refused from then on (F3), and none of them lands after the OPEN answers.
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { ReplicaHost } from '../engine/cluster-ports.js';
@@ -43,13 +52,21 @@ export interface ReplicaService {
  * server itself too).
  */
 export function replicaHandler(host: ReplicaHost, log?: ServeReplicasOptions['log']): ReplicationHandler {
-  const epochs = new Map<string, number>();
+  const shared: Shared = { epochs: new Map(), sessions: new Set() };
   return {
     connect: (peer) => {
       log?.('replication.connect', { peer });
-      return new ReplicaSession(host, epochs, peer, log);
+      return new ReplicaSession(host, shared, peer, log);
     },
   };
+}
+
+/** What every connection of the service shares. */
+interface Shared {
+  /** The highest epoch opened per volume. */
+  readonly epochs: Map<string, number>;
+  /** Every open connection. */
+  readonly sessions: Set<ReplicaSession>;
 }
 
 /** Starts the replication service of this node. */
@@ -74,6 +91,8 @@ interface Opened {
   replica: Replica;
   /** OPENs not yet matched by a CLOSE. */
   opens: number;
+  /** Its requests being served. */
+  inFlight: Set<Promise<unknown>>;
 }
 
 interface StagedHere {
@@ -91,14 +110,17 @@ class ReplicaSession implements ReplicationSession {
   private nextHandle = 1;
   private nextToken = 1;
   private closed = false;
+  /** Handles of heads that a later OPEN on another connection superseded, with the volume's id. */
+  private readonly superseded = new Map<number, string>();
 
   constructor(
     private readonly host: ReplicaHost,
-    /** The highest epoch opened per volume, shared by every connection of the service. */
-    private readonly epochs: Map<string, number>,
-    private readonly peer: string,
+    private readonly shared: Shared,
+    readonly peer: string,
     private readonly log: ServeReplicasOptions['log'],
-  ) {}
+  ) {
+    shared.sessions.add(this);
+  }
 
   serve(request: RequestHeader, payload: Buffer): Promise<Served> {
     switch (request.op) {
@@ -113,6 +135,7 @@ class ReplicaSession implements ReplicationSession {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.shared.sessions.delete(this);
     for (const { staged } of this.staged.values()) staged.abandon();
     this.staged.clear();
     const opened = [...this.handles.values()];
@@ -127,13 +150,13 @@ class ReplicaSession implements ReplicationSession {
    * data (an older coordinator cannot make it diverge): not fenced, and it never raises the epoch (a reader such as a
    * backup does not fence the coordinator). The engine's ReplicaHost decides the same.
    */
-  private fence(volumeId: string, epoch: number, mode: 'open' | 'head' | 'view'): void {
-    if (mode === 'view') return;
-    const held = this.epochs.get(volumeId) ?? 0;
-    if (epoch === held) return;
+  private fence(volumeId: string, epoch: number, mode: 'open' | 'head' | 'view'): 'raised' | undefined {
+    if (mode === 'view') return undefined;
+    const held = this.shared.epochs.get(volumeId) ?? 0;
+    if (epoch === held) return undefined;
     if (epoch > held && mode === 'open') {
-      this.epochs.set(volumeId, epoch);
-      return;
+      this.shared.epochs.set(volumeId, epoch);
+      return 'raised';
     }
     throw new StaleEpochError(
       held,
@@ -151,7 +174,11 @@ class ReplicaSession implements ReplicationSession {
     if (snapshotId !== undefined && typeof snapshotId !== 'string') {
       throw invalidArgument('snapshot_id', 'must be a string');
     }
-    this.fence(volumeId, request.epoch, snapshotId === undefined ? 'open' : 'view');
+    const raised = this.fence(volumeId, request.epoch, snapshotId === undefined ? 'open' : 'view') === 'raised';
+    if (snapshotId === undefined) {
+      const others = [...this.shared.sessions].filter((s) => s !== this && (s.peer === this.peer || raised));
+      await Promise.all(others.map((s) => (s.peer === this.peer ? s.supersede(volumeId) : s.settleHead(volumeId))));
+    }
     const key = snapshotId === undefined ? volumeId : `${volumeId}@${snapshotId}`;
     let handle = this.byKey.get(key);
     if (handle === undefined) {
@@ -177,8 +204,38 @@ class ReplicaSession implements ReplicationSession {
       throw new FerryError('UNAVAILABLE', `the connection ended while ${key} was being opened`);
     }
     const handle = this.nextHandle++;
-    this.handles.set(handle, { key, volumeId, view: snapshotId !== undefined, replica, opens: 0 });
+    this.handles.set(handle, { key, volumeId, view: snapshotId !== undefined, replica, opens: 0, inFlight: new Set() });
     return handle;
+  }
+
+  /** Resolves once the requests in progress on the head of `volumeId` on this connection have finished. */
+  private async settleHead(volumeId: string): Promise<void> {
+    const busy = [...this.handles.values()].filter((o) => o.volumeId === volumeId && !o.view);
+    await Promise.allSettled(busy.flatMap((o) => [...o.inFlight]));
+  }
+
+  /**
+   * The same peer opened the head of `volumeId` on another connection (F7): its handle here stops serving, once the
+   * requests in progress on it have finished; later ones are refused.
+   */
+  private async supersede(volumeId: string): Promise<void> {
+    const gone: Opened[] = [];
+    for (const [handle, opened] of this.handles) {
+      if (opened.volumeId !== volumeId || opened.view) continue;
+      this.handles.delete(handle);
+      this.byKey.delete(opened.key);
+      this.superseded.set(handle, volumeId);
+      this.abandonStaged(handle);
+      gone.push(opened);
+    }
+    if (gone.length === 0) return;
+    this.log?.('replication.superseded', { peer: this.peer, volume: volumeId });
+    await Promise.all(
+      gone.map(async (opened) => {
+        await Promise.allSettled([...opened.inFlight]);
+        await this.release(opened);
+      }),
+    );
   }
 
   private async drop(request: RequestHeader, payload: Buffer): Promise<Served> {
@@ -199,6 +256,25 @@ class ReplicaSession implements ReplicationSession {
 
   private onHandle(request: RequestHeader, payload: Buffer): Promise<Served> {
     const opened = this.handles.get(request.handle);
+    const superseded = this.superseded.get(request.handle);
+    if (opened === undefined && superseded !== undefined) {
+      if (request.op === Op.CLOSE) {
+        this.superseded.delete(request.handle);
+        return Promise.resolve(NOTHING);
+      }
+      // A later epoch (a takeover) says so first.
+      try {
+        this.fence(superseded, request.epoch, 'head');
+      } catch (err: unknown) {
+        return Promise.reject(err);
+      }
+      return Promise.reject(
+        new FerryError(
+          'FAILED_PRECONDITION',
+          `the replica of volume "${superseded}" was opened again on another connection from this node; this one no longer serves it`,
+        ),
+      );
+    }
     if (opened === undefined) {
       return Promise.reject(
         new FerryError(
@@ -209,6 +285,18 @@ class ReplicaSession implements ReplicationSession {
     }
     // Closing is always allowed: a fenced coordinator still lets go of what it opened.
     if (request.op !== Op.CLOSE) this.fence(opened.volumeId, request.epoch, opened.view ? 'view' : 'head');
+    if (request.op === Op.CLOSE) return this.closeHandle(request.handle, opened);
+    const serving = this.dispatch(request, payload, opened);
+    const tracked = serving.then(
+      () => undefined,
+      () => undefined,
+    );
+    opened.inFlight.add(tracked);
+    void tracked.then(() => opened.inFlight.delete(tracked));
+    return serving;
+  }
+
+  private dispatch(request: RequestHeader, payload: Buffer, opened: Opened): Promise<Served> {
     const replica = opened.replica;
     const fua = (request.flags & FLAG_FUA) !== 0 ? FUA : undefined;
     switch (request.op) {
@@ -248,8 +336,6 @@ class ReplicaSession implements ReplicationSession {
         return Promise.resolve({ value: replica.generation() });
       case Op.RECENT_WRITES:
         return replica.recentWrites().then((recent) => ({ payload: jsonPayload(recent), value: replica.generation() }));
-      case Op.CLOSE:
-        return this.closeHandle(request.handle, opened);
       default:
         return Promise.reject(new FerryError('INVALID_ARGUMENT', `op ${request.op} does not take a handle`));
     }

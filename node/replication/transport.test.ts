@@ -181,6 +181,44 @@ describe('replication transport over mutual TLS', () => {
     await old.close();
   });
 
+  it('an OPEN of the head on another connection supersedes the old one, after its writes in progress (F7)', async () => {
+    const replica = new MemoryReplica(MiB);
+    const { server, events } = await serve(replica);
+    const old = await open(await dial(server));
+    await old.write(8192, Buffer.alloc(4096, 1));
+    // A write of the old connection is being served when the same coordinator opens the replica again elsewhere.
+    replica.hold = true;
+    const late = old.write(0, Buffer.alloc(4096, 7));
+    await replica.heldCount(1);
+    let opened = false;
+    const second = await dial(server);
+    const reopening = open(second).then((r) => {
+      opened = true;
+      return r;
+    });
+    expect(await replica.heldWithin(2, 50)).toBe(false);
+    expect(opened).toBe(false);
+    replica.hold = false;
+    replica.releaseAll();
+    await late;
+    const next = await reopening;
+    // The new connection's writes land after it; the old one's later requests are refused, and it may still close.
+    await next.write(0, Buffer.alloc(4096, 2));
+    await expect(old.write(0, Buffer.alloc(4096, 7))).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringMatching(/opened again on another connection/),
+    });
+    await expect(old.read(8192, 4096)).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(replica.data[0]).toBe(2);
+    expect(events).toContain('replication.superseded');
+    await old.close();
+    expect(await next.read(8192, 4096)).toEqual(Buffer.alloc(4096, 1));
+    // Opening again on one connection shares its handle and supersedes nothing.
+    const again = await open(second);
+    await again.write(0, Buffer.alloc(4096, 3));
+    expect(replica.data[0]).toBe(3);
+  });
+
   it('a snapshot view is not fenced, and does not fence the coordinator', async () => {
     const replica = new MemoryReplica(MiB);
     const { server, host } = await serve(replica);
