@@ -7,6 +7,9 @@
  *   For any TCP protocol (replication, NBD). A whole link can also be degraded at run time, whatever the schedule:
  *   `setDelay` adds latency to every connection both ways, `setHold` holds every byte back until released (a stalled
  *   link), `resetAll` resets every open connection; `bytes` counts what went each way (a resync's bytes, say).
+ *   `strandAll` holds the connections open now, and only those, as a partition would, and keeps what their clients
+ *   sent even after the clients closed them; `releaseStranded` then delivers it to the server, as a kernel
+ *   retransmits a closed socket's send queue once a partition heals.
  * - `http`: per request (HTTP/1.1, keep-alive). A faulty request is answered 500 InternalError or 503 SlowDown (S3's
  *   XML error body) without reaching the server, reset in the middle of its answer's body (or, for an answer without
  *   a body, after the server applied it and before the client hears of it), or stalled before it is forwarded or in
@@ -124,6 +127,13 @@ export interface FaultProxy {
   setHold(on: boolean): void;
   /** Tcp mode: resets every open connection (new ones still get through). */
   resetAll(): void;
+  /**
+   * Tcp mode: holds every byte of the connections open now, both ways (new ones get through); what their clients
+   * send is kept, even once they closed, until `releaseStranded`.
+   */
+  strandAll(): void;
+  /** Tcp mode: delivers to the server what the stranded connections' clients sent, then ends those connections. */
+  releaseStranded(): void;
   /** Stops listening and destroys every connection. */
   close(): Promise<void>;
 }
@@ -172,6 +182,7 @@ export async function startFaultProxy(options: HttpFaultProxyOptions | TcpFaultP
     bytes: { toServer: 0, toClient: 0 },
     lines: new Set(),
     resets: new Set(),
+    strands: new Set(),
   };
   const struck: StruckFault[] = [];
   const strike: Strike = (kind, n, what) => {
@@ -229,6 +240,12 @@ export async function startFaultProxy(options: HttpFaultProxyOptions | TcpFaultP
     resetAll: () => {
       for (const reset of link.resets) reset();
     },
+    strandAll: () => {
+      for (const strand of link.strands) strand.strand();
+    },
+    releaseStranded: () => {
+      for (const strand of link.strands) strand.release();
+    },
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();
@@ -245,6 +262,8 @@ interface LinkState {
   /** Every open connection's two lines (pumped again when the hold is released) and its reset. */
   lines: Set<Line>;
   resets: Set<() => void>;
+  /** Every open connection's strand and release (stranded ones stay here after their client closed). */
+  strands: Set<{ strand(): void; release(): void }>;
 }
 
 /**
@@ -255,6 +274,8 @@ interface LinkState {
 class Line {
   private readonly queue: { at: number; data: Buffer | 'end'; done?: () => void }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  /** Held on its own (a stranded connection), whatever the link's hold. */
+  held = false;
 
   constructor(
     private readonly to: net.Socket,
@@ -275,7 +296,7 @@ class Line {
 
   private push(data: Buffer | 'end', done?: () => void): boolean {
     const delay = this.extraMs + this.link.delayMs;
-    if (this.queue.length === 0 && delay === 0 && !this.link.hold) return this.emit(data, done);
+    if (this.queue.length === 0 && delay === 0 && !this.link.hold && !this.held) return this.emit(data, done);
     this.queue.push({ at: Date.now() + delay, data, ...(done !== undefined && { done }) });
     this.pump();
     return true;
@@ -283,7 +304,7 @@ class Line {
 
   /** Writes on every queued chunk whose time has come, and sets a timer for the next. */
   pump(): void {
-    if (this.timer !== undefined || this.link.hold) return;
+    if (this.timer !== undefined || this.link.hold || this.held) return;
     for (;;) {
       const head = this.queue[0];
       if (head === undefined) return;
@@ -342,15 +363,35 @@ function tcpPipe(
     resetSoon(client);
     resetSoon(upstream);
   };
+  let stranded = false;
+  const strand = {
+    strand: () => {
+      stranded = true;
+      up.held = true;
+      down.held = true;
+    },
+    release: () => {
+      if (!stranded) return;
+      stranded = false;
+      link.strands.delete(strand);
+      up.held = false;
+      up.pump();
+      up.end();
+    },
+  };
   link.lines.add(up);
   link.lines.add(down);
   link.resets.add(reset);
+  link.strands.add(strand);
   client.on('close', () => {
     link.lines.delete(up);
     link.lines.delete(down);
     link.resets.delete(reset);
-    up.close();
     down.close();
+    // A stranded connection's client bytes wait for their release.
+    if (stranded) return;
+    link.strands.delete(strand);
+    up.close();
   });
   let sent = 0;
   let struck = false;
@@ -358,8 +399,12 @@ function tcpPipe(
   let stalled = false;
   let ended = false;
   // Once a fault struck, the server's end or failure no longer reaches the client: the fault decides what it sees.
-  client.on('error', () => upstream.destroy());
-  client.on('close', () => upstream.destroy());
+  client.on('error', () => {
+    if (!stranded) upstream.destroy();
+  });
+  client.on('close', () => {
+    if (!stranded) upstream.destroy();
+  });
   client.on('end', () => up.end());
   upstream.on('error', () => {
     if (!struck) client.destroy();
