@@ -88,7 +88,17 @@ it('writes of a timed-out connection that arrive after the resync are refused: t
   const [a, b] = cluster.nodes;
   if (a === undefined || b === undefined || b.replProxy === undefined) throw new Error('no nodes');
   const proxy = b.replProxy;
-  const created = await cluster.ferry(0, ['volume', 'create', 'late', '--size', '1M', '--repl', '2', '--nodes', `${a.id},${b.id}`]);
+  const created = await cluster.ferry(0, [
+    'volume',
+    'create',
+    'late',
+    '--size',
+    '1M',
+    '--repl',
+    '2',
+    '--nodes',
+    `${a.id},${b.id}`,
+  ]);
   expect(created.code, created.stderr).toBe(0);
   const client = await NbdClient.connect({ ...nbdOf(0), name: 'late', requestTimeoutMs: 30_000 });
   await client.write(0, Buffer.alloc(4096, 1));
