@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFerryError } from '../../common/index.js';
 import { memoryVolumeKeys } from '../../test/support/memory-volume-keys.js';
+import { SqliteStore } from '../cluster/sqlite-store.js';
 import { openEngine } from './engine.js';
 import type { BlockDevice, CreateVolumeRequest, Extent, VolumeEngine } from './types.js';
 
@@ -355,6 +356,57 @@ describe('reconnect', () => {
       await second.close();
     } finally {
       await engine.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('orphan layer records (S4)', () => {
+  it('starts, dropping layer records whose parent is gone when nothing it holds needs them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-orphan-'));
+    try {
+      let engine = await openEngine({ dataDir: dir });
+      await engine.createVolume({ name: 'o', size: 8 * MiB });
+      let dev = await engine.openExport('o');
+      await dev.write(0, Buffer.alloc(MiB, 3));
+      await dev.flush();
+      await dev.close();
+      await engine.close();
+      // A coordinator's commit named a new head over a layer that this node abandoned and then collected.
+      const store = new SqliteStore(join(dir, 'cluster.db'));
+      const prefix = (await store.list<{ id: string }>('/ferry/local/'))[0]?.key.replace(/[^/]+$/, '') ?? '';
+      expect(prefix).toMatch(/^\/ferry\/local\/.+\/layers\/$/);
+      await store.commit([
+        {
+          op: 'put',
+          key: `${prefix}aaaaaaaaaaaaaaa1`,
+          value: { id: 'aaaaaaaaaaaaaaa1', parent: 'ffffffffffffff00', frozen: false },
+        },
+        {
+          op: 'put',
+          key: `${prefix}aaaaaaaaaaaaaaa2`,
+          value: { id: 'aaaaaaaaaaaaaaa2', parent: 'aaaaaaaaaaaaaaa1', frozen: false },
+        },
+      ]);
+      await store.close();
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => {
+        warnings.push(w.message);
+      };
+      process.on('warning', onWarning);
+      engine = await openEngine({ dataDir: dir });
+      await new Promise((resolve) => setImmediate(resolve));
+      process.off('warning', onWarning);
+      expect(warnings.join('\n')).toMatch(/layer aaaaaaaaaaaaaaa2 names a missing parent ffffffffffffff00/);
+      dev = await engine.openExport('o');
+      expect((await dev.read(0, MiB)).equals(Buffer.alloc(MiB, 3))).toBe(true);
+      await dev.close();
+      await engine.close();
+      const after = new SqliteStore(join(dir, 'cluster.db'));
+      const keys = (await after.list('/ferry/local/')).map((e) => e.key);
+      await after.close();
+      expect(keys.some((k) => k.endsWith('aaaaaaaaaaaaaaa1') || k.endsWith('aaaaaaaaaaaaaaa2'))).toBe(false);
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -349,6 +349,7 @@ class Engine implements VolumeEngine {
   async load(): Promise<void> {
     await upgradeLayout(this.store, this.local);
     await this.layers.load();
+    await this.dropOrphanLayers();
     for (const value of await this.catalog.volumes()) {
       // An attach of this node's that a crash ended: nothing is attached here at start.
       if (value.attached?.node_id === this.nodeId && value.epoch !== undefined) {
@@ -374,6 +375,32 @@ class Engine implements VolumeEngine {
       if (!isNoSpace(err)) throw err;
       process.emitWarning(`collecting layers at start-up failed: ${String(err)}`, 'FerryEngineWarning');
     }
+  }
+
+  /**
+   * Drops the layer records left without a parent (LayerSet.load, docs/REPLICATION.md S4) when no volume or snapshot
+   * this node holds names one, with a warning; when one does, its data is gone and the start fails saying which.
+   */
+  private async dropOrphanLayers(): Promise<void> {
+    const { orphans } = this.layers;
+    if (orphans.size === 0) return;
+    const volumes = (await this.catalog.volumes()).filter((v) => holds(v, this.nodeId));
+    const held = new Set(volumes.map((v) => v.id));
+    const needed = [
+      ...volumes.filter((v) => orphans.has(v.top)).map((v) => `volume ${v.name} tops it`),
+      ...(await this.catalog.snapshots())
+        .filter((s) => held.has(s.volume_id) && orphans.has(s.layer))
+        .filter((s) => s.holders === undefined || s.holders.includes(this.nodeId))
+        .map((s) => `snapshot ${s.name} names it`),
+    ];
+    const first = [...orphans.keys()][0] as string;
+    if (needed.length > 0) throw new Error(`${this.layers.orphanText(first)} (${needed.join('; ')})`);
+    const text = [...orphans.keys()].map((id) => this.layers.orphanText(id)).join('; ');
+    await this.layers.dropOrphans();
+    process.emitWarning(
+      `dropped layer records that nothing on this node needs, left by a snapshot it abandoned: ${text}`,
+      'FerryEngineWarning',
+    );
   }
 
   spaceStatus(): Promise<SpaceStatus> {

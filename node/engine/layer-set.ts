@@ -31,6 +31,11 @@ export function newId(): string {
  */
 export class LayerSet {
   readonly byId = new Map<string, Layer>();
+  /**
+   * Layer records found at load whose parent (or an ancestor's) has no record: left out of the tree (see `load`).
+   * The engine drops them (`dropOrphans`) unless a volume or snapshot this node holds needs one.
+   */
+  readonly orphans = new Map<string, LayerRecord>();
   private readonly refs = new Map<Layer, number>();
 
   constructor(
@@ -52,22 +57,56 @@ export class LayerSet {
     private readonly pinned: (layer: Layer) => boolean = () => false,
   ) {}
 
-  /** Builds the tree from the store's records and removes files that no record names. */
+  /**
+   * Builds the tree from the store's records and removes files that no record names. A record whose parent has no
+   * record (nor its parent's, up the chain) is an orphan, kept out of the tree with its files: the record of a new
+   * head that a coordinator committed for a snapshot this node had staged and then abandoned when the connection
+   * ended before the commit reached it, whose parent this node later collected (docs/REPLICATION.md, S4).
+   */
   async load(): Promise<void> {
     const records = await this.store.list<LayerRecord>(this.local.layers);
-    for (const { value } of records) this.byId.set(value.id, new Layer(value.id, this.dir, value.frozen));
+    const byId = new Map(records.map(({ value }) => [value.id, value]));
+    const orphaned = (record: LayerRecord): boolean => {
+      const seen = new Set<string>();
+      for (let r: LayerRecord | undefined = record; r !== undefined && r.parent !== null; r = byId.get(r.parent)) {
+        if (seen.has(r.id)) return true;
+        seen.add(r.id);
+        if (!byId.has(r.parent)) return true;
+      }
+      return false;
+    };
     for (const { value } of records) {
-      const layer = this.byId.get(value.id) as Layer;
-      if (value.parent === null) continue;
-      const parent = this.byId.get(value.parent);
-      if (parent === undefined) throw new Error(`layer ${value.id} names a missing parent ${value.parent}`);
+      if (orphaned(value)) this.orphans.set(value.id, value);
+      else this.byId.set(value.id, new Layer(value.id, this.dir, value.frozen));
+    }
+    for (const { value } of records) {
+      const layer = this.byId.get(value.id);
+      if (layer === undefined || value.parent === null) continue;
+      const parent = this.byId.get(value.parent) as Layer;
       layer.parent = parent;
       parent.children.add(layer);
     }
     for (const file of await readdir(this.dir)) {
       const id = file.split('.')[0] ?? '';
-      if (!this.byId.has(id)) await removeLayerFiles(this.dir, id);
+      if (!this.byId.has(id) && !this.orphans.has(id)) await removeLayerFiles(this.dir, id);
     }
+  }
+
+  /** What an orphan lacks, for an error or a warning. */
+  orphanText(id: string): string {
+    const record = this.orphans.get(id);
+    let missing = record?.parent ?? '?';
+    while (this.orphans.has(missing)) missing = this.orphans.get(missing)?.parent ?? '?';
+    return `layer ${id} names a missing parent ${missing}`;
+  }
+
+  /** Deletes the orphans' records and files (`load`): nothing this node holds needs them. */
+  async dropOrphans(): Promise<void> {
+    if (this.orphans.size === 0) return;
+    const ids = [...this.orphans.keys()];
+    await this.store.commit(ids.map((id) => this.local.del(id)));
+    for (const id of ids) await removeLayerFiles(this.dir, id);
+    this.orphans.clear();
   }
 
   get(id: string): Layer {
