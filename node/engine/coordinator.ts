@@ -25,7 +25,8 @@
  * changed since the last flush that completed on every replica, plus the changes in flight.
  */
 import { FerryError } from '../../common/index.js';
-import type { StoreOp } from '../cluster/types.js';
+import type { Compare, StoreOp } from '../cluster/types.js';
+import { headNotAbandoned } from './local-layers.js';
 import { coalesce, type Span } from './ranges.js';
 import { unionRanges } from './recent-writes.js';
 import type { RangeTuple } from './records.js';
@@ -73,6 +74,12 @@ export type FillingFailure = (err: unknown) => Promise<void>;
 export interface CoordinatedSnapshot extends ReplicaSnapshot {
   /** Node ids of the in-sync replicas that failed to stage it and left the fan-out (S2); empty when none did. */
   readonly failed: readonly string[];
+  /**
+   * What the commit's transaction must compare besides its own: that no replica gave up its staged head (S4: one
+   * whose connection ended before the commit reached it settles it by the store, and a tombstone there says it
+   * abandoned it).
+   */
+  readonly compares: readonly Compare[];
 }
 
 interface Hold extends Span {
@@ -226,6 +233,7 @@ export class VolumeCoordinator {
         point: one.point,
         head: one.head,
         failed: [],
+        compares: [headNotAbandoned(this.primary.nodeId, one.head)],
         commit: () => one.commit(),
         abandon: () => one.abandon(),
       };
@@ -265,6 +273,7 @@ export class VolumeCoordinator {
       point: mine.point,
       head: mine.head,
       failed: failedAt.map((r) => r.nodeId),
+      compares: ok.map((r, i) => headNotAbandoned(r.nodeId, (staged[i] as ReplicaSnapshot).head)),
       commit: () => {
         for (const s of staged) s.commit();
         resume();

@@ -15,7 +15,7 @@ import {
   RunsElsewhere,
 } from './cluster-ports.js';
 import { BACKUP_SNAPSHOT_LABEL, MAX_BACKUP_SNAPSHOTS, MAX_SNAPSHOTS, RESYNC_SNAPSHOT_LABEL } from './constants.js';
-import { VolumeCoordinator } from './coordinator.js';
+import { type CoordinatedSnapshot, VolumeCoordinator } from './coordinator.js';
 import { VolumeDevice } from './device.js';
 import { EpochBook } from './epoch-file.js';
 import { failpoint } from './failpoints.js';
@@ -33,13 +33,13 @@ import {
 } from './keys.js';
 import type { Layer } from './layer.js';
 import { LayerSet, newId } from './layer-set.js';
-import { LocalLayerKeys, upgradeLayout } from './local-layers.js';
+import { LocalLayerKeys, settleLostHead, upgradeLayout } from './local-layers.js';
 import { LocalReplica, type ReplicaTree, type ViewSource } from './local-replica.js';
 import { Mutex } from './mutex.js';
 import { markOutOfSync, type OutOfSyncOptions, type ReplicaFailure, replicaTop } from './out-of-sync.js';
 import { RecentWriteLog } from './recent-writes.js';
 import type { ReplicaRecord, SnapshotRecord, VolumeRecord } from './records.js';
-import { type Replica, type ReplicaDiffRequest, type ReplicaSnapshot, StaleEpochError } from './replica.js';
+import { type Replica, type ReplicaDiffRequest, StaleEpochError } from './replica.js';
 import { ResyncManager } from './resync-manager.js';
 import { isNoSpace, SpaceGuard, type SpaceStatus } from './space.js';
 import { markedRecord, type TakeoverMark, takeOver } from './takeover.js';
@@ -350,6 +350,10 @@ class Engine implements VolumeEngine {
     await upgradeLayout(this.store, this.local);
     await this.layers.load();
     await this.dropOrphanLayers();
+    // Tombstones of staged heads given up before this start (S4): the coordinators' transactions they answered are
+    // long over.
+    const tombstones = await this.store.list(this.local.abandonedPrefix);
+    if (tombstones.length > 0) await this.store.commit(tombstones.map(({ key }) => ({ op: 'delete' as const, key })));
     for (const value of await this.catalog.volumes()) {
       // An attach of this node's that a crash ended: nothing is attached here at start.
       if (value.attached?.node_id === this.nodeId && value.epoch !== undefined) {
@@ -711,6 +715,7 @@ class Engine implements VolumeEngine {
       local: this.local,
       progress: v.progress,
       recent: v.recent,
+      settleLost: (headId) => settleLostHead(this.store, this.local, headId),
       layerOf: (snapshotId) => {
         const s = this.snapshots.get(snapshotId);
         if (s === undefined || s.record.volume_id !== v.record.id) {
@@ -1616,7 +1621,7 @@ class Engine implements VolumeEngine {
           const created = new Date().toISOString();
           const staged: {
             t: Tenure;
-            replica: ReplicaSnapshot;
+            replica: CoordinatedSnapshot;
             record: SnapshotRecord;
             volumeRecord: VolumeRecord;
           }[] = [];
@@ -1643,6 +1648,7 @@ class Engine implements VolumeEngine {
                 staged.flatMap((s) => [
                   { key: catalogKeys.volume(s.t.record.id), modRevision: s.t.revision },
                   { key: s.t.lock.key, modRevision: s.t.lock.revision },
+                  ...s.replica.compares,
                 ]),
                 staged.flatMap((s) => [...s.replica.ops, put.volume(s.volumeRecord), put.snapshot(s.record)]),
               ),

@@ -2,16 +2,47 @@
  * The layer trees a node holds on its disks, under keys of that node in the cluster store:
  *
  *   /ferry/local/<node id>/layers/<layer id>   LayerRecord: id, parent (or null), frozen
+ *   /ferry/local/<node id>/abandoned/<layer id>  a staged snapshot head this node gave up (S4): a coordinator's commit
+ *                                               of it compares that the key is absent
  *
  * A node loads and collects only the layers under its own prefix. (`/ferry/nodes/<id>` is the node's membership
  * record, so the per-node data lives under `/ferry/local/` where listing `/ferry/nodes/` never meets it.)
  *
  * Version 1 of the layout kept every layer under `/ferry/layers/<id>`; `upgradeLayout` moves them here.
  */
-import type { ClusterStore, StoreOp } from '../cluster/types.js';
+import type { ClusterStore, Compare, StoreOp } from '../cluster/types.js';
 import { catalogKeys, put, type VolumeNameRecord } from './catalog.js';
 import type { LayerRecord } from './layer.js';
 import type { VolumeRecord } from './records.js';
+
+/** The tombstone of node `nodeId`'s staged snapshot head `layerId`, given up after its commit did not arrive (S4). */
+export function abandonedHeadKey(nodeId: string, layerId: string): string {
+  return `/ferry/local/${nodeId}/abandoned/${layerId}`;
+}
+
+/** What a snapshot's commit transaction compares for a replica on `nodeId` that staged head `layerId` (S4). */
+export function headNotAbandoned(nodeId: string, layerId: string): Compare {
+  return { key: abandonedHeadKey(nodeId, layerId), modRevision: 0 };
+}
+
+/**
+ * Settles a snapshot head this node staged and whose commit or abandon never arrived (the coordinator's connection
+ * ended, S4): true when the coordinator's transaction committed it (its layer record is in the store); false once a
+ * tombstone makes sure it never will (that transaction compares the tombstone's absence). Rejects when the store
+ * cannot say (unreachable).
+ */
+export async function settleLostHead(store: ClusterStore, local: LocalLayerKeys, layerId: string): Promise<boolean> {
+  const tombstone = local.abandoned(layerId);
+  const result = await store.txn(
+    [
+      { key: tombstone, modRevision: 0 },
+      { key: local.layer(layerId), modRevision: 0 },
+    ],
+    [{ op: 'put', key: tombstone, value: { layer: layerId, at: new Date().toISOString() } }],
+  );
+  if (result.succeeded) return false;
+  return (await store.getEntry(local.layer(layerId))) !== undefined;
+}
 
 /** Where version 1 kept every layer of the (single) node. */
 export const LEGACY_LAYERS = '/ferry/layers/';
@@ -27,6 +58,16 @@ export class LocalLayerKeys {
 
   layer(id: string): string {
     return `${this.layers}${id}`;
+  }
+
+  /** The tombstone of a staged head given up (S4). */
+  abandoned(id: string): string {
+    return abandonedHeadKey(this.nodeId, id);
+  }
+
+  /** Prefix of the tombstones. */
+  get abandonedPrefix(): string {
+    return abandonedHeadKey(this.nodeId, '');
   }
 
   put(record: LayerRecord): StoreOp {

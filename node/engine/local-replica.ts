@@ -100,6 +100,11 @@ export interface ReplicaTree {
   readonly progress: { generation: number };
   /** The volume's recent writes (R12; kept by the volume, so it outlives each open). Default: one per open. */
   readonly recent?: RecentWriteLog;
+  /**
+   * Settles a staged head whose commit never arrived (S4, local-layers.ts `settleLostHead`): true when it was
+   * committed. Absent: such a head is abandoned.
+   */
+  settleLost?(headId: string): Promise<boolean>;
 }
 
 /**
@@ -195,17 +200,23 @@ export class LocalReplica implements Replica {
     const frozen = this.source.top();
     await frozen.flush();
     const top = tree.layers.create(frozen, false, headId);
+    const commit = (): void => {
+      frozen.frozen = true;
+      tree.layers.unref(frozen);
+      tree.setTop(top);
+      this.progress.generation++;
+    };
+    const abandon = (): void => tree.layers.discard(top);
     return {
       ops: [tree.local.put({ ...frozen.record, frozen: true }), tree.local.put(top.record)],
       point: frozen.id,
       head: top.id,
-      commit: () => {
-        frozen.frozen = true;
-        tree.layers.unref(frozen);
-        tree.setTop(top);
-        this.progress.generation++;
+      commit,
+      abandon,
+      lost: async () => {
+        if (tree.settleLost !== undefined && (await tree.settleLost(top.id))) commit();
+        else abandon();
       },
-      abandon: () => tree.layers.discard(top),
     };
   }
 

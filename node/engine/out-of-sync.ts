@@ -205,12 +205,24 @@ export async function markOutOfSync(
     ops: readonly StoreOp[],
     next: (record: VolumeRecord) => VolumeRecord,
     extraOps: (record: VolumeRecord) => StoreOp[],
+    extraCompares: readonly Compare[] = [],
   ): Promise<{ before: VolumeRecord; after: VolumeRecord }> => {
     let { record, revision } = first;
     for (let attempt = 0; ; attempt++) {
       const after = next(record);
-      const done = await txn(compares(revision, record.id), [...ops, put.volume(after), ...extraOps(record)]);
+      const done = await txn(
+        [...compares(revision, record.id), ...extraCompares],
+        [...ops, put.volume(after), ...extraOps(record)],
+      );
       if (done.succeeded) return { before: record, after };
+      for (const c of extraCompares) {
+        if ((await store.getEntry(c.key)) !== undefined) {
+          throw new FerryError(
+            'UNAVAILABLE',
+            `a replica of volume ${record.name} gave up the snapshot being staged (${c.key})`,
+          );
+        }
+      }
       const held = await store.getEntry(lock.key);
       if ((held?.modRevision ?? 0) !== lock.revision) {
         throw new FerryError(
@@ -263,6 +275,7 @@ export async function markOutOfSync(
             };
             return [put.snapshot(snapshot)];
           },
+          staged.compares,
         );
         staged.commit();
         options.committed?.(done.after, snapshot);

@@ -16,7 +16,7 @@ export interface ReplicaUnderTest {
    * The engine's part of a snapshot once a replica staged it: commits `staged.ops` with the catalog's record of
    * `snapshotId`, after which the replica knows the snapshot by that id. The suite then calls `staged.commit()`.
    */
-  record(snapshotId: string, staged: ReplicaSnapshot): Promise<void>;
+  record(snapshotId: string, staged: ReplicaSnapshot): Promise<unknown>;
   /** A read-only view of a recorded snapshot of the same volume. */
   openSnapshot(snapshotId: string): Promise<Replica>;
   /** Releases everything (the suite has closed the replicas it used). */

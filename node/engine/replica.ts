@@ -50,6 +50,11 @@ export interface ReplicaSnapshot {
   commit(): void;
   /** The transaction failed: the replica forgets what it staged and goes on as before. */
   abandon(): void;
+  /**
+   * Neither commit nor abandon will come (the coordinator's connection ended, S4): the replica learns from the
+   * store whether the transaction committed, and commits or abandons accordingly. Absent: abandon.
+   */
+  lost?(): Promise<void>;
 }
 
 /** A page of the blocks changed between two of the replica's snapshots (or one and its live head). */

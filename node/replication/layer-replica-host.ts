@@ -7,13 +7,13 @@
 import { join } from 'node:path';
 import { notFound } from '../../common/index.js';
 import { SqliteStore } from '../cluster/sqlite-store.js';
-import type { StoreOp } from '../cluster/types.js';
+import type { Compare, StoreOp } from '../cluster/types.js';
 import type { ReplicaHost, ReplicaTarget } from '../engine/cluster-ports.js';
 import { Gate, KeyedLock } from '../engine/gate.js';
 import { IoTracker } from '../engine/io-tracker.js';
 import type { Layer } from '../engine/layer.js';
 import { LayerSet } from '../engine/layer-set.js';
-import { LocalLayerKeys } from '../engine/local-layers.js';
+import { LocalLayerKeys, settleLostHead } from '../engine/local-layers.js';
 import { LocalReplica, type ViewSource } from '../engine/local-replica.js';
 import type { Replica } from '../engine/replica.js';
 
@@ -65,6 +65,7 @@ export class LayerReplicaHost implements ReplicaHost {
       layers: this.layers,
       local: this.local,
       progress: v.progress,
+      settleLost: (headId) => settleLostHead(this.store, this.local, headId),
       layerOf: (snapshotId) => {
         const layer = v.snapshots.get(snapshotId);
         if (layer === undefined) throw notFound(`snapshot ${snapshotId} not found`);
@@ -85,13 +86,20 @@ export class LayerReplicaHost implements ReplicaHost {
   /**
    * The engine's part of a snapshot staged on a replica of this host: commits its store changes (with the catalog's
    * record, in the engine) and learns the snapshot's frozen layer by its catalog id. Call before `staged.commit()`.
+   * With `compares` (the coordinator's, S4), false when they did not hold (nothing committed).
    */
-  async recordSnapshot(volumeId: string, snapshotId: string, staged: { ops: readonly StoreOp[]; point: string }) {
+  async recordSnapshot(
+    volumeId: string,
+    snapshotId: string,
+    staged: { ops: readonly StoreOp[]; point: string },
+    compares: readonly Compare[] = [],
+  ): Promise<boolean> {
     const v = await this.volume(volumeId);
-    await this.store.commit(staged.ops);
+    if (!(await this.store.txn(compares, staged.ops)).succeeded) return false;
     const layer = this.layers.get(staged.point);
     this.layers.ref(layer);
     v.snapshots.set(snapshotId, layer);
+    return true;
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makePki, type Pki } from '../../test/support/replication-fixture.js';
+import { headNotAbandoned } from '../engine/local-layers.js';
 import { replicaConformance } from '../engine/replica-conformance.js';
 import { RemoteReplicas } from './connector.js';
 import { StaleEpochError } from './frame.js';
@@ -74,6 +75,11 @@ replicaConformance('RemoteReplica over mutual TLS to LocalReplica', async () => 
   };
 });
 
+/** Resolves once the service logged the end of a connection (its session closed, S4 settled). */
+async function disconnected(events: string[]): Promise<void> {
+  while (!events.includes('replication.disconnect')) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 describe('RemoteReplicas (the ReplicaConnector over the wire)', () => {
   const cleanup: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -126,6 +132,47 @@ describe('RemoteReplicas (the ReplicaConnector over the wire)', () => {
     const fresh = await b.connector.open('node-b', { volumeId: VOLUME, epoch: EPOCH });
     expect(await fresh.read(0, 4096)).toEqual(Buffer.alloc(4096));
     await fresh.close();
+  });
+
+  it('a snapshot whose commit never arrived is settled by the store: committed when its transaction was (S4)', async () => {
+    const b = await startNodeB();
+    cleanup.push(b.close);
+    const replica = await b.connector.open('node-b', { volumeId: VOLUME, epoch: EPOCH });
+    await replica.write(0, Buffer.alloc(4096, 1));
+    const staged = await replica.snapshot('snap-s4', 'a1a1a1a1a1a1a1a1');
+    // The coordinator's transaction commits; its connection ends before the commit reaches the replica.
+    expect(await b.host.recordSnapshot(VOLUME, 'snap-s4', staged, [headNotAbandoned('node-b', staged.head)])).toBe(
+      true,
+    );
+    await b.restart();
+    await disconnected(b.events);
+    await expect(replica.read(0, 4096)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const again = await b.connector.open('node-b', { volumeId: VOLUME, epoch: EPOCH });
+    await again.write(0, Buffer.alloc(4096, 2));
+    // The write after the cut went above the frozen point: the snapshot still reads what it froze.
+    const view = await b.connector.open('node-b', { volumeId: VOLUME, epoch: EPOCH, snapshotId: 'snap-s4' });
+    expect(await view.read(0, 4096)).toEqual(Buffer.alloc(4096, 1));
+    expect(await again.read(0, 4096)).toEqual(Buffer.alloc(4096, 2));
+    await view.close();
+    await again.close();
+  });
+
+  it('a snapshot whose commit never arrived and was not committed is abandoned, and can no longer commit (S4)', async () => {
+    const b = await startNodeB();
+    cleanup.push(b.close);
+    const replica = await b.connector.open('node-b', { volumeId: VOLUME, epoch: EPOCH });
+    await replica.write(0, Buffer.alloc(4096, 1));
+    const staged = await replica.snapshot('snap-late', 'b2b2b2b2b2b2b2b2');
+    await b.restart();
+    await disconnected(b.events);
+    // The coordinator's transaction comes too late: the tombstone the replica left makes it fail.
+    expect(await b.host.recordSnapshot(VOLUME, 'snap-late', staged, [headNotAbandoned('node-b', staged.head)])).toBe(
+      false,
+    );
+    const again = await b.connector.open('node-b', { volumeId: VOLUME, epoch: EPOCH });
+    await again.write(0, Buffer.alloc(4096, 2));
+    expect(await again.read(0, 4096)).toEqual(Buffer.alloc(4096, 2));
+    await again.close();
   });
 
   it('a closed connector refuses opens', async () => {

@@ -18,6 +18,11 @@
  * a newer write to the same block) and leave the replica holding old data while it counts as in-sync. An OPEN that
  * raises the epoch (a takeover from another node) also waits for the head requests in progress on every other
  * connection: the older epoch's are refused from then on (F3), and none of them lands after the OPEN answers.
+ *
+ * A snapshot staged on a connection that ends (or is superseded, or closes its handle) before its commit or abandon
+ * arrived is settled by the store (S4, `ReplicaSnapshot.lost`): committed when the coordinator's transaction
+ * committed it, else abandoned behind a tombstone that transaction compares. The next OPEN of the volume's head waits
+ * for it; a store that does not answer for about 30 s leaves it abandoned without a tombstone (logged).
  */
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { ReplicaHost } from '../engine/cluster-ports.js';
@@ -52,7 +57,7 @@ export interface ReplicaService {
  * server itself too).
  */
 export function replicaHandler(host: ReplicaHost, log?: ServeReplicasOptions['log']): ReplicationHandler {
-  const shared: Shared = { epochs: new Map(), sessions: new Set() };
+  const shared: Shared = { epochs: new Map(), sessions: new Set(), settling: new Map() };
   return {
     connect: (peer) => {
       log?.('replication.connect', { peer });
@@ -67,6 +72,8 @@ interface Shared {
   readonly epochs: Map<string, number>;
   /** Every open connection. */
   readonly sessions: Set<ReplicaSession>;
+  /** Per volume, the staged snapshots being settled by the store (S4): an OPEN of the head waits for them. */
+  readonly settling: Map<string, Promise<void>>;
 }
 
 /** Starts the replication service of this node. */
@@ -136,10 +143,10 @@ class ReplicaSession implements ReplicationSession {
   async close(): Promise<void> {
     this.closed = true;
     this.shared.sessions.delete(this);
-    for (const { staged } of this.staged.values()) staged.abandon();
-    this.staged.clear();
+    const settled = [...this.handles].map(([handle, opened]) => this.settleStaged(handle, opened.volumeId));
     const opened = [...this.handles.values()];
     this.handles.clear();
+    await Promise.all(settled);
     await Promise.all(opened.map((o) => this.release(o)));
     this.log?.('replication.disconnect', { peer: this.peer });
   }
@@ -174,6 +181,7 @@ class ReplicaSession implements ReplicationSession {
     if (snapshotId !== undefined && typeof snapshotId !== 'string') {
       throw invalidArgument('snapshot_id', 'must be a string');
     }
+    if (snapshotId === undefined) await this.shared.settling.get(volumeId);
     const raised = this.fence(volumeId, request.epoch, snapshotId === undefined ? 'open' : 'view') === 'raised';
     if (snapshotId === undefined) {
       const others = [...this.shared.sessions].filter((s) => s !== this && (s.peer === this.peer || raised));
@@ -220,12 +228,13 @@ class ReplicaSession implements ReplicationSession {
    */
   private async supersede(volumeId: string): Promise<void> {
     const gone: Opened[] = [];
+    const settles: Promise<void>[] = [];
     for (const [handle, opened] of this.handles) {
       if (opened.volumeId !== volumeId || opened.view) continue;
       this.handles.delete(handle);
       this.byKey.delete(opened.key);
       this.superseded.set(handle, volumeId);
-      this.abandonStaged(handle);
+      settles.push(this.settleStaged(handle, volumeId));
       gone.push(opened);
     }
     if (gone.length === 0) return;
@@ -236,6 +245,7 @@ class ReplicaSession implements ReplicationSession {
         await this.release(opened);
       }),
     );
+    await Promise.all(settles);
   }
 
   private async drop(request: RequestHeader, payload: Buffer): Promise<Served> {
@@ -373,7 +383,7 @@ class ReplicaSession implements ReplicationSession {
     opened.opens -= 1;
     if (opened.opens > 0) return NOTHING;
     this.handles.delete(handle);
-    this.abandonStaged(handle);
+    await this.settleStaged(handle, opened.volumeId);
     await this.release(opened);
     return NOTHING;
   }
@@ -384,6 +394,43 @@ class ReplicaSession implements ReplicationSession {
       this.staged.delete(token);
       here.staged.abandon();
     }
+  }
+
+  /**
+   * Settles by the store the snapshots staged under `handle` whose commit or abandon never came (S4); the next OPEN
+   * of the volume's head waits for it.
+   */
+  private settleStaged(handle: number, volumeId: string): Promise<void> {
+    const mine = [...this.staged].filter(([, here]) => here.handle === handle);
+    for (const [token] of mine) this.staged.delete(token);
+    if (mine.length === 0) return Promise.resolve();
+    const settle = async (staged: ReplicaSnapshot): Promise<void> => {
+      const lost = staged.lost;
+      if (lost === undefined) {
+        staged.abandon();
+        return;
+      }
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await lost.call(staged);
+          return;
+        } catch (err: unknown) {
+          if (attempt >= 7) {
+            this.log?.('replication.unsettled', { peer: this.peer, volume: volumeId, error: String(err) });
+            staged.abandon();
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, Math.min(8000, 250 * 2 ** attempt)));
+        }
+      }
+    };
+    const settling = Promise.all(mine.map(([, here]) => settle(here.staged))).then(() => undefined);
+    const all = Promise.all([this.shared.settling.get(volumeId), settling]).then(() => undefined);
+    this.shared.settling.set(volumeId, all);
+    void all.then(() => {
+      if (this.shared.settling.get(volumeId) === all) this.shared.settling.delete(volumeId);
+    });
+    return settling;
   }
 
   /** Forgets an opened replica and closes it. */
