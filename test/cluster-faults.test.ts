@@ -26,6 +26,22 @@ afterAll(async () => {
   await cluster?.cleanup();
 });
 
+/** Creates a 1 MiB volume with replicas on the two nodes given. */
+async function createOnTwo(name: string, first: string, second: string): Promise<void> {
+  const created = await cluster.ferry(0, [
+    'volume',
+    'create',
+    name,
+    '--size',
+    '1M',
+    '--repl',
+    '2',
+    '--nodes',
+    `${first},${second}`,
+  ]);
+  expect(created.code, created.stderr).toBe(0);
+}
+
 function nbdOf(i: number): { host: string; port: number } {
   const url = new URL((cluster.nodes[i]?.nbdUrl ?? '').replace(/^nbd:/, 'http:'));
   return { host: url.hostname, port: Number(url.port) };
@@ -35,18 +51,7 @@ it('replication goes through the proxies; cut, heal, pause, resume, kill and res
   const [a, b] = cluster.nodes;
   if (a === undefined || b === undefined) throw new Error('no nodes');
   expect(a.host?.address).not.toBe(b.host?.address);
-  const created = await cluster.ferry(0, [
-    'volume',
-    'create',
-    'v',
-    '--size',
-    '1M',
-    '--repl',
-    '2',
-    '--nodes',
-    `${a.id},${b.id}`,
-  ]);
-  expect(created.code, created.stderr).toBe(0);
+  await createOnTwo('v', a.id, b.id);
   const before = b.replProxy?.bytes.toServer ?? 0;
   const client = await NbdClient.connect({ ...nbdOf(0), name: 'v' });
   await client.write(0, Buffer.alloc(256 * 1024, 7));
@@ -88,18 +93,7 @@ it('writes of a timed-out connection that arrive after the resync are refused: t
   const [a, b] = cluster.nodes;
   if (a === undefined || b === undefined || b.replProxy === undefined) throw new Error('no nodes');
   const proxy = b.replProxy;
-  const created = await cluster.ferry(0, [
-    'volume',
-    'create',
-    'late',
-    '--size',
-    '1M',
-    '--repl',
-    '2',
-    '--nodes',
-    `${a.id},${b.id}`,
-  ]);
-  expect(created.code, created.stderr).toBe(0);
+  await createOnTwo('late', a.id, b.id);
   const client = await NbdClient.connect({ ...nbdOf(0), name: 'late', requestTimeoutMs: 30_000 });
   await client.write(0, Buffer.alloc(4096, 1));
   await client.flush();

@@ -410,4 +410,31 @@ describe('orphan layer records (S4)', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('refuses to start, naming them, when a volume it holds tops an orphan layer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-orphan-'));
+    try {
+      const engine = await openEngine({ dataDir: dir });
+      await engine.createVolume({ name: 'p', size: 8 * MiB });
+      await engine.close();
+      const store = new SqliteStore(join(dir, 'cluster.db'));
+      const prefix = (await store.list<{ id: string }>('/ferry/local/'))[0]?.key.replace(/[^/]+$/, '') ?? '';
+      const [volume] = await store.list<{ top: string }>('/ferry/volumes/');
+      if (volume === undefined) throw new Error('no volume record');
+      await store.commit([
+        {
+          op: 'put',
+          key: `${prefix}bbbbbbbbbbbbbbb1`,
+          value: { id: 'bbbbbbbbbbbbbbb1', parent: 'ffffffffffffff01', frozen: false },
+        },
+        { op: 'put', key: volume.key, value: { ...volume.value, top: 'bbbbbbbbbbbbbbb1' } },
+      ]);
+      await store.close();
+      await expect(openEngine({ dataDir: dir })).rejects.toThrow(
+        /layer bbbbbbbbbbbbbbb1 names a missing parent ffffffffffffff01: volume p tops it/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
