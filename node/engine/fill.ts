@@ -6,7 +6,8 @@
  * reaches the target either before the copy's read (the copy carries it) or after the copy's write (it overwrites
  * it). Several steps run at once on disjoint ranges, each with one of a fixed number of buffers: memory is
  * `depth x stepBytes` whatever the size of the volume. The target is flushed every `flushBytes` copied, then the
- * cursor (the offset below which every step is done and flushed) is reported. The loop (`copyExtents`) copies any
+ * cursor (the offset below which every step is done and flushed) is reported; the copy goes on while the target
+ * flushes, up to `8 x flushBytes` ahead of the flush under way. The loop (`copyExtents`) copies any
  * sorted set of extents: a resync (resync.ts) gives it the blocks changed since a base snapshot, and both take their
  * bytes from the bandwidth caps (bandwidth.ts) when given a limiter.
  */
@@ -226,6 +227,9 @@ export async function copyExtents(
   /** The cursor waiting for the next flush, and the loop flushing and reporting (one at a time, coalesced). */
   let wanted: number | undefined;
   let flusher: Promise<void> | undefined;
+  /** Bytes of steps completed (this run), and their count when the flush under way began (it covers those). */
+  let stepped = 0;
+  let steppedAtFlush = 0;
   let failure: unknown;
   const running = new Set<Promise<void>>();
   let smallRunning = 0;
@@ -236,6 +240,7 @@ export async function copyExtents(
       while (wanted !== undefined) {
         const cursor = wanted;
         wanted = undefined;
+        steppedAtFlush = stepped;
         await target.flush();
         await onProgress?.({ copied, total, cursor });
       }
@@ -275,6 +280,7 @@ export async function copyExtents(
         const n = step.end - step.start;
         copied += step.pieces.reduce((sum, p) => sum + p.length, 0);
         sinceFlush += n;
+        stepped += n;
       }
     } finally {
       release();
@@ -315,8 +321,12 @@ export async function copyExtents(
         break;
       }
     }
-    // A flush waits while another is under way: a slow target or progress callback slows the copy.
-    if (wanted !== undefined && flusher !== undefined) await flusher.catch(() => undefined);
+    // The copy goes on while the target flushes (a flush blocks its writes for a while: waiting for it as well idled
+    // the copy for a third of its time). Once it is eight flushes' worth ahead of the flush under way, it waits: a
+    // target or progress callback slower than the copy slows it, and a resume re-copies little more than that.
+    if (wanted !== undefined && flusher !== undefined && stepped - steppedAtFlush > 8 * flushBytes) {
+      await flusher.catch(() => undefined);
+    }
     if (failure !== undefined || aborted()) break;
     const seq = nextSeq++;
     ends.set(seq, step.end);

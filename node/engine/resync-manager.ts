@@ -73,7 +73,7 @@ export interface ResyncContext {
   log?(message: string): void;
   /** Copy tuning (fillReplica's options). */
   copy?: { stepBytes?: number; depth?: number; flushBytes?: number };
-  /** Least time between two progress commits (ms). Default 250: a copy killed part way resends little (R14a). */
+  /** Least time between two progress commits (ms). Default 100: a copy killed part way resends little (R14a). */
   progressIntervalMs?: number;
   /** Time between two passes over the attached volumes (ms). Default 3000. */
   retryMs?: number;
@@ -506,7 +506,7 @@ export class ResyncManager {
     targetIsNew: boolean,
   ): Promise<void> {
     const { coordinator } = use;
-    const interval = this.ctx.progressIntervalMs ?? 250;
+    const interval = this.ctx.progressIntervalMs ?? 100;
     const before = resync.cursor === 0 ? 0 : resync.copied_bytes;
     let last = { at: this.now(), copied: 0 };
     const onProgress = async (p: FillProgress): Promise<void> => {
