@@ -94,9 +94,13 @@ export class LayerSet {
 
   /** What an orphan lacks, for an error or a warning. */
   orphanText(id: string): string {
-    const record = this.orphans.get(id);
-    let missing = record?.parent ?? '?';
-    while (this.orphans.has(missing)) missing = this.orphans.get(missing)?.parent ?? '?';
+    const seen = new Set([id]);
+    let missing = this.orphans.get(id)?.parent ?? '?';
+    while (this.orphans.has(missing) && !seen.has(missing)) {
+      seen.add(missing);
+      missing = this.orphans.get(missing)?.parent ?? '?';
+    }
+    if (seen.has(missing)) return `layer ${id} is in a cycle of parents (${[...seen].join(' -> ')})`;
     return `layer ${id} names a missing parent ${missing}`;
   }
 
