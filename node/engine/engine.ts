@@ -391,16 +391,14 @@ class Engine implements VolumeEngine {
     const volumes = (await this.catalog.volumes()).filter((v) => holds(v, this.nodeId));
     const held = new Set(volumes.map((v) => v.id));
     const needed = [
-      ...volumes
-        .filter((v) => orphans.has(v.top))
-        .map((v) => `${this.layers.orphanText(v.top)}: volume ${v.name} tops it`),
+      ...volumes.filter((v) => orphans.has(v.top)).map((v) => `${orphans.get(v.top)}: volume ${v.name} tops it`),
       ...(await this.catalog.snapshots())
         .filter((s) => held.has(s.volume_id) && orphans.has(s.layer))
         .filter((s) => s.holders === undefined || s.holders.includes(this.nodeId))
-        .map((s) => `${this.layers.orphanText(s.layer)}: snapshot ${s.name} names it`),
+        .map((s) => `${orphans.get(s.layer)}: snapshot ${s.name} names it`),
     ];
     if (needed.length > 0) throw new Error(needed.join('; '));
-    const text = [...orphans.keys()].map((id) => this.layers.orphanText(id)).join('; ');
+    const text = [...orphans.values()].join('; ');
     await this.layers.dropOrphans();
     process.emitWarning(
       `dropped layer records that nothing on this node needs, left by a snapshot it abandoned: ${text}`,

@@ -32,10 +32,11 @@ export function newId(): string {
 export class LayerSet {
   readonly byId = new Map<string, Layer>();
   /**
-   * Layer records found at load whose parent (or an ancestor's) has no record: left out of the tree (see `load`).
-   * The engine drops them (`dropOrphans`) unless a volume or snapshot this node holds needs one.
+   * Layer records found at load whose parent (or an ancestor's) has no record, by id, with what they lack (for an
+   * error or a warning): left out of the tree (see `load`). The engine drops them (`dropOrphans`) unless a volume or
+   * snapshot this node holds needs one.
    */
-  readonly orphans = new Map<string, LayerRecord>();
+  readonly orphans = new Map<string, string>();
   private readonly refs = new Map<Layer, number>();
 
   constructor(
@@ -66,17 +67,19 @@ export class LayerSet {
   async load(): Promise<void> {
     const records = await this.store.list<LayerRecord>(this.local.layers);
     const byId = new Map(records.map(({ value }) => [value.id, value]));
-    const orphaned = (record: LayerRecord): boolean => {
-      const seen = new Set<string>();
+    /** What `record`'s chain of parents lacks, or undefined when it reaches a base. */
+    const lacks = (record: LayerRecord): string | undefined => {
+      const seen: string[] = [];
       for (let r: LayerRecord | undefined = record; r !== undefined && r.parent !== null; r = byId.get(r.parent)) {
-        if (seen.has(r.id)) return true;
-        seen.add(r.id);
-        if (!byId.has(r.parent)) return true;
+        if (seen.includes(r.id)) return `layer ${record.id} is in a cycle of parents (${seen.join(' -> ')})`;
+        seen.push(r.id);
+        if (!byId.has(r.parent)) return `layer ${record.id} names a missing parent ${r.parent}`;
       }
-      return false;
+      return undefined;
     };
     for (const { value } of records) {
-      if (orphaned(value)) this.orphans.set(value.id, value);
+      const lacking = lacks(value);
+      if (lacking !== undefined) this.orphans.set(value.id, lacking);
       else this.byId.set(value.id, new Layer(value.id, this.dir, value.frozen));
     }
     for (const { value } of records) {
@@ -90,18 +93,6 @@ export class LayerSet {
       const id = file.split('.')[0] ?? '';
       if (!this.byId.has(id) && !this.orphans.has(id)) await removeLayerFiles(this.dir, id);
     }
-  }
-
-  /** What an orphan lacks, for an error or a warning. */
-  orphanText(id: string): string {
-    const seen = new Set([id]);
-    let missing = this.orphans.get(id)?.parent ?? '?';
-    while (this.orphans.has(missing) && !seen.has(missing)) {
-      seen.add(missing);
-      missing = this.orphans.get(missing)?.parent ?? '?';
-    }
-    if (seen.has(missing)) return `layer ${id} is in a cycle of parents (${[...seen].join(' -> ')})`;
-    return `layer ${id} names a missing parent ${missing}`;
   }
 
   /** Deletes the orphans' records and files (`load`): nothing this node holds needs them. */

@@ -216,10 +216,14 @@ class ReplicaSession implements ReplicationSession {
     return handle;
   }
 
+  /** This connection's handles of the head of `volumeId`. */
+  private heads(volumeId: string): [number, Opened][] {
+    return [...this.handles].filter(([, opened]) => opened.volumeId === volumeId && !opened.view);
+  }
+
   /** Resolves once the requests in progress on the head of `volumeId` on this connection have finished. */
   private async settleHead(volumeId: string): Promise<void> {
-    const busy = [...this.handles.values()].filter((o) => o.volumeId === volumeId && !o.view);
-    await Promise.allSettled(busy.flatMap((o) => [...o.inFlight]));
+    await Promise.allSettled(this.heads(volumeId).flatMap(([, opened]) => [...opened.inFlight]));
   }
 
   /**
@@ -229,8 +233,7 @@ class ReplicaSession implements ReplicationSession {
   private async supersede(volumeId: string): Promise<void> {
     const gone: Opened[] = [];
     const settles: Promise<void>[] = [];
-    for (const [handle, opened] of this.handles) {
-      if (opened.volumeId !== volumeId || opened.view) continue;
+    for (const [handle, opened] of this.heads(volumeId)) {
       this.handles.delete(handle);
       this.byKey.delete(opened.key);
       this.superseded.set(handle, volumeId);
