@@ -12,6 +12,9 @@
  * fill: `ferry volume ha-update --repl 2` of a volume holding `--fill-mib` MiB of random data, from `ha-update` until
  *       the new replica is in-sync, against nbdcopy of the same volume from node 1's NBD export to a fresh volume on
  *       node 2's (what a full copy between the two nodes costs). Ratio: fill throughput / nbdcopy throughput.
+ * ceiling: what the replication transport alone carries between two processes on this machine (bench/transport-
+ *       ceiling.ts: 1 MiB WRITEs at depth 16 to a replica that stores nothing, and a plain node:tls stream), with
+ *       the ratio repl 2 could reach against this run's repl 1 if replication cost nothing but the transport.
  */
 import { execFile } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -22,13 +25,14 @@ import { parseArgs, promisify } from 'node:util';
 import { type BenchCluster, type BenchNode, startBenchCluster } from './cluster-nodes.js';
 import { type FioJob, type FioResult, runFio } from './fio.js';
 import { printTable, type Row, writeJson } from './report.js';
+import { measureTransportCeiling } from './transport-ceiling.js';
 
 const run = promisify(execFile);
 const MiB = 1024 ** 2;
 
 const { values: opts } = parseArgs({
   options: {
-    only: { type: 'string', default: 'io,fill' },
+    only: { type: 'string', default: 'io,fill,ceiling' },
     dir: { type: 'string', default: tmpdir() },
     seconds: { type: 'string', default: '8' },
     'fill-mib': { type: 'string', default: '1024' },
@@ -96,6 +100,26 @@ async function benchIo(cluster: BenchCluster): Promise<void> {
   }
   printTable(`fio through NBD on node 1, ${seconds}s per job, 1 GiB region, iodepth 16`, rows);
   results.io = rows;
+}
+
+async function benchCeiling(): Promise<void> {
+  const seconds = Number(opts.seconds);
+  const { replication, tls } = await measureTransportCeiling(seconds);
+  const io = results.io as Row[] | undefined;
+  const repl1 = io?.find((r) => String(r.job).startsWith('seq-write-1M'))?.['repl1 MiB/s'];
+  const row = (what: string, c: typeof replication): Row => ({
+    what,
+    'MiB/s': c.mibPerSecond,
+    'sender CPU ms/MiB': c.senderCpuMsPerMiB,
+    'receiver CPU ms/MiB': c.receiverCpuMsPerMiB,
+    'MiB/s / repl1 seq-write': typeof repl1 === 'number' ? c.mibPerSecond / repl1 : 'run io too',
+  });
+  const rows = [
+    row('replication transport, 1 MiB WRITEs qd16, null replica', replication),
+    row('node:tls stream, 1 MiB writes, no framing', tls),
+  ];
+  printTable(`the transport alone between two processes, ${seconds}s each (a ceiling for repl 2)`, rows);
+  results.ceiling = rows;
 }
 
 /** A file of `mib` MiB of random data (incompressible, no holes). */
@@ -168,6 +192,7 @@ async function main(): Promise<void> {
     await cluster.stop();
     await rm(base, { recursive: true, force: true });
   }
+  if (only.has('ceiling')) await benchCeiling();
   await writeJson(opts.out ?? 'bench/results/cluster.json', results);
 }
 
