@@ -197,7 +197,7 @@ export async function runNode(options: NodeOptions): Promise<void> {
   if (missing.length > 0)
     log(
       'warn',
-      `started without ${missing.join(' ')} (npm start and the systemd unit pass it): about 30 MiB more memory`,
+      `started without ${missing.join(' ')} (npm start, the systemd unit and the ferry command pass them): a larger heap, and more full collections under load`,
     );
   const unset = missingEnvSettings();
   if (unset.length > 0)

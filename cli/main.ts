@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=1 --initial-old-space-size=128
 /** Entry point of the `ferry` command (package.json `bin`: dist/cli/main.js). */
 import { run } from './program.js';
 
