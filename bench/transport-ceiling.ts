@@ -10,12 +10,15 @@
 import { fork } from 'node:child_process';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { createClusterCa, issueNodeCert } from '../node/index.js';
-import { ReplicationClient } from '../node/replication/client.js';
-import { Op } from '../node/replication/frame.js';
-import { ReplicationServer } from '../node/replication/server.js';
-import { tlsOptions } from '../node/replication/tls.js';
-import type { NodeCredentials } from '../node/replication/types.js';
+import {
+  createClusterCa,
+  issueNodeCert,
+  type NodeCredentials,
+  ReplicationOp as Op,
+  ReplicationClient,
+  ReplicationServer,
+  replicationTlsOptions as tlsOptions,
+} from '../node/index.js';
 
 const MiB = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);

@@ -153,6 +153,7 @@ export {
   type ReplicationSession,
   type RequestHeader as ReplicationRequest,
   replicaHandler,
+  replicationTlsOptions,
   type Served,
   type ServeReplicasOptions,
   StaleEpochError,

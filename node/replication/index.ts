@@ -14,4 +14,5 @@ export {
   serveReplicas,
 } from './replica-service.js';
 export { ReplicationServer, type ReplicationServerOptions } from './server.js';
+export { tlsOptions as replicationTlsOptions } from './tls.js';
 export type { NodeCredentials, ReplicationHandler, ReplicationSession, Served } from './types.js';
