@@ -40,10 +40,10 @@ export function missingEnvSettings(env: NodeJS.ProcessEnv = process.env): string
  * - A young generation of 1 MiB semi-spaces instead of V8's 16: a node's garbage is short-lived small objects, so
  *   scavenges stay cheap, and the main thread's heap stays about 30 MiB smaller.
  * - An old-generation limit of at least 128 MiB. V8 sizes the limit from the live heap (about 25 MiB in a node, so
- *   a limit near 33 MiB) and counts the memory of Buffers in flight against it: 16 writes of 1 MiB in flight to a
+ *   a limit near 33 MiB) and, as its traces suggest, counts the memory of Buffers in flight against it: 16 writes of 1 MiB in flight to a
  *   volume with two replicas kept it over the limit, and the node ran 20 or more full collections a second that
  *   freed almost nothing (V8's marking threads took more CPU than the main thread). With the floor, sequential
- *   writes with two replicas ran 1.3-2.3x faster and the nodes' peak RSS did not move (184-202 MiB with the floor
+ *   writes with two replicas ran 1.2-2.6x faster and the nodes' peak RSS did not move (184-202 MiB with the floor
  *   at 64 or 128 MiB, 202 without; runs of 2 nodes, fio at depth 16 for 2 x 5 s): the old generation holds little
  *   garbage, and a backup's own collections (cloudsnap/workers/reclaim.ts) still run every 256 MiB.
  */
