@@ -3,7 +3,7 @@
  * replicated write runs under. A child process serves the transport with a replica that stores nothing, and this
  * process sends it 1 MiB WRITEs, `depth` in flight, over the same mutually authenticated TLS connection a node uses
  * (node/replication). The same bytes are also sent as a plain stream over node:tls between the same two processes:
- * what Node's TLS moves with no framing at all. Both sides report the CPU seconds they spent per MiB.
+ * what Node's TLS moves with no framing at all. Both sides report the CPU time they spent per MiB.
  *
  * Run by the bench only; as a child it is started as `node transport-ceiling.js serve` with the credentials on stdin.
  */
@@ -26,7 +26,7 @@ const SELF = fileURLToPath(import.meta.url);
 export interface CeilingResult {
   /** MiB per second carried. */
   mibPerSecond: number;
-  /** CPU seconds per MiB of the sending and the receiving process. */
+  /** CPU milliseconds per MiB of the sending and the receiving process (all their threads). */
   senderCpuMsPerMiB: number;
   receiverCpuMsPerMiB: number;
 }
