@@ -10,6 +10,8 @@ import type { BlockDevice, ChangedBlocksPage, StatusExtent, VolumeEngine, WriteO
 export class DeviceReplica implements Replica {
   readBytes = 0;
   wroteBytes = 0;
+  /** Bytes of the writes asked to be uncached (past the page cache). */
+  uncachedBytes = 0;
   trimmedBytes = 0;
   closed = false;
   /** Called at the start of every read (a test's writer aims at what is being copied). */
@@ -36,6 +38,7 @@ export class DeviceReplica implements Replica {
   async write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
     if (this.failWith !== undefined) throw this.failWith;
     this.wroteBytes += data.length;
+    if (options?.uncached === true) this.uncachedBytes += data.length;
     return this.device.write(offset, data, options);
   }
   async writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {

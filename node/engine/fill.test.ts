@@ -104,6 +104,8 @@ describe('fillReplica', () => {
     expect(result).toEqual({ copied: 10 * MiB, total: 10 * MiB, cursor: size });
     expect(source.readBytes).toBe(10 * MiB);
     expect(target.wroteBytes).toBe(10 * MiB);
+    // Past the target's page cache: nothing reads a copy back soon, and its flushes would wait for write-back.
+    expect(target.uncachedBytes).toBe(10 * MiB);
     expect(target.trimmedBytes).toBe(0);
     expect(await allocatedBytes(target, size)).toBe(10 * MiB);
     expect(await firstDifference(source, target, size)).toBeUndefined();

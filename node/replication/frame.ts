@@ -8,7 +8,8 @@
  *   off size field
  *     0   4  magic     0x32515246 ("FRQ2")
  *     4   1  op        Op below
- *     5   1  flags     bit 0: FUA (WRITE, ZERO, TRIM); other bits 0
+ *     5   1  flags     bit 0: FUA (WRITE, ZERO, TRIM); bit 1: UNCACHED (WRITE: data nobody reads back soon, which
+ *                      the server writes past its page cache where it can); other bits 0
  *     6   2  reserved  0
  *     8   4  id        request id chosen by the client (unique among its requests in flight; never 0)
  *    12   4  payload   bytes of payload after the header
@@ -77,6 +78,7 @@ const OP_COUNT = 16;
 const JSON_OPS: ReadonlySet<number> = new Set([Op.OPEN, Op.SNAPSHOT_PREPARE, Op.CHANGED_BLOCKS, Op.DROP]);
 
 export const FLAG_FUA = 1;
+export const FLAG_UNCACHED = 2;
 export const REPLY_FLAG_STALE_EPOCH = 1;
 
 /** Wire status of each error code; fixed forever (never derived from the order of ERROR_CODES). */

@@ -11,7 +11,7 @@ import type { ReplicaTarget } from '../engine/cluster-ports.js';
 import type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from '../engine/replica.js';
 import type { ChangedBlocksPage, StatusExtent, WriteOptions } from '../engine/types.js';
 import type { Answer, Call, ReplicationClient } from './client.js';
-import { EXTENT_BYTES, FLAG_FUA, jsonPayload, Op, parseJson } from './frame.js';
+import { EXTENT_BYTES, FLAG_FUA, FLAG_UNCACHED, jsonPayload, Op, parseJson } from './frame.js';
 
 /** Where an opened replica lives on its connection. */
 export interface RemoteReplicaOpen {
@@ -197,7 +197,9 @@ export class RemoteReplica implements Replica {
   }
 
   private change(call: Call, options: WriteOptions | undefined): Promise<void> {
-    if (options?.fua === true) call.flags = FLAG_FUA;
+    const flags =
+      (options?.fua === true ? FLAG_FUA : 0) | (call.op === Op.WRITE && options?.uncached === true ? FLAG_UNCACHED : 0);
+    if (flags !== 0) call.flags = flags;
     return this.send(call).then(this.noteGeneration);
   }
 }

@@ -27,7 +27,17 @@
 import { FerryError, invalidArgument } from '../../common/index.js';
 import type { ReplicaHost } from '../engine/cluster-ports.js';
 import type { Replica, ReplicaDiffRequest, ReplicaSnapshot } from '../engine/replica.js';
-import { EXTENT_BYTES, FLAG_FUA, jsonPayload, Op, parseJson, type RequestHeader, StaleEpochError } from './frame.js';
+import type { WriteOptions } from '../engine/types.js';
+import {
+  EXTENT_BYTES,
+  FLAG_FUA,
+  FLAG_UNCACHED,
+  jsonPayload,
+  Op,
+  parseJson,
+  type RequestHeader,
+  StaleEpochError,
+} from './frame.js';
 import { ReplicationServer } from './server.js';
 import type { NodeCredentials, ReplicationHandler, ReplicationSession, Served } from './types.js';
 
@@ -318,7 +328,9 @@ class ReplicaSession implements ReplicationSession {
           .read(request.offset, request.length)
           .then((data) => ({ payload: data, value: replica.generation() }));
       case Op.WRITE:
-        return replica.write(request.offset, payload, fua).then(() => ({ value: replica.generation() }));
+        return replica
+          .write(request.offset, payload, writeOptions(request.flags))
+          .then(() => ({ value: replica.generation() }));
       case Op.ZERO:
         return replica.writeZeroes(request.offset, request.length, fua).then(() => ({ value: replica.generation() }));
       case Op.TRIM:
@@ -448,3 +460,11 @@ class ReplicaSession implements ReplicationSession {
 }
 
 const FUA = { fua: true };
+
+/** A WRITE's options from its flags: FUA, and UNCACHED (its payload was taken into page-aligned memory). */
+function writeOptions(flags: number): WriteOptions | undefined {
+  const fua = (flags & FLAG_FUA) !== 0;
+  const uncached = (flags & FLAG_UNCACHED) !== 0;
+  if (!fua && !uncached) return undefined;
+  return { ...(fua && { fua }), ...(uncached && { uncached }) };
+}

@@ -7,10 +7,12 @@
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { FerryError, toFerryError } from '../../common/index.js';
+import { directBuffer } from '../engine/layer.js';
 import { ByteQueue } from './byte-queue.js';
 import {
   decodeRequestHeader,
   encodeReply,
+  FLAG_UNCACHED,
   Op,
   REPLY_FLAG_STALE_EPOCH,
   REQUEST_HEADER_BYTES,
@@ -161,11 +163,24 @@ class Connection {
         this.header = decodeRequestHeader(raw);
       }
       const header = this.header;
-      const payload = this.queue.take(header.payloadBytes);
+      const payload = this.takePayload(header);
       if (payload === undefined) return;
       this.header = undefined;
       this.dispatch(header, payload);
     }
+  }
+
+  /**
+   * The request's payload once all of it is queued. An UNCACHED WRITE's is copied into page-aligned memory, so that
+   * the replica can write it past the page cache (the copy out of the TLS chunks is made anyway).
+   */
+  private takePayload(header: RequestHeader): Buffer | undefined {
+    const bytes = header.payloadBytes;
+    if (header.op !== Op.WRITE || (header.flags & FLAG_UNCACHED) === 0 || bytes === 0) return this.queue.take(bytes);
+    if (this.queue.length < bytes) return undefined;
+    const out = directBuffer(bytes);
+    this.queue.takeInto(out, bytes);
+    return out;
   }
 
   private dispatch(request: RequestHeader, payload: Buffer): void {

@@ -72,6 +72,20 @@ function pattern(seed: number, length: number): Buffer {
 }
 
 describe('replication transport over mutual TLS', () => {
+  it('carries an uncached write as one, into page-aligned memory on the server; other writes stay cached', async () => {
+    const replica = new MemoryReplica(4 * MiB);
+    const { server } = await serve(replica);
+    const remote = await open(await dial(server));
+    await remote.write(MiB, pattern(2, 256 * 1024), { uncached: true });
+    await remote.write(2 * MiB, pattern(3, 4096), { fua: true });
+    expect(replica.uncachedWrites).toEqual([{ offset: MiB, length: 256 * 1024, aligned: true }]);
+    expect(replica.data.subarray(MiB, MiB + 256 * 1024).equals(pattern(2, 256 * 1024))).toBe(true);
+    expect(replica.calls.map((c) => [c.op, c.offset, c.fua])).toEqual([
+      ['write', MiB, false],
+      ['write', 2 * MiB, true],
+    ]);
+  });
+
   it('round-trips every operation', async () => {
     const replica = new MemoryReplica(4 * MiB);
     const { server, host } = await serve(replica);

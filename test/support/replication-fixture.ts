@@ -4,6 +4,7 @@
  * ReplicaHost serving such replicas, and one serving an engine's open volume (for benchmarks).
  */
 import { FerryError } from '../../common/index.js';
+import { native } from '../../common/native/index.js';
 import type {
   BlockDevice,
   ChangedBlocksPage,
@@ -59,6 +60,8 @@ export class MemoryReplica implements Replica {
   readonly data: Buffer;
   private changes = 0;
   readonly calls: Call[] = [];
+  /** The writes asked to be uncached, and whether their data was page-aligned (writable past the page cache). */
+  readonly uncachedWrites: { offset: number; length: number; aligned: boolean }[] = [];
   hold = false;
   readonly held: { call: Call; go: () => void }[] = [];
   maxHeldBytes = 0;
@@ -103,7 +106,10 @@ export class MemoryReplica implements Replica {
     return Buffer.from(this.data.subarray(offset, offset + length));
   }
 
-  async write(offset: number, data: Buffer, options?: { fua?: boolean }): Promise<void> {
+  async write(offset: number, data: Buffer, options?: { fua?: boolean; uncached?: boolean }): Promise<void> {
+    if (options?.uncached === true) {
+      this.uncachedWrites.push({ offset, length: data.length, aligned: native.alignmentGap(data, 4096) === 0 });
+    }
     await this.gate({ op: 'write', offset, length: data.length, fua: options?.fua === true });
     data.copy(this.data, offset);
     this.changes += 1;
