@@ -8,17 +8,17 @@
  * Run by the bench only; as a child it is started as `node transport-ceiling.js serve` with the credentials on stdin.
  */
 import { fork } from 'node:child_process';
+import { once } from 'node:events';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import {
-  createClusterCa,
-  issueNodeCert,
   type NodeCredentials,
   ReplicationOp as Op,
   ReplicationClient,
   ReplicationServer,
   replicationTlsOptions as tlsOptions,
 } from '../node/index.js';
+import { makePki } from '../test/support/replication-fixture.js';
 
 const MiB = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
@@ -31,30 +31,12 @@ export interface CeilingResult {
   receiverCpuMsPerMiB: number;
 }
 
-interface Pki {
-  sender: NodeCredentials;
-  receiver: NodeCredentials;
-}
-
 /** Messages from the child: its ports once listening, then its CPU use when asked. */
 type ChildMessage = { repl: number; raw: number } | { cpuSeconds: number };
 
 function cpuSeconds(): number {
   const used = process.cpuUsage();
   return (used.user + used.system) / 1e6;
-}
-
-async function makePki(): Promise<Pki> {
-  const ca = await createClusterCa({ clusterId: 'bench-ceiling' });
-  const addresses = ['127.0.0.1'];
-  const [a, b] = await Promise.all([
-    issueNodeCert(ca, { nodeId: 'sender', addresses }),
-    issueNodeCert(ca, { nodeId: 'receiver', addresses }),
-  ]);
-  return {
-    sender: { caPem: ca.certPem, certPem: a.certPem, keyPem: a.keyPem },
-    receiver: { caPem: ca.certPem, certPem: b.certPem, keyPem: b.keyPem },
-  };
 }
 
 /** The child: a replication server whose every request succeeds and stores nothing, and a plain TLS sink. */
@@ -108,14 +90,16 @@ export async function measureTransportCeiling(
   seconds: number,
   depth = 16,
 ): Promise<{ replication: CeilingResult; tls: CeilingResult }> {
+  // Node a sends, node b (the child) receives.
   const pki = await makePki();
   const child = fork(SELF, ['serve'], { stdio: ['pipe', 'inherit', 'inherit', 'ipc'] });
-  child.stdin?.end(JSON.stringify(pki.receiver));
+  child.stdin?.end(JSON.stringify(pki.b));
+  const exited = new Promise<never>((_, reject) =>
+    child.once('exit', (code) => reject(new Error(`the ceiling's server exited with ${code}`))),
+  );
+  exited.catch(() => undefined);
   const next = (): Promise<ChildMessage> =>
-    new Promise((resolve, reject) => {
-      child.once('message', (m) => resolve(m as ChildMessage));
-      child.once('exit', (code) => reject(new Error(`the ceiling's server exited with ${code}`)));
-    });
+    Promise.race([once(child, 'message').then(([m]) => m as ChildMessage), exited]);
   const childCpu = async (): Promise<number> => {
     const reply = next();
     child.send('cpu');
@@ -138,14 +122,14 @@ export async function measureTransportCeiling(
       };
     };
     const client = await ReplicationClient.connect({
-      credentials: pki.sender,
+      credentials: pki.a,
       host: '127.0.0.1',
       port: ports.repl,
-      expectedNodeId: 'receiver',
+      expectedNodeId: 'node-b',
     });
     const replication = await measure(() => pumpReplication(client, seconds, depth));
     await client.close();
-    const socket = connect({ ...tlsOptions(pki.sender), host: '127.0.0.1', port: ports.raw });
+    const socket = connect({ ...tlsOptions(pki.a), host: '127.0.0.1', port: ports.raw });
     socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
     const tls = await measure(() => pumpRaw(socket, seconds));
