@@ -50,6 +50,8 @@ export interface VolumeView {
   replicas?: ReplicaView[];
   /** OpenStorage `attached_on`: the node coordinating the volume's writes (where it is attached), when one does. */
   attached_on?: string;
+  /** `resync`: `attached_on` attached the volume only to resync its replicas (nobody else has it attached). */
+  attached_for?: 'resync';
 }
 
 /** Ferry: one replica of a volume. */
@@ -127,6 +129,7 @@ export function volumeView(info: VolumeInfo): InspectView {
     volume.replicas = info.replicas.map(replicaView);
   }
   if (info.attached_node !== undefined) volume.attached_on = info.attached_node;
+  if (info.attached_for !== undefined) volume.attached_for = info.attached_for;
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 

@@ -3,13 +3,15 @@
  * on both, attached on A by a real NBD client (failover-client.ts, `script`) that stays connected throughout. The
  * client writes a little with both up; B is killed (SIGKILL); the client writes `changedBytes` (about 1% of the
  * volume, rounded up to whole MiB) as random 64 KiB blocks at distinct 64 KiB-aligned offsets, then FLUSHes; B must
- * then be recorded out-of-sync. B is started again, and the bench waits until inspect (through A) shows B in-sync.
+ * then be recorded out-of-sync. B is started again, and the bench follows B's state in the volume's record with an
+ * etcd watch (failover-watch.ts) until it is in-sync.
  *
  * - Bytes sent: every byte B received on its replication connections after its restart (failover-wire.ts: the
  *   kernel's per-connection `bytes_received`: frames, TLS and all; A's to B's port and B's to A's), over changed.
- * - Resync time: from B's restart being ready to inspect showing it in-sync (polled every 50 ms); the copy's own
- *   time (first seen `filling` to in-sync) is kept too. Against nbdcopy of `changedBytes` of random data from a
- *   volume on A's NBD export to a volume on B's (the same two nodes; contiguous, which is if anything easier).
+ * - Resync time: the same workload on a volume of its own, with no wire count running (`ss` every 20 ms costs this
+ *   two-core machine a fifth of a core): from B's restart being ready to its in-sync commit; the copy's own time
+ *   (filling commit to in-sync commit) is what the row compares, against nbdcopy of `changedBytes` of random data
+ *   from a volume on A's NBD export to a volume on B's (the same two nodes; contiguous, which is if anything easier).
  * - Interrupted: once B has received half the changed bytes, B is frozen (SIGSTOP), its connections' counts are read
  *   until they stop moving, B is killed (SIGKILL) and started again; bytes sent in total (both runs) over changed.
  */
@@ -20,8 +22,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { BenchCluster } from './cluster-nodes.js';
 import { type ClientEvent, monoNs, startClient } from './failover-client.js';
-import { atMost, type FigureRow, reason, secs } from './failover-verdict.js';
-import { createVolume, nodeAt, replicaOn, uriOf, waitReplica } from './failover-volumes.js';
+import { atMost, type FigureRow, reason } from './failover-verdict.js';
+import { createVolume, nodeAt, replicaOn, uriOf, volumeIdOf } from './failover-volumes.js';
+import { watchReplica } from './failover-watch.js';
 import { countWire } from './failover-wire.js';
 
 const run = promisify(execFile);
@@ -74,18 +77,26 @@ export class NotMeasured extends Error {
 }
 
 /**
- * One resync run on volume `name` (A = node 0, B = node 1); with `interrupt`, B is killed once it received half the
- * changed bytes. Throws NotMeasured (verdict `failed: ...`) when the behaviour needed does not happen.
+ * What a run measures: `bytes` counts B's wire (ss polled every 20 ms), `time` counts nothing besides (the polls of
+ * `ss` cost the two-core machine a fifth of a core, which would slow the copy being timed against an nbdcopy that
+ * runs without them), `interrupt` counts the wire and kills B once it received half the changed bytes.
+ */
+export type ResyncMode = 'bytes' | 'time' | 'interrupt';
+
+/**
+ * One resync run on volume `name` (A = node 0, B = node 1). B's states are followed by a watch on the volume's record
+ * in etcd (failover-watch.ts). Throws NotMeasured (verdict `failed: ...`) when the behaviour needed does not happen.
  */
 export async function resyncRun(
   cluster: BenchCluster,
   name: string,
   options: ResyncOptions,
-  interrupt: boolean,
+  mode: ResyncMode,
 ): Promise<ResyncRun> {
   const [a, b] = [nodeAt(cluster, 0), nodeAt(cluster, 1)];
   const changedBytes = changedBytesOf(options);
   await createVolume(cluster, 0, name, String(options.sizeBytes), [a, b]);
+  const volumeId = await volumeIdOf(cluster, 0, name);
   const client = startClient({ mode: 'script', uris: [uriOf(a, name)] });
   const command = async (line: string, timeoutMs: number): Promise<ClientEvent> => {
     const from = client.events.length;
@@ -108,62 +119,56 @@ export async function resyncRun(
       );
     }
     // Every byte into B's replication sockets: connections A made to B, and any B made to A.
-    const wire = await countWire({ local: [b.replPort], peer: [a.replPort] }, interrupt ? 10 : 20);
-    const states: string[] = [];
+    const wire =
+      mode === 'time'
+        ? undefined
+        : await countWire({ local: [b.replPort], peer: [a.replPort] }, mode === 'interrupt' ? 10 : 20);
+    const watch = await watchReplica(cluster, volumeId, b.id);
     let killedAtBytes: number | undefined;
-    let filling: number | undefined;
     let kill: Promise<void> | undefined;
-    let killed = false;
+    /** How many states were seen when B was killed (SIGKILL). */
+    let killedAt = 0;
     // The interruption watches the wire count closely (the resync of a small change is quick).
-    const watch = setInterval(() => {
-      if (!interrupt || kill !== undefined || wire.total() < changedBytes / 2) return;
+    const interrupting = setInterval(() => {
+      if (mode !== 'interrupt' || wire === undefined || kill !== undefined || wire.total() < changedBytes / 2) return;
       kill = (async () => {
         await b.kill('SIGSTOP');
         killedAtBytes = await wire.settle();
         await b.kill('SIGKILL');
+        killedAt = watch.seen.length;
         await b.restart();
-        killed = true;
       })();
     }, 5);
     try {
       await b.restart();
       const t0 = monoNs();
-      const seen = (state: string): void => {
-        if (states.at(-1) !== state) states.push(state);
-        if (state === 'filling' && filling === undefined) filling = monoNs();
-      };
-      // In-sync ends the wait, except while an interruption is under way (it restarts B).
-      await waitReplica(
-        cluster,
-        0,
-        name,
-        b.id,
-        (r) => {
-          seen(r?.state ?? 'not listed');
-          return r?.state === 'in-sync' && (kill === undefined || killed);
-        },
-        options.timeoutMs,
-        async () => undefined,
-        20,
-      ).catch((err: unknown) => {
-        throw new NotMeasured(`failed: B not in-sync again: ${reason(err)}; states seen: ${states.join(' -> ')}`);
-      });
-      const t1 = monoNs();
-      await kill;
-      const sentBytes = await wire.stop();
+      const inSync = (state: string): boolean => state === 'in-sync';
+      let done = await watch.until(inSync, watch.seen.length, options.timeoutMs).catch(notInSync);
+      if (mode === 'interrupt') {
+        if (kill === undefined)
+          throw new NotMeasured(`failed: B was in sync before it received half the changed bytes`);
+        await kill;
+        // In sync again after the kill (B cannot be in sync while it is frozen, but check).
+        if (watch.seen.indexOf(done) < killedAt) {
+          done = await watch.until(inSync, killedAt, options.timeoutMs).catch(notInSync);
+        }
+      }
+      const sentBytes = (await wire?.stop()) ?? 0;
+      const filling = watch.seen.find((s) => s.state === 'filling' && s.atNs >= t0);
       return {
         changedBytes,
         sentBytes,
-        connections: wire.connections(),
-        resyncNs: t1 - t0,
-        ...(filling !== undefined && { copyNs: t1 - filling }),
-        states,
+        connections: wire?.connections() ?? 0,
+        resyncNs: done.atNs - t0,
+        ...(filling !== undefined && { copyNs: done.atNs - filling.atNs }),
+        states: watch.seen.map((s) => s.state),
         ...(killedAtBytes !== undefined && { killedAtBytes }),
       };
     } finally {
-      clearInterval(watch);
+      clearInterval(interrupting);
       await kill?.catch(() => undefined);
-      await wire.stop();
+      await wire?.stop();
+      await watch.stop();
     }
   } finally {
     client.send('quit');
@@ -171,8 +176,32 @@ export async function resyncRun(
   }
 }
 
-/** Seconds nbdcopy takes to copy `bytes` of random data from a volume on node 0 to a fresh one on node 1. */
-export async function nbdcopySeconds(cluster: BenchCluster, base: string, bytes: number): Promise<number> {
+function notInSync(err: unknown): never {
+  throw new NotMeasured(`failed: B not in-sync again: ${reason(err)}`);
+}
+
+/** Runs of the time figure, and of nbdcopy: each row compares their medians (one run varies by a third here). */
+export const TIME_RUNS = 3;
+
+/** The median of `values` (not empty). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/**
+ * Seconds nbdcopy takes to copy `bytes` of random data from a volume on node 0 to a fresh one on node 1, once for
+ * each run (`runs` fresh pairs of volumes, one image).
+ */
+export async function nbdcopySeconds(
+  cluster: BenchCluster,
+  base: string,
+  bytes: number,
+  runs: number,
+): Promise<number[]> {
   const [a, b] = [nodeAt(cluster, 0), nodeAt(cluster, 1)];
   const image = join(base, 'changed.img');
   const file = await open(image, 'w');
@@ -185,13 +214,17 @@ export async function nbdcopySeconds(cluster: BenchCluster, base: string, bytes:
   } finally {
     await file.close();
   }
-  await createVolume(cluster, 0, 'copy-src', String(bytes), [a]);
-  await run('nbdcopy', [image, uriOf(a, 'copy-src')]);
+  const seconds: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    await createVolume(cluster, 0, `copy-src-${i}`, String(bytes), [a]);
+    await run('nbdcopy', [image, uriOf(a, `copy-src-${i}`)]);
+    await createVolume(cluster, 0, `copy-dst-${i}`, String(bytes), [b]);
+    const start = monoNs();
+    await run('nbdcopy', [uriOf(a, `copy-src-${i}`), uriOf(b, `copy-dst-${i}`)]);
+    seconds.push((monoNs() - start) / 1e9);
+  }
   await rm(image);
-  await createVolume(cluster, 0, 'copy-dst', String(bytes), [b]);
-  const start = monoNs();
-  await run('nbdcopy', [uriOf(a, 'copy-src'), uriOf(b, 'copy-dst')]);
-  return (monoNs() - start) / 1e9;
+  return seconds;
 }
 
 const MiBText = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
@@ -205,29 +238,46 @@ export function workloadText(options: ResyncOptions): string {
   );
 }
 
-/** Rows 3 and 4 from one run (and an nbdcopy of the same bytes). */
-export function resyncRows(runResult: ResyncRun, copySeconds: number | string, options: ResyncOptions): FigureRow[] {
-  const ratio = runResult.sentBytes / runResult.changedBytes;
-  const short = runResult.sentBytes < runResult.changedBytes;
+/** Seconds of a run's copy: first seen filling -> in-sync, or from B's restart when no filling state was seen. */
+function copySecondsOf(run: ResyncRun): number {
+  return (run.copyNs ?? run.resyncNs) / 1e9;
+}
+
+/**
+ * Rows 3 and 4: bytes from a `bytes` run; time from `time` runs, each on a volume of its own (the same workload),
+ * their median against the median of nbdcopy's runs of the same bytes.
+ */
+export function resyncRows(
+  bytesRun: ResyncRun,
+  timeRuns: readonly ResyncRun[],
+  copyRuns: readonly number[] | string,
+  options: ResyncOptions,
+): FigureRow[] {
+  const ratio = bytesRun.sentBytes / bytesRun.changedBytes;
+  const short = bytesRun.sentBytes < bytesRun.changedBytes;
   const detail = `${workloadText(options)}; sent = bytes received on B's replication connections after its restart (ss tcp_info)`;
   const sent: FigureRow = {
     key: 'resync',
     ...RESYNC_FIGURES.bytes,
-    value: `${ratio.toFixed(3)} (${MiBText(runResult.sentBytes)} / ${MiBText(runResult.changedBytes)})`,
+    value: `${ratio.toFixed(3)} (${MiBText(bytesRun.sentBytes)} / ${MiBText(bytesRun.changedBytes)})`,
     verdict: short ? 'missed: fewer bytes sent than changed (was everything copied?)' : atMost(ratio, 1.1),
-    detail: `${detail}; ${runResult.connections} connection(s); states ${runResult.states.join(' -> ')}`,
-    data: { ...runResult },
+    detail: `${detail}; ${bytesRun.connections} connection(s); states ${bytesRun.states.join(' -> ')}`,
+    data: { ...bytesRun },
   };
-  // The copy (first seen filling -> in-sync) is what nbdcopy's time compares with; when no filling state was seen
-  // (a copy shorter than a poll), the whole wait from B's restart, which can only make the ratio worse.
-  const copyS = (runResult.copyNs ?? runResult.resyncNs) / 1e9;
-  const measured =
-    runResult.copyNs === undefined
-      ? `from B's restart ready to in-sync (no filling state seen)`
-      : `filling -> in-sync as polled in inspect every 20 ms; from B's restart ready: ${secs(runResult.resyncNs)}`;
+  // The copy (filling -> in-sync as committed) is what nbdcopy's time compares with; when no filling state was seen,
+  // the whole wait from B's restart, which can only make the ratio worse.
+  const resyncs = timeRuns.map(copySecondsOf);
+  const copyS = median(resyncs);
+  const list = (xs: readonly number[]): string => xs.map((x) => x.toFixed(2)).join(', ');
+  const unseen = timeRuns.filter((r) => r.copyNs === undefined).length;
   const timeDetail =
-    `${detail}; resync time ${measured}; nbdcopy of ${MiBText(runResult.changedBytes)} of random data from a volume ` +
-    `on A's NBD export to one on B's, process start to exit`;
+    `${workloadText(options)}; ${timeRuns.length} runs, each on a volume of its own with nothing polling (the bytes ` +
+    `run, with ss polled every 20 ms, took ${copySecondsOf(bytesRun).toFixed(2)} s); resync time = filling -> in-sync ` +
+    `as committed in the volume's record (an etcd watch)${unseen > 0 ? ` (${unseen} run(s) without a filling state: from B's restart)` : ''}: ` +
+    `${list(resyncs)} s, median ${copyS.toFixed(2)} s; from B's restart ready: ${list(timeRuns.map((r) => r.resyncNs / 1e9))} s; ` +
+    `nbdcopy of ${MiBText(bytesRun.changedBytes)} of random data from a volume on A's NBD export to one on B's, process start ` +
+    `to exit: ${typeof copyRuns === 'string' ? copyRuns : `${list(copyRuns)} s`}`;
+  const copySeconds = typeof copyRuns === 'string' ? copyRuns : median(copyRuns);
   const time: FigureRow =
     typeof copySeconds === 'string'
       ? {
@@ -246,17 +296,24 @@ export function resyncRows(runResult: ResyncRun, copySeconds: number | string, o
           data: {
             resync_s: copyS,
             nbdcopy_s: copySeconds,
-            ready_to_in_sync_s: runResult.resyncNs / 1e9,
-            filling_seen: runResult.copyNs !== undefined,
+            resync_runs_s: resyncs,
+            nbdcopy_runs_s: copyRuns,
+            ready_to_in_sync_runs_s: timeRuns.map((r) => r.resyncNs / 1e9),
+            states: timeRuns.map((r) => r.states),
+            bytes_run_resync_s: copySecondsOf(bytesRun),
           },
         };
   return [sent, time];
 }
 
 /** Rows 3 and 4 when the resync did not happen (`verdict`), with the nbdcopy figure measured anyway. */
-export function failedResyncRows(verdict: string, copySeconds: number | string, options: ResyncOptions): FigureRow[] {
+export function failedResyncRows(
+  verdict: string,
+  copyRuns: readonly number[] | string,
+  options: ResyncOptions,
+): FigureRow[] {
   const copy =
-    typeof copySeconds === 'string' ? `nbdcopy not measured: ${copySeconds}` : `nbdcopy ${copySeconds.toFixed(2)} s`;
+    typeof copyRuns === 'string' ? `nbdcopy not measured: ${copyRuns}` : `nbdcopy ${median(copyRuns).toFixed(2)} s`;
   const detail = `${workloadText(options)}; ${copy}`;
   return [
     { key: 'resync', ...RESYNC_FIGURES.bytes, value: '-', verdict, detail },

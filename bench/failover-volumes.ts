@@ -13,7 +13,7 @@ export interface ReplicaView {
 }
 
 interface VolumeView {
-  volume?: { replicas?: ReplicaView[]; health?: string };
+  volume?: { id?: string; replicas?: ReplicaView[]; health?: string };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -53,38 +53,12 @@ export async function replicaOn(
   return (await replicas(cluster, via, name)).find((r) => r.node_id === nodeId);
 }
 
-/**
- * Polls (every `everyMs`) until `done` accepts the replica of `name` on `nodeId`, calling `tick` between polls;
- * rejects after `timeoutMs` with the last state seen.
- */
-export async function waitReplica(
-  cluster: BenchCluster,
-  via: number,
-  name: string,
-  nodeId: string,
-  done: (r: ReplicaView | undefined) => boolean,
-  timeoutMs: number,
-  tick: () => Promise<void> = async () => undefined,
-  everyMs = 50,
-): Promise<ReplicaView | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  let last: ReplicaView | undefined | string;
-  for (;;) {
-    try {
-      const r = await replicaOn(cluster, via, name, nodeId);
-      last = r;
-      if (done(r)) return r;
-    } catch (err: unknown) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `replica of ${name} on ${nodeId} not there in ${timeoutMs / 1000} s; last: ${JSON.stringify(last)}`,
-      );
-    }
-    await tick();
-    await sleep(everyMs);
-  }
+/** The id of volume `name` (inspected through node `via`). */
+export async function volumeIdOf(cluster: BenchCluster, via: number, name: string): Promise<string> {
+  const view = await cluster.get<VolumeView>(via, `/v1/volumes/inspect/${name}`);
+  const id = view.volume?.id;
+  if (id === undefined) throw new Error(`inspect of volume ${name} through node ${via} gave no id`);
+  return id;
 }
 
 /** Waits until node `via` lists node `nodeId` in state `state` (e.g. Online), up to `timeoutMs`. */

@@ -33,9 +33,11 @@ import {
   nbdcopySeconds,
   RESYNC_FIGURES,
   type ResyncOptions,
+  type ResyncRun,
   resumeRow,
   resyncRows,
   resyncRun,
+  TIME_RUNS,
   workloadText,
 } from './failover-resync.js';
 import { benchStall, STALL_FIGURE } from './failover-stall.js';
@@ -141,9 +143,13 @@ async function main(): Promise<void> {
       const figures = [FIGURES.resyncBytes, FIGURES.resyncTime];
       rows.push(
         ...(await withCluster(base, 'resync', 2, figures, async (c, dir) => {
-          const copy = await nbdcopySeconds(c, dir, changedBytesOf(resync)).catch((err: unknown) => reason(err));
+          const bytes = changedBytesOf(resync);
+          const copy = await nbdcopySeconds(c, dir, bytes, TIME_RUNS).catch((err: unknown) => reason(err));
           try {
-            return resyncRows(await resyncRun(c, 'resync', resync, false), copy, resync);
+            const bytesRun = await resyncRun(c, 'resync', resync, 'bytes');
+            const timeRuns: ResyncRun[] = [];
+            for (let i = 0; i < TIME_RUNS; i++) timeRuns.push(await resyncRun(c, `resync-time-${i}`, resync, 'time'));
+            return resyncRows(bytesRun, timeRuns, copy, resync);
           } catch (err: unknown) {
             if (!(err instanceof NotMeasured)) throw err;
             return failedResyncRows(err.verdict, copy, resync);
@@ -154,7 +160,7 @@ async function main(): Promise<void> {
     if (only.has('resume')) {
       rows.push(
         ...(await withCluster(base, 'resume', 2, [FIGURES.resume], async (c) => [
-          resumeRow(await resyncRun(c, 'resume', resync, true), resync),
+          resumeRow(await resyncRun(c, 'resume', resync, 'interrupt'), resync),
         ])),
       );
     }

@@ -47,6 +47,12 @@ describe('replicas in the CLI', () => {
     expect(text).toMatch(/^Replica\s+:\s+n1 {2}in-sync$/m);
     expect(text).toMatch(/^Replica\s+:\s+n2 {2}filling 300 MiB of 1 GiB \(29%\)$/m);
     expect(text).toMatch(/^Attached on\s+:\s+node n1$/m);
+    // A node's own attach for a resync (nobody else has the volume attached) says so.
+    const resyncing = describeVolume(
+      view({ state: 'VOLUME_STATE_AVAILABLE', attached: false, attached_on: 'n1', attached_for: 'resync' }),
+    );
+    expect(resyncing).toMatch(/^Resyncing on\s+:\s+node n1 \(attached there for the copy only; attach it anywhere\)$/m);
+    expect(resyncing).not.toMatch(/^Attached on/m);
   });
 
   it('falls back to replica_sets (a server without per-replica states), and says a resync', () => {

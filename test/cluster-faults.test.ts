@@ -89,6 +89,17 @@ async function replicaStates(i: number, name: string): Promise<Record<string, st
   return Object.fromEntries(volume.replicas.map((r) => [r.node_id, r.state]));
 }
 
+/** Waits until `name` is attached nowhere: a client's disconnect ends its attach in the background. */
+async function detached(name: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const result = await cluster.ferry(0, ['--json', 'volume', 'inspect', name]);
+    expect(result.code, result.stderr).toBe(0);
+    if ((JSON.parse(result.stdout) as { volume: { attached_on?: string } }).volume.attached_on === undefined) return;
+    if (i > 100) throw new Error(`volume ${name} stays attached`);
+    await sleep(100);
+  }
+}
+
 it('writes of a timed-out connection that arrive after the resync are refused: the replica keeps the newer data (F7)', async () => {
   const [a, b] = cluster.nodes;
   if (a === undefined || b === undefined || b.replProxy === undefined) throw new Error('no nodes');
@@ -120,6 +131,7 @@ it('writes of a timed-out connection that arrive after the resync are refused: t
   client.close();
   // B's replica, read through B (its own replica, in sync), holds value 3, and so does A's.
   for (const i of [1, 0]) {
+    await detached('late');
     const reader = await NbdClient.connect({ ...nbdOf(i), name: 'late' });
     expect((await reader.read(0, 4096)).equals(Buffer.alloc(4096, 3)), `through node ${i}`).toBe(true);
     reader.close();

@@ -3,6 +3,8 @@
  * nodes on a real etcd; a repl-2 volume written through node A by a running nbdsh writer; kill -9 of node B. The
  * writer goes on (every write and flush acknowledged: nbdsh would exit non-zero on an error), A records B out of sync
  * (inspect: VOLUME_STATUS_DEGRADED, B `out-of-sync` with since and reason), and A reads back every acknowledged write.
+ * Then, with the volume attached nowhere, B is started again: it is brought back in sync with no client attaching
+ * (R19), and B reads back every acknowledged write too.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -148,4 +150,21 @@ print(json.dumps(bad))
   expect(read.code, read.stderr).toBe(0);
   expect(JSON.parse(read.stdout)).toEqual([]);
   expect((await inspect(0, 'db')).status).toBe('VOLUME_STATUS_DEGRADED');
+
+  // R19: the volume is attached nowhere now; B comes back and is brought back in sync without any client attaching.
+  step('restart B, nobody attached');
+  await cluster.restart(1);
+  for (let i = 0; ; i++) {
+    const v = await inspect(0, 'db');
+    if (v.status === 'VOLUME_STATUS_UP' && v.attached_on === undefined) break;
+    if (i > 600) throw new Error(`B was not brought back in sync: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  step('read back through B');
+  const throughB = await runTool('nbdsh', ['-u', `${b.nbdUrl}/db`, '-c', check], {
+    ...TOOL_ENV,
+    LAST: JSON.stringify(last),
+  });
+  expect(throughB.code, throughB.stderr).toBe(0);
+  expect(JSON.parse(throughB.stdout)).toEqual([]);
 }, 300_000);

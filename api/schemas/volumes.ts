@@ -210,6 +210,7 @@ export const volumeViewSchema = z.strictObject({
   replica_sets: z.array(z.strictObject({ nodes: z.array(z.string()) })).optional(),
   replicas: z.array(replicaViewSchema).optional(),
   attached_on: z.string().optional(),
+  attached_for: z.enum(['resync']).optional(),
 });
 
 /** SdkVolumeInspectResponse: `{ volume, name, labels }`. */

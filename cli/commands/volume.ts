@@ -105,7 +105,9 @@ export function describeVolume(view: InspectView): string {
   if (!v.readonly) rows.push(['Snapshots', String(v.snapshot_count)], ['Bytes used', formatSize(v.bytes_used)]);
   const replicas = v.replicas ?? v.replica_sets?.[0]?.nodes.map((node_id) => ({ node_id, state: 'in-sync' as const }));
   for (const replica of replicas ?? []) rows.push(['Replica', `${replica.node_id}  ${replicaText(replica)}`]);
-  if (v.attached_on !== undefined) rows.push(['Attached on', `node ${v.attached_on}`]);
+  if (v.attached_on !== undefined && v.attached_for === 'resync') {
+    rows.push(['Resyncing on', `node ${v.attached_on} (attached there for the copy only; attach it anywhere)`]);
+  } else if (v.attached_on !== undefined) rows.push(['Attached on', `node ${v.attached_on}`]);
   for (const holder of v.attached_by ?? []) rows.push(['Attached by', `${holder.client} since ${holder.since}`]);
   if (v.open_problem !== undefined) rows.push(['Cannot open', v.open_problem]);
   if (v.source !== undefined) rows.push([v.readonly ? 'Volume' : 'Parent snapshot', v.source.parent]);

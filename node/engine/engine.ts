@@ -131,6 +131,8 @@ interface Attachment {
   local?: VolumeState;
   /** Settles once the attachment is gone (its last device closed: lock released, record cleared). */
   detached: Promise<void>;
+  /** Made by this node to resync the replicas of a volume nobody had attached (R19): given up to any other use. */
+  forResync?: boolean;
 }
 
 /** A coordinator for one operation: the attachment's, or one made for it under a brief tenure. */
@@ -311,6 +313,7 @@ class Engine implements VolumeEngine {
               return { coordinator: att.coordinator, epoch: att.epoch, compares, markFilling };
             },
             busy: (id) => this.haUpdater?.busy(id) === true,
+            attachForResync: (id) => this.attachForResync(id),
             deleteSnapshot: (id) => this.deleteSnapshot(id),
             recordChanged: (record) => this.recordChanged(record),
           });
@@ -626,6 +629,8 @@ class Engine implements VolumeEngine {
     const v = this.volumes.get(r.id);
     const att = this.attachments.get(r.id);
     const attachedNode = att !== undefined ? this.nodeId : r.attached?.node_id;
+    // A node's own attach for a resync is no client's: the volume is available to attach anywhere.
+    const forResync = att !== undefined ? att.forResync === true : r.attached?.for === 'resync';
     const info: VolumeInfo = {
       id: r.id,
       name: r.name,
@@ -637,10 +642,11 @@ class Engine implements VolumeEngine {
       shared: r.shared,
       encrypted: r.encryption !== undefined,
       snapshot_count: snapshotCount,
-      attached: attachedNode !== undefined,
+      attached: attachedNode !== undefined && !forResync,
       ...(att !== undefined &&
         att.devices.size > 0 && { attached_by: [...att.devices.values()].map((holder) => ({ ...holder })) }),
       ...(attachedNode !== undefined && { attached_node: attachedNode }),
+      ...(attachedNode !== undefined && forResync && { attached_for: 'resync' as const }),
       bytes_used: v?.layer.bytesUsed ?? 0,
       bytes_used_total:
         v === undefined
@@ -1049,13 +1055,15 @@ class Engine implements VolumeEngine {
     };
   }
 
-  private async takeLock(record: VolumeRecord): Promise<HeldLock> {
+  /** Takes `record`'s attach lock; another node's attach for a resync is asked to give way unless `forResync`. */
+  private async takeLock(record: VolumeRecord, forResync = false): Promise<HeldLock> {
     const lock = await takeAttachLock(
       this.store,
       record,
       this.nodeId,
       () => this.tenures.has(record.id),
       this.attachLeaseSeconds,
+      ...(forResync ? [0] : []),
     );
     this.tenures.add(record.id);
     return lock;
@@ -1314,6 +1322,8 @@ class Engine implements VolumeEngine {
   }
 
   async deleteVolume(idOrName: string): Promise<void> {
+    const resyncing = await this.recordOf(idOrName).catch(() => undefined);
+    if (resyncing !== undefined) await this.giveUpResync(resyncing.id);
     const { id, name, others } = await this.meta.run(async () => {
       const record = await this.recordOf(idOrName);
       if (this.attachments.has(record.id)) {
@@ -1959,8 +1969,10 @@ class Engine implements VolumeEngine {
   }
 
   /** Attaches of one volume on this node run one after another (other volumes' do not wait). */
-  private openWriter(record: VolumeRecord, holder: string): Promise<BlockDevice> {
-    const run = (this.attaching.get(record.id) ?? Promise.resolve()).then(() => this.openWriterLocked(record, holder));
+  private openWriter(record: VolumeRecord, holder: string, forResync = false): Promise<BlockDevice> {
+    const run = (this.attaching.get(record.id) ?? Promise.resolve()).then(() =>
+      this.openWriterLocked(record, holder, forResync),
+    );
     const tail = run.then(
       () => undefined,
       () => undefined,
@@ -1976,9 +1988,11 @@ class Engine implements VolumeEngine {
    * Attaches a volume for writing on this node: one writer cluster-wide (the attach lock), the epoch and `attached`
    * in the record (C1), a coordinator over the in-sync replicas (this node's and, through the connector, the
    * others'). A shared volume's later opens on this node share the attachment; the limit of one attach point holds
-   * for shared volumes too (their writers all go through one node).
+   * for shared volumes too (their writers all go through one node). This node's own attach for a resync (R19) gives
+   * way to any other.
    */
-  private async openWriterLocked(record: VolumeRecord, holder: string): Promise<BlockDevice> {
+  private async openWriterLocked(record: VolumeRecord, holder: string, forResync: boolean): Promise<BlockDevice> {
+    await this.giveUpResync(record.id);
     let att = this.attachments.get(record.id);
     if (att !== undefined) {
       // A writer that is disconnecting (flushing) is waited for, so a client can reconnect at once.
@@ -2001,7 +2015,7 @@ class Engine implements VolumeEngine {
       return this.addDevice(att, holder);
     }
     if (!this.canReach(record)) throw this.notHere(record);
-    const lock = await this.takeLock(record);
+    const lock = await this.takeLock(record, forResync);
     const since = new Date().toISOString();
     let recorded = false;
     try {
@@ -2010,7 +2024,11 @@ class Engine implements VolumeEngine {
         record.id,
         (r) => {
           if (r.status !== record.status) throw precondition(`volume ${r.name} is ${r.status} now; try again`);
-          return { ...r, epoch: lock.revision, attached: { node_id: this.nodeId, since } };
+          return {
+            ...r,
+            epoch: lock.revision,
+            attached: { node_id: this.nodeId, since, ...(forResync && { for: 'resync' as const }) },
+          };
         },
         [],
         [{ key: lock.key, modRevision: lock.revision }],
@@ -2027,6 +2045,7 @@ class Engine implements VolumeEngine {
         gate: new Gate(),
         detached: Promise.resolve(),
         ...(local !== undefined && { local }),
+        ...(forResync && { forResync }),
       };
       this.attachments.set(record.id, made);
       this.resync?.poke();
@@ -2049,6 +2068,30 @@ class Engine implements VolumeEngine {
     );
     att.devices.set(device, { client: holder, since: new Date().toISOString() });
     return device;
+  }
+
+  /**
+   * Attaches volume `volumeId` here to resync its replicas (R19: nobody has it attached, and this node holds an
+   * in-sync replica); the resync manager closes the device when the copies are done, or at once when another use of
+   * the volume asks for it (`giveUpResync` here, YIELD_PREFIX from other nodes).
+   */
+  private async attachForResync(volumeId: string): Promise<BlockDevice> {
+    const { record } = await readRecord(this.store, volumeId);
+    if (record.attached !== undefined) {
+      throw precondition(`volume ${record.name} is attached on node ${record.attached.node_id} already`);
+    }
+    if (record.status !== 'up') throw precondition(`volume ${record.name} is ${record.status}`);
+    return this.openWriter(record, 'a resync of its replicas (no client attached it)', true);
+  }
+
+  /** Ends this node's attach of volume `volumeId` for a resync (R19), if it has one: another use needs the volume. */
+  private async giveUpResync(volumeId: string): Promise<void> {
+    const att = this.attachments.get(volumeId);
+    if (att?.forResync !== true) return;
+    await this.resync?.giveUp(volumeId);
+    // Closed here as well should the manager not have known it.
+    for (const d of [...att.devices.keys()]) await d.close().catch(() => undefined);
+    await att.detached;
   }
 
   /** The last device of an attachment closed (flushed): close the replicas, clear `attached`, release the lock. */

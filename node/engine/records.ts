@@ -87,6 +87,11 @@ export interface AttachRecord {
   node_id: string;
   /** RFC 3339. */
   since: string;
+  /**
+   * `resync`: no client attached it; the node did, to bring its replicas back in sync (docs/REPLICATION.md, R19),
+   * and gives it up to any attach or operation asked of another node.
+   */
+  for?: 'resync';
 }
 
 /** What the catalog keeps about a volume (key `/ferry/volumes/<id>`, node/engine/catalog.ts). */

@@ -38,6 +38,9 @@ import { unionRanges } from './recent-writes.js';
 import type { ReplicaRecord, ReplicaResync, ReplicationSettings, VolumeRecord } from './records.js';
 import type { Replica } from './replica.js';
 import { resyncBytes, resyncReplica } from './resync.js';
+import { DetachedResyncs } from './resync-detached.js';
+import { YIELD_PREFIX } from './tenure.js';
+import type { BlockDevice } from './types.js';
 
 /** A volume attached on this node: its coordinator and tenure. */
 export interface AttachedVolume {
@@ -65,6 +68,11 @@ export interface ResyncContext {
   attached(volumeId: string): AttachedVolume | undefined;
   /** Whether another copy (an ha-update fill) runs for the volume on this node: the manager leaves it alone then. */
   busy?(volumeId: string): boolean;
+  /**
+   * Attaches a volume attached nowhere on this node for a resync of its replicas (R19, resync-detached.ts). Without
+   * it, such volumes wait for their next attach.
+   */
+  attachForResync?(volumeId: string): Promise<BlockDevice>;
   /** Deletes a hidden base snapshot (engine deleteSnapshot). */
   deleteSnapshot(snapshotId: string): Promise<void>;
   /** Called with every volume record this module commits. */
@@ -120,9 +128,25 @@ export class ResyncManager {
   private passing: Promise<void> | undefined;
   private again = false;
   private closed = false;
+  /** Volumes attached nowhere that this node resyncs (R19); undefined without ResyncContext.attachForResync. */
+  private readonly detached: DetachedResyncs | undefined;
+  private passes = 0;
 
   constructor(private readonly ctx: ResyncContext) {
     this.caps = ctx.caps ?? new BandwidthCaps();
+    const attach = ctx.attachForResync;
+    this.detached =
+      attach === undefined
+        ? undefined
+        : new DetachedResyncs({
+            store: ctx.store,
+            nodeId: ctx.nodeId,
+            attach: (id) => attach(id),
+            expired: (r) => this.expired(r),
+            retryMs: ctx.retryMs ?? 3000,
+            now: () => this.now(),
+            log: (message) => this.log(message),
+          });
   }
 
   /** The cluster-wide settings as last read. */
@@ -150,9 +174,29 @@ export class ResyncManager {
           const id = e.key.slice(catalogKeys.volume('').length);
           if (e.type === 'delete') this.caps.forget(id);
           else if (e.value !== undefined) this.caps.setVolumeRate(id, e.value.resync_bandwidth);
-          if (this.ctx.attached(id) !== undefined) this.poke();
+          const candidate = this.detached?.note(id, e.type === 'put' ? e.value : undefined) === true;
+          if (candidate || this.ctx.attached(id) !== undefined) this.poke();
         },
-        async () => this.poke(),
+        async () => {
+          // What changed while no watch ran: the records as they are now.
+          if (this.detached !== undefined) {
+            const prefix = catalogKeys.volume('');
+            for (const kv of await this.ctx.store.list<VolumeRecord>(prefix)) {
+              this.detached.note(kv.key.slice(prefix.length), kv.value);
+            }
+          }
+          this.poke();
+        },
+      ),
+      this.follow(
+        YIELD_PREFIX,
+        (e) => {
+          const id = e.key.slice(YIELD_PREFIX.length);
+          if (e.type === 'put' && this.detached?.has(id) === true) {
+            void this.detached.giveUp(id).catch((err: unknown) => this.log(`volume ${id}: ${err}`));
+          }
+        },
+        async () => undefined,
       ),
       this.follow(
         NODES_PREFIX,
@@ -207,6 +251,11 @@ export class ResyncManager {
     return [...this.running.values()].filter((r) => r.volumeId === volumeId).map((r) => r.nodeId);
   }
 
+  /** Ends this node's attach of `volumeId` for a resync (R19), if it has one: another use of the volume needs it. */
+  async giveUp(volumeId: string): Promise<void> {
+    await this.detached?.giveUp(volumeId);
+  }
+
   /** Stops the copies of `volumeId` (a detach: each goes back out-of-sync) and waits for them. */
   async stop(volumeId: string): Promise<void> {
     const runs = [...this.running.values()].filter((r) => r.volumeId === volumeId);
@@ -221,6 +270,7 @@ export class ResyncManager {
     await Promise.allSettled(this.watches.map((w) => w.close()));
     for (const r of this.running.values()) r.abort.abort(new FerryError('UNAVAILABLE', 'the node is stopping'));
     await this.passing?.catch(() => undefined);
+    await this.detached?.close();
     await this.settled();
   }
 
@@ -274,6 +324,7 @@ export class ResyncManager {
     const online = this.cameOnline;
     this.cameOnline = new Set();
     const every = this.ctx.retryMs ?? 3000;
+    const pass = ++this.passes;
     for (const id of this.ctx.attachedVolumes()) {
       if (this.closed) return;
       const use = this.ctx.attached(id);
@@ -287,11 +338,12 @@ export class ResyncManager {
         const key = keyOf(id, r.node_id);
         if (this.running.has(key) || this.lowering.has(key)) continue;
         let lagging = stateOf(r) === 'out-of-sync';
-        // A filling entry nobody copies to (a copy stopped by a crash): out of sync in fact, seen on two passes.
+        // A filling entry nobody copies to (a copy stopped by a crash): out of sync in fact, seen on two passes; at
+        // once on a volume attached here for its resync (R19: nobody else can be copying to it).
         if (stateOf(r) === 'filling' && !inFanOut.has(r.node_id)) {
           const seen = this.suspects.get(key) ?? this.now();
           suspects.set(key, seen);
-          lagging = this.now() - seen >= 2 * every;
+          lagging = this.detached?.has(id) === true || this.now() - seen >= 2 * every;
         }
         if (!lagging) continue;
         try {
@@ -310,6 +362,14 @@ export class ResyncManager {
       }
     }
     this.suspects = suspects;
+    if (this.detached === undefined || this.closed) return;
+    const lowering = (id: string): boolean => [...this.lowering.keys()].some((k) => k.startsWith(`${id}/`));
+    await this.detached.endIdle(pass, (id) => this.copying(id).length > 0 || lowering(id));
+    for (const id of await this.detached.attachDue(pass, online)) {
+      // Its replicas are tried on the next pass, whenever they were last.
+      for (const key of [...this.tried.keys()]) if (key.startsWith(`${id}/`)) this.tried.delete(key);
+      this.again = true;
+    }
   }
 
   private expired(r: ReplicaRecord): boolean {
@@ -493,6 +553,8 @@ export class ResyncManager {
     }
     run.done = this.copy(record, node, replica, use, resync, run, targetIsNew).finally(() => {
       this.running.delete(key);
+      // A volume attached only for its resync is let go by the next pass once its copies are over.
+      if (this.detached?.has(record.id) === true) this.poke();
     });
   }
 

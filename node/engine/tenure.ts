@@ -6,7 +6,7 @@
  * attached nowhere holds it for that one operation.
  */
 import { FerryError, notFound } from '../../common/index.js';
-import { type HeldLock, type LockRecord, lockKey, tryLock } from '../cluster/lock.js';
+import { type HeldLock, type LockOptions, type LockRecord, lock, lockKey, tryLock } from '../cluster/lock.js';
 import type { ClusterStore, Compare, StoreOp } from '../cluster/types.js';
 import { catalogKeys } from './catalog.js';
 import { RunsElsewhere } from './cluster-ports.js';
@@ -37,11 +37,20 @@ export async function hostOf(store: ClusterStore, nodeId: string): Promise<strin
   return record?.hostname ?? nodeId;
 }
 
+/** Prefix of the requests to give up a resync's attach (R19): `<prefix><volume id>`, put by whoever waits for it. */
+export const YIELD_PREFIX = '/ferry/yield/';
+
+/** How long an attach or operation waits for a resync's attach to be given up before it gives up itself. */
+const YIELD_WAIT_MS = 30_000;
+
 /**
- * Takes volume `record`'s attach lock for `nodeId`. Another node's hold is RunsElsewhere naming it. A hold of this
- * node's that `ownHold` says this process does not have (left by an earlier process of this node that died before
- * its lease expired) is taken over; one it has (another attach or operation under way) is FAILED_PRECONDITION.
- * `ttlSeconds` is the lock's lease (how long a dead holder blocks a takeover, F6; default the lock's 10 s).
+ * Takes volume `record`'s attach lock for `nodeId`. Another node's hold is RunsElsewhere naming it when a client has
+ * the volume attached there; when none has (that node attached it only to resync it, the record's `attached.for`,
+ * R19, or is about to, or runs a brief operation), this asks it to give the volume up (a put under YIELD_PREFIX) and
+ * waits for the lock, up to `yieldWaitMs` (0: it neither asks nor waits). A hold of this node's that `ownHold` says
+ * this process does not have (left by an earlier process of this node that died before its lease expired) is taken
+ * over; one it has (another attach or operation under way) is FAILED_PRECONDITION. `ttlSeconds` is the lock's lease
+ * (how long a dead holder blocks a takeover, F6; default the lock's 10 s).
  */
 export async function takeAttachLock(
   store: ClusterStore,
@@ -49,14 +58,18 @@ export async function takeAttachLock(
   nodeId: string,
   ownHold: () => boolean,
   ttlSeconds?: number,
+  yieldWaitMs = YIELD_WAIT_MS,
 ): Promise<HeldLock> {
   const key = attachLockKey(record.id);
+  const options = { holder: nodeId, ...(ttlSeconds !== undefined && { ttlSeconds }) };
+  let asked = false;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const held = await tryLock(store, key, { holder: nodeId, ...(ttlSeconds !== undefined && { ttlSeconds }) });
+    const held = await tryLock(store, key, options);
     if (held !== undefined) return held;
     const entry = await store.getEntry<LockRecord>(key);
     if (entry === undefined) continue;
-    if (entry.value.holder === nodeId) {
+    const holder = entry.value.holder;
+    if (holder === nodeId) {
       if (!ownHold()) {
         await store.txn([{ key, modRevision: entry.modRevision }], [{ op: 'delete', key }]);
         continue;
@@ -66,9 +79,37 @@ export async function takeAttachLock(
         `volume ${record.name} is being attached or changed on this node right now; try again in a moment`,
       );
     }
-    throw attachedElsewhere(record.name, entry.value.holder, await hostOf(store, entry.value.holder));
+    // No client's attach recorded: the holder is attaching for a resync (its lock comes before its record), or is
+    // resyncing, or runs a brief operation; it is asked to give way and waited for.
+    const attached = (await store.get<VolumeRecord>(catalogKeys.volume(record.id)))?.attached;
+    const noClient = attached === undefined || (attached.for === 'resync' && attached.node_id === holder);
+    if (!asked && yieldWaitMs > 0 && noClient) {
+      asked = true;
+      const taken = await afterYield(store, record.id, key, { ...options, signal: AbortSignal.timeout(yieldWaitMs) });
+      if (taken !== undefined) return taken;
+    }
+    throw attachedElsewhere(record.name, holder, await hostOf(store, holder));
   }
   throw new FerryError('UNAVAILABLE', `the attach lock of volume ${record.name} keeps changing hands; try again`);
+}
+
+/** Asks the node resyncing volume `volumeId` to give it up and waits for its lock; undefined when the wait ends. */
+async function afterYield(
+  store: ClusterStore,
+  volumeId: string,
+  key: string,
+  options: LockOptions,
+): Promise<HeldLock | undefined> {
+  const ask = `${YIELD_PREFIX}${volumeId}`;
+  await store.put(ask, { node_id: options.holder, since: new Date().toISOString() });
+  try {
+    return await lock(store, key, options);
+  } catch (err: unknown) {
+    if (options.signal?.aborted === true) return undefined;
+    throw err;
+  } finally {
+    await store.delete(ask).catch(() => undefined);
+  }
 }
 
 /** The node holding volume `volumeId`'s attach lock, if any. */

@@ -103,6 +103,11 @@ export interface VolumeInfo {
   attached_by?: VolumeHolder[];
   /** The node coordinating the volume's writes (where it is attached), when one does: cluster-wide. */
   attached_node?: string;
+  /**
+   * `resync`: `attached_node` attached the volume itself to bring its replicas back in sync (nobody else had it
+   * attached; `attached` is false): any attach or operation elsewhere makes it give the volume up.
+   */
+  attached_for?: 'resync';
   /** Whether several writers may attach at once. */
   shared: boolean;
   /** The snapshot this volume was cloned from, if any. */
