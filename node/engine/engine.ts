@@ -2105,10 +2105,12 @@ class Engine implements VolumeEngine {
   private async detach(att: Attachment): Promise<void> {
     try {
       await this.resync?.stop(att.record.id);
+      // The record first: from then on an attach on another node waits for the lock (no client's attach is recorded)
+      // instead of being refused while the replicas close (a client that reconnects elsewhere at once).
+      await this.clearAttached(att.record.id, att.epoch);
       await att.coordinator.close().catch((err: unknown) => {
         process.emitWarning(`closing the replicas of ${att.record.name} failed: ${String(err)}`, 'FerryEngineWarning');
       });
-      await this.clearAttached(att.record.id, att.epoch);
     } finally {
       this.attachments.delete(att.record.id);
       await this.releaseLock(att.record.id, att.lock);
