@@ -97,6 +97,7 @@ export {
   MAX_NAME_LENGTH,
   MAX_SNAPSHOTS,
   MAX_VOLUME_SIZE,
+  REPLICATION_SETTINGS_KEY,
   SIZE_ALIGNMENT,
 } from './engine/constants.js';
 export { type EngineOptions, openEngine } from './engine/engine.js';
@@ -107,7 +108,7 @@ export {
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
-export type { ReplicationSettings } from './engine/records.js';
+export type { ReplicaRecord, ReplicationSettings, VolumeRecord } from './engine/records.js';
 export type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export { readReplicationSettings, updateReplicationSettings } from './engine/resync-manager.js';
 export {

@@ -58,7 +58,7 @@ prepare() {
 OTHER_NODE_E2E="test/cluster-replication.test.ts test/engine-nbd.test.ts test/nbd-interop.test.ts test/object-stores.test.ts"
 
 # In-process files that run once only (see the header): several engines through a real etcd, tens of seconds each.
-OTHER_NODE_ONCE='-etcd\.test\.ts$|^node/engine/resync-manager\.test\.ts$'
+OTHER_NODE_ONCE='-etcd\.test\.ts$|^node/engine/resync-(manager|detached)\.test\.ts$'
 
 # The in-process files run two at a time (they start no servers of their own; on 2 cores, two files waiting on disks
 # and timers fill the machine better than one), the end-to-end files one at a time, as in `npm run test:here`.

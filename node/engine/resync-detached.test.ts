@@ -1,20 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DirectConnector } from '../../test/support/direct-connector.js';
-import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
-import { openEtcdStore } from '../cluster/etcd-store.js';
+import { enginesOnEtcd } from '../../test/support/engines-on-etcd.js';
 import { NODES_PREFIX } from '../cluster/membership.js';
-import type { ClusterStore } from '../cluster/types.js';
 import { catalogKeys, put } from './catalog.js';
 import type { PlacementPort } from './cluster-ports.js';
 import { REPLICATION_SETTINGS_KEY } from './constants.js';
 import { firstDifference } from './device-replica.testing.js';
-import { openEngine } from './engine.js';
 import type { ReplicaRecord, VolumeRecord } from './records.js';
-import type { BlockDevice, VolumeEngine } from './types.js';
+import type { BlockDevice } from './types.js';
 
 const MiB = 1024 * 1024;
 const NODES = ['node-a', 'node-b', 'node-c'];
@@ -34,47 +28,18 @@ async function until(check: () => Promise<boolean> | boolean, tries = 600): Prom
   throw new Error('the condition never held');
 }
 
-let server: EtcdServer;
-beforeAll(async () => {
-  server = await startEtcd();
-});
-afterAll(async () => {
-  await server?.destroy();
-});
-
 describe('resync of a volume attached nowhere (R19: three engines on a real etcd)', () => {
-  let base: string;
-  let store: ClusterStore;
-  let connector: DirectConnector;
-  const engines = new Map<string, VolumeEngine>();
-  const engine = (n: string): VolumeEngine => engines.get(n) as VolumeEngine;
-  const record = async (id: string): Promise<VolumeRecord> =>
-    (await store.get<VolumeRecord>(catalogKeys.volume(id))) as VolumeRecord;
-  const entry = async (id: string, node: string): Promise<ReplicaRecord | undefined> =>
-    (await record(id)).replicas?.find((r) => r.node_id === node);
+  const cluster = enginesOnEtcd({
+    nodes: NODES,
+    placement,
+    connector: () => new DirectConnector(),
+    prefix: 'ferry-resync-detached-',
+  });
+  const engine = (n: string) => cluster.engine(n);
+  const record = (id: string): Promise<VolumeRecord> => cluster.record(id);
+  const entry = (id: string, node: string): Promise<ReplicaRecord | undefined> => cluster.entry(id, node);
   /** Node `n` announces itself (its membership record), as a node that starts or comes back does. */
-  const online = (n: string): Promise<number> => store.put(`${NODES_PREFIX}${n}`, { hostname: n });
-
-  beforeEach(async () => {
-    base = await mkdtemp(join(tmpdir(), 'ferry-resync-detached-'));
-    store = openEtcdStore([server.url]);
-    const left = await store.list('/');
-    if (left.length > 0) await store.commit(left.map((kv) => ({ op: 'delete' as const, key: kv.key })));
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200 });
-    connector = new DirectConnector();
-    for (const n of NODES) {
-      const e = await openEngine({ dataDir: join(base, n), store, nodeId: n, replicas: connector, placement });
-      engines.set(n, e);
-      connector.add(n, e.replicaHost);
-    }
-  });
-
-  afterEach(async () => {
-    for (const e of engines.values()) await e.close();
-    engines.clear();
-    await store.close();
-    await rm(base, { recursive: true, force: true });
-  });
+  const online = (n: string): Promise<number> => cluster.store.put(`${NODES_PREFIX}${n}`, { hostname: n });
 
   /**
    * Volume `v` on A and B, written through A; B then goes down and is recorded out of sync, more is written through
@@ -90,9 +55,9 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
     let dev: BlockDevice = await engine('node-a').openExport('v');
     for (let i = 0; i < 4; i++) await dev.write(i * 5 * MiB, randomBytes(MiB));
     await dev.close();
-    connector.setDown('node-b', true);
+    cluster.connector.setDown('node-b', true);
     // What a coordinator that lost B commits (R7); the next attach then leaves B out (it cannot open it).
-    const e = await store.getEntry<VolumeRecord>(catalogKeys.volume(volume.id));
+    const e = await cluster.store.getEntry<VolumeRecord>(catalogKeys.volume(volume.id));
     const out = (x: ReplicaRecord): ReplicaRecord =>
       x.node_id === 'node-b'
         ? {
@@ -104,7 +69,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
           }
         : x;
     const marked = { ...(e?.value as VolumeRecord), replicas: e?.value.replicas?.map(out) };
-    const done = await store.txn(
+    const done = await cluster.store.txn(
       [{ key: catalogKeys.volume(volume.id), modRevision: e?.modRevision ?? 0 }],
       [put.volume(marked)],
     );
@@ -118,8 +83,8 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
   /** A's and B's replicas of `id` read alike. */
   async function replicasAgree(id: string): Promise<void> {
     const r = await record(id);
-    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
-    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await cluster.connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await cluster.connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
     try {
       expect(await firstDifference(a, b, r.size)).toBeUndefined();
     } finally {
@@ -136,7 +101,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
     expect((await record(id)).attached).toBeUndefined();
     expect((await entry(id, 'node-b'))?.state).toBe('out-of-sync');
 
-    connector.setDown('node-b', false);
+    cluster.connector.setDown('node-b', false);
     await online('node-b');
     await until(async () => {
       const r = await record(id);
@@ -152,8 +117,8 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
   it('gives the volume up to an attach on another node mid-copy; that node finishes the resync', async () => {
     const id = await degradedAndDetached(12);
     // Slow copies: the resync is still running when the attach comes.
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
-    connector.setDown('node-b', false);
+    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
+    cluster.connector.setDown('node-b', false);
     await online('node-b');
     await until(async () => (await record(id)).attached?.for === 'resync');
     const during = await engine('node-c').inspectVolume('v');
@@ -167,7 +132,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
       expect((await record(id)).attached).toMatchObject({ node_id: 'node-c' });
       expect((await record(id)).attached?.for).toBeUndefined();
       await dev.write(7 * MiB, randomBytes(MiB));
-      await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200 });
+      await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200 });
       await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
       await dev.write(9 * MiB, randomBytes(MiB));
       await dev.flush();
@@ -183,7 +148,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
     const { volume } = await engine('node-a').createVolume({ name: 'v', size: MiB, ha_level: 2 });
     // Node C holds the lock as a snapshot of the detached volume would: no `attached` in the record.
     const lockKey = `/ferry/locks/attach-${volume.id}`;
-    await store.put(lockKey, { holder: 'node-c', since: new Date().toISOString() });
+    await cluster.store.put(lockKey, { holder: 'node-c', since: new Date().toISOString() });
     let opened = false;
     const opening = engine('node-b')
       .openExport('v')
@@ -193,7 +158,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
       });
     await new Promise((r) => setTimeout(r, 300));
     expect(opened).toBe(false);
-    await store.delete(lockKey);
+    await cluster.store.delete(lockKey);
     const dev = await opening;
     expect((await record(volume.id)).attached).toMatchObject({ node_id: 'node-b' });
     await dev.close();
@@ -201,8 +166,8 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
 
   it('gives the volume up to an attach on its own node, and to a delete from another node', async () => {
     const id = await degradedAndDetached(12);
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
-    connector.setDown('node-b', false);
+    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
+    cluster.connector.setDown('node-b', false);
     await online('node-b');
     await until(async () => (await record(id)).attached?.for === 'resync');
 
@@ -212,6 +177,6 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
     await until(async () => (await record(id)).attached?.for === 'resync');
 
     await engine('node-c').deleteVolume('v');
-    expect(await store.get(catalogKeys.volume(id))).toBeUndefined();
+    expect(await cluster.store.get(catalogKeys.volume(id))).toBeUndefined();
   });
 });

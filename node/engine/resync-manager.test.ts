@@ -1,13 +1,9 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FerryError } from '../../common/index.js';
 import { DirectConnector } from '../../test/support/direct-connector.js';
-import { type EtcdServer, startEtcd } from '../../test/support/etcd.js';
-import { openEtcdStore } from '../cluster/etcd-store.js';
-import type { ClusterStore } from '../cluster/types.js';
+import { enginesOnEtcd } from '../../test/support/engines-on-etcd.js';
 import { catalogKeys, put } from './catalog.js';
 import type { PlacementPort, ReplicaTarget } from './cluster-ports.js';
 import { REPLICATION_SETTINGS_KEY } from './constants.js';
@@ -73,28 +69,20 @@ class FlakyConnector extends DirectConnector {
   }
 }
 
-let server: EtcdServer;
-beforeAll(async () => {
-  server = await startEtcd();
-});
-afterAll(async () => {
-  await server?.destroy();
-});
-
 describe('ResyncManager (three engines on a real etcd)', () => {
-  let base: string;
-  let store: ClusterStore;
-  let connector: FlakyConnector;
-  const engines = new Map<string, VolumeEngine>();
-  const engine = (n: string): VolumeEngine => engines.get(n) as VolumeEngine;
-  const record = async (id: string): Promise<VolumeRecord> =>
-    (await store.get<VolumeRecord>(catalogKeys.volume(id))) as VolumeRecord;
-  const entry = async (id: string, node: string): Promise<ReplicaRecord | undefined> =>
-    (await record(id)).replicas?.find((r) => r.node_id === node);
+  const cluster = enginesOnEtcd({
+    nodes: NODES,
+    placement,
+    connector: () => new FlakyConnector(),
+    prefix: 'ferry-resync-mgr-',
+  });
+  const engine = (n: string): VolumeEngine => cluster.engine(n);
+  const record = (id: string): Promise<VolumeRecord> => cluster.record(id);
+  const entry = (id: string, node: string): Promise<ReplicaRecord | undefined> => cluster.entry(id, node);
   /** Changes the record by hand (what the failing coordinator or a takeover would commit). */
   const edit = async (id: string, fn: (r: VolumeRecord) => VolumeRecord): Promise<void> => {
-    const e = await store.getEntry<VolumeRecord>(catalogKeys.volume(id));
-    const done = await store.txn(
+    const e = await cluster.store.getEntry<VolumeRecord>(catalogKeys.volume(id));
+    const done = await cluster.store.txn(
       [{ key: catalogKeys.volume(id), modRevision: e?.modRevision ?? 0 }],
       [put.volume(fn(e?.value as VolumeRecord))],
     );
@@ -109,28 +97,6 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     });
   };
 
-  beforeEach(async () => {
-    base = await mkdtemp(join(tmpdir(), 'ferry-resync-mgr-'));
-    store = openEtcdStore([server.url]);
-    const left = await store.list('/');
-    if (left.length > 0) await store.commit(left.map((kv) => ({ op: 'delete' as const, key: kv.key })));
-    // Read at start: no replacement until a test shortens it.
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200 });
-    connector = new FlakyConnector();
-    for (const n of NODES) {
-      const e = await openEngine({ dataDir: join(base, n), store, nodeId: n, replicas: connector, placement });
-      engines.set(n, e);
-      connector.add(n, e.replicaHost);
-    }
-  });
-
-  afterEach(async () => {
-    for (const e of engines.values()) await e.close();
-    engines.clear();
-    await store.close();
-    await rm(base, { recursive: true, force: true });
-  });
-
   /** Volume `v` on A and B with 8 MiB written through A, B then out of sync (and down), attached again on A. */
   async function degraded(): Promise<{ id: string; dev: BlockDevice }> {
     const { volume } = await engine('node-a').createVolume({
@@ -142,7 +108,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     let dev = await engine('node-a').openExport('v');
     for (let i = 0; i < 8; i++) await dev.write(i * 7 * MiB, randomBytes(MiB));
     await dev.close();
-    connector.setDown('node-b', true);
+    cluster.connector.setDown('node-b', true);
     await edit(volume.id, markOut('node-b', { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' }));
     dev = await engine('node-a').openExport('v');
     return { id: volume.id, dev };
@@ -176,7 +142,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
         writes++;
       }
     })();
-    connector.setDown('node-b', false);
+    cluster.connector.setDown('node-b', false);
     await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
     writing = false;
     await writer;
@@ -187,8 +153,8 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     await dev.write(3 * MiB, randomBytes(MiB));
     await dev.flush();
     const r = await record(id);
-    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
-    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await cluster.connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await cluster.connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
     try {
       expect(await firstDifference(a, b, r.size)).toBeUndefined();
     } finally {
@@ -197,7 +163,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     }
     // B's layers are named as A's again: a snapshot taken now is held by both, and B serves it.
     const after = await engine('node-a').createSnapshot('v', { name: 'after' });
-    const view = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0, snapshotId: after.id });
+    const view = await cluster.connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0, snapshotId: after.id });
     await view.close();
     expect((await engine('node-a').inspectVolume('v')).replicas?.map((x) => x.state)).toEqual(['in-sync', 'in-sync']);
     await dev.close();
@@ -221,21 +187,13 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     );
     // B restarts while unreachable: its top is not the record's; the data it holds must not be collected.
     await engine('node-b').close();
-    const restarted = await openEngine({
-      dataDir: join(base, 'node-b'),
-      store,
-      nodeId: 'node-b',
-      replicas: connector,
-      placement,
-    });
-    engines.set('node-b', restarted);
-    connector.add('node-b', restarted.replicaHost);
-    connector.setDown('node-b', true);
-    connector.setDown('node-b', false);
+    await cluster.open('node-b');
+    cluster.connector.setDown('node-b', true);
+    cluster.connector.setDown('node-b', false);
     await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
     const r = await record(id);
-    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
-    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await cluster.connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await cluster.connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
     try {
       expect(await firstDifference(a, b, r.size)).toBeUndefined();
     } finally {
@@ -255,12 +213,12 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     // The default timeout (10 minutes) is long past, but the setting of two hours keeps B; one of a minute, set at
     // run time, replaces it with a new replica on C, filled and in sync.
     expect((await entry(id, 'node-b'))?.state).toBe('out-of-sync');
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
+    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
     await until(async () => (await entry(id, 'node-c'))?.state === 'in-sync');
     expect((await record(id)).replicas?.map((x) => x.node_id)).toEqual(['node-a', 'node-c']);
     const r = await record(id);
-    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
-    const c = await connector.open('node-c', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await cluster.connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const c = await cluster.connector.open('node-c', { volumeId: id, epoch: r.epoch ?? 0 });
     try {
       expect(await firstDifference(a, c, r.size)).toBeUndefined();
     } finally {
@@ -269,9 +227,9 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     }
     // B comes back: it is told to drop its layers, and no longer holds the volume.
     expect((await engine('node-b').inspectVolume('v')).held_here).toBe(false);
-    const layersOfB = async () => (await store.list('/ferry/local/node-b/layers/')).length;
+    const layersOfB = async () => (await cluster.store.list('/ferry/local/node-b/layers/')).length;
     expect(await layersOfB()).toBeGreaterThan(0);
-    connector.setDown('node-b', false);
+    cluster.connector.setDown('node-b', false);
     await until(async () => (await layersOfB()) === 0);
     await dev.close();
   });
@@ -283,14 +241,19 @@ describe('ResyncManager (three engines on a real etcd)', () => {
       id,
       markOut('node-b', { kind: 'fill', cursor: 0, copied_bytes: 0, total_bytes: 0, started: '' }, hourAgo),
     );
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
+    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 60 });
     await until(async () => (await entry(id, 'node-c'))?.state === 'in-sync');
-    const layersOfB = async () => (await store.list('/ferry/local/node-b/layers/')).length;
+    const layersOfB = async () => (await cluster.store.list('/ferry/local/node-b/layers/')).length;
     expect(await layersOfB()).toBeGreaterThan(0);
     // B never answered the drop; it restarts (still unreachable to A) and finds itself no longer listed.
     await engine('node-b').close();
-    const restarted = await openEngine({ dataDir: join(base, 'node-b'), store, nodeId: 'node-b', replicas: connector });
-    engines.set('node-b', restarted);
+    const restarted = await openEngine({
+      dataDir: join(cluster.base, 'node-b'),
+      store: cluster.store,
+      nodeId: 'node-b',
+      replicas: cluster.connector,
+    });
+    cluster.engines.set('node-b', restarted);
     expect(await layersOfB()).toBe(0);
     await dev.close();
   });
@@ -303,7 +266,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     await dev.flush();
     // B answers opens but its disk fails every write (the copy's first write fails). Its record says an earlier
     // copy got to 16 MiB: the resync starts there.
-    connector.failWrites.add('node-b');
+    cluster.connector.failWrites.add('node-b');
     await edit(
       id,
       markOut('node-b', {
@@ -315,7 +278,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
         started: '',
       }),
     );
-    connector.setDown('node-b', false);
+    cluster.connector.setDown('node-b', false);
     await until(async () => (await entry(id, 'node-b'))?.reason?.includes('disk failed') === true);
     expect(await entry(id, 'node-b')).toMatchObject({
       state: 'out-of-sync',
@@ -324,12 +287,12 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     // Writes go on without B meanwhile, below the old cursor too (a resync from it would miss them); then its disk
     // is back, and so is it, all of it copied again.
     await dev.write(5 * MiB, randomBytes(MiB));
-    connector.failWrites.delete('node-b');
+    cluster.connector.failWrites.delete('node-b');
     await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync');
     await dev.flush();
     const r = await record(id);
-    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
-    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await cluster.connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await cluster.connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
     try {
       expect(await firstDifference(a, b, r.size)).toBeUndefined();
     } finally {
@@ -351,7 +314,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     await dev.flush();
     const changed = changes.reduce((sum, [, length]) => sum + length, 0);
     // Slow enough for the progress commit (every 2 s) to land half way.
-    await store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 8 * MiB });
+    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 8 * MiB });
     await edit(
       id,
       markOut('node-b', {
@@ -363,11 +326,11 @@ describe('ResyncManager (three engines on a real etcd)', () => {
         started: '',
       }),
     );
-    connector.wrote.set('node-b', 0);
-    connector.setDown('node-b', false);
+    cluster.connector.wrote.set('node-b', 0);
+    cluster.connector.setDown('node-b', false);
     await until(async () => ((await entry(id, 'node-b'))?.resync?.cursor ?? 0) > 0, 1200);
     // B's disk fails mid-copy: it leaves, a low base is frozen for what it had copied.
-    connector.failWrites.add('node-b');
+    cluster.connector.failWrites.add('node-b');
     await until(async () => (await entry(id, 'node-b'))?.resync?.low !== undefined, 1200);
     const failed = (await entry(id, 'node-b'))?.resync;
     expect(failed).toMatchObject({ kind: 'dirty', base_snapshot_id: snap.id, cursor: 0 });
@@ -382,17 +345,17 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     ];
     for (const [at, length] of later) await dev.write(at, randomBytes(length));
     await dev.flush();
-    connector.failWrites.delete('node-b');
+    cluster.connector.failWrites.delete('node-b');
     await until(async () => (await entry(id, 'node-b'))?.state === 'in-sync', 1200);
     // Both bases are gone once B is back.
     await until(async () => (await engine('node-a').listSnapshots('v')).length === 0);
-    const sent = connector.wrote.get('node-b') ?? 0;
+    const sent = cluster.connector.wrote.get('node-b') ?? 0;
     const lacked = changed + later.reduce((sum, [, length]) => sum + length, 0);
     expect(sent).toBeGreaterThanOrEqual(changed);
     expect(sent / lacked).toBeLessThanOrEqual(1.2);
     const r = await record(id);
-    const a = await connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
-    const b = await connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
+    const a = await cluster.connector.open('node-a', { volumeId: id, epoch: r.epoch ?? 0 });
+    const b = await cluster.connector.open('node-b', { volumeId: id, epoch: r.epoch ?? 0 });
     try {
       expect(await firstDifference(a, b, r.size)).toBeUndefined();
     } finally {
@@ -404,7 +367,7 @@ describe('ResyncManager (three engines on a real etcd)', () => {
 
   it('follows the bandwidth and timeout settings at run time (watches)', async () => {
     const manager = new ResyncManager({
-      store,
+      store: cluster.store,
       nodeId: 'node-x',
       attachedVolumes: () => [],
       attached: () => undefined,
@@ -414,10 +377,10 @@ describe('ResyncManager (three engines on a real etcd)', () => {
     await manager.start();
     try {
       expect(manager.caps.nodeRate).toBe(0);
-      await store.put(REPLICATION_SETTINGS_KEY, { resync_bandwidth: 50 * MiB, replica_timeout_seconds: 30 });
+      await cluster.store.put(REPLICATION_SETTINGS_KEY, { resync_bandwidth: 50 * MiB, replica_timeout_seconds: 30 });
       await until(() => manager.caps.nodeRate === 50 * MiB);
       expect(manager.current).toEqual({ resync_bandwidth: 50 * MiB, replica_timeout_seconds: 30 });
-      await store.put(REPLICATION_SETTINGS_KEY, {});
+      await cluster.store.put(REPLICATION_SETTINGS_KEY, {});
       await until(() => manager.caps.nodeRate === 0);
     } finally {
       await manager.close();
