@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DirectConnector } from '../../test/support/direct-connector.js';
-import { enginesOnEtcd } from '../../test/support/engines-on-etcd.js';
+import { enginesOnEtcd, until } from '../../test/support/engines-on-etcd.js';
 import { NODES_PREFIX } from '../cluster/membership.js';
 import { catalogKeys, put } from './catalog.js';
 import type { PlacementPort } from './cluster-ports.js';
@@ -18,15 +18,6 @@ const placement: PlacementPort = {
     return (request.nodes ?? NODES.filter((n) => !request.exclude?.includes(n))).slice(0, request.ha_level);
   },
 };
-
-/** Polls `check` until it holds; fails after `tries` polls 50 ms apart. */
-async function until(check: () => Promise<boolean> | boolean, tries = 600): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the condition never held');
-}
 
 describe('resync of a volume attached nowhere (R19: three engines on a real etcd)', () => {
   const cluster = enginesOnEtcd({

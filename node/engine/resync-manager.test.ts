@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FerryError } from '../../common/index.js';
 import { DirectConnector } from '../../test/support/direct-connector.js';
-import { enginesOnEtcd } from '../../test/support/engines-on-etcd.js';
+import { enginesOnEtcd, until } from '../../test/support/engines-on-etcd.js';
 import { catalogKeys, put } from './catalog.js';
 import type { PlacementPort, ReplicaTarget } from './cluster-ports.js';
 import { REPLICATION_SETTINGS_KEY } from './constants.js';
@@ -29,15 +29,6 @@ const placement: PlacementPort = {
     return chosen;
   },
 };
-
-/** Polls `check` until it holds (the manager works in the background); fails after `tries` polls. */
-async function until(check: () => Promise<boolean> | boolean, tries = 600): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('the condition never held');
-}
 
 /** A DirectConnector whose replicas of the nodes in `failWrites` fail every write (a disk that went away). */
 class FlakyConnector extends DirectConnector {

@@ -47,6 +47,15 @@ export interface EnginesOnEtcd<C extends DirectConnector> {
   entry(id: string, nodeId: string): Promise<ReplicaRecord | undefined>;
 }
 
+/** Polls `check` every 50 ms until it holds (engines work in the background); fails after `tries` polls. */
+export async function until(check: () => Promise<boolean> | boolean, tries = 600): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the condition never held');
+}
+
 /** Registers the hooks and returns the cluster they keep (see the file comment). */
 export function enginesOnEtcd<C extends DirectConnector>(options: EnginesOnEtcdOptions<C>): EnginesOnEtcd<C> {
   let server: EtcdServer | undefined;
