@@ -6,9 +6,9 @@
  * replacement timeout): the record's `attached` says `for: 'resync'`, and the manager then treats the volume as any
  * volume attached here. When no copy of it runs any more (done, or nothing could be done), the attach ends.
  *
- * It gives way to every other use. Another node's attach or operation finds the record's `attached.for`, puts a
- * request under YIELD_PREFIX (tenure.ts) and waits for the attach lock: this node closes its attach (the copies stop
- * where they are, as at any detach) on the request. An attach or operation on this node ends it first (engine.ts).
+ * It gives way to every other use. Another node's attach or operation finds the lock held with no client's attach in
+ * the record (`attached.for`, or no `attached` yet), puts a request under YIELD_PREFIX (tenure.ts) and waits for the
+ * attach lock: this node closes its attach (the copies stop where they are, as at any detach) on the request. An attach or operation on this node ends it first (engine.ts).
  * Several in-sync holders may try together; the attach lock lets one through, and the others find it attached.
  */
 import { isFerryError } from '../../common/index.js';
