@@ -313,7 +313,7 @@ class Engine implements VolumeEngine {
               return { coordinator: att.coordinator, epoch: att.epoch, compares, markFilling };
             },
             busy: (id) => this.haUpdater?.busy(id) === true,
-            attachForResync: (id) => this.attachForResync(id),
+            attachForResync: (record) => this.attachForResync(record),
             deleteSnapshot: (id) => this.deleteSnapshot(id),
             recordChanged: (record) => this.recordChanged(record),
           });
@@ -2071,16 +2071,12 @@ class Engine implements VolumeEngine {
   }
 
   /**
-   * Attaches volume `volumeId` here to resync its replicas (R19: nobody has it attached, and this node holds an
-   * in-sync replica); the resync manager closes the device when the copies are done, or at once when another use of
-   * the volume asks for it (`giveUpResync` here, YIELD_PREFIX from other nodes).
+   * Attaches volume `record` here to resync its replicas (R19: the caller read it attached nowhere, up, with an
+   * in-sync replica here; an attach made since holds the lock, which this attach then does not get); the resync
+   * manager closes the device when the copies are done, or at once when another use of the volume asks for it
+   * (`giveUpResync` here, YIELD_PREFIX from other nodes).
    */
-  private async attachForResync(volumeId: string): Promise<BlockDevice> {
-    const { record } = await readRecord(this.store, volumeId);
-    if (record.attached !== undefined) {
-      throw precondition(`volume ${record.name} is attached on node ${record.attached.node_id} already`);
-    }
-    if (record.status !== 'up') throw precondition(`volume ${record.name} is ${record.status}`);
+  private attachForResync(record: VolumeRecord): Promise<BlockDevice> {
     return this.openWriter(record, 'a resync of its replicas (no client attached it)', true);
   }
 

@@ -71,6 +71,19 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
     return volume.id;
   }
 
+  /**
+   * A degraded, detached volume (12 MiB changed while B was down) whose resync runs under a 2 MiB/s cap: B is back,
+   * and A has attached it for the resync, which is still copying when the test goes on.
+   */
+  async function resyncingSlowly(): Promise<string> {
+    const id = await degradedAndDetached(12);
+    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
+    cluster.connector.setDown('node-b', false);
+    await online('node-b');
+    await until(async () => (await record(id)).attached?.for === 'resync');
+    return id;
+  }
+
   /** A's and B's replicas of `id` read alike. */
   async function replicasAgree(id: string): Promise<void> {
     const r = await record(id);
@@ -106,12 +119,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
   });
 
   it('gives the volume up to an attach on another node mid-copy; that node finishes the resync', async () => {
-    const id = await degradedAndDetached(12);
-    // Slow copies: the resync is still running when the attach comes.
-    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
-    cluster.connector.setDown('node-b', false);
-    await online('node-b');
-    await until(async () => (await record(id)).attached?.for === 'resync');
+    const id = await resyncingSlowly();
     const during = await engine('node-c').inspectVolume('v');
     expect(during.attached).toBe(false);
     expect(during.attached_node).toBe('node-a');
@@ -156,11 +164,7 @@ describe('resync of a volume attached nowhere (R19: three engines on a real etcd
   });
 
   it('gives the volume up to an attach on its own node, and to a delete from another node', async () => {
-    const id = await degradedAndDetached(12);
-    await cluster.store.put(REPLICATION_SETTINGS_KEY, { replica_timeout_seconds: 7200, resync_bandwidth: 2 * MiB });
-    cluster.connector.setDown('node-b', false);
-    await online('node-b');
-    await until(async () => (await record(id)).attached?.for === 'resync');
+    const id = await resyncingSlowly();
 
     const dev = await engine('node-a').openExport('v');
     expect((await record(id)).attached?.for).toBeUndefined();

@@ -24,8 +24,11 @@ export interface DetachedResyncContext {
   store: ClusterStore;
   /** This node's id. */
   nodeId: string;
-  /** Attaches the volume on this node for a resync (engine: the record's `attached.for` is `resync`). */
-  attach(volumeId: string): Promise<BlockDevice>;
+  /**
+   * Attaches the volume of `record` (just read: attached nowhere, up) on this node for a resync (engine: the record's
+   * `attached.for` is `resync`).
+   */
+  attach(record: VolumeRecord): Promise<BlockDevice>;
   /** Whether replica `r` has been out of sync past the replacement timeout. */
   expired(r: ReplicaRecord): boolean;
   /** Least time between two attaches of one volume for a resync, ms. */
@@ -92,7 +95,7 @@ export class DetachedResyncs {
       this.tried.set(id, this.ctx.now());
       let device: BlockDevice;
       try {
-        device = await this.ctx.attach(id);
+        device = await this.ctx.attach(record);
       } catch (err: unknown) {
         // Attached meanwhile (by a client, or by another holder for its resync): nothing for this node to do.
         if (!isFerryError(err, 'FAILED_PRECONDITION'))

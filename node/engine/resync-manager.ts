@@ -72,7 +72,7 @@ export interface ResyncContext {
    * Attaches a volume attached nowhere on this node for a resync of its replicas (R19, resync-detached.ts). Without
    * it, such volumes wait for their next attach.
    */
-  attachForResync?(volumeId: string): Promise<BlockDevice>;
+  attachForResync?(record: VolumeRecord): Promise<BlockDevice>;
   /** Deletes a hidden base snapshot (engine deleteSnapshot). */
   deleteSnapshot(snapshotId: string): Promise<void>;
   /** Called with every volume record this module commits. */
@@ -146,7 +146,7 @@ export class ResyncManager {
         : new DetachedResyncs({
             store: ctx.store,
             nodeId: ctx.nodeId,
-            attach: (id) => attach(id),
+            attach: (record) => attach(record),
             expired: (r) => this.expired(r),
             retryMs: ctx.retryMs ?? 3000,
             now: () => this.now(),
@@ -247,8 +247,12 @@ export class ResyncManager {
   async settled(volumeId?: string): Promise<void> {
     const runs = [...this.running.values()].filter((r) => volumeId === undefined || r.volumeId === volumeId);
     await Promise.all(runs.map((r) => r.done));
-    const lows = [...this.lowering].filter(([k]) => volumeId === undefined || k.startsWith(`${volumeId}/`));
-    await Promise.all(lows.map(([, p]) => p));
+    await Promise.all(this.lowersOf(volumeId));
+  }
+
+  /** The low bases being frozen for failed copies of `volumeId` (of every volume when undefined). */
+  private lowersOf(volumeId: string | undefined): Promise<void>[] {
+    return [...this.lowering].filter(([k]) => volumeId === undefined || k.startsWith(`${volumeId}/`)).map(([, p]) => p);
   }
 
   /** The nodes whose replica of `volumeId` this node is copying to. */
@@ -368,8 +372,7 @@ export class ResyncManager {
     }
     this.suspects = suspects;
     if (this.detached === undefined || this.closed) return;
-    const lowering = (id: string): boolean => [...this.lowering.keys()].some((k) => k.startsWith(`${id}/`));
-    await this.detached.endIdle(pass, (id) => this.copying(id).length > 0 || lowering(id));
+    await this.detached.endIdle(pass, (id) => this.copying(id).length > 0 || this.lowersOf(id).length > 0);
     for (const id of await this.detached.attachDue(pass, online)) {
       // Its replicas are tried on the next pass, whenever they were last.
       for (const key of [...this.tried.keys()]) if (key.startsWith(`${id}/`)) this.tried.delete(key);
