@@ -1,6 +1,7 @@
 /**
  * The HTTP API application: one Hono app per node, routes under `/v1`, every error shaped `{ code, message, field? }`.
  */
+
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { CloudBackups, CredentialStore, KeyService } from '../cloudsnap/index.js';
@@ -21,16 +22,20 @@ import { type ForwardingOptions, forwardElsewhere } from './forward.js';
 import { engineCheck, healthRoutes, type ReadinessCheck, spaceCheck } from './health.js';
 import type { Logger } from './log.js';
 import type { NodeMetrics } from './metrics.js';
+import type { MigrationService } from './migrate/service.js';
 import { API_OPERATIONS } from './operations.js';
+import type { PairService } from './pairs/service.js';
 import { requestLog } from './request-log.js';
 import { cloudBackupGroupRoutes } from './routes/cloudbackup-group.js';
 import { cloudBackupScheduleRoutes } from './routes/cloudbackup-schedules.js';
 import { cloudBackupRoutes } from './routes/cloudbackups.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { clusterPairRoutes } from './routes/cluster-pairs.js';
 import { credentialRoutes } from './routes/credentials.js';
 import { identityRoutes, servedServices } from './routes/identities.js';
 import { keyRoutes } from './routes/keys.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { migrateRoutes } from './routes/migrate.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { referenceRoutes } from './routes/reference.js';
 import { type ScheduleApi, schedulePolicyRoutes } from './routes/schedule-policies.js';
@@ -84,6 +89,10 @@ export interface AppOptions {
    * timeout and fetch, or false for none. Default: on whenever `cluster` is given.
    */
   forwarding?: false | Omit<ForwardingOptions, 'directory'>;
+  /** Cluster pairs (`/v1/clusterpairs`). Default: none; those routes then answer 503 UNAVAILABLE. */
+  pairs?: PairService;
+  /** Live migrations to paired clusters (`/v1/volumemigrate`). Default: none; those routes answer 503. */
+  migrations?: MigrationService;
 }
 
 /** Builds the API application for `options.engine` (or for a process without one). */
@@ -152,6 +161,8 @@ export function createApp(options: AppOptions): Hono {
   app.route('/v1', cloudBackupGroupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', cloudBackupRoutes(options.cloudBackups, backupAccess));
   app.route('/v1', keyRoutes(options.keys, access));
+  app.route('/v1', clusterPairRoutes(options.pairs));
+  app.route('/v1', migrateRoutes(options.migrations));
   const nbdPsk = options.nbdPsk;
   const nbd = nbdPsk === undefined ? undefined : { psk: nbdPsk, identities: new NbdIdentities(ownership) };
   app.route('/v1', authRoutes(access, engine, options.credentials, nbd));

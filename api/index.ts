@@ -99,9 +99,16 @@ export {
   scrubText,
 } from './log.js';
 export { type JobSource, NodeMetrics, type NodeMetricsOptions } from './metrics.js';
+export { MIGRATION_LABEL, MigrationReceiver } from './migrate/receiver.js';
+export type { MigrationRecord, MigrationStage, MigrationStatus } from './migrate/records.js';
+export { MigrationService, type MigrationServiceOptions, type StartRequest } from './migrate/service.js';
 export { type JsonSchema, type OpenApiDocument, toJsonSchema } from './openapi/index.js';
 export type { ApiOperation, HttpMethod } from './operation.js';
 export { API_OPERATIONS } from './operations.js';
+export { peerApp } from './pairs/peer-app.js';
+export type { PairRecord } from './pairs/records.js';
+export { DirectorySecrets, type SecretVault } from './pairs/secret-vault.js';
+export { DEFAULT_TOKEN_TTL_SECONDS, PairService, type PairServiceOptions, type PairStatus } from './pairs/service.js';
 export { type FinishedRequest, REQUEST_ID_HEADER, type RequestLogOptions, requestLog } from './request-log.js';
 export type { CloudBackupScheduleView } from './routes/cloudbackup-schedules.js';
 export {
@@ -122,6 +129,7 @@ export {
   NAME_MAX_LENGTH,
   SIZE_ALIGNMENT,
 } from './schemas/index.js';
-export { type RunningApiServer, startApiServer } from './server.js';
+export type { MigrateInfoView, PairInfoView } from './schemas/pairs.js';
+export { type PeerListener, type RunningApiServer, startApiServer } from './server.js';
 export { FERRY_VERSION, OPENSTORAGE_SDK_VERSION } from './version.js';
 export type { InspectView, ReplicaView, VolumeStateName, VolumeStatusName, VolumeView } from './views.js';

@@ -10,10 +10,12 @@ import { cloudBackupGroupOperations } from './routes/cloudbackup-group.js';
 import { cloudBackupScheduleOperations } from './routes/cloudbackup-schedules.js';
 import { cloudBackupOperations } from './routes/cloudbackups.js';
 import { clusterOperations } from './routes/cluster.js';
+import { clusterPairOperations } from './routes/cluster-pairs.js';
 import { credentialOperations } from './routes/credentials.js';
 import { identityOperations } from './routes/identities.js';
 import { keyOperations } from './routes/keys.js';
 import { metricsOperations } from './routes/metrics.js';
+import { migrateOperations } from './routes/migrate.js';
 import { nodeOperations } from './routes/nodes.js';
 import { referenceOperations } from './routes/reference.js';
 import { schedulePolicyOperations } from './routes/schedule-policies.js';
@@ -37,4 +39,6 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   ...cloudBackupScheduleOperations,
   ...authOperations,
   ...keyOperations,
+  ...clusterPairOperations,
+  ...migrateOperations,
 ];

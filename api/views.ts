@@ -52,6 +52,10 @@ export interface VolumeView {
   attached_on?: string;
   /** `resync`: `attached_on` attached the volume only to resync its replicas (nobody else has it attached). */
   attached_for?: 'resync';
+  /** Ferry: where the volume was migrated to (cluster pair, volume); it is read-only here. */
+  migrated_to?: string;
+  /** Ferry: true while a migration's cutover holds the volume's writes (a few seconds). */
+  cutover?: boolean;
 }
 
 /** Ferry: one replica of a volume. */
@@ -106,7 +110,7 @@ function statusOf(info: VolumeInfo): VolumeStatusName {
 export function volumeView(info: VolumeInfo): InspectView {
   const volume: VolumeView = {
     id: info.id,
-    readonly: false,
+    readonly: info.status === 'migrated',
     locator: { name: info.name, volume_labels: { ...info.labels } },
     ctime: info.created,
     spec: { size: info.size, ha_level: info.ha_level, shared: info.shared, encrypted: info.encrypted },
@@ -130,6 +134,8 @@ export function volumeView(info: VolumeInfo): InspectView {
   }
   if (info.attached_node !== undefined) volume.attached_on = info.attached_node;
   if (info.attached_for !== undefined) volume.attached_for = info.attached_for;
+  if (info.migrated_to !== undefined) volume.migrated_to = info.migrated_to;
+  if (info.status === 'migrating') volume.cutover = true;
   return { volume, name: info.name, labels: { ...info.labels } };
 }
 

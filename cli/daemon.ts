@@ -15,10 +15,15 @@ import {
   cloudBackupsRunner,
   createApp,
   createLogger,
+  DirectorySecrets,
   type Logger,
+  MigrationReceiver,
+  MigrationService,
   type NodeAuthOptions,
   NodeMetrics,
+  PairService,
   parseNbdTlsMode,
+  peerApp,
   ScheduleRecords,
   StoreClusterDirectory,
   setUpNbdAccess,
@@ -387,8 +392,40 @@ export async function runNode(options: NodeOptions): Promise<void> {
     closers.push({ name: 'nbd server', close: () => nbd.close() });
     nbdUrl = `nbd://${hostForUrl(bound.host)}:${bound.port}`;
 
+    // Cluster pairs and migrations (docs/MIGRATION.md): pair keys sealed in the store in a cluster, else files of
+    // the data directory; the API port also serves the paired clusters' link (TLS-PSK).
+    let localApiUrl = '';
+    const pairs = await PairService.open({
+      store,
+      vault: secrets ?? new DirectorySecrets(join(dataDir, 'pairs')),
+      cluster: () => cluster.cluster(),
+      localUrl: () => localApiUrl,
+      warn: (message, fields) => log('warn', message, fields),
+    });
+    // A volume a migration left filling here is removed once its source says the migration ended without it.
+    const receiver = new MigrationReceiver(engine, async (pairId, taskId) =>
+      pairs.link(await pairs.pair(pairId)).call<{ status: string }>('GET', `/peer/v1/migrations/${taskId}`),
+    );
+    const migrations = await MigrationService.open({
+      store,
+      engine,
+      pairs,
+      nodeId,
+      warn: (message, fields) => log('warn', message, fields),
+    });
+    closers.push({
+      name: 'migrations',
+      close: async () => {
+        await migrations.close();
+        await receiver.close();
+        await pairs.close();
+      },
+    });
+
     const app = createApp({
       ...auth,
+      pairs,
+      migrations,
       ownership: store,
       engine,
       credentials,
@@ -405,7 +442,11 @@ export async function runNode(options: NodeOptions): Promise<void> {
         { name: 'api', check: async () => assertServing(serving) },
       ],
     });
-    const api = await startApiServer(app, apiAddr.host, apiAddr.port);
+    const api = await startApiServer(app, apiAddr.host, apiAddr.port, {
+      app: peerApp({ pairs, receiver, migrations, cluster: () => cluster.cluster() }),
+      keyOf: (identity) => pairs.keyOf(identity),
+    });
+    localApiUrl = api.url;
     serving = true;
     closers.push({
       name: 'api server',

@@ -10,7 +10,9 @@ import { registerClusterCommands } from './commands/cluster.js';
 import { registerCompletionCommand } from './commands/completion.js';
 import { registerCredentialCommands } from './commands/credentials.js';
 import { registerKeyCommands } from './commands/keys.js';
+import { registerMigrateCommands } from './commands/migrate.js';
 import { registerNodeCommands } from './commands/node.js';
+import { registerPairCommands } from './commands/pair.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerVolumeCommands } from './commands/volume.js';
@@ -65,7 +67,8 @@ export function createProgram(): Command {
     .exitOverride()
     .addHelpText('after', EPILOGUE);
   registerNodeCommands(program);
-  registerClusterCommands(program);
+  registerPairCommands(registerClusterCommands(program));
+  registerMigrateCommands(program);
   registerVolumeCommands(program);
   registerCredentialCommands(program);
   registerCloudsnapCommands(program);

@@ -101,14 +101,16 @@ export {
   SIZE_ALIGNMENT,
 } from './engine/constants.js';
 export { type EngineOptions, openEngine } from './engine/engine.js';
-export { armFailpoints } from './engine/failpoints.js';
+export { armFailpoints, failpoint } from './engine/failpoints.js';
 export {
   ENCRYPTED_LABEL,
+  KEK_LABEL,
+  KEY_PROVIDER_LABEL,
   type VolumeEncryption,
   type VolumeKeyResolver,
   type WrappedVolumeKey,
 } from './engine/keys.js';
-export type { ReplicaRecord, ReplicationSettings, VolumeRecord } from './engine/records.js';
+export type { ReplicaRecord, ReplicationSettings, VolumeRecord, VolumeStatus } from './engine/records.js';
 export type { RecentWrites, Replica, ReplicaDiffRequest, ReplicaSnapshot } from './engine/replica.js';
 export { readReplicationSettings, updateReplicationSettings } from './engine/resync-manager.js';
 export {

@@ -23,7 +23,7 @@ const READING_POSTS: readonly RegExp[] = [
 ];
 
 /** Route prefixes only `system.admin` may use. */
-const ADMIN_PREFIXES: readonly string[] = ['/v1/keys'];
+const ADMIN_PREFIXES: readonly string[] = ['/v1/keys', '/v1/clusterpairs', '/v1/volumemigrate'];
 
 /** The action of `method path` (path as the router sees it). */
 export function routeAction(method: string, path: string): RouteAction {

@@ -211,6 +211,8 @@ export const volumeViewSchema = z.strictObject({
   replicas: z.array(replicaViewSchema).optional(),
   attached_on: z.string().optional(),
   attached_for: z.enum(['resync']).optional(),
+  migrated_to: z.string().optional(),
+  cutover: z.boolean().optional(),
 });
 
 /** SdkVolumeInspectResponse: `{ volume, name, labels }`. */

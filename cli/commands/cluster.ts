@@ -146,7 +146,8 @@ export function clusterText(r: ClusterReport, wide: boolean): string {
   ].join('\n');
 }
 
-export function registerClusterCommands(program: Command): void {
+/** Registers `ferry cluster ...`; returns the `cluster` command (`pair` goes under it). */
+export function registerClusterCommands(program: Command): Command {
   const cluster = program.command('cluster').description('the cluster the CLI points at');
   cluster
     .command('inspect')
@@ -176,4 +177,5 @@ export function registerClusterCommands(program: Command): void {
           : await client.request<{ options: ClusterOptions }>('PUT', '/v1/clusters/options', change);
       output(command, answer, () => optionsText(answer.options));
     });
+  return cluster;
 }

@@ -23,7 +23,39 @@ export class VolumeDevice implements BlockDevice {
     private readonly onClose: () => void | Promise<void>,
     /** The attachment's write gate; absent: none (a read-only view). */
     private readonly gate?: Gate,
+    /**
+     * Whether writes must wait (a promise to wait for) or fail (it throws) now: a migration's cutover. Checked again
+     * once a write has entered the gate, so none slips past a hold taken while it waited.
+     */
+    private readonly hold?: () => Promise<void> | undefined,
   ) {}
+
+  /** Runs a change: waits out a hold, then enters the gate shared (and re-checks the hold there). */
+  private async changing<T>(fn: () => Promise<T>): Promise<T> {
+    const hold = this.hold;
+    const gate = this.gate;
+    if (hold === undefined || gate === undefined) return this.gated(fn);
+    for (;;) {
+      const wait = hold();
+      if (wait !== undefined) {
+        await wait;
+        // Closed while it waited: the write was never started, and now cannot be.
+        if (this.closed) throw new FerryError('FAILED_PRECONDITION', `export ${this.name} is closed`);
+        continue;
+      }
+      if (!gate.tryEnterShared()) await gate.enterShared();
+      if (hold() !== undefined) {
+        gate.leaveShared();
+        continue;
+      }
+      break;
+    }
+    try {
+      return await fn();
+    } finally {
+      gate.leaveShared();
+    }
+  }
 
   private async gated<T>(fn: () => Promise<T>): Promise<T> {
     const gate = this.gate;
@@ -63,17 +95,17 @@ export class VolumeDevice implements BlockDevice {
 
   async write(offset: number, data: Buffer, options?: WriteOptions): Promise<void> {
     this.check(offset, data.length, true);
-    return this.gated(() => this.coordinator.write(offset, data, options));
+    return this.changing(() => this.coordinator.write(offset, data, options));
   }
 
   async writeZeroes(offset: number, length: number, options?: WriteOptions): Promise<void> {
     this.check(offset, length, true);
-    return this.gated(() => this.coordinator.writeZeroes(offset, length, options));
+    return this.changing(() => this.coordinator.writeZeroes(offset, length, options));
   }
 
   async trim(offset: number, length: number, options?: WriteOptions): Promise<void> {
     this.check(offset, length, true);
-    return this.gated(() => this.coordinator.trim(offset, length, options));
+    return this.changing(() => this.coordinator.trim(offset, length, options));
   }
 
   async flush(): Promise<void> {

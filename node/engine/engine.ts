@@ -52,6 +52,7 @@ import type {
   CreateSnapshotRequest,
   CreateVolumeRequest,
   GroupSnapshotRequest,
+  HoldOutcome,
   OpenExportOptions,
   SnapshotInfo,
   UpdateVolumeRequest,
@@ -59,6 +60,7 @@ import type {
   VolumeHolder,
   VolumeInfo,
   VolumeReplicaInfo,
+  WriteHold,
 } from './types.js';
 import { precondition, validateHaLevel, validateLabels, validateName, validateSize } from './validate.js';
 import { GranuleCipher } from './xts.js';
@@ -133,6 +135,10 @@ interface Attachment {
   detached: Promise<void>;
   /** Made by this node to resync the replicas of a volume nobody had attached (R19): given up to any other use. */
   forResync?: boolean;
+  /** Set while a migration's cutover holds the volume's writes: they wait for it (holdWrites). */
+  hold?: Promise<void>;
+  /** Set once the volume moved to another cluster: why every write now fails. */
+  sealed?: string;
 }
 
 /** A coordinator for one operation: the attachment's, or one made for it under a brief tenure. */
@@ -639,6 +645,7 @@ class Engine implements VolumeEngine {
       labels: { ...r.labels },
       created: r.created,
       status: r.status,
+      ...(r.migrated_to !== undefined && { migrated_to: r.migrated_to }),
       shared: r.shared,
       encrypted: r.encryption !== undefined,
       snapshot_count: snapshotCount,
@@ -1261,9 +1268,7 @@ class Engine implements VolumeEngine {
   async openProblem(idOrName: string): Promise<string | undefined> {
     const record = await this.recordOf(idOrName);
     if (!this.canReach(record)) return this.notHere(record).message;
-    if (record.status !== 'up') {
-      return `volume ${record.name} is ${record.status}: its restore has not completed, so it cannot be attached`;
-    }
+    if (record.status !== 'up') return notUp(record);
     try {
       // Unwraps the data key as an open would (without taking a writer slot), then forgets it.
       (await this.cipherFor(record.name, record.encryption))?.release();
@@ -1919,14 +1924,80 @@ class Engine implements VolumeEngine {
     });
   }
 
+  holdWrites(idOrName: string): Promise<WriteHold> {
+    return this.meta.run(async () => {
+      const record = await this.recordOf(idOrName);
+      if (record.status !== 'up') throw precondition(notUp(record));
+      if (!this.canReach(record)) throw this.notHere(record);
+      const att = this.attachments.get(record.id);
+      const elsewhere = (r: VolumeRecord): string | undefined =>
+        att === undefined &&
+        r.attached !== undefined &&
+        r.attached.for !== 'resync' &&
+        r.attached.node_id !== this.nodeId
+          ? r.attached.node_id
+          : undefined;
+      const next = await changeRecord(this.store, record.id, (r) => {
+        if (r.status !== 'up') throw precondition(notUp(r));
+        const node = elsewhere(r);
+        if (node !== undefined) {
+          throw new RunsElsewhere(node, `volume ${r.name} is attached on node ${node}: its writes are held there`);
+        }
+        return { ...r, status: 'migrating' };
+      });
+      this.noteRecord(next);
+      let release: () => void = () => undefined;
+      if (att !== undefined) {
+        att.hold = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        // Writes already past the hold finish first (acknowledged before the cut); later ones wait.
+        await att.gate.withExclusive(async () => undefined);
+      }
+      let ended = false;
+      return {
+        end: async (outcome: HoldOutcome) => {
+          if (ended) return;
+          ended = true;
+          try {
+            await this.endHold(record.id, outcome);
+          } finally {
+            if (att !== undefined) {
+              if (outcome.state === 'migrated') {
+                att.sealed = `volume ${record.name} was migrated to ${outcome.to}: it is read-only here; detach it and use the volume there`;
+              }
+              att.hold = undefined;
+              release();
+            }
+          }
+        },
+      };
+    });
+  }
+
+  async endHold(idOrName: string, outcome: HoldOutcome): Promise<VolumeInfo> {
+    const record = await this.recordOf(idOrName);
+    if (record.status !== 'migrating') return this.volumeInfo(record);
+    const next = await changeRecord(this.store, record.id, (r) => {
+      if (r.status !== 'migrating') return r;
+      return outcome.state === 'up' ? { ...r, status: 'up' } : { ...r, status: 'migrated', migrated_to: outcome.to };
+    });
+    this.noteRecord(next);
+    return this.volumeInfo(next);
+  }
+
+  /** Keeps this node's copies of a volume's record current after a change of its status. */
+  private noteRecord(next: VolumeRecord): void {
+    const v = this.volumes.get(next.id);
+    if (v !== undefined) v.record = next;
+    const att = this.attachments.get(next.id);
+    if (att !== undefined) att.record = next;
+  }
+
   async openExport(name: string, options: OpenExportOptions = {}): Promise<BlockDevice> {
     if (name.includes('@')) return this.openSnapshotExport(name);
     const record = await this.recordOf(name);
-    if (record.status !== 'up') {
-      throw precondition(
-        `volume ${record.name} is ${record.status}: its restore has not completed, so it cannot be attached`,
-      );
-    }
+    if (record.status !== 'up') throw precondition(notUp(record));
     return this.openWriter(record, options.holder ?? 'a local opener');
   }
 
@@ -2065,6 +2136,10 @@ class Engine implements VolumeEngine {
       att.coordinator,
       () => this.deviceClosed(att, device),
       att.gate,
+      () => {
+        if (att.sealed !== undefined) throw new FerryError('PERMISSION_DENIED', att.sealed);
+        return att.hold;
+      },
     );
     att.devices.set(device, { client: holder, since: new Date().toISOString() });
     return device;
@@ -2188,4 +2263,16 @@ function cloneLabelsOf(
     if (value !== undefined && labels[key] === undefined) labels[key] = value;
   }
   return validateLabels('labels', labels);
+}
+
+/** Why a volume that is not 'up' cannot be attached. */
+function notUp(r: VolumeRecord): string {
+  switch (r.status) {
+    case 'migrating':
+      return `volume ${r.name} is being cut over to another cluster (a migration holds its writes); try again in a few seconds`;
+    case 'migrated':
+      return `volume ${r.name} was migrated to ${r.migrated_to ?? 'another cluster'}: it is read-only here; use the volume there, or read its snapshots here (VOLUME@SNAPSHOT)`;
+    default:
+      return `volume ${r.name} is ${r.status}: its restore has not completed, so it cannot be attached`;
+  }
 }

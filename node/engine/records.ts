@@ -94,6 +94,12 @@ export interface AttachRecord {
   for?: 'resync';
 }
 
+/**
+ * 'up': usable; 'restoring': a restore (or a migration) fills it, not attachable; 'migrating': a migration's cutover
+ * holds its writes (not attachable for those seconds); 'migrated': it moved to another cluster, read-only here.
+ */
+export type VolumeStatus = 'up' | 'restoring' | 'migrating' | 'migrated';
+
 /** What the catalog keeps about a volume (key `/ferry/volumes/<id>`, node/engine/catalog.ts). */
 export interface VolumeRecord {
   id: string;
@@ -106,7 +112,9 @@ export interface VolumeRecord {
   /** The writable layer on top of the volume's chain, in the tree of the node in `replicas`. */
   top: string;
   parent_snapshot_id?: string;
-  status: 'up' | 'restoring';
+  status: VolumeStatus;
+  /** Where a migrated volume went (status 'migrated'): the pair and the volume on the other cluster. */
+  migrated_to?: string;
   /** Present on encrypted volumes: the wrapped data key of the volume's layer tree (docs/ENGINE.md, Encryption). */
   encryption?: VolumeEncryption;
   /**

@@ -3,6 +3,7 @@
  * engine through these types only.
  */
 import type { ReplicaHost } from './cluster-ports.js';
+import type { VolumeStatus } from './records.js';
 import type { SpaceStatus } from './space.js';
 
 /** A byte range. */
@@ -72,6 +73,15 @@ export interface ExportProvider {
   openExport(name: string, options?: OpenExportOptions): Promise<BlockDevice>;
 }
 
+/** How a hold of a volume's writes ends: writes go on, or the volume moved away (held writes then fail). */
+export type HoldOutcome = { state: 'up' } | { state: 'migrated'; to: string };
+
+/** A hold of a volume's writes (VolumeEngine.holdWrites). */
+export interface WriteHold {
+  /** Ends the hold (once): the record changes first, then the held writes go on or fail. */
+  end(outcome: HoldOutcome): Promise<void>;
+}
+
 export interface OpenExportOptions {
   /** Who opens it (an NBD client's address), recorded as the volume's holder while the device is open. */
   holder?: string;
@@ -95,8 +105,13 @@ export interface VolumeInfo {
   created: string;
   /** Number of user-visible snapshots. */
   snapshot_count: number;
-  /** 'up' when usable; 'restoring' while a restore into it is incomplete (never served as complete). */
-  status: 'up' | 'restoring';
+  /**
+   * 'up' when usable; 'restoring' while a restore (or a migration into it) is incomplete (never served as complete);
+   * 'migrating' while a migration's cutover holds its writes; 'migrated' once it moved to another cluster (read-only).
+   */
+  status: VolumeStatus;
+  /** Where a migrated volume went. */
+  migrated_to?: string;
   /** True while an NBD writer (or another opener) holds the volume. */
   attached: boolean;
   /** Who holds the volume open as a writer, when anyone does. */
@@ -304,6 +319,17 @@ export interface VolumeEngine extends ExportProvider {
   openForRestore(idOrName: string): Promise<BlockDevice>;
   /** Marks a volume created with `restoring` complete: it becomes 'up' and attachable. */
   completeRestore(idOrName: string): Promise<VolumeInfo>;
+  /**
+   * Holds every write to an 'up' volume, for a migration's cutover: its record says 'migrating' (nobody attaches
+   * it meanwhile) and writes through this node's attachment wait until the hold ends. RunsElsewhere when it is
+   * attached on another node (the hold is taken there). Optional: an engine without it cannot be migrated from.
+   */
+  holdWrites?(idOrName: string): Promise<WriteHold>;
+  /**
+   * Ends the hold a node left when it stopped (the volume stays 'migrating' in the record): back to 'up', or
+   * 'migrated'. Nothing when the volume is not 'migrating'.
+   */
+  endHold?(idOrName: string, outcome: HoldOutcome): Promise<VolumeInfo>;
   /**
    * The data directory's space: size, free bytes, thresholds and state (`ok`, `warn`, `full`: new data refused).
    * Optional: an engine without a data directory (a stand-in) has none.

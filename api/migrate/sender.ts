@@ -1,0 +1,154 @@
+/**
+ * Ships the difference between two snapshots of a volume (or all of a snapshot's allocated data) to the other
+ * cluster: the changed extents, read from the snapshot's export in pieces of at most 1 MiB a few at a time ahead,
+ * zero pieces sent as headers, the others zstd-compressed, in data calls of at most CALL_BYTES each (a call that
+ * fails is sent again from its start: it rewrites the same ranges).
+ */
+import { failpoint, type VolumeEngine } from '../../node/index.js';
+import type { PeerClient } from '../pairs/channel.js';
+import { FrameEncoder, MAX_FRAME_BYTES } from './frames.js';
+
+/** Most bytes of ranges in one data call. */
+const CALL_BYTES = 32 << 20;
+/** Pieces read and encoded ahead of the link. */
+const READ_AHEAD = 6;
+/** Extents asked per page of changed blocks. */
+const PAGE = 10_000;
+/** Times one data call is tried. */
+const ATTEMPTS = 3;
+
+/** What to ship. */
+export interface Delta {
+  volumeId: string;
+  /** `VOLUME@SNAPSHOT` of the target. */
+  exportName: string;
+  /** Absent: every allocated block of the target. */
+  baseSnapshotId?: string;
+  targetSnapshotId: string;
+}
+
+interface Piece {
+  offset: number;
+  length: number;
+}
+
+/** The pieces of a delta, page by page (memory bounded by one page). */
+async function* pieces(engine: VolumeEngine, delta: Delta): AsyncGenerator<Piece> {
+  let offset: number | undefined = 0;
+  while (offset !== undefined) {
+    const page = await engine.changedBlocks(delta.volumeId, {
+      ...(delta.baseSnapshotId !== undefined && { base_snapshot_id: delta.baseSnapshotId }),
+      target_snapshot_id: delta.targetSnapshotId,
+      offset,
+      limit: PAGE,
+    });
+    for (const e of page.extents) {
+      for (let at = e.offset; at < e.offset + e.length; at += MAX_FRAME_BYTES) {
+        yield { offset: at, length: Math.min(MAX_FRAME_BYTES, e.offset + e.length - at) };
+      }
+    }
+    offset = page.next_offset;
+  }
+}
+
+/** The bytes a delta covers. */
+export async function deltaBytes(engine: VolumeEngine, delta: Delta): Promise<number> {
+  let total = 0;
+  for await (const p of pieces(engine, delta)) total += p.length;
+  return total;
+}
+
+/** Progress of a shipment: bytes of ranges sent, and their size on the wire. */
+export type ShipProgress = (bytes: number, wire: number) => void;
+
+/** Sends `delta` over `link` to `path` (the destination volume's data route). Resolves with bytes and wire bytes. */
+export async function shipDelta(
+  engine: VolumeEngine,
+  delta: Delta,
+  link: PeerClient,
+  path: string,
+  signal: AbortSignal,
+  progress: ShipProgress,
+): Promise<{ bytes: number; wire: number }> {
+  const device = await engine.openExport(delta.exportName);
+  const encoder = new FrameEncoder();
+  let bytes = 0;
+  let wire = 0;
+  try {
+    const source = pieces(engine, delta)[Symbol.asyncIterator]();
+    const ahead: Promise<{ piece: Piece; frame: Buffer }>[] = [];
+    let exhausted = false;
+    const fill = async (): Promise<void> => {
+      while (!exhausted && ahead.length < READ_AHEAD) {
+        const next = await source.next();
+        if (next.done === true) {
+          exhausted = true;
+          break;
+        }
+        const piece = next.value;
+        ahead.push(
+          device
+            .read(piece.offset, piece.length)
+            .then((data) => ({ piece, frame: encoder.encode(piece.offset, data) })),
+        );
+      }
+    };
+    // Frames are read and encoded ahead while earlier ones are on the wire; a call keeps its frames until it is
+    // answered, so that a failed call is sent again from its start.
+    const pull = async (): Promise<{ piece: Piece; frame: Buffer } | undefined> => {
+      await fill();
+      const next = ahead.shift();
+      return next === undefined ? undefined : await next;
+    };
+    for (;;) {
+      signal.throwIfAborted();
+      await fill();
+      if (ahead.length === 0) break;
+      const call: Buffer[] = [];
+      let callBytes = 0;
+      async function* body(): AsyncGenerator<Buffer> {
+        for (let i = 0; ; i++) {
+          if (i < call.length) {
+            yield call[i] as Buffer;
+            continue;
+          }
+          if (callBytes >= CALL_BYTES) return;
+          const item = await pull();
+          if (item === undefined) return;
+          call.push(item.frame);
+          callBytes += item.piece.length;
+          yield item.frame;
+        }
+      }
+      await sendCall(link, path, body, signal);
+      failpoint('migrate.call-acked');
+      bytes += callBytes;
+      wire += call.reduce((sum, f) => sum + f.length, 0);
+      progress(bytes, wire);
+    }
+  } finally {
+    await device.close();
+  }
+  return { bytes, wire };
+}
+
+async function sendCall(
+  link: PeerClient,
+  path: string,
+  body: () => AsyncIterable<Buffer>,
+  signal: AbortSignal,
+): Promise<void> {
+  let last: unknown;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+    signal.throwIfAborted();
+    try {
+      await link.call('PUT', path, { bytes: body() }, signal);
+      return;
+    } catch (err: unknown) {
+      last = err;
+      if (signal.aborted) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+  throw last;
+}

@@ -1,0 +1,202 @@
+/**
+ * The link between two paired clusters: HTTP over TLS 1.2 with pre-shared keys (ECDHE-PSK suites: forward secrecy,
+ * no certificates), on the same port as the API. Each side proves it holds the key: a pair's requests use identity
+ * `p.<pair id>` with the pair's key; the one request that creates a pair uses `t.<token id>` with the token's secret.
+ * The API port tells the two apart by the first byte a client sends (a TLS handshake starts with 0x16, an HTTP
+ * request with a letter), so a cluster is paired by its API URL alone.
+ */
+import type { ClientRequest } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import { createSecureContext, type SecureContext, TLSSocket, type TLSSocketOptions } from 'node:tls';
+import { ERROR_CODES, type ErrorCode, FerryError, networkErrorCode } from '../../common/index.js';
+
+/** ECDHE-PSK first (forward secrecy), then DHE-PSK with AES-GCM. */
+export const PEER_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:DHE-PSK-AES256-GCM-SHA384:DHE-PSK-AES128-GCM-SHA256';
+
+/** The TLS record type of a handshake: the first byte of every TLS connection. */
+const TLS_HANDSHAKE = 0x16;
+
+/** How long a peer may take over the TLS handshake. */
+const HANDSHAKE_TIMEOUT_MS = 15_000;
+
+let serverContext: SecureContext | undefined;
+
+/** Whether the first byte of a connection starts a TLS handshake. */
+export function startsTls(first: number): boolean {
+  return first === TLS_HANDSHAKE;
+}
+
+/**
+ * The server side of a peer's TLS-PSK handshake over `socket` (no unread bytes lost: the caller put back what it
+ * peeked). Resolves with the TLS socket and the identity the peer proved; rejects on a wrong key, an unknown identity
+ * or a timeout (the caller destroys the socket).
+ */
+export function acceptPeer(
+  socket: Socket,
+  keyOf: (identity: string) => Buffer | undefined,
+): Promise<{ socket: TLSSocket; identity: string }> {
+  serverContext ??= createSecureContext({ ciphers: PEER_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+  let identity: string | undefined;
+  // Node's TLSSocket takes pskCallback (as tls.createServer does), but its type leaves it out.
+  const options: TLSSocketOptions & { pskCallback: (socket: TLSSocket, id: string) => Buffer | null } = {
+    isServer: true,
+    secureContext: serverContext,
+    pskCallback: (_socket, id) => {
+      const key = keyOf(id);
+      if (key === undefined) return null;
+      identity = id;
+      return key;
+    },
+  };
+  const secure = new TLSSocket(socket, options);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('the peer TLS handshake timed out')), HANDSHAKE_TIMEOUT_MS);
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      secure.off('secure', onSecure);
+      reject(err);
+    };
+    const onSecure = (): void => {
+      clearTimeout(timer);
+      secure.off('error', fail);
+      if (identity === undefined) reject(new Error('the peer TLS handshake ended without a PSK identity'));
+      else resolve({ socket: secure, identity });
+    };
+    secure.once('secure', onSecure);
+    secure.once('error', fail);
+  });
+}
+
+/** A request body: JSON, bytes, or a stream of byte chunks. */
+export type PeerBody = { json: unknown } | { bytes: AsyncIterable<Buffer> };
+
+/** One side's end of the link to the other cluster. */
+export class PeerClient {
+  private readonly agent: Agent;
+  private readonly base: URL;
+
+  /** `url`: the other cluster's API URL (http or https; the scheme is ignored: the link is always TLS-PSK). */
+  constructor(
+    url: string,
+    private readonly identity: string,
+    key: Buffer,
+    /** Names the other side in error messages, e.g. `cluster pair dc2`. */
+    private readonly what: string,
+  ) {
+    this.base = new URL(url);
+    const psk = Buffer.from(key);
+    // The https Agent passes pskCallback to tls.connect; its type leaves it out.
+    const options: ConstructorParameters<typeof Agent>[0] & {
+      pskCallback: () => { psk: Buffer; identity: string };
+    } = {
+      keepAlive: true,
+      maxSockets: 8,
+      ciphers: PEER_CIPHERS,
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.2',
+      checkServerIdentity: () => undefined,
+      pskCallback: () => ({ psk, identity: this.identity }),
+    };
+    this.agent = new Agent(options);
+  }
+
+  /**
+   * Sends one request and resolves with its JSON answer. A FerryError from the other side keeps its code (and says
+   * which side answered); a link that cannot be made is UNAVAILABLE naming the pair.
+   */
+  async call<T>(method: string, path: string, body?: PeerBody, signal?: AbortSignal): Promise<T> {
+    const text = await this.send(method, path, body, signal);
+    return (text === '' ? {} : JSON.parse(text)) as T;
+  }
+
+  /** Ends the link's idle connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(method: string, path: string, body: PeerBody | undefined, signal?: AbortSignal): Promise<string> {
+    const json = body !== undefined && 'json' in body ? Buffer.from(JSON.stringify(body.json)) : undefined;
+    return new Promise<string>((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: this.base.hostname.replace(/^\[(.*)\]$/, '$1'),
+          port: this.base.port === '' ? 9001 : Number(this.base.port),
+          method,
+          path,
+          agent: this.agent,
+          headers: {
+            ...(json !== undefined && { 'content-type': 'application/json', 'content-length': json.length }),
+            ...(body !== undefined && 'bytes' in body && { 'content-type': 'application/octet-stream' }),
+          },
+          ...(signal !== undefined && { signal }),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (d: Buffer) => chunks.push(d));
+          res.on('error', (err) => reject(this.unreachable(err)));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            const status = res.statusCode ?? 500;
+            if (status >= 200 && status < 300) resolve(text);
+            else reject(this.remoteError(status, text));
+          });
+        },
+      );
+      req.on('error', (err) => reject(this.unreachable(err)));
+      if (body === undefined) req.end();
+      else if (json !== undefined) req.end(json);
+      else if ('bytes' in body) {
+        pump(req, body.bytes).then(
+          () => req.end(),
+          (err: unknown) => req.destroy(err instanceof Error ? err : new Error(String(err))),
+        );
+      }
+    });
+  }
+
+  private unreachable(err: Error): FerryError {
+    if (err instanceof FerryError) return err;
+    if (err.name === 'AbortError') return new FerryError('FAILED_PRECONDITION', `${this.what}: the call was cancelled`);
+    const code = networkErrorCode(err);
+    const why = /psk|handshake|alert|decrypt/i.test(err.message)
+      ? "the other cluster refused this cluster's key (the pair was deleted there, or the token is wrong or used)"
+      : (code ?? err.message);
+    return new FerryError('UNAVAILABLE', `${this.what} cannot be reached at ${this.base.origin}: ${why}`, {
+      cause: err,
+    });
+  }
+
+  private remoteError(status: number, text: string): FerryError {
+    let code: ErrorCode = status >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION';
+    let message = text;
+    try {
+      const parsed = JSON.parse(text) as { code?: unknown; message?: unknown };
+      if (typeof parsed.code === 'string' && (ERROR_CODES as readonly string[]).includes(parsed.code)) {
+        code = parsed.code as ErrorCode;
+      }
+      if (typeof parsed.message === 'string') message = parsed.message;
+    } catch {
+      // Not JSON: the text as it came.
+    }
+    return new FerryError(code, `${this.what}: the other cluster answered: ${message}`);
+  }
+}
+
+/** Writes `chunks` to `req`, waiting for drain; stops (without error) once the request is gone. */
+async function pump(req: ClientRequest, chunks: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of chunks) {
+    if (req.destroyed) return;
+    if (!req.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          req.off('drain', done);
+          req.off('close', done);
+          resolve();
+        };
+        req.once('drain', done);
+        req.once('close', done);
+      });
+    }
+  }
+}
