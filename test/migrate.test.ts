@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ReadyProcess, runFerry, spawnFerryUntilReady } from './support/cli-node.js';
+import { startFaultProxy } from './support/fault-proxy.js';
 import { freePort } from './support/ports.js';
 import { ok, run, TOOL_ENV } from './support/run.js';
 
@@ -33,6 +34,7 @@ interface Migration {
   wire_bytes: number;
   writes_held_ms?: number;
   error_reason?: string;
+  remote_cleanup?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -52,7 +54,7 @@ async function site(name: string): Promise<Site> {
 }
 
 /** Starts (or restarts) a site's node on its data directory and ports; `failpoints`: FERRY_FAILPOINTS. */
-async function start(s: Site, failpoints = ''): Promise<void> {
+async function start(s: Site, failpoints = '', env: NodeJS.ProcessEnv = {}): Promise<void> {
   s.process = await spawnFerryUntilReady(
     [
       'node',
@@ -65,7 +67,7 @@ async function start(s: Site, failpoints = ''): Promise<void> {
       `127.0.0.1:${s.nbdPort}`,
     ],
     'ferry node ready',
-    { FERRY_FAILPOINTS: failpoints },
+    { FERRY_FAILPOINTS: failpoints, ...env },
   );
 }
 
@@ -433,5 +435,60 @@ describe('live migration', () => {
       (names) => !names.includes('k3'),
       30_000,
     );
+  }, 180_000);
+
+  it('a link cut between the sites: a start is refused while it is down; cut mid-copy, the migration fails and its half goes once the link is back', async () => {
+    // A second pair, through a proxy that can stall and reset the link (and counts what crosses it).
+    const proxy = await startFaultProxy({ target: { host: '127.0.0.1', port: b.apiPort }, rate: 0 });
+    try {
+      const { result } = await ferryJson<{ result: { token: string } }>(b, ['cluster', 'pair', 'token']);
+      await ferry(a, ['cluster', 'pair', 'create', 'dc2p', '--remote', proxy.url, '--pair-token', result.token]);
+      await a.process?.stop();
+      await start(a, '', { FERRY_PEER_TIMEOUT_SECONDS: '2' });
+      await ferry(a, ['volume', 'create', 'k4', '--size', '256M']);
+      await fill(a, 'k4', 192 * MiB);
+
+      proxy.setHold(true);
+      const refused = await runFerry(a.apiUrl, ['migrate', 'start', 'k4', '--pair', 'dc2p'], {
+        FERRY_DATA_DIR: a.dataDir,
+      });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/dc2p is not ready/);
+      expect(await volumeNames(b)).not.toContain('k4');
+      proxy.setHold(false);
+
+      // Slowed down (every chunk held 20 ms each way) so that the cut lands mid-copy.
+      proxy.setDelay(20);
+      const [started] = await ferryJson<Migration[]>(a, ['migrate', 'start', 'k4', '--pair', 'dc2p']);
+      const task = (started as Migration).task_id;
+      await until(
+        'the destination volume',
+        () => volumeNames(b),
+        (names) => names.includes('k4'),
+      );
+      proxy.setHold(true);
+      proxy.resetAll();
+      const failed = await until(
+        'the failure',
+        () => migration(a, task),
+        (m) => m.status === 'Failed',
+        60_000,
+      );
+      expect(failed.error_reason).toMatch(/no answer for 2 s|cannot be reached/);
+      expect(failed.remote_cleanup).toBe('pending');
+      expect((await inspect(a, 'k4')).volume.readonly).toBe(false);
+      expect(await volumeNames(b)).toContain('k4');
+      proxy.setDelay(0);
+      proxy.setHold(false);
+      await until(
+        'the half-made volume to go',
+        () => volumeNames(b),
+        (names) => !names.includes('k4'),
+        30_000,
+      );
+      expect((await migration(a, task)).remote_cleanup).toBe('done');
+    } finally {
+      await proxy.close();
+    }
   }, 180_000);
 });

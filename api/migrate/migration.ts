@@ -207,6 +207,7 @@ export class Migration {
     const hold = this.hold;
     this.hold = undefined;
     const problems: string[] = [];
+    let cleanup: MigrationRecord['remote_cleanup'];
     if (this.remoteComplete) {
       await this.update(
         { status: 'Done', stage: 'Done', error_reason: message(err), completed_time: new Date().toISOString() },
@@ -217,8 +218,9 @@ export class Migration {
     if (this.record.remote_volume_id !== undefined) {
       try {
         await this.ctx.link.call('DELETE', remotePath(this.record, ''));
-      } catch (cleanup: unknown) {
-        problems.push(`the destination volume could not be removed: ${message(cleanup)}`);
+      } catch (failed: unknown) {
+        cleanup = 'pending';
+        problems.push(`the destination volume is not removed yet (${message(failed)}); this node tries again`);
       }
     }
     if (hold !== undefined) await hold.end({ state: 'up' }).catch((e: unknown) => problems.push(message(e)));
@@ -229,6 +231,7 @@ export class Migration {
         status: cancelled ? 'Aborted' : 'Failed',
         error_reason: [reason, ...problems].join('; '),
         completed_time: new Date().toISOString(),
+        ...(cleanup !== undefined && { remote_cleanup: cleanup }),
       },
       true,
     ).catch(() => undefined);

@@ -22,6 +22,8 @@ export const MIGRATION_PAIR_LABEL = 'ferry.io/migration-pair';
 
 /** How often volumes left filling by a migration that ended on the source are looked for. */
 const SWEEP_EVERY_MS = 60_000;
+/** Frames of one data call written at once. */
+const WRITES_AT_ONCE = 8;
 /** The first look, soon after the node starts (it may have been down when a migration to it ended). */
 const FIRST_SWEEP_MS = 2000;
 
@@ -125,26 +127,44 @@ export class MigrationReceiver {
     return { volume_id: volume.id, created: true };
   }
 
-  /** Writes a data call's frames into the volume; resolves once they are durable. */
-  write(migrationId: string, volumeId: string, body: AsyncIterable<Uint8Array>): Promise<{ bytes: number }> {
-    return this.serially(volumeId, async () => {
-      const device = await this.device(migrationId, volumeId);
-      let bytes = 0;
+  /**
+   * Writes a data call's frames into the volume, several at a time (a call's ranges never overlap, and calls running
+   * at once carry different ranges of one pass); resolves once they are durable.
+   */
+  async write(migrationId: string, volumeId: string, body: AsyncIterable<Uint8Array>): Promise<{ bytes: number }> {
+    const device = await this.serially(volumeId, () => this.device(migrationId, volumeId));
+    let bytes = 0;
+    const inflight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
+    const note = (err: unknown): void => {
+      failure ??= { err };
+    };
+    try {
       for await (const frame of decodeFrames(body)) {
+        if (failure !== undefined) break;
         if (frame.offset + frame.length > device.size) {
           throw new FerryError(
             'INVALID_ARGUMENT',
             `a frame at ${frame.offset}+${frame.length} is past the volume's end`,
           );
         }
-        if (frame.data === undefined) await device.writeZeroes(frame.offset, frame.length);
-        else await device.write(frame.offset, frame.data);
+        const started =
+          frame.data === undefined
+            ? device.writeZeroes(frame.offset, frame.length)
+            : device.write(frame.offset, frame.data);
+        const written: Promise<void> = started.catch(note).finally(() => inflight.delete(written));
+        inflight.add(written);
         bytes += frame.length;
         failpoint('migrate.receive');
+        if (inflight.size >= WRITES_AT_ONCE) await Promise.race(inflight);
       }
-      await device.flush();
-      return { bytes };
-    });
+    } finally {
+      // Nothing of this call is still being written when it answers, whatever the answer.
+      await Promise.all(inflight);
+    }
+    if (failure !== undefined) throw (failure as { err: unknown }).err;
+    await device.flush();
+    return { bytes };
   }
 
   /** The cutover's last step here: the volume becomes 'up' (idempotent: a retry after it did answers the same). */

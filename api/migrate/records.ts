@@ -38,6 +38,11 @@ export interface MigrationRecord {
   wire_bytes: number;
   /** The snapshot the last whole pass brought the destination to. */
   last_snapshot_id?: string;
+  /**
+   * A migration that ended without its cutover whose destination volume could not be removed then (the link was
+   * down): `pending` while the running node tries again, `done` once it is gone.
+   */
+  remote_cleanup?: 'pending' | 'done';
   /** How long the cutover held the volume's writes, ms. */
   writes_held_ms?: number;
   eta_seconds?: number;

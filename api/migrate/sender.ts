@@ -9,9 +9,11 @@ import type { PeerClient } from '../pairs/channel.js';
 import { FrameEncoder, MAX_FRAME_BYTES } from './frames.js';
 
 /** Most bytes of ranges in one data call. */
-const CALL_BYTES = 32 << 20;
+const CALL_BYTES = 16 << 20;
 /** Pieces read and encoded ahead of the link. */
 const READ_AHEAD = 6;
+/** Data calls sent and not yet answered, at most. */
+const CALLS_AT_ONCE = 2;
 /** Extents asked per page of changed blocks. */
 const PAGE = 10_000;
 /** Times one data call is tried. */
@@ -100,36 +102,80 @@ export async function shipDelta(
       const next = ahead.shift();
       return next === undefined ? undefined : await next;
     };
+    // A call takes its frames as they are ready; the next one starts once it has all of them (while it waits for its
+    // answer: the destination's write and flush), so the link does not idle between calls.
+    const running = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
     for (;;) {
+      if (failure !== undefined) break;
       signal.throwIfAborted();
       await fill();
       if (ahead.length === 0) break;
-      const call: Buffer[] = [];
-      let callBytes = 0;
-      async function* body(): AsyncGenerator<Buffer> {
-        for (let i = 0; ; i++) {
-          if (i < call.length) {
-            yield call[i] as Buffer;
-            continue;
-          }
-          if (callBytes >= CALL_BYTES) return;
-          const item = await pull();
-          if (item === undefined) return;
-          call.push(item.frame);
-          callBytes += item.piece.length;
-          yield item.frame;
-        }
-      }
-      await sendCall(link, path, body, signal);
-      failpoint('migrate.call-acked');
-      bytes += callBytes;
-      wire += call.reduce((sum, f) => sum + f.length, 0);
-      progress(bytes, wire);
+      const call = new Call(pull);
+      const sent: Promise<void> = sendCall(link, path, () => call.body(), signal)
+        .then(
+          () => {
+            failpoint('migrate.call-acked');
+            bytes += call.bytes;
+            wire += call.wire;
+            progress(bytes, wire);
+          },
+          (err: unknown) => {
+            failure ??= { err };
+          },
+        )
+        .finally(() => running.delete(sent));
+      running.add(sent);
+      await Promise.race([call.pulled, sent]);
+      while (running.size >= CALLS_AT_ONCE) await Promise.race(running);
     }
+    await Promise.all(running);
+    if (failure !== undefined) throw (failure as { err: unknown }).err;
   } finally {
     await device.close();
   }
   return { bytes, wire };
+}
+
+/** One data call's frames: taken from the shared read-ahead as its body is sent, kept for a retry. */
+class Call {
+  readonly frames: Buffer[] = [];
+  bytes = 0;
+  wire = 0;
+  /** Settles once the call has taken all its frames. */
+  readonly pulled: Promise<void>;
+  private finished = false;
+  private finish: () => void = () => undefined;
+
+  constructor(private readonly pull: () => Promise<{ piece: Piece; frame: Buffer } | undefined>) {
+    this.pulled = new Promise((resolve) => {
+      this.finish = () => {
+        this.finished = true;
+        resolve();
+      };
+    });
+  }
+
+  /** The body of one attempt: the frames taken so far, then new ones until the call is full or the delta ends. */
+  async *body(): AsyncGenerator<Buffer> {
+    for (let i = 0; ; i++) {
+      if (i < this.frames.length) {
+        yield this.frames[i] as Buffer;
+        continue;
+      }
+      if (this.finished) return;
+      const item = await this.pull();
+      if (item === undefined) {
+        this.finish();
+        return;
+      }
+      this.frames.push(item.frame);
+      this.bytes += item.piece.length;
+      this.wire += item.frame.length;
+      if (this.bytes >= CALL_BYTES) this.finish();
+      yield item.frame;
+    }
+  }
 }
 
 async function sendCall(

@@ -12,6 +12,8 @@ import { ended, listMigrations, type MigrationRecord, migrationKey } from './rec
 
 /** How often recovery tries again when the other cluster cannot say whether a cutover completed. */
 const RECOVERY_RETRY_MS = 10_000;
+/** How often destination volumes left behind by ended migrations are removed again. */
+const CLEANUP_EVERY_MS = 5_000;
 
 export interface MigrationServiceOptions {
   store: ClusterStore;
@@ -41,6 +43,7 @@ export class MigrationService {
   private readonly running = new Map<string, { control: AbortController; done: Promise<MigrationRecord> }>();
   private readonly retries = new Set<NodeJS.Timeout>();
   private closed = false;
+  private cleaner: NodeJS.Timeout | undefined;
 
   private constructor(private readonly options: MigrationServiceOptions) {}
 
@@ -50,6 +53,12 @@ export class MigrationService {
     for (const record of await listMigrations(options.store)) {
       if (record.node_id === options.nodeId && !ended(record)) await service.recover(record);
     }
+    service.cleaner = setInterval(() => {
+      void service
+        .cleanUp()
+        .catch((err: unknown) => options.warn?.('migration clean-up failed', { error: String(err) }));
+    }, CLEANUP_EVERY_MS);
+    service.cleaner.unref();
     return service;
   }
 
@@ -176,6 +185,7 @@ export class MigrationService {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.cleaner !== undefined) clearInterval(this.cleaner);
     for (const t of this.retries) clearTimeout(t);
     for (const { control } of this.running.values()) control.abort(new NodeStopping('the node stopped'));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
@@ -271,10 +281,17 @@ export class MigrationService {
       }
     }
     const problems: string[] = [];
-    if (record.remote_volume_id !== undefined && link !== undefined) {
-      await link.call('DELETE', remotePath(record, '')).catch((err: unknown) => {
-        if (!isFerryError(err, 'NOT_FOUND')) problems.push(`the destination volume was not removed: ${String(err)}`);
-      });
+    let cleanup: MigrationRecord['remote_cleanup'];
+    if (record.remote_volume_id !== undefined) {
+      try {
+        if (link === undefined) throw new FerryError('UNAVAILABLE', 'the pair is gone');
+        await link.call('DELETE', remotePath(record, ''));
+      } catch (err: unknown) {
+        if (!isFerryError(err, 'NOT_FOUND')) {
+          cleanup = 'pending';
+          problems.push(`the destination volume is not removed yet (${String(err)}); this node tries again`);
+        }
+      }
     }
     await engine.endHold?.(record.volume_id, { state: 'up' }).catch((err: unknown) => problems.push(String(err)));
     await dropMigrationSnapshots(engine, record).catch((err: unknown) => problems.push(String(err)));
@@ -284,6 +301,26 @@ export class MigrationService {
         `the node restarted during ${record.stage}; the source volume is as it was; start the migration again`,
         ...problems,
       ].join('; '),
+      ...(cleanup !== undefined && { remote_cleanup: cleanup }),
     });
+  }
+
+  /** Removes the destination volumes of this node's ended migrations that could not be removed when they ended. */
+  async cleanUp(): Promise<void> {
+    const { store, pairs, nodeId } = this.options;
+    for (const record of await listMigrations(store)) {
+      if (record.node_id !== nodeId || record.remote_cleanup !== 'pending' || !ended(record)) continue;
+      try {
+        const link = pairs.link(await pairs.pair(record.pair_id));
+        await link.call('DELETE', remotePath(record, '')).catch((err: unknown) => {
+          if (!isFerryError(err, 'NOT_FOUND')) throw err;
+        });
+      } catch (err: unknown) {
+        // The pair is gone: nothing can reach that volume from here any more (its cluster's sweep removes it).
+        if (!isFerryError(err, 'NOT_FOUND')) continue;
+      }
+      const fresh = await store.get<MigrationRecord>(migrationKey(record.task_id));
+      if (fresh !== undefined) await store.put(migrationKey(record.task_id), { ...fresh, remote_cleanup: 'done' });
+    }
   }
 }

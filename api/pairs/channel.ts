@@ -20,6 +20,15 @@ const TLS_HANDSHAKE = 0x16;
 /** How long a peer may take over the TLS handshake. */
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 
+/**
+ * How long a call may go without a byte either way before it fails (a cut link stalls rather than errs):
+ * FERRY_PEER_TIMEOUT_SECONDS, default 30.
+ */
+export function peerTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const seconds = Number(env.FERRY_PEER_TIMEOUT_SECONDS ?? '');
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 30_000;
+}
+
 let serverContext: SecureContext | undefined;
 
 /** Whether the first byte of a connection starts a TLS handshake. */
@@ -144,6 +153,8 @@ export class PeerClient {
         },
       );
       req.on('error', (err) => reject(this.unreachable(err)));
+      const idle = peerTimeoutMs();
+      req.setTimeout(idle, () => req.destroy(new Error(`no answer for ${idle / 1000} s (the link is cut or stalled)`)));
       if (body === undefined) req.end();
       else if (json !== undefined) req.end(json);
       else if ('bytes' in body) {

@@ -52,6 +52,7 @@ export function migrateInfo(r: MigrationRecord): z.infer<typeof migrateInfoSchem
     cutover: r.cutover,
     ...(r.cutover_requested === true && { cutover_requested: true }),
     ...(r.writes_held_ms !== undefined && { writes_held_ms: r.writes_held_ms }),
+    ...(r.remote_cleanup !== undefined && { remote_cleanup: r.remote_cleanup }),
     node_id: r.node_id,
   };
 }

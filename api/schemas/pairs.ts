@@ -122,6 +122,7 @@ export const migrateInfoSchema = z.strictObject({
   cutover: z.enum(['auto', 'manual']),
   cutover_requested: z.boolean().optional(),
   writes_held_ms: z.number().optional(),
+  remote_cleanup: z.enum(['pending', 'done']).optional(),
   node_id: z.string(),
 });
 
