@@ -14,6 +14,8 @@ import { ended, listMigrations, type MigrationRecord, migrationKey } from './rec
 const RECOVERY_RETRY_MS = 10_000;
 /** How often destination volumes left behind by ended migrations are removed again. */
 const CLEANUP_EVERY_MS = 5_000;
+/** How often a running migration looks for a cancel asked on another node. */
+const CANCEL_CHECK_MS = 1000;
 
 export interface MigrationServiceOptions {
   store: ClusterStore;
@@ -226,8 +228,21 @@ export class MigrationService {
       await store.put(migrationKey(record.task_id), failed).catch(() => undefined);
       return failed;
     });
+    // A cancel asked on another node is a flag in the record: seen within a second, even in the middle of a pass.
+    const watcher = setInterval(() => {
+      void store.get<MigrationRecord>(migrationKey(record.task_id)).then(
+        (now) => {
+          if (now?.cancel_requested === true) control.abort();
+        },
+        () => undefined,
+      );
+    }, CANCEL_CHECK_MS);
+    watcher.unref();
     this.running.set(record.task_id, { control, done });
-    void done.finally(() => this.running.delete(record.task_id));
+    void done.finally(() => {
+      clearInterval(watcher);
+      this.running.delete(record.task_id);
+    });
   }
 
   /** Settles a migration this node was running when it stopped. */
