@@ -26,6 +26,9 @@ export interface PeerListener {
   keyOf(identity: string): Buffer | undefined;
 }
 
+/** How long the server keeps an idle peer connection open. */
+const PEER_KEEPALIVE_MS = 65_000;
+
 /** How long a new connection may stay silent before it says whether it is HTTP or TLS. */
 const FIRST_BYTE_TIMEOUT_MS = 60_000;
 
@@ -57,7 +60,12 @@ export function startApiServer(app: Hono, host: string, port: number, peer?: Pee
     });
   };
   track(http);
-  if (peerHttp !== undefined) track(peerHttp);
+  if (peerHttp !== undefined) {
+    track(peerHttp);
+    // Longer than the peers keep an idle connection (PEER_IDLE_MS): the client, not the server, ends idle links, so
+    // a call never goes out on a connection the server has just dropped.
+    peerHttp.keepAliveTimeout = PEER_KEEPALIVE_MS;
+  }
   const hand = (server: HttpServer, socket: Socket): void => {
     active.set(socket, 0);
     socket.once('close', () => active.delete(socket));

@@ -353,6 +353,41 @@ describe('live migration', () => {
     expect((await readExport(b, 'c1', 32 * MiB)).equals(await readFile(file))).toBe(true);
   }, 180_000);
 
+  it('carries the snapshots the user chose, each holding what it held on the source', async () => {
+    await ferry(a, ['volume', 'create', 's1v', '--size', '64M']);
+    const first = await fill(a, 's1v', 8 * MiB);
+    await ferry(a, ['volume', 'snapshot', 'create', 's1v', '--name', 'monday']);
+    const second = await fill(a, 's1v', 8 * MiB);
+    await ferry(a, ['volume', 'snapshot', 'create', 's1v', '--name', 'tuesday']);
+    await ferry(a, ['volume', 'snapshot', 'create', 's1v', '--name', 'left-behind']);
+    const live = await fill(a, 's1v', 4 * MiB);
+    const missing = await runFerry(a.apiUrl, ['migrate', 'start', 's1v', '--pair', 'dc2', '--snapshots', 'nope'], {
+      FERRY_DATA_DIR: a.dataDir,
+    });
+    expect(missing.stderr).toMatch(/has no snapshot nope/);
+    expect(await volumeNames(b)).not.toContain('s1v');
+    const [done] = await ferryJson<Migration[]>(a, [
+      'migrate',
+      'start',
+      's1v',
+      '--pair',
+      'dc2',
+      '--snapshots',
+      'tuesday,monday',
+      '--wait',
+    ]);
+    expect(done?.status).toBe('Done');
+    const snaps = await ferryJson<{ volumes: { name: string }[] }>(b, ['volume', 'snapshot', 'list', 's1v']);
+    expect(snaps.volumes.map((v) => v.name).sort()).toEqual(['monday', 'tuesday']);
+    expect((await readExport(b, 's1v@monday', 8 * MiB)).equals(await readFile(first))).toBe(true);
+    expect((await readExport(b, 's1v@tuesday', 8 * MiB)).equals(await readFile(second))).toBe(true);
+    const now = await readExport(b, 's1v', 8 * MiB);
+    expect(now.subarray(0, 4 * MiB).equals(await readFile(live))).toBe(true);
+    expect(now.subarray(4 * MiB).equals((await readFile(second)).subarray(4 * MiB))).toBe(true);
+    // The source keeps its own snapshots.
+    expect(await ferry(a, ['volume', 'snapshot', 'list', 's1v'])).toMatch(/monday/);
+  }, 120_000);
+
   it('a source killed during the copy fails the migration visibly when it restarts and undoes it', async () => {
     await ferry(a, ['volume', 'create', 'k1', '--size', '256M']);
     await fill(a, 'k1', 96 * MiB);

@@ -36,7 +36,7 @@ export interface MigrationContext {
 }
 
 /** Peer paths of a migration's destination volume. */
-export function remotePath(record: MigrationRecord, what: '' | '/data' | '/complete'): string {
+export function remotePath(record: MigrationRecord, what: '' | '/data' | '/complete' | '/snapshots'): string {
   return `/peer/v1/migrations/${record.task_id}/volumes/${encodeURIComponent(record.remote_volume_id ?? '')}${what}`;
 }
 
@@ -62,7 +62,7 @@ export class Migration {
     try {
       await this.update({ status: 'Active' }, true);
       await this.makeRemote();
-      let base = await this.pass(undefined, 'InitialCopy');
+      let base = await this.pass(await this.carrySnapshots(), 'InitialCopy');
       for (;;) {
         const now = await this.checkFlags();
         if (now.cutover === 'auto' && (this.record.pass > MAX_PASSES || this.lastDelta < SMALL_DELTA_BYTES)) break;
@@ -108,6 +108,30 @@ export class Migration {
     await this.update({ remote_volume_id: made.volume_id }, true);
   }
 
+  /**
+   * The snapshots chosen at start, oldest first: each one's delta from the one before, then the same snapshot taken
+   * on the destination (nothing else writes there, so it holds exactly that point). Resolves with the last (the
+   * first pass's base), or undefined when none was chosen.
+   */
+  private async carrySnapshots(): Promise<SnapshotInfo | undefined> {
+    let base: SnapshotInfo | undefined;
+    for (const [i, chosen] of (this.record.snapshots ?? []).entries()) {
+      const snap = await this.ctx.engine.inspectSnapshot(chosen.id);
+      if (i >= (this.record.snapshots_done ?? 0)) {
+        await this.ship(base, snap, 'InitialCopy');
+        await this.ctx.link.call(
+          'POST',
+          remotePath(this.record, '/snapshots'),
+          { json: { name: snap.name, labels: snap.labels } },
+          this.ctx.signal,
+        );
+        await this.update({ snapshots_done: i + 1 }, true);
+      }
+      base = snap;
+    }
+    return base;
+  }
+
   /** One pass: a snapshot, its delta from `base` shipped; resolves with the snapshot (the next base). */
   private async pass(base: SnapshotInfo | undefined, stage: MigrationRecord['stage']): Promise<SnapshotInfo> {
     const pass = this.record.pass + 1;
@@ -121,7 +145,8 @@ export class Migration {
       await this.dropSnapshot(snap);
       throw err;
     }
-    if (base !== undefined) await this.dropSnapshot(base);
+    // The base goes once the destination holds the next point (a snapshot the user chose stays).
+    if (base !== undefined && base.labels[MIGRATION_LABEL] === this.record.task_id) await this.dropSnapshot(base);
     await this.update({ pass, last_snapshot_id: snap.id }, true);
     return snap;
   }

@@ -167,6 +167,26 @@ export class MigrationReceiver {
     return { bytes };
   }
 
+  /**
+   * The snapshot a migration carries over, taken of what the calls so far wrote (idempotent: a retry finds it by
+   * name).
+   */
+  snapshot(
+    migrationId: string,
+    volumeId: string,
+    name: string,
+    labels: Record<string, string>,
+  ): Promise<{ snapshot_id: string }> {
+    return this.serially(volumeId, async () => {
+      const device = await this.device(migrationId, volumeId);
+      await device.flush();
+      const existing = (await this.engine.listSnapshots(volumeId)).find((s) => s.name === name);
+      if (existing !== undefined) return { snapshot_id: existing.id };
+      const snap = await this.engine.createSnapshot(volumeId, { name, labels });
+      return { snapshot_id: snap.id };
+    });
+  }
+
   /** The cutover's last step here: the volume becomes 'up' (idempotent: a retry after it did answers the same). */
   complete(migrationId: string, volumeId: string): Promise<{ status: string }> {
     return this.serially(volumeId, async () => {

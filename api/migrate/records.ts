@@ -28,6 +28,9 @@ export interface MigrationRecord {
   cancel_requested?: boolean;
   stage: MigrationStage;
   status: MigrationStatus;
+  /** The source's snapshots carried over (chosen at start), oldest first, and how many of them are there. */
+  snapshots?: { id: string; name: string }[];
+  snapshots_done?: number;
   /** Passes done (the initial copy is pass 1). */
   pass: number;
   /** Bytes of the current pass, and how many of them went. */

@@ -36,6 +36,8 @@ export interface StartRequest {
   cutover?: 'auto' | 'manual';
   /** The task id of the first volume's migration (a retry with the same id answers the same). */
   task_id?: string;
+  /** Snapshots of the volume (names or ids) to carry over; one volume only. Default none. */
+  snapshots?: string[];
 }
 
 /** The reason a stop aborts the running migrations with (not a cancel). */
@@ -109,6 +111,7 @@ export class MigrationService {
       }
       volumes.push(volume);
     }
+    const snapshots = await this.chosenSnapshots(volumes, request.snapshots);
     if (engine.holdWrites === undefined) {
       throw new FerryError('FAILED_PRECONDITION', "this node cannot hold a volume's writes, so it cannot migrate one");
     }
@@ -120,6 +123,7 @@ export class MigrationService {
     const now = new Date().toISOString();
     const records: MigrationRecord[] = volumes.map((v, i) => ({
       task_id: i === 0 && request.task_id !== undefined ? request.task_id : randomUUID(),
+      ...(snapshots.length > 0 && { snapshots, snapshots_done: 0 }),
       volume_id: v.id,
       volume_name: v.name,
       pair_id: pair.id,
@@ -139,6 +143,33 @@ export class MigrationService {
     for (const r of records) await store.put(migrationKey(r.task_id), r);
     for (const r of records) this.launch(r);
     return records;
+  }
+
+  /** The snapshots a start names, oldest first; INVALID_ARGUMENT or NOT_FOUND before anything is made. */
+  private async chosenSnapshots(
+    volumes: readonly VolumeInfo[],
+    refs: readonly string[] | undefined,
+  ): Promise<{ id: string; name: string }[]> {
+    if (refs === undefined || refs.length === 0) return [];
+    const [volume] = volumes;
+    if (volume === undefined || volumes.length > 1) {
+      throw new FerryError('INVALID_ARGUMENT', 'snapshots: name them for one volume at a time', { field: 'snapshots' });
+    }
+    const all = await this.options.engine.listSnapshots(volume.id);
+    const chosen = refs.map((ref) => {
+      const found = all.find((s) => s.name === ref || s.id === ref || `${volume.name}@${s.name}` === ref);
+      if (found === undefined) {
+        throw new FerryError(
+          'NOT_FOUND',
+          `volume ${volume.name} has no snapshot ${ref}; ferry volume snapshot list ${volume.name}`,
+        );
+      }
+      return found;
+    });
+    if (new Set(chosen.map((s) => s.id)).size !== chosen.length) {
+      throw new FerryError('INVALID_ARGUMENT', 'snapshots: a snapshot is named twice', { field: 'snapshots' });
+    }
+    return chosen.sort((a, b) => a.created.localeCompare(b.created)).map((s) => ({ id: s.id, name: s.name }));
   }
 
   /** Asks the migration to stop; it undoes what it made (the source stays as it was) and ends Aborted. */

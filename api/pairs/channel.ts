@@ -17,6 +17,9 @@ export const PEER_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:DHE-PSK-AES256-GCM-SHA3
 /** The TLS record type of a handshake: the first byte of every TLS connection. */
 const TLS_HANDSHAKE = 0x16;
 
+/** How long a client keeps an idle connection to a peer for its next call. */
+const PEER_IDLE_MS = 30_000;
+
 /** How long a peer may take over the TLS handshake. */
 const HANDSHAKE_TIMEOUT_MS = 15_000;
 
@@ -59,6 +62,9 @@ export function acceptPeer(
     },
   };
   const secure = new TLSSocket(socket, options);
+  // A TLS socket made over an open one does not end that one when it closes (an idle timeout, say): the peer would
+  // keep a dead connection in its pool and get ECONNRESET on its next call.
+  secure.once('close', () => socket.destroy());
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('the peer TLS handshake timed out')), HANDSHAKE_TIMEOUT_MS);
     const fail = (err: Error): void => {
@@ -101,6 +107,8 @@ export class PeerClient {
     } = {
       keepAlive: true,
       maxSockets: 8,
+      // An idle connection is ended after this (the server keeps them longer, api/server.ts).
+      timeout: PEER_IDLE_MS,
       ciphers: PEER_CIPHERS,
       minVersion: 'TLSv1.2',
       maxVersion: 'TLSv1.2',
@@ -124,7 +132,13 @@ export class PeerClient {
     this.agent.destroy();
   }
 
-  private send(method: string, path: string, body: PeerBody | undefined, signal?: AbortSignal): Promise<string> {
+  private send(
+    method: string,
+    path: string,
+    body: PeerBody | undefined,
+    signal?: AbortSignal,
+    again = true,
+  ): Promise<string> {
     const json = body !== undefined && 'json' in body ? Buffer.from(JSON.stringify(body.json)) : undefined;
     return new Promise<string>((resolve, reject) => {
       const req = httpsRequest(
@@ -152,7 +166,17 @@ export class PeerClient {
           });
         },
       );
-      req.on('error', (err) => reject(this.unreachable(err)));
+      req.on('error', (err) => {
+        // A kept connection the other side closed as this call went out: once more on a new one (the call was not
+        // read there). A streamed body cannot be sent twice: its caller sends the call again.
+        const code = (err as NodeJS.ErrnoException).code;
+        const stale = req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE');
+        if (stale && again && (body === undefined || 'json' in body)) {
+          resolve(this.send(method, path, body, signal, false));
+          return;
+        }
+        reject(this.unreachable(err));
+      });
       const idle = peerTimeoutMs();
       req.setTimeout(idle, () => req.destroy(new Error(`no answer for ${idle / 1000} s (the link is cut or stalled)`)));
       if (body === undefined) req.end();

@@ -109,6 +109,15 @@ export function peerApp(options: PeerAppOptions): Hono {
     pairOf(c, pairs);
     return c.json(await receiving().complete(c.req.param('mid'), c.req.param('vid')));
   });
+  app.post('/peer/v1/migrations/:mid/volumes/:vid/snapshots', async (c) => {
+    pairOf(c, pairs);
+    const body = await json<{ name?: unknown; labels?: unknown }>(c);
+    const labels =
+      typeof body.labels === 'object' && body.labels !== null ? (body.labels as Record<string, string>) : {};
+    return c.json(
+      await receiving().snapshot(c.req.param('mid'), c.req.param('vid'), requireString(body.name, 'name'), labels),
+    );
+  });
   app.get('/peer/v1/migrations/:mid/volumes/:vid', async (c) => {
     pairOf(c, pairs);
     return c.json(await receiving().state(c.req.param('mid'), c.req.param('vid')));

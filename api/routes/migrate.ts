@@ -53,6 +53,10 @@ export function migrateInfo(r: MigrationRecord): z.infer<typeof migrateInfoSchem
     ...(r.cutover_requested === true && { cutover_requested: true }),
     ...(r.writes_held_ms !== undefined && { writes_held_ms: r.writes_held_ms }),
     ...(r.remote_cleanup !== undefined && { remote_cleanup: r.remote_cleanup }),
+    ...(r.snapshots !== undefined && {
+      snapshots: r.snapshots.map((s) => s.name),
+      snapshots_done: r.snapshots_done ?? 0,
+    }),
     node_id: r.node_id,
   };
 }
@@ -73,6 +77,7 @@ export const migrateOperations = [
         volumes,
         ...(body.cutover !== undefined && { cutover: body.cutover }),
         ...(body.task_id !== undefined && { task_id: body.task_id }),
+        ...(body.snapshots !== undefined && { snapshots: body.snapshots }),
       });
       return c.json({ result: { task_id: started[0]?.task_id ?? '' }, migrations: started.map(migrateInfo) });
     },

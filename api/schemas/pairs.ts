@@ -77,6 +77,7 @@ export const migrateStartSchema = z.strictObject(
     volume: z.strictObject({ volume_id: volumeRefSchema }, typeError('a JSON object')).optional(),
     volumes: z.array(volumeRefSchema, typeError('a list of volumes')).max(64, 'at most 64 volumes').optional(),
     cutover: z.enum(['auto', 'manual'], { error: () => 'must be auto or manual' }).optional(),
+    snapshots: z.array(volumeRefSchema, typeError('a list of snapshots')).max(64, 'at most 64 snapshots').optional(),
   },
   typeError('a JSON object'),
 );
@@ -123,6 +124,8 @@ export const migrateInfoSchema = z.strictObject({
   cutover_requested: z.boolean().optional(),
   writes_held_ms: z.number().optional(),
   remote_cleanup: z.enum(['pending', 'done']).optional(),
+  snapshots: z.array(z.string()).optional(),
+  snapshots_done: z.number().optional(),
   node_id: z.string(),
 });
 

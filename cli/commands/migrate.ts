@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { MigrateInfoView } from '../../api/index.js';
 import type { FerryClient } from '../client.js';
 import { clientFor, globalOptions, output } from '../context.js';
-import { formatSize, renderTable } from '../format.js';
+import { formatSize, parseList, renderTable } from '../format.js';
 import { progressIntervalMs } from './cloudsnap-progress.js';
 
 function progress(m: MigrateInfoView): string {
@@ -77,25 +77,33 @@ export function registerMigrateCommands(program: Command): void {
     .description('starts live migrations: a full copy, passes of changed blocks, then the cutover')
     .requiredOption('--pair <pair>', 'the cluster pair to migrate to (ferry cluster pair list)')
     .option('--cutover <mode>', 'auto (once a pass changes little) or manual (ferry migrate cutover)', 'auto')
+    .option('--snapshots <names>', "the volume's snapshots to carry over, comma-separated (one volume)", parseList)
     .option('--wait', 'follow the migrations until they end (exit 1 when one does not end Done)')
-    .action(async (volumes: string[], options: { pair: string; cutover: string; wait?: boolean }, command: Command) => {
-      const client = clientFor(command);
-      const answer = await client.request<{ migrations: MigrateInfoView[] }>('POST', '/v1/volumemigrate', {
-        cluster_id: options.pair,
-        volumes,
-        cutover: options.cutover,
-      });
-      let list = answer.migrations;
-      if (options.wait === true) {
-        list = await follow(
-          client,
-          list.map((m) => m.task_id),
-          globalOptions(command).output === 'json',
-        );
-        if (list.some((m) => m.status !== 'Done')) process.exitCode = 1;
-      }
-      output(command, list, () => table(list));
-    });
+    .action(
+      async (
+        volumes: string[],
+        options: { pair: string; cutover: string; wait?: boolean; snapshots?: string[] },
+        command: Command,
+      ) => {
+        const client = clientFor(command);
+        const answer = await client.request<{ migrations: MigrateInfoView[] }>('POST', '/v1/volumemigrate', {
+          cluster_id: options.pair,
+          volumes,
+          cutover: options.cutover,
+          ...(options.snapshots !== undefined && { snapshots: options.snapshots }),
+        });
+        let list = answer.migrations;
+        if (options.wait === true) {
+          list = await follow(
+            client,
+            list.map((m) => m.task_id),
+            globalOptions(command).output === 'json',
+          );
+          if (list.some((m) => m.status !== 'Done')) process.exitCode = 1;
+        }
+        output(command, list, () => table(list));
+      },
+    );
   migrate
     .command('status [task]')
     .description('migrations with their stage, pass, bytes and ETA')
