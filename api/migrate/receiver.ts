@@ -28,7 +28,7 @@ const WRITES_AT_ONCE = 8;
 const FIRST_SWEEP_MS = 2000;
 
 /** A device left open between a migration's calls is closed after this long without one. */
-const IDLE_CLOSE_MS = 10 * 60_000;
+const IDLE_CLOSE_MS = 2 * 60_000;
 
 /** What the source asks the destination to make. */
 export interface ReceiveRequest {

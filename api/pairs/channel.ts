@@ -5,6 +5,8 @@
  * The API port tells the two apart by the first byte a client sends (a TLS handshake starts with 0x16, an HTTP
  * request with a letter), so a cluster is paired by its API URL alone.
  */
+
+import { constants } from 'node:crypto';
 import type { ClientRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -48,7 +50,14 @@ export function acceptPeer(
   socket: Socket,
   keyOf: (identity: string) => Buffer | undefined,
 ): Promise<{ socket: TLSSocket; identity: string }> {
-  serverContext ??= createSecureContext({ ciphers: PEER_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' });
+  // No session tickets: a resumed session skips the PSK callback, so it would prove no identity (the client caches
+  // none either, PeerClient's agent).
+  serverContext ??= createSecureContext({
+    ciphers: PEER_CIPHERS,
+    minVersion: 'TLSv1.2',
+    maxVersion: 'TLSv1.2',
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  });
   let identity: string | undefined;
   // Node's TLSSocket takes pskCallback (as tls.createServer does), but its type leaves it out.
   const options: TLSSocketOptions & { pskCallback: (socket: TLSSocket, id: string) => Buffer | null } = {
@@ -107,6 +116,8 @@ export class PeerClient {
     } = {
       keepAlive: true,
       maxSockets: 8,
+      // Every connection is a full PSK handshake: a resumed one would prove no identity (acceptPeer refuses it).
+      maxCachedSessions: 0,
       // An idle connection is ended after this (the server keeps them longer, api/server.ts).
       timeout: PEER_IDLE_MS,
       ciphers: PEER_CIPHERS,

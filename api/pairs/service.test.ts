@@ -70,6 +70,19 @@ describe('cluster pairs', () => {
     stranger.close();
   });
 
+  it('each new connection proves its key again (no TLS session resumption, which would prove none)', async () => {
+    const { token } = await b.pairs.issueToken(600);
+    const made = await a.pairs.create({ name: 'resume', remote_url: b.server.url, token });
+    const link = new PeerClient(b.server.url, `p.${made.id}`, a.pairs.keyOf(`p.${made.id}`) as Buffer, 'resume');
+    for (let round = 0; round < 3; round++) {
+      const answers = await Promise.all([1, 2, 3].map(() => link.call<{ cluster_id: string }>('GET', '/peer/v1/ping')));
+      expect(answers.map((x) => x.cluster_id)).toEqual(['id-beta', 'id-beta', 'id-beta']);
+      // Its connections end (as idle ones do): the next calls open new ones.
+      link.close();
+    }
+    await a.pairs.delete('resume');
+  });
+
   it('pair with a token: both sides record it, the link works both ways, the token makes no second pair', async () => {
     const { token } = await b.pairs.issueToken(600);
     const made = await a.pairs.create({ name: 'dc2', remote_url: b.server.url, token });
