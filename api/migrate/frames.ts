@@ -22,6 +22,8 @@ export const HEADER_BYTES = 20;
 export const MAX_FRAME_BYTES = 1 << 20;
 /** zstd level 1: the link is usually faster than level 3 could keep up with on one core. */
 const LEVEL = 1;
+/** The part of a range tried first: when it does not shrink, the range is sent raw. */
+const SAMPLE_BYTES = 32 * 1024;
 
 /** A decoded frame. */
 export interface Frame {
@@ -42,6 +44,21 @@ export function isZero(data: Buffer): boolean {
 /** Encodes ranges into frames, compressing where it shrinks them. */
 export class FrameEncoder {
   private readonly cctx: CCtx = new zstd.CCtx();
+  private readonly sample = Buffer.allocUnsafe(SAMPLE_BYTES);
+
+  /**
+   * Whether a range is worth compressing: its first SAMPLE_BYTES shrink by at least 3% (random or already compressed
+   * data does not, and is then sent as it is without spending a whole compression on it).
+   */
+  private worthCompressing(data: Buffer): boolean {
+    if (data.length <= SAMPLE_BYTES * 2) return true;
+    try {
+      const n = this.cctx.compress(this.sample, data.subarray(0, SAMPLE_BYTES), LEVEL);
+      return n > 0 && n < SAMPLE_BYTES * 0.97;
+    } catch {
+      return false;
+    }
+  }
 
   /** The frame of `data` at `offset` (a new buffer: header and payload). */
   encode(offset: number, data: Buffer): Buffer {
@@ -49,10 +66,12 @@ export class FrameEncoder {
     if (isZero(data)) return header(ZEROS, offset, data.length, 0);
     const out = Buffer.allocUnsafe(HEADER_BYTES + data.length);
     let n = 0;
-    try {
-      n = this.cctx.compress(out.subarray(HEADER_BYTES, HEADER_BYTES + data.length - 1), data, LEVEL);
-    } catch {
-      n = 0;
+    if (this.worthCompressing(data)) {
+      try {
+        n = this.cctx.compress(out.subarray(HEADER_BYTES, HEADER_BYTES + data.length - 1), data, LEVEL);
+      } catch {
+        n = 0;
+      }
     }
     if (n > 0) {
       header(ZSTD, offset, data.length, n).copy(out);
@@ -77,18 +96,52 @@ function corrupt(message: string): FerryError {
   return new FerryError('DATA_CORRUPTION', `a migration frame is damaged: ${message}`);
 }
 
+/** Bytes received and not decoded yet, as the chunks came (joined only where a frame spans several). */
+class Pending {
+  private chunks: Buffer[] = [];
+  length = 0;
+
+  push(chunk: Uint8Array): void {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+
+  /** The first `n` bytes (n <= length), contiguous: a view of the first chunk when it holds them all. */
+  peek(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= n) return first.subarray(0, n);
+    const joined = Buffer.concat(this.chunks);
+    this.chunks = [joined];
+    return joined.subarray(0, n);
+  }
+
+  /** Removes and returns the first `n` bytes (n <= length). */
+  take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0);
+    const out = this.peek(n);
+    const first = this.chunks[0] as Buffer;
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.length -= n;
+    return out;
+  }
+}
+
 /** Decodes the frames of a body as its chunks arrive. */
 export async function* decodeFrames(body: AsyncIterable<Uint8Array>): AsyncGenerator<Frame> {
   const dctx: DCtx = new zstd.DCtx();
-  let pending: Buffer = Buffer.alloc(0);
+  const pending = new Pending();
   for await (const chunk of body) {
-    pending = pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([pending, chunk]);
+    pending.push(chunk);
     for (;;) {
       if (pending.length < HEADER_BYTES) break;
-      const kind = pending.readUInt8(0);
-      const length = pending.readUInt32LE(4);
-      const offset = Number(pending.readBigUInt64LE(8));
-      const payload = pending.readUInt32LE(16);
+      const head = pending.peek(HEADER_BYTES);
+      const kind = head.readUInt8(0);
+      const length = head.readUInt32LE(4);
+      const offset = Number(head.readBigUInt64LE(8));
+      const payload = head.readUInt32LE(16);
       if (kind !== RAW && kind !== ZSTD && kind !== ZEROS) throw corrupt(`unknown kind ${kind}`);
       if (length === 0 || length > MAX_FRAME_BYTES || !Number.isSafeInteger(offset)) {
         throw corrupt(`a range of ${length} bytes at ${offset}`);
@@ -97,15 +150,16 @@ export async function* decodeFrames(body: AsyncIterable<Uint8Array>): AsyncGener
         throw corrupt(`a payload of ${payload} bytes for ${length}`);
       }
       if (pending.length < HEADER_BYTES + payload) break;
-      const body = pending.subarray(HEADER_BYTES, HEADER_BYTES + payload);
-      pending = pending.subarray(HEADER_BYTES + payload);
+      pending.take(HEADER_BYTES);
+      // The chunks are the stream's own (never reused), so a payload is handed on without a copy.
+      const bytes = pending.take(payload);
       if (kind === ZEROS) yield { kind, offset, length };
-      else if (kind === RAW) yield { kind, offset, length, data: Buffer.from(body) };
+      else if (kind === RAW) yield { kind, offset, length, data: bytes };
       else {
         const data = Buffer.allocUnsafe(length);
         let n: number;
         try {
-          n = dctx.decompress(data, body);
+          n = dctx.decompress(data, bytes);
         } catch (err: unknown) {
           throw corrupt(`zstd: ${String(err)}`);
         }

@@ -30,6 +30,8 @@ export interface MigrationContext {
   reload(): Promise<MigrationRecord>;
   /** Writes the record. */
   save(record: MigrationRecord): Promise<void>;
+  /** Encodes frames off the event loop; default: on it. */
+  encode?: (offset: number, data: Buffer) => Promise<Buffer>;
   /** The rate the link carried, bytes a second (pair status shows it). */
   noteRate(bytesPerSecond: number): void;
   signal: AbortSignal;
@@ -187,6 +189,7 @@ export class Migration {
           false,
         ).catch(() => undefined);
       },
+      this.ctx.encode,
     );
     this.lastDelta = shipped.bytes;
     await this.update(

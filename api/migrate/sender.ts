@@ -71,9 +71,12 @@ export async function shipDelta(
   path: string,
   signal: AbortSignal,
   progress: ShipProgress,
+  /** Encodes a frame (a worker pool's); default: here, on the event loop. */
+  encode?: (offset: number, data: Buffer) => Promise<Buffer>,
 ): Promise<{ bytes: number; wire: number }> {
   const device = await engine.openExport(delta.exportName);
   const encoder = new FrameEncoder();
+  const encodeFrame = encode ?? (async (offset: number, data: Buffer) => encoder.encode(offset, data));
   let bytes = 0;
   let wire = 0;
   try {
@@ -91,7 +94,7 @@ export async function shipDelta(
         ahead.push(
           device
             .read(piece.offset, piece.length)
-            .then((data) => ({ piece, frame: encoder.encode(piece.offset, data) })),
+            .then(async (data) => ({ piece, frame: await encodeFrame(piece.offset, data) })),
         );
       }
     };

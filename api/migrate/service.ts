@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { FerryError, isFerryError } from '../../common/index.js';
 import { type ClusterStore, RunsElsewhere, type VolumeEngine, type VolumeInfo } from '../../node/index.js';
 import type { PairService } from '../pairs/service.js';
+import { EncodePool } from './encode-pool.js';
 import { dropMigrationSnapshots, Migration, remotePath } from './migration.js';
 import { ended, listMigrations, type MigrationRecord, migrationKey } from './records.js';
 
@@ -48,6 +49,8 @@ export class MigrationService {
   private readonly retries = new Set<NodeJS.Timeout>();
   private closed = false;
   private cleaner: NodeJS.Timeout | undefined;
+  /** Frame encoders shared by the migrations this node runs. */
+  private readonly pool = new EncodePool();
 
   private constructor(private readonly options: MigrationServiceOptions) {}
 
@@ -222,6 +225,7 @@ export class MigrationService {
     for (const t of this.retries) clearTimeout(t);
     for (const { control } of this.running.values()) control.abort(new NodeStopping('the node stopped'));
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
+    await this.pool.close();
   }
 
   private launch(record: MigrationRecord): void {
@@ -236,6 +240,7 @@ export class MigrationService {
         reload: async () => (await store.get<MigrationRecord>(migrationKey(record.task_id))) ?? record,
         save: async (r) => void (await store.put(migrationKey(r.task_id), r)),
         noteRate: (rate) => pairs.noteRate(pair.id, rate),
+        encode: (offset, data) => this.pool.encode(offset, data),
         signal: control.signal,
       });
       const result = await migration.run();
