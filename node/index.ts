@@ -123,6 +123,7 @@ export {
 } from './engine/space.js';
 export * from './engine/types.js';
 export {
+  acceptTlsPsk,
   defaultTlsMode,
   type IoObserver,
   type IoObserverFactory,

@@ -10,8 +10,9 @@ import { constants } from 'node:crypto';
 import type { ClientRequest } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
-import { createSecureContext, type SecureContext, TLSSocket, type TLSSocketOptions } from 'node:tls';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { ERROR_CODES, type ErrorCode, FerryError, networkErrorCode } from '../../common/index.js';
+import { acceptTlsPsk } from '../../node/index.js';
 
 /** ECDHE-PSK first (forward secrecy), then DHE-PSK with AES-GCM. */
 export const PEER_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:DHE-PSK-AES256-GCM-SHA384:DHE-PSK-AES128-GCM-SHA256';
@@ -58,38 +59,7 @@ export function acceptPeer(
     maxVersion: 'TLSv1.2',
     secureOptions: constants.SSL_OP_NO_TICKET,
   });
-  let identity: string | undefined;
-  // Node's TLSSocket takes pskCallback (as tls.createServer does), but its type leaves it out.
-  const options: TLSSocketOptions & { pskCallback: (socket: TLSSocket, id: string) => Buffer | null } = {
-    isServer: true,
-    secureContext: serverContext,
-    pskCallback: (_socket, id) => {
-      const key = keyOf(id);
-      if (key === undefined) return null;
-      identity = id;
-      return key;
-    },
-  };
-  const secure = new TLSSocket(socket, options);
-  // A TLS socket made over an open one does not end that one when it closes (an idle timeout, say): the peer would
-  // keep a dead connection in its pool and get ECONNRESET on its next call.
-  secure.once('close', () => socket.destroy());
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('the peer TLS handshake timed out')), HANDSHAKE_TIMEOUT_MS);
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      secure.off('secure', onSecure);
-      reject(err);
-    };
-    const onSecure = (): void => {
-      clearTimeout(timer);
-      secure.off('error', fail);
-      if (identity === undefined) reject(new Error('the peer TLS handshake ended without a PSK identity'));
-      else resolve({ socket: secure, identity });
-    };
-    secure.once('secure', onSecure);
-    secure.once('error', fail);
-  });
+  return acceptTlsPsk(socket, keyOf, serverContext, HANDSHAKE_TIMEOUT_MS);
 }
 
 /** A request body: JSON, bytes, or a stream of byte chunks. */

@@ -14,3 +14,5 @@ export type { IoObserver, IoObserverFactory } from './connection.js';
 export * as NbdProtocol from './constants.js';
 export { NbdServer, type NbdServerOptions } from './server.js';
 export { SocketReader, StreamClosedError } from './socket-reader.js';
+/** The server side of a TLS-PSK handshake over an open socket (NBD's STARTTLS; the link of paired clusters too). */
+export { startTls as acceptTlsPsk } from './tls.js';

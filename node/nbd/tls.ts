@@ -34,16 +34,19 @@ const HANDSHAKE_TIMEOUT_MS = 30_000;
  * Runs the server side of a TLS handshake over `socket` (which must carry no unread bytes and have no other
  * readers). Resolves with the TLS socket and the PSK identity the client authenticated as; rejects when the
  * handshake fails (a wrong key, an unknown identity, no common suite, a timeout), leaving the caller to destroy it.
+ * `context`: the suites and versions (default NBD's); the TLS socket's close ends `socket` too.
  */
 export function startTls(
   socket: Socket,
   pskKey: (identity: string) => Buffer | undefined,
+  context: SecureContext = pskContext(),
+  timeoutMs: number = HANDSHAKE_TIMEOUT_MS,
 ): Promise<{ socket: TLSSocket; identity: string }> {
   let identity: string | undefined;
   // Node's TLSSocket takes pskCallback (as tls.createServer does), but its type leaves it out.
   const options: TLSSocketOptions & { pskCallback: (socket: TLSSocket, id: string) => Buffer | null } = {
     isServer: true,
-    secureContext: pskContext(),
+    secureContext: context,
     pskCallback: (_socket, id) => {
       const key = pskKey(id);
       if (key === undefined) return null;
@@ -52,8 +55,11 @@ export function startTls(
     },
   };
   const secure = new TLSSocket(socket, options);
+  // A TLS socket made over an open one does not end that one when it closes (an idle timeout, say): its peer would
+  // keep a dead connection and get ECONNRESET on its next use.
+  secure.once('close', () => socket.destroy());
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('TLS handshake timed out')), HANDSHAKE_TIMEOUT_MS);
+    const timer = setTimeout(() => fail(new Error('TLS handshake timed out')), timeoutMs);
     const fail = (err: Error): void => {
       clearTimeout(timer);
       secure.off('secure', onSecure);
