@@ -388,6 +388,21 @@ describe('live migration', () => {
     expect(await ferry(a, ['volume', 'snapshot', 'list', 's1v'])).toMatch(/monday/);
   }, 120_000);
 
+  it('an encrypted volume arrives encrypted (under the KEK of the destination) with its data', async () => {
+    await ferry(a, ['volume', 'create', 'sec', '--size', '32M', '--encrypted']);
+    const file = await fill(a, 'sec', 4 * MiB);
+    const [done] = await ferryJson<Migration[]>(a, ['migrate', 'start', 'sec', '--pair', 'dc2', '--wait']);
+    expect(done?.status).toBe('Done');
+    const dest = await ferryJson<{ volume: { spec: { encrypted: boolean }; encryption?: { kek: string } } }>(b, [
+      'volume',
+      'inspect',
+      'sec',
+    ]);
+    expect(dest.volume.spec.encrypted).toBe(true);
+    expect(dest.volume.encryption?.kek).toBeDefined();
+    expect((await readExport(b, 'sec', 4 * MiB)).equals(await readFile(file))).toBe(true);
+  }, 60_000);
+
   it('a source killed during the copy fails the migration visibly when it restarts and undoes it', async () => {
     await ferry(a, ['volume', 'create', 'k1', '--size', '256M']);
     await fill(a, 'k1', 96 * MiB);

@@ -70,9 +70,17 @@ export function peerApp(options: PeerAppOptions): Hono {
     return c.json(await pairs.accept(identity.slice(2), request));
   });
   app.get('/peer/v1/ping', async (c) => {
-    pairOf(c, pairs);
+    const pairId = pairOf(c, pairs);
     const { id, name } = await options.cluster();
-    return c.json({ cluster_id: id, cluster_name: name, time: new Date().toISOString() });
+    // `back=1`: also say whether this cluster reaches the caller (the other direction of the pair).
+    let back: string | undefined;
+    if (c.req.query('back') === '1') back = await pairs.reachBack(pairId);
+    return c.json({
+      cluster_id: id,
+      cluster_name: name,
+      time: new Date().toISOString(),
+      ...(back !== undefined && { back }),
+    });
   });
   app.delete('/peer/v1/pairs', async (c) => {
     await pairs.forget(pairOf(c, pairs));

@@ -129,6 +129,23 @@ describe('cluster pairs', () => {
     expect((await b.pairs.pairs()).map((p) => p.name)).toEqual(['alpha']);
   });
 
+  it('is Degraded when the other cluster cannot reach this one back, and says so', async () => {
+    const { token } = await b.pairs.issueToken(600);
+    // This side tells the other a URL where nothing listens.
+    const made = await a.pairs.create({
+      name: 'one-way',
+      remote_url: b.server.url,
+      token,
+      local_url: 'http://127.0.0.1:9',
+    });
+    const status = await a.pairs.status(made);
+    expect(status.status).toBe('Degraded');
+    expect(status.reason).toMatch(/cannot reach this one/);
+    const there = (await b.pairs.pairs()).find((p) => p.id === made.id);
+    expect((await b.pairs.status(there as NonNullable<typeof there>)).status).toBe('Error');
+    await a.pairs.delete('one-way');
+  });
+
   it('delete removes the pair on both sides; its key opens no link afterwards', async () => {
     const pair = await a.pairs.pair('dc2');
     const link = new PeerClient(b.server.url, `p.${pair.id}`, a.pairs.keyOf(`p.${pair.id}`) as Buffer, 'old pair');

@@ -60,7 +60,8 @@ export interface AcceptRequest {
 
 /** A pair's state as seen now. */
 export interface PairStatus {
-  status: 'Ready' | 'Error';
+  /** Ready: both directions work; Degraded: this cluster reaches the other, not the other way; Error: no link. */
+  status: 'Ready' | 'Degraded' | 'Error';
   reason?: string;
   /** Round trip of a status call, milliseconds. */
   rtt_ms?: number;
@@ -337,24 +338,39 @@ export class PairService {
   async status(pair: PairRecord): Promise<PairStatus> {
     const started = performance.now();
     try {
-      const answer = await this.link(pair).call<{ cluster_id: string }>(
+      const answer = await this.link(pair).call<{ cluster_id: string; back?: string }>(
         'GET',
-        '/peer/v1/ping',
+        '/peer/v1/ping?back=1',
         undefined,
-        AbortSignal.timeout(PING_TIMEOUT_MS),
+        AbortSignal.timeout(PING_TIMEOUT_MS * 2),
       );
       if (answer.cluster_id !== pair.remote_cluster_id) {
         return { status: 'Error', reason: `another cluster (${answer.cluster_id}) answers at ${pair.remote_url}` };
       }
       const rate = this.rates.get(pair.id);
+      const degraded = answer.back !== undefined && answer.back !== 'ok';
       return {
-        status: 'Ready',
+        status: degraded ? 'Degraded' : 'Ready',
+        ...(degraded && {
+          reason: `the other cluster cannot reach this one (${answer.back}): its calls here (failback, clean-up) fail`,
+        }),
         rtt_ms: Math.round((performance.now() - started) * 100) / 100,
         ...(rate !== undefined && { bandwidth_bytes_per_second: Math.round(rate) }),
       };
     } catch (err: unknown) {
       const reason = isFerryError(err) ? err.message : String(err);
       return { status: 'Error', reason };
+    }
+  }
+
+  /** Whether this cluster reaches the other side of pair `pairId` ('ok'), else why not (the other side asks). */
+  async reachBack(pairId: string): Promise<string> {
+    try {
+      const pair = await this.pair(pairId);
+      await this.link(pair).call('GET', '/peer/v1/ping', undefined, AbortSignal.timeout(PING_TIMEOUT_MS));
+      return 'ok';
+    } catch (err: unknown) {
+      return err instanceof Error ? err.message : String(err);
     }
   }
 

@@ -52,7 +52,7 @@ export const pairInfoSchema = z.strictObject({
   created: z.string(),
   initiated: z.boolean(),
   credential_id: z.string().optional(),
-  status: z.enum(['Ready', 'Error']).optional(),
+  status: z.enum(['Ready', 'Degraded', 'Error']).optional(),
   reason: z.string().optional(),
   rtt_ms: z.number().optional(),
   bandwidth_bytes_per_second: z.number().optional(),

@@ -10,7 +10,7 @@ import { parseDuration } from './cluster.js';
 
 function statusText(p: PairInfo): string {
   if (p.status === undefined) return '-';
-  return p.status === 'Ready' ? 'Ready' : `Error: ${p.reason ?? 'unknown'}`;
+  return p.status === 'Ready' ? 'Ready' : `${p.status}: ${p.reason ?? 'unknown'}`;
 }
 
 function pairsTable(pairs: readonly PairInfo[]): string {
