@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { InspectView } from '../api/index.js';
 import { ApiError } from './client.js';
 import { describeVolume, inFlagWords, localityTable, replicaText, volumeTable } from './commands/volume.js';
+import { isSnapshotView } from './snapshot-view.js';
 
 function view(volume: Partial<InspectView['volume']>): InspectView {
   return {
@@ -133,5 +134,18 @@ describe('replicas in the CLI', () => {
       'n2    h2        0      other    -     -',
     ]);
     expect(localityTable({ volume_id: 'v1', nodes: [] })).toBe('no online nodes');
+  });
+});
+
+describe('a migrated volume in the CLI', () => {
+  it('is a volume (read-only, where it went), not a snapshot', () => {
+    const migrated = view({ readonly: true, migrated_to: 'dc2/db', snapshot_count: 2, attached: false });
+    const text = describeVolume(migrated);
+    expect(text).toMatch(/^Volume\s+:\s+v1$/m);
+    expect(text).toMatch(/^Snapshots\s+:\s+2$/m);
+    expect(text).toMatch(/^Migrated to\s+:\s+dc2\/db \(read-only here; use it there\)$/m);
+    expect(isSnapshotView(migrated)).toBe(false);
+    expect(isSnapshotView(view({ readonly: true, export_name: 'db@s1' }))).toBe(true);
+    expect(describeVolume(view({ cutover: true }))).toMatch(/^Cutover\s+:/m);
   });
 });

@@ -403,6 +403,28 @@ describe('live migration', () => {
     expect((await readExport(b, 'sec', 4 * MiB)).equals(await readFile(file))).toBe(true);
   }, 60_000);
 
+  it('moves several volumes in one start, one task each; a volume named twice or not up is refused first', async () => {
+    await ferry(a, ['volume', 'create', 'm1', '--size', '16M']);
+    await ferry(a, ['volume', 'create', 'm2', '--size', '16M']);
+    const twice = await runFerry(a.apiUrl, ['migrate', 'start', 'm1', 'm1', '--pair', 'dc2'], {
+      FERRY_DATA_DIR: a.dataDir,
+    });
+    expect(twice.stderr).toMatch(/named twice/);
+    const gone = await runFerry(a.apiUrl, ['migrate', 'start', 'm1', 'db', '--pair', 'dc2'], {
+      FERRY_DATA_DIR: a.dataDir,
+    });
+    expect(gone.stderr).toMatch(/db is migrated/);
+    expect(await volumeNames(b)).not.toContain('m1');
+    const done = await ferryJson<Migration[]>(a, ['migrate', 'start', 'm1', 'm2', '--pair', 'dc2', '--wait']);
+    expect(done.map((m) => [m.local_volume_name, m.status])).toEqual([
+      ['m1', 'Done'],
+      ['m2', 'Done'],
+    ]);
+    expect(await volumeNames(b)).toEqual(expect.arrayContaining(['m1', 'm2']));
+    const table = await ferry(a, ['migrate', 'status']);
+    expect(table).toMatch(/m1\s+dc2\s+Done/);
+  }, 60_000);
+
   it('a source killed during the copy fails the migration visibly when it restarts and undoes it', async () => {
     await ferry(a, ['volume', 'create', 'k1', '--size', '256M']);
     await fill(a, 'k1', 96 * MiB);

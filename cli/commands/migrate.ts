@@ -24,7 +24,7 @@ function line(m: MigrateInfoView): string {
 }
 
 function table(list: readonly MigrateInfoView[]): string {
-  return renderTable(
+  const rows = renderTable(
     ['TASK', 'VOLUME', 'PAIR', 'STATUS', 'STAGE', 'PROGRESS', 'CUTOVER'],
     list.map((m) => [
       m.task_id,
@@ -36,6 +36,14 @@ function table(list: readonly MigrateInfoView[]): string {
       m.writes_held_ms !== undefined ? `writes held ${m.writes_held_ms} ms` : m.cutover,
     ]),
   );
+  // Why each one that did not end Done ended so (or what a Done one left to say).
+  const reasons = list
+    .filter((m) => m.error_reason !== undefined)
+    .map(
+      (m) =>
+        `${m.task_id}: ${m.error_reason}${m.remote_cleanup === 'pending' ? ' (destination clean-up pending)' : ''}`,
+    );
+  return reasons.length === 0 ? rows : `${rows}\n\n${reasons.join('\n')}`;
 }
 
 async function status(client: FerryClient, taskId?: string): Promise<MigrateInfoView[]> {

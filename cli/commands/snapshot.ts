@@ -1,9 +1,11 @@
 /** `ferry volume snapshot create|list|delete|restore`. */
+
 import type { Command } from 'commander';
 import type { InspectView } from '../../api/index.js';
 import { ApiError, type FerryClient } from '../client.js';
 import { clientFor, output } from '../context.js';
 import { formatLabels, formatSize, parseLabel, renderTable } from '../format.js';
+import { isSnapshotView } from '../snapshot-view.js';
 
 /**
  * Finds a snapshot's id from its id, `VOLUME@SNAPSHOT`, or its name among `volume`'s snapshots. NOT_FOUND (as an
@@ -12,7 +14,7 @@ import { formatLabels, formatSize, parseLabel, renderTable } from '../format.js'
 export async function resolveSnapshotId(client: FerryClient, volume: string, ref: string): Promise<string> {
   try {
     const view = await client.inspect(ref);
-    if (view.volume.readonly) return view.volume.id;
+    if (isSnapshotView(view)) return view.volume.id;
   } catch (err: unknown) {
     if (!(err instanceof ApiError && err.code === 'NOT_FOUND') || ref.includes('@')) throw err;
   }
@@ -70,7 +72,7 @@ export function registerSnapshotCommands(volume: Command): void {
     .action(async (ref: string, _options: object, command: Command) => {
       const client = clientFor(command);
       const view = await client.inspect(ref);
-      if (!view.volume.readonly) {
+      if (!isSnapshotView(view)) {
         throw new ApiError('INVALID_ARGUMENT', `"${ref}" is a volume, not a snapshot; use \`ferry volume delete\``, 0);
       }
       const response = await client.delete(view.volume.id);

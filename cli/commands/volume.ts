@@ -1,4 +1,5 @@
 /** `ferry volume create|list|inspect|delete|resize|clone|diff` (pxctl-like), and the `snapshot` group below it. */
+
 import { type Command, Option } from 'commander';
 import type { InspectView, LocalityResponse, ReplicaView } from '../../api/index.js';
 import { BACKUP_SNAPSHOT_LABEL, type Extent } from '../../node/index.js';
@@ -14,6 +15,7 @@ import {
   parseWholeNumber,
   renderTable,
 } from '../format.js';
+import { isSnapshotView } from '../snapshot-view.js';
 import { parseBandwidth } from './cluster.js';
 import { registerSnapshotCommands, resolveSnapshotId } from './snapshot.js';
 
@@ -90,8 +92,9 @@ function replicasCell(v: InspectView['volume']): string {
 /** One line per field, like `pxctl volume inspect`. */
 export function describeVolume(view: InspectView): string {
   const v = view.volume;
+  const snapshot = isSnapshotView(view);
   const rows: [string, string][] = [
-    [v.readonly ? 'Snapshot' : 'Volume', v.id],
+    [snapshot ? 'Snapshot' : 'Volume', v.id],
     ['Name', v.locator.name],
     ['Size', `${formatSize(v.spec.size)} (${v.spec.size} bytes)`],
     ['HA', String(v.spec.ha_level)],
@@ -102,7 +105,9 @@ export function describeVolume(view: InspectView): string {
     ['Created', v.ctime],
     ['Export', v.export_name],
   ];
-  if (!v.readonly) rows.push(['Snapshots', String(v.snapshot_count)], ['Bytes used', formatSize(v.bytes_used)]);
+  if (!snapshot) rows.push(['Snapshots', String(v.snapshot_count)], ['Bytes used', formatSize(v.bytes_used)]);
+  if (v.migrated_to !== undefined) rows.push(['Migrated to', `${v.migrated_to} (read-only here; use it there)`]);
+  if (v.cutover === true) rows.push(['Cutover', 'a migration holds its writes for a few seconds']);
   const replicas = v.replicas ?? v.replica_sets?.[0]?.nodes.map((node_id) => ({ node_id, state: 'in-sync' as const }));
   for (const replica of replicas ?? []) rows.push(['Replica', `${replica.node_id}  ${replicaText(replica)}`]);
   if (v.attached_on !== undefined && v.attached_for === 'resync') {
@@ -110,7 +115,7 @@ export function describeVolume(view: InspectView): string {
   } else if (v.attached_on !== undefined) rows.push(['Attached on', `node ${v.attached_on}`]);
   for (const holder of v.attached_by ?? []) rows.push(['Attached by', `${holder.client} since ${holder.since}`]);
   if (v.open_problem !== undefined) rows.push(['Cannot open', v.open_problem]);
-  if (v.source !== undefined) rows.push([v.readonly ? 'Volume' : 'Parent snapshot', v.source.parent]);
+  if (v.source !== undefined) rows.push([snapshot ? 'Volume' : 'Parent snapshot', v.source.parent]);
   const width = Math.max(...rows.map(([key]) => key.length));
   return rows.map(([key, value]) => `${key.padEnd(width)}  :  ${value}`).join('\n');
 }
@@ -293,7 +298,7 @@ export function registerVolumeCommands(program: Command): void {
     .action(async (ref: string, options: { yes?: boolean; withSchedules?: boolean }, command: Command) => {
       const client = clientFor(command);
       const view = await client.inspect(ref);
-      if (!view.volume.readonly && view.volume.snapshot_count > 0 && options.yes !== true) {
+      if (!isSnapshotView(view) && view.volume.snapshot_count > 0 && options.yes !== true) {
         const names = await userSnapshots(client, view.volume.id);
         const name = view.volume.locator.name;
         const count = `${names.length} snapshot${names.length === 1 ? '' : 's'}`;
@@ -306,7 +311,7 @@ export function registerVolumeCommands(program: Command): void {
         }
       }
       const response = await client.delete(view.volume.id, options.withSchedules === true);
-      const kind = view.volume.readonly ? 'Snapshot' : 'Volume';
+      const kind = isSnapshotView(view) ? 'Snapshot' : 'Volume';
       output(
         command,
         response,
