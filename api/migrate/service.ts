@@ -118,9 +118,10 @@ export class MigrationService {
     if (engine.holdWrites === undefined) {
       throw new FerryError('FAILED_PRECONDITION', "this node cannot hold a volume's writes, so it cannot migrate one");
     }
-    // Checked once more so that a start is refused before anything is made.
+    // Checked once more so that a start is refused before anything is made (Degraded is enough: a migration's calls
+    // go from here to there).
     const status = await pairs.status(pair);
-    if (status.status !== 'Ready') {
+    if (status.status === 'Error') {
       throw new FerryError('UNAVAILABLE', `cluster pair ${pair.name} is not ready: ${status.reason ?? status.status}`);
     }
     const now = new Date().toISOString();
