@@ -25,20 +25,17 @@
  * A row whose behaviour does not happen says `failed: <why>` and the others still run. The nodes are stopped and the
  * scratch data removed at the end, also on an error or Ctrl-C.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { formatSize, type ImageInfo, parseSize, writeImage } from './cloudsnap-workload.js';
 import { COPY_FIGURES, copyRows } from './dr-copy.js';
 import { CUTOVER_FIGURE, cutoverRow } from './dr-cutover.js';
 import { type DrRow, MiB, notes, reason, tableRow } from './dr-rows.js';
 import { startSites, stopEverything } from './dr-sites.js';
-import { printTable, writeJson } from './report.js';
-
-const run = promisify(execFile);
+import { codeVersion, printTable, writeJson } from './report.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -90,17 +87,6 @@ const DR_ROWS: DrRow[] = [
     conditions: 'a standby following through a shared bucket, no writes',
   },
 ].map((r) => ({ ...r, ferry: '-', peer: '-', verdict: NOT_BUILT }));
-
-/** The commit the bench ran on, with `+changes` when the work tree differs from it; `unknown` outside git. */
-async function codeVersion(): Promise<string> {
-  try {
-    const head = (await run('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim();
-    const changes = (await run('git', ['status', '--porcelain', '--untracked-files=no'])).stdout.trim();
-    return changes === '' ? head : `${head}+changes`;
-  } catch {
-    return 'unknown';
-  }
-}
 
 function log(line: string): void {
   process.stdout.write(`${line}\n`);

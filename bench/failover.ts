@@ -19,11 +19,10 @@
  * `--trial-timeout S`: longest wait per takeover trial (default 60, quick 30). Full rows run about 8 minutes.
  * A row whose behaviour does not happen says `failed: <why>`; one the bench cannot measure says `not measured: <why>`.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { type BenchCluster, startBenchCluster } from './cluster-nodes.js';
 import { chaosRow } from './failover-chaos.js';
 import {
@@ -43,9 +42,7 @@ import {
 import { benchStall, STALL_FIGURE } from './failover-stall.js';
 import { benchTakeover, TAKEOVER_FIGURE } from './failover-takeover.js';
 import { type FigureRow, notes, reason, tableRow } from './failover-verdict.js';
-import { printTable, writeJson } from './report.js';
-
-const run = promisify(execFile);
+import { codeVersion, printTable, writeJson } from './report.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -107,17 +104,6 @@ const FIGURES = {
   resyncTime: { key: 'resync', ...RESYNC_FIGURES.time },
   resume: { key: 'resume', ...RESYNC_FIGURES.resume, detail: workloadText(resync) },
 };
-
-/** The commit the bench ran on, with `+changes` when the work tree differs from it; `unknown` outside git. */
-async function codeVersion(): Promise<string> {
-  try {
-    const head = (await run('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim();
-    const changes = (await run('git', ['status', '--porcelain', '--untracked-files=no'])).stdout.trim();
-    return changes === '' ? head : `${head}+changes`;
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function main(): Promise<void> {
   const base = await mkdtemp(join(opts.dir ?? tmpdir(), 'ferry-bench-failover-'));

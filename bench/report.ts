@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 export type Row = Record<string, string | number>;
 
@@ -20,4 +24,15 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, `${JSON.stringify(value, null, 2)}\n`);
   process.stdout.write(`\nresults written to ${path}\n`);
+}
+
+/** The commit the bench ran on, with `+changes` when the work tree differs from it; `unknown` outside git. */
+export async function codeVersion(): Promise<string> {
+  try {
+    const head = (await run('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim();
+    const changes = (await run('git', ['status', '--porcelain', '--untracked-files=no'])).stdout.trim();
+    return changes === '' ? head : `${head}+changes`;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -102,6 +102,26 @@ async function migration(s: Site, task: string): Promise<Migration> {
   return m;
 }
 
+/** Starts a migration of `volume` with a manual cutover and waits until it awaits the cutover; its task id. */
+async function startAwaitingCutover(volume: string): Promise<string> {
+  const [started] = await ferryJson<Migration[]>(a, [
+    'migrate',
+    'start',
+    volume,
+    '--pair',
+    'dc2',
+    '--cutover',
+    'manual',
+  ]);
+  const task = (started as Migration).task_id;
+  await until(
+    'the manual cutover to be awaited',
+    () => migration(a, task),
+    (m) => m.current_stage === 'AwaitingCutover',
+  );
+  return task;
+}
+
 async function until<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, ms = 120_000): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -300,21 +320,7 @@ describe('live migration', () => {
   it('cancel leaves the source as it was and removes what was made on the destination; a manual cutover waits', async () => {
     await ferry(a, ['volume', 'create', 'c1', '--size', '128M']);
     const file = await fill(a, 'c1', 32 * MiB);
-    const [started] = await ferryJson<Migration[]>(a, [
-      'migrate',
-      'start',
-      'c1',
-      '--pair',
-      'dc2',
-      '--cutover',
-      'manual',
-    ]);
-    const task = (started as Migration).task_id;
-    await until(
-      'the manual cutover to be awaited',
-      () => migration(a, task),
-      (m) => m.current_stage === 'AwaitingCutover',
-    );
+    const task = await startAwaitingCutover('c1');
     expect(await volumeNames(b)).toContain('c1');
     await ferry(a, ['migrate', 'cancel', task]);
     const aborted = await until(
@@ -328,21 +334,7 @@ describe('live migration', () => {
     // The source takes writes again, and still holds its data.
     expect((await readExport(a, 'c1', 32 * MiB)).equals(await readFile(file))).toBe(true);
 
-    const [second] = await ferryJson<Migration[]>(a, [
-      'migrate',
-      'start',
-      'c1',
-      '--pair',
-      'dc2',
-      '--cutover',
-      'manual',
-    ]);
-    const task2 = (second as Migration).task_id;
-    await until(
-      'the manual cutover to be awaited',
-      () => migration(a, task2),
-      (m) => m.current_stage === 'AwaitingCutover',
-    );
+    const task2 = await startAwaitingCutover('c1');
     expect((await migration(a, task2)).status).toBe('Active');
     await ferry(a, ['migrate', 'cutover', task2]);
     await until(

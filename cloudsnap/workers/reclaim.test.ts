@@ -46,10 +46,11 @@ describe('Reclaimer', () => {
 
   it('runs a real full collection every `majorEvery` collections', async () => {
     const r = new Reclaimer(1, 3, 1024 ** 3);
-    const kinds = await collections(() => {
+    const seen = await gcEntries(() => {
       for (let i = 0; i < 3; i++) r.processed(1);
     });
-    expect(kinds.filter((k) => k === MAJOR)).toHaveLength(1);
+    // Only the collections asked for: V8 may run a full one of its own meanwhile (Node 24 did, once).
+    expect(seen.filter((e) => e.kind === MAJOR && (e.flags & ASKED_FOR) !== 0)).toHaveLength(1);
   });
 
   it('runs a full collection as soon as the heap grew `headroom` past what the last one left', async () => {
