@@ -79,9 +79,9 @@ export async function shipDelta(
   const encodeFrame = encode ?? (async (offset: number, data: Buffer) => encoder.encode(offset, data));
   let bytes = 0;
   let wire = 0;
+  const ahead: Promise<{ piece: Piece; frame: Buffer }>[] = [];
   try {
     const source = pieces(engine, delta)[Symbol.asyncIterator]();
-    const ahead: Promise<{ piece: Piece; frame: Buffer }>[] = [];
     let exhausted = false;
     const fill = async (): Promise<void> => {
       while (!exhausted && ahead.length < READ_AHEAD) {
@@ -135,6 +135,9 @@ export async function shipDelta(
     await Promise.all(running);
     if (failure !== undefined) throw (failure as { err: unknown }).err;
   } finally {
+    // Pieces read ahead and never sent (a failed or cancelled shipment) settle before the device closes under them,
+    // and their failures are nobody's to report.
+    await Promise.allSettled(ahead);
     await device.close();
   }
   return { bytes, wire };
