@@ -71,7 +71,10 @@ async function follow(client: FerryClient, ids: readonly string[], quiet: boolea
       if (!quiet) process.stderr.write(`${line(m)}\n`);
       seen.set(m.task_id, { key, at: Date.now() });
     }
-    if (now.length === ids.length && now.every((m) => ENDED.has(m.status))) return now;
+    if (now.length === ids.length && now.every((m) => ENDED.has(m.status))) {
+      // In the order the volumes were given (the store lists them newest first, ties in no order).
+      return ids.map((id) => now.find((m) => m.task_id === id) as MigrateInfoView);
+    }
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
 }
