@@ -215,11 +215,6 @@ export class MigrationService {
     return { status: record.status, stage: record.stage };
   }
 
-  /** Resolves once the migration ends (for tests and the CLI's --wait, through status). */
-  async settled(taskId: string): Promise<MigrationRecord | undefined> {
-    return this.running.get(taskId)?.done;
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     if (this.cleaner !== undefined) clearInterval(this.cleaner);
